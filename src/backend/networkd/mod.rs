@@ -1,0 +1,105 @@
+//! The systemd-networkd backend: render the plan as files, write them, ask networkd to reload,
+//! and put the previous generation back if networkd fails a link with them.
+
+pub mod dbus;
+pub mod render;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use crate::backend::files::{self, Change};
+use crate::backend::sysctl::{self, SysctlChange};
+use crate::plan::Plan;
+
+/// What one apply did, so that `try` (or a failed verification) can take it back.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub undo_files: Vec<Change>,
+    pub undo_sysctls: Vec<SysctlChange>,
+}
+
+impl Applied {
+    pub fn changed_anything(&self) -> bool {
+        !self.undo_files.is_empty() || !self.undo_sysctls.is_empty()
+    }
+}
+
+/// How long networkd gets to take the new files before a link in state "failed" is blamed on them.
+const VERIFY_WINDOW: Duration = Duration::from_secs(3);
+
+pub fn compare(plan: &Plan, root: &Path) -> anyhow::Result<Vec<Change>> {
+    files::compare(root, &render::render(plan), &render::owned_patterns())
+}
+
+/// Writes the plan's files under `root`, sets its sysctls, and (when `reload`) asks the running
+/// networkd to reload and checks that no uplink fails with the new files; otherwise everything
+/// is put back as it was.
+pub async fn apply(plan: &Plan, root: &Path, reload: bool) -> anyhow::Result<Applied> {
+    let changes = compare(plan, root)?;
+    let undo_files = files::apply(root, &changes)?;
+    let undo_sysctls = match sysctl::apply(&plan.sysctls) {
+        Ok(u) => u,
+        Err(e) => {
+            let _ = files::apply(root, &undo_files);
+            return Err(e);
+        }
+    };
+    let applied = Applied { undo_files, undo_sysctls };
+    if reload && applied.changed_anything() {
+        if let Err(e) = reload_and_verify(plan).await {
+            let restored = revert(&applied, root, true).await;
+            return Err(match restored {
+                Ok(()) => e.context("networkd did not take the new configuration; the previous files are back"),
+                Err(r) => e.context(format!("networkd did not take the new configuration, and restoring the previous files failed too: {r:#}")),
+            });
+        }
+    }
+    Ok(applied)
+}
+
+/// Takes an apply back: the previous files, the previous sysctl values, and a reload.
+pub async fn revert(applied: &Applied, root: &Path, reload: bool) -> anyhow::Result<()> {
+    files::apply(root, &applied.undo_files)?;
+    sysctl::revert(&applied.undo_sysctls)?;
+    if reload {
+        reload_networkd().await?;
+    }
+    Ok(())
+}
+
+pub async fn reload_networkd() -> anyhow::Result<()> {
+    let bus = zbus::Connection::system().await.context("cannot connect to the system D-Bus to reload systemd-networkd")?;
+    let manager = dbus::ManagerProxy::new(&bus).await?;
+    manager.reload().await.context("systemd-networkd refused Reload (is it running?)")?;
+    Ok(())
+}
+
+async fn reload_and_verify(plan: &Plan) -> anyhow::Result<()> {
+    reload_networkd().await?;
+    let bus = zbus::Connection::system().await?;
+    let manager = dbus::ManagerProxy::new(&bus).await?;
+    let deadline = Instant::now() + VERIFY_WINDOW;
+    loop {
+        let mut failed = Vec::new();
+        let mut settling = false;
+        for u in &plan.uplinks {
+            // An uplink that does not exist yet (a USB adapter not plugged in) is not an error.
+            let Ok((_, path)) = manager.get_link_by_name(&u.interface).await else { continue };
+            let link = dbus::LinkProxy::builder(&bus).path(path).build().await?;
+            match link.administrative_state().await?.as_str() {
+                "failed" => failed.push(u.interface.clone()),
+                "pending" | "initialized" => settling = true,
+                _ => {}
+            }
+        }
+        if !failed.is_empty() {
+            bail!("systemd-networkd failed to configure {} (see its journal)", failed.join(", "));
+        }
+        if !settling && Instant::now() + VERIFY_WINDOW / 3 >= deadline || Instant::now() >= deadline {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

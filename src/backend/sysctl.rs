@@ -1,0 +1,45 @@
+//! Setting the plan's sysctls on the running kernel (the sysctl.d file covers the next boot).
+//! Values are per network namespace, which is what lets the lab test this for real.
+
+use std::fs;
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::plan::Sysctl;
+
+/// One sysctl as it was before, to put back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SysctlChange {
+    pub path: String,
+    pub value: String,
+}
+
+/// Writes the values that differ; returns the previous values. Keys of interfaces that do not
+/// exist yet are skipped: the sysctl.d file and the `default` key cover them when they appear.
+pub fn apply(sysctls: &[Sysctl]) -> anyhow::Result<Vec<SysctlChange>> {
+    let mut undo = Vec::new();
+    for s in sysctls {
+        let path = s.proc_path();
+        if !Path::new(&path).exists() {
+            continue;
+        }
+        let old = fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?.trim().to_string();
+        if old == s.value {
+            continue;
+        }
+        if let Err(e) = fs::write(&path, &s.value).with_context(|| format!("cannot set {} = {}", s.key, s.value)) {
+            let _ = revert(&undo);
+            return Err(e);
+        }
+        undo.push(SysctlChange { path, value: old });
+    }
+    Ok(undo)
+}
+
+pub fn revert(undo: &[SysctlChange]) -> anyhow::Result<()> {
+    for u in undo.iter().rev() {
+        fs::write(&u.path, &u.value).with_context(|| format!("cannot restore {}", u.path))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,7 @@
+//! multihome keeps a host with several uplinks online: one policy file becomes a routing table
+//! per uplink, `from`/`to` rules and metric-ordered default routes, realised by
+//! systemd-networkd or NetworkManager, kept right at run time by dispatcher hooks and a daemon.
+
+pub mod backend;
+pub mod plan;
+pub mod policy;

@@ -1,0 +1,144 @@
+//! The desired state: what the policy means for routes, rules and sysctls, as a plain value.
+//!
+//! [`plan`] is a pure function of the policy (no clock, files or kernel); every backend renders
+//! or applies the [`Plan`] it returns, so networkd, NetworkManager, the dispatcher hooks and the
+//! daemon can never disagree about a table number or a metric.
+
+mod numbers;
+mod show;
+mod sysctl;
+mod uplink;
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::Serialize;
+
+use crate::policy::{Addressing, Dhcp, Policy, Probe};
+
+pub use numbers::{DAEMON_RULE_PRIORITY, DAEMON_TABLE, PROTOCOL};
+pub use sysctl::Sysctl;
+pub use show::route as show_route;
+pub use uplink::dynamic_rules_and_routes;
+
+/// A routing table: the kernel's main table or one of the numbered ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Table {
+    Main,
+    Id(u32),
+}
+
+impl Table {
+    pub fn number(self) -> u32 {
+        match self {
+            Table::Main => 254,
+            Table::Id(n) => n,
+        }
+    }
+}
+
+/// An IPv4 route the plan wants on an uplink's interface.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Route {
+    pub destination: Ipv4Net,
+    pub gateway: Option<Ipv4Addr>,
+    pub table: Table,
+    /// `None` leaves the kernel's default (0) where order does not matter (inside an uplink's
+    /// own table there is one route per destination).
+    pub metric: Option<u32>,
+    /// Set on link routes so that the table's own traffic leaves with this uplink's address.
+    pub preferred_source: Option<Ipv4Addr>,
+}
+
+impl Route {
+    pub fn is_default(&self) -> bool {
+        self.destination.prefix_len() == 0
+    }
+}
+
+/// An IPv4 routing-policy rule (`ip rule`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Rule {
+    pub priority: u32,
+    pub from: Option<Ipv4Net>,
+    pub to: Option<Ipv4Net>,
+    pub table: Table,
+}
+
+/// Where an uplink's address comes from, as far as the plan needs to know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Addresses {
+    Static(Vec<Ipv4Net>),
+    /// Known only when the lease arrives: the dispatcher hook adds the rules then, from
+    /// [`dynamic_rules_and_routes`].
+    Dhcp(Dhcp),
+}
+
+/// Everything the plan wants for one uplink.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UplinkPlan {
+    pub interface: String,
+    /// 0 for the most preferred uplink.
+    pub rank: usize,
+    /// This uplink's own routing table, for traffic that is bound to its address.
+    pub table: u32,
+    /// Metric of this uplink's routes in the main table (its default route and its prefix
+    /// routes), which orders the uplinks for connections with a wildcard source.
+    pub metric: u32,
+    pub addresses: Addresses,
+    /// `None` only for DHCP uplinks that take the lease's router.
+    pub gateway: Option<Ipv4Addr>,
+    /// Routes known now (all of them for static uplinks; for DHCP ones none, see `Addresses`).
+    pub routes: Vec<Route>,
+    pub rules: Vec<Rule>,
+}
+
+/// The desired state for the whole host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// Most preferred first.
+    pub uplinks: Vec<UplinkPlan>,
+    pub sysctls: Vec<Sysctl>,
+    /// Something other than the network manager adds rules or routes at run time (the dispatcher
+    /// hook for DHCP uplinks, the daemon for probes), so the manager must leave foreign ones alone.
+    pub run_time_changes: bool,
+    pub probe: Option<Probe>,
+    /// The policy file the plan came from, named in generated files.
+    pub source: String,
+}
+
+impl Plan {
+    pub fn uplink(&self, interface: &str) -> Option<&UplinkPlan> {
+        self.uplinks.iter().find(|u| u.interface == interface)
+    }
+}
+
+/// Policy -> desired state. Pure: the same policy always gives the same plan.
+pub fn plan(policy: &Policy) -> Plan {
+    let ranked = policy.ranked();
+    let tables = numbers::tables(&ranked);
+    let uplinks: Vec<UplinkPlan> = ranked
+        .iter()
+        .enumerate()
+        .map(|(rank, u)| {
+            let table = tables[rank];
+            let metric = numbers::metric(rank);
+            let (addresses, routes, rules) = match &u.addressing {
+                Addressing::Static(nets) => {
+                    let gateway = u.gateway.expect("validation requires a gateway for static uplinks");
+                    let (rules, routes) = uplink::rules_and_routes(rank, table, metric, nets, Some(gateway));
+                    (Addresses::Static(nets.clone()), routes, rules)
+                }
+                Addressing::Dhcp(d) => (Addresses::Dhcp(*d), Vec::new(), Vec::new()),
+            };
+            UplinkPlan { interface: u.interface.clone(), rank, table, metric, addresses, gateway: u.gateway, routes, rules }
+        })
+        .collect();
+    let sysctls = sysctl::for_uplinks(uplinks.iter().map(|u| u.interface.as_str()));
+    let run_time_changes = policy.probe.is_some() || uplinks.iter().any(|u| matches!(u.addresses, Addresses::Dhcp(_)));
+    Plan { uplinks, sysctls, run_time_changes, probe: policy.probe.clone(), source: policy.source.clone() }
+}
+
+#[cfg(test)]
+mod tests;

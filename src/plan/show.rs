@@ -1,0 +1,79 @@
+//! The plan in `ip route`/`ip rule` words, for `multihome check` and for people reading tests.
+
+use std::fmt::{self, Write};
+
+use super::{Addresses, Plan, Route, Rule, Table};
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Table::Main => f.write_str("main"),
+            Table::Id(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:\tfrom {}", self.priority, self.from.map_or("all".to_string(), |n| n.addr().to_string()))?;
+        if let Some(to) = self.to {
+            write!(f, " to {}", to.addr())?;
+        }
+        write!(f, " lookup {}", self.table)
+    }
+}
+
+/// `ip route` syntax; the device is added by the caller, which knows the uplink.
+pub fn route(r: &Route, dev: &str) -> String {
+    let mut s = if r.is_default() { "default".to_string() } else { r.destination.to_string() };
+    if let Some(gw) = r.gateway {
+        let _ = write!(s, " via {gw}");
+    }
+    let _ = write!(s, " dev {dev}");
+    if r.gateway.is_none() {
+        s.push_str(" scope link");
+    }
+    if let Some(src) = r.preferred_source {
+        let _ = write!(s, " src {src}");
+    }
+    if r.table != Table::Main {
+        let _ = write!(s, " table {}", r.table);
+    }
+    if let Some(m) = r.metric {
+        let _ = write!(s, " metric {m}");
+    }
+    s
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "# Plan for {}: uplinks from most to least preferred", self.source)?;
+        for u in &self.uplinks {
+            let addrs = match &u.addresses {
+                Addresses::Static(nets) => nets.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" "),
+                Addresses::Dhcp(_) => "DHCP".to_string(),
+            };
+            let gw = u.gateway.map_or("the lease's router".to_string(), |g| g.to_string());
+            writeln!(f, "\n{} (#{}): {addrs} via {gw}, table {}, main metric {}", u.interface, u.rank + 1, u.table, u.metric)?;
+            for r in &u.rules {
+                writeln!(f, "  rule  {r}")?;
+            }
+            for r in &u.routes {
+                writeln!(f, "  route {}", route(r, &u.interface))?;
+            }
+            if let Addresses::Dhcp(_) = u.addresses {
+                writeln!(f, "  route default via <lease router> dev {} metric {}", u.interface, u.metric)?;
+                writeln!(f, "  route default via <lease router> dev {} table {}", u.interface, u.table)?;
+                writeln!(f, "  rules from/to <lease address> lookup {}, set by `multihome dispatch` when the lease arrives", u.table)?;
+            }
+        }
+        writeln!(f, "\nsysctls:")?;
+        for s in &self.sysctls {
+            writeln!(f, "  {} = {}", s.key, s.value)?;
+        }
+        if self.run_time_changes {
+            writeln!(f, "\nrun-time rules and routes: yes (the network manager is told to leave them alone)")?;
+        }
+        Ok(())
+    }
+}

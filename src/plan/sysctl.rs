@@ -1,0 +1,54 @@
+//! The kernel settings a host with several uplinks on one subnet needs. Each is decided here,
+//! with the reason beside it.
+
+use serde::Serialize;
+
+/// One `net.*` sysctl, with the one-line reason that is also written into the rendered file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sysctl {
+    pub key: String,
+    pub value: String,
+    pub why: &'static str,
+}
+
+impl Sysctl {
+    /// The file under /proc/sys that holds it.
+    pub fn proc_path(&self) -> String {
+        format!("/proc/sys/{}", self.key.replace('.', "/"))
+    }
+}
+
+pub fn for_uplinks<'a>(interfaces: impl Iterator<Item = &'a str>) -> Vec<Sysctl> {
+    let mut out = Vec::new();
+    let mut set = |key: String, value: &str, why: &'static str| out.push(Sysctl { key, value: value.into(), why });
+    // `default` covers uplinks that appear after boot (USB Wi-Fi); the per-interface keys cover
+    // those that exist now: kernels before 5.x read this one per device only, not from `all`.
+    set(
+        "net.ipv4.conf.default.ignore_routes_with_linkdown".into(),
+        "1",
+        "skip a route whose link lost carrier at once, instead of sending into it until the manager deletes it",
+    );
+    for name in interfaces {
+        set(
+            format!("net.ipv4.conf.{name}.ignore_routes_with_linkdown"),
+            "1",
+            "skip this uplink's routes the moment it loses carrier (the next metric takes over)",
+        );
+        set(
+            format!("net.ipv4.conf.{name}.arp_ignore"),
+            "1",
+            "answer ARP only for this uplink's own address (no ARP flux between NICs on one subnet)",
+        );
+        set(
+            format!("net.ipv4.conf.{name}.arp_announce"),
+            "2",
+            "ask ARP with the address of the interface that sends, so peers learn the right MAC",
+        );
+        set(
+            format!("net.ipv4.conf.{name}.rp_filter"),
+            "2",
+            "loose reverse-path check: replies may arrive on an uplink that is not the best route back",
+        );
+    }
+    out
+}

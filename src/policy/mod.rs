@@ -1,0 +1,167 @@
+//! The policy file: what the owner of a multi-homed host wants, as a validated value.
+//!
+//! `load`/`parse` turn `/etc/multihome/multihome.conf` into a [`Policy`]; everything after this
+//! module may rely on its invariants (unique interfaces, priorities and tables, gateways inside an
+//! uplink prefix, kernel-valid interface names).
+
+mod error;
+pub mod timespan;
+pub mod unit_file;
+mod validate;
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use ipnet::Ipv4Net;
+use serde::Serialize;
+
+pub use error::{Diagnostic, Diagnostics};
+
+/// The default location of the policy file.
+pub const DEFAULT_PATH: &str = "/etc/multihome/multihome.conf";
+
+/// Which network manager realises the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Whichever of NetworkManager and systemd-networkd runs on the machine.
+    Auto,
+    Networkd,
+    NetworkManager,
+}
+
+/// How failover is realised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A table per uplink, `from`/`to` rules and metric-ordered default routes.
+    Routes,
+}
+
+/// Which families an uplink asks DHCP for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dhcp {
+    Ipv4,
+    /// `DHCP=yes`: IPv4 gets multihome's policy, IPv6 is left to the network manager.
+    Yes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Addressing {
+    Static(Vec<Ipv4Net>),
+    Dhcp(Dhcp),
+}
+
+/// One `[Uplink]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Uplink {
+    pub interface: String,
+    /// Lower is preferred.
+    pub priority: u32,
+    pub addressing: Addressing,
+    /// Required for static addressing; with DHCP the lease's router is used when absent.
+    pub gateway: Option<Ipv4Addr>,
+    /// Explicit routing table, or `None` to let the planner pick one.
+    pub table: Option<u32>,
+}
+
+/// How the per-target probe results of one round combine into "the uplink answered".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Require {
+    /// At least this many targets answered.
+    AtLeast(usize),
+    All,
+}
+
+/// The `[Probe]` section: health checks the daemon runs through each uplink alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Probe {
+    pub targets: Vec<Ipv4Addr>,
+    pub interval: Duration,
+    /// How long one probe waits for its answer.
+    pub timeout: Duration,
+    /// Consecutive failed rounds before an uplink is declared down.
+    pub fail_after: u32,
+    /// Consecutive good rounds before a down uplink is trusted again.
+    pub recover_after: u32,
+    pub require: Require,
+    /// Also ask the gateway by ARP: a live gateway with a dead upstream still answers ICMP for
+    /// itself, but a dead gateway is seen by ARP alone without needing a target behind it.
+    pub arp_gateway: bool,
+    /// The shortest time a demoted uplink stays demoted.
+    pub hold_time: Duration,
+    /// Flap damping: each failure within this time of the last doubles the hold, up to here.
+    pub max_hold_time: Duration,
+}
+
+impl Default for Probe {
+    fn default() -> Self {
+        Probe {
+            targets: Vec::new(),
+            interval: Duration::from_millis(200),
+            timeout: Duration::from_millis(200),
+            fail_after: 3,
+            recover_after: 5,
+            require: Require::AtLeast(1),
+            arp_gateway: true,
+            hold_time: Duration::from_secs(2),
+            max_hold_time: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A validated policy file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Policy {
+    /// Where it came from, for messages and for the header of rendered files.
+    pub source: String,
+    pub backend: Backend,
+    pub mode: Mode,
+    pub probe: Option<Probe>,
+    /// In file order.
+    pub uplinks: Vec<Uplink>,
+}
+
+impl Policy {
+    /// Uplinks from most to least preferred.
+    pub fn ranked(&self) -> Vec<&Uplink> {
+        let mut ranked: Vec<&Uplink> = self.uplinks.iter().collect();
+        ranked.sort_by_key(|u| u.priority);
+        ranked
+    }
+}
+
+/// Parses policy text; `file` names it in errors.
+pub fn parse(file: &str, text: &str) -> Result<Policy, Diagnostics> {
+    let sections = unit_file::parse(file, text)?;
+    validate::policy(file, &sections)
+}
+
+/// Reads and parses the policy file at `path`.
+pub fn load(path: &Path) -> anyhow::Result<Policy> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read policy file {}", path.display()))?;
+    Ok(parse(&path.display().to_string(), &text)?)
+}
+
+/// The kernel's rule for interface names (`dev_valid_name`): 1 to 15 bytes, not `.` or `..`,
+/// no `/`, `:` or whitespace.
+pub fn valid_interface_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("an interface name cannot be empty".into());
+    }
+    if name.len() > 15 {
+        return Err(format!("{name:?} is {} bytes long; the kernel allows at most 15", name.len()));
+    }
+    if name == "." || name == ".." {
+        return Err(format!("{name:?} is not a valid interface name"));
+    }
+    if let Some(c) = name.chars().find(|c| *c == '/' || *c == ':' || c.is_whitespace() || c.is_control()) {
+        return Err(format!("{name:?} contains {c:?}, which the kernel refuses in interface names"));
+    }
+    Ok(())
+}

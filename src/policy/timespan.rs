@@ -1,0 +1,58 @@
+//! systemd time spans (`500ms`, `2s`, `1min 30s`; a bare number is seconds), see systemd.time(7).
+
+use std::time::Duration;
+
+/// Parses a systemd time span; `None` when it is not one.
+pub fn parse(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
+        if digits == 0 {
+            return None;
+        }
+        let number: f64 = rest[..digits].parse().ok()?;
+        rest = rest[digits..].trim_start();
+        let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = rest[unit_len..].trim_start();
+        let seconds_per_unit = match unit {
+            "" | "s" | "sec" | "second" | "seconds" => 1.0,
+            "us" | "usec" => 1e-6,
+            "ms" | "msec" => 1e-3,
+            "m" | "min" | "minute" | "minutes" => 60.0,
+            "h" | "hr" | "hour" | "hours" => 3600.0,
+            _ => return None,
+        };
+        total += Duration::from_secs_f64(number * seconds_per_unit);
+    }
+    Some(total)
+}
+
+/// Formats a duration the way systemd prints spans, so rendered files and `check` agree with it.
+pub fn format(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn systemd_spans() {
+        assert_eq!(parse("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse("2"), Some(Duration::from_secs(2)));
+        assert_eq!(parse("1min 30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse("2 fortnights"), None);
+        assert_eq!(parse("ms"), None);
+        assert_eq!(parse(""), None);
+        assert_eq!(format(Duration::from_millis(500)), "500ms");
+        assert_eq!(format(Duration::from_secs(3)), "3s");
+    }
+}

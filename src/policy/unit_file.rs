@@ -1,0 +1,109 @@
+//! The systemd unit-file syntax (sections, `Key=value`, `#`/`;` comments, `\` continuations),
+//! kept with line numbers so that every later error can point at the line it is about.
+//!
+//! rust-ini drops line numbers and folds repeated keys, and both matter here: `Target=` and
+//! `Address=` repeat, and an error without a line is of little use in a file with three
+//! `[Uplink]` sections.
+
+use super::error::{Diagnostic, Diagnostics};
+
+/// One `Key=value` assignment, with the line it starts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub key: String,
+    pub value: String,
+    pub line: usize,
+}
+
+/// One `[Section]` with its assignments in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    pub name: String,
+    pub line: usize,
+    pub entries: Vec<Entry>,
+}
+
+/// Splits `text` into sections. Syntax errors (a line that is neither a section header, an
+/// assignment nor a comment, or an assignment before the first section) are collected, not
+/// fatal at the first one, so that a user fixes a file in one round.
+pub fn parse(file: &str, text: &str) -> Result<Vec<Section>, Diagnostics> {
+    let mut sections: Vec<Section> = Vec::new();
+    let mut problems = Vec::new();
+    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
+
+    while let Some((number, raw)) = lines.next() {
+        // A trailing backslash joins the next line, as in systemd; the entry keeps the first line.
+        let mut logical = raw.trim().to_string();
+        while logical.ends_with('\\') {
+            logical.pop();
+            logical.push(' ');
+            match lines.next() {
+                Some((_, next)) => logical.push_str(next.trim()),
+                None => break,
+            }
+        }
+        let line = logical.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix('[') {
+            match rest.strip_suffix(']') {
+                Some(name) if !name.is_empty() && !name.contains(['[', ']']) => {
+                    sections.push(Section { name: name.to_string(), line: number, entries: Vec::new() });
+                }
+                _ => problems.push(Diagnostic::new(file, number, format!("malformed section header {line:?}, expected [Name]"))),
+            }
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            problems.push(Diagnostic::new(file, number, format!("{line:?} is not an assignment, expected Key=value")));
+            continue;
+        };
+        let key = key.trim();
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric()) {
+            problems.push(Diagnostic::new(file, number, format!("{key:?} is not a key name, expected CamelCase letters and digits")));
+            continue;
+        }
+        let Some(section) = sections.last_mut() else {
+            problems.push(Diagnostic::new(file, number, format!("{key}= appears before any [Section]")));
+            continue;
+        };
+        section.entries.push(Entry { key: key.to_string(), value: strip_inline_comment(value).to_string(), line: number });
+    }
+    if problems.is_empty() { Ok(sections) } else { Err(Diagnostics(problems)) }
+}
+
+/// systemd itself only knows whole-line comments, but the policy file's documented examples put
+/// `# why` after a value, and none of our values can contain `#` or `;` legitimately.
+fn strip_inline_comment(value: &str) -> &str {
+    let end = value.find(" #").or_else(|| value.find("\t#")).or_else(|| value.find(" ;")).unwrap_or(value.len());
+    value[..end].trim()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_lines_repeats_and_continuations() {
+        let text = "# head\n[Probe]\nTarget=1.2.3.4\n; note\nTarget=5.6.7.8  # second\nInterval=1s \\\n 500ms\n[Uplink]\nInterface=eth0\n";
+        let sections = parse("f", text).unwrap();
+        assert_eq!(sections.len(), 2);
+        let probe = &sections[0];
+        assert_eq!((probe.name.as_str(), probe.line), ("Probe", 2));
+        let got: Vec<_> = probe.entries.iter().map(|e| (e.key.as_str(), e.value.as_str(), e.line)).collect();
+        assert_eq!(got, [("Target", "1.2.3.4", 3), ("Target", "5.6.7.8", 5), ("Interval", "1s  500ms", 6)]);
+        assert_eq!(sections[1].entries[0].line, 9);
+    }
+
+    #[test]
+    fn reports_every_syntax_error_with_its_line() {
+        let err = parse("p.conf", "Key=1\n[Ok]\nno equals here\n[bad\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "p.conf:1: Key= appears before any [Section]\n\
+             p.conf:3: \"no equals here\" is not an assignment, expected Key=value\n\
+             p.conf:4: malformed section header \"[bad\", expected [Name]"
+        );
+    }
+}

@@ -1,0 +1,347 @@
+//! Raw sections -> [`Policy`]: every key checked against what it may hold, every cross-uplink
+//! invariant checked, and every problem reported with its file and line.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use super::error::{Diagnostic, Diagnostics};
+use super::unit_file::{Entry, Section};
+use super::{timespan, valid_interface_name, Addressing, Backend, Dhcp, Mode, Policy, Probe, Require, Uplink};
+
+/// Table numbers the kernel reserves: unspec, default, main, local.
+const RESERVED_TABLES: [(u32, &str); 4] = [(0, "unspec"), (253, "default"), (254, "main"), (255, "local")];
+
+struct Checker<'a> {
+    file: &'a str,
+    problems: Vec<Diagnostic>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, line: usize, message: impl Into<String>) {
+        self.problems.push(Diagnostic::new(self.file, line, message));
+    }
+
+    fn bad_value(&mut self, e: &Entry, expected: &str) {
+        self.problem(e.line, format!("{}={}: expected {expected}", e.key, e.value));
+    }
+
+    /// Groups a section's entries by key, refusing keys the section does not know and repeats of
+    /// keys that take one value (systemd would silently keep the last; for a network policy a
+    /// silent choice between two values is a trap). An empty assignment resets a repeatable list.
+    fn entries<'s>(&mut self, section: &'s Section, single: &[&str], repeatable: &[&str]) -> HashMap<&'s str, Vec<&'s Entry>> {
+        let mut by_key: HashMap<&str, Vec<&Entry>> = HashMap::new();
+        for e in &section.entries {
+            let key = e.key.as_str();
+            if repeatable.contains(&key) {
+                let list = by_key.entry(key).or_default();
+                if e.value.is_empty() { list.clear() } else { list.push(e) }
+            } else if single.contains(&key) {
+                let list = by_key.entry(key).or_default();
+                if let Some(first) = list.first() {
+                    let first_line = first.line;
+                    self.problem(e.line, format!("{key}= is already set on line {first_line} of this [{}] section", section.name));
+                } else {
+                    list.push(e);
+                }
+            } else {
+                let mut known: Vec<&str> = single.iter().chain(repeatable).copied().collect();
+                known.sort();
+                self.problem(e.line, format!("unknown key {key}= in [{}], expected one of {}", section.name, known.join(", ")));
+            }
+        }
+        by_key
+    }
+
+    fn parse_one<T>(&mut self, entry: Option<&&Entry>, expected: &str, parse: impl Fn(&str) -> Option<T>) -> Option<T> {
+        let e = entry?;
+        let parsed = parse(&e.value);
+        if parsed.is_none() {
+            self.bad_value(e, expected);
+        }
+        parsed
+    }
+}
+
+fn first<'a>(map: &'a HashMap<&str, Vec<&'a Entry>>, key: &str) -> Option<&'a &'a Entry> {
+    map.get(key).and_then(|v| v.first())
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "yes" | "y" | "true" | "t" | "on" => Some(true),
+        "0" | "no" | "n" | "false" | "f" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_ipv4(s: &str) -> Option<Ipv4Addr> {
+    s.parse().ok()
+}
+
+pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
+    let mut c = Checker { file, problems: Vec::new() };
+    let mut seen_once: HashMap<&str, usize> = HashMap::new();
+    let mut backend = Backend::Auto;
+    let mut mode = Mode::Routes;
+    let mut probe = None;
+    let mut uplinks: Vec<(Uplink, usize, HashMap<&str, usize>)> = Vec::new();
+
+    for section in sections {
+        if matches!(section.name.as_str(), "Policy" | "Probe") {
+            if let Some(line) = seen_once.insert(section.name.as_str(), section.line) {
+                c.problem(section.line, format!("[{}] appears twice (first on line {line}); merge them", section.name));
+                continue;
+            }
+        }
+        match section.name.as_str() {
+            "Policy" => {
+                let map = c.entries(section, &["Backend", "Mode"], &[]);
+                backend = c
+                    .parse_one(first(&map, "Backend"), "auto, networkd or networkmanager", |s| match s {
+                        "auto" => Some(Backend::Auto),
+                        "networkd" => Some(Backend::Networkd),
+                        "networkmanager" | "NetworkManager" => Some(Backend::NetworkManager),
+                        _ => None,
+                    })
+                    .unwrap_or(Backend::Auto);
+                if let Some(e) = first(&map, "Mode") {
+                    match e.value.as_str() {
+                        "routes" => mode = Mode::Routes,
+                        "bond" => c.problem(
+                            e.line,
+                            "Mode=bond: active-backup bonding is not implemented yet; use Mode=routes".to_string(),
+                        ),
+                        _ => c.bad_value(e, "routes"),
+                    }
+                }
+            }
+            "Probe" => probe = Some(probe_section(&mut c, section)),
+            "Uplink" => {
+                if let Some(u) = uplink_section(&mut c, section) {
+                    uplinks.push(u);
+                }
+            }
+            other => c.problem(section.line, format!("unknown section [{other}], expected [Policy], [Probe] or [Uplink]")),
+        }
+    }
+
+    cross_check(&mut c, &uplinks, sections);
+
+    if c.problems.is_empty() {
+        Ok(Policy {
+            source: file.to_string(),
+            backend,
+            mode,
+            probe,
+            uplinks: uplinks.into_iter().map(|(u, _, _)| u).collect(),
+        })
+    } else {
+        c.problems.sort_by_key(|d| d.line);
+        Err(Diagnostics(c.problems))
+    }
+}
+
+fn probe_section(c: &mut Checker, section: &Section) -> Probe {
+    let map = c.entries(
+        section,
+        &["Interval", "Timeout", "FailAfter", "RecoverAfter", "Require", "ArpGateway", "HoldTime", "MaxHoldTime"],
+        &["Target"],
+    );
+    let mut p = Probe::default();
+    for e in map.get("Target").into_iter().flatten() {
+        match parse_ipv4(&e.value) {
+            Some(a) if a.is_unspecified() || a.is_broadcast() || a.is_multicast() => c.bad_value(e, "a unicast IPv4 address"),
+            Some(a) => p.targets.push(a),
+            None => c.bad_value(e, "an IPv4 address such as 192.168.178.1"),
+        }
+    }
+    let span = |s: &str| timespan::parse(s).filter(|d| !d.is_zero());
+    let count = |s: &str| s.parse::<u32>().ok().filter(|n| (1..=1000).contains(n));
+    const SPAN: &str = "a time span such as 200ms or 2s";
+    const COUNT: &str = "a whole number from 1 to 1000";
+    if let Some(d) = c.parse_one(first(&map, "Interval"), SPAN, span) {
+        p.interval = d;
+        p.timeout = d;
+    }
+    if let Some(d) = c.parse_one(first(&map, "Timeout"), SPAN, span) {
+        p.timeout = d;
+    }
+    if let Some(n) = c.parse_one(first(&map, "FailAfter"), COUNT, count) {
+        p.fail_after = n;
+    }
+    if let Some(n) = c.parse_one(first(&map, "RecoverAfter"), COUNT, count) {
+        p.recover_after = n;
+    }
+    if let Some(r) = c.parse_one(first(&map, "Require"), "all or a number of targets", |s| {
+        if s == "all" { Some(Require::All) } else { s.parse::<usize>().ok().filter(|n| *n >= 1).map(Require::AtLeast) }
+    }) {
+        p.require = r;
+    }
+    if let Some(b) = c.parse_one(first(&map, "ArpGateway"), "yes or no", parse_bool) {
+        p.arp_gateway = b;
+    }
+    if let Some(d) = c.parse_one(first(&map, "HoldTime"), SPAN, span) {
+        p.hold_time = d;
+    }
+    if let Some(d) = c.parse_one(first(&map, "MaxHoldTime"), SPAN, span) {
+        p.max_hold_time = d;
+    }
+    if let (Require::AtLeast(n), Some(e)) = (p.require, first(&map, "Require")) {
+        if n > p.targets.len() {
+            c.problem(e.line, format!("Require={n}: only {} Target= given", p.targets.len()));
+        }
+    }
+    if p.timeout > p.interval {
+        let line = first(&map, "Timeout").map_or(section.line, |e| e.line);
+        c.problem(line, "Timeout= is longer than Interval=; a probe must finish before the next round starts".to_string());
+    }
+    if p.max_hold_time < p.hold_time {
+        let line = first(&map, "MaxHoldTime").map_or(section.line, |e| e.line);
+        c.problem(line, "MaxHoldTime= is shorter than HoldTime=".to_string());
+    }
+    p
+}
+
+/// Returns the uplink, the line of its section, and the line of each key, for cross-checks.
+fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<(Uplink, usize, HashMap<&'s str, usize>)> {
+    let map = c.entries(section, &["Interface", "Priority", "DHCP", "Gateway", "Table"], &["Address"]);
+    let lines: HashMap<&str, usize> = map.iter().filter_map(|(k, v)| v.first().map(|e| (*k, e.line))).collect();
+    let before = c.problems.len();
+
+    let interface = match first(&map, "Interface") {
+        Some(e) => match valid_interface_name(&e.value) {
+            Ok(()) => Some(e.value.clone()),
+            Err(why) => {
+                c.problem(e.line, format!("Interface={}: {why}", e.value));
+                None
+            }
+        },
+        None => {
+            c.problem(section.line, "[Uplink] has no Interface=");
+            None
+        }
+    };
+    let priority = match first(&map, "Priority") {
+        Some(e) => c.parse_one(Some(e), "a whole number, lower is preferred", |s| s.parse::<u32>().ok()),
+        None => {
+            c.problem(section.line, "[Uplink] has no Priority= (lower is preferred)");
+            None
+        }
+    };
+    let mut addresses = Vec::new();
+    for e in map.get("Address").into_iter().flatten() {
+        match e.value.parse::<Ipv4Net>() {
+            Ok(net) if net.prefix_len() < 32 && net.addr() == net.network() => {
+                c.problem(e.line, format!("Address={}: that is the network address of {net}, not a host address", e.value))
+            }
+            Ok(net) if net.addr().is_unspecified() || net.addr().is_multicast() || net.addr().is_loopback() => {
+                c.bad_value(e, "a unicast IPv4 host address with prefix length")
+            }
+            Ok(net) => addresses.push(net),
+            Err(_) if e.value.parse::<std::net::Ipv6Addr>().is_ok() || e.value.contains(':') => {
+                c.problem(e.line, format!("Address={}: IPv6 uplinks are not supported yet; give an IPv4 address", e.value))
+            }
+            Err(_) => c.bad_value(e, "an IPv4 address with prefix length such as 192.168.178.99/24"),
+        }
+    }
+    let dhcp = c.parse_one(first(&map, "DHCP"), "ipv4, yes or no", |s| match s {
+        "ipv4" => Some(Some(Dhcp::Ipv4)),
+        "ipv6" => None,
+        s => parse_bool(s).map(|b| b.then_some(Dhcp::Yes)),
+    });
+    if let Some(e) = first(&map, "DHCP").filter(|e| e.value == "ipv6") {
+        // Replace the generic message: say why.
+        c.problems.pop();
+        c.problem(e.line, "DHCP=ipv6: an IPv6-only uplink has no IPv4 address for multihome's policy; use DHCP=yes or ipv4");
+    }
+    let gateway = c.parse_one(first(&map, "Gateway"), "an IPv4 address such as 192.168.178.1", parse_ipv4);
+    let table = c.parse_one(first(&map, "Table"), "a routing table number from 1 to 4294967295", |s| s.parse::<u32>().ok());
+    if let (Some(t), Some(e)) = (table, first(&map, "Table")) {
+        if let Some((_, name)) = RESERVED_TABLES.iter().find(|(n, _)| *n == t) {
+            c.problem(e.line, format!("Table={t} is the kernel's {name} table; choose another number"));
+        }
+    }
+
+    let addressing = match (dhcp.flatten(), addresses.is_empty(), map.contains_key("Address")) {
+        (Some(_), false, _) => {
+            c.problem(lines["DHCP"], "an uplink takes either Address= or DHCP=, not both");
+            None
+        }
+        (Some(d), true, _) => Some(Addressing::Dhcp(d)),
+        (None, false, _) => Some(Addressing::Static(addresses)),
+        (None, true, had_address) => {
+            if !had_address && c.problems.len() == before {
+                c.problem(section.line, "[Uplink] needs Address= or DHCP=ipv4|yes");
+            }
+            None
+        }
+    };
+    if matches!(addressing, Some(Addressing::Static(_))) && gateway.is_none() && !lines.contains_key("Gateway") {
+        c.problem(section.line, "[Uplink] with a static Address= needs Gateway=");
+    }
+
+    if c.problems.len() != before {
+        return None;
+    }
+    Some((
+        Uplink { interface: interface?, priority: priority?, addressing: addressing?, gateway, table },
+        section.line,
+        lines,
+    ))
+}
+
+/// Invariants between uplinks: unique interface, priority, table and address; each gateway on
+/// some uplink's subnet (a gateway no uplink can reach is a typo, not a policy).
+fn cross_check(c: &mut Checker, uplinks: &[(Uplink, usize, HashMap<&str, usize>)], sections: &[Section]) {
+    if uplinks.is_empty() && c.problems.is_empty() {
+        c.problem(sections.first().map_or(1, |s| s.line), "the policy has no [Uplink] section");
+    }
+    let mut interfaces: HashMap<&str, usize> = HashMap::new();
+    let mut priorities: HashMap<u32, (usize, &str)> = HashMap::new();
+    let mut tables: HashMap<u32, (usize, &str)> = HashMap::new();
+    let mut addresses: HashMap<Ipv4Addr, (usize, &str)> = HashMap::new();
+    for (u, line, keys) in uplinks {
+        let name = u.interface.as_str();
+        let iface_line = keys.get("Interface").copied().unwrap_or(*line);
+        if let Some(first) = interfaces.insert(name, iface_line) {
+            c.problem(iface_line, format!("Interface={name} is already an uplink on line {first}"));
+        }
+        let prio_line = keys.get("Priority").copied().unwrap_or(*line);
+        if let Some((first, other)) = priorities.insert(u.priority, (prio_line, name)) {
+            c.problem(
+                prio_line,
+                format!("Priority={} is already the priority of {other} (line {first}); priorities must differ so the order is clear", u.priority),
+            );
+        }
+        if let Some(t) = u.table {
+            let table_line = keys.get("Table").copied().unwrap_or(*line);
+            if let Some((first, other)) = tables.insert(t, (table_line, name)) {
+                c.problem(table_line, format!("Table={t} is already the table of {other} (line {first})"));
+            }
+        }
+        if let Addressing::Static(nets) = &u.addressing {
+            for net in nets {
+                let addr_line = keys.get("Address").copied().unwrap_or(*line);
+                if let Some((first, other)) = addresses.insert(net.addr(), (addr_line, name)) {
+                    c.problem(addr_line, format!("Address={net}: {} is already an address of {other} (line {first})", net.addr()));
+                }
+            }
+        }
+        if let Some(gw) = u.gateway {
+            let gw_line = keys.get("Gateway").copied().unwrap_or(*line);
+            // The gateway must be on this uplink's own link, or the kernel refuses its route. A
+            // DHCP uplink's subnet is known only from its lease, so it is checked by the hook.
+            if let Addressing::Static(own) = &u.addressing {
+                if !own.iter().any(|p| p.contains(&gw) && p.addr() != gw && gw != p.broadcast()) {
+                    c.problem(gw_line, format!("Gateway={gw} is outside every prefix of {name} ({})", list(own)));
+                }
+            }
+        }
+    }
+}
+
+fn list(prefixes: &[Ipv4Net]) -> String {
+    prefixes.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+}
