@@ -3,5 +3,6 @@
 //! systemd-networkd or NetworkManager, kept right at run time by dispatcher hooks and a daemon.
 
 pub mod backend;
+pub mod daemon;
 pub mod plan;
 pub mod policy;

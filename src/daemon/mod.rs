@@ -1,0 +1,3 @@
+//! The failover daemon.
+
+pub mod fsm;
