@@ -4,5 +4,6 @@
 
 pub mod backend;
 pub mod daemon;
+pub mod netlink;
 pub mod plan;
 pub mod policy;

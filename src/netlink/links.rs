@@ -1,0 +1,136 @@
+//! Interfaces: index by name, the state of a link, and the IPv4 addresses on it.
+
+use std::net::IpAddr;
+
+use futures::TryStreamExt;
+use ipnet::Ipv4Net;
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage, State};
+use netlink_packet_route::AddressFamily;
+
+use super::{Error, Netlink};
+
+/// RFC 2863 operational state, as `ip link` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperState {
+    Unknown,
+    NotPresent,
+    Down,
+    LowerLayerDown,
+    Testing,
+    Dormant,
+    Up,
+    Other(u8),
+}
+
+/// What the failover logic needs to know about a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkState {
+    pub index: u32,
+    pub name: String,
+    /// `ip link set X up` (IFF_UP).
+    pub admin_up: bool,
+    /// The lower layer is up (IFF_LOWER_UP / IFLA_CARRIER).
+    pub carrier: bool,
+    pub oper: OperState,
+}
+
+impl Netlink {
+    /// The index of the interface called `name`; [`Error::NotFound`] if there is none.
+    pub async fn ifindex(&self, name: &str) -> Result<u32, Error> {
+        Ok(self.link(name).await?.index)
+    }
+
+    /// The state of the interface called `name`; [`Error::NotFound`] if there is none.
+    pub async fn link(&self, name: &str) -> Result<LinkState, Error> {
+        let what = format!("look up interface {name}");
+        let messages: Vec<LinkMessage> = self
+            .handle
+            .link()
+            .get()
+            .match_name(name)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| Error::from_rtnetlink(what.clone(), e))?;
+        messages.first().map(link_state).ok_or(Error::NotFound { what })
+    }
+
+    /// Every link.
+    pub async fn links(&self) -> Result<Vec<LinkState>, Error> {
+        let messages: Vec<LinkMessage> = self
+            .handle
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| Error::from_rtnetlink("list links", e))?;
+        Ok(messages.iter().map(link_state).collect())
+    }
+
+    /// The IPv4 addresses of interface `ifindex` with their prefix lengths, in the kernel's
+    /// order (primary addresses first).
+    pub async fn ipv4_addresses(&self, ifindex: u32) -> Result<Vec<Ipv4Net>, Error> {
+        let messages: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(ifindex)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| Error::from_rtnetlink(format!("list the addresses of interface #{ifindex}"), e))?;
+        Ok(messages.iter().filter_map(|m| ipv4_address(m).map(|(_, net)| net)).collect())
+    }
+}
+
+pub(super) fn link_state(m: &LinkMessage) -> LinkState {
+    let mut state = LinkState {
+        index: m.header.index,
+        name: String::new(),
+        admin_up: m.header.flags.contains(LinkFlags::Up),
+        carrier: m.header.flags.contains(LinkFlags::LowerUp),
+        oper: OperState::Unknown,
+    };
+    for a in &m.attributes {
+        match a {
+            LinkAttribute::IfName(n) => state.name = n.clone(),
+            LinkAttribute::OperState(s) => state.oper = oper_state(*s),
+            LinkAttribute::Carrier(c) => state.carrier = *c != 0,
+            _ => {}
+        }
+    }
+    state
+}
+
+/// The interface index and the address of an IPv4 address message. IFA_LOCAL is the address
+/// itself; IFA_ADDRESS is the peer on point-to-point links, so it is only the fallback.
+pub(super) fn ipv4_address(m: &AddressMessage) -> Option<(u32, Ipv4Net)> {
+    if m.header.family != AddressFamily::Inet {
+        return None;
+    }
+    let local = m.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Local(IpAddr::V4(a)) => Some(*a),
+        _ => None,
+    });
+    let address = m.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Address(IpAddr::V4(a)) => Some(*a),
+        _ => None,
+    });
+    let addr = local.or(address)?;
+    Some((m.header.index, Ipv4Net::new(addr, m.header.prefix_len).ok()?))
+}
+
+fn oper_state(s: State) -> OperState {
+    match s {
+        State::Unknown => OperState::Unknown,
+        State::NotPresent => OperState::NotPresent,
+        State::Down => OperState::Down,
+        State::LowerLayerDown => OperState::LowerLayerDown,
+        State::Testing => OperState::Testing,
+        State::Dormant => OperState::Dormant,
+        State::Up => OperState::Up,
+        other => OperState::Other(u8::from(other)),
+    }
+}
