@@ -1,0 +1,416 @@
+//! The lab: the seed's topology in network namespaces, with the real systemd-networkd or
+//! NetworkManager in the host namespace, and the tools to fail links and measure what an
+//! application sees. Used by the lab tests, the benchmark and `multihome lab`.
+//!
+//! Everything runs inside namespaces the lab made; the root namespace is snapshotted when a lab
+//! starts and compared when it ends, and a difference fails loudly.
+
+pub mod echo;
+pub mod netns;
+pub mod probe;
+pub mod root_guard;
+mod services;
+pub mod topology;
+
+use std::fs;
+use std::net::Ipv4Addr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+use netns::ip;
+pub use topology::{GATEWAY, INTERNET, SEED_ADDRESSES, UPLINKS};
+
+/// Which network manager runs in the lab host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Manager {
+    /// None: links are addressed by hand (`topology::address_host_by_hand`).
+    #[default]
+    None,
+    Networkd,
+    NetworkManager,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LabOptions {
+    pub manager: Manager,
+    /// Run dnsmasq on the router's LAN (leases from 192.168.178.150 to .199).
+    pub dhcp: bool,
+    /// Run networkd-dispatcher beside networkd with a copy of this script directory as `-S`.
+    pub networkd_dispatcher_scripts: Option<PathBuf>,
+    /// D-Bus policy files to install on the lab's system bus (e.g. dbus/org.multihome1.conf).
+    pub bus_policies: Vec<PathBuf>,
+    /// The multihome binary to run inside the lab; default: this executable.
+    pub multihome: Option<PathBuf>,
+}
+
+/// A background process in the lab, killed (with its process group) when the lab ends.
+pub struct Spawned {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Spawned {
+    /// Sends `signal` to the process and everything it started in its process group.
+    pub fn signal(&self, signal: Signal) -> anyhow::Result<()> {
+        killpg(Pid::from_raw(self.child.id() as i32), signal).context("cannot signal a lab process")
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for it to end, at most `timeout`; whether it ended.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn output(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+pub struct Lab {
+    names: topology::Names,
+    dir: PathBuf,
+    multihome: PathBuf,
+    root_before: String,
+    init: Option<Spawned>,
+    init_pid: u32,
+    dnsmasq: Option<Spawned>,
+    spawned: Vec<Spawned>,
+    _servers: Vec<echo::Server>,
+    pub options: LabOptions,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether this machine can run a lab at all; the reason when not. CI=true turns a missing
+/// prerequisite into a test failure (see `require`).
+pub fn prerequisites(manager: Manager) -> Result<(), String> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return Err("lab tests need root (network namespaces)".into());
+    }
+    let mut tools = vec!["ip", "unshare", "nsenter", "dbus-daemon"];
+    match manager {
+        Manager::Networkd => tools.push("/lib/systemd/systemd-networkd"),
+        Manager::NetworkManager => tools.push("NetworkManager"),
+        Manager::None => {}
+    }
+    for t in tools {
+        let found = if t.starts_with('/') { Path::new(t).exists() } else { which(t).is_some() };
+        if !found {
+            return Err(format!("{t} is not installed (bash .ci/run installs the lab's packages)"));
+        }
+    }
+    Ok(())
+}
+
+/// For lab tests: `true` when the lab can run. Outside CI a missing prerequisite skips with a
+/// message; in CI (CI=true) it fails, so a lab test never passes without having run.
+pub fn require(manager: Manager) -> bool {
+    match prerequisites(manager) {
+        Ok(()) => true,
+        Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("lab prerequisite missing in CI: {why}"),
+        Err(why) => {
+            eprintln!("SKIPPED (not in CI): {why}");
+            false
+        }
+    }
+}
+
+pub fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(program)).find(|p| p.exists())
+}
+
+impl Lab {
+    pub fn start(options: LabOptions) -> anyhow::Result<Lab> {
+        prerequisites(options.manager).map_err(anyhow::Error::msg)?;
+        let root_before = root_guard::snapshot()?;
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let prefix = format!("mh{}x{n}", std::process::id());
+        let dir = std::env::temp_dir().join(format!("multihome-lab-{prefix}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir)?;
+        let multihome = match &options.multihome {
+            Some(p) => p.clone(),
+            None => std::env::current_exe()?,
+        };
+        let mut lab = Lab {
+            names: topology::Names { prefix },
+            dir,
+            multihome,
+            root_before,
+            init: None,
+            init_pid: 0,
+            dnsmasq: None,
+            spawned: Vec::new(),
+            _servers: Vec::new(),
+            options,
+        };
+        // From here on, Drop cleans up whatever part was made.
+        topology::build(&lab.names)?;
+        lab._servers.push(echo::udp_source_echo(&lab.names.internet(), INTERNET)?);
+        lab._servers.push(echo::tcp_echo(&lab.names.host())?);
+        if lab.options.dhcp {
+            lab.start_dnsmasq()?;
+        }
+        lab.start_host_init()?;
+        Ok(lab)
+    }
+
+    pub fn host(&self) -> String {
+        self.names.host()
+    }
+    pub fn router(&self) -> String {
+        self.names.router()
+    }
+    pub fn internet(&self) -> String {
+        self.names.internet()
+    }
+    pub fn switch(&self, uplink: &str) -> String {
+        self.names.switch(uplink)
+    }
+    /// The lab's private directory; `dir()/etc/...` is what the host sees as /etc/... for the
+    /// directories the lab binds (systemd/network, NetworkManager, multihome, sysctl.d).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn start_dnsmasq(&mut self) -> anyhow::Result<()> {
+        let log = self.dir.join("log/dnsmasq.log");
+        fs::create_dir_all(self.dir.join("log"))?;
+        let leases = self.dir.join("dnsmasq.leases");
+        let args = [
+            "netns", "exec", &self.names.router(), "dnsmasq", "--no-daemon", "--port=0", "--interface=br0", "--bind-interfaces",
+            "--dhcp-authoritative", "--dhcp-range=192.168.178.150,192.168.178.199,255.255.255.0,2m",
+            "--dhcp-option=3,192.168.178.1", &format!("--dhcp-leasefile={}", leases.display()), "--log-dhcp",
+        ];
+        self.dnsmasq = Some(spawn("ip", &args, &log)?);
+        Ok(())
+    }
+
+    /// Starts the host's PID 1 (the network manager, or a placeholder) and waits until its
+    /// private mounts are in place and, with a manager, until it owns its bus name.
+    fn start_host_init(&mut self) -> anyhow::Result<()> {
+        let script = services::prepare(&self.dir, &self.options, &self.multihome)?;
+        fs::write(self.dir.join("init.sh"), &script)?;
+        let log = self.dir.join("log/manager.log");
+        let init = spawn(
+            "ip",
+            &["netns", "exec", &self.names.host(), "unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child", "--mount-proc", "sh", "-c", &script],
+            &log,
+        )?;
+        let unshare_pid = init.id();
+        self.init = Some(init);
+        // The init is unshare's only child; wait until it has exec'd the manager (the mounts are done then).
+        let want: &str = match self.options.manager {
+            Manager::None => "sleep",
+            Manager::Networkd => "systemd-networkd",
+            Manager::NetworkManager => "NetworkManager",
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(pid) = child_of(unshare_pid) {
+                let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                // comm holds at most 15 bytes: "systemd-network".
+                if comm.trim() == &want[..want.len().min(15)] {
+                    self.init_pid = pid;
+                    break;
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("the lab host did not start {want}:\n{}", self.manager_log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let name = match self.options.manager {
+            Manager::None => return Ok(()),
+            Manager::Networkd => "org.freedesktop.network1",
+            Manager::NetworkManager => "org.freedesktop.NetworkManager",
+        };
+        self.wait_for(Duration::from_secs(20), || {
+            // (`busctl status` cannot read a peer's credentials across PID namespaces.)
+            self.run_in_host("busctl", &["--system", "call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner", "s", name])
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "b true")
+        })
+        .with_context(|| format!("{name} did not appear on the lab's bus:\n{}", self.manager_log()))
+    }
+
+    fn host_command(&self, program: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("nsenter");
+        c.args(["-t", &self.init_pid.to_string(), "--mount", "--net", "--uts", "--pid", "--"]).arg(program).args(args);
+        c
+    }
+
+    /// Runs a program inside the lab host (its network, mount, UTS and PID namespaces) and
+    /// waits for it. The exit status is the caller's to judge.
+    pub fn run_in_host(&self, program: &str, args: &[&str]) -> anyhow::Result<Output> {
+        self.host_command(program, args).output().with_context(|| format!("cannot run {program} in the lab host"))
+    }
+
+    /// `multihome ARGS` inside the lab host.
+    pub fn multihome(&self, args: &[&str]) -> anyhow::Result<Output> {
+        self.run_in_host(&self.multihome.display().to_string(), args)
+    }
+
+    /// `multihome ARGS` inside the lab host; fails with its stderr unless it succeeds.
+    pub fn multihome_ok(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = self.multihome(args)?;
+        if !out.status.success() {
+            bail!("multihome {} failed: {}{}", args.join(" "), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Starts a program in the lab host in the background; it ends with the lab.
+    pub fn spawn_in_host(&mut self, program: &str, args: &[&str]) -> anyhow::Result<&mut Spawned> {
+        let n = self.spawned.len();
+        let log = self.dir.join(format!("log/spawned-{n}.log"));
+        let mut cmd = self.host_command(program, args);
+        let s = spawn_command(&mut cmd, &log)?;
+        self.spawned.push(s);
+        Ok(self.spawned.last_mut().expect("just pushed"))
+    }
+
+    pub fn multihome_path(&self) -> &Path {
+        &self.multihome
+    }
+
+    /// Writes the policy the host sees as /etc/multihome/multihome.conf.
+    pub fn write_policy(&self, text: &str) -> anyhow::Result<()> {
+        fs::write(self.dir.join("etc/multihome/multihome.conf"), text).context("cannot write the lab policy")
+    }
+
+    /// Carrier loss (or return) on a host uplink: the switch's host port goes down.
+    pub fn set_carrier(&self, uplink: &str, up: bool) -> anyhow::Result<()> {
+        ip(&self.switch(uplink), &["link", "set", "dev", "host", if up { "up" } else { "down" }])?;
+        Ok(())
+    }
+
+    /// Silent upstream failure (or repair): the switch's uplink port leaves its bridge, so the
+    /// host keeps carrier but nothing behind the switch answers.
+    pub fn set_upstream(&self, uplink: &str, up: bool) -> anyhow::Result<()> {
+        let sw = self.switch(uplink);
+        if up {
+            ip(&sw, &["link", "set", "dev", "trunk", "master", "br0"])?;
+        } else {
+            ip(&sw, &["link", "set", "dev", "trunk", "nomaster"])?;
+        }
+        Ok(())
+    }
+
+    /// One new outbound "connection" from the host: the source address the internet saw.
+    pub fn outbound_source(&self, timeout: Duration) -> Option<Ipv4Addr> {
+        echo::udp_probe(&self.host(), INTERNET, timeout).ok().flatten()
+    }
+
+    /// A TCP connection from the internet host to `host_addr`: whether it was answered.
+    pub fn inbound(&self, host_addr: Ipv4Addr, timeout: Duration) -> bool {
+        echo::tcp_roundtrip(&self.internet(), host_addr, timeout).unwrap_or(false)
+    }
+
+    /// Packets the host has sent on `iface`.
+    pub fn tx_packets(&self, iface: &str) -> anyhow::Result<u64> {
+        let out = ip(&self.host(), &["-s", "-j", "link", "show", "dev", iface])?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        v[0]["stats64"]["tx"]["packets"].as_u64().context("no tx counter in `ip -s -j link`")
+    }
+
+    /// `ip ARGS` in the lab host, as text.
+    pub fn ip_host(&self, args: &[&str]) -> anyhow::Result<String> {
+        Ok(String::from_utf8_lossy(&ip(&self.host(), args)?.stdout).into_owned())
+    }
+
+    /// Polls `cond` every 20 ms until it holds or `timeout` passes.
+    pub fn wait_for(&self, timeout: Duration, mut cond: impl FnMut() -> bool) -> anyhow::Result<()> {
+        let end = Instant::now() + timeout;
+        loop {
+            if cond() {
+                return Ok(());
+            }
+            if Instant::now() > end {
+                bail!("condition not met within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn manager_log(&self) -> String {
+        fs::read_to_string(self.dir.join("log/manager.log")).unwrap_or_default()
+    }
+
+    pub fn log(&self, name: &str) -> String {
+        fs::read_to_string(self.dir.join("log").join(name)).unwrap_or_default()
+    }
+
+    fn cleanup(&mut self) {
+        for s in self.spawned.iter_mut().chain(self.dnsmasq.iter_mut()).chain(self.init.iter_mut()) {
+            let _ = s.signal(Signal::SIGKILL);
+            let _ = s.child.kill();
+            let _ = s.child.wait();
+        }
+        self.spawned.clear();
+        self.dnsmasq = None;
+        self.init = None;
+        self._servers.clear();
+        topology::destroy(&self.names);
+        if std::env::var_os("MULTIHOME_KEEP_LAB").is_none() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.cleanup();
+        match root_guard::snapshot().map(|after| root_guard::difference(&self.root_before, &after)) {
+            Ok(None) => {}
+            Ok(Some(diff)) => {
+                let msg = format!("THE LAB CHANGED THE ROOT NETWORK NAMESPACE:\n{diff}");
+                if std::thread::panicking() { eprintln!("{msg}") } else { panic!("{msg}") }
+            }
+            Err(e) => eprintln!("cannot check the root namespace after the lab: {e:#}"),
+        }
+    }
+}
+
+fn spawn(program: &str, args: &[&str], log: &Path) -> anyhow::Result<Spawned> {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    spawn_command(&mut cmd, log)
+}
+
+fn spawn_command(cmd: &mut Command, log: &Path) -> anyhow::Result<Spawned> {
+    if let Some(parent) = log.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let out = fs::File::create(log)?;
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        // Its own process group, so the lab can end it with everything it started.
+        .process_group(0)
+        .spawn()
+        .context("cannot start a lab process")?;
+    Ok(Spawned { child, log: log.to_path_buf() })
+}
+
+fn child_of(pid: u32) -> Option<u32> {
+    let children = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    children.split_whitespace().next()?.parse().ok()
+}

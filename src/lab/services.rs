@@ -1,0 +1,131 @@
+//! The network manager under test, started inside the lab host: its own mount, UTS and PID
+//! namespaces, a private /run (system bus, networkd state), a read-only /sys (networkd then
+//! configures links without udev), and the lab's directories bind-mounted over /etc/systemd,
+//! /etc/sysctl.d, /etc/NetworkManager, /var/lib/NetworkManager and /etc/resolv.conf, so neither
+//! networkd nor NetworkManager can write anything of the machine's (../shared/LAB.md).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::{LabOptions, Manager};
+
+const NM_CONF: &str = "\
+# The lab's NetworkManager: never the machine's resolver, hostname or devices.
+[main]
+plugins=keyfile
+no-auto-default=*
+dns=none
+rc-manager=unmanaged
+hostname-mode=none
+
+[keyfile]
+path=/etc/NetworkManager/system-connections
+
+[logging]
+level=INFO
+";
+
+/// Prepares the lab's private directories and returns the script that the host's PID 1 runs.
+/// The script holds only paths the lab made; nothing from outside reaches a shell.
+pub fn prepare(dir: &Path, opts: &LabOptions, multihome: &Path) -> anyhow::Result<String> {
+    let d = |p: &str| dir.join(p);
+    for sub in [
+        "etc/systemd/network",
+        "etc/systemd/networkd.conf.d",
+        "etc/sysctl.d",
+        "etc/NetworkManager/conf.d",
+        "etc/NetworkManager/dispatcher.d",
+        "etc/NetworkManager/system-connections",
+        "etc/dbus-1/system.d",
+        "etc/multihome",
+        "var/lib/NetworkManager",
+        "sbin",
+        "networkd-dispatcher",
+        "log",
+    ] {
+        fs::create_dir_all(d(sub)).with_context(|| format!("cannot create {sub} in the lab"))?;
+    }
+    fs::write(d("etc/resolv.conf"), "# The lab's own resolv.conf: NetworkManager may write here.\n")?;
+    fs::write(d("etc/NetworkManager/NetworkManager.conf"), NM_CONF)?;
+    // The machine's bus policies, plus ours (the daemon's name).
+    for dir_in in ["/etc/dbus-1/system.d"] {
+        if let Ok(entries) = fs::read_dir(dir_in) {
+            for e in entries.flatten() {
+                let _ = fs::copy(e.path(), d("etc/dbus-1/system.d").join(e.file_name()));
+            }
+        }
+    }
+    for p in &opts.bus_policies {
+        let name = p.file_name().context("a bus policy file needs a name")?;
+        fs::copy(p, d("etc/dbus-1/system.d").join(name)).with_context(|| format!("cannot copy {}", p.display()))?;
+    }
+    // /usr/sbin/multihome inside the lab is the binary under test (dispatcher scripts call it there).
+    std::os::unix::fs::symlink(multihome, d("sbin/multihome")).context("cannot link the multihome binary into the lab")?;
+    if let Some(scripts) = &opts.networkd_dispatcher_scripts {
+        copy_tree(scripts, &d("networkd-dispatcher"))?;
+    }
+
+    let q = |p: PathBuf| p.display().to_string();
+    let mut s = String::from("set -e\nmount -t tmpfs tmpfs /run\nmkdir -p /run/dbus /run/systemd/network /run/systemd/netif\n");
+    s.push_str("mount -o remount,ro,bind /sys\n");
+    // A read-only overlay over /etc adds the mount points the machine may lack (/etc/multihome,
+    // networkd.conf.d) and makes every other write to /etc fail instead of reaching the machine.
+    for extra in ["etc-extra/multihome", "etc-extra/systemd/networkd.conf.d", "etc-extra/sysctl.d", "etc-extra/NetworkManager", "etc-extra/dbus-1/system.d"] {
+        fs::create_dir_all(d(extra))?;
+    }
+    s.push_str(&format!("mount -t overlay overlay -o lowerdir='{}':/etc /etc\n", q(d("etc-extra"))));
+    let mut binds = vec![
+        ("etc/systemd/network", "/etc/systemd/network"),
+        ("etc/systemd/networkd.conf.d", "/etc/systemd/networkd.conf.d"),
+        ("etc/sysctl.d", "/etc/sysctl.d"),
+        ("etc/dbus-1/system.d", "/etc/dbus-1/system.d"),
+        ("etc/multihome", "/etc/multihome"),
+        ("etc/resolv.conf", "/etc/resolv.conf"),
+        ("etc/NetworkManager", "/etc/NetworkManager"),
+    ];
+    if opts.manager == Manager::NetworkManager {
+        binds.push(("var/lib/NetworkManager", "/var/lib/NetworkManager"));
+    }
+    for (from, to) in binds {
+        s.push_str(&format!("mount --bind '{}' '{to}'\n", q(d(from))));
+    }
+    s.push_str(&format!("mount -t overlay overlay -o lowerdir='{}':/usr/sbin /usr/sbin\n", q(d("sbin"))));
+    s.push_str("dbus-daemon --system --fork --nopidfile\n");
+    match opts.manager {
+        Manager::None => s.push_str("exec sleep infinity\n"),
+        Manager::Networkd => {
+            if opts.networkd_dispatcher_scripts.is_some() {
+                s.push_str(&format!(
+                    "networkd-dispatcher -S '{}' -T >'{}' 2>&1 &\n",
+                    q(d("networkd-dispatcher")),
+                    q(d("log/networkd-dispatcher.log"))
+                ));
+            }
+            // networkd drops to systemd-network and writes its state files there.
+            s.push_str("mkdir -p /run/systemd/netif/links /run/systemd/netif/leases /run/systemd/netif/lldp\n");
+            s.push_str("chown -R systemd-network:systemd-network /run/systemd/netif\n");
+            s.push_str("SYSTEMD_LOG_LEVEL=debug SYSTEMD_LOG_TARGET=console exec /lib/systemd/systemd-networkd\n");
+        }
+        Manager::NetworkManager => s.push_str(&format!(
+            "exec NetworkManager --no-daemon --config /etc/NetworkManager/NetworkManager.conf --state-file '{}'\n",
+            q(d("var/lib/NetworkManager/NetworkManager.state"))
+        )),
+    }
+    Ok(s)
+}
+
+fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    fs::create_dir_all(to)?;
+    for e in fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
+        let e = e?;
+        let target = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_tree(&e.path(), &target)?;
+        } else {
+            fs::copy(e.path(), &target)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! The seed scenario realised by the real systemd-networkd in the lab: symmetric inbound on
+//! every address, ordered outbound failover on carrier loss and failback on return.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use multihome::lab::{self, Lab, LabOptions, Manager, SEED_ADDRESSES, UPLINKS};
+
+const SEED: &str = include_str!("../examples/seed.conf");
+const QUICK: Duration = Duration::from_millis(300);
+
+fn networkd_lab() -> anyhow::Result<Lab> {
+    Lab::start(LabOptions {
+        manager: Manager::Networkd,
+        multihome: Some(env!("CARGO_BIN_EXE_multihome").into()),
+        ..Default::default()
+    })
+}
+
+fn addr(iface: &str) -> Ipv4Addr {
+    SEED_ADDRESSES.iter().find(|(i, _)| *i == iface).expect("a seed uplink").1
+}
+
+/// Waits until new outbound connections leave with `iface`'s address.
+fn outbound_settles_on(lab: &Lab, iface: &str, within: Duration) {
+    let want = addr(iface);
+    let mut last = None;
+    let ok = lab.wait_for(within, || {
+        last = lab.outbound_source(QUICK);
+        last == Some(want)
+    });
+    assert!(ok.is_ok(), "outbound did not move to {iface} ({want}) within {within:?}; last seen {last:?}\n{}", lab.ip_host(&["route"]).unwrap_or_default());
+}
+
+fn tx_all(lab: &Lab) -> HashMap<&'static str, u64> {
+    UPLINKS.iter().map(|u| (*u, lab.tx_packets(u).expect("tx counter"))).collect()
+}
+
+#[test]
+fn seed_is_symmetric_inbound_and_fails_over_in_order() -> anyhow::Result<()> {
+    if !lab::require(Manager::Networkd) {
+        return Ok(());
+    }
+    let lab = networkd_lab()?;
+    lab.write_policy(SEED)?;
+    let out = lab.multihome_ok(&["apply"])?;
+    assert!(out.contains("Applied"), "{out}");
+    outbound_settles_on(&lab, "eth0", Duration::from_secs(15));
+
+    // Inbound: each address answers, and the answers leave through the interface owning it.
+    for (iface, a) in SEED_ADDRESSES {
+        let before = tx_all(&lab);
+        for _ in 0..20 {
+            assert!(lab.inbound(a, Duration::from_secs(2)), "no answer from {a} ({iface})");
+        }
+        let after = tx_all(&lab);
+        for u in UPLINKS {
+            let sent = after[u] - before[u];
+            if u == iface {
+                // SYN-ACK, ACK of data, data, FIN...: at least 3 packets per connection.
+                assert!(sent >= 60, "{iface}: only {sent} packets left through it for 20 connections to {a}");
+            } else {
+                assert!(sent < 10, "{sent} packets for connections to {a} ({iface}) left through {u}");
+            }
+        }
+    }
+
+    // Outbound: eth0, then wlan1, then wlan0 as links lose carrier; back to eth0 on return.
+    lab.set_carrier("eth0", false)?;
+    assert_eq!(lab.outbound_source(QUICK), Some(addr("wlan1")), "right after eth0 lost carrier");
+    lab.set_carrier("wlan1", false)?;
+    assert_eq!(lab.outbound_source(QUICK), Some(addr("wlan0")), "right after wlan1 lost carrier too");
+    lab.set_carrier("wlan1", true)?;
+    outbound_settles_on(&lab, "wlan1", Duration::from_secs(15));
+    lab.set_carrier("eth0", true)?;
+    outbound_settles_on(&lab, "eth0", Duration::from_secs(15));
+    for (iface, a) in SEED_ADDRESSES {
+        assert!(lab.inbound(a, Duration::from_secs(2)), "no answer from {a} ({iface}) after the links returned");
+    }
+
+    // Every key multihome wrote is one this networkd understands.
+    let log = lab.manager_log();
+    let complaints: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("multihome") && (l.contains("Unknown") || l.contains("Invalid") || l.contains("Failed to parse")))
+        .collect();
+    assert!(complaints.is_empty(), "networkd complained about multihome's files:\n{}", complaints.join("\n"));
+
+    // Applying twice changes nothing.
+    let again = lab.multihome_ok(&["apply"])?;
+    assert!(again.contains("Nothing to do"), "second apply: {again}");
+    Ok(())
+}
