@@ -327,7 +327,8 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
         (None, false, _) => Some(Addressing::Static(addresses)),
         (None, true, had_address) => {
             if !had_address && c.problems.len() == before {
-                c.problem(section.line, "[Uplink] needs Address= or DHCP=ipv4|yes");
+                let of = interface.as_deref().map_or(String::new(), |n| format!(" of {n}"));
+                c.problem(section.line, format!("[Uplink]{of} gets no address: give Address= with Gateway=, or DHCP=ipv4 or yes"));
             }
             None
         }
@@ -353,7 +354,10 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
 /// anything else, so it is a typo, not a policy).
 fn cross_check(c: &mut Checker, uplinks: &[Located], sections: &[Section]) {
     if uplinks.is_empty() && c.problems.is_empty() {
-        c.problem(sections.first().map_or(1, |s| s.line), "the policy has no [Uplink] section");
+        c.problem(
+            sections.first().map_or(1, |s| s.line),
+            "the policy has no [Uplink] section; add one per interface, with Interface=, Priority= and either Address= and Gateway= or DHCP=",
+        );
     }
     let mut interfaces: HashMap<&str, usize> = HashMap::new();
     let mut priorities: HashMap<u32, (usize, &str)> = HashMap::new();
