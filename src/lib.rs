@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod daemon;
+pub mod dispatch;
 pub mod lab;
 pub mod netlink;
 pub mod plan;

@@ -62,6 +62,13 @@ enum Command {
         #[arg(long)]
         root: Option<PathBuf>,
     },
+    /// The dispatcher hook: run by nm-dispatcher (INTERFACE ACTION) and networkd-dispatcher
+    /// (IFACE, STATE in the environment) on every link event.
+    Dispatch {
+        /// What the dispatcher passed; the scripts put `--` before it.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -135,6 +142,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 println!("Nothing to do: the system already matches the policy.");
             }
+        }
+        Command::Dispatch { args } => {
+            // Untrusted text: read lossily and judged by the event parser, never by a shell.
+            let env = std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())).collect();
+            multihome::dispatch::run(&args, &env, &cli.config)?;
         }
     }
     Ok(ExitCode::SUCCESS)

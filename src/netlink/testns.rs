@@ -49,21 +49,29 @@ impl TestNs {
         serde_json::from_str(&self.ip(&all)).expect("ip -j prints JSON")
     }
 
-    /// Runs the future made by `f` on a new thread that has joined this namespace, on a
-    /// single-threaded runtime of that thread, so every socket it opens is inside.
+    /// Runs `f` on a new thread that has joined this namespace, so every socket it opens is
+    /// inside; the thread ends with `f`.
+    pub(crate) fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            enter(&path);
+            f()
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    }
+
+    /// Runs the future made by `f` inside this namespace, on a single-threaded runtime of the
+    /// thread [`TestNs::run`] makes.
     pub(crate) fn block_on<T, F>(&self, f: impl FnOnce() -> F + Send + 'static) -> T
     where
         F: Future<Output = T>,
         T: Send + 'static,
     {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::spawn(move || {
-            enter(&path);
+        self.run(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(f())
         })
-        .join()
-        .unwrap_or_else(|p| std::panic::resume_unwind(p))
     }
 }
 

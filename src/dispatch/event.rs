@@ -1,0 +1,219 @@
+//! What a dispatcher is telling us, from its arguments and environment, as a value. Pure: the
+//! same argv and environment always give the same [`Event`] or the same refusal.
+//!
+//! Two callers: NetworkManager's nm-dispatcher (`$1` interface, `$2` action, `IP4_NUM_ADDRESSES`
+//! and `IP4_ADDRESS_N="ADDR/PLEN GW"`), and networkd-dispatcher (no arguments; `IFACE`, `STATE`
+//! and `IP_ADDRS`, addresses without their prefix length). Everything read here is untrusted
+//! text: a value that is not what the dispatcher documents is refused with a message naming
+//! it, and nothing is ever handed to a shell.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use crate::policy::valid_interface_name;
+
+/// At most this many addresses per uplink: the rule priorities of one uplink leave room for 50
+/// (a `from` and a `to` rule each), and a count above it is not a real lease.
+pub const MAX_ADDRESSES: usize = 50;
+
+/// Which dispatcher called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dispatcher {
+    NetworkManager,
+    Networkd,
+}
+
+/// An IPv4 address as the dispatcher reported it; networkd-dispatcher leaves out the prefix
+/// length, which the hook then takes from the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Address {
+    pub addr: Ipv4Addr,
+    pub prefix_len: Option<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// The interface is up with these addresses (possibly none): make the rules match them.
+    Up { addresses: Vec<Address> },
+    /// The interface went down: remove what multihome added for it.
+    Down,
+    /// Nothing for multihome to do (connectivity checks, hostname, administrative states, ...).
+    Ignore,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub dispatcher: Dispatcher,
+    /// The dispatcher's own word for it (`dhcp4-change`, `routable`, ...).
+    pub action: String,
+    /// A name the kernel would accept.
+    pub interface: String,
+    pub kind: Kind,
+}
+
+/// Input that is not what a dispatcher sends; nothing was done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("refused: {0}")]
+pub struct Refused(pub String);
+
+/// Reads the event from the arguments after `multihome dispatch` and the environment.
+pub fn parse(args: &[String], env: &BTreeMap<String, String>) -> Result<Event, Refused> {
+    if env.contains_key("NM_DISPATCHER_ACTION") || !args.is_empty() {
+        network_manager(args, env)
+    } else if env.contains_key("IFACE") || env.contains_key("STATE") {
+        networkd(env)
+    } else {
+        Err(Refused(
+            "no dispatcher event: expected NetworkManager's INTERFACE ACTION arguments or networkd-dispatcher's IFACE and STATE".into(),
+        ))
+    }
+}
+
+fn network_manager(args: &[String], env: &BTreeMap<String, String>) -> Result<Event, Refused> {
+    let [interface, action] = args else {
+        return Err(Refused(format!("NetworkManager passes 2 arguments (interface, action), not {}", args.len())));
+    };
+    let action = word("action", action)?;
+    if let Some(from_env) = env.get("NM_DISPATCHER_ACTION")
+        && from_env != &action
+    {
+        return Err(Refused(format!("the action argument {action:?} disagrees with NM_DISPATCHER_ACTION={from_env:?}")));
+    }
+    let interface = interface_name("interface argument", interface)?;
+    let kind = match action.as_str() {
+        "up" | "dhcp4-change" | "reapply" => Kind::Up { addresses: nm_addresses(env)? },
+        "down" | "pre-down" => Kind::Down,
+        _ => Kind::Ignore,
+    };
+    Ok(Event { dispatcher: Dispatcher::NetworkManager, action, interface, kind })
+}
+
+/// `IP4_NUM_ADDRESSES=N` and `IP4_ADDRESS_0..N-1="ADDR/PLEN GATEWAY"` (the gateway may be
+/// missing or 0.0.0.0; multihome does not need it). No count means no IPv4 configuration.
+fn nm_addresses(env: &BTreeMap<String, String>) -> Result<Vec<Address>, Refused> {
+    let Some(count) = env.get("IP4_NUM_ADDRESSES") else { return Ok(Vec::new()) };
+    let n = count_of(count)?;
+    let mut addresses = Vec::with_capacity(n);
+    for i in 0..n {
+        let key = format!("IP4_ADDRESS_{i}");
+        let value = env.get(&key).ok_or_else(|| Refused(format!("IP4_NUM_ADDRESSES={n} but {key} is not set")))?;
+        let mut fields = value.split(' ');
+        let net_text = fields.next().unwrap_or_default();
+        let net: Ipv4Net = net_text.parse().map_err(|_| Refused(format!("{key}={value:?}: {net_text:?} is not ADDRESS/PREFIXLEN")))?;
+        if let Some(gw) = fields.next() {
+            gw.parse::<Ipv4Addr>().map_err(|_| Refused(format!("{key}={value:?}: {gw:?} is not a gateway address")))?;
+        }
+        if fields.next().is_some() {
+            return Err(Refused(format!("{key}={value:?}: expected \"ADDRESS/PREFIXLEN GATEWAY\"")));
+        }
+        host_address(&key, value, net.addr())?;
+        push_unique(&mut addresses, Address { addr: net.addr(), prefix_len: Some(net.prefix_len()) });
+    }
+    Ok(addresses)
+}
+
+fn count_of(text: &str) -> Result<usize, Refused> {
+    let all_digits = !text.is_empty() && text.len() <= 3 && text.bytes().all(|b| b.is_ascii_digit());
+    match text.parse::<usize>() {
+        Ok(n) if all_digits && n <= MAX_ADDRESSES => Ok(n),
+        _ => Err(Refused(format!("IP4_NUM_ADDRESSES={text:?}: expected a count from 0 to {MAX_ADDRESSES}"))),
+    }
+}
+
+fn networkd(env: &BTreeMap<String, String>) -> Result<Event, Refused> {
+    let interface = env.get("IFACE").ok_or_else(|| Refused("networkd-dispatcher sets IFACE, but it is missing".into()))?;
+    let state = env.get("STATE").ok_or_else(|| Refused("networkd-dispatcher sets STATE, but it is missing".into()))?;
+    let state = word("STATE", state)?;
+    let interface = interface_name("IFACE", interface)?;
+    // Operational states carry the link's addresses; administrative ones (configured,
+    // configuring, failed, ...) and port states say nothing about them.
+    let kind = match state.as_str() {
+        "routable" | "degraded" | "carrier" | "degraded-carrier" => Kind::Up { addresses: networkd_addresses(env)? },
+        "off" | "no-carrier" | "dormant" | "missing" => Kind::Down,
+        _ => Kind::Ignore,
+    };
+    Ok(Event { dispatcher: Dispatcher::Networkd, action: state, interface, kind })
+}
+
+/// `IP_ADDRS="A B C"`: IPv4 addresses without prefix lengths, separated by single spaces.
+fn networkd_addresses(env: &BTreeMap<String, String>) -> Result<Vec<Address>, Refused> {
+    let Some(value) = env.get("IP_ADDRS") else { return Ok(Vec::new()) };
+    let mut addresses = Vec::new();
+    for field in value.split(' ').filter(|f| !f.is_empty()) {
+        let addr: Ipv4Addr = field.parse().map_err(|_| Refused(format!("IP_ADDRS={value:?}: {field:?} is not an IPv4 address")))?;
+        host_address("IP_ADDRS", value, addr)?;
+        push_unique(&mut addresses, Address { addr, prefix_len: None });
+        if addresses.len() > MAX_ADDRESSES {
+            return Err(Refused(format!("IP_ADDRS has more than {MAX_ADDRESSES} addresses")));
+        }
+    }
+    Ok(addresses)
+}
+
+/// An address a lease can give a host: not 0.0.0.0, loopback, multicast or broadcast.
+fn host_address(key: &str, value: &str, addr: Ipv4Addr) -> Result<(), Refused> {
+    if addr.is_unspecified() || addr.is_loopback() || addr.is_multicast() || addr.is_broadcast() {
+        return Err(Refused(format!("{key}={value:?}: {addr} is not an address of this host")));
+    }
+    Ok(())
+}
+
+fn push_unique(addresses: &mut Vec<Address>, a: Address) {
+    if !addresses.iter().any(|b| b.addr == a.addr) {
+        addresses.push(a);
+    }
+}
+
+fn interface_name(what: &str, name: &str) -> Result<String, Refused> {
+    valid_interface_name(name).map_err(|why| Refused(format!("{what}: {why}")))?;
+    Ok(name.to_string())
+}
+
+/// An action or state: a short lower-case word, as both dispatchers send.
+fn word(what: &str, text: &str) -> Result<String, Refused> {
+    let ok = !text.is_empty() && text.len() <= 32 && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !ok {
+        return Err(Refused(format!("{what} {text:?} is not a dispatcher action")));
+    }
+    Ok(text.to_string())
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.prefix_len {
+            Some(len) => write!(f, "{}/{len}", self.addr),
+            None => write!(f, "{}", self.addr),
+        }
+    }
+}
+
+impl fmt::Display for Dispatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dispatcher::NetworkManager => "NetworkManager",
+            Dispatcher::Networkd => "networkd-dispatcher",
+        })
+    }
+}
+
+/// `wlan0 dhcp4-change (NetworkManager): up 192.168.178.156/24`; the fixtures' expected text.
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} ({}): ", self.interface, self.action, self.dispatcher)?;
+        match &self.kind {
+            Kind::Up { addresses } if addresses.is_empty() => f.write_str("up without IPv4 addresses"),
+            Kind::Up { addresses } => {
+                f.write_str("up")?;
+                for a in addresses {
+                    write!(f, " {a}")?;
+                }
+                Ok(())
+            }
+            Kind::Down => f.write_str("down"),
+            Kind::Ignore => f.write_str("ignored"),
+        }
+    }
+}

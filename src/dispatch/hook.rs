@@ -1,0 +1,192 @@
+//! The hook itself: for a DHCP uplink, make its `from ADDR`/`to ADDR` rules and its table's
+//! link routes match the addresses it has now, or remove them when it goes down.
+//!
+//! It reconciles like networkd does (mark what exists, keep what is wanted, remove the rest)
+//! and touches only what carries multihome's protocol in this uplink's table and rule
+//! priorities, so it is idempotent, leaves the manager's and the administrator's rules alone,
+//! and a second run changes nothing. Static uplinks are the manager's business; other
+//! interfaces are none of ours.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::ops::Range;
+
+use ipnet::Ipv4Net;
+
+use super::event::{Event, Kind, MAX_ADDRESSES};
+use crate::netlink::{self, KernelRule, Netlink};
+use crate::plan::{self, Addresses, Plan, Route, Rule, Table, UplinkPlan};
+
+/// What one run changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The addresses the rules are for now (empty after down).
+    pub addresses: Vec<Ipv4Net>,
+    /// Addresses the event named that the interface no longer has (a stale event; the next
+    /// one brings the new ones).
+    pub gone: Vec<Ipv4Addr>,
+    pub rules_added: usize,
+    pub rules_removed: usize,
+    pub routes_set: usize,
+    pub routes_removed: usize,
+}
+
+impl Outcome {
+    pub fn changed_anything(&self) -> bool {
+        self.rules_added + self.rules_removed + self.routes_set + self.routes_removed > 0
+    }
+}
+
+/// Applies `event` for the uplink it names. `None` when the event is not multihome's business
+/// (ignored action, not an uplink, a static uplink).
+pub async fn apply(plan: &Plan, event: &Event, nl: &Netlink) -> Result<Option<Outcome>, netlink::Error> {
+    let Some(uplink) = plan.uplink(&event.interface) else { return Ok(None) };
+    if !matches!(uplink.addresses, Addresses::Dhcp(_)) {
+        return Ok(None);
+    }
+    match &event.kind {
+        Kind::Ignore => Ok(None),
+        Kind::Down => reconcile(uplink, None, &[]).run(nl).await.map(Some),
+        Kind::Up { addresses } => {
+            let ifindex = match nl.ifindex(&uplink.interface).await {
+                Ok(i) => i,
+                // Gone between the event and now: nothing of it may stay.
+                Err(e) if e.is_not_found() => return reconcile(uplink, None, &[]).run(nl).await.map(Some),
+                Err(e) => return Err(e),
+            };
+            let on_link = nl.ipv4_addresses(ifindex).await?;
+            let mut current = Vec::new();
+            let mut gone = Vec::new();
+            for a in addresses {
+                // The kernel's prefix length: networkd-dispatcher gives none, and the kernel's is
+                // the one its prefix route uses.
+                match on_link.iter().find(|n| n.addr() == a.addr) {
+                    Some(n) => current.push(*n),
+                    None => gone.push(a.addr),
+                }
+            }
+            let mut outcome = reconcile(uplink, Some(ifindex), &current).run(nl).await?;
+            outcome.gone = gone;
+            Ok(Some(outcome))
+        }
+    }
+}
+
+/// The rule priorities the hook may use for the uplink of `rank`: those of its first
+/// [`MAX_ADDRESSES`] addresses.
+pub fn rule_priorities(rank: usize, table: u32) -> Range<u32> {
+    let one = [Ipv4Net::new(Ipv4Addr::new(192, 0, 2, 1), 32).expect("valid")];
+    let (rules, _) = plan::dynamic_rules_and_routes(rank, table, &one);
+    let first = rules.iter().map(|r| r.priority).min().expect("one address gives rules");
+    first..first + 2 * MAX_ADDRESSES as u32
+}
+
+struct Reconcile<'a> {
+    uplink: &'a UplinkPlan,
+    /// `None` when down: the routes go whatever interface they were on.
+    ifindex: Option<u32>,
+    addresses: Vec<Ipv4Net>,
+    rules: Vec<Rule>,
+    routes: Vec<Route>,
+}
+
+fn reconcile<'a>(uplink: &'a UplinkPlan, ifindex: Option<u32>, addresses: &[Ipv4Net]) -> Reconcile<'a> {
+    let (rules, routes) = plan::dynamic_rules_and_routes(uplink.rank, uplink.table, addresses);
+    Reconcile { uplink, ifindex, addresses: addresses.to_vec(), rules, routes }
+}
+
+impl Reconcile<'_> {
+    fn ours_rule(&self, r: &KernelRule) -> bool {
+        r.is_ours() && r.table == self.uplink.table && rule_priorities(self.uplink.rank, self.uplink.table).contains(&r.priority)
+    }
+
+    async fn run(self, nl: &Netlink) -> Result<Outcome, netlink::Error> {
+        let mut out = Outcome { addresses: self.addresses.clone(), ..Outcome::default() };
+        let table = Table::Id(self.uplink.table);
+
+        // Rules: add the missing ones first, so a changed lease never leaves a moment without.
+        let existing: Vec<KernelRule> = nl.our_rules().await?.into_iter().filter(|r| self.ours_rule(r)).collect();
+        let existing_plan: Vec<Option<Rule>> = existing.iter().map(KernelRule::as_plan_rule).collect();
+        for want in &self.rules {
+            if !existing_plan.iter().any(|r| r.as_ref() == Some(want)) {
+                match nl.add_rule(want).await {
+                    Ok(()) => out.rules_added += 1,
+                    Err(e) if e.is_already_exists() => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        for rule in existing_plan.iter().flatten() {
+            if !self.rules.contains(rule) {
+                match nl.delete_rule(rule).await {
+                    Ok(()) => out.rules_removed += 1,
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+
+        // Routes: the hook's own are the gateway-less ones of ours in the uplink's table; a
+        // default route there comes from the manager's DHCP client.
+        let existing = nl.routes_in(table).await?;
+        let existing: Vec<_> = existing.into_iter().filter(|r| r.is_ours() && r.gateway.is_none()).collect();
+        if let Some(ifindex) = self.ifindex {
+            for want in &self.routes {
+                let present = existing.iter().any(|r| r.ifindex == Some(ifindex) && &r.as_plan_route() == want);
+                if !present {
+                    nl.replace_route(want, ifindex).await?;
+                    out.routes_set += 1;
+                }
+            }
+        }
+        for have in &existing {
+            let wanted = self.ifindex.is_some() && have.ifindex == self.ifindex && self.routes.contains(&have.as_plan_route());
+            if wanted {
+                continue;
+            }
+            let Some(ifindex) = have.ifindex else { continue };
+            // One that the replace above changed in place no longer matches: NotFound.
+            match nl.delete_route(&have.as_plan_route(), ifindex).await {
+                Ok(()) => out.routes_removed += 1,
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The second half of the log line: `rules for 192.168.178.156/24: 2 rules added, 1 route set`.
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.addresses.is_empty() {
+            f.write_str("no addresses left")?;
+        } else {
+            f.write_str("rules for")?;
+            for a in &self.addresses {
+                write!(f, " {a}")?;
+            }
+        }
+        if !self.changed_anything() {
+            f.write_str(": already in place")?;
+        } else {
+            let parts = [
+                (self.rules_added, "rule", "added"),
+                (self.rules_removed, "rule", "removed"),
+                (self.routes_set, "route", "set"),
+                (self.routes_removed, "route", "removed"),
+            ];
+            let said: Vec<String> = parts
+                .iter()
+                .filter(|(n, ..)| *n > 0)
+                .map(|(n, what, verb)| format!("{n} {what}{} {verb}", if *n == 1 { "" } else { "s" }))
+                .collect();
+            write!(f, ": {}", said.join(", "))?;
+        }
+        if !self.gone.is_empty() {
+            let gone: Vec<String> = self.gone.iter().map(|a| a.to_string()).collect();
+            write!(f, " (no longer on the interface: {})", gone.join(" "))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,43 @@
+//! `multihome dispatch`: the hook that nm-dispatcher and networkd-dispatcher run on every
+//! link event. It reads the event ([`event`], pure), and for a DHCP uplink of the policy makes
+//! its per-address rules and link routes match the addresses it has now ([`hook`]).
+
+pub mod event;
+pub mod hook;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::netlink::Netlink;
+use crate::plan;
+use crate::policy;
+
+pub use event::{Event, Kind, Refused};
+
+/// Runs the hook for one dispatcher call. Quiet (and successful) for events that are not
+/// multihome's business; one line on stderr (the journal) when it looked at an uplink.
+pub fn run(args: &[String], env: &BTreeMap<String, String>, policy_path: &Path) -> anyhow::Result<()> {
+    // Refuse hostile input before reading anything else.
+    let event = event::parse(args, env)?;
+    if event.kind == Kind::Ignore {
+        return Ok(());
+    }
+    if !policy_path.exists() {
+        eprintln!("multihome dispatch: {event}: no policy at {}; nothing to do", policy_path.display());
+        return Ok(());
+    }
+    let plan = plan::plan(&policy::load(policy_path)?);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    let outcome = rt.block_on(async {
+        let nl = Netlink::connect()?;
+        hook::apply(&plan, &event, &nl).await
+    });
+    if let Some(outcome) = outcome.with_context(|| format!("{event}"))? {
+        eprintln!("multihome dispatch: {event}: {outcome}");
+    }
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! The hook against the real kernel in a throwaway namespace: the rules and routes after
+//! up / dhcp4-change / down are exactly the planned ones, a second run changes nothing, and
+//! what is not multihome's (a foreign rule, a static uplink, another interface) is untouched.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::hook::rule_priorities;
+use super::run;
+use crate::netlink::testns::TestNs;
+
+const POLICY: &str = "\
+[Uplink]
+Interface=eth0
+Priority=1
+Address=192.168.178.99/24
+Gateway=192.168.178.1
+
+[Uplink]
+Interface=wlan0
+Priority=2
+DHCP=ipv4
+";
+
+/// The policy as a file of this test, removed on Drop.
+struct PolicyFile(PathBuf);
+
+impl PolicyFile {
+    fn new(tag: &str) -> PolicyFile {
+        let path = std::env::temp_dir().join(format!("multihome-dispatch-{}-{tag}.conf", std::process::id()));
+        std::fs::write(&path, POLICY).unwrap();
+        PolicyFile(path)
+    }
+}
+
+impl Drop for PolicyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// Runs `multihome dispatch` inside the namespace, as the dispatcher would.
+fn dispatch(ns: &TestNs, policy: &PolicyFile, args: &[&str], env: BTreeMap<String, String>) {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let path = policy.0.clone();
+    ns.run(move || run(&args, &env, &path)).unwrap();
+}
+
+/// Everything a hook could have changed: all rules, all routes of all tables.
+fn snapshot(ns: &TestNs) -> String {
+    format!("{}\n{}", ns.ip(&["rule", "show"]), ns.ip(&["route", "show", "table", "all"]))
+}
+
+/// The rules and routes tagged with multihome's protocol, as `ip` prints them.
+fn ours(ns: &TestNs) -> String {
+    snapshot(ns).lines().filter(|l| l.contains(" proto 77")).map(|l| format!("{l}\n")).collect()
+}
+
+fn host(ns: &TestNs) {
+    ns.ip(&["link", "add", "eth0", "type", "veth", "peer", "name", "sw-eth0"]);
+    ns.ip(&["link", "add", "wlan0", "type", "veth", "peer", "name", "sw-wlan0"]);
+    ns.ip(&["link", "add", "other0", "type", "veth", "peer", "name", "sw-other0"]);
+    for l in ["eth0", "sw-eth0", "wlan0", "sw-wlan0", "other0", "sw-other0"] {
+        ns.ip(&["link", "set", l, "up"]);
+    }
+    ns.ip(&["addr", "add", "192.168.178.99/24", "dev", "eth0"]);
+    ns.ip(&["addr", "add", "10.9.9.9/24", "dev", "other0"]);
+    // The administrator's own rule, at a priority inside wlan0's range: never ours to remove.
+    ns.ip(&["rule", "add", "pref", "10150", "from", "192.168.178.200", "lookup", "102"]);
+}
+
+fn nm_up(action: &str, address: &str) -> BTreeMap<String, String> {
+    env(&[
+        ("NM_DISPATCHER_ACTION", action),
+        ("DEVICE_IFACE", "wlan0"),
+        ("CONNECTION_ID", "Wired connection 2"),
+        ("IP4_NUM_ADDRESSES", "1"),
+        ("IP4_ADDRESS_0", address),
+    ])
+}
+
+#[test]
+fn network_manager_up_change_and_down_give_exactly_the_planned_rules() {
+    let Some(ns) = TestNs::new() else { return };
+    let policy = PolicyFile::new("nm");
+    host(&ns);
+    let before = snapshot(&ns);
+
+    // The lease arrives: NetworkManager has put the address on the link, then says `up`.
+    ns.ip(&["addr", "add", "192.168.178.156/24", "dev", "wlan0"]);
+    dispatch(&ns, &policy, &["wlan0", "up"], nm_up("up", "192.168.178.156/24 192.168.178.1"));
+    assert_eq!(
+        ours(&ns),
+        "10100:\tfrom 192.168.178.156 lookup 102 proto 77\n\
+         10101:\tfrom all to 192.168.178.156 lookup 102 proto 77\n\
+         192.168.178.0/24 dev wlan0 table 102 proto 77 scope link src 192.168.178.156 \n"
+    );
+    let once = snapshot(&ns);
+    dispatch(&ns, &policy, &["wlan0", "up"], nm_up("up", "192.168.178.156/24 192.168.178.1"));
+    assert_eq!(snapshot(&ns), once, "a second run changed something");
+
+    // A new lease with another address.
+    ns.ip(&["addr", "del", "192.168.178.156/24", "dev", "wlan0"]);
+    ns.ip(&["addr", "add", "192.168.178.157/24", "dev", "wlan0"]);
+    dispatch(&ns, &policy, &["wlan0", "dhcp4-change"], nm_up("dhcp4-change", "192.168.178.157/24 192.168.178.1"));
+    assert_eq!(
+        ours(&ns),
+        "10100:\tfrom 192.168.178.157 lookup 102 proto 77\n\
+         10101:\tfrom all to 192.168.178.157 lookup 102 proto 77\n\
+         192.168.178.0/24 dev wlan0 table 102 proto 77 scope link src 192.168.178.157 \n"
+    );
+    let changed = snapshot(&ns);
+    dispatch(&ns, &policy, &["wlan0", "dhcp4-change"], nm_up("dhcp4-change", "192.168.178.157/24 192.168.178.1"));
+    assert_eq!(snapshot(&ns), changed, "a second run changed something");
+
+    // Events that are not ours change nothing: the static uplink, another interface, a
+    // connectivity check.
+    dispatch(&ns, &policy, &["eth0", "up"], env(&[("NM_DISPATCHER_ACTION", "up"), ("IP4_NUM_ADDRESSES", "1"), ("IP4_ADDRESS_0", "192.168.178.99/24 192.168.178.1")]));
+    dispatch(&ns, &policy, &["other0", "down"], env(&[("NM_DISPATCHER_ACTION", "down")]));
+    dispatch(&ns, &policy, &["none", "connectivity-change"], env(&[("NM_DISPATCHER_ACTION", "connectivity-change")]));
+    assert_eq!(snapshot(&ns), changed);
+
+    // Down: exactly what multihome added goes; the administrator's rule stays.
+    dispatch(&ns, &policy, &["wlan0", "down"], env(&[("NM_DISPATCHER_ACTION", "down"), ("DEVICE_IFACE", "wlan0")]));
+    assert_eq!(ours(&ns), "");
+    ns.ip(&["addr", "del", "192.168.178.157/24", "dev", "wlan0"]);
+    assert_eq!(snapshot(&ns), before);
+    dispatch(&ns, &policy, &["wlan0", "down"], env(&[("NM_DISPATCHER_ACTION", "down")]));
+    assert_eq!(snapshot(&ns), before, "a second down changed something");
+}
+
+#[test]
+fn networkd_routable_takes_the_prefix_from_the_kernel_and_no_carrier_removes() {
+    let Some(ns) = TestNs::new() else { return };
+    let policy = PolicyFile::new("networkd");
+    host(&ns);
+    let before = snapshot(&ns);
+    ns.ip(&["addr", "add", "192.168.178.157/25", "dev", "wlan0"]);
+    let routable = env(&[("IFACE", "wlan0"), ("STATE", "routable"), ("OperationalState", "routable"), ("IP_ADDRS", "192.168.178.157")]);
+    dispatch(&ns, &policy, &[], routable.clone());
+    assert_eq!(
+        ours(&ns),
+        "10100:\tfrom 192.168.178.157 lookup 102 proto 77\n\
+         10101:\tfrom all to 192.168.178.157 lookup 102 proto 77\n\
+         192.168.178.128/25 dev wlan0 table 102 proto 77 scope link src 192.168.178.157 \n"
+    );
+    let once = snapshot(&ns);
+    dispatch(&ns, &policy, &[], routable);
+    assert_eq!(snapshot(&ns), once);
+    // An address the event names but the link no longer has gets no rules.
+    dispatch(&ns, &policy, &[], env(&[("IFACE", "wlan0"), ("STATE", "routable"), ("IP_ADDRS", "192.168.178.157 192.168.178.158")]));
+    assert_eq!(snapshot(&ns), once);
+    // Administrative states say nothing about addresses.
+    dispatch(&ns, &policy, &[], env(&[("IFACE", "wlan0"), ("STATE", "configured"), ("IP_ADDRS", "")]));
+    assert_eq!(snapshot(&ns), once);
+    dispatch(&ns, &policy, &[], env(&[("IFACE", "wlan0"), ("STATE", "no-carrier"), ("IP_ADDRS", "192.168.178.157")]));
+    ns.ip(&["addr", "del", "192.168.178.157/25", "dev", "wlan0"]);
+    assert_eq!(snapshot(&ns), before);
+}
+
+#[test]
+fn hostile_input_is_refused_before_anything_is_read() {
+    let args = vec!["wlan0; reboot".to_string(), "up".to_string()];
+    let missing = std::path::Path::new("/nonexistent/multihome.conf");
+    let e = run(&args, &env(&[("NM_DISPATCHER_ACTION", "up")]), missing).unwrap_err();
+    assert!(e.to_string().starts_with("refused: interface argument:"), "{e}");
+}
+
+#[test]
+fn each_uplink_has_its_own_rule_priorities() {
+    for rank in 0..8 {
+        let (mine, next) = (rule_priorities(rank, 101), rule_priorities(rank + 1, 102));
+        assert!(mine.end <= next.start, "{mine:?} overlaps {next:?}");
+        let addrs: Vec<ipnet::Ipv4Net> = (1..=50).map(|i| format!("192.168.178.{i}/24").parse().unwrap()).collect();
+        let (rules, _) = crate::plan::dynamic_rules_and_routes(rank, 101, &addrs);
+        assert!(rules.iter().all(|r| mine.contains(&r.priority)), "{rules:?} outside {mine:?}");
+    }
+}
