@@ -124,3 +124,37 @@ fn binary_refuses_or_accepts_as_the_parser_does() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The shipped hooks: each only execs multihome (no shell logic that could see the input),
+/// and networkd-dispatcher gets a hook for exactly the states the parser acts on.
+#[test]
+fn shipped_hooks_only_exec_multihome_for_the_states_that_matter() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let commands = |path: &Path| -> Vec<String> {
+        let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(text.starts_with("#!/bin/sh\n"), "{}", path.display());
+        let mode = fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o755, "{}: dispatchers run only root-owned 0755 scripts", path.display());
+        text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).map(str::to_string).collect()
+    };
+    assert_eq!(commands(&root.join("nm-dispatcher/90-multihome")), ["exec /usr/sbin/multihome dispatch -- \"$@\""]);
+
+    // networkd-dispatcher's states (its OPER_STATES and ADMIN_STATES).
+    let states = [
+        "carrier", "degraded", "degraded-carrier", "dormant", "enslaved", "missing", "no-carrier", "off", "routable",
+        "configured", "configuring", "failed", "pending", "unmanaged", "linger", "initialized",
+    ];
+    let dir = root.join("networkd-units/networkd-dispatcher");
+    for state in states {
+        let env: BTreeMap<String, String> = [("IFACE", "wlan0"), ("STATE", state), ("IP_ADDRS", "")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let acts = event::parse(&[], &env).unwrap().kind != event::Kind::Ignore;
+        let hook = dir.join(format!("{state}.d/90-multihome"));
+        assert_eq!(hook.exists(), acts, "{state}: a hook must exist exactly when multihome acts on the state");
+        if acts {
+            assert_eq!(commands(&hook), ["exec /usr/sbin/multihome dispatch"]);
+        }
+    }
+    let shipped = fs::read_dir(&dir).unwrap().count();
+    assert_eq!(shipped, states.iter().filter(|s| dir.join(format!("{s}.d")).exists()).count(), "a hook for a state networkd-dispatcher does not have");
+}
