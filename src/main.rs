@@ -6,9 +6,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use multihome::backend::{files, networkd};
+use multihome::backend::{files, networkd, nm};
 use multihome::plan::{self, Plan};
 use multihome::policy;
+
+mod try_apply;
 
 #[derive(Parser)]
 #[command(name = "multihome", version, about = "Keep a host with several uplinks online: one policy, realised by systemd-networkd or NetworkManager")]
@@ -23,12 +25,17 @@ struct Cli {
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum RenderBackend {
     Networkd,
+    /// NetworkManager keyfiles, for machines where NetworkManager does not run yet.
+    NmKeyfile,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ApplyBackend {
+    /// NetworkManager when it owns its name on the system bus, else systemd-networkd.
     Auto,
     Networkd,
+    #[value(name = "networkmanager")]
+    NetworkManager,
 }
 
 #[derive(Subcommand)]
@@ -62,6 +69,14 @@ enum Command {
         #[arg(long)]
         root: Option<PathBuf>,
     },
+    /// Apply, then revert by itself unless confirmed (Enter, y, or SIGUSR1) within the timeout.
+    Try {
+        #[arg(long, value_enum, default_value = "auto")]
+        backend: ApplyBackend,
+        /// How long to wait for the confirmation (a time span: 120s, 2min).
+        #[arg(long, default_value = "120s", value_parser = parse_timespan)]
+        timeout: std::time::Duration,
+    },
     /// The dispatcher hook: run by nm-dispatcher (INTERFACE ACTION) and networkd-dispatcher
     /// (IFACE, STATE in the environment) on every link event.
     Dispatch {
@@ -69,6 +84,10 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+}
+
+fn parse_timespan(text: &str) -> Result<std::time::Duration, String> {
+    policy::timespan::parse(text).ok_or_else(|| format!("{text:?} is not a time span (like 120s or 2min)"))
 }
 
 fn main() -> ExitCode {
@@ -101,12 +120,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print!("{plan}");
             }
         }
-        Command::Render { backend: RenderBackend::Networkd, out } => {
+        Command::Render { backend, out } => {
             let plan = load(&cli.config)?;
-            let rendered = networkd::render::render(&plan);
+            let (rendered, owned) = match backend {
+                RenderBackend::Networkd => (networkd::render::render(&plan), networkd::render::owned_patterns()),
+                RenderBackend::NmKeyfile => (nm::keyfile::render(&plan), nm::keyfile::owned_patterns()),
+            };
             match out {
                 Some(dir) => {
-                    let changes = files::write_out(&dir, &rendered, &networkd::render::owned_patterns())?;
+                    let changes = files::write_out(&dir, &rendered, &owned)?;
                     for c in &changes {
                         let what = if c.is_noop() { "unchanged" } else if c.new.is_none() { "removed" } else { "wrote" };
                         println!("{what} {}", dir.join(&c.path).display());
@@ -121,7 +143,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Plan { backend, root } => {
             let plan = load(&cli.config)?;
-            let _ = resolve(backend, Some(&root))?;
+            if resolve(backend, Some(&root))? == ApplyBackend::NetworkManager {
+                let diff = runtime()?.block_on(nm::plan_diff(&plan, &root))?;
+                if diff.is_empty() {
+                    println!("No changes: NetworkManager's profiles already match the policy.");
+                } else {
+                    print!("{diff}");
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let changes = networkd::compare(&plan, &root)?;
             let diff = files::unified_diff(&root, &changes);
             if diff.is_empty() {
@@ -132,7 +162,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Apply { backend, root } => {
             let plan = load(&cli.config)?;
-            let _ = resolve(backend, root.as_deref())?;
+            if resolve(backend, root.as_deref())? == ApplyBackend::NetworkManager {
+                if root.is_some() {
+                    anyhow::bail!("--root is for images, where no NetworkManager runs: use `multihome render --backend nm-keyfile --out DIR`");
+                }
+                let applied = runtime()?.block_on(nm::apply(&plan, Path::new("/")))?;
+                if applied.changed_anything() {
+                    for c in &applied.changes {
+                        println!("{c}");
+                    }
+                    println!("Applied: {} sysctl(s) and {} file(s) changed; NetworkManager's checkpoint committed.", applied.undo_sysctls.len(), applied.undo_files.len());
+                } else {
+                    println!("Nothing to do: the system already matches the policy.");
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let reload = root.is_none();
             let root = root.unwrap_or_else(|| PathBuf::from("/"));
             let rt = runtime()?;
@@ -143,6 +187,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("Nothing to do: the system already matches the policy.");
             }
         }
+        Command::Try { backend, timeout } => {
+            let plan = load(&cli.config)?;
+            let manager = match resolve(backend, None)? {
+                ApplyBackend::NetworkManager => try_apply::Manager::NetworkManager,
+                _ => try_apply::Manager::Networkd,
+            };
+            let kept = runtime()?.block_on(try_apply::run(manager, &plan, Path::new("/"), timeout))?;
+            // 3: reverted because nobody confirmed, so scripts can tell it from an error (1).
+            return Ok(if kept { ExitCode::SUCCESS } else { ExitCode::from(3) });
+        }
         Command::Dispatch { args } => {
             // Untrusted text: read lossily and judged by the event parser, never by a shell.
             let env = std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())).collect();
@@ -152,8 +206,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn resolve(backend: ApplyBackend, _root: Option<&Path>) -> anyhow::Result<ApplyBackend> {
+/// `auto`: NetworkManager when it owns its name on the system bus, else systemd-networkd. With
+/// `--root` (an image) there is no running manager to ask, and networkd files are written.
+fn resolve(backend: ApplyBackend, root: Option<&Path>) -> anyhow::Result<ApplyBackend> {
     Ok(match backend {
+        ApplyBackend::Auto if root.is_none_or(|r| r == Path::new("/")) && runtime()?.block_on(nm::apply::is_running()) => {
+            ApplyBackend::NetworkManager
+        }
         ApplyBackend::Auto => ApplyBackend::Networkd,
         b => b,
     })

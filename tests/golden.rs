@@ -24,7 +24,7 @@ type Render = fn(&Plan) -> Vec<GeneratedFile>;
 
 /// Every renderer with golden output, by the name of its directory in a case. Adding a backend
 /// is one line here and a bless run.
-const RENDERERS: &[(&str, Render)] = &[("networkd", networkd::render::render)];
+const RENDERERS: &[(&str, Render)] = &[("networkd", networkd::render::render), ("nm-keyfile", multihome::backend::nm::keyfile::render)];
 
 /// The one input file of a case; everything else in the case directory is expected output.
 const POLICY: &str = "policy.conf";

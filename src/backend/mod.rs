@@ -2,4 +2,5 @@
 
 pub mod files;
 pub mod networkd;
+pub mod nm;
 pub mod sysctl;

@@ -1,0 +1,446 @@
+//! Applying the plan through a running NetworkManager, as a transaction: survey (read only) ->
+//! checkpoint -> update each uplink's profile (or create `multihome-IFACE`) -> reapply in place,
+//! else activate -> verify on the devices -> destroy the checkpoint. Any error or failed
+//! verification rolls the checkpoint back and says what failed. A profile whose multihome-owned
+//! values already match is not sent at all, so a second apply changes nothing.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use zbus::{Connection, ObjectPath, OwnedObjectPath, Variant};
+
+use super::keyfile;
+use super::proxies::{
+    self, ActiveProxy, ConnectionProxy, DeviceProxy, Ip4ConfigProxy, NetworkManagerProxy, SettingsIn, SettingsOut,
+    SettingsProxy,
+};
+use super::settings::{self, Profile, Wanted};
+use crate::backend::files::{self, Change};
+use crate::backend::sysctl::{self, SysctlChange};
+use crate::plan::{Plan, Table};
+
+/// The bus name whose owner makes `--backend auto` choose NetworkManager.
+pub const NM_BUS_NAME: &str = proxies::SERVICE;
+
+/// For a plain apply: how long NetworkManager waits before rolling back by itself should
+/// multihome die between checkpoint and commit. Far above a normal apply (about a second).
+const APPLY_ROLLBACK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long the devices get to show the new configuration. A static profile is reapplied in
+/// well under a second; a DHCP uplink needs its lease, which can take some seconds on Wi-Fi.
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(20);
+const VERIFY_INTERVAL: Duration = Duration::from_millis(100);
+
+/// One uplink as found before anything is changed.
+struct Target {
+    interface: String,
+    device: OwnedObjectPath,
+    device_state: u32,
+    /// The profile bound to the interface and its settings, or `None` when one is created.
+    profile: Option<(OwnedObjectPath, Profile)>,
+    /// What the profile should be.
+    merged: Profile,
+    /// The device is active with this very profile.
+    active_with_profile: bool,
+    /// The device's applied connection already has the merged values.
+    applied_matches: bool,
+    table: u32,
+    want: Wanted,
+}
+
+impl Target {
+    fn profile_changes(&self) -> bool {
+        match &self.profile {
+            None => true,
+            Some((_, current)) => settings::needs_update(current, &self.merged),
+        }
+    }
+
+    fn can_activate(&self) -> bool {
+        self.device_state >= proxies::DEVICE_STATE_DISCONNECTED
+    }
+
+    fn needs_activation(&self) -> bool {
+        self.can_activate() && !(self.active_with_profile && self.applied_matches)
+    }
+
+    fn label(&self) -> String {
+        match &self.profile {
+            Some((_, p)) => format!("profile {:?} on {}", profile_name(p), self.interface),
+            None => format!("new profile {:?} on {}", settings::profile_id(&self.interface), self.interface),
+        }
+    }
+}
+
+fn profile_name(p: &Profile) -> String {
+    p.get("connection").and_then(|c| c.get("id")).and_then(|v| String::try_from(v.clone()).ok()).unwrap_or_default()
+}
+
+fn to_profile(s: SettingsIn) -> Profile {
+    s.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect()
+}
+
+fn to_wire(p: &Profile) -> SettingsOut<'_> {
+    p.iter()
+        .map(|(k, s)| (k.as_str(), s.iter().map(|(k, v)| (k.as_str(), Variant::from(v.clone()))).collect()))
+        .collect()
+}
+
+pub async fn system_bus() -> anyhow::Result<Connection> {
+    Connection::system().await.context("cannot connect to the system D-Bus to talk to NetworkManager")
+}
+
+/// Whether NetworkManager owns its name on the system bus (for `--backend auto`).
+pub async fn is_running() -> bool {
+    let Ok(bus) = Connection::system().await else { return false };
+    let Ok(dbus) = zbus::fdo::DBusProxy::new(&bus).await else { return false };
+    let Ok(name) = zbus::names::BusName::try_from(NM_BUS_NAME) else { return false };
+    dbus.name_has_owner(name).await.unwrap_or(false)
+}
+
+/// Finds each uplink's device and profile and computes what it should become. Reads only.
+async fn survey(bus: &Connection, plan: &Plan) -> anyhow::Result<Vec<Target>> {
+    let nm = NetworkManagerProxy::new(bus).await?;
+    let settings_proxy = SettingsProxy::new(bus).await?;
+    let mut all_profiles: Option<Vec<(OwnedObjectPath, Profile)>> = None;
+    let mut targets = Vec::new();
+    for u in &plan.uplinks {
+        let device = nm.get_device_by_ip_iface(&u.interface).await.map_err(|e| {
+            anyhow!("NetworkManager has no device {} ({e}); nothing was changed", u.interface)
+        })?;
+        let dev = DeviceProxy::builder(bus).path(device.clone()).build().await?;
+        let device_state = dev.state().await?;
+        let active = dev.active_connection().await?;
+        let mut profile = None;
+        let mut active_with_profile = false;
+        if active.as_str() != "/" {
+            let ac = ActiveProxy::builder(bus).path(active.clone()).build().await?;
+            let path = ac.connection().await?;
+            let conn = ConnectionProxy::builder(bus).path(path.clone()).build().await?;
+            profile = Some((path, to_profile(conn.get_settings().await?)));
+            active_with_profile = true;
+        }
+        if profile.is_none() {
+            if all_profiles.is_none() {
+                let mut list = Vec::new();
+                for path in settings_proxy.list_connections().await? {
+                    let conn = ConnectionProxy::builder(bus).path(path.clone()).build().await?;
+                    list.push((path, to_profile(conn.get_settings().await?)));
+                }
+                all_profiles = Some(list);
+            }
+            profile = bound_profile(all_profiles.as_deref().unwrap_or_default(), &u.interface);
+        }
+        let want = Wanted::for_uplink(u);
+        let base = match &profile {
+            Some((_, p)) => p.clone(),
+            None => {
+                let kind = dev.device_type().await?;
+                let Some(ctype) = settings::connection_type(kind) else {
+                    bail!(
+                        "{} has no NetworkManager profile, and multihome creates only wired ones (device type {kind}); \
+                         connect it once (for Wi-Fi: nmcli device wifi connect SSID ifname {}) and apply again; nothing was changed",
+                        u.interface,
+                        u.interface
+                    );
+                };
+                settings::new_profile(&u.interface, ctype)
+            }
+        };
+        let merged = settings::merge(&base, &want);
+        let applied_matches = if active_with_profile {
+            let (applied, _) = dev.get_applied_connection(0).await?;
+            settings::ipv4_lines(&to_profile(applied)) == settings::ipv4_lines(&merged)
+        } else {
+            false
+        };
+        targets.push(Target {
+            interface: u.interface.clone(),
+            device,
+            device_state,
+            profile,
+            merged,
+            active_with_profile,
+            applied_matches,
+            table: u.table,
+            want,
+        });
+    }
+    Ok(targets)
+}
+
+/// The profile an inactive interface would use: bound to it by `connection.interface-name`;
+/// multihome's own first, else the one used last.
+fn bound_profile(all: &[(OwnedObjectPath, Profile)], interface: &str) -> Option<(OwnedObjectPath, Profile)> {
+    let get = |p: &Profile, k: &str| p.get("connection").and_then(|c| c.get(k)).cloned();
+    let mut bound: Vec<&(OwnedObjectPath, Profile)> = all
+        .iter()
+        .filter(|(_, p)| get(p, "interface-name").and_then(|v| String::try_from(v).ok()).as_deref() == Some(interface))
+        .collect();
+    let own = settings::profile_id(interface);
+    bound.sort_by_key(|(_, p)| {
+        let ours = profile_name(p) == own;
+        let used = get(p, "timestamp").and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
+        (std::cmp::Reverse(ours), std::cmp::Reverse(used))
+    });
+    bound.first().map(|&(path, p)| (path.clone(), p.clone()))
+}
+
+/// The sysctl.d file NetworkManager does not write: rendered once for every backend.
+fn sysctl_file_changes(plan: &Plan, root: &Path) -> anyhow::Result<Vec<Change>> {
+    let wanted: Vec<_> = keyfile::render(plan).into_iter().filter(|f| f.path.starts_with("etc/sysctl.d")).collect();
+    files::compare(root, &wanted, &[("etc/sysctl.d", "60-multihome", ".conf")])
+}
+
+/// `multihome plan --backend networkmanager`: each profile's change in nmcli's words, and what
+/// would happen on the device.
+pub async fn plan_diff(plan: &Plan, root: &Path) -> anyhow::Result<String> {
+    let bus = system_bus().await?;
+    let targets = survey(&bus, plan).await?;
+    let mut out = String::new();
+    for t in &targets {
+        let current = t.profile.as_ref().map(|(_, p)| p);
+        out.push_str(&settings::diff(&t.label(), current, &t.merged));
+        if t.needs_activation() {
+            let how = if t.active_with_profile { "reapplied in place" } else { "activated" };
+            out.push_str(&format!("# {}: the profile is {how}\n", t.interface));
+        } else if !t.can_activate() {
+            out.push_str(&format!("# {}: no carrier; NetworkManager activates the profile when it comes up\n", t.interface));
+        }
+    }
+    out.push_str(&files::unified_diff(root, &sysctl_file_changes(plan, root)?));
+    Ok(out)
+}
+
+/// What one apply did and still holds: the checkpoint (while a `try` waits) and the sysctls and
+/// sysctl.d file to put back.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub checkpoint: Option<OwnedObjectPath>,
+    pub undo_files: Vec<Change>,
+    pub undo_sysctls: Vec<SysctlChange>,
+    /// One line per thing changed, for the user.
+    pub changes: Vec<String>,
+}
+
+impl Applied {
+    pub fn changed_anything(&self) -> bool {
+        !self.changes.is_empty() || !self.undo_files.is_empty() || !self.undo_sysctls.is_empty()
+    }
+}
+
+/// Applies the plan and commits it: the checkpoint is destroyed once the devices show the
+/// policy. The sysctl.d file is written under `root`.
+pub async fn apply(plan: &Plan, root: &Path) -> anyhow::Result<Applied> {
+    let mut applied = apply_kept(plan, root, APPLY_ROLLBACK_TIMEOUT).await?;
+    commit(&mut applied).await?;
+    Ok(applied)
+}
+
+/// Applies the plan and keeps the checkpoint, which NetworkManager rolls back by itself after
+/// `rollback_timeout` unless [`commit`] destroys it first (`multihome try`).
+pub async fn apply_kept(plan: &Plan, root: &Path, rollback_timeout: Duration) -> anyhow::Result<Applied> {
+    let bus = system_bus().await?;
+    let nm = NetworkManagerProxy::new(&bus).await?;
+    let targets = survey(&bus, plan).await?;
+    let file_changes = sysctl_file_changes(plan, root)?;
+    let mut applied = Applied::default();
+    let nothing = targets.iter().all(|t| !t.profile_changes() && !t.needs_activation())
+        && file_changes.iter().all(|c| c.is_noop());
+    if nothing {
+        // Still set live sysctls that something else reset; that is no NetworkManager change.
+        applied.undo_sysctls = sysctl::apply(&plan.sysctls)?;
+        return Ok(applied);
+    }
+    let devices: Vec<ObjectPath<'_>> = targets.iter().map(|t| t.device.as_ref()).collect();
+    let secs = u32::try_from(rollback_timeout.as_secs().max(1)).unwrap_or(u32::MAX);
+    let checkpoint = nm
+        .checkpoint_create(&devices, secs, proxies::CHECKPOINT_DELETE_NEW_CONNECTIONS)
+        .await
+        .context("NetworkManager refused a checkpoint (is a `multihome try` still waiting?); nothing was changed")?;
+    applied.checkpoint = Some(checkpoint.clone());
+    let result = change_and_verify(&bus, plan, root, &targets, &file_changes, &mut applied).await;
+    if let Err(e) = result {
+        let restored = revert(&mut applied, root).await;
+        return Err(match restored {
+            Ok(()) => e.context("the NetworkManager checkpoint was rolled back; the previous configuration is back"),
+            Err(r) => e.context(format!("and rolling back failed too: {r:#}")),
+        });
+    }
+    Ok(applied)
+}
+
+async fn change_and_verify(
+    bus: &Connection,
+    plan: &Plan,
+    root: &Path,
+    targets: &[Target],
+    file_changes: &[Change],
+    applied: &mut Applied,
+) -> anyhow::Result<()> {
+    // Sysctls first: ignore_routes_with_linkdown must be on before the new default routes are.
+    applied.undo_sysctls = sysctl::apply(&plan.sysctls)?;
+    applied.undo_files = files::apply(root, file_changes)?;
+    let nm = NetworkManagerProxy::new(bus).await?;
+    let settings_proxy = SettingsProxy::new(bus).await?;
+    let mut activated = Vec::new();
+    for t in targets {
+        let path = match &t.profile {
+            Some((path, current)) => {
+                if settings::needs_update(current, &t.merged) {
+                    let conn = ConnectionProxy::builder(bus).path(path.clone()).build().await?;
+                    conn.update2(to_wire(&t.merged), proxies::UPDATE2_TO_DISK, HashMap::new())
+                        .await
+                        .with_context(|| format!("NetworkManager refused the update of {}", t.label()))?;
+                    applied.changes.push(format!("updated {}", t.label()));
+                }
+                path.clone()
+            }
+            None => {
+                let path = settings_proxy
+                    .add_connection(to_wire(&t.merged))
+                    .await
+                    .with_context(|| format!("NetworkManager refused the {}", t.label()))?;
+                applied.changes.push(format!("created {}", t.label()));
+                path
+            }
+        };
+        if !t.needs_activation() {
+            continue;
+        }
+        let dev = DeviceProxy::builder(bus).path(t.device.clone()).build().await?;
+        let reapplied = t.active_with_profile && dev.reapply(SettingsOut::new(), 0, 0).await.is_ok();
+        if reapplied {
+            applied.changes.push(format!("reapplied {} in place", t.label()));
+        } else {
+            // Reapply refuses changes it cannot make in place; activation takes the link down briefly.
+            nm.activate_connection(&path.as_ref(), &t.device.as_ref(), &ObjectPath::from_static_str_unchecked("/"))
+                .await
+                .with_context(|| format!("NetworkManager could not activate {}", t.label()))?;
+            applied.changes.push(format!("activated {}", t.label()));
+        }
+        activated.push(t);
+    }
+    verify(bus, &activated).await
+}
+
+/// Waits until every activated device is up with the merged values and its table's routes.
+async fn verify(bus: &Connection, targets: &[&Target]) -> anyhow::Result<()> {
+    let deadline = Instant::now() + VERIFY_TIMEOUT;
+    loop {
+        let mut pending = Vec::new();
+        for t in targets {
+            if let Some(why) = not_yet(bus, t).await? {
+                pending.push(format!("{}: {why}", t.interface));
+            }
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("after {} s the devices do not show the policy: {}", VERIFY_TIMEOUT.as_secs(), pending.join("; "));
+        }
+        tokio::time::sleep(VERIFY_INTERVAL).await;
+    }
+}
+
+/// `None` when the device shows what multihome set, else what is missing.
+async fn not_yet(bus: &Connection, t: &Target) -> anyhow::Result<Option<String>> {
+    let dev = DeviceProxy::builder(bus).path(t.device.clone()).build().await?;
+    let state = dev.state().await?;
+    if state != proxies::DEVICE_STATE_ACTIVATED {
+        return Ok(Some(format!("device state {state}, not activated (100)")));
+    }
+    let (applied, _) = dev.get_applied_connection(0).await?;
+    if settings::ipv4_lines(&to_profile(applied)) != settings::ipv4_lines(&t.merged) {
+        return Ok(Some("the applied connection differs from the profile".into()));
+    }
+    let config = dev.ip4_config().await?;
+    if config.as_str() == "/" {
+        return Ok(Some("no IPv4 configuration yet".into()));
+    }
+    let ip4 = Ip4ConfigProxy::builder(bus).path(config).build().await?;
+    let routes = ip4.route_data().await?;
+    for r in t.want.routes.iter().filter(|r| r.table == Table::Id(t.table)) {
+        let found = routes.iter().any(|e| {
+            let s = |k: &str| e.get(k).and_then(|v| String::try_from(v.clone()).ok());
+            let u = |k: &str| e.get(k).and_then(|v| u32::try_from(v).ok());
+            s("dest").as_deref() == Some(r.destination.network().to_string().as_str())
+                && u("prefix") == Some(u32::from(r.destination.prefix_len()))
+                && u("table") == Some(t.table)
+                && s("next-hop").filter(|h| h != "0.0.0.0") == r.gateway.map(|g| g.to_string())
+        });
+        if !found {
+            return Ok(Some(format!("route {} is not on the device", crate::plan::show_route(r, &t.interface))));
+        }
+    }
+    Ok(None)
+}
+
+/// Keeps what [`apply_kept`] did: destroys the checkpoint.
+pub async fn commit(applied: &mut Applied) -> anyhow::Result<()> {
+    let Some(checkpoint) = applied.checkpoint.take() else { return Ok(()) };
+    let bus = system_bus().await?;
+    let nm = NetworkManagerProxy::new(&bus).await?;
+    nm.checkpoint_destroy(&checkpoint.as_ref())
+        .await
+        .context("cannot commit: the NetworkManager checkpoint is gone (it rolled back by itself after its timeout)")
+}
+
+/// Undoes what [`apply_kept`] did: NetworkManager rolls the checkpoint back (profiles, created
+/// ones removed, devices reactivated as they were), multihome puts back the sysctls and the
+/// sysctl.d file. Each part is tried even when an earlier one fails.
+pub async fn revert(applied: &mut Applied, root: &Path) -> anyhow::Result<()> {
+    let checkpoint = match applied.checkpoint.take() {
+        Some(c) => rollback(&c).await,
+        None => Ok(()),
+    };
+    let sysctls = sysctl::revert(&applied.undo_sysctls);
+    let files = files::apply(root, &applied.undo_files).map(|_| ());
+    applied.undo_sysctls.clear();
+    applied.undo_files.clear();
+    checkpoint.and(sysctls).and(files)
+}
+
+async fn rollback(checkpoint: &OwnedObjectPath) -> anyhow::Result<()> {
+    let bus = system_bus().await?;
+    let nm = NetworkManagerProxy::new(&bus).await?;
+    let results = match nm.checkpoint_rollback(&checkpoint.as_ref()).await {
+        Ok(r) => r,
+        // NetworkManager's own timer was first: the state before is back already.
+        Err(_) if !nm.checkpoints().await?.contains(checkpoint) => HashMap::new(),
+        Err(e) => return Err(e).context("NetworkManager could not roll the checkpoint back"),
+    };
+    let failed: Vec<String> = results.iter().filter(|(_, r)| **r != 0).map(|(d, r)| format!("{d} (result {r})")).collect();
+    if !failed.is_empty() {
+        bail!("NetworkManager could not restore {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// `multihome try` with NetworkManager: apply, keep the checkpoint with NetworkManager's own
+/// rollback timer as a backstop, and commit only when `confirmed` says so in time.
+pub async fn try_apply(
+    plan: &Plan,
+    root: &Path,
+    timeout: Duration,
+    confirmed: impl std::future::Future<Output = bool>,
+) -> anyhow::Result<bool> {
+    let mut applied = apply_kept(plan, root, timeout + TRY_BACKSTOP).await?;
+    if !applied.changed_anything() {
+        return Ok(true);
+    }
+    if confirmed.await {
+        commit(&mut applied).await?;
+        Ok(true)
+    } else {
+        revert(&mut applied, root).await?;
+        Ok(false)
+    }
+}
+
+/// NetworkManager's own rollback fires this long after `try`'s timeout, so multihome normally
+/// rolls back itself (and reports it), and NetworkManager does it should multihome be killed.
+pub const TRY_BACKSTOP: Duration = Duration::from_secs(2);

@@ -1,0 +1,125 @@
+//! Plan -> NetworkManager keyfiles (`multihome render --backend nm-keyfile`), for images and
+//! machines where NetworkManager is not running yet. Pure: returns the files, mode 0600 as
+//! NetworkManager requires of keyfiles, and [`crate::backend::files`] writes them.
+//!
+//! The profiles are the ones `apply --backend networkmanager` would create (same name, same
+//! derived UUID, same `ipv4` values from [`Wanted`]), so applying later finds and keeps them.
+
+use std::fmt::Write;
+
+use crate::backend::files::{marker, GeneratedFile, Owned};
+use crate::backend::networkd::render::{self as networkd_render, SYSCTL_FILE};
+use crate::plan::{Addresses, Plan, Route, Rule, UplinkPlan};
+
+use super::settings::{profile_id, profile_uuid, Wanted};
+
+pub const CONNECTIONS_DIR: &str = "etc/NetworkManager/system-connections";
+
+/// NetworkManager ignores keyfiles that others than root can read.
+const KEYFILE_MODE: u32 = 0o600;
+
+pub fn path(interface: &str) -> String {
+    format!("{CONNECTIONS_DIR}/{}.nmconnection", profile_id(interface))
+}
+
+pub fn owned_patterns() -> Vec<Owned> {
+    vec![(CONNECTIONS_DIR, "multihome-", ".nmconnection"), ("etc/sysctl.d", "60-multihome", ".conf")]
+}
+
+/// Wi-Fi interfaces by the kernel's and udev's naming (wlan0, wlp2s0, wlx...): their profile
+/// needs an SSID, which no policy holds.
+fn is_wifi(interface: &str) -> bool {
+    interface.starts_with("wl")
+}
+
+pub fn render(plan: &Plan) -> Vec<GeneratedFile> {
+    let mut files: Vec<GeneratedFile> =
+        plan.uplinks.iter().map(|u| GeneratedFile::new(path(&u.interface), keyfile(plan, u), KEYFILE_MODE)).collect();
+    // The sysctls are the same whichever manager runs; one renderer owns their file.
+    files.extend(networkd_render::render(plan).into_iter().filter(|f| f.path.as_os_str() == SYSCTL_FILE));
+    files
+}
+
+fn keyfile(plan: &Plan, u: &UplinkPlan) -> String {
+    let want = Wanted::for_uplink(u);
+    let mut s = marker(&plan.source, '#');
+    let _ = writeln!(s, "# Uplink {} of {}: table {}, main-table metric {}.", u.rank + 1, plan.uplinks.len(), u.table, u.metric);
+    if is_wifi(&u.interface) {
+        s.push_str(
+            "# A Wi-Fi profile needs ssid= under [wifi] (and [wifi-security] for a protected network),\n\
+             # which the policy does not hold: NetworkManager loads this file only once they are added.\n\
+             # On a running system, create the Wi-Fi profile with nmcli and use\n\
+             # `multihome apply --backend networkmanager`, which merges the policy into it.\n",
+        );
+    }
+    if let Addresses::Dhcp(_) = u.addresses {
+        s.push_str("# The `from`/`to` rules of the lease's address are added by `multihome dispatch`.\n");
+    }
+    let kind = if is_wifi(&u.interface) { "wifi" } else { "ethernet" };
+    let _ = writeln!(
+        s,
+        "\n[connection]\nid={}\nuuid={}\ntype={kind}\ninterface-name={}",
+        profile_id(&u.interface),
+        profile_uuid(&u.interface),
+        u.interface
+    );
+    if kind == "wifi" {
+        s.push_str("\n[wifi]\nmode=infrastructure\n");
+    } else {
+        s.push_str("\n[ethernet]\n");
+    }
+    s.push_str("\n[ipv4]\n");
+    for (i, net) in want.addresses.iter().enumerate() {
+        let _ = write!(s, "address{}={net}", i + 1);
+        // NetworkManager's keyfile form: the gateway rides on the first address.
+        match want.gateway {
+            Some(gw) if i == 0 => {
+                let _ = writeln!(s, ",{gw}");
+            }
+            _ => s.push('\n'),
+        }
+    }
+    let _ = writeln!(s, "method={}\nroute-metric={}", want.method, want.route_metric);
+    for (i, r) in want.routes.iter().enumerate() {
+        route(&mut s, i + 1, r);
+    }
+    for (i, r) in want.rules.iter().enumerate() {
+        rule(&mut s, i + 1, r);
+    }
+    s.push_str("\n[ipv6]\nmethod=auto\n");
+    s
+}
+
+fn route(s: &mut String, n: usize, r: &Route) {
+    let _ = write!(s, "route{n}={}", r.destination);
+    match (r.gateway, r.metric) {
+        (Some(gw), Some(m)) => {
+            let _ = write!(s, ",{gw},{m}");
+        }
+        (Some(gw), None) => {
+            let _ = write!(s, ",{gw}");
+        }
+        (None, Some(m)) => {
+            let _ = write!(s, ",0.0.0.0,{m}");
+        }
+        (None, None) => {}
+    }
+    s.push('\n');
+    let mut options = Vec::new();
+    if let Some(src) = r.preferred_source {
+        options.push(format!("src={src}"));
+    }
+    options.push(format!("table={}", r.table.number()));
+    let _ = writeln!(s, "route{n}_options={}", options.join(","));
+}
+
+fn rule(s: &mut String, n: usize, r: &Rule) {
+    let _ = write!(s, "routing-rule{n}=priority {}", r.priority);
+    if let Some(from) = r.from {
+        let _ = write!(s, " from {from}");
+    }
+    if let Some(to) = r.to {
+        let _ = write!(s, " to {to}");
+    }
+    let _ = writeln!(s, " table {}", r.table.number());
+}

@@ -1,0 +1,12 @@
+//! The NetworkManager backend: the plan realised as NetworkManager profiles over D-Bus (so
+//! `nmcli` shows it and it survives reboots), or rendered as keyfiles for a machine where
+//! NetworkManager does not run yet.
+//!
+//! `settings` and `keyfile` are pure; `apply` does the D-Bus work inside a checkpoint.
+
+pub mod apply;
+pub mod keyfile;
+pub mod proxies;
+pub mod settings;
+
+pub use apply::{apply, plan_diff, try_apply, Applied, NM_BUS_NAME};

@@ -1,0 +1,104 @@
+//! The part of NetworkManager's D-Bus API (org.freedesktop.NetworkManager, 1.42) that multihome
+//! calls, and nothing more.
+
+use std::collections::HashMap;
+
+use zbus::{proxy, OwnedObjectPath, OwnedVariant, Variant};
+
+/// Settings as they come over the bus.
+pub type SettingsIn = HashMap<String, HashMap<String, OwnedVariant>>;
+/// Settings as they are sent.
+pub type SettingsOut<'a> = HashMap<&'a str, HashMap<&'a str, Variant<'a>>>;
+
+pub const SERVICE: &str = "org.freedesktop.NetworkManager";
+
+/// NMCheckpointCreateFlags: remove profiles added after the checkpoint when rolling back, so a
+/// created `multihome-IFACE` goes away with the rest.
+pub const CHECKPOINT_DELETE_NEW_CONNECTIONS: u32 = 0x2;
+
+/// NMSettingsUpdate2Flags: keep the change across restarts (the keyfile is rewritten).
+pub const UPDATE2_TO_DISK: u32 = 0x1;
+
+/// NMDeviceState values multihome branches on.
+pub const DEVICE_STATE_UNAVAILABLE: u32 = 20;
+pub const DEVICE_STATE_DISCONNECTED: u32 = 30;
+pub const DEVICE_STATE_ACTIVATED: u32 = 100;
+pub const DEVICE_STATE_FAILED: u32 = 120;
+
+#[proxy(
+    interface = "org.freedesktop.NetworkManager",
+    default_service = "org.freedesktop.NetworkManager",
+    default_path = "/org/freedesktop/NetworkManager"
+)]
+pub trait NetworkManager {
+    fn get_device_by_ip_iface(&self, iface: &str) -> zbus::Result<OwnedObjectPath>;
+    fn activate_connection(
+        &self,
+        connection: &zbus::ObjectPath<'_>,
+        device: &zbus::ObjectPath<'_>,
+        specific_object: &zbus::ObjectPath<'_>,
+    ) -> zbus::Result<OwnedObjectPath>;
+    fn checkpoint_create(&self, devices: &[zbus::ObjectPath<'_>], rollback_timeout: u32, flags: u32) -> zbus::Result<OwnedObjectPath>;
+    fn checkpoint_destroy(&self, checkpoint: &zbus::ObjectPath<'_>) -> zbus::Result<()>;
+    /// Device path -> NMRollbackResult (0 ok, 1 device gone, 2 unmanaged, 3 failed).
+    fn checkpoint_rollback(&self, checkpoint: &zbus::ObjectPath<'_>) -> zbus::Result<HashMap<String, u32>>;
+    fn checkpoint_adjust_rollback_timeout(&self, checkpoint: &zbus::ObjectPath<'_>, add_timeout: u32) -> zbus::Result<()>;
+    #[zbus(property)]
+    fn version(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn checkpoints(&self) -> zbus::Result<Vec<OwnedObjectPath>>;
+}
+
+#[proxy(
+    interface = "org.freedesktop.NetworkManager.Settings",
+    default_service = "org.freedesktop.NetworkManager",
+    default_path = "/org/freedesktop/NetworkManager/Settings"
+)]
+pub trait Settings {
+    fn list_connections(&self) -> zbus::Result<Vec<OwnedObjectPath>>;
+    /// Adds a profile and writes it to disk.
+    fn add_connection(&self, connection: SettingsOut<'_>) -> zbus::Result<OwnedObjectPath>;
+}
+
+#[proxy(interface = "org.freedesktop.NetworkManager.Settings.Connection", default_service = "org.freedesktop.NetworkManager")]
+pub trait Connection {
+    /// Without secrets; NetworkManager keeps the stored ones when an update carries none.
+    fn get_settings(&self) -> zbus::Result<SettingsIn>;
+    fn update2(
+        &self,
+        settings: SettingsOut<'_>,
+        flags: u32,
+        args: HashMap<&str, Variant<'_>>,
+    ) -> zbus::Result<HashMap<String, OwnedVariant>>;
+    fn delete(&self) -> zbus::Result<()>;
+}
+
+#[proxy(interface = "org.freedesktop.NetworkManager.Device", default_service = "org.freedesktop.NetworkManager")]
+pub trait Device {
+    fn get_applied_connection(&self, flags: u32) -> zbus::Result<(SettingsIn, u64)>;
+    /// Takes changed ip settings without taking the link down; an empty `connection` means the
+    /// profile's current settings.
+    fn reapply(&self, connection: SettingsOut<'_>, version_id: u64, flags: u32) -> zbus::Result<()>;
+    #[zbus(property)]
+    fn state(&self) -> zbus::Result<u32>;
+    #[zbus(property)]
+    fn device_type(&self) -> zbus::Result<u32>;
+    #[zbus(property)]
+    fn active_connection(&self) -> zbus::Result<OwnedObjectPath>;
+    #[zbus(property)]
+    fn ip4_config(&self) -> zbus::Result<OwnedObjectPath>;
+}
+
+#[proxy(interface = "org.freedesktop.NetworkManager.Connection.Active", default_service = "org.freedesktop.NetworkManager")]
+pub trait Active {
+    /// The settings profile this activation came from.
+    #[zbus(property)]
+    fn connection(&self) -> zbus::Result<OwnedObjectPath>;
+}
+
+#[proxy(interface = "org.freedesktop.NetworkManager.IP4Config", default_service = "org.freedesktop.NetworkManager")]
+pub trait Ip4Config {
+    /// The routes NetworkManager put on the device, in every table.
+    #[zbus(property)]
+    fn route_data(&self) -> zbus::Result<Vec<HashMap<String, OwnedVariant>>>;
+}

@@ -1,0 +1,302 @@
+//! Plan -> NetworkManager connection settings, without I/O: what multihome wants in a profile's
+//! `ipv4` setting, merged into a profile so that every other setting stays as its owner left it,
+//! and the same in nmcli's words, which is both what `multihome plan` shows and what decides
+//! whether a profile needs an update at all (applying twice changes nothing).
+//!
+//! Profiles are NetworkManager's D-Bus form (`a{sa{sv}}`), ordered for reproducible output.
+//! Values of settings multihome does not own pass through untouched, with their D-Bus types.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use uuid::Uuid;
+use zbus::{OwnedVariant, Variant};
+
+use crate::plan::{Addresses, Route, Rule, Table, UplinkPlan};
+
+/// One setting (`ipv4`, `connection`, ...) or one entry of `route-data`/`routing-rules`.
+pub type Dict = BTreeMap<String, OwnedVariant>;
+/// A connection profile: setting name -> its properties.
+pub type Profile = BTreeMap<String, Dict>;
+
+/// Name of the profiles multihome creates for an uplink that has none.
+pub fn profile_id(interface: &str) -> String {
+    format!("multihome-{interface}")
+}
+
+/// The UUID of the profile created for `interface`: derived, so rendering twice gives the same
+/// keyfile and `apply` after `render --backend nm-keyfile` finds the same profile.
+pub fn profile_uuid(interface: &str) -> Uuid {
+    let namespace = Uuid::new_v5(&Uuid::NAMESPACE_DNS, b"nm-profile.multihome.invalid");
+    Uuid::new_v5(&namespace, profile_id(interface).as_bytes())
+}
+
+/// NetworkManager's name for the connection type of an interface, or `None` for a kind that
+/// cannot be created from the policy alone (a Wi-Fi profile needs an SSID and its secrets).
+pub fn connection_type(device_type: u32) -> Option<&'static str> {
+    // NM_DEVICE_TYPE_ETHERNET = 1, NM_DEVICE_TYPE_VETH = 20: veths take ethernet profiles.
+    match device_type {
+        1 | 20 => Some("802-3-ethernet"),
+        _ => None,
+    }
+}
+
+/// What multihome decides in an uplink's `ipv4` setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub method: &'static str,
+    pub addresses: Vec<Ipv4Net>,
+    pub gateway: Option<Ipv4Addr>,
+    /// Orders the uplinks in the main table: NetworkManager gives it to the default route and
+    /// the prefix routes of the profile.
+    pub route_metric: u32,
+    /// The uplink's own table: routes and rules into it belong to multihome, the rest of
+    /// `ipv4.routes` and `ipv4.routing-rules` stays as it is.
+    pub table: u32,
+    pub routes: Vec<Route>,
+    pub rules: Vec<Rule>,
+}
+
+impl Wanted {
+    pub fn for_uplink(u: &UplinkPlan) -> Wanted {
+        // The main-table default route is ipv4.gateway with ipv4.route-metric; only the routes
+        // of the uplink's own table are listed in ipv4.routes.
+        let mut routes: Vec<Route> = u.routes.iter().filter(|r| r.table != Table::Main).cloned().collect();
+        let (method, addresses) = match &u.addresses {
+            Addresses::Static(nets) => ("manual", nets.clone()),
+            Addresses::Dhcp(_) => {
+                // With DHCP only a gateway named in the policy is known now; otherwise the
+                // dispatcher hook adds the table's default route when the lease arrives.
+                if let Some(gw) = u.gateway {
+                    routes.push(Route {
+                        destination: Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 0).expect("0 is a valid prefix length"),
+                        gateway: Some(gw),
+                        table: Table::Id(u.table),
+                        metric: None,
+                        preferred_source: None,
+                    });
+                }
+                ("auto", Vec::new())
+            }
+        };
+        let gateway = if method == "manual" { u.gateway } else { None };
+        Wanted { method, addresses, gateway, route_metric: u.metric, table: u.table, routes, rules: u.rules.clone() }
+    }
+}
+
+fn owned<'a>(v: impl Into<Variant<'a>>) -> OwnedVariant {
+    OwnedVariant::try_from(v.into()).expect("a value without file descriptors always converts")
+}
+
+fn dicts(entries: Vec<Dict>) -> OwnedVariant {
+    owned(entries)
+}
+
+fn route_dict(r: &Route) -> Dict {
+    let mut d = Dict::new();
+    d.insert("dest".into(), owned(r.destination.network().to_string()));
+    d.insert("prefix".into(), owned(u32::from(r.destination.prefix_len())));
+    if let Some(gw) = r.gateway {
+        d.insert("next-hop".into(), owned(gw.to_string()));
+    }
+    if let Some(m) = r.metric {
+        d.insert("metric".into(), owned(m));
+    }
+    if let Some(src) = r.preferred_source {
+        d.insert("src".into(), owned(src.to_string()));
+    }
+    d.insert("table".into(), owned(r.table.number()));
+    d
+}
+
+fn rule_dict(r: &Rule) -> Dict {
+    let mut d = Dict::new();
+    d.insert("family".into(), owned(libc::AF_INET));
+    d.insert("priority".into(), owned(r.priority));
+    if let Some(from) = r.from {
+        d.insert("from".into(), owned(from.network().to_string()));
+        d.insert("from-len".into(), owned(from.prefix_len()));
+    }
+    if let Some(to) = r.to {
+        d.insert("to".into(), owned(to.network().to_string()));
+        d.insert("to-len".into(), owned(to.prefix_len()));
+    }
+    d.insert("table".into(), owned(r.table.number()));
+    d
+}
+
+fn entries(section: Option<&Dict>, key: &str) -> Vec<Dict> {
+    section
+        .and_then(|s| s.get(key))
+        .and_then(|v| Vec::<Dict>::try_from(v.clone()).ok())
+        .unwrap_or_default()
+}
+
+fn table_of(entry: &Dict) -> Option<u32> {
+    entry.get("table").and_then(|v| u32::try_from(v).ok())
+}
+
+/// A new profile for `interface` with nothing but what the connection type needs, for
+/// [`merge`] to complete. IPv6 is left to NetworkManager's default, as the policy is IPv4 only.
+pub fn new_profile(interface: &str, connection_type: &str) -> Profile {
+    let mut p = Profile::new();
+    let mut c = Dict::new();
+    c.insert("id".into(), owned(profile_id(interface)));
+    c.insert("uuid".into(), owned(profile_uuid(interface).to_string()));
+    c.insert("type".into(), owned(connection_type.to_string()));
+    c.insert("interface-name".into(), owned(interface.to_string()));
+    p.insert("connection".into(), c);
+    p.insert(connection_type.to_string(), Dict::new());
+    let mut ipv6 = Dict::new();
+    ipv6.insert("method".into(), owned("auto".to_string()));
+    p.insert("ipv6".into(), ipv6);
+    p
+}
+
+/// The profile with multihome's `ipv4` values set and everything else as it was. Routes and
+/// rules of other tables (the user's own) are kept; those of the uplink's table are replaced.
+pub fn merge(current: &Profile, want: &Wanted) -> Profile {
+    let mut p = current.clone();
+    // GetSettings returns the deprecated `addresses`/`routes` beside `address-data`/
+    // `route-data`; sent back, NetworkManager would take the deprecated ones and lose route
+    // attributes such as `table=`. Without them it reads the -data forms, which hold everything.
+    for family in ["ipv4", "ipv6"] {
+        if let Some(s) = p.get_mut(family) {
+            if s.contains_key("address-data") {
+                s.remove("addresses");
+            }
+            if s.contains_key("route-data") {
+                s.remove("routes");
+            }
+        }
+    }
+    let old = p.get("ipv4").cloned();
+    let ipv4 = p.entry("ipv4".into()).or_default();
+    ipv4.insert("method".into(), owned(want.method.to_string()));
+    let addresses: Vec<Dict> = want
+        .addresses
+        .iter()
+        .map(|n| {
+            let mut d = Dict::new();
+            d.insert("address".into(), owned(n.addr().to_string()));
+            d.insert("prefix".into(), owned(u32::from(n.prefix_len())));
+            d
+        })
+        .collect();
+    ipv4.insert("address-data".into(), dicts(addresses));
+    ipv4.remove("addresses");
+    match want.gateway {
+        Some(gw) => {
+            ipv4.insert("gateway".into(), owned(gw.to_string()));
+        }
+        None => {
+            ipv4.remove("gateway");
+        }
+    }
+    ipv4.insert("route-metric".into(), owned(i64::from(want.route_metric)));
+    let mine = |e: &Dict| table_of(e) == Some(want.table);
+    let mut routes: Vec<Dict> = entries(old.as_ref(), "route-data").into_iter().filter(|e| !mine(e)).collect();
+    routes.extend(want.routes.iter().map(route_dict));
+    ipv4.insert("route-data".into(), dicts(routes));
+    ipv4.remove("routes");
+    let mut rules: Vec<Dict> = entries(old.as_ref(), "routing-rules").into_iter().filter(|e| !mine(e)).collect();
+    rules.extend(want.rules.iter().map(rule_dict));
+    ipv4.insert("routing-rules".into(), dicts(rules));
+    p
+}
+
+/// A value as nmcli prints it: numbers and strings bare, anything else in D-Bus text form.
+fn text(v: &OwnedVariant) -> String {
+    match &**v {
+        Variant::Str(s) => s.to_string(),
+        Variant::U8(n) => n.to_string(),
+        Variant::U32(n) => n.to_string(),
+        Variant::I32(n) => n.to_string(),
+        Variant::I64(n) => n.to_string(),
+        Variant::U64(n) => n.to_string(),
+        Variant::Bool(b) => if *b { "yes" } else { "no" }.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// One `ipv4.routes` entry in nmcli's syntax, every attribute included so that any difference
+/// shows.
+fn route_text(e: &Dict) -> String {
+    let get = |k: &str| e.get(k).map(text);
+    let mut s = format!("{}/{}", get("dest").unwrap_or_default(), get("prefix").unwrap_or_default());
+    if let Some(nh) = get("next-hop") {
+        s.push(' ');
+        s.push_str(&nh);
+    }
+    if let Some(m) = get("metric") {
+        s.push(' ');
+        s.push_str(&m);
+    }
+    for (k, v) in e.iter().filter(|(k, _)| !matches!(k.as_str(), "dest" | "prefix" | "next-hop" | "metric")) {
+        s.push_str(&format!(" {k}={}", text(v)));
+    }
+    s
+}
+
+/// One `ipv4.routing-rules` entry in nmcli's syntax (`priority N from A/L table T`).
+fn rule_text(e: &Dict) -> String {
+    let get = |k: &str| e.get(k).map(text);
+    let mut s = format!("priority {}", get("priority").unwrap_or_default());
+    for side in ["from", "to"] {
+        if let Some(a) = get(side) {
+            s.push_str(&format!(" {side} {a}/{}", get(&format!("{side}-len")).unwrap_or_default()));
+        }
+    }
+    for (k, v) in e.iter().filter(|(k, _)| {
+        !matches!(k.as_str(), "priority" | "from" | "from-len" | "to" | "to-len" | "family" | "table")
+    }) {
+        s.push_str(&format!(" {k} {}", text(v)));
+    }
+    if let Some(t) = get("table") {
+        s.push_str(&format!(" table {t}"));
+    }
+    s
+}
+
+/// The `ipv4` properties multihome sets, one `name: value` line each, as nmcli shows them.
+/// Equal lines mean an update would change nothing multihome cares about.
+pub fn ipv4_lines(p: &Profile) -> Vec<String> {
+    let ipv4 = p.get("ipv4");
+    let get = |k: &str| ipv4.and_then(|s| s.get(k)).map(text);
+    let mut out = vec![format!("ipv4.method: {}", get("method").unwrap_or_else(|| "auto".into()))];
+    for a in entries(ipv4, "address-data") {
+        let g = |k: &str| a.get(k).map(text).unwrap_or_default();
+        out.push(format!("ipv4.addresses: {}/{}", g("address"), g("prefix")));
+    }
+    out.push(format!("ipv4.gateway: {}", get("gateway").unwrap_or_else(|| "--".into())));
+    out.push(format!("ipv4.route-metric: {}", get("route-metric").unwrap_or_else(|| "-1".into())));
+    let mut routes: Vec<String> = entries(ipv4, "route-data").iter().map(route_text).collect();
+    routes.sort();
+    out.extend(routes.into_iter().map(|r| format!("ipv4.routes: {r}")));
+    let mut rules: Vec<String> = entries(ipv4, "routing-rules").iter().map(rule_text).collect();
+    rules.sort();
+    out.extend(rules.into_iter().map(|r| format!("ipv4.routing-rules: {r}")));
+    out
+}
+
+/// Whether sending `merged` would change something multihome owns in `current`. [`merge`]
+/// changes nothing else (dropping the deprecated duplicates is no change: NetworkManager
+/// derives them again).
+pub fn needs_update(current: &Profile, merged: &Profile) -> bool {
+    ipv4_lines(current) != ipv4_lines(merged)
+}
+
+/// `multihome plan`: the change to one profile as a unified diff of its multihome-owned lines.
+pub fn diff(label: &str, current: Option<&Profile>, merged: &Profile) -> String {
+    let old = current.map(|p| ipv4_lines(p).join("\n") + "\n").unwrap_or_default();
+    let new = ipv4_lines(merged).join("\n") + "\n";
+    if old == new {
+        return String::new();
+    }
+    let from = if current.is_some() { label.to_string() } else { "(no profile)".to_string() };
+    similar::TextDiff::from_lines(&old, &new).unified_diff().context_radius(20).header(&from, label).to_string()
+}
+
+#[cfg(test)]
+mod tests;
