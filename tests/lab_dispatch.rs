@@ -1,0 +1,188 @@
+//! The dispatcher hooks with the real dispatchers (issue 3, item 6): a DHCP uplink gets its
+//! `from`/`to` rules from `multihome dispatch` when dnsmasq's lease arrives, and loses them
+//! when its link goes down — through nm-dispatcher with NetworkManager, and through
+//! networkd-dispatcher with systemd-networkd and multihome's networkd backend.
+
+use std::fs;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use multihome::lab::{self, Lab, LabOptions, Manager};
+
+/// eth0 static and first; wlan0 by DHCP, rank 2 of 2: table 103, rules at 10100 and 10101.
+const POLICY: &str = "\
+[Uplink]
+Interface=eth0
+Priority=1
+Address=192.168.178.99/24
+Gateway=192.168.178.1
+
+[Uplink]
+Interface=wlan0
+Priority=3
+DHCP=ipv4
+";
+
+/// The tools these tests need beside the manager's; in CI their absence fails the test.
+fn require(manager: Manager, tools: &[&str]) -> bool {
+    if !lab::require(manager) {
+        return false;
+    }
+    let missing: Vec<&str> = tools.iter().copied().filter(|t| lab::which(t).is_none()).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let why = format!("{} not installed (Debian packages networkd-dispatcher, dnsmasq-base)", missing.join(", "));
+    assert!(std::env::var("CI").map_or(true, |v| v != "true"), "lab prerequisite missing in CI: {why}");
+    eprintln!("SKIPPED (not in CI): {why}");
+    false
+}
+
+fn repo(path: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// wlan0's address from dnsmasq's range, once it has one.
+fn lease(lab: &Lab) -> Option<Ipv4Addr> {
+    let out = lab.ip_host(&["-j", "-4", "addr", "show", "dev", "wlan0"]).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&out).ok()?;
+    v.get(0)?["addr_info"].as_array()?.iter().filter_map(|a| a["local"].as_str()?.parse::<Ipv4Addr>().ok()).find(|a| (150..=199).contains(&a.octets()[3]))
+}
+
+/// The rules tagged with multihome's protocol, as `ip rule` prints them.
+fn our_rules(lab: &Lab) -> Vec<String> {
+    lab.ip_host(&["rule", "show"]).unwrap_or_default().lines().filter(|l| l.contains(" proto 77")).map(str::to_string).collect()
+}
+
+fn expected_rules(a: Ipv4Addr) -> Vec<String> {
+    vec![format!("10100:\tfrom {a} lookup 103 proto 77"), format!("10101:\tfrom all to {a} lookup 103 proto 77")]
+}
+
+/// Waits for `cond`; how long it took.
+fn time_until(lab: &Lab, within: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    if lab.wait_for(within, &mut cond).is_err() {
+        panic!(
+            "{what}: not within {within:?}\nrules:\n{}\naddresses:\n{}\nmanager log (tail):\n{}",
+            lab.ip_host(&["rule", "show"]).unwrap_or_default(),
+            lab.ip_host(&["-4", "addr"]).unwrap_or_default(),
+            tail(&lab.manager_log(), 40)
+        );
+    }
+    start.elapsed()
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The whole cycle once the manager is handing out the lease: rules with the lease, the link
+/// route in table 103, no rules after carrier loss, rules again on return.
+fn lease_gives_rules_and_down_takes_them(lab: &Lab, down_within: Duration) {
+    let mut address = None;
+    let got_lease = time_until(lab, Duration::from_secs(30), "wlan0 got no lease", || {
+        address = lease(lab);
+        address.is_some()
+    });
+    let a = address.expect("checked");
+    let rules_after_lease = time_until(lab, Duration::from_secs(10), &format!("no rules for the lease {a}"), || our_rules(lab) == expected_rules(a));
+    let table = lab.ip_host(&["route", "show", "table", "103"]).unwrap();
+    assert!(table.contains(&format!("192.168.178.0/24 dev wlan0 proto 77 scope link src {a}")), "table 103:\n{table}");
+    // Nothing else of ours: eth0 is static (the manager's), the daemon is not running.
+    assert_eq!(our_rules(lab), expected_rules(a));
+    eprintln!("lease {a} after {got_lease:?}; its rules {rules_after_lease:?} later");
+
+    lab.set_carrier("wlan0", false).unwrap();
+    let gone = time_until(lab, down_within, "the rules stayed after carrier loss", || our_rules(lab).is_empty());
+    let table = lab.ip_host(&["route", "show", "table", "103"]).unwrap();
+    assert!(!table.contains("proto 77"), "table 103 after down:\n{table}");
+    eprintln!("rules gone {gone:?} after carrier loss");
+
+    lab.set_carrier("wlan0", true).unwrap();
+    let mut back = None;
+    let again = time_until(lab, Duration::from_secs(30), "no rules after the link returned", || {
+        back = lease(lab);
+        back.is_some_and(|b| our_rules(lab) == expected_rules(b))
+    });
+    eprintln!("rules for {} back {again:?} after carrier returned", back.expect("checked"));
+}
+
+/// The hook's own cost as a dispatcher pays it: a whole `multihome dispatch` process in the lab
+/// host, with nothing to change.
+fn time_dispatch(lab: &Lab, env: &[String], dispatcher_args: &[&str]) -> (Duration, Duration) {
+    let mut args: Vec<&str> = env.iter().map(String::as_str).collect();
+    args.extend(["/usr/sbin/multihome", "dispatch", "--"]);
+    args.extend(dispatcher_args);
+    let before = lab.ip_host(&["rule", "show"]).unwrap();
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let start = Instant::now();
+        let out = lab.run_in_host("env", &args).unwrap();
+        times.push(start.elapsed());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("already in place"), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(lab.ip_host(&["rule", "show"]).unwrap(), before, "an idempotent run changed the rules");
+    let mean = times.iter().sum::<Duration>() / times.len() as u32;
+    (mean, *times.iter().max().unwrap())
+}
+
+#[test]
+fn networkd_dispatcher_applies_and_removes_a_dhcp_uplinks_rules() {
+    if !require(Manager::Networkd, &["networkd-dispatcher", "dnsmasq"]) {
+        return;
+    }
+    let lab = Lab::start(LabOptions {
+        manager: Manager::Networkd,
+        dhcp: true,
+        networkd_dispatcher_scripts: Some(repo("networkd-units/networkd-dispatcher")),
+        multihome: Some(env!("CARGO_BIN_EXE_multihome").into()),
+        ..Default::default()
+    })
+    .unwrap();
+    lab.write_policy(POLICY).unwrap();
+    lab.multihome_ok(&["apply"]).unwrap();
+    // networkd-dispatcher reports no-carrier at once, so the rules go within a second.
+    lease_gives_rules_and_down_takes_them(&lab, Duration::from_secs(2));
+    let a = lease(&lab).expect("a lease after the return");
+    let (mean, max) = time_dispatch(&lab, &["IFACE=wlan0".into(), "STATE=routable".into(), format!("IP_ADDRS={a}")], &[]);
+    eprintln!("multihome dispatch with nothing to change: mean {mean:?}, max {max:?}");
+    let log = lab.log("networkd-dispatcher.log");
+    assert!(!log.contains("Exit status"), "a hook failed:\n{log}");
+}
+
+#[test]
+fn nm_dispatcher_applies_and_removes_a_dhcp_uplinks_rules() {
+    if !require(Manager::NetworkManager, &["dnsmasq"]) {
+        return;
+    }
+    let lab = Lab::start(LabOptions {
+        manager: Manager::NetworkManager,
+        dhcp: true,
+        multihome: Some(env!("CARGO_BIN_EXE_multihome").into()),
+        ..Default::default()
+    })
+    .unwrap();
+    lab.write_policy(POLICY).unwrap();
+    // The hook as a package installs it; fs::copy keeps its mode (root-owned 0755 is required).
+    fs::copy(repo("nm-dispatcher/90-multihome"), lab.dir().join("etc/NetworkManager/dispatcher.d/90-multihome")).unwrap();
+    // A plain DHCP profile, as a user would have: the hook needs nothing from the profile.
+    let keyfile = lab.dir().join("etc/NetworkManager/system-connections/lab-wlan0.nmconnection");
+    fs::write(&keyfile, "[connection]\nid=lab-wlan0\ntype=ethernet\ninterface-name=wlan0\n\n[ipv4]\nmethod=auto\n\n[ipv6]\nmethod=disabled\n").unwrap();
+    fs::set_permissions(&keyfile, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = lab.run_in_host("nmcli", &["connection", "reload"]).unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = lab.run_in_host("nmcli", &["--wait", "30", "connection", "up", "lab-wlan0"]).unwrap();
+    assert!(out.status.success(), "nmcli connection up: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // NetworkManager sends `down` only after its carrier grace (about 6 s).
+    lease_gives_rules_and_down_takes_them(&lab, Duration::from_secs(15));
+    let a = lease(&lab).expect("a lease after the return");
+    let (mean, max) = time_dispatch(
+        &lab,
+        &["NM_DISPATCHER_ACTION=dhcp4-change".into(), "IP4_NUM_ADDRESSES=1".into(), format!("IP4_ADDRESS_0={a}/24 192.168.178.1")],
+        &["wlan0", "dhcp4-change"],
+    );
+    eprintln!("multihome dispatch with nothing to change: mean {mean:?}, max {max:?}");
+}
