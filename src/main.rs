@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use multihome::daemon;
 use multihome::backend::{files, networkd, nm};
 use multihome::plan::{self, Plan};
 use multihome::policy;
@@ -84,6 +85,29 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Run the failover daemon (as multihome.service does): probe the uplinks, keep new
+    /// connections on the best healthy one.
+    Daemon,
+    /// Show the daemon's view of the uplinks (exit code 3 when no daemon runs).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Maintenance through the daemon: force an uplink down or up, or release it.
+    Force {
+        #[arg(value_enum)]
+        order: ForceOrder,
+        interface: String,
+    },
+    /// Have the daemon reread the policy file.
+    Reload,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ForceOrder {
+    Down,
+    Up,
+    Release,
 }
 
 fn parse_timespan(text: &str) -> Result<std::time::Duration, String> {
@@ -100,7 +124,14 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("multihome: {e:#}");
             // 2: the policy itself is wrong (nothing was touched); 1: anything else.
-            if e.downcast_ref::<policy::Diagnostics>().is_some() { ExitCode::from(2) } else { ExitCode::FAILURE }
+            // 3: no daemon answers (status, force, reload).
+            if e.downcast_ref::<policy::Diagnostics>().is_some() {
+                ExitCode::from(2)
+            } else if e.downcast_ref::<daemon::status::NotRunning>().is_some() {
+                ExitCode::from(3)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -202,6 +233,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let env = std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())).collect();
             multihome::dispatch::run(&args, &env, &cli.config)?;
         }
+        Command::Daemon => {
+            // One thread: the probes, the netlink events and the bus share it (small and idle).
+            runtime()?.block_on(daemon::run(&cli.config))?;
+        }
+        Command::Status { json } => match runtime()?.block_on(daemon::status::fetch()) {
+            Ok(s) if json => println!("{}", serde_json::to_string_pretty(&s)?),
+            Ok(s) => print!("{}", daemon::status::render(&s)),
+            Err(e) if e.downcast_ref::<daemon::status::NotRunning>().is_some() => {
+                eprintln!("multihome: {e}");
+                return Ok(ExitCode::from(3));
+            }
+            Err(e) => return Err(e),
+        },
+        Command::Force { order, interface } => {
+            let call = match order {
+                ForceOrder::Down => daemon::status::Call::ForceDown(&interface),
+                ForceOrder::Up => daemon::status::Call::ForceUp(&interface),
+                ForceOrder::Release => daemon::status::Call::Release(&interface),
+            };
+            runtime()?.block_on(daemon::status::call(call))?;
+        }
+        Command::Reload => runtime()?.block_on(daemon::status::call(daemon::status::Call::Reload))?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use multihome::daemon::fsm::{Config, Event, State, Uplink, SUSPECT_PROBES};
+use multihome::daemon::fsm::{self, Config, Event, State, Uplink, SUSPECT_PROBES};
 
 const ROUND: Duration = Duration::from_millis(200);
 
@@ -155,13 +155,18 @@ fn a_lost_address_demotes_and_force_overrides_everything() {
         &mut u,
         &[
             (0, Round(true), State::Up),
-            (10, Force(true), State::ForcedDown),
+            (10, Force(fsm::Force::Down), State::ForcedDown),
             (200, Round(true), State::ForcedDown),
-            (300, Force(false), State::Up),
+            (300, Force(fsm::Force::Release), State::Up),
             (400, Address(false), State::NoAddress),
-            (500, Force(true), State::ForcedDown),
-            (600, Force(false), State::NoAddress),
+            (500, Force(fsm::Force::Down), State::ForcedDown),
+            (600, Force(fsm::Force::Release), State::NoAddress),
             (700, Address(true), State::Down),
+            (800, Force(fsm::Force::Up), State::ForcedUp),
+            (900, Round(false), State::ForcedUp),
+            (1000, Carrier(false), State::NoCarrier),
+            (1100, Carrier(true), State::ForcedUp),
+            (1200, Force(fsm::Force::Release), State::Down),
         ],
     );
 }
@@ -173,11 +178,11 @@ fn a_forced_uplink_keeps_its_health_underneath() {
         &mut u,
         &[
             (0, Round(true), State::Up),
-            (100, Force(true), State::ForcedDown),
+            (100, Force(fsm::Force::Down), State::ForcedDown),
             (200, Round(false), State::ForcedDown),
             (400, Round(false), State::ForcedDown),
             (600, Round(false), State::ForcedDown),
-            (700, Force(false), State::Down),
+            (700, Force(fsm::Force::Release), State::Down),
         ],
     );
 }
@@ -358,6 +363,7 @@ fn states_round_trip_through_their_names() {
         State::NoCarrier,
         State::NoAddress,
         State::ForcedDown,
+        State::ForcedUp,
     ] {
         assert_eq!(State::parse(s.as_str()), Some(s));
     }

@@ -66,12 +66,15 @@ pub enum State {
     NoAddress,
     /// Demoted by an administrator (maintenance) until released.
     ForcedDown,
+    /// Trusted by an administrator whatever the probes say, until released (carrier and
+    /// address still count: without them the uplink cannot carry anything).
+    ForcedUp,
 }
 
 impl State {
     /// Whether the uplink's routes belong in the daemon's table.
     pub fn carries_traffic(self) -> bool {
-        matches!(self, State::Up | State::Degraded)
+        matches!(self, State::Up | State::Degraded | State::ForcedUp)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -84,6 +87,7 @@ impl State {
             State::NoCarrier => "no-carrier",
             State::NoAddress => "no-address",
             State::ForcedDown => "forced-down",
+            State::ForcedUp => "forced-up",
         }
     }
 
@@ -92,8 +96,26 @@ impl State {
     }
 }
 
-const ALL_STATES: [State; 8] =
-    [State::Unknown, State::Up, State::Degraded, State::Down, State::Recovering, State::NoCarrier, State::NoAddress, State::ForcedDown];
+const ALL_STATES: [State; 9] = [
+    State::Unknown,
+    State::Up,
+    State::Degraded,
+    State::Down,
+    State::Recovering,
+    State::NoCarrier,
+    State::NoAddress,
+    State::ForcedDown,
+    State::ForcedUp,
+];
+
+/// A maintenance order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Force {
+    Down,
+    Up,
+    /// Back to what the probes say.
+    Release,
+}
 
 impl fmt::Display for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -109,8 +131,8 @@ pub enum Event {
     Carrier(bool),
     /// Whether the link has an IPv4 address.
     Address(bool),
-    /// Maintenance: `true` forces the uplink down, `false` releases it.
-    Force(bool),
+    /// Maintenance.
+    Force(Force),
     /// Time passed (a hold may have run out).
     Tick,
 }
@@ -138,7 +160,7 @@ pub struct Uplink {
     health: Health,
     carrier: bool,
     address: bool,
-    forced: bool,
+    forced: Option<Force>,
     /// Consecutive failed rounds.
     fails: u32,
     /// Consecutive good rounds.
@@ -161,7 +183,7 @@ impl Uplink {
             health: Health::Unknown,
             carrier: true,
             address: true,
-            forced: false,
+            forced: None,
             fails: 0,
             goods: 0,
             down_since: Duration::ZERO,
@@ -198,12 +220,14 @@ impl Uplink {
     }
 
     pub fn state(&self) -> State {
-        if self.forced {
+        if self.forced == Some(Force::Down) {
             State::ForcedDown
         } else if !self.carrier {
             State::NoCarrier
         } else if !self.address {
             State::NoAddress
+        } else if self.forced == Some(Force::Up) {
+            State::ForcedUp
         } else {
             match self.health {
                 Health::Unknown => State::Unknown,
@@ -257,9 +281,13 @@ impl Uplink {
                     "IPv4 address gone".to_string()
                 }
             }
-            Event::Force(down) => {
-                self.forced = down;
-                if down { "forced down (maintenance)".to_string() } else { "released from maintenance".to_string() }
+            Event::Force(order) => {
+                self.forced = (order != Force::Release).then_some(order);
+                match order {
+                    Force::Down => "forced down (maintenance)".to_string(),
+                    Force::Up => "forced up (maintenance)".to_string(),
+                    Force::Release => "released from maintenance".to_string(),
+                }
             }
             Event::Tick => self.promote_if_due(now).unwrap_or_default(),
         };

@@ -1,3 +1,633 @@
-//! The failover daemon.
+//! The failover daemon (`multihome daemon`): probes every uplink out of that uplink alone, runs
+//! each uplink's health state machine, and keeps its own routing table — the default and link
+//! routes of the healthy uplinks in the plan's metric order, behind one rule ahead of main — in
+//! step with their health. It never edits what networkd or NetworkManager own.
+//!
+//! Links, carrier and addresses come from rtnetlink events, not polling. Every route and rule
+//! the daemon adds carries `plan::PROTOCOL`; after a crash the next daemon finds them, adopts
+//! the previous verdicts (an uplink whose route is in the table is trusted) and converges. On
+//! SIGTERM it removes its rule and table, and the plain policy remains.
 
+pub mod bus;
 pub mod fsm;
+pub mod notify;
+pub mod probe;
+pub mod status;
+pub mod table;
+
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::StreamExt;
+use ipnet::Ipv4Net;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::netlink::{self, Monitor, Netlink};
+use crate::plan::{self, Addresses, Plan, UplinkPlan, DAEMON_TABLE};
+use crate::policy::{self, Probe};
+use bus::{Command, Snapshot, UplinkStatus};
+use fsm::{Event, Transition};
+use probe::{Prober, RoundPlan, RoundResult};
+
+/// Rounds over which the loss figure is computed (10 s at the default interval).
+const LOSS_WINDOW: usize = 50;
+
+/// A probe round's result, from a prober task to the loop.
+struct RoundDone {
+    interface: String,
+    generation: u64,
+    result: RoundResult,
+}
+
+/// What identifies a running prober: a change of any part means new sockets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ProberKey {
+    ifindex: u32,
+    source: Ipv4Addr,
+    arp: Option<Ipv4Addr>,
+}
+
+/// One uplink as the daemon tracks it.
+struct Link {
+    plan: UplinkPlan,
+    ifindex: Option<u32>,
+    /// Carrier and address presence as last told to the state machine (which starts out
+    /// assuming both).
+    carrier: bool,
+    has_address: bool,
+    address: Option<Ipv4Net>,
+    /// A DHCP uplink's router, from the kernel's default route through the interface.
+    learned_gateway: Option<Ipv4Addr>,
+    fsm: fsm::Uplink,
+    /// (sent, answered) of the last rounds.
+    window: VecDeque<(u32, u32)>,
+    rtt: Option<Duration>,
+    reason: String,
+    prober: Option<(ProberKey, u64, JoinHandle<()>)>,
+    probes_wanted: Arc<AtomicU32>,
+}
+
+impl Link {
+    fn new(plan: UplinkPlan, machine: fsm::Uplink) -> Link {
+        Link {
+            plan,
+            ifindex: None,
+            carrier: true,
+            has_address: true,
+            address: None,
+            learned_gateway: None,
+            fsm: machine,
+            window: VecDeque::new(),
+            rtt: None,
+            reason: String::new(),
+            prober: None,
+            probes_wanted: Arc::new(AtomicU32::new(1)),
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.plan.interface
+    }
+
+    fn gateway(&self) -> Option<Ipv4Addr> {
+        self.plan.gateway.or(self.learned_gateway)
+    }
+
+    fn carrying(&self) -> Option<table::Carrying> {
+        if !self.fsm.state().carries_traffic() {
+            return None;
+        }
+        Some(table::Carrying { ifindex: self.ifindex?, address: self.address?, gateway: self.gateway()?, metric: self.plan.metric })
+    }
+
+    fn loss_percent(&self) -> f64 {
+        let (sent, answered) = self.window.iter().fold((0u32, 0u32), |(s, a), (ds, da)| (s + ds, a + da));
+        if sent == 0 { 0.0 } else { 100.0 * f64::from(sent - answered) / f64::from(sent) }
+    }
+
+    fn stop_prober(&mut self) {
+        if let Some((_, _, task)) = self.prober.take() {
+            task.abort();
+        }
+    }
+
+    /// Picks the address to probe and route from: a static uplink's planned address once the
+    /// kernel has it, a DHCP uplink's first (primary) address.
+    fn choose_address(&self, present: &[Ipv4Net]) -> Option<Ipv4Net> {
+        match &self.plan.addresses {
+            Addresses::Static(planned) => planned.iter().find(|p| present.iter().any(|k| k.addr() == p.addr())).copied(),
+            Addresses::Dhcp(_) => present.first().copied(),
+        }
+    }
+}
+
+struct Daemon {
+    config: PathBuf,
+    plan: Plan,
+    probe: Probe,
+    links: Vec<Link>,
+    nl: Netlink,
+    started: Instant,
+    rounds: mpsc::UnboundedSender<RoundDone>,
+    generation: u64,
+    snapshot: Arc<Mutex<Snapshot>>,
+    bus: Option<zbus::Connection>,
+    active: String,
+    /// Transitions not yet logged and signalled.
+    pending: Vec<(String, Transition)>,
+    /// The table may differ from what it should be (a route of ours vanished, a restart).
+    table_dirty: bool,
+    last_table: Option<Vec<table::TableRoute>>,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT; then removes its rule and table.
+pub async fn run(config: &Path) -> anyhow::Result<()> {
+    let policy = policy::load(config)?;
+    let plan = plan::plan(&policy);
+    let nl = Netlink::connect().context("cannot open a netlink socket")?;
+    // Subscribed before the first read, so no change between the two is missed.
+    let mut monitor = Monitor::connect().context("cannot subscribe to netlink events")?;
+    let (rounds_tx, mut rounds_rx) = mpsc::unbounded_channel();
+    let (commands_tx, mut commands_rx) = mpsc::unbounded_channel();
+    let probe = plan.probe.clone().unwrap_or_default();
+    let snapshot = Arc::new(Mutex::new(Snapshot { policy: config.display().to_string(), ..Snapshot::default() }));
+    let mut d = Daemon {
+        config: config.to_path_buf(),
+        links: Vec::new(),
+        probe,
+        plan,
+        nl,
+        started: Instant::now(),
+        rounds: rounds_tx,
+        generation: 0,
+        snapshot: snapshot.clone(),
+        bus: None,
+        active: String::new(),
+        pending: Vec::new(),
+        table_dirty: true,
+        last_table: None,
+    };
+    d.adopt().await?;
+    d.converge().await;
+    match start_bus(snapshot, commands_tx).await {
+        Ok(conn) => d.bus = Some(conn),
+        Err(e) => eprintln!("D-Bus: {e:#}; running without `multihome status`"),
+    }
+    d.flush_signals().await;
+    notify::notify(&format!("READY=1\nSTATUS={}", d.status_line()));
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let watchdog = notify::watchdog_interval();
+    let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    watchdog_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        let wake = d.next_wake();
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                if let Err(e) = d.reload().await {
+                    eprintln!("reload failed, keeping the previous policy: {e}");
+                }
+            }
+            event = monitor.next() => match event {
+                Some(event) => d.on_netlink(event).await,
+                None => anyhow::bail!("the netlink event stream ended"),
+            },
+            Some(done) = rounds_rx.recv() => d.on_round(done),
+            Some(command) = commands_rx.recv() => d.on_command(command).await,
+            _ = tokio::time::sleep_until(wake) => d.on_tick(),
+            _ = watchdog_tick.tick(), if watchdog.is_some() => notify::notify("WATCHDOG=1"),
+        }
+        d.converge().await;
+        d.flush_signals().await;
+    }
+    notify::notify("STOPPING=1");
+    for l in &mut d.links {
+        l.stop_prober();
+    }
+    table::remove_all(&d.nl).await.context("cannot remove the daemon's rule and table")?;
+    eprintln!("stopped: removed the daemon's rule and table; the plain policy routes alone");
+    Ok(())
+}
+
+async fn start_bus(snapshot: Arc<Mutex<Snapshot>>, commands: mpsc::UnboundedSender<Command>) -> anyhow::Result<zbus::Connection> {
+    let conn = zbus::connection::Builder::system()
+        .name(bus::BUS_NAME)
+        .serve_at(bus::OBJECT_PATH, bus::Service::new(snapshot, commands))
+        .build()
+        .await
+        .with_context(|| format!("cannot own {} on the system bus", bus::BUS_NAME))?;
+    Ok(conn)
+}
+
+impl Daemon {
+    fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn fsm_config(&self) -> fsm::Config {
+        fsm::Config::from(&self.probe)
+    }
+
+    /// First start or restart: reads the kernel, and if a previous daemon's rule or routes are
+    /// there, takes over its verdicts instead of starting blind.
+    async fn adopt(&mut self) -> anyhow::Result<()> {
+        let previous = table::current(&self.nl).await.context("cannot read the daemon's table")?;
+        let restart = !previous.is_empty() || table::rule_present(&self.nl).await.context("cannot read the rules")?;
+        let cfg = self.fsm_config();
+        let now = self.now();
+        let kernel_links = self.nl.links().await.context("cannot list links")?;
+        let plans = self.plan.uplinks.clone();
+        for p in plans {
+            let ifindex = kernel_links.iter().find(|l| l.name == p.interface).map(|l| l.index);
+            let was_carrying = ifindex.is_some_and(|i| previous.iter().any(|r| r.ifindex == Some(i) && r.destination.prefix_len() == 0));
+            let machine = if restart { fsm::Uplink::adopted(cfg, now, was_carrying) } else { fsm::Uplink::new(cfg) };
+            self.links.push(Link::new(p, machine));
+        }
+        if restart {
+            let carrying: Vec<&str> = self.links.iter().filter(|l| l.fsm.state().carries_traffic()).map(Link::name).collect();
+            eprintln!(
+                "adopted the table of a previous daemon: {}",
+                if carrying.is_empty() { "no uplink was carrying traffic".to_string() } else { format!("{} carrying traffic", carrying.join(", ")) }
+            );
+        }
+        for i in 0..self.links.len() {
+            self.read_link(i).await;
+        }
+        Ok(())
+    }
+
+    /// Reads one uplink's link, addresses and (DHCP) gateway from the kernel and feeds what
+    /// changed to its state machine.
+    async fn read_link(&mut self, i: usize) {
+        let name = self.links[i].name().to_string();
+        let (ifindex, carrier) = match self.nl.link(&name).await {
+            Ok(l) => (Some(l.index), l.admin_up && l.carrier),
+            Err(e) if e.is_not_found() => (None, false),
+            Err(e) => {
+                eprintln!("{name}: cannot read the link: {e}");
+                return;
+            }
+        };
+        self.links[i].ifindex = ifindex;
+        self.set_carrier(i, carrier);
+        self.read_addresses(i).await;
+        self.read_gateway(i).await;
+    }
+
+    async fn read_addresses(&mut self, i: usize) {
+        let present = match self.links[i].ifindex {
+            Some(ifx) => match self.nl.ipv4_addresses(ifx).await {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("{}: cannot read addresses: {e}", self.links[i].name());
+                    return;
+                }
+            },
+            None => Vec::new(),
+        };
+        let chosen = self.links[i].choose_address(&present);
+        self.links[i].address = chosen;
+        if self.links[i].has_address != chosen.is_some() {
+            self.links[i].has_address = chosen.is_some();
+            self.feed(i, Event::Address(chosen.is_some()));
+        }
+        self.table_dirty = true;
+    }
+
+    async fn read_gateway(&mut self, i: usize) {
+        if self.links[i].plan.gateway.is_some() {
+            return;
+        }
+        let Some(ifx) = self.links[i].ifindex else {
+            self.links[i].learned_gateway = None;
+            return;
+        };
+        let own_table = self.links[i].plan.table;
+        match self.nl.routes().await {
+            Ok(routes) => {
+                let gw = routes
+                    .iter()
+                    .filter(|r| r.destination.prefix_len() == 0 && r.ifindex == Some(ifx) && r.table != DAEMON_TABLE)
+                    .filter(|r| r.table == plan::Table::Main.number() || r.table == own_table)
+                    .find_map(|r| r.gateway);
+                if gw != self.links[i].learned_gateway {
+                    self.links[i].learned_gateway = gw;
+                    self.table_dirty = true;
+                }
+            }
+            Err(e) => eprintln!("{}: cannot read routes: {e}", self.links[i].name()),
+        }
+    }
+
+    fn set_carrier(&mut self, i: usize, carrier: bool) {
+        if self.links[i].carrier != carrier {
+            self.links[i].carrier = carrier;
+            self.feed(i, Event::Carrier(carrier));
+        }
+    }
+
+    fn feed(&mut self, i: usize, event: Event) {
+        let now = self.now();
+        let l = &mut self.links[i];
+        if let Some(t) = l.fsm.handle(now, event) {
+            l.reason = t.reason.clone();
+            self.pending.push((l.name().to_string(), t));
+        }
+        l.probes_wanted.store(l.fsm.probes_per_round(), Ordering::Relaxed);
+    }
+
+    fn next_wake(&self) -> Instant {
+        let far = self.started + self.now() + Duration::from_secs(3600);
+        self.links.iter().filter_map(|l| l.fsm.wake_at()).map(|t| self.started + t).min().unwrap_or(far)
+    }
+
+    fn on_tick(&mut self) {
+        for i in 0..self.links.len() {
+            self.feed(i, Event::Tick);
+        }
+    }
+
+    fn on_round(&mut self, done: RoundDone) {
+        let Some(i) = self.links.iter().position(|l| l.name() == done.interface) else { return };
+        if self.links[i].prober.as_ref().map(|(_, g, _)| *g) != Some(done.generation) {
+            return; // from a prober that has since been replaced
+        }
+        let l = &mut self.links[i];
+        l.window.push_back((done.result.sent, done.result.answered));
+        while l.window.len() > LOSS_WINDOW {
+            l.window.pop_front();
+        }
+        if done.result.rtt.is_some() {
+            l.rtt = done.result.rtt;
+        }
+        self.feed(i, Event::Round(done.result.ok));
+        self.update_snapshot();
+    }
+
+    async fn on_netlink(&mut self, event: netlink::Event) {
+        use netlink::Event as E;
+        match event {
+            E::Link(ls) => {
+                if let Some(i) = self.links.iter().position(|l| l.name() == ls.name) {
+                    let new_index = self.links[i].ifindex != Some(ls.index);
+                    self.links[i].ifindex = Some(ls.index);
+                    self.set_carrier(i, ls.admin_up && ls.carrier);
+                    if new_index {
+                        self.read_addresses(i).await;
+                        self.read_gateway(i).await;
+                    }
+                }
+            }
+            E::LinkRemoved(ls) => {
+                if let Some(i) = self.links.iter().position(|l| l.ifindex == Some(ls.index)) {
+                    self.links[i].ifindex = None;
+                    self.set_carrier(i, false);
+                    self.read_addresses(i).await;
+                }
+            }
+            E::AddressAdded { ifindex, .. } | E::AddressRemoved { ifindex, .. } => {
+                if let Some(i) = self.links.iter().position(|l| l.ifindex == Some(ifindex)) {
+                    self.read_addresses(i).await;
+                }
+            }
+            E::RouteAdded(r) | E::RouteRemoved(r) if r.table == DAEMON_TABLE => {
+                // Our own changes come back as events too; reconciling again is a no-op then.
+                if r.is_ours() {
+                    self.table_dirty = true;
+                }
+            }
+            E::RouteAdded(r) | E::RouteRemoved(r) => {
+                if r.destination.prefix_len() == 0 {
+                    if let Some(i) = self.links.iter().position(|l| l.ifindex == r.ifindex && l.plan.gateway.is_none()) {
+                        self.read_gateway(i).await;
+                    }
+                }
+            }
+            E::RuleRemoved(r) if r.is_ours() => {
+                if let Err(e) = table::ensure_rule(&self.nl).await {
+                    eprintln!("cannot restore the daemon's rule: {e}");
+                }
+            }
+            E::RuleAdded(_) | E::RuleRemoved(_) => {}
+            E::Overrun => {
+                eprintln!("netlink events were lost; reading the kernel's state again");
+                for i in 0..self.links.len() {
+                    self.read_link(i).await;
+                }
+                self.table_dirty = true;
+            }
+        }
+    }
+
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Reload(reply) => {
+                let r = self.reload().await;
+                let _ = reply.send(r);
+            }
+            Command::Force { interface, order, reply } => {
+                let r = match self.links.iter().position(|l| l.name() == interface) {
+                    Some(i) => {
+                        self.feed(i, Event::Force(order));
+                        Ok(())
+                    }
+                    None => Err(format!("{interface} is not an uplink of the policy")),
+                };
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    /// Rereads the policy; uplinks that stay keep their state machines and history.
+    async fn reload(&mut self) -> Result<(), String> {
+        let policy = policy::load(&self.config).map_err(|e| format!("{e:#}"))?;
+        let plan = plan::plan(&policy);
+        self.probe = plan.probe.clone().unwrap_or_default();
+        let cfg = self.fsm_config();
+        let mut old: Vec<Link> = std::mem::take(&mut self.links);
+        for p in &plan.uplinks {
+            let link = match old.iter().position(|l| l.name() == p.interface) {
+                Some(j) => {
+                    let mut l = old.swap_remove(j);
+                    l.fsm.reconfigure(cfg);
+                    l.plan = p.clone();
+                    l.stop_prober();
+                    l
+                }
+                None => Link::new(p.clone(), fsm::Uplink::new(cfg)),
+            };
+            self.links.push(link);
+        }
+        for mut gone in old {
+            gone.stop_prober();
+            eprintln!("{}: no longer in the policy", gone.name());
+        }
+        self.plan = plan;
+        for i in 0..self.links.len() {
+            self.read_link(i).await;
+        }
+        self.table_dirty = true;
+        eprintln!("reloaded {}", self.config.display());
+        Ok(())
+    }
+
+    /// Probers where they can run, the table as the states say, the snapshot current.
+    async fn converge(&mut self) {
+        self.sync_probers();
+        let carrying: Vec<table::Carrying> = self.links.iter().filter_map(Link::carrying).collect();
+        let want = table::desired(&carrying);
+        if self.table_dirty || self.last_table.as_ref() != Some(&want) {
+            match table::reconcile(&self.nl, &want).await {
+                Ok(_) => {
+                    self.last_table = Some(want);
+                    self.table_dirty = false;
+                }
+                Err(e) => eprintln!("cannot update the daemon's table: {e}"),
+            }
+            if let Err(e) = table::ensure_rule(&self.nl).await {
+                eprintln!("cannot install the daemon's rule: {e}");
+            }
+        }
+        let active = self.links.iter().find(|l| l.carrying().is_some()).map(|l| l.name().to_string()).unwrap_or_default();
+        let active_changed = active != self.active;
+        self.active = active;
+        let n = self.pending.len();
+        for (k, (name, t)) in self.pending.iter().enumerate() {
+            let tail = if active_changed && k + 1 == n { format!("; {}", self.active_phrase()) } else { String::new() };
+            eprintln!("{name}: {} -> {} ({}){tail}", t.from, t.to, t.reason);
+        }
+        if active_changed && n == 0 {
+            eprintln!("{}", self.active_phrase());
+        }
+        self.update_snapshot();
+    }
+
+    fn active_phrase(&self) -> String {
+        if self.active.is_empty() {
+            "no uplink is healthy: the main table decides".to_string()
+        } else {
+            format!("new connections leave via {}", self.active)
+        }
+    }
+
+    fn status_line(&self) -> String {
+        self.links.iter().map(|l| format!("{} {}", l.name(), l.fsm.state())).collect::<Vec<_>>().join(", ")
+    }
+
+    fn sync_probers(&mut self) {
+        let arp = self.probe.arp_gateway;
+        for l in &mut self.links {
+            let key = match (l.ifindex, l.address, l.fsm.probing()) {
+                (Some(ifindex), Some(address), true) => Some(ProberKey { ifindex, source: address.addr(), arp: if arp { l.gateway() } else { None } }),
+                _ => None,
+            };
+            if l.prober.as_ref().map(|(k, _, _)| k) == key.as_ref() {
+                continue;
+            }
+            l.stop_prober();
+            let Some(key) = key else { continue };
+            self.generation += 1;
+            let task = tokio::spawn(probe_loop(
+                l.name().to_string(),
+                key.clone(),
+                l.plan.rank as u16,
+                self.probe.clone(),
+                l.probes_wanted.clone(),
+                self.generation,
+                self.rounds.clone(),
+            ));
+            l.prober = Some((key, self.generation, task));
+        }
+    }
+
+    fn update_snapshot(&self) {
+        let uplinks = self
+            .links
+            .iter()
+            .map(|l| UplinkStatus {
+                interface: l.name().to_string(),
+                rank: l.plan.rank as u32,
+                state: l.fsm.state().to_string(),
+                loss_percent: l.loss_percent(),
+                latency_ms: l.rtt.map(|d| d.as_secs_f64() * 1000.0),
+                reason: l.reason.clone(),
+                carrying: l.carrying().is_some(),
+                address: l.address.map(|a| a.to_string()).unwrap_or_default(),
+                gateway: l.gateway().map(|g| g.to_string()).unwrap_or_default(),
+            })
+            .collect();
+        let mut s = self.snapshot.lock().expect("snapshot lock");
+        s.uplinks = uplinks;
+        s.active = self.active.clone();
+    }
+
+    /// Logged transitions become D-Bus signals.
+    async fn flush_signals(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        if pending.is_empty() {
+            return;
+        }
+        notify::notify(&format!("STATUS={}", self.status_line()));
+        let Some(conn) = &self.bus else { return };
+        let Ok(iface) = conn.object_server().interface::<_, bus::Service>(bus::OBJECT_PATH).await else { return };
+        let emitter = iface.signal_emitter();
+        for (name, t) in &pending {
+            let _ = bus::Service::state_changed(emitter, name, t.from.as_str(), t.to.as_str(), &t.reason).await;
+        }
+        let service = iface.get().await;
+        let _ = service.uplinks_invalidate(emitter).await;
+        let _ = service.active_changed(emitter).await;
+    }
+}
+
+/// One uplink's probe rounds, every Interval, until aborted.
+async fn probe_loop(
+    interface: String,
+    key: ProberKey,
+    salt: u16,
+    probe: Probe,
+    wanted: Arc<AtomicU32>,
+    generation: u64,
+    rounds: mpsc::UnboundedSender<RoundDone>,
+) {
+    let mut prober = loop {
+        match Prober::open(&interface, key.source, salt) {
+            Ok(p) => break p,
+            Err(e) => {
+                eprintln!("{interface}: cannot open probe sockets from {}: {e}; retrying", key.source);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    let mut tick = tokio::time::interval(probe.interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let plan = RoundPlan {
+            targets: probe.targets.clone(),
+            require: probe.require,
+            arp: key.arp,
+            probes: wanted.load(Ordering::Relaxed),
+            timeout: probe.timeout,
+        };
+        if plan.targets.is_empty() && plan.arp.is_none() {
+            continue; // nothing to ask: the uplink stays unknown and the main table decides
+        }
+        let result = prober.round(&plan).await;
+        if rounds.send(RoundDone { interface: interface.clone(), generation, result }).is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! Probes out of one uplink alone: ICMP echo to the `[Probe]` targets and ARP for the gateway.
+//!
+//! Both sockets are tied to the uplink's interface (`SO_BINDTODEVICE`; the packet socket is
+//! bound to its ifindex) and the echo socket also to the uplink's own address, so a probe can
+//! never be answered through another uplink: the kernel sends it out of that interface from that
+//! address (the uplink's `from` rule picks its own table) and delivers only replies that arrived
+//! on it.
+//!
+//! The echo socket is raw (`SOCK_RAW`/`IPPROTO_ICMP`, needs CAP_NET_RAW): the unprivileged ICMP
+//! datagram socket is gated by `net.ipv4.ping_group_range`, which excludes every group by
+//! default. An `ICMP_FILTER` keeps everything but echo replies out of it.
+//!
+//! Traffic at the defaults (Interval=200ms): per uplink and round one echo per target and one ARP
+//! request, i.e. 5 × (targets + 1) packets per second out and as many replies in — 15 pps each way
+//! with two targets, about 0.7 kB/s out (42-byte ARP frames, 36-byte IP echo packets). ARP goes
+//! unicast to the gateway's known MAC (as the kernel's own neighbour probes do), broadcast only
+//! until the MAC is known or after a miss. While an uplink is suspect (a round failed) its rounds
+//! send up to [`crate::daemon::fsm::SUSPECT_PROBES`] echoes per target, stopping at the first
+//! answer.
+//!
+//! A round's verdict: with targets, whether the answered targets satisfy `Require=`; without
+//! targets, whether the gateway answered ARP. ARP alone never vouches for an uplink that has
+//! targets: a gateway whose upstream is dead still answers ARP (the silent failure).
+
+use std::io;
+use std::mem::size_of;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tokio::io::unix::AsyncFd;
+use tokio::time::Instant;
+
+use crate::policy::Require;
+
+/// What one round is to do.
+#[derive(Debug, Clone)]
+pub struct RoundPlan {
+    pub targets: Vec<Ipv4Addr>,
+    pub require: Require,
+    /// Ask this gateway by ARP.
+    pub arp: Option<Ipv4Addr>,
+    /// Echoes per target at most (the first answer ends a target's series).
+    pub probes: u32,
+    pub timeout: Duration,
+}
+
+/// What one round saw.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RoundResult {
+    pub ok: bool,
+    /// Echo requests sent and answered (for the loss figure).
+    pub sent: u32,
+    pub answered: u32,
+    /// Per target, in plan order: answered in this round.
+    pub targets: Vec<bool>,
+    /// Fastest echo answer of the round.
+    pub rtt: Option<Duration>,
+    /// `None` when ARP was not asked.
+    pub gateway_arp: Option<bool>,
+}
+
+/// Whether the per-target answers satisfy `require`.
+pub fn combine(answered: &[bool], require: Require) -> bool {
+    let n = answered.iter().filter(|a| **a).count();
+    match require {
+        Require::All => !answered.is_empty() && n == answered.len(),
+        Require::AtLeast(k) => n >= k.min(answered.len()).max(1),
+    }
+}
+
+/// The round's verdict from its parts (see the module doc).
+pub fn verdict(targets: &[bool], require: Require, gateway_arp: Option<bool>) -> bool {
+    if targets.is_empty() { gateway_arp.unwrap_or(false) } else { combine(targets, require) }
+}
+
+/// Open probe sockets of one uplink.
+pub struct Prober {
+    interface: String,
+    source: Ipv4Addr,
+    icmp: AsyncFd<Socket>,
+    arp: AsyncFd<Socket>,
+    ifindex: u32,
+    mac: [u8; 6],
+    gateway_mac: Option<(Ipv4Addr, [u8; 6])>,
+    ident: u16,
+    seq: u16,
+}
+
+impl Prober {
+    /// Opens the sockets on `interface`, sending from `source`. `salt` tells uplinks apart in
+    /// the echo identifier (every raw ICMP socket sees replies meant for the others).
+    pub fn open(interface: &str, source: Ipv4Addr, salt: u16) -> io::Result<Prober> {
+        let name = std::ffi::CString::new(interface).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: a NUL-terminated string that outlives the call.
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        if ifindex == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let icmp = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?;
+        icmp.bind_device(Some(interface.as_bytes()))?;
+        icmp.bind(&SockAddr::from(SocketAddrV4::new(source, 0)))?;
+        icmp.set_nonblocking(true)?;
+        icmp_filter_echo_replies(icmp.as_raw_fd())?;
+
+        let arp = Socket::new(Domain::PACKET, Type::DGRAM, Some(Protocol::from(i32::from(ETH_P_ARP.to_be()))))?;
+        arp.bind(&link_address(ifindex, &[0; 6]))?;
+        arp.set_nonblocking(true)?;
+        let mac = hardware_address(arp.as_raw_fd(), interface)?;
+
+        let ident = (std::process::id() as u16).wrapping_mul(31).wrapping_add(salt);
+        Ok(Prober {
+            interface: interface.to_string(),
+            source,
+            icmp: register(icmp)?,
+            arp: register(arp)?,
+            ifindex,
+            mac,
+            gateway_mac: None,
+            ident,
+            seq: 0,
+        })
+    }
+
+    pub fn interface(&self) -> &str {
+        &self.interface
+    }
+
+    pub fn source(&self) -> Ipv4Addr {
+        self.source
+    }
+
+    /// Runs one round: sends, waits for answers until `plan.timeout` (or until everything
+    /// asked has answered), and judges it.
+    pub async fn round(&mut self, plan: &RoundPlan) -> RoundResult {
+        let start = Instant::now();
+        let deadline = start + plan.timeout;
+        let probes = plan.probes.max(1);
+        // A suspect uplink's extra echoes are spread over the first half of the round, so each
+        // still has half the timeout to come back.
+        let spacing = plan.timeout / (2 * probes);
+        let first_seq = self.seq;
+        let n = plan.targets.len();
+        let mut answered = vec![false; n];
+        let mut sent_per_target = vec![0u32; n];
+        let mut send_times: Vec<(u16, usize, Instant)> = Vec::new();
+        let mut result = RoundResult::default();
+        let mut arp_answered = plan.arp.map(|_| false);
+        if let Some(gw) = plan.arp {
+            if self.send_arp(gw).is_err() {
+                arp_answered = Some(false);
+            }
+        }
+        let mut next_burst = 0u32;
+        let mut next_send_at = start;
+        let mut buf = [0u8; 1500];
+        loop {
+            let now = Instant::now();
+            if next_burst < probes && now >= next_send_at {
+                for (i, target) in plan.targets.iter().enumerate() {
+                    if answered[i] {
+                        continue;
+                    }
+                    let seq = self.seq;
+                    self.seq = self.seq.wrapping_add(1);
+                    // A failed send (no route, link gone) is a lost probe, nothing more.
+                    let _ = self.send_echo(*target, seq);
+                    send_times.push((seq, i, Instant::now()));
+                    sent_per_target[i] += 1;
+                    result.sent += 1;
+                }
+                next_burst += 1;
+                next_send_at = start + spacing * next_burst;
+                continue;
+            }
+            let all_done = answered.iter().all(|a| *a) && arp_answered != Some(false);
+            if all_done || now >= deadline {
+                break;
+            }
+            let wake = if next_burst < probes { next_send_at.min(deadline) } else { deadline };
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => {}
+                guard = self.icmp.readable() => {
+                    let Ok(mut guard) = guard else { break };
+                    match guard.try_io(|fd| recv(fd.get_ref().as_raw_fd(), &mut buf)) {
+                        Ok(Ok(len)) => {
+                            if let Some((from, seq)) = parse_echo_reply(&buf[..len], self.ident) {
+                                let in_round = seq.wrapping_sub(first_seq) < self.seq.wrapping_sub(first_seq);
+                                if let Some((_, i, sent_at)) = send_times.iter().find(|(s, _, _)| *s == seq).filter(|_| in_round) {
+                                    if plan.targets[*i] == from && !answered[*i] {
+                                        answered[*i] = true;
+                                        result.answered += 1;
+                                        let rtt = sent_at.elapsed();
+                                        result.rtt = Some(result.rtt.map_or(rtt, |r: Duration| r.min(rtt)));
+                                    }
+                                }
+                            }
+                        }
+                        Ok(Err(_)) | Err(_) => {}
+                    }
+                }
+                guard = self.arp.readable(), if plan.arp.is_some() => {
+                    let Ok(mut guard) = guard else { break };
+                    if let Ok(Ok(len)) = guard.try_io(|fd| recv(fd.get_ref().as_raw_fd(), &mut buf)) {
+                        if let (Some(gw), Some((ip, mac))) = (plan.arp, parse_arp_reply(&buf[..len], self.source)) {
+                            if ip == gw {
+                                arp_answered = Some(true);
+                                self.gateway_mac = Some((gw, mac));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if arp_answered == Some(false) {
+            // Ask by broadcast next time: the gateway may have a new MAC.
+            self.gateway_mac = None;
+        }
+        result.targets = answered;
+        result.gateway_arp = arp_answered;
+        result.ok = verdict(&result.targets, plan.require, result.gateway_arp);
+        result
+    }
+
+    fn send_echo(&self, target: Ipv4Addr, seq: u16) -> io::Result<usize> {
+        let packet = echo_request(self.ident, seq);
+        self.icmp.get_ref().send_to(&packet, &SockAddr::from(SocketAddrV4::new(target, 0)))
+    }
+
+    fn send_arp(&self, gateway: Ipv4Addr) -> io::Result<usize> {
+        let to = match self.gateway_mac {
+            Some((ip, mac)) if ip == gateway => mac,
+            _ => [0xff; 6],
+        };
+        let frame = arp_request(self.mac, self.source, gateway);
+        self.arp.get_ref().send_to(&frame, &link_address(self.ifindex, &to))
+    }
+}
+
+const ETH_P_ARP: u16 = 0x0806;
+const ICMP_ECHO_REPLY: u8 = 0;
+const ICMP_ECHO_REQUEST: u8 = 8;
+/// Payload of our echoes, so a capture shows whose they are.
+const PAYLOAD: &[u8; 8] = b"multihom";
+
+fn register(socket: Socket) -> io::Result<AsyncFd<Socket>> {
+    // SAFETY: the Socket owns its descriptor and keeps it open until the AsyncFd drops it.
+    unsafe { AsyncFd::register(socket) }.map_err(|e| e.into_parts().1)
+}
+
+fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is valid for buf.len() bytes for the duration of the call.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+}
+
+/// Lets only echo replies reach the raw socket (the kernel's per-socket ICMP type filter).
+fn icmp_filter_echo_replies(fd: RawFd) -> io::Result<()> {
+    const ICMP_FILTER: libc::c_int = 1;
+    let mask: u32 = !(1u32 << ICMP_ECHO_REPLY);
+    // SAFETY: passes a u32 of the size given.
+    let rc = unsafe { libc::setsockopt(fd, libc::SOL_RAW, ICMP_FILTER, (&mask as *const u32).cast(), size_of::<u32>() as libc::socklen_t) };
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+fn hardware_address(fd: RawFd, interface: &str) -> io::Result<[u8; 6]> {
+    // SAFETY: ifreq is plain old data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(interface.as_bytes()) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFHWADDR reads ifr_name and writes ifr_hwaddr of the ifreq we own.
+    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFHWADDR, &mut req) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the ioctl filled the hwaddr member of the union.
+    let data = unsafe { req.ifr_ifru.ifru_hwaddr.sa_data };
+    let mut mac = [0u8; 6];
+    for (m, d) in mac.iter_mut().zip(data.iter()) {
+        *m = *d as u8;
+    }
+    Ok(mac)
+}
+
+fn link_address(ifindex: u32, mac: &[u8; 6]) -> SockAddr {
+    // SAFETY: sockaddr_ll is plain old data; zeroed is a valid value.
+    let mut ll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    ll.sll_family = libc::AF_PACKET as u16;
+    ll.sll_protocol = ETH_P_ARP.to_be();
+    ll.sll_ifindex = ifindex as i32;
+    ll.sll_halen = 6;
+    ll.sll_addr[..6].copy_from_slice(mac);
+    // SAFETY: sockaddr_ll fits in sockaddr_storage, and the length says exactly what we wrote.
+    let (_, addr) = unsafe {
+        SockAddr::try_init(|storage, len| {
+            std::ptr::write(storage.cast::<libc::sockaddr_ll>(), ll);
+            *len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            Ok(())
+        })
+    }
+    .expect("filling a sockaddr_ll cannot fail");
+    addr
+}
+
+/// The internet checksum (RFC 1071).
+pub fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An ICMP echo request (without IP header: the kernel adds it on a raw ICMP socket).
+pub fn echo_request(ident: u16, seq: u16) -> Vec<u8> {
+    let mut p = vec![ICMP_ECHO_REQUEST, 0, 0, 0];
+    p.extend_from_slice(&ident.to_be_bytes());
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(PAYLOAD);
+    let sum = checksum(&p);
+    p[2..4].copy_from_slice(&sum.to_be_bytes());
+    p
+}
+
+/// An IPv4 packet as a raw ICMP socket receives it -> (source, sequence) if it is an echo reply
+/// to one of our requests.
+pub fn parse_echo_reply(packet: &[u8], ident: u16) -> Option<(Ipv4Addr, u16)> {
+    let ihl = usize::from(packet.first()? & 0x0f) * 4;
+    if packet.first()? >> 4 != 4 || packet.get(9) != Some(&1) || ihl < 20 {
+        return None;
+    }
+    let source = Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
+    let icmp = packet.get(ihl..)?;
+    if icmp.len() < 8 || icmp[0] != ICMP_ECHO_REPLY || icmp[1] != 0 {
+        return None;
+    }
+    if u16::from_be_bytes([icmp[4], icmp[5]]) != ident {
+        return None;
+    }
+    Some((source, u16::from_be_bytes([icmp[6], icmp[7]])))
+}
+
+/// An ARP request (the payload of an `ETH_P_ARP` packet socket; the kernel adds the Ethernet
+/// header from the destination `sockaddr_ll`).
+pub fn arp_request(mac: [u8; 6], source: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+    let mut p = vec![0, 1, 8, 0, 6, 4, 0, 1];
+    p.extend_from_slice(&mac);
+    p.extend_from_slice(&source.octets());
+    p.extend_from_slice(&[0; 6]);
+    p.extend_from_slice(&target.octets());
+    p
+}
+
+/// An ARP payload -> (sender IP, sender MAC) if it is a reply addressed to `us`.
+pub fn parse_arp_reply(p: &[u8], us: Ipv4Addr) -> Option<(Ipv4Addr, [u8; 6])> {
+    if p.len() < 28 || p[0..8] != [0, 1, 8, 0, 6, 4, 0, 2] {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    mac.copy_from_slice(&p[8..14]);
+    let sender = Ipv4Addr::new(p[14], p[15], p[16], p[17]);
+    let target = Ipv4Addr::new(p[24], p[25], p[26], p[27]);
+    (target == us).then_some((sender, mac))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn require_combines_per_target_answers() {
+        assert!(combine(&[true, false], Require::AtLeast(1)));
+        assert!(!combine(&[false, false], Require::AtLeast(1)));
+        assert!(!combine(&[true, false], Require::AtLeast(2)));
+        assert!(combine(&[true, true], Require::All));
+        assert!(!combine(&[true, false], Require::All));
+        assert!(!combine(&[], Require::All));
+    }
+
+    #[test]
+    fn arp_decides_only_without_targets() {
+        assert!(verdict(&[], Require::AtLeast(1), Some(true)));
+        assert!(!verdict(&[], Require::AtLeast(1), None));
+        // The silent failure: the gateway answers ARP, nothing behind it answers.
+        assert!(!verdict(&[false], Require::AtLeast(1), Some(true)));
+        assert!(verdict(&[true], Require::AtLeast(1), Some(false)));
+    }
+
+    #[test]
+    fn echo_request_has_a_valid_checksum_and_our_fields() {
+        let p = echo_request(0x1234, 7);
+        assert_eq!(checksum(&p), 0, "a packet with its checksum sums to zero");
+        assert_eq!(&p[..2], &[8, 0]);
+        assert_eq!(&p[4..8], &[0x12, 0x34, 0, 7]);
+    }
+
+    #[test]
+    fn echo_replies_are_matched_by_identifier() {
+        // An IPv4 header from 198.51.100.10 carrying the reply to our echo 7.
+        let mut reply = vec![0x45, 0, 0, 36, 0, 0, 0, 0, 64, 1, 0, 0, 198, 51, 100, 10, 192, 168, 178, 99];
+        let mut icmp = echo_request(0x1234, 7);
+        icmp[0] = 0;
+        reply.extend_from_slice(&icmp);
+        assert_eq!(parse_echo_reply(&reply, 0x1234), Some((Ipv4Addr::new(198, 51, 100, 10), 7)));
+        assert_eq!(parse_echo_reply(&reply, 0x4321), None, "someone else's echo");
+        reply[20] = 8;
+        assert_eq!(parse_echo_reply(&reply, 0x1234), None, "a request is not a reply");
+    }
+
+    #[test]
+    fn arp_replies_are_parsed() {
+        let us = Ipv4Addr::new(192, 168, 178, 99);
+        let gw = Ipv4Addr::new(192, 168, 178, 1);
+        let mut reply = arp_request([2, 0, 0, 0, 0, 1], gw, us);
+        reply[7] = 2;
+        assert_eq!(parse_arp_reply(&reply, us), Some((gw, [2, 0, 0, 0, 0, 1])));
+        assert_eq!(parse_arp_reply(&reply, gw), None, "addressed to someone else");
+        assert_eq!(parse_arp_reply(&arp_request([2; 6], gw, us), us), None, "a request");
+    }
+}
