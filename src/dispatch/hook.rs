@@ -72,6 +72,28 @@ pub async fn apply(plan: &Plan, event: &Event, nl: &Netlink) -> Result<Option<Ou
     }
 }
 
+/// Makes every DHCP uplink's rules and link routes match the addresses its interface has now,
+/// without a dispatcher event: for `multihome apply` (a lease that arrived before the policy)
+/// and the daemon (address events from the netlink monitor). IPv4 link-local addresses get no
+/// rules: they are no lease.
+pub async fn refresh(plan: &Plan, nl: &Netlink) -> Result<Vec<(String, Outcome)>, netlink::Error> {
+    let mut outcomes = Vec::new();
+    for uplink in plan.uplinks.iter().filter(|u| matches!(u.addresses, Addresses::Dhcp(_))) {
+        let outcome = match nl.ifindex(&uplink.interface).await {
+            Ok(ifindex) => {
+                let link_local = Ipv4Net::new(Ipv4Addr::new(169, 254, 0, 0), 16).expect("valid");
+                let current: Vec<Ipv4Net> = nl.ipv4_addresses(ifindex).await?.into_iter().filter(|n| !link_local.contains(&n.addr())).collect();
+                let current = &current[..current.len().min(MAX_ADDRESSES)];
+                reconcile(uplink, Some(ifindex), current).run(nl).await?
+            }
+            Err(e) if e.is_not_found() => reconcile(uplink, None, &[]).run(nl).await?,
+            Err(e) => return Err(e),
+        };
+        outcomes.push((uplink.interface.clone(), outcome));
+    }
+    Ok(outcomes)
+}
+
 /// The rule priorities the hook may use for the uplink of `rank`: those of its first
 /// [`MAX_ADDRESSES`] addresses.
 pub fn rule_priorities(rank: usize, table: u32) -> Range<u32> {
@@ -159,8 +181,10 @@ impl Reconcile<'_> {
 /// The second half of the log line: `rules for 192.168.178.156/24: 2 rules added, 1 route set`.
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.addresses.is_empty() {
-            f.write_str("no addresses left")?;
+        if self.addresses.is_empty() && !self.changed_anything() {
+            f.write_str("no addresses, and no rules of multihome's")?;
+        } else if self.addresses.is_empty() {
+            f.write_str("no addresses")?;
         } else {
             f.write_str("rules for")?;
             for a in &self.addresses {
@@ -168,7 +192,9 @@ impl fmt::Display for Outcome {
             }
         }
         if !self.changed_anything() {
-            f.write_str(": already in place")?;
+            if !self.addresses.is_empty() {
+                f.write_str(": already in place")?;
+            }
         } else {
             let parts = [
                 (self.rules_added, "rule", "added"),

@@ -180,3 +180,32 @@ fn each_uplink_has_its_own_rule_priorities() {
         assert!(rules.iter().all(|r| mine.contains(&r.priority)), "{rules:?} outside {mine:?}");
     }
 }
+
+#[test]
+fn refresh_follows_the_kernels_addresses_without_an_event() {
+    let Some(ns) = TestNs::new() else { return };
+    host(&ns);
+    let before = snapshot(&ns);
+    let plan = crate::plan::plan(&crate::policy::parse("t", POLICY).unwrap());
+    let refresh = |plan: &crate::plan::Plan| {
+        let plan = plan.clone();
+        ns.block_on(move || async move {
+            let nl = crate::netlink::Netlink::connect().unwrap();
+            let outcomes = super::hook::refresh(&plan, &nl).await.unwrap();
+            outcomes.into_iter().map(|(i, o)| (i, o.changed_anything())).collect::<Vec<_>>()
+        })
+    };
+    ns.ip(&["addr", "add", "192.168.178.160/24", "dev", "wlan0"]);
+    ns.ip(&["addr", "add", "169.254.7.7/16", "dev", "wlan0"]);
+    assert_eq!(refresh(&plan), vec![("wlan0".to_string(), true)]);
+    assert_eq!(
+        ours(&ns),
+        "10100:\tfrom 192.168.178.160 lookup 102 proto 77\n\
+         10101:\tfrom all to 192.168.178.160 lookup 102 proto 77\n\
+         192.168.178.0/24 dev wlan0 table 102 proto 77 scope link src 192.168.178.160 \n"
+    );
+    assert_eq!(refresh(&plan), vec![("wlan0".to_string(), false)]);
+    ns.ip(&["-4", "addr", "flush", "dev", "wlan0"]);
+    assert_eq!(refresh(&plan), vec![("wlan0".to_string(), true)]);
+    assert_eq!(snapshot(&ns), before);
+}
