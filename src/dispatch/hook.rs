@@ -15,7 +15,7 @@ use ipnet::Ipv4Net;
 
 use super::event::{Event, Kind, MAX_ADDRESSES};
 use crate::netlink::{self, KernelRule, Netlink};
-use crate::plan::{self, Addresses, Plan, Route, Rule, Table, UplinkPlan};
+use crate::plan::{self, Addresses, Plan, Route, Rule, Table, UplinkPlan, DAEMON_RULE_PRIORITY};
 
 /// What one run changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -118,8 +118,12 @@ fn reconcile<'a>(uplink: &'a UplinkPlan, ifindex: Option<u32>, addresses: &[Ipv4
 }
 
 impl Reconcile<'_> {
+    /// A rule the hook added for this uplink: ours, into its table, among the uplink rules.
+    /// Any uplink rank's priorities count, so a rule left from before the policy re-ranked the
+    /// uplinks is still found; the daemon's rule (its own table, after them) never is.
     fn ours_rule(&self, r: &KernelRule) -> bool {
-        r.is_ours() && r.table == self.uplink.table && rule_priorities(self.uplink.rank, self.uplink.table).contains(&r.priority)
+        let uplink_rules = rule_priorities(0, self.uplink.table).start..DAEMON_RULE_PRIORITY;
+        r.is_ours() && r.table == self.uplink.table && uplink_rules.contains(&r.priority)
     }
 
     async fn run(self, nl: &Netlink) -> Result<Outcome, netlink::Error> {

@@ -124,6 +124,9 @@ fn network_manager_up_change_and_down_give_exactly_the_planned_rules() {
     dispatch(&ns, &policy, &["none", "connectivity-change"], env(&[("NM_DISPATCHER_ACTION", "connectivity-change")]));
     assert_eq!(snapshot(&ns), changed);
 
+    // A rule of ours for this table from before the policy re-ranked wlan0 goes with the rest.
+    ns.ip(&["rule", "add", "pref", "10000", "from", "192.168.178.150", "lookup", "102", "protocol", "77"]);
+
     // Down: exactly what multihome added goes; the administrator's rule stays.
     dispatch(&ns, &policy, &["wlan0", "down"], env(&[("NM_DISPATCHER_ACTION", "down"), ("DEVICE_IFACE", "wlan0")]));
     assert_eq!(ours(&ns), "");
