@@ -149,7 +149,9 @@ pub fn load(path: &Path) -> anyhow::Result<Policy> {
 }
 
 /// The kernel's rule for interface names (`dev_valid_name`): 1 to 15 bytes, not `.` or `..`,
-/// no `/`, `:` or whitespace.
+/// no `/`, `:` or whitespace; `%` never survives in a name (the kernel numbers it away). Glob
+/// characters (and a leading `!`) are refused too: networkd's `[Match] Name=` would read them as
+/// a pattern matching other interfaces.
 pub fn valid_interface_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("an interface name cannot be empty".into());
@@ -160,8 +162,11 @@ pub fn valid_interface_name(name: &str) -> Result<(), String> {
     if name == "." || name == ".." {
         return Err(format!("{name:?} is not a valid interface name"));
     }
-    if let Some(c) = name.chars().find(|c| *c == '/' || *c == ':' || c.is_whitespace() || c.is_control()) {
+    if let Some(c) = name.chars().find(|c| matches!(c, '/' | ':' | '%') || c.is_whitespace() || c.is_control()) {
         return Err(format!("{name:?} contains {c:?}, which the kernel refuses in interface names"));
+    }
+    if let Some(c) = name.chars().find(|c| matches!(c, '*' | '?' | '[' | ']')).or(name.starts_with('!').then_some('!')) {
+        return Err(format!("{name:?} contains {c:?}, which networkd would read as a pattern matching other interfaces; name one interface"));
     }
     Ok(())
 }

@@ -28,7 +28,8 @@ pub fn parse(text: &str) -> Option<Duration> {
             "h" | "hr" | "hour" | "hours" => 3600.0,
             _ => return None,
         };
-        total += Duration::from_secs_f64(number * seconds_per_unit);
+        // A span too long for a Duration is not a span, not a reason to panic.
+        total = total.checked_add(Duration::try_from_secs_f64(number * seconds_per_unit).ok()?)?;
     }
     Some(total)
 }
@@ -52,6 +53,8 @@ mod tests {
         assert_eq!(parse("2 fortnights"), None);
         assert_eq!(parse("ms"), None);
         assert_eq!(parse(""), None);
+        assert_eq!(parse("99999999999999999999999999h"), None);
+        assert_eq!(parse("18446744073709551615s 1s"), None);
         assert_eq!(format(Duration::from_millis(500)), "500ms");
         assert_eq!(format(Duration::from_secs(3)), "3s");
     }

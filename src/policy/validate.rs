@@ -9,9 +9,21 @@ use ipnet::Ipv4Net;
 use super::error::{Diagnostic, Diagnostics};
 use super::unit_file::{Entry, Section};
 use super::{timespan, valid_interface_name, Addressing, Backend, Dhcp, Mode, Policy, Probe, Require, Uplink};
+use crate::plan::DAEMON_TABLE;
 
 /// Table numbers the kernel reserves: unspec, default, main, local.
 const RESERVED_TABLES: [(u32, &str); 4] = [(0, "unspec"), (253, "default"), (254, "main"), (255, "local")];
+
+/// A valid `[Uplink]` with the lines its checks between uplinks point at.
+struct Located<'s> {
+    uplink: Uplink,
+    /// The `[Uplink]` header.
+    line: usize,
+    /// The first line of each key.
+    keys: HashMap<&'s str, usize>,
+    /// The line of each static address, in the order of `Addressing::Static`.
+    address_lines: Vec<usize>,
+}
 
 struct Checker<'a> {
     file: &'a str,
@@ -41,14 +53,21 @@ impl Checker<'_> {
                 let list = by_key.entry(key).or_default();
                 if let Some(first) = list.first() {
                     let first_line = first.line;
-                    self.problem(e.line, format!("{key}= is already set on line {first_line} of this [{}] section", section.name));
+                    self.problem(
+                        e.line,
+                        format!("{key}={}: {key}= is already set on line {first_line} of this [{}] section and takes one value", e.value, section.name),
+                    );
                 } else {
                     list.push(e);
                 }
             } else {
                 let mut known: Vec<&str> = single.iter().chain(repeatable).copied().collect();
                 known.sort();
-                self.problem(e.line, format!("unknown key {key}= in [{}], expected one of {}", section.name, known.join(", ")));
+                let hint = match known.iter().find(|k| k.eq_ignore_ascii_case(key)) {
+                    Some(k) => format!(" (keys are case-sensitive: {k}=)"),
+                    None => String::new(),
+                };
+                self.problem(e.line, format!("unknown key {key}= in [{}]{hint}, expected one of {}", section.name, known.join(", ")));
             }
         }
         by_key
@@ -86,7 +105,7 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
     let mut backend = Backend::Auto;
     let mut mode = Mode::Routes;
     let mut probe = None;
-    let mut uplinks: Vec<(Uplink, usize, HashMap<&str, usize>)> = Vec::new();
+    let mut uplinks: Vec<Located> = Vec::new();
 
     for section in sections {
         if matches!(section.name.as_str(), "Policy" | "Probe") {
@@ -123,7 +142,13 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
                     uplinks.push(u);
                 }
             }
-            other => c.problem(section.line, format!("unknown section [{other}], expected [Policy], [Probe] or [Uplink]")),
+            other => {
+                let hint = match ["Policy", "Probe", "Uplink"].iter().find(|k| k.eq_ignore_ascii_case(other)) {
+                    Some(k) => format!(" (section names are case-sensitive: [{k}])"),
+                    None => String::new(),
+                };
+                c.problem(section.line, format!("unknown section [{other}]{hint}, expected [Policy], [Probe] or [Uplink]"))
+            }
         }
     }
 
@@ -135,7 +160,7 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
             backend,
             mode,
             probe,
-            uplinks: uplinks.into_iter().map(|(u, _, _)| u).collect(),
+            uplinks: uplinks.into_iter().map(|l| l.uplink).collect(),
         })
     } else {
         c.problems.sort_by_key(|d| d.line);
@@ -159,7 +184,7 @@ fn probe_section(c: &mut Checker, section: &Section) -> Probe {
     }
     let span = |s: &str| timespan::parse(s).filter(|d| !d.is_zero());
     let count = |s: &str| s.parse::<u32>().ok().filter(|n| (1..=1000).contains(n));
-    const SPAN: &str = "a time span such as 200ms or 2s";
+    const SPAN: &str = "a time span above zero such as 200ms or 2s";
     const COUNT: &str = "a whole number from 1 to 1000";
     if let Some(d) = c.parse_one(first(&map, "Interval"), SPAN, span) {
         p.interval = d;
@@ -195,17 +220,27 @@ fn probe_section(c: &mut Checker, section: &Section) -> Probe {
     }
     if p.timeout > p.interval {
         let line = first(&map, "Timeout").map_or(section.line, |e| e.line);
-        c.problem(line, "Timeout= is longer than Interval=; a probe must finish before the next round starts".to_string());
+        c.problem(
+            line,
+            format!(
+                "Timeout={} is longer than Interval={}; a probe must finish before the next round starts",
+                timespan::format(p.timeout),
+                timespan::format(p.interval)
+            ),
+        );
     }
     if p.max_hold_time < p.hold_time {
         let line = first(&map, "MaxHoldTime").map_or(section.line, |e| e.line);
-        c.problem(line, "MaxHoldTime= is shorter than HoldTime=".to_string());
+        c.problem(
+            line,
+            format!("MaxHoldTime={} is shorter than HoldTime={}; it caps how long flap damping may stretch the hold", timespan::format(p.max_hold_time), timespan::format(p.hold_time)),
+        );
     }
     p
 }
 
-/// Returns the uplink, the line of its section, and the line of each key, for cross-checks.
-fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<(Uplink, usize, HashMap<&'s str, usize>)> {
+/// Returns the uplink with the lines of its section, keys and addresses, for cross-checks.
+fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'s>> {
     let map = c.entries(section, &["Interface", "Priority", "DHCP", "Gateway", "Table"], &["Address"]);
     let lines: HashMap<&str, usize> = map.iter().filter_map(|(k, v)| v.first().map(|e| (*k, e.line))).collect();
     let before = c.problems.len();
@@ -231,15 +266,24 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<(Uplink, 
         }
     };
     let mut addresses = Vec::new();
+    let mut address_lines = Vec::new();
     for e in map.get("Address").into_iter().flatten() {
         match e.value.parse::<Ipv4Net>() {
-            Ok(net) if net.prefix_len() < 32 && net.addr() == net.network() => {
-                c.problem(e.line, format!("Address={}: that is the network address of {net}, not a host address", e.value))
-            }
-            Ok(net) if net.addr().is_unspecified() || net.addr().is_multicast() || net.addr().is_loopback() => {
+            Ok(net) if !is_host_of(&net, net.addr()) => c.problem(
+                e.line,
+                format!("Address={}: that is the {} address of {}, not a host address", e.value, if net.addr() == net.network() { "network" } else { "broadcast" }, net.trunc()),
+            ),
+            Ok(net) if net.addr().is_unspecified() || net.addr().is_multicast() || net.addr().is_loopback() || net.addr().is_broadcast() => {
                 c.bad_value(e, "a unicast IPv4 host address with prefix length")
             }
-            Ok(net) => addresses.push(net),
+            Ok(net) => {
+                addresses.push(net);
+                address_lines.push(e.line);
+            }
+            Err(_) if parse_ipv4(&e.value).is_some() => c.problem(
+                e.line,
+                format!("Address={}: the prefix length is missing; add the subnet's, such as {}/24", e.value, e.value),
+            ),
             Err(_) if e.value.parse::<std::net::Ipv6Addr>().is_ok() || e.value.contains(':') => {
                 c.problem(e.line, format!("Address={}: IPv6 uplinks are not supported yet; give an IPv4 address", e.value))
             }
@@ -257,52 +301,69 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<(Uplink, 
         c.problem(e.line, "DHCP=ipv6: an IPv6-only uplink has no IPv4 address for multihome's policy; use DHCP=yes or ipv4");
     }
     let gateway = c.parse_one(first(&map, "Gateway"), "an IPv4 address such as 192.168.178.1", parse_ipv4);
-    let table = c.parse_one(first(&map, "Table"), "a routing table number from 1 to 4294967295", |s| s.parse::<u32>().ok());
+    // The kernel's own names are understood, so that `Table=main` is refused for the right reason.
+    let table = c.parse_one(first(&map, "Table"), "a routing table number from 1 to 4294967295", |s| match RESERVED_TABLES.iter().find(|(_, name)| *name == s) {
+        Some((n, _)) => Some(*n),
+        None => s.parse::<u32>().ok(),
+    });
     if let (Some(t), Some(e)) = (table, first(&map, "Table")) {
         if let Some((_, name)) = RESERVED_TABLES.iter().find(|(n, _)| *n == t) {
-            c.problem(e.line, format!("Table={t} is the kernel's {name} table; choose another number"));
+            c.problem(e.line, format!("Table={}: that is the kernel's {name} table ({t}); choose a number from 1 to 4294967295 other than 253, 254 and 255", e.value));
+        } else if t == DAEMON_TABLE {
+            c.problem(e.line, format!("Table={t}: that is the table of multihome's failover daemon; choose another number"));
         }
     }
 
     let addressing = match (dhcp.flatten(), addresses.is_empty(), map.contains_key("Address")) {
         (Some(_), false, _) => {
-            c.problem(lines["DHCP"], "an uplink takes either Address= or DHCP=, not both");
+            let dhcp = first(&map, "DHCP").map_or("", |e| e.value.as_str());
+            c.problem(
+                lines["DHCP"],
+                format!("DHCP={dhcp}: this [Uplink] also has Address= (line {}); give either static addresses or DHCP=, not both", lines["Address"]),
+            );
             None
         }
         (Some(d), true, _) => Some(Addressing::Dhcp(d)),
         (None, false, _) => Some(Addressing::Static(addresses)),
         (None, true, had_address) => {
             if !had_address && c.problems.len() == before {
-                c.problem(section.line, "[Uplink] needs Address= or DHCP=ipv4|yes");
+                let of = interface.as_deref().map_or(String::new(), |n| format!(" of {n}"));
+                c.problem(section.line, format!("[Uplink]{of} gets no address: give Address= with Gateway=, or DHCP=ipv4 or yes"));
             }
             None
         }
     };
     if matches!(addressing, Some(Addressing::Static(_))) && gateway.is_none() && !lines.contains_key("Gateway") {
-        c.problem(section.line, "[Uplink] with a static Address= needs Gateway=");
+        let of = interface.as_deref().map_or(String::new(), |n| format!(" of {n}"));
+        c.problem(section.line, format!("[Uplink]{of} has a static Address= but no Gateway=; give the address of the router on its subnet"));
     }
 
     if c.problems.len() != before {
         return None;
     }
-    Some((
-        Uplink { interface: interface?, priority: priority?, addressing: addressing?, gateway, table },
-        section.line,
-        lines,
-    ))
+    Some(Located {
+        uplink: Uplink { interface: interface?, priority: priority?, addressing: addressing?, gateway, table },
+        line: section.line,
+        keys: lines,
+        address_lines,
+    })
 }
 
-/// Invariants between uplinks: unique interface, priority, table and address; each gateway on
-/// some uplink's subnet (a gateway no uplink can reach is a typo, not a policy).
-fn cross_check(c: &mut Checker, uplinks: &[(Uplink, usize, HashMap<&str, usize>)], sections: &[Section]) {
+/// Invariants between uplinks: unique interface, priority, table and address; each static
+/// uplink's gateway a host on one of its own prefixes (the kernel refuses a default route via
+/// anything else, so it is a typo, not a policy).
+fn cross_check(c: &mut Checker, uplinks: &[Located], sections: &[Section]) {
     if uplinks.is_empty() && c.problems.is_empty() {
-        c.problem(sections.first().map_or(1, |s| s.line), "the policy has no [Uplink] section");
+        c.problem(
+            sections.first().map_or(1, |s| s.line),
+            "the policy has no [Uplink] section; add one per interface, with Interface=, Priority= and either Address= and Gateway= or DHCP=",
+        );
     }
     let mut interfaces: HashMap<&str, usize> = HashMap::new();
     let mut priorities: HashMap<u32, (usize, &str)> = HashMap::new();
     let mut tables: HashMap<u32, (usize, &str)> = HashMap::new();
     let mut addresses: HashMap<Ipv4Addr, (usize, &str)> = HashMap::new();
-    for (u, line, keys) in uplinks {
+    for Located { uplink: u, line, keys, address_lines } in uplinks {
         let name = u.interface.as_str();
         let iface_line = keys.get("Interface").copied().unwrap_or(*line);
         if let Some(first) = interfaces.insert(name, iface_line) {
@@ -318,12 +379,11 @@ fn cross_check(c: &mut Checker, uplinks: &[(Uplink, usize, HashMap<&str, usize>)
         if let Some(t) = u.table {
             let table_line = keys.get("Table").copied().unwrap_or(*line);
             if let Some((first, other)) = tables.insert(t, (table_line, name)) {
-                c.problem(table_line, format!("Table={t} is already the table of {other} (line {first})"));
+                c.problem(table_line, format!("Table={t} is already the table of {other} (line {first}); each uplink needs its own"));
             }
         }
         if let Addressing::Static(nets) = &u.addressing {
-            for net in nets {
-                let addr_line = keys.get("Address").copied().unwrap_or(*line);
+            for (net, addr_line) in nets.iter().zip(address_lines.iter().copied()) {
                 if let Some((first, other)) = addresses.insert(net.addr(), (addr_line, name)) {
                     c.problem(addr_line, format!("Address={net}: {} is already an address of {other} (line {first})", net.addr()));
                 }
@@ -334,12 +394,24 @@ fn cross_check(c: &mut Checker, uplinks: &[(Uplink, usize, HashMap<&str, usize>)
             // The gateway must be on this uplink's own link, or the kernel refuses its route. A
             // DHCP uplink's subnet is known only from its lease, so it is checked by the hook.
             if let Addressing::Static(own) = &u.addressing {
-                if !own.iter().any(|p| p.contains(&gw) && p.addr() != gw && gw != p.broadcast()) {
-                    c.problem(gw_line, format!("Gateway={gw} is outside every prefix of {name} ({})", list(own)));
+                if let Some(net) = own.iter().find(|p| p.addr() == gw) {
+                    c.problem(gw_line, format!("Gateway={gw} is {name}'s own address ({net}); give the address of the router"));
+                } else {
+                    match own.iter().find(|p| p.contains(&gw)) {
+                        None => c.problem(gw_line, format!("Gateway={gw} is outside every prefix of {name} ({}); the router must be on its subnet", list(own))),
+                        Some(p) if !is_host_of(p, gw) => c.problem(gw_line, format!("Gateway={gw} is not a host address of {}; give the address of the router", p.trunc())),
+                        Some(_) => {}
+                    }
                 }
             }
         }
     }
+}
+
+/// Whether `addr` can be a host on `net`: not its network or broadcast address, except on /31
+/// point-to-point links (RFC 3021) and /32, where every address is a host.
+fn is_host_of(net: &Ipv4Net, addr: Ipv4Addr) -> bool {
+    net.prefix_len() >= 31 || (addr != net.network() && addr != net.broadcast())
 }
 
 fn list(prefixes: &[Ipv4Net]) -> String {

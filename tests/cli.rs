@@ -1,0 +1,219 @@
+//! The command line's promises about files, checked on the real binary: an invalid policy exits
+//! with 2 and writes nothing; `render --out DIR` is idempotent, never overwrites a file it did not
+//! write, and removes only its own stale files.
+//!
+//! Nothing here touches the running system: every command either fails validation or writes
+//! under a directory of its own in Cargo's target temp dir (`apply` is left to the lab, because
+//! it also sets live sysctls).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use multihome::backend::files::MARKER;
+use multihome::backend::networkd;
+use multihome::{plan, policy};
+
+/// A directory of one test, removed again when the test ends (also when it fails).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn multihome(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_multihome")).args(args).output().expect("the multihome binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// What a file looks like to someone checking that nothing changed: contents, mode, inode and
+/// modification time (a rewrite with the same text still changes the last two).
+#[derive(Debug, PartialEq, Eq)]
+struct Seen {
+    contents: String,
+    mode: u32,
+    inode: u64,
+    mtime: (i64, i64),
+}
+
+/// Every file under `dir`, by path relative to it.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Seen> {
+    fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<PathBuf, Seen>) {
+        let Ok(entries) = fs::read_dir(dir) else { return };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                walk(&path, base, out);
+            } else {
+                let seen = Seen {
+                    contents: fs::read_to_string(&path).unwrap(),
+                    mode: meta.permissions().mode() & 0o7777,
+                    inode: meta.ino(),
+                    mtime: (meta.mtime(), meta.mtime_nsec()),
+                };
+                out.insert(path.strip_prefix(base).unwrap().to_path_buf(), seen);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn golden_policy(case: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(case).join("policy.conf").display().to_string()
+}
+
+const INVALID: &str = "[Uplink]\nInterface=eth0\nPriority=1\nAddress=192.168.178.99\nGateway=192.168.178.1\n";
+
+#[test]
+fn invalid_policy_exits_2_and_writes_nothing() {
+    let tmp = TempDir::new("invalid");
+    let policy = tmp.path().join("multihome.conf");
+    fs::write(&policy, INVALID).unwrap();
+    let policy = policy.display().to_string();
+    let fresh_out = tmp.path().join("fresh-out");
+    let existing_out = tmp.path().join("existing-out");
+    fs::create_dir(&existing_out).unwrap();
+    let before = snapshot(tmp.path());
+
+    let runs: [Vec<&str>; 6] = [
+        vec!["check"],
+        vec!["check", "--json"],
+        vec!["render"],
+        vec!["render", "--backend", "networkd", "--out", fresh_out.to_str().unwrap()],
+        vec!["render", "--out", existing_out.to_str().unwrap()],
+        vec!["plan", "--backend", "networkd", "--root", existing_out.to_str().unwrap()],
+    ];
+    for args in runs {
+        let mut full = vec!["-c", policy.as_str()];
+        full.extend(&args);
+        let out = multihome(&full);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "multihome {args:?}: want exit code 2, stderr:\n{stderr}");
+        assert!(out.stdout.is_empty(), "multihome {args:?} printed to stdout:\n{}", text(&out.stdout));
+        assert!(
+            stderr.contains(&format!("{policy}:4: Address=192.168.178.99: the prefix length is missing")),
+            "multihome {args:?}: the diagnostic should name file, line, key and value:\n{stderr}"
+        );
+        assert!(!fresh_out.exists(), "multihome {args:?} created {}", fresh_out.display());
+        assert_eq!(snapshot(tmp.path()), before, "multihome {args:?} changed files");
+        assert_eq!(fs::read_dir(&existing_out).unwrap().count(), 0, "multihome {args:?} wrote into {}", existing_out.display());
+    }
+}
+
+#[test]
+fn render_out_writes_the_rendered_files_and_a_second_run_changes_nothing() {
+    let tmp = TempDir::new("twice");
+    let out_dir = tmp.path().join("out");
+    let out_arg = out_dir.to_str().unwrap();
+    let policy = golden_policy("seed");
+
+    let first = multihome(&["-c", &policy, "render", "--out", out_arg]);
+    assert!(first.status.success(), "first render failed:\n{}", text(&first.stderr));
+    let written = snapshot(&out_dir);
+
+    // Exactly what the renderer returns, with its modes.
+    let plan = plan::plan(&policy::parse(&policy, &fs::read_to_string(&policy).unwrap()).unwrap());
+    let rendered = networkd::render::render(&plan);
+    let want: BTreeMap<PathBuf, (String, u32)> = rendered.iter().map(|f| (f.path.clone(), (f.contents.clone(), f.mode))).collect();
+    let got: BTreeMap<PathBuf, (String, u32)> = written.iter().map(|(p, s)| (p.clone(), (s.contents.clone(), s.mode))).collect();
+    assert_eq!(got, want);
+    let stdout = text(&first.stdout);
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("wrote ")).count(), rendered.len(), "first run:\n{stdout}");
+
+    let second = multihome(&["-c", &policy, "render", "--out", out_arg]);
+    assert!(second.status.success(), "second render failed:\n{}", text(&second.stderr));
+    let stdout = text(&second.stdout);
+    assert_eq!(stdout.lines().count(), rendered.len(), "second run:\n{stdout}");
+    assert!(stdout.lines().all(|l| l.starts_with("unchanged ")), "second run changed something:\n{stdout}");
+    assert_eq!(snapshot(&out_dir), written, "the second run rewrote files");
+}
+
+#[test]
+fn render_out_never_overwrites_a_file_without_the_marker() {
+    let tmp = TempDir::new("foreign");
+    let out_dir = tmp.path().join("out");
+    let target = out_dir.join(networkd::render::NETWORK_DIR).join(networkd::render::network_file_name("wlan1"));
+    fs::create_dir_all(target.parent().unwrap()).unwrap();
+    fs::write(&target, "# Written by hand.\n[Match]\nName=wlan1\n").unwrap();
+    let before = snapshot(&out_dir);
+
+    let run = multihome(&["-c", &golden_policy("seed"), "render", "--out", out_dir.to_str().unwrap()]);
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "want a refusal, stderr:\n{stderr}");
+    assert!(
+        stderr.contains(&target.display().to_string()) && stderr.contains("not written by multihome"),
+        "the refusal should name the file and why:\n{stderr}"
+    );
+    // Refused before anything was written: not even the other uplinks' files.
+    assert_eq!(snapshot(&out_dir), before);
+}
+
+#[test]
+fn render_out_removes_its_own_stale_files_and_keeps_foreign_ones() {
+    let tmp = TempDir::new("stale");
+    let out_dir = tmp.path().join("out");
+    let out_arg = out_dir.to_str().unwrap();
+    let network_dir = out_dir.join(networkd::render::NETWORK_DIR);
+
+    // The seed (three uplinks, with [Probe]) first ...
+    let first = multihome(&["-c", &golden_policy("seed"), "render", "--out", out_arg]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    // ... beside an administrator's own files, one of them named like ours but without the marker.
+    let foreign_lookalike = network_dir.join(networkd::render::network_file_name("lan9"));
+    let foreign_plain = network_dir.join("20-wired.network");
+    fs::write(&foreign_lookalike, "[Match]\nName=lan9\n").unwrap();
+    fs::write(&foreign_plain, format!("# Not {MARKER}: the marker must open the file.\n[Match]\nName=eth9\n")).unwrap();
+    let before = snapshot(&out_dir);
+
+    // Then a policy with two uplinks and no [Probe].
+    let policy_path = tmp.path().join("two.conf");
+    fs::write(
+        &policy_path,
+        "[Uplink]\nInterface=eth0\nPriority=1\nAddress=192.168.178.99/24\nGateway=192.168.178.1\n\n\
+         [Uplink]\nInterface=wlan1\nPriority=2\nAddress=192.168.178.98/24\nGateway=192.168.178.1\n",
+    )
+    .unwrap();
+    let second = multihome(&["-c", policy_path.to_str().unwrap(), "render", "--out", out_arg]);
+    let stdout = text(&second.stdout);
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    let after = snapshot(&out_dir);
+
+    let wlan0 = Path::new(networkd::render::NETWORK_DIR).join(networkd::render::network_file_name("wlan0"));
+    let dropin = PathBuf::from(networkd::render::NETWORKD_CONF_FILE);
+    for stale in [&wlan0, &dropin] {
+        assert!(before.contains_key(stale), "the seed should have rendered {}", stale.display());
+        assert!(!after.contains_key(stale), "{} is stale and should be gone", stale.display());
+        assert!(stdout.contains(&format!("removed {}", out_dir.join(stale).display())), "not reported as removed: {}\n{stdout}", stale.display());
+    }
+    for foreign in [&foreign_lookalike, &foreign_plain] {
+        let rel = foreign.strip_prefix(&out_dir).unwrap();
+        assert_eq!(after.get(rel), before.get(rel), "{} is not multihome's and must stay as it was", rel.display());
+    }
+    assert_eq!(after.len(), before.len() - 2, "files before: {:?}\nafter: {:?}", before.keys(), after.keys());
+}
