@@ -9,6 +9,7 @@ use crate::policy::Dhcp;
 
 pub const NETWORK_DIR: &str = "etc/systemd/network";
 pub const SYSCTL_FILE: &str = "etc/sysctl.d/60-multihome.conf";
+pub const NETWORKD_CONF_DIR: &str = "etc/systemd/networkd.conf.d";
 pub const NETWORKD_CONF_FILE: &str = "etc/systemd/networkd.conf.d/60-multihome.conf";
 
 /// `10-`: networkd uses the first .network file (in lexical order over all its directories)
