@@ -66,9 +66,12 @@ enum Command {
     Apply {
         #[arg(long, value_enum, default_value = "auto")]
         backend: ApplyBackend,
-        /// Install under this root (an image): files only, no reload.
+        /// Install under this root (an image): files only, no sysctls, no reload.
         #[arg(long)]
         root: Option<PathBuf>,
+        /// Write files and set sysctls, but do not ask networkd to reload (before it starts).
+        #[arg(long, conflicts_with = "root")]
+        no_reload: bool,
     },
     /// Apply, then revert by itself unless confirmed (Enter, y, or SIGUSR1) within the timeout.
     Try {
@@ -191,7 +194,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print!("{diff}");
             }
         }
-        Command::Apply { backend, root } => {
+        Command::Apply { backend, root, no_reload } => {
             let plan = load(&cli.config)?;
             if resolve(backend, root.as_deref())? == ApplyBackend::NetworkManager {
                 if root.is_some() {
@@ -208,10 +211,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let reload = root.is_none();
+            let target = match (&root, no_reload) {
+                (Some(_), _) => networkd::Target::Image,
+                (None, true) => networkd::Target::LiveNoReload,
+                (None, false) => networkd::Target::Live,
+            };
+            let reload = target == networkd::Target::Live;
             let root = root.unwrap_or_else(|| PathBuf::from("/"));
             let rt = runtime()?;
-            let applied = rt.block_on(networkd::apply(&plan, &root, reload))?;
+            let applied = rt.block_on(networkd::apply(&plan, &root, target))?;
             if applied.changed_anything() {
                 println!("Applied: {} file(s) and {} sysctl(s) changed{}.", applied.undo_files.len(), applied.undo_sysctls.len(), if reload { ", systemd-networkd reloaded" } else { "" });
             } else {

@@ -117,7 +117,7 @@ pub async fn run(manager: Manager, plan: &Plan, root: &Path, timeout: Duration) 
         Manager::Networkd => {
             // networkd has no checkpoints: the previous generation of files is what apply
             // returns, and revert writes it back and reloads.
-            let applied = networkd::apply(plan, root, true).await?;
+            let applied = networkd::apply(plan, root, networkd::Target::Live).await?;
             if !applied.changed_anything() {
                 say("Nothing to do: the system already matches the policy.");
                 return Ok(true);

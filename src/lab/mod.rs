@@ -48,6 +48,9 @@ pub struct LabOptions {
     pub bus_policies: Vec<PathBuf>,
     /// The multihome binary to run inside the lab; default: this executable.
     pub multihome: Option<PathBuf>,
+    /// A policy for /etc/multihome/multihome.conf, applied (`multihome apply --no-reload`)
+    /// before networkd starts, as at boot: networkd reads its networkd.conf.d drop-in only then.
+    pub policy: Option<String>,
 }
 
 /// A background process in the lab, killed (with its process group) when the lab ends.

@@ -63,6 +63,9 @@ pub fn prepare(dir: &Path, opts: &LabOptions, multihome: &Path) -> anyhow::Resul
     }
     // /usr/sbin/multihome inside the lab is the binary under test (dispatcher scripts call it there).
     std::os::unix::fs::symlink(multihome, d("sbin/multihome")).context("cannot link the multihome binary into the lab")?;
+    if let Some(policy) = &opts.policy {
+        fs::write(d("etc/multihome/multihome.conf"), policy)?;
+    }
     if let Some(scripts) = &opts.networkd_dispatcher_scripts {
         copy_tree(scripts, &d("networkd-dispatcher"))?;
     }
@@ -96,6 +99,9 @@ pub fn prepare(dir: &Path, opts: &LabOptions, multihome: &Path) -> anyhow::Resul
     match opts.manager {
         Manager::None => s.push_str("exec sleep infinity\n"),
         Manager::Networkd => {
+            if opts.policy.is_some() {
+                s.push_str("/usr/sbin/multihome apply --no-reload\n");
+            }
             if opts.networkd_dispatcher_scripts.is_some() {
                 s.push_str(&format!(
                     "networkd-dispatcher -S '{}' -T >'{}' 2>&1 &\n",

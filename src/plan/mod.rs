@@ -41,6 +41,10 @@ impl Table {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Route {
     pub destination: Ipv4Net,
+    /// Always on the uplink's own link (validation puts it inside the uplink's prefix), so
+    /// backends install it as on-link: otherwise the kernel refuses a gateway route while the
+    /// link route it would resolve through is missing or skipped as linkdown, which is exactly
+    /// the moment carrier returns (seen in the lab: networkd failed the link).
     pub gateway: Option<Ipv4Addr>,
     pub table: Table,
     /// `None` leaves the kernel's default (0) where order does not matter (inside an uplink's

@@ -42,6 +42,9 @@ pub fn route(r: &Route, dev: &str) -> String {
     if let Some(m) = r.metric {
         let _ = write!(s, " metric {m}");
     }
+    if r.gateway.is_some() {
+        s.push_str(" onlink");
+    }
     s
 }
 

@@ -14,8 +14,14 @@ pub struct Sysctl {
 impl Sysctl {
     /// The file under /proc/sys that holds it.
     pub fn proc_path(&self) -> String {
-        format!("/proc/sys/{}", self.key.replace('.', "/"))
+        format!("/proc/sys/{}", self.key)
     }
+}
+
+/// Keys are written in the slash form (`net/ipv4/conf/eth0.100/rp_filter`), which sysctl.d
+/// accepts too: in the dotted form a VLAN's dot would split its interface name.
+fn key(interface: &str, setting: &str) -> String {
+    format!("net/ipv4/conf/{interface}/{setting}")
 }
 
 pub fn for_uplinks<'a>(interfaces: impl Iterator<Item = &'a str>) -> Vec<Sysctl> {
@@ -24,28 +30,28 @@ pub fn for_uplinks<'a>(interfaces: impl Iterator<Item = &'a str>) -> Vec<Sysctl>
     // `default` covers uplinks that appear after boot (USB Wi-Fi); the per-interface keys cover
     // those that exist now: kernels before 5.x read this one per device only, not from `all`.
     set(
-        "net.ipv4.conf.default.ignore_routes_with_linkdown".into(),
+        key("default", "ignore_routes_with_linkdown"),
         "1",
         "skip a route whose link lost carrier at once, instead of sending into it until the manager deletes it",
     );
     for name in interfaces {
         set(
-            format!("net.ipv4.conf.{name}.ignore_routes_with_linkdown"),
+            key(name, "ignore_routes_with_linkdown"),
             "1",
             "skip this uplink's routes the moment it loses carrier (the next metric takes over)",
         );
         set(
-            format!("net.ipv4.conf.{name}.arp_ignore"),
+            key(name, "arp_ignore"),
             "1",
             "answer ARP only for this uplink's own address (no ARP flux between NICs on one subnet)",
         );
         set(
-            format!("net.ipv4.conf.{name}.arp_announce"),
+            key(name, "arp_announce"),
             "2",
             "ask ARP with the address of the interface that sends, so peers learn the right MAC",
         );
         set(
-            format!("net.ipv4.conf.{name}.rp_filter"),
+            key(name, "rp_filter"),
             "2",
             "loose reverse-path check: replies may arrive on an uplink that is not the best route back",
         );

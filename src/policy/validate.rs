@@ -213,6 +213,10 @@ fn probe_section(c: &mut Checker, section: &Section) -> Probe {
     if let Some(d) = c.parse_one(first(&map, "MaxHoldTime"), SPAN, span) {
         p.max_hold_time = d;
     }
+    if p.targets.is_empty() {
+        // ARP only proves the gateway is alive, not the path behind it: the failure the daemon exists for.
+        c.problem(section.line, "[Probe] has no Target=; give at least one address to probe through each uplink, such as the gateway and a host behind it");
+    }
     if let (Require::AtLeast(n), Some(e)) = (p.require, first(&map, "Require")) {
         if n > p.targets.len() {
             c.problem(e.line, format!("Require={n}: only {} Target= given", p.targets.len()));
@@ -333,6 +337,10 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
             None
         }
     };
+    if let (Some(Addressing::Dhcp(_)), Some(line)) = (&addressing, lines.get("Gateway")) {
+        // The lease names the router and may change it; a fixed one beside it would go stale.
+        c.problem(*line, "Gateway= on a DHCP uplink: the lease's router is used; remove Gateway= or give a static Address=");
+    }
     if matches!(addressing, Some(Addressing::Static(_))) && gateway.is_none() && !lines.contains_key("Gateway") {
         let of = interface.as_deref().map_or(String::new(), |n| format!(" of {n}"));
         c.problem(section.line, format!("[Uplink]{of} has a static Address= but no Gateway=; give the address of the router on its subnet"));

@@ -33,13 +33,25 @@ pub fn compare(plan: &Plan, root: &Path) -> anyhow::Result<Vec<Change>> {
     files::compare(root, &render::render(plan), &render::owned_patterns())
 }
 
-/// Writes the plan's files under `root`, sets its sysctls, and (when `reload`) asks the running
-/// networkd to reload and checks that no uplink fails with the new files; otherwise everything
-/// is put back as it was.
-pub async fn apply(plan: &Plan, root: &Path, reload: bool) -> anyhow::Result<Applied> {
+/// Where an apply goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// An image or another root: files only; the running kernel and networkd are not this root's.
+    Image,
+    /// This system before networkd runs (early boot, the lab): files and live sysctls.
+    LiveNoReload,
+    /// This running system: files, live sysctls, and a networkd reload that is verified.
+    Live,
+}
+
+/// Writes the plan's files under `root` and, for a live target, sets its sysctls and asks the
+/// running networkd to reload, checking that no uplink fails with the new files; when anything
+/// fails, everything is put back as it was.
+pub async fn apply(plan: &Plan, root: &Path, target: Target) -> anyhow::Result<Applied> {
     let changes = compare(plan, root)?;
     let undo_files = files::apply(root, &changes)?;
-    let undo_sysctls = match sysctl::apply(&plan.sysctls) {
+    let sysctls: &[_] = if target == Target::Image { &[] } else { &plan.sysctls };
+    let undo_sysctls = match sysctl::apply(sysctls) {
         Ok(u) => u,
         Err(e) => {
             let _ = files::apply(root, &undo_files);
@@ -47,13 +59,23 @@ pub async fn apply(plan: &Plan, root: &Path, reload: bool) -> anyhow::Result<App
         }
     };
     let applied = Applied { undo_files, undo_sysctls };
-    if reload && applied.changed_anything() {
+    if target == Target::Live && applied.changed_anything() {
         if let Err(e) = reload_and_verify(plan).await {
             let restored = revert(&applied, root, true).await;
             return Err(match restored {
                 Ok(()) => e.context("networkd did not take the new configuration; the previous files are back"),
                 Err(r) => e.context(format!("networkd did not take the new configuration, and restoring the previous files failed too: {r:#}")),
             });
+        }
+        if applied.undo_files.iter().any(|c| c.path.starts_with(render::NETWORKD_CONF_DIR)) {
+            // networkd reads networkd.conf only when it starts; Reload does not cover it.
+            if let Err(e) = restart_networkd().await {
+                eprintln!(
+                    "multihome: warning: {} changed, and networkd reads it only when it starts; \
+                     restart systemd-networkd (could not ask systemd: {e:#})",
+                    render::NETWORKD_CONF_FILE
+                );
+            }
         }
     }
     Ok(applied)
@@ -73,6 +95,21 @@ pub async fn reload_networkd() -> anyhow::Result<()> {
     let bus = zbus::Connection::system().await.context("cannot connect to the system D-Bus to reload systemd-networkd")?;
     let manager = dbus::ManagerProxy::new(&bus).await?;
     manager.reload().await.context("systemd-networkd refused Reload (is it running?)")?;
+    Ok(())
+}
+
+/// Asks systemd to restart networkd (for networkd.conf.d changes).
+async fn restart_networkd() -> anyhow::Result<()> {
+    let bus = zbus::Connection::system().await?;
+    bus.call_method(
+        Some("org.freedesktop.systemd1"),
+        "/org/freedesktop/systemd1",
+        Some("org.freedesktop.systemd1.Manager"),
+        "RestartUnit",
+        &("systemd-networkd.service", "replace"),
+    )
+    .await
+    .context("org.freedesktop.systemd1 RestartUnit")?;
     Ok(())
 }
 

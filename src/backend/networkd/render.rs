@@ -9,6 +9,7 @@ use crate::policy::Dhcp;
 
 pub const NETWORK_DIR: &str = "etc/systemd/network";
 pub const SYSCTL_FILE: &str = "etc/sysctl.d/60-multihome.conf";
+pub const NETWORKD_CONF_DIR: &str = "etc/systemd/networkd.conf.d";
 pub const NETWORKD_CONF_FILE: &str = "etc/systemd/networkd.conf.d/60-multihome.conf";
 
 /// `10-`: networkd uses the first .network file (in lexical order over all its directories)
@@ -58,7 +59,7 @@ fn network_file(plan: &Plan, u: &UplinkPlan) -> String {
         // uplink's metric; the hook adds the `from`/`to` rules once the address is known.
         let _ = writeln!(s, "\n[DHCPv4]\nRouteMetric={}", u.metric);
         // The uplink's own table gets the lease's router as default route too.
-        let _ = writeln!(s, "\n[Route]\nGateway=_dhcp4\nTable={}", u.table);
+        let _ = writeln!(s, "\n[Route]\nGateway=_dhcp4\nGatewayOnLink=yes\nTable={}", u.table);
     }
     for r in &u.routes {
         route(&mut s, r);
@@ -79,6 +80,10 @@ fn route(s: &mut String, r: &Route) {
             let _ = writeln!(s, "Gateway={gw}");
         }
         None => s.push_str("Scope=link\n"),
+    }
+    if r.gateway.is_some() {
+        // See plan::Route::gateway.
+        s.push_str("GatewayOnLink=yes\n");
     }
     if let Some(src) = r.preferred_source {
         let _ = writeln!(s, "PreferredSource={src}");
