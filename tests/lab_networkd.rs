@@ -67,10 +67,12 @@ fn seed_is_symmetric_inbound_and_fails_over_in_order() -> anyhow::Result<()> {
     }
 
     // Outbound: eth0, then wlan1, then wlan0 as links lose carrier; back to eth0 on return.
+    // How fast is the benchmark's business (the kernel delays a carrier change by up to a
+    // second when other links changed just before); here only where traffic goes.
     lab.set_carrier("eth0", false)?;
-    assert_eq!(lab.outbound_source(QUICK), Some(addr("wlan1")), "right after eth0 lost carrier");
+    outbound_settles_on(&lab, "wlan1", Duration::from_secs(3));
     lab.set_carrier("wlan1", false)?;
-    assert_eq!(lab.outbound_source(QUICK), Some(addr("wlan0")), "right after wlan1 lost carrier too");
+    outbound_settles_on(&lab, "wlan0", Duration::from_secs(3));
     lab.set_carrier("wlan1", true)?;
     outbound_settles_on(&lab, "wlan1", Duration::from_secs(15));
     lab.set_carrier("eth0", true)?;
