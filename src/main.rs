@@ -104,6 +104,37 @@ enum Command {
     },
     /// Have the daemon reread the policy file.
     Reload,
+    /// Show the main job in a lab: the seed's host in network namespaces, the policy applied by
+    /// the real network manager, the daemon running, a fault injected, and the timeline of what
+    /// new connections see. Needs root; touches nothing of this machine's own network.
+    Lab {
+        #[arg(long, value_enum, default_value = "networkd")]
+        backend: LabBackend,
+        /// The fault to inject on --uplink at 3 s (repaired at 9 s).
+        #[arg(long, value_enum, default_value = "silent")]
+        fault: LabFault,
+        #[arg(long, default_value = "eth0")]
+        uplink: String,
+        /// A scripted sequence instead, e.g. "eth0:silent@2s, wlan1:link@4s, wlan1:repair@6s, eth0:repair@8s".
+        #[arg(long, conflicts_with_all = ["fault", "uplink"])]
+        script: Option<String>,
+        /// Without the failover daemon: what the network manager alone does.
+        #[arg(long)]
+        no_daemon: bool,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LabBackend {
+    Networkd,
+    #[value(name = "networkmanager")]
+    NetworkManager,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LabFault {
+    Link,
+    Silent,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -263,6 +294,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(daemon::status::call(call))?;
         }
         Command::Reload => runtime()?.block_on(daemon::status::call(daemon::status::Call::Reload))?,
+        Command::Lab { backend, fault, uplink, script, no_daemon } => {
+            use multihome::lab::{self, scenario};
+            let manager = match backend {
+                LabBackend::Networkd => lab::Manager::Networkd,
+                LabBackend::NetworkManager => lab::Manager::NetworkManager,
+            };
+            lab::prerequisites(manager).map_err(anyhow::Error::msg)?;
+            let steps = match script {
+                Some(text) => scenario::parse_script(&text)?,
+                None => {
+                    anyhow::ensure!(lab::UPLINKS.contains(&uplink.as_str()), "--uplink: the lab's uplinks are {}", lab::UPLINKS.join(", "));
+                    let kind = if fault == LabFault::Link { scenario::FaultKind::Link } else { scenario::FaultKind::Silent };
+                    scenario::default_script(&uplink, kind)
+                }
+            };
+            scenario::run(scenario::Options { manager, steps, tail: std::time::Duration::from_secs(3), daemon: !no_daemon })?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@ pub mod echo;
 pub mod netns;
 pub mod probe;
 pub mod root_guard;
+pub mod scenario;
 mod services;
 pub mod topology;
 

@@ -5,6 +5,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -33,6 +34,12 @@ pub struct Prober {
 
 impl Prober {
     pub fn start(ns: &str, target: Ipv4Addr, interval: Duration) -> anyhow::Result<Prober> {
+        Self::start_streaming(ns, target, interval, None)
+    }
+
+    /// Like `start`, and each probe's record is also sent to `live` as soon as it is settled
+    /// (answered or given up), for a live view.
+    pub fn start_streaming(ns: &str, target: Ipv4Addr, interval: Duration, live: Option<Sender<ProbeRecord>>) -> anyhow::Result<Prober> {
         let path = format!("/run/netns/{ns}");
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -40,7 +47,7 @@ impl Prober {
         let thread = std::thread::spawn(move || -> anyhow::Result<Vec<ProbeRecord>> {
             let f = std::fs::File::open(&path).with_context(|| format!("no namespace {path}"))?;
             setns(&f, CloneFlags::CLONE_NEWNET).context("cannot enter the lab host")?;
-            run(started, target, interval, &flag)
+            run(started, target, interval, &flag, live)
         });
         Ok(Prober { started, stop, thread: Some(thread) })
     }
@@ -66,7 +73,7 @@ impl Drop for Prober {
     }
 }
 
-fn run(started: Instant, target: Ipv4Addr, interval: Duration, stop: &AtomicBool) -> anyhow::Result<Vec<ProbeRecord>> {
+fn run(started: Instant, target: Ipv4Addr, interval: Duration, stop: &AtomicBool, live: Option<Sender<ProbeRecord>>) -> anyhow::Result<Vec<ProbeRecord>> {
     let to = SocketAddr::from((target, ECHO_PORT));
     let mut records = Vec::new();
     let mut pending: Vec<(usize, UdpSocket, Instant)> = Vec::new();
@@ -81,15 +88,25 @@ fn run(started: Instant, target: Ipv4Addr, interval: Duration, stop: &AtomicBool
             // A send error (no route) is a lost probe, like a connect() that fails.
             if socket.send_to(b"p", to).is_ok() {
                 pending.push((records.len() - 1, socket, now));
+            } else if let Some(live) = &live {
+                let _ = live.send(records[records.len() - 1]);
             }
             next += interval;
         }
-        pending.retain(|(i, socket, sent)| match socket.recv_from(&mut buf) {
-            Ok((n, _)) => {
-                records[*i].source = parse_source(&buf[..n]);
-                false
+        pending.retain(|(i, socket, sent)| {
+            let settled = match socket.recv_from(&mut buf) {
+                Ok((n, _)) => {
+                    records[*i].source = parse_source(&buf[..n]);
+                    true
+                }
+                Err(_) => sent.elapsed() >= ANSWER_WITHIN,
+            };
+            if settled {
+                if let Some(live) = &live {
+                    let _ = live.send(records[*i]);
+                }
             }
-            Err(_) => sent.elapsed() < ANSWER_WITHIN,
+            !settled
         });
         std::thread::sleep(Duration::from_micros(200));
     }
