@@ -170,3 +170,30 @@ pub trait Daemon {
     fn force_up(&self, interface: &str) -> zbus::Result<()>;
     fn release(&self, interface: &str) -> zbus::Result<()>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zbus::object_server::Interface;
+
+    /// Every `<property>`, `<method>`, `<signal>` and `<arg>` line of the shipped XML, reduced to
+    /// its element name and attributes, in order.
+    fn members(xml: &str) -> Vec<String> {
+        xml.lines()
+            .map(str::trim)
+            .filter(|l| ["<property ", "<method ", "<signal ", "<arg "].iter().any(|p| l.starts_with(p)))
+            .map(|l| l.trim_end_matches("/>").trim_end_matches('>').trim().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_xml_matches_the_service() {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let service = Service::new(Arc::new(Mutex::new(Snapshot::default())), tx);
+        let mut generated = String::new();
+        service.introspect_to_writer(&mut generated, 0);
+        let shipped = include_str!("../../dbus/org.multihome1.Daemon.xml");
+        assert!(generated.contains(&format!("<interface name=\"{INTERFACE}\">")), "{generated}");
+        assert_eq!(members(shipped), members(&generated), "dbus/org.multihome1.Daemon.xml and src/daemon/bus.rs disagree");
+    }
+}

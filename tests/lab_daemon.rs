@@ -1,0 +1,276 @@
+//! The failover daemon against the real kernel and the real network managers, in the lab: a
+//! silent upstream failure moves new connections within a second at the default settings,
+//! failback waits for recovery and does not flap, carrier loss still loses nothing, kill -9
+//! mid-failover converges after restart, SIGTERM leaves the plain policy, and `multihome
+//! status` shows all of it. Every probe target is a lab address (examples/seed.conf).
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use multihome::lab::probe::{outage, Prober};
+use multihome::lab::{self, Lab, LabOptions, Manager, INTERNET, SEED_ADDRESSES};
+use multihome::plan::{DAEMON_RULE_PRIORITY, DAEMON_TABLE};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+const SEED: &str = include_str!("../examples/seed.conf");
+const QUICK: Duration = Duration::from_millis(300);
+/// The target for a silent failure at the default settings.
+const RESTORE_WITHIN: Duration = Duration::from_secs(1);
+/// How often the application-like prober opens a new connection.
+const PROBE_EVERY: Duration = Duration::from_millis(10);
+
+fn addr(iface: &str) -> Ipv4Addr {
+    SEED_ADDRESSES.iter().find(|(i, _)| *i == iface).expect("a seed uplink").1
+}
+
+fn start(manager: Manager) -> anyhow::Result<Lab> {
+    let lab = Lab::start(LabOptions {
+        manager,
+        multihome: Some(env!("CARGO_BIN_EXE_multihome").into()),
+        bus_policies: vec![PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/dbus/org.multihome1.conf"))],
+        ..Default::default()
+    })?;
+    lab.write_policy(SEED)?;
+    let out = lab.multihome_ok(&["apply"])?;
+    assert!(out.contains("Applied"), "{out}");
+    outbound_settles_on(&lab, "eth0", Duration::from_secs(15));
+    Ok(lab)
+}
+
+/// Waits until new outbound connections leave with `iface`'s address.
+fn outbound_settles_on(lab: &Lab, iface: &str, within: Duration) {
+    let want = addr(iface);
+    let mut last = None;
+    let ok = lab.wait_for(within, || {
+        last = lab.outbound_source(QUICK);
+        last == Some(want)
+    });
+    assert!(ok.is_ok(), "outbound did not move to {iface} ({want}) within {within:?}; last seen {last:?}\n{}", lab.ip_host(&["route"]).unwrap_or_default());
+}
+
+/// The interfaces whose default route is in the daemon's table, in table order.
+fn table_uplinks(lab: &Lab) -> Vec<String> {
+    let out = lab.ip_host(&["-4", "route", "show", "table", &DAEMON_TABLE.to_string(), "default"]).unwrap_or_default();
+    out.lines().filter_map(|l| l.split_whitespace().skip_while(|w| *w != "dev").nth(1).map(str::to_string)).collect()
+}
+
+fn daemon_rule_present(lab: &Lab) -> bool {
+    let out = lab.ip_host(&["-4", "rule"]).unwrap_or_default();
+    out.lines().any(|l| l.starts_with(&format!("{DAEMON_RULE_PRIORITY}:")))
+}
+
+/// Signals a daemon the test started, with everything in its process group (nsenter and the
+/// daemon it forked): never anything else.
+fn signal_daemon(pgid: u32, signal: Signal) -> anyhow::Result<()> {
+    killpg(Pid::from_raw(pgid as i32), signal)?;
+    Ok(())
+}
+
+/// Starts the daemon in the lab host; returns its process group.
+fn start_daemon(lab: &mut Lab) -> anyhow::Result<u32> {
+    let bin = lab.multihome_path().display().to_string();
+    let pid = lab.spawn_in_host(&bin, &["daemon"])?.id();
+    // Ready when eth0 carries traffic through the daemon's table and the bus answers.
+    lab.wait_for(Duration::from_secs(10), || table_uplinks(lab).first().map(String::as_str) == Some("eth0") && status(lab).0 == 0)
+        .map_err(|e| anyhow::anyhow!("the daemon did not take eth0 into its table: {e}\n{}", daemon_logs(lab)))?;
+    Ok(pid)
+}
+
+fn daemon_logs(lab: &Lab) -> String {
+    (0..8).map(|n| lab.log(&format!("spawned-{n}.log"))).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n---\n")
+}
+
+/// `multihome status --json`: exit code and parsed output.
+fn status(lab: &Lab) -> (i32, serde_json::Value) {
+    let out = lab.multihome(&["status", "--json"]).expect("run multihome status");
+    let code = out.status.code().unwrap_or(-1);
+    (code, serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null))
+}
+
+fn state_of(s: &serde_json::Value, iface: &str) -> String {
+    s["uplinks"].as_array().into_iter().flatten().find(|u| u["interface"] == iface).map(|u| u["state"].as_str().unwrap_or("").to_string()).unwrap_or_default()
+}
+
+/// Counts the daemon's log lines where `iface` became `to`.
+fn transitions_to(log: &str, iface: &str, to: &str) -> usize {
+    log.lines().filter(|l| l.starts_with(&format!("{iface}: ")) && l.contains(&format!(" -> {to} "))).count()
+}
+
+fn silent_failure_and_failback(manager: Manager) -> anyhow::Result<()> {
+    let mut lab = start(manager)?;
+    start_daemon(&mut lab)?;
+
+    // Silent failure of eth0: carrier stays, nothing behind its switch answers.
+    let prober = Prober::start(&lab.host(), INTERNET, PROBE_EVERY)?;
+    std::thread::sleep(Duration::from_millis(500));
+    let fault = prober.now();
+    let t0 = Instant::now();
+    lab.set_upstream("eth0", false)?;
+    let mut detected = None;
+    lab.wait_for(Duration::from_secs(3), || {
+        let gone = !table_uplinks(&lab).contains(&"eth0".to_string());
+        if gone && detected.is_none() {
+            detected = Some(t0.elapsed());
+        }
+        gone
+    })
+    .map_err(|e| anyhow::anyhow!("eth0 was not demoted: {e}\n{}", daemon_logs(&lab)))?;
+    std::thread::sleep(Duration::from_millis(1500));
+    let records = prober.stop()?;
+    let o = outage(&records, fault);
+    eprintln!("{manager:?}: silent failure detected (route withdrawn) after {:?}; new connections restored after {:?}, {} probes lost", detected.unwrap(), o.restore, o.lost);
+    assert!(o.restore <= RESTORE_WITHIN, "new connections restored only after {:?} ({} lost)\n{}", o.restore, o.lost, daemon_logs(&lab));
+    assert_eq!(records.last().and_then(|r| r.source), Some(addr("wlan1")), "after the failover new connections leave via wlan1");
+    assert_eq!(lab.outbound_source(QUICK), Some(addr("wlan1")));
+
+    let (code, s) = status(&lab);
+    assert_eq!(code, 0);
+    assert_eq!(s["active"], "wlan1", "{s}");
+    assert_eq!(state_of(&s, "eth0"), "down", "{s}");
+    assert_eq!(state_of(&s, "wlan1"), "up", "{s}");
+    let table = lab.multihome_ok(&["status"])?;
+    assert!(table.contains("New connections leave via wlan1"), "{table}");
+
+    // Repair: eth0 comes back once, after RecoverAfter good rounds and the hold, and stays.
+    let t1 = Instant::now();
+    lab.set_upstream("eth0", true)?;
+    lab.wait_for(Duration::from_secs(10), || table_uplinks(&lab).first().map(String::as_str) == Some("eth0"))
+        .map_err(|e| anyhow::anyhow!("eth0 did not come back: {e}\n{}", daemon_logs(&lab)))?;
+    let failback = t1.elapsed();
+    eprintln!("{manager:?}: failback after {failback:?}");
+    // Five good rounds 200 ms apart span at least 800 ms.
+    assert!(failback >= Duration::from_millis(780), "failback after {failback:?}: faster than RecoverAfter=5 rounds of 200 ms");
+    assert_eq!(lab.outbound_source(QUICK), Some(addr("eth0")));
+    std::thread::sleep(Duration::from_secs(3));
+    let log = daemon_logs(&lab);
+    assert_eq!(transitions_to(&log, "eth0", "down"), 1, "eth0 went down more than once:\n{log}");
+    assert_eq!(transitions_to(&log, "eth0", "up"), 2, "eth0 came up other than at start and once after repair:\n{log}");
+    assert_eq!(transitions_to(&log, "wlan1", "down"), 0, "wlan1 never failed:\n{log}");
+    assert_eq!(table_uplinks(&lab), ["eth0", "wlan1", "wlan0"]);
+    Ok(())
+}
+
+#[test]
+fn networkd_silent_failure_moves_new_connections_within_a_second_and_fails_back_once() -> anyhow::Result<()> {
+    if !lab::require(Manager::Networkd) {
+        return Ok(());
+    }
+    silent_failure_and_failback(Manager::Networkd)
+}
+
+#[test]
+fn networkmanager_silent_failure_moves_new_connections_within_a_second_and_fails_back_once() -> anyhow::Result<()> {
+    if !lab::require(Manager::NetworkManager) {
+        return Ok(());
+    }
+    silent_failure_and_failback(Manager::NetworkManager)
+}
+
+#[test]
+fn carrier_loss_with_the_daemon_loses_no_connection() -> anyhow::Result<()> {
+    if !lab::require(Manager::Networkd) {
+        return Ok(());
+    }
+    let mut lab = start(Manager::Networkd)?;
+    start_daemon(&mut lab)?;
+    let prober = Prober::start(&lab.host(), INTERNET, Duration::from_millis(5))?;
+    std::thread::sleep(Duration::from_millis(300));
+    // Probes sent before the host's kernel has processed the carrier loss (its link watch marks
+    // the routes linkdown and announces the change) leave through eth0 into the dead port: no
+    // routing can save them. Count from the moment the kernel shows the link down.
+    let t0 = Instant::now();
+    lab.set_carrier("eth0", false)?;
+    lab.wait_for(Duration::from_secs(2), || {
+        let link = lab.ip_host(&["link", "show", "dev", "eth0"]).unwrap_or_default();
+        link.contains("state LOWERLAYERDOWN") || link.contains("state DOWN")
+    })?;
+    let fault = prober.now();
+    eprintln!("the host's kernel showed eth0 down {:?} after the fault", t0.elapsed());
+    std::thread::sleep(Duration::from_millis(1000));
+    let records = prober.stop()?;
+    let o = outage(&records, fault);
+    let lost: Vec<String> = records.iter().filter(|r| r.sent >= fault && r.source.is_none()).map(|r| format!("{:?}", r.sent - fault)).collect();
+    assert_eq!(
+        o.lost,
+        0,
+        "carrier loss lost {} new connections (sent after the fault at {})\n{}\n{}\n{}",
+        o.lost,
+        lost.join(" "),
+        lab.ip_host(&["-4", "route", "show", "table", "all"]).unwrap_or_default(),
+        lab::netns::ip(&lab.router(), &["neigh"]).map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+            + &lab.ip_host(&["link"]).unwrap_or_default(),
+        daemon_logs(&lab)
+    );
+    assert_eq!(records.last().and_then(|r| r.source), Some(addr("wlan1")));
+    lab.wait_for(Duration::from_secs(2), || state_of(&status(&lab).1, "eth0") == "no-carrier")?;
+    lab.set_carrier("eth0", true)?;
+    outbound_settles_on(&lab, "eth0", Duration::from_secs(15));
+    Ok(())
+}
+
+#[test]
+fn kill_9_mid_failover_then_restart_converges_and_sigterm_leaves_the_plain_policy() -> anyhow::Result<()> {
+    if !lab::require(Manager::Networkd) {
+        return Ok(());
+    }
+    let mut lab = start(Manager::Networkd)?;
+    let bin = lab.multihome_path().display().to_string();
+    let first = start_daemon(&mut lab)?;
+    lab.set_upstream("eth0", false)?;
+    lab.wait_for(Duration::from_secs(3), || table_uplinks(&lab).first().map(String::as_str) == Some("wlan1"))?;
+
+    // kill -9: the kernel keeps the table as it was; nothing cleans up.
+    signal_daemon(first, Signal::SIGKILL)?;
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(table_uplinks(&lab), ["wlan1", "wlan0"], "the table outlives the daemon");
+    assert!(daemon_rule_present(&lab));
+    assert_eq!(status(&lab).0, 3, "status says no daemon runs");
+
+    // Restart: it adopts the table (eth0 stays out, wlan1 stays in) instead of starting blind.
+    let second = lab.spawn_in_host(&bin, &["daemon"])?.id();
+    let prober = Prober::start(&lab.host(), INTERNET, PROBE_EVERY)?;
+    lab.wait_for(Duration::from_secs(5), || status(&lab).0 == 0)?;
+    std::thread::sleep(Duration::from_secs(1));
+    let records = prober.stop()?;
+    let lost = records.iter().filter(|r| r.source.is_none()).count();
+    assert_eq!(lost, 0, "the restart lost {lost} new connections\n{}", daemon_logs(&lab));
+    assert!(records.iter().all(|r| r.source == Some(addr("wlan1"))), "a connection left via another uplink during the restart");
+    let s = status(&lab).1;
+    assert_eq!(state_of(&s, "eth0"), "down", "{s}");
+    assert_eq!(s["active"], "wlan1");
+    assert!(daemon_logs(&lab).contains("adopted the table of a previous daemon"), "{}", daemon_logs(&lab));
+
+    // It converges: eth0 back after repair.
+    lab.set_upstream("eth0", true)?;
+    lab.wait_for(Duration::from_secs(10), || table_uplinks(&lab).first().map(String::as_str) == Some("eth0"))?;
+
+    // SIGTERM: the rule and the table go; the plain policy (main, metric order) remains.
+    signal_daemon(second, Signal::SIGTERM)?;
+    lab.wait_for(Duration::from_secs(5), || !daemon_rule_present(&lab) && table_uplinks(&lab).is_empty())
+        .map_err(|e| anyhow::anyhow!("the daemon left its rule or table: {e}\n{}", daemon_logs(&lab)))?;
+    assert_eq!(lab.outbound_source(QUICK), Some(addr("eth0")));
+    assert_eq!(status(&lab).0, 3);
+    Ok(())
+}
+
+#[test]
+fn maintenance_forces_an_uplink_down_and_releases_it() -> anyhow::Result<()> {
+    if !lab::require(Manager::Networkd) {
+        return Ok(());
+    }
+    let mut lab = start(Manager::Networkd)?;
+    start_daemon(&mut lab)?;
+    lab.multihome_ok(&["force", "down", "eth0"])?;
+    assert_eq!(lab.outbound_source(QUICK), Some(addr("wlan1")));
+    assert_eq!(state_of(&status(&lab).1, "eth0"), "forced-down");
+    let unknown = lab.multihome(&["force", "down", "eth9"])?;
+    assert!(!unknown.status.success(), "an interface outside the policy is refused");
+    lab.multihome_ok(&["force", "release", "eth0"])?;
+    assert_eq!(lab.outbound_source(QUICK), Some(addr("eth0")));
+    assert_eq!(state_of(&status(&lab).1, "eth0"), "up");
+    lab.multihome_ok(&["reload"])?;
+    assert_eq!(state_of(&status(&lab).1, "eth0"), "up", "a reload keeps the states");
+    Ok(())
+}
