@@ -338,10 +338,11 @@ fn a_flapping_uplink_is_damped() {
     let mut round = 0u64;
     while t < Duration::from_secs(600) {
         let ok = round % 15 >= 3;
-        if let Some(tr) = u.handle(t, Round(ok)) {
-            if tr.to == State::Up && prev != State::Degraded {
-                promotions += 1;
-            }
+        if let Some(tr) = u.handle(t, Round(ok))
+            && tr.to == State::Up
+            && prev != State::Degraded
+        {
+            promotions += 1;
         }
         prev = u.state();
         t += ROUND;

@@ -78,6 +78,21 @@ fn start_daemon(lab: &mut Lab) -> anyhow::Result<u32> {
     Ok(pid)
 }
 
+/// The daemon's resident memory in KiB and CPU time so far, from /proc of the process nsenter
+/// forked in the daemon's process group.
+fn daemon_usage(pgid: u32) -> Option<(u64, Duration)> {
+    let children = std::fs::read_to_string(format!("/proc/{pgid}/task/{pgid}/children")).ok()?;
+    let pid: u32 = children.split_whitespace().next()?.parse().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some((rss, Duration::from_millis(ticks * 1000 / hz)))
+}
+
 fn daemon_logs(lab: &Lab) -> String {
     (0..8).map(|n| lab.log(&format!("spawned-{n}.log"))).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n---\n")
 }
@@ -100,7 +115,8 @@ fn transitions_to(log: &str, iface: &str, to: &str) -> usize {
 
 fn silent_failure_and_failback(manager: Manager) -> anyhow::Result<()> {
     let mut lab = start(manager)?;
-    start_daemon(&mut lab)?;
+    let pgid = start_daemon(&mut lab)?;
+    let started = Instant::now();
 
     // Silent failure of eth0: carrier stays, nothing behind its switch answers.
     let prober = Prober::start(&lab.host(), INTERNET, PROBE_EVERY)?;
@@ -149,6 +165,9 @@ fn silent_failure_and_failback(manager: Manager) -> anyhow::Result<()> {
     assert_eq!(transitions_to(&log, "eth0", "up"), 2, "eth0 came up other than at start and once after repair:\n{log}");
     assert_eq!(transitions_to(&log, "wlan1", "down"), 0, "wlan1 never failed:\n{log}");
     assert_eq!(table_uplinks(&lab), ["eth0", "wlan1", "wlan0"]);
+    let (rss_kib, cpu) = daemon_usage(pgid).expect("the daemon's /proc entry");
+    let per_hour = cpu.as_secs_f64() * 3600.0 / started.elapsed().as_secs_f64();
+    eprintln!("{manager:?}: daemon resident {rss_kib} KiB, CPU {cpu:?} in {:?} (~{per_hour:.0} s per hour with a failover)", started.elapsed());
     Ok(())
 }
 
@@ -272,5 +291,62 @@ fn maintenance_forces_an_uplink_down_and_releases_it() -> anyhow::Result<()> {
     assert_eq!(state_of(&status(&lab).1, "eth0"), "up");
     lab.multihome_ok(&["reload"])?;
     assert_eq!(state_of(&status(&lab).1, "eth0"), "up", "a reload keeps the states");
+    Ok(())
+}
+
+/// eth0 static and first; wlan0 by DHCP (dnsmasq in the lab), its gateway learned from the
+/// kernel's routes of wlan0.
+const DHCP_POLICY: &str = "\
+[Probe]
+Target=198.51.100.10
+
+[Uplink]
+Interface=eth0
+Priority=1
+Address=192.168.178.99/24
+Gateway=192.168.178.1
+
+[Uplink]
+Interface=wlan0
+Priority=3
+DHCP=ipv4
+";
+
+#[test]
+fn a_dhcp_uplink_takes_over_with_the_gateway_of_its_lease() -> anyhow::Result<()> {
+    if !lab::require(Manager::Networkd) {
+        return Ok(());
+    }
+    if lab::which("dnsmasq").is_none() {
+        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "lab prerequisite missing in CI: dnsmasq (dnsmasq-base)");
+        eprintln!("SKIPPED (not in CI): dnsmasq is not installed");
+        return Ok(());
+    }
+    let mut lab = Lab::start(LabOptions {
+        manager: Manager::Networkd,
+        dhcp: true,
+        multihome: Some(env!("CARGO_BIN_EXE_multihome").into()),
+        bus_policies: vec![PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/dbus/org.multihome1.conf"))],
+        ..Default::default()
+    })?;
+    lab.write_policy(DHCP_POLICY)?;
+    lab.multihome_ok(&["apply"])?;
+    outbound_settles_on(&lab, "eth0", Duration::from_secs(15));
+    let bin = lab.multihome_path().display().to_string();
+    lab.spawn_in_host(&bin, &["daemon"])?;
+    lab.wait_for(Duration::from_secs(20), || table_uplinks(&lab) == ["eth0", "wlan0"])
+        .map_err(|e| anyhow::anyhow!("wlan0 never joined the daemon's table: {e}\n{}\n{}", lab.ip_host(&["route", "show", "table", "all"]).unwrap_or_default(), daemon_logs(&lab)))?;
+    let s = status(&lab).1;
+    let wlan0 = s["uplinks"].as_array().into_iter().flatten().find(|u| u["interface"] == "wlan0").cloned().unwrap_or_default();
+    assert_eq!(wlan0["gateway"], "192.168.178.1", "the lease's router: {s}");
+    let lease: Ipv4Addr = wlan0["address"].as_str().and_then(|a| a.split('/').next()).and_then(|a| a.parse().ok()).expect("wlan0's leased address");
+
+    lab.set_upstream("eth0", false)?;
+    let mut last = None;
+    lab.wait_for(Duration::from_secs(2), || {
+        last = lab.outbound_source(QUICK);
+        last == Some(lease)
+    })
+    .map_err(|e| anyhow::anyhow!("new connections did not move to wlan0's lease {lease}: {e}; last {last:?}\n{}", daemon_logs(&lab)))?;
     Ok(())
 }

@@ -409,10 +409,10 @@ impl Daemon {
                 }
             }
             E::RouteAdded(r) | E::RouteRemoved(r) => {
-                if r.destination.prefix_len() == 0 {
-                    if let Some(i) = self.links.iter().position(|l| l.ifindex == r.ifindex && l.plan.gateway.is_none()) {
-                        self.read_gateway(i).await;
-                    }
+                if r.destination.prefix_len() == 0
+                    && let Some(i) = self.links.iter().position(|l| l.ifindex == r.ifindex && l.plan.gateway.is_none())
+                {
+                    self.read_gateway(i).await;
                 }
             }
             E::RuleRemoved(r) if r.is_ours() => {

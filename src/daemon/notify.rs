@@ -21,10 +21,10 @@ pub fn notify(state: &str) {
 /// How often to send WATCHDOG=1: half of `$WATCHDOG_USEC` (as sd_watchdog_enabled advises),
 /// if the watchdog is on and meant for this process.
 pub fn watchdog_interval() -> Option<Duration> {
-    if let Some(pid) = std::env::var("WATCHDOG_PID").ok().and_then(|p| p.parse::<u32>().ok()) {
-        if pid != std::process::id() {
-            return None;
-        }
+    if let Some(pid) = std::env::var("WATCHDOG_PID").ok().and_then(|p| p.parse::<u32>().ok())
+        && pid != std::process::id()
+    {
+        return None;
     }
     let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
     (usec > 0).then(|| Duration::from_micros(usec / 2))

@@ -147,10 +147,10 @@ impl Prober {
         let mut send_times: Vec<(u16, usize, Instant)> = Vec::new();
         let mut result = RoundResult::default();
         let mut arp_answered = plan.arp.map(|_| false);
-        if let Some(gw) = plan.arp {
-            if self.send_arp(gw).is_err() {
-                arp_answered = Some(false);
-            }
+        if let Some(gw) = plan.arp
+            && self.send_arp(gw).is_err()
+        {
+            arp_answered = Some(false);
         }
         let mut next_burst = 0u32;
         let mut next_send_at = start;
@@ -183,32 +183,29 @@ impl Prober {
                 _ = tokio::time::sleep_until(wake) => {}
                 guard = self.icmp.readable() => {
                     let Ok(mut guard) = guard else { break };
-                    match guard.try_io(|fd| recv(fd.get_ref().as_raw_fd(), &mut buf)) {
-                        Ok(Ok(len)) => {
-                            if let Some((from, seq)) = parse_echo_reply(&buf[..len], self.ident) {
-                                let in_round = seq.wrapping_sub(first_seq) < self.seq.wrapping_sub(first_seq);
-                                if let Some((_, i, sent_at)) = send_times.iter().find(|(s, _, _)| *s == seq).filter(|_| in_round) {
-                                    if plan.targets[*i] == from && !answered[*i] {
-                                        answered[*i] = true;
-                                        result.answered += 1;
-                                        let rtt = sent_at.elapsed();
-                                        result.rtt = Some(result.rtt.map_or(rtt, |r: Duration| r.min(rtt)));
-                                    }
-                                }
-                            }
+                    if let Ok(Ok(len)) = guard.try_io(|fd| recv(fd.get_ref().as_raw_fd(), &mut buf))
+                        && let Some((from, seq)) = parse_echo_reply(&buf[..len], self.ident)
+                    {
+                        let in_round = seq.wrapping_sub(first_seq) < self.seq.wrapping_sub(first_seq);
+                        if let Some((_, i, sent_at)) = send_times.iter().find(|(s, _, _)| *s == seq).filter(|_| in_round)
+                            && plan.targets[*i] == from
+                            && !answered[*i]
+                        {
+                            answered[*i] = true;
+                            result.answered += 1;
+                            let rtt = sent_at.elapsed();
+                            result.rtt = Some(result.rtt.map_or(rtt, |r: Duration| r.min(rtt)));
                         }
-                        Ok(Err(_)) | Err(_) => {}
                     }
                 }
                 guard = self.arp.readable(), if plan.arp.is_some() => {
                     let Ok(mut guard) = guard else { break };
-                    if let Ok(Ok(len)) = guard.try_io(|fd| recv(fd.get_ref().as_raw_fd(), &mut buf)) {
-                        if let (Some(gw), Some((ip, mac))) = (plan.arp, parse_arp_reply(&buf[..len], self.source)) {
-                            if ip == gw {
-                                arp_answered = Some(true);
-                                self.gateway_mac = Some((gw, mac));
-                            }
-                        }
+                    if let Ok(Ok(len)) = guard.try_io(|fd| recv(fd.get_ref().as_raw_fd(), &mut buf))
+                        && let (Some(gw), Some((ip, mac))) = (plan.arp, parse_arp_reply(&buf[..len], self.source))
+                        && ip == gw
+                    {
+                        arp_answered = Some(true);
+                        self.gateway_mac = Some((gw, mac));
                     }
                 }
             }
