@@ -362,6 +362,19 @@ async fn not_yet(bus: &Connection, t: &Target) -> anyhow::Result<Option<String>>
         return Ok(Some("no IPv4 configuration yet".into()));
     }
     let ip4 = Ip4ConfigProxy::builder(bus).path(config).build().await?;
+    let addresses: Vec<String> = ip4
+        .address_data()
+        .await?
+        .iter()
+        .filter_map(|a| a.get("address").and_then(|v| String::try_from(v.clone()).ok()))
+        .collect();
+    if addresses.is_empty() {
+        // A DHCP uplink is "activated" before its lease arrives (ipv4.may-fail).
+        return Ok(Some("no IPv4 address yet".into()));
+    }
+    if let Some(missing) = t.want.addresses.iter().find(|n| !addresses.contains(&n.addr().to_string())) {
+        return Ok(Some(format!("address {missing} is not on the device")));
+    }
     let routes = ip4.route_data().await?;
     for r in t.want.routes.iter().filter(|r| r.table == Table::Id(t.table)) {
         let found = routes.iter().any(|e| {

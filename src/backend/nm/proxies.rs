@@ -98,6 +98,9 @@ pub trait Active {
 
 #[proxy(interface = "org.freedesktop.NetworkManager.IP4Config", default_service = "org.freedesktop.NetworkManager")]
 pub trait Ip4Config {
+    /// The addresses on the device (`address`, `prefix`), static or from the lease.
+    #[zbus(property)]
+    fn address_data(&self) -> zbus::Result<Vec<HashMap<String, OwnedVariant>>>;
     /// The routes NetworkManager put on the device, in every table.
     #[zbus(property)]
     fn route_data(&self) -> zbus::Result<Vec<HashMap<String, OwnedVariant>>>;
