@@ -1,0 +1,83 @@
+//! `multihome try` with the real systemd-networkd in the lab: not confirmed, the previous
+//! generation of files comes back and networkd takes it again; confirmed by SIGUSR1, the new
+//! files stay. (The NetworkManager half is in lab_nm.rs.)
+
+use std::fs;
+use std::time::Duration;
+
+use multihome::lab::{self, Lab, LabOptions, Manager};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+const SEED: &str = include_str!("../examples/seed.conf");
+
+/// What a try may change: multihome's files, and the kernel's addresses, rules and routes.
+fn state(lab: &Lab) -> String {
+    let dir = lab.dir().join("etc/systemd/network");
+    let mut names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    let mut s = String::new();
+    for n in names {
+        s.push_str(&format!("== {}\n{}", n.to_string_lossy(), fs::read_to_string(dir.join(&n)).unwrap()));
+    }
+    s.push_str(&lab.ip_host(&["-4", "-br", "addr"]).unwrap());
+    s.push_str(&lab.ip_host(&["-4", "rule"]).unwrap());
+    let routes = lab.ip_host(&["-4", "route", "show", "table", "all"]).unwrap().replace(" linkdown", "");
+    let mut routes: Vec<&str> = routes.lines().collect();
+    routes.sort();
+    s.push_str(&routes.join("\n"));
+    s
+}
+
+fn eth0_has(lab: &Lab, address: &str) -> bool {
+    lab.ip_host(&["-4", "-br", "addr", "show", "eth0"]).unwrap_or_default().contains(address)
+}
+
+#[test]
+fn networkd_try_reverts_unless_confirmed() -> anyhow::Result<()> {
+    if !lab::require(Manager::Networkd) {
+        return Ok(());
+    }
+    let mut lab = Lab::start(LabOptions {
+        manager: Manager::Networkd,
+        multihome: Some(env!("CARGO_BIN_EXE_multihome").into()),
+        ..Default::default()
+    })?;
+    lab.write_policy(SEED)?;
+    lab.multihome_ok(&["apply", "--backend", "networkd"])?;
+    lab.wait_for(Duration::from_secs(15), || eth0_has(&lab, "192.168.178.99"))?;
+    let before = state(&lab);
+    lab.write_policy(&SEED.replace("192.168.178.99", "192.168.178.95"))?;
+    let multihome = lab.multihome_path().display().to_string();
+
+    // Not confirmed: stdin is /dev/null, and the hangup of the session does not count.
+    let (group, log) = {
+        let t = lab.spawn_in_host(&multihome, &["try", "--backend", "networkd", "--timeout", "4s"])?;
+        (t.id(), t.log.clone())
+    };
+    let read = || fs::read_to_string(&log).unwrap_or_default();
+    lab.wait_for(Duration::from_secs(10), || read().contains("Press Enter")).map_err(|e| anyhow::anyhow!("{e}: {}", read()))?;
+    lab.wait_for(Duration::from_secs(10), || eth0_has(&lab, "192.168.178.95"))?;
+    killpg(Pid::from_raw(group as i32), Signal::SIGHUP)?;
+    lab.wait_for(Duration::from_secs(15), || read().contains("Not confirmed")).map_err(|e| anyhow::anyhow!("{e}: {}", read()))?;
+    let mut now = String::new();
+    let back = lab.wait_for(Duration::from_secs(15), || {
+        now = state(&lab);
+        now == before
+    });
+    assert!(back.is_ok(), "the state before is not back:\n{}", similar::TextDiff::from_lines(before.as_str(), now.as_str()).unified_diff().header("before", "now"));
+
+    // Confirmed by SIGUSR1: kept.
+    let (group, log) = {
+        let t = lab.spawn_in_host(&multihome, &["try", "--backend", "networkd", "--timeout", "60s"])?;
+        (t.id(), t.log.clone())
+    };
+    let read = || fs::read_to_string(&log).unwrap_or_default();
+    lab.wait_for(Duration::from_secs(10), || read().contains("Press Enter")).map_err(|e| anyhow::anyhow!("{e}: {}", read()))?;
+    killpg(Pid::from_raw(group as i32), Signal::SIGUSR1)?;
+    lab.wait_for(Duration::from_secs(10), || read().contains("Kept.")).map_err(|e| anyhow::anyhow!("{e}: {}", read()))?;
+    lab.wait_for(Duration::from_secs(15), || eth0_has(&lab, "192.168.178.95"))?;
+    let file = fs::read_to_string(lab.dir().join("etc/systemd/network/10-multihome-eth0.network"))?;
+    assert!(file.contains("Address=192.168.178.95/24"), "{file}");
+    Ok(())
+}
