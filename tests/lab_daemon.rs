@@ -25,10 +25,16 @@ fn addr(iface: &str) -> Ipv4Addr {
     SEED_ADDRESSES.iter().find(|(i, _)| *i == iface).expect("a seed uplink").1
 }
 
+/// The binary under test: this build's, or MULTIHOME_TEST_BIN (e.g. a release build, for its
+/// memory figure).
+fn binary() -> PathBuf {
+    std::env::var_os("MULTIHOME_TEST_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_multihome")), PathBuf::from)
+}
+
 fn start(manager: Manager) -> anyhow::Result<Lab> {
     let lab = Lab::start(LabOptions {
         manager,
-        multihome: Some(env!("CARGO_BIN_EXE_multihome").into()),
+        multihome: Some(binary()),
         bus_policies: vec![PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/dbus/org.multihome1.conf"))],
         ..Default::default()
     })?;
@@ -148,6 +154,7 @@ fn silent_failure_and_failback(manager: Manager) -> anyhow::Result<()> {
     assert_eq!(state_of(&s, "wlan1"), "up", "{s}");
     let table = lab.multihome_ok(&["status"])?;
     assert!(table.contains("New connections leave via wlan1"), "{table}");
+    eprintln!("multihome status during the failover:\n{table}");
 
     // Repair: eth0 comes back once, after RecoverAfter good rounds and the hold, and stays.
     let t1 = Instant::now();
@@ -325,7 +332,7 @@ fn a_dhcp_uplink_takes_over_with_the_gateway_of_its_lease() -> anyhow::Result<()
     let mut lab = Lab::start(LabOptions {
         manager: Manager::Networkd,
         dhcp: true,
-        multihome: Some(env!("CARGO_BIN_EXE_multihome").into()),
+        multihome: Some(binary()),
         bus_policies: vec![PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/dbus/org.multihome1.conf"))],
         ..Default::default()
     })?;

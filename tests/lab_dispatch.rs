@@ -1,6 +1,8 @@
 //! The dispatcher hooks with the real dispatchers (issue 3, item 6): a DHCP uplink gets its
-//! `from`/`to` rules from `multihome dispatch` when dnsmasq's lease arrives, and loses them
-//! when its link goes down — through nm-dispatcher with NetworkManager, and through
+//! `from`/`to` rules from `multihome dispatch` when dnsmasq's lease arrives (and with them,
+//! connections to the lease's address are answered through that uplink, not the preferred
+//! one), and loses them when its link goes down — through nm-dispatcher with NetworkManager and
+//! multihome's NetworkManager backend merged into the user's profile, and through
 //! networkd-dispatcher with systemd-networkd and multihome's networkd backend.
 
 use std::fs;
@@ -93,6 +95,7 @@ fn lease_gives_rules_and_down_takes_them(lab: &Lab, down_within: Duration) {
     // Nothing else of ours: eth0 is static (the manager's), the daemon is not running.
     assert_eq!(our_rules(lab), expected_rules(a));
     eprintln!("lease {a} after {got_lease:?}; its rules {rules_after_lease:?} later");
+    inbound_to_the_lease_is_answered_through_wlan0(lab, a);
 
     lab.set_carrier("wlan0", false).unwrap();
     let gone = time_until(lab, down_within, "the rules stayed after carrier loss", || our_rules(lab).is_empty());
@@ -107,6 +110,20 @@ fn lease_gives_rules_and_down_takes_them(lab: &Lab, down_within: Duration) {
         back.is_some_and(|b| our_rules(lab) == expected_rules(b))
     });
     eprintln!("rules for {} back {again:?} after carrier returned", back.expect("checked"));
+}
+
+/// What the rules are for: connections made to the lease's address are answered, and the
+/// answers leave through wlan0 although eth0 is the preferred uplink.
+fn inbound_to_the_lease_is_answered_through_wlan0(lab: &Lab, a: Ipv4Addr) {
+    let tx = |i: &str| lab.tx_packets(i).expect("tx counter");
+    let (wlan0, eth0) = (tx("wlan0"), tx("eth0"));
+    for _ in 0..10 {
+        assert!(lab.inbound(a, Duration::from_secs(2)), "no answer from the lease {a}\n{}", lab.ip_host(&["route", "show", "table", "103"]).unwrap_or_default());
+    }
+    let (wlan0, eth0) = (tx("wlan0") - wlan0, tx("eth0") - eth0);
+    let routes = || format!("table 103:\n{}main:\n{}", lab.ip_host(&["route", "show", "table", "103"]).unwrap_or_default(), lab.ip_host(&["route"]).unwrap_or_default());
+    assert!(wlan0 >= 30, "only {wlan0} packets left through wlan0 for 10 connections to {a}\n{}", routes());
+    assert!(eth0 < 5, "{eth0} packets for connections to {a} left through eth0\n{}", routes());
 }
 
 /// The hook's own cost as a dispatcher pays it: a whole `multihome dispatch` process in the lab
@@ -176,6 +193,8 @@ fn nm_dispatcher_applies_and_removes_a_dhcp_uplinks_rules() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = lab.run_in_host("nmcli", &["--wait", "30", "connection", "up", "lab-wlan0"]).unwrap();
     assert!(out.status.success(), "nmcli connection up: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = lab.multihome_ok(&["apply", "--backend", "networkmanager"]).unwrap();
+    eprintln!("{out}");
     // NetworkManager sends `down` only after its carrier grace (about 6 s).
     lease_gives_rules_and_down_takes_them(&lab, Duration::from_secs(15));
     let a = lease(&lab).expect("a lease after the return");

@@ -21,7 +21,7 @@ pub const OBJECT_PATH: &str = "/org/multihome1";
 pub const INTERFACE: &str = "org.multihome1.Daemon";
 
 /// One uplink on the bus, signature `(susddsbss)`: interface, rank, state, probe loss in percent,
-/// latency in milliseconds (-1: none yet), reason of the last change, whether it carries new
+/// latency in milliseconds of the last round (-1: unanswered), reason of the last change, whether it carries new
 /// connections now, its address and its gateway ("" when unknown).
 pub type UplinkTuple = (String, u32, String, f64, f64, String, bool, String, String);
 

@@ -40,6 +40,9 @@ use probe::{Prober, RoundPlan, RoundResult};
 /// Rounds over which the loss figure is computed (10 s at the default interval).
 const LOSS_WINDOW: usize = 50;
 
+/// How soon a failed change of the table is tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// A probe round's result, from a prober task to the loop.
 struct RoundDone {
     interface: String,
@@ -146,6 +149,9 @@ struct Daemon {
     /// The table may differ from what it should be (a route of ours vanished, a restart).
     table_dirty: bool,
     last_table: Option<Vec<table::TableRoute>>,
+    /// After a failed table update: when to try again (not at every event, which would flood
+    /// the journal with the same error many times a second).
+    retry_at: Option<Instant>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT; then removes its rule and table.
@@ -174,6 +180,7 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
         pending: Vec::new(),
         table_dirty: true,
         last_table: None,
+        retry_at: None,
     };
     d.adopt().await?;
     d.converge().await;
@@ -350,10 +357,15 @@ impl Daemon {
 
     fn next_wake(&self) -> Instant {
         let far = self.started + self.now() + Duration::from_secs(3600);
-        self.links.iter().filter_map(|l| l.fsm.wake_at()).map(|t| self.started + t).min().unwrap_or(far)
+        let hold_ends = self.links.iter().filter_map(|l| l.fsm.wake_at()).map(|t| self.started + t);
+        hold_ends.chain(self.retry_at).min().unwrap_or(far)
     }
 
     fn on_tick(&mut self) {
+        if self.retry_at.is_some_and(|t| t <= Instant::now()) {
+            self.retry_at = None;
+            self.table_dirty = true;
+        }
         for i in 0..self.links.len() {
             self.feed(i, Event::Tick);
         }
@@ -369,9 +381,8 @@ impl Daemon {
         while l.window.len() > LOSS_WINDOW {
             l.window.pop_front();
         }
-        if done.result.rtt.is_some() {
-            l.rtt = done.result.rtt;
-        }
+        // An unanswered round clears it: a dead uplink shows no latency rather than an old one.
+        l.rtt = done.result.rtt;
         self.feed(i, Event::Round(done.result.ok));
         self.update_snapshot();
     }
@@ -489,16 +500,16 @@ impl Daemon {
         let carrying: Vec<table::Carrying> = self.links.iter().filter_map(Link::carrying).collect();
         let want = table::desired(&carrying);
         if self.table_dirty || self.last_table.as_ref() != Some(&want) {
-            match table::reconcile(&self.nl, &want).await {
-                Ok(_) => {
-                    self.last_table = Some(want);
-                    self.table_dirty = false;
-                }
-                Err(e) => eprintln!("cannot update the daemon's table: {e}"),
+            let result = match table::reconcile(&self.nl, &want).await {
+                Ok(_) => table::ensure_rule(&self.nl).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                eprintln!("cannot update the daemon's table or rule: {e}; retrying in {RETRY_AFTER:?}");
+                self.retry_at = Some(Instant::now() + RETRY_AFTER);
             }
-            if let Err(e) = table::ensure_rule(&self.nl).await {
-                eprintln!("cannot install the daemon's rule: {e}");
-            }
+            self.last_table = Some(want);
+            self.table_dirty = false;
         }
         let active = self.links.iter().find(|l| l.carrying().is_some()).map(|l| l.name().to_string()).unwrap_or_default();
         let active_changed = active != self.active;
@@ -602,11 +613,15 @@ async fn probe_loop(
     generation: u64,
     rounds: mpsc::UnboundedSender<RoundDone>,
 ) {
+    let mut logged = false;
     let mut prober = loop {
         match Prober::open(&interface, key.source, salt) {
             Ok(p) => break p,
             Err(e) => {
-                eprintln!("{interface}: cannot open probe sockets from {}: {e}; retrying", key.source);
+                if !logged {
+                    eprintln!("{interface}: cannot open probe sockets from {}: {e}; retrying every second", key.source);
+                    logged = true;
+                }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }

@@ -58,7 +58,7 @@ pub fn render(s: &Snapshot) -> String {
     let _ = writeln!(out, "{:<16} {:<12} {:>6} {:>9}  {:<18} {:<15}  REASON", "UPLINK", "STATE", "LOSS", "LATENCY", "ADDRESS", "GATEWAY");
     for u in &s.uplinks {
         let mark = if u.interface == s.active { "*" } else { " " };
-        let latency = u.latency_ms.map_or("-".to_string(), |ms| format!("{ms:.1} ms"));
+        let latency = u.latency_ms.map_or("-".to_string(), |ms| format!("{ms:.2} ms"));
         let _ = writeln!(
             out,
             "{mark}{:<15} {:<12} {:>5.0}% {:>9}  {:<18} {:<15}  {}",
@@ -116,7 +116,7 @@ mod tests {
         let t = render(&s);
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[1].starts_with(" eth0 ") && lines[1].contains("down") && lines[1].contains("100%"), "{t}");
-        assert!(lines[2].starts_with("*wlan1") && lines[2].contains("0.2 ms"), "{t}");
+        assert!(lines[2].starts_with("*wlan1") && lines[2].contains("0.25 ms"), "{t}");
         assert_eq!(lines[3], "New connections leave via wlan1 (*).");
     }
 }

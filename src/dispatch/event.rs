@@ -37,7 +37,8 @@ pub struct Address {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     /// The interface is up with these addresses (possibly none): make the rules match them.
-    Up { addresses: Vec<Address> },
+    /// `gateway` is the lease's router when the dispatcher says it (NetworkManager does).
+    Up { addresses: Vec<Address>, gateway: Option<Ipv4Addr> },
     /// The interface went down: remove what multihome added for it.
     Down,
     /// Nothing for multihome to do (connectivity checks, hostname, administrative states, ...).
@@ -49,7 +50,8 @@ pub struct Event {
     pub dispatcher: Dispatcher,
     /// The dispatcher's own word for it (`dhcp4-change`, `routable`, ...).
     pub action: String,
-    /// A name the kernel would accept.
+    /// A name the kernel would accept; empty only for NetworkManager's events that concern no
+    /// device (connectivity-change, hostname), which are ignored.
     pub interface: String,
     pub kind: Kind,
 }
@@ -82,9 +84,14 @@ fn network_manager(args: &[String], env: &BTreeMap<String, String>) -> Result<Ev
     {
         return Err(Refused(format!("the action argument {action:?} disagrees with NM_DISPATCHER_ACTION={from_env:?}")));
     }
-    let interface = interface_name("interface argument", interface)?;
+    // connectivity-change and hostname concern no device: NetworkManager passes an empty name.
+    let deviceless = interface.is_empty() && matches!(action.as_str(), "connectivity-change" | "hostname");
+    let interface = if deviceless { String::new() } else { interface_name("interface argument", interface)? };
     let kind = match action.as_str() {
-        "up" | "dhcp4-change" | "reapply" => Kind::Up { addresses: nm_addresses(env)? },
+        "up" | "dhcp4-change" | "reapply" => {
+            let (addresses, gateway) = nm_addresses(env)?;
+            Kind::Up { addresses, gateway }
+        }
         "down" | "pre-down" => Kind::Down,
         _ => Kind::Ignore,
     };
@@ -92,9 +99,14 @@ fn network_manager(args: &[String], env: &BTreeMap<String, String>) -> Result<Ev
 }
 
 /// `IP4_NUM_ADDRESSES=N` and `IP4_ADDRESS_0..N-1="ADDR/PLEN GATEWAY"` (the gateway may be
-/// missing or 0.0.0.0; multihome does not need it). No count means no IPv4 configuration.
-fn nm_addresses(env: &BTreeMap<String, String>) -> Result<Vec<Address>, Refused> {
-    let Some(count) = env.get("IP4_NUM_ADDRESSES") else { return Ok(Vec::new()) };
+/// missing or 0.0.0.0), and `IP4_GATEWAY`. No count means no IPv4 configuration. The gateway
+/// is `IP4_GATEWAY`, else the first one an address names.
+fn nm_addresses(env: &BTreeMap<String, String>) -> Result<(Vec<Address>, Option<Ipv4Addr>), Refused> {
+    let mut gateway = match env.get("IP4_GATEWAY") {
+        Some(g) => Some(g.parse::<Ipv4Addr>().map_err(|_| Refused(format!("IP4_GATEWAY={g:?} is not an IPv4 address")))?),
+        None => None,
+    };
+    let Some(count) = env.get("IP4_NUM_ADDRESSES") else { return Ok((Vec::new(), None)) };
     let n = count_of(count)?;
     let mut addresses = Vec::with_capacity(n);
     for i in 0..n {
@@ -104,7 +116,8 @@ fn nm_addresses(env: &BTreeMap<String, String>) -> Result<Vec<Address>, Refused>
         let net_text = fields.next().unwrap_or_default();
         let net: Ipv4Net = net_text.parse().map_err(|_| Refused(format!("{key}={value:?}: {net_text:?} is not ADDRESS/PREFIXLEN")))?;
         if let Some(gw) = fields.next() {
-            gw.parse::<Ipv4Addr>().map_err(|_| Refused(format!("{key}={value:?}: {gw:?} is not a gateway address")))?;
+            let gw = gw.parse::<Ipv4Addr>().map_err(|_| Refused(format!("{key}={value:?}: {gw:?} is not a gateway address")))?;
+            gateway = gateway.or(Some(gw));
         }
         if fields.next().is_some() {
             return Err(Refused(format!("{key}={value:?}: expected \"ADDRESS/PREFIXLEN GATEWAY\"")));
@@ -112,7 +125,14 @@ fn nm_addresses(env: &BTreeMap<String, String>) -> Result<Vec<Address>, Refused>
         host_address(&key, value, net.addr())?;
         push_unique(&mut addresses, Address { addr: net.addr(), prefix_len: Some(net.prefix_len()) });
     }
-    Ok(addresses)
+    // NetworkManager writes 0.0.0.0 for "no gateway".
+    let gateway = gateway.filter(|g| !g.is_unspecified());
+    if let Some(g) = gateway
+        && (g.is_loopback() || g.is_multicast() || g.is_broadcast())
+    {
+        return Err(Refused(format!("gateway {g} is not a router's address")));
+    }
+    Ok((addresses, gateway))
 }
 
 fn count_of(text: &str) -> Result<usize, Refused> {
@@ -131,7 +151,7 @@ fn networkd(env: &BTreeMap<String, String>) -> Result<Event, Refused> {
     // Operational states carry the link's addresses; administrative ones (configured,
     // configuring, failed, ...) and port states say nothing about them.
     let kind = match state.as_str() {
-        "routable" | "degraded" | "carrier" | "degraded-carrier" => Kind::Up { addresses: networkd_addresses(env)? },
+        "routable" | "degraded" | "carrier" | "degraded-carrier" => Kind::Up { addresses: networkd_addresses(env)?, gateway: None },
         "off" | "no-carrier" | "dormant" | "missing" => Kind::Down,
         _ => Kind::Ignore,
     };
@@ -202,15 +222,19 @@ impl fmt::Display for Dispatcher {
 /// `wlan0 dhcp4-change (NetworkManager): up 192.168.178.156/24`; the fixtures' expected text.
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} ({}): ", self.interface, self.action, self.dispatcher)?;
+        let interface = if self.interface.is_empty() { "(no interface)" } else { self.interface.as_str() };
+        write!(f, "{interface} {} ({}): ", self.action, self.dispatcher)?;
         match &self.kind {
-            Kind::Up { addresses } if addresses.is_empty() => f.write_str("up without IPv4 addresses"),
-            Kind::Up { addresses } => {
+            Kind::Up { addresses, .. } if addresses.is_empty() => f.write_str("up without IPv4 addresses"),
+            Kind::Up { addresses, gateway } => {
                 f.write_str("up")?;
                 for a in addresses {
                     write!(f, " {a}")?;
                 }
-                Ok(())
+                match gateway {
+                    Some(g) => write!(f, " via {g}"),
+                    None => Ok(()),
+                }
             }
             Kind::Down => f.write_str("down"),
             Kind::Ignore => f.write_str("ignored"),

@@ -1,5 +1,6 @@
 //! The hook itself: for a DHCP uplink, make its `from ADDR`/`to ADDR` rules and its table's
-//! link routes match the addresses it has now, or remove them when it goes down.
+//! routes (the link route, and the default route where the manager does not put one) match the
+//! addresses it has now, or remove them when it goes down.
 //!
 //! It reconciles like networkd does (mark what exists, keep what is wanted, remove the rest)
 //! and touches only what carries multihome's protocol in this uplink's table and rule
@@ -14,7 +15,7 @@ use std::ops::Range;
 use ipnet::Ipv4Net;
 
 use super::event::{Event, Kind, MAX_ADDRESSES};
-use crate::netlink::{self, KernelRule, Netlink};
+use crate::netlink::{self, KernelRoute, KernelRule, Netlink, RouteKind};
 use crate::plan::{self, Addresses, Plan, Route, Rule, Table, UplinkPlan, DAEMON_RULE_PRIORITY};
 
 /// What one run changed.
@@ -46,12 +47,12 @@ pub async fn apply(plan: &Plan, event: &Event, nl: &Netlink) -> Result<Option<Ou
     }
     match &event.kind {
         Kind::Ignore => Ok(None),
-        Kind::Down => reconcile(uplink, None, &[]).run(nl).await.map(Some),
-        Kind::Up { addresses } => {
+        Kind::Down => reconcile(uplink, None, &[], None).run(nl).await.map(Some),
+        Kind::Up { addresses, gateway } => {
             let ifindex = match nl.ifindex(&uplink.interface).await {
                 Ok(i) => i,
                 // Gone between the event and now: nothing of it may stay.
-                Err(e) if e.is_not_found() => return reconcile(uplink, None, &[]).run(nl).await.map(Some),
+                Err(e) if e.is_not_found() => return reconcile(uplink, None, &[], None).run(nl).await.map(Some),
                 Err(e) => return Err(e),
             };
             let on_link = nl.ipv4_addresses(ifindex).await?;
@@ -65,14 +66,14 @@ pub async fn apply(plan: &Plan, event: &Event, nl: &Netlink) -> Result<Option<Ou
                     None => gone.push(a.addr),
                 }
             }
-            let mut outcome = reconcile(uplink, Some(ifindex), &current).run(nl).await?;
+            let mut outcome = reconcile(uplink, Some(ifindex), &current, *gateway).run(nl).await?;
             outcome.gone = gone;
             Ok(Some(outcome))
         }
     }
 }
 
-/// Makes every DHCP uplink's rules and link routes match the addresses its interface has now,
+/// Makes every DHCP uplink's rules and table routes match the addresses its interface has now,
 /// without a dispatcher event: for `multihome apply` (a lease that arrived before the policy)
 /// and the daemon (address events from the netlink monitor). IPv4 link-local addresses get no
 /// rules: they are no lease.
@@ -84,9 +85,9 @@ pub async fn refresh(plan: &Plan, nl: &Netlink) -> Result<Vec<(String, Outcome)>
                 let link_local = Ipv4Net::new(Ipv4Addr::new(169, 254, 0, 0), 16).expect("valid");
                 let current: Vec<Ipv4Net> = nl.ipv4_addresses(ifindex).await?.into_iter().filter(|n| !link_local.contains(&n.addr())).collect();
                 let current = &current[..current.len().min(MAX_ADDRESSES)];
-                reconcile(uplink, Some(ifindex), current).run(nl).await?
+                reconcile(uplink, Some(ifindex), current, None).run(nl).await?
             }
-            Err(e) if e.is_not_found() => reconcile(uplink, None, &[]).run(nl).await?,
+            Err(e) if e.is_not_found() => reconcile(uplink, None, &[], None).run(nl).await?,
             Err(e) => return Err(e),
         };
         outcomes.push((uplink.interface.clone(), outcome));
@@ -108,13 +109,17 @@ struct Reconcile<'a> {
     /// `None` when down: the routes go whatever interface they were on.
     ifindex: Option<u32>,
     addresses: Vec<Ipv4Net>,
+    /// The lease's router as the dispatcher named it.
+    gateway: Option<Ipv4Addr>,
     rules: Vec<Rule>,
     routes: Vec<Route>,
 }
 
-fn reconcile<'a>(uplink: &'a UplinkPlan, ifindex: Option<u32>, addresses: &[Ipv4Net]) -> Reconcile<'a> {
+fn reconcile<'a>(uplink: &'a UplinkPlan, ifindex: Option<u32>, addresses: &[Ipv4Net], gateway: Option<Ipv4Addr>) -> Reconcile<'a> {
     let (rules, routes) = plan::dynamic_rules_and_routes(uplink.rank, uplink.table, addresses);
-    Reconcile { uplink, ifindex, addresses: addresses.to_vec(), rules, routes }
+    // A router the dispatcher names is used only if it is on one of the uplink's subnets.
+    let gateway = gateway.filter(|g| addresses.iter().any(|n| n.contains(g)));
+    Reconcile { uplink, ifindex, addresses: addresses.to_vec(), gateway, rules, routes }
 }
 
 impl Reconcile<'_> {
@@ -152,12 +157,22 @@ impl Reconcile<'_> {
             }
         }
 
-        // Routes: the hook's own are the gateway-less ones of ours in the uplink's table; a
-        // default route there comes from the manager's DHCP client.
-        let existing = nl.routes_in(table).await?;
-        let existing: Vec<_> = existing.into_iter().filter(|r| r.is_ours() && r.gateway.is_none()).collect();
+        // Routes: all of ours in the uplink's table. Its default route is the manager's where
+        // the manager can put it there (networkd's RouteTable); NetworkManager cannot (its DHCP
+        // default goes to one table only, main for the metric order), so the hook adds one via
+        // the router the dispatcher named, else that of the manager's main-table default route
+        // on this interface (NetworkManager may dispatch `up` before that route is in place).
+        let routes = nl.routes().await?;
+        let mut wanted = self.routes.clone();
+        if let Some(ifindex) = self.ifindex
+            && !self.addresses.is_empty()
+            && let Some(gateway) = table_default_gateway(&routes, ifindex, self.uplink.table, self.gateway)
+        {
+            wanted.push(Route { destination: default_route(), gateway: Some(gateway), table, metric: None, preferred_source: None });
+        }
+        let existing: Vec<_> = routes.into_iter().filter(|r| r.table == self.uplink.table && r.is_ours()).collect();
         if let Some(ifindex) = self.ifindex {
-            for want in &self.routes {
+            for want in &wanted {
                 let present = existing.iter().any(|r| r.ifindex == Some(ifindex) && &r.as_plan_route() == want);
                 if !present {
                     nl.replace_route(want, ifindex).await?;
@@ -166,8 +181,8 @@ impl Reconcile<'_> {
             }
         }
         for have in &existing {
-            let wanted = self.ifindex.is_some() && have.ifindex == self.ifindex && self.routes.contains(&have.as_plan_route());
-            if wanted {
+            let keep = self.ifindex.is_some() && have.ifindex == self.ifindex && wanted.contains(&have.as_plan_route());
+            if keep {
                 continue;
             }
             let Some(ifindex) = have.ifindex else { continue };
@@ -180,6 +195,24 @@ impl Reconcile<'_> {
         }
         Ok(out)
     }
+}
+
+/// The router the uplink's table needs a default route through, when the hook must add it:
+/// there is no default route on this interface in the table from anyone else; the router is
+/// the one the dispatcher named, else that of the manager's DHCP default route in main.
+fn table_default_gateway(routes: &[KernelRoute], ifindex: u32, table: u32, named: Option<Ipv4Addr>) -> Option<Ipv4Addr> {
+    let default_here = |r: &&KernelRoute| r.destination.prefix_len() == 0 && r.ifindex == Some(ifindex) && r.kind == RouteKind::Unicast && !r.is_ours();
+    if routes.iter().filter(default_here).any(|r| r.table == table) {
+        return None;
+    }
+    if named.is_some() {
+        return named;
+    }
+    routes.iter().filter(default_here).filter(|r| r.table == Table::Main.number()).min_by_key(|r| r.metric).and_then(|r| r.gateway)
+}
+
+fn default_route() -> Ipv4Net {
+    Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 0).expect("0 is a valid prefix length")
 }
 
 /// The second half of the log line: `rules for 192.168.178.156/24: 2 rules added, 1 route set`.

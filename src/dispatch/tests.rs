@@ -92,29 +92,36 @@ fn network_manager_up_change_and_down_give_exactly_the_planned_rules() {
 
     // The lease arrives: NetworkManager has put the address on the link, then says `up`.
     ns.ip(&["addr", "add", "192.168.178.156/24", "dev", "wlan0"]);
+    // The table's default route goes via the router the event names, even before
+    // NetworkManager's own default route is in main.
     dispatch(&ns, &policy, &["wlan0", "up"], nm_up("up", "192.168.178.156/24 192.168.178.1"));
     assert_eq!(
         ours(&ns),
         "10100:\tfrom 192.168.178.156 lookup 102 proto 77\n\
          10101:\tfrom all to 192.168.178.156 lookup 102 proto 77\n\
+         default via 192.168.178.1 dev wlan0 table 102 proto 77 \n\
          192.168.178.0/24 dev wlan0 table 102 proto 77 scope link src 192.168.178.156 \n"
     );
     let once = snapshot(&ns);
     dispatch(&ns, &policy, &["wlan0", "up"], nm_up("up", "192.168.178.156/24 192.168.178.1"));
     assert_eq!(snapshot(&ns), once, "a second run changed something");
 
-    // A new lease with another address.
+    // A new lease with another address and router (the kernel drops the routes through wlan0
+    // with its last address). This event names no router: the one of NetworkManager's default
+    // route in main is used.
     ns.ip(&["addr", "del", "192.168.178.156/24", "dev", "wlan0"]);
     ns.ip(&["addr", "add", "192.168.178.157/24", "dev", "wlan0"]);
-    dispatch(&ns, &policy, &["wlan0", "dhcp4-change"], nm_up("dhcp4-change", "192.168.178.157/24 192.168.178.1"));
+    ns.ip(&["route", "add", "default", "via", "192.168.178.2", "dev", "wlan0", "proto", "dhcp", "metric", "101"]);
+    dispatch(&ns, &policy, &["wlan0", "dhcp4-change"], nm_up("dhcp4-change", "192.168.178.157/24"));
     assert_eq!(
         ours(&ns),
         "10100:\tfrom 192.168.178.157 lookup 102 proto 77\n\
          10101:\tfrom all to 192.168.178.157 lookup 102 proto 77\n\
+         default via 192.168.178.2 dev wlan0 table 102 proto 77 \n\
          192.168.178.0/24 dev wlan0 table 102 proto 77 scope link src 192.168.178.157 \n"
     );
     let changed = snapshot(&ns);
-    dispatch(&ns, &policy, &["wlan0", "dhcp4-change"], nm_up("dhcp4-change", "192.168.178.157/24 192.168.178.1"));
+    dispatch(&ns, &policy, &["wlan0", "dhcp4-change"], nm_up("dhcp4-change", "192.168.178.157/24"));
     assert_eq!(snapshot(&ns), changed, "a second run changed something");
 
     // Events that are not ours change nothing: the static uplink, another interface, a
@@ -143,6 +150,10 @@ fn networkd_routable_takes_the_prefix_from_the_kernel_and_no_carrier_removes() {
     host(&ns);
     let before = snapshot(&ns);
     ns.ip(&["addr", "add", "192.168.178.157/25", "dev", "wlan0"]);
+    // networkd's DHCP default routes: main, and the uplink's table (RouteTable), so the hook
+    // adds none there.
+    ns.ip(&["route", "add", "default", "via", "192.168.178.129", "dev", "wlan0", "proto", "dhcp", "metric", "101"]);
+    ns.ip(&["route", "add", "default", "via", "192.168.178.129", "dev", "wlan0", "proto", "dhcp", "table", "102"]);
     let routable = env(&[("IFACE", "wlan0"), ("STATE", "routable"), ("OperationalState", "routable"), ("IP_ADDRS", "192.168.178.157")]);
     dispatch(&ns, &policy, &[], routable.clone());
     assert_eq!(
