@@ -19,7 +19,8 @@ use super::proxies::{
 use super::settings::{self, Profile, Wanted};
 use crate::backend::files::{self, Change};
 use crate::backend::sysctl::{self, SysctlChange};
-use crate::plan::{Plan, Table};
+use crate::netlink::Netlink;
+use crate::plan::{Plan, Rule, Table};
 
 /// The bus name whose owner makes `--backend auto` choose NetworkManager.
 pub const NM_BUS_NAME: &str = proxies::SERVICE;
@@ -95,13 +96,20 @@ pub async fn system_bus() -> anyhow::Result<Connection> {
 /// Whether NetworkManager owns its name on the system bus (for `--backend auto`).
 pub async fn is_running() -> bool {
     let Ok(bus) = Connection::system().await else { return false };
-    let Ok(dbus) = zbus::fdo::DBusProxy::new(&bus).await else { return false };
+    name_has_owner(&bus).await
+}
+
+async fn name_has_owner(bus: &Connection) -> bool {
+    let Ok(dbus) = zbus::fdo::DBusProxy::new(bus).await else { return false };
     let Ok(name) = zbus::names::BusName::try_from(NM_BUS_NAME) else { return false };
     dbus.name_has_owner(name).await.unwrap_or(false)
 }
 
 /// Finds each uplink's device and profile and computes what it should become. Reads only.
 async fn survey(bus: &Connection, plan: &Plan) -> anyhow::Result<Vec<Target>> {
+    if !name_has_owner(bus).await {
+        bail!("NetworkManager is not running (nobody owns {NM_BUS_NAME} on the system bus); nothing was changed");
+    }
     let nm = NetworkManagerProxy::new(bus).await?;
     let settings_proxy = SettingsProxy::new(bus).await?;
     let mut all_profiles: Option<Vec<(OwnedObjectPath, Profile)>> = None;
@@ -329,11 +337,15 @@ async fn change_and_verify(
 /// Waits until every activated device is up with the merged values and its table's routes.
 async fn verify(bus: &Connection, targets: &[&Target]) -> anyhow::Result<()> {
     let deadline = Instant::now() + VERIFY_TIMEOUT;
+    let kernel = Netlink::connect().context("cannot read the kernel's rules to verify the apply")?;
     loop {
         let mut pending = Vec::new();
+        let rules: Vec<Rule> = kernel.rules().await?.iter().filter_map(|r| r.as_plan_rule()).collect();
         for t in targets {
             if let Some(why) = not_yet(bus, t).await? {
                 pending.push(format!("{}: {why}", t.interface));
+            } else if let Some(missing) = t.want.rules.iter().find(|r| !rules.contains(r)) {
+                pending.push(format!("{}: rule {missing} is not in the kernel", t.interface));
             }
         }
         if pending.is_empty() {
