@@ -31,16 +31,22 @@ fn binary() -> PathBuf {
     std::env::var_os("MULTIHOME_TEST_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_multihome")), PathBuf::from)
 }
 
+/// A lab with the seed policy applied. Under networkd it is applied before networkd starts, as on
+/// an installed system at boot: networkd reads the drop-in that keeps it away from the daemon's
+/// rule and routes (ManageForeign...=no) only when it starts.
 fn start(manager: Manager) -> anyhow::Result<Lab> {
     let lab = Lab::start(LabOptions {
         manager,
         multihome: Some(binary()),
         bus_policies: vec![PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/dbus/org.multihome1.conf"))],
+        policy: (manager == Manager::Networkd).then(|| SEED.to_string()),
         ..Default::default()
     })?;
-    lab.write_policy(SEED)?;
-    let out = lab.multihome_ok(&["apply"])?;
-    assert!(out.contains("Applied"), "{out}");
+    if manager != Manager::Networkd {
+        lab.write_policy(SEED)?;
+        let out = lab.multihome_ok(&["apply"])?;
+        assert!(out.contains("Applied"), "{out}");
+    }
     outbound_settles_on(&lab, "eth0", Duration::from_secs(15));
     Ok(lab)
 }
@@ -356,4 +362,41 @@ fn a_dhcp_uplink_takes_over_with_the_gateway_of_its_lease() -> anyhow::Result<()
     })
     .map_err(|e| anyhow::anyhow!("new connections did not move to wlan0's lease {lease}: {e}; last {last:?}\n{}", daemon_logs(&lab)))?;
     Ok(())
+}
+
+/// The manager reloads and reconfigures the uplinks while the daemon runs: its rule stays, and
+/// its table is the same once the uplinks are configured again (an address the manager drops
+/// and re-adds takes the kernel's routes from it with it; the daemon puts them back).
+fn manager_leaves_the_table_alone(manager: Manager, commands: &[&[&str]]) -> anyhow::Result<()> {
+    let mut lab = start(manager)?;
+    start_daemon(&mut lab)?;
+    let table = |lab: &Lab| lab.ip_host(&["-4", "route", "show", "table", &DAEMON_TABLE.to_string()]).unwrap_or_default();
+    let before = table(&lab);
+    let t0 = Instant::now();
+    for c in commands {
+        let out = lab.run_in_host(c[0], &c[1..])?;
+        assert!(out.status.success(), "{}: {}", c.join(" "), String::from_utf8_lossy(&out.stderr));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(daemon_rule_present(&lab), "{manager:?} removed the daemon's rule:\n{}", lab.ip_host(&["rule"]).unwrap_or_default());
+    lab.wait_for(Duration::from_secs(8), || table(&lab) == before)
+        .map_err(|e| anyhow::anyhow!("{manager:?}: the daemon's table did not return: {e}\nbefore:\n{before}\nnow:\n{}\n{}", table(&lab), daemon_logs(&lab)))?;
+    eprintln!("{manager:?}: table as before {:?} after the reconfiguration; daemon log:\n{}", t0.elapsed(), daemon_logs(&lab));
+    Ok(())
+}
+
+#[test]
+fn networkd_leaves_the_daemons_rule_and_table_alone() -> anyhow::Result<()> {
+    if !lab::require(Manager::Networkd) {
+        return Ok(());
+    }
+    manager_leaves_the_table_alone(Manager::Networkd, &[&["networkctl", "reload"], &["networkctl", "reconfigure", "eth0", "wlan1", "wlan0"]])
+}
+
+#[test]
+fn networkmanager_leaves_the_daemons_rule_and_table_alone() -> anyhow::Result<()> {
+    if !lab::require(Manager::NetworkManager) {
+        return Ok(());
+    }
+    manager_leaves_the_table_alone(Manager::NetworkManager, &[&["nmcli", "general", "reload"], &["nmcli", "device", "reapply", "wlan1"], &["nmcli", "device", "reapply", "eth0"]])
 }
