@@ -299,6 +299,20 @@ fn maintenance_forces_an_uplink_down_and_releases_it() -> anyhow::Result<()> {
     assert_eq!(state_of(&status(&lab).1, "eth0"), "forced-down");
     let unknown = lab.multihome(&["force", "down", "eth9"])?;
     assert!(!unknown.status.success(), "an interface outside the policy is refused");
+
+    // Anyone may read; only root may change anything (the bus policy, and the daemon itself).
+    let bin = lab.multihome_path().display().to_string();
+    let nobody = |args: &[&str]| {
+        let mut all = vec!["--reuid=65534", "--regid=65534", "--clear-groups", bin.as_str()];
+        all.extend_from_slice(args);
+        lab.run_in_host("setpriv", &all).expect("run as nobody")
+    };
+    let read = nobody(&["status", "--json"]);
+    assert!(read.status.success(), "nobody cannot read the status: {}", String::from_utf8_lossy(&read.stderr));
+    let denied = nobody(&["force", "release", "eth0"]);
+    assert!(!denied.status.success(), "nobody released a forced uplink");
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("AccessDenied"), "{}", String::from_utf8_lossy(&denied.stderr));
+    assert_eq!(state_of(&status(&lab).1, "eth0"), "forced-down");
     lab.multihome_ok(&["force", "release", "eth0"])?;
     assert_eq!(lab.outbound_source(QUICK), Some(addr("eth0")));
     assert_eq!(state_of(&status(&lab).1, "eth0"), "up");
