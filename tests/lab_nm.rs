@@ -289,15 +289,23 @@ fn failed_apply_rolls_back_to_the_state_before() -> anyhow::Result<()> {
     assert!(!out.status.success() && err.contains("NetworkManager has no device eth9"), "{err}");
     assert_eq!(state(&lab), before);
 
-    // eth0 moved to DHCP, with no DHCP server on the LAN: the device never shows the policy,
-    // so the checkpoint is rolled back and the static configuration returns.
-    lab.write_policy(&SEED.replace("Address=192.168.178.99/24\nGateway=192.168.178.1", "DHCP=ipv4"))?;
+    // eth0 moved to DHCP, with no DHCP server on the LAN, and wlan0 dropped: the device never
+    // shows the policy, so the checkpoint is rolled back: the static configuration returns,
+    // and so does the removed multihome-wlan0 (same UUID, active again).
+    let without_wlan0 = &SEED[..SEED.find("[Uplink]\nInterface=wlan0").expect("the seed has wlan0")];
+    lab.write_policy(&without_wlan0.replace("Address=192.168.178.99/24\nGateway=192.168.178.1", "DHCP=ipv4"))?;
     let out = lab.multihome(&["apply"])?;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "apply succeeded without a lease: {}", String::from_utf8_lossy(&out.stdout));
     assert!(err.contains("eth0") && err.contains("rolled back"), "{err}");
     settles_back_to(&lab, &before, "after the failed apply");
     outbound_settles_on(&lab, "eth0", Duration::from_secs(15));
+
+    // The same without the failure: the profile multihome made for wlan0 goes.
+    lab.write_policy(without_wlan0)?;
+    let out = lab.multihome_ok(&["apply"])?;
+    assert!(out.contains("removed profile \"multihome-wlan0\""), "{out}");
+    assert!(!nmcli(&lab, &["-t", "-f", "NAME", "connection", "show"]).contains("multihome-wlan0"));
     Ok(())
 }
 

@@ -105,14 +105,32 @@ async fn name_has_owner(bus: &Connection) -> bool {
     dbus.name_has_owner(name).await.unwrap_or(false)
 }
 
+/// A profile multihome created for an uplink the policy no longer has.
+struct Stale {
+    path: OwnedObjectPath,
+    name: String,
+    /// Its device, when it exists, so the checkpoint covers it.
+    device: Option<OwnedObjectPath>,
+}
+
+/// What apply works on: the uplinks, and multihome's own profiles to remove.
+struct Survey {
+    targets: Vec<Target>,
+    stale: Vec<Stale>,
+}
+
 /// Finds each uplink's device and profile and computes what it should become. Reads only.
-async fn survey(bus: &Connection, plan: &Plan) -> anyhow::Result<Vec<Target>> {
+async fn survey(bus: &Connection, plan: &Plan) -> anyhow::Result<Survey> {
     if !name_has_owner(bus).await {
         bail!("NetworkManager is not running (nobody owns {NM_BUS_NAME} on the system bus); nothing was changed");
     }
     let nm = NetworkManagerProxy::new(bus).await?;
     let settings_proxy = SettingsProxy::new(bus).await?;
-    let mut all_profiles: Option<Vec<(OwnedObjectPath, Profile)>> = None;
+    let mut all_profiles = Vec::new();
+    for path in settings_proxy.list_connections().await? {
+        let conn = ConnectionProxy::builder(bus).path(path.clone()).build().await?;
+        all_profiles.push((path, to_profile(conn.get_settings().await?)));
+    }
     let mut targets = Vec::new();
     for u in &plan.uplinks {
         let device = nm.get_device_by_ip_iface(&u.interface).await.map_err(|e| {
@@ -131,15 +149,7 @@ async fn survey(bus: &Connection, plan: &Plan) -> anyhow::Result<Vec<Target>> {
             active_with_profile = true;
         }
         if profile.is_none() {
-            if all_profiles.is_none() {
-                let mut list = Vec::new();
-                for path in settings_proxy.list_connections().await? {
-                    let conn = ConnectionProxy::builder(bus).path(path.clone()).build().await?;
-                    list.push((path, to_profile(conn.get_settings().await?)));
-                }
-                all_profiles = Some(list);
-            }
-            profile = bound_profile(all_profiles.as_deref().unwrap_or_default(), &u.interface);
+            profile = bound_profile(&all_profiles, &u.interface);
         }
         let want = Wanted::for_uplink(u);
         let base = match &profile {
@@ -176,7 +186,23 @@ async fn survey(bus: &Connection, plan: &Plan) -> anyhow::Result<Vec<Target>> {
             want,
         });
     }
-    Ok(targets)
+    let mut stale = Vec::new();
+    for (path, p) in &all_profiles {
+        let Some(interface) = created_for(p) else { continue };
+        if plan.uplink(&interface).is_none() {
+            let device = nm.get_device_by_ip_iface(&interface).await.ok();
+            stale.push(Stale { path: path.clone(), name: profile_name(p), device });
+        }
+    }
+    Ok(Survey { targets, stale })
+}
+
+/// The interface a profile was created for by multihome: its name and derived UUID say so
+/// (a user's profile that happens to be called multihome-X has another UUID).
+fn created_for(p: &Profile) -> Option<String> {
+    let interface = profile_name(p).strip_prefix("multihome-")?.to_string();
+    let uuid = p.get("connection").and_then(|c| c.get("uuid")).and_then(|v| String::try_from(v.clone()).ok())?;
+    (uuid == settings::profile_uuid(&interface).to_string()).then_some(interface)
 }
 
 /// The profile an inactive interface would use: bound to it by `connection.interface-name`;
@@ -206,8 +232,11 @@ fn sysctl_file_changes(plan: &Plan, root: &Path) -> anyhow::Result<Vec<Change>> 
 /// would happen on the device.
 pub async fn plan_diff(plan: &Plan, root: &Path) -> anyhow::Result<String> {
     let bus = system_bus().await?;
-    let targets = survey(&bus, plan).await?;
+    let Survey { targets, stale } = survey(&bus, plan).await?;
     let mut out = String::new();
+    for s in &stale {
+        out.push_str(&format!("# profile {:?} is removed: the policy no longer has its uplink\n", s.name));
+    }
     for t in &targets {
         let current = t.profile.as_ref().map(|(_, p)| p);
         out.push_str(&settings::diff(&t.label(), current, &t.merged));
@@ -252,24 +281,26 @@ pub async fn apply(plan: &Plan, root: &Path) -> anyhow::Result<Applied> {
 pub async fn apply_kept(plan: &Plan, root: &Path, rollback_timeout: Duration) -> anyhow::Result<Applied> {
     let bus = system_bus().await?;
     let nm = NetworkManagerProxy::new(&bus).await?;
-    let targets = survey(&bus, plan).await?;
+    let Survey { targets, stale } = survey(&bus, plan).await?;
     let file_changes = sysctl_file_changes(plan, root)?;
     let mut applied = Applied::default();
     let nothing = targets.iter().all(|t| !t.profile_changes() && !t.needs_activation())
+        && stale.is_empty()
         && file_changes.iter().all(|c| c.is_noop());
     if nothing {
         // Still set live sysctls that something else reset; that is no NetworkManager change.
         applied.undo_sysctls = sysctl::apply(&plan.sysctls)?;
         return Ok(applied);
     }
-    let devices: Vec<ObjectPath<'_>> = targets.iter().map(|t| t.device.as_ref()).collect();
+    let devices: Vec<ObjectPath<'_>> =
+        targets.iter().map(|t| t.device.as_ref()).chain(stale.iter().filter_map(|s| s.device.as_ref().map(|d| d.as_ref()))).collect();
     let secs = u32::try_from(rollback_timeout.as_secs().max(1)).unwrap_or(u32::MAX);
     let checkpoint = nm
         .checkpoint_create(&devices, secs, proxies::CHECKPOINT_DELETE_NEW_CONNECTIONS)
         .await
         .context("NetworkManager refused a checkpoint (is a `multihome try` still waiting?); nothing was changed")?;
     applied.checkpoint = Some(checkpoint.clone());
-    let result = change_and_verify(&bus, plan, root, &targets, &file_changes, &mut applied).await;
+    let result = change_and_verify(&bus, plan, root, &targets, &stale, &file_changes, &mut applied).await;
     if let Err(e) = result {
         let restored = revert(&mut applied, root).await;
         return Err(match restored {
@@ -285,12 +316,18 @@ async fn change_and_verify(
     plan: &Plan,
     root: &Path,
     targets: &[Target],
+    stale: &[Stale],
     file_changes: &[Change],
     applied: &mut Applied,
 ) -> anyhow::Result<()> {
     // Sysctls first: ignore_routes_with_linkdown must be on before the new default routes are.
     applied.undo_sysctls = sysctl::apply(&plan.sysctls)?;
     applied.undo_files = files::apply(root, file_changes)?;
+    for s in stale {
+        let conn = ConnectionProxy::builder(bus).path(s.path.clone()).build().await?;
+        conn.delete().await.with_context(|| format!("NetworkManager refused to remove profile {:?}", s.name))?;
+        applied.changes.push(format!("removed profile {:?}: the policy no longer has its uplink", s.name));
+    }
     let nm = NetworkManagerProxy::new(bus).await?;
     let settings_proxy = SettingsProxy::new(bus).await?;
     let mut activated = Vec::new();
@@ -315,6 +352,10 @@ async fn change_and_verify(
                 path
             }
         };
+        if !t.can_activate() {
+            applied.changes.push(format!("{}: no carrier; NetworkManager activates the profile when it comes up", t.interface));
+            continue;
+        }
         if !t.needs_activation() {
             continue;
         }

@@ -195,6 +195,10 @@ pub fn merge(current: &Profile, want: &Wanted) -> Profile {
         }
     }
     ipv4.insert("route-metric".into(), owned(i64::from(want.route_metric)));
+    // The plan needs this uplink's default route in main, where the metrics order the uplinks:
+    // `never-default` would drop it and a `route-table` would move it. Absent means no and main.
+    ipv4.remove("never-default");
+    ipv4.remove("route-table");
     let mine = |e: &Dict| table_of(e) == Some(want.table);
     let mut routes: Vec<Dict> = entries(old.as_ref(), "route-data").into_iter().filter(|e| !mine(e)).collect();
     routes.extend(want.routes.iter().map(route_dict));
@@ -271,6 +275,8 @@ pub fn ipv4_lines(p: &Profile) -> Vec<String> {
     }
     out.push(format!("ipv4.gateway: {}", get("gateway").unwrap_or_else(|| "--".into())));
     out.push(format!("ipv4.route-metric: {}", get("route-metric").unwrap_or_else(|| "-1".into())));
+    out.push(format!("ipv4.never-default: {}", get("never-default").unwrap_or_else(|| "no".into())));
+    out.push(format!("ipv4.route-table: {}", get("route-table").unwrap_or_else(|| "0".into())));
     let mut routes: Vec<String> = entries(ipv4, "route-data").iter().map(route_text).collect();
     routes.sort();
     out.extend(routes.into_iter().map(|r| format!("ipv4.routes: {r}")));

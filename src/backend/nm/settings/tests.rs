@@ -23,6 +23,9 @@ fn user_profile() -> Profile {
     p.insert("802-3-ethernet".into(), eth);
     let mut ipv4 = Dict::new();
     ipv4.insert("method".into(), owned("auto".to_string()));
+    // Both would take this uplink out of the main table's metric order.
+    ipv4.insert("never-default".into(), owned(true));
+    ipv4.insert("route-table".into(), owned(200u32));
     ipv4.insert("dns-search".into(), owned(vec!["lan".to_string()]));
     let user_route = route_dict(&Route {
         destination: "10.9.0.0/16".parse().unwrap(),
@@ -65,6 +68,8 @@ fn created_profile_carries_the_plan_in_nmcli_words() {
             "ipv4.addresses: 192.168.178.99/24",
             "ipv4.gateway: 192.168.178.1",
             "ipv4.route-metric: 100",
+            "ipv4.never-default: no",
+            "ipv4.route-table: 0",
             "ipv4.routes: 0.0.0.0/0 192.168.178.1 table=101",
             "ipv4.routes: 192.168.178.0/24 src=192.168.178.99 table=101",
             "ipv4.routing-rules: priority 10000 from 192.168.178.99/32 table 101",
@@ -90,6 +95,7 @@ fn merge_keeps_every_unrelated_setting_of_a_user_profile() {
     assert!(!lines.iter().any(|l| l.contains("192.168.0.0/16")), "the stale route of table 101 stays: {lines:#?}");
     // The deprecated forms would make NetworkManager ignore route-data and its table= values.
     assert!(!merged["ipv4"].contains_key("routes") && !merged["ipv4"].contains_key("addresses"));
+    assert!(lines.contains(&"ipv4.never-default: no".to_string()) && lines.contains(&"ipv4.route-table: 0".to_string()), "{lines:#?}");
 }
 
 #[test]
@@ -112,7 +118,7 @@ fn dhcp_uplink_leaves_addresses_to_the_lease() {
     let plan = plan::plan(&policy::parse("t", text).unwrap());
     let merged = merge(&user_profile(), &Wanted::for_uplink(&plan.uplinks[0]));
     let lines = ipv4_lines(&merged);
-    assert_eq!(&lines[..3], ["ipv4.method: auto", "ipv4.gateway: --", "ipv4.route-metric: 100"]);
+    assert_eq!(&lines[..5], ["ipv4.method: auto", "ipv4.gateway: --", "ipv4.route-metric: 100", "ipv4.never-default: no", "ipv4.route-table: 0"]);
     assert!(!lines.iter().any(|l| l.contains("table=101") || l.contains("table 101")), "{lines:#?}");
 }
 
