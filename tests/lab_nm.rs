@@ -355,3 +355,27 @@ fn try_reverts_unless_confirmed() -> anyhow::Result<()> {
 fn signal_group(group: u32, signal: Signal) {
     nix::sys::signal::killpg(nix::unistd::Pid::from_raw(group as i32), signal).expect("the try process group exists");
 }
+
+#[test]
+fn rendered_keyfiles_load_and_are_what_apply_wants() -> anyhow::Result<()> {
+    if !lab::require(Manager::NetworkManager) {
+        return Ok(());
+    }
+    let _serial = serial();
+    let lab = nm_lab()?;
+    // eth0 alone: the lab's other links are named like Wi-Fi, whose keyfiles need an SSID.
+    let eth0_only = &SEED[..SEED.find("[Uplink]\nInterface=wlan1").expect("the seed has wlan1")];
+    lab.write_policy(eth0_only)?;
+    let out = lab.multihome_ok(&["render", "--backend", "nm-keyfile", "--out", "/"])?;
+    assert!(out.contains("wrote /etc/NetworkManager/system-connections/multihome-eth0.nmconnection"), "{out}");
+    nmcli(&lab, &["connection", "reload"]);
+    lab.wait_for(Duration::from_secs(15), || nmcli(&lab, &["-t", "-f", "DEVICE,CONNECTION", "device"]).contains("eth0:multihome-eth0"))?;
+    outbound_settles_on(&lab, "eth0", Duration::from_secs(15));
+    assert!(lab.ip_host(&["-4", "rule"])?.contains("10001:\tfrom all to 192.168.178.99 lookup 101"));
+    // The same profile (name, UUID, values) as apply wants: nothing to update or create.
+    let plan = lab.multihome_ok(&["plan", "--backend", "networkmanager"])?;
+    assert!(plan.contains("No changes"), "{plan}");
+    let out = lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
+    assert!(!out.contains("updated") && !out.contains("created") && !out.contains("activated"), "{out}");
+    Ok(())
+}
