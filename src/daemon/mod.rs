@@ -10,127 +10,32 @@
 
 pub mod bus;
 pub mod fsm;
+mod link;
 pub mod notify;
 pub mod probe;
 pub mod status;
 pub mod table;
 
-use std::collections::VecDeque;
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use futures::StreamExt;
-use ipnet::Ipv4Net;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::netlink::{self, Monitor, Netlink};
-use crate::plan::{self, Addresses, Plan, UplinkPlan, DAEMON_TABLE};
+use crate::plan::{self, Plan, DAEMON_TABLE};
 use crate::policy::{self, Probe};
 use bus::{Command, Snapshot, UplinkStatus};
 use fsm::{Event, Transition};
-use probe::{Prober, RoundPlan, RoundResult};
-
-/// Rounds over which the loss figure is computed (10 s at the default interval).
-const LOSS_WINDOW: usize = 50;
+use link::{probe_loop, Link, ProberKey, RoundDone, LOSS_WINDOW};
 
 /// How soon a failed change of the table is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
-
-/// A probe round's result, from a prober task to the loop.
-struct RoundDone {
-    interface: String,
-    generation: u64,
-    result: RoundResult,
-}
-
-/// What identifies a running prober: a change of any part means new sockets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ProberKey {
-    ifindex: u32,
-    source: Ipv4Addr,
-    arp: Option<Ipv4Addr>,
-}
-
-/// One uplink as the daemon tracks it.
-struct Link {
-    plan: UplinkPlan,
-    ifindex: Option<u32>,
-    /// Carrier and address presence as last told to the state machine (which starts out
-    /// assuming both).
-    carrier: bool,
-    has_address: bool,
-    address: Option<Ipv4Net>,
-    /// A DHCP uplink's router, from the kernel's default route through the interface.
-    learned_gateway: Option<Ipv4Addr>,
-    fsm: fsm::Uplink,
-    /// (sent, answered) of the last rounds.
-    window: VecDeque<(u32, u32)>,
-    rtt: Option<Duration>,
-    reason: String,
-    prober: Option<(ProberKey, u64, JoinHandle<()>)>,
-    probes_wanted: Arc<AtomicU32>,
-}
-
-impl Link {
-    fn new(plan: UplinkPlan, machine: fsm::Uplink) -> Link {
-        Link {
-            plan,
-            ifindex: None,
-            carrier: true,
-            has_address: true,
-            address: None,
-            learned_gateway: None,
-            fsm: machine,
-            window: VecDeque::new(),
-            rtt: None,
-            reason: String::new(),
-            prober: None,
-            probes_wanted: Arc::new(AtomicU32::new(1)),
-        }
-    }
-
-    fn name(&self) -> &str {
-        &self.plan.interface
-    }
-
-    fn gateway(&self) -> Option<Ipv4Addr> {
-        self.plan.gateway.or(self.learned_gateway)
-    }
-
-    fn carrying(&self) -> Option<table::Carrying> {
-        if !self.fsm.state().carries_traffic() {
-            return None;
-        }
-        Some(table::Carrying { ifindex: self.ifindex?, address: self.address?, gateway: self.gateway()?, metric: self.plan.metric })
-    }
-
-    fn loss_percent(&self) -> f64 {
-        let (sent, answered) = self.window.iter().fold((0u32, 0u32), |(s, a), (ds, da)| (s + ds, a + da));
-        if sent == 0 { 0.0 } else { 100.0 * f64::from(sent - answered) / f64::from(sent) }
-    }
-
-    fn stop_prober(&mut self) {
-        if let Some((_, _, task)) = self.prober.take() {
-            task.abort();
-        }
-    }
-
-    /// Picks the address to probe and route from: a static uplink's planned address once the
-    /// kernel has it, a DHCP uplink's first (primary) address.
-    fn choose_address(&self, present: &[Ipv4Net]) -> Option<Ipv4Net> {
-        match &self.plan.addresses {
-            Addresses::Static(planned) => planned.iter().find(|p| present.iter().any(|k| k.addr() == p.addr())).copied(),
-            Addresses::Dhcp(_) => present.first().copied(),
-        }
-    }
-}
 
 struct Daemon {
     config: PathBuf,
@@ -603,46 +508,3 @@ impl Daemon {
     }
 }
 
-/// One uplink's probe rounds, every Interval, until aborted.
-async fn probe_loop(
-    interface: String,
-    key: ProberKey,
-    salt: u16,
-    probe: Probe,
-    wanted: Arc<AtomicU32>,
-    generation: u64,
-    rounds: mpsc::UnboundedSender<RoundDone>,
-) {
-    let mut logged = false;
-    let mut prober = loop {
-        match Prober::open(&interface, key.source, salt) {
-            Ok(p) => break p,
-            Err(e) => {
-                if !logged {
-                    eprintln!("{interface}: cannot open probe sockets from {}: {e}; retrying every second", key.source);
-                    logged = true;
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    };
-    let mut tick = tokio::time::interval(probe.interval);
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let plan = RoundPlan {
-            targets: probe.targets.clone(),
-            require: probe.require,
-            arp: key.arp,
-            probes: wanted.load(Ordering::Relaxed),
-            timeout: probe.timeout,
-        };
-        if plan.targets.is_empty() && plan.arp.is_none() {
-            continue; // nothing to ask: the uplink stays unknown and the main table decides
-        }
-        let result = prober.round(&plan).await;
-        if rounds.send(RoundDone { interface: interface.clone(), generation, result }).is_err() {
-            return;
-        }
-    }
-}

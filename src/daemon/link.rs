@@ -1,0 +1,155 @@
+//! One uplink at run time: what the kernel says about it (link, carrier, address, the DHCP
+//! gateway), its health state machine, its probe statistics, and the task that probes it.
+
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use super::fsm;
+use super::probe::{Prober, RoundPlan, RoundResult};
+use super::table;
+use crate::plan::{Addresses, UplinkPlan};
+use crate::policy::Probe;
+
+/// Rounds over which the loss figure is computed (10 s at the default interval).
+pub(super) const LOSS_WINDOW: usize = 50;
+
+/// A probe round's result, from a prober task to the loop.
+pub(super) struct RoundDone {
+    pub(super) interface: String,
+    pub(super) generation: u64,
+    pub(super) result: RoundResult,
+}
+
+/// What identifies a running prober: a change of any part means new sockets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ProberKey {
+    pub(super) ifindex: u32,
+    pub(super) source: Ipv4Addr,
+    pub(super) arp: Option<Ipv4Addr>,
+}
+
+/// One uplink as the daemon tracks it.
+pub(super) struct Link {
+    pub(super) plan: UplinkPlan,
+    pub(super) ifindex: Option<u32>,
+    /// Carrier and address presence as last told to the state machine (which starts out
+    /// assuming both).
+    pub(super) carrier: bool,
+    pub(super) has_address: bool,
+    pub(super) address: Option<Ipv4Net>,
+    /// A DHCP uplink's router, from the kernel's default route through the interface.
+    pub(super) learned_gateway: Option<Ipv4Addr>,
+    pub(super) fsm: fsm::Uplink,
+    /// (sent, answered) of the last rounds.
+    pub(super) window: VecDeque<(u32, u32)>,
+    pub(super) rtt: Option<Duration>,
+    pub(super) reason: String,
+    pub(super) prober: Option<(ProberKey, u64, JoinHandle<()>)>,
+    pub(super) probes_wanted: Arc<AtomicU32>,
+}
+
+impl Link {
+    pub(super) fn new(plan: UplinkPlan, machine: fsm::Uplink) -> Link {
+        Link {
+            plan,
+            ifindex: None,
+            carrier: true,
+            has_address: true,
+            address: None,
+            learned_gateway: None,
+            fsm: machine,
+            window: VecDeque::new(),
+            rtt: None,
+            reason: String::new(),
+            prober: None,
+            probes_wanted: Arc::new(AtomicU32::new(1)),
+        }
+    }
+
+    pub(super) fn name(&self) -> &str {
+        &self.plan.interface
+    }
+
+    pub(super) fn gateway(&self) -> Option<Ipv4Addr> {
+        self.plan.gateway.or(self.learned_gateway)
+    }
+
+    pub(super) fn carrying(&self) -> Option<table::Carrying> {
+        if !self.fsm.state().carries_traffic() {
+            return None;
+        }
+        Some(table::Carrying { ifindex: self.ifindex?, address: self.address?, gateway: self.gateway()?, metric: self.plan.metric })
+    }
+
+    pub(super) fn loss_percent(&self) -> f64 {
+        let (sent, answered) = self.window.iter().fold((0u32, 0u32), |(s, a), (ds, da)| (s + ds, a + da));
+        if sent == 0 { 0.0 } else { 100.0 * f64::from(sent - answered) / f64::from(sent) }
+    }
+
+    pub(super) fn stop_prober(&mut self) {
+        if let Some((_, _, task)) = self.prober.take() {
+            task.abort();
+        }
+    }
+
+    /// Picks the address to probe and route from: a static uplink's planned address once the
+    /// kernel has it, a DHCP uplink's first (primary) address.
+    pub(super) fn choose_address(&self, present: &[Ipv4Net]) -> Option<Ipv4Net> {
+        match &self.plan.addresses {
+            Addresses::Static(planned) => planned.iter().find(|p| present.iter().any(|k| k.addr() == p.addr())).copied(),
+            Addresses::Dhcp(_) => present.first().copied(),
+        }
+    }
+}
+
+/// One uplink's probe rounds, every Interval, until aborted.
+pub(super) async fn probe_loop(
+    interface: String,
+    key: ProberKey,
+    salt: u16,
+    probe: Probe,
+    wanted: Arc<AtomicU32>,
+    generation: u64,
+    rounds: mpsc::UnboundedSender<RoundDone>,
+) {
+    let mut logged = false;
+    let mut prober = loop {
+        match Prober::open(&interface, key.source, salt) {
+            Ok(p) => break p,
+            Err(e) => {
+                if !logged {
+                    eprintln!("{interface}: cannot open probe sockets from {}: {e}; retrying every second", key.source);
+                    logged = true;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    let mut tick = tokio::time::interval(probe.interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let plan = RoundPlan {
+            targets: probe.targets.clone(),
+            require: probe.require,
+            arp: key.arp,
+            probes: wanted.load(Ordering::Relaxed),
+            timeout: probe.timeout,
+        };
+        if plan.targets.is_empty() && plan.arp.is_none() {
+            continue; // nothing to ask: the uplink stays unknown and the main table decides
+        }
+        let result = prober.round(&plan).await;
+        if rounds.send(RoundDone { interface: interface.clone(), generation, result }).is_err() {
+            return;
+        }
+    }
+}
