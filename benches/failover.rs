@@ -1,51 +1,45 @@
-//! The failover benchmark: runs the seed scenario in the namespace lab many times and prints
-//! what applications see when the preferred uplink fails, beside the same network manager fed
-//! the same routes by hand without multihome's sysctls. Needs root; see docs/BENCHMARKS.md.
+//! The failover benchmark: the seed scenario in the namespace lab, many times, with what
+//! applications see when the preferred uplink fails, beside the same network manager without
+//! multihome in the same run. Needs root; docs/BENCHMARKS.md records the figures.
 //!
-//!     cargo bench --bench failover [-- --runs N] [-- --only NAME]
+//!     cargo bench --bench failover                       # everything, default runs
+//!     cargo bench --bench failover -- --runs 5 --only carrier
 
-use std::net::Ipv4Addr;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use multihome::lab::lossy::LossyResponder;
 use multihome::lab::probe::{outage, Outage, Prober};
 use multihome::lab::{self, Lab, LabOptions, Manager, INTERNET, SEED_ADDRESSES};
 
 const SEED: &str = include_str!("../examples/seed.conf");
 /// Probe spacing: an application opening a new connection every 10 ms.
 const PROBE_INTERVAL: Duration = Duration::from_millis(10);
-/// How long a run watches after the fault.
-const WATCH: Duration = Duration::from_millis(1500);
-/// Time without link events before each fault (see `carrier_loss_once`).
+/// Time without link events before each fault: the kernel handles a carrier change of an
+/// ordinary NIC (linkwatch) at most once a second machine-wide, and a real host's links are
+/// quiet before a fault.
 const QUIET: Duration = Duration::from_millis(1300);
-
-struct Scenario {
-    name: &'static str,
-    what: &'static str,
-    setup: fn() -> anyhow::Result<Lab>,
-}
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let runs: usize = flag(&args, "--runs").map_or(Ok(20), |v| v.parse()).context("--runs takes a number")?;
+    let runs: usize = flag(&args, "--runs").map_or(Ok(10), |v| v.parse()).context("--runs takes a number")?;
     let only = flag(&args, "--only");
-    if let Err(why) = lab::prerequisites(Manager::Networkd) {
-        bail!("the benchmark needs the lab: {why}");
+    let wanted = |group: &str| only.as_deref().is_none_or(|o| o == group);
+    lab::prerequisites(Manager::Networkd).map_err(anyhow::Error::msg)?;
+    println!("multihome failover benchmark: {runs} runs per row; a new UDP socket every {PROBE_INTERVAL:?} to the lab's internet host");
+    if wanted("carrier") {
+        carrier_rows(runs)?;
     }
-    let scenarios = [
-        Scenario { name: "networkd+multihome", what: "systemd-networkd with multihome's files and sysctls", setup: networkd_multihome },
-        Scenario { name: "networkd-alone", what: "systemd-networkd, the same routes and rules by hand, no multihome sysctls", setup: networkd_alone },
-    ];
-    println!("carrier loss on eth0 (the preferred uplink); {runs} runs each; probes: a new UDP socket every {PROBE_INTERVAL:?}");
-    println!("{:<22} {:>14} {:>14} {:>12} {:>12}", "scenario", "restore median", "restore worst", "lost median", "lost worst");
-    for s in scenarios.iter().filter(|s| only.as_deref().is_none_or(|o| o == s.name)) {
-        let lab = (s.setup)().with_context(|| format!("setting up {}", s.name))?;
-        let mut outcomes = Vec::new();
-        for _ in 0..runs {
-            outcomes.push(carrier_loss_once(&lab)?);
-        }
-        report(s.name, &outcomes);
-        eprintln!("  ({})", s.what);
+    if wanted("silent") {
+        silent_rows(runs)?;
+    }
+    if wanted("loss") {
+        loss_row()?;
+    }
+    if wanted("resources") {
+        resources_row()?;
     }
     Ok(())
 }
@@ -54,75 +48,260 @@ fn flag(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
 }
 
-fn options(manager: Manager, policy: Option<String>) -> LabOptions {
-    LabOptions { manager, policy, multihome: Some(env!("CARGO_BIN_EXE_multihome").into()), ..Default::default() }
-}
+// ---- labs ----------------------------------------------------------------------------------
 
-fn networkd_multihome() -> anyhow::Result<Lab> {
-    let lab = Lab::start(options(Manager::Networkd, Some(SEED.to_string())))?;
-    settle_on_eth0(&lab)?;
-    Ok(lab)
-}
-
-/// The same .network files (they are what a careful admin writes by hand from the seed's
-/// answer), without the sysctl.d drop-in and its live sysctls.
-fn networkd_alone() -> anyhow::Result<Lab> {
-    let lab = Lab::start(options(Manager::Networkd, None))?;
-    lab.write_policy(SEED)?;
-    let out = lab.run_in_host(env!("CARGO_BIN_EXE_multihome"), &["render", "--out", "/"])?;
-    if !out.status.success() {
-        bail!("render: {}", String::from_utf8_lossy(&out.stderr));
+fn options(manager: Manager, policy: Option<&str>) -> LabOptions {
+    LabOptions {
+        manager,
+        policy: policy.map(str::to_string),
+        multihome: Some(env!("CARGO_BIN_EXE_multihome").into()),
+        bus_policies: vec![PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/dbus/org.multihome1.conf"))],
+        ..Default::default()
     }
-    std::fs::remove_file(lab.dir().join("etc/sysctl.d/60-multihome.conf"))?;
-    let out = lab.run_in_host("busctl", &["--system", "call", "org.freedesktop.network1", "/org/freedesktop/network1", "org.freedesktop.network1.Manager", "Reload"])?;
-    if !out.status.success() {
-        bail!("networkd reload: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The manager with multihome's policy applied (networkd: before it starts, as at boot).
+fn with_multihome(manager: Manager, policy: &str) -> anyhow::Result<Lab> {
+    let lab = Lab::start(options(manager, (manager == Manager::Networkd).then_some(policy)))?;
+    if manager == Manager::NetworkManager {
+        lab.write_policy(policy)?;
+        lab.multihome_ok(&["apply"])?;
     }
     settle_on_eth0(&lab)?;
     Ok(lab)
 }
 
-fn eth0() -> Ipv4Addr {
+/// The same manager given the same routes and rules by hand (they are what a careful admin
+/// writes from the seed's answer), without multihome's sysctls: the peer in the same run.
+fn alone(manager: Manager) -> anyhow::Result<Lab> {
+    let lab = with_multihome(manager, SEED)?;
+    std::fs::remove_file(lab.dir().join("etc/sysctl.d/60-multihome.conf")).ok();
+    for key in ["ignore_routes_with_linkdown", "arp_ignore", "arp_announce", "rp_filter"] {
+        for dev in ["default", "eth0", "wlan1", "wlan0"] {
+            let out = lab.run_in_host("sysctl", &["-qw", &format!("net/ipv4/conf/{dev}/{key}=0")])?;
+            if !out.status.success() {
+                bail!("sysctl: {}", String::from_utf8_lossy(&out.stderr));
+            }
+        }
+    }
+    Ok(lab)
+}
+
+/// Starts `multihome daemon` in the lab host; its log and the pid of the nsenter that runs it.
+fn start_daemon(lab: &mut Lab) -> anyhow::Result<(PathBuf, u32)> {
+    let bin = lab.multihome_path().display().to_string();
+    let spawned = lab.spawn_in_host(&bin, &["daemon"])?;
+    let (log, nsenter) = (spawned.log.clone(), spawned.id());
+    lab.wait_for(Duration::from_secs(10), || std::fs::read_to_string(&log).is_ok_and(|l| l.contains("eth0: unknown -> up")))
+        .context("the daemon did not take eth0 up")?;
+    Ok((log, nsenter))
+}
+
+fn eth0_addr() -> std::net::Ipv4Addr {
     SEED_ADDRESSES[0].1
 }
 
 fn settle_on_eth0(lab: &Lab) -> anyhow::Result<()> {
-    lab.wait_for(Duration::from_secs(20), || lab.outbound_source(Duration::from_millis(200)) == Some(eth0()))
+    lab.wait_for(Duration::from_secs(30), || lab.outbound_source(Duration::from_millis(200)) == Some(eth0_addr()))
         .context("outbound traffic did not settle on eth0")
+}
+
+// ---- carrier loss --------------------------------------------------------------------------
+
+fn carrier_rows(runs: usize) -> anyhow::Result<()> {
+    println!("\n## Carrier loss on eth0 (the preferred uplink)\n");
+    println!("| {:<40} | {:>14} | {:>14} | {:>11} | {:>10} |", "setup", "restore median", "restore worst", "lost median", "lost worst");
+    println!("|{:-<42}|{:->16}|{:->16}|{:->13}|{:->12}|", "", "", "", "", "");
+    let setups: [(&str, Manager, bool); 4] = [
+        ("systemd-networkd + multihome", Manager::Networkd, true),
+        ("systemd-networkd alone (same routes)", Manager::Networkd, false),
+        ("NetworkManager + multihome", Manager::NetworkManager, true),
+        ("NetworkManager alone (same profiles)", Manager::NetworkManager, false),
+    ];
+    for (name, manager, multihome) in setups {
+        if lab::prerequisites(manager).is_err() {
+            println!("| {name:<40} | not installed |");
+            continue;
+        }
+        let lab = if multihome { with_multihome(manager, SEED)? } else { alone(manager)? };
+        let mut outcomes = Vec::new();
+        for _ in 0..runs {
+            outcomes.push(carrier_loss_once(&lab)?);
+        }
+        row(name, &outcomes);
+    }
+    Ok(())
 }
 
 fn carrier_loss_once(lab: &Lab) -> anyhow::Result<Outage> {
     let prober = Prober::start(&lab.host(), INTERNET, PROBE_INTERVAL)?;
-    // The kernel handles a carrier change of an ordinary NIC (linkwatch) at most once a second,
-    // machine-wide: a fault within a second of the previous link event (our own failback) would
-    // measure that limit, not the failover. A real host's links are quiet before a fault.
     std::thread::sleep(QUIET);
     let fault = prober.now();
     lab.set_carrier("eth0", false)?;
-    std::thread::sleep(WATCH);
+    // NetworkManager alone needs its ~6 s carrier grace to give up the route.
+    std::thread::sleep(Duration::from_secs(8));
     let records = prober.stop()?;
     lab.set_carrier("eth0", true)?;
     settle_on_eth0(lab)?;
-    if std::env::var_os("MULTIHOME_BENCH_TRACE").is_some() {
-        for r in records.iter().filter(|r| r.sent + Duration::from_millis(50) >= fault) {
-            eprintln!("  {:>8.1} ms {:?}", (r.sent.as_secs_f64() - fault.as_secs_f64()) * 1e3, r.source);
-        }
-    }
     Ok(outage(&records, fault))
 }
 
-fn report(name: &str, outcomes: &[Outage]) {
+fn row(name: &str, outcomes: &[Outage]) {
     let mut restore: Vec<Duration> = outcomes.iter().map(|o| o.restore).collect();
     let mut lost: Vec<usize> = outcomes.iter().map(|o| o.lost).collect();
     restore.sort();
     lost.sort();
-    let ms = |d: Duration| if d == Duration::MAX { "never".to_string() } else { format!("{:.1} ms", d.as_secs_f64() * 1e3) };
     println!(
-        "{:<22} {:>14} {:>14} {:>12} {:>12}",
+        "| {:<40} | {:>14} | {:>14} | {:>11} | {:>10} |",
         name,
         ms(restore[restore.len() / 2]),
         ms(*restore.last().expect("runs > 0")),
         lost[lost.len() / 2],
         lost.last().expect("runs > 0")
     );
+}
+
+fn ms(d: Duration) -> String {
+    if d == Duration::MAX { "never".to_string() } else { format!("{:.0} ms", d.as_secs_f64() * 1e3) }
+}
+
+// ---- silent failure ------------------------------------------------------------------------
+
+fn silent_rows(runs: usize) -> anyhow::Result<()> {
+    println!("\n## Silent failure of eth0 (link up, nothing answers behind its switch), default [Probe] settings\n");
+    println!(
+        "| {:<40} | {:>16} | {:>14} | {:>14} | {:>11} | {:>14} |",
+        "setup", "detection median", "restore median", "restore worst", "lost median", "failback median"
+    );
+    println!("|{:-<42}|{:->18}|{:->16}|{:->16}|{:->13}|{:->16}|", "", "", "", "", "", "");
+    for (name, manager, daemon) in [
+        ("systemd-networkd + multihome daemon", Manager::Networkd, true),
+        ("NetworkManager + multihome daemon", Manager::NetworkManager, true),
+        ("systemd-networkd alone", Manager::Networkd, false),
+    ] {
+        if lab::prerequisites(manager).is_err() {
+            println!("| {name:<40} | not installed |");
+            continue;
+        }
+        let mut lab = with_multihome(manager, SEED)?;
+        let log = if daemon { Some(start_daemon(&mut lab)?.0) } else { None };
+        let mut rows = Vec::new();
+        // Without the daemon nothing ever notices: one run shows it.
+        for _ in 0..if daemon { runs } else { 1 } {
+            rows.push(silent_once(&lab, log.as_ref())?);
+        }
+        let median = |mut v: Vec<Duration>| {
+            v.sort();
+            v[v.len() / 2]
+        };
+        let detection = median(rows.iter().map(|r| r.detection).collect());
+        let failback = median(rows.iter().map(|r| r.failback).collect());
+        let mut restore: Vec<Duration> = rows.iter().map(|r| r.outage.restore).collect();
+        restore.sort();
+        let mut lost: Vec<usize> = rows.iter().map(|r| r.outage.lost).collect();
+        lost.sort();
+        println!(
+            "| {:<40} | {:>16} | {:>14} | {:>14} | {:>11} | {:>15} |",
+            name,
+            ms(detection),
+            ms(restore[restore.len() / 2]),
+            ms(*restore.last().expect("runs > 0")),
+            lost[lost.len() / 2],
+            if daemon { ms(failback) } else { "n/a".to_string() }
+        );
+    }
+    Ok(())
+}
+
+struct Silent {
+    detection: Duration,
+    outage: Outage,
+    failback: Duration,
+}
+
+const SILENT_WATCH: Duration = Duration::from_secs(4);
+
+fn silent_once(lab: &Lab, log: Option<&PathBuf>) -> anyhow::Result<Silent> {
+    let prober = Prober::start(&lab.host(), INTERNET, PROBE_INTERVAL)?;
+    std::thread::sleep(QUIET);
+    let log_len = log.map_or(0, |l| std::fs::read_to_string(l).map_or(0, |s| s.len()));
+    let fault = prober.now();
+    let started = Instant::now();
+    lab.set_upstream("eth0", false)?;
+    let mut detection = Duration::MAX;
+    while started.elapsed() < SILENT_WATCH {
+        if detection == Duration::MAX {
+            if let Some(l) = log {
+                let text = std::fs::read_to_string(l).unwrap_or_default();
+                if text.get(log_len..).is_some_and(|new| new.lines().any(|x| x.starts_with("eth0:") && x.contains("-> down"))) {
+                    detection = started.elapsed();
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let records = prober.stop()?;
+    let repaired = Instant::now();
+    lab.set_upstream("eth0", true)?;
+    settle_on_eth0(lab)?;
+    Ok(Silent { detection, outage: outage(&records, fault), failback: repaired.elapsed() })
+}
+
+// ---- false switches under probe loss -------------------------------------------------------
+
+/// The probes of eth0 lose 20% at random (a user-space responder on the internet host); a
+/// switch away from a healthy eth0 is a false one.
+fn loss_row() -> anyhow::Result<()> {
+    const MINUTES: u64 = 3;
+    let policy = SEED.replace("Target=192.168.178.1\n", "").replace("[Probe]\n", "[Probe]\nArpGateway=no\n");
+    let mut lab = with_multihome(Manager::Networkd, &policy)?;
+    let loss: HashMap<_, _> = [(eth0_addr(), 0.20)].into_iter().collect();
+    let _responder = LossyResponder::start(&lab.internet(), loss, 0x5eed)?;
+    let (log, _) = start_daemon(&mut lab)?;
+    std::thread::sleep(Duration::from_secs(MINUTES * 60));
+    let text = std::fs::read_to_string(&log)?;
+    let false_switches = text.lines().filter(|l| l.starts_with("eth0:") && l.contains("-> down")).count();
+    let degraded = text.lines().filter(|l| l.starts_with("eth0:") && l.contains("-> degraded")).count();
+    println!("\n## 20% random probe loss on a healthy eth0, default settings, {MINUTES} minutes (networkd)\n");
+    println!("false switches: {false_switches}; rounds that marked eth0 degraded (no switch): {degraded}");
+    Ok(())
+}
+
+// ---- the daemon's footprint ----------------------------------------------------------------
+
+fn resources_row() -> anyhow::Result<()> {
+    const SAMPLE: Duration = Duration::from_secs(120);
+    let mut lab = with_multihome(Manager::Networkd, SEED)?;
+    let (_, nsenter) = start_daemon(&mut lab)?;
+    let pid = daemon_pid(nsenter)?;
+    let cpu0 = cpu_seconds(pid)?;
+    std::thread::sleep(SAMPLE);
+    let cpu = cpu_seconds(pid)? - cpu0;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| status.lines().find(|l| l.starts_with(name)).map_or("?".into(), |l| l[name.len()..].trim().to_string());
+    println!("\n## The daemon at the default [Probe] settings (3 uplinks, 2 targets, ARP to the gateway), over {} s\n", SAMPLE.as_secs());
+    println!("resident memory (VmRSS): {}; peak (VmHWM): {}", field("VmRSS:"), field("VmHWM:"));
+    println!("CPU time: {:.2} s per hour", cpu * 3600.0 / SAMPLE.as_secs_f64());
+    Ok(())
+}
+
+/// The daemon process: nsenter's child (it forks to enter the lab's PID namespace).
+fn daemon_pid(nsenter: u32) -> anyhow::Result<u32> {
+    let children = std::fs::read_to_string(format!("/proc/{nsenter}/task/{nsenter}/children"))?;
+    let pid: u32 = children.split_whitespace().next().context("nsenter has no child")?.parse()?;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))?;
+    if comm.trim() != "multihome" {
+        bail!("nsenter's child is {comm:?}, not the daemon");
+    }
+    Ok(pid)
+}
+
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat.rsplit_once(')').context("malformed /proc/PID/stat")?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok(ticks / hz)
 }

@@ -6,6 +6,7 @@
 //! starts and compared when it ends, and a difference fails loudly.
 
 pub mod echo;
+pub mod lossy;
 pub mod netns;
 pub mod probe;
 pub mod root_guard;
@@ -251,7 +252,17 @@ impl Lab {
             self.run_in_host("busctl", &["--system", "call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner", "s", name])
                 .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "b true")
         })
-        .with_context(|| format!("{name} did not appear on the lab's bus:\n{}", self.manager_log()))
+        .with_context(|| format!("{name} did not appear on the lab's bus:\n{}", self.manager_log()))?;
+        if self.options.manager == Manager::NetworkManager {
+            // NetworkManager owns its name before it exports its objects; `Startup` turns
+            // false once it has taken over the devices.
+            let args = ["--system", "get-property", "org.freedesktop.NetworkManager", "/org/freedesktop/NetworkManager", "org.freedesktop.NetworkManager", "Startup"];
+            self.wait_for(Duration::from_secs(30), || {
+                self.run_in_host("busctl", &args).is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "b false")
+            })
+            .with_context(|| format!("NetworkManager did not finish starting:\n{}", self.manager_log()))?;
+        }
+        Ok(())
     }
 
     fn host_command(&self, program: &str, args: &[&str]) -> Command {
