@@ -110,9 +110,20 @@ pub async fn run(manager: Manager, plan: &Plan, root: &Path, timeout: Duration) 
                 ask(timeout);
                 waiter.wait(timeout).await == Confirmation::Confirmed
             };
-            let kept = nm::try_apply(plan, root, timeout, confirmed).await?;
-            say(if kept { "Kept." } else { "Not confirmed: NetworkManager's checkpoint was rolled back; the previous configuration is back." });
-            Ok(kept)
+            match nm::try_apply(plan, root, timeout, confirmed).await? {
+                None => {
+                    say("Nothing to do: the system already matches the policy.");
+                    Ok(true)
+                }
+                Some(true) => {
+                    say("Kept.");
+                    Ok(true)
+                }
+                Some(false) => {
+                    say("Not confirmed: NetworkManager's checkpoint was rolled back; the previous configuration is back.");
+                    Ok(false)
+                }
+            }
         }
         Manager::Networkd => {
             // networkd has no checkpoints: the previous generation of files is what apply

@@ -487,23 +487,24 @@ async fn rollback(checkpoint: &OwnedObjectPath) -> anyhow::Result<()> {
 }
 
 /// `multihome try` with NetworkManager: apply, keep the checkpoint with NetworkManager's own
-/// rollback timer as a backstop, and commit only when `confirmed` says so in time.
+/// rollback timer as a backstop, and commit only when `confirmed` says so in time. `None`: there
+/// was nothing to change, so nothing to confirm; else whether the change was kept.
 pub async fn try_apply(
     plan: &Plan,
     root: &Path,
     timeout: Duration,
     confirmed: impl std::future::Future<Output = bool>,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<bool>> {
     let mut applied = apply_kept(plan, root, timeout + TRY_BACKSTOP).await?;
-    if !applied.changed_anything() {
-        return Ok(true);
+    if applied.checkpoint.is_none() {
+        return Ok(None);
     }
     if confirmed.await {
         commit(&mut applied).await?;
-        Ok(true)
+        Ok(Some(true))
     } else {
         revert(&mut applied, root).await?;
-        Ok(false)
+        Ok(Some(false))
     }
 }
 
