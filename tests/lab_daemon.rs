@@ -414,3 +414,31 @@ fn networkmanager_leaves_the_daemons_rule_and_table_alone() -> anyhow::Result<()
     }
     manager_leaves_the_table_alone(Manager::NetworkManager, &[&["nmcli", "general", "reload"], &["nmcli", "device", "reapply", "wlan1"], &["nmcli", "device", "reapply", "eth0"]])
 }
+
+/// The daemon's cost at rest: resident memory and CPU time per hour at the default probe
+/// interval (seed policy: two targets and ARP on three uplinks). A measurement, not a check of
+/// behaviour, so it runs on request: `cargo test --test lab_daemon idle_cost -- --ignored
+/// --nocapture` (MULTIHOME_TEST_BIN=target/release/multihome for release figures).
+#[test]
+#[ignore]
+fn idle_cost() -> anyhow::Result<()> {
+    if !lab::require(Manager::Networkd) {
+        return Ok(());
+    }
+    let mut lab = start(Manager::Networkd)?;
+    let pgid = start_daemon(&mut lab)?;
+    let (_, cpu0) = daemon_usage(pgid).expect("the daemon's /proc entry");
+    let tx0 = lab.tx_packets("eth0")?;
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(60));
+    let (rss, cpu1) = daemon_usage(pgid).expect("the daemon's /proc entry");
+    let tx = lab.tx_packets("eth0")? - tx0;
+    let secs = t0.elapsed().as_secs_f64();
+    eprintln!(
+        "idle daemon: resident {rss} KiB, CPU {:.1} s per hour, {:.1} packets/s out of eth0 (probes)",
+        (cpu1 - cpu0).as_secs_f64() * 3600.0 / secs,
+        tx as f64 / secs
+    );
+    assert!(rss <= 20 * 1024, "resident {rss} KiB");
+    Ok(())
+}
