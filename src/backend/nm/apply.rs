@@ -6,21 +6,19 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{bail, Context};
 use zbus::{Connection, ObjectPath, OwnedObjectPath, Variant};
 
 use super::keyfile;
-use super::proxies::{
-    self, ActiveProxy, ConnectionProxy, DeviceProxy, Ip4ConfigProxy, NetworkManagerProxy, SettingsIn, SettingsOut,
-    SettingsProxy,
-};
-use super::settings::{self, Profile, Wanted};
+use super::proxies::{self, ConnectionProxy, DeviceProxy, NetworkManagerProxy, SettingsOut, SettingsProxy};
+use super::settings::{self, Profile};
+use super::survey::{survey, Stale, Survey, Target};
+use super::verify::verify;
 use crate::backend::files::{self, Change};
 use crate::backend::sysctl::{self, SysctlChange};
-use crate::netlink::Netlink;
-use crate::plan::{Plan, Rule, Table};
+use crate::plan::Plan;
 
 /// The bus name whose owner makes `--backend auto` choose NetworkManager.
 pub const NM_BUS_NAME: &str = proxies::SERVICE;
@@ -29,59 +27,6 @@ pub const NM_BUS_NAME: &str = proxies::SERVICE;
 /// multihome die between checkpoint and commit. Far above a normal apply (about a second).
 const APPLY_ROLLBACK_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How long the devices get to show the new configuration. A static profile is reapplied in
-/// well under a second; a DHCP uplink needs its lease, which can take some seconds on Wi-Fi.
-const VERIFY_TIMEOUT: Duration = Duration::from_secs(20);
-const VERIFY_INTERVAL: Duration = Duration::from_millis(100);
-
-/// One uplink as found before anything is changed.
-struct Target {
-    interface: String,
-    device: OwnedObjectPath,
-    device_state: u32,
-    /// The profile bound to the interface and its settings, or `None` when one is created.
-    profile: Option<(OwnedObjectPath, Profile)>,
-    /// What the profile should be.
-    merged: Profile,
-    /// The device is active with this very profile.
-    active_with_profile: bool,
-    /// The device's applied connection already has the merged values.
-    applied_matches: bool,
-    table: u32,
-    want: Wanted,
-}
-
-impl Target {
-    fn profile_changes(&self) -> bool {
-        match &self.profile {
-            None => true,
-            Some((_, current)) => settings::needs_update(current, &self.merged),
-        }
-    }
-
-    fn can_activate(&self) -> bool {
-        self.device_state >= proxies::DEVICE_STATE_DISCONNECTED
-    }
-
-    fn needs_activation(&self) -> bool {
-        self.can_activate() && !(self.active_with_profile && self.applied_matches)
-    }
-
-    fn label(&self) -> String {
-        match &self.profile {
-            Some((_, p)) => format!("profile {:?} on {}", profile_name(p), self.interface),
-            None => format!("new profile {:?} on {}", settings::profile_id(&self.interface), self.interface),
-        }
-    }
-}
-
-fn profile_name(p: &Profile) -> String {
-    p.get("connection").and_then(|c| c.get("id")).and_then(|v| String::try_from(v.clone()).ok()).unwrap_or_default()
-}
-
-fn to_profile(s: SettingsIn) -> Profile {
-    s.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect()
-}
 
 fn to_wire(p: &Profile) -> SettingsOut<'_> {
     p.iter()
@@ -99,127 +44,10 @@ pub async fn is_running() -> bool {
     name_has_owner(&bus).await
 }
 
-async fn name_has_owner(bus: &Connection) -> bool {
+pub(super) async fn name_has_owner(bus: &Connection) -> bool {
     let Ok(dbus) = zbus::fdo::DBusProxy::new(bus).await else { return false };
     let Ok(name) = zbus::names::BusName::try_from(NM_BUS_NAME) else { return false };
     dbus.name_has_owner(name).await.unwrap_or(false)
-}
-
-/// A profile multihome created for an uplink the policy no longer has.
-struct Stale {
-    path: OwnedObjectPath,
-    name: String,
-    /// Its device, when it exists, so the checkpoint covers it.
-    device: Option<OwnedObjectPath>,
-}
-
-/// What apply works on: the uplinks, and multihome's own profiles to remove.
-struct Survey {
-    targets: Vec<Target>,
-    stale: Vec<Stale>,
-}
-
-/// Finds each uplink's device and profile and computes what it should become. Reads only.
-async fn survey(bus: &Connection, plan: &Plan) -> anyhow::Result<Survey> {
-    if !name_has_owner(bus).await {
-        bail!("NetworkManager is not running (nobody owns {NM_BUS_NAME} on the system bus); nothing was changed");
-    }
-    let nm = NetworkManagerProxy::new(bus).await?;
-    let settings_proxy = SettingsProxy::new(bus).await?;
-    let mut all_profiles = Vec::new();
-    for path in settings_proxy.list_connections().await? {
-        let conn = ConnectionProxy::builder(bus).path(path.clone()).build().await?;
-        all_profiles.push((path, to_profile(conn.get_settings().await?)));
-    }
-    let mut targets = Vec::new();
-    for u in &plan.uplinks {
-        let device = nm.get_device_by_ip_iface(&u.interface).await.map_err(|e| {
-            anyhow!("NetworkManager has no device {} ({e}); nothing was changed", u.interface)
-        })?;
-        let dev = DeviceProxy::builder(bus).path(device.clone()).build().await?;
-        let device_state = dev.state().await?;
-        let active = dev.active_connection().await?;
-        let mut profile = None;
-        let mut active_with_profile = false;
-        if active.as_str() != "/" {
-            let ac = ActiveProxy::builder(bus).path(active.clone()).build().await?;
-            let path = ac.connection().await?;
-            let conn = ConnectionProxy::builder(bus).path(path.clone()).build().await?;
-            profile = Some((path, to_profile(conn.get_settings().await?)));
-            active_with_profile = true;
-        }
-        if profile.is_none() {
-            profile = bound_profile(&all_profiles, &u.interface);
-        }
-        let want = Wanted::for_uplink(u);
-        let base = match &profile {
-            Some((_, p)) => p.clone(),
-            None => {
-                let kind = dev.device_type().await?;
-                let Some(ctype) = settings::connection_type(kind) else {
-                    bail!(
-                        "{} has no NetworkManager profile, and multihome creates only wired ones (device type {kind}); \
-                         connect it once (for Wi-Fi: nmcli device wifi connect SSID ifname {}) and apply again; nothing was changed",
-                        u.interface,
-                        u.interface
-                    );
-                };
-                settings::new_profile(&u.interface, ctype)
-            }
-        };
-        let merged = settings::merge(&base, &want);
-        let applied_matches = if active_with_profile {
-            let (applied, _) = dev.get_applied_connection(0).await?;
-            settings::ipv4_lines(&to_profile(applied)) == settings::ipv4_lines(&merged)
-        } else {
-            false
-        };
-        targets.push(Target {
-            interface: u.interface.clone(),
-            device,
-            device_state,
-            profile,
-            merged,
-            active_with_profile,
-            applied_matches,
-            table: u.table,
-            want,
-        });
-    }
-    let mut stale = Vec::new();
-    for (path, p) in &all_profiles {
-        let Some(interface) = created_for(p) else { continue };
-        if plan.uplink(&interface).is_none() {
-            let device = nm.get_device_by_ip_iface(&interface).await.ok();
-            stale.push(Stale { path: path.clone(), name: profile_name(p), device });
-        }
-    }
-    Ok(Survey { targets, stale })
-}
-
-/// The interface a profile was created for by multihome: its name and derived UUID say so
-/// (a user's profile that happens to be called multihome-X has another UUID).
-fn created_for(p: &Profile) -> Option<String> {
-    let interface = profile_name(p).strip_prefix("multihome-")?.to_string();
-    let uuid = p.get("connection").and_then(|c| c.get("uuid")).and_then(|v| String::try_from(v.clone()).ok())?;
-    (uuid == settings::profile_uuid(&interface).to_string()).then_some(interface)
-}
-
-/// The profile an inactive interface would use: bound to it by `connection.interface-name`;
-/// multihome's own first, else the one used last.
-fn bound_profile(all: &[(OwnedObjectPath, Profile)], interface: &str) -> Option<(OwnedObjectPath, Profile)> {
-    let get = |p: &Profile, k: &str| p.get("connection").and_then(|c| c.get(k)).cloned();
-    let mut bound: Vec<&(OwnedObjectPath, Profile)> = all
-        .iter()
-        .filter(|(_, p)| get(p, "interface-name").and_then(|v| String::try_from(v).ok()).as_deref() == Some(interface))
-        .collect();
-    let own = settings::profile_id(interface);
-    bound.sort_by_key(|(_, p)| {
-        let ours = profile_name(p) == own;
-        let used = get(p, "timestamp").and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
-        (std::cmp::Reverse(ours), std::cmp::Reverse(used))
-    });
-    bound.first().map(|&(path, p)| (path.clone(), p.clone()))
 }
 
 /// The sysctl.d file NetworkManager does not write: rendered once for every backend.
@@ -373,76 +201,6 @@ async fn change_and_verify(
         activated.push(t);
     }
     verify(bus, &activated).await
-}
-
-/// Waits until every activated device is up with the merged values and its table's routes.
-async fn verify(bus: &Connection, targets: &[&Target]) -> anyhow::Result<()> {
-    let deadline = Instant::now() + VERIFY_TIMEOUT;
-    let kernel = Netlink::connect().context("cannot read the kernel's rules to verify the apply")?;
-    loop {
-        let mut pending = Vec::new();
-        let rules: Vec<Rule> = kernel.rules().await?.iter().filter_map(|r| r.as_plan_rule()).collect();
-        for t in targets {
-            if let Some(why) = not_yet(bus, t).await? {
-                pending.push(format!("{}: {why}", t.interface));
-            } else if let Some(missing) = t.want.rules.iter().find(|r| !rules.contains(r)) {
-                pending.push(format!("{}: rule {missing} is not in the kernel", t.interface));
-            }
-        }
-        if pending.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            bail!("after {} s the devices do not show the policy: {}", VERIFY_TIMEOUT.as_secs(), pending.join("; "));
-        }
-        tokio::time::sleep(VERIFY_INTERVAL).await;
-    }
-}
-
-/// `None` when the device shows what multihome set, else what is missing.
-async fn not_yet(bus: &Connection, t: &Target) -> anyhow::Result<Option<String>> {
-    let dev = DeviceProxy::builder(bus).path(t.device.clone()).build().await?;
-    let state = dev.state().await?;
-    if state != proxies::DEVICE_STATE_ACTIVATED {
-        return Ok(Some(format!("device state {state}, not activated (100)")));
-    }
-    let (applied, _) = dev.get_applied_connection(0).await?;
-    if settings::ipv4_lines(&to_profile(applied)) != settings::ipv4_lines(&t.merged) {
-        return Ok(Some("the applied connection differs from the profile".into()));
-    }
-    let config = dev.ip4_config().await?;
-    if config.as_str() == "/" {
-        return Ok(Some("no IPv4 configuration yet".into()));
-    }
-    let ip4 = Ip4ConfigProxy::builder(bus).path(config).build().await?;
-    let addresses: Vec<String> = ip4
-        .address_data()
-        .await?
-        .iter()
-        .filter_map(|a| a.get("address").and_then(|v| String::try_from(v.clone()).ok()))
-        .collect();
-    if addresses.is_empty() {
-        // A DHCP uplink is "activated" before its lease arrives (ipv4.may-fail).
-        return Ok(Some("no IPv4 address yet".into()));
-    }
-    if let Some(missing) = t.want.addresses.iter().find(|n| !addresses.contains(&n.addr().to_string())) {
-        return Ok(Some(format!("address {missing} is not on the device")));
-    }
-    let routes = ip4.route_data().await?;
-    for r in t.want.routes.iter().filter(|r| r.table == Table::Id(t.table)) {
-        let found = routes.iter().any(|e| {
-            let s = |k: &str| e.get(k).and_then(|v| String::try_from(v.clone()).ok());
-            let u = |k: &str| e.get(k).and_then(|v| u32::try_from(v).ok());
-            s("dest").as_deref() == Some(r.destination.network().to_string().as_str())
-                && u("prefix") == Some(u32::from(r.destination.prefix_len()))
-                && u("table") == Some(t.table)
-                && s("next-hop").filter(|h| h != "0.0.0.0") == r.gateway.map(|g| g.to_string())
-        });
-        if !found {
-            return Ok(Some(format!("route {} is not on the device", crate::plan::show_route(r, &t.interface))));
-        }
-    }
-    Ok(None)
 }
 
 /// Keeps what [`apply_kept`] did: destroys the checkpoint.

@@ -2,11 +2,14 @@
 //! `nmcli` shows it and it survives reboots), or rendered as keyfiles for a machine where
 //! NetworkManager does not run yet.
 //!
-//! `settings` and `keyfile` are pure; `apply` does the D-Bus work inside a checkpoint.
+//! `settings` and `keyfile` are pure; `apply` does the D-Bus work inside a checkpoint, after
+//! `survey` has read what is there and before `verify` checks the devices.
 
 pub mod apply;
 pub mod keyfile;
 pub mod proxies;
 pub mod settings;
+mod survey;
+mod verify;
 
 pub use apply::{apply, plan_diff, try_apply, Applied, NM_BUS_NAME};

@@ -1,0 +1,177 @@
+//! The read-only first step of an apply: each uplink's device and the profile bound to it (or
+//! the one to create), what that profile should become, and multihome's own profiles that the
+//! policy no longer needs. Nothing here changes NetworkManager's state.
+
+use anyhow::{anyhow, bail};
+use zbus::{Connection, OwnedObjectPath};
+
+use super::apply::{name_has_owner, NM_BUS_NAME};
+use super::proxies::{self, ActiveProxy, ConnectionProxy, DeviceProxy, NetworkManagerProxy, SettingsIn, SettingsProxy};
+use super::settings::{self, Profile, Wanted};
+use crate::plan::Plan;
+
+/// One uplink as found before anything is changed.
+pub(super) struct Target {
+    pub(super) interface: String,
+    pub(super) device: OwnedObjectPath,
+    pub(super) device_state: u32,
+    /// The profile bound to the interface and its settings, or `None` when one is created.
+    pub(super) profile: Option<(OwnedObjectPath, Profile)>,
+    /// What the profile should be.
+    pub(super) merged: Profile,
+    /// The device is active with this very profile.
+    pub(super) active_with_profile: bool,
+    /// The device's applied connection already has the merged values.
+    pub(super) applied_matches: bool,
+    pub(super) table: u32,
+    pub(super) want: Wanted,
+}
+
+impl Target {
+    pub(super) fn profile_changes(&self) -> bool {
+        match &self.profile {
+            None => true,
+            Some((_, current)) => settings::needs_update(current, &self.merged),
+        }
+    }
+
+    pub(super) fn can_activate(&self) -> bool {
+        self.device_state >= proxies::DEVICE_STATE_DISCONNECTED
+    }
+
+    pub(super) fn needs_activation(&self) -> bool {
+        self.can_activate() && !(self.active_with_profile && self.applied_matches)
+    }
+
+    pub(super) fn label(&self) -> String {
+        match &self.profile {
+            Some((_, p)) => format!("profile {:?} on {}", profile_name(p), self.interface),
+            None => format!("new profile {:?} on {}", settings::profile_id(&self.interface), self.interface),
+        }
+    }
+}
+
+pub(super) fn profile_name(p: &Profile) -> String {
+    p.get("connection").and_then(|c| c.get("id")).and_then(|v| String::try_from(v.clone()).ok()).unwrap_or_default()
+}
+
+pub(super) fn to_profile(s: SettingsIn) -> Profile {
+    s.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect()
+}
+/// A profile multihome created for an uplink the policy no longer has.
+pub(super) struct Stale {
+    pub(super) path: OwnedObjectPath,
+    pub(super) name: String,
+    /// Its device, when it exists, so the checkpoint covers it.
+    pub(super) device: Option<OwnedObjectPath>,
+}
+
+/// What apply works on: the uplinks, and multihome's own profiles to remove.
+pub(super) struct Survey {
+    pub(super) targets: Vec<Target>,
+    pub(super) stale: Vec<Stale>,
+}
+
+/// Finds each uplink's device and profile and computes what it should become. Reads only.
+pub(super) async fn survey(bus: &Connection, plan: &Plan) -> anyhow::Result<Survey> {
+    if !name_has_owner(bus).await {
+        bail!("NetworkManager is not running (nobody owns {NM_BUS_NAME} on the system bus); nothing was changed");
+    }
+    let nm = NetworkManagerProxy::new(bus).await?;
+    let settings_proxy = SettingsProxy::new(bus).await?;
+    let mut all_profiles = Vec::new();
+    for path in settings_proxy.list_connections().await? {
+        let conn = ConnectionProxy::builder(bus).path(path.clone()).build().await?;
+        all_profiles.push((path, to_profile(conn.get_settings().await?)));
+    }
+    let mut targets = Vec::new();
+    for u in &plan.uplinks {
+        let device = nm.get_device_by_ip_iface(&u.interface).await.map_err(|e| {
+            anyhow!("NetworkManager has no device {} ({e}); nothing was changed", u.interface)
+        })?;
+        let dev = DeviceProxy::builder(bus).path(device.clone()).build().await?;
+        let device_state = dev.state().await?;
+        let active = dev.active_connection().await?;
+        let mut profile = None;
+        let mut active_with_profile = false;
+        if active.as_str() != "/" {
+            let ac = ActiveProxy::builder(bus).path(active.clone()).build().await?;
+            let path = ac.connection().await?;
+            let conn = ConnectionProxy::builder(bus).path(path.clone()).build().await?;
+            profile = Some((path, to_profile(conn.get_settings().await?)));
+            active_with_profile = true;
+        }
+        if profile.is_none() {
+            profile = bound_profile(&all_profiles, &u.interface);
+        }
+        let want = Wanted::for_uplink(u);
+        let base = match &profile {
+            Some((_, p)) => p.clone(),
+            None => {
+                let kind = dev.device_type().await?;
+                let Some(ctype) = settings::connection_type(kind) else {
+                    bail!(
+                        "{} has no NetworkManager profile, and multihome creates only wired ones (device type {kind}); \
+                         connect it once (for Wi-Fi: nmcli device wifi connect SSID ifname {}) and apply again; nothing was changed",
+                        u.interface,
+                        u.interface
+                    );
+                };
+                settings::new_profile(&u.interface, ctype)
+            }
+        };
+        let merged = settings::merge(&base, &want);
+        let applied_matches = if active_with_profile {
+            let (applied, _) = dev.get_applied_connection(0).await?;
+            settings::ipv4_lines(&to_profile(applied)) == settings::ipv4_lines(&merged)
+        } else {
+            false
+        };
+        targets.push(Target {
+            interface: u.interface.clone(),
+            device,
+            device_state,
+            profile,
+            merged,
+            active_with_profile,
+            applied_matches,
+            table: u.table,
+            want,
+        });
+    }
+    let mut stale = Vec::new();
+    for (path, p) in &all_profiles {
+        let Some(interface) = created_for(p) else { continue };
+        if plan.uplink(&interface).is_none() {
+            let device = nm.get_device_by_ip_iface(&interface).await.ok();
+            stale.push(Stale { path: path.clone(), name: profile_name(p), device });
+        }
+    }
+    Ok(Survey { targets, stale })
+}
+
+/// The interface a profile was created for by multihome: its name and derived UUID say so
+/// (a user's profile that happens to be called multihome-X has another UUID).
+fn created_for(p: &Profile) -> Option<String> {
+    let interface = profile_name(p).strip_prefix("multihome-")?.to_string();
+    let uuid = p.get("connection").and_then(|c| c.get("uuid")).and_then(|v| String::try_from(v.clone()).ok())?;
+    (uuid == settings::profile_uuid(&interface).to_string()).then_some(interface)
+}
+
+/// The profile an inactive interface would use: bound to it by `connection.interface-name`;
+/// multihome's own first, else the one used last.
+fn bound_profile(all: &[(OwnedObjectPath, Profile)], interface: &str) -> Option<(OwnedObjectPath, Profile)> {
+    let get = |p: &Profile, k: &str| p.get("connection").and_then(|c| c.get(k)).cloned();
+    let mut bound: Vec<&(OwnedObjectPath, Profile)> = all
+        .iter()
+        .filter(|(_, p)| get(p, "interface-name").and_then(|v| String::try_from(v).ok()).as_deref() == Some(interface))
+        .collect();
+    let own = settings::profile_id(interface);
+    bound.sort_by_key(|(_, p)| {
+        let ours = profile_name(p) == own;
+        let used = get(p, "timestamp").and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
+        (std::cmp::Reverse(ours), std::cmp::Reverse(used))
+    });
+    bound.first().map(|&(path, p)| (path.clone(), p.clone()))
+}
+
