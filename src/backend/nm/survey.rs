@@ -175,3 +175,49 @@ fn bound_profile(all: &[(OwnedObjectPath, Profile)], interface: &str) -> Option<
     bound.first().map(|&(path, p)| (path.clone(), p.clone()))
 }
 
+
+#[cfg(test)]
+mod tests {
+    use zbus::{OwnedVariant, Variant};
+
+    use super::*;
+
+    fn profile(id: &str, uuid: &str, interface: Option<&str>, timestamp: u64) -> (OwnedObjectPath, Profile) {
+        let v = |x: Variant<'static>| OwnedVariant::try_from(x).unwrap();
+        let mut c = settings::Dict::new();
+        c.insert("id".into(), v(id.to_string().into()));
+        c.insert("uuid".into(), v(uuid.to_string().into()));
+        if let Some(i) = interface {
+            c.insert("interface-name".into(), v(i.to_string().into()));
+        }
+        c.insert("timestamp".into(), v(timestamp.into()));
+        let path = OwnedObjectPath::try_from(format!("/org/freedesktop/NetworkManager/Settings/{timestamp}")).unwrap();
+        (path, Profile::from([("connection".to_string(), c)]))
+    }
+
+    #[test]
+    fn an_inactive_interface_takes_multihomes_profile_else_the_one_used_last() {
+        let own_uuid = settings::profile_uuid("eth0").to_string();
+        let old = profile("office", "u-1", Some("eth0"), 100);
+        let recent = profile("home", "u-2", Some("eth0"), 200);
+        let other = profile("wifi", "u-3", Some("wlan0"), 300);
+        let unbound = profile("any", "u-4", None, 400);
+        let all = vec![old.clone(), recent.clone(), other, unbound];
+        assert_eq!(bound_profile(&all, "eth0").map(|(_, p)| profile_name(&p)).as_deref(), Some("home"));
+        let mut with_own = all.clone();
+        with_own.push(profile("multihome-eth0", &own_uuid, Some("eth0"), 1));
+        assert_eq!(bound_profile(&with_own, "eth0").map(|(_, p)| profile_name(&p)).as_deref(), Some("multihome-eth0"));
+        assert!(bound_profile(&all, "wlan1").is_none());
+    }
+
+    #[test]
+    fn only_profiles_multihome_created_are_its_own() {
+        let (_, own) = profile("multihome-eth0", &settings::profile_uuid("eth0").to_string(), Some("eth0"), 1);
+        assert_eq!(created_for(&own).as_deref(), Some("eth0"));
+        // A user's profile with the same name but its own UUID is never removed as stale.
+        let (_, users) = profile("multihome-eth0", "4d3cf8cc-82c4-4e20-90e9-4a98a77e9828", Some("eth0"), 1);
+        assert_eq!(created_for(&users), None);
+        let (_, other) = profile("office", &settings::profile_uuid("eth0").to_string(), Some("eth0"), 1);
+        assert_eq!(created_for(&other), None);
+    }
+}
