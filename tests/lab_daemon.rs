@@ -9,21 +9,20 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use multihome::lab::probe::{outage, Prober};
-use multihome::lab::{self, Lab, LabOptions, Manager, INTERNET, SEED_ADDRESSES};
+use multihome::lab::{self, seed_address, Lab, LabOptions, Manager, INTERNET};
 use multihome::plan::{DAEMON_RULE_PRIORITY, DAEMON_TABLE};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 const SEED: &str = include_str!("../examples/seed.conf");
 const QUICK: Duration = Duration::from_millis(300);
-/// The target for a silent failure at the default settings.
-const RESTORE_WITHIN: Duration = Duration::from_secs(1);
+/// A bound that catches a broken detector (FailAfter ignored, no switch at all) without
+/// flaking on a loaded CI machine. The figure, at most 1 s at the defaults, is
+/// measured by `cargo bench --bench failover` (docs/BENCHMARKS.md: about 0.7 s).
+const RESTORE_WITHIN: Duration = Duration::from_millis(1500);
 /// How often the application-like prober opens a new connection.
 const PROBE_EVERY: Duration = Duration::from_millis(10);
 
-fn addr(iface: &str) -> Ipv4Addr {
-    SEED_ADDRESSES.iter().find(|(i, _)| *i == iface).expect("a seed uplink").1
-}
 
 /// The binary under test: this build's, or MULTIHOME_TEST_BIN (e.g. a release build, for its
 /// memory figure).
@@ -47,20 +46,10 @@ fn start(manager: Manager) -> anyhow::Result<Lab> {
         let out = lab.multihome_ok(&["apply"])?;
         assert!(out.contains("Applied"), "{out}");
     }
-    outbound_settles_on(&lab, "eth0", Duration::from_secs(15));
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     Ok(lab)
 }
 
-/// Waits until new outbound connections leave with `iface`'s address.
-fn outbound_settles_on(lab: &Lab, iface: &str, within: Duration) {
-    let want = addr(iface);
-    let mut last = None;
-    let ok = lab.wait_for(within, || {
-        last = lab.outbound_source(QUICK);
-        last == Some(want)
-    });
-    assert!(ok.is_ok(), "outbound did not move to {iface} ({want}) within {within:?}; last seen {last:?}\n{}", lab.ip_host(&["route"]).unwrap_or_default());
-}
 
 /// The interfaces whose default route is in the daemon's table, in table order.
 fn table_uplinks(lab: &Lab) -> Vec<String> {
@@ -150,8 +139,8 @@ fn silent_failure_and_failback(manager: Manager) -> anyhow::Result<()> {
     let o = outage(&records, fault);
     eprintln!("{manager:?}: silent failure detected (route withdrawn) after {:?}; new connections restored after {:?}, {} probes lost", detected.unwrap(), o.restore, o.lost);
     assert!(o.restore <= RESTORE_WITHIN, "new connections restored only after {:?} ({} lost)\n{}", o.restore, o.lost, daemon_logs(&lab));
-    assert_eq!(records.last().and_then(|r| r.source), Some(addr("wlan1")), "after the failover new connections leave via wlan1");
-    assert_eq!(lab.outbound_source(QUICK), Some(addr("wlan1")));
+    assert_eq!(records.last().and_then(|r| r.source), Some(seed_address("wlan1")), "after the failover new connections leave via wlan1");
+    assert_eq!(lab.outbound_source(QUICK), Some(seed_address("wlan1")));
 
     let (code, s) = status(&lab);
     assert_eq!(code, 0);
@@ -171,7 +160,7 @@ fn silent_failure_and_failback(manager: Manager) -> anyhow::Result<()> {
     eprintln!("{manager:?}: failback after {failback:?}");
     // Five good rounds 200 ms apart span at least 800 ms.
     assert!(failback >= Duration::from_millis(780), "failback after {failback:?}: faster than RecoverAfter=5 rounds of 200 ms");
-    assert_eq!(lab.outbound_source(QUICK), Some(addr("eth0")));
+    assert_eq!(lab.outbound_source(QUICK), Some(seed_address("eth0")));
     std::thread::sleep(Duration::from_secs(3));
     let log = daemon_logs(&lab);
     assert_eq!(transitions_to(&log, "eth0", "down"), 1, "eth0 went down more than once:\n{log}");
@@ -235,10 +224,10 @@ fn carrier_loss_with_the_daemon_loses_no_connection() -> anyhow::Result<()> {
             + &lab.ip_host(&["link"]).unwrap_or_default(),
         daemon_logs(&lab)
     );
-    assert_eq!(records.last().and_then(|r| r.source), Some(addr("wlan1")));
+    assert_eq!(records.last().and_then(|r| r.source), Some(seed_address("wlan1")));
     lab.wait_for(Duration::from_secs(2), || state_of(&status(&lab).1, "eth0") == "no-carrier")?;
     lab.set_carrier("eth0", true)?;
-    outbound_settles_on(&lab, "eth0", Duration::from_secs(15));
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     Ok(())
 }
 
@@ -268,7 +257,7 @@ fn kill_9_mid_failover_then_restart_converges_and_sigterm_leaves_the_plain_polic
     let records = prober.stop()?;
     let lost = records.iter().filter(|r| r.source.is_none()).count();
     assert_eq!(lost, 0, "the restart lost {lost} new connections\n{}", daemon_logs(&lab));
-    assert!(records.iter().all(|r| r.source == Some(addr("wlan1"))), "a connection left via another uplink during the restart");
+    assert!(records.iter().all(|r| r.source == Some(seed_address("wlan1"))), "a connection left via another uplink during the restart");
     let s = status(&lab).1;
     assert_eq!(state_of(&s, "eth0"), "down", "{s}");
     assert_eq!(s["active"], "wlan1");
@@ -282,7 +271,7 @@ fn kill_9_mid_failover_then_restart_converges_and_sigterm_leaves_the_plain_polic
     signal_daemon(second, Signal::SIGTERM)?;
     lab.wait_for(Duration::from_secs(5), || !daemon_rule_present(&lab) && table_uplinks(&lab).is_empty())
         .map_err(|e| anyhow::anyhow!("the daemon left its rule or table: {e}\n{}", daemon_logs(&lab)))?;
-    assert_eq!(lab.outbound_source(QUICK), Some(addr("eth0")));
+    assert_eq!(lab.outbound_source(QUICK), Some(seed_address("eth0")));
     assert_eq!(status(&lab).0, 3);
     Ok(())
 }
@@ -295,7 +284,7 @@ fn maintenance_forces_an_uplink_down_and_releases_it() -> anyhow::Result<()> {
     let mut lab = start(Manager::Networkd)?;
     start_daemon(&mut lab)?;
     lab.multihome_ok(&["force", "down", "eth0"])?;
-    assert_eq!(lab.outbound_source(QUICK), Some(addr("wlan1")));
+    assert_eq!(lab.outbound_source(QUICK), Some(seed_address("wlan1")));
     assert_eq!(state_of(&status(&lab).1, "eth0"), "forced-down");
     let unknown = lab.multihome(&["force", "down", "eth9"])?;
     assert!(!unknown.status.success(), "an interface outside the policy is refused");
@@ -314,7 +303,7 @@ fn maintenance_forces_an_uplink_down_and_releases_it() -> anyhow::Result<()> {
     assert!(String::from_utf8_lossy(&denied.stderr).contains("AccessDenied"), "{}", String::from_utf8_lossy(&denied.stderr));
     assert_eq!(state_of(&status(&lab).1, "eth0"), "forced-down");
     lab.multihome_ok(&["force", "release", "eth0"])?;
-    assert_eq!(lab.outbound_source(QUICK), Some(addr("eth0")));
+    assert_eq!(lab.outbound_source(QUICK), Some(seed_address("eth0")));
     assert_eq!(state_of(&status(&lab).1, "eth0"), "up");
     lab.multihome_ok(&["reload"])?;
     assert_eq!(state_of(&status(&lab).1, "eth0"), "up", "a reload keeps the states");
@@ -358,7 +347,7 @@ fn a_dhcp_uplink_takes_over_with_the_gateway_of_its_lease() -> anyhow::Result<()
     })?;
     lab.write_policy(DHCP_POLICY)?;
     lab.multihome_ok(&["apply"])?;
-    outbound_settles_on(&lab, "eth0", Duration::from_secs(15));
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     let bin = lab.multihome_path().display().to_string();
     lab.spawn_in_host(&bin, &["daemon"])?;
     lab.wait_for(Duration::from_secs(20), || table_uplinks(&lab) == ["eth0", "wlan0"])

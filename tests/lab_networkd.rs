@@ -2,13 +2,11 @@
 //! every address, ordered outbound failover on carrier loss and failback on return.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use multihome::lab::{self, Lab, LabOptions, Manager, SEED_ADDRESSES, UPLINKS};
 
 const SEED: &str = include_str!("../examples/seed.conf");
-const QUICK: Duration = Duration::from_millis(300);
 
 fn networkd_lab() -> anyhow::Result<Lab> {
     Lab::start(LabOptions {
@@ -18,20 +16,7 @@ fn networkd_lab() -> anyhow::Result<Lab> {
     })
 }
 
-fn addr(iface: &str) -> Ipv4Addr {
-    SEED_ADDRESSES.iter().find(|(i, _)| *i == iface).expect("a seed uplink").1
-}
 
-/// Waits until new outbound connections leave with `iface`'s address.
-fn outbound_settles_on(lab: &Lab, iface: &str, within: Duration) {
-    let want = addr(iface);
-    let mut last = None;
-    let ok = lab.wait_for(within, || {
-        last = lab.outbound_source(QUICK);
-        last == Some(want)
-    });
-    assert!(ok.is_ok(), "outbound did not move to {iface} ({want}) within {within:?}; last seen {last:?}\n{}", lab.ip_host(&["route"]).unwrap_or_default());
-}
 
 fn tx_all(lab: &Lab) -> HashMap<&'static str, u64> {
     UPLINKS.iter().map(|u| (*u, lab.tx_packets(u).expect("tx counter"))).collect()
@@ -46,7 +31,7 @@ fn seed_is_symmetric_inbound_and_fails_over_in_order() -> anyhow::Result<()> {
     lab.write_policy(SEED)?;
     let out = lab.multihome_ok(&["apply"])?;
     assert!(out.contains("Applied"), "{out}");
-    outbound_settles_on(&lab, "eth0", Duration::from_secs(15));
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
 
     // Inbound: each address answers, and the answers leave through the interface owning it.
     for (iface, a) in SEED_ADDRESSES {
@@ -70,13 +55,13 @@ fn seed_is_symmetric_inbound_and_fails_over_in_order() -> anyhow::Result<()> {
     // How fast is the benchmark's business (the kernel delays a carrier change by up to a
     // second when other links changed just before); here only where traffic goes.
     lab.set_carrier("eth0", false)?;
-    outbound_settles_on(&lab, "wlan1", Duration::from_secs(3));
+    lab.outbound_settles_on("wlan1", Duration::from_secs(3))?;
     lab.set_carrier("wlan1", false)?;
-    outbound_settles_on(&lab, "wlan0", Duration::from_secs(3));
+    lab.outbound_settles_on("wlan0", Duration::from_secs(3))?;
     lab.set_carrier("wlan1", true)?;
-    outbound_settles_on(&lab, "wlan1", Duration::from_secs(15));
+    lab.outbound_settles_on("wlan1", Duration::from_secs(15))?;
     lab.set_carrier("eth0", true)?;
-    outbound_settles_on(&lab, "eth0", Duration::from_secs(15));
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     for (iface, a) in SEED_ADDRESSES {
         assert!(lab.inbound(a, Duration::from_secs(2)), "no answer from {a} ({iface}) after the links returned");
     }

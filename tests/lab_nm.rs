@@ -8,11 +8,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use multihome::lab::probe::{outage, Prober};
-use multihome::lab::{self, Lab, LabOptions, Manager, INTERNET, SEED_ADDRESSES, UPLINKS};
+use multihome::lab::{self, seed_address, Lab, LabOptions, Manager, INTERNET, SEED_ADDRESSES, UPLINKS};
 use nix::sys::signal::Signal;
 
 const SEED: &str = include_str!("../examples/seed.conf");
-const QUICK: Duration = Duration::from_millis(300);
 /// The measure for a live failover: a new connection every 10 ms.
 const PROBE_INTERVAL: Duration = Duration::from_millis(10);
 /// Probes run this long before a fault, so the records show the uplink working.
@@ -33,9 +32,6 @@ fn nm_lab() -> anyhow::Result<Lab> {
     })
 }
 
-fn addr(iface: &str) -> Ipv4Addr {
-    SEED_ADDRESSES.iter().find(|(i, _)| *i == iface).expect("a seed uplink").1
-}
 
 fn nmcli(lab: &Lab, args: &[&str]) -> String {
     let out = lab.run_in_host("nmcli", args).expect("nmcli runs");
@@ -43,15 +39,6 @@ fn nmcli(lab: &Lab, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn outbound_settles_on(lab: &Lab, iface: &str, within: Duration) {
-    let want = addr(iface);
-    let mut last = None;
-    let ok = lab.wait_for(within, || {
-        last = lab.outbound_source(QUICK);
-        last == Some(want)
-    });
-    assert!(ok.is_ok(), "outbound did not move to {iface} ({want}) within {within:?}; last seen {last:?}\n{}", lab.ip_host(&["route"]).unwrap_or_default());
-}
 
 /// What new connections saw around a carrier loss.
 ///
@@ -178,7 +165,7 @@ fn seed_applied_over_dbus_is_symmetric_and_fails_over_at_once_in_order() -> anyh
         let mode = std::fs::metadata(&keyfile)?.permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{}", keyfile.display());
     }
-    outbound_settles_on(&lab, "eth0", Duration::from_secs(15));
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     eprintln!(
         "nmcli view of what multihome set:\n{}",
         nmcli(&lab, &["-f", "connection.id,connection.interface-name,ipv4.method,ipv4.addresses,ipv4.gateway,ipv4.route-metric,ipv4.routes,ipv4.routing-rules", "connection", "show", "multihome-eth0"])
@@ -206,13 +193,13 @@ fn seed_applied_over_dbus_is_symmetric_and_fails_over_at_once_in_order() -> anyh
     eprintln!("NetworkManager + multihome, eth0 carrier loss: {m}");
     assert!(m.restore_after_kernel <= PROBE_INTERVAL, "{m}");
     assert_eq!(m.lost_after_kernel, 0, "probes lost after the kernel processed the carrier loss, with multihome's policy: {m:?}");
-    assert_eq!(m.source_at_end, Some(addr("wlan1")), "new connections after eth0's loss must leave by wlan1");
+    assert_eq!(m.source_at_end, Some(seed_address("wlan1")), "new connections after eth0's loss must leave by wlan1");
     lab.set_carrier("wlan1", false)?;
-    assert_eq!(lab.outbound_source(QUICK), Some(addr("wlan0")), "right after wlan1 lost carrier too");
+    lab.outbound_settles_on("wlan0", Duration::from_secs(3))?;
     lab.set_carrier("wlan1", true)?;
-    outbound_settles_on(&lab, "wlan1", Duration::from_secs(15));
+    lab.outbound_settles_on("wlan1", Duration::from_secs(15))?;
     lab.set_carrier("eth0", true)?;
-    outbound_settles_on(&lab, "eth0", Duration::from_secs(15));
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     for (iface, a) in SEED_ADDRESSES {
         assert!(lab.inbound(a, Duration::from_secs(2)), "no answer from {a} ({iface}) after the links returned");
     }
@@ -235,7 +222,7 @@ fn user_profiles_keep_their_settings_and_stop_losing_traffic_on_carrier_loss() -
     let _serial = serial();
     let lab = nm_lab()?;
     user_profiles(&lab);
-    outbound_settles_on(&lab, "eth0", Duration::from_secs(15));
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
 
     // NetworkManager alone: the dead link's default route stays until NetworkManager removes
     // it, and new connections are lost meanwhile.
@@ -243,7 +230,7 @@ fn user_profiles_keep_their_settings_and_stop_losing_traffic_on_carrier_loss() -
     eprintln!("NetworkManager alone, eth0 carrier loss: {alone}");
     assert!(alone.lost_after_kernel > 100, "NetworkManager alone lost less than 1 s: the baseline this test compares with is gone: {alone:?}");
     lab.set_carrier("eth0", true)?;
-    outbound_settles_on(&lab, "eth0", Duration::from_secs(15));
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
 
     lab.write_policy(SEED)?;
     let plan = lab.multihome_ok(&["plan", "--backend", "networkmanager"])?;
@@ -261,12 +248,12 @@ fn user_profiles_keep_their_settings_and_stop_losing_traffic_on_carrier_loss() -
     assert!(lab.ip_host(&["-4", "rule"])?.contains("10000:\tfrom 192.168.178.99 lookup 101"));
 
     // With multihome's policy: no probe lost.
-    outbound_settles_on(&lab, "eth0", Duration::from_secs(15));
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     let with = carrier_loss(&lab, "eth0", Duration::from_secs(8))?;
     eprintln!("NetworkManager + multihome (user profiles), eth0 carrier loss: {with}");
     assert!(with.restore_after_kernel <= PROBE_INTERVAL, "{with}");
     assert_eq!(with.lost_after_kernel, 0, "{with:?}");
-    assert_eq!(with.source_at_end, Some(addr("wlan1")));
+    assert_eq!(with.source_at_end, Some(seed_address("wlan1")));
     Ok(())
 }
 
@@ -279,7 +266,7 @@ fn failed_apply_rolls_back_to_the_state_before() -> anyhow::Result<()> {
     let lab = nm_lab()?;
     lab.write_policy(SEED)?;
     lab.multihome_ok(&["apply"])?;
-    outbound_settles_on(&lab, "eth0", Duration::from_secs(15));
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     let before = state(&lab);
 
     // An uplink NetworkManager has no device for: refused before anything changes.
@@ -299,7 +286,7 @@ fn failed_apply_rolls_back_to_the_state_before() -> anyhow::Result<()> {
     assert!(!out.status.success(), "apply succeeded without a lease: {}", String::from_utf8_lossy(&out.stdout));
     assert!(err.contains("eth0") && err.contains("rolled back"), "{err}");
     settles_back_to(&lab, &before, "after the failed apply");
-    outbound_settles_on(&lab, "eth0", Duration::from_secs(15));
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
 
     // The same without the failure: the profile multihome made for wlan0 goes.
     lab.write_policy(without_wlan0)?;
@@ -318,7 +305,7 @@ fn try_reverts_unless_confirmed() -> anyhow::Result<()> {
     let mut lab = nm_lab()?;
     lab.write_policy(SEED)?;
     lab.multihome_ok(&["apply"])?;
-    outbound_settles_on(&lab, "eth0", Duration::from_secs(15));
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     let before = state(&lab);
     let moved = SEED.replace("192.168.178.99", "192.168.178.95");
     lab.write_policy(&moved)?;
@@ -370,7 +357,7 @@ fn rendered_keyfiles_load_and_are_what_apply_wants() -> anyhow::Result<()> {
     assert!(out.contains("wrote /etc/NetworkManager/system-connections/multihome-eth0.nmconnection"), "{out}");
     nmcli(&lab, &["connection", "reload"]);
     lab.wait_for(Duration::from_secs(15), || nmcli(&lab, &["-t", "-f", "DEVICE,CONNECTION", "device"]).contains("eth0:multihome-eth0"))?;
-    outbound_settles_on(&lab, "eth0", Duration::from_secs(15));
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     assert!(lab.ip_host(&["-4", "rule"])?.contains("10001:\tfrom all to 192.168.178.99 lookup 101"));
     // The same profile (name, UUID, values) as apply wants: nothing to update or create.
     let plan = lab.multihome_ok(&["plan", "--backend", "networkmanager"])?;

@@ -29,6 +29,11 @@ use nix::unistd::Pid;
 use netns::ip;
 pub use topology::{GATEWAY, INTERNET, SEED_ADDRESSES, UPLINKS};
 
+/// The seed's address of a lab uplink (examples/seed.conf).
+pub fn seed_address(uplink: &str) -> Ipv4Addr {
+    SEED_ADDRESSES.iter().find(|(u, _)| *u == uplink).unwrap_or_else(|| panic!("{uplink} is not a lab uplink")).1
+}
+
 /// Which network manager runs in the lab host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Manager {
@@ -331,6 +336,32 @@ impl Lab {
     /// One new outbound "connection" from the host: the source address the internet saw.
     pub fn outbound_source(&self, timeout: Duration) -> Option<Ipv4Addr> {
         echo::udp_probe(&self.host(), INTERNET, timeout).ok().flatten()
+    }
+
+    /// Waits until new outbound connections leave with `uplink`'s seed address; the error
+    /// names the last address seen and the host's routes.
+    pub fn outbound_settles_on(&self, uplink: &str, within: Duration) -> anyhow::Result<()> {
+        let want = seed_address(uplink);
+        let mut last = None;
+        self.wait_for(within, || {
+            last = self.outbound_source(Duration::from_millis(300));
+            last == Some(want)
+        })
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "new connections did not move to {uplink} ({want}) within {within:?}; the last left with {last:?}\n{}",
+                self.ip_host(&["route"]).unwrap_or_default()
+            )
+        })
+    }
+
+    /// The kernel's operational state of a host link (UP, DOWN, ...).
+    pub fn operstate(&self, iface: &str) -> String {
+        self.ip_host(&["-j", "link", "show", "dev", iface])
+            .ok()
+            .and_then(|j| serde_json::from_str::<serde_json::Value>(&j).ok())
+            .and_then(|v| v[0]["operstate"].as_str().map(str::to_string))
+            .unwrap_or_default()
     }
 
     /// A TCP connection from the internet host to `host_addr`: whether it was answered.

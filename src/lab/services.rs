@@ -115,7 +115,7 @@ pub fn prepare(dir: &Path, opts: &LabOptions, multihome: &Path) -> anyhow::Resul
             s.push_str("SYSTEMD_LOG_LEVEL=debug SYSTEMD_LOG_TARGET=console exec /lib/systemd/systemd-networkd\n");
         }
         Manager::NetworkManager => s.push_str(&format!(
-            "exec NetworkManager --no-daemon --config /etc/NetworkManager/NetworkManager.conf --state-file '{}'\n",
+            "exec NetworkManager --no-daemon --debug --config /etc/NetworkManager/NetworkManager.conf --state-file '{}'\n",
             q(d("var/lib/NetworkManager/NetworkManager.state"))
         )),
     }
