@@ -156,11 +156,12 @@ fn networkd_dispatcher_applies_and_removes_a_dhcp_uplinks_rules() {
         dhcp: true,
         networkd_dispatcher_scripts: Some(repo("networkd-units/networkd-dispatcher")),
         multihome: Some(env!("CARGO_BIN_EXE_multihome").into()),
+        // Applied before networkd starts, as at boot: networkd reads the networkd.conf.d
+        // drop-in that keeps the hook's rules only then.
+        policy: Some(POLICY.to_string()),
         ..Default::default()
     })
     .unwrap();
-    lab.write_policy(POLICY).unwrap();
-    lab.multihome_ok(&["apply"]).unwrap();
     // networkd-dispatcher reports no-carrier at once, so the rules go within a second.
     lease_gives_rules_and_down_takes_them(&lab, Duration::from_secs(2));
     let a = lease(&lab).expect("a lease after the return");
@@ -168,6 +169,10 @@ fn networkd_dispatcher_applies_and_removes_a_dhcp_uplinks_rules() {
     eprintln!("multihome dispatch with nothing to change: mean {mean:?}, max {max:?}");
     let log = lab.log("networkd-dispatcher.log");
     assert!(!log.contains("Exit status"), "a hook failed:\n{log}");
+    // The DHCP uplink's file (DHCP=, [DHCPv4] RouteMetric=, Gateway=_dhcp4 in its table) is
+    // one this networkd takes without a complaint.
+    let complaints = lab.networkd_complaints();
+    assert!(complaints.is_empty(), "networkd complained about multihome's files:\n{}", complaints.join("\n"));
 }
 
 #[test]

@@ -67,11 +67,7 @@ fn seed_is_symmetric_inbound_and_fails_over_in_order() -> anyhow::Result<()> {
     }
 
     // Every key multihome wrote is one this networkd understands.
-    let log = lab.manager_log();
-    let complaints: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("multihome") && (l.contains("Unknown") || l.contains("Invalid") || l.contains("Failed to parse")))
-        .collect();
+    let complaints = lab.networkd_complaints();
     assert!(complaints.is_empty(), "networkd complained about multihome's files:\n{}", complaints.join("\n"));
 
     // Applying twice changes nothing.

@@ -395,6 +395,16 @@ impl Lab {
         }
     }
 
+    /// Lines where networkd complained about a file multihome wrote (an unknown key, an invalid
+    /// value): a rendered key that networkd rejects is a bug even when everything else passes.
+    pub fn networkd_complaints(&self) -> Vec<String> {
+        self.manager_log()
+            .lines()
+            .filter(|l| l.contains("multihome") && ["Unknown", "Invalid", "Failed to parse", "ignoring"].iter().any(|w| l.contains(w)))
+            .map(str::to_string)
+            .collect()
+    }
+
     pub fn manager_log(&self) -> String {
         fs::read_to_string(self.dir.join("log/manager.log")).unwrap_or_default()
     }
