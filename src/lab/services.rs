@@ -1,8 +1,9 @@
 //! The network manager under test, started inside the lab host: its own mount, UTS and PID
 //! namespaces, a private /run (system bus, networkd state), a read-only /sys (networkd then
-//! configures links without udev), and the lab's directories bind-mounted over /etc/systemd,
-//! /etc/sysctl.d, /etc/NetworkManager, /var/lib/NetworkManager and /etc/resolv.conf, so neither
-//! networkd nor NetworkManager can write anything of the machine's (../shared/LAB.md).
+//! configures links without udev), a read-only overlay over /etc with the lab's directories
+//! bound over the few places a manager or multihome writes (systemd/network, networkd.conf.d,
+//! sysctl.d, NetworkManager, multihome, resolv.conf) and over /var/lib/NetworkManager, so
+//! neither networkd nor NetworkManager can write anything of the machine's (../shared/LAB.md).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,10 @@ level=INFO
 /// Prepares the lab's private directories and returns the script that the host's PID 1 runs.
 /// The script holds only paths the lab made; nothing from outside reaches a shell.
 pub fn prepare(dir: &Path, opts: &LabOptions, multihome: &Path) -> anyhow::Result<String> {
+    // The script quotes paths in '...'; a quote in $TMPDIR must not become shell syntax.
+    if dir.to_string_lossy().contains(['\'', '\\', '\n']) {
+        anyhow::bail!("the lab directory {} contains a quote, backslash or newline; set TMPDIR to a plain path", dir.display());
+    }
     let d = |p: &str| dir.join(p);
     for sub in [
         "etc/systemd/network",
@@ -50,11 +55,9 @@ pub fn prepare(dir: &Path, opts: &LabOptions, multihome: &Path) -> anyhow::Resul
     fs::write(d("etc/resolv.conf"), "# The lab's own resolv.conf: NetworkManager may write here.\n")?;
     fs::write(d("etc/NetworkManager/NetworkManager.conf"), NM_CONF)?;
     // The machine's bus policies, plus ours (the daemon's name).
-    for dir_in in ["/etc/dbus-1/system.d"] {
-        if let Ok(entries) = fs::read_dir(dir_in) {
-            for e in entries.flatten() {
-                let _ = fs::copy(e.path(), d("etc/dbus-1/system.d").join(e.file_name()));
-            }
+    if let Ok(entries) = fs::read_dir("/etc/dbus-1/system.d") {
+        for e in entries.flatten() {
+            let _ = fs::copy(e.path(), d("etc/dbus-1/system.d").join(e.file_name()));
         }
     }
     for p in &opts.bus_policies {
