@@ -173,16 +173,16 @@ impl Reconcile<'_> {
         let existing: Vec<_> = routes.into_iter().filter(|r| r.table == self.uplink.table && r.is_ours()).collect();
         if let Some(ifindex) = self.ifindex {
             for want in &wanted {
-                let present = existing.iter().any(|r| r.ifindex == Some(ifindex) && &r.as_plan_route() == want);
-                if !present {
+                if !existing.iter().any(|r| r.is_installed_as(want, ifindex)) {
                     nl.replace_route(want, ifindex).await?;
                     out.routes_set += 1;
                 }
             }
         }
         for have in &existing {
-            let keep = self.ifindex.is_some() && have.ifindex == self.ifindex && wanted.contains(&have.as_plan_route());
-            if keep {
+            // Kept also when the replace above only updated its flags: deleting the old copy
+            // would take the new one with it.
+            if self.ifindex.is_some_and(|i| wanted.iter().any(|w| have.is_same(w, i))) {
                 continue;
             }
             let Some(ifindex) = have.ifindex else { continue };

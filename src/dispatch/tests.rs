@@ -92,6 +92,9 @@ fn network_manager_up_change_and_down_give_exactly_the_planned_rules() {
 
     // The lease arrives: NetworkManager has put the address on the link, then says `up`.
     ns.ip(&["addr", "add", "192.168.178.156/24", "dev", "wlan0"]);
+    // The table's default route as an earlier multihome left it, not yet on-link: brought up to
+    // date in place, not duplicated or lost.
+    ns.ip(&["route", "add", "default", "via", "192.168.178.1", "dev", "wlan0", "table", "102", "proto", "77"]);
     // The table's default route goes via the router the event names, even before
     // NetworkManager's own default route is in main.
     dispatch(&ns, &policy, &["wlan0", "up"], nm_up("up", "192.168.178.156/24 192.168.178.1"));
@@ -99,7 +102,7 @@ fn network_manager_up_change_and_down_give_exactly_the_planned_rules() {
         ours(&ns),
         "10100:\tfrom 192.168.178.156 lookup 102 proto 77\n\
          10101:\tfrom all to 192.168.178.156 lookup 102 proto 77\n\
-         default via 192.168.178.1 dev wlan0 table 102 proto 77 \n\
+         default via 192.168.178.1 dev wlan0 table 102 proto 77 onlink \n\
          192.168.178.0/24 dev wlan0 table 102 proto 77 scope link src 192.168.178.156 \n"
     );
     let once = snapshot(&ns);
@@ -117,7 +120,7 @@ fn network_manager_up_change_and_down_give_exactly_the_planned_rules() {
         ours(&ns),
         "10100:\tfrom 192.168.178.157 lookup 102 proto 77\n\
          10101:\tfrom all to 192.168.178.157 lookup 102 proto 77\n\
-         default via 192.168.178.2 dev wlan0 table 102 proto 77 \n\
+         default via 192.168.178.2 dev wlan0 table 102 proto 77 onlink \n\
          192.168.178.0/24 dev wlan0 table 102 proto 77 scope link src 192.168.178.157 \n"
     );
     let changed = snapshot(&ns);
