@@ -99,6 +99,9 @@ fn route_dict(r: &Route) -> Dict {
     d.insert("prefix".into(), owned(u32::from(r.destination.prefix_len())));
     if let Some(gw) = r.gateway {
         d.insert("next-hop".into(), owned(gw.to_string()));
+        // plan::Route: every gateway is on the uplink's link; without onlink the kernel refuses
+        // the route while the link route to the gateway is missing (as carrier returns).
+        d.insert("onlink".into(), owned(true));
     }
     if let Some(m) = r.metric {
         d.insert("metric".into(), owned(m));
@@ -238,7 +241,12 @@ fn route_text(e: &Dict) -> String {
         s.push_str(&m);
     }
     for (k, v) in e.iter().filter(|(k, _)| !matches!(k.as_str(), "dest" | "prefix" | "next-hop" | "metric")) {
-        s.push_str(&format!(" {k}={}", text(v)));
+        // nmcli writes boolean route attributes as true/false (properties as yes/no).
+        let value = match &**v {
+            Variant::Bool(b) => b.to_string(),
+            _ => text(v),
+        };
+        s.push_str(&format!(" {k}={value}"));
     }
     s
 }
