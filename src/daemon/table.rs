@@ -16,7 +16,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use crate::netlink::{self, KernelRoute, Netlink};
-use crate::plan::{Route, Rule, Table, DAEMON_RULE_PRIORITY, DAEMON_TABLE};
+use crate::plan::{Route, Rule, Table, DAEMON_RULE_PRIORITY, DAEMON_TABLE, DEFAULT_DESTINATION};
 
 /// An uplink that carries traffic, as far as its routes need to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,9 +34,8 @@ pub type TableRoute = (Route, u32);
 pub fn desired(carrying: &[Carrying]) -> Vec<TableRoute> {
     let mut routes = Vec::new();
     for c in carrying {
-        let default = Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 0).expect("0 is a valid prefix length");
         routes.push((
-            Route { destination: default, gateway: Some(c.gateway), table: Table::Id(DAEMON_TABLE), metric: Some(c.metric), preferred_source: Some(c.address.addr()) },
+            Route { destination: DEFAULT_DESTINATION, gateway: Some(c.gateway), table: Table::Id(DAEMON_TABLE), metric: Some(c.metric), preferred_source: Some(c.address.addr()) },
             c.ifindex,
         ));
         if c.address.prefix_len() < 32 {

@@ -16,7 +16,7 @@ use ipnet::Ipv4Net;
 
 use super::event::{Event, Kind, MAX_ADDRESSES};
 use crate::netlink::{self, KernelRoute, KernelRule, Netlink, RouteKind};
-use crate::plan::{self, Addresses, Plan, Route, Rule, Table, UplinkPlan, DAEMON_RULE_PRIORITY};
+use crate::plan::{self, Addresses, Plan, Route, Rule, Table, UplinkPlan, DAEMON_RULE_PRIORITY, DEFAULT_DESTINATION};
 
 /// What one run changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -97,11 +97,8 @@ pub async fn refresh(plan: &Plan, nl: &Netlink) -> Result<Vec<(String, Outcome)>
 
 /// The rule priorities the hook may use for the uplink of `rank`: those of its first
 /// [`MAX_ADDRESSES`] addresses.
-pub fn rule_priorities(rank: usize, table: u32) -> Range<u32> {
-    let one = [Ipv4Net::new(Ipv4Addr::new(192, 0, 2, 1), 32).expect("valid")];
-    let (rules, _) = plan::dynamic_rules_and_routes(rank, table, &one);
-    let first = rules.iter().map(|r| r.priority).min().expect("one address gives rules");
-    first..first + 2 * MAX_ADDRESSES as u32
+pub fn rule_priorities(rank: usize) -> Range<u32> {
+    plan::rule_priority(rank, 0)..plan::rule_priority(rank, MAX_ADDRESSES)
 }
 
 struct Reconcile<'a> {
@@ -127,7 +124,7 @@ impl Reconcile<'_> {
     /// Any uplink rank's priorities count, so a rule left from before the policy re-ranked the
     /// uplinks is still found; the daemon's rule (its own table, after them) never is.
     fn ours_rule(&self, r: &KernelRule) -> bool {
-        let uplink_rules = rule_priorities(0, self.uplink.table).start..DAEMON_RULE_PRIORITY;
+        let uplink_rules = rule_priorities(0).start..DAEMON_RULE_PRIORITY;
         r.is_ours() && r.table == self.uplink.table && uplink_rules.contains(&r.priority)
     }
 
@@ -168,7 +165,7 @@ impl Reconcile<'_> {
             && !self.addresses.is_empty()
             && let Some(gateway) = table_default_gateway(&routes, ifindex, self.uplink.table, self.gateway)
         {
-            wanted.push(Route { destination: default_route(), gateway: Some(gateway), table, metric: None, preferred_source: None });
+            wanted.push(Route { destination: DEFAULT_DESTINATION, gateway: Some(gateway), table, metric: None, preferred_source: None });
         }
         let existing: Vec<_> = routes.into_iter().filter(|r| r.table == self.uplink.table && r.is_ours()).collect();
         if let Some(ifindex) = self.ifindex {
@@ -209,10 +206,6 @@ fn table_default_gateway(routes: &[KernelRoute], ifindex: u32, table: u32, named
         return named;
     }
     routes.iter().filter(default_here).filter(|r| r.table == Table::Main.number()).min_by_key(|r| r.metric).and_then(|r| r.gateway)
-}
-
-fn default_route() -> Ipv4Net {
-    Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 0).expect("0 is a valid prefix length")
 }
 
 /// The second half of the log line: `rules for 192.168.178.156/24: 2 rules added, 1 route set`.

@@ -190,7 +190,7 @@ fn hostile_input_is_refused_before_anything_is_read() {
 #[test]
 fn each_uplink_has_its_own_rule_priorities() {
     for rank in 0..8 {
-        let (mine, next) = (rule_priorities(rank, 101), rule_priorities(rank + 1, 102));
+        let (mine, next) = (rule_priorities(rank), rule_priorities(rank + 1));
         assert!(mine.end <= next.start, "{mine:?} overlaps {next:?}");
         let addrs: Vec<ipnet::Ipv4Net> = (1..=50).map(|i| format!("192.168.178.{i}/24").parse().unwrap()).collect();
         let (rules, _) = crate::plan::dynamic_rules_and_routes(rank, 101, &addrs);

@@ -13,7 +13,7 @@ use ipnet::Ipv4Net;
 use uuid::Uuid;
 use zbus::{OwnedVariant, Variant};
 
-use crate::plan::{Addresses, Route, Rule, Table, UplinkPlan};
+use crate::plan::{Addresses, Route, Rule, Table, UplinkPlan, DEFAULT_DESTINATION};
 
 /// One setting (`ipv4`, `connection`, ...) or one entry of `route-data`/`routing-rules`.
 pub type Dict = BTreeMap<String, OwnedVariant>;
@@ -70,7 +70,7 @@ impl Wanted {
                 // dispatcher hook adds the table's default route when the lease arrives.
                 if let Some(gw) = u.gateway {
                     routes.push(Route {
-                        destination: Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 0).expect("0 is a valid prefix length"),
+                        destination: DEFAULT_DESTINATION,
                         gateway: Some(gw),
                         table: Table::Id(u.table),
                         metric: None,
