@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use ipnet::Ipv4Net;
 
-use super::testns::TestNs;
+use super::testns::{self, TestNs};
 use super::{Event, Monitor, Netlink, OperState};
 use crate::plan::{Route, Rule, Table, DAEMON_TABLE, PROTOCOL};
 
@@ -182,11 +182,7 @@ fn monitor_reports_links_addresses_routes_and_rules() {
     let name = ns.name().to_string();
     let events = ns.block_on(move || async move {
         let mut monitor = Monitor::connect().unwrap();
-        let ip = |args: &[&str]| {
-            let mut all = vec!["-n", name.as_str()];
-            all.extend_from_slice(args);
-            assert!(std::process::Command::new("ip").args(&all).status().unwrap().success());
-        };
+        let ip = |args: &[&str]| testns::ip_in(&name, args);
         ip(&["addr", "add", "192.168.178.7/24", "dev", "a0"]);
         ip(&["route", "add", "198.51.100.0/24", "via", "192.168.178.1", "table", "101"]);
         ip(&["rule", "add", "pref", "10000", "from", "192.168.178.7", "lookup", "101"]);
