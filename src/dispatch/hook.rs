@@ -82,8 +82,7 @@ pub async fn refresh(plan: &Plan, nl: &Netlink) -> Result<Vec<(String, Outcome)>
     for uplink in plan.uplinks.iter().filter(|u| matches!(u.addresses, Addresses::Dhcp(_))) {
         let outcome = match nl.ifindex(&uplink.interface).await {
             Ok(ifindex) => {
-                let link_local = Ipv4Net::new(Ipv4Addr::new(169, 254, 0, 0), 16).expect("valid");
-                let current: Vec<Ipv4Net> = nl.ipv4_addresses(ifindex).await?.into_iter().filter(|n| !link_local.contains(&n.addr())).collect();
+                let current: Vec<Ipv4Net> = nl.ipv4_addresses(ifindex).await?.into_iter().filter(|n| !n.addr().is_link_local()).collect();
                 let current = &current[..current.len().min(MAX_ADDRESSES)];
                 reconcile(uplink, Some(ifindex), current, None).run(nl).await?
             }
