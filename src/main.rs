@@ -266,7 +266,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ApplyBackend::NetworkManager => try_apply::Manager::NetworkManager,
                 _ => try_apply::Manager::Networkd,
             };
-            let kept = runtime()?.block_on(try_apply::run(manager, &plan, Path::new("/"), timeout))?;
+            let rt = runtime()?;
+            let kept = rt.block_on(try_apply::run(manager, &plan, Path::new("/"), timeout))?;
+            // As after apply, but only once kept: a revert could not take the hook's work back.
+            if kept {
+                refresh_dhcp_uplinks(&rt, &plan);
+            }
             // 3: reverted because nobody confirmed, so scripts can tell it from an error (1).
             return Ok(if kept { ExitCode::SUCCESS } else { ExitCode::from(3) });
         }
@@ -318,7 +323,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The dispatcher hook for every DHCP uplink, once, after an apply; prints what it changed and
+/// The dispatcher hook for every DHCP uplink, once, after an apply (or a kept try); prints what it changed and
 /// says whether it changed anything. A failure is only a warning: the policy is applied, and the
 /// hook does the same at the uplink's next lease event.
 fn refresh_dhcp_uplinks(rt: &tokio::runtime::Runtime, plan: &Plan) -> bool {

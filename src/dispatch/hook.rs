@@ -74,9 +74,8 @@ pub async fn apply(plan: &Plan, event: &Event, nl: &Netlink) -> Result<Option<Ou
 }
 
 /// Makes every DHCP uplink's rules and table routes match the addresses its interface has now,
-/// without a dispatcher event: for `multihome apply` (a lease that arrived before the policy)
-/// and the daemon (address events from the netlink monitor). IPv4 link-local addresses get no
-/// rules: they are no lease.
+/// without a dispatcher event: for `multihome apply` and a confirmed `multihome try` (a lease
+/// that arrived before the policy). IPv4 link-local addresses get no rules: they are no lease.
 pub async fn refresh(plan: &Plan, nl: &Netlink) -> Result<Vec<(String, Outcome)>, netlink::Error> {
     let mut outcomes = Vec::new();
     for uplink in plan.uplinks.iter().filter(|u| matches!(u.addresses, Addresses::Dhcp(_))) {
