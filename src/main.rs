@@ -227,34 +227,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Apply { backend, root, no_reload } => {
             let plan = load(&cli.config)?;
-            if resolve(backend, root.as_deref())? == ApplyBackend::NetworkManager {
+            let rt = runtime()?;
+            let applied = if resolve(backend, root.as_deref())? == ApplyBackend::NetworkManager {
                 if root.is_some() {
                     anyhow::bail!("--root is for images, where no NetworkManager runs: use `multihome render --backend nm-keyfile --out DIR`");
                 }
-                let applied = runtime()?.block_on(nm::apply(&plan, Path::new("/")))?;
-                if applied.changed_anything() {
+                let applied = rt.block_on(nm::apply(&plan, Path::new("/")))?;
+                applied.changed_anything().then(|| {
                     for c in &applied.changes {
                         println!("{c}");
                     }
-                    println!("Applied: {} sysctl(s) and {} file(s) changed; NetworkManager's checkpoint committed.", applied.undo_sysctls.len(), applied.undo_files.len());
-                } else {
-                    println!("Nothing to do: the system already matches the policy.");
-                }
-                return Ok(ExitCode::SUCCESS);
-            }
-            let target = match (&root, no_reload) {
-                (Some(_), _) => networkd::Target::Image,
-                (None, true) => networkd::Target::LiveNoReload,
-                (None, false) => networkd::Target::Live,
-            };
-            let reload = target == networkd::Target::Live;
-            let root = root.unwrap_or_else(|| PathBuf::from("/"));
-            let rt = runtime()?;
-            let applied = rt.block_on(networkd::apply(&plan, &root, target))?;
-            if applied.changed_anything() {
-                println!("Applied: {} file(s) and {} sysctl(s) changed{}.", applied.undo_files.len(), applied.undo_sysctls.len(), if reload { ", systemd-networkd reloaded" } else { "" });
+                    format!("Applied: {} sysctl(s) and {} file(s) changed; NetworkManager's checkpoint committed.", applied.undo_sysctls.len(), applied.undo_files.len())
+                })
             } else {
-                println!("Nothing to do: the system already matches the policy.");
+                let target = match (&root, no_reload) {
+                    (Some(_), _) => networkd::Target::Image,
+                    (None, true) => networkd::Target::LiveNoReload,
+                    (None, false) => networkd::Target::Live,
+                };
+                let reload = target == networkd::Target::Live;
+                let applied = rt.block_on(networkd::apply(&plan, root.as_deref().unwrap_or(Path::new("/")), target))?;
+                applied.changed_anything().then(|| {
+                    format!("Applied: {} file(s) and {} sysctl(s) changed{}.", applied.undo_files.len(), applied.undo_sysctls.len(), if reload { ", systemd-networkd reloaded" } else { "" })
+                })
+            };
+            // On this system (not an image), the lease of a DHCP uplink may have come before the
+            // policy: its dispatcher event is past, so the hook's work is done now.
+            let refreshed = root.is_none() && refresh_dhcp_uplinks(&rt, &plan);
+            match applied {
+                Some(summary) => println!("{summary}"),
+                None if !refreshed => println!("Nothing to do: the system already matches the policy."),
+                None => {}
             }
         }
         Command::Try { backend, timeout } => {
@@ -263,7 +266,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ApplyBackend::NetworkManager => try_apply::Manager::NetworkManager,
                 _ => try_apply::Manager::Networkd,
             };
-            let kept = runtime()?.block_on(try_apply::run(manager, &plan, Path::new("/"), timeout))?;
+            let rt = runtime()?;
+            let kept = rt.block_on(try_apply::run(manager, &plan, Path::new("/"), timeout))?;
+            // As after apply, but only once kept: a revert could not take the hook's work back.
+            if kept {
+                refresh_dhcp_uplinks(&rt, &plan);
+            }
             // 3: reverted because nobody confirmed, so scripts can tell it from an error (1).
             return Ok(if kept { ExitCode::SUCCESS } else { ExitCode::from(3) });
         }
@@ -313,6 +321,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The dispatcher hook for every DHCP uplink, once, after an apply (or a kept try); prints what
+/// it changed and says whether it changed anything. A failure is only a warning: the policy is
+/// applied, and the hook does the same at the uplink's next lease event.
+fn refresh_dhcp_uplinks(rt: &tokio::runtime::Runtime, plan: &Plan) -> bool {
+    match rt.block_on(multihome::dispatch::refresh(plan)) {
+        Ok(outcomes) => {
+            let changed: Vec<_> = outcomes.iter().filter(|(_, o)| o.changed_anything()).collect();
+            for (interface, outcome) in &changed {
+                println!("{interface}: {outcome}");
+            }
+            !changed.is_empty()
+        }
+        Err(e) => {
+            eprintln!("multihome: warning: the DHCP uplinks' rules were not brought up to date ({e:#}); the dispatcher hook does it at their next lease event");
+            false
+        }
+    }
 }
 
 /// `auto`: NetworkManager when it owns its name on the system bus, else systemd-networkd. With

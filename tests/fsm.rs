@@ -355,18 +355,10 @@ fn a_flapping_uplink_is_damped() {
 
 #[test]
 fn states_round_trip_through_their_names() {
-    for s in [
-        State::Unknown,
-        State::Up,
-        State::Degraded,
-        State::Down,
-        State::Recovering,
-        State::NoCarrier,
-        State::NoAddress,
-        State::ForcedDown,
-        State::ForcedUp,
-    ] {
+    for s in State::ALL {
         assert_eq!(State::parse(s.as_str()), Some(s));
+        // The name on the bus and in `status --json` (serde) is the same word.
+        assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
     }
     assert_eq!(State::parse("sideways"), None);
 }

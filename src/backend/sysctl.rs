@@ -37,9 +37,14 @@ pub fn apply(sysctls: &[Sysctl]) -> anyhow::Result<Vec<SysctlChange>> {
     Ok(undo)
 }
 
+/// Puts the previous values back, newest first. Every one is tried even when one fails (a
+/// revert that stops half-way leaves a mix of both generations); the first failure is returned.
 pub fn revert(undo: &[SysctlChange]) -> anyhow::Result<()> {
+    let mut first_error = None;
     for u in undo.iter().rev() {
-        fs::write(&u.path, &u.value).with_context(|| format!("cannot restore {}", u.path))?;
+        if let Err(e) = fs::write(&u.path, &u.value).with_context(|| format!("cannot restore {}", u.path)) {
+            first_error.get_or_insert(e);
+        }
     }
-    Ok(())
+    first_error.map_or(Ok(()), Err)
 }

@@ -92,21 +92,22 @@ impl State {
     }
 
     pub fn parse(s: &str) -> Option<State> {
-        ALL_STATES.iter().copied().find(|st| st.as_str() == s)
+        State::ALL.iter().copied().find(|st| st.as_str() == s)
     }
-}
 
-const ALL_STATES: [State; 9] = [
-    State::Unknown,
-    State::Up,
-    State::Degraded,
-    State::Down,
-    State::Recovering,
-    State::NoCarrier,
-    State::NoAddress,
-    State::ForcedDown,
-    State::ForcedUp,
-];
+    /// Every state, in the order of the enum.
+    pub const ALL: [State; 9] = [
+        State::Unknown,
+        State::Up,
+        State::Degraded,
+        State::Down,
+        State::Recovering,
+        State::NoCarrier,
+        State::NoAddress,
+        State::ForcedDown,
+        State::ForcedUp,
+    ];
+}
 
 /// A maintenance order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -61,6 +61,11 @@ struct Daemon {
 
 /// Runs the daemon until SIGTERM or SIGINT; then removes its rule and table.
 pub async fn run(config: &Path) -> anyhow::Result<()> {
+    // Before anything is added: a SIGTERM during startup must reach the loop below (which
+    // removes the rule and table), not the default action that would leave them behind.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
     let policy = policy::load(config)?;
     let plan = plan::plan(&policy);
     let nl = Netlink::connect().context("cannot open a netlink socket")?;
@@ -96,9 +101,6 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
     d.flush_signals().await;
     notify::notify(&format!("READY=1\nSTATUS={}", d.status_line()));
 
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
     let watchdog = notify::watchdog_interval();
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
     watchdog_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);

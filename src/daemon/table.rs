@@ -2,8 +2,8 @@
 //! hold (pure), and making the kernel's copy match by mark and sweep over the routes tagged with
 //! `plan::PROTOCOL` — never a route networkd, NetworkManager or the administrator owns.
 //!
-//! The table holds, for every uplink that carries traffic, its default route and its link
-//! route, both with the plan's metric (best uplink first) and the uplink's own address as
+//! The table holds, for every uplink that carries traffic, its default route (on-link, as
+//! every gateway route of the plan) and its link route, both with the plan's metric (best uplink first) and the uplink's own address as
 //! source. The link route matters in the seed's topology (every uplink on one subnet): without
 //! it, traffic to the LAN would go via the gateway, and a silently dead uplink would still be
 //! chosen for LAN destinations by main. With no uplink carrying traffic the table is empty and
@@ -16,7 +16,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use crate::netlink::{self, KernelRoute, Netlink};
-use crate::plan::{Route, Rule, Table, DAEMON_RULE_PRIORITY, DAEMON_TABLE};
+use crate::plan::{Route, Rule, Table, DAEMON_RULE_PRIORITY, DAEMON_TABLE, DEFAULT_DESTINATION};
 
 /// An uplink that carries traffic, as far as its routes need to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,9 +34,8 @@ pub type TableRoute = (Route, u32);
 pub fn desired(carrying: &[Carrying]) -> Vec<TableRoute> {
     let mut routes = Vec::new();
     for c in carrying {
-        let default = Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 0).expect("0 is a valid prefix length");
         routes.push((
-            Route { destination: default, gateway: Some(c.gateway), table: Table::Id(DAEMON_TABLE), metric: Some(c.metric), preferred_source: Some(c.address.addr()) },
+            Route { destination: DEFAULT_DESTINATION, gateway: Some(c.gateway), table: Table::Id(DAEMON_TABLE), metric: Some(c.metric), preferred_source: Some(c.address.addr()) },
             c.ifindex,
         ));
         if c.address.prefix_len() < 32 {
@@ -54,10 +53,6 @@ pub fn rule() -> Rule {
     Rule { priority: DAEMON_RULE_PRIORITY, from: None, to: None, table: Table::Id(DAEMON_TABLE) }
 }
 
-fn matches(k: &KernelRoute, (route, ifindex): &TableRoute) -> bool {
-    k.ifindex == Some(*ifindex) && k.as_plan_route() == *route
-}
-
 /// The routes of ours that the table holds now.
 pub async fn current(nl: &Netlink) -> Result<Vec<KernelRoute>, netlink::Error> {
     Ok(nl.routes_in(Table::Id(DAEMON_TABLE)).await?.into_iter().filter(KernelRoute::is_ours).collect())
@@ -68,14 +63,15 @@ pub async fn current(nl: &Netlink) -> Result<Vec<KernelRoute>, netlink::Error> {
 pub async fn reconcile(nl: &Netlink, want: &[TableRoute]) -> Result<bool, netlink::Error> {
     let have = current(nl).await?;
     let mut changed = false;
-    for w in want {
-        if !have.iter().any(|k| matches(k, w)) {
-            nl.replace_route(&w.0, w.1).await?;
+    for (route, ifindex) in want {
+        if !have.iter().any(|k| k.is_installed_as(route, *ifindex)) {
+            nl.replace_route(route, *ifindex).await?;
             changed = true;
         }
     }
     for k in &have {
-        if !want.iter().any(|w| matches(k, w)) {
+        // A route whose flags the replace above brought up to date is kept, not deleted.
+        if !want.iter().any(|(route, ifindex)| k.is_same(route, *ifindex)) {
             let Some(ifindex) = k.ifindex else { continue };
             match nl.delete_route(&k.as_plan_route(), ifindex).await {
                 Ok(()) => changed = true,

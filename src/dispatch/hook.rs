@@ -16,7 +16,7 @@ use ipnet::Ipv4Net;
 
 use super::event::{Event, Kind, MAX_ADDRESSES};
 use crate::netlink::{self, KernelRoute, KernelRule, Netlink, RouteKind};
-use crate::plan::{self, Addresses, Plan, Route, Rule, Table, UplinkPlan, DAEMON_RULE_PRIORITY};
+use crate::plan::{self, Addresses, Plan, Route, Rule, Table, UplinkPlan, DAEMON_RULE_PRIORITY, DEFAULT_DESTINATION};
 
 /// What one run changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -74,16 +74,14 @@ pub async fn apply(plan: &Plan, event: &Event, nl: &Netlink) -> Result<Option<Ou
 }
 
 /// Makes every DHCP uplink's rules and table routes match the addresses its interface has now,
-/// without a dispatcher event: for `multihome apply` (a lease that arrived before the policy)
-/// and the daemon (address events from the netlink monitor). IPv4 link-local addresses get no
-/// rules: they are no lease.
+/// without a dispatcher event: for `multihome apply` and a confirmed `multihome try` (a lease
+/// that arrived before the policy). IPv4 link-local addresses get no rules: they are no lease.
 pub async fn refresh(plan: &Plan, nl: &Netlink) -> Result<Vec<(String, Outcome)>, netlink::Error> {
     let mut outcomes = Vec::new();
     for uplink in plan.uplinks.iter().filter(|u| matches!(u.addresses, Addresses::Dhcp(_))) {
         let outcome = match nl.ifindex(&uplink.interface).await {
             Ok(ifindex) => {
-                let link_local = Ipv4Net::new(Ipv4Addr::new(169, 254, 0, 0), 16).expect("valid");
-                let current: Vec<Ipv4Net> = nl.ipv4_addresses(ifindex).await?.into_iter().filter(|n| !link_local.contains(&n.addr())).collect();
+                let current: Vec<Ipv4Net> = nl.ipv4_addresses(ifindex).await?.into_iter().filter(|n| !n.addr().is_link_local()).collect();
                 let current = &current[..current.len().min(MAX_ADDRESSES)];
                 reconcile(uplink, Some(ifindex), current, None).run(nl).await?
             }
@@ -97,11 +95,8 @@ pub async fn refresh(plan: &Plan, nl: &Netlink) -> Result<Vec<(String, Outcome)>
 
 /// The rule priorities the hook may use for the uplink of `rank`: those of its first
 /// [`MAX_ADDRESSES`] addresses.
-pub fn rule_priorities(rank: usize, table: u32) -> Range<u32> {
-    let one = [Ipv4Net::new(Ipv4Addr::new(192, 0, 2, 1), 32).expect("valid")];
-    let (rules, _) = plan::dynamic_rules_and_routes(rank, table, &one);
-    let first = rules.iter().map(|r| r.priority).min().expect("one address gives rules");
-    first..first + 2 * MAX_ADDRESSES as u32
+pub fn rule_priorities(rank: usize) -> Range<u32> {
+    plan::rule_priority(rank, 0)..plan::rule_priority(rank, MAX_ADDRESSES)
 }
 
 struct Reconcile<'a> {
@@ -127,7 +122,7 @@ impl Reconcile<'_> {
     /// Any uplink rank's priorities count, so a rule left from before the policy re-ranked the
     /// uplinks is still found; the daemon's rule (its own table, after them) never is.
     fn ours_rule(&self, r: &KernelRule) -> bool {
-        let uplink_rules = rule_priorities(0, self.uplink.table).start..DAEMON_RULE_PRIORITY;
+        let uplink_rules = rule_priorities(0).start..DAEMON_RULE_PRIORITY;
         r.is_ours() && r.table == self.uplink.table && uplink_rules.contains(&r.priority)
     }
 
@@ -168,21 +163,21 @@ impl Reconcile<'_> {
             && !self.addresses.is_empty()
             && let Some(gateway) = table_default_gateway(&routes, ifindex, self.uplink.table, self.gateway)
         {
-            wanted.push(Route { destination: default_route(), gateway: Some(gateway), table, metric: None, preferred_source: None });
+            wanted.push(Route { destination: DEFAULT_DESTINATION, gateway: Some(gateway), table, metric: None, preferred_source: None });
         }
         let existing: Vec<_> = routes.into_iter().filter(|r| r.table == self.uplink.table && r.is_ours()).collect();
         if let Some(ifindex) = self.ifindex {
             for want in &wanted {
-                let present = existing.iter().any(|r| r.ifindex == Some(ifindex) && &r.as_plan_route() == want);
-                if !present {
+                if !existing.iter().any(|r| r.is_installed_as(want, ifindex)) {
                     nl.replace_route(want, ifindex).await?;
                     out.routes_set += 1;
                 }
             }
         }
         for have in &existing {
-            let keep = self.ifindex.is_some() && have.ifindex == self.ifindex && wanted.contains(&have.as_plan_route());
-            if keep {
+            // Kept also when the replace above only updated its flags: deleting the old copy
+            // would take the new one with it.
+            if self.ifindex.is_some_and(|i| wanted.iter().any(|w| have.is_same(w, i))) {
                 continue;
             }
             let Some(ifindex) = have.ifindex else { continue };
@@ -209,10 +204,6 @@ fn table_default_gateway(routes: &[KernelRoute], ifindex: u32, table: u32, named
         return named;
     }
     routes.iter().filter(default_here).filter(|r| r.table == Table::Main.number()).min_by_key(|r| r.metric).and_then(|r| r.gateway)
-}
-
-fn default_route() -> Ipv4Net {
-    Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 0).expect("0 is a valid prefix length")
 }
 
 /// The second half of the log line: `rules for 192.168.178.156/24: 2 rules added, 1 route set`.

@@ -60,6 +60,18 @@ fn ours(ns: &TestNs) -> String {
     snapshot(ns).lines().filter(|l| l.contains(" proto 77")).map(|l| format!("{l}\n")).collect()
 }
 
+/// What the hook puts in place for wlan0 (rank 2, table 102) with `address` on `subnet`, as
+/// [`ours`] prints it; with `router`, the table's default route through it.
+fn planned(address: &str, subnet: &str, router: Option<&str>) -> String {
+    let default = router.map(|r| format!("default via {r} dev wlan0 table 102 proto 77 onlink \n")).unwrap_or_default();
+    format!(
+        "10100:\tfrom {address} lookup 102 proto 77\n\
+         10101:\tfrom all to {address} lookup 102 proto 77\n\
+         {default}\
+         {subnet} dev wlan0 table 102 proto 77 scope link src {address} \n"
+    )
+}
+
 fn host(ns: &TestNs) {
     ns.ip(&["link", "add", "eth0", "type", "veth", "peer", "name", "sw-eth0"]);
     ns.ip(&["link", "add", "wlan0", "type", "veth", "peer", "name", "sw-wlan0"]);
@@ -92,16 +104,13 @@ fn network_manager_up_change_and_down_give_exactly_the_planned_rules() {
 
     // The lease arrives: NetworkManager has put the address on the link, then says `up`.
     ns.ip(&["addr", "add", "192.168.178.156/24", "dev", "wlan0"]);
+    // The table's default route as an earlier multihome left it, not yet on-link: brought up to
+    // date in place, not duplicated or lost.
+    ns.ip(&["route", "add", "default", "via", "192.168.178.1", "dev", "wlan0", "table", "102", "proto", "77"]);
     // The table's default route goes via the router the event names, even before
     // NetworkManager's own default route is in main.
     dispatch(&ns, &policy, &["wlan0", "up"], nm_up("up", "192.168.178.156/24 192.168.178.1"));
-    assert_eq!(
-        ours(&ns),
-        "10100:\tfrom 192.168.178.156 lookup 102 proto 77\n\
-         10101:\tfrom all to 192.168.178.156 lookup 102 proto 77\n\
-         default via 192.168.178.1 dev wlan0 table 102 proto 77 \n\
-         192.168.178.0/24 dev wlan0 table 102 proto 77 scope link src 192.168.178.156 \n"
-    );
+    assert_eq!(ours(&ns), planned("192.168.178.156", "192.168.178.0/24", Some("192.168.178.1")));
     let once = snapshot(&ns);
     dispatch(&ns, &policy, &["wlan0", "up"], nm_up("up", "192.168.178.156/24 192.168.178.1"));
     assert_eq!(snapshot(&ns), once, "a second run changed something");
@@ -113,13 +122,7 @@ fn network_manager_up_change_and_down_give_exactly_the_planned_rules() {
     ns.ip(&["addr", "add", "192.168.178.157/24", "dev", "wlan0"]);
     ns.ip(&["route", "add", "default", "via", "192.168.178.2", "dev", "wlan0", "proto", "dhcp", "metric", "101"]);
     dispatch(&ns, &policy, &["wlan0", "dhcp4-change"], nm_up("dhcp4-change", "192.168.178.157/24"));
-    assert_eq!(
-        ours(&ns),
-        "10100:\tfrom 192.168.178.157 lookup 102 proto 77\n\
-         10101:\tfrom all to 192.168.178.157 lookup 102 proto 77\n\
-         default via 192.168.178.2 dev wlan0 table 102 proto 77 \n\
-         192.168.178.0/24 dev wlan0 table 102 proto 77 scope link src 192.168.178.157 \n"
-    );
+    assert_eq!(ours(&ns), planned("192.168.178.157", "192.168.178.0/24", Some("192.168.178.2")));
     let changed = snapshot(&ns);
     dispatch(&ns, &policy, &["wlan0", "dhcp4-change"], nm_up("dhcp4-change", "192.168.178.157/24"));
     assert_eq!(snapshot(&ns), changed, "a second run changed something");
@@ -156,12 +159,7 @@ fn networkd_routable_takes_the_prefix_from_the_kernel_and_no_carrier_removes() {
     ns.ip(&["route", "add", "default", "via", "192.168.178.129", "dev", "wlan0", "proto", "dhcp", "table", "102"]);
     let routable = env(&[("IFACE", "wlan0"), ("STATE", "routable"), ("OperationalState", "routable"), ("IP_ADDRS", "192.168.178.157")]);
     dispatch(&ns, &policy, &[], routable.clone());
-    assert_eq!(
-        ours(&ns),
-        "10100:\tfrom 192.168.178.157 lookup 102 proto 77\n\
-         10101:\tfrom all to 192.168.178.157 lookup 102 proto 77\n\
-         192.168.178.128/25 dev wlan0 table 102 proto 77 scope link src 192.168.178.157 \n"
-    );
+    assert_eq!(ours(&ns), planned("192.168.178.157", "192.168.178.128/25", None));
     let once = snapshot(&ns);
     dispatch(&ns, &policy, &[], routable);
     assert_eq!(snapshot(&ns), once);
@@ -187,7 +185,7 @@ fn hostile_input_is_refused_before_anything_is_read() {
 #[test]
 fn each_uplink_has_its_own_rule_priorities() {
     for rank in 0..8 {
-        let (mine, next) = (rule_priorities(rank, 101), rule_priorities(rank + 1, 102));
+        let (mine, next) = (rule_priorities(rank), rule_priorities(rank + 1));
         assert!(mine.end <= next.start, "{mine:?} overlaps {next:?}");
         let addrs: Vec<ipnet::Ipv4Net> = (1..=50).map(|i| format!("192.168.178.{i}/24").parse().unwrap()).collect();
         let (rules, _) = crate::plan::dynamic_rules_and_routes(rank, 101, &addrs);
@@ -212,12 +210,7 @@ fn refresh_follows_the_kernels_addresses_without_an_event() {
     ns.ip(&["addr", "add", "192.168.178.160/24", "dev", "wlan0"]);
     ns.ip(&["addr", "add", "169.254.7.7/16", "dev", "wlan0"]);
     assert_eq!(refresh(&plan), vec![("wlan0".to_string(), true)]);
-    assert_eq!(
-        ours(&ns),
-        "10100:\tfrom 192.168.178.160 lookup 102 proto 77\n\
-         10101:\tfrom all to 192.168.178.160 lookup 102 proto 77\n\
-         192.168.178.0/24 dev wlan0 table 102 proto 77 scope link src 192.168.178.160 \n"
-    );
+    assert_eq!(ours(&ns), planned("192.168.178.160", "192.168.178.0/24", None));
     assert_eq!(refresh(&plan), vec![("wlan0".to_string(), false)]);
     ns.ip(&["-4", "addr", "flush", "dev", "wlan0"]);
     assert_eq!(refresh(&plan), vec![("wlan0".to_string(), true)]);

@@ -1,11 +1,12 @@
 //! IPv4 routes: list those of a table, and add, replace or delete a `plan::Route` on an
-//! interface, tagged with multihome's protocol.
+//! interface, tagged with multihome's protocol. A route with a gateway is installed on-link
+//! (RTNH_F_ONLINK), as `plan::Route` requires.
 
 use std::net::Ipv4Addr;
 
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteProtocol, RouteScope, RouteType};
 use netlink_packet_route::AddressFamily;
 use rtnetlink::RouteMessageBuilder;
 
@@ -40,6 +41,8 @@ pub struct KernelRoute {
     pub protocol: u8,
     /// `scope link` (no gateway needed) rather than `scope global`.
     pub link_scope: bool,
+    /// `onlink`: the gateway is taken to be on the link without a route to it.
+    pub on_link: bool,
     pub kind: RouteKind,
 }
 
@@ -61,6 +64,19 @@ impl KernelRoute {
 
     pub fn is_ours(&self) -> bool {
         self.protocol == PROTOCOL
+    }
+
+    /// Whether this is the kernel's copy of `route` on `ifindex`, whatever its flags: the
+    /// route to keep, or to replace in place.
+    pub fn is_same(&self, route: &Route, ifindex: u32) -> bool {
+        self.ifindex == Some(ifindex) && self.as_plan_route() == *route
+    }
+
+    /// Whether this is `route` on `ifindex` exactly as multihome installs it (on-link when it
+    /// has a gateway), so there is nothing to replace. A copy from before routes were
+    /// installed on-link is the same route, but not up to date.
+    pub fn is_installed_as(&self, route: &Route, ifindex: u32) -> bool {
+        self.is_same(route, ifindex) && self.on_link == route.gateway.is_some()
     }
 }
 
@@ -137,7 +153,7 @@ fn route_message(route: &Route, ifindex: u32) -> RouteMessage {
         .protocol(RouteProtocol::from(PROTOCOL))
         .output_interface(ifindex);
     b = match route.gateway {
-        Some(gw) => b.gateway(gw).scope(RouteScope::Universe),
+        Some(gw) => b.gateway(gw).scope(RouteScope::Universe).onlink(),
         None => b.scope(RouteScope::Link),
     };
     if let Some(src) = route.preferred_source {
@@ -162,6 +178,7 @@ pub(super) fn kernel_route(m: &RouteMessage) -> Option<KernelRoute> {
         ifindex: None,
         protocol: u8::from(m.header.protocol),
         link_scope: m.header.scope == RouteScope::Link,
+        on_link: m.header.flags.contains(RouteFlags::Onlink),
         kind: kind(m.header.kind),
     };
     for a in &m.attributes {

@@ -37,9 +37,7 @@ impl TestNs {
 
     /// `ip -n NS ARGS`, panicking with ip's message on failure; returns stdout.
     pub(crate) fn ip(&self, args: &[&str]) -> String {
-        let mut all = vec!["-n", self.name.as_str()];
-        all.extend_from_slice(args);
-        run("ip", &all)
+        ip_in(&self.name, args)
     }
 
     /// `ip -n NS -j ARGS` parsed.
@@ -79,6 +77,14 @@ impl Drop for TestNs {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
     }
+}
+
+/// `ip -n NAMESPACE ARGS`, for code on a thread of [`TestNs::run`] that cannot borrow the
+/// [`TestNs`]; panics with ip's message on failure; returns stdout.
+pub(crate) fn ip_in(namespace: &str, args: &[&str]) -> String {
+    let mut all = vec!["-n", namespace];
+    all.extend_from_slice(args);
+    run("ip", &all)
 }
 
 /// Joins the namespace at `path` on this thread and proves it did: the thread's namespace is

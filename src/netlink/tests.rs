@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use ipnet::Ipv4Net;
 
-use super::testns::TestNs;
+use super::testns::{self, TestNs};
 use super::{Event, Monitor, Netlink, OperState};
 use crate::plan::{Route, Rule, Table, DAEMON_TABLE, PROTOCOL};
 
@@ -143,6 +143,8 @@ fn adds_replaces_and_deletes_only_its_own_routes() {
     assert_eq!(got, vec![default, link]);
     assert!(table.iter().filter(|r| r.is_ours()).all(|r| r.ifindex.is_some()));
     assert!(table.iter().any(|r| r.is_ours() && r.link_scope), "{table:?}");
+    // Gateway routes go in on-link; link routes have no gateway to be on-link about.
+    assert!(table.iter().filter(|r| r.is_ours()).all(|r| r.on_link == r.gateway.is_some()), "{table:?}");
     assert!(ours(&replaced).contains(&moved) && ours(&replaced).len() == 2, "{replaced:?}");
     assert_eq!(ours(&main_table), vec![main]);
     assert_eq!(ours(&daemon_table), vec![big]);
@@ -153,17 +155,34 @@ fn adds_replaces_and_deletes_only_its_own_routes() {
 }
 
 #[test]
+fn a_gateway_route_without_onlink_is_the_same_route_but_not_up_to_date() {
+    let Some(ns) = TestNs::new() else { return };
+    veth(&ns);
+    ns.ip(&["link", "set", "b0", "up"]);
+    // As multihome installed it before gateway routes went in on-link.
+    ns.ip(&["route", "add", "default", "via", "192.168.178.1", "dev", "a0", "table", "101", "proto", "77"]);
+    let d = Route { destination: net("0.0.0.0/0"), gateway: Some(addr("192.168.178.1")), table: Table::Id(101), metric: None, preferred_source: None };
+    let (old, new) = ns.block_on(move || async move {
+        let nl = Netlink::connect().unwrap();
+        let i = nl.ifindex("a0").await.unwrap();
+        let judge = |rs: Vec<super::KernelRoute>| rs.iter().map(|r| (r.is_same(&d, i), r.is_installed_as(&d, i))).collect::<Vec<_>>();
+        let old = judge(nl.routes_in(Table::Id(101)).await.unwrap());
+        nl.replace_route(&d, i).await.unwrap();
+        (old, judge(nl.routes_in(Table::Id(101)).await.unwrap()))
+    });
+    assert_eq!(old, vec![(true, false)]);
+    assert_eq!(new, vec![(true, true)], "replace brings it up to date in place");
+    assert_eq!(ns.ip(&["route", "show", "table", "101"]).trim(), "default via 192.168.178.1 dev a0 proto 77 onlink");
+}
+
+#[test]
 fn monitor_reports_links_addresses_routes_and_rules() {
     let Some(ns) = TestNs::new() else { return };
     veth(&ns);
     let name = ns.name().to_string();
     let events = ns.block_on(move || async move {
         let mut monitor = Monitor::connect().unwrap();
-        let ip = |args: &[&str]| {
-            let mut all = vec!["-n", name.as_str()];
-            all.extend_from_slice(args);
-            assert!(std::process::Command::new("ip").args(&all).status().unwrap().success());
-        };
+        let ip = |args: &[&str]| testns::ip_in(&name, args);
         ip(&["addr", "add", "192.168.178.7/24", "dev", "a0"]);
         ip(&["route", "add", "198.51.100.0/24", "via", "192.168.178.1", "table", "101"]);
         ip(&["rule", "add", "pref", "10000", "from", "192.168.178.7", "lookup", "101"]);

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::policy::{Addressing, Dhcp, Policy, Probe};
 
-pub use numbers::{DAEMON_RULE_PRIORITY, DAEMON_TABLE, PROTOCOL};
+pub use numbers::{rule_priority, DAEMON_RULE_PRIORITY, DAEMON_TABLE, PROTOCOL};
 pub use sysctl::Sysctl;
 pub use show::route as show_route;
 pub use uplink::dynamic_rules_and_routes;
@@ -53,6 +53,9 @@ pub struct Route {
     /// Set on link routes so that the table's own traffic leaves with this uplink's address.
     pub preferred_source: Option<Ipv4Addr>,
 }
+
+/// The destination of a default route, `0.0.0.0/0`.
+pub const DEFAULT_DESTINATION: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::UNSPECIFIED, 0);
 
 impl Route {
     pub fn is_default(&self) -> bool {

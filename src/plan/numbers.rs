@@ -33,6 +33,7 @@ pub fn metric(rank: usize) -> u32 {
     METRIC_BASE + rank as u32
 }
 
+/// The `from` rule of the uplink's `address_index`-th address; its `to` rule takes the next.
 pub fn rule_priority(rank: usize, address_index: usize) -> u32 {
     RULE_PRIORITY_BASE + RULE_PRIORITY_STRIDE * rank as u32 + 2 * address_index as u32
 }

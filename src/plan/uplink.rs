@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use super::numbers::rule_priority;
-use super::{Route, Rule, Table};
+use super::{Route, Rule, Table, DEFAULT_DESTINATION};
 
 /// For each address: `from ADDR` and `to ADDR` rules into the uplink's table (replies to a
 /// connection made to ADDR leave where ADDR lives), the link route in that table carrying ADDR
@@ -37,8 +37,8 @@ pub fn rules_and_routes(
         }
     }
     if let Some(gw) = gateway {
-        routes.push(Route { destination: default(), gateway: Some(gw), table: Table::Id(table), metric: None, preferred_source: None });
-        routes.push(Route { destination: default(), gateway: Some(gw), table: Table::Main, metric: Some(metric), preferred_source: None });
+        routes.push(Route { destination: DEFAULT_DESTINATION, gateway: Some(gw), table: Table::Id(table), metric: None, preferred_source: None });
+        routes.push(Route { destination: DEFAULT_DESTINATION, gateway: Some(gw), table: Table::Main, metric: Some(metric), preferred_source: None });
     }
     (rules, routes)
 }
@@ -49,8 +49,4 @@ pub fn rules_and_routes(
 /// the kernel's own.
 pub fn dynamic_rules_and_routes(rank: usize, table: u32, addresses: &[Ipv4Net]) -> (Vec<Rule>, Vec<Route>) {
     rules_and_routes(rank, table, 0, addresses, None)
-}
-
-fn default() -> Ipv4Net {
-    Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 0).expect("0 is a valid prefix length")
 }

@@ -81,14 +81,15 @@ pub async fn apply(plan: &Plan, root: &Path, target: Target) -> anyhow::Result<A
     Ok(applied)
 }
 
-/// Takes an apply back: the previous files, the previous sysctl values, and a reload.
+/// Takes an apply back: the previous files, the previous sysctl values, and a reload. Each part
+/// is tried even when an earlier one fails, so as much as possible is back; the first failure
+/// is returned.
 pub async fn revert(applied: &Applied, root: &Path, reload: bool) -> anyhow::Result<()> {
-    files::apply(root, &applied.undo_files)?;
-    sysctl::revert(&applied.undo_sysctls)?;
-    if reload {
-        reload_networkd().await?;
-    }
-    Ok(())
+    let files = files::apply(root, &applied.undo_files).map(|_| ());
+    let sysctls = sysctl::revert(&applied.undo_sysctls);
+    // Reloading matters even when a file could not be restored: networkd then takes the rest.
+    let reloaded = if reload { reload_networkd().await } else { Ok(()) };
+    files.and(sysctls).and(reloaded)
 }
 
 pub async fn reload_networkd() -> anyhow::Result<()> {

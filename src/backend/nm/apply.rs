@@ -100,7 +100,7 @@ impl Applied {
 /// policy. The sysctl.d file is written under `root`.
 pub async fn apply(plan: &Plan, root: &Path) -> anyhow::Result<Applied> {
     let mut applied = apply_kept(plan, root, APPLY_ROLLBACK_TIMEOUT).await?;
-    commit(&mut applied).await?;
+    commit(&mut applied, root).await?;
     Ok(applied)
 }
 
@@ -203,14 +203,24 @@ async fn change_and_verify(
     verify(bus, &activated).await
 }
 
-/// Keeps what [`apply_kept`] did: destroys the checkpoint.
-pub async fn commit(applied: &mut Applied) -> anyhow::Result<()> {
+/// Keeps what [`apply_kept`] did: destroys the checkpoint. When that fails, NetworkManager has
+/// rolled the profiles back by itself (its timer ran out) or will when the timer does, so the
+/// sysctls and the sysctl.d file are put back too: nothing stays half-applied.
+pub async fn commit(applied: &mut Applied, root: &Path) -> anyhow::Result<()> {
     let Some(checkpoint) = applied.checkpoint.take() else { return Ok(()) };
-    let bus = system_bus().await?;
-    let nm = NetworkManagerProxy::new(&bus).await?;
-    nm.checkpoint_destroy(&checkpoint.as_ref())
-        .await
-        .context("cannot commit: the NetworkManager checkpoint is gone (it rolled back by itself after its timeout)")
+    let destroyed = async {
+        let bus = system_bus().await?;
+        let nm = NetworkManagerProxy::new(&bus).await?;
+        nm.checkpoint_destroy(&checkpoint.as_ref()).await?;
+        anyhow::Ok(())
+    }
+    .await;
+    let Err(e) = destroyed else { return Ok(()) };
+    let e = e.context("cannot commit: the NetworkManager checkpoint is gone (it rolled back by itself after its timeout)");
+    Err(match revert(applied, root).await {
+        Ok(()) => e.context("the sysctls and the sysctl.d file are back as they were"),
+        Err(r) => e.context(format!("and putting the sysctls and the sysctl.d file back failed too: {r:#}")),
+    })
 }
 
 /// Undoes what [`apply_kept`] did: NetworkManager rolls the checkpoint back (profiles, created
@@ -258,7 +268,7 @@ pub async fn try_apply(
         return Ok(None);
     }
     if confirmed.await {
-        commit(&mut applied).await?;
+        commit(&mut applied, root).await?;
         Ok(Some(true))
     } else {
         revert(&mut applied, root).await?;

@@ -106,6 +106,10 @@ fn route(s: &mut String, n: usize, r: &Route) {
     }
     s.push('\n');
     let mut options = Vec::new();
+    // Every gateway is on the uplink's link (plan::Route); the same attribute apply sets.
+    if r.gateway.is_some() {
+        options.push("onlink=true".to_string());
+    }
     if let Some(src) = r.preferred_source {
         options.push(format!("src={src}"));
     }

@@ -13,7 +13,7 @@ use ipnet::Ipv4Net;
 use uuid::Uuid;
 use zbus::{OwnedVariant, Variant};
 
-use crate::plan::{Addresses, Route, Rule, Table, UplinkPlan};
+use crate::plan::{Addresses, Route, Rule, Table, UplinkPlan, DEFAULT_DESTINATION};
 
 /// One setting (`ipv4`, `connection`, ...) or one entry of `route-data`/`routing-rules`.
 pub type Dict = BTreeMap<String, OwnedVariant>;
@@ -70,7 +70,7 @@ impl Wanted {
                 // dispatcher hook adds the table's default route when the lease arrives.
                 if let Some(gw) = u.gateway {
                     routes.push(Route {
-                        destination: Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 0).expect("0 is a valid prefix length"),
+                        destination: DEFAULT_DESTINATION,
                         gateway: Some(gw),
                         table: Table::Id(u.table),
                         metric: None,
@@ -99,6 +99,9 @@ fn route_dict(r: &Route) -> Dict {
     d.insert("prefix".into(), owned(u32::from(r.destination.prefix_len())));
     if let Some(gw) = r.gateway {
         d.insert("next-hop".into(), owned(gw.to_string()));
+        // plan::Route: every gateway is on the uplink's link; without onlink the kernel refuses
+        // the route while the link route to the gateway is missing (as carrier returns).
+        d.insert("onlink".into(), owned(true));
     }
     if let Some(m) = r.metric {
         d.insert("metric".into(), owned(m));
@@ -238,7 +241,12 @@ fn route_text(e: &Dict) -> String {
         s.push_str(&m);
     }
     for (k, v) in e.iter().filter(|(k, _)| !matches!(k.as_str(), "dest" | "prefix" | "next-hop" | "metric")) {
-        s.push_str(&format!(" {k}={}", text(v)));
+        // nmcli writes boolean route attributes as true/false (properties as yes/no).
+        let value = match &**v {
+            Variant::Bool(b) => b.to_string(),
+            _ => text(v),
+        };
+        s.push_str(&format!(" {k}={value}"));
     }
     s
 }

@@ -27,13 +27,15 @@ fn user_profile() -> Profile {
     ipv4.insert("never-default".into(), owned(true));
     ipv4.insert("route-table".into(), owned(200u32));
     ipv4.insert("dns-search".into(), owned(vec!["lan".to_string()]));
-    let user_route = route_dict(&Route {
+    let mut user_route = route_dict(&Route {
         destination: "10.9.0.0/16".parse().unwrap(),
         gateway: Some("192.168.178.254".parse().unwrap()),
         table: Table::Id(200),
         metric: Some(5),
         preferred_source: None,
     });
+    // As the user wrote it: not on-link (multihome's own routes are).
+    user_route.remove("onlink");
     // A stale route in the uplink's table, from an earlier policy.
     let stale = route_dict(&Route {
         destination: "192.168.0.0/16".parse().unwrap(),
@@ -70,7 +72,7 @@ fn created_profile_carries_the_plan_in_nmcli_words() {
             "ipv4.route-metric: 100",
             "ipv4.never-default: no",
             "ipv4.route-table: 0",
-            "ipv4.routes: 0.0.0.0/0 192.168.178.1 table=101",
+            "ipv4.routes: 0.0.0.0/0 192.168.178.1 onlink=true table=101",
             "ipv4.routes: 192.168.178.0/24 src=192.168.178.99 table=101",
             "ipv4.routing-rules: priority 10000 from 192.168.178.99/32 table 101",
             "ipv4.routing-rules: priority 10001 to 192.168.178.99/32 table 101",
