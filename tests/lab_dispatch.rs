@@ -210,3 +210,33 @@ fn nm_dispatcher_applies_and_removes_a_dhcp_uplinks_rules() {
     );
     eprintln!("multihome dispatch with nothing to change: mean {mean:?}, max {max:?}");
 }
+
+/// A lease that arrived before the policy (no hook installed yet, so no dispatcher event will
+/// bring it): `multihome apply` brings the DHCP uplink's rules up to date itself.
+#[test]
+fn apply_gives_rules_to_a_lease_that_came_before_the_policy() {
+    if !require(Manager::NetworkManager, &["dnsmasq"]) {
+        return;
+    }
+    let lab = Lab::start(LabOptions {
+        manager: Manager::NetworkManager,
+        dhcp: true,
+        multihome: Some(env!("CARGO_BIN_EXE_multihome").into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let keyfile = lab.dir().join("etc/NetworkManager/system-connections/lab-wlan0.nmconnection");
+    fs::write(&keyfile, "[connection]\nid=lab-wlan0\ntype=ethernet\ninterface-name=wlan0\n\n[ipv4]\nmethod=auto\n\n[ipv6]\nmethod=disabled\n").unwrap();
+    fs::set_permissions(&keyfile, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    assert!(lab.run_in_host("nmcli", &["connection", "reload"]).unwrap().status.success());
+    let out = lab.run_in_host("nmcli", &["--wait", "30", "connection", "up", "lab-wlan0"]).unwrap();
+    assert!(out.status.success(), "nmcli connection up: {}", String::from_utf8_lossy(&out.stderr));
+    time_until(&lab, Duration::from_secs(15), "a lease for wlan0", || lease(&lab).is_some());
+    assert!(our_rules(&lab).is_empty(), "rules before multihome ran: {:?}", our_rules(&lab));
+
+    lab.write_policy(POLICY).unwrap();
+    let out = lab.multihome_ok(&["apply", "--backend", "networkmanager"]).unwrap();
+    let a = lease(&lab).expect("the lease survives the apply");
+    assert!(out.contains(&format!("wlan0: rules for {a}")), "apply did not report the lease's rules:\n{out}");
+    assert_eq!(our_rules(&lab), expected_rules(a), "right after apply, without any dispatcher event");
+}
