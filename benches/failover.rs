@@ -242,14 +242,13 @@ fn silent_once(lab: &Lab, log: Option<&PathBuf>) -> anyhow::Result<Silent> {
     lab.set_upstream("eth0", false)?;
     let mut detection = Duration::MAX;
     while started.elapsed() < SILENT_WATCH {
-        if detection == Duration::MAX {
-            if let Some(l) = log {
+        if detection == Duration::MAX
+            && let Some(l) = log {
                 let text = std::fs::read_to_string(l).unwrap_or_default();
                 if text.get(log_len..).is_some_and(|new| new.lines().any(|x| x.starts_with("eth0:") && x.contains("-> down"))) {
                     detection = started.elapsed();
                 }
             }
-        }
         std::thread::sleep(Duration::from_millis(5));
     }
     let records = prober.stop()?;

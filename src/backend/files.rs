@@ -67,11 +67,10 @@ pub fn compare(root: &Path, wanted: &[GeneratedFile], owned: &[Owned]) -> anyhow
     for f in wanted {
         let full = root.join(&f.path);
         let old = read_if_exists(&full)?;
-        if let Some(old) = &old {
-            if !is_ours(old) {
+        if let Some(old) = &old
+            && !is_ours(old) {
                 bail!("{} exists and was not written by multihome; move it away or fold it into the policy, multihome will not overwrite it", full.display());
             }
-        }
         changes.push(Change { path: f.path.clone(), old, new: Some(f.contents.clone()), mode: f.mode });
     }
     for (dir, prefix, suffix) in owned {
@@ -81,13 +80,11 @@ pub fn compare(root: &Path, wanted: &[GeneratedFile], owned: &[Owned]) -> anyhow
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let rel = Path::new(dir).join(&name);
-            if name.starts_with(prefix) && name.ends_with(suffix) && !wanted.iter().any(|f| f.path == rel) {
-                if let Some(old) = read_if_exists(&entry.path())? {
-                    if is_ours(&old) {
+            if name.starts_with(prefix) && name.ends_with(suffix) && !wanted.iter().any(|f| f.path == rel)
+                && let Some(old) = read_if_exists(&entry.path())?
+                    && is_ours(&old) {
                         stale.push(Change { path: rel, old: Some(old), new: None, mode: 0 });
                     }
-                }
-            }
         }
         stale.sort_by(|a, b| a.path.cmp(&b.path));
         changes.extend(stale);

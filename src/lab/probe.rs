@@ -101,11 +101,10 @@ fn run(started: Instant, target: Ipv4Addr, interval: Duration, stop: &AtomicBool
                 }
                 Err(_) => sent.elapsed() >= ANSWER_WITHIN,
             };
-            if settled {
-                if let Some(live) = &live {
+            if settled
+                && let Some(live) = &live {
                     let _ = live.send(records[*i]);
                 }
-            }
             !settled
         });
         std::thread::sleep(Duration::from_micros(200));

@@ -37,7 +37,7 @@ pub fn parse(text: &str) -> Option<Duration> {
 /// Formats a duration the way systemd prints spans, so rendered files and `check` agree with it.
 pub fn format(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
+    if ms.is_multiple_of(1000) { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
 }
 
 #[cfg(test)]

@@ -108,12 +108,11 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
     let mut uplinks: Vec<Located> = Vec::new();
 
     for section in sections {
-        if matches!(section.name.as_str(), "Policy" | "Probe") {
-            if let Some(line) = seen_once.insert(section.name.as_str(), section.line) {
+        if matches!(section.name.as_str(), "Policy" | "Probe")
+            && let Some(line) = seen_once.insert(section.name.as_str(), section.line) {
                 c.problem(section.line, format!("[{}] appears twice (first on line {line}); merge them", section.name));
                 continue;
             }
-        }
         match section.name.as_str() {
             "Policy" => {
                 let map = c.entries(section, &["Backend", "Mode"], &[]);
@@ -217,11 +216,10 @@ fn probe_section(c: &mut Checker, section: &Section) -> Probe {
         // ARP only proves the gateway is alive, not the path behind it: the failure the daemon exists for.
         c.problem(section.line, "[Probe] has no Target=; give at least one address to probe through each uplink, such as the gateway and a host behind it");
     }
-    if let (Require::AtLeast(n), Some(e)) = (p.require, first(&map, "Require")) {
-        if n > p.targets.len() {
+    if let (Require::AtLeast(n), Some(e)) = (p.require, first(&map, "Require"))
+        && n > p.targets.len() {
             c.problem(e.line, format!("Require={n}: only {} Target= given", p.targets.len()));
         }
-    }
     if p.timeout > p.interval {
         let line = first(&map, "Timeout").map_or(section.line, |e| e.line);
         c.problem(
