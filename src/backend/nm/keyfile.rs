@@ -11,7 +11,7 @@ use crate::backend::files::{marker, GeneratedFile, Owned};
 use crate::backend::networkd::render::{self as networkd_render, SYSCTL_FILE};
 use crate::plan::{Addresses, Plan, Route, Rule, UplinkPlan};
 
-use super::settings::{profile_id, profile_uuid, Wanted};
+use super::settings::{profile_id, profile_uuid, record, record_for, Wanted};
 
 pub const CONNECTIONS_DIR: &str = "etc/NetworkManager/system-connections";
 
@@ -87,6 +87,10 @@ fn keyfile(plan: &Plan, u: &UplinkPlan) -> String {
         rule(&mut s, i + 1, r);
     }
     s.push_str("\n[ipv6]\nmethod=auto\n");
+    // What apply records in the profile it merges into, so that apply finds nothing to change
+    // and a later policy removes exactly these routes and rules.
+    let written = record_for(&want);
+    let _ = write!(s, "\n[user]\n{}={}\n{}={}\n", record::ROUTES_KEY, written.routes_value(), record::RULES_KEY, written.rules_value());
     s
 }
 

@@ -3,6 +3,9 @@
 //! and the same in nmcli's words, which is both what `multihome plan` shows and what decides
 //! whether a profile needs an update at all (applying twice changes nothing).
 //!
+//! What multihome wrote into `ipv4.routes` and `ipv4.routing-rules` is recorded in the profile
+//! ([`record`]), so the next apply removes exactly that and nothing the user wrote.
+//!
 //! Profiles are NetworkManager's D-Bus form (`a{sa{sv}}`), ordered for reproducible output.
 //! Values of settings multihome does not own pass through untouched, with their D-Bus types.
 
@@ -14,6 +17,10 @@ use uuid::Uuid;
 use zbus::{OwnedVariant, Variant};
 
 use crate::plan::{Addresses, Route, Rule, Table, UplinkPlan, DEFAULT_DESTINATION};
+
+pub mod record;
+
+pub use record::Record;
 
 /// One setting (`ipv4`, `connection`, ...) or one entry of `route-data`/`routing-rules`.
 pub type Dict = BTreeMap<String, OwnedVariant>;
@@ -30,6 +37,15 @@ pub fn profile_id(interface: &str) -> String {
 pub fn profile_uuid(interface: &str) -> Uuid {
     let namespace = Uuid::new_v5(&Uuid::NAMESPACE_DNS, b"nm-profile.multihome.invalid");
     Uuid::new_v5(&namespace, profile_id(interface).as_bytes())
+}
+
+/// The interface a profile was created for by multihome: its name and derived UUID say so
+/// (a user's profile that happens to be called multihome-X has another UUID).
+pub fn created_for(p: &Profile) -> Option<String> {
+    let connection = p.get("connection")?;
+    let text = |k: &str| connection.get(k).and_then(|v| String::try_from(v.clone()).ok());
+    let interface = text("id")?.strip_prefix("multihome-")?.to_string();
+    (text("uuid")? == profile_uuid(&interface).to_string()).then_some(interface)
 }
 
 /// NetworkManager's name for the connection type of an interface, or `None` for a kind that
@@ -136,10 +152,6 @@ fn entries(section: Option<&Dict>, key: &str) -> Vec<Dict> {
         .unwrap_or_default()
 }
 
-fn table_of(entry: &Dict) -> Option<u32> {
-    entry.get("table").and_then(|v| u32::try_from(v).ok())
-}
-
 /// A new profile for `interface` with nothing but what the connection type needs, for
 /// [`merge`] to complete. IPv6 is left to NetworkManager's default, as the policy is IPv4 only.
 pub fn new_profile(interface: &str, connection_type: &str) -> Profile {
@@ -157,8 +169,10 @@ pub fn new_profile(interface: &str, connection_type: &str) -> Profile {
     p
 }
 
-/// The profile with multihome's `ipv4` values set and everything else as it was. Routes and
-/// rules of other tables (the user's own) are kept; those of the uplink's table are replaced.
+/// The profile with multihome's `ipv4` values set and everything else as it was. The routes and
+/// rules multihome wrote there before (its [`Record`]) are replaced by the plan's; the user's own
+/// stay, in whatever table. A profile without a record holds none of multihome's, unless
+/// multihome created it (then all of them are, as before records existed).
 pub fn merge(current: &Profile, want: &Wanted) -> Profile {
     let mut p = current.clone();
     // GetSettings returns the deprecated `addresses`/`routes` beside `address-data`/
@@ -202,15 +216,45 @@ pub fn merge(current: &Profile, want: &Wanted) -> Profile {
     // `never-default` would drop it and a `route-table` would move it. Absent means no and main.
     ipv4.remove("never-default");
     ipv4.remove("route-table");
-    let mine = |e: &Dict| table_of(e) == Some(want.table);
-    let mut routes: Vec<Dict> = entries(old.as_ref(), "route-data").into_iter().filter(|e| !mine(e)).collect();
-    routes.extend(want.routes.iter().map(route_dict));
+    let recorded = Record::of(current);
+    let own_profile = created_for(current).is_some();
+    let written = |text: &str, list: fn(&Record) -> &Vec<String>| match &recorded {
+        Some(r) => list(r).iter().any(|e| e == text),
+        None => own_profile,
+    };
+    let new_routes: Vec<Dict> = want.routes.iter().map(route_dict).collect();
+    let new_rules: Vec<Dict> = want.rules.iter().map(rule_dict).collect();
+    let record = record_for(want);
+    // Kept: what multihome did not write, unless it is one of the plan's (no duplicates).
+    let mut routes: Vec<Dict> = entries(old.as_ref(), "route-data")
+        .into_iter()
+        .filter(|e| {
+            let t = route_text(e);
+            !written(&t, |r| &r.routes) && !record.routes.contains(&t)
+        })
+        .collect();
+    routes.extend(new_routes);
     ipv4.insert("route-data".into(), dicts(routes));
     ipv4.remove("routes");
-    let mut rules: Vec<Dict> = entries(old.as_ref(), "routing-rules").into_iter().filter(|e| !mine(e)).collect();
-    rules.extend(want.rules.iter().map(rule_dict));
+    let mut rules: Vec<Dict> = entries(old.as_ref(), "routing-rules")
+        .into_iter()
+        .filter(|e| {
+            let t = rule_text(e);
+            !written(&t, |r| &r.rules) && !record.rules.contains(&t)
+        })
+        .collect();
+    rules.extend(new_rules);
     ipv4.insert("routing-rules".into(), dicts(rules));
+    record.write(&mut p);
     p
+}
+
+/// What merging `want` writes into a profile's routes and rules, as its [`Record`] says it.
+pub fn record_for(want: &Wanted) -> Record {
+    Record {
+        routes: want.routes.iter().map(|r| route_text(&route_dict(r))).collect(),
+        rules: want.rules.iter().map(|r| rule_text(&rule_dict(r))).collect(),
+    }
 }
 
 /// A value as nmcli prints it: numbers and strings bare, anything else in D-Bus text form.
@@ -294,17 +338,24 @@ pub fn ipv4_lines(p: &Profile) -> Vec<String> {
     out
 }
 
+/// [`ipv4_lines`] and the lines of multihome's [`Record`]: everything [`merge`] decides.
+pub fn owned_lines(p: &Profile) -> Vec<String> {
+    let mut lines = ipv4_lines(p);
+    lines.extend(Record::lines(p));
+    lines
+}
+
 /// Whether sending `merged` would change something multihome owns in `current`. [`merge`]
 /// changes nothing else (dropping the deprecated duplicates is no change: NetworkManager
 /// derives them again).
 pub fn needs_update(current: &Profile, merged: &Profile) -> bool {
-    ipv4_lines(current) != ipv4_lines(merged)
+    owned_lines(current) != owned_lines(merged)
 }
 
 /// `multihome plan`: the change to one profile as a unified diff of its multihome-owned lines.
 pub fn diff(label: &str, current: Option<&Profile>, merged: &Profile) -> String {
-    let old = current.map(|p| ipv4_lines(p).join("\n") + "\n").unwrap_or_default();
-    let new = ipv4_lines(merged).join("\n") + "\n";
+    let old = current.map(|p| owned_lines(p).join("\n") + "\n").unwrap_or_default();
+    let new = owned_lines(merged).join("\n") + "\n";
     if old == new {
         return String::new();
     }

@@ -7,7 +7,7 @@ use zbus::{Connection, OwnedObjectPath};
 
 use super::apply::{name_has_owner, NM_BUS_NAME};
 use super::proxies::{self, ActiveProxy, ConnectionProxy, DeviceProxy, NetworkManagerProxy, SettingsIn, SettingsProxy};
-use super::settings::{self, Profile, Wanted};
+use super::settings::{self, created_for, Profile, Wanted};
 use crate::plan::Plan;
 
 /// One uplink as found before anything is changed.
@@ -148,14 +148,6 @@ pub(super) async fn survey(bus: &Connection, plan: &Plan) -> anyhow::Result<Surv
         }
     }
     Ok(Survey { targets, stale })
-}
-
-/// The interface a profile was created for by multihome: its name and derived UUID say so
-/// (a user's profile that happens to be called multihome-X has another UUID).
-fn created_for(p: &Profile) -> Option<String> {
-    let interface = profile_name(p).strip_prefix("multihome-")?.to_string();
-    let uuid = p.get("connection").and_then(|c| c.get("uuid")).and_then(|v| String::try_from(v.clone()).ok())?;
-    (uuid == settings::profile_uuid(&interface).to_string()).then_some(interface)
 }
 
 /// The profile an inactive interface would use: bound to it by `connection.interface-name`;

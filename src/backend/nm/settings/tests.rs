@@ -44,13 +44,22 @@ fn user_profile() -> Profile {
         metric: None,
         preferred_source: None,
     });
-    ipv4.insert("route-data".into(), dicts(vec![user_route, stale]));
+    ipv4.insert("route-data".into(), dicts(vec![user_route, stale.clone()]));
     ipv4.insert("routes".into(), owned(vec![vec![0u32, 16, 0, 5]]));
     ipv4.insert("addresses".into(), owned(Vec::<Vec<u32>>::new()));
     ipv4.insert("address-data".into(), dicts(Vec::new()));
     let user_rule = rule_dict(&Rule { priority: 500, from: None, to: Some("10.9.0.0/16".parse().unwrap()), table: Table::Id(200) });
-    ipv4.insert("routing-rules".into(), dicts(vec![user_rule]));
+    // And its rule, which an earlier multihome wrote for another address.
+    let stale_rule = rule_dict(&Rule { priority: 10000, from: Some("192.168.178.50/32".parse().unwrap()), to: None, table: Table::Id(101) });
+    ipv4.insert("routing-rules".into(), dicts(vec![user_rule, stale_rule.clone()]));
     p.insert("ipv4".into(), ipv4);
+    // What that earlier multihome recorded having written, beside a key of the user's own.
+    Record { routes: vec![route_text(&stale)], rules: vec![rule_text(&stale_rule)] }.write(&mut p);
+    let mut user = p["user"].clone();
+    let mut data: std::collections::HashMap<String, String> = user["data"].clone().try_into().unwrap();
+    data.insert("desktop.note".into(), "office port 4".into());
+    user.insert("data".into(), owned(data));
+    p.insert("user".into(), user);
     let mut ipv6 = Dict::new();
     ipv6.insert("method".into(), owned("disabled".to_string()));
     ipv6.insert("addr-gen-mode".into(), owned(1i32));
@@ -95,6 +104,9 @@ fn merge_keeps_every_unrelated_setting_of_a_user_profile() {
     assert!(lines.contains(&"ipv4.routes: 10.9.0.0/16 192.168.178.254 5 table=200".to_string()), "{lines:#?}");
     assert!(lines.contains(&"ipv4.routing-rules: priority 500 to 10.9.0.0/16 table 200".to_string()), "{lines:#?}");
     assert!(!lines.iter().any(|l| l.contains("192.168.0.0/16")), "the stale route of table 101 stays: {lines:#?}");
+    assert!(!lines.iter().any(|l| l.contains("192.168.178.50")), "the stale rule of table 101 stays: {lines:#?}");
+    let data = |p: &Profile| std::collections::HashMap::<String, String>::try_from(p["user"]["data"].clone()).unwrap();
+    assert_eq!(data(&merged)["desktop.note"], "office port 4", "the user's own user data is kept");
     // The deprecated forms would make NetworkManager ignore route-data and its table= values.
     assert!(!merged["ipv4"].contains_key("routes") && !merged["ipv4"].contains_key("addresses"));
     assert!(lines.contains(&"ipv4.never-default: no".to_string()) && lines.contains(&"ipv4.route-table: 0".to_string()), "{lines:#?}");
@@ -146,4 +158,98 @@ fn only_wired_profiles_are_created() {
     assert_eq!(connection_type(1), Some("802-3-ethernet"));
     assert_eq!(connection_type(20), Some("802-3-ethernet"));
     assert_eq!(connection_type(2), None);
+}
+
+fn with_table(text: &str, table: u32) -> String {
+    text.replace("Priority=1\n", &format!("Priority=1\nTable={table}\n"))
+}
+
+/// The gap this record closes: eth0's table moves from 101 to 200 (where the user has a route
+/// and a rule of their own). Everything multihome wrote for table 101 goes, the user's entries
+/// in table 200 stay, and the record says exactly what is multihome's now.
+#[test]
+fn a_changed_table_leaves_nothing_of_the_old_one_and_keeps_the_users_entries() {
+    let seed = seed();
+    let moved = plan::plan(&policy::parse("seed.conf", &with_table(SEED, 200)).unwrap());
+    assert_eq!(moved.uplink("eth0").unwrap().table, 200);
+    for start in [user_profile(), new_profile("eth0", "802-3-ethernet")] {
+        let first = merge(&start, &Wanted::for_uplink(seed.uplink("eth0").unwrap()));
+        let second = merge(&first, &Wanted::for_uplink(moved.uplink("eth0").unwrap()));
+        let lines = ipv4_lines(&second);
+        assert!(!lines.iter().any(|l| l.ends_with("table=101") || l.ends_with("table 101")), "{lines:#?}");
+        assert!(lines.contains(&"ipv4.routes: 0.0.0.0/0 192.168.178.1 onlink=true table=200".to_string()), "{lines:#?}");
+        assert!(lines.contains(&"ipv4.routing-rules: priority 10000 from 192.168.178.99/32 table 200".to_string()), "{lines:#?}");
+        let record = Record::of(&second).unwrap();
+        assert_eq!(record, record_for(&Wanted::for_uplink(moved.uplink("eth0").unwrap())));
+        assert!(record.routes.iter().chain(&record.rules).all(|e| e.ends_with("table=200") || e.ends_with("table 200")), "{record:?}");
+        if start == user_profile() {
+            assert!(lines.contains(&"ipv4.routes: 10.9.0.0/16 192.168.178.254 5 table=200".to_string()), "{lines:#?}");
+            assert!(lines.contains(&"ipv4.routing-rules: priority 500 to 10.9.0.0/16 table 200".to_string()), "{lines:#?}");
+        }
+        // Back to 101: the same as applying the seed at once.
+        let back = merge(&second, &Wanted::for_uplink(seed.uplink("eth0").unwrap()));
+        assert_eq!(owned_lines(&back), owned_lines(&first));
+    }
+}
+
+/// A re-ranked uplink (same table, other rule priorities) keeps no rule of its old rank.
+#[test]
+fn a_changed_rank_leaves_no_rule_of_the_old_one() {
+    let seed = seed();
+    let first = merge(&user_profile(), &Wanted::for_uplink(seed.uplink("wlan1").unwrap()));
+    let reranked = plan::plan(&policy::parse("t", "[Uplink]\nInterface=wlan1\nPriority=2\nAddress=192.168.178.98/24\nGateway=192.168.178.1\n").unwrap());
+    let second = merge(&first, &Wanted::for_uplink(reranked.uplink("wlan1").unwrap()));
+    let rules: Vec<String> = ipv4_lines(&second).into_iter().filter(|l| l.starts_with("ipv4.routing-rules")).collect();
+    assert_eq!(
+        rules,
+        [
+            "ipv4.routing-rules: priority 10000 from 192.168.178.99/32 table 101".replace("99", "98").replace("101", "102"),
+            "ipv4.routing-rules: priority 10001 to 192.168.178.98/32 table 102".to_string(),
+            "ipv4.routing-rules: priority 500 to 10.9.0.0/16 table 200".to_string(),
+        ]
+    );
+}
+
+/// Without a record, a user's profile holds nothing of multihome's: its routes and rules stay,
+/// even in the uplink's table; one the plan also wants is not doubled. A profile multihome
+/// created holds only multihome's.
+#[test]
+fn without_a_record_only_multihomes_own_profiles_are_its_own() {
+    let seed = seed();
+    let want = Wanted::for_uplink(seed.uplink("eth0").unwrap());
+    let mut unrecorded = user_profile();
+    unrecorded.remove("user");
+    let link = route_dict(&want.routes[0]);
+    let mut users_copy = unrecorded["ipv4"].clone();
+    let mut routes = entries(Some(&users_copy), "route-data");
+    routes.push(link.clone());
+    users_copy.insert("route-data".into(), dicts(routes));
+    unrecorded.insert("ipv4".into(), users_copy);
+    let merged = merge(&unrecorded, &want);
+    let lines = ipv4_lines(&merged);
+    assert!(lines.contains(&"ipv4.routes: 192.168.0.0/16 table=101".to_string()), "{lines:#?}");
+    assert!(lines.contains(&"ipv4.routing-rules: priority 10000 from 192.168.178.50/32 table 101".to_string()), "{lines:#?}");
+    assert_eq!(lines.iter().filter(|l| **l == format!("ipv4.routes: {}", route_text(&link))).count(), 1, "{lines:#?}");
+
+    let mut own = merge(&new_profile("eth0", "802-3-ethernet"), &want);
+    own.remove("user");
+    let old_ipv4 = unrecorded["ipv4"].clone();
+    own.get_mut("ipv4").unwrap().insert("route-data".into(), old_ipv4["route-data"].clone());
+    let remerged = merge(&own, &want);
+    assert_eq!(ipv4_lines(&remerged), ipv4_lines(&merge(&new_profile("eth0", "802-3-ethernet"), &want)));
+}
+
+#[test]
+fn the_record_fits_what_networkmanager_accepts() {
+    // 50 addresses, the most an uplink's rule priorities hold: each value stays under 8 KiB.
+    let addresses: Vec<String> = (1..=50).map(|i| format!("Address=192.168.178.{i}/24\n")).collect();
+    let text = format!("[Uplink]\nInterface=eth0\nPriority=1\n{}Gateway=192.168.178.254\n", addresses.concat());
+    let plan = plan::plan(&policy::parse("t", &text).unwrap());
+    let record = record_for(&Wanted::for_uplink(&plan.uplinks[0]));
+    assert_eq!(record.rules.len(), 100);
+    assert!(record.routes_value().len() <= 8 * 1024 && record.rules_value().len() <= 8 * 1024, "{}", record.rules_value().len());
+    for key in [record::ROUTES_KEY, record::RULES_KEY] {
+        let (namespace, name) = key.split_once('.').unwrap();
+        assert!(!namespace.is_empty() && !name.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'));
+    }
 }
