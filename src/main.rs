@@ -328,12 +328,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// applied, and the hook does the same at the uplink's next lease event.
 fn refresh_dhcp_uplinks(rt: &tokio::runtime::Runtime, plan: &Plan) -> bool {
     match rt.block_on(multihome::dispatch::refresh(plan)) {
-        Ok(outcomes) => {
-            let changed: Vec<_> = outcomes.iter().filter(|(_, o)| o.changed_anything()).collect();
+        Ok(refreshed) => {
+            let changed: Vec<_> = refreshed.uplinks.iter().filter(|(_, o)| o.changed_anything()).collect();
             for (interface, outcome) in &changed {
                 println!("{interface}: {outcome}");
             }
-            !changed.is_empty()
+            if !refreshed.swept.is_empty() {
+                println!("{}", refreshed.swept);
+            }
+            !changed.is_empty() || !refreshed.swept.is_empty()
         }
         Err(e) => {
             eprintln!("multihome: warning: the DHCP uplinks' rules were not brought up to date ({e:#}); the dispatcher hook does it at their next lease event");

@@ -7,6 +7,10 @@
 //! priorities, so it is idempotent, leaves the manager's and the administrator's rules alone,
 //! and a second run changes nothing. Static uplinks are the manager's business; other
 //! interfaces are none of ours.
+//!
+//! After an apply, [`refresh`] also sweeps what the hook added under an earlier policy (a
+//! table or rank that changed, an uplink that went or became static): every rule and route with
+//! multihome's protocol that no DHCP uplink of the policy owns now, except the daemon's.
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -16,7 +20,7 @@ use ipnet::Ipv4Net;
 
 use super::event::{Event, Kind, MAX_ADDRESSES};
 use crate::netlink::{self, KernelRoute, KernelRule, Netlink, RouteKind};
-use crate::plan::{self, Addresses, Plan, Route, Rule, Table, UplinkPlan, DAEMON_RULE_PRIORITY, DEFAULT_DESTINATION};
+use crate::plan::{self, Addresses, Plan, Route, Rule, Table, UplinkPlan, DAEMON_RULE_PRIORITY, DAEMON_TABLE, DEFAULT_DESTINATION};
 
 /// What one run changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -73,12 +77,28 @@ pub async fn apply(plan: &Plan, event: &Event, nl: &Netlink) -> Result<Option<Ou
     }
 }
 
+/// What [`refresh`] did: each DHCP uplink's outcome, and what it swept.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Refreshed {
+    pub uplinks: Vec<(String, Outcome)>,
+    pub swept: Swept,
+}
+
+/// Rules and routes of multihome's protocol that no DHCP uplink of the policy owns any more,
+/// removed by [`refresh`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Swept {
+    pub rules: Vec<Rule>,
+    pub routes: Vec<Route>,
+}
+
 /// Makes every DHCP uplink's rules and table routes match the addresses its interface has now,
 /// without a dispatcher event: for `multihome apply` and a confirmed `multihome try` (a lease
 /// that arrived before the policy). IPv4 link-local addresses get no rules: they are no lease.
-pub async fn refresh(plan: &Plan, nl: &Netlink) -> Result<Vec<(String, Outcome)>, netlink::Error> {
-    let mut outcomes = Vec::new();
-    for uplink in plan.uplinks.iter().filter(|u| matches!(u.addresses, Addresses::Dhcp(_))) {
+/// Then sweeps what the hook added under an earlier policy (see [`stale_rules`]).
+pub async fn refresh(plan: &Plan, nl: &Netlink) -> Result<Refreshed, netlink::Error> {
+    let mut refreshed = Refreshed::default();
+    for uplink in dhcp_uplinks(plan) {
         let outcome = match nl.ifindex(&uplink.interface).await {
             Ok(ifindex) => {
                 let current: Vec<Ipv4Net> = nl.ipv4_addresses(ifindex).await?.into_iter().filter(|n| !n.addr().is_link_local()).collect();
@@ -88,9 +108,64 @@ pub async fn refresh(plan: &Plan, nl: &Netlink) -> Result<Vec<(String, Outcome)>
             Err(e) if e.is_not_found() => reconcile(uplink, None, &[], None).run(nl).await?,
             Err(e) => return Err(e),
         };
-        outcomes.push((uplink.interface.clone(), outcome));
+        refreshed.uplinks.push((uplink.interface.clone(), outcome));
     }
-    Ok(outcomes)
+    refreshed.swept = sweep(plan, nl).await?;
+    Ok(refreshed)
+}
+
+fn dhcp_uplinks(plan: &Plan) -> impl Iterator<Item = &UplinkPlan> {
+    plan.uplinks.iter().filter(|u| matches!(u.addresses, Addresses::Dhcp(_)))
+}
+
+/// Mark and sweep, as networkd does with what it configured: everything of multihome's
+/// protocol that the plan's DHCP uplinks do not own goes.
+async fn sweep(plan: &Plan, nl: &Netlink) -> Result<Swept, netlink::Error> {
+    let mut swept = Swept::default();
+    for rule in stale_rules(plan, &nl.our_rules().await?) {
+        match nl.delete_rule(&rule).await {
+            Ok(()) => swept.rules.push(rule),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for (route, ifindex) in stale_routes(plan, &nl.routes().await?) {
+        match nl.delete_route(&route, ifindex).await {
+            Ok(()) => swept.routes.push(route),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(swept)
+}
+
+/// The daemon's own: its table, and its rule (by priority too, whatever table it points to).
+fn is_daemons_rule(r: &KernelRule) -> bool {
+    r.table == DAEMON_TABLE || r.priority == DAEMON_RULE_PRIORITY
+}
+
+/// The hook's rules that no DHCP uplink of `plan` owns: of multihome's protocol, not the
+/// daemon's, and not in a DHCP uplink's table at uplink priorities (those are the uplink's own,
+/// which its reconcile keeps right, also while a lease event runs beside the sweep).
+pub fn stale_rules(plan: &Plan, kernel: &[KernelRule]) -> Vec<Rule> {
+    let owned = |r: &KernelRule| dhcp_uplinks(plan).any(|u| is_uplink_rule(r, u.table));
+    kernel.iter().filter(|r| r.is_ours() && !is_daemons_rule(r) && !owned(r)).filter_map(KernelRule::as_plan_rule).collect()
+}
+
+/// The hook's routes that no DHCP uplink of `plan` owns: of multihome's protocol, outside the
+/// daemon's table and outside every DHCP uplink's table (the hook owns those whole), with the
+/// interface they are on.
+pub fn stale_routes(plan: &Plan, kernel: &[KernelRoute]) -> Vec<(Route, u32)> {
+    let owned = |r: &KernelRoute| r.table == DAEMON_TABLE || dhcp_uplinks(plan).any(|u| u.table == r.table);
+    kernel.iter().filter(|r| r.is_ours() && !owned(r)).filter_map(|r| Some((r.as_plan_route(), r.ifindex?))).collect()
+}
+
+/// A rule of the hook for an uplink whose table is `table`, at any rank's priorities (so one
+/// from before the policy re-ranked the uplinks still counts); the daemon's rule (its own
+/// table, after them) never does.
+fn is_uplink_rule(r: &KernelRule, table: u32) -> bool {
+    let uplink_rules = rule_priorities(0).start..DAEMON_RULE_PRIORITY;
+    r.is_ours() && r.table == table && uplink_rules.contains(&r.priority)
 }
 
 /// The rule priorities the hook may use for the uplink of `rank`: those of its first
@@ -119,11 +194,8 @@ fn reconcile<'a>(uplink: &'a UplinkPlan, ifindex: Option<u32>, addresses: &[Ipv4
 
 impl Reconcile<'_> {
     /// A rule the hook added for this uplink: ours, into its table, among the uplink rules.
-    /// Any uplink rank's priorities count, so a rule left from before the policy re-ranked the
-    /// uplinks is still found; the daemon's rule (its own table, after them) never is.
     fn ours_rule(&self, r: &KernelRule) -> bool {
-        let uplink_rules = rule_priorities(0).start..DAEMON_RULE_PRIORITY;
-        r.is_ours() && r.table == self.uplink.table && uplink_rules.contains(&r.priority)
+        is_uplink_rule(r, self.uplink.table)
     }
 
     async fn run(self, nl: &Netlink) -> Result<Outcome, netlink::Error> {
@@ -204,6 +276,28 @@ fn table_default_gateway(routes: &[KernelRoute], ifindex: u32, table: u32, named
         return named;
     }
     routes.iter().filter(default_here).filter(|r| r.table == Table::Main.number()).min_by_key(|r| r.metric).and_then(|r| r.gateway)
+}
+
+/// `2 rules and 1 route of an earlier policy removed`, or nothing when there were none.
+impl fmt::Display for Swept {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (rules, routes) = (self.rules.len(), self.routes.len());
+        let s = |n: usize| if n == 1 { "" } else { "s" };
+        write!(f, "{rules} rule{} and {routes} route{} of an earlier policy removed", s(rules), s(routes))?;
+        for r in &self.rules {
+            write!(f, "\n  rule {r}")?;
+        }
+        for r in &self.routes {
+            write!(f, "\n  route {}", plan::show_route(r, "*"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Swept {
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty() && self.routes.is_empty()
+    }
 }
 
 /// The second half of the log line: `rules for 192.168.178.156/24: 2 rules added, 1 route set`.

@@ -17,7 +17,7 @@ use crate::plan;
 use crate::policy;
 
 pub use event::{Event, Kind, Refused};
-pub use hook::Outcome;
+pub use hook::{Outcome, Refreshed, Swept};
 
 /// Runs the hook for one dispatcher call. Quiet (and successful) for events that are not
 /// multihome's business; one line on stderr (the journal) when it looked at an uplink.
@@ -45,11 +45,9 @@ pub fn run(args: &[String], env: &BTreeMap<String, String>, policy_path: &Path) 
 
 /// The hook for every DHCP uplink at once, without an event, from the addresses the kernel has
 /// now: after `multihome apply`, an uplink whose lease arrived before the policy gets its rules
-/// without waiting for its next lease event. Returns each DHCP uplink's outcome.
-pub async fn refresh(plan: &plan::Plan) -> anyhow::Result<Vec<(String, Outcome)>> {
-    if !plan.uplinks.iter().any(|u| matches!(u.addresses, plan::Addresses::Dhcp(_))) {
-        return Ok(Vec::new());
-    }
+/// without waiting for its next lease event, and what the hook added under an earlier policy
+/// goes. Runs also without DHCP uplinks: one may have become static or left the policy.
+pub async fn refresh(plan: &plan::Plan) -> anyhow::Result<hook::Refreshed> {
     let nl = Netlink::connect()?;
     Ok(hook::refresh(plan, &nl).await?)
 }

@@ -203,8 +203,9 @@ fn refresh_follows_the_kernels_addresses_without_an_event() {
         let plan = plan.clone();
         ns.block_on(move || async move {
             let nl = crate::netlink::Netlink::connect().unwrap();
-            let outcomes = super::hook::refresh(&plan, &nl).await.unwrap();
-            outcomes.into_iter().map(|(i, o)| (i, o.changed_anything())).collect::<Vec<_>>()
+            let refreshed = super::hook::refresh(&plan, &nl).await.unwrap();
+            assert!(refreshed.swept.is_empty(), "{}", refreshed.swept);
+            refreshed.uplinks.into_iter().map(|(i, o)| (i, o.changed_anything())).collect::<Vec<_>>()
         })
     };
     ns.ip(&["addr", "add", "192.168.178.160/24", "dev", "wlan0"]);
@@ -215,4 +216,61 @@ fn refresh_follows_the_kernels_addresses_without_an_event() {
     ns.ip(&["-4", "addr", "flush", "dev", "wlan0"]);
     assert_eq!(refresh(&plan), vec![("wlan0".to_string(), true)]);
     assert_eq!(snapshot(&ns), before);
+}
+
+/// wlan0 (DHCP) moves from table 102 to 202 and from rank 2 to rank 1 (eth0 is gone):
+/// refresh after the apply leaves no rule or route of ours for table 102, keeps the daemon's
+/// rule and table, and never touches what has another protocol (the administrator's rule in
+/// table 102, the manager's route there).
+#[test]
+fn refresh_sweeps_what_an_earlier_policy_left_and_keeps_the_daemons() {
+    let Some(ns) = TestNs::new() else { return };
+    host(&ns);
+    let old = crate::plan::plan(&crate::policy::parse("t", POLICY).unwrap());
+    let new_policy = "[Uplink]\nInterface=wlan0\nPriority=2\nTable=202\nDHCP=ipv4\n";
+    let new = crate::plan::plan(&crate::policy::parse("t", new_policy).unwrap());
+    let refresh = |plan: &crate::plan::Plan| {
+        let plan = plan.clone();
+        ns.block_on(move || async move {
+            let nl = crate::netlink::Netlink::connect().unwrap();
+            super::hook::refresh(&plan, &nl).await.unwrap()
+        })
+    };
+    ns.ip(&["addr", "add", "192.168.178.160/24", "dev", "wlan0"]);
+    ns.ip(&["route", "add", "default", "via", "192.168.178.1", "dev", "wlan0", "table", "102", "proto", "static"]);
+    // The daemon's rule and table, as it keeps them.
+    let daemon_table = crate::plan::DAEMON_TABLE.to_string();
+    ns.ip(&["rule", "add", "pref", "32000", "lookup", &daemon_table, "protocol", "77"]);
+    ns.ip(&["route", "add", "default", "via", "192.168.178.1", "dev", "eth0", "table", &daemon_table, "proto", "77", "onlink"]);
+    refresh(&old);
+    assert_eq!(ours(&ns).lines().filter(|l| l.contains("lookup 102") || l.contains("table 102")).count(), 3, "{}", ours(&ns));
+    let unrelated = |ns: &TestNs| -> String { snapshot(ns).lines().filter(|l| !l.contains(" proto 77")).map(|l| format!("{l}\n")).collect() };
+    let before = unrelated(&ns);
+
+    let refreshed = refresh(&new);
+    let now = ours(&ns);
+    assert!(!now.contains("lookup 102") && !now.contains("table 102"), "left from table 102:\n{now}");
+    assert_eq!(
+        now,
+        format!(
+            "10000:\tfrom 192.168.178.160 lookup 202 proto 77\n\
+             10001:\tfrom all to 192.168.178.160 lookup 202 proto 77\n\
+             32000:\tfrom all lookup {daemon_table} proto 77\n\
+             default via 192.168.178.1 dev eth0 table {daemon_table} proto 77 onlink \n\
+             192.168.178.0/24 dev wlan0 table 202 proto 77 scope link src 192.168.178.160 \n"
+        )
+    );
+    assert_eq!(unrelated(&ns), before, "something without protocol 77 changed");
+    // wlan0's own reconcile (table 202) adds; the sweep takes table 102's two rules and route.
+    assert_eq!((refreshed.swept.rules.len(), refreshed.swept.routes.len()), (2, 1), "{}", refreshed.swept);
+    let again = refresh(&new);
+    assert!(again.swept.is_empty() && !again.uplinks[0].1.changed_anything(), "a second refresh changed something");
+
+    // Without any DHCP uplink, the hook's rules and routes all go; the daemon's stay.
+    let static_only = crate::plan::plan(&crate::policy::parse("t", &POLICY[..POLICY.find("\n[Uplink]\nInterface=wlan0").unwrap()]).unwrap());
+    refresh(&static_only);
+    assert_eq!(
+        ours(&ns),
+        format!("32000:\tfrom all lookup {daemon_table} proto 77\ndefault via 192.168.178.1 dev eth0 table {daemon_table} proto 77 onlink \n")
+    );
 }
