@@ -129,7 +129,15 @@ impl Netlink {
     /// Deletes `route` on `ifindex` if it carries [`PROTOCOL`]; [`Error::NotFound`] if there is
     /// no such route of ours.
     pub async fn delete_route(&self, route: &Route, ifindex: u32) -> Result<(), Error> {
+        self.delete_route_of(route, ifindex, PROTOCOL).await
+    }
+
+    /// Deletes `route` on `ifindex` if it carries `protocol`: for a route that a network manager
+    /// installed from what multihome wrote into its configuration and then left behind (see
+    /// `backend::nm::leftovers`). [`Error::NotFound`] if there is no such route.
+    pub async fn delete_route_of(&self, route: &Route, ifindex: u32, protocol: u8) -> Result<(), Error> {
         let mut message = route_message(route, ifindex);
+        message.header.protocol = RouteProtocol::from(protocol);
         // As `ip route del`: any scope; the protocol, destination, table, metric, gateway and
         // interface must match.
         message.header.scope = RouteScope::NoWhere;

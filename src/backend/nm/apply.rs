@@ -1,8 +1,9 @@
 //! Applying the plan through a running NetworkManager, as a transaction: survey (read only) ->
 //! checkpoint -> update each uplink's profile (or create `multihome-IFACE`) -> reapply in place,
-//! else activate -> verify on the devices -> destroy the checkpoint. Any error or failed
-//! verification rolls the checkpoint back and says what failed. A profile whose multihome-owned
-//! values already match is not sent at all, so a second apply changes nothing.
+//! else activate -> verify on the devices -> remove the routes multihome took out of a profile
+//! that NetworkManager left in the kernel ([`leftovers`]) -> destroy the checkpoint. Any error
+//! or failed verification rolls the checkpoint back and says what failed. A profile whose
+//! multihome-owned values already match is not sent at all, so a second apply changes nothing.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,6 +13,7 @@ use anyhow::{bail, Context};
 use zbus::{Connection, ObjectPath, OwnedObjectPath, Variant};
 
 use super::keyfile;
+use super::leftovers;
 use super::proxies::{self, ConnectionProxy, DeviceProxy, NetworkManagerProxy, SettingsOut, SettingsProxy};
 use super::settings::{self, Profile};
 use super::survey::{survey, Stale, Survey, Target};
@@ -200,7 +202,15 @@ async fn change_and_verify(
         }
         activated.push(t);
     }
-    verify(bus, &activated).await
+    verify(bus, &activated).await?;
+    for t in targets {
+        let Some((_, current)) = &t.profile else { continue };
+        let dropped = settings::routes_dropped(current, &t.merged);
+        for r in leftovers::remove(&t.interface, &dropped).await.context("cannot remove the routes NetworkManager left behind")? {
+            applied.changes.push(format!("removed route {} that NetworkManager left behind", crate::plan::show_route(&r, &t.interface)));
+        }
+    }
+    Ok(())
 }
 
 /// Keeps what [`apply_kept`] did: destroys the checkpoint. When that fails, NetworkManager has

@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod keyfile;
+mod leftovers;
 pub mod proxies;
 pub mod settings;
 mod survey;

@@ -257,6 +257,35 @@ pub fn record_for(want: &Wanted) -> Record {
     }
 }
 
+/// The routes that merging took out of `current` (all of them multihome's: [`merge`] removes
+/// nothing else), as plan routes, for removing what NetworkManager leaves of them in the kernel.
+pub fn routes_dropped(current: &Profile, merged: &Profile) -> Vec<Route> {
+    let kept: Vec<String> = entries(merged.get("ipv4"), "route-data").iter().map(route_text).collect();
+    entries(current.get("ipv4"), "route-data").iter().filter(|e| !kept.contains(&route_text(e))).filter_map(route_of).collect()
+}
+
+/// A `route-data` entry as a plan route; `None` for one that is not IPv4 unicast as multihome
+/// writes them.
+fn route_of(e: &Dict) -> Option<Route> {
+    let text = |k: &str| e.get(k).and_then(|v| String::try_from(v.clone()).ok());
+    let number = |k: &str| e.get(k).and_then(|v| u32::try_from(v).ok());
+    let prefix = u8::try_from(number("prefix")?).ok()?;
+    let destination = Ipv4Net::new(text("dest")?.parse().ok()?, prefix).ok()?;
+    let gateway = match text("next-hop") {
+        Some(g) => Some(g.parse::<Ipv4Addr>().ok()?).filter(|g| !g.is_unspecified()),
+        None => None,
+    };
+    let preferred_source = match text("src") {
+        Some(s) => Some(s.parse().ok()?),
+        None => None,
+    };
+    let table = match number("table") {
+        None | Some(0) | Some(254) => Table::Main,
+        Some(t) => Table::Id(t),
+    };
+    Some(Route { destination, gateway, table, metric: number("metric"), preferred_source })
+}
+
 /// A value as nmcli prints it: numbers and strings bare, anything else in D-Bus text form.
 fn text(v: &OwnedVariant) -> String {
     match &**v {
