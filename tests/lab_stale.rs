@@ -250,3 +250,32 @@ fn networkd_dhcp_uplinks_old_table_leaves_no_rule() {
     let complaints = lab.networkd_complaints();
     assert!(complaints.is_empty(), "networkd complained about multihome's files:\n{}", complaints.join("\n"));
 }
+
+/// eth0 goes from first to last (Priority=4) in the same table (Table=101): its rules move to
+/// the last rank's priorities and its routes to the last metric, and nothing of the first rank's
+/// stays in the kernel or the profile.
+#[test]
+fn a_changed_rank_leaves_nothing_of_the_old_one() -> anyhow::Result<()> {
+    if !lab::require(Manager::NetworkManager) {
+        return Ok(());
+    }
+    let _serial = serial();
+    let lab = Lab::start(LabOptions { manager: Manager::NetworkManager, multihome: Some(env!("CARGO_BIN_EXE_multihome").into()), ..Default::default() })?;
+    lab.write_policy(&SEED.replacen("Priority=1\n", "Priority=1\nTable=101\n", 1))?;
+    lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
+    lab.write_policy(&SEED.replacen("Priority=1\n", "Priority=4\nTable=101\n", 1))?;
+    let out = lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
+    eprintln!("{out}");
+    lab.outbound_settles_on("wlan1", Duration::from_secs(15))?;
+    let rules = lab.ip_host(&["-4", "rule"])?;
+    assert!(!rules.contains("10000:\tfrom 192.168.178.99") && rules.contains("10200:\tfrom 192.168.178.99 lookup 101"), "{rules}");
+    let eth0_routes = lab.ip_host(&["-4", "route", "show", "table", "all", "dev", "eth0"])?;
+    eprintln!("eth0's routes after the move:\n{eth0_routes}");
+    assert!(!eth0_routes.lines().any(|l| l.contains("metric 100")), "routes of eth0's old metric stay:\n{eth0_routes}");
+    let profile = profile_routing(&lab, "multihome-eth0");
+    assert!(!profile.contains("priority 10000") && !profile.contains("priority 10001"), "{profile}");
+    let again = lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
+    assert!(again.contains("Nothing to do"), "{again}");
+    Ok(())
+}

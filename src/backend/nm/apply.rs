@@ -205,8 +205,8 @@ async fn change_and_verify(
     verify(bus, &activated).await?;
     for t in targets {
         let Some((_, current)) = &t.profile else { continue };
-        let dropped = settings::routes_dropped(current, &t.merged);
-        for r in leftovers::remove(&t.interface, &dropped).await.context("cannot remove the routes NetworkManager left behind")? {
+        let routes = settings::installed_routes(current, &t.merged);
+        for r in leftovers::remove(&t.interface, &routes).await.context("cannot remove the routes NetworkManager left behind")? {
             applied.changes.push(format!("removed route {} that NetworkManager left behind", crate::plan::show_route(&r, &t.interface)));
         }
     }

@@ -257,11 +257,37 @@ pub fn record_for(want: &Wanted) -> Record {
     }
 }
 
-/// The routes that merging took out of `current` (all of them multihome's: [`merge`] removes
-/// nothing else), as plan routes, for removing what NetworkManager leaves of them in the kernel.
-pub fn routes_dropped(current: &Profile, merged: &Profile) -> Vec<Route> {
+/// The kernel routes NetworkManager installed from multihome's entries of a profile, and those
+/// it installs from the merged profile, each with the metric it gets (the entry's, else the
+/// profile's route-metric; `None` when that is NetworkManager's default, unknown here).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InstalledRoutes {
+    pub before: Vec<Route>,
+    pub after: Vec<Route>,
+}
+
+/// What merging `current` into `merged` changes among the kernel routes NetworkManager
+/// installs: `before` holds only multihome's entries of `current` (those merging took out, and
+/// those it wrote again), `after` every entry of `merged`.
+pub fn installed_routes(current: &Profile, merged: &Profile) -> InstalledRoutes {
     let kept: Vec<String> = entries(merged.get("ipv4"), "route-data").iter().map(route_text).collect();
-    entries(current.get("ipv4"), "route-data").iter().filter(|e| !kept.contains(&route_text(e))).filter_map(route_of).collect()
+    let rewritten = Record::of(merged).unwrap_or_default().routes;
+    let mine = |e: &Dict| {
+        let t = route_text(e);
+        !kept.contains(&t) || rewritten.contains(&t)
+    };
+    InstalledRoutes { before: installed(current, mine), after: installed(merged, |_| true) }
+}
+
+fn installed(p: &Profile, take: impl Fn(&Dict) -> bool) -> Vec<Route> {
+    let ipv4 = p.get("ipv4");
+    let route_metric = ipv4.and_then(|s| s.get("route-metric")).and_then(|v| i64::try_from(v).ok()).and_then(|m| u32::try_from(m).ok());
+    entries(ipv4, "route-data")
+        .iter()
+        .filter(|e| take(e))
+        .filter_map(route_of)
+        .map(|r| Route { metric: r.metric.or(route_metric), ..r })
+        .collect()
 }
 
 /// A `route-data` entry as a plan route; `None` for one that is not IPv4 unicast as multihome

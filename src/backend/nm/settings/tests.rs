@@ -253,3 +253,24 @@ fn the_record_fits_what_networkmanager_accepts() {
         assert!(!namespace.is_empty() && !name.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'));
     }
 }
+
+/// What NetworkManager installs from multihome's entries before and after a move: the user's
+/// entries are never in `before`, so they are never taken for leftovers.
+#[test]
+fn installed_routes_name_multihomes_old_routes_with_their_metric() {
+    let seed = seed();
+    let first = merge(&user_profile(), &Wanted::for_uplink(seed.uplink("eth0").unwrap()));
+    let moved = plan::plan(&policy::parse("seed.conf", &with_table(SEED, 200)).unwrap());
+    let second = merge(&first, &Wanted::for_uplink(moved.uplink("eth0").unwrap()));
+    let routes = installed_routes(&first, &second);
+    let show = |rs: &[Route]| rs.iter().map(|r| plan::show_route(r, "eth0")).collect::<Vec<_>>();
+    assert_eq!(
+        show(&routes.before),
+        ["192.168.178.0/24 dev eth0 scope link src 192.168.178.99 table 101 metric 100", "default via 192.168.178.1 dev eth0 table 101 metric 100 onlink"]
+    );
+    assert!(show(&routes.after).contains(&"10.9.0.0/16 via 192.168.178.254 dev eth0 table 200 metric 5 onlink".to_string()), "{:#?}", show(&routes.after));
+    assert!(show(&routes.after).contains(&"default via 192.168.178.1 dev eth0 table 200 metric 100 onlink".to_string()), "{:#?}", show(&routes.after));
+    // Nothing changes: before and after are the same routes.
+    let again = installed_routes(&second, &merge(&second, &Wanted::for_uplink(moved.uplink("eth0").unwrap())));
+    assert!(again.before.iter().all(|r| again.after.contains(r)), "{again:?}");
+}
