@@ -323,9 +323,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The dispatcher hook for every DHCP uplink, once, after an apply (or a kept try); prints what
-/// it changed and says whether it changed anything. A failure is only a warning: the policy is
-/// applied, and the hook does the same at the uplink's next lease event.
+/// The dispatcher hook for every DHCP uplink, once, after an apply (or a kept try), and the
+/// sweep of what it added under an earlier policy; prints what it changed and says whether it
+/// changed anything. A failure is only a warning: the policy is applied, and the hook does the
+/// same at the uplink's next lease event.
 fn refresh_dhcp_uplinks(rt: &tokio::runtime::Runtime, plan: &Plan) -> bool {
     match rt.block_on(multihome::dispatch::refresh(plan)) {
         Ok(refreshed) => {
