@@ -279,3 +279,45 @@ fn a_changed_rank_leaves_nothing_of_the_old_one() -> anyhow::Result<()> {
     assert!(again.contains("Nothing to do"), "{again}");
     Ok(())
 }
+
+/// eth0 leaves the policy: its user profile loses the routes and rules multihome wrote (and
+/// the record of them), keeps the user's own route, and the kernel has nothing of table 101
+/// but that route.
+#[test]
+fn an_uplink_that_leaves_the_policy_leaves_nothing_of_multihome_in_the_users_profile() -> anyhow::Result<()> {
+    if !lab::require(Manager::NetworkManager) {
+        return Ok(());
+    }
+    let _serial = serial();
+    let lab = Lab::start(LabOptions { manager: Manager::NetworkManager, multihome: Some(env!("CARGO_BIN_EXE_multihome").into()), ..Default::default() })?;
+    nmcli(
+        &lab,
+        &[
+            "connection", "add", "type", "ethernet", "ifname", "eth0", "con-name", "user-eth0",
+            "ipv4.method", "manual", "ipv4.addresses", "192.168.178.99/24", "ipv4.gateway", "192.168.178.1",
+            "ipv4.routes", "10.8.0.0/16 192.168.178.254 table=101", "ipv6.method", "disabled",
+        ],
+    );
+    lab.write_policy(SEED)?;
+    lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
+    let start = SEED.find("[Uplink]\nInterface=eth0").expect("the seed has eth0");
+    let end = start + SEED[start..].find("\n[Uplink]").expect("eth0 is not the last uplink") + 1;
+    let without_eth0 = format!("{}{}", &SEED[..start], &SEED[end..]);
+    lab.write_policy(&without_eth0)?;
+    let plan = lab.multihome_ok(&["plan", "--backend", "networkmanager"])?;
+    assert!(plan.contains("-ipv4.routes: 0.0.0.0/0 192.168.178.1 onlink=true table=101"), "{plan}");
+    let out = lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
+    eprintln!("{out}");
+    assert!(out.contains("removed multihome's routes and rules from profile \"user-eth0\" on eth0"), "{out}");
+    let eth0 = profile_routing(&lab, "user-eth0");
+    assert_eq!(eth0, "ipv4.routes:10.8.0.0/16 192.168.178.254 table=101\nipv4.routing-rules:\n");
+    let file = keyfile(&lab, "user-eth0");
+    assert!(!file.contains("multihome.") && !file.contains("[user]"), "{file}");
+    let rules = lab.ip_host(&["-4", "rule"])?;
+    assert!(!rules.contains("lookup 101"), "{rules}");
+    assert_eq!(lab.ip_host(&["-4", "route", "show", "table", "101"])?, "10.8.0.0/16 via 192.168.178.254 dev eth0 proto static metric 100 \n");
+    let again = lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
+    assert!(again.contains("Nothing to do"), "{again}");
+    Ok(())
+}

@@ -16,7 +16,7 @@ use super::keyfile;
 use super::leftovers;
 use super::proxies::{self, ConnectionProxy, DeviceProxy, NetworkManagerProxy, SettingsOut, SettingsProxy};
 use super::settings::{self, Profile};
-use super::survey::{survey, Stale, Survey, Target};
+use super::survey::{survey, Released, Stale, Survey, Target};
 use super::verify::verify;
 use crate::backend::files::{self, Change};
 use crate::backend::sysctl::{self, SysctlChange};
@@ -62,10 +62,14 @@ fn sysctl_file_changes(plan: &Plan, root: &Path) -> anyhow::Result<Vec<Change>> 
 /// would happen on the device.
 pub async fn plan_diff(plan: &Plan, root: &Path) -> anyhow::Result<String> {
     let bus = system_bus().await?;
-    let Survey { targets, stale } = survey(&bus, plan).await?;
+    let Survey { targets, stale, released } = survey(&bus, plan).await?;
     let mut out = String::new();
     for s in &stale {
         out.push_str(&format!("# profile {:?} is removed: the policy no longer has its uplink\n", s.name));
+    }
+    for r in &released {
+        out.push_str(&format!("# {}: the policy no longer has {}; the routes and rules multihome wrote there are removed\n", r.label(), r.interface));
+        out.push_str(&settings::diff(&r.label(), Some(&r.profile), &r.released));
     }
     for t in &targets {
         let current = t.profile.as_ref().map(|(_, p)| p);
@@ -111,11 +115,12 @@ pub async fn apply(plan: &Plan, root: &Path) -> anyhow::Result<Applied> {
 pub async fn apply_kept(plan: &Plan, root: &Path, rollback_timeout: Duration) -> anyhow::Result<Applied> {
     let bus = system_bus().await?;
     let nm = NetworkManagerProxy::new(&bus).await?;
-    let Survey { targets, stale } = survey(&bus, plan).await?;
+    let Survey { targets, stale, released } = survey(&bus, plan).await?;
     let file_changes = sysctl_file_changes(plan, root)?;
     let mut applied = Applied::default();
     let nothing = targets.iter().all(|t| !t.profile_changes() && !t.needs_activation())
         && stale.is_empty()
+        && released.is_empty()
         && file_changes.iter().all(|c| c.is_noop());
     if nothing {
         // Still set live sysctls that something else reset; that is no NetworkManager change.
@@ -123,14 +128,19 @@ pub async fn apply_kept(plan: &Plan, root: &Path, rollback_timeout: Duration) ->
         return Ok(applied);
     }
     let devices: Vec<ObjectPath<'_>> =
-        targets.iter().map(|t| t.device.as_ref()).chain(stale.iter().filter_map(|s| s.device.as_ref().map(|d| d.as_ref()))).collect();
+        targets
+            .iter()
+            .map(|t| t.device.as_ref())
+            .chain(stale.iter().filter_map(|s| s.device.as_ref().map(|d| d.as_ref())))
+            .chain(released.iter().filter_map(|r| r.active_on.as_ref().map(|d| d.as_ref())))
+            .collect();
     let secs = u32::try_from(rollback_timeout.as_secs().max(1)).unwrap_or(u32::MAX);
     let checkpoint = nm
         .checkpoint_create(&devices, secs, proxies::CHECKPOINT_DELETE_NEW_CONNECTIONS)
         .await
         .context("NetworkManager refused a checkpoint (is a `multihome try` still waiting?); nothing was changed")?;
     applied.checkpoint = Some(checkpoint.clone());
-    let result = change_and_verify(&bus, plan, root, &targets, &stale, &file_changes, &mut applied).await;
+    let result = change_and_verify(&bus, plan, root, &Survey { targets, stale, released }, &file_changes, &mut applied).await;
     if let Err(e) = result {
         let restored = revert(&mut applied, root).await;
         return Err(match restored {
@@ -145,11 +155,11 @@ async fn change_and_verify(
     bus: &Connection,
     plan: &Plan,
     root: &Path,
-    targets: &[Target],
-    stale: &[Stale],
+    survey: &Survey,
     file_changes: &[Change],
     applied: &mut Applied,
 ) -> anyhow::Result<()> {
+    let (targets, stale): (&[Target], &[Stale]) = (&survey.targets, &survey.stale);
     // Sysctls first: ignore_routes_with_linkdown must be on before the new default routes are.
     applied.undo_sysctls = sysctl::apply(&plan.sysctls)?;
     applied.undo_files = files::apply(root, file_changes)?;
@@ -203,12 +213,34 @@ async fn change_and_verify(
         activated.push(t);
     }
     verify(bus, &activated).await?;
+    for r in &survey.released {
+        release(bus, r, applied).await?;
+    }
     for t in targets {
         let Some((_, current)) = &t.profile else { continue };
         let routes = settings::installed_routes(current, &t.merged);
         for r in leftovers::remove(&t.interface, &routes).await.context("cannot remove the routes NetworkManager left behind")? {
             applied.changes.push(format!("removed route {} that NetworkManager left behind", crate::plan::show_route(&r, &t.interface)));
         }
+    }
+    Ok(())
+}
+
+/// Takes multihome's routes and rules out of a user's profile whose interface left the policy,
+/// reapplies it where it is active, and removes the routes NetworkManager leaves of them.
+async fn release(bus: &Connection, r: &Released, applied: &mut Applied) -> anyhow::Result<()> {
+    let conn = ConnectionProxy::builder(bus).path(r.path.clone()).build().await?;
+    conn.update2(to_wire(&r.released), proxies::UPDATE2_TO_DISK, HashMap::new())
+        .await
+        .with_context(|| format!("NetworkManager refused the update of {}", r.label()))?;
+    applied.changes.push(format!("removed multihome's routes and rules from {}: the policy no longer has {}", r.label(), r.interface));
+    let Some(device) = &r.active_on else { return Ok(()) };
+    let dev = DeviceProxy::builder(bus).path(device.clone()).build().await?;
+    dev.reapply(SettingsOut::new(), 0, 0).await.with_context(|| format!("NetworkManager could not reapply {}", r.label()))?;
+    applied.changes.push(format!("reapplied {} in place", r.label()));
+    let routes = settings::installed_routes(&r.profile, &r.released);
+    for route in leftovers::remove(&r.interface, &routes).await.context("cannot remove the routes NetworkManager left behind")? {
+        applied.changes.push(format!("removed route {} that NetworkManager left behind", crate::plan::show_route(&route, &r.interface)));
     }
     Ok(())
 }

@@ -169,15 +169,10 @@ pub fn new_profile(interface: &str, connection_type: &str) -> Profile {
     p
 }
 
-/// The profile with multihome's `ipv4` values set and everything else as it was. The routes and
-/// rules multihome wrote there before (its [`Record`]) are replaced by the plan's; the user's own
-/// stay, in whatever table. A profile without a record holds none of multihome's, unless
-/// multihome created it (then all of them are, as before records existed).
-pub fn merge(current: &Profile, want: &Wanted) -> Profile {
-    let mut p = current.clone();
-    // GetSettings returns the deprecated `addresses`/`routes` beside `address-data`/
-    // `route-data`; sent back, NetworkManager would take the deprecated ones and lose route
-    // attributes such as `table=`. Without them it reads the -data forms, which hold everything.
+/// GetSettings returns the deprecated `addresses`/`routes` beside `address-data`/`route-data`;
+/// sent back, NetworkManager would take the deprecated ones and lose route attributes such as
+/// `table=`. Without them it reads the -data forms, which hold everything.
+fn drop_deprecated(p: &mut Profile) {
     for family in ["ipv4", "ipv6"] {
         if let Some(s) = p.get_mut(family) {
             if s.contains_key("address-data") {
@@ -188,6 +183,15 @@ pub fn merge(current: &Profile, want: &Wanted) -> Profile {
             }
         }
     }
+}
+
+/// The profile with multihome's `ipv4` values set and everything else as it was. The routes and
+/// rules multihome wrote there before (its [`Record`]) are replaced by the plan's; the user's own
+/// stay, in whatever table. A profile without a record holds none of multihome's, unless
+/// multihome created it (then all of them are, as before records existed).
+pub fn merge(current: &Profile, want: &Wanted) -> Profile {
+    let mut p = current.clone();
+    drop_deprecated(&mut p);
     let old = p.get("ipv4").cloned();
     let ipv4 = p.entry("ipv4".into()).or_default();
     ipv4.insert("method".into(), owned(want.method.to_string()));
@@ -310,6 +314,24 @@ fn route_of(e: &Dict) -> Option<Route> {
         Some(t) => Table::Id(t),
     };
     Some(Route { destination, gateway, table, metric: number("metric"), preferred_source })
+}
+
+/// `p` without what multihome wrote into its routes and rules and without its record, for a
+/// user's profile whose interface left the policy; `None` when multihome never wrote there.
+/// The other `ipv4` values stay as they are: multihome does not know what they were before.
+pub fn release(p: &Profile) -> Option<Profile> {
+    let record = Record::of(p)?;
+    let mut out = p.clone();
+    drop_deprecated(&mut out);
+    if let Some(ipv4) = out.get_mut("ipv4") {
+        let old = ipv4.clone();
+        let routes: Vec<Dict> = entries(Some(&old), "route-data").into_iter().filter(|e| !record.routes.contains(&route_text(e))).collect();
+        let rules: Vec<Dict> = entries(Some(&old), "routing-rules").into_iter().filter(|e| !record.rules.contains(&rule_text(e))).collect();
+        ipv4.insert("route-data".into(), dicts(routes));
+        ipv4.insert("routing-rules".into(), dicts(rules));
+    }
+    Record::erase(&mut out);
+    Some(out)
 }
 
 /// A value as nmcli prints it: numbers and strings bare, anything else in D-Bus text form.

@@ -66,10 +66,29 @@ pub(super) struct Stale {
     pub(super) device: Option<OwnedObjectPath>,
 }
 
-/// What apply works on: the uplinks, and multihome's own profiles to remove.
+/// A user's profile for an interface that left the policy, which still holds routes and rules
+/// multihome wrote (its record says which): they go, the rest of the profile stays.
+pub(super) struct Released {
+    pub(super) path: OwnedObjectPath,
+    pub(super) interface: String,
+    pub(super) profile: Profile,
+    pub(super) released: Profile,
+    /// Its device, when the profile is active on it (then it is reapplied).
+    pub(super) active_on: Option<OwnedObjectPath>,
+}
+
+impl Released {
+    pub(super) fn label(&self) -> String {
+        format!("profile {:?} on {}", profile_name(&self.profile), self.interface)
+    }
+}
+
+/// What apply works on: the uplinks, multihome's own profiles to remove, and the user's
+/// profiles to take multihome's routes and rules out of.
 pub(super) struct Survey {
     pub(super) targets: Vec<Target>,
     pub(super) stale: Vec<Stale>,
+    pub(super) released: Vec<Released>,
 }
 
 /// Finds each uplink's device and profile and computes what it should become. Reads only.
@@ -147,7 +166,29 @@ pub(super) async fn survey(bus: &Connection, plan: &Plan) -> anyhow::Result<Surv
             stale.push(Stale { path: path.clone(), name: profile_name(p), device });
         }
     }
-    Ok(Survey { targets, stale })
+    let mut released = Vec::new();
+    for (path, p) in &all_profiles {
+        let Some(interface) = interface_name(p) else { continue };
+        let in_use = targets.iter().any(|t| t.profile.as_ref().is_some_and(|(q, _)| q == path));
+        if plan.uplink(&interface).is_some() || in_use || created_for(p).is_some() {
+            continue;
+        }
+        let Some(without) = settings::release(p) else { continue };
+        let mut active_on = None;
+        if let Ok(device) = nm.get_device_by_ip_iface(&interface).await {
+            let dev = DeviceProxy::builder(bus).path(device.clone()).build().await?;
+            let active = dev.active_connection().await?;
+            if active.as_str() != "/" && ActiveProxy::builder(bus).path(active).build().await?.connection().await? == *path {
+                active_on = Some(device);
+            }
+        }
+        released.push(Released { path: path.clone(), interface, profile: p.clone(), released: without, active_on });
+    }
+    Ok(Survey { targets, stale, released })
+}
+
+fn interface_name(p: &Profile) -> Option<String> {
+    p.get("connection").and_then(|c| c.get("interface-name")).and_then(|v| String::try_from(v.clone()).ok()).filter(|i| !i.is_empty())
 }
 
 /// The profile an inactive interface would use: bound to it by `connection.interface-name`;

@@ -70,6 +70,21 @@ impl Record {
         p.insert(SETTING.into(), setting);
     }
 
+    /// `p` without a record; the user setting goes when nothing else is in it.
+    pub fn erase(p: &mut Profile) {
+        let mut data = user_data(p);
+        data.remove(ROUTES_KEY);
+        data.remove(RULES_KEY);
+        if data.is_empty() {
+            p.remove(SETTING);
+            return;
+        }
+        let data: std::collections::HashMap<String, String> = data.into_iter().collect();
+        if let Some(setting) = p.get_mut(SETTING) {
+            setting.insert(DATA.into(), owned(data));
+        }
+    }
+
     /// The record as lines beside [`super::ipv4_lines`], for `multihome plan` and for deciding
     /// whether a profile needs an update.
     pub fn lines(p: &Profile) -> Vec<String> {

@@ -274,3 +274,22 @@ fn installed_routes_name_multihomes_old_routes_with_their_metric() {
     let again = installed_routes(&second, &merge(&second, &Wanted::for_uplink(moved.uplink("eth0").unwrap())));
     assert!(again.before.iter().all(|r| again.after.contains(r)), "{again:?}");
 }
+
+/// Releasing a user's profile takes out exactly the recorded entries and the record, and keeps
+/// the user's entries and other user data; a profile without a record is not released.
+#[test]
+fn release_takes_out_exactly_what_the_record_names() {
+    let merged = merge(&user_profile(), &Wanted::for_uplink(seed().uplink("eth0").unwrap()));
+    let released = release(&merged).unwrap();
+    let lines = ipv4_lines(&released);
+    let entries: Vec<&String> = lines.iter().filter(|l| l.starts_with("ipv4.routes") || l.starts_with("ipv4.routing-rules")).collect();
+    assert_eq!(entries, ["ipv4.routes: 10.9.0.0/16 192.168.178.254 5 table=200", "ipv4.routing-rules: priority 500 to 10.9.0.0/16 table 200"]);
+    assert_eq!(Record::of(&released), None);
+    let data = std::collections::HashMap::<String, String>::try_from(released["user"]["data"].clone()).unwrap();
+    assert_eq!(data.len(), 1, "{data:?}");
+    assert!(release(&released).is_none());
+    assert!(!released["ipv4"].contains_key("routes"));
+    // Without other user data, the user setting goes with the record.
+    let bare = merge(&new_profile("eth0", "802-3-ethernet"), &Wanted::for_uplink(seed().uplink("eth0").unwrap()));
+    assert!(!release(&bare).unwrap().contains_key("user"));
+}
