@@ -321,3 +321,38 @@ fn an_uplink_that_leaves_the_policy_leaves_nothing_of_multihome_in_the_users_pro
     assert!(again.contains("Nothing to do"), "{again}");
     Ok(())
 }
+
+/// An unconfirmed `try` of the table change: the state before comes back, and nothing of the
+/// tried tables stays in the kernel.
+#[test]
+fn an_unconfirmed_try_of_a_table_change_leaves_nothing_of_the_tried_tables() -> anyhow::Result<()> {
+    if !lab::require(Manager::NetworkManager) {
+        return Ok(());
+    }
+    let _serial = serial();
+    let mut lab = Lab::start(LabOptions { manager: Manager::NetworkManager, multihome: Some(env!("CARGO_BIN_EXE_multihome").into()), ..Default::default() })?;
+    lab.write_policy(SEED)?;
+    lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
+    let kernel = |lab: &Lab| format!("{}{}", lab.ip_host(&["-4", "rule"]).unwrap_or_default(), lab.ip_host(&["-4", "route", "show", "table", "all"]).unwrap_or_default().replace(" linkdown", ""));
+    let sorted = |text: String| {
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        lines.sort();
+        lines.join("\n")
+    };
+    let before = sorted(kernel(&lab));
+    lab.write_policy(&moved_seed())?;
+    let multihome = lab.multihome_path().display().to_string();
+    let log = lab.spawn_in_host(&multihome, &["try", "--backend", "networkmanager", "--timeout", "3s"])?.log.clone();
+    let read = || fs::read_to_string(&log).unwrap_or_default();
+    lab.wait_for(Duration::from_secs(10), || read().contains("Press Enter")).map_err(|e| anyhow::anyhow!("{e}: {}", read()))?;
+    assert!(lab.ip_host(&["-4", "rule"])?.contains("lookup 200"), "try did not apply");
+    lab.wait_for(Duration::from_secs(15), || read().contains("Not confirmed")).map_err(|e| anyhow::anyhow!("{e}: {}", read()))?;
+    let mut now = String::new();
+    let back = lab.wait_for(Duration::from_secs(15), || {
+        now = sorted(kernel(&lab));
+        now == before
+    });
+    assert!(back.is_ok(), "after an unconfirmed try:\n{}", similar::TextDiff::from_lines(&before, &now).unified_diff().header("before", "now"));
+    Ok(())
+}
