@@ -99,6 +99,7 @@ pub struct Lab {
     multihome: PathBuf,
     root_before: String,
     init: Option<Spawned>,
+    /// The network manager (or placeholder) in the host: `nsenter -t` enters its namespaces.
     init_pid: u32,
     dnsmasq: Option<Spawned>,
     spawned: Vec<Spawned>,
@@ -204,8 +205,9 @@ impl Lab {
         let log = self.dir.join("log/dnsmasq.log");
         fs::create_dir_all(self.dir.join("log"))?;
         let leases = self.dir.join("dnsmasq.leases");
+        // As root: dropping to nobody would clear the parent-death signal (see spawn_command).
         let args = [
-            "netns", "exec", &self.names.router(), "dnsmasq", "--no-daemon", "--port=0", "--interface=br0", "--bind-interfaces",
+            "netns", "exec", &self.names.router(), "dnsmasq", "--no-daemon", "--user=root", "--group=root", "--port=0", "--interface=br0", "--bind-interfaces",
             "--dhcp-authoritative", "--dhcp-range=192.168.178.150,192.168.178.199,255.255.255.0,2m",
             "--dhcp-option=3,192.168.178.1", &format!("--dhcp-leasefile={}", leases.display()), "--log-dhcp",
         ];
@@ -226,7 +228,7 @@ impl Lab {
         )?;
         let unshare_pid = init.id();
         self.init = Some(init);
-        // The init is unshare's only child; wait until it has exec'd the manager (the mounts are done then).
+        // Wait until the script has started the manager (the mounts are done then).
         let want: &str = match self.options.manager {
             Manager::None => "sleep",
             Manager::Networkd => "systemd-networkd",
@@ -234,13 +236,10 @@ impl Lab {
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(pid) = child_of(unshare_pid) {
-                let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-                // comm holds at most 15 bytes: "systemd-network".
-                if comm.trim() == &want[..want.len().min(15)] {
-                    self.init_pid = pid;
-                    break;
-                }
+            // comm holds at most 15 bytes: "systemd-network".
+            if let Some(pid) = descendant_named(unshare_pid, &want[..want.len().min(15)]) {
+                self.init_pid = pid;
+                break;
             }
             if Instant::now() > deadline {
                 bail!("the lab host did not start {want}:\n{}", self.manager_log());
@@ -455,18 +454,33 @@ fn spawn_command(cmd: &mut Command, log: &Path) -> anyhow::Result<Spawned> {
         fs::create_dir_all(parent)?;
     }
     let out = fs::File::create(log)?;
-    let child = cmd
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out)
         // Its own process group, so the lab can end it with everything it started.
-        .process_group(0)
+        .process_group(0);
+    // Killed when the thread that owns the lab dies without dropping it (Ctrl-C on `cargo
+    // test`, SIGKILL): the host's init takes the manager and all its PID namespace with it.
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
         .spawn()
         .context("cannot start a lab process")?;
     Ok(Spawned { child, log: log.to_path_buf() })
 }
 
-fn child_of(pid: u32) -> Option<u32> {
-    let children = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
-    children.split_whitespace().next()?.parse().ok()
+/// The first process named `comm` below `pid` (its children, then theirs).
+fn descendant_named(pid: u32, comm: &str) -> Option<u32> {
+    let children = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()).find_map(|c| {
+        let name = fs::read_to_string(format!("/proc/{c}/comm")).unwrap_or_default();
+        if name.trim() == comm { Some(c) } else { descendant_named(c, comm) }
+    })
 }

@@ -79,7 +79,7 @@ pub struct Options {
     pub daemon: bool,
 }
 
-/// Set by SIGINT/SIGTERM so that the lab ends through its cleanup, not mid-flight.
+/// Set by SIGINT/SIGTERM/SIGHUP so that the lab ends through its cleanup, not mid-flight.
 static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
@@ -95,6 +95,8 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        // A closed terminal too: the lab's managers would otherwise outlive it.
+        libc::signal(libc::SIGHUP, on_signal as *const () as libc::sighandler_t);
     }
     let bus_policy = std::env::temp_dir().join(format!("multihome-lab-{}-org.multihome1.conf", std::process::id()));
     std::fs::write(&bus_policy, BUS_POLICY)?;

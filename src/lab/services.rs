@@ -115,7 +115,10 @@ pub fn prepare(dir: &Path, opts: &LabOptions, multihome: &Path) -> anyhow::Resul
             // networkd drops to systemd-network and writes its state files there.
             s.push_str("mkdir -p /run/systemd/netif/links /run/systemd/netif/leases /run/systemd/netif/lldp\n");
             s.push_str("chown -R systemd-network:systemd-network /run/systemd/netif\n");
-            s.push_str("SYSTEMD_LOG_LEVEL=debug SYSTEMD_LOG_TARGET=console exec /lib/systemd/systemd-networkd\n");
+            // Not exec'd: networkd drops to systemd-network, and a change of user clears the
+            // parent-death signal `unshare --kill-child` gave PID 1. The shell keeps it, so the
+            // namespace ends even when the lab's owner is killed before it can clean up.
+            s.push_str("SYSTEMD_LOG_LEVEL=debug SYSTEMD_LOG_TARGET=console /lib/systemd/systemd-networkd &\nwait $!\n");
         }
         Manager::NetworkManager => s.push_str(&format!(
             "exec NetworkManager --no-daemon --debug --config /etc/NetworkManager/NetworkManager.conf --state-file '{}'\n",
