@@ -151,6 +151,7 @@ impl Lab {
     pub fn start(options: LabOptions) -> anyhow::Result<Lab> {
         prerequisites(options.manager).map_err(anyhow::Error::msg)?;
         let root_before = root_guard::snapshot()?;
+        topology::remove_orphans();
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let prefix = format!("mh{}x{n}", std::process::id());
         let dir = std::env::temp_dir().join(format!("multihome-lab-{prefix}"));
