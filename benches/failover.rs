@@ -55,7 +55,6 @@ fn options(manager: Manager, policy: Option<&str>) -> LabOptions {
         manager,
         policy: policy.map(str::to_string),
         multihome: Some(env!("CARGO_BIN_EXE_multihome").into()),
-        bus_policies: vec![PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/dbus/org.multihome1.conf"))],
         ..Default::default()
     }
 }

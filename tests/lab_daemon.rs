@@ -37,7 +37,6 @@ fn start(manager: Manager) -> anyhow::Result<Lab> {
     let lab = Lab::start(LabOptions {
         manager,
         multihome: Some(binary()),
-        bus_policies: vec![PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/dbus/org.multihome1.conf"))],
         policy: (manager == Manager::Networkd).then(|| SEED.to_string()),
         ..Default::default()
     })?;
@@ -342,7 +341,6 @@ fn a_dhcp_uplink_takes_over_with_the_gateway_of_its_lease() -> anyhow::Result<()
         manager: Manager::Networkd,
         dhcp: true,
         multihome: Some(binary()),
-        bus_policies: vec![PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/dbus/org.multihome1.conf"))],
         ..Default::default()
     })?;
     lab.write_policy(DHCP_POLICY)?;

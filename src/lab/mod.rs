@@ -51,8 +51,6 @@ pub struct LabOptions {
     pub dhcp: bool,
     /// Run networkd-dispatcher beside networkd with a copy of this script directory as `-S`.
     pub networkd_dispatcher_scripts: Option<PathBuf>,
-    /// D-Bus policy files to install on the lab's system bus (e.g. dbus/org.multihome1.conf).
-    pub bus_policies: Vec<PathBuf>,
     /// The multihome binary to run inside the lab; default: this executable.
     pub multihome: Option<PathBuf>,
     /// A policy for /etc/multihome/multihome.conf, applied (`multihome apply --no-reload`)

@@ -15,7 +15,6 @@ use super::{Lab, LabOptions, Manager, INTERNET, SEED_ADDRESSES, UPLINKS};
 
 /// The built-in policy: the seed's host, probing the lab's gateway and internet host.
 pub const SEED_POLICY: &str = include_str!("../../examples/seed.conf");
-const BUS_POLICY: &str = include_str!("../../dbus/org.multihome1.conf");
 
 /// Probe spacing of the timeline: a new connection every 10 ms.
 const PROBE_INTERVAL: Duration = Duration::from_millis(10);
@@ -98,18 +97,9 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         // A closed terminal too: the lab's managers would otherwise outlive it.
         libc::signal(libc::SIGHUP, on_signal as *const () as libc::sighandler_t);
     }
-    let bus_policy = std::env::temp_dir().join(format!("multihome-lab-{}-org.multihome1.conf", std::process::id()));
-    std::fs::write(&bus_policy, BUS_POLICY)?;
     let networkd = opts.manager == Manager::Networkd;
     println!("Building the seed's network in namespaces (host with eth0, wlan1, wlan0; a switch per uplink; router; internet)...");
-    let lab = Lab::start(LabOptions {
-        manager: opts.manager,
-        policy: Some(SEED_POLICY.to_string()),
-        bus_policies: vec![bus_policy.clone()],
-        ..Default::default()
-    });
-    let _ = std::fs::remove_file(&bus_policy);
-    let mut lab = lab?;
+    let mut lab = Lab::start(LabOptions { manager: opts.manager, policy: Some(SEED_POLICY.to_string()), ..Default::default() })?;
     let manager_name = if networkd { "systemd-networkd" } else { "NetworkManager" };
     if !networkd {
         // networkd took the policy before it started; NetworkManager takes it over D-Bus now.

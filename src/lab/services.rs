@@ -12,6 +12,8 @@ use anyhow::Context;
 
 use super::{LabOptions, Manager};
 
+const DAEMON_BUS_POLICY: &str = include_str!("../../dbus/org.multihome1.conf");
+
 const NM_CONF: &str = "\
 # The lab's NetworkManager: never the machine's resolver, hostname or devices.
 [main]
@@ -54,16 +56,13 @@ pub fn prepare(dir: &Path, opts: &LabOptions, multihome: &Path) -> anyhow::Resul
     }
     fs::write(d("etc/resolv.conf"), "# The lab's own resolv.conf: NetworkManager may write here.\n")?;
     fs::write(d("etc/NetworkManager/NetworkManager.conf"), NM_CONF)?;
-    // The machine's bus policies, plus ours (the daemon's name).
+    // The machine's bus policies, plus the daemon's (so it may own org.multihome1).
     if let Ok(entries) = fs::read_dir("/etc/dbus-1/system.d") {
         for e in entries.flatten() {
             let _ = fs::copy(e.path(), d("etc/dbus-1/system.d").join(e.file_name()));
         }
     }
-    for p in &opts.bus_policies {
-        let name = p.file_name().context("a bus policy file needs a name")?;
-        fs::copy(p, d("etc/dbus-1/system.d").join(name)).with_context(|| format!("cannot copy {}", p.display()))?;
-    }
+    fs::write(d("etc/dbus-1/system.d/org.multihome1.conf"), DAEMON_BUS_POLICY)?;
     // /usr/sbin/multihome inside the lab is the binary under test (dispatcher scripts call it there).
     std::os::unix::fs::symlink(multihome, d("sbin/multihome")).context("cannot link the multihome binary into the lab")?;
     if let Some(policy) = &opts.policy {
