@@ -311,7 +311,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 LabBackend::Networkd => lab::Manager::Networkd,
                 LabBackend::NetworkManager => lab::Manager::NetworkManager,
             };
-            lab::prerequisites(manager).map_err(anyhow::Error::msg)?;
+            lab::prerequisites(&lab::LabOptions { manager, ..Default::default() }).map_err(anyhow::Error::msg)?;
             let steps = match script {
                 Some(text) => scenario::parse_script(&text)?,
                 None => {

@@ -5,11 +5,10 @@
 use std::fs;
 use std::time::Duration;
 
+use multihome::lab::policies::SEED;
 use multihome::lab::{self, Lab, LabOptions, Manager};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-
-const SEED: &str = include_str!("../examples/seed.conf");
 
 /// What a try may change: multihome's files, and the kernel's addresses, rules and routes.
 fn state(lab: &Lab) -> String {
@@ -20,12 +19,7 @@ fn state(lab: &Lab) -> String {
     for n in names {
         s.push_str(&format!("== {}\n{}", n.to_string_lossy(), fs::read_to_string(dir.join(&n)).unwrap()));
     }
-    s.push_str(&lab.ip_host(&["-4", "-br", "addr"]).unwrap());
-    s.push_str(&lab.ip_host(&["-4", "rule"]).unwrap());
-    let routes = lab.ip_host(&["-4", "route", "show", "table", "all"]).unwrap().replace(" linkdown", "");
-    let mut routes: Vec<&str> = routes.lines().collect();
-    routes.sort();
-    s.push_str(&routes.join("\n"));
+    s.push_str(&lab.kernel_state().unwrap());
     s
 }
 
@@ -38,11 +32,7 @@ fn networkd_try_reverts_unless_confirmed() -> anyhow::Result<()> {
     if !lab::require(Manager::Networkd) {
         return Ok(());
     }
-    let mut lab = Lab::start(LabOptions {
-        manager: Manager::Networkd,
-        multihome: Some(env!("CARGO_BIN_EXE_multihome").into()),
-        ..Default::default()
-    })?;
+    let mut lab = Lab::start(LabOptions::new(Manager::Networkd, env!("CARGO_BIN_EXE_multihome")))?;
     lab.write_policy(SEED)?;
     lab.multihome_ok(&["apply", "--backend", "networkd"])?;
     lab.wait_for(Duration::from_secs(15), || eth0_has(&lab, "192.168.178.99"))?;

@@ -8,6 +8,7 @@
 pub mod echo;
 pub mod lossy;
 pub mod netns;
+pub mod policies;
 pub mod probe;
 pub mod root_guard;
 pub mod scenario;
@@ -56,6 +57,14 @@ pub struct LabOptions {
     /// A policy for /etc/multihome/multihome.conf, applied (`multihome apply --no-reload`)
     /// before networkd starts, as at boot: networkd reads its networkd.conf.d drop-in only then.
     pub policy: Option<String>,
+}
+
+impl LabOptions {
+    /// A lab with `manager` that runs this `multihome` binary (for a test,
+    /// `env!("CARGO_BIN_EXE_multihome")`; the test executable itself is not multihome).
+    pub fn new(manager: Manager, multihome: impl Into<PathBuf>) -> LabOptions {
+        LabOptions { manager, multihome: Some(multihome.into()), ..Default::default() }
+    }
 }
 
 /// A background process in the lab, killed (with its process group) when the lab ends.
@@ -107,31 +116,42 @@ pub struct Lab {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// Whether this machine can run a lab at all; the reason when not. CI=true turns a missing
-/// prerequisite into a test failure (see `require`).
-pub fn prerequisites(manager: Manager) -> Result<(), String> {
+/// Whether this machine can run a lab with these options; the reason when not. CI=true turns
+/// a missing prerequisite into a test failure (see `require`).
+pub fn prerequisites(options: &LabOptions) -> Result<(), String> {
     if !nix::unistd::Uid::effective().is_root() {
         return Err("lab tests need root (network namespaces)".into());
     }
-    let mut tools = vec!["ip", "unshare", "nsenter", "dbus-daemon"];
-    match manager {
+    let mut tools = vec!["ip", "unshare", "nsenter", "dbus-daemon", "busctl", "sysctl"];
+    match options.manager {
         Manager::Networkd => tools.push("/lib/systemd/systemd-networkd"),
         Manager::NetworkManager => tools.push("NetworkManager"),
         Manager::None => {}
     }
+    if options.dhcp {
+        tools.push("dnsmasq");
+    }
+    if options.networkd_dispatcher_scripts.is_some() {
+        tools.push("networkd-dispatcher");
+    }
     for t in tools {
         let found = if t.starts_with('/') { Path::new(t).exists() } else { which(t).is_some() };
         if !found {
-            return Err(format!("{t} is not installed (bash .ci/run installs the lab's packages)"));
+            return Err(format!("{t} is not installed (bash .ci/deps installs the lab's packages)"));
         }
     }
     Ok(())
 }
 
-/// For lab tests: `true` when the lab can run. Outside CI a missing prerequisite skips with a
-/// message; in CI (CI=true) it fails, so a lab test never passes without having run.
+/// For lab tests: `true` when a lab with `manager` can run. Outside CI a missing prerequisite
+/// skips with a message; in CI (CI=true) it fails, so a lab test never passes without having run.
 pub fn require(manager: Manager) -> bool {
-    match prerequisites(manager) {
+    require_for(&LabOptions { manager, ..Default::default() })
+}
+
+/// `require` for a lab with these options (DHCP, networkd-dispatcher: their tools too).
+pub fn require_for(options: &LabOptions) -> bool {
+    match prerequisites(options) {
         Ok(()) => true,
         Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("lab prerequisite missing in CI: {why}"),
         Err(why) => {
@@ -147,7 +167,7 @@ pub fn which(program: &str) -> Option<PathBuf> {
 
 impl Lab {
     pub fn start(options: LabOptions) -> anyhow::Result<Lab> {
-        prerequisites(options.manager).map_err(anyhow::Error::msg)?;
+        prerequisites(&options).map_err(anyhow::Error::msg)?;
         let root_before = root_guard::snapshot()?;
         topology::remove_orphans();
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -362,9 +382,47 @@ impl Lab {
             .unwrap_or_default()
     }
 
+    /// The host's addresses, rules and routes, for comparing the state before and after a change
+    /// that is taken back: routes sorted (the kernel lists them in the order they were re-added)
+    /// and without the kernel's own `linkdown` marks.
+    pub fn kernel_state(&self) -> anyhow::Result<String> {
+        let mut s = self.ip_host(&["-4", "-br", "addr"])?;
+        s.push_str(&self.ip_host(&["-4", "rule"])?);
+        let routes = self.ip_host(&["-4", "route", "show", "table", "all"])?.replace(" linkdown", "");
+        let mut routes: Vec<&str> = routes.lines().collect();
+        routes.sort();
+        s.push_str(&routes.join("\n"));
+        Ok(s)
+    }
+
     /// A TCP connection from the internet host to `host_addr`: whether it was answered.
     pub fn inbound(&self, host_addr: Ipv4Addr, timeout: Duration) -> bool {
         echo::tcp_roundtrip(&self.internet(), host_addr, timeout).unwrap_or(false)
+    }
+
+    /// Symmetric inbound on the seed's addresses: `connections` TCP connections from the internet
+    /// host to each one are answered, and the answers leave through the uplink that owns the
+    /// address (SYN-ACK, ACK of data, data, FIN...: at least 3 packets each), hardly any elsewhere.
+    pub fn inbound_is_symmetric(&self, connections: u64) -> anyhow::Result<()> {
+        let tx_all = || UPLINKS.iter().map(|u| self.tx_packets(u)).collect::<anyhow::Result<Vec<u64>>>();
+        for (iface, a) in SEED_ADDRESSES {
+            let before = tx_all()?;
+            for _ in 0..connections {
+                if !self.inbound(a, Duration::from_secs(2)) {
+                    bail!("no answer from {a} ({iface})");
+                }
+            }
+            for ((u, before), after) in UPLINKS.iter().zip(before).zip(tx_all()?) {
+                let sent = after - before;
+                if *u == iface && sent < 3 * connections {
+                    bail!("{iface}: only {sent} packets left through it for {connections} connections to {a}");
+                }
+                if *u != iface && sent >= 10 {
+                    bail!("{sent} packets for connections to {a} ({iface}) left through {u}");
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Packets the host has sent on `iface`.

@@ -11,10 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use super::probe::{ProbeRecord, Prober};
-use super::{Lab, LabOptions, Manager, INTERNET, SEED_ADDRESSES, UPLINKS};
+use super::{policies, Lab, LabOptions, Manager, INTERNET, SEED_ADDRESSES, UPLINKS};
 
-/// The built-in policy: the seed's host, probing the lab's gateway and internet host.
-pub const SEED_POLICY: &str = include_str!("../../examples/seed.conf");
 
 /// Probe spacing of the timeline: a new connection every 10 ms.
 const PROBE_INTERVAL: Duration = Duration::from_millis(10);
@@ -99,16 +97,14 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     }
     let networkd = opts.manager == Manager::Networkd;
     println!("Building the seed's network in namespaces (host with eth0, wlan1, wlan0; a switch per uplink; router; internet)...");
-    let mut lab = Lab::start(LabOptions { manager: opts.manager, policy: Some(SEED_POLICY.to_string()), ..Default::default() })?;
+    let mut lab = Lab::start(LabOptions { manager: opts.manager, policy: Some(policies::SEED.to_string()), ..Default::default() })?;
     let manager_name = if networkd { "systemd-networkd" } else { "NetworkManager" };
     if !networkd {
         // networkd took the policy before it started; NetworkManager takes it over D-Bus now.
         print!("{}", lab.multihome_ok(&["apply"])?);
     }
     println!("{manager_name} runs the policy of examples/seed.conf in the lab host.");
-    let eth0 = SEED_ADDRESSES[0].1;
-    lab.wait_for(Duration::from_secs(30), || lab.outbound_source(Duration::from_millis(200)) == Some(eth0))
-        .context("new connections did not settle on eth0")?;
+    lab.outbound_settles_on("eth0", Duration::from_secs(30))?;
 
     let daemon_log = if opts.daemon {
         let bin = lab.multihome_path().display().to_string();
