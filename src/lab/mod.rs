@@ -234,8 +234,8 @@ impl Lab {
         Ok(())
     }
 
-    /// Starts the host's PID 1 (the network manager, or a placeholder) and waits until its
-    /// private mounts are in place and, with a manager, until it owns its bus name.
+    /// Starts the host's PID 1 (the script that mounts and starts the network manager, or a
+    /// placeholder) and waits until the manager runs: its private mounts are in place then and, with a manager, until it owns its bus name.
     fn start_host_init(&mut self) -> anyhow::Result<()> {
         let script = services::prepare(&self.dir, &self.options, &self.multihome)?;
         fs::write(self.dir.join("init.sh"), &script)?;
