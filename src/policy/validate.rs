@@ -292,16 +292,16 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
             Err(_) => c.bad_value(e, "an IPv4 address with prefix length such as 192.168.178.99/24"),
         }
     }
-    let dhcp = c.parse_one(first(&map, "DHCP"), "ipv4, yes or no", |s| match s {
-        "ipv4" => Some(Some(Dhcp::Ipv4)),
-        "ipv6" => None,
-        s => parse_bool(s).map(|b| b.then_some(Dhcp::Yes)),
-    });
-    if let Some(e) = first(&map, "DHCP").filter(|e| e.value == "ipv6") {
-        // Replace the generic message: say why.
-        c.problems.pop();
-        c.problem(e.line, "DHCP=ipv6: an IPv6-only uplink has no IPv4 address for multihome's policy; use DHCP=yes or ipv4");
-    }
+    let dhcp = match first(&map, "DHCP") {
+        Some(e) if e.value == "ipv6" => {
+            c.problem(e.line, "DHCP=ipv6: an IPv6-only uplink has no IPv4 address for multihome's policy; use DHCP=yes or ipv4");
+            None
+        }
+        e => c.parse_one(e, "ipv4, yes or no", |s| match s {
+            "ipv4" => Some(Some(Dhcp::Ipv4)),
+            s => parse_bool(s).map(|b| b.then_some(Dhcp::Yes)),
+        }),
+    };
     let gateway = c.parse_one(first(&map, "Gateway"), "an IPv4 address such as 192.168.178.1", parse_ipv4);
     // The kernel's own names are understood, so that `Table=main` is refused for the right reason.
     let table = c.parse_one(first(&map, "Table"), "a routing table number from 1 to 4294967295", |s| match RESERVED_TABLES.iter().find(|(_, name)| *name == s) {
