@@ -480,6 +480,7 @@ impl Lab {
         self.init = None;
         self._servers.clear();
         topology::destroy(&self.names);
+        // MULTIHOME_KEEP_LAB=1 keeps the directory (logs, rendered files) for reading.
         if std::env::var_os("MULTIHOME_KEEP_LAB").is_none() {
             let _ = fs::remove_dir_all(&self.dir);
         }
