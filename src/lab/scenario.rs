@@ -105,6 +105,11 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     }
     println!("{manager_name} runs the policy of examples/seed.conf in the lab host.");
     lab.outbound_settles_on("eth0", Duration::from_secs(30))?;
+    // A Ctrl-C while the lab started (up to a minute with NetworkManager) ends it here.
+    if STOP.load(Ordering::Relaxed) {
+        println!("Interrupted. Cleaning up the lab...");
+        return Ok(());
+    }
 
     let daemon_log = if opts.daemon {
         let bin = lab.multihome_path().display().to_string();
