@@ -82,22 +82,6 @@ impl Spawned {
     pub fn id(&self) -> u32 {
         self.child.id()
     }
-
-    /// Waits for it to end, at most `timeout`; whether it ended.
-    pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
-        let end = Instant::now() + timeout;
-        while Instant::now() < end {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-
-    pub fn output(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
 }
 
 pub struct Lab {
@@ -111,7 +95,7 @@ pub struct Lab {
     dnsmasq: Option<Spawned>,
     spawned: Vec<Spawned>,
     _servers: Vec<echo::Server>,
-    pub options: LabOptions,
+    options: LabOptions,
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -161,7 +145,7 @@ pub fn require_for(options: &LabOptions) -> bool {
     }
 }
 
-pub fn which(program: &str) -> Option<PathBuf> {
+fn which(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(program)).find(|p| p.exists())
 }
 
