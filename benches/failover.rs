@@ -6,7 +6,7 @@
 //!     cargo bench --bench failover -- --runs 5 --only carrier
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -82,19 +82,16 @@ fn alone(manager: Manager) -> anyhow::Result<Lab> {
 
 /// Starts `multihome daemon` in the lab host; its log and the pid of the nsenter that runs it.
 fn start_daemon(lab: &mut Lab) -> anyhow::Result<(PathBuf, u32)> {
-    let bin = lab.multihome_path().display().to_string();
-    let spawned = lab.spawn_in_host(&bin, &["daemon"])?;
+    let spawned = lab.spawn_multihome(&["daemon"])?;
     let (log, nsenter) = (spawned.log.clone(), spawned.id());
-    lab.wait_for(Duration::from_secs(10), || std::fs::read_to_string(&log).is_ok_and(|l| l.contains("eth0: unknown -> up")))
-        .context("the daemon did not take eth0 up")?;
+    lab.wait_for_log(&log, "eth0: unknown -> up", Duration::from_secs(10)).context("the daemon did not take eth0 up")?;
     Ok((log, nsenter))
 }
 
 /// SIGTERM, then wait until the daemon says it removed its rule and table.
-fn stop_daemon(lab: &Lab, log: &PathBuf, pgid: u32) -> anyhow::Result<()> {
+fn stop_daemon(lab: &Lab, log: &Path, pgid: u32) -> anyhow::Result<()> {
     nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid as i32), nix::sys::signal::Signal::SIGTERM)?;
-    lab.wait_for(Duration::from_secs(10), || std::fs::read_to_string(log).is_ok_and(|l| l.contains("stopped:")))
-        .context("the daemon did not stop")
+    lab.wait_for_log(log, "stopped:", Duration::from_secs(10)).context("the daemon did not stop")
 }
 
 fn settle_on_eth0(lab: &Lab) -> anyhow::Result<()> {

@@ -62,8 +62,7 @@ fn signal_daemon(pgid: u32, signal: Signal) -> anyhow::Result<()> {
 
 /// Starts the daemon in the lab host; returns its process group.
 fn start_daemon(lab: &mut Lab) -> anyhow::Result<u32> {
-    let bin = lab.multihome_path().display().to_string();
-    let pid = lab.spawn_in_host(&bin, &["daemon"])?.id();
+    let pid = lab.spawn_multihome(&["daemon"])?.id();
     // Ready when eth0 carries traffic through the daemon's table and the bus answers.
     lab.wait_for(Duration::from_secs(10), || table_uplinks(lab).first().map(String::as_str) == Some("eth0") && status(lab).0 == 0)
         .map_err(|e| anyhow::anyhow!("the daemon did not take eth0 into its table: {e}\n{}", daemon_logs(lab)))?;
@@ -228,7 +227,6 @@ fn kill_9_mid_failover_then_restart_converges_and_sigterm_leaves_the_plain_polic
         return Ok(());
     }
     let mut lab = start(Manager::Networkd)?;
-    let bin = lab.multihome_path().display().to_string();
     let first = start_daemon(&mut lab)?;
     lab.set_upstream("eth0", false)?;
     lab.wait_for(Duration::from_secs(3), || table_uplinks(&lab).first().map(String::as_str) == Some("wlan1"))?;
@@ -241,7 +239,7 @@ fn kill_9_mid_failover_then_restart_converges_and_sigterm_leaves_the_plain_polic
     assert_eq!(status(&lab).0, 3, "status says no daemon runs");
 
     // Restart: it adopts the table (eth0 stays out, wlan1 stays in) instead of starting blind.
-    let second = lab.spawn_in_host(&bin, &["daemon"])?.id();
+    let second = lab.spawn_multihome(&["daemon"])?.id();
     let prober = Prober::start(&lab.host(), INTERNET, PROBE_EVERY)?;
     lab.wait_for(Duration::from_secs(5), || status(&lab).0 == 0)?;
     std::thread::sleep(Duration::from_secs(1));
@@ -313,8 +311,7 @@ fn a_dhcp_uplink_takes_over_with_the_gateway_of_its_lease() -> anyhow::Result<()
     lab.write_policy(&format!("[Probe]\nTarget=198.51.100.10\n\n{DHCP_WLAN0}"))?;
     lab.multihome_ok(&["apply"])?;
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
-    let bin = lab.multihome_path().display().to_string();
-    lab.spawn_in_host(&bin, &["daemon"])?;
+    lab.spawn_multihome(&["daemon"])?;
     lab.wait_for(Duration::from_secs(20), || table_uplinks(&lab) == ["eth0", "wlan0"])
         .map_err(|e| anyhow::anyhow!("wlan0 never joined the daemon's table: {e}\n{}\n{}", lab.ip_host(&["route", "show", "table", "all"]).unwrap_or_default(), daemon_logs(&lab)))?;
     let s = status(&lab).1;

@@ -281,27 +281,24 @@ fn try_reverts_unless_confirmed() -> anyhow::Result<()> {
     lab.write_policy(&moved)?;
 
     // Not confirmed (stdin is /dev/null, no signal; a hangup does not count): reverted.
-    let multihome = lab.multihome_path().display().to_string();
     let (group, log) = {
-        let t = lab.spawn_in_host(&multihome, &["try", "--timeout", "4s"])?;
+        let t = lab.spawn_multihome(&["try", "--timeout", "4s"])?;
         (t.id(), t.log.clone())
     };
-    let read = || std::fs::read_to_string(&log).unwrap_or_default();
-    lab.wait_for(Duration::from_secs(5), || read().contains("Press Enter"))?;
+    lab.wait_for_log(&log, "Press Enter", Duration::from_secs(5))?;
     assert!(lab.ip_host(&["-4", "-br", "addr", "show", "eth0"])?.contains("192.168.178.95"), "try did not apply");
     signal_group(group, Signal::SIGHUP);
-    lab.wait_for(Duration::from_secs(15), || read().contains("Not confirmed")).map_err(|e| anyhow::anyhow!("{e}: {}", read()))?;
+    lab.wait_for_log(&log, "Not confirmed", Duration::from_secs(15))?;
     settles_back_to(&lab, &before, "after an unconfirmed try");
 
     // Confirmed by SIGUSR1: kept, and the checkpoint is gone so nothing rolls back later.
     let (group, log) = {
-        let t = lab.spawn_in_host(&multihome, &["try", "--timeout", "60s"])?;
+        let t = lab.spawn_multihome(&["try", "--timeout", "60s"])?;
         (t.id(), t.log.clone())
     };
-    let read = || std::fs::read_to_string(&log).unwrap_or_default();
-    lab.wait_for(Duration::from_secs(5), || read().contains("Press Enter"))?;
+    lab.wait_for_log(&log, "Press Enter", Duration::from_secs(5))?;
     signal_group(group, Signal::SIGUSR1);
-    lab.wait_for(Duration::from_secs(10), || read().contains("Kept.")).map_err(|e| anyhow::anyhow!("{e}: {}", read()))?;
+    lab.wait_for_log(&log, "Kept.", Duration::from_secs(10))?;
     let checkpoints = lab.run_in_host("busctl", &["get-property", "org.freedesktop.NetworkManager", "/org/freedesktop/NetworkManager", "org.freedesktop.NetworkManager", "Checkpoints"])?;
     assert_eq!(String::from_utf8_lossy(&checkpoints.stdout).trim(), "ao 0");
     assert!(lab.ip_host(&["-4", "-br", "addr", "show", "eth0"])?.contains("192.168.178.95"));

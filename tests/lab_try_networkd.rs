@@ -38,18 +38,16 @@ fn networkd_try_reverts_unless_confirmed() -> anyhow::Result<()> {
     lab.wait_for(Duration::from_secs(15), || eth0_has(&lab, "192.168.178.99"))?;
     let before = state(&lab);
     lab.write_policy(&SEED.replace("192.168.178.99", "192.168.178.95"))?;
-    let multihome = lab.multihome_path().display().to_string();
 
     // Not confirmed: stdin is /dev/null, and the hangup of the session does not count.
     let (group, log) = {
-        let t = lab.spawn_in_host(&multihome, &["try", "--backend", "networkd", "--timeout", "4s"])?;
+        let t = lab.spawn_multihome(&["try", "--backend", "networkd", "--timeout", "4s"])?;
         (t.id(), t.log.clone())
     };
-    let read = || fs::read_to_string(&log).unwrap_or_default();
-    lab.wait_for(Duration::from_secs(10), || read().contains("Press Enter")).map_err(|e| anyhow::anyhow!("{e}: {}", read()))?;
+    lab.wait_for_log(&log, "Press Enter", Duration::from_secs(10))?;
     lab.wait_for(Duration::from_secs(10), || eth0_has(&lab, "192.168.178.95"))?;
     killpg(Pid::from_raw(group as i32), Signal::SIGHUP)?;
-    lab.wait_for(Duration::from_secs(15), || read().contains("Not confirmed")).map_err(|e| anyhow::anyhow!("{e}: {}", read()))?;
+    lab.wait_for_log(&log, "Not confirmed", Duration::from_secs(15))?;
     let mut now = String::new();
     let back = lab.wait_for(Duration::from_secs(15), || {
         now = state(&lab);
@@ -59,13 +57,12 @@ fn networkd_try_reverts_unless_confirmed() -> anyhow::Result<()> {
 
     // Confirmed by SIGUSR1: kept.
     let (group, log) = {
-        let t = lab.spawn_in_host(&multihome, &["try", "--backend", "networkd", "--timeout", "60s"])?;
+        let t = lab.spawn_multihome(&["try", "--backend", "networkd", "--timeout", "60s"])?;
         (t.id(), t.log.clone())
     };
-    let read = || fs::read_to_string(&log).unwrap_or_default();
-    lab.wait_for(Duration::from_secs(10), || read().contains("Press Enter")).map_err(|e| anyhow::anyhow!("{e}: {}", read()))?;
+    lab.wait_for_log(&log, "Press Enter", Duration::from_secs(10))?;
     killpg(Pid::from_raw(group as i32), Signal::SIGUSR1)?;
-    lab.wait_for(Duration::from_secs(10), || read().contains("Kept.")).map_err(|e| anyhow::anyhow!("{e}: {}", read()))?;
+    lab.wait_for_log(&log, "Kept.", Duration::from_secs(10))?;
     lab.wait_for(Duration::from_secs(15), || eth0_has(&lab, "192.168.178.95"))?;
     let file = fs::read_to_string(lab.dir().join("etc/systemd/network/10-multihome-eth0.network"))?;
     assert!(file.contains("Address=192.168.178.95/24"), "{file}");

@@ -308,6 +308,18 @@ impl Lab {
         Ok(self.spawned.last_mut().expect("just pushed"))
     }
 
+    /// `multihome ARGS` in the background in the lab host; it ends with the lab.
+    pub fn spawn_multihome(&mut self, args: &[&str]) -> anyhow::Result<&mut Spawned> {
+        let bin = self.multihome.display().to_string();
+        self.spawn_in_host(&bin, args)
+    }
+
+    /// Waits until a spawned process's `log` holds `text`; the error shows the log.
+    pub fn wait_for_log(&self, log: &Path, text: &str, within: Duration) -> anyhow::Result<()> {
+        let read = || fs::read_to_string(log).unwrap_or_default();
+        self.wait_for(within, || read().contains(text)).map_err(|e| anyhow::anyhow!("{text:?} not in {}: {e}\n{}", log.display(), read()))
+    }
+
     pub fn multihome_path(&self) -> &Path {
         &self.multihome
     }

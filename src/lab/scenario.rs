@@ -112,9 +112,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     }
 
     let daemon_log = if opts.daemon {
-        let bin = lab.multihome_path().display().to_string();
-        let d = lab.spawn_in_host(&bin, &["daemon"])?;
-        let log = d.log.clone();
+        let log = lab.spawn_multihome(&["daemon"])?.log.clone();
         std::thread::sleep(Duration::from_millis(500));
         Some(log)
     } else {
