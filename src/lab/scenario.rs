@@ -35,9 +35,10 @@ pub struct Step {
 }
 
 /// Parses a script such as `eth0:silent@2s, eth0:repair@8s, wlan1:link@10s`. Items are
-/// `UPLINK:link|silent|repair@TIME`; a repair undoes the uplink's last fault.
+/// `UPLINK:link|silent|repair@TIME`, in any order; a repair undoes the uplink's last fault
+/// before it in time.
 pub fn parse_script(text: &str) -> anyhow::Result<Vec<Step>> {
-    let mut steps: Vec<Step> = Vec::new();
+    let mut items = Vec::new();
     for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (what, at) = item.split_once('@').with_context(|| format!("{item:?}: expected UPLINK:FAULT@TIME"))?;
         let (uplink, fault) = what.split_once(':').with_context(|| format!("{item:?}: expected UPLINK:FAULT@TIME"))?;
@@ -45,18 +46,22 @@ pub fn parse_script(text: &str) -> anyhow::Result<Vec<Step>> {
             bail!("{item:?}: the lab's uplinks are {}", UPLINKS.join(", "));
         }
         let at = crate::policy::timespan::parse(at).with_context(|| format!("{item:?}: {at:?} is not a time span"))?;
+        items.push((at, item, uplink, fault));
+    }
+    items.sort_by_key(|(at, ..)| *at);
+    let mut steps: Vec<Step> = Vec::new();
+    for (at, item, uplink, fault) in items {
         let (kind, fail) = match fault {
             "link" => (FaultKind::Link, true),
             "silent" => (FaultKind::Silent, true),
             "repair" => {
                 let last = steps.iter().rev().find(|s| s.uplink == uplink && s.fail);
-                (last.with_context(|| format!("{item:?}: {uplink} has no fault to repair"))?.kind, false)
+                (last.with_context(|| format!("{item:?}: {uplink} has no fault to repair before then"))?.kind, false)
             }
             _ => bail!("{item:?}: the fault is link, silent or repair"),
         };
         steps.push(Step { at, uplink: uplink.to_string(), kind, fail });
     }
-    steps.sort_by_key(|s| s.at);
     Ok(steps)
 }
 
@@ -250,6 +255,9 @@ mod tests {
         assert_eq!((s[2].kind, s[2].fail, s[2].at), (FaultKind::Silent, false, Duration::from_secs(8)));
         assert!(parse_script("eth9:link@1s").is_err());
         assert!(parse_script("eth0:repair@1s").is_err());
+        assert!(parse_script("eth0:repair@1s, eth0:link@2s").is_err(), "a repair before its fault");
+        let out_of_order = parse_script("eth0:repair@8s, eth0:silent@2s").unwrap();
+        assert_eq!((out_of_order[1].kind, out_of_order[1].fail), (FaultKind::Silent, false));
         assert!(parse_script("eth0:melt@1s").is_err());
         assert!(parse_script("eth0:link").is_err());
     }
