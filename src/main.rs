@@ -108,8 +108,9 @@ enum Command {
     /// the real network manager, the daemon running, a fault injected, and the timeline of what
     /// new connections see. Needs root; touches nothing of this machine's own network.
     Lab {
-        #[arg(long, value_enum, default_value = "networkd")]
-        backend: LabBackend,
+        /// Default: networkd where it is installed, else NetworkManager.
+        #[arg(long, value_enum)]
+        backend: Option<LabBackend>,
         /// The fault to inject on --uplink at 3 s (repaired at 9 s).
         #[arg(long, value_enum, default_value = "silent")]
         fault: LabFault,
@@ -307,9 +308,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reload => runtime()?.block_on(daemon::status::call(daemon::status::Call::Reload))?,
         Command::Lab { backend, fault, uplink, script, no_daemon } => {
             use multihome::lab::{self, scenario};
+            let can_run = |manager| lab::prerequisites(&lab::LabOptions { manager, ..Default::default() }).is_ok();
             let manager = match backend {
-                LabBackend::Networkd => lab::Manager::Networkd,
-                LabBackend::NetworkManager => lab::Manager::NetworkManager,
+                Some(LabBackend::Networkd) => lab::Manager::Networkd,
+                Some(LabBackend::NetworkManager) => lab::Manager::NetworkManager,
+                None if !can_run(lab::Manager::Networkd) && can_run(lab::Manager::NetworkManager) => lab::Manager::NetworkManager,
+                None => lab::Manager::Networkd,
             };
             lab::prerequisites(&lab::LabOptions { manager, ..Default::default() }).map_err(anyhow::Error::msg)?;
             let steps = match script {
