@@ -99,6 +99,9 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
         // A closed terminal too: the lab's managers would otherwise outlive it.
         libc::signal(libc::SIGHUP, on_signal as *const () as libc::sighandler_t);
+        // A closed pipe (`multihome lab | head`) must not kill the process before its cleanup:
+        // ignored, the next print panics instead, and unwinding drops the lab.
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
     let networkd = opts.manager == Manager::Networkd;
     println!("Building the seed's network in namespaces (host with eth0, wlan1, wlan0; a switch per uplink; router; internet)...");
