@@ -145,7 +145,7 @@ pub fn require_for(options: &LabOptions) -> bool {
     }
 }
 
-fn which(program: &str) -> Option<PathBuf> {
+pub fn which(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(program)).find(|p| p.exists())
 }
 
