@@ -6,15 +6,14 @@
 //!     cargo bench --bench failover -- --runs 5 --only carrier
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use multihome::lab::lossy::LossyResponder;
 use multihome::lab::probe::{outage, Outage, Prober};
-use multihome::lab::{self, Lab, LabOptions, Manager, INTERNET, SEED_ADDRESSES};
-
-const SEED: &str = include_str!("../examples/seed.conf");
+use multihome::lab::policies::SEED;
+use multihome::lab::{self, seed_address, Lab, LabOptions, Manager, INTERNET};
 /// Probe spacing: an application opening a new connection every 10 ms.
 const PROBE_INTERVAL: Duration = Duration::from_millis(10);
 /// Time without link events before each fault: the kernel handles a carrier change of an
@@ -27,7 +26,7 @@ fn main() -> anyhow::Result<()> {
     let runs: usize = flag(&args, "--runs").map_or(Ok(10), |v| v.parse()).context("--runs takes a number")?;
     let only = flag(&args, "--only");
     let wanted = |group: &str| only.as_deref().is_none_or(|o| o == group);
-    lab::prerequisites(Manager::Networkd).map_err(anyhow::Error::msg)?;
+    lab::prerequisites(&options(Manager::Networkd, None)).map_err(anyhow::Error::msg)?;
     println!("multihome failover benchmark: {runs} runs per row; a new UDP socket every {PROBE_INTERVAL:?} to the lab's internet host");
     if wanted("carrier") {
         carrier_rows(runs)?;
@@ -51,13 +50,7 @@ fn flag(args: &[String], name: &str) -> Option<String> {
 // ---- labs ----------------------------------------------------------------------------------
 
 fn options(manager: Manager, policy: Option<&str>) -> LabOptions {
-    LabOptions {
-        manager,
-        policy: policy.map(str::to_string),
-        multihome: Some(env!("CARGO_BIN_EXE_multihome").into()),
-        bus_policies: vec![PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/dbus/org.multihome1.conf"))],
-        ..Default::default()
-    }
+    LabOptions { policy: policy.map(str::to_string), ..LabOptions::new(manager, env!("CARGO_BIN_EXE_multihome")) }
 }
 
 /// The manager with multihome's policy applied (networkd: before it starts, as at boot).
@@ -89,28 +82,20 @@ fn alone(manager: Manager) -> anyhow::Result<Lab> {
 
 /// Starts `multihome daemon` in the lab host; its log and the pid of the nsenter that runs it.
 fn start_daemon(lab: &mut Lab) -> anyhow::Result<(PathBuf, u32)> {
-    let bin = lab.multihome_path().display().to_string();
-    let spawned = lab.spawn_in_host(&bin, &["daemon"])?;
+    let spawned = lab.spawn_multihome(&["daemon"])?;
     let (log, nsenter) = (spawned.log.clone(), spawned.id());
-    lab.wait_for(Duration::from_secs(10), || std::fs::read_to_string(&log).is_ok_and(|l| l.contains("eth0: unknown -> up")))
-        .context("the daemon did not take eth0 up")?;
+    lab.wait_for_log(&log, "eth0: unknown -> up", Duration::from_secs(10)).context("the daemon did not take eth0 up")?;
     Ok((log, nsenter))
 }
 
 /// SIGTERM, then wait until the daemon says it removed its rule and table.
-fn stop_daemon(lab: &Lab, log: &PathBuf, pgid: u32) -> anyhow::Result<()> {
+fn stop_daemon(lab: &Lab, log: &Path, pgid: u32) -> anyhow::Result<()> {
     nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid as i32), nix::sys::signal::Signal::SIGTERM)?;
-    lab.wait_for(Duration::from_secs(10), || std::fs::read_to_string(log).is_ok_and(|l| l.contains("stopped:")))
-        .context("the daemon did not stop")
-}
-
-fn eth0_addr() -> std::net::Ipv4Addr {
-    SEED_ADDRESSES[0].1
+    lab.wait_for_log(log, "stopped:", Duration::from_secs(10)).context("the daemon did not stop")
 }
 
 fn settle_on_eth0(lab: &Lab) -> anyhow::Result<()> {
-    lab.wait_for(Duration::from_secs(30), || lab.outbound_source(Duration::from_millis(200)) == Some(eth0_addr()))
-        .context("outbound traffic did not settle on eth0")
+    lab.outbound_settles_on("eth0", Duration::from_secs(30))
 }
 
 // ---- carrier loss --------------------------------------------------------------------------
@@ -126,7 +111,7 @@ fn carrier_rows(runs: usize) -> anyhow::Result<()> {
         ("NetworkManager alone (same profiles)", Manager::NetworkManager, false),
     ];
     for (name, manager, multihome) in setups {
-        if lab::prerequisites(manager).is_err() {
+        if lab::prerequisites(&options(manager, None)).is_err() {
             println!("| {name:<40} | not installed |");
             continue;
         }
@@ -186,7 +171,7 @@ fn silent_rows(runs: usize) -> anyhow::Result<()> {
         ("NetworkManager + multihome daemon", Manager::NetworkManager, true),
         ("systemd-networkd alone", Manager::Networkd, false),
     ] {
-        if lab::prerequisites(manager).is_err() {
+        if lab::prerequisites(&options(manager, None)).is_err() {
             println!("| {name:<40} | not installed |");
             continue;
         }
@@ -265,8 +250,11 @@ fn silent_once(lab: &Lab, log: Option<&PathBuf>) -> anyhow::Result<Silent> {
 fn loss_row() -> anyhow::Result<()> {
     const MINUTES: u64 = 3;
     let policy = SEED.replace("Target=192.168.178.1\n", "").replace("[Probe]\n", "[Probe]\nArpGateway=no\n");
+    if policy.contains("Target=192.168.178.1\n") || !policy.contains("ArpGateway=no") {
+        bail!("the seed's [Probe] changed: the loss row would not depend on the lossy target alone");
+    }
     let mut lab = with_multihome(Manager::Networkd, &policy)?;
-    let loss: HashMap<_, _> = [(eth0_addr(), 0.20)].into_iter().collect();
+    let loss: HashMap<_, _> = [(seed_address("eth0"), 0.20)].into_iter().collect();
     let _responder = LossyResponder::start(&lab.internet(), loss, 0x5eed)?;
     let (log, _) = start_daemon(&mut lab)?;
     std::thread::sleep(Duration::from_secs(MINUTES * 60));

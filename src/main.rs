@@ -108,8 +108,9 @@ enum Command {
     /// the real network manager, the daemon running, a fault injected, and the timeline of what
     /// new connections see. Needs root; touches nothing of this machine's own network.
     Lab {
-        #[arg(long, value_enum, default_value = "networkd")]
-        backend: LabBackend,
+        /// Default: networkd where it is installed, else NetworkManager.
+        #[arg(long, value_enum)]
+        backend: Option<LabBackend>,
         /// The fault to inject on --uplink at 3 s (repaired at 9 s).
         #[arg(long, value_enum, default_value = "silent")]
         fault: LabFault,
@@ -207,8 +208,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Plan { backend, root } => {
-            let plan = load(&cli.config)?;
-            if resolve(backend, Some(&root))? == ApplyBackend::NetworkManager {
+            let policy = policy::load(&cli.config)?;
+            let plan = plan::plan(&policy);
+            if resolve(backend, policy.backend, Some(&root))? == ApplyBackend::NetworkManager {
                 let diff = runtime()?.block_on(nm::plan_diff(&plan, &root))?;
                 if diff.is_empty() {
                     println!("No changes: NetworkManager's profiles already match the policy.");
@@ -226,9 +228,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Apply { backend, root, no_reload } => {
-            let plan = load(&cli.config)?;
+            let policy = policy::load(&cli.config)?;
+            let plan = plan::plan(&policy);
             let rt = runtime()?;
-            let applied = if resolve(backend, root.as_deref())? == ApplyBackend::NetworkManager {
+            let applied = if resolve(backend, policy.backend, root.as_deref())? == ApplyBackend::NetworkManager {
                 if root.is_some() {
                     anyhow::bail!("--root is for images, where no NetworkManager runs: use `multihome render --backend nm-keyfile --out DIR`");
                 }
@@ -261,8 +264,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Try { backend, timeout } => {
-            let plan = load(&cli.config)?;
-            let manager = match resolve(backend, None)? {
+            let policy = policy::load(&cli.config)?;
+            let plan = plan::plan(&policy);
+            let manager = match resolve(backend, policy.backend, None)? {
                 ApplyBackend::NetworkManager => try_apply::Manager::NetworkManager,
                 _ => try_apply::Manager::Networkd,
             };
@@ -304,11 +308,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reload => runtime()?.block_on(daemon::status::call(daemon::status::Call::Reload))?,
         Command::Lab { backend, fault, uplink, script, no_daemon } => {
             use multihome::lab::{self, scenario};
+            let can_run = |manager| lab::prerequisites(&lab::LabOptions { manager, ..Default::default() }).is_ok();
             let manager = match backend {
-                LabBackend::Networkd => lab::Manager::Networkd,
-                LabBackend::NetworkManager => lab::Manager::NetworkManager,
+                Some(LabBackend::Networkd) => lab::Manager::Networkd,
+                Some(LabBackend::NetworkManager) => lab::Manager::NetworkManager,
+                None if !can_run(lab::Manager::Networkd) && can_run(lab::Manager::NetworkManager) => lab::Manager::NetworkManager,
+                None => lab::Manager::Networkd,
             };
-            lab::prerequisites(manager).map_err(anyhow::Error::msg)?;
+            lab::prerequisites(&lab::LabOptions { manager, ..Default::default() }).map_err(anyhow::Error::msg)?;
             let steps = match script {
                 Some(text) => scenario::parse_script(&text)?,
                 None => {
@@ -346,9 +353,15 @@ fn refresh_dhcp_uplinks(rt: &tokio::runtime::Runtime, plan: &Plan) -> bool {
     }
 }
 
-/// `auto`: NetworkManager when it owns its name on the system bus, else systemd-networkd. With
-/// `--root` (an image) there is no running manager to ask, and networkd files are written.
-fn resolve(backend: ApplyBackend, root: Option<&Path>) -> anyhow::Result<ApplyBackend> {
+/// `--backend` when given, else the policy's `Backend=`; `auto` for both: NetworkManager when it
+/// owns its name on the system bus, else systemd-networkd. With `--root` (an image) there is no
+/// running manager to ask, and networkd files are written.
+fn resolve(backend: ApplyBackend, from_policy: policy::Backend, root: Option<&Path>) -> anyhow::Result<ApplyBackend> {
+    let backend = match (backend, from_policy) {
+        (ApplyBackend::Auto, policy::Backend::Networkd) => ApplyBackend::Networkd,
+        (ApplyBackend::Auto, policy::Backend::NetworkManager) => ApplyBackend::NetworkManager,
+        (b, _) => b,
+    };
     Ok(match backend {
         ApplyBackend::Auto if root.is_none_or(|r| r == Path::new("/")) && runtime()?.block_on(nm::apply::is_running()) => {
             ApplyBackend::NetworkManager

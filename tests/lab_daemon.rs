@@ -9,12 +9,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use multihome::lab::probe::{outage, Prober};
+use multihome::lab::policies::{DHCP_WLAN0, SEED};
 use multihome::lab::{self, seed_address, Lab, LabOptions, Manager, INTERNET};
 use multihome::plan::{DAEMON_RULE_PRIORITY, DAEMON_TABLE};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-
-const SEED: &str = include_str!("../examples/seed.conf");
 const QUICK: Duration = Duration::from_millis(300);
 /// A bound that catches a broken detector (FailAfter ignored, no switch at all) without
 /// flaking on a loaded CI machine. The issue's figure, at most 1 s at the defaults, is
@@ -22,7 +21,6 @@ const QUICK: Duration = Duration::from_millis(300);
 const RESTORE_WITHIN: Duration = Duration::from_millis(1500);
 /// How often the application-like prober opens a new connection.
 const PROBE_EVERY: Duration = Duration::from_millis(10);
-
 
 /// The binary under test: this build's, or MULTIHOME_TEST_BIN (e.g. a release build, for its
 /// memory figure).
@@ -34,13 +32,7 @@ fn binary() -> PathBuf {
 /// an installed system at boot: networkd reads the drop-in that keeps it away from the daemon's
 /// rule and routes (ManageForeign...=no) only when it starts.
 fn start(manager: Manager) -> anyhow::Result<Lab> {
-    let lab = Lab::start(LabOptions {
-        manager,
-        multihome: Some(binary()),
-        bus_policies: vec![PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/dbus/org.multihome1.conf"))],
-        policy: (manager == Manager::Networkd).then(|| SEED.to_string()),
-        ..Default::default()
-    })?;
+    let lab = Lab::start(LabOptions { policy: (manager == Manager::Networkd).then(|| SEED.to_string()), ..LabOptions::new(manager, binary()) })?;
     if manager != Manager::Networkd {
         lab.write_policy(SEED)?;
         let out = lab.multihome_ok(&["apply"])?;
@@ -49,7 +41,6 @@ fn start(manager: Manager) -> anyhow::Result<Lab> {
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     Ok(lab)
 }
-
 
 /// The interfaces whose default route is in the daemon's table, in table order.
 fn table_uplinks(lab: &Lab) -> Vec<String> {
@@ -71,8 +62,7 @@ fn signal_daemon(pgid: u32, signal: Signal) -> anyhow::Result<()> {
 
 /// Starts the daemon in the lab host; returns its process group.
 fn start_daemon(lab: &mut Lab) -> anyhow::Result<u32> {
-    let bin = lab.multihome_path().display().to_string();
-    let pid = lab.spawn_in_host(&bin, &["daemon"])?.id();
+    let pid = lab.spawn_multihome(&["daemon"])?.id();
     // Ready when eth0 carries traffic through the daemon's table and the bus answers.
     lab.wait_for(Duration::from_secs(10), || table_uplinks(lab).first().map(String::as_str) == Some("eth0") && status(lab).0 == 0)
         .map_err(|e| anyhow::anyhow!("the daemon did not take eth0 into its table: {e}\n{}", daemon_logs(lab)))?;
@@ -237,7 +227,6 @@ fn kill_9_mid_failover_then_restart_converges_and_sigterm_leaves_the_plain_polic
         return Ok(());
     }
     let mut lab = start(Manager::Networkd)?;
-    let bin = lab.multihome_path().display().to_string();
     let first = start_daemon(&mut lab)?;
     lab.set_upstream("eth0", false)?;
     lab.wait_for(Duration::from_secs(3), || table_uplinks(&lab).first().map(String::as_str) == Some("wlan1"))?;
@@ -250,7 +239,7 @@ fn kill_9_mid_failover_then_restart_converges_and_sigterm_leaves_the_plain_polic
     assert_eq!(status(&lab).0, 3, "status says no daemon runs");
 
     // Restart: it adopts the table (eth0 stays out, wlan1 stays in) instead of starting blind.
-    let second = lab.spawn_in_host(&bin, &["daemon"])?.id();
+    let second = lab.spawn_multihome(&["daemon"])?.id();
     let prober = Prober::start(&lab.host(), INTERNET, PROBE_EVERY)?;
     lab.wait_for(Duration::from_secs(5), || status(&lab).0 == 0)?;
     std::thread::sleep(Duration::from_secs(1));
@@ -310,46 +299,19 @@ fn maintenance_forces_an_uplink_down_and_releases_it() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// eth0 static and first; wlan0 by DHCP (dnsmasq in the lab), its gateway learned from the
-/// kernel's routes of wlan0.
-const DHCP_POLICY: &str = "\
-[Probe]
-Target=198.51.100.10
-
-[Uplink]
-Interface=eth0
-Priority=1
-Address=192.168.178.99/24
-Gateway=192.168.178.1
-
-[Uplink]
-Interface=wlan0
-Priority=3
-DHCP=ipv4
-";
-
+/// wlan0 by DHCP (dnsmasq in the lab) behind a static eth0: the daemon learns wlan0's gateway
+/// from the kernel's routes of wlan0.
 #[test]
 fn a_dhcp_uplink_takes_over_with_the_gateway_of_its_lease() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    let options = LabOptions { dhcp: true, ..LabOptions::new(Manager::Networkd, binary()) };
+    if !lab::require_for(&options) {
         return Ok(());
     }
-    if lab::which("dnsmasq").is_none() {
-        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "lab prerequisite missing in CI: dnsmasq (dnsmasq-base)");
-        eprintln!("SKIPPED (not in CI): dnsmasq is not installed");
-        return Ok(());
-    }
-    let mut lab = Lab::start(LabOptions {
-        manager: Manager::Networkd,
-        dhcp: true,
-        multihome: Some(binary()),
-        bus_policies: vec![PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/dbus/org.multihome1.conf"))],
-        ..Default::default()
-    })?;
-    lab.write_policy(DHCP_POLICY)?;
+    let mut lab = Lab::start(options)?;
+    lab.write_policy(&format!("[Probe]\nTarget=198.51.100.10\n\n{DHCP_WLAN0}"))?;
     lab.multihome_ok(&["apply"])?;
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
-    let bin = lab.multihome_path().display().to_string();
-    lab.spawn_in_host(&bin, &["daemon"])?;
+    lab.spawn_multihome(&["daemon"])?;
     lab.wait_for(Duration::from_secs(20), || table_uplinks(&lab) == ["eth0", "wlan0"])
         .map_err(|e| anyhow::anyhow!("wlan0 never joined the daemon's table: {e}\n{}\n{}", lab.ip_host(&["route", "show", "table", "all"]).unwrap_or_default(), daemon_logs(&lab)))?;
     let s = status(&lab).1;

@@ -10,35 +10,23 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use multihome::lab::policies::DHCP_WLAN0 as POLICY;
 use multihome::lab::{self, Lab, LabOptions, Manager};
 
-/// eth0 static and first; wlan0 by DHCP, rank 2 of 2: table 103, rules at 10100 and 10101.
-const POLICY: &str = "\
-[Uplink]
-Interface=eth0
-Priority=1
-Address=192.168.178.99/24
-Gateway=192.168.178.1
+/// A lab with dnsmasq on the router's LAN.
+fn dhcp_lab_options(manager: Manager) -> LabOptions {
+    LabOptions { dhcp: true, ..LabOptions::new(manager, env!("CARGO_BIN_EXE_multihome")) }
+}
 
-[Uplink]
-Interface=wlan0
-Priority=3
-DHCP=ipv4
-";
-
-/// The tools these tests need beside the manager's; in CI their absence fails the test.
-fn require(manager: Manager, tools: &[&str]) -> bool {
-    if !lab::require(manager) {
-        return false;
-    }
-    let missing: Vec<&str> = tools.iter().copied().filter(|t| lab::which(t).is_none()).collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let why = format!("{} not installed (Debian packages networkd-dispatcher, dnsmasq-base)", missing.join(", "));
-    assert!(std::env::var("CI").map_or(true, |v| v != "true"), "lab prerequisite missing in CI: {why}");
-    eprintln!("SKIPPED (not in CI): {why}");
-    false
+/// A plain DHCP profile for wlan0, as a user would have (the hook needs nothing from it), up.
+fn user_dhcp_profile(lab: &Lab) {
+    let keyfile = lab.dir().join("etc/NetworkManager/system-connections/lab-wlan0.nmconnection");
+    fs::write(&keyfile, "[connection]\nid=lab-wlan0\ntype=ethernet\ninterface-name=wlan0\n\n[ipv4]\nmethod=auto\n\n[ipv6]\nmethod=disabled\n").unwrap();
+    fs::set_permissions(&keyfile, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = lab.run_in_host("nmcli", &["connection", "reload"]).unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = lab.run_in_host("nmcli", &["--wait", "30", "connection", "up", "lab-wlan0"]).unwrap();
+    assert!(out.status.success(), "nmcli connection up: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
 
 fn repo(path: &str) -> std::path::PathBuf {
@@ -148,20 +136,17 @@ fn time_dispatch(lab: &Lab, env: &[String], dispatcher_args: &[&str]) -> (Durati
 
 #[test]
 fn networkd_dispatcher_applies_and_removes_a_dhcp_uplinks_rules() {
-    if !require(Manager::Networkd, &["networkd-dispatcher", "dnsmasq"]) {
-        return;
-    }
-    let lab = Lab::start(LabOptions {
-        manager: Manager::Networkd,
-        dhcp: true,
+    let options = LabOptions {
         networkd_dispatcher_scripts: Some(repo("networkd-units/networkd-dispatcher")),
-        multihome: Some(env!("CARGO_BIN_EXE_multihome").into()),
         // Applied before networkd starts, as at boot: networkd reads the networkd.conf.d
         // drop-in that keeps the hook's rules only then.
         policy: Some(POLICY.to_string()),
-        ..Default::default()
-    })
-    .unwrap();
+        ..dhcp_lab_options(Manager::Networkd)
+    };
+    if !lab::require_for(&options) {
+        return;
+    }
+    let lab = Lab::start(options).unwrap();
     // networkd-dispatcher reports no-carrier at once, so the rules go within a second.
     lease_gives_rules_and_down_takes_them(&lab, Duration::from_secs(2));
     let a = lease(&lab).expect("a lease after the return");
@@ -177,27 +162,15 @@ fn networkd_dispatcher_applies_and_removes_a_dhcp_uplinks_rules() {
 
 #[test]
 fn nm_dispatcher_applies_and_removes_a_dhcp_uplinks_rules() {
-    if !require(Manager::NetworkManager, &["dnsmasq"]) {
+    let options = dhcp_lab_options(Manager::NetworkManager);
+    if !lab::require_for(&options) {
         return;
     }
-    let lab = Lab::start(LabOptions {
-        manager: Manager::NetworkManager,
-        dhcp: true,
-        multihome: Some(env!("CARGO_BIN_EXE_multihome").into()),
-        ..Default::default()
-    })
-    .unwrap();
+    let lab = Lab::start(options).unwrap();
     lab.write_policy(POLICY).unwrap();
     // The hook as a package installs it; fs::copy keeps its mode (root-owned 0755 is required).
     fs::copy(repo("nm-dispatcher/90-multihome"), lab.dir().join("etc/NetworkManager/dispatcher.d/90-multihome")).unwrap();
-    // A plain DHCP profile, as a user would have: the hook needs nothing from the profile.
-    let keyfile = lab.dir().join("etc/NetworkManager/system-connections/lab-wlan0.nmconnection");
-    fs::write(&keyfile, "[connection]\nid=lab-wlan0\ntype=ethernet\ninterface-name=wlan0\n\n[ipv4]\nmethod=auto\n\n[ipv6]\nmethod=disabled\n").unwrap();
-    fs::set_permissions(&keyfile, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let out = lab.run_in_host("nmcli", &["connection", "reload"]).unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = lab.run_in_host("nmcli", &["--wait", "30", "connection", "up", "lab-wlan0"]).unwrap();
-    assert!(out.status.success(), "nmcli connection up: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    user_dhcp_profile(&lab);
     let out = lab.multihome_ok(&["apply", "--backend", "networkmanager"]).unwrap();
     eprintln!("{out}");
     // NetworkManager sends `down` only after its carrier grace (about 6 s).
@@ -215,22 +188,12 @@ fn nm_dispatcher_applies_and_removes_a_dhcp_uplinks_rules() {
 /// bring it): `multihome apply` brings the DHCP uplink's rules up to date itself.
 #[test]
 fn apply_gives_rules_to_a_lease_that_came_before_the_policy() {
-    if !require(Manager::NetworkManager, &["dnsmasq"]) {
+    let options = dhcp_lab_options(Manager::NetworkManager);
+    if !lab::require_for(&options) {
         return;
     }
-    let lab = Lab::start(LabOptions {
-        manager: Manager::NetworkManager,
-        dhcp: true,
-        multihome: Some(env!("CARGO_BIN_EXE_multihome").into()),
-        ..Default::default()
-    })
-    .unwrap();
-    let keyfile = lab.dir().join("etc/NetworkManager/system-connections/lab-wlan0.nmconnection");
-    fs::write(&keyfile, "[connection]\nid=lab-wlan0\ntype=ethernet\ninterface-name=wlan0\n\n[ipv4]\nmethod=auto\n\n[ipv6]\nmethod=disabled\n").unwrap();
-    fs::set_permissions(&keyfile, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    assert!(lab.run_in_host("nmcli", &["connection", "reload"]).unwrap().status.success());
-    let out = lab.run_in_host("nmcli", &["--wait", "30", "connection", "up", "lab-wlan0"]).unwrap();
-    assert!(out.status.success(), "nmcli connection up: {}", String::from_utf8_lossy(&out.stderr));
+    let lab = Lab::start(options).unwrap();
+    user_dhcp_profile(&lab);
     time_until(&lab, Duration::from_secs(15), "a lease for wlan0", || lease(&lab).is_some());
     assert!(our_rules(&lab).is_empty(), "rules before multihome ran: {:?}", our_rules(&lab));
 

@@ -1,55 +1,24 @@
 //! The seed scenario realised by the real systemd-networkd in the lab: symmetric inbound on
 //! every address, ordered outbound failover on carrier loss and failback on return.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use multihome::lab::{self, Lab, LabOptions, Manager, SEED_ADDRESSES, UPLINKS};
-
-const SEED: &str = include_str!("../examples/seed.conf");
-
-fn networkd_lab() -> anyhow::Result<Lab> {
-    Lab::start(LabOptions {
-        manager: Manager::Networkd,
-        multihome: Some(env!("CARGO_BIN_EXE_multihome").into()),
-        ..Default::default()
-    })
-}
-
-
-
-fn tx_all(lab: &Lab) -> HashMap<&'static str, u64> {
-    UPLINKS.iter().map(|u| (*u, lab.tx_packets(u).expect("tx counter"))).collect()
-}
+use multihome::lab::policies::SEED;
+use multihome::lab::{self, Lab, LabOptions, Manager, SEED_ADDRESSES};
 
 #[test]
 fn seed_is_symmetric_inbound_and_fails_over_in_order() -> anyhow::Result<()> {
     if !lab::require(Manager::Networkd) {
         return Ok(());
     }
-    let lab = networkd_lab()?;
+    let lab = Lab::start(LabOptions::new(Manager::Networkd, env!("CARGO_BIN_EXE_multihome")))?;
     lab.write_policy(SEED)?;
     let out = lab.multihome_ok(&["apply"])?;
     assert!(out.contains("Applied"), "{out}");
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
 
     // Inbound: each address answers, and the answers leave through the interface owning it.
-    for (iface, a) in SEED_ADDRESSES {
-        let before = tx_all(&lab);
-        for _ in 0..20 {
-            assert!(lab.inbound(a, Duration::from_secs(2)), "no answer from {a} ({iface})");
-        }
-        let after = tx_all(&lab);
-        for u in UPLINKS {
-            let sent = after[u] - before[u];
-            if u == iface {
-                // SYN-ACK, ACK of data, data, FIN...: at least 3 packets per connection.
-                assert!(sent >= 60, "{iface}: only {sent} packets left through it for 20 connections to {a}");
-            } else {
-                assert!(sent < 10, "{sent} packets for connections to {a} ({iface}) left through {u}");
-            }
-        }
-    }
+    lab.inbound_is_symmetric(20)?;
 
     // Outbound: eth0, then wlan1, then wlan0 as links lose carrier; back to eth0 on return.
     // How fast is the benchmark's business (the kernel delays a carrier change by up to a

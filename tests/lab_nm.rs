@@ -8,10 +8,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use multihome::lab::probe::{outage, Prober};
+use multihome::lab::policies::SEED;
 use multihome::lab::{self, seed_address, Lab, LabOptions, Manager, INTERNET, SEED_ADDRESSES, UPLINKS};
 use nix::sys::signal::Signal;
-
-const SEED: &str = include_str!("../examples/seed.conf");
 /// The issue's measure for a live failover: a new connection every 10 ms.
 const PROBE_INTERVAL: Duration = Duration::from_millis(10);
 /// Probes run this long before a fault, so the records show the uplink working.
@@ -25,13 +24,8 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn nm_lab() -> anyhow::Result<Lab> {
-    Lab::start(LabOptions {
-        manager: Manager::NetworkManager,
-        multihome: Some(env!("CARGO_BIN_EXE_multihome").into()),
-        ..Default::default()
-    })
+    Lab::start(LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")))
 }
-
 
 fn nmcli(lab: &Lab, args: &[&str]) -> String {
     let out = lab.run_in_host("nmcli", args).expect("nmcli runs");
@@ -70,11 +64,6 @@ impl std::fmt::Display for CarrierLoss {
     }
 }
 
-fn operstate(lab: &Lab, iface: &str) -> String {
-    let out = lab.ip_host(&["-j", "link", "show", "dev", iface]).unwrap_or_default();
-    serde_json::from_str::<serde_json::Value>(&out).ok().and_then(|v| v[0]["operstate"].as_str().map(str::to_string)).unwrap_or_default()
-}
-
 /// Cuts `iface`'s carrier while probing every 10 ms, and watches for `observe`.
 fn carrier_loss(lab: &Lab, iface: &str, observe: Duration) -> anyhow::Result<CarrierLoss> {
     let prober = Prober::start(&lab.host(), INTERNET, PROBE_INTERVAL)?;
@@ -83,7 +72,7 @@ fn carrier_loss(lab: &Lab, iface: &str, observe: Duration) -> anyhow::Result<Car
     lab.set_carrier(iface, false)?;
     let mut processed = None;
     while processed.is_none() && prober.now() < fault + Duration::from_secs(3) {
-        if operstate(lab, iface) == "DOWN" {
+        if lab.operstate(iface) == "DOWN" {
             processed = Some(prober.now());
         }
     }
@@ -109,13 +98,7 @@ fn state(lab: &Lab) -> String {
     for n in names {
         s.push_str(&nmcli(lab, &["-t", "-f", "ipv4.method,ipv4.addresses,ipv4.gateway,ipv4.route-metric,ipv4.routes,ipv4.routing-rules", "connection", "show", &n]));
     }
-    s.push_str(&lab.ip_host(&["-4", "-br", "addr"]).unwrap());
-    s.push_str(&lab.ip_host(&["-4", "rule"]).unwrap());
-    // Sorted: the kernel lists routes in the order they were (re)added.
-    let routes = lab.ip_host(&["-4", "route", "show", "table", "all"]).unwrap().replace(" linkdown", "");
-    let mut routes: Vec<&str> = routes.lines().collect();
-    routes.sort();
-    s.push_str(&routes.join("\n"));
+    s.push_str(&lab.kernel_state().unwrap());
     s
 }
 
@@ -172,20 +155,7 @@ fn seed_applied_over_dbus_is_symmetric_and_fails_over_at_once_in_order() -> anyh
     );
 
     // Inbound: each address answers, through the interface that owns it.
-    for (iface, a) in SEED_ADDRESSES {
-        let before: Vec<u64> = UPLINKS.iter().map(|u| lab.tx_packets(u).unwrap()).collect();
-        for _ in 0..20 {
-            assert!(lab.inbound(a, Duration::from_secs(2)), "no answer from {a} ({iface})");
-        }
-        for (k, u) in UPLINKS.iter().enumerate() {
-            let sent = lab.tx_packets(u)? - before[k];
-            if *u == iface {
-                assert!(sent >= 60, "{iface}: only {sent} packets left through it for 20 connections to {a}");
-            } else {
-                assert!(sent < 10, "{sent} packets for connections to {a} ({iface}) left through {u}");
-            }
-        }
-    }
+    lab.inbound_is_symmetric(20)?;
 
     // Outbound: carrier loss on eth0 loses no 10 ms probe (ignore_routes_with_linkdown skips the
     // dead route at once, long before NetworkManager removes it), then wlan1, then back.
@@ -311,27 +281,24 @@ fn try_reverts_unless_confirmed() -> anyhow::Result<()> {
     lab.write_policy(&moved)?;
 
     // Not confirmed (stdin is /dev/null, no signal; a hangup does not count): reverted.
-    let multihome = lab.multihome_path().display().to_string();
     let (group, log) = {
-        let t = lab.spawn_in_host(&multihome, &["try", "--timeout", "4s"])?;
+        let t = lab.spawn_multihome(&["try", "--timeout", "4s"])?;
         (t.id(), t.log.clone())
     };
-    let read = || std::fs::read_to_string(&log).unwrap_or_default();
-    lab.wait_for(Duration::from_secs(5), || read().contains("Press Enter"))?;
+    lab.wait_for_log(&log, "Press Enter", Duration::from_secs(5))?;
     assert!(lab.ip_host(&["-4", "-br", "addr", "show", "eth0"])?.contains("192.168.178.95"), "try did not apply");
     signal_group(group, Signal::SIGHUP);
-    lab.wait_for(Duration::from_secs(15), || read().contains("Not confirmed")).map_err(|e| anyhow::anyhow!("{e}: {}", read()))?;
+    lab.wait_for_log(&log, "Not confirmed", Duration::from_secs(15))?;
     settles_back_to(&lab, &before, "after an unconfirmed try");
 
     // Confirmed by SIGUSR1: kept, and the checkpoint is gone so nothing rolls back later.
     let (group, log) = {
-        let t = lab.spawn_in_host(&multihome, &["try", "--timeout", "60s"])?;
+        let t = lab.spawn_multihome(&["try", "--timeout", "60s"])?;
         (t.id(), t.log.clone())
     };
-    let read = || std::fs::read_to_string(&log).unwrap_or_default();
-    lab.wait_for(Duration::from_secs(5), || read().contains("Press Enter"))?;
+    lab.wait_for_log(&log, "Press Enter", Duration::from_secs(5))?;
     signal_group(group, Signal::SIGUSR1);
-    lab.wait_for(Duration::from_secs(10), || read().contains("Kept.")).map_err(|e| anyhow::anyhow!("{e}: {}", read()))?;
+    lab.wait_for_log(&log, "Kept.", Duration::from_secs(10))?;
     let checkpoints = lab.run_in_host("busctl", &["get-property", "org.freedesktop.NetworkManager", "/org/freedesktop/NetworkManager", "org.freedesktop.NetworkManager", "Checkpoints"])?;
     assert_eq!(String::from_utf8_lossy(&checkpoints.stdout).trim(), "ao 0");
     assert!(lab.ip_host(&["-4", "-br", "addr", "show", "eth0"])?.contains("192.168.178.95"));

@@ -5,11 +5,10 @@
 use std::fs;
 use std::time::Duration;
 
+use multihome::lab::policies::SEED;
 use multihome::lab::{self, Lab, LabOptions, Manager};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-
-const SEED: &str = include_str!("../examples/seed.conf");
 
 /// What a try may change: multihome's files, and the kernel's addresses, rules and routes.
 fn state(lab: &Lab) -> String {
@@ -20,12 +19,7 @@ fn state(lab: &Lab) -> String {
     for n in names {
         s.push_str(&format!("== {}\n{}", n.to_string_lossy(), fs::read_to_string(dir.join(&n)).unwrap()));
     }
-    s.push_str(&lab.ip_host(&["-4", "-br", "addr"]).unwrap());
-    s.push_str(&lab.ip_host(&["-4", "rule"]).unwrap());
-    let routes = lab.ip_host(&["-4", "route", "show", "table", "all"]).unwrap().replace(" linkdown", "");
-    let mut routes: Vec<&str> = routes.lines().collect();
-    routes.sort();
-    s.push_str(&routes.join("\n"));
+    s.push_str(&lab.kernel_state().unwrap());
     s
 }
 
@@ -38,28 +32,22 @@ fn networkd_try_reverts_unless_confirmed() -> anyhow::Result<()> {
     if !lab::require(Manager::Networkd) {
         return Ok(());
     }
-    let mut lab = Lab::start(LabOptions {
-        manager: Manager::Networkd,
-        multihome: Some(env!("CARGO_BIN_EXE_multihome").into()),
-        ..Default::default()
-    })?;
+    let mut lab = Lab::start(LabOptions::new(Manager::Networkd, env!("CARGO_BIN_EXE_multihome")))?;
     lab.write_policy(SEED)?;
     lab.multihome_ok(&["apply", "--backend", "networkd"])?;
     lab.wait_for(Duration::from_secs(15), || eth0_has(&lab, "192.168.178.99"))?;
     let before = state(&lab);
     lab.write_policy(&SEED.replace("192.168.178.99", "192.168.178.95"))?;
-    let multihome = lab.multihome_path().display().to_string();
 
     // Not confirmed: stdin is /dev/null, and the hangup of the session does not count.
     let (group, log) = {
-        let t = lab.spawn_in_host(&multihome, &["try", "--backend", "networkd", "--timeout", "4s"])?;
+        let t = lab.spawn_multihome(&["try", "--backend", "networkd", "--timeout", "4s"])?;
         (t.id(), t.log.clone())
     };
-    let read = || fs::read_to_string(&log).unwrap_or_default();
-    lab.wait_for(Duration::from_secs(10), || read().contains("Press Enter")).map_err(|e| anyhow::anyhow!("{e}: {}", read()))?;
+    lab.wait_for_log(&log, "Press Enter", Duration::from_secs(10))?;
     lab.wait_for(Duration::from_secs(10), || eth0_has(&lab, "192.168.178.95"))?;
     killpg(Pid::from_raw(group as i32), Signal::SIGHUP)?;
-    lab.wait_for(Duration::from_secs(15), || read().contains("Not confirmed")).map_err(|e| anyhow::anyhow!("{e}: {}", read()))?;
+    lab.wait_for_log(&log, "Not confirmed", Duration::from_secs(15))?;
     let mut now = String::new();
     let back = lab.wait_for(Duration::from_secs(15), || {
         now = state(&lab);
@@ -69,13 +57,12 @@ fn networkd_try_reverts_unless_confirmed() -> anyhow::Result<()> {
 
     // Confirmed by SIGUSR1: kept.
     let (group, log) = {
-        let t = lab.spawn_in_host(&multihome, &["try", "--backend", "networkd", "--timeout", "60s"])?;
+        let t = lab.spawn_multihome(&["try", "--backend", "networkd", "--timeout", "60s"])?;
         (t.id(), t.log.clone())
     };
-    let read = || fs::read_to_string(&log).unwrap_or_default();
-    lab.wait_for(Duration::from_secs(10), || read().contains("Press Enter")).map_err(|e| anyhow::anyhow!("{e}: {}", read()))?;
+    lab.wait_for_log(&log, "Press Enter", Duration::from_secs(10))?;
     killpg(Pid::from_raw(group as i32), Signal::SIGUSR1)?;
-    lab.wait_for(Duration::from_secs(10), || read().contains("Kept.")).map_err(|e| anyhow::anyhow!("{e}: {}", read()))?;
+    lab.wait_for_log(&log, "Kept.", Duration::from_secs(10))?;
     lab.wait_for(Duration::from_secs(15), || eth0_has(&lab, "192.168.178.95"))?;
     let file = fs::read_to_string(lab.dir().join("etc/systemd/network/10-multihome-eth0.network"))?;
     assert!(file.contains("Address=192.168.178.95/24"), "{file}");

@@ -8,6 +8,7 @@
 pub mod echo;
 pub mod lossy;
 pub mod netns;
+pub mod policies;
 pub mod probe;
 pub mod root_guard;
 pub mod scenario;
@@ -51,13 +52,19 @@ pub struct LabOptions {
     pub dhcp: bool,
     /// Run networkd-dispatcher beside networkd with a copy of this script directory as `-S`.
     pub networkd_dispatcher_scripts: Option<PathBuf>,
-    /// D-Bus policy files to install on the lab's system bus (e.g. dbus/org.multihome1.conf).
-    pub bus_policies: Vec<PathBuf>,
     /// The multihome binary to run inside the lab; default: this executable.
     pub multihome: Option<PathBuf>,
     /// A policy for /etc/multihome/multihome.conf, applied (`multihome apply --no-reload`)
     /// before networkd starts, as at boot: networkd reads its networkd.conf.d drop-in only then.
     pub policy: Option<String>,
+}
+
+impl LabOptions {
+    /// A lab with `manager` that runs this `multihome` binary (for a test,
+    /// `env!("CARGO_BIN_EXE_multihome")`; the test executable itself is not multihome).
+    pub fn new(manager: Manager, multihome: impl Into<PathBuf>) -> LabOptions {
+        LabOptions { manager, multihome: Some(multihome.into()), ..Default::default() }
+    }
 }
 
 /// A background process in the lab, killed (with its process group) when the lab ends.
@@ -75,22 +82,6 @@ impl Spawned {
     pub fn id(&self) -> u32 {
         self.child.id()
     }
-
-    /// Waits for it to end, at most `timeout`; whether it ended.
-    pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
-        let end = Instant::now() + timeout;
-        while Instant::now() < end {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-
-    pub fn output(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
 }
 
 pub struct Lab {
@@ -99,40 +90,52 @@ pub struct Lab {
     multihome: PathBuf,
     root_before: String,
     init: Option<Spawned>,
+    /// The network manager (or placeholder) in the host: `nsenter -t` enters its namespaces.
     init_pid: u32,
     dnsmasq: Option<Spawned>,
     spawned: Vec<Spawned>,
     _servers: Vec<echo::Server>,
-    pub options: LabOptions,
+    options: LabOptions,
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// Whether this machine can run a lab at all; the reason when not. CI=true turns a missing
-/// prerequisite into a test failure (see `require`).
-pub fn prerequisites(manager: Manager) -> Result<(), String> {
+/// Whether this machine can run a lab with these options; the reason when not. CI=true turns
+/// a missing prerequisite into a test failure (see `require`).
+pub fn prerequisites(options: &LabOptions) -> Result<(), String> {
     if !nix::unistd::Uid::effective().is_root() {
         return Err("lab tests need root (network namespaces)".into());
     }
-    let mut tools = vec!["ip", "unshare", "nsenter", "dbus-daemon"];
-    match manager {
+    let mut tools = vec!["ip", "unshare", "nsenter", "dbus-daemon", "busctl", "sysctl"];
+    match options.manager {
         Manager::Networkd => tools.push("/lib/systemd/systemd-networkd"),
         Manager::NetworkManager => tools.push("NetworkManager"),
         Manager::None => {}
     }
+    if options.dhcp {
+        tools.push("dnsmasq");
+    }
+    if options.networkd_dispatcher_scripts.is_some() {
+        tools.push("networkd-dispatcher");
+    }
     for t in tools {
         let found = if t.starts_with('/') { Path::new(t).exists() } else { which(t).is_some() };
         if !found {
-            return Err(format!("{t} is not installed (bash .ci/run installs the lab's packages)"));
+            return Err(format!("{t} is not installed (bash .ci/deps installs the lab's packages)"));
         }
     }
     Ok(())
 }
 
-/// For lab tests: `true` when the lab can run. Outside CI a missing prerequisite skips with a
-/// message; in CI (CI=true) it fails, so a lab test never passes without having run.
+/// For lab tests: `true` when a lab with `manager` can run. Outside CI a missing prerequisite
+/// skips with a message; in CI (CI=true) it fails, so a lab test never passes without having run.
 pub fn require(manager: Manager) -> bool {
-    match prerequisites(manager) {
+    require_for(&LabOptions { manager, ..Default::default() })
+}
+
+/// `require` for a lab with these options (DHCP, networkd-dispatcher: their tools too).
+pub fn require_for(options: &LabOptions) -> bool {
+    match prerequisites(options) {
         Ok(()) => true,
         Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("lab prerequisite missing in CI: {why}"),
         Err(why) => {
@@ -148,8 +151,9 @@ pub fn which(program: &str) -> Option<PathBuf> {
 
 impl Lab {
     pub fn start(options: LabOptions) -> anyhow::Result<Lab> {
-        prerequisites(options.manager).map_err(anyhow::Error::msg)?;
+        prerequisites(&options).map_err(anyhow::Error::msg)?;
         let root_before = root_guard::snapshot()?;
+        topology::remove_orphans();
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let prefix = format!("mh{}x{n}", std::process::id());
         let dir = std::env::temp_dir().join(format!("multihome-lab-{prefix}"));
@@ -204,8 +208,9 @@ impl Lab {
         let log = self.dir.join("log/dnsmasq.log");
         fs::create_dir_all(self.dir.join("log"))?;
         let leases = self.dir.join("dnsmasq.leases");
+        // As root: dropping to nobody would clear the parent-death signal (see spawn_command).
         let args = [
-            "netns", "exec", &self.names.router(), "dnsmasq", "--no-daemon", "--port=0", "--interface=br0", "--bind-interfaces",
+            "netns", "exec", &self.names.router(), "dnsmasq", "--no-daemon", "--user=root", "--group=root", "--port=0", "--interface=br0", "--bind-interfaces",
             "--dhcp-authoritative", "--dhcp-range=192.168.178.150,192.168.178.199,255.255.255.0,2m",
             "--dhcp-option=3,192.168.178.1", &format!("--dhcp-leasefile={}", leases.display()), "--log-dhcp",
         ];
@@ -213,8 +218,8 @@ impl Lab {
         Ok(())
     }
 
-    /// Starts the host's PID 1 (the network manager, or a placeholder) and waits until its
-    /// private mounts are in place and, with a manager, until it owns its bus name.
+    /// Starts the host's PID 1 (the script that mounts and starts the network manager, or a
+    /// placeholder) and waits until the manager runs: its private mounts are in place then and, with a manager, until it owns its bus name.
     fn start_host_init(&mut self) -> anyhow::Result<()> {
         let script = services::prepare(&self.dir, &self.options, &self.multihome)?;
         fs::write(self.dir.join("init.sh"), &script)?;
@@ -226,7 +231,7 @@ impl Lab {
         )?;
         let unshare_pid = init.id();
         self.init = Some(init);
-        // The init is unshare's only child; wait until it has exec'd the manager (the mounts are done then).
+        // Wait until the script has started the manager (the mounts are done then).
         let want: &str = match self.options.manager {
             Manager::None => "sleep",
             Manager::Networkd => "systemd-networkd",
@@ -234,13 +239,10 @@ impl Lab {
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(pid) = child_of(unshare_pid) {
-                let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-                // comm holds at most 15 bytes: "systemd-network".
-                if comm.trim() == &want[..want.len().min(15)] {
-                    self.init_pid = pid;
-                    break;
-                }
+            // comm holds at most 15 bytes: "systemd-network".
+            if let Some(pid) = descendant_named(unshare_pid, &want[..want.len().min(15)]) {
+                self.init_pid = pid;
+                break;
             }
             if Instant::now() > deadline {
                 bail!("the lab host did not start {want}:\n{}", self.manager_log());
@@ -306,6 +308,18 @@ impl Lab {
         Ok(self.spawned.last_mut().expect("just pushed"))
     }
 
+    /// `multihome ARGS` in the background in the lab host; it ends with the lab.
+    pub fn spawn_multihome(&mut self, args: &[&str]) -> anyhow::Result<&mut Spawned> {
+        let bin = self.multihome.display().to_string();
+        self.spawn_in_host(&bin, args)
+    }
+
+    /// Waits until a spawned process's `log` holds `text`; the error shows the log.
+    pub fn wait_for_log(&self, log: &Path, text: &str, within: Duration) -> anyhow::Result<()> {
+        let read = || fs::read_to_string(log).unwrap_or_default();
+        self.wait_for(within, || read().contains(text)).map_err(|e| anyhow::anyhow!("{text:?} not in {}: {e}\n{}", log.display(), read()))
+    }
+
     pub fn multihome_path(&self) -> &Path {
         &self.multihome
     }
@@ -364,9 +378,47 @@ impl Lab {
             .unwrap_or_default()
     }
 
+    /// The host's addresses, rules and routes, for comparing the state before and after a change
+    /// that is taken back: routes sorted (the kernel lists them in the order they were re-added)
+    /// and without the kernel's own `linkdown` marks.
+    pub fn kernel_state(&self) -> anyhow::Result<String> {
+        let mut s = self.ip_host(&["-4", "-br", "addr"])?;
+        s.push_str(&self.ip_host(&["-4", "rule"])?);
+        let routes = self.ip_host(&["-4", "route", "show", "table", "all"])?.replace(" linkdown", "");
+        let mut routes: Vec<&str> = routes.lines().collect();
+        routes.sort();
+        s.push_str(&routes.join("\n"));
+        Ok(s)
+    }
+
     /// A TCP connection from the internet host to `host_addr`: whether it was answered.
     pub fn inbound(&self, host_addr: Ipv4Addr, timeout: Duration) -> bool {
         echo::tcp_roundtrip(&self.internet(), host_addr, timeout).unwrap_or(false)
+    }
+
+    /// Symmetric inbound on the seed's addresses: `connections` TCP connections from the internet
+    /// host to each one are answered, and the answers leave through the uplink that owns the
+    /// address (SYN-ACK, ACK of data, data, FIN...: at least 3 packets each), hardly any elsewhere.
+    pub fn inbound_is_symmetric(&self, connections: u64) -> anyhow::Result<()> {
+        let tx_all = || UPLINKS.iter().map(|u| self.tx_packets(u)).collect::<anyhow::Result<Vec<u64>>>();
+        for (iface, a) in SEED_ADDRESSES {
+            let before = tx_all()?;
+            for _ in 0..connections {
+                if !self.inbound(a, Duration::from_secs(2)) {
+                    bail!("no answer from {a} ({iface})");
+                }
+            }
+            for ((u, before), after) in UPLINKS.iter().zip(before).zip(tx_all()?) {
+                let sent = after - before;
+                if *u == iface && sent < 3 * connections {
+                    bail!("{iface}: only {sent} packets left through it for {connections} connections to {a}");
+                }
+                if *u != iface && sent >= 10 {
+                    bail!("{sent} packets for connections to {a} ({iface}) left through {u}");
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Packets the host has sent on `iface`.
@@ -424,6 +476,7 @@ impl Lab {
         self.init = None;
         self._servers.clear();
         topology::destroy(&self.names);
+        // MULTIHOME_KEEP_LAB=1 keeps the directory (logs, rendered files) for reading.
         if std::env::var_os("MULTIHOME_KEEP_LAB").is_none() {
             let _ = fs::remove_dir_all(&self.dir);
         }
@@ -455,18 +508,33 @@ fn spawn_command(cmd: &mut Command, log: &Path) -> anyhow::Result<Spawned> {
         fs::create_dir_all(parent)?;
     }
     let out = fs::File::create(log)?;
-    let child = cmd
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out)
         // Its own process group, so the lab can end it with everything it started.
-        .process_group(0)
+        .process_group(0);
+    // Killed when the thread that owns the lab dies without dropping it (Ctrl-C on `cargo
+    // test`, SIGKILL): the host's init takes the manager and all its PID namespace with it.
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
         .spawn()
         .context("cannot start a lab process")?;
     Ok(Spawned { child, log: log.to_path_buf() })
 }
 
-fn child_of(pid: u32) -> Option<u32> {
-    let children = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
-    children.split_whitespace().next()?.parse().ok()
+/// The first process named `comm` below `pid` (its children, then theirs).
+fn descendant_named(pid: u32, comm: &str) -> Option<u32> {
+    let children = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()).find_map(|c| {
+        let name = fs::read_to_string(format!("/proc/{c}/comm")).unwrap_or_default();
+        if name.trim() == comm { Some(c) } else { descendant_named(c, comm) }
+    })
 }

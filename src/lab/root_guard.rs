@@ -1,11 +1,15 @@
-//! The lab's one rule, checked: the root namespace's links, addresses, routes and rules are the
+//! The lab's one rule, checked: the root namespace's links, addresses, routes and rules, and the
+//! machine's resolver and hostname (which a NetworkManager let loose would rewrite), are the
 //! same after a lab as before it.
 
 use super::netns::run;
 
-/// What the root namespace looks like, as `ip` prints it.
+/// What the machine looks like: its resolv.conf and hostname, and the root namespace as `ip`
+/// prints it.
 pub fn snapshot() -> anyhow::Result<String> {
-    let mut s = String::new();
+    let resolv_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_else(|e| format!("unreadable: {e}"));
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|e| format!("unreadable: {e}"));
+    let mut s = format!("## /etc/resolv.conf\n{resolv_conf}\n## hostname\n{hostname}");
     for args in [
         &["-o", "link", "show"][..],
         &["-o", "-4", "addr", "show"],

@@ -11,11 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use super::probe::{ProbeRecord, Prober};
-use super::{Lab, LabOptions, Manager, INTERNET, SEED_ADDRESSES, UPLINKS};
+use super::{policies, Lab, LabOptions, Manager, INTERNET, SEED_ADDRESSES, UPLINKS};
 
-/// The built-in policy: the seed's host, probing the lab's gateway and internet host.
-pub const SEED_POLICY: &str = include_str!("../../examples/seed.conf");
-const BUS_POLICY: &str = include_str!("../../dbus/org.multihome1.conf");
 
 /// Probe spacing of the timeline: a new connection every 10 ms.
 const PROBE_INTERVAL: Duration = Duration::from_millis(10);
@@ -38,9 +35,10 @@ pub struct Step {
 }
 
 /// Parses a script such as `eth0:silent@2s, eth0:repair@8s, wlan1:link@10s`. Items are
-/// `UPLINK:link|silent|repair@TIME`; a repair undoes the uplink's last fault.
+/// `UPLINK:link|silent|repair@TIME`, in any order; a repair undoes the uplink's last fault
+/// before it in time.
 pub fn parse_script(text: &str) -> anyhow::Result<Vec<Step>> {
-    let mut steps: Vec<Step> = Vec::new();
+    let mut items = Vec::new();
     for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (what, at) = item.split_once('@').with_context(|| format!("{item:?}: expected UPLINK:FAULT@TIME"))?;
         let (uplink, fault) = what.split_once(':').with_context(|| format!("{item:?}: expected UPLINK:FAULT@TIME"))?;
@@ -48,18 +46,22 @@ pub fn parse_script(text: &str) -> anyhow::Result<Vec<Step>> {
             bail!("{item:?}: the lab's uplinks are {}", UPLINKS.join(", "));
         }
         let at = crate::policy::timespan::parse(at).with_context(|| format!("{item:?}: {at:?} is not a time span"))?;
+        items.push((at, item, uplink, fault));
+    }
+    items.sort_by_key(|(at, ..)| *at);
+    let mut steps: Vec<Step> = Vec::new();
+    for (at, item, uplink, fault) in items {
         let (kind, fail) = match fault {
             "link" => (FaultKind::Link, true),
             "silent" => (FaultKind::Silent, true),
             "repair" => {
                 let last = steps.iter().rev().find(|s| s.uplink == uplink && s.fail);
-                (last.with_context(|| format!("{item:?}: {uplink} has no fault to repair"))?.kind, false)
+                (last.with_context(|| format!("{item:?}: {uplink} has no fault to repair before then"))?.kind, false)
             }
             _ => bail!("{item:?}: the fault is link, silent or repair"),
         };
         steps.push(Step { at, uplink: uplink.to_string(), kind, fail });
     }
-    steps.sort_by_key(|s| s.at);
     Ok(steps)
 }
 
@@ -79,7 +81,7 @@ pub struct Options {
     pub daemon: bool,
 }
 
-/// Set by SIGINT/SIGTERM so that the lab ends through its cleanup, not mid-flight.
+/// Set by SIGINT/SIGTERM/SIGHUP so that the lab ends through its cleanup, not mid-flight.
 static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
@@ -95,33 +97,30 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        // A closed terminal too: the lab's managers would otherwise outlive it.
+        libc::signal(libc::SIGHUP, on_signal as *const () as libc::sighandler_t);
+        // A closed pipe (`multihome lab | head`) must not kill the process before its cleanup:
+        // ignored, the next print panics instead, and unwinding drops the lab.
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
-    let bus_policy = std::env::temp_dir().join(format!("multihome-lab-{}-org.multihome1.conf", std::process::id()));
-    std::fs::write(&bus_policy, BUS_POLICY)?;
     let networkd = opts.manager == Manager::Networkd;
     println!("Building the seed's network in namespaces (host with eth0, wlan1, wlan0; a switch per uplink; router; internet)...");
-    let lab = Lab::start(LabOptions {
-        manager: opts.manager,
-        policy: Some(SEED_POLICY.to_string()),
-        bus_policies: vec![bus_policy.clone()],
-        ..Default::default()
-    });
-    let _ = std::fs::remove_file(&bus_policy);
-    let mut lab = lab?;
+    let mut lab = Lab::start(LabOptions { manager: opts.manager, policy: Some(policies::SEED.to_string()), ..Default::default() })?;
     let manager_name = if networkd { "systemd-networkd" } else { "NetworkManager" };
     if !networkd {
         // networkd took the policy before it started; NetworkManager takes it over D-Bus now.
         print!("{}", lab.multihome_ok(&["apply"])?);
     }
     println!("{manager_name} runs the policy of examples/seed.conf in the lab host.");
-    let eth0 = SEED_ADDRESSES[0].1;
-    lab.wait_for(Duration::from_secs(30), || lab.outbound_source(Duration::from_millis(200)) == Some(eth0))
-        .context("new connections did not settle on eth0")?;
+    lab.outbound_settles_on("eth0", Duration::from_secs(30))?;
+    // A Ctrl-C while the lab started (up to a minute with NetworkManager) ends it here.
+    if STOP.load(Ordering::Relaxed) {
+        println!("Interrupted. Cleaning up the lab...");
+        return Ok(());
+    }
 
     let daemon_log = if opts.daemon {
-        let bin = lab.multihome_path().display().to_string();
-        let d = lab.spawn_in_host(&bin, &["daemon"])?;
-        let log = d.log.clone();
+        let log = lab.spawn_multihome(&["daemon"])?.log.clone();
         std::thread::sleep(Duration::from_millis(500));
         Some(log)
     } else {
@@ -259,6 +258,9 @@ mod tests {
         assert_eq!((s[2].kind, s[2].fail, s[2].at), (FaultKind::Silent, false, Duration::from_secs(8)));
         assert!(parse_script("eth9:link@1s").is_err());
         assert!(parse_script("eth0:repair@1s").is_err());
+        assert!(parse_script("eth0:repair@1s, eth0:link@2s").is_err(), "a repair before its fault");
+        let out_of_order = parse_script("eth0:repair@8s, eth0:silent@2s").unwrap();
+        assert_eq!((out_of_order[1].kind, out_of_order[1].fail), (FaultKind::Silent, false));
         assert!(parse_script("eth0:melt@1s").is_err());
         assert!(parse_script("eth0:link").is_err());
     }

@@ -12,6 +12,8 @@ use anyhow::Context;
 
 use super::{LabOptions, Manager};
 
+const DAEMON_BUS_POLICY: &str = include_str!("../../dbus/org.multihome1.conf");
+
 const NM_CONF: &str = "\
 # The lab's NetworkManager: never the machine's resolver, hostname or devices.
 [main]
@@ -54,16 +56,13 @@ pub fn prepare(dir: &Path, opts: &LabOptions, multihome: &Path) -> anyhow::Resul
     }
     fs::write(d("etc/resolv.conf"), "# The lab's own resolv.conf: NetworkManager may write here.\n")?;
     fs::write(d("etc/NetworkManager/NetworkManager.conf"), NM_CONF)?;
-    // The machine's bus policies, plus ours (the daemon's name).
+    // The machine's bus policies, plus the daemon's (so it may own org.multihome1).
     if let Ok(entries) = fs::read_dir("/etc/dbus-1/system.d") {
         for e in entries.flatten() {
             let _ = fs::copy(e.path(), d("etc/dbus-1/system.d").join(e.file_name()));
         }
     }
-    for p in &opts.bus_policies {
-        let name = p.file_name().context("a bus policy file needs a name")?;
-        fs::copy(p, d("etc/dbus-1/system.d").join(name)).with_context(|| format!("cannot copy {}", p.display()))?;
-    }
+    fs::write(d("etc/dbus-1/system.d/org.multihome1.conf"), DAEMON_BUS_POLICY)?;
     // /usr/sbin/multihome inside the lab is the binary under test (dispatcher scripts call it there).
     std::os::unix::fs::symlink(multihome, d("sbin/multihome")).context("cannot link the multihome binary into the lab")?;
     if let Some(policy) = &opts.policy {
@@ -115,7 +114,10 @@ pub fn prepare(dir: &Path, opts: &LabOptions, multihome: &Path) -> anyhow::Resul
             // networkd drops to systemd-network and writes its state files there.
             s.push_str("mkdir -p /run/systemd/netif/links /run/systemd/netif/leases /run/systemd/netif/lldp\n");
             s.push_str("chown -R systemd-network:systemd-network /run/systemd/netif\n");
-            s.push_str("SYSTEMD_LOG_LEVEL=debug SYSTEMD_LOG_TARGET=console exec /lib/systemd/systemd-networkd\n");
+            // Not exec'd: networkd drops to systemd-network, and a change of user clears the
+            // parent-death signal `unshare --kill-child` gave PID 1. The shell keeps it, so the
+            // namespace ends even when the lab's owner is killed before it can clean up.
+            s.push_str("SYSTEMD_LOG_LEVEL=debug SYSTEMD_LOG_TARGET=console /lib/systemd/systemd-networkd &\nwait $!\n");
         }
         Manager::NetworkManager => s.push_str(&format!(
             "exec NetworkManager --no-daemon --debug --config /etc/NetworkManager/NetworkManager.conf --state-file '{}'\n",

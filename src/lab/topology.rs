@@ -88,6 +88,30 @@ pub fn address_host_by_hand(n: &Names) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Removes the namespaces and directories of labs whose process is gone (killed before the lab
+/// was dropped: Ctrl-C on `cargo test`, SIGKILL). Only names of the lab's own form
+/// (`mh<PID>x<N>-...`) whose PID no longer runs; a running lab's are never touched, and with
+/// MULTIHOME_KEEP_LAB set the directories stay for reading.
+pub fn remove_orphans() {
+    let orphan = |name: &str| {
+        let pid = name.strip_prefix("mh").and_then(|r| r.split_once('x')).map(|(pid, _)| pid);
+        pid.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && !std::path::Path::new(&format!("/proc/{p}")).exists())
+    };
+    let names = |dir: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default()
+    };
+    for ns in names(std::path::Path::new("/run/netns")).into_iter().filter(|n| orphan(n) && n.contains('-')) {
+        let _ = run("ip", &["netns", "del", &ns]);
+    }
+    if std::env::var_os("MULTIHOME_KEEP_LAB").is_some() {
+        return;
+    }
+    let tmp = std::env::temp_dir();
+    for dir in names(&tmp).into_iter().filter(|n| n.strip_prefix("multihome-lab-").is_some_and(orphan)) {
+        let _ = std::fs::remove_dir_all(tmp.join(dir));
+    }
+}
+
 pub fn destroy(n: &Names) {
     for ns in n.all() {
         let _ = run("ip", &["netns", "del", &ns]);

@@ -29,6 +29,12 @@ pub const DAEMON_RULE_PRIORITY: u32 = 32000;
 /// /etc/iproute2/rt_protos.
 pub const PROTOCOL: u8 = 77;
 
+/// The most addresses one uplink may have: each takes two priorities of its stride.
+pub const MAX_ADDRESSES: usize = (RULE_PRIORITY_STRIDE / 2) as usize;
+
+/// The most uplinks a policy may have: the last one's rules still come before the daemon's rule.
+pub const MAX_UPLINKS: usize = ((DAEMON_RULE_PRIORITY - RULE_PRIORITY_BASE) / RULE_PRIORITY_STRIDE) as usize;
+
 pub fn metric(rank: usize) -> u32 {
     METRIC_BASE + rank as u32
 }

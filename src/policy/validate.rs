@@ -9,7 +9,7 @@ use ipnet::Ipv4Net;
 use super::error::{Diagnostic, Diagnostics};
 use super::unit_file::{Entry, Section};
 use super::{timespan, valid_interface_name, Addressing, Backend, Dhcp, Mode, Policy, Probe, Require, Uplink};
-use crate::plan::DAEMON_TABLE;
+use crate::plan::{DAEMON_TABLE, MAX_ADDRESSES, MAX_UPLINKS};
 
 /// Table numbers the kernel reserves: unspec, default, main, local.
 const RESERVED_TABLES: [(u32, &str); 4] = [(0, "unspec"), (253, "default"), (254, "main"), (255, "local")];
@@ -278,6 +278,10 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
             Ok(net) if net.addr().is_unspecified() || net.addr().is_multicast() || net.addr().is_loopback() || net.addr().is_broadcast() => {
                 c.bad_value(e, "a unicast IPv4 host address with prefix length")
             }
+            Ok(_) if addresses.len() == MAX_ADDRESSES => c.problem(
+                e.line,
+                format!("Address={}: an uplink has room for {MAX_ADDRESSES} addresses (each takes two rule priorities of the uplink's range)", e.value),
+            ),
             Ok(net) => {
                 addresses.push(net);
                 address_lines.push(e.line);
@@ -292,16 +296,16 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
             Err(_) => c.bad_value(e, "an IPv4 address with prefix length such as 192.168.178.99/24"),
         }
     }
-    let dhcp = c.parse_one(first(&map, "DHCP"), "ipv4, yes or no", |s| match s {
-        "ipv4" => Some(Some(Dhcp::Ipv4)),
-        "ipv6" => None,
-        s => parse_bool(s).map(|b| b.then_some(Dhcp::Yes)),
-    });
-    if let Some(e) = first(&map, "DHCP").filter(|e| e.value == "ipv6") {
-        // Replace the generic message: say why.
-        c.problems.pop();
-        c.problem(e.line, "DHCP=ipv6: an IPv6-only uplink has no IPv4 address for multihome's policy; use DHCP=yes or ipv4");
-    }
+    let dhcp = match first(&map, "DHCP") {
+        Some(e) if e.value == "ipv6" => {
+            c.problem(e.line, "DHCP=ipv6: an IPv6-only uplink has no IPv4 address for multihome's policy; use DHCP=yes or ipv4");
+            None
+        }
+        e => c.parse_one(e, "ipv4, yes or no", |s| match s {
+            "ipv4" => Some(Some(Dhcp::Ipv4)),
+            s => parse_bool(s).map(|b| b.then_some(Dhcp::Yes)),
+        }),
+    };
     let gateway = c.parse_one(first(&map, "Gateway"), "an IPv4 address such as 192.168.178.1", parse_ipv4);
     // The kernel's own names are understood, so that `Table=main` is refused for the right reason.
     let table = c.parse_one(first(&map, "Table"), "a routing table number from 1 to 4294967295", |s| match RESERVED_TABLES.iter().find(|(_, name)| *name == s) {
@@ -365,6 +369,9 @@ fn cross_check(c: &mut Checker, uplinks: &[Located], sections: &[Section]) {
             "the policy has no [Uplink] section; add one per interface, with Interface=, Priority= and either Address= and Gateway= or DHCP=",
         );
     }
+    if let Some(extra) = uplinks.get(MAX_UPLINKS) {
+        c.problem(extra.line, format!("one [Uplink] too many: a policy has room for {MAX_UPLINKS} uplinks (their rules must come before the daemon's)"));
+    }
     let mut interfaces: HashMap<&str, usize> = HashMap::new();
     let mut priorities: HashMap<u32, (usize, &str)> = HashMap::new();
     let mut tables: HashMap<u32, (usize, &str)> = HashMap::new();
@@ -422,4 +429,21 @@ fn is_host_of(net: &Ipv4Net, addr: Ipv4Addr) -> bool {
 
 fn list(prefixes: &[Ipv4Net]) -> String {
     prefixes.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MAX_UPLINKS;
+
+    #[test]
+    fn every_uplinks_rules_fit_before_the_daemons_rule() {
+        let policy = |n: usize| -> String {
+            (0..n).map(|i| format!("[Uplink]\nInterface=u{i}\nPriority={i}\nAddress=10.0.{}.{}/16\nGateway=10.0.255.1\n", i / 250, i % 250 + 2)).collect()
+        };
+        let plan = crate::plan::plan(&crate::policy::parse("p", &policy(MAX_UPLINKS)).unwrap());
+        let last = plan.uplinks.last().unwrap().rules.iter().map(|r| r.priority).max().unwrap();
+        assert!(last < crate::plan::DAEMON_RULE_PRIORITY, "{last}");
+        let err = crate::policy::parse("p", &policy(MAX_UPLINKS + 1)).unwrap_err().to_string();
+        assert!(err.contains("one [Uplink] too many"), "{err}");
+    }
 }
