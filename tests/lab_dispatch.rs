@@ -18,17 +18,6 @@ fn dhcp_lab_options(manager: Manager) -> LabOptions {
     LabOptions { dhcp: true, ..LabOptions::new(manager, env!("CARGO_BIN_EXE_multihome")) }
 }
 
-/// A plain DHCP profile for wlan0, as a user would have (the hook needs nothing from it), up.
-fn user_dhcp_profile(lab: &Lab) {
-    let keyfile = lab.dir().join("etc/NetworkManager/system-connections/lab-wlan0.nmconnection");
-    fs::write(&keyfile, "[connection]\nid=lab-wlan0\ntype=ethernet\ninterface-name=wlan0\n\n[ipv4]\nmethod=auto\n\n[ipv6]\nmethod=disabled\n").unwrap();
-    fs::set_permissions(&keyfile, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let out = lab.run_in_host("nmcli", &["connection", "reload"]).unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = lab.run_in_host("nmcli", &["--wait", "30", "connection", "up", "lab-wlan0"]).unwrap();
-    assert!(out.status.success(), "nmcli connection up: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-}
-
 fn repo(path: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
@@ -170,7 +159,7 @@ fn nm_dispatcher_applies_and_removes_a_dhcp_uplinks_rules() {
     lab.write_policy(POLICY).unwrap();
     // The hook as a package installs it; fs::copy keeps its mode (root-owned 0755 is required).
     fs::copy(repo("nm-dispatcher/90-multihome"), lab.dir().join("etc/NetworkManager/dispatcher.d/90-multihome")).unwrap();
-    user_dhcp_profile(&lab);
+    lab.activate_user_dhcp_profile("wlan0").unwrap();
     let out = lab.multihome_ok(&["apply", "--backend", "networkmanager"]).unwrap();
     eprintln!("{out}");
     // NetworkManager sends `down` only after its carrier grace (about 6 s).
@@ -193,7 +182,7 @@ fn apply_gives_rules_to_a_lease_that_came_before_the_policy() {
         return;
     }
     let lab = Lab::start(options).unwrap();
-    user_dhcp_profile(&lab);
+    lab.activate_user_dhcp_profile("wlan0").unwrap();
     time_until(&lab, Duration::from_secs(15), "a lease for wlan0", || lease(&lab).is_some());
     assert!(our_rules(&lab).is_empty(), "rules before multihome ran: {:?}", our_rules(&lab));
 

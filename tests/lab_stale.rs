@@ -52,7 +52,7 @@ fn a_changed_table_leaves_nothing_of_the_old_one_in_the_kernel_or_the_profile() 
         return Ok(());
     }
     let _serial = serial();
-    let lab = Lab::start(LabOptions { manager: Manager::NetworkManager, multihome: Some(env!("CARGO_BIN_EXE_multihome").into()), ..Default::default() })?;
+    let lab = Lab::start(LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")))?;
     // The user's own profile for eth0, with a route and a rule of their own in the table eth0
     // moves to, and a route in the table it leaves: none of them is multihome's.
     nmcli(
@@ -206,46 +206,30 @@ fn the_hooks_old_table_goes_with_the_apply(lab: &Lab, apply: &[&str]) {
     assert_eq!(ours(lab), after);
 }
 
-/// The DHCP server these tests need; in CI its absence fails the test.
-fn dnsmasq() -> bool {
-    if lab::which("dnsmasq").is_some() {
-        return true;
-    }
-    assert!(std::env::var("CI").map_or(true, |v| v != "true"), "lab prerequisite missing in CI: dnsmasq (Debian package dnsmasq-base)");
-    eprintln!("SKIPPED (not in CI): dnsmasq not installed");
-    false
+/// A lab with dnsmasq on the router's LAN.
+fn dhcp_lab_options(manager: Manager) -> LabOptions {
+    LabOptions { dhcp: true, ..LabOptions::new(manager, env!("CARGO_BIN_EXE_multihome")) }
 }
 
 #[test]
 fn network_manager_dhcp_uplinks_old_table_leaves_no_rule() {
-    if !lab::require(Manager::NetworkManager) || !dnsmasq() {
+    if !lab::require_for(&dhcp_lab_options(Manager::NetworkManager)) {
         return;
     }
     let _serial = serial();
-    let lab = Lab::start(LabOptions { manager: Manager::NetworkManager, dhcp: true, multihome: Some(env!("CARGO_BIN_EXE_multihome").into()), ..Default::default() }).unwrap();
-    let keyfile = lab.dir().join("etc/NetworkManager/system-connections/lab-wlan0.nmconnection");
-    fs::write(&keyfile, "[connection]\nid=lab-wlan0\ntype=ethernet\ninterface-name=wlan0\n\n[ipv4]\nmethod=auto\n\n[ipv6]\nmethod=disabled\n").unwrap();
-    fs::set_permissions(&keyfile, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    nmcli(&lab, &["connection", "reload"]);
-    nmcli(&lab, &["--wait", "30", "connection", "up", "lab-wlan0"]);
+    let lab = Lab::start(dhcp_lab_options(Manager::NetworkManager)).unwrap();
+    lab.activate_user_dhcp_profile("wlan0").unwrap();
     lab.write_policy(&dhcp_policy(None)).unwrap();
     the_hooks_old_table_goes_with_the_apply(&lab, &["apply", "--backend", "networkmanager"]);
 }
 
 #[test]
 fn networkd_dhcp_uplinks_old_table_leaves_no_rule() {
-    if !lab::require(Manager::Networkd) || !dnsmasq() {
+    if !lab::require_for(&dhcp_lab_options(Manager::Networkd)) {
         return;
     }
     let _serial = serial();
-    let lab = Lab::start(LabOptions {
-        manager: Manager::Networkd,
-        dhcp: true,
-        multihome: Some(env!("CARGO_BIN_EXE_multihome").into()),
-        policy: Some(dhcp_policy(None)),
-        ..Default::default()
-    })
-    .unwrap();
+    let lab = Lab::start(LabOptions { policy: Some(dhcp_policy(None)), ..dhcp_lab_options(Manager::Networkd) }).unwrap();
     the_hooks_old_table_goes_with_the_apply(&lab, &["apply", "--backend", "networkd"]);
     let complaints = lab.networkd_complaints();
     assert!(complaints.is_empty(), "networkd complained about multihome's files:\n{}", complaints.join("\n"));
@@ -260,7 +244,7 @@ fn a_changed_rank_leaves_nothing_of_the_old_one() -> anyhow::Result<()> {
         return Ok(());
     }
     let _serial = serial();
-    let lab = Lab::start(LabOptions { manager: Manager::NetworkManager, multihome: Some(env!("CARGO_BIN_EXE_multihome").into()), ..Default::default() })?;
+    let lab = Lab::start(LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")))?;
     lab.write_policy(&SEED.replacen("Priority=1\n", "Priority=1\nTable=101\n", 1))?;
     lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
@@ -289,7 +273,7 @@ fn an_uplink_that_leaves_the_policy_leaves_nothing_of_multihome_in_the_users_pro
         return Ok(());
     }
     let _serial = serial();
-    let lab = Lab::start(LabOptions { manager: Manager::NetworkManager, multihome: Some(env!("CARGO_BIN_EXE_multihome").into()), ..Default::default() })?;
+    let lab = Lab::start(LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")))?;
     nmcli(
         &lab,
         &[
@@ -330,7 +314,7 @@ fn an_unconfirmed_try_of_a_table_change_leaves_nothing_of_the_tried_tables() -> 
         return Ok(());
     }
     let _serial = serial();
-    let mut lab = Lab::start(LabOptions { manager: Manager::NetworkManager, multihome: Some(env!("CARGO_BIN_EXE_multihome").into()), ..Default::default() })?;
+    let mut lab = Lab::start(LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")))?;
     lab.write_policy(SEED)?;
     lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;

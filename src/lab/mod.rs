@@ -447,6 +447,21 @@ impl Lab {
         }
     }
 
+    /// Gives NetworkManager a plain DHCP profile `lab-IFACE` for `iface`, as a user would
+    /// have it, and brings it up (a lease, when the lab runs dnsmasq).
+    pub fn activate_user_dhcp_profile(&self, iface: &str) -> anyhow::Result<()> {
+        let keyfile = self.dir.join(format!("etc/NetworkManager/system-connections/lab-{iface}.nmconnection"));
+        let text = format!("[connection]\nid=lab-{iface}\ntype=ethernet\ninterface-name={iface}\n\n[ipv4]\nmethod=auto\n\n[ipv6]\nmethod=disabled\n");
+        crate::backend::files::write_atomically(&keyfile, text.as_bytes(), 0o600)?;
+        for args in [&["connection", "reload"][..], &["--wait", "30", "connection", "up", &format!("lab-{iface}")]] {
+            let out = self.run_in_host("nmcli", args)?;
+            if !out.status.success() {
+                bail!("nmcli {}: {}{}", args.join(" "), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            }
+        }
+        Ok(())
+    }
+
     /// Lines where networkd complained about a file multihome wrote (an unknown key, an invalid
     /// value): a rendered key that networkd rejects is a bug even when everything else passes.
     pub fn networkd_complaints(&self) -> Vec<String> {
