@@ -141,23 +141,14 @@ fn a_changed_table_leaves_nothing_of_the_old_one_in_the_kernel_or_the_profile() 
     Ok(())
 }
 
-/// wlan0 by DHCP; `TABLE` is replaced by its table.
-const DHCP_POLICY: &str = "\
-[Uplink]
-Interface=eth0
-Priority=1
-Address=192.168.178.99/24
-Gateway=192.168.178.1
-
-[Uplink]
-Interface=wlan0
-Priority=3
-TABLE
-DHCP=ipv4
-";
-
+/// lab::policies::DHCP_WLAN0, with wlan0's table set when `table` is given.
 fn dhcp_policy(table: Option<u32>) -> String {
-    DHCP_POLICY.replace("TABLE\n", &table.map(|t| format!("Table={t}\n")).unwrap_or_default())
+    let mut policy = lab::policies::DHCP_WLAN0.to_string();
+    if let Some(t) = table {
+        // The last section is wlan0's.
+        policy.push_str(&format!("Table={t}\n"));
+    }
+    policy
 }
 
 /// wlan0's address from dnsmasq's range, once it has one.
