@@ -164,15 +164,7 @@ fn seed_applied_over_dbus_is_symmetric_and_fails_over_at_once_in_order() -> anyh
     assert!(m.restore_after_kernel <= PROBE_INTERVAL, "{m}");
     assert_eq!(m.lost_after_kernel, 0, "probes lost after the kernel processed the carrier loss, with multihome's policy: {m:?}");
     assert_eq!(m.source_at_end, Some(seed_address("wlan1")), "new connections after eth0's loss must leave by wlan1");
-    lab.set_carrier("wlan1", false)?;
-    lab.outbound_settles_on("wlan0", Duration::from_secs(3))?;
-    lab.set_carrier("wlan1", true)?;
-    lab.outbound_settles_on("wlan1", Duration::from_secs(15))?;
-    lab.set_carrier("eth0", true)?;
-    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
-    for (iface, a) in SEED_ADDRESSES {
-        assert!(lab.inbound(a, Duration::from_secs(2)), "no answer from {a} ({iface}) after the links returned");
-    }
+    lab.seed_fails_over_to_wlan0_and_back()?;
 
     // Applying twice changes nothing.
     let before = state(&lab);

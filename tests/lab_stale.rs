@@ -41,6 +41,17 @@ fn keyfile(lab: &Lab, id: &str) -> String {
         .unwrap_or_else(|| panic!("no keyfile for {id} in {}", dir.display()))
 }
 
+/// The user's own profile `user-eth0` for eth0 (the seed's address), with `extra` settings.
+fn add_user_eth0(lab: &Lab, extra: &[&str]) {
+    let mut args = vec![
+        "connection", "add", "type", "ethernet", "ifname", "eth0", "con-name", "user-eth0",
+        "ipv4.method", "manual", "ipv4.addresses", "192.168.178.99/24", "ipv4.gateway", "192.168.178.1",
+        "ipv6.method", "disabled",
+    ];
+    args.extend_from_slice(extra);
+    nmcli(lab, &args);
+}
+
 /// `ipv4.routes` and `ipv4.routing-rules` of a profile, as nmcli prints them.
 fn profile_routing(lab: &Lab, id: &str) -> String {
     nmcli(lab, &["-t", "-f", "ipv4.routes,ipv4.routing-rules", "connection", "show", id])
@@ -55,14 +66,11 @@ fn a_changed_table_leaves_nothing_of_the_old_one_in_the_kernel_or_the_profile() 
     let lab = Lab::start(LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")))?;
     // The user's own profile for eth0, with a route and a rule of their own in the table eth0
     // moves to, and a route in the table it leaves: none of them is multihome's.
-    nmcli(
+    add_user_eth0(
         &lab,
         &[
-            "connection", "add", "type", "ethernet", "ifname", "eth0", "con-name", "user-eth0",
-            "ipv4.method", "manual", "ipv4.addresses", "192.168.178.99/24", "ipv4.gateway", "192.168.178.1",
             "ipv4.routes", "10.9.0.0/16 192.168.178.254 table=200, 10.8.0.0/16 192.168.178.254 table=101",
             "ipv4.routing-rules", "priority 500 to 10.9.0.0/16 table 200",
-            "ipv6.method", "disabled",
         ],
     );
     lab.write_policy(SEED)?;
@@ -265,14 +273,7 @@ fn an_uplink_that_leaves_the_policy_leaves_nothing_of_multihome_in_the_users_pro
     }
     let _serial = serial();
     let lab = Lab::start(LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")))?;
-    nmcli(
-        &lab,
-        &[
-            "connection", "add", "type", "ethernet", "ifname", "eth0", "con-name", "user-eth0",
-            "ipv4.method", "manual", "ipv4.addresses", "192.168.178.99/24", "ipv4.gateway", "192.168.178.1",
-            "ipv4.routes", "10.8.0.0/16 192.168.178.254 table=101", "ipv6.method", "disabled",
-        ],
-    );
+    add_user_eth0(&lab, &["ipv4.routes", "10.8.0.0/16 192.168.178.254 table=101"]);
     lab.write_policy(SEED)?;
     lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;

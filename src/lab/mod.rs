@@ -391,6 +391,26 @@ impl Lab {
         Ok(s)
     }
 
+    /// The rest of the seed's failover story, once eth0 has lost carrier and new connections
+    /// leave via wlan1: wlan1 loses carrier too (wlan0 takes over), then wlan1 and eth0 return
+    /// and take over again in order, and every address answers from outside again.
+    pub fn seed_fails_over_to_wlan0_and_back(&self) -> anyhow::Result<()> {
+        // How fast is the benchmark's business (the kernel delays a carrier change by up to a
+        // second when other links changed just before); here only where traffic goes.
+        self.set_carrier("wlan1", false)?;
+        self.outbound_settles_on("wlan0", Duration::from_secs(3))?;
+        self.set_carrier("wlan1", true)?;
+        self.outbound_settles_on("wlan1", Duration::from_secs(15))?;
+        self.set_carrier("eth0", true)?;
+        self.outbound_settles_on("eth0", Duration::from_secs(15))?;
+        for (iface, a) in SEED_ADDRESSES {
+            if !self.inbound(a, Duration::from_secs(2)) {
+                bail!("no answer from {a} ({iface}) after the links returned");
+            }
+        }
+        Ok(())
+    }
+
     /// A TCP connection from the internet host to `host_addr`: whether it was answered.
     pub fn inbound(&self, host_addr: Ipv4Addr, timeout: Duration) -> bool {
         echo::tcp_roundtrip(&self.internet(), host_addr, timeout).unwrap_or(false)

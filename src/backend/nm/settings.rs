@@ -222,33 +222,23 @@ pub fn merge(current: &Profile, want: &Wanted) -> Profile {
     ipv4.remove("route-table");
     let recorded = Record::of(current);
     let own_profile = created_for(current).is_some();
-    let written = |text: &str, list: fn(&Record) -> &Vec<String>| match &recorded {
-        Some(r) => list(r).iter().any(|e| e == text),
-        None => own_profile,
-    };
-    let new_routes: Vec<Dict> = want.routes.iter().map(route_dict).collect();
-    let new_rules: Vec<Dict> = want.rules.iter().map(rule_dict).collect();
     let record = record_for(want);
     // Kept: what multihome did not write, unless it is one of the plan's (no duplicates).
-    let mut routes: Vec<Dict> = entries(old.as_ref(), "route-data")
-        .into_iter()
-        .filter(|e| {
-            let t = route_text(e);
-            !written(&t, |r| &r.routes) && !record.routes.contains(&t)
-        })
-        .collect();
-    routes.extend(new_routes);
-    ipv4.insert("route-data".into(), dicts(routes));
+    let merge = |key: &str, text: fn(&Dict) -> String, list: fn(&Record) -> &Vec<String>, new: Vec<Dict>| {
+        let mut kept: Vec<Dict> = entries(old.as_ref(), key)
+            .into_iter()
+            .filter(|e| {
+                let t = text(e);
+                let ours = recorded.as_ref().map_or(own_profile, |r| list(r).contains(&t));
+                !ours && !list(&record).contains(&t)
+            })
+            .collect();
+        kept.extend(new);
+        dicts(kept)
+    };
+    ipv4.insert("route-data".into(), merge("route-data", route_text, |r| &r.routes, want.routes.iter().map(route_dict).collect()));
     ipv4.remove("routes");
-    let mut rules: Vec<Dict> = entries(old.as_ref(), "routing-rules")
-        .into_iter()
-        .filter(|e| {
-            let t = rule_text(e);
-            !written(&t, |r| &r.rules) && !record.rules.contains(&t)
-        })
-        .collect();
-    rules.extend(new_rules);
-    ipv4.insert("routing-rules".into(), dicts(rules));
+    ipv4.insert("routing-rules".into(), merge("routing-rules", rule_text, |r| &r.rules, want.rules.iter().map(rule_dict).collect()));
     record.write(&mut p);
     p
 }
