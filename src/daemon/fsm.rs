@@ -51,7 +51,7 @@ impl Default for Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum State {
-    /// No verdict yet (just started); carries no traffic through the daemon's table.
+    /// No verdict yet (just started): main decides for it as without the daemon.
     Unknown,
     Up,
     /// Carries traffic, but recent rounds failed (fewer than FailAfter in a row).
@@ -72,9 +72,16 @@ pub enum State {
 }
 
 impl State {
-    /// Whether the uplink's routes belong in the daemon's table.
+    /// Whether the uplink may carry new connections (the daemon's copies in main are of these).
     pub fn carries_traffic(self) -> bool {
         matches!(self, State::Up | State::Degraded | State::ForcedUp)
+    }
+
+    /// Judged unfit to carry traffic by the probes or an administrator, although its link may be
+    /// up with an address (so its manager's routes are live); not a link without carrier or
+    /// address, and not an uplink without a verdict yet.
+    pub fn is_demoted(self) -> bool {
+        matches!(self, State::Down | State::Recovering | State::ForcedDown)
     }
 
     pub fn as_str(self) -> &'static str {

@@ -14,7 +14,7 @@ use tokio::time::MissedTickBehavior;
 
 use super::fsm;
 use super::probe::{Prober, RoundPlan, RoundResult};
-use super::table;
+use super::routes;
 use crate::plan::{Addresses, UplinkPlan};
 use crate::policy::Probe;
 
@@ -82,11 +82,17 @@ impl Link {
         self.plan.gateway.or(self.learned_gateway)
     }
 
-    pub(super) fn carrying(&self) -> Option<table::Carrying> {
+    /// The address of an uplink that must not carry traffic while its routes in main are live
+    /// (carrier and address present): those routes need the daemon's copies in front of them.
+    pub(super) fn demoted_address(&self) -> Option<Ipv4Net> {
+        (self.fsm.state().is_demoted() && self.carrier).then_some(self.address?)
+    }
+
+    pub(super) fn carrying(&self) -> Option<routes::Carrying> {
         if !self.fsm.state().carries_traffic() {
             return None;
         }
-        Some(table::Carrying { ifindex: self.ifindex?, address: self.address?, gateway: self.gateway()?, metric: self.plan.metric })
+        Some(routes::Carrying { ifindex: self.ifindex?, address: self.address?, gateway: self.gateway()?, metric: self.plan.metric })
     }
 
     pub(super) fn loss_percent(&self) -> f64 {

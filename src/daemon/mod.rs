@@ -1,12 +1,13 @@
 //! The failover daemon (`multihome daemon`): probes every uplink out of that uplink alone, runs
-//! each uplink's health state machine, and keeps its own routing table — the default and link
-//! routes of the healthy uplinks in the plan's metric order, behind one rule ahead of main — in
-//! step with their health. It never edits what networkd or NetworkManager own.
+//! each uplink's health state machine, and while an uplink is demoted puts copies of the healthy
+//! uplinks' default and link routes in main just in front of the uplinks' own ([`routes`] says
+//! why there and nowhere else). It never edits what networkd, NetworkManager or anyone else own,
+//! and adds no rule: every other route and rule of the host resolves as without it.
 //!
-//! Links, carrier and addresses come from rtnetlink events, not polling. Every route and rule
-//! the daemon adds carries `plan::PROTOCOL`; after a crash the next daemon finds them, adopts
-//! the previous verdicts (an uplink whose route is in the table is trusted) and converges. On
-//! SIGTERM it removes its rule and table, and the plain policy remains.
+//! Links, carrier and addresses come from rtnetlink events, not polling. Every route the daemon
+//! adds carries `plan::PROTOCOL`; after a crash the next daemon finds them, adopts the previous
+//! verdicts (an uplink with a copy was trusted, one without was demoted) and converges. On
+//! SIGTERM it removes its routes, and the plain policy remains.
 
 pub mod bus;
 pub mod fsm;
@@ -14,7 +15,7 @@ mod link;
 pub mod notify;
 pub mod probe;
 pub mod status;
-pub mod table;
+pub mod routes;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -28,7 +29,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::netlink::{self, Monitor, Netlink};
-use crate::plan::{self, Plan, DAEMON_TABLE};
+use crate::plan::{self, Plan};
 use crate::policy::{self, Probe};
 use bus::{Command, Snapshot, UplinkStatus};
 use fsm::{Event, Transition};
@@ -51,9 +52,13 @@ struct Daemon {
     active: String,
     /// Transitions not yet logged and signalled.
     pending: Vec<(String, Transition)>,
-    /// The table may differ from what it should be (a route of ours vanished, a restart).
+    /// Main may differ from what it should be (a route of ours vanished, a restart).
     table_dirty: bool,
-    last_table: Option<Vec<table::TableRoute>>,
+    last_table: Option<Vec<routes::FailoverRoute>>,
+    /// The other routes in main, which decide the metrics of the copies; reread when a route
+    /// event in main says they changed.
+    foreign: Vec<routes::Foreign>,
+    foreign_dirty: bool,
     /// After a failed table update: when to try again (not at every event, which would flood
     /// the journal with the same error many times a second).
     retry_at: Option<Instant>,
@@ -90,6 +95,8 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
         pending: Vec::new(),
         table_dirty: true,
         last_table: None,
+        foreign: Vec::new(),
+        foreign_dirty: true,
         retry_at: None,
     };
     d.adopt().await?;
@@ -130,8 +137,8 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
     for l in &mut d.links {
         l.stop_prober();
     }
-    table::remove_all(&d.nl).await.context("cannot remove the daemon's rule and table")?;
-    eprintln!("stopped: removed the daemon's rule and table; the plain policy routes alone");
+    routes::remove_all(&d.nl).await.context("cannot remove the daemon's routes")?;
+    eprintln!("stopped: removed the daemon's routes; the plain policy routes alone");
     Ok(())
 }
 
@@ -154,11 +161,15 @@ impl Daemon {
         fsm::Config::from(&self.probe)
     }
 
-    /// First start or restart: reads the kernel, and if a previous daemon's rule or routes are
-    /// there, takes over its verdicts instead of starting blind.
+    /// First start or restart: reads the kernel, and if a previous daemon's routes are there,
+    /// takes over its verdicts instead of starting blind. (A previous daemon without routes had
+    /// nothing demoted: starting blind then changes nothing either.)
     async fn adopt(&mut self) -> anyhow::Result<()> {
-        let previous = table::current(&self.nl).await.context("cannot read the daemon's table")?;
-        let restart = !previous.is_empty() || table::rule_present(&self.nl).await.context("cannot read the rules")?;
+        if routes::remove_legacy(&self.nl).await.context("cannot remove an older daemon's rule and table")? {
+            eprintln!("removed the rule and table of a daemon before 0.2");
+        }
+        let previous = routes::current(&self.nl).await.context("cannot read the daemon's routes in main")?;
+        let restart = !previous.is_empty();
         let cfg = self.fsm_config();
         let now = self.now();
         let kernel_links = self.nl.links().await.context("cannot list links")?;
@@ -172,7 +183,7 @@ impl Daemon {
         if restart {
             let carrying: Vec<&str> = self.links.iter().filter(|l| l.fsm.state().carries_traffic()).map(Link::name).collect();
             eprintln!(
-                "adopted the table of a previous daemon: {}",
+                "adopted the routes of a previous daemon: {}",
                 if carrying.is_empty() { "no uplink was carrying traffic".to_string() } else { format!("{} carrying traffic", carrying.join(", ")) }
             );
         }
@@ -233,7 +244,7 @@ impl Daemon {
             Ok(routes) => {
                 let gw = routes
                     .iter()
-                    .filter(|r| r.destination.prefix_len() == 0 && r.ifindex == Some(ifx) && r.table != DAEMON_TABLE)
+                    .filter(|r| r.destination.prefix_len() == 0 && r.ifindex == Some(ifx) && !r.is_ours())
                     .filter(|r| r.table == plan::Table::Main.number() || r.table == own_table)
                     .find_map(|r| r.gateway);
                 if gw != self.links[i].learned_gateway {
@@ -272,6 +283,7 @@ impl Daemon {
         if self.retry_at.is_some_and(|t| t <= Instant::now()) {
             self.retry_at = None;
             self.table_dirty = true;
+            self.foreign_dirty = true;
         }
         for i in 0..self.links.len() {
             self.feed(i, Event::Tick);
@@ -320,22 +332,22 @@ impl Daemon {
                     self.read_addresses(i).await;
                 }
             }
-            E::RouteAdded(r) | E::RouteRemoved(r) if r.table == DAEMON_TABLE => {
+            E::RouteAdded(r) | E::RouteRemoved(r) if r.is_ours() => {
                 // Our own changes come back as events too; reconciling again is a no-op then.
-                if r.is_ours() {
+                if r.table() == plan::Table::Main {
                     self.table_dirty = true;
                 }
             }
             E::RouteAdded(r) | E::RouteRemoved(r) => {
+                if r.table() == plan::Table::Main {
+                    // A VPN's default route came or went, a manager re-added a route: the
+                    // copies' metrics may have to move.
+                    self.foreign_dirty = true;
+                }
                 if r.destination.prefix_len() == 0
                     && let Some(i) = self.links.iter().position(|l| l.ifindex == r.ifindex && l.plan.gateway.is_none())
                 {
                     self.read_gateway(i).await;
-                }
-            }
-            E::RuleRemoved(r) if r.is_ours() => {
-                if let Err(e) = table::ensure_rule(&self.nl).await {
-                    eprintln!("cannot restore the daemon's rule: {e}");
                 }
             }
             E::RuleAdded(_) | E::RuleRemoved(_) => {}
@@ -345,6 +357,7 @@ impl Daemon {
                     self.read_link(i).await;
                 }
                 self.table_dirty = true;
+                self.foreign_dirty = true;
             }
         }
     }
@@ -404,15 +417,24 @@ impl Daemon {
     /// Probers where they can run, the table as the states say, the snapshot current.
     async fn converge(&mut self) {
         self.sync_probers();
-        let carrying: Vec<table::Carrying> = self.links.iter().filter_map(Link::carrying).collect();
-        let want = table::desired(&carrying);
+        if self.foreign_dirty {
+            match self.nl.routes_in(plan::Table::Main).await {
+                Ok(main) => {
+                    self.foreign = routes::foreign(&main);
+                    self.foreign_dirty = false;
+                }
+                Err(e) => {
+                    eprintln!("cannot read the main table: {e}; retrying in {RETRY_AFTER:?}");
+                    self.retry_at = Some(Instant::now() + RETRY_AFTER);
+                }
+            }
+        }
+        let carrying: Vec<routes::Carrying> = self.links.iter().filter_map(Link::carrying).collect();
+        let demoted: Vec<ipnet::Ipv4Net> = self.links.iter().filter_map(Link::demoted_address).collect();
+        let want = routes::desired(&carrying, &demoted, &self.foreign);
         if self.table_dirty || self.last_table.as_ref() != Some(&want) {
-            let result = match table::reconcile(&self.nl, &want).await {
-                Ok(_) => table::ensure_rule(&self.nl).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = result {
-                eprintln!("cannot update the daemon's table or rule: {e}; retrying in {RETRY_AFTER:?}");
+            if let Err(e) = routes::reconcile(&self.nl, &want).await {
+                eprintln!("cannot update the daemon's routes in main: {e}; retrying in {RETRY_AFTER:?}");
                 self.retry_at = Some(Instant::now() + RETRY_AFTER);
             }
             self.last_table = Some(want);

@@ -10,7 +10,7 @@
 //!
 //! After an apply, [`refresh`] also sweeps what the hook added under an earlier policy (a
 //! table or rank that changed, an uplink that went or became static): every rule and route with
-//! multihome's protocol that no DHCP uplink of the policy owns now, except the daemon's.
+//! multihome's protocol that no DHCP uplink of the policy owns now, except the daemon's copies in main.
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -20,7 +20,7 @@ use ipnet::Ipv4Net;
 
 use super::event::{Event, Kind, MAX_ADDRESSES};
 use crate::netlink::{self, KernelRoute, KernelRule, Netlink, RouteKind};
-use crate::plan::{self, Addresses, Plan, Route, Rule, Table, UplinkPlan, DAEMON_RULE_PRIORITY, DAEMON_TABLE, DEFAULT_DESTINATION};
+use crate::plan::{self, Addresses, Plan, Route, Rule, Table, UplinkPlan, DEFAULT_DESTINATION, RULE_PRIORITY_END};
 
 /// What one run changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -139,32 +139,26 @@ async fn sweep(plan: &Plan, nl: &Netlink) -> Result<Swept, netlink::Error> {
     Ok(swept)
 }
 
-/// The daemon's own: its table, and its rule (by priority too, whatever table it points to).
-fn is_daemons_rule(r: &KernelRule) -> bool {
-    r.table == DAEMON_TABLE || r.priority == DAEMON_RULE_PRIORITY
-}
-
-/// The hook's rules that no DHCP uplink of `plan` owns: of multihome's protocol, not the
-/// daemon's, and not in a DHCP uplink's table at uplink priorities (those are the uplink's own,
+/// The hook's rules that no DHCP uplink of `plan` owns: of multihome's protocol (the daemon has
+/// none; a daemon before 0.2 had one, which goes too), and not in a DHCP uplink's table at uplink priorities (those are the uplink's own,
 /// which its reconcile keeps right, also while a lease event runs beside the sweep).
 pub fn stale_rules(plan: &Plan, kernel: &[KernelRule]) -> Vec<Rule> {
     let owned = |r: &KernelRule| dhcp_uplinks(plan).any(|u| is_uplink_rule(r, u.table));
-    kernel.iter().filter(|r| r.is_ours() && !is_daemons_rule(r) && !owned(r)).filter_map(KernelRule::as_plan_rule).collect()
+    kernel.iter().filter(|r| r.is_ours() && !owned(r)).filter_map(KernelRule::as_plan_rule).collect()
 }
 
-/// The hook's routes that no DHCP uplink of `plan` owns: of multihome's protocol, outside the
-/// daemon's table and outside every DHCP uplink's table (the hook owns those whole), with the
-/// interface they are on.
+/// The hook's routes that no DHCP uplink of `plan` owns: of multihome's protocol, outside main
+/// (the daemon's copies; the hook never writes there) and outside every DHCP uplink's table
+/// (the hook owns those whole), with the interface they are on.
 pub fn stale_routes(plan: &Plan, kernel: &[KernelRoute]) -> Vec<(Route, u32)> {
-    let owned = |r: &KernelRoute| r.table == DAEMON_TABLE || dhcp_uplinks(plan).any(|u| u.table == r.table);
+    let owned = |r: &KernelRoute| r.table() == Table::Main || dhcp_uplinks(plan).any(|u| u.table == r.table);
     kernel.iter().filter(|r| r.is_ours() && !owned(r)).filter_map(|r| Some((r.as_plan_route(), r.ifindex?))).collect()
 }
 
 /// A rule of the hook for an uplink whose table is `table`, at any rank's priorities (so one
-/// from before the policy re-ranked the uplinks still counts); the daemon's rule (its own
-/// table, after them) never does.
+/// from before the policy re-ranked the uplinks still counts).
 fn is_uplink_rule(r: &KernelRule, table: u32) -> bool {
-    let uplink_rules = rule_priorities(0).start..DAEMON_RULE_PRIORITY;
+    let uplink_rules = rule_priorities(0).start..RULE_PRIORITY_END;
     r.is_ours() && r.table == table && uplink_rules.contains(&r.priority)
 }
 

@@ -238,10 +238,8 @@ fn refresh_sweeps_what_an_earlier_policy_left_and_keeps_the_daemons() {
     };
     ns.ip(&["addr", "add", "192.168.178.160/24", "dev", "wlan0"]);
     ns.ip(&["route", "add", "default", "via", "192.168.178.1", "dev", "wlan0", "table", "102", "proto", "static"]);
-    // The daemon's rule and table, as it keeps them.
-    let daemon_table = crate::plan::DAEMON_TABLE.to_string();
-    ns.ip(&["rule", "add", "pref", "32000", "lookup", &daemon_table, "protocol", "77"]);
-    ns.ip(&["route", "add", "default", "via", "192.168.178.1", "dev", "eth0", "table", &daemon_table, "proto", "77", "onlink"]);
+    // The daemon's copy in main, as it keeps one while an uplink is demoted.
+    ns.ip(&["route", "add", "default", "via", "192.168.178.1", "dev", "eth0", "metric", "99", "proto", "77", "onlink"]);
     refresh(&old);
     assert_eq!(ours(&ns).lines().filter(|l| l.contains("lookup 102") || l.contains("table 102")).count(), 3, "{}", ours(&ns));
     let unrelated = |ns: &TestNs| -> String { snapshot(ns).lines().filter(|l| !l.contains(" proto 77")).map(|l| format!("{l}\n")).collect() };
@@ -255,9 +253,8 @@ fn refresh_sweeps_what_an_earlier_policy_left_and_keeps_the_daemons() {
         format!(
             "10000:\tfrom 192.168.178.160 lookup 202 proto 77\n\
              10001:\tfrom all to 192.168.178.160 lookup 202 proto 77\n\
-             32000:\tfrom all lookup {daemon_table} proto 77\n\
-             default via 192.168.178.1 dev eth0 table {daemon_table} proto 77 onlink \n\
-             192.168.178.0/24 dev wlan0 table 202 proto 77 scope link src 192.168.178.160 \n"
+             192.168.178.0/24 dev wlan0 table 202 proto 77 scope link src 192.168.178.160 \n\
+             default via 192.168.178.1 dev eth0 proto 77 metric 99 onlink \n"
         )
     );
     assert_eq!(unrelated(&ns), before, "something without protocol 77 changed");
@@ -266,11 +263,11 @@ fn refresh_sweeps_what_an_earlier_policy_left_and_keeps_the_daemons() {
     let again = refresh(&new);
     assert!(again.swept.is_empty() && !again.uplinks[0].1.changed_anything(), "a second refresh changed something");
 
-    // Without any DHCP uplink, the hook's rules and routes all go; the daemon's stay.
+    // Without any DHCP uplink, the hook's rules and routes all go; the daemon's copy stays.
     let static_only = crate::plan::plan(&crate::policy::parse("t", &POLICY[..POLICY.find("\n[Uplink]\nInterface=wlan0").unwrap()]).unwrap());
     refresh(&static_only);
     assert_eq!(
         ours(&ns),
-        format!("32000:\tfrom all lookup {daemon_table} proto 77\ndefault via 192.168.178.1 dev eth0 table {daemon_table} proto 77 onlink \n")
+        "default via 192.168.178.1 dev eth0 proto 77 metric 99 onlink \n"
     );
 }

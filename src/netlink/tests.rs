@@ -9,7 +9,7 @@ use ipnet::Ipv4Net;
 
 use super::testns::{self, TestNs};
 use super::{Event, Monitor, Netlink, OperState};
-use crate::plan::{Route, Rule, Table, DAEMON_TABLE, PROTOCOL};
+use crate::plan::{Route, Rule, Table, LEGACY_DAEMON_TABLE as DAEMON_TABLE, PROTOCOL};
 
 fn net(s: &str) -> Ipv4Net {
     s.parse().unwrap()

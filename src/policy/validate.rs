@@ -9,7 +9,7 @@ use ipnet::Ipv4Net;
 use super::error::{Diagnostic, Diagnostics};
 use super::unit_file::{Entry, Section};
 use super::{timespan, valid_interface_name, Addressing, Backend, Dhcp, Mode, Policy, Probe, Require, Uplink};
-use crate::plan::{DAEMON_TABLE, MAX_ADDRESSES, MAX_UPLINKS};
+use crate::plan::{LEGACY_DAEMON_TABLE, MAX_ADDRESSES, MAX_UPLINKS};
 
 /// Table numbers the kernel reserves: unspec, default, main, local.
 const RESERVED_TABLES: [(u32, &str); 4] = [(0, "unspec"), (253, "default"), (254, "main"), (255, "local")];
@@ -315,8 +315,8 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
     if let (Some(t), Some(e)) = (table, first(&map, "Table")) {
         if let Some((_, name)) = RESERVED_TABLES.iter().find(|(n, _)| *n == t) {
             c.problem(e.line, format!("Table={}: that is the kernel's {name} table ({t}); choose a number from 1 to 4294967295 other than 253, 254 and 255", e.value));
-        } else if t == DAEMON_TABLE {
-            c.problem(e.line, format!("Table={t}: that is the table of multihome's failover daemon; choose another number"));
+        } else if t == LEGACY_DAEMON_TABLE {
+            c.problem(e.line, format!("Table={t}: reserved (the failover daemon before multihome 0.2 used it, and a new daemon clears its routes there); choose another number"));
         }
     }
 
@@ -442,7 +442,7 @@ mod tests {
         };
         let plan = crate::plan::plan(&crate::policy::parse("p", &policy(MAX_UPLINKS)).unwrap());
         let last = plan.uplinks.last().unwrap().rules.iter().map(|r| r.priority).max().unwrap();
-        assert!(last < crate::plan::DAEMON_RULE_PRIORITY, "{last}");
+        assert!(last < crate::plan::RULE_PRIORITY_END, "{last}");
         let err = crate::policy::parse("p", &policy(MAX_UPLINKS + 1)).unwrap_err().to_string();
         assert!(err.contains("one [Uplink] too many"), "{err}");
     }
