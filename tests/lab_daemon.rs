@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use multihome::lab::probe::{outage, Prober};
 use multihome::lab::policies::{DHCP_WLAN0, SEED};
 use multihome::lab::{self, seed_address, Lab, LabOptions, Manager, INTERNET};
-use multihome::plan::{DAEMON_RULE_PRIORITY, DAEMON_TABLE};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 const QUICK: Duration = Duration::from_millis(300);
@@ -42,15 +41,30 @@ fn start(manager: Manager) -> anyhow::Result<Lab> {
     Ok(lab)
 }
 
-/// The interfaces whose default route is in the daemon's table, in table order.
-fn table_uplinks(lab: &Lab) -> Vec<String> {
-    let out = lab.ip_host(&["-4", "route", "show", "table", &DAEMON_TABLE.to_string(), "default"]).unwrap_or_default();
-    out.lines().filter_map(|l| l.split_whitespace().skip_while(|w| *w != "dev").nth(1).map(str::to_string)).collect()
+/// The interfaces of the daemon's default-route copies in main (protocol 77), best first: empty
+/// while no uplink is demoted.
+fn copies(lab: &Lab) -> Vec<String> {
+    let out = lab.ip_host(&["-4", "route", "show", "table", "main", "proto", "77", "default"]).unwrap_or_default();
+    let mut routes: Vec<(u32, String)> = out
+        .lines()
+        .filter_map(|l| {
+            let word = |key: &str| l.split_whitespace().skip_while(|w| *w != key).nth(1).map(str::to_string);
+            Some((word("metric")?.parse().ok()?, word("dev")?))
+        })
+        .collect();
+    routes.sort();
+    routes.into_iter().map(|(_, dev)| dev).collect()
 }
 
-fn daemon_rule_present(lab: &Lab) -> bool {
-    let out = lab.ip_host(&["-4", "rule"]).unwrap_or_default();
-    out.lines().any(|l| l.starts_with(&format!("{DAEMON_RULE_PRIORITY}:")))
+/// Rules of multihome's protocol: the daemon adds none (the static uplinks' rules are networkd's
+/// or NetworkManager's).
+fn protocol_77_rules(lab: &Lab) -> Vec<String> {
+    lab.ip_host(&["-4", "rule"]).unwrap_or_default().lines().filter(|l| l.contains("proto 77")).map(str::to_string).collect()
+}
+
+fn all_up(lab: &Lab, uplinks: &[&str]) -> bool {
+    let (code, s) = status(lab);
+    code == 0 && uplinks.iter().all(|u| state_of(&s, u) == "up")
 }
 
 /// Signals a daemon the test started, with everything in its process group (nsenter and the
@@ -63,9 +77,10 @@ fn signal_daemon(pgid: u32, signal: Signal) -> anyhow::Result<()> {
 /// Starts the daemon in the lab host; returns its process group.
 fn start_daemon(lab: &mut Lab) -> anyhow::Result<u32> {
     let pid = lab.spawn_multihome(&["daemon"])?.id();
-    // Ready when eth0 carries traffic through the daemon's table and the bus answers.
-    lab.wait_for(Duration::from_secs(10), || table_uplinks(lab).first().map(String::as_str) == Some("eth0") && status(lab).0 == 0)
-        .map_err(|e| anyhow::anyhow!("the daemon did not take eth0 into its table: {e}\n{}", daemon_logs(lab)))?;
+    // Ready when the bus answers and every uplink has its verdict: up, so main decides alone.
+    lab.wait_for(Duration::from_secs(10), || all_up(lab, &["eth0", "wlan1", "wlan0"]))
+        .map_err(|e| anyhow::anyhow!("the daemon did not judge every uplink up: {e}\n{}", daemon_logs(lab)))?;
+    assert!(copies(lab).is_empty(), "copies in main with nothing demoted: {:?}", copies(lab));
     Ok(pid)
 }
 
@@ -117,7 +132,8 @@ fn silent_failure_and_failback(manager: Manager) -> anyhow::Result<()> {
     lab.set_upstream("eth0", false)?;
     let mut detected = None;
     lab.wait_for(Duration::from_secs(3), || {
-        let gone = !table_uplinks(&lab).contains(&"eth0".to_string());
+        let c = copies(&lab);
+        let gone = !c.is_empty() && !c.contains(&"eth0".to_string());
         if gone && detected.is_none() {
             detected = Some(t0.elapsed());
         }
@@ -144,7 +160,7 @@ fn silent_failure_and_failback(manager: Manager) -> anyhow::Result<()> {
     // Repair: eth0 comes back once, after RecoverAfter good rounds and the hold, and stays.
     let t1 = Instant::now();
     lab.set_upstream("eth0", true)?;
-    lab.wait_for(Duration::from_secs(10), || table_uplinks(&lab).first().map(String::as_str) == Some("eth0"))
+    lab.wait_for(Duration::from_secs(10), || copies(&lab).is_empty())
         .map_err(|e| anyhow::anyhow!("eth0 did not come back: {e}\n{}", daemon_logs(&lab)))?;
     let failback = t1.elapsed();
     eprintln!("{manager:?}: failback after {failback:?}");
@@ -156,7 +172,8 @@ fn silent_failure_and_failback(manager: Manager) -> anyhow::Result<()> {
     assert_eq!(transitions_to(&log, "eth0", "down"), 1, "eth0 went down more than once:\n{log}");
     assert_eq!(transitions_to(&log, "eth0", "up"), 2, "eth0 came up other than at start and once after repair:\n{log}");
     assert_eq!(transitions_to(&log, "wlan1", "down"), 0, "wlan1 never failed:\n{log}");
-    assert_eq!(table_uplinks(&lab), ["eth0", "wlan1", "wlan0"]);
+    assert!(copies(&lab).is_empty(), "copies left with nothing demoted: {:?}", copies(&lab));
+    assert!(protocol_77_rules(&lab).is_empty(), "{:?}", protocol_77_rules(&lab));
     let (rss_kib, cpu) = daemon_usage(pgid).expect("the daemon's /proc entry");
     let per_hour = cpu.as_secs_f64() * 3600.0 / started.elapsed().as_secs_f64();
     eprintln!("{manager:?}: daemon resident {rss_kib} KiB, CPU {cpu:?} in {:?} (~{per_hour:.0} s per hour with a failover)", started.elapsed());
@@ -229,16 +246,15 @@ fn kill_9_mid_failover_then_restart_converges_and_sigterm_leaves_the_plain_polic
     let mut lab = start(Manager::Networkd)?;
     let first = start_daemon(&mut lab)?;
     lab.set_upstream("eth0", false)?;
-    lab.wait_for(Duration::from_secs(3), || table_uplinks(&lab).first().map(String::as_str) == Some("wlan1"))?;
+    lab.wait_for(Duration::from_secs(3), || copies(&lab).first().map(String::as_str) == Some("wlan1"))?;
 
-    // kill -9: the kernel keeps the table as it was; nothing cleans up.
+    // kill -9: the kernel keeps the copies as they were; nothing cleans up.
     signal_daemon(first, Signal::SIGKILL)?;
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(table_uplinks(&lab), ["wlan1", "wlan0"], "the table outlives the daemon");
-    assert!(daemon_rule_present(&lab));
+    assert_eq!(copies(&lab), ["wlan1", "wlan0"], "the copies outlive the daemon");
     assert_eq!(status(&lab).0, 3, "status says no daemon runs");
 
-    // Restart: it adopts the table (eth0 stays out, wlan1 stays in) instead of starting blind.
+    // Restart: it adopts the copies (eth0 stays out, wlan1 stays in) instead of starting blind.
     let second = lab.spawn_multihome(&["daemon"])?.id();
     let prober = Prober::start(&lab.host(), INTERNET, PROBE_EVERY)?;
     lab.wait_for(Duration::from_secs(5), || status(&lab).0 == 0)?;
@@ -250,16 +266,20 @@ fn kill_9_mid_failover_then_restart_converges_and_sigterm_leaves_the_plain_polic
     let s = status(&lab).1;
     assert_eq!(state_of(&s, "eth0"), "down", "{s}");
     assert_eq!(s["active"], "wlan1");
-    assert!(daemon_logs(&lab).contains("adopted the table of a previous daemon"), "{}", daemon_logs(&lab));
+    assert!(daemon_logs(&lab).contains("adopted the routes of a previous daemon"), "{}", daemon_logs(&lab));
 
     // It converges: eth0 back after repair.
     lab.set_upstream("eth0", true)?;
-    lab.wait_for(Duration::from_secs(10), || table_uplinks(&lab).first().map(String::as_str) == Some("eth0"))?;
+    lab.wait_for(Duration::from_secs(10), || copies(&lab).is_empty())?;
 
-    // SIGTERM: the rule and the table go; the plain policy (main, metric order) remains.
+    // SIGTERM while something is demoted: the copies go; the plain policy (main, metric order)
+    // remains.
+    lab.multihome_ok(&["force", "down", "wlan0"])?;
+    lab.wait_for(Duration::from_secs(3), || copies(&lab) == ["eth0", "wlan1"])?;
     signal_daemon(second, Signal::SIGTERM)?;
-    lab.wait_for(Duration::from_secs(5), || !daemon_rule_present(&lab) && table_uplinks(&lab).is_empty())
-        .map_err(|e| anyhow::anyhow!("the daemon left its rule or table: {e}\n{}", daemon_logs(&lab)))?;
+    lab.wait_for(Duration::from_secs(5), || copies(&lab).is_empty())
+        .map_err(|e| anyhow::anyhow!("the daemon left its routes: {e}\n{}", daemon_logs(&lab)))?;
+    assert!(protocol_77_rules(&lab).is_empty(), "{:?}", protocol_77_rules(&lab));
     assert_eq!(lab.outbound_source(QUICK), Some(seed_address("eth0")));
     assert_eq!(status(&lab).0, 3);
     Ok(())
@@ -312,8 +332,8 @@ fn a_dhcp_uplink_takes_over_with_the_gateway_of_its_lease() -> anyhow::Result<()
     lab.multihome_ok(&["apply"])?;
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     lab.spawn_multihome(&["daemon"])?;
-    lab.wait_for(Duration::from_secs(20), || table_uplinks(&lab) == ["eth0", "wlan0"])
-        .map_err(|e| anyhow::anyhow!("wlan0 never joined the daemon's table: {e}\n{}\n{}", lab.ip_host(&["route", "show", "table", "all"]).unwrap_or_default(), daemon_logs(&lab)))?;
+    lab.wait_for(Duration::from_secs(20), || all_up(&lab, &["eth0", "wlan0"]))
+        .map_err(|e| anyhow::anyhow!("wlan0 was never judged up: {e}\n{}\n{}", lab.ip_host(&["route", "show", "table", "all"]).unwrap_or_default(), daemon_logs(&lab)))?;
     let s = status(&lab).1;
     let wlan0 = s["uplinks"].as_array().into_iter().flatten().find(|u| u["interface"] == "wlan0").cloned().unwrap_or_default();
     assert_eq!(wlan0["gateway"], "192.168.178.1", "the lease's router: {s}");
@@ -326,16 +346,19 @@ fn a_dhcp_uplink_takes_over_with_the_gateway_of_its_lease() -> anyhow::Result<()
         last == Some(lease)
     })
     .map_err(|e| anyhow::anyhow!("new connections did not move to wlan0's lease {lease}: {e}; last {last:?}\n{}", daemon_logs(&lab)))?;
+    assert_eq!(copies(&lab), ["wlan0"]);
     Ok(())
 }
 
-/// The manager reloads and reconfigures the uplinks while the daemon runs: its rule stays, and
-/// its table is the same once the uplinks are configured again (an address the manager drops
-/// and re-adds takes the kernel's routes from it with it; the daemon puts them back).
-fn manager_leaves_the_table_alone(manager: Manager, commands: &[&[&str]]) -> anyhow::Result<()> {
+/// The manager reloads and reconfigures the uplinks while the daemon runs with eth0 demoted: its
+/// copies in main are the same once the uplinks are configured again (an address the manager
+/// drops and re-adds takes the kernel's routes from it with it; the daemon puts them back).
+fn manager_leaves_the_copies_alone(manager: Manager, commands: &[&[&str]]) -> anyhow::Result<()> {
     let mut lab = start(manager)?;
     start_daemon(&mut lab)?;
-    let table = |lab: &Lab| lab.ip_host(&["-4", "route", "show", "table", &DAEMON_TABLE.to_string()]).unwrap_or_default();
+    lab.multihome_ok(&["force", "down", "eth0"])?;
+    let table = |lab: &Lab| lab.ip_host(&["-4", "route", "show", "table", "main", "proto", "77"]).unwrap_or_default();
+    lab.wait_for(Duration::from_secs(3), || copies(&lab) == ["wlan1", "wlan0"])?;
     let before = table(&lab);
     let t0 = Instant::now();
     for c in commands {
@@ -343,27 +366,27 @@ fn manager_leaves_the_table_alone(manager: Manager, commands: &[&[&str]]) -> any
         assert!(out.status.success(), "{}: {}", c.join(" "), String::from_utf8_lossy(&out.stderr));
     }
     std::thread::sleep(Duration::from_millis(200));
-    assert!(daemon_rule_present(&lab), "{manager:?} removed the daemon's rule:\n{}", lab.ip_host(&["rule"]).unwrap_or_default());
     lab.wait_for(Duration::from_secs(8), || table(&lab) == before)
-        .map_err(|e| anyhow::anyhow!("{manager:?}: the daemon's table did not return: {e}\nbefore:\n{before}\nnow:\n{}\n{}", table(&lab), daemon_logs(&lab)))?;
-    eprintln!("{manager:?}: table as before {:?} after the reconfiguration; daemon log:\n{}", t0.elapsed(), daemon_logs(&lab));
+        .map_err(|e| anyhow::anyhow!("{manager:?}: the daemon's copies did not return: {e}\nbefore:\n{before}\nnow:\n{}\n{}", table(&lab), daemon_logs(&lab)))?;
+    assert_eq!(lab.outbound_source(QUICK), Some(seed_address("wlan1")), "eth0 is forced down");
+    eprintln!("{manager:?}: copies as before {:?} after the reconfiguration; daemon log:\n{}", t0.elapsed(), daemon_logs(&lab));
     Ok(())
 }
 
 #[test]
-fn networkd_leaves_the_daemons_rule_and_table_alone() -> anyhow::Result<()> {
+fn networkd_leaves_the_daemons_routes_alone() -> anyhow::Result<()> {
     if !lab::require(Manager::Networkd) {
         return Ok(());
     }
-    manager_leaves_the_table_alone(Manager::Networkd, &[&["networkctl", "reload"], &["networkctl", "reconfigure", "eth0", "wlan1", "wlan0"]])
+    manager_leaves_the_copies_alone(Manager::Networkd, &[&["networkctl", "reload"], &["networkctl", "reconfigure", "eth0", "wlan1", "wlan0"]])
 }
 
 #[test]
-fn networkmanager_leaves_the_daemons_rule_and_table_alone() -> anyhow::Result<()> {
+fn networkmanager_leaves_the_daemons_routes_alone() -> anyhow::Result<()> {
     if !lab::require(Manager::NetworkManager) {
         return Ok(());
     }
-    manager_leaves_the_table_alone(Manager::NetworkManager, &[&["nmcli", "general", "reload"], &["nmcli", "device", "reapply", "wlan1"], &["nmcli", "device", "reapply", "eth0"]])
+    manager_leaves_the_copies_alone(Manager::NetworkManager, &[&["nmcli", "general", "reload"], &["nmcli", "device", "reapply", "wlan1"], &["nmcli", "device", "reapply", "eth0"]])
 }
 
 /// The daemon's cost at rest: resident memory and CPU time per hour at the default probe
