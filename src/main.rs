@@ -90,7 +90,12 @@ enum Command {
     },
     /// Run the failover daemon (as multihome.service does): probe the uplinks, keep new
     /// connections on the best healthy one.
-    Daemon,
+    Daemon {
+        /// Do not run: remove the routes a daemon left (the unit's ExecStopPost, so that one
+        /// that was killed or crashed leaves no routing behind), then exit.
+        #[arg(long)]
+        cleanup: bool,
+    },
     /// Show the daemon's view of the uplinks (exit code 3 when no daemon runs).
     Status {
         #[arg(long)]
@@ -284,7 +289,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let env = std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())).collect();
             multihome::dispatch::run(&args, &env, &cli.config)?;
         }
-        Command::Daemon => {
+        Command::Daemon { cleanup: true } => runtime()?.block_on(daemon::cleanup())?,
+        Command::Daemon { cleanup: false } => {
             // One thread: the probes, the netlink events and the bus share it (small and idle).
             runtime()?.block_on(daemon::run(&cli.config))?;
         }

@@ -285,6 +285,30 @@ fn kill_9_mid_failover_then_restart_converges_and_sigterm_leaves_the_plain_polic
     Ok(())
 }
 
+/// The unit's ExecStopPost: after kill -9 (no SIGTERM handler ran), `multihome daemon
+/// --cleanup` removes the copies, and main's own order decides again.
+#[test]
+fn cleanup_after_kill_9_leaves_no_routing_of_the_daemon() -> anyhow::Result<()> {
+    if !lab::require(Manager::Networkd) {
+        return Ok(());
+    }
+    let mut lab = start(Manager::Networkd)?;
+    let pgid = start_daemon(&mut lab)?;
+    lab.multihome_ok(&["force", "down", "eth0"])?;
+    lab.wait_for(Duration::from_secs(3), || copies(&lab) == ["wlan1", "wlan0"])?;
+    signal_daemon(pgid, Signal::SIGKILL)?;
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(copies(&lab), ["wlan1", "wlan0"], "kill -9 leaves the copies");
+    let out = lab.multihome(&["daemon", "--cleanup"])?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("removed 4 route(s)"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(lab.ip_host(&["-4", "route", "show", "table", "all", "proto", "77"])?.is_empty());
+    assert_eq!(lab.outbound_source(QUICK), Some(seed_address("eth0")), "the plain policy: eth0 first");
+    let again = lab.multihome(&["daemon", "--cleanup"])?;
+    assert!(again.status.success() && String::from_utf8_lossy(&again.stderr).contains("no routes of the daemon were left"));
+    Ok(())
+}
+
 #[test]
 fn maintenance_forces_an_uplink_down_and_releases_it() -> anyhow::Result<()> {
     if !lab::require(Manager::Networkd) {

@@ -142,6 +142,21 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Removes every route a daemon (this one or one before 0.2) left, whatever the policy says now:
+/// for the unit's ExecStopPost, after the daemon ended for any reason (a SIGTERM it handled
+/// itself, kill -9, a crash, the watchdog), so that no routing outlives it.
+pub async fn cleanup() -> anyhow::Result<()> {
+    let nl = Netlink::connect().context("cannot open a netlink socket")?;
+    let left = routes::current(&nl).await.context("cannot read the main table")?.len();
+    routes::remove_all(&nl).await.context("cannot remove the daemon's routes")?;
+    let legacy = routes::remove_legacy(&nl).await.context("cannot remove an older daemon's rule and table")?;
+    match (left, legacy) {
+        (0, false) => eprintln!("no routes of the daemon were left"),
+        (n, legacy) => eprintln!("removed {n} route(s) the daemon left{}", if legacy { ", and an older daemon's rule and table" } else { "" }),
+    }
+    Ok(())
+}
+
 async fn start_bus(snapshot: Arc<Mutex<Snapshot>>, commands: mpsc::UnboundedSender<Command>) -> anyhow::Result<zbus::Connection> {
     let conn = zbus::connection::Builder::system()
         .name(bus::BUS_NAME)
