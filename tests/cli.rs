@@ -217,3 +217,21 @@ fn render_out_removes_its_own_stale_files_and_keeps_foreign_ones() {
     }
     assert_eq!(after.len(), before.len() - 2, "files before: {:?}\nafter: {:?}", before.keys(), after.keys());
 }
+
+/// A policy path that is not a small regular file is refused at once with a message: /dev/zero
+/// does not exhaust memory, a FIFO does not hang `check` (or the daemon's reload).
+#[test]
+fn a_policy_that_is_endless_a_fifo_or_huge_is_refused_quickly() {
+    let dir = TempDir::new("hostile-policy");
+    let fifo = dir.path().join("fifo.conf");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let huge = dir.path().join("huge.conf");
+    fs::write(&huge, "# padding\n".repeat(200_000)).unwrap();
+    for (path, says) in [(Path::new("/dev/zero"), "not a regular file"), (fifo.as_path(), "not a regular file"), (huge.as_path(), "larger than 1024 KiB")] {
+        let started = std::time::Instant::now();
+        let out = multihome(&["-c", path.to_str().unwrap(), "check"]);
+        assert_eq!(out.status.code(), Some(1), "{}: {}", path.display(), text(&out.stderr));
+        assert!(text(&out.stderr).contains(says), "{}: {}", path.display(), text(&out.stderr));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{} took {:?}", path.display(), started.elapsed());
+    }
+}

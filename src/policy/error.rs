@@ -27,14 +27,34 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct Diagnostics(pub Vec<Diagnostic>);
 
+/// The most problems shown: enough to fix a file in one round, and a file of 200,000 bad lines
+/// does not print megabytes into the journal at every reload.
+pub const MAX_SHOWN: usize = 50;
+
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, d) in self.0.iter().enumerate() {
+        for (i, d) in self.0.iter().take(MAX_SHOWN).enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
             write!(f, "{d}")?;
         }
+        if self.0.len() > MAX_SHOWN {
+            write!(f, "\n... and {} more problem(s) in {}", self.0.len() - MAX_SHOWN, self.0[0].file)?;
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_problems_are_capped_with_a_count() {
+        let all = Diagnostics((1..=200_000).map(|n| Diagnostic::new("p.conf", n, "bad")).collect());
+        let shown = all.to_string();
+        assert_eq!(shown.lines().count(), MAX_SHOWN + 1);
+        assert!(shown.ends_with("... and 199950 more problem(s) in p.conf"), "{}", &shown[shown.len() - 80..]);
     }
 }

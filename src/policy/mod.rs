@@ -144,8 +144,30 @@ pub fn parse(file: &str, text: &str) -> Result<Policy, Diagnostics> {
 
 /// Reads and parses the policy file at `path`.
 pub fn load(path: &Path) -> anyhow::Result<Policy> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read policy file {}", path.display()))?;
+    let text = read_bounded(path).with_context(|| format!("cannot read policy file {}", path.display()))?;
     Ok(parse(&path.display().to_string(), &text)?)
+}
+
+/// The largest policy file read: a policy for the most uplinks the plan allows, with comments,
+/// is far smaller; /dev/zero or a runaway generator is refused instead of exhausting memory.
+pub const MAX_POLICY_BYTES: u64 = 1 << 20;
+
+/// Reads a regular file of at most [`MAX_POLICY_BYTES`]. Opened without blocking, so a FIFO in
+/// its place is refused at once instead of hanging `check` or the daemon's reload.
+fn read_bounded(path: &Path) -> anyhow::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        anyhow::bail!("not a regular file");
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_POLICY_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_POLICY_BYTES {
+        anyhow::bail!("larger than {} KiB; a policy file is a few lines per uplink", MAX_POLICY_BYTES / 1024);
+    }
+    String::from_utf8(bytes).map_err(|e| anyhow::anyhow!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()))
 }
 
 /// The kernel's rule for interface names (`dev_valid_name`): 1 to 15 bytes, not `.` or `..`,
@@ -161,6 +183,14 @@ pub fn valid_interface_name(name: &str) -> Result<(), String> {
     }
     if name == "." || name == ".." {
         return Err(format!("{name:?} is not a valid interface name"));
+    }
+    if matches!(name, "all" | "default" | "lo") {
+        // /proc/sys/net/ipv4/conf/{all,default}: the uplink's sysctls would apply to every
+        // interface; lo carries no uplink.
+        return Err(format!("{name:?} is not an uplink: {}", if name == "lo" { "it is the loopback interface" } else { "the kernel uses that name for the settings of every interface" }));
+    }
+    if let Some(c) = name.chars().find(|c| matches!(c, '\\' | '"' | '\'' | '$' | '=' | '#' | ';')) {
+        return Err(format!("{name:?} contains {c:?}, which would need quoting in networkd's files and sysctl.d; rename the interface"));
     }
     if let Some(c) = name.chars().find(|c| matches!(c, '/' | ':' | '%') || c.is_whitespace() || c.is_control()) {
         return Err(format!("{name:?} contains {c:?}, which the kernel refuses in interface names"));

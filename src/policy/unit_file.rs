@@ -33,8 +33,9 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Section>, Diagnostics> {
 
     while let Some((number, raw)) = lines.next() {
         // A trailing backslash joins the next line, as in systemd; the entry keeps the first line.
+        // A comment is never continued (systemd neither): its `\` must not swallow the next line.
         let mut logical = raw.trim().to_string();
-        while logical.ends_with('\\') {
+        while logical.ends_with('\\') && !logical.starts_with(['#', ';']) {
             logical.pop();
             logical.push(' ');
             match lines.next() {
@@ -83,6 +84,13 @@ fn strip_inline_comment(value: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_comment_ending_in_a_backslash_does_not_swallow_the_next_line() {
+        let sections = parse("t", "[Probe]\n# see \\\nTarget=1.2.3.4\n").unwrap();
+        assert_eq!(sections[0].entries.len(), 1);
+        assert_eq!(sections[0].entries[0].line, 3);
+    }
 
     #[test]
     fn keeps_lines_repeats_and_continuations() {

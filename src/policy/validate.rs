@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use ipnet::Ipv4Net;
 
@@ -167,6 +168,16 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
     }
 }
 
+/// The shortest probe interval (and timeout): each round sends a packet per target and an ARP
+/// broadcast per uplink, so a shorter one floods the LAN without detecting any faster than the
+/// round trip itself.
+const MIN_INTERVAL: Duration = Duration::from_millis(20);
+const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+/// Hold times beyond a day are a typo; the daemon's clock arithmetic stays far from overflow.
+const MAX_HOLD: Duration = Duration::from_secs(86_400);
+/// Targets per [Probe]: each is probed through every uplink every round.
+const MAX_TARGETS: usize = 16;
+
 fn probe_section(c: &mut Checker, section: &Section) -> Probe {
     let map = c.entries(
         section,
@@ -174,22 +185,33 @@ fn probe_section(c: &mut Checker, section: &Section) -> Probe {
         &["Target"],
     );
     let mut p = Probe::default();
-    for e in map.get("Target").into_iter().flatten() {
+    let targets: Vec<&&Entry> = map.get("Target").into_iter().flatten().collect();
+    if targets.len() > MAX_TARGETS {
+        c.problem(targets[MAX_TARGETS].line, format!("{} Target= lines; at most {MAX_TARGETS}, each probed through every uplink in every round", targets.len()));
+    }
+    let mut seen: HashMap<Ipv4Addr, usize> = HashMap::new();
+    for e in targets.into_iter().take(MAX_TARGETS) {
         match parse_ipv4(&e.value) {
             Some(a) if a.is_unspecified() || a.is_broadcast() || a.is_multicast() => c.bad_value(e, "a unicast IPv4 address"),
-            Some(a) => p.targets.push(a),
+            Some(a) => match seen.insert(a, e.line) {
+                // A second copy would count twice towards Require=.
+                Some(first) => c.problem(e.line, format!("Target={a} is already a target (line {first})")),
+                None => p.targets.push(a),
+            },
             None => c.bad_value(e, "an IPv4 address such as 192.168.178.1"),
         }
     }
-    let span = |s: &str| timespan::parse(s).filter(|d| !d.is_zero());
+    let bounded = |min: Duration, max: Duration| move |s: &str| timespan::parse(s).filter(|d| (min..=max).contains(d));
+    let span = bounded(Duration::from_millis(1), MAX_HOLD);
     let count = |s: &str| s.parse::<u32>().ok().filter(|n| (1..=1000).contains(n));
-    const SPAN: &str = "a time span above zero such as 200ms or 2s";
+    const SPAN: &str = "a time span from 1ms to 1d such as 200ms or 2s";
     const COUNT: &str = "a whole number from 1 to 1000";
-    if let Some(d) = c.parse_one(first(&map, "Interval"), SPAN, span) {
+    let interval_expected = format!("a time span from {} to {} such as 200ms", timespan::format(MIN_INTERVAL), timespan::format(MAX_INTERVAL));
+    if let Some(d) = c.parse_one(first(&map, "Interval"), &interval_expected, bounded(MIN_INTERVAL, MAX_INTERVAL)) {
         p.interval = d;
         p.timeout = d;
     }
-    if let Some(d) = c.parse_one(first(&map, "Timeout"), SPAN, span) {
+    if let Some(d) = c.parse_one(first(&map, "Timeout"), &interval_expected, bounded(MIN_INTERVAL, MAX_INTERVAL)) {
         p.timeout = d;
     }
     if let Some(n) = c.parse_one(first(&map, "FailAfter"), COUNT, count) {
