@@ -83,7 +83,7 @@ fn answer(case: &Case) -> String {
 
 #[test]
 fn parser_gives_the_expected_event_or_refusal() {
-    let bless = std::env::var_os("MULTIHOME_BLESS").is_some();
+    let bless = std::env::var("MULTIHOME_BLESS").as_deref() == Ok("1");
     let mut failures = Vec::new();
     for case in cases() {
         let got = answer(&case);
