@@ -99,12 +99,14 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
         foreign_dirty: true,
         retry_at: None,
     };
-    d.adopt().await?;
-    d.converge().await;
+    // The bus name first: a second daemon must stop before it touches a route.
     match start_bus(snapshot, commands_tx).await {
         Ok(conn) => d.bus = Some(conn),
+        Err(e) if e.downcast_ref::<NameTaken>().is_some() => return Err(e),
         Err(e) => eprintln!("D-Bus: {e:#}; running without `multihome status`"),
     }
+    d.adopt().await?;
+    d.converge().await;
     d.flush_signals().await;
     notify::notify(&format!("READY=1\nSTATUS={}", d.status_line()));
 
@@ -157,14 +159,27 @@ pub async fn cleanup() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Another process owns the daemon's bus name: another daemon, which owns the routes.
+#[derive(Debug, thiserror::Error)]
+#[error("another multihome daemon is running (it owns {} on the system bus); stop it first, or use `multihome reload`", bus::BUS_NAME)]
+pub struct NameTaken;
+
+/// Owns the bus name exclusively: neither replacing an owner nor replaceable, so two daemons
+/// never edit the same routes (zbus's default flags allow both).
 async fn start_bus(snapshot: Arc<Mutex<Snapshot>>, commands: mpsc::UnboundedSender<Command>) -> anyhow::Result<zbus::Connection> {
     let conn = zbus::connection::Builder::system()
-        .name(bus::BUS_NAME)
         .serve_at(bus::OBJECT_PATH, bus::Service::new(snapshot, commands))
         .build()
         .await
+        .context("cannot connect to the system bus")?;
+    let reply = conn
+        .request_name_with_flags(bus::BUS_NAME, zbus::fdo::RequestNameFlags::DO_NOT_QUEUE)
+        .await
         .with_context(|| format!("cannot own {} on the system bus", bus::BUS_NAME))?;
-    Ok(conn)
+    match reply {
+        zbus::fdo::RequestNameReply::PrimaryOwner | zbus::fdo::RequestNameReply::AlreadyOwner => Ok(conn),
+        _ => Err(NameTaken.into()),
+    }
 }
 
 impl Daemon {
