@@ -317,8 +317,8 @@ fn maintenance_forces_an_uplink_down_and_releases_it() -> anyhow::Result<()> {
     let mut lab = start(Manager::Networkd)?;
     start_daemon(&mut lab)?;
     // A second daemon refuses to start, before it touches a route; the first keeps its name.
-    let second = lab.multihome(&["daemon"])?;
-    assert_eq!(second.status.code(), Some(1));
+    let second = lab.run_in_host("timeout", &["5", lab.multihome_path().to_str().unwrap(), "daemon"])?;
+    assert_eq!(second.status.code(), Some(1), "{}", String::from_utf8_lossy(&second.stderr));
     assert!(String::from_utf8_lossy(&second.stderr).contains("another multihome daemon is running"), "{}", String::from_utf8_lossy(&second.stderr));
     lab.multihome_ok(&["force", "down", "eth0"])?;
     assert_eq!(lab.outbound_source(QUICK), Some(seed_address("wlan1")));

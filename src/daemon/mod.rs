@@ -172,10 +172,10 @@ async fn start_bus(snapshot: Arc<Mutex<Snapshot>>, commands: mpsc::UnboundedSend
         .build()
         .await
         .context("cannot connect to the system bus")?;
-    let reply = conn
-        .request_name_with_flags(bus::BUS_NAME, zbus::fdo::RequestNameFlags::DO_NOT_QUEUE)
-        .await
-        .with_context(|| format!("cannot own {} on the system bus", bus::BUS_NAME))?;
+    let reply = match conn.request_name_with_flags(bus::BUS_NAME, zbus::fdo::RequestNameFlags::DO_NOT_QUEUE).await {
+        Err(zbus::Error::NameTaken) => return Err(NameTaken.into()),
+        other => other.with_context(|| format!("cannot own {} on the system bus", bus::BUS_NAME))?,
+    };
     match reply {
         zbus::fdo::RequestNameReply::PrimaryOwner | zbus::fdo::RequestNameReply::AlreadyOwner => Ok(conn),
         _ => Err(NameTaken.into()),
