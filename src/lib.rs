@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod daemon;
 pub mod dispatch;
+pub mod json;
 pub mod lab;
 pub mod netlink;
 pub mod plan;

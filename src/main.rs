@@ -186,7 +186,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check { json } => {
             let plan = load(&cli.config)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&plan)?);
+                println!("{}", multihome::json::to_string(&plan)?);
             } else {
                 print!("{plan}");
             }
@@ -295,7 +295,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(daemon::run(&cli.config))?;
         }
         Command::Status { json } => match runtime()?.block_on(daemon::status::fetch()) {
-            Ok(s) if json => println!("{}", serde_json::to_string_pretty(&s)?),
+            Ok(s) if json => println!("{}", multihome::json::to_string(&s)?),
             Ok(s) => print!("{}", daemon::status::render(&s)),
             Err(e) if e.downcast_ref::<daemon::status::NotRunning>().is_some() => {
                 eprintln!("multihome: {e}");

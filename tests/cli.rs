@@ -235,3 +235,19 @@ fn a_policy_that_is_endless_a_fifo_or_huge_is_refused_quickly() {
         assert!(started.elapsed() < std::time::Duration::from_secs(5), "{} took {:?}", path.display(), started.elapsed());
     }
 }
+
+/// `check --json` reads like the domain: a version, tables as the kernel's numbers, time spans in
+/// milliseconds.
+#[test]
+fn check_json_has_a_version_table_numbers_and_milliseconds() {
+    let out = multihome(&["-c", concat!(env!("CARGO_MANIFEST_DIR"), "/examples/seed.conf"), "check", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    let routes = &v["uplinks"][0]["routes"];
+    assert_eq!(routes[0]["table"], 101, "{routes}");
+    assert_eq!(routes[2]["table"], 254, "main: {routes}");
+    assert_eq!(v["uplinks"][0]["rules"][0]["table"], 101);
+    assert_eq!(v["probe"]["interval_ms"], 200);
+    assert_eq!(v["probe"]["max_hold_time_ms"], 60000);
+}

@@ -21,11 +21,18 @@ pub use sysctl::Sysctl;
 pub use show::route as show_route;
 pub use uplink::dynamic_rules_and_routes;
 
-/// A routing table: the kernel's main table or one of the numbered ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+/// A routing table: the kernel's main table or one of the numbered ones. In JSON its number, as
+/// the kernel knows it (`"table": 101`, main is 254).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Table {
     Main,
     Id(u32),
+}
+
+impl Serialize for Table {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(self.number())
+    }
 }
 
 impl Table {

@@ -82,8 +82,10 @@ pub enum Require {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Probe {
     pub targets: Vec<Ipv4Addr>,
+    #[serde(rename = "interval_ms", serialize_with = "timespan::serialize_ms")]
     pub interval: Duration,
     /// How long one probe waits for its answer.
+    #[serde(rename = "timeout_ms", serialize_with = "timespan::serialize_ms")]
     pub timeout: Duration,
     /// Consecutive failed rounds before an uplink is declared down.
     pub fail_after: u32,
@@ -94,8 +96,10 @@ pub struct Probe {
     /// itself, but a dead gateway is seen by ARP alone without needing a target behind it.
     pub arp_gateway: bool,
     /// The shortest time a demoted uplink stays demoted.
+    #[serde(rename = "hold_time_ms", serialize_with = "timespan::serialize_ms")]
     pub hold_time: Duration,
     /// Flap damping: each failure within this time of the last doubles the hold, up to here.
+    #[serde(rename = "max_hold_time_ms", serialize_with = "timespan::serialize_ms")]
     pub max_hold_time: Duration,
 }
 
