@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod dispatch;
 pub mod json;
 pub mod lab;
+pub mod log;
 pub mod netlink;
 pub mod plan;
 pub mod policy;

@@ -19,6 +19,12 @@ struct Cli {
     /// The policy file.
     #[arg(short = 'c', long = "config", global = true, default_value = policy::DEFAULT_PATH)]
     config: PathBuf,
+    /// More log detail (the daemon and the hook): -v debug, -vv trace.
+    #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Less: -q warnings and errors only, -qq errors only.
+    #[arg(short = 'q', long = "quiet", global = true, action = clap::ArgAction::Count)]
+    quiet: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -159,6 +165,7 @@ fn main() -> ExitCode {
     // SAFETY: resetting a signal disposition before any thread starts.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
+    multihome::log::init(multihome::log::level(cli.verbose, cli.quiet));
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

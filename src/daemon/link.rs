@@ -132,7 +132,7 @@ pub(super) async fn probe_loop(
             Ok(p) => break p,
             Err(e) => {
                 if !logged {
-                    eprintln!("{interface}: cannot open probe sockets from {}: {e}; retrying every second", key.source);
+                    tracing::warn!(iface = %interface, "{interface}: cannot open probe sockets from {}: {e}; retrying every second", key.source);
                     logged = true;
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;

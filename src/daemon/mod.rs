@@ -103,12 +103,12 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
     match start_bus(snapshot, commands_tx).await {
         Ok(conn) => d.bus = Some(conn),
         Err(e) if e.downcast_ref::<NameTaken>().is_some() => return Err(e),
-        Err(e) => eprintln!("D-Bus: {e:#}; running without `multihome status`"),
+        Err(e) => tracing::warn!("D-Bus: {e:#}; running without `multihome status`"),
     }
     d.adopt().await?;
     d.converge().await;
     d.flush_signals().await;
-    notify::notify(&format!("READY=1\nSTATUS={}", d.status_line()));
+    notify::ready(&d.status_line());
 
     let watchdog = notify::watchdog_interval();
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
@@ -120,7 +120,7 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
             _ = int.recv() => break,
             _ = hup.recv() => {
                 if let Err(e) = d.reload().await {
-                    eprintln!("reload failed, keeping the previous policy: {e}");
+                    tracing::error!("reload failed, keeping the previous policy: {e}");
                 }
             }
             event = monitor.next() => match event {
@@ -130,17 +130,17 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
             Some(done) = rounds_rx.recv() => d.on_round(done),
             Some(command) = commands_rx.recv() => d.on_command(command).await,
             _ = tokio::time::sleep_until(wake) => d.on_tick(),
-            _ = watchdog_tick.tick(), if watchdog.is_some() => notify::notify("WATCHDOG=1"),
+            _ = watchdog_tick.tick(), if watchdog.is_some() => notify::watchdog(),
         }
         d.converge().await;
         d.flush_signals().await;
     }
-    notify::notify("STOPPING=1");
+    notify::stopping();
     for l in &mut d.links {
         l.stop_prober();
     }
     routes::remove_all(&d.nl).await.context("cannot remove the daemon's routes")?;
-    eprintln!("stopped: removed the daemon's routes; the plain policy routes alone");
+    tracing::info!("stopped: removed the daemon's routes; the plain policy routes alone");
     Ok(())
 }
 
@@ -153,8 +153,8 @@ pub async fn cleanup() -> anyhow::Result<()> {
     routes::remove_all(&nl).await.context("cannot remove the daemon's routes")?;
     let legacy = routes::remove_legacy(&nl).await.context("cannot remove an older daemon's rule and table")?;
     match (left, legacy) {
-        (0, false) => eprintln!("no routes of the daemon were left"),
-        (n, legacy) => eprintln!("removed {n} route(s) the daemon left{}", if legacy { ", and an older daemon's rule and table" } else { "" }),
+        (0, false) => tracing::info!("no routes of the daemon were left"),
+        (n, legacy) => tracing::info!("removed {n} route(s) the daemon left{}", if legacy { ", and an older daemon's rule and table" } else { "" }),
     }
     Ok(())
 }
@@ -196,7 +196,7 @@ impl Daemon {
     /// nothing demoted: starting blind then changes nothing either.)
     async fn adopt(&mut self) -> anyhow::Result<()> {
         if routes::remove_legacy(&self.nl).await.context("cannot remove an older daemon's rule and table")? {
-            eprintln!("removed the rule and table of a daemon before 0.2");
+            tracing::info!("removed the rule and table of a daemon before 0.2");
         }
         let previous = routes::current(&self.nl).await.context("cannot read the daemon's routes in main")?;
         let restart = !previous.is_empty();
@@ -212,7 +212,7 @@ impl Daemon {
         }
         if restart {
             let carrying: Vec<&str> = self.links.iter().filter(|l| l.fsm.state().carries_traffic()).map(Link::name).collect();
-            eprintln!(
+            tracing::info!(
                 "adopted the routes of a previous daemon: {}",
                 if carrying.is_empty() { "no uplink was carrying traffic".to_string() } else { format!("{} carrying traffic", carrying.join(", ")) }
             );
@@ -231,7 +231,7 @@ impl Daemon {
             Ok(l) => (Some(l.index), l.admin_up && l.carrier),
             Err(e) if e.is_not_found() => (None, false),
             Err(e) => {
-                eprintln!("{name}: cannot read the link: {e}");
+                tracing::warn!(iface = %name, "{name}: cannot read the link: {e}");
                 return;
             }
         };
@@ -246,7 +246,7 @@ impl Daemon {
             Some(ifx) => match self.nl.ipv4_addresses(ifx).await {
                 Ok(a) => a,
                 Err(e) => {
-                    eprintln!("{}: cannot read addresses: {e}", self.links[i].name());
+                    tracing::warn!(iface = %self.links[i].name(), "{}: cannot read addresses: {e}", self.links[i].name());
                     return;
                 }
             },
@@ -282,7 +282,7 @@ impl Daemon {
                     self.table_dirty = true;
                 }
             }
-            Err(e) => eprintln!("{}: cannot read routes: {e}", self.links[i].name()),
+            Err(e) => tracing::warn!(iface = %self.links[i].name(), "{}: cannot read routes: {e}", self.links[i].name()),
         }
     }
 
@@ -382,7 +382,7 @@ impl Daemon {
             }
             E::RuleAdded(_) | E::RuleRemoved(_) => {}
             E::Overrun => {
-                eprintln!("netlink events were lost; reading the kernel's state again");
+                tracing::warn!("netlink events were lost; reading the kernel's state again");
                 for i in 0..self.links.len() {
                     self.read_link(i).await;
                 }
@@ -433,14 +433,14 @@ impl Daemon {
         }
         for mut gone in old {
             gone.stop_prober();
-            eprintln!("{}: no longer in the policy", gone.name());
+            tracing::info!(iface = %gone.name(), "{}: no longer in the policy", gone.name());
         }
         self.plan = plan;
         for i in 0..self.links.len() {
             self.read_link(i).await;
         }
         self.table_dirty = true;
-        eprintln!("reloaded {}", self.config.display());
+        tracing::info!("reloaded {}", self.config.display());
         Ok(())
     }
 
@@ -454,7 +454,7 @@ impl Daemon {
                     self.foreign_dirty = false;
                 }
                 Err(e) => {
-                    eprintln!("cannot read the main table: {e}; retrying in {RETRY_AFTER:?}");
+                    tracing::error!("cannot read the main table: {e}; retrying in {RETRY_AFTER:?}");
                     self.retry_at = Some(Instant::now() + RETRY_AFTER);
                 }
             }
@@ -464,7 +464,7 @@ impl Daemon {
         let want = routes::desired(&carrying, &demoted, &self.foreign);
         if self.table_dirty || self.last_table.as_ref() != Some(&want) {
             if let Err(e) = routes::reconcile(&self.nl, &want).await {
-                eprintln!("cannot update the daemon's routes in main: {e}; retrying in {RETRY_AFTER:?}");
+                tracing::error!("cannot update the daemon's routes in main: {e}; retrying in {RETRY_AFTER:?}");
                 self.retry_at = Some(Instant::now() + RETRY_AFTER);
             }
             self.last_table = Some(want);
@@ -476,10 +476,10 @@ impl Daemon {
         let n = self.pending.len();
         for (k, (name, t)) in self.pending.iter().enumerate() {
             let tail = if active_changed && k + 1 == n { format!("; {}", self.active_phrase()) } else { String::new() };
-            eprintln!("{name}: {} -> {} ({}){tail}", t.from, t.to, t.reason);
+            tracing::info!(iface = %name, state = t.to.as_str(), "{name}: {} -> {} ({}){tail}", t.from, t.to, t.reason);
         }
         if active_changed && n == 0 {
-            eprintln!("{}", self.active_phrase());
+            tracing::info!("{}", self.active_phrase());
         }
         self.update_snapshot();
     }
@@ -492,8 +492,10 @@ impl Daemon {
         }
     }
 
+    /// systemd's STATUS=: the active uplink first, then every uplink's state.
     fn status_line(&self) -> String {
-        self.links.iter().map(|l| format!("{} {}", l.name(), l.fsm.state())).collect::<Vec<_>>().join(", ")
+        let states = self.links.iter().map(|l| format!("{} {}", l.name(), l.fsm.state())).collect::<Vec<_>>().join(", ");
+        format!("{}; {states}", self.active_phrase())
     }
 
     fn sync_probers(&mut self) {
@@ -549,7 +551,7 @@ impl Daemon {
         if pending.is_empty() {
             return;
         }
-        notify::notify(&format!("STATUS={}", self.status_line()));
+        notify::status(&self.status_line());
         let Some(conn) = &self.bus else { return };
         let Ok(iface) = conn.object_server().interface::<_, bus::Service>(bus::OBJECT_PATH).await else { return };
         let emitter = iface.signal_emitter();

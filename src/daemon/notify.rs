@@ -1,41 +1,47 @@
-//! sd_notify without libsystemd: one datagram to `$NOTIFY_SOCKET` (READY=1, WATCHDOG=1,
-//! STATUS=..., STOPPING=1). Without the variable (not started by systemd) it does nothing.
+//! What the daemon tells systemd (`Type=notify`): ready, its status line (the active uplink and
+//! every uplink's state, as `systemctl status` shows it), watchdog pings and stopping, through
+//! the `sd-notify` crate. Without `$NOTIFY_SOCKET` (not started by systemd) nothing is sent.
 
-use std::os::linux::net::SocketAddrExt;
-use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::time::Duration;
 
-/// Sends `state` to the service manager, if there is one. Errors are ignored on purpose: a lost
-/// notification must never stop the daemon (systemd's own sd_notify behaves the same).
-pub fn notify(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
-    let path = path.to_string_lossy().into_owned();
-    let addr = match path.strip_prefix('@') {
-        Some(name) => SocketAddr::from_abstract_name(name.as_bytes()),
-        None => SocketAddr::from_pathname(&path),
-    };
-    let (Ok(addr), Ok(socket)) = (addr, UnixDatagram::unbound()) else { return };
-    let _ = socket.send_to_addr(state.as_bytes(), &addr);
+use sd_notify::NotifyState;
+
+/// Errors are ignored on purpose: a lost notification must never stop the daemon (systemd's own
+/// sd_notify behaves the same).
+fn send(states: &[NotifyState]) {
+    let _ = sd_notify::notify(false, states);
 }
 
-/// How often to send WATCHDOG=1: half of `$WATCHDOG_USEC` (as sd_watchdog_enabled advises),
+pub fn ready(status: &str) {
+    send(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+pub fn status(status: &str) {
+    send(&[NotifyState::Status(status)]);
+}
+
+pub fn watchdog() {
+    send(&[NotifyState::Watchdog]);
+}
+
+pub fn stopping() {
+    send(&[NotifyState::Stopping]);
+}
+
+/// How often to ping the watchdog: half of `$WATCHDOG_USEC` (as sd_watchdog_enabled advises),
 /// if the watchdog is on and meant for this process.
 pub fn watchdog_interval() -> Option<Duration> {
-    if let Some(pid) = std::env::var("WATCHDOG_PID").ok().and_then(|p| p.parse::<u32>().ok())
-        && pid != std::process::id()
-    {
-        return None;
-    }
-    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
-    (usec > 0).then(|| Duration::from_micros(usec / 2))
+    let mut usec = 0;
+    (sd_notify::watchdog_enabled(false, &mut usec) && usec > 0).then(|| Duration::from_micros(usec / 2))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::net::UnixDatagram;
 
     #[test]
-    fn a_notification_arrives_as_one_datagram() {
+    fn ready_and_the_status_arrive_as_one_datagram() {
         let dir = std::env::temp_dir().join(format!("mh-notify-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("notify.sock");
@@ -43,12 +49,17 @@ mod tests {
         let server = UnixDatagram::bind(&path).unwrap();
         // SAFETY: this test is the only one touching NOTIFY_SOCKET.
         unsafe { std::env::set_var("NOTIFY_SOCKET", &path) };
-        notify("READY=1\nSTATUS=probing");
+        ready("new connections leave via eth0; eth0 up");
         unsafe { std::env::remove_var("NOTIFY_SOCKET") };
-        let mut buf = [0u8; 64];
+        let mut buf = [0u8; 128];
         server.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
         let n = server.recv(&mut buf).unwrap();
-        assert_eq!(&buf[..n], b"READY=1\nSTATUS=probing");
         let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), "READY=1\nSTATUS=new connections leave via eth0; eth0 up\n");
+    }
+
+    #[test]
+    fn without_watchdog_variables_there_is_no_ping() {
+        assert_eq!(watchdog_interval(), None);
     }
 }
