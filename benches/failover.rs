@@ -1,6 +1,9 @@
 //! The failover benchmark: the seed scenario in the namespace lab, many times, with what
 //! applications see when the preferred uplink fails, beside the same network manager without
-//! multihome in the same run. Needs root; docs/BENCHMARKS.md records the figures.
+//! multihome in the same run. Needs root. Each group's table is printed and written into
+//! docs/BENCHMARKS.md between its `<!-- bench:GROUP -->` markers, with the date, the machine and
+//! the command, so the document holds what a run measured and nothing typed by hand
+//! (`--no-write` leaves the document alone).
 //!
 //!     cargo bench --bench failover                       # everything, default runs
 //!     cargo bench --bench failover -- --runs 5 --only carrier
@@ -28,19 +31,81 @@ fn main() -> anyhow::Result<()> {
     let wanted = |group: &str| only.as_deref().is_none_or(|o| o == group);
     lab::prerequisites(&options(Manager::Networkd, None)).map_err(anyhow::Error::msg)?;
     println!("multihome failover benchmark: {runs} runs per row; a new UDP socket every {PROBE_INTERVAL:?} to the lab's internet host");
+    let mut command = format!("cargo bench --bench failover -- --runs {runs}");
+    if let Some(o) = &only {
+        command.push_str(&format!(" --only {o}"));
+    }
+    let mut report = Report::default();
     if wanted("carrier") {
-        carrier_rows(runs)?;
+        carrier_rows(runs, &mut report)?;
     }
     if wanted("silent") {
-        silent_rows(runs)?;
+        silent_rows(runs, &mut report)?;
     }
     if wanted("loss") {
-        loss_row()?;
+        loss_row(&mut report)?;
     }
     if wanted("resources") {
-        resources_row()?;
+        resources_row(&mut report)?;
+    }
+    if !args.iter().any(|a| a == "--no-write") {
+        let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/BENCHMARKS.md");
+        report.write_into(&doc, &command)?;
+        println!("\nwrote {}", doc.display());
     }
     Ok(())
+}
+
+/// The tables of one run, by group, as they go into docs/BENCHMARKS.md.
+#[derive(Default)]
+struct Report {
+    groups: Vec<(&'static str, String)>,
+}
+
+impl Report {
+    /// A line of `group`'s table: printed at once (a long run shows progress) and kept.
+    fn line(&mut self, group: &'static str, text: impl Into<String>) {
+        let text = text.into();
+        println!("{text}");
+        match self.groups.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, body)) => {
+                body.push_str(&text);
+                body.push('\n');
+            }
+            None => self.groups.push((group, format!("{text}\n"))),
+        }
+    }
+
+    /// Replaces what is between `<!-- bench:GROUP -->` and `<!-- /bench:GROUP -->` in `doc` with
+    /// this run's table for that group, headed by when, where and how it was measured.
+    fn write_into(&self, doc: &Path, command: &str) -> anyhow::Result<()> {
+        let mut text = std::fs::read_to_string(doc)?;
+        let stamp = format!("Measured on {} on {}, release build, with `{command}`.", today()?, machine());
+        for (group, body) in &self.groups {
+            let (begin, end) = (format!("<!-- bench:{group} -->"), format!("<!-- /bench:{group} -->"));
+            let (Some(b), Some(e)) = (text.find(&begin), text.find(&end)) else { bail!("{} has no {begin} ... {end} markers", doc.display()) };
+            text.replace_range(b + begin.len()..e, &format!("\n{stamp}\n\n{body}"));
+        }
+        std::fs::write(doc, text)?;
+        Ok(())
+    }
+}
+
+fn today() -> anyhow::Result<String> {
+    let out = std::process::Command::new("date").args(["-u", "+%Y-%m-%d"]).output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Cores, kernel, and the managers' versions: what the figures depend on.
+fn machine() -> String {
+    let first_line = |program: &str, arg: &str| {
+        std::process::Command::new(program).arg(arg).output().ok().map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").trim().to_string()).unwrap_or_default()
+    };
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = first_line("uname", "-r");
+    let systemd = first_line("/lib/systemd/systemd", "--version");
+    let nm = first_line("NetworkManager", "--version");
+    format!("{cores} cores, Linux {kernel}, {systemd}, NetworkManager {nm}")
 }
 
 fn flag(args: &[String], name: &str) -> Option<String> {
@@ -100,10 +165,10 @@ fn settle_on_eth0(lab: &Lab) -> anyhow::Result<()> {
 
 // ---- carrier loss --------------------------------------------------------------------------
 
-fn carrier_rows(runs: usize) -> anyhow::Result<()> {
+fn carrier_rows(runs: usize, report: &mut Report) -> anyhow::Result<()> {
     println!("\n## Carrier loss on eth0 (the preferred uplink)\n");
-    println!("| {:<40} | {:>14} | {:>14} | {:>11} | {:>10} |", "setup", "restore median", "restore worst", "lost median", "lost worst");
-    println!("|{:-<42}|{:->16}|{:->16}|{:->13}|{:->12}|", "", "", "", "", "");
+    report.line("carrier", format!("| {:<40} | {:>14} | {:>14} | {:>11} | {:>10} |", "setup", "restore median", "restore worst", "lost median", "lost worst"));
+    report.line("carrier", format!("|{:-<42}|{:->16}|{:->16}|{:->13}|{:->12}|", "", "", "", "", ""));
     let setups: [(&str, Manager, bool); 4] = [
         ("systemd-networkd + multihome", Manager::Networkd, true),
         ("systemd-networkd alone (same routes)", Manager::Networkd, false),
@@ -112,7 +177,7 @@ fn carrier_rows(runs: usize) -> anyhow::Result<()> {
     ];
     for (name, manager, multihome) in setups {
         if lab::prerequisites(&options(manager, None)).is_err() {
-            println!("| {name:<40} | not installed |");
+            report.line("carrier", format!("| {name:<40} | not installed |"));
             continue;
         }
         let lab = if multihome { with_multihome(manager, SEED)? } else { alone(manager)? };
@@ -120,7 +185,7 @@ fn carrier_rows(runs: usize) -> anyhow::Result<()> {
         for _ in 0..runs {
             outcomes.push(carrier_loss_once(&lab)?);
         }
-        row(name, &outcomes);
+        report.line("carrier", row(name, &outcomes));
     }
     Ok(())
 }
@@ -138,19 +203,19 @@ fn carrier_loss_once(lab: &Lab) -> anyhow::Result<Outage> {
     Ok(outage(&records, fault))
 }
 
-fn row(name: &str, outcomes: &[Outage]) {
+fn row(name: &str, outcomes: &[Outage]) -> String {
     let mut restore: Vec<Duration> = outcomes.iter().map(|o| o.restore).collect();
     let mut lost: Vec<usize> = outcomes.iter().map(|o| o.lost).collect();
     restore.sort();
     lost.sort();
-    println!(
+    format!(
         "| {:<40} | {:>14} | {:>14} | {:>11} | {:>10} |",
         name,
         ms(restore[restore.len() / 2]),
         ms(*restore.last().expect("runs > 0")),
         lost[lost.len() / 2],
         lost.last().expect("runs > 0")
-    );
+    )
 }
 
 fn ms(d: Duration) -> String {
@@ -159,20 +224,20 @@ fn ms(d: Duration) -> String {
 
 // ---- silent failure ------------------------------------------------------------------------
 
-fn silent_rows(runs: usize) -> anyhow::Result<()> {
+fn silent_rows(runs: usize, report: &mut Report) -> anyhow::Result<()> {
     println!("\n## Silent failure of eth0 (link up, nothing answers behind its switch), default [Probe] settings\n");
-    println!(
-        "| {:<40} | {:>16} | {:>14} | {:>14} | {:>11} | {:>14} |",
-        "setup", "detection median", "restore median", "restore worst", "lost median", "failback median"
+    report.line(
+        "silent",
+        format!("| {:<40} | {:>16} | {:>14} | {:>14} | {:>11} | {:>15} |", "setup", "detection median", "restore median", "restore worst", "lost median", "failback median"),
     );
-    println!("|{:-<42}|{:->18}|{:->16}|{:->16}|{:->13}|{:->16}|", "", "", "", "", "", "");
+    report.line("silent", format!("|{:-<42}|{:->18}|{:->16}|{:->16}|{:->13}|{:->17}|", "", "", "", "", "", ""));
     for (name, manager, daemon) in [
         ("systemd-networkd + multihome daemon", Manager::Networkd, true),
         ("NetworkManager + multihome daemon", Manager::NetworkManager, true),
         ("systemd-networkd alone", Manager::Networkd, false),
     ] {
         if lab::prerequisites(&options(manager, None)).is_err() {
-            println!("| {name:<40} | not installed |");
+            report.line("silent", format!("| {name:<40} | not installed |"));
             continue;
         }
         let mut lab = with_multihome(manager, SEED)?;
@@ -197,7 +262,7 @@ fn silent_rows(runs: usize) -> anyhow::Result<()> {
         restore.sort();
         let mut lost: Vec<usize> = rows.iter().map(|r| r.outage.lost).collect();
         lost.sort();
-        println!(
+        let line = format!(
             "| {:<40} | {:>16} | {:>14} | {:>14} | {:>11} | {:>15} |",
             name,
             ms(detection),
@@ -206,6 +271,7 @@ fn silent_rows(runs: usize) -> anyhow::Result<()> {
             lost[lost.len() / 2],
             if daemon { ms(failback) } else { "n/a".to_string() }
         );
+        report.line("silent", line);
     }
     Ok(())
 }
@@ -247,7 +313,7 @@ fn silent_once(lab: &Lab, log: Option<&PathBuf>) -> anyhow::Result<Silent> {
 
 /// The probes of eth0 lose 20% at random (a user-space responder on the internet host); a
 /// switch away from a healthy eth0 is a false one.
-fn loss_row() -> anyhow::Result<()> {
+fn loss_row(report: &mut Report) -> anyhow::Result<()> {
     const MINUTES: u64 = 3;
     let policy = SEED.replace("Target=192.168.178.1\n", "").replace("[Probe]\n", "[Probe]\nArpGateway=no\n");
     if policy.contains("Target=192.168.178.1\n") || !policy.contains("ArpGateway=no") {
@@ -259,16 +325,19 @@ fn loss_row() -> anyhow::Result<()> {
     let (log, _) = start_daemon(&mut lab)?;
     std::thread::sleep(Duration::from_secs(MINUTES * 60));
     let text = std::fs::read_to_string(&log)?;
+    let rounds = MINUTES * 60 * 1000 / 200;
     let false_switches = text.lines().filter(|l| l.starts_with("eth0:") && l.contains("-> down")).count();
     let degraded = text.lines().filter(|l| l.starts_with("eth0:") && l.contains("-> degraded")).count();
     println!("\n## 20% random probe loss on a healthy eth0, default settings, {MINUTES} minutes (networkd)\n");
-    println!("false switches: {false_switches}; rounds that marked eth0 degraded (no switch): {degraded}");
+    report.line("loss", "| run | rounds | false switches | rounds that marked eth0 degraded (no switch) |");
+    report.line("loss", "|---|---|---|---|");
+    report.line("loss", format!("| lab, networkd, {MINUTES} minutes | {rounds} | {false_switches} | {degraded} |"));
     Ok(())
 }
 
 // ---- the daemon's footprint ----------------------------------------------------------------
 
-fn resources_row() -> anyhow::Result<()> {
+fn resources_row(report: &mut Report) -> anyhow::Result<()> {
     const SAMPLE: Duration = Duration::from_secs(120);
     let mut lab = with_multihome(Manager::Networkd, SEED)?;
     let (_, nsenter) = start_daemon(&mut lab)?;
@@ -279,8 +348,11 @@ fn resources_row() -> anyhow::Result<()> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let field = |name: &str| status.lines().find(|l| l.starts_with(name)).map_or("?".into(), |l| l[name.len()..].trim().to_string());
     println!("\n## The daemon at the default [Probe] settings (3 uplinks, 2 targets, ARP to the gateway), over {} s\n", SAMPLE.as_secs());
-    println!("resident memory (VmRSS): {}; peak (VmHWM): {}", field("VmRSS:"), field("VmHWM:"));
-    println!("CPU time: {:.2} s per hour", cpu * 3600.0 / SAMPLE.as_secs_f64());
+    let kib = |name: &str| field(name).trim_end_matches(" kB").trim().parse::<f64>().unwrap_or(f64::NAN);
+    report.line("resources", "| measure | value |");
+    report.line("resources", "|---|---|");
+    report.line("resources", format!("| resident memory (VmRSS), 3 uplinks | {:.1} MiB ({}; peak {}) |", kib("VmRSS:") / 1024.0, field("VmRSS:"), field("VmHWM:")));
+    report.line("resources", format!("| CPU time | {:.1} s per hour |", cpu * 3600.0 / SAMPLE.as_secs_f64()));
     Ok(())
 }
 
