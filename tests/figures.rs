@@ -1,0 +1,73 @@
+//! The figures the README quotes are the ones the benchmark wrote into docs/BENCHMARKS.md (the
+//! tables between its `<!-- bench:GROUP -->` markers), and the goals the issues set are met
+//! there. A hand edit of either file, or a bench run that measures something else, fails here.
+
+use std::path::Path;
+
+fn read(name: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(name)).unwrap()
+}
+
+/// The rows of the bench's table for `group`: cells by column, the header and rule left out.
+fn rows(doc: &str, group: &str) -> Vec<Vec<String>> {
+    let (begin, end) = (format!("<!-- bench:{group} -->"), format!("<!-- /bench:{group} -->"));
+    let b = doc.find(&begin).unwrap_or_else(|| panic!("no {begin} in docs/BENCHMARKS.md"));
+    let e = doc.find(&end).unwrap_or_else(|| panic!("no {end} in docs/BENCHMARKS.md"));
+    let body = &doc[b + begin.len()..e];
+    assert!(body.contains("Measured on "), "{group}: not written by a bench run:\n{body}");
+    body.lines()
+        .filter(|l| l.starts_with('|') && !l.starts_with("|-") && !l.starts_with("| setup") && !l.starts_with("| run") && !l.starts_with("| measure"))
+        .map(|l| l.trim_matches('|').split('|').map(|c| c.trim().to_string()).collect())
+        .collect()
+}
+
+fn row<'a>(rows: &'a [Vec<String>], name: &str) -> &'a [String] {
+    rows.iter().find(|r| r[0] == name).unwrap_or_else(|| panic!("no row {name:?} in {rows:?}"))
+}
+
+/// "700 ms" -> 700.0
+fn millis(cell: &str) -> f64 {
+    cell.strip_suffix(" ms").and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{cell:?} is not a time in ms"))
+}
+
+fn number(cell: &str) -> f64 {
+    cell.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{cell:?} does not start with a number"))
+}
+
+#[test]
+fn the_readme_quotes_the_benchmark_and_the_goals_are_met() {
+    let doc = read("docs/BENCHMARKS.md");
+    let readme = read("README.md").split_whitespace().collect::<Vec<_>>().join(" ");
+
+    let carrier = rows(&doc, "carrier");
+    for with in ["systemd-networkd + multihome", "NetworkManager + multihome"] {
+        assert_eq!(row(&carrier, with)[4], "0", "{with}: a new connection was lost on carrier loss (goal: none)");
+    }
+    let networkd_alone = millis(&row(&carrier, "systemd-networkd alone (same routes)")[1]);
+    let nm_alone = millis(&row(&carrier, "NetworkManager alone (same profiles)")[1]);
+    let claim = format!(
+        "carrier loss on eth0 loses no new connection with multihome under networkd or NetworkManager, where networkd alone loses {networkd_alone:.0} ms and NetworkManager alone {:.0} s",
+        nm_alone / 1000.0
+    );
+    assert!(readme.contains(&claim), "the README should say: {claim}");
+
+    let silent = rows(&doc, "silent");
+    let restore = millis(&row(&silent, "systemd-networkd + multihome daemon")[2]);
+    for with in ["systemd-networkd + multihome daemon", "NetworkManager + multihome daemon"] {
+        let worst = millis(&row(&silent, with)[3]);
+        assert!(worst <= 1000.0, "{with}: restore worst {worst} ms (goal: at most 1 s)");
+    }
+    let claim = format!("a silent failure is detected and new connections work again in {:.1} s at the default probe settings", restore / 1000.0);
+    assert!(readme.contains(&claim), "the README should say: {claim}");
+
+    let loss = rows(&doc, "loss");
+    assert_eq!(loss[0][2], "0", "false switches at 20% probe loss: {loss:?}");
+    assert!(readme.contains("with no false switch at 20% probe loss"));
+
+    let resources = rows(&doc, "resources");
+    let rss = number(&row(&resources, "resident memory (VmRSS), 3 uplinks")[1]);
+    let cpu = number(&row(&resources, "CPU time")[1]);
+    assert!(rss <= 10.0, "resident memory {rss} MiB (goal: at most 10 MiB)");
+    let claim = format!("in {rss:.0} MiB and {cpu:.0} CPU seconds an hour");
+    assert!(readme.contains(&claim), "the README should say: {claim}");
+}
