@@ -132,6 +132,14 @@ fn layout() -> Vec<(String, u32, Option<(String, bool)>)> {
     files
 }
 
+#[test]
+fn the_readme_installs_this_versions_package() {
+    let readme = fs::read_to_string(root().join("README.md")).unwrap();
+    let name = format!("target/debian/multihome_{VERSION}_");
+    assert!(readme.contains(&name), "README's \"Packages\" does not name {name}<arch>.deb");
+    assert!(readme.contains("cargo deb --locked"), "README's \"Packages\" does not give the command that builds the package");
+}
+
 /// `-rwxr-xr-x` as 0o755 (no special bits expected anywhere in the package).
 fn mode_of(perms: &str) -> u32 {
     perms[1..].chars().fold(0, |m, c| (m << 1) | u32::from(c != '-'))
