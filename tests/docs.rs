@@ -169,7 +169,7 @@ fn parser_keys() -> BTreeMap<String, BTreeSet<String>> {
     let unknown = |text: &str| policy::parse("p", text).unwrap_err().to_string();
     let sections_message = unknown("[NoSuchSection]\n");
     let listed = sections_message.split_once("expected ").expect(&sections_message).1;
-    let sections: Vec<String> = listed.split(|c| c == '[' || c == ']').filter(|s| s.chars().all(|c| c.is_ascii_alphabetic()) && !s.is_empty()).map(str::to_string).collect();
+    let sections: Vec<String> = listed.split(['[', ']']).filter(|s| s.chars().all(|c| c.is_ascii_alphabetic()) && !s.is_empty()).map(str::to_string).collect();
     assert!(sections.len() >= 3, "cannot read the sections from {sections_message:?}");
     sections
         .into_iter()

@@ -101,24 +101,32 @@ fn newest_source() -> (SystemTime, PathBuf) {
     newest
 }
 
-/// The files the package must hold: path in the package, mode, and the repository file it is
-/// (None: the binary; `gz`: shipped gzipped).
-fn layout() -> Vec<(String, u32, Option<(String, bool)>)> {
+/// A file the package must hold.
+struct Shipped {
+    /// In the package, without the leading `/`.
+    path: String,
+    mode: u32,
+    /// The repository's file it is (none for the binary), and whether it is shipped gzipped.
+    source: Option<(String, bool)>,
+}
+
+/// The files the package must hold, and nothing else.
+fn layout() -> Vec<Shipped> {
     let mut files = vec![
-        (BINARY.to_string(), 0o755, None),
-        (UNIT.to_string(), 0o644, Some(("networkd-units/multihome.service".into(), false))),
-        ("usr/lib/NetworkManager/dispatcher.d/90-multihome".to_string(), 0o755, Some(("nm-dispatcher/90-multihome".into(), false))),
-        ("usr/share/dbus-1/system.d/org.multihome1.conf".to_string(), 0o644, Some(("dbus/org.multihome1.conf".into(), false))),
-        ("usr/share/dbus-1/interfaces/org.multihome1.Daemon.xml".to_string(), 0o644, Some(("dbus/org.multihome1.Daemon.xml".into(), false))),
-        ("usr/share/doc/multihome/examples/seed.conf".to_string(), 0o644, Some(("examples/seed.conf".into(), false))),
-        ("usr/share/doc/multihome/README.md".to_string(), 0o644, Some(("README.md".into(), false))),
-        ("usr/share/doc/multihome/copyright".to_string(), 0o644, Some(("packaging/copyright".into(), false))),
-        ("usr/share/doc/multihome/changelog.gz".to_string(), 0o644, Some(("packaging/changelog".into(), true))),
-        ("usr/share/man/man8/multihome.8.gz".to_string(), 0o644, Some(("man/multihome.8".into(), true))),
-        ("usr/share/man/man5/multihome.conf.5.gz".to_string(), 0o644, Some(("man/multihome.conf.5".into(), true))),
-        ("usr/share/bash-completion/completions/multihome".to_string(), 0o644, Some(("completions/multihome.bash".into(), false))),
-        ("usr/share/zsh/vendor-completions/_multihome".to_string(), 0o644, Some(("completions/_multihome".into(), false))),
-        ("usr/share/fish/vendor_completions.d/multihome.fish".to_string(), 0o644, Some(("completions/multihome.fish".into(), false))),
+        Shipped { path: BINARY.to_string(), mode: 0o755, source: None },
+        Shipped { path: UNIT.to_string(), mode: 0o644, source: Some(("networkd-units/multihome.service".into(), false)) },
+        Shipped { path: "usr/lib/NetworkManager/dispatcher.d/90-multihome".to_string(), mode: 0o755, source: Some(("nm-dispatcher/90-multihome".into(), false)) },
+        Shipped { path: "usr/share/dbus-1/system.d/org.multihome1.conf".to_string(), mode: 0o644, source: Some(("dbus/org.multihome1.conf".into(), false)) },
+        Shipped { path: "usr/share/dbus-1/interfaces/org.multihome1.Daemon.xml".to_string(), mode: 0o644, source: Some(("dbus/org.multihome1.Daemon.xml".into(), false)) },
+        Shipped { path: "usr/share/doc/multihome/examples/seed.conf".to_string(), mode: 0o644, source: Some(("examples/seed.conf".into(), false)) },
+        Shipped { path: "usr/share/doc/multihome/README.md".to_string(), mode: 0o644, source: Some(("README.md".into(), false)) },
+        Shipped { path: "usr/share/doc/multihome/copyright".to_string(), mode: 0o644, source: Some(("packaging/copyright".into(), false)) },
+        Shipped { path: "usr/share/doc/multihome/changelog.gz".to_string(), mode: 0o644, source: Some(("packaging/changelog".into(), true)) },
+        Shipped { path: "usr/share/man/man8/multihome.8.gz".to_string(), mode: 0o644, source: Some(("man/multihome.8".into(), true)) },
+        Shipped { path: "usr/share/man/man5/multihome.conf.5.gz".to_string(), mode: 0o644, source: Some(("man/multihome.conf.5".into(), true)) },
+        Shipped { path: "usr/share/bash-completion/completions/multihome".to_string(), mode: 0o644, source: Some(("completions/multihome.bash".into(), false)) },
+        Shipped { path: "usr/share/zsh/vendor-completions/_multihome".to_string(), mode: 0o644, source: Some(("completions/_multihome".into(), false)) },
+        Shipped { path: "usr/share/fish/vendor_completions.d/multihome.fish".to_string(), mode: 0o644, source: Some(("completions/multihome.fish".into(), false)) },
     ];
     // One networkd-dispatcher hook per state directory of the repository.
     let mut states: Vec<String> =
@@ -127,7 +135,7 @@ fn layout() -> Vec<(String, u32, Option<(String, bool)>)> {
     assert!(states.len() >= 4, "{states:?}");
     for state in states {
         let source = format!("networkd-units/networkd-dispatcher/{state}/90-multihome");
-        files.push((format!("usr/lib/networkd-dispatcher/{state}/90-multihome"), 0o755, Some((source, false))));
+        files.push(Shipped { path: format!("usr/lib/networkd-dispatcher/{state}/90-multihome"), mode: 0o755, source: Some((source, false)) });
     }
     files
 }
@@ -179,13 +187,13 @@ fn the_deb_holds_the_layout_and_its_scripts_enable_but_never_start_the_daemon() 
         }
     }
     let layout = layout();
-    let expected: BTreeMap<String, String> = layout.iter().map(|(p, m, _)| (p.clone(), format!("{m:o}"))).collect();
+    let expected: BTreeMap<String, String> = layout.iter().map(|f| (f.path.clone(), format!("{:o}", f.mode))).collect();
     assert_eq!(files, expected, "the package's files and modes (left) are not the layout (right)");
 
     let tmp = TempDir::new("deb");
     let tree = tmp.0.join("root");
     run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tree));
-    for (path, _, source) in &layout {
+    for Shipped { path, source, .. } in &layout {
         let Some((source, gz)) = source else { continue };
         let shipped = if *gz { run(Command::new("gzip").arg("-dc").arg(tree.join(path))).stdout } else { fs::read(tree.join(path)).unwrap() };
         assert!(shipped == fs::read(root().join(source)).unwrap(), "{path} is not {source} of the repository");
@@ -207,7 +215,7 @@ fn the_deb_holds_the_layout_and_its_scripts_enable_but_never_start_the_daemon() 
     assert!(unit.lines().any(|l| l == "ExecStart=/usr/sbin/multihome daemon"), "{unit}");
     assert!(unit.lines().any(|l| l == "ExecStopPost=/usr/sbin/multihome daemon --cleanup"), "{unit}");
     assert!(unit.lines().any(|l| l == "ConditionPathExists=/etc/multihome/multihome.conf"), "the daemon must not start without a policy:\n{unit}");
-    for (path, _, _) in layout.iter().filter(|(p, _, _)| p.contains("dispatcher")) {
+    for path in layout.iter().map(|f| &f.path).filter(|p| p.contains("dispatcher")) {
         let hook = fs::read_to_string(tree.join(path)).unwrap();
         let exec: Vec<&str> = hook.lines().filter(|l| !l.starts_with('#')).collect();
         assert!(matches!(exec[..], ["exec /usr/sbin/multihome dispatch -- \"$@\""] | ["exec /usr/sbin/multihome dispatch"]), "{path}:\n{hook}");
