@@ -95,7 +95,7 @@ _multihome() {
 
     case "${cmd}" in
         multihome)
-            opts="-c -h -V --config --help --version check render plan apply try dispatch daemon status force reload lab help"
+            opts="-c -v -q -h -V --config --verbose --quiet --help --version check render plan apply try dispatch daemon status force reload lab help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -117,7 +117,7 @@ _multihome() {
             return 0
             ;;
         multihome__subcmd__apply)
-            opts="-c -h --backend --root --no-reload --config --help"
+            opts="-c -v -q -h --backend --root --no-reload --config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -147,7 +147,7 @@ _multihome() {
             return 0
             ;;
         multihome__subcmd__check)
-            opts="-c -h --json --config --help"
+            opts="-c -v -q -h --json --config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -169,7 +169,7 @@ _multihome() {
             return 0
             ;;
         multihome__subcmd__daemon)
-            opts="-c -h --cleanup --config --help"
+            opts="-c -v -q -h --cleanup --config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -191,7 +191,7 @@ _multihome() {
             return 0
             ;;
         multihome__subcmd__dispatch)
-            opts="-c -h --config --help"
+            opts="-c -v -q -h --config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -213,7 +213,7 @@ _multihome() {
             return 0
             ;;
         multihome__subcmd__force)
-            opts="-c -h --config --help down up release"
+            opts="-c -v -q -h --config --verbose --quiet --help down up release"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -417,7 +417,7 @@ _multihome() {
             return 0
             ;;
         multihome__subcmd__lab)
-            opts="-c -h --backend --fault --uplink --script --no-daemon --config --help"
+            opts="-c -v -q -h --backend --fault --uplink --script --no-daemon --config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -455,7 +455,7 @@ _multihome() {
             return 0
             ;;
         multihome__subcmd__plan)
-            opts="-c -h --backend --root --config --help"
+            opts="-c -v -q -h --backend --root --config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -485,7 +485,7 @@ _multihome() {
             return 0
             ;;
         multihome__subcmd__reload)
-            opts="-c -h --config --help"
+            opts="-c -v -q -h --config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -507,7 +507,7 @@ _multihome() {
             return 0
             ;;
         multihome__subcmd__render)
-            opts="-c -h --backend --out --config --help"
+            opts="-c -v -q -h --backend --out --config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -537,7 +537,7 @@ _multihome() {
             return 0
             ;;
         multihome__subcmd__status)
-            opts="-c -h --json --config --help"
+            opts="-c -v -q -h --json --config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -559,7 +559,7 @@ _multihome() {
             return 0
             ;;
         multihome__subcmd__try)
-            opts="-c -h --backend --timeout --config --help"
+            opts="-c -v -q -h --backend --timeout --config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
