@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod daemon;
 pub mod dispatch;
+pub mod docs;
 pub mod json;
 pub mod lab;
 pub mod log;

@@ -134,6 +134,9 @@ enum Command {
         #[arg(long)]
         no_daemon: bool,
     },
+    /// For packagers: write the man page and the shell completions under DIR (src/docs.rs).
+    #[command(hide = true)]
+    GenerateDocs { out: PathBuf },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -339,6 +342,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             scenario::run(scenario::Options { manager, steps, tail: std::time::Duration::from_secs(3), daemon: !no_daemon })?;
         }
+        Command::GenerateDocs { out } => drop(multihome::docs::generate(<Cli as clap::CommandFactory>::command(), &out)?),
     }
     Ok(ExitCode::SUCCESS)
 }
