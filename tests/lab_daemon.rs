@@ -309,6 +309,34 @@ fn cleanup_after_kill_9_leaves_no_routing_of_the_daemon() -> anyhow::Result<()> 
     Ok(())
 }
 
+/// A maintenance order survives a restart (kill -9, the unit's cleanup, a new daemon) when the
+/// daemon has a runtime directory, as the unit gives it.
+#[test]
+fn a_forced_down_uplink_stays_down_across_a_restart() -> anyhow::Result<()> {
+    if !lab::require(Manager::Networkd) {
+        return Ok(());
+    }
+    let mut lab = start(Manager::Networkd)?;
+    lab.run_in_host("mkdir", &["-p", "/run/multihome"])?;
+    let daemon = ["RUNTIME_DIRECTORY=/run/multihome", "/usr/sbin/multihome", "daemon"];
+    let first = lab.spawn_in_host("env", &daemon)?.id();
+    lab.wait_for(Duration::from_secs(10), || all_up(&lab, &["eth0", "wlan1", "wlan0"]))?;
+    lab.multihome_ok(&["force", "down", "eth0"])?;
+    signal_daemon(first, Signal::SIGKILL)?;
+    lab.wait_for(Duration::from_secs(5), || status(&lab).0 == 3)?;
+    lab.multihome_ok(&["daemon", "--cleanup"])?;
+    assert_eq!(lab.outbound_source(QUICK), Some(seed_address("eth0")), "without a daemon the plain policy decides");
+    lab.spawn_in_host("env", &daemon)?;
+    lab.wait_for(Duration::from_secs(10), || state_of(&status(&lab).1, "eth0") == "forced-down" && copies(&lab) == ["wlan1", "wlan0"])
+        .map_err(|e| anyhow::anyhow!("the order was not kept: {e}\n{}", daemon_logs(&lab)))?;
+    assert_eq!(lab.outbound_source(QUICK), Some(seed_address("wlan1")));
+    assert!(daemon_logs(&lab).contains("eth0: keeping the maintenance order from before the restart"), "{}", daemon_logs(&lab));
+    lab.multihome_ok(&["force", "release", "eth0"])?;
+    let kept = lab.run_in_host("cat", &["/run/multihome/forced"])?;
+    assert_eq!(String::from_utf8_lossy(&kept.stdout), "", "a released order is not kept");
+    Ok(())
+}
+
 #[test]
 fn maintenance_forces_an_uplink_down_and_releases_it() -> anyhow::Result<()> {
     if !lab::require(Manager::Networkd) {

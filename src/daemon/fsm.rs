@@ -227,6 +227,11 @@ impl Uplink {
         self.hold = self.hold.clamp(cfg.hold_time, cfg.max_hold_time.max(cfg.hold_time));
     }
 
+    /// The administrator's standing order, if any.
+    pub fn forced(&self) -> Option<Force> {
+        self.forced
+    }
+
     pub fn state(&self) -> State {
         if self.forced == Some(Force::Down) {
             State::ForcedDown

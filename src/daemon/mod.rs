@@ -10,6 +10,7 @@
 //! SIGTERM it removes its routes, and the plain policy remains.
 
 pub mod bus;
+pub mod forced;
 pub mod fsm;
 mod link;
 pub mod notify;
@@ -136,6 +137,14 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
         d.flush_signals().await;
     }
     notify::stopping();
+    let orders = d.forced_orders();
+    if !orders.is_empty() {
+        let list = orders.iter().map(|(i, f)| format!("{i} {f:?}").to_lowercase()).collect::<Vec<_>>().join(", ");
+        match forced::path() {
+            Some(p) => tracing::info!("maintenance orders kept in {} for a restart (a stop drops them): {list}", p.display()),
+            None => tracing::warn!("dropping the maintenance orders ({list}): no runtime directory to keep them in"),
+        }
+    }
     for l in &mut d.links {
         l.stop_prober();
     }
@@ -220,7 +229,44 @@ impl Daemon {
         for i in 0..self.links.len() {
             self.read_link(i).await;
         }
+        self.restore_forced();
         Ok(())
+    }
+
+    /// The orders of the last run (see [`forced`]), for the uplinks still in the policy.
+    fn restore_forced(&mut self) {
+        let Some(path) = forced::path() else { return };
+        let (orders, errors) = match forced::load(&path) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!("cannot read the maintenance orders in {}: {e}; starting without them", path.display());
+                return;
+            }
+        };
+        for e in errors {
+            tracing::warn!("{}: {e}", path.display());
+        }
+        for (iface, order) in orders {
+            match self.links.iter().position(|l| l.name() == iface) {
+                Some(i) => {
+                    tracing::info!(iface = %iface, "{iface}: keeping the maintenance order from before the restart");
+                    self.feed(i, Event::Force(order));
+                }
+                None => tracing::warn!(iface = %iface, "{iface}: dropping its maintenance order: no longer in the policy"),
+            }
+        }
+        self.save_forced();
+    }
+
+    fn forced_orders(&self) -> Vec<(String, fsm::Force)> {
+        self.links.iter().filter_map(|l| Some((l.name().to_string(), l.fsm.forced()?))).collect()
+    }
+
+    fn save_forced(&self) {
+        let Some(path) = forced::path() else { return };
+        if let Err(e) = forced::save(&path, &self.forced_orders()) {
+            tracing::warn!("cannot keep the maintenance orders in {}: {e}; a restart would drop them", path.display());
+        }
     }
 
     /// Reads one uplink's link, addresses and (DHCP) gateway from the kernel and feeds what
@@ -402,6 +448,7 @@ impl Daemon {
                 let r = match self.links.iter().position(|l| l.name() == interface) {
                     Some(i) => {
                         self.feed(i, Event::Force(order));
+                        self.save_forced();
                         Ok(())
                     }
                     None => Err(format!("{interface} is not an uplink of the policy")),
