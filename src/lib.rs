@@ -10,5 +10,6 @@ pub mod json;
 pub mod lab;
 pub mod log;
 pub mod netlink;
+pub mod numbers;
 pub mod plan;
 pub mod policy;

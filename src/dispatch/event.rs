@@ -15,9 +15,9 @@ use ipnet::Ipv4Net;
 
 use crate::policy::valid_interface_name;
 
-/// At most this many addresses per uplink: the rule priorities of one uplink leave room for 50
-/// (a `from` and a `to` rule each), and a count above it is not a real lease.
-pub const MAX_ADDRESSES: usize = 50;
+/// At most this many addresses per uplink (the room its rule priorities leave): a count above it
+/// is not a real lease.
+pub use crate::numbers::MAX_ADDRESSES;
 
 /// Which dispatcher called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

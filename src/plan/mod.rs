@@ -16,7 +16,8 @@ use serde::Serialize;
 
 use crate::policy::{Addressing, Dhcp, Policy, Probe};
 
-pub use numbers::{rule_priority, FAILOVER_METRIC_SLOTS, LEGACY_DAEMON_RULE_PRIORITY, LEGACY_DAEMON_TABLE, MAX_ADDRESSES, MAX_UPLINKS, METRIC_BASE, PROTOCOL, RULE_PRIORITY_END};
+pub use crate::numbers::{FAILOVER_METRIC_SLOTS, LEGACY_DAEMON_RULE_PRIORITY, LEGACY_DAEMON_TABLE, MAX_ADDRESSES, MAX_UPLINKS, METRIC_BASE, PROTOCOL, RULE_PRIORITY_END};
+pub use numbers::rule_priority;
 pub use sysctl::Sysctl;
 pub use show::route as show_route;
 pub use uplink::dynamic_rules_and_routes;

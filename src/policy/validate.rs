@@ -10,10 +10,9 @@ use ipnet::Ipv4Net;
 use super::error::{Diagnostic, Diagnostics};
 use super::unit_file::{Entry, Section};
 use super::{timespan, valid_interface_name, Addressing, Backend, Dhcp, Mode, Policy, Probe, Require, Uplink};
-use crate::plan::{LEGACY_DAEMON_TABLE, MAX_ADDRESSES, MAX_UPLINKS};
+use crate::numbers::{KERNEL_TABLES, LEGACY_DAEMON_TABLE, MAX_ADDRESSES, MAX_UPLINKS};
 
 /// Table numbers the kernel reserves: unspec, default, main, local.
-const RESERVED_TABLES: [(u32, &str); 4] = [(0, "unspec"), (253, "default"), (254, "main"), (255, "local")];
 
 /// A valid `[Uplink]` with the lines its checks between uplinks point at.
 struct Located<'s> {
@@ -330,12 +329,12 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
     };
     let gateway = c.parse_one(first(&map, "Gateway"), "an IPv4 address such as 192.168.178.1", parse_ipv4);
     // The kernel's own names are understood, so that `Table=main` is refused for the right reason.
-    let table = c.parse_one(first(&map, "Table"), "a routing table number from 1 to 4294967295", |s| match RESERVED_TABLES.iter().find(|(_, name)| *name == s) {
+    let table = c.parse_one(first(&map, "Table"), "a routing table number from 1 to 4294967295", |s| match KERNEL_TABLES.iter().find(|(_, name)| *name == s) {
         Some((n, _)) => Some(*n),
         None => s.parse::<u32>().ok(),
     });
     if let (Some(t), Some(e)) = (table, first(&map, "Table")) {
-        if let Some((_, name)) = RESERVED_TABLES.iter().find(|(n, _)| *n == t) {
+        if let Some((_, name)) = KERNEL_TABLES.iter().find(|(n, _)| *n == t) {
             c.problem(e.line, format!("Table={}: that is the kernel's {name} table ({t}); choose a number from 1 to 4294967295 other than 253, 254 and 255", e.value));
         } else if t == LEGACY_DAEMON_TABLE {
             c.problem(e.line, format!("Table={t}: reserved (the failover daemon before multihome 0.2 used it, and a new daemon clears its routes there); choose another number"));
@@ -464,7 +463,7 @@ mod tests {
         };
         let plan = crate::plan::plan(&crate::policy::parse("p", &policy(MAX_UPLINKS)).unwrap());
         let last = plan.uplinks.last().unwrap().rules.iter().map(|r| r.priority).max().unwrap();
-        assert!(last < crate::plan::RULE_PRIORITY_END, "{last}");
+        assert!(last < crate::numbers::RULE_PRIORITY_END, "{last}");
         let err = crate::policy::parse("p", &policy(MAX_UPLINKS + 1)).unwrap_err().to_string();
         assert!(err.contains("one [Uplink] too many"), "{err}");
     }

@@ -1,0 +1,46 @@
+//! The numbers every layer shares: metrics, rule priorities, the protocol on what multihome adds
+//! at run time, limits, and the tables that are not ours to take. A leaf module (it imports
+//! nothing of the crate), so the policy's validation, the planner, the backends, the hook and
+//! the daemon all read them from one place. Each is explained where it is chosen.
+
+/// Main-table metric of the most preferred uplink; the next ones get 101, 102, ... as in the
+/// seed's answer. Below NetworkManager's automatic metrics (ethernet 100 is matched only by the
+/// first uplink, Wi-Fi 600) and networkd's DHCP default (1024), so routes of links outside the
+/// policy never win over an uplink by accident.
+pub const METRIC_BASE: u32 = 100;
+
+/// How many metrics just below [`METRIC_BASE`] the daemon may use for the routes it puts in
+/// front of a demoted uplink's (68..=99): few enough that a full-tunnel VPN's usual default
+/// route (NetworkManager: 50, OpenVPN: 0, wg-quick: its own table) stays in front and never
+/// collides with one of them.
+pub const FAILOVER_METRIC_SLOTS: u32 = 32;
+
+/// Uplink rules start here: above 0 (`local`) and far below main (32766), leaving 1..9999 for the
+/// administrator's own rules, which then win over multihome's.
+pub const RULE_PRIORITY_BASE: u32 = 10000;
+
+/// Rule priorities per uplink: room for 50 addresses, each with a `from` and a `to` rule.
+pub const RULE_PRIORITY_STRIDE: u32 = 100;
+
+/// Uplink rules end before this priority: after the administrator's and Tailscale's (5210-5270),
+/// well before wg-quick's (32764, 32765) and main (32766).
+pub const RULE_PRIORITY_END: u32 = 32000;
+
+/// The table and rule priority of the daemon before 0.2 (a rule ahead of main that hid every
+/// other route): a new daemon removes what an old one left there, and nothing else uses them.
+pub const LEGACY_DAEMON_TABLE: u32 = 0x6d68; // "mh"
+pub const LEGACY_DAEMON_RULE_PRIORITY: u32 = 32000;
+
+/// Routing protocol number on the routes and rules multihome adds at run time (the hook and the
+/// daemon), so it finds and removes exactly its own (as wg-quick does). Not assigned in
+/// /etc/iproute2/rt_protos.
+pub const PROTOCOL: u8 = 77;
+
+/// The most addresses one uplink may have: each takes two priorities of its stride.
+pub const MAX_ADDRESSES: usize = (RULE_PRIORITY_STRIDE / 2) as usize;
+
+/// The most uplinks a policy may have: the last one's rules still come before [`RULE_PRIORITY_END`].
+pub const MAX_UPLINKS: usize = ((RULE_PRIORITY_END - RULE_PRIORITY_BASE) / RULE_PRIORITY_STRIDE) as usize;
+
+/// The kernel's own tables, by number and the name `ip` gives them: never an uplink's table.
+pub const KERNEL_TABLES: [(u32, &str); 4] = [(0, "unspec"), (253, "default"), (254, "main"), (255, "local")];
