@@ -268,6 +268,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 if let Some(layout) = &applied.layout {
                     warn(layout);
                 }
+                for renewed in &applied.renewed {
+                    println!("{renewed}");
+                }
                 applied.changed_anything().then(|| {
                     format!("Applied: {} file(s) and {} sysctl(s) changed{}.", applied.undo_files.len(), applied.undo_sysctls.len(), if reload { ", systemd-networkd reloaded" } else { "" })
                 })

@@ -6,6 +6,7 @@
 //! Plan, then apply: `survey` is the only reader of the administrator's files and `live` the
 //! only one that asks the running networkd; `placement`, `conflicts` and `render` are pure.
 
+pub mod address_metrics;
 pub mod conflicts;
 pub mod dbus;
 pub mod findings;
@@ -38,11 +39,13 @@ pub struct Applied {
     pub undo_sysctls: Vec<SysctlChange>,
     /// Where the uplinks went, and the warnings to show.
     pub layout: Option<Layout>,
+    /// Addresses whose stale prefix-route metric was renewed (see `address_metrics`).
+    pub renewed: Vec<address_metrics::Stale>,
 }
 
 impl Applied {
     pub fn changed_anything(&self) -> bool {
-        !self.undo_files.is_empty() || !self.undo_sysctls.is_empty()
+        !self.undo_files.is_empty() || !self.undo_sysctls.is_empty() || !self.renewed.is_empty()
     }
 }
 
@@ -111,15 +114,30 @@ pub async fn apply(plan: &Plan, root: &Path, target: Target) -> anyhow::Result<A
             return Err(e);
         }
     };
-    let applied = Applied { undo_files, undo_sysctls, layout: Some(layout) };
-    if target == Target::Live && applied.changed_anything() {
-        if let Err(e) = reload_and_verify(plan, applied.layout.as_ref().expect("set above")).await {
-            let restored = revert(&applied, root, true).await;
-            return Err(match restored {
-                Ok(()) => e.context("networkd did not take the new configuration; the previous files are back"),
-                Err(r) => e.context(format!("networkd did not take the new configuration, and restoring the previous files failed too: {r:#}")),
-            });
+    let mut applied = Applied { undo_files, undo_sysctls, layout: Some(layout), renewed: Vec::new() };
+    if target == Target::Live {
+        let changed = applied.changed_anything();
+        let verified = async {
+            if changed {
+                reload_and_verify(plan, applied.layout.as_ref().expect("set above")).await?;
+            }
+            // Also when no file changed: an address from before the policy may still carry its
+            // old metric, and the system does not match the policy until it is renewed.
+            address_metrics::renew(plan).await
         }
+        .await;
+        match verified {
+            Ok(renewed) => applied.renewed = renewed,
+            Err(e) => {
+                let restored = revert(&applied, root, changed).await;
+                return Err(match restored {
+                    Ok(()) => e.context("networkd did not take the new configuration; the previous files are back"),
+                    Err(r) => e.context(format!("networkd did not take the new configuration, and restoring the previous files failed too: {r:#}")),
+                });
+            }
+        }
+    }
+    if target == Target::Live && applied.changed_anything() {
         if applied.undo_files.iter().any(|c| c.path.starts_with(render::NETWORKD_CONF_DIR)) {
             // networkd reads networkd.conf only when it starts; Reload does not cover it.
             if let Err(e) = restart_networkd().await {
