@@ -22,7 +22,7 @@ use super::findings::{Finding, Severity};
 use super::render::DROPIN_NAME;
 use super::survey::NetworkFile;
 use super::unit::{Entry, Section};
-use crate::plan::{Addresses, DAEMON_TABLE, Plan, UplinkPlan};
+use crate::plan::{Addresses, Plan, UplinkPlan};
 use crate::policy::Dhcp;
 
 /// What the drop-in must set beyond the policy's addresses, routes and rules, and what was found.
@@ -276,19 +276,13 @@ pub fn judge(plan: &Plan, u: &UplinkPlan, file: &NetworkFile) -> Amendment {
         .map(|x| format!("{} {}", x.interface, x.metric))
         .collect::<Vec<_>>()
         .join(", ");
-    let ours: Vec<u32> = plan
-        .uplinks
-        .iter()
-        .map(|x| x.table)
-        .chain([DAEMON_TABLE])
-        .collect();
+    // The uplinks' tables hold exactly the policy's routes (the failover daemon works in main).
+    let ours: Vec<u32> = plan.uplinks.iter().map(|x| x.table).collect();
     let owner = |t: u32| {
         plan.uplinks
             .iter()
             .find(|x| x.table == t)
-            .map_or("the failover daemon's".to_string(), |x| {
-                format!("{}'s", x.interface)
-            })
+            .map_or(String::new(), |x| format!("{}'s", x.interface))
     };
     for (p, _, e) in assignments(&parts, &["Network"], "Gateway") {
         if e.value.parse::<Ipv4Addr>().is_ok() {

@@ -362,7 +362,7 @@ fn dhcp_is_settled_by_the_drop_in_and_said() {
 
 #[test]
 fn routes_tables_and_metrics_that_compete_with_the_policy() {
-    let wired = "[Match]\nName=eth0\n\n[Network]\nGateway=fe80::1\nGateway=192.168.178.1\n\n[Route]\nGateway=192.168.178.1\nMetric=50\n\n[Route]\nGateway=192.168.178.1\nMetric=1024\n\n[Route]\nDestination=10.0.0.0/8\nGateway=192.168.178.1\n\n[Route]\nGateway=192.168.178.1\nTable=103\n\n[RoutingPolicyRule]\nTable=28008\n\n[Link]\nUnmanaged=yes\n";
+    let wired = "[Match]\nName=eth0\n\n[Network]\nGateway=fe80::1\nGateway=192.168.178.1\n\n[Route]\nGateway=192.168.178.1\nMetric=50\n\n[Route]\nGateway=192.168.178.1\nMetric=1024\n\n[Route]\nDestination=10.0.0.0/8\nGateway=192.168.178.1\n\n[Route]\nGateway=192.168.178.1\nTable=103\n\n[RoutingPolicyRule]\nTable=101\n\n[Link]\nUnmanaged=yes\n";
     let l = layout(
         SEED,
         &[("/etc/systemd/network/20-wired.network", Some(wired))],
@@ -373,7 +373,7 @@ fn routes_tables_and_metrics_that_compete_with_the_policy() {
         .map(|e| e.split(": ").next().unwrap())
         .collect();
     // Unmanaged, the IPv4 Gateway= (not the IPv6 one), the metric-50 default, table 103
-    // (wlan0's), the rule into the daemon's table.
+    // (wlan0's), the rule into eth0's table.
     assert_eq!(
         at,
         [
@@ -391,7 +391,7 @@ fn routes_tables_and_metrics_that_compete_with_the_policy() {
         errors[3]
     );
     assert!(
-        errors[4].contains("the failover daemon's table"),
+        errors[4].contains("[RoutingPolicyRule] Table=101: that is eth0's table"),
         "{}",
         errors[4]
     );
