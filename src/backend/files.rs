@@ -56,7 +56,8 @@ pub struct Change {
     /// The mode of the new file; for a removal, the mode the file had (for its undo).
     pub mode: u32,
     /// A removal also removes the directory when that leaves it empty: a drop-in directory that
-    /// only held multihome's drop-in (an undo creates it again).
+    /// only held multihome's drop-in, or one this change's file created (an undo creates it
+    /// again, or removes it again).
     pub prune_dir: bool,
 }
 
@@ -77,7 +78,9 @@ pub fn compare(root: &Path, wanted: &[GeneratedFile], owned: &[Owned]) -> anyhow
             && !is_ours(old) {
                 bail!("{} exists and was not written by multihome; move it away or fold it into the policy, multihome will not overwrite it", full.display());
             }
-        changes.push(Change { path: f.path.clone(), old, new: Some(f.contents.clone()), mode: f.mode, prune_dir: false });
+        // A file that makes its directory (a new drop-in directory) takes it along when undone.
+        let prune_dir = old.is_none() && full.parent().is_some_and(|d| !d.exists());
+        changes.push(Change { path: f.path.clone(), old, new: Some(f.contents.clone()), mode: f.mode, prune_dir });
     }
     for (pattern, prefix, suffix) in owned {
         let (dirs, globbed) = owned_dirs(root, pattern)?;
@@ -253,5 +256,30 @@ mod tests {
         let mode = fs::metadata(&full).unwrap().permissions().mode() & 0o7777;
         let _ = fs::remove_dir_all(&root);
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn a_drop_in_directory_goes_with_the_last_drop_in() {
+        let root = std::env::temp_dir().join(format!("multihome-dropin-dir-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let owned: [Owned; 1] = [("etc/systemd/network/*.network.d", "60-multihome", ".conf")];
+        let dropin = GeneratedFile::new("etc/systemd/network/20-wired.network.d/60-multihome.conf", marker("p", '#'), 0o644);
+        let dir = root.join("etc/systemd/network/20-wired.network.d");
+        // Written into a new directory, undone: the directory goes too.
+        let undo = apply(&root, &compare(&root, std::slice::from_ref(&dropin), &owned).unwrap()).unwrap();
+        assert!(dir.join("60-multihome.conf").exists());
+        apply(&root, &undo).unwrap();
+        assert!(!dir.exists());
+        // Found stale by the glob and removed: the directory goes, unless something else lives there.
+        apply(&root, &compare(&root, std::slice::from_ref(&dropin), &owned).unwrap()).unwrap();
+        fs::write(dir.join("10-admin.conf"), "[Network]\n").unwrap();
+        apply(&root, &compare(&root, &[], &owned).unwrap()).unwrap();
+        assert!(dir.join("10-admin.conf").exists() && !dir.join("60-multihome.conf").exists());
+        fs::remove_file(dir.join("10-admin.conf")).unwrap();
+        apply(&root, &compare(&root, std::slice::from_ref(&dropin), &owned).unwrap()).unwrap();
+        apply(&root, &compare(&root, &[], &owned).unwrap()).unwrap();
+        let gone = !dir.exists();
+        let _ = fs::remove_dir_all(&root);
+        assert!(gone);
     }
 }
