@@ -204,7 +204,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Render { backend, out } => {
             let plan = load(&cli.config)?;
             let (rendered, owned) = match backend {
-                RenderBackend::Networkd => (networkd::render::render(&plan), networkd::render::owned_patterns()),
+                RenderBackend::Networkd => {
+                    // The files already under the output root (or this system's, for printing)
+                    // decide which uplinks get a drop-in; nothing running is asked.
+                    let root = out.as_deref().unwrap_or(Path::new("/"));
+                    let (layout, rendered) = runtime()?.block_on(networkd::layout(&plan, root, false))?;
+                    warn(&layout);
+                    (rendered, networkd::render::owned_patterns())
+                }
                 RenderBackend::NmKeyfile => (nm::keyfile::render(&plan), nm::keyfile::owned_patterns()),
             };
             match out {
@@ -234,8 +241,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let changes = networkd::compare(&plan, &root)?;
-            let diff = files::unified_diff(&root, &changes);
+            // The running networkd knows its links better than names alone, when this is its root.
+            let live = root == Path::new("/");
+            let prepared = runtime()?.block_on(networkd::compare(&plan, &root, live))?;
+            print!("{}", prepared.layout);
+            let diff = files::unified_diff(&root, &prepared.changes);
             if diff.is_empty() {
                 println!("No changes: the files under {} already match the policy.", root.display());
             } else {
@@ -265,6 +275,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 };
                 let reload = target == networkd::Target::Live;
                 let applied = rt.block_on(networkd::apply(&plan, root.as_deref().unwrap_or(Path::new("/")), target))?;
+                if let Some(layout) = &applied.layout {
+                    warn(layout);
+                }
+                for renewed in &applied.renewed {
+                    println!("{renewed}");
+                }
                 applied.changed_anything().then(|| {
                     format!("Applied: {} file(s) and {} sysctl(s) changed{}.", applied.undo_files.len(), applied.undo_sysctls.len(), if reload { ", systemd-networkd reloaded" } else { "" })
                 })
@@ -367,6 +383,13 @@ fn refresh_dhcp_uplinks(rt: &tokio::runtime::Runtime, plan: &Plan) -> bool {
             eprintln!("multihome: warning: the DHCP uplinks' rules were not brought up to date ({e:#}); the dispatcher hook does it at their next lease event");
             false
         }
+    }
+}
+
+/// The warnings of a networkd layout, on stderr (`plan` prints the whole layout).
+fn warn(layout: &networkd::placement::Layout) {
+    for f in layout.findings.iter().filter(|f| f.severity == networkd::findings::Severity::Warning) {
+        eprintln!("multihome: warning: {f}");
     }
 }
 

@@ -129,6 +129,9 @@ pub async fn run(manager: Manager, plan: &Plan, root: &Path, timeout: Duration) 
             // networkd has no checkpoints: the previous generation of files is what apply
             // returns, and revert writes it back and reloads.
             let applied = networkd::apply(plan, root, networkd::Target::Live).await?;
+            if let Some(layout) = &applied.layout {
+                crate::warn(layout);
+            }
             if !applied.changed_anything() {
                 say("Nothing to do: the system already matches the policy.");
                 return Ok(true);

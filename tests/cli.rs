@@ -139,7 +139,7 @@ fn render_out_writes_the_rendered_files_and_a_second_run_changes_nothing() {
 
     // Exactly what the renderer returns, with its modes.
     let plan = plan::plan(&policy::parse(&policy, &fs::read_to_string(&policy).unwrap()).unwrap());
-    let rendered = networkd::render::render(&plan);
+    let rendered = networkd::render::render(&plan, &networkd::placement::alone(&plan));
     let want: BTreeMap<PathBuf, (String, u32)> = rendered.iter().map(|f| (f.path.clone(), (f.contents.clone(), f.mode))).collect();
     let got: BTreeMap<PathBuf, (String, u32)> = written.iter().map(|(p, s)| (p.clone(), (s.contents.clone(), s.mode))).collect();
     assert_eq!(got, want);
@@ -160,7 +160,8 @@ fn render_out_never_overwrites_a_file_without_the_marker() {
     let out_dir = tmp.path().join("out");
     let target = out_dir.join(networkd::render::NETWORK_DIR).join(networkd::render::network_file_name("wlan1"));
     fs::create_dir_all(target.parent().unwrap()).unwrap();
-    fs::write(&target, "# Written by hand.\n[Match]\nName=wlan1\n").unwrap();
+    // By hand, under multihome's name, for another link (one for wlan1 would be amended instead).
+    fs::write(&target, "# Written by hand.\n[Match]\nName=wlan9\n").unwrap();
     let before = snapshot(&out_dir);
 
     let run = multihome(&["-c", &golden_policy("seed"), "render", "--out", out_dir.to_str().unwrap()]);
@@ -250,4 +251,37 @@ fn check_json_has_a_version_table_numbers_and_milliseconds() {
     assert_eq!(v["uplinks"][0]["rules"][0]["table"], 101);
     assert_eq!(v["probe"]["interval_ms"], 200);
     assert_eq!(v["probe"]["max_hold_time_ms"], 60000);
+}
+
+#[test]
+fn render_out_amends_a_file_that_takes_an_uplink_and_follows_it() {
+    let tmp = TempDir::new("amend");
+    let out_dir = tmp.path().join("out");
+    let out_arg = out_dir.to_str().unwrap();
+    let policy = golden_policy("seed");
+    let network_dir = out_dir.join(networkd::render::NETWORK_DIR);
+    fs::create_dir_all(&network_dir).unwrap();
+    let wired = network_dir.join("20-wired.network");
+    fs::write(&wired, "[Match]\nName=eth0\n\n[Link]\nMTUBytes=1400\n").unwrap();
+    let dropin = network_dir.join("20-wired.network.d/60-multihome.conf");
+    let own = network_dir.join(networkd::render::network_file_name("eth0"));
+    let seen_wired = |s: &BTreeMap<PathBuf, Seen>| s.get(wired.strip_prefix(&out_dir).unwrap()).map(|w| (w.contents.clone(), w.inode, w.mtime));
+    let before = seen_wired(&snapshot(&out_dir));
+
+    let first = multihome(&["-c", &policy, "render", "--out", out_arg]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(dropin.exists() && !own.exists(), "{}", text(&first.stdout));
+    assert_eq!(seen_wired(&snapshot(&out_dir)), before, "the administrator's file must stay untouched");
+    let written = snapshot(&out_dir);
+    let again = multihome(&["-c", &policy, "render", "--out", out_arg]);
+    assert!(text(&again.stdout).lines().all(|l| l.starts_with("unchanged ")), "{}", text(&again.stdout));
+    assert_eq!(snapshot(&out_dir), written);
+
+    // The file goes away: the drop-in (and its directory) follow, eth0 gets its own file.
+    fs::remove_file(&wired).unwrap();
+    let moved = multihome(&["-c", &policy, "render", "--out", out_arg]);
+    assert!(moved.status.success(), "{}", text(&moved.stderr));
+    let stdout = text(&moved.stdout);
+    assert!(stdout.contains(&format!("removed {}", dropin.display())) && stdout.contains(&format!("wrote {}", own.display())), "{stdout}");
+    assert!(!dropin.parent().unwrap().exists(), "the emptied drop-in directory should be gone");
 }

@@ -7,6 +7,13 @@
 //! files by their path under the root plus `<renderer>.files` with each file's mode. Any file in a
 //! case that nothing produces any more is a failure too, so a renamed or dropped output is seen.
 //!
+//! A case may also hold `root/`, an image's files (an administrator's .network files, netplan's
+//! under root/run): input, like the policy. The networkd renderer places the uplinks among them
+//! as `render --out` and `apply --root` do, and `networkd.placement.txt` holds what `multihome
+//! plan` says about that (which file each uplink amends, the warnings and errors with
+//! file:line); with an error, nothing is rendered. Only renderers that read the root run for
+//! such a case.
+//!
 //! `MULTIHOME_BLESS=1 cargo test --test golden` rewrites the expected files (and removes stale
 //! ones); review the result with `git diff tests/golden` before committing it.
 
@@ -15,19 +22,43 @@ use std::fs;
 use std::path::{Component, Path, PathBuf};
 
 use multihome::backend::files::{self, GeneratedFile};
-use multihome::backend::networkd;
+use multihome::backend::networkd::{self, placement, survey};
 use multihome::plan::{self, Plan};
 use multihome::policy;
 
-/// A renderer: the plan in, the files it would install (relative to a root) out.
-type Render = fn(&Plan) -> Vec<GeneratedFile>;
+/// What a renderer makes of a plan (and of the image root, if it reads one).
+struct Rendered {
+    /// The files it would install, relative to the root.
+    files: Vec<GeneratedFile>,
+    /// What `multihome plan` says before the diff, for renderers that place things.
+    report: Option<String>,
+}
 
-/// Every renderer with golden output, by the name of its directory in a case. Adding a backend
-/// is one line here and a bless run.
-const RENDERERS: &[(&str, Render)] = &[("networkd", networkd::render::render), ("nm-keyfile", multihome::backend::nm::keyfile::render)];
+/// A renderer: the plan and the case's image root (which may not exist) in.
+type Render = fn(&Plan, &Path) -> Rendered;
 
-/// The one input file of a case; everything else in the case directory is expected output.
+/// Every renderer with golden output, by the name of its directory in a case, and whether it
+/// reads the image root. Adding a backend is one line here and a bless run.
+const RENDERERS: &[(&str, Render, bool)] = &[("networkd", render_networkd, true), ("nm-keyfile", render_nm_keyfile, false)];
+
+fn render_networkd(plan: &Plan, root: &Path) -> Rendered {
+    let files = if root.exists() {
+        survey::read(root).unwrap_or_else(|e| panic!("cannot survey {}: {e:#}", root.display()))
+    } else {
+        survey::NetworkFiles::default()
+    };
+    let layout = placement::place(plan, &files, &Default::default());
+    let files = if layout.errors().is_empty() { networkd::render::render(plan, &layout) } else { Vec::new() };
+    Rendered { files, report: Some(layout.to_string()) }
+}
+
+fn render_nm_keyfile(plan: &Plan, _root: &Path) -> Rendered {
+    Rendered { files: multihome::backend::nm::keyfile::render(plan), report: None }
+}
+
+/// The input files of a case; everything else in the case directory is expected output.
 const POLICY: &str = "policy.conf";
+const IMAGE_ROOT: &str = "root";
 
 const BLESS_VAR: &str = "MULTIHOME_BLESS";
 
@@ -55,7 +86,7 @@ fn golden_cases() {
                 continue;
             }
         };
-        let expected = match expected_outputs(&text) {
+        let expected = match expected_outputs(&text, &case.join(IMAGE_ROOT)) {
             Ok(outputs) => outputs,
             Err(problem) => {
                 failures.push(format!("case {name}: {problem}"));
@@ -82,8 +113,8 @@ fn golden_cases() {
     }
 }
 
-/// What a case directory should hold besides `policy.conf`, by path relative to it.
-fn expected_outputs(text: &str) -> Result<BTreeMap<PathBuf, String>, String> {
+/// What a case directory should hold besides its inputs, by path relative to it.
+fn expected_outputs(text: &str, image_root: &Path) -> Result<BTreeMap<PathBuf, String>, String> {
     let mut out = BTreeMap::new();
     let policy = match policy::parse(POLICY, text) {
         Ok(p) => p,
@@ -96,10 +127,16 @@ fn expected_outputs(text: &str) -> Result<BTreeMap<PathBuf, String>, String> {
     out.insert(PathBuf::from("plan.txt"), plan.to_string());
     let json = serde_json::to_string_pretty(&plan).map_err(|e| format!("the plan does not serialize: {e}"))?;
     out.insert(PathBuf::from("plan.json"), format!("{json}\n"));
-    for (renderer, render) in RENDERERS {
-        let rendered = render(&plan);
+    for (renderer, render, reads_root) in RENDERERS {
+        if image_root.exists() && !reads_root {
+            continue;
+        }
+        let rendered = render(&plan, image_root);
+        if let Some(report) = rendered.report {
+            out.insert(PathBuf::from(format!("{renderer}.placement.txt")), report);
+        }
         let mut manifest = String::new();
-        for f in &rendered {
+        for f in &rendered.files {
             // Properties every renderer owes the writer, checked here once for all of them.
             if f.path.is_absolute() || f.path.components().any(|c| !matches!(c, Component::Normal(_))) {
                 return Err(format!("{renderer} renders {}, which is not a plain relative path", f.path.display()));
@@ -113,12 +150,14 @@ fn expected_outputs(text: &str) -> Result<BTreeMap<PathBuf, String>, String> {
             }
             manifest.push_str(&format!("{:04o} {}\n", f.mode, f.path.display()));
         }
-        out.insert(PathBuf::from(format!("{renderer}.files")), manifest);
+        if !rendered.files.is_empty() {
+            out.insert(PathBuf::from(format!("{renderer}.files")), manifest);
+        }
     }
     Ok(out)
 }
 
-/// Every file under `case` except the policy, by relative path, with its text (or why not).
+/// Every file under `case` except the inputs, by relative path, with its text (or why not).
 fn files_under(case: &Path) -> BTreeMap<PathBuf, Result<String, String>> {
     fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<PathBuf, Result<String, String>>) {
         let mut entries: Vec<_> = fs::read_dir(dir).expect("readable case directory").map(|e| e.unwrap().path()).collect();
@@ -135,6 +174,7 @@ fn files_under(case: &Path) -> BTreeMap<PathBuf, Result<String, String>> {
     let mut out = BTreeMap::new();
     walk(case, case, &mut out);
     out.remove(Path::new(POLICY));
+    out.retain(|rel, _| !rel.starts_with(IMAGE_ROOT));
     out
 }
 

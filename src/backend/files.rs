@@ -41,6 +41,8 @@ impl GeneratedFile {
 }
 
 /// Where to look for files a backend may have written earlier: (directory, name prefix, suffix).
+/// The directory's last component may be `*SUFFIX`: every directory there whose name ends so
+/// (networkd's drop-in directories, `*.network.d`).
 pub type Owned = (&'static str, &'static str, &'static str);
 
 /// What applying would do to one file.
@@ -53,6 +55,10 @@ pub struct Change {
     pub new: Option<String>,
     /// The mode of the new file; for a removal, the mode the file had (for its undo).
     pub mode: u32,
+    /// A removal also removes the directory when that leaves it empty: a drop-in directory that
+    /// only held multihome's drop-in, or one this change's file created (an undo creates it
+    /// again, or removes it again).
+    pub prune_dir: bool,
 }
 
 impl Change {
@@ -72,28 +78,51 @@ pub fn compare(root: &Path, wanted: &[GeneratedFile], owned: &[Owned]) -> anyhow
             && !is_ours(old) {
                 bail!("{} exists and was not written by multihome; move it away or fold it into the policy, multihome will not overwrite it", full.display());
             }
-        changes.push(Change { path: f.path.clone(), old, new: Some(f.contents.clone()), mode: f.mode });
+        // A file that makes its directory (a new drop-in directory) takes it along when undone.
+        let prune_dir = old.is_none() && full.parent().is_some_and(|d| !d.exists());
+        changes.push(Change { path: f.path.clone(), old, new: Some(f.contents.clone()), mode: f.mode, prune_dir });
     }
-    for (dir, prefix, suffix) in owned {
-        let Ok(entries) = fs::read_dir(root.join(dir)) else { continue };
+    for (pattern, prefix, suffix) in owned {
+        let (dirs, globbed) = owned_dirs(root, pattern)?;
         let mut stale = Vec::new();
-        for entry in entries {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let rel = Path::new(dir).join(&name);
-            if name.starts_with(prefix) && name.ends_with(suffix) && !wanted.iter().any(|f| f.path == rel)
-                && let Some(old) = read_if_exists(&entry.path())?
-                    && is_ours(&old) {
-                        // The mode is what an undo writes the file back with (a keyfile must stay
-                        // 0600, a .network file readable by networkd's user).
-                        let mode = entry.metadata()?.permissions().mode() & 0o7777;
-                        stale.push(Change { path: rel, old: Some(old), new: None, mode });
-                    }
+        for dir in dirs {
+            let Ok(entries) = fs::read_dir(root.join(&dir)) else { continue };
+            for entry in entries {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let rel = dir.join(&name);
+                if name.starts_with(prefix) && name.ends_with(suffix) && !wanted.iter().any(|f| f.path == rel)
+                    && let Some(old) = read_if_exists(&entry.path())?
+                        && is_ours(&old) {
+                            // The mode is what an undo writes the file back with (a keyfile must stay
+                            // 0600, a .network file readable by networkd's user).
+                            let mode = entry.metadata()?.permissions().mode() & 0o7777;
+                            stale.push(Change { path: rel, old: Some(old), new: None, mode, prune_dir: globbed });
+                        }
+            }
         }
         stale.sort_by(|a, b| a.path.cmp(&b.path));
         changes.extend(stale);
     }
     Ok(changes)
+}
+
+/// The directories an owned pattern names, relative to the root, and whether they came from a
+/// `*SUFFIX` glob. Only real directories count: a symlink could lead out of the root.
+fn owned_dirs(root: &Path, pattern: &str) -> anyhow::Result<(Vec<PathBuf>, bool)> {
+    let (parent, last) = pattern.rsplit_once('/').unwrap_or(("", pattern));
+    let Some(dir_suffix) = last.strip_prefix('*') else { return Ok((vec![PathBuf::from(pattern)], false)) };
+    let Ok(entries) = fs::read_dir(root.join(parent)) else { return Ok((Vec::new(), true)) };
+    let mut dirs = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", root.join(parent).display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(dir_suffix) && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            dirs.push(Path::new(parent).join(name));
+        }
+    }
+    dirs.sort();
+    Ok((dirs, true))
 }
 
 fn read_if_exists(path: &Path) -> anyhow::Result<Option<String>> {
@@ -142,7 +171,7 @@ pub fn apply(root: &Path, changes: &[Change]) -> anyhow::Result<Vec<Change>> {
 pub fn reverse(done: &[Change]) -> Vec<Change> {
     done.iter()
         .rev()
-        .map(|c| Change { path: c.path.clone(), old: c.new.clone(), new: c.old.clone(), mode: c.mode })
+        .map(|c| Change { path: c.path.clone(), old: c.new.clone(), new: c.old.clone(), mode: c.mode, prune_dir: c.prune_dir })
         .collect()
 }
 
@@ -153,7 +182,15 @@ fn apply_one(root: &Path, c: &Change) -> anyhow::Result<()> {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(e).with_context(|| format!("cannot remove {}", full.display()))
             }
-            _ => Ok(()),
+            _ => {
+                if c.prune_dir
+                    && let Some(dir) = full.parent()
+                {
+                    // Fails, as it should, when something else lives there.
+                    let _ = fs::remove_dir(dir);
+                }
+                Ok(())
+            }
         },
         Some(contents) => write_atomically(&full, contents.as_bytes(), c.mode),
     }
@@ -219,5 +256,30 @@ mod tests {
         let mode = fs::metadata(&full).unwrap().permissions().mode() & 0o7777;
         let _ = fs::remove_dir_all(&root);
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn a_drop_in_directory_goes_with_the_last_drop_in() {
+        let root = std::env::temp_dir().join(format!("multihome-dropin-dir-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let owned: [Owned; 1] = [("etc/systemd/network/*.network.d", "60-multihome", ".conf")];
+        let dropin = GeneratedFile::new("etc/systemd/network/20-wired.network.d/60-multihome.conf", marker("p", '#'), 0o644);
+        let dir = root.join("etc/systemd/network/20-wired.network.d");
+        // Written into a new directory, undone: the directory goes too.
+        let undo = apply(&root, &compare(&root, std::slice::from_ref(&dropin), &owned).unwrap()).unwrap();
+        assert!(dir.join("60-multihome.conf").exists());
+        apply(&root, &undo).unwrap();
+        assert!(!dir.exists());
+        // Found stale by the glob and removed: the directory goes, unless something else lives there.
+        apply(&root, &compare(&root, std::slice::from_ref(&dropin), &owned).unwrap()).unwrap();
+        fs::write(dir.join("10-admin.conf"), "[Network]\n").unwrap();
+        apply(&root, &compare(&root, &[], &owned).unwrap()).unwrap();
+        assert!(dir.join("10-admin.conf").exists() && !dir.join("60-multihome.conf").exists());
+        fs::remove_file(dir.join("10-admin.conf")).unwrap();
+        apply(&root, &compare(&root, std::slice::from_ref(&dropin), &owned).unwrap()).unwrap();
+        apply(&root, &compare(&root, &[], &owned).unwrap()).unwrap();
+        let gone = !dir.exists();
+        let _ = fs::remove_dir_all(&root);
+        assert!(gone);
     }
 }

@@ -1,4 +1,5 @@
-//! Interfaces: index by name, the state of a link, and the IPv4 addresses on it.
+//! Interfaces: index by name, the state of a link, and the IPv4 addresses on it (with the
+//! metric of their prefix routes, which a stale one is removed for).
 
 use std::net::IpAddr;
 
@@ -82,6 +83,43 @@ impl Netlink {
             .await
             .map_err(|e| Error::from_rtnetlink(format!("list the addresses of interface #{ifindex}"), e))?;
         Ok(messages.iter().filter_map(|m| ipv4_address(m).map(|(_, net)| net)).collect())
+    }
+
+    /// The IPv4 addresses of interface `ifindex` with the metric of their prefix routes
+    /// (`ip addr` shows it as `metric N`; 0 when the address has none).
+    pub async fn ipv4_address_metrics(&self, ifindex: u32) -> Result<Vec<(Ipv4Net, u32)>, Error> {
+        let messages: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(ifindex)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| Error::from_rtnetlink(format!("list the addresses of interface #{ifindex}"), e))?;
+        Ok(messages
+            .iter()
+            .filter_map(|m| {
+                let (_, net) = ipv4_address(m)?;
+                let metric = m.attributes.iter().find_map(|a| match a {
+                    AddressAttribute::RoutePriority(p) => Some(*p),
+                    _ => None,
+                });
+                Some((net, metric.unwrap_or(0)))
+            })
+            .collect())
+    }
+
+    /// `ip addr del NET dev #ifindex`; [`Error::NotFound`] when it is not there.
+    pub async fn delete_ipv4_address(&self, ifindex: u32, net: Ipv4Net) -> Result<(), Error> {
+        let what = format!("delete address {net} dev #{ifindex}");
+        let mut message = AddressMessage::default();
+        message.header.family = AddressFamily::Inet;
+        message.header.index = ifindex;
+        message.header.prefix_len = net.prefix_len();
+        message.attributes.push(AddressAttribute::Local(IpAddr::V4(net.addr())));
+        message.attributes.push(AddressAttribute::Address(IpAddr::V4(net.addr())));
+        self.handle.address().del(message).execute().await.map_err(|e| Error::from_rtnetlink(what, e))
     }
 }
 

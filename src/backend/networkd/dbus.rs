@@ -12,6 +12,9 @@ pub trait Manager {
     fn reload(&self) -> zbus::Result<()>;
     fn get_link_by_name(&self, name: &str) -> zbus::Result<(i32, zbus::OwnedObjectPath)>;
     fn reconfigure_link(&self, ifindex: i32) -> zbus::Result<()>;
+    /// Everything networkd knows, as JSON: per link its properties and the .network file (and
+    /// drop-ins) it uses (see `live`).
+    fn describe(&self) -> zbus::Result<String>;
 }
 
 #[proxy(interface = "org.freedesktop.network1.Link", default_service = "org.freedesktop.network1")]

@@ -1,36 +1,92 @@
-//! The systemd-networkd backend: render the plan as files, write them, ask networkd to reload,
-//! and put the previous generation back if networkd fails a link with them.
+//! The systemd-networkd backend: survey the .network files networkd already reads, place each
+//! uplink (a drop-in for the file that takes its link, or a file of multihome's own), render the
+//! plan as files, write them, ask networkd to reload, and put the previous generation back if
+//! networkd fails a link with them or does not use them.
+//!
+//! Plan, then apply: `survey` is the only reader of the administrator's files and `live` the
+//! only one that asks the running networkd; `placement`, `conflicts` and `render` are pure.
 
+pub mod address_metrics;
+pub mod conflicts;
 pub mod dbus;
+pub mod findings;
+pub mod live;
+pub mod matcher;
+pub mod placement;
 pub mod render;
+pub mod survey;
+pub mod unit;
 
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::backend::files::{self, Change};
+use crate::backend::files::{self, Change, GeneratedFile};
 use crate::backend::sysctl::{self, SysctlChange};
 use crate::plan::Plan;
+use findings::{Conflicts, Finding, Severity};
+use placement::{Home, Layout};
 
 /// What one apply did, so that `try` (or a failed verification) can take it back.
 #[derive(Debug, Default)]
 pub struct Applied {
     pub undo_files: Vec<Change>,
     pub undo_sysctls: Vec<SysctlChange>,
+    /// Where the uplinks went, and the warnings to show.
+    pub layout: Option<Layout>,
+    /// Addresses whose stale prefix-route metric was renewed (see `address_metrics`).
+    pub renewed: Vec<address_metrics::Stale>,
 }
 
 impl Applied {
     pub fn changed_anything(&self) -> bool {
-        !self.undo_files.is_empty() || !self.undo_sysctls.is_empty()
+        !self.undo_files.is_empty() || !self.undo_sysctls.is_empty() || !self.renewed.is_empty()
     }
 }
 
 /// How long networkd gets to take the new files before a link in state "failed" is blamed on them.
 const VERIFY_WINDOW: Duration = Duration::from_secs(3);
 
-pub fn compare(plan: &Plan, root: &Path) -> anyhow::Result<Vec<Change>> {
-    files::compare(root, &render::render(plan), &render::owned_patterns())
+/// What an apply would write under a root, and where each uplink went.
+#[derive(Debug)]
+pub struct Prepared {
+    pub layout: Layout,
+    pub changes: Vec<Change>,
+}
+
+/// Places the plan among the .network files under `root` and renders it. `live`: `root` is the
+/// running system, whose networkd is asked about the links (where it cannot be, by name alone).
+/// A conflict that a drop-in cannot settle is an error that lists every finding.
+pub async fn layout(plan: &Plan, root: &Path, live: bool) -> anyhow::Result<(Layout, Vec<GeneratedFile>)> {
+    let files = survey::read(root)?;
+    let (links, asked) = if live {
+        match live::links().await {
+            Ok(links) => (links, None),
+            Err(e) => (BTreeMap::new(), Some(e)),
+        }
+    } else {
+        (BTreeMap::new(), None)
+    };
+    let mut layout = placement::place(plan, &files, &links);
+    if let Some(e) = asked {
+        layout.findings.push(Finding::new(Severity::Note, "networkd", None, format!("not asked about the links ({e:#}); placed by their names alone")));
+    }
+    if layout.findings.iter().any(|f| f.severity == Severity::Error) {
+        return Err(Conflicts(layout.findings).into());
+    }
+    let rendered = render::render(plan, &layout);
+    Ok((layout, rendered))
+}
+
+pub async fn compare(plan: &Plan, root: &Path, live: bool) -> anyhow::Result<Prepared> {
+    let (layout, rendered) = layout(plan, root, live).await?;
+    let changes = files::compare(root, &rendered, &render::owned_patterns())?;
+    Ok(Prepared { layout, changes })
 }
 
 /// Where an apply goes.
@@ -48,7 +104,7 @@ pub enum Target {
 /// running networkd to reload, checking that no uplink fails with the new files; when anything
 /// fails, everything is put back as it was.
 pub async fn apply(plan: &Plan, root: &Path, target: Target) -> anyhow::Result<Applied> {
-    let changes = compare(plan, root)?;
+    let Prepared { layout, changes } = compare(plan, root, target == Target::Live).await?;
     let undo_files = files::apply(root, &changes)?;
     let sysctls: &[_] = if target == Target::Image { &[] } else { &plan.sysctls };
     let undo_sysctls = match sysctl::apply(sysctls) {
@@ -58,15 +114,30 @@ pub async fn apply(plan: &Plan, root: &Path, target: Target) -> anyhow::Result<A
             return Err(e);
         }
     };
-    let applied = Applied { undo_files, undo_sysctls };
-    if target == Target::Live && applied.changed_anything() {
-        if let Err(e) = reload_and_verify(plan).await {
-            let restored = revert(&applied, root, true).await;
-            return Err(match restored {
-                Ok(()) => e.context("networkd did not take the new configuration; the previous files are back"),
-                Err(r) => e.context(format!("networkd did not take the new configuration, and restoring the previous files failed too: {r:#}")),
-            });
+    let mut applied = Applied { undo_files, undo_sysctls, layout: Some(layout), renewed: Vec::new() };
+    if target == Target::Live {
+        let changed = applied.changed_anything();
+        let verified = async {
+            if changed {
+                reload_and_verify(plan, applied.layout.as_ref().expect("set above")).await?;
+            }
+            // Also when no file changed: an address from before the policy may still carry its
+            // old metric, and the system does not match the policy until it is renewed.
+            address_metrics::renew(plan).await
         }
+        .await;
+        match verified {
+            Ok(renewed) => applied.renewed = renewed,
+            Err(e) => {
+                let restored = revert(&applied, root, changed).await;
+                return Err(match restored {
+                    Ok(()) => e.context("networkd did not take the new configuration; the previous files are back"),
+                    Err(r) => e.context(format!("networkd did not take the new configuration, and restoring the previous files failed too: {r:#}")),
+                });
+            }
+        }
+    }
+    if target == Target::Live && applied.changed_anything() {
         if applied.undo_files.iter().any(|c| c.path.starts_with(render::NETWORKD_CONF_DIR)) {
             // networkd reads networkd.conf only when it starts; Reload does not cover it.
             if let Err(e) = restart_networkd().await {
@@ -114,7 +185,7 @@ async fn restart_networkd() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn reload_and_verify(plan: &Plan) -> anyhow::Result<()> {
+async fn reload_and_verify(plan: &Plan, layout: &Layout) -> anyhow::Result<()> {
     reload_networkd().await?;
     let bus = zbus::Connection::system().await?;
     let manager = dbus::ManagerProxy::new(&bus).await?;
@@ -135,9 +206,39 @@ async fn reload_and_verify(plan: &Plan) -> anyhow::Result<()> {
         if !failed.is_empty() {
             bail!("systemd-networkd failed to configure {} (see its journal)", failed.join(", "));
         }
-        if !settling && Instant::now() + VERIFY_WINDOW / 3 >= deadline || Instant::now() >= deadline {
+        // Each uplink's link must use the file multihome wrote for it, or the one it amended.
+        let wrong = wrong_files(layout).await;
+        let done = !settling && wrong.is_empty() && Instant::now() + VERIFY_WINDOW / 3 >= deadline;
+        if done || Instant::now() >= deadline {
+            if !wrong.is_empty() {
+                bail!("{}", wrong.join("; "));
+            }
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The uplinks whose link networkd configures from another file than the layout expects (an
+/// undecidable [Match] that was assumed wrongly, a file that appeared meanwhile). A networkd
+/// that cannot be asked, or a link it does not know, is no evidence either way.
+async fn wrong_files(layout: &Layout) -> Vec<String> {
+    let Ok(links) = live::links().await else { return Vec::new() };
+    let mut wrong = Vec::new();
+    for p in &layout.uplinks {
+        let Some(link) = links.get(&p.interface) else { continue };
+        let expected = match &p.home {
+            Home::Own { .. } => format!("/{}", p.path()),
+            Home::DropIn { network } => network.clone(),
+        };
+        match &link.network_file {
+            Some(used) if *used == expected => {}
+            used => wrong.push(format!(
+                "networkd configures {} from {}, not from {expected} as multihome expected",
+                p.interface,
+                used.as_deref().unwrap_or("no .network file")
+            )),
+        }
+    }
+    wrong
 }

@@ -1,9 +1,11 @@
-//! Plan -> systemd-networkd files (.network per uplink, a sysctl.d and a networkd.conf.d
-//! drop-in). Pure: returns the files, [`crate::backend::files`] writes them.
+//! Plan -> systemd-networkd files: per uplink a drop-in for the .network file networkd already
+//! uses for it, or a .network file of multihome's own (see `placement`); a sysctl.d file and a
+//! networkd.conf.d drop-in. Pure: returns the files, [`crate::backend::files`] writes them.
 
 use std::fmt::Write;
 
-use crate::backend::files::{marker, GeneratedFile};
+use super::placement::{Home, Layout, Placement};
+use crate::backend::files::{marker, GeneratedFile, Owned};
 use crate::plan::{Addresses, Plan, Route, Rule, Table, UplinkPlan};
 use crate::policy::Dhcp;
 
@@ -18,33 +20,61 @@ pub fn network_file_name(interface: &str) -> String {
     format!("10-multihome-{interface}.network")
 }
 
+/// The name of multihome's drop-in in `<file>.network.d/`: after the usual 10-/50- drop-ins, so
+/// its single values win over theirs; an administrator's drop-in that must win over it sorts
+/// later (placement reports one that undoes the policy).
+pub const DROPIN_NAME: &str = "60-multihome.conf";
+
 /// Everything multihome owns under a root for this backend, so stale files can be found.
-pub fn owned_patterns() -> Vec<(&'static str, &'static str, &'static str)> {
-    vec![(NETWORK_DIR, "10-multihome-", ".network"), ("etc/sysctl.d", "60-multihome", ".conf"), ("etc/systemd/networkd.conf.d", "60-multihome", ".conf")]
+pub fn owned_patterns() -> Vec<Owned> {
+    vec![
+        (NETWORK_DIR, "10-multihome-", ".network"),
+        ("etc/systemd/network/*.network.d", "60-multihome", ".conf"),
+        ("etc/sysctl.d", "60-multihome", ".conf"),
+        ("etc/systemd/networkd.conf.d", "60-multihome", ".conf"),
+    ]
 }
 
-pub fn render(plan: &Plan) -> Vec<GeneratedFile> {
+/// The files for `plan`, each uplink's where `layout` puts it.
+pub fn render(plan: &Plan, layout: &Layout) -> Vec<GeneratedFile> {
     let mut files: Vec<GeneratedFile> = plan
         .uplinks
         .iter()
-        .map(|u| GeneratedFile::new(format!("{NETWORK_DIR}/{}", network_file_name(&u.interface)), network_file(plan, u), 0o644))
+        .map(|u| {
+            let placement = layout.placement(&u.interface).expect("the layout places every uplink of its plan");
+            GeneratedFile::new(placement.path(), network_file(plan, u, placement), 0o644)
+        })
         .collect();
-    files.push(GeneratedFile::new(SYSCTL_FILE, sysctl_file(plan), 0o644));
+    files.push(sysctl(plan));
     if plan.run_time_changes {
         files.push(GeneratedFile::new(NETWORKD_CONF_FILE, networkd_conf(plan), 0o644));
     }
     files
 }
 
-fn network_file(plan: &Plan, u: &UplinkPlan) -> String {
+/// The sysctl.d file, the same whichever manager runs.
+pub fn sysctl(plan: &Plan) -> GeneratedFile {
+    GeneratedFile::new(SYSCTL_FILE, sysctl_file(plan), 0o644)
+}
+
+fn network_file(plan: &Plan, u: &UplinkPlan, placement: &Placement) -> String {
     let mut s = marker(&plan.source, '#');
     let _ = writeln!(s, "# Uplink {} of {}: table {}, main-table metric {}.", u.rank + 1, plan.uplinks.len(), u.table, u.metric);
-    let _ = writeln!(s, "\n[Match]\nName={}", u.interface);
-    s.push_str("\n[Network]\n");
-    match &u.addresses {
-        Addresses::Static(_) => s.push_str("DHCP=no\n"),
-        Addresses::Dhcp(d) => {
-            let _ = writeln!(s, "DHCP={}", if *d == Dhcp::Ipv4 { "ipv4" } else { "yes" });
+    let policy_dhcp = match &u.addresses {
+        Addresses::Static(_) => "no",
+        Addresses::Dhcp(d) => if *d == Dhcp::Ipv4 { "ipv4" } else { "yes" },
+    };
+    match &placement.home {
+        Home::Own { .. } => {
+            let _ = writeln!(s, "\n[Match]\nName={}\n\n[Network]\nDHCP={policy_dhcp}", u.interface);
+        }
+        Home::DropIn { network } => {
+            // Only what the policy adds: the file's own settings (MTU, DNS, domains, IPv6...)
+            // keep applying, and lists such as Address= and [Route] add up with the file's.
+            let _ = writeln!(s, "# A drop-in for {network}, which networkd uses for {}: that file stays as it is,\n# and networkd adds what follows to it.", u.interface);
+            if let Some(dhcp) = placement.amendment.dhcp {
+                let _ = writeln!(s, "\n[Network]\nDHCP={dhcp}");
+            }
         }
     }
     if let Addresses::Static(nets) = &u.addresses {
@@ -58,6 +88,11 @@ fn network_file(plan: &Plan, u: &UplinkPlan) -> String {
         // The lease's routes (its default route and the router's) go to main with this
         // uplink's metric; the hook adds the `from`/`to` rules once the address is known.
         let _ = writeln!(s, "\n[DHCPv4]\nRouteMetric={}", u.metric);
+        if placement.amendment.dhcp_route_table_main {
+            // The amended file sends the lease's routes to another table; main is where the
+            // metric order is.
+            s.push_str("RouteTable=254\n");
+        }
         // The uplink's own table gets the lease's router as default route too.
         let _ = writeln!(s, "\n[Route]\nGateway=_dhcp4\nGatewayOnLink=yes\nTable={}", u.table);
     }

@@ -8,7 +8,7 @@
 use std::fmt::Write;
 
 use crate::backend::files::{marker, GeneratedFile, Owned};
-use crate::backend::networkd::render::{self as networkd_render, SYSCTL_FILE};
+use crate::backend::networkd::render as networkd_render;
 use crate::plan::{Addresses, Plan, Route, Rule, UplinkPlan};
 
 use super::settings::{profile_id, profile_uuid, record, record_for, Wanted};
@@ -36,7 +36,7 @@ pub fn render(plan: &Plan) -> Vec<GeneratedFile> {
     let mut files: Vec<GeneratedFile> =
         plan.uplinks.iter().map(|u| GeneratedFile::new(path(&u.interface), keyfile(plan, u), KEYFILE_MODE)).collect();
     // The sysctls are the same whichever manager runs; one renderer owns their file.
-    files.extend(networkd_render::render(plan).into_iter().filter(|f| f.path.as_os_str() == SYSCTL_FILE));
+    files.push(networkd_render::sysctl(plan));
     files
 }
 

@@ -1,0 +1,446 @@
+//! What an administrator's .network file (and its drop-ins) already says about an uplink, judged
+//! against the policy before multihome adds its drop-in. Pure.
+//!
+//! How networkd merges a drop-in decides what can be settled and what cannot (checked with
+//! systemd 252 in the lab):
+//! - List settings add up: `Address=`, `Gateway=`, `[Address]`, `[Route]` and
+//!   `[RoutingPolicyRule]` sections of the file stay, whatever a drop-in says; an empty
+//!   `Gateway=` or `Address=` in a drop-in is rejected ("Invalid Gateway=''"), it does not reset
+//!   them. So a default route the administrator gives an uplink cannot be taken away: it is an
+//!   error when it competes with the policy's ([Network] Gateway= has metric 0, ahead of them all).
+//! - A single value is the last one read: the drop-in's `DHCP=`, `[DHCPv4] RouteMetric=` and
+//!   `RouteTable=` replace the file's, so those are settled by the drop-in with a warning, unless
+//!   a drop-in that sorts after 60-multihome.conf sets them again (an error then).
+//! - An address in both is kept once, the later (the drop-in's, with its route metric); networkd
+//!   logs "Duplicated address" for it.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use super::findings::{Finding, Severity};
+use super::render::DROPIN_NAME;
+use super::survey::NetworkFile;
+use super::unit::{Entry, Section};
+use crate::plan::{Addresses, Plan, UplinkPlan};
+use crate::policy::Dhcp;
+
+/// What the drop-in must set beyond the policy's addresses, routes and rules, and what was found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Amendment {
+    /// `DHCP=` for the drop-in, when the file's value is not what the policy needs.
+    pub dhcp: Option<&'static str>,
+    /// `[DHCPv4] RouteTable=main` for the drop-in: the file sends the lease's routes elsewhere.
+    pub dhcp_route_table_main: bool,
+    pub findings: Vec<Finding>,
+}
+
+/// One part of the file as networkd reads it: the file itself or one of its foreign drop-ins.
+struct Part<'a> {
+    path: &'a str,
+    /// A drop-in that sorts after multihome's: its single values win over the drop-in's.
+    after_ours: bool,
+    sections: &'a [Section],
+}
+
+fn parts(file: &NetworkFile) -> Vec<Part<'_>> {
+    let mut parts = vec![Part {
+        path: &file.path,
+        after_ours: false,
+        sections: &file.sections,
+    }];
+    parts.extend(file.dropins.iter().filter(|d| !d.ours).map(|d| Part {
+        path: &d.path,
+        after_ours: d.name.as_str() > DROPIN_NAME,
+        sections: &d.sections,
+    }));
+    parts
+}
+
+/// Every assignment of `key` in sections named one of `sections`, in networkd's reading order.
+fn assignments<'a>(
+    parts: &'a [Part<'a>],
+    sections: &'a [&'a str],
+    key: &'a str,
+) -> impl Iterator<Item = (&'a Part<'a>, &'a Section, &'a Entry)> + 'a {
+    parts.iter().flat_map(move |p| {
+        p.sections
+            .iter()
+            .filter(move |s| sections.contains(&s.name.as_str()))
+            .flat_map(move |s| {
+                s.entries
+                    .iter()
+                    .filter(move |e| e.key == key)
+                    .map(move |e| (p, s, e))
+            })
+    })
+}
+
+/// Where to change a file: itself, or what generates it.
+fn here(path: &str) -> String {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    if path.starts_with("/run/systemd/network/") && name.starts_with("10-netplan-") {
+        "in the netplan YAML (/etc/netplan) this file is generated from".into()
+    } else if name.contains("cloud-init") {
+        "in the cloud-init network configuration this file is generated from".into()
+    } else {
+        "there".into()
+    }
+}
+
+/// The DHCP families a `DHCP=` value enables (v4, v6); `None` for a value networkd rejects.
+fn dhcp_families(value: &str) -> Option<(bool, bool)> {
+    Some(match value.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" | "both" => (true, true),
+        "no" | "false" | "off" | "0" | "none" | "" => (false, false),
+        "ipv4" | "v4" => (true, false),
+        "ipv6" | "v6" => (false, true),
+        _ => return None,
+    })
+}
+
+fn dhcp_value(families: (bool, bool)) -> &'static str {
+    match families {
+        (true, true) => "yes",
+        (true, false) => "ipv4",
+        (false, true) => "ipv6",
+        (false, false) => "no",
+    }
+}
+
+fn is_main(table: Option<&str>) -> bool {
+    matches!(table, None | Some("main") | Some("254"))
+}
+
+/// Judges `file` (the one networkd uses for `u`'s link) against the plan.
+pub fn judge(plan: &Plan, u: &UplinkPlan, file: &NetworkFile) -> Amendment {
+    let parts = parts(file);
+    let mut findings = Vec::new();
+    let mut dhcp = None;
+    let mut dhcp_route_table_main = false;
+    let iface = u.interface.as_str();
+    let mut say = |severity, part: &Part, line, text: String| {
+        findings.push(Finding::new(severity, iface, Some((part.path, line)), text))
+    };
+
+    // [Link] Unmanaged=yes: networkd would not configure the link at all.
+    for (p, _, e) in assignments(&parts, &["Link"], "Unmanaged") {
+        if matches!(
+            e.value.to_ascii_lowercase().as_str(),
+            "yes" | "true" | "on" | "1"
+        ) {
+            say(
+                Severity::Error,
+                p,
+                e.line,
+                format!(
+                    "[Link] Unmanaged={}: networkd leaves {iface} alone with this file, so nothing of the policy would apply to it; remove Unmanaged= {}, or take {iface} out of the policy",
+                    e.value,
+                    here(p.path)
+                ),
+            );
+        }
+    }
+
+    // DHCP=: the last value read wins; the drop-in's comes after the file and the drop-ins that
+    // sort before it.
+    let static_uplink = matches!(u.addresses, Addresses::Static(_));
+    let mut before: Option<((bool, bool), &Part, &Entry)> = None;
+    let mut after: Option<((bool, bool), &Part, &Entry)> = None;
+    for (p, _, e) in assignments(&parts, &["Network"], "DHCP") {
+        if let Some(f) = dhcp_families(&e.value) {
+            *(if p.after_ours {
+                &mut after
+            } else {
+                &mut before
+            }) = Some((f, p, e));
+        }
+    }
+    let have = before.map_or((false, false), |(f, _, _)| f);
+    let want = match u.addresses {
+        // Static IPv4: a DHCPv4 lease beside the policy's addresses would add an address without
+        // rules and a default route outside the metric order. DHCPv6 is none of the policy's business.
+        Addresses::Static(_) => (false, have.1),
+        Addresses::Dhcp(Dhcp::Ipv4) => (true, have.1),
+        Addresses::Dhcp(Dhcp::Yes) => (true, true),
+    };
+    match after {
+        Some((f, p, e)) if f.0 != want.0 || (want.1 && !f.1) => say(
+            Severity::Error,
+            p,
+            e.line,
+            format!(
+                "[Network] DHCP={}: this drop-in sorts after {DROPIN_NAME}, so networkd would keep it over the policy's DHCP={} for {iface}; remove DHCP= from it, or rename it to sort before {DROPIN_NAME}",
+                e.value,
+                dhcp_value(want)
+            ),
+        ),
+        Some(_) => {}
+        None if have != want => {
+            dhcp = Some(dhcp_value(want));
+            if let Some((_, p, e)) = before
+                && static_uplink
+            {
+                say(
+                    Severity::Warning,
+                    p,
+                    e.line,
+                    format!(
+                        "[Network] DHCP={}: the policy gives {iface} static addresses, so the drop-in sets DHCP={} (no DHCPv4 lease beside them); set DHCP={} {} to say so, or give {iface} DHCP=ipv4 in the policy",
+                        e.value,
+                        dhcp_value(want),
+                        dhcp_value(want),
+                        here(p.path)
+                    ),
+                );
+            }
+        }
+        None => {}
+    }
+
+    if !static_uplink {
+        // The lease's routes: the policy orders uplinks by their metric in main.
+        for (p, s, e) in assignments(&parts, &["DHCPv4", "DHCP"], "RouteMetric") {
+            if e.value.parse::<u32>().ok() == Some(u.metric) {
+                continue;
+            }
+            // [DHCP] is the old name; networkd lets [DHCPv4] win over it whatever the order.
+            if p.after_ours && s.name == "DHCPv4" {
+                say(
+                    Severity::Error,
+                    p,
+                    e.line,
+                    format!(
+                        "[DHCPv4] RouteMetric={}: this drop-in sorts after {DROPIN_NAME}, so networkd would keep it over the policy's metric {} for {iface}, and the uplinks' order breaks; remove it from this drop-in",
+                        e.value, u.metric
+                    ),
+                );
+            } else if !p.after_ours {
+                say(
+                    Severity::Warning,
+                    p,
+                    e.line,
+                    format!(
+                        "[{}] RouteMetric={}: the drop-in replaces it with {} (the policy orders the uplinks by this metric in main); remove it {}",
+                        s.name,
+                        e.value,
+                        u.metric,
+                        here(p.path)
+                    ),
+                );
+            }
+        }
+        for (p, s, e) in assignments(&parts, &["DHCPv4", "DHCP"], "RouteTable") {
+            if is_main(Some(&e.value)) {
+                continue;
+            }
+            if p.after_ours {
+                say(
+                    Severity::Error,
+                    p,
+                    e.line,
+                    format!(
+                        "[{}] RouteTable={}: this drop-in sorts after {DROPIN_NAME}, so the lease's default route would miss the main table, where the policy orders {iface} among the uplinks; remove it from this drop-in",
+                        s.name, e.value
+                    ),
+                );
+            } else {
+                dhcp_route_table_main = true;
+                say(
+                    Severity::Warning,
+                    p,
+                    e.line,
+                    format!(
+                        "[{}] RouteTable={}: the drop-in puts the lease's routes back into main (RouteTable=254), where the policy orders {iface} among the uplinks (its own table {} gets the lease's router from the drop-in too); remove it {}",
+                        s.name,
+                        e.value,
+                        u.table,
+                        here(p.path)
+                    ),
+                );
+            }
+        }
+    }
+
+    // Default routes in main that compete with the policy's metric order, and routes or rules in
+    // multihome's tables. These are lists: a drop-in cannot take them back.
+    let max_metric = plan
+        .uplinks
+        .iter()
+        .map(|x| x.metric)
+        .max()
+        .unwrap_or(u.metric);
+    let order = plan
+        .uplinks
+        .iter()
+        .map(|x| format!("{} {}", x.interface, x.metric))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // The uplinks' tables hold exactly the policy's routes (the failover daemon works in main).
+    let ours: Vec<u32> = plan.uplinks.iter().map(|x| x.table).collect();
+    let owner = |t: u32| {
+        plan.uplinks
+            .iter()
+            .find(|x| x.table == t)
+            .map_or(String::new(), |x| format!("{}'s", x.interface))
+    };
+    for (p, _, e) in assignments(&parts, &["Network"], "Gateway") {
+        if e.value.parse::<Ipv4Addr>().is_ok() {
+            say(
+                Severity::Error,
+                p,
+                e.line,
+                format!(
+                    "[Network] Gateway={}: networkd adds a default route through {iface} to main with metric 0, ahead of the policy's metric-ordered ones ({order}), so it and not the policy would decide where new connections leave; remove it {} (the policy's Gateway= for {iface} gives the default route, with metric {})",
+                    e.value,
+                    here(p.path),
+                    u.metric
+                ),
+            );
+        }
+    }
+    for p in &parts {
+        for s in p.sections.iter().filter(|s| s.name == "Route") {
+            let get = |k: &str| s.entries.iter().rev().find(|e| e.key == k);
+            let gateway = get("Gateway");
+            let destination = get("Destination");
+            let table = get("Table");
+            if let Some(t) = table.and_then(|t| t.value.parse::<u32>().ok())
+                && ours.contains(&t)
+            {
+                let e = table.expect("parsed from it");
+                say(
+                    Severity::Error,
+                    p,
+                    e.line,
+                    format!(
+                        "[Route] Table={t}: that is {} table in the policy, which holds exactly the policy's routes; give this route another table {} (or leave Table= out for main)",
+                        owner(t),
+                        here(p.path)
+                    ),
+                );
+                continue;
+            }
+            let v4_gateway =
+                gateway.is_some_and(|g| g.value == "_dhcp4" || g.value.parse::<Ipv4Addr>().is_ok());
+            let default = match destination {
+                None => v4_gateway,
+                Some(d) => {
+                    d.value
+                        .parse::<Ipv4Net>()
+                        .is_ok_and(|n| n.prefix_len() == 0)
+                        || d.value == "0.0.0.0"
+                }
+            };
+            if !default || !is_main(table.map(|t| t.value.as_str())) {
+                continue;
+            }
+            let metric = get("Metric")
+                .and_then(|m| m.value.parse::<u32>().ok())
+                .unwrap_or(0);
+            let e = gateway
+                .or(destination)
+                .expect("a default route has one of them");
+            let what = format!(
+                "[Route] {}={}: a default route through {iface} in main with metric {metric}",
+                e.key, e.value
+            );
+            if metric <= max_metric {
+                say(
+                    Severity::Error,
+                    p,
+                    e.line,
+                    format!(
+                        "{what}, among the policy's metric-ordered ones ({order}), so it and not the policy would decide where new connections leave; remove this [Route] {} (the policy's Gateway= for {iface} gives the default route, with metric {})",
+                        here(p.path),
+                        u.metric
+                    ),
+                );
+            } else {
+                say(
+                    Severity::Warning,
+                    p,
+                    e.line,
+                    format!(
+                        "{what}: it stays behind the policy's ({order}) but is a second default route the policy does not know; remove this [Route] {}",
+                        here(p.path)
+                    ),
+                );
+            }
+        }
+        for s in p.sections.iter().filter(|s| s.name == "RoutingPolicyRule") {
+            for e in s.entries.iter().filter(|e| e.key == "Table") {
+                if let Ok(t) = e.value.parse::<u32>()
+                    && ours.contains(&t)
+                {
+                    say(
+                        Severity::Error,
+                        p,
+                        e.line,
+                        format!(
+                            "[RoutingPolicyRule] Table={t}: that is {} table in the policy; point this rule at another table {}",
+                            owner(t),
+                            here(p.path)
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    // IPv4 addresses: the policy's own are kept once (the drop-in's); others stay without rules.
+    let policy_addresses: &[Ipv4Net] = match &u.addresses {
+        Addresses::Static(nets) => nets,
+        Addresses::Dhcp(_) => &[],
+    };
+    for (p, s, e) in assignments(&parts, &["Network", "Address"], "Address") {
+        let Some(net) = e
+            .value
+            .parse::<Ipv4Net>()
+            .ok()
+            .or_else(|| e.value.parse::<Ipv4Addr>().ok().map(Ipv4Net::from))
+        else {
+            continue;
+        };
+        let key = format!("[{}] Address={}", s.name, e.value);
+        match policy_addresses.iter().find(|a| a.addr() == net.addr()) {
+            Some(a) if *a == net => say(
+                Severity::Note,
+                p,
+                e.line,
+                format!(
+                    "{key}: also the policy's; networkd keeps the drop-in's (with the policy's route metric {}) and logs \"Duplicated address\" for this one",
+                    u.metric
+                ),
+            ),
+            Some(a) => say(
+                Severity::Warning,
+                p,
+                e.line,
+                format!(
+                    "{key}: the policy has {a}; networkd keeps the drop-in's and drops this one; make the two agree {}",
+                    here(p.path)
+                ),
+            ),
+            None => say(
+                Severity::Warning,
+                p,
+                e.line,
+                format!(
+                    "{key}: not in the policy, so it stays on {iface} without `from`/`to` rules of its own{}; add it to the policy's Address= for {iface}, or remove it {}",
+                    if static_uplink {
+                        ""
+                    } else {
+                        ", beside the lease"
+                    },
+                    here(p.path)
+                ),
+            ),
+        }
+    }
+    Amendment {
+        dhcp,
+        dhcp_route_table_main,
+        findings,
+    }
+}
