@@ -178,6 +178,22 @@ fn read_bounded(path: &Path) -> anyhow::Result<String> {
 /// no `/`, `:` or whitespace; `%` never survives in a name (the kernel numbers it away). Glob
 /// characters (and a leading `!`) are refused too: networkd's `[Match] Name=` would read them as
 /// a pattern matching other interfaces.
+/// An interface the policy may name as an uplink: a valid kernel name (see
+/// [`valid_interface_name`]) that is not one of the kernel's pseudo-names, and that the files
+/// multihome writes can carry without quoting.
+pub fn valid_uplink_name(name: &str) -> Result<(), String> {
+    valid_interface_name(name)?;
+    if matches!(name, "all" | "default" | "lo") {
+        // /proc/sys/net/ipv4/conf/{all,default}: the uplink's sysctls would apply to every
+        // interface; lo carries no uplink.
+        return Err(format!("{name:?} is not an uplink: {}", if name == "lo" { "it is the loopback interface" } else { "the kernel uses that name for the settings of every interface" }));
+    }
+    if let Some(c) = name.chars().find(|c| matches!(c, '\\' | '"' | '\'' | '$' | '=' | '#' | ';')) {
+        return Err(format!("{name:?} contains {c:?}, which would need quoting in networkd's files and sysctl.d; rename the interface"));
+    }
+    Ok(())
+}
+
 pub fn valid_interface_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("an interface name cannot be empty".into());
@@ -187,14 +203,6 @@ pub fn valid_interface_name(name: &str) -> Result<(), String> {
     }
     if name == "." || name == ".." {
         return Err(format!("{name:?} is not a valid interface name"));
-    }
-    if matches!(name, "all" | "default" | "lo") {
-        // /proc/sys/net/ipv4/conf/{all,default}: the uplink's sysctls would apply to every
-        // interface; lo carries no uplink.
-        return Err(format!("{name:?} is not an uplink: {}", if name == "lo" { "it is the loopback interface" } else { "the kernel uses that name for the settings of every interface" }));
-    }
-    if let Some(c) = name.chars().find(|c| matches!(c, '\\' | '"' | '\'' | '$' | '=' | '#' | ';')) {
-        return Err(format!("{name:?} contains {c:?}, which would need quoting in networkd's files and sysctl.d; rename the interface"));
     }
     if let Some(c) = name.chars().find(|c| matches!(c, '/' | ':' | '%') || c.is_whitespace() || c.is_control()) {
         return Err(format!("{name:?} contains {c:?}, which the kernel refuses in interface names"));

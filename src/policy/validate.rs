@@ -9,7 +9,7 @@ use ipnet::Ipv4Net;
 
 use super::error::{Diagnostic, Diagnostics};
 use super::unit_file::{Entry, Section};
-use super::{timespan, valid_interface_name, Addressing, Backend, Dhcp, Mode, Policy, Probe, Require, Uplink};
+use super::{timespan, valid_uplink_name, Addressing, Backend, Dhcp, Mode, Policy, Probe, Require, Uplink};
 use crate::numbers::{KERNEL_TABLES, LEGACY_DAEMON_TABLE, MAX_ADDRESSES, MAX_UPLINKS};
 
 /// Table numbers the kernel reserves: unspec, default, main, local.
@@ -269,7 +269,7 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
     let before = c.problems.len();
 
     let interface = match first(&map, "Interface") {
-        Some(e) => match valid_interface_name(&e.value) {
+        Some(e) => match valid_uplink_name(&e.value) {
             Ok(()) => Some(e.value.clone()),
             Err(why) => {
                 c.problem(e.line, format!("Interface={}: {why}", e.value));
