@@ -137,17 +137,16 @@ pub async fn apply(plan: &Plan, root: &Path, target: Target) -> anyhow::Result<A
             }
         }
     }
-    if target == Target::Live && applied.changed_anything() {
-        if applied.undo_files.iter().any(|c| c.path.starts_with(render::NETWORKD_CONF_DIR)) {
-            // networkd reads networkd.conf only when it starts; Reload does not cover it.
-            if let Err(e) = restart_networkd().await {
-                eprintln!(
-                    "multihome: warning: {} changed, and networkd reads it only when it starts; \
-                     restart systemd-networkd (could not ask systemd: {e:#})",
-                    render::NETWORKD_CONF_FILE
-                );
-            }
-        }
+    // networkd reads networkd.conf only when it starts; Reload does not cover it.
+    if target == Target::Live
+        && applied.undo_files.iter().any(|c| c.path.starts_with(render::NETWORKD_CONF_DIR))
+        && let Err(e) = restart_networkd().await
+    {
+        eprintln!(
+            "multihome: warning: {} changed, and networkd reads it only when it starts; \
+             restart systemd-networkd (could not ask systemd: {e:#})",
+            render::NETWORKD_CONF_FILE
+        );
     }
     Ok(applied)
 }

@@ -189,7 +189,7 @@ pub fn place(plan: &Plan, files: &NetworkFiles, live: &BTreeMap<String, LiveLink
     }
     // Errors first: they are what stops an apply. The sort is stable, so each severity keeps
     // the plan's order and each file's line order.
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     Layout { uplinks, findings }
 }
 
