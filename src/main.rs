@@ -7,11 +7,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use multihome::daemon;
-use multihome::backend::{files, networkd, nm};
+use multihome::backend::{files, networkd, nm, try_apply, Backend, Target};
 use multihome::plan::{self, Plan};
 use multihome::policy;
 
-mod try_apply;
 
 #[derive(Parser)]
 #[command(name = "multihome", version, about = "Keep a host with several uplinks online: one policy, realised by systemd-networkd or NetworkManager")]
@@ -36,13 +35,25 @@ enum RenderBackend {
     NmKeyfile,
 }
 
+/// `--backend` of apply, plan and try: the policy's `Backend=` unless given.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ApplyBackend {
-    /// NetworkManager when it owns its name on the system bus, else systemd-networkd.
+    /// The policy's Backend= (whose own auto is NetworkManager when it owns its name on the
+    /// system bus, else systemd-networkd).
     Auto,
     Networkd,
     #[value(name = "networkmanager")]
     NetworkManager,
+}
+
+impl ApplyBackend {
+    fn or(self, from_policy: policy::Backend) -> policy::Backend {
+        match self {
+            ApplyBackend::Auto => from_policy,
+            ApplyBackend::Networkd => policy::Backend::Networkd,
+            ApplyBackend::NetworkManager => policy::Backend::NetworkManager,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -209,7 +220,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     // decide which uplinks get a drop-in; nothing running is asked.
                     let root = out.as_deref().unwrap_or(Path::new("/"));
                     let (layout, rendered) = runtime()?.block_on(networkd::layout(&plan, root, false))?;
-                    warn(&layout);
+                    for w in networkd::warnings(&layout) {
+                        eprintln!("multihome: warning: {w}");
+                    }
                     (rendered, networkd::render::owned_patterns())
                 }
                 RenderBackend::NmKeyfile => (nm::keyfile::render(&plan), nm::keyfile::owned_patterns()),
@@ -232,77 +245,48 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan { backend, root } => {
             let policy = policy::load(&cli.config)?;
             let plan = plan::plan(&policy);
-            if resolve(backend, policy.backend, Some(&root))? == ApplyBackend::NetworkManager {
-                let diff = runtime()?.block_on(nm::plan_diff(&plan, &root))?;
-                if diff.is_empty() {
-                    println!("No changes: NetworkManager's profiles already match the policy.");
-                } else {
-                    print!("{diff}");
-                }
-                return Ok(ExitCode::SUCCESS);
-            }
-            // The running networkd knows its links better than names alone, when this is its root.
-            let live = root == Path::new("/");
-            let prepared = runtime()?.block_on(networkd::compare(&plan, &root, live))?;
-            print!("{}", prepared.layout);
-            let diff = files::unified_diff(&root, &prepared.changes);
-            if diff.is_empty() {
-                println!("No changes: the files under {} already match the policy.", root.display());
+            let rt = runtime()?;
+            let backend = rt.block_on(Backend::choose(backend.or(policy.backend), &root));
+            let diff = rt.block_on(backend.diff(&plan, &root))?;
+            print!("{}", diff.placement);
+            if diff.changes.is_empty() {
+                println!("No changes: {} under {} already matches the policy.", backend.name(), root.display());
             } else {
-                print!("{diff}");
+                print!("{}", diff.changes);
             }
         }
         Command::Apply { backend, root, no_reload } => {
             let policy = policy::load(&cli.config)?;
             let plan = plan::plan(&policy);
             let rt = runtime()?;
-            let applied = if resolve(backend, policy.backend, root.as_deref())? == ApplyBackend::NetworkManager {
-                if root.is_some() {
-                    anyhow::bail!("--root is for images, where no NetworkManager runs: use `multihome render --backend nm-keyfile --out DIR`");
-                }
-                let applied = rt.block_on(nm::apply(&plan, Path::new("/")))?;
-                applied.changed_anything().then(|| {
-                    for c in &applied.changes {
-                        println!("{c}");
-                    }
-                    format!("Applied: {} sysctl(s) and {} file(s) changed; NetworkManager's checkpoint committed.", applied.undo_sysctls.len(), applied.undo_files.len())
-                })
-            } else {
-                let target = match (&root, no_reload) {
-                    (Some(_), _) => networkd::Target::Image,
-                    (None, true) => networkd::Target::LiveNoReload,
-                    (None, false) => networkd::Target::Live,
-                };
-                let reload = target == networkd::Target::Live;
-                let applied = rt.block_on(networkd::apply(&plan, root.as_deref().unwrap_or(Path::new("/")), target))?;
-                if let Some(layout) = &applied.layout {
-                    warn(layout);
-                }
-                for renewed in &applied.renewed {
-                    println!("{renewed}");
-                }
-                applied.changed_anything().then(|| {
-                    format!("Applied: {} file(s) and {} sysctl(s) changed{}.", applied.undo_files.len(), applied.undo_sysctls.len(), if reload { ", systemd-networkd reloaded" } else { "" })
-                })
+            let target = match (&root, no_reload) {
+                (Some(_), _) => Target::Image,
+                (None, true) => Target::LiveNoReload,
+                (None, false) => Target::Live,
             };
+            let root_path = root.as_deref().unwrap_or(Path::new("/"));
+            let backend = rt.block_on(Backend::choose(backend.or(policy.backend), root_path));
+            let applied = rt.block_on(backend.apply_and_commit(&plan, root_path, target))?;
+            for w in applied.warnings() {
+                eprintln!("multihome: warning: {w}");
+            }
+            let report = applied.report(target);
+            for line in &report {
+                println!("{line}");
+            }
             // On this system (not an image), the lease of a DHCP uplink may have come before the
             // policy: its dispatcher event is past, so the hook's work is done now.
             let refreshed = root.is_none() && refresh_dhcp_uplinks(&rt, &plan);
-            match applied {
-                Some(summary) => println!("{summary}"),
-                None if !refreshed => println!("Nothing to do: the system already matches the policy."),
-                None => {}
+            if report.is_empty() && !refreshed {
+                println!("Nothing to do: the system already matches the policy.");
             }
         }
         Command::Try { backend, timeout } => {
             let policy = policy::load(&cli.config)?;
             let plan = plan::plan(&policy);
-            let manager = match resolve(backend, policy.backend, None)? {
-                ApplyBackend::NetworkManager => try_apply::Manager::NetworkManager,
-                _ => try_apply::Manager::Networkd,
-            };
             let rt = runtime()?;
-            let kept = rt.block_on(try_apply::run(manager, &plan, Path::new("/"), timeout))?;
+            let backend = rt.block_on(Backend::choose(backend.or(policy.backend), Path::new("/")));
+            let kept = rt.block_on(try_apply::run(backend, &plan, Path::new("/"), timeout))?;
             // As after apply, but only once kept: a revert could not take the hook's work back.
             if kept {
                 refresh_dhcp_uplinks(&rt, &plan);
@@ -387,30 +371,6 @@ fn refresh_dhcp_uplinks(rt: &tokio::runtime::Runtime, plan: &Plan) -> bool {
 }
 
 /// The warnings of a networkd layout, on stderr (`plan` prints the whole layout).
-fn warn(layout: &networkd::placement::Layout) {
-    for f in layout.findings.iter().filter(|f| f.severity == networkd::findings::Severity::Warning) {
-        eprintln!("multihome: warning: {f}");
-    }
-}
-
-/// `--backend` when given, else the policy's `Backend=`; `auto` for both: NetworkManager when it
-/// owns its name on the system bus, else systemd-networkd. With `--root` (an image) there is no
-/// running manager to ask, and networkd files are written.
-fn resolve(backend: ApplyBackend, from_policy: policy::Backend, root: Option<&Path>) -> anyhow::Result<ApplyBackend> {
-    let backend = match (backend, from_policy) {
-        (ApplyBackend::Auto, policy::Backend::Networkd) => ApplyBackend::Networkd,
-        (ApplyBackend::Auto, policy::Backend::NetworkManager) => ApplyBackend::NetworkManager,
-        (b, _) => b,
-    };
-    Ok(match backend {
-        ApplyBackend::Auto if root.is_none_or(|r| r == Path::new("/")) && runtime()?.block_on(nm::apply::is_running()) => {
-            ApplyBackend::NetworkManager
-        }
-        ApplyBackend::Auto => ApplyBackend::Networkd,
-        b => b,
-    })
-}
-
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")
 }

@@ -83,22 +83,18 @@ pub async fn layout(plan: &Plan, root: &Path, live: bool) -> anyhow::Result<(Lay
     Ok((layout, rendered))
 }
 
+/// The findings of a placement worth a line on stderr: warnings (errors stop the apply).
+pub fn warnings(layout: &Layout) -> Vec<String> {
+    layout.findings.iter().filter(|f| f.severity == Severity::Warning).map(ToString::to_string).collect()
+}
+
 pub async fn compare(plan: &Plan, root: &Path, live: bool) -> anyhow::Result<Prepared> {
     let (layout, rendered) = layout(plan, root, live).await?;
     let changes = files::compare(root, &rendered, &render::owned_patterns())?;
     Ok(Prepared { layout, changes })
 }
 
-/// Where an apply goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    /// An image or another root: files only; the running kernel and networkd are not this root's.
-    Image,
-    /// This system before networkd runs (early boot, the lab): files and live sysctls.
-    LiveNoReload,
-    /// This running system: files, live sysctls, and a networkd reload that is verified.
-    Live,
-}
+pub use super::Target;
 
 /// Writes the plan's files under `root` and, for a live target, sets its sysctls and asks the
 /// running networkd to reload, checking that no uplink fails with the new files; when anything

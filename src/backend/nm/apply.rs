@@ -295,29 +295,3 @@ async fn rollback(checkpoint: &OwnedObjectPath) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
-/// `multihome try` with NetworkManager: apply, keep the checkpoint with NetworkManager's own
-/// rollback timer as a backstop, and commit only when `confirmed` says so in time. `None`: there
-/// was nothing to change, so nothing to confirm; else whether the change was kept.
-pub async fn try_apply(
-    plan: &Plan,
-    root: &Path,
-    timeout: Duration,
-    confirmed: impl std::future::Future<Output = bool>,
-) -> anyhow::Result<Option<bool>> {
-    let mut applied = apply_kept(plan, root, timeout + TRY_BACKSTOP).await?;
-    if applied.checkpoint.is_none() {
-        return Ok(None);
-    }
-    if confirmed.await {
-        commit(&mut applied, root).await?;
-        Ok(Some(true))
-    } else {
-        revert(&mut applied, root).await?;
-        Ok(Some(false))
-    }
-}
-
-/// NetworkManager's own rollback fires this long after `try`'s timeout, so multihome normally
-/// rolls back itself (and reports it), and NetworkManager does it should multihome be killed.
-pub const TRY_BACKSTOP: Duration = Duration::from_secs(2);

@@ -14,8 +14,8 @@ use anyhow::Context;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 
-use multihome::backend::{networkd, nm};
-use multihome::plan::Plan;
+use super::{Backend, Target};
+use crate::plan::Plan;
 
 /// How the wait ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,56 +94,30 @@ fn ask(timeout: Duration) {
     ));
 }
 
-/// Which manager realises the plan for `try`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Manager {
-    Networkd,
-    NetworkManager,
-}
+/// NetworkManager's own rollback fires this long after `try`'s timeout, so multihome normally
+/// rolls back itself (and reports it), and NetworkManager does it should multihome be killed.
+const BACKSTOP: Duration = Duration::from_secs(2);
 
-/// Applies, waits, and keeps or reverts. Returns whether the new configuration was kept.
-pub async fn run(manager: Manager, plan: &Plan, root: &Path, timeout: Duration) -> anyhow::Result<bool> {
+/// Applies, waits, and keeps or reverts, with any backend. Returns whether the new configuration
+/// was kept. The waiter listens before anything is applied (see [`Waiter`]).
+pub async fn run(backend: Backend, plan: &Plan, root: &Path, timeout: Duration) -> anyhow::Result<bool> {
     let waiter = Waiter::new()?;
-    match manager {
-        Manager::NetworkManager => {
-            let confirmed = async {
-                ask(timeout);
-                waiter.wait(timeout).await == Confirmation::Confirmed
-            };
-            match nm::try_apply(plan, root, timeout, confirmed).await? {
-                None => {
-                    say("Nothing to do: the system already matches the policy.");
-                    Ok(true)
-                }
-                Some(true) => {
-                    say("Kept.");
-                    Ok(true)
-                }
-                Some(false) => {
-                    say("Not confirmed: NetworkManager's checkpoint was rolled back; the previous configuration is back.");
-                    Ok(false)
-                }
-            }
-        }
-        Manager::Networkd => {
-            // networkd has no checkpoints: the previous generation of files is what apply
-            // returns, and revert writes it back and reloads.
-            let applied = networkd::apply(plan, root, networkd::Target::Live).await?;
-            if let Some(layout) = &applied.layout {
-                crate::warn(layout);
-            }
-            if !applied.changed_anything() {
-                say("Nothing to do: the system already matches the policy.");
-                return Ok(true);
-            }
-            ask(timeout);
-            if waiter.wait(timeout).await == Confirmation::Confirmed {
-                say("Kept.");
-                return Ok(true);
-            }
-            networkd::revert(&applied, root, true).await.context("reverting to the previous networkd files failed")?;
-            say("Not confirmed: the previous networkd files are back and networkd reloaded them.");
-            Ok(false)
-        }
+    let mut applied = backend.apply(plan, root, Target::Live, timeout + BACKSTOP).await?;
+    for w in applied.warnings() {
+        say(&format!("multihome: warning: {w}"));
     }
+    if !applied.changed_anything() {
+        backend.commit(&mut applied, root).await?;
+        say("Nothing to do: the system already matches the policy.");
+        return Ok(true);
+    }
+    ask(timeout);
+    if waiter.wait(timeout).await == Confirmation::Confirmed {
+        backend.commit(&mut applied, root).await?;
+        say("Kept.");
+        return Ok(true);
+    }
+    backend.revert(&mut applied, root).await.with_context(|| format!("reverting to the previous {} configuration failed", backend.name()))?;
+    say(&format!("Not confirmed: the previous {} configuration is back.", backend.name()));
+    Ok(false)
 }
