@@ -36,7 +36,7 @@ complete -c multihome -n "__fish_multihome_needs_command" -f -a "apply" -d 'Writ
 complete -c multihome -n "__fish_multihome_needs_command" -f -a "try" -d 'Apply, then revert by itself unless confirmed (Enter, y, or SIGUSR1) within the timeout'
 complete -c multihome -n "__fish_multihome_needs_command" -f -a "dispatch" -d 'The dispatcher hook: run by nm-dispatcher (INTERFACE ACTION) and networkd-dispatcher (IFACE, STATE in the environment) on every link event'
 complete -c multihome -n "__fish_multihome_needs_command" -f -a "daemon" -d 'Run the failover daemon (as multihome.service does): probe the uplinks, keep new connections on the best healthy one'
-complete -c multihome -n "__fish_multihome_needs_command" -f -a "status" -d 'Show the daemon\'s view of the uplinks (exit code 3 when no daemon runs)'
+complete -c multihome -n "__fish_multihome_needs_command" -f -a "status" -d 'Show the daemon\'s view of the uplinks (exit code 5 when no daemon runs)'
 complete -c multihome -n "__fish_multihome_needs_command" -f -a "force" -d 'Maintenance through the daemon: force an uplink down or up, or release it'
 complete -c multihome -n "__fish_multihome_needs_command" -f -a "reload" -d 'Have the daemon reread the policy file'
 complete -c multihome -n "__fish_multihome_needs_command" -f -a "lab" -d 'Show the main job in a lab: the seed\'s host in network namespaces, the policy applied by the real network manager, the daemon running, a fault injected, and the timeline of what new connections see. Needs root; touches nothing of this machine\'s own network'
@@ -53,7 +53,7 @@ complete -c multihome -n "__fish_multihome_using_subcommand render" -s c -l conf
 complete -c multihome -n "__fish_multihome_using_subcommand render" -s v -l verbose -d 'More log detail (the daemon and the hook): -v debug, -vv trace'
 complete -c multihome -n "__fish_multihome_using_subcommand render" -s q -l quiet -d 'Less: -q warnings and errors only, -qq errors only'
 complete -c multihome -n "__fish_multihome_using_subcommand render" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c multihome -n "__fish_multihome_using_subcommand plan" -l backend -r -f -a "auto\t'NetworkManager when it owns its name on the system bus, else systemd-networkd'
+complete -c multihome -n "__fish_multihome_using_subcommand plan" -l backend -r -f -a "auto\t'The policy\'s Backend= (whose own auto is NetworkManager when it owns its name on the system bus, else systemd-networkd)'
 networkd\t''
 networkmanager\t''"
 complete -c multihome -n "__fish_multihome_using_subcommand plan" -l root -d 'Compare with the files under this root instead of /' -r -F
@@ -61,7 +61,7 @@ complete -c multihome -n "__fish_multihome_using_subcommand plan" -s c -l config
 complete -c multihome -n "__fish_multihome_using_subcommand plan" -s v -l verbose -d 'More log detail (the daemon and the hook): -v debug, -vv trace'
 complete -c multihome -n "__fish_multihome_using_subcommand plan" -s q -l quiet -d 'Less: -q warnings and errors only, -qq errors only'
 complete -c multihome -n "__fish_multihome_using_subcommand plan" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c multihome -n "__fish_multihome_using_subcommand apply" -l backend -r -f -a "auto\t'NetworkManager when it owns its name on the system bus, else systemd-networkd'
+complete -c multihome -n "__fish_multihome_using_subcommand apply" -l backend -r -f -a "auto\t'The policy\'s Backend= (whose own auto is NetworkManager when it owns its name on the system bus, else systemd-networkd)'
 networkd\t''
 networkmanager\t''"
 complete -c multihome -n "__fish_multihome_using_subcommand apply" -l root -d 'Install under this root (an image): files only, no sysctls, no reload' -r -F
@@ -70,7 +70,7 @@ complete -c multihome -n "__fish_multihome_using_subcommand apply" -l no-reload 
 complete -c multihome -n "__fish_multihome_using_subcommand apply" -s v -l verbose -d 'More log detail (the daemon and the hook): -v debug, -vv trace'
 complete -c multihome -n "__fish_multihome_using_subcommand apply" -s q -l quiet -d 'Less: -q warnings and errors only, -qq errors only'
 complete -c multihome -n "__fish_multihome_using_subcommand apply" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c multihome -n "__fish_multihome_using_subcommand try" -l backend -r -f -a "auto\t'NetworkManager when it owns its name on the system bus, else systemd-networkd'
+complete -c multihome -n "__fish_multihome_using_subcommand try" -l backend -r -f -a "auto\t'The policy\'s Backend= (whose own auto is NetworkManager when it owns its name on the system bus, else systemd-networkd)'
 networkd\t''
 networkmanager\t''"
 complete -c multihome -n "__fish_multihome_using_subcommand try" -l timeout -d 'How long to wait for the confirmation (a time span: 120s, 2min)' -r
@@ -118,7 +118,7 @@ complete -c multihome -n "__fish_multihome_using_subcommand help; and not __fish
 complete -c multihome -n "__fish_multihome_using_subcommand help; and not __fish_seen_subcommand_from check render plan apply try dispatch daemon status force reload lab help" -f -a "try" -d 'Apply, then revert by itself unless confirmed (Enter, y, or SIGUSR1) within the timeout'
 complete -c multihome -n "__fish_multihome_using_subcommand help; and not __fish_seen_subcommand_from check render plan apply try dispatch daemon status force reload lab help" -f -a "dispatch" -d 'The dispatcher hook: run by nm-dispatcher (INTERFACE ACTION) and networkd-dispatcher (IFACE, STATE in the environment) on every link event'
 complete -c multihome -n "__fish_multihome_using_subcommand help; and not __fish_seen_subcommand_from check render plan apply try dispatch daemon status force reload lab help" -f -a "daemon" -d 'Run the failover daemon (as multihome.service does): probe the uplinks, keep new connections on the best healthy one'
-complete -c multihome -n "__fish_multihome_using_subcommand help; and not __fish_seen_subcommand_from check render plan apply try dispatch daemon status force reload lab help" -f -a "status" -d 'Show the daemon\'s view of the uplinks (exit code 3 when no daemon runs)'
+complete -c multihome -n "__fish_multihome_using_subcommand help; and not __fish_seen_subcommand_from check render plan apply try dispatch daemon status force reload lab help" -f -a "status" -d 'Show the daemon\'s view of the uplinks (exit code 5 when no daemon runs)'
 complete -c multihome -n "__fish_multihome_using_subcommand help; and not __fish_seen_subcommand_from check render plan apply try dispatch daemon status force reload lab help" -f -a "force" -d 'Maintenance through the daemon: force an uplink down or up, or release it'
 complete -c multihome -n "__fish_multihome_using_subcommand help; and not __fish_seen_subcommand_from check render plan apply try dispatch daemon status force reload lab help" -f -a "reload" -d 'Have the daemon reread the policy file'
 complete -c multihome -n "__fish_multihome_using_subcommand help; and not __fish_seen_subcommand_from check render plan apply try dispatch daemon status force reload lab help" -f -a "lab" -d 'Show the main job in a lab: the seed\'s host in network namespaces, the policy applied by the real network manager, the daemon running, a fault injected, and the timeline of what new connections see. Needs root; touches nothing of this machine\'s own network'

@@ -224,12 +224,17 @@ Done.
 An error; the message names it.
 .TP
 .B 2
+A usage error: an unknown option or a missing argument.
+.TP
+.B 3
+\fBtry\fR reverted because nobody confirmed in time.
+.TP
+.B 4
 The policy is invalid; every problem is reported with its file, line, key and value, and
 nothing was touched.
 .TP
-.B 3
-\fBtry\fR reverted because nobody confirmed in time; or no daemon answers (\fBstatus\fR,
-\fBforce\fR, \fBreload\fR).
+.B 5
+No daemon answers (\fBstatus\fR, \fBforce\fR, \fBreload\fR).
 .SH FILES
 .TP
 .I /etc/multihome/multihome.conf

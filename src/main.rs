@@ -113,7 +113,7 @@ enum Command {
         #[arg(long)]
         cleanup: bool,
     },
-    /// Show the daemon's view of the uplinks (exit code 3 when no daemon runs).
+    /// Show the daemon's view of the uplinks (exit code 5 when no daemon runs).
     Status {
         #[arg(long)]
         json: bool,
@@ -184,17 +184,26 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("multihome: {e:#}");
-            // 2: the policy itself is wrong (nothing was touched); 1: anything else.
-            // 3: no daemon answers (status, force, reload).
             if e.downcast_ref::<policy::Diagnostics>().is_some() {
-                ExitCode::from(2)
+                ExitCode::from(exit::INVALID_POLICY)
             } else if e.downcast_ref::<daemon::status::NotRunning>().is_some() {
-                ExitCode::from(3)
+                ExitCode::from(exit::NO_DAEMON)
             } else {
                 ExitCode::FAILURE
             }
         }
     }
+}
+
+/// Exit codes, each meaning one thing so that scripts can branch on them: 0 done, 1 an error,
+/// 2 a usage error (clap's), and these.
+mod exit {
+    /// `try` reverted because nobody confirmed in time.
+    pub const TRY_REVERTED: u8 = 3;
+    /// The policy is invalid; nothing was touched.
+    pub const INVALID_POLICY: u8 = 4;
+    /// No daemon answers (status, force, reload).
+    pub const NO_DAEMON: u8 = 5;
 }
 
 fn load(config: &Path) -> anyhow::Result<Plan> {
@@ -291,8 +300,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if kept {
                 refresh_dhcp_uplinks(&rt, &plan);
             }
-            // 3: reverted because nobody confirmed, so scripts can tell it from an error (1).
-            return Ok(if kept { ExitCode::SUCCESS } else { ExitCode::from(3) });
+            // Reverted because nobody confirmed: scripts can tell it from an error.
+            return Ok(if kept { ExitCode::SUCCESS } else { ExitCode::from(exit::TRY_REVERTED) });
         }
         Command::Dispatch { args } => {
             // Untrusted text: read lossily and judged by the event parser, never by a shell.
@@ -309,7 +318,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(s) => print!("{}", daemon::status::render(&s)),
             Err(e) if e.downcast_ref::<daemon::status::NotRunning>().is_some() => {
                 eprintln!("multihome: {e}");
-                return Ok(ExitCode::from(3));
+                return Ok(ExitCode::from(exit::NO_DAEMON));
             }
             Err(e) => return Err(e),
         },

@@ -1,5 +1,5 @@
 //! The command line's promises about files, checked on the real binary: an invalid policy exits
-//! with 2 and writes nothing; `render --out DIR` is idempotent, never overwrites a file it did not
+//! with 4 and writes nothing; `render --out DIR` is idempotent, never overwrites a file it did not
 //! write, and removes only its own stale files.
 //!
 //! Nothing here touches the running system: every command either fails validation or writes
@@ -91,7 +91,7 @@ fn golden_policy(case: &str) -> String {
 const INVALID: &str = "[Uplink]\nInterface=eth0\nPriority=1\nAddress=192.168.178.99\nGateway=192.168.178.1\n";
 
 #[test]
-fn invalid_policy_exits_2_and_writes_nothing() {
+fn invalid_policy_exits_4_and_writes_nothing() {
     let tmp = TempDir::new("invalid");
     let policy = tmp.path().join("multihome.conf");
     fs::write(&policy, INVALID).unwrap();
@@ -114,7 +114,7 @@ fn invalid_policy_exits_2_and_writes_nothing() {
         full.extend(&args);
         let out = multihome(&full);
         let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "multihome {args:?}: want exit code 2, stderr:\n{stderr}");
+        assert_eq!(out.status.code(), Some(4), "multihome {args:?}: want exit code 4 (invalid policy), stderr:\n{stderr}");
         assert!(out.stdout.is_empty(), "multihome {args:?} printed to stdout:\n{}", text(&out.stdout));
         assert!(
             stderr.contains(&format!("{policy}:4: Address=192.168.178.99: the prefix length is missing")),
@@ -284,4 +284,13 @@ fn render_out_amends_a_file_that_takes_an_uplink_and_follows_it() {
     let stdout = text(&moved.stdout);
     assert!(stdout.contains(&format!("removed {}", dropin.display())) && stdout.contains(&format!("wrote {}", own.display())), "{stdout}");
     assert!(!dropin.parent().unwrap().exists(), "the emptied drop-in directory should be gone");
+}
+
+/// Each exit code means one thing: a usage error is clap's 2, never the invalid policy's 4.
+#[test]
+fn a_usage_error_is_not_an_invalid_policy() {
+    let out = multihome(&["apply", "--no-such-option"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = multihome(&["-c", "/nonexistent/multihome.conf", "check"]);
+    assert_eq!(out.status.code(), Some(1), "a missing file is an error, not an invalid policy: {}", text(&out.stderr));
 }

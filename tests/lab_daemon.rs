@@ -252,7 +252,7 @@ fn kill_9_mid_failover_then_restart_converges_and_sigterm_leaves_the_plain_polic
     signal_daemon(first, Signal::SIGKILL)?;
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(copies(&lab), ["wlan1", "wlan0"], "the copies outlive the daemon");
-    assert_eq!(status(&lab).0, 3, "status says no daemon runs");
+    assert_eq!(status(&lab).0, 5, "status says no daemon runs");
 
     // Restart: it adopts the copies (eth0 stays out, wlan1 stays in) instead of starting blind.
     let second = lab.spawn_multihome(&["daemon"])?.id();
@@ -281,7 +281,7 @@ fn kill_9_mid_failover_then_restart_converges_and_sigterm_leaves_the_plain_polic
         .map_err(|e| anyhow::anyhow!("the daemon left its routes: {e}\n{}", daemon_logs(&lab)))?;
     assert!(protocol_77_rules(&lab).is_empty(), "{:?}", protocol_77_rules(&lab));
     assert_eq!(lab.outbound_source(QUICK), Some(seed_address("eth0")));
-    assert_eq!(status(&lab).0, 3);
+    assert_eq!(status(&lab).0, 5);
     Ok(())
 }
 
@@ -323,7 +323,7 @@ fn a_forced_down_uplink_stays_down_across_a_restart() -> anyhow::Result<()> {
     lab.wait_for(Duration::from_secs(10), || all_up(&lab, &["eth0", "wlan1", "wlan0"]))?;
     lab.multihome_ok(&["force", "down", "eth0"])?;
     signal_daemon(first, Signal::SIGKILL)?;
-    lab.wait_for(Duration::from_secs(5), || status(&lab).0 == 3)?;
+    lab.wait_for(Duration::from_secs(5), || status(&lab).0 == 5)?;
     lab.multihome_ok(&["daemon", "--cleanup"])?;
     assert_eq!(lab.outbound_source(QUICK), Some(seed_address("eth0")), "without a daemon the plain policy decides");
     lab.spawn_in_host("env", &daemon)?;
