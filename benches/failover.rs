@@ -12,11 +12,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use multihome::lab::lossy::LossyResponder;
-use multihome::lab::probe::{outage, Outage, Prober};
 use multihome::lab::policies::SEED;
-use multihome::lab::{self, seed_address, Lab, LabOptions, Manager, INTERNET};
+use multihome::lab::probe::{Outage, Prober, outage};
+use multihome::lab::{self, INTERNET, Lab, LabOptions, Manager, seed_address};
 /// Probe spacing: an application opening a new connection every 10 ms.
 const PROBE_INTERVAL: Duration = Duration::from_millis(10);
 /// Time without link events before each fault: the kernel handles a carrier change of an
@@ -99,7 +99,12 @@ fn today() -> anyhow::Result<String> {
 /// Cores, kernel, and the managers' versions: what the figures depend on.
 fn machine() -> String {
     let first_line = |program: &str, arg: &str| {
-        std::process::Command::new(program).arg(arg).output().ok().map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").trim().to_string()).unwrap_or_default()
+        std::process::Command::new(program)
+            .arg(arg)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").trim().to_string())
+            .unwrap_or_default()
     };
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kernel = first_line("uname", "-r");
@@ -228,7 +233,10 @@ fn silent_rows(runs: usize, report: &mut Report) -> anyhow::Result<()> {
     println!("\n## Silent failure of eth0 (link up, nothing answers behind its switch), default [Probe] settings\n");
     report.line(
         "silent",
-        format!("| {:<40} | {:>16} | {:>14} | {:>14} | {:>11} | {:>15} |", "setup", "detection median", "restore median", "restore worst", "lost median", "failback median"),
+        format!(
+            "| {:<40} | {:>16} | {:>14} | {:>14} | {:>11} | {:>15} |",
+            "setup", "detection median", "restore median", "restore worst", "lost median", "failback median"
+        ),
     );
     report.line("silent", format!("|{:-<42}|{:->18}|{:->16}|{:->16}|{:->13}|{:->17}|", "", "", "", "", "", ""));
     for (name, manager, daemon) in [
@@ -294,12 +302,13 @@ fn silent_once(lab: &Lab, log: Option<&PathBuf>) -> anyhow::Result<Silent> {
     let mut detection = Duration::MAX;
     while started.elapsed() < SILENT_WATCH {
         if detection == Duration::MAX
-            && let Some(l) = log {
-                let text = std::fs::read_to_string(l).unwrap_or_default();
-                if text.get(log_len..).is_some_and(|new| new.lines().any(|x| x.starts_with("eth0:") && x.contains("-> down"))) {
-                    detection = started.elapsed();
-                }
+            && let Some(l) = log
+        {
+            let text = std::fs::read_to_string(l).unwrap_or_default();
+            if text.get(log_len..).is_some_and(|new| new.lines().any(|x| x.starts_with("eth0:") && x.contains("-> down"))) {
+                detection = started.elapsed();
             }
+        }
         std::thread::sleep(Duration::from_millis(5));
     }
     let records = prober.stop()?;
@@ -351,7 +360,10 @@ fn resources_row(report: &mut Report) -> anyhow::Result<()> {
     let kib = |name: &str| field(name).trim_end_matches(" kB").trim().parse::<f64>().unwrap_or(f64::NAN);
     report.line("resources", "| measure | value |");
     report.line("resources", "|---|---|");
-    report.line("resources", format!("| resident memory (VmRSS), 3 uplinks | {:.1} MiB ({}; peak {}) |", kib("VmRSS:") / 1024.0, field("VmRSS:"), field("VmHWM:")));
+    report.line(
+        "resources",
+        format!("| resident memory (VmRSS), 3 uplinks | {:.1} MiB ({}; peak {}) |", kib("VmRSS:") / 1024.0, field("VmRSS:"), field("VmHWM:")),
+    );
     report.line("resources", format!("| CPU time | {:.1} s per hour |", cpu * 3600.0 / SAMPLE.as_secs_f64()));
     Ok(())
 }

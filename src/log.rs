@@ -11,7 +11,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{filter::LevelFilter, Layer};
+use tracing_subscriber::{Layer, filter::LevelFilter};
 
 /// `-v`/`-q` counted: 0 is info (every state change), 1 debug, 2 trace, -1 warnings, -2 errors.
 pub fn level(verbose: u8, quiet: u8) -> LevelFilter {

@@ -6,11 +6,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use multihome::backend::{Backend, Target, files, networkd, nm, try_apply};
 use multihome::daemon;
-use multihome::backend::{files, networkd, nm, try_apply, Backend, Target};
 use multihome::plan::{self, Plan};
 use multihome::policy;
-
 
 #[derive(Parser)]
 #[command(name = "multihome", version, about = "Keep a host with several uplinks online: one policy, realised by systemd-networkd or NetworkManager")]
@@ -240,7 +239,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(dir) => {
                     let changes = files::write_out(&dir, &rendered, &owned)?;
                     for c in &changes {
-                        let what = if c.is_noop() { "unchanged" } else if c.new.is_none() { "removed" } else { "wrote" };
+                        let what = if c.is_noop() {
+                            "unchanged"
+                        } else if c.new.is_none() {
+                            "removed"
+                        } else {
+                            "wrote"
+                        };
                         println!("{what} {}", dir.join(&c.path).display());
                     }
                 }

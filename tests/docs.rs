@@ -202,10 +202,14 @@ fn policy_page_gives_the_parsers_defaults() {
         ("Probe", "Interval", timespan::format(probe.interval)),
         ("Probe", "FailAfter", probe.fail_after.to_string()),
         ("Probe", "RecoverAfter", probe.recover_after.to_string()),
-        ("Probe", "Require", match probe.require {
-            Require::All => "all".to_string(),
-            Require::AtLeast(n) => n.to_string(),
-        }),
+        (
+            "Probe",
+            "Require",
+            match probe.require {
+                Require::All => "all".to_string(),
+                Require::AtLeast(n) => n.to_string(),
+            },
+        ),
         ("Probe", "ArpGateway", yes_no(probe.arp_gateway)),
         ("Probe", "HoldTime", timespan::format(probe.hold_time)),
         ("Probe", "MaxHoldTime", timespan::format(probe.max_hold_time)),
@@ -254,7 +258,10 @@ fn policy_page_and_readme_describe_the_same_keys_and_defaults() {
     }
     for (section, keys) in &page {
         for key in keys.keys() {
-            assert!(block.contains(&format!("[{section}]")) && block.contains(&format!("{key}=")), "{CONF_PAGE}'s [{section}] {key}= is not in the README's policy section");
+            assert!(
+                block.contains(&format!("[{section}]")) && block.contains(&format!("{key}=")),
+                "{CONF_PAGE}'s [{section}] {key}= is not in the README's policy section"
+            );
         }
     }
 }

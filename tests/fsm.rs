@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use multihome::daemon::fsm::{self, Config, Event, State, Uplink, SUSPECT_PROBES};
+use multihome::daemon::fsm::{self, Config, Event, SUSPECT_PROBES, State, Uplink};
 
 const ROUND: Duration = Duration::from_millis(200);
 
@@ -190,10 +190,7 @@ fn a_forced_uplink_keeps_its_health_underneath() {
 #[test]
 fn an_unknown_uplink_that_never_answers_goes_down() {
     let mut u = Uplink::new(Config::default());
-    run_table(
-        &mut u,
-        &[(0, Round(false), State::Unknown), (200, Round(false), State::Unknown), (400, Round(false), State::Down)],
-    );
+    run_table(&mut u, &[(0, Round(false), State::Unknown), (200, Round(false), State::Unknown), (400, Round(false), State::Down)]);
 }
 
 #[test]

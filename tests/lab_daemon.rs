@@ -8,10 +8,10 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use multihome::lab::probe::{outage, Prober};
 use multihome::lab::policies::{DHCP_WLAN0, SEED};
-use multihome::lab::{self, seed_address, Lab, LabOptions, Manager, INTERNET};
-use nix::sys::signal::{killpg, Signal};
+use multihome::lab::probe::{Prober, outage};
+use multihome::lab::{self, INTERNET, Lab, LabOptions, Manager, seed_address};
+use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 const QUICK: Duration = Duration::from_millis(300);
 /// A bound that catches a broken detector (FailAfter ignored, no switch at all) without
@@ -143,7 +143,12 @@ fn silent_failure_and_failback(manager: Manager) -> anyhow::Result<()> {
     std::thread::sleep(Duration::from_millis(1500));
     let records = prober.stop()?;
     let o = outage(&records, fault);
-    eprintln!("{manager:?}: silent failure detected (route withdrawn) after {:?}; new connections restored after {:?}, {} probes lost", detected.unwrap(), o.restore, o.lost);
+    eprintln!(
+        "{manager:?}: silent failure detected (route withdrawn) after {:?}; new connections restored after {:?}, {} probes lost",
+        detected.unwrap(),
+        o.restore,
+        o.lost
+    );
     assert!(o.restore <= RESTORE_WITHIN, "new connections restored only after {:?} ({} lost)\n{}", o.restore, o.lost, daemon_logs(&lab));
     assert_eq!(records.last().and_then(|r| r.source), Some(seed_address("wlan1")), "after the failover new connections leave via wlan1");
     assert_eq!(lab.outbound_source(QUICK), Some(seed_address("wlan1")));
@@ -160,8 +165,7 @@ fn silent_failure_and_failback(manager: Manager) -> anyhow::Result<()> {
     // Repair: eth0 comes back once, after RecoverAfter good rounds and the hold, and stays.
     let t1 = Instant::now();
     lab.set_upstream("eth0", true)?;
-    lab.wait_for(Duration::from_secs(10), || copies(&lab).is_empty())
-        .map_err(|e| anyhow::anyhow!("eth0 did not come back: {e}\n{}", daemon_logs(&lab)))?;
+    lab.wait_for(Duration::from_secs(10), || copies(&lab).is_empty()).map_err(|e| anyhow::anyhow!("eth0 did not come back: {e}\n{}", daemon_logs(&lab)))?;
     let failback = t1.elapsed();
     eprintln!("{manager:?}: failback after {failback:?}");
     // Five good rounds 200 ms apart span at least 800 ms.
@@ -277,8 +281,7 @@ fn kill_9_mid_failover_then_restart_converges_and_sigterm_leaves_the_plain_polic
     lab.multihome_ok(&["force", "down", "wlan0"])?;
     lab.wait_for(Duration::from_secs(3), || copies(&lab) == ["eth0", "wlan1"])?;
     signal_daemon(second, Signal::SIGTERM)?;
-    lab.wait_for(Duration::from_secs(5), || copies(&lab).is_empty())
-        .map_err(|e| anyhow::anyhow!("the daemon left its routes: {e}\n{}", daemon_logs(&lab)))?;
+    lab.wait_for(Duration::from_secs(5), || copies(&lab).is_empty()).map_err(|e| anyhow::anyhow!("the daemon left its routes: {e}\n{}", daemon_logs(&lab)))?;
     assert!(protocol_77_rules(&lab).is_empty(), "{:?}", protocol_77_rules(&lab));
     assert_eq!(lab.outbound_source(QUICK), Some(seed_address("eth0")));
     assert_eq!(status(&lab).0, 5);
@@ -388,8 +391,9 @@ fn a_dhcp_uplink_takes_over_with_the_gateway_of_its_lease() -> anyhow::Result<()
     lab.multihome_ok(&["apply"])?;
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     lab.spawn_multihome(&["daemon"])?;
-    lab.wait_for(Duration::from_secs(20), || all_up(&lab, &["eth0", "wlan0"]))
-        .map_err(|e| anyhow::anyhow!("wlan0 was never judged up: {e}\n{}\n{}", lab.ip_host(&["route", "show", "table", "all"]).unwrap_or_default(), daemon_logs(&lab)))?;
+    lab.wait_for(Duration::from_secs(20), || all_up(&lab, &["eth0", "wlan0"])).map_err(|e| {
+        anyhow::anyhow!("wlan0 was never judged up: {e}\n{}\n{}", lab.ip_host(&["route", "show", "table", "all"]).unwrap_or_default(), daemon_logs(&lab))
+    })?;
     let s = status(&lab).1;
     let wlan0 = s["uplinks"].as_array().into_iter().flatten().find(|u| u["interface"] == "wlan0").cloned().unwrap_or_default();
     assert_eq!(wlan0["gateway"], "192.168.178.1", "the lease's router: {s}");
@@ -422,8 +426,9 @@ fn manager_leaves_the_copies_alone(manager: Manager, commands: &[&[&str]]) -> an
         assert!(out.status.success(), "{}: {}", c.join(" "), String::from_utf8_lossy(&out.stderr));
     }
     std::thread::sleep(Duration::from_millis(200));
-    lab.wait_for(Duration::from_secs(8), || table(&lab) == before)
-        .map_err(|e| anyhow::anyhow!("{manager:?}: the daemon's copies did not return: {e}\nbefore:\n{before}\nnow:\n{}\n{}", table(&lab), daemon_logs(&lab)))?;
+    lab.wait_for(Duration::from_secs(8), || table(&lab) == before).map_err(|e| {
+        anyhow::anyhow!("{manager:?}: the daemon's copies did not return: {e}\nbefore:\n{before}\nnow:\n{}\n{}", table(&lab), daemon_logs(&lab))
+    })?;
     assert_eq!(lab.outbound_source(QUICK), Some(seed_address("wlan1")), "eth0 is forced down");
     eprintln!("{manager:?}: copies as before {:?} after the reconfiguration; daemon log:\n{}", t0.elapsed(), daemon_logs(&lab));
     Ok(())
@@ -442,7 +447,10 @@ fn networkmanager_leaves_the_daemons_routes_alone() -> anyhow::Result<()> {
     if !lab::require(Manager::NetworkManager) {
         return Ok(());
     }
-    manager_leaves_the_copies_alone(Manager::NetworkManager, &[&["nmcli", "general", "reload"], &["nmcli", "device", "reapply", "wlan1"], &["nmcli", "device", "reapply", "eth0"]])
+    manager_leaves_the_copies_alone(
+        Manager::NetworkManager,
+        &[&["nmcli", "general", "reload"], &["nmcli", "device", "reapply", "wlan1"], &["nmcli", "device", "reapply", "eth0"]],
+    )
 }
 
 /// The daemon's cost at rest: resident memory and CPU time per hour at the default probe

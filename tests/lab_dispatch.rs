@@ -95,10 +95,15 @@ fn inbound_to_the_lease_is_answered_through_wlan0(lab: &Lab, a: Ipv4Addr) {
     let tx = |i: &str| lab.tx_packets(i).expect("tx counter");
     let (wlan0, eth0) = (tx("wlan0"), tx("eth0"));
     for _ in 0..10 {
-        assert!(lab.inbound(a, Duration::from_secs(2)), "no answer from the lease {a}\n{}", lab.ip_host(&["route", "show", "table", "103"]).unwrap_or_default());
+        assert!(
+            lab.inbound(a, Duration::from_secs(2)),
+            "no answer from the lease {a}\n{}",
+            lab.ip_host(&["route", "show", "table", "103"]).unwrap_or_default()
+        );
     }
     let (wlan0, eth0) = (tx("wlan0") - wlan0, tx("eth0") - eth0);
-    let routes = || format!("table 103:\n{}main:\n{}", lab.ip_host(&["route", "show", "table", "103"]).unwrap_or_default(), lab.ip_host(&["route"]).unwrap_or_default());
+    let routes =
+        || format!("table 103:\n{}main:\n{}", lab.ip_host(&["route", "show", "table", "103"]).unwrap_or_default(), lab.ip_host(&["route"]).unwrap_or_default());
     assert!(wlan0 >= 30, "only {wlan0} packets left through wlan0 for 10 connections to {a}\n{}", routes());
     assert!(eth0 < 5, "{eth0} packets for connections to {a} left through eth0\n{}", routes());
 }

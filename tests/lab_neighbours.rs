@@ -16,7 +16,7 @@ use std::time::Duration;
 use multihome::lab::echo::{self, udp_probe};
 use multihome::lab::netns::ip;
 use multihome::lab::policies::SEED;
-use multihome::lab::{self, seed_address, Lab, LabOptions, Manager, INTERNET};
+use multihome::lab::{self, INTERNET, Lab, LabOptions, Manager, seed_address};
 
 const QUICK: Duration = Duration::from_millis(300);
 const TUNNEL_HOST: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
@@ -99,17 +99,18 @@ fn route_get(lab: &Lab, args: &[&str]) -> String {
 /// Where each neighbour's destination resolves, and the source its echo saw.
 fn neighbours_view(lab: &Lab) -> Vec<(String, Option<Ipv4Addr>)> {
     let host = lab.host();
-    [CONTAINER, STATIC_TARGET, SPLIT_TARGET]
-        .iter()
-        .map(|d| (route_get(lab, &[&d.to_string()]), udp_probe(&host, *d, QUICK).ok().flatten()))
-        .collect()
+    [CONTAINER, STATIC_TARGET, SPLIT_TARGET].iter().map(|d| (route_get(lab, &[&d.to_string()]), udp_probe(&host, *d, QUICK).ok().flatten())).collect()
 }
 
 fn expect_neighbours(lab: &Lab, view: &[(String, Option<Ipv4Addr>)]) {
     assert_eq!(view[0].1, Some(BRIDGE), "the container answered from {:?}: {}", view[0].1, view[0].0);
     assert_eq!(view[1].1, Some(seed_address("wlan0")), "the static route's target saw {:?}: {}", view[1].1, view[1].0);
     assert_eq!(view[2].1, Some(TUNNEL_HOST), "the split tunnel's target saw {:?}: {}", view[2].1, view[2].0);
-    assert!(view[0].0.contains("dev docker0") && view[1].0.contains("via 192.168.178.50 dev wlan0") && view[2].0.contains("dev tun0"), "{view:?}\n{}", lab.ip_host(&["route"]).unwrap_or_default());
+    assert!(
+        view[0].0.contains("dev docker0") && view[1].0.contains("via 192.168.178.50 dev wlan0") && view[2].0.contains("dev tun0"),
+        "{view:?}\n{}",
+        lab.ip_host(&["route"]).unwrap_or_default()
+    );
 }
 
 fn daemon_log(lab: &Lab) -> String {

@@ -60,55 +60,28 @@ Gateway=192.168.178.1
 /// Writes `text` to `path` inside the lab host (its private /run, or /etc/systemd/network,
 /// which is the lab's directory). The text is an argument, never shell syntax.
 fn write_in_host(lab: &Lab, path: &str, text: &str) -> anyhow::Result<()> {
-    let out = lab.run_in_host(
-        "sh",
-        &[
-            "-c",
-            "mkdir -p \"${2%/*}\" && printf %s \"$1\" >\"$2\"",
-            "sh",
-            text,
-            path,
-        ],
-    )?;
-    anyhow::ensure!(
-        out.status.success(),
-        "cannot write {path} in the lab host: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = lab.run_in_host("sh", &["-c", "mkdir -p \"${2%/*}\" && printf %s \"$1\" >\"$2\"", "sh", text, path])?;
+    anyhow::ensure!(out.status.success(), "cannot write {path} in the lab host: {}", String::from_utf8_lossy(&out.stderr));
     Ok(())
 }
 
 fn host_file(lab: &Lab, path: &str) -> Option<String> {
     let out = lab.run_in_host("cat", &[path]).ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn host_ok(lab: &Lab, program: &str, args: &[&str]) -> anyhow::Result<String> {
     let out = lab.run_in_host(program, args)?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{program} {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    anyhow::ensure!(out.status.success(), "{program} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// networkd's state file of a link (/run/systemd/netif/links/IFINDEX) as KEY=value pairs.
 fn link_state(lab: &Lab, iface: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let json: serde_json::Value =
-        serde_json::from_str(&lab.ip_host(&["-j", "link", "show", "dev", iface])?)?;
-    let index = json[0]["ifindex"]
-        .as_u64()
-        .ok_or_else(|| anyhow::anyhow!("no ifindex for {iface}"))?;
+    let json: serde_json::Value = serde_json::from_str(&lab.ip_host(&["-j", "link", "show", "dev", iface])?)?;
+    let index = json[0]["ifindex"].as_u64().ok_or_else(|| anyhow::anyhow!("no ifindex for {iface}"))?;
     let text = host_file(lab, &format!("/run/systemd/netif/links/{index}")).unwrap_or_default();
-    Ok(text
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect())
+    Ok(text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect())
 }
 
 fn state_value(state: &[(String, String)], key: &str) -> Option<String> {
@@ -116,63 +89,27 @@ fn state_value(state: &[(String, String)], key: &str) -> Option<String> {
 }
 
 fn mtu(lab: &Lab, iface: &str) -> anyhow::Result<u64> {
-    let json: serde_json::Value =
-        serde_json::from_str(&lab.ip_host(&["-j", "link", "show", "dev", iface])?)?;
-    json[0]["mtu"]
-        .as_u64()
-        .ok_or_else(|| anyhow::anyhow!("no mtu for {iface}"))
+    let json: serde_json::Value = serde_json::from_str(&lab.ip_host(&["-j", "link", "show", "dev", iface])?)?;
+    json[0]["mtu"].as_u64().ok_or_else(|| anyhow::anyhow!("no mtu for {iface}"))
 }
 
 /// Waits until networkd reports `file` as the .network file of `iface`.
 fn wait_for_network_file(lab: &Lab, iface: &str, file: &str) -> anyhow::Result<()> {
-    lab.wait_for(Duration::from_secs(10), || {
-        link_state(lab, iface)
-            .is_ok_and(|s| state_value(&s, "NETWORK_FILE").as_deref() == Some(file))
-    })
-    .map_err(|_| {
-        anyhow::anyhow!(
-            "networkd does not use {file} for {iface}: {:?}\n{}",
-            link_state(lab, iface),
-            lab.manager_log()
-        )
-    })
+    lab.wait_for(Duration::from_secs(10), || link_state(lab, iface).is_ok_and(|s| state_value(&s, "NETWORK_FILE").as_deref() == Some(file)))
+        .map_err(|_| anyhow::anyhow!("networkd does not use {file} for {iface}: {:?}\n{}", link_state(lab, iface), lab.manager_log()))
 }
 
 /// What the administrator's and netplan's files set, as networkd reports it.
 fn their_settings_apply(lab: &Lab) -> anyhow::Result<()> {
     let eth0 = link_state(lab, "eth0")?;
-    assert_eq!(
-        state_value(&eth0, "NETWORK_FILE").as_deref(),
-        Some(WIRED),
-        "{eth0:?}"
-    );
-    assert_eq!(
-        state_value(&eth0, "DNS").as_deref(),
-        Some("192.168.178.1"),
-        "{eth0:?}"
-    );
-    assert_eq!(
-        state_value(&eth0, "DOMAINS").as_deref(),
-        Some("lab.example home.arpa"),
-        "{eth0:?}"
-    );
+    assert_eq!(state_value(&eth0, "NETWORK_FILE").as_deref(), Some(WIRED), "{eth0:?}");
+    assert_eq!(state_value(&eth0, "DNS").as_deref(), Some("192.168.178.1"), "{eth0:?}");
+    assert_eq!(state_value(&eth0, "DOMAINS").as_deref(), Some("lab.example home.arpa"), "{eth0:?}");
     assert_eq!(mtu(lab, "eth0")?, 1400);
     let wlan1 = link_state(lab, "wlan1")?;
-    assert_eq!(
-        state_value(&wlan1, "NETWORK_FILE").as_deref(),
-        Some(NETPLAN),
-        "{wlan1:?}"
-    );
-    assert_eq!(
-        state_value(&wlan1, "DNS").as_deref(),
-        Some("192.168.178.1"),
-        "{wlan1:?}"
-    );
-    assert_eq!(
-        state_value(&wlan1, "DOMAINS").as_deref(),
-        Some("wlan.example"),
-        "{wlan1:?}"
-    );
+    assert_eq!(state_value(&wlan1, "NETWORK_FILE").as_deref(), Some(NETPLAN), "{wlan1:?}");
+    assert_eq!(state_value(&wlan1, "DNS").as_deref(), Some("192.168.178.1"), "{wlan1:?}");
+    assert_eq!(state_value(&wlan1, "DOMAINS").as_deref(), Some("wlan.example"), "{wlan1:?}");
     Ok(())
 }
 
@@ -183,40 +120,19 @@ fn their_settings_apply(lab: &Lab) -> anyhow::Result<()> {
 fn dropins_in_use(lab: &Lab, iface: &str) -> anyhow::Result<Option<Vec<String>>> {
     let state = link_state(lab, iface)?;
     if let Some(line) = state_value(&state, "NETWORK_FILE_DROPINS") {
-        return Ok(Some(
-            line.split_whitespace()
-                .map(|s| s.trim_matches('"').to_string())
-                .collect(),
-        ));
+        return Ok(Some(line.split_whitespace().map(|s| s.trim_matches('"').to_string()).collect()));
     }
     let out = host_ok(
         lab,
         "busctl",
-        &[
-            "--system",
-            "--json=short",
-            "call",
-            "org.freedesktop.network1",
-            "/org/freedesktop/network1",
-            "org.freedesktop.network1.Manager",
-            "Describe",
-        ],
+        &["--system", "--json=short", "call", "org.freedesktop.network1", "/org/freedesktop/network1", "org.freedesktop.network1.Manager", "Describe"],
     )?;
     let reply: serde_json::Value = serde_json::from_str(&out)?;
-    let json = reply["data"][0]
-        .as_str()
-        .ok_or_else(|| anyhow::anyhow!("Describe answered {out}"))?;
+    let json = reply["data"][0].as_str().ok_or_else(|| anyhow::anyhow!("Describe answered {out}"))?;
     let described: serde_json::Value = serde_json::from_str(json)?;
-    let reports = described["Interfaces"]
-        .as_array()
-        .is_some_and(|links| links.iter().any(|l| l.get("NetworkFileDropins").is_some()));
+    let reports = described["Interfaces"].as_array().is_some_and(|links| links.iter().any(|l| l.get("NetworkFileDropins").is_some()));
     let links = live::parse_describe(json)?;
-    Ok(reports.then(|| {
-        links
-            .get(iface)
-            .map(|l| l.network_file_dropins.clone())
-            .unwrap_or_default()
-    }))
+    Ok(reports.then(|| links.get(iface).map(|l| l.network_file_dropins.clone()).unwrap_or_default()))
 }
 
 /// The policy's rules, tables and main-table metrics, as the kernel has them.
@@ -226,63 +142,28 @@ fn policy_holds(lab: &Lab, uplinks: &[(&str, &str, u32, u32)]) -> anyhow::Result
     for (iface, addr, table, metric) in uplinks {
         let rank = metric - 100;
         let (from, to) = (10000 + 100 * rank, 10001 + 100 * rank);
-        assert!(
-            rules.contains(&format!("{from}:\tfrom {addr} lookup {table}")),
-            "no from-rule for {iface}:\n{rules}"
-        );
-        assert!(
-            rules.contains(&format!("{to}:\tfrom all to {addr} lookup {table}")),
-            "no to-rule for {iface}:\n{rules}"
-        );
+        assert!(rules.contains(&format!("{from}:\tfrom {addr} lookup {table}")), "no from-rule for {iface}:\n{rules}");
+        assert!(rules.contains(&format!("{to}:\tfrom all to {addr} lookup {table}")), "no to-rule for {iface}:\n{rules}");
         let t = lab.ip_host(&["-4", "route", "show", "table", &table.to_string()])?;
-        assert!(
-            t.contains(&format!("default via 192.168.178.1 dev {iface}")),
-            "table {table}:\n{t}"
-        );
-        assert!(
-            t.contains(&format!(
-                "192.168.178.0/24 dev {iface} proto static scope link src {addr}"
-            )),
-            "table {table}:\n{t}"
-        );
-        assert!(
-            main.contains(&format!(
-                "default via 192.168.178.1 dev {iface} proto static metric {metric} onlink"
-            )),
-            "main:\n{main}"
-        );
-        assert!(
-            main.contains(&format!(
-                "192.168.178.0/24 dev {iface} proto kernel scope link src {addr} metric {metric}"
-            )),
-            "main:\n{main}"
-        );
+        assert!(t.contains(&format!("default via 192.168.178.1 dev {iface}")), "table {table}:\n{t}");
+        assert!(t.contains(&format!("192.168.178.0/24 dev {iface} proto static scope link src {addr}")), "table {table}:\n{t}");
+        assert!(main.contains(&format!("default via 192.168.178.1 dev {iface} proto static metric {metric} onlink")), "main:\n{main}");
+        assert!(main.contains(&format!("192.168.178.0/24 dev {iface} proto kernel scope link src {addr} metric {metric}")), "main:\n{main}");
     }
     // Nothing else competes in main: no default route without a metric.
-    assert!(
-        !main
-            .lines()
-            .any(|l| l.starts_with("default") && !l.contains(" metric ")),
-        "main:\n{main}"
-    );
+    assert!(!main.lines().any(|l| l.starts_with("default") && !l.contains(" metric ")), "main:\n{main}");
     Ok(())
 }
 
-const SEED_UPLINKS: [(&str, &str, u32, u32); 3] = [
-    ("eth0", "192.168.178.99", 101, 100),
-    ("wlan1", "192.168.178.98", 102, 101),
-    ("wlan0", "192.168.178.97", 103, 102),
-];
+const SEED_UPLINKS: [(&str, &str, u32, u32); 3] =
+    [("eth0", "192.168.178.99", 101, 100), ("wlan1", "192.168.178.98", 102, 101), ("wlan0", "192.168.178.97", 103, 102)];
 
 #[test]
 fn administrators_and_netplans_files_are_amended_and_the_policy_holds() -> anyhow::Result<()> {
     if !lab::require(Manager::Networkd) {
         return Ok(());
     }
-    let lab = Lab::start(LabOptions::new(
-        Manager::Networkd,
-        env!("CARGO_BIN_EXE_multihome"),
-    ))?;
+    let lab = Lab::start(LabOptions::new(Manager::Networkd, env!("CARGO_BIN_EXE_multihome")))?;
     // The host as it runs before multihome: the administrator's file and netplan's, taken by a
     // running networkd (which configured wlan1's address from netplan's file).
     write_in_host(&lab, WIRED, WIRED_TEXT)?;
@@ -293,42 +174,22 @@ fn administrators_and_netplans_files_are_amended_and_the_policy_holds() -> anyho
 
     lab.write_policy(SEED)?;
     let plan = lab.multihome_ok(&["plan"])?;
-    assert!(
-        plan.contains(&format!(
-            "eth0: amends {WIRED} with the drop-in {WIRED_DROPIN}"
-        )),
-        "{plan}"
-    );
-    assert!(
-        plan.contains(&format!(
-            "wlan1: amends {NETPLAN} with the drop-in {NETPLAN_DROPIN}"
-        )),
-        "{plan}"
-    );
-    assert!(
-        plan.contains("wlan0: writes /etc/systemd/network/10-multihome-wlan0.network"),
-        "{plan}"
-    );
+    assert!(plan.contains(&format!("eth0: amends {WIRED} with the drop-in {WIRED_DROPIN}")), "{plan}");
+    assert!(plan.contains(&format!("wlan1: amends {NETPLAN} with the drop-in {NETPLAN_DROPIN}")), "{plan}");
+    assert!(plan.contains("wlan0: writes /etc/systemd/network/10-multihome-wlan0.network"), "{plan}");
 
     let out = lab.multihome_ok(&["apply"])?;
     eprintln!("apply said:\n{out}");
     assert!(out.contains("Applied"), "{out}");
     // netplan's file had put 192.168.178.98/24 on wlan1 without a metric before the policy.
-    assert!(
-        out.contains("wlan1: 192.168.178.98/24 carried route metric 0 from before the policy"),
-        "{out}"
-    );
+    assert!(out.contains("wlan1: 192.168.178.98/24 carried route metric 0 from before the policy"), "{out}");
 
     // Their files stay, and networkd uses them, with the drop-ins.
     assert_eq!(host_file(&lab, WIRED).as_deref(), Some(WIRED_TEXT));
     assert_eq!(host_file(&lab, NETPLAN).as_deref(), Some(NETPLAN_TEXT));
     wait_for_network_file(&lab, "eth0", WIRED)?;
     wait_for_network_file(&lab, "wlan1", NETPLAN)?;
-    wait_for_network_file(
-        &lab,
-        "wlan0",
-        "/etc/systemd/network/10-multihome-wlan0.network",
-    )?;
+    wait_for_network_file(&lab, "wlan0", "/etc/systemd/network/10-multihome-wlan0.network")?;
     their_settings_apply(&lab)?;
     for (iface, dropin) in [("eth0", WIRED_DROPIN), ("wlan1", NETPLAN_DROPIN)] {
         match dropins_in_use(&lab, iface)? {
@@ -338,15 +199,8 @@ fn administrators_and_netplans_files_are_amended_and_the_policy_holds() -> anyho
             }
         }
     }
-    eprintln!(
-        "eth0: {:?}\nwlan1: {:?}",
-        link_state(&lab, "eth0")?,
-        link_state(&lab, "wlan1")?
-    );
-    eprintln!(
-        "{}",
-        lab.ip_host(&["-4", "route", "show", "table", "main"])?
-    );
+    eprintln!("eth0: {:?}\nwlan1: {:?}", link_state(&lab, "eth0")?, link_state(&lab, "wlan1")?);
+    eprintln!("{}", lab.ip_host(&["-4", "route", "show", "table", "main"])?);
 
     // The policy holds: rules, tables, metrics; eth0 first; symmetric inbound; carrier failover.
     policy_holds(&lab, &SEED_UPLINKS)?;
@@ -369,10 +223,7 @@ fn administrators_and_netplans_files_are_amended_and_the_policy_holds() -> anyho
     let plan = lab.multihome_ok(&["plan"])?;
     assert!(plan.contains("No changes"), "{plan}");
     host_ok(&lab, "networkctl", &["reload"])?;
-    lab.wait_for(Duration::from_secs(10), || {
-        link_state(&lab, "wlan1")
-            .is_ok_and(|s| state_value(&s, "DNS").as_deref() == Some("192.168.178.2"))
-    })?;
+    lab.wait_for(Duration::from_secs(10), || link_state(&lab, "wlan1").is_ok_and(|s| state_value(&s, "DNS").as_deref() == Some("192.168.178.2")))?;
     if let Some(used) = dropins_in_use(&lab, "wlan1")? {
         assert_eq!(used, [NETPLAN_DROPIN]);
     }
@@ -380,58 +231,22 @@ fn administrators_and_netplans_files_are_amended_and_the_policy_holds() -> anyho
 
     // Every file networkd read, the administrator's, netplan's and multihome's, parsed cleanly.
     let log = lab.manager_log();
-    let complaints: Vec<&str> = log
-        .lines()
-        .filter(|l| {
-            [
-                "Unknown key",
-                "Unknown section",
-                "Failed to parse",
-                "Invalid",
-            ]
-            .iter()
-            .any(|w| l.contains(w))
-        })
-        .collect();
-    assert!(
-        complaints.is_empty(),
-        "networkd complained about a file:\n{}",
-        complaints.join("\n")
-    );
+    let complaints: Vec<&str> =
+        log.lines().filter(|l| ["Unknown key", "Unknown section", "Failed to parse", "Invalid"].iter().any(|w| l.contains(w))).collect();
+    assert!(complaints.is_empty(), "networkd complained about a file:\n{}", complaints.join("\n"));
 
     // wlan1 leaves the policy: its drop-in goes, netplan's file keeps the link.
     lab.write_policy(WITHOUT_WLAN1)?;
     let out = lab.multihome_ok(&["apply"])?;
     assert!(out.contains("Applied"), "{out}");
     assert_eq!(host_file(&lab, NETPLAN_DROPIN), None);
-    assert!(
-        !lab.dir()
-            .join("etc/systemd/network/10-netplan-wlan1.network.d")
-            .exists(),
-        "the emptied drop-in directory stays"
-    );
-    lab.wait_for(Duration::from_secs(10), || {
-        dropins_in_use(&lab, "wlan1").is_ok_and(|d| d.is_none_or(|d| d.is_empty()))
-    })?;
+    assert!(!lab.dir().join("etc/systemd/network/10-netplan-wlan1.network.d").exists(), "the emptied drop-in directory stays");
+    lab.wait_for(Duration::from_secs(10), || dropins_in_use(&lab, "wlan1").is_ok_and(|d| d.is_none_or(|d| d.is_empty())))?;
     let wlan1 = link_state(&lab, "wlan1")?;
-    assert_eq!(
-        state_value(&wlan1, "NETWORK_FILE").as_deref(),
-        Some(NETPLAN),
-        "{wlan1:?}"
-    );
-    assert_eq!(
-        state_value(&wlan1, "DNS").as_deref(),
-        Some("192.168.178.2"),
-        "{wlan1:?}"
-    );
-    assert!(
-        lab.ip_host(&["-4", "addr", "show", "dev", "wlan1"])?
-            .contains("192.168.178.98/24")
-    );
+    assert_eq!(state_value(&wlan1, "NETWORK_FILE").as_deref(), Some(NETPLAN), "{wlan1:?}");
+    assert_eq!(state_value(&wlan1, "DNS").as_deref(), Some("192.168.178.2"), "{wlan1:?}");
+    assert!(lab.ip_host(&["-4", "addr", "show", "dev", "wlan1"])?.contains("192.168.178.98/24"));
     let rules = lab.ip_host(&["-4", "rule"])?;
-    assert!(
-        !rules.contains("192.168.178.98"),
-        "wlan1's rules should be gone:\n{rules}"
-    );
+    assert!(!rules.contains("192.168.178.98"), "wlan1's rules should be gone:\n{rules}");
     Ok(())
 }

@@ -7,9 +7,9 @@ use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use multihome::lab::probe::{outage, Prober};
 use multihome::lab::policies::SEED;
-use multihome::lab::{self, seed_address, Lab, LabOptions, Manager, INTERNET, SEED_ADDRESSES, UPLINKS};
+use multihome::lab::probe::{Prober, outage};
+use multihome::lab::{self, INTERNET, Lab, LabOptions, Manager, SEED_ADDRESSES, UPLINKS, seed_address};
 use nix::sys::signal::Signal;
 /// The issue's measure for a live failover: a new connection every 10 ms.
 const PROBE_INTERVAL: Duration = Duration::from_millis(10);
@@ -32,7 +32,6 @@ fn nmcli(lab: &Lab, args: &[&str]) -> String {
     assert!(out.status.success(), "nmcli {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
-
 
 /// What new connections saw around a carrier loss.
 ///
@@ -96,7 +95,10 @@ fn state(lab: &Lab) -> String {
     let mut s = nmcli(lab, &["-t", "-f", "NAME,UUID,DEVICE", "connection", "show"]);
     let names: Vec<String> = s.lines().filter_map(|l| l.split(':').next()).map(str::to_string).filter(|n| n != "lo").collect();
     for n in names {
-        s.push_str(&nmcli(lab, &["-t", "-f", "ipv4.method,ipv4.addresses,ipv4.gateway,ipv4.route-metric,ipv4.routes,ipv4.routing-rules", "connection", "show", &n]));
+        s.push_str(&nmcli(
+            lab,
+            &["-t", "-f", "ipv4.method,ipv4.addresses,ipv4.gateway,ipv4.route-metric,ipv4.routes,ipv4.routing-rules", "connection", "show", &n],
+        ));
     }
     s.push_str(&lab.kernel_state().unwrap());
     s
@@ -108,7 +110,11 @@ fn settles_back_to(lab: &Lab, before: &str, what: &str) {
         now = state(lab);
         now == before
     });
-    assert!(back.is_ok(), "{what}: the state before is not back\n{}", similar::TextDiff::from_lines(before, now.as_str()).unified_diff().header("before", "now"));
+    assert!(
+        back.is_ok(),
+        "{what}: the state before is not back\n{}",
+        similar::TextDiff::from_lines(before, now.as_str()).unified_diff().header("before", "now")
+    );
 }
 
 /// Profiles a user made by hand with nmcli for the seed's three links, metric-ordered as the
@@ -116,10 +122,22 @@ fn settles_back_to(lab: &Lab, before: &str, what: &str) {
 fn user_profiles(lab: &Lab) {
     for (i, (iface, a)) in SEED_ADDRESSES.iter().enumerate() {
         let mut args = vec![
-            "connection".to_string(), "add".into(), "type".into(), "ethernet".into(), "ifname".into(), iface.to_string(),
-            "con-name".into(), format!("user-{iface}"), "ipv4.method".into(), "manual".into(),
-            "ipv4.addresses".into(), format!("{a}/24"), "ipv4.gateway".into(), "192.168.178.1".into(),
-            "ipv4.route-metric".into(), (100 + i).to_string(),
+            "connection".to_string(),
+            "add".into(),
+            "type".into(),
+            "ethernet".into(),
+            "ifname".into(),
+            iface.to_string(),
+            "con-name".into(),
+            format!("user-{iface}"),
+            "ipv4.method".into(),
+            "manual".into(),
+            "ipv4.addresses".into(),
+            format!("{a}/24"),
+            "ipv4.gateway".into(),
+            "192.168.178.1".into(),
+            "ipv4.route-metric".into(),
+            (100 + i).to_string(),
         ];
         if *iface == "eth0" {
             for kv in ["802-3-ethernet.mtu", "1400", "connection.zone", "work", "ipv6.method", "disabled", "ipv4.dns-search", "lan"] {
@@ -151,7 +169,16 @@ fn seed_applied_over_dbus_is_symmetric_and_fails_over_at_once_in_order() -> anyh
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     eprintln!(
         "nmcli view of what multihome set:\n{}",
-        nmcli(&lab, &["-f", "connection.id,connection.interface-name,ipv4.method,ipv4.addresses,ipv4.gateway,ipv4.route-metric,ipv4.routes,ipv4.routing-rules", "connection", "show", "multihome-eth0"])
+        nmcli(
+            &lab,
+            &[
+                "-f",
+                "connection.id,connection.interface-name,ipv4.method,ipv4.addresses,ipv4.gateway,ipv4.route-metric,ipv4.routes,ipv4.routing-rules",
+                "connection",
+                "show",
+                "multihome-eth0"
+            ]
+        )
     );
 
     // Inbound: each address answers, through the interface that owns it.
@@ -291,7 +318,10 @@ fn try_reverts_unless_confirmed() -> anyhow::Result<()> {
     lab.wait_for_log(&log, "Press Enter", Duration::from_secs(5))?;
     signal_group(group, Signal::SIGUSR1);
     lab.wait_for_log(&log, "Kept.", Duration::from_secs(10))?;
-    let checkpoints = lab.run_in_host("busctl", &["get-property", "org.freedesktop.NetworkManager", "/org/freedesktop/NetworkManager", "org.freedesktop.NetworkManager", "Checkpoints"])?;
+    let checkpoints = lab.run_in_host(
+        "busctl",
+        &["get-property", "org.freedesktop.NetworkManager", "/org/freedesktop/NetworkManager", "org.freedesktop.NetworkManager", "Checkpoints"],
+    )?;
     assert_eq!(String::from_utf8_lossy(&checkpoints.stdout).trim(), "ao 0");
     assert!(lab.ip_host(&["-4", "-br", "addr", "show", "eth0"])?.contains("192.168.178.95"));
     Ok(())

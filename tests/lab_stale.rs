@@ -44,9 +44,22 @@ fn keyfile(lab: &Lab, id: &str) -> String {
 /// The user's own profile `user-eth0` for eth0 (the seed's address), with `extra` settings.
 fn add_user_eth0(lab: &Lab, extra: &[&str]) {
     let mut args = vec![
-        "connection", "add", "type", "ethernet", "ifname", "eth0", "con-name", "user-eth0",
-        "ipv4.method", "manual", "ipv4.addresses", "192.168.178.99/24", "ipv4.gateway", "192.168.178.1",
-        "ipv6.method", "disabled",
+        "connection",
+        "add",
+        "type",
+        "ethernet",
+        "ifname",
+        "eth0",
+        "con-name",
+        "user-eth0",
+        "ipv4.method",
+        "manual",
+        "ipv4.addresses",
+        "192.168.178.99/24",
+        "ipv4.gateway",
+        "192.168.178.1",
+        "ipv6.method",
+        "disabled",
     ];
     args.extend_from_slice(extra);
     nmcli(lab, &args);
@@ -69,8 +82,10 @@ fn a_changed_table_leaves_nothing_of_the_old_one_in_the_kernel_or_the_profile() 
     add_user_eth0(
         &lab,
         &[
-            "ipv4.routes", "10.9.0.0/16 192.168.178.254 table=200, 10.8.0.0/16 192.168.178.254 table=101",
-            "ipv4.routing-rules", "priority 500 to 10.9.0.0/16 table 200",
+            "ipv4.routes",
+            "10.9.0.0/16 192.168.178.254 table=200, 10.8.0.0/16 192.168.178.254 table=101",
+            "ipv4.routing-rules",
+            "priority 500 to 10.9.0.0/16 table 200",
         ],
     );
     lab.write_policy(SEED)?;
@@ -94,10 +109,21 @@ fn a_changed_table_leaves_nothing_of_the_old_one_in_the_kernel_or_the_profile() 
     // user's entries; a record of exactly what is multihome's now. (nmcli leaves out a rule's /32.)
     let eth0 = profile_routing(&lab, "user-eth0");
     eprintln!("user-eth0 after the move:\n{eth0}");
-    for gone in ["192.168.178.0/24 src=192.168.178.99 table=101", "0.0.0.0/0 192.168.178.1 onlink=true table=101", "from 192.168.178.99 table 101", "to 192.168.178.99 table 101"] {
+    for gone in [
+        "192.168.178.0/24 src=192.168.178.99 table=101",
+        "0.0.0.0/0 192.168.178.1 onlink=true table=101",
+        "from 192.168.178.99 table 101",
+        "to 192.168.178.99 table 101",
+    ] {
         assert!(!eth0.contains(gone), "left in user-eth0: {gone}\n{eth0}");
     }
-    for kept in ["10.9.0.0/16 192.168.178.254 table=200", "10.8.0.0/16 192.168.178.254 table=101", "priority 500 to 10.9.0.0/16 table 200", "priority 10000 from 192.168.178.99 table 200", "192.168.178.0/24 src=192.168.178.99 table=200"] {
+    for kept in [
+        "10.9.0.0/16 192.168.178.254 table=200",
+        "10.8.0.0/16 192.168.178.254 table=101",
+        "priority 500 to 10.9.0.0/16 table 200",
+        "priority 10000 from 192.168.178.99 table 200",
+        "192.168.178.0/24 src=192.168.178.99 table=200",
+    ] {
         assert!(eth0.contains(kept), "missing in user-eth0: {kept}\n{eth0}");
     }
     let file = keyfile(&lab, "user-eth0");
@@ -123,11 +149,19 @@ fn a_changed_table_leaves_nothing_of_the_old_one_in_the_kernel_or_the_profile() 
             lab.ip_host(&["-4", "route", "show", "table", "101"]).unwrap_or_default(),
             lab.ip_host(&["-4", "route", "show", "table", "103"]).unwrap_or_default()
         );
-        !kernel.contains("lookup 101") && !kernel.contains("lookup 103") && kernel.ends_with("--- 103\n") && kernel.contains("--- 101\n10.8.0.0/16 via 192.168.178.254 dev eth0 proto static metric 100 \n--- 103")
+        !kernel.contains("lookup 101")
+            && !kernel.contains("lookup 103")
+            && kernel.ends_with("--- 103\n")
+            && kernel.contains("--- 101\n10.8.0.0/16 via 192.168.178.254 dev eth0 proto static metric 100 \n--- 103")
     });
     assert!(settled.is_ok(), "the old tables are still in use:\n{kernel}");
     let rules = lab.ip_host(&["-4", "rule"])?;
-    for want in ["500:\tfrom all to 10.9.0.0/16 lookup 200", "10000:\tfrom 192.168.178.99 lookup 200", "10001:\tfrom all to 192.168.178.99 lookup 200", "10200:\tfrom 192.168.178.97 lookup 107"] {
+    for want in [
+        "500:\tfrom all to 10.9.0.0/16 lookup 200",
+        "10000:\tfrom 192.168.178.99 lookup 200",
+        "10001:\tfrom all to 192.168.178.99 lookup 200",
+        "10200:\tfrom 192.168.178.97 lookup 107",
+    ] {
         assert!(rules.contains(want), "no rule {want:?}:\n{rules}");
     }
     let table200 = lab.ip_host(&["-4", "route", "show", "table", "200"])?;
@@ -142,7 +176,10 @@ fn a_changed_table_leaves_nothing_of_the_old_one_in_the_kernel_or_the_profile() 
     lab.write_policy(SEED)?;
     lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
     let eth0 = profile_routing(&lab, "user-eth0");
-    assert!(!eth0.contains("table=200, 0.0.0.0") && !eth0.contains("192.168.178.99 table 200") && eth0.contains("10.9.0.0/16 192.168.178.254 table=200"), "{eth0}");
+    assert!(
+        !eth0.contains("table=200, 0.0.0.0") && !eth0.contains("192.168.178.99 table 200") && eth0.contains("10.9.0.0/16 192.168.178.254 table=200"),
+        "{eth0}"
+    );
     let table200 = lab.ip_host(&["-4", "route", "show", "table", "200"])?;
     assert_eq!(table200, "10.9.0.0/16 via 192.168.178.254 dev eth0 proto static metric 100 \n", "table 200 after going back");
     assert!(!lab.ip_host(&["-4", "rule"])?.contains("192.168.178.99 lookup 200"));
@@ -310,7 +347,13 @@ fn an_unconfirmed_try_of_a_table_change_leaves_nothing_of_the_tried_tables() -> 
     lab.write_policy(SEED)?;
     lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
-    let kernel = |lab: &Lab| format!("{}{}", lab.ip_host(&["-4", "rule"]).unwrap_or_default(), lab.ip_host(&["-4", "route", "show", "table", "all"]).unwrap_or_default().replace(" linkdown", ""));
+    let kernel = |lab: &Lab| {
+        format!(
+            "{}{}",
+            lab.ip_host(&["-4", "rule"]).unwrap_or_default(),
+            lab.ip_host(&["-4", "route", "show", "table", "all"]).unwrap_or_default().replace(" linkdown", "")
+        )
+    };
     let sorted = |text: String| {
         let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
         lines.sort();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use multihome::lab::policies::SEED;
 use multihome::lab::{self, Lab, LabOptions, Manager};
-use nix::sys::signal::{killpg, Signal};
+use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 /// What a try may change: multihome's files, and the kernel's addresses, rules and routes.
@@ -53,7 +53,11 @@ fn networkd_try_reverts_unless_confirmed() -> anyhow::Result<()> {
         now = state(&lab);
         now == before
     });
-    assert!(back.is_ok(), "the state before is not back:\n{}", similar::TextDiff::from_lines(before.as_str(), now.as_str()).unified_diff().header("before", "now"));
+    assert!(
+        back.is_ok(),
+        "the state before is not back:\n{}",
+        similar::TextDiff::from_lines(before.as_str(), now.as_str()).unified_diff().header("before", "now")
+    );
 
     // Confirmed by SIGUSR1: kept.
     let (group, log) = {

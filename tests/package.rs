@@ -115,18 +115,34 @@ fn layout() -> Vec<Shipped> {
     let mut files = vec![
         Shipped { path: BINARY.to_string(), mode: 0o755, source: None },
         Shipped { path: UNIT.to_string(), mode: 0o644, source: Some(("networkd-units/multihome.service".into(), false)) },
-        Shipped { path: "usr/lib/NetworkManager/dispatcher.d/90-multihome".to_string(), mode: 0o755, source: Some(("nm-dispatcher/90-multihome".into(), false)) },
+        Shipped {
+            path: "usr/lib/NetworkManager/dispatcher.d/90-multihome".to_string(),
+            mode: 0o755,
+            source: Some(("nm-dispatcher/90-multihome".into(), false)),
+        },
         Shipped { path: "usr/share/dbus-1/system.d/org.multihome1.conf".to_string(), mode: 0o644, source: Some(("dbus/org.multihome1.conf".into(), false)) },
-        Shipped { path: "usr/share/dbus-1/interfaces/org.multihome1.Daemon.xml".to_string(), mode: 0o644, source: Some(("dbus/org.multihome1.Daemon.xml".into(), false)) },
+        Shipped {
+            path: "usr/share/dbus-1/interfaces/org.multihome1.Daemon.xml".to_string(),
+            mode: 0o644,
+            source: Some(("dbus/org.multihome1.Daemon.xml".into(), false)),
+        },
         Shipped { path: "usr/share/doc/multihome/examples/seed.conf".to_string(), mode: 0o644, source: Some(("examples/seed.conf".into(), false)) },
         Shipped { path: "usr/share/doc/multihome/README.md".to_string(), mode: 0o644, source: Some(("README.md".into(), false)) },
         Shipped { path: "usr/share/doc/multihome/copyright".to_string(), mode: 0o644, source: Some(("packaging/copyright".into(), false)) },
         Shipped { path: "usr/share/doc/multihome/changelog.gz".to_string(), mode: 0o644, source: Some(("packaging/changelog".into(), true)) },
         Shipped { path: "usr/share/man/man8/multihome.8.gz".to_string(), mode: 0o644, source: Some(("man/multihome.8".into(), true)) },
         Shipped { path: "usr/share/man/man5/multihome.conf.5.gz".to_string(), mode: 0o644, source: Some(("man/multihome.conf.5".into(), true)) },
-        Shipped { path: "usr/share/bash-completion/completions/multihome".to_string(), mode: 0o644, source: Some(("completions/multihome.bash".into(), false)) },
+        Shipped {
+            path: "usr/share/bash-completion/completions/multihome".to_string(),
+            mode: 0o644,
+            source: Some(("completions/multihome.bash".into(), false)),
+        },
         Shipped { path: "usr/share/zsh/vendor-completions/_multihome".to_string(), mode: 0o644, source: Some(("completions/_multihome".into(), false)) },
-        Shipped { path: "usr/share/fish/vendor_completions.d/multihome.fish".to_string(), mode: 0o644, source: Some(("completions/multihome.fish".into(), false)) },
+        Shipped {
+            path: "usr/share/fish/vendor_completions.d/multihome.fish".to_string(),
+            mode: 0o644,
+            source: Some(("completions/multihome.fish".into(), false)),
+        },
     ];
     // One networkd-dispatcher hook per state directory of the repository.
     let mut states: Vec<String> =
@@ -207,7 +223,10 @@ fn the_deb_holds_the_layout_and_its_scripts_enable_but_never_start_the_daemon() 
     let docs = tmp.0.join("docs");
     run(Command::new(&binary).arg("generate-docs").arg(&docs));
     for path in std::iter::once(multihome::docs::MAN_PAGE).chain(multihome::docs::COMPLETIONS.iter().map(|(_, p)| *p)) {
-        assert!(fs::read(docs.join(path)).unwrap() == fs::read(root().join(path)).unwrap(), "the packaged binary's {path} is not the repository's: built from another command line");
+        assert!(
+            fs::read(docs.join(path)).unwrap() == fs::read(root().join(path)).unwrap(),
+            "the packaged binary's {path} is not the repository's: built from another command line"
+        );
     }
 
     // Everything that runs multihome runs the one binary the package installs.
@@ -226,7 +245,8 @@ fn the_deb_holds_the_layout_and_its_scripts_enable_but_never_start_the_daemon() 
     let info = tmp.0.join("control");
     run(Command::new("dpkg-deb").arg("-e").arg(&deb).arg(&info));
     let control = fs::read_to_string(info.join("control")).unwrap();
-    let field = |name: &str| control.lines().find_map(|l| l.strip_prefix(&format!("{name}: "))).unwrap_or_else(|| panic!("no {name}: in\n{control}")).to_string();
+    let field =
+        |name: &str| control.lines().find_map(|l| l.strip_prefix(&format!("{name}: "))).unwrap_or_else(|| panic!("no {name}: in\n{control}")).to_string();
     assert_eq!(field("Package"), "multihome");
     assert_eq!(field("Version"), VERSION);
     assert_eq!(field("Architecture"), arch);
@@ -264,7 +284,9 @@ fn maintainer_scripts(info: &Path, tmp: &Path) {
         let text = fs::read_to_string(info.join(script)).unwrap();
         run(Command::new("sh").arg("-n").arg(info.join(script)));
         assert!(!text.split_whitespace().any(|w| w == "rm" || w == "mv"), "{script} removes or moves files itself:\n{text}");
-        let text = text.replace("/run/systemd/system", &systemd_dir.display().to_string()).replace("/usr/bin/deb-systemd-helper", &stubs.join("deb-systemd-helper").display().to_string());
+        let text = text
+            .replace("/run/systemd/system", &systemd_dir.display().to_string())
+            .replace("/usr/bin/deb-systemd-helper", &stubs.join("deb-systemd-helper").display().to_string());
         let copy = tmp.join(format!("{script}.sh"));
         fs::write(&copy, text).unwrap();
         if systemd {

@@ -158,7 +158,11 @@ impl Applied {
             }
             Applied::NetworkManager(a) => {
                 let mut lines = a.changes.clone();
-                lines.push(format!("Applied: {} sysctl(s) and {} file(s) changed; NetworkManager's checkpoint committed.", a.undo_sysctls.len(), a.undo_files.len()));
+                lines.push(format!(
+                    "Applied: {} sysctl(s) and {} file(s) changed; NetworkManager's checkpoint committed.",
+                    a.undo_sysctls.len(),
+                    a.undo_files.len()
+                ));
                 lines
             }
         }

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
 use super::{Backend, Target};
@@ -38,12 +38,7 @@ pub struct Waiter {
 impl Waiter {
     pub fn new() -> anyhow::Result<Waiter> {
         let s = |k: SignalKind| signal(k).context("cannot install a signal handler");
-        Ok(Waiter {
-            usr1: s(SignalKind::user_defined1())?,
-            hup: s(SignalKind::hangup())?,
-            int: s(SignalKind::interrupt())?,
-            term: s(SignalKind::terminate())?,
-        })
+        Ok(Waiter { usr1: s(SignalKind::user_defined1())?, hup: s(SignalKind::hangup())?, int: s(SignalKind::interrupt())?, term: s(SignalKind::terminate())? })
     }
 
     pub async fn wait(mut self, timeout: Duration) -> Confirmation {

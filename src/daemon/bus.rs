@@ -12,7 +12,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
-use zbus::{fdo, interface, proxy, Connection};
+use zbus::{Connection, fdo, interface, proxy};
 
 use super::fsm::Force;
 

@@ -11,6 +11,9 @@ use super::fsm::Force;
 
 const FILE: &str = "forced";
 
+/// Orders by interface, and the lines that were not orders.
+pub type Parsed = (Vec<(String, Force)>, Vec<String>);
+
 /// Where the orders are kept, if the service manager gave the daemon a runtime directory.
 pub fn path() -> Option<PathBuf> {
     std::env::var_os("RUNTIME_DIRECTORY").map(|d| Path::new(&d).join(FILE))
@@ -30,7 +33,7 @@ fn word(f: Force) -> Option<&'static str> {
 
 /// The orders in `text`; a line that is not `IFACE down|up` is skipped and named in the errors
 /// (the file is the daemon's own, but a hand edit must not stop it from starting).
-pub fn parse(text: &str) -> (Vec<(String, Force)>, Vec<String>) {
+pub fn parse(text: &str) -> Parsed {
     let mut orders = Vec::new();
     let mut errors = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -52,7 +55,7 @@ pub fn save(path: &Path, orders: &[(String, Force)]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-pub fn load(path: &Path) -> std::io::Result<(Vec<(String, Force)>, Vec<String>)> {
+pub fn load(path: &Path) -> std::io::Result<Parsed> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(parse(&text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((Vec::new(), Vec::new())),

@@ -103,17 +103,8 @@ impl State {
     }
 
     /// Every state, in the order of the enum.
-    pub const ALL: [State; 9] = [
-        State::Unknown,
-        State::Up,
-        State::Degraded,
-        State::Down,
-        State::Recovering,
-        State::NoCarrier,
-        State::NoAddress,
-        State::ForcedDown,
-        State::ForcedUp,
-    ];
+    pub const ALL: [State; 9] =
+        [State::Unknown, State::Up, State::Degraded, State::Down, State::Recovering, State::NoCarrier, State::NoAddress, State::ForcedDown, State::ForcedUp];
 }
 
 /// A maintenance order.

@@ -3,8 +3,8 @@
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
@@ -143,13 +143,8 @@ pub(super) async fn probe_loop(
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let plan = RoundPlan {
-            targets: probe.targets.clone(),
-            require: probe.require,
-            arp: key.arp,
-            probes: wanted.load(Ordering::Relaxed),
-            timeout: probe.timeout,
-        };
+        let plan =
+            RoundPlan { targets: probe.targets.clone(), require: probe.require, arp: key.arp, probes: wanted.load(Ordering::Relaxed), timeout: probe.timeout };
         if plan.targets.is_empty() && plan.arp.is_none() {
             continue; // nothing to ask: the uplink stays unknown and the main table decides
         }

@@ -15,8 +15,8 @@ pub mod fsm;
 mod link;
 pub mod notify;
 pub mod probe;
-pub mod status;
 pub mod routes;
+pub mod status;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures::StreamExt;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -34,7 +34,7 @@ use crate::plan::{self, Plan};
 use crate::policy::{self, Probe};
 use bus::{Command, Snapshot, UplinkStatus};
 use fsm::{Event, Transition};
-use link::{probe_loop, Link, ProberKey, RoundDone, LOSS_WINDOW};
+use link::{LOSS_WINDOW, Link, ProberKey, RoundDone, probe_loop};
 
 /// How soon a failed change of the table is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -532,11 +532,7 @@ impl Daemon {
     }
 
     fn active_phrase(&self) -> String {
-        if self.active.is_empty() {
-            "no uplink is healthy: the main table decides".to_string()
-        } else {
-            format!("new connections leave via {}", self.active)
-        }
+        if self.active.is_empty() { "no uplink is healthy: the main table decides".to_string() } else { format!("new connections leave via {}", self.active) }
     }
 
     /// systemd's STATUS=: the active uplink first, then every uplink's state.
@@ -610,4 +606,3 @@ impl Daemon {
         let _ = service.active_changed(emitter).await;
     }
 }
-

@@ -110,17 +110,7 @@ impl Prober {
         let mac = hardware_address(arp.as_raw_fd(), interface)?;
 
         let ident = (std::process::id() as u16).wrapping_mul(31).wrapping_add(salt);
-        Ok(Prober {
-            interface: interface.to_string(),
-            source,
-            icmp: register(icmp)?,
-            arp: register(arp)?,
-            ifindex,
-            mac,
-            gateway_mac: None,
-            ident,
-            seq: 0,
-        })
+        Ok(Prober { interface: interface.to_string(), source, icmp: register(icmp)?, arp: register(arp)?, ifindex, mac, gateway_mac: None, ident, seq: 0 })
     }
 
     pub fn interface(&self) -> &str {

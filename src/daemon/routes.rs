@@ -22,7 +22,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use crate::netlink::{self, KernelRoute, Netlink};
-use crate::plan::{Route, Rule, Table, DEFAULT_DESTINATION, FAILOVER_METRIC_SLOTS, LEGACY_DAEMON_RULE_PRIORITY, LEGACY_DAEMON_TABLE, METRIC_BASE};
+use crate::plan::{DEFAULT_DESTINATION, FAILOVER_METRIC_SLOTS, LEGACY_DAEMON_RULE_PRIORITY, LEGACY_DAEMON_TABLE, METRIC_BASE, Route, Rule, Table};
 
 /// An uplink that carries traffic, as far as its routes need to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +65,13 @@ pub fn desired(carrying: &[Carrying], demoted: &[Ipv4Net], foreign: &[Foreign]) 
     routes
 }
 
-fn push_copies(routes: &mut Vec<FailoverRoute>, destination: Ipv4Net, users: &[&Carrying], foreign: &[Foreign], gateway: impl Fn(&Carrying) -> Option<Ipv4Addr>) {
+fn push_copies(
+    routes: &mut Vec<FailoverRoute>,
+    destination: Ipv4Net,
+    users: &[&Carrying],
+    foreign: &[Foreign],
+    gateway: impl Fn(&Carrying) -> Option<Ipv4Addr>,
+) {
     let floor = METRIC_BASE - FAILOVER_METRIC_SLOTS;
     let in_front = foreign.iter().filter(|(d, m)| *d == destination && *m < METRIC_BASE).map(|(_, m)| m + 1).max().unwrap_or(0);
     let slots = (METRIC_BASE - floor.max(in_front)) as usize;

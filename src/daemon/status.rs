@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use zbus::names::BusName;
 
-use super::bus::{DaemonProxy, Snapshot, UplinkStatus, BUS_NAME};
+use super::bus::{BUS_NAME, DaemonProxy, Snapshot, UplinkStatus};
 
 /// No daemon answers on the system bus (or there is no system bus).
 #[derive(Debug, thiserror::Error)]
@@ -26,11 +26,7 @@ async fn proxy() -> anyhow::Result<(zbus::Connection, DaemonProxy<'static>)> {
 /// Reads the daemon's state.
 pub async fn fetch() -> anyhow::Result<Snapshot> {
     let (_conn, p) = proxy().await?;
-    Ok(Snapshot {
-        uplinks: p.uplinks().await?.into_iter().map(UplinkStatus::from_tuple).collect(),
-        active: p.active().await?,
-        policy: p.policy().await?,
-    })
+    Ok(Snapshot { uplinks: p.uplinks().await?.into_iter().map(UplinkStatus::from_tuple).collect(), active: p.active().await?, policy: p.policy().await? })
 }
 
 /// A maintenance order or a reload, as the CLI names them.

@@ -68,9 +68,7 @@ pub fn parse(args: &[String], env: &BTreeMap<String, String>) -> Result<Event, R
     } else if env.contains_key("IFACE") || env.contains_key("STATE") {
         networkd(env)
     } else {
-        Err(Refused(
-            "no dispatcher event: expected NetworkManager's INTERFACE ACTION arguments or networkd-dispatcher's IFACE and STATE".into(),
-        ))
+        Err(Refused("no dispatcher event: expected NetworkManager's INTERFACE ACTION arguments or networkd-dispatcher's IFACE and STATE".into()))
     }
 }
 

@@ -20,7 +20,7 @@ use ipnet::Ipv4Net;
 
 use super::event::{Event, Kind, MAX_ADDRESSES};
 use crate::netlink::{self, KernelRoute, KernelRule, Netlink, RouteKind};
-use crate::plan::{self, Addresses, Plan, Route, Rule, Table, UplinkPlan, DEFAULT_DESTINATION, RULE_PRIORITY_END};
+use crate::plan::{self, Addresses, DEFAULT_DESTINATION, Plan, RULE_PRIORITY_END, Route, Rule, Table, UplinkPlan};
 
 /// What one run changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -318,11 +318,8 @@ impl fmt::Display for Outcome {
                 (self.routes_set, "route", "set"),
                 (self.routes_removed, "route", "removed"),
             ];
-            let said: Vec<String> = parts
-                .iter()
-                .filter(|(n, ..)| *n > 0)
-                .map(|(n, what, verb)| format!("{n} {what}{} {verb}", if *n == 1 { "" } else { "s" }))
-                .collect();
+            let said: Vec<String> =
+                parts.iter().filter(|(n, ..)| *n > 0).map(|(n, what, verb)| format!("{n} {what}{} {verb}", if *n == 1 { "" } else { "s" })).collect();
             write!(f, ": {}", said.join(", "))?;
         }
         if !self.gone.is_empty() {

@@ -129,7 +129,12 @@ fn network_manager_up_change_and_down_give_exactly_the_planned_rules() {
 
     // Events that are not ours change nothing: the static uplink, another interface, a
     // connectivity check.
-    dispatch(&ns, &policy, &["eth0", "up"], env(&[("NM_DISPATCHER_ACTION", "up"), ("IP4_NUM_ADDRESSES", "1"), ("IP4_ADDRESS_0", "192.168.178.99/24 192.168.178.1")]));
+    dispatch(
+        &ns,
+        &policy,
+        &["eth0", "up"],
+        env(&[("NM_DISPATCHER_ACTION", "up"), ("IP4_NUM_ADDRESSES", "1"), ("IP4_ADDRESS_0", "192.168.178.99/24 192.168.178.1")]),
+    );
     dispatch(&ns, &policy, &["other0", "down"], env(&[("NM_DISPATCHER_ACTION", "down")]));
     dispatch(&ns, &policy, &["none", "connectivity-change"], env(&[("NM_DISPATCHER_ACTION", "connectivity-change")]));
     assert_eq!(snapshot(&ns), changed);
@@ -266,8 +271,5 @@ fn refresh_sweeps_what_an_earlier_policy_left_and_keeps_the_daemons() {
     // Without any DHCP uplink, the hook's rules and routes all go; the daemon's copy stays.
     let static_only = crate::plan::plan(&crate::policy::parse("t", &POLICY[..POLICY.find("\n[Uplink]\nInterface=wlan0").unwrap()]).unwrap());
     refresh(&static_only);
-    assert_eq!(
-        ours(&ns),
-        "default via 192.168.178.1 dev eth0 proto 77 metric 99 onlink \n"
-    );
+    assert_eq!(ours(&ns), "default via 192.168.178.1 dev eth0 proto 77 metric 99 onlink \n");
 }

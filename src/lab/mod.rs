@@ -23,8 +23,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
-use nix::sys::signal::{killpg, Signal};
+use anyhow::{Context, bail};
+use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 use netns::ip;
@@ -210,9 +210,21 @@ impl Lab {
         let leases = self.dir.join("dnsmasq.leases");
         // As root: dropping to nobody would clear the parent-death signal (see spawn_command).
         let args = [
-            "netns", "exec", &self.names.router(), "dnsmasq", "--no-daemon", "--user=root", "--group=root", "--port=0", "--interface=br0", "--bind-interfaces",
-            "--dhcp-authoritative", "--dhcp-range=192.168.178.150,192.168.178.199,255.255.255.0,2m",
-            "--dhcp-option=3,192.168.178.1", &format!("--dhcp-leasefile={}", leases.display()), "--log-dhcp",
+            "netns",
+            "exec",
+            &self.names.router(),
+            "dnsmasq",
+            "--no-daemon",
+            "--user=root",
+            "--group=root",
+            "--port=0",
+            "--interface=br0",
+            "--bind-interfaces",
+            "--dhcp-authoritative",
+            "--dhcp-range=192.168.178.150,192.168.178.199,255.255.255.0,2m",
+            "--dhcp-option=3,192.168.178.1",
+            &format!("--dhcp-leasefile={}", leases.display()),
+            "--log-dhcp",
         ];
         self.dnsmasq = Some(spawn("ip", &args, &log)?);
         Ok(())
@@ -256,18 +268,20 @@ impl Lab {
         };
         self.wait_for(Duration::from_secs(20), || {
             // (`busctl status` cannot read a peer's credentials across PID namespaces.)
-            self.run_in_host("busctl", &["--system", "call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner", "s", name])
-                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "b true")
+            self.run_in_host(
+                "busctl",
+                &["--system", "call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner", "s", name],
+            )
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "b true")
         })
         .with_context(|| format!("{name} did not appear on the lab's bus:\n{}", self.manager_log()))?;
         if self.options.manager == Manager::NetworkManager {
             // NetworkManager owns its name before it exports its objects; `Startup` turns
             // false once it has taken over the devices.
-            let args = ["--system", "get-property", "org.freedesktop.NetworkManager", "/org/freedesktop/NetworkManager", "org.freedesktop.NetworkManager", "Startup"];
-            self.wait_for(Duration::from_secs(30), || {
-                self.run_in_host("busctl", &args).is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "b false")
-            })
-            .with_context(|| format!("NetworkManager did not finish starting:\n{}", self.manager_log()))?;
+            let args =
+                ["--system", "get-property", "org.freedesktop.NetworkManager", "/org/freedesktop/NetworkManager", "org.freedesktop.NetworkManager", "Startup"];
+            self.wait_for(Duration::from_secs(30), || self.run_in_host("busctl", &args).is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "b false"))
+                .with_context(|| format!("NetworkManager did not finish starting:\n{}", self.manager_log()))?;
         }
         Ok(())
     }
@@ -559,9 +573,7 @@ fn spawn_command(cmd: &mut Command, log: &Path) -> anyhow::Result<Spawned> {
             Ok(())
         });
     }
-    let child = cmd
-        .spawn()
-        .context("cannot start a lab process")?;
+    let child = cmd.spawn().context("cannot start a lab process")?;
     Ok(Spawned { child, log: log.to_path_buf() })
 }
 

@@ -5,8 +5,8 @@
 use std::fs::File;
 use std::process::{Command, Output};
 
-use anyhow::{bail, Context};
-use nix::sched::{setns, CloneFlags};
+use anyhow::{Context, bail};
+use nix::sched::{CloneFlags, setns};
 
 /// Runs `f` on a fresh thread inside network namespace `ns` (a name under /run/netns).
 pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> anyhow::Result<T> {

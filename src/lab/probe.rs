@@ -4,16 +4,16 @@
 //! it was answered.
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use nix::sched::{setns, CloneFlags};
+use nix::sched::{CloneFlags, setns};
 
-use super::echo::{parse_source, ECHO_PORT};
+use super::echo::{ECHO_PORT, parse_source};
 
 /// A probe is lost when no answer came within this time.
 const ANSWER_WITHIN: Duration = Duration::from_millis(500);
@@ -101,10 +101,9 @@ fn run(started: Instant, target: Ipv4Addr, interval: Duration, stop: &AtomicBool
                 }
                 Err(_) => sent.elapsed() >= ANSWER_WITHIN,
             };
-            if settled
-                && let Some(live) = &live {
-                    let _ = live.send(records[*i]);
-                }
+            if settled && let Some(live) = &live {
+                let _ = live.send(records[*i]);
+            }
             !settled
         });
         std::thread::sleep(Duration::from_micros(200));

@@ -8,11 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 
 use super::probe::{ProbeRecord, Prober};
-use super::{policies, Lab, LabOptions, Manager, INTERNET, SEED_ADDRESSES, UPLINKS};
-
+use super::{INTERNET, Lab, LabOptions, Manager, SEED_ADDRESSES, UPLINKS, policies};
 
 /// Probe spacing of the timeline: a new connection every 10 ms.
 const PROBE_INTERVAL: Duration = Duration::from_millis(10);

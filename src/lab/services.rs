@@ -105,11 +105,7 @@ pub fn prepare(dir: &Path, opts: &LabOptions, multihome: &Path) -> anyhow::Resul
                 s.push_str("/usr/sbin/multihome apply --no-reload\n");
             }
             if opts.networkd_dispatcher_scripts.is_some() {
-                s.push_str(&format!(
-                    "networkd-dispatcher -S '{}' -T >'{}' 2>&1 &\n",
-                    q(d("networkd-dispatcher")),
-                    q(d("log/networkd-dispatcher.log"))
-                ));
+                s.push_str(&format!("networkd-dispatcher -S '{}' -T >'{}' 2>&1 &\n", q(d("networkd-dispatcher")), q(d("log/networkd-dispatcher.log"))));
             }
             // networkd drops to systemd-network and writes its state files there.
             s.push_str("mkdir -p /run/systemd/netif/links /run/systemd/netif/leases /run/systemd/netif/lldp\n");

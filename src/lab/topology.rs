@@ -11,11 +11,8 @@ pub const UPLINKS: [&str; 3] = ["eth0", "wlan1", "wlan0"];
 pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(192, 168, 178, 1);
 pub const INTERNET: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
 /// The seed's addresses (examples/seed.conf).
-pub const SEED_ADDRESSES: [(&str, Ipv4Addr); 3] = [
-    ("eth0", Ipv4Addr::new(192, 168, 178, 99)),
-    ("wlan1", Ipv4Addr::new(192, 168, 178, 98)),
-    ("wlan0", Ipv4Addr::new(192, 168, 178, 97)),
-];
+pub const SEED_ADDRESSES: [(&str, Ipv4Addr); 3] =
+    [("eth0", Ipv4Addr::new(192, 168, 178, 99)), ("wlan1", Ipv4Addr::new(192, 168, 178, 98)), ("wlan0", Ipv4Addr::new(192, 168, 178, 97))];
 
 /// Namespace names of one lab; unique per process and lab so labs can run in parallel.
 #[derive(Debug, Clone)]

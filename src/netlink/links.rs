@@ -5,9 +5,9 @@ use std::net::IpAddr;
 
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
+use netlink_packet_route::AddressFamily;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage, State};
-use netlink_packet_route::AddressFamily;
 
 use super::{Error, Netlink};
 
@@ -45,28 +45,14 @@ impl Netlink {
     /// The state of the interface called `name`; [`Error::NotFound`] if there is none.
     pub async fn link(&self, name: &str) -> Result<LinkState, Error> {
         let what = format!("look up interface {name}");
-        let messages: Vec<LinkMessage> = self
-            .handle
-            .link()
-            .get()
-            .match_name(name)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| Error::from_rtnetlink(what.clone(), e))?;
+        let messages: Vec<LinkMessage> =
+            self.handle.link().get().match_name(name).execute().try_collect().await.map_err(|e| Error::from_rtnetlink(what.clone(), e))?;
         messages.first().map(link_state).ok_or(Error::NotFound { what })
     }
 
     /// Every link.
     pub async fn links(&self) -> Result<Vec<LinkState>, Error> {
-        let messages: Vec<LinkMessage> = self
-            .handle
-            .link()
-            .get()
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| Error::from_rtnetlink("list links", e))?;
+        let messages: Vec<LinkMessage> = self.handle.link().get().execute().try_collect().await.map_err(|e| Error::from_rtnetlink("list links", e))?;
         Ok(messages.iter().map(link_state).collect())
     }
 

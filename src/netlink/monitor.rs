@@ -24,8 +24,14 @@ pub enum Event {
     /// A link appeared or changed (state, carrier, flags, name).
     Link(LinkState),
     LinkRemoved(LinkState),
-    AddressAdded { ifindex: u32, address: Ipv4Net },
-    AddressRemoved { ifindex: u32, address: Ipv4Net },
+    AddressAdded {
+        ifindex: u32,
+        address: Ipv4Net,
+    },
+    AddressRemoved {
+        ifindex: u32,
+        address: Ipv4Net,
+    },
     RouteAdded(KernelRoute),
     RouteRemoved(KernelRoute),
     RuleAdded(KernelRule),

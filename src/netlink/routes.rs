@@ -6,12 +6,12 @@ use std::net::Ipv4Addr;
 
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteProtocol, RouteScope, RouteType};
 use netlink_packet_route::AddressFamily;
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteProtocol, RouteScope, RouteType};
 use rtnetlink::RouteMessageBuilder;
 
 use super::{Error, Netlink};
-use crate::plan::{self, Route, Table, PROTOCOL};
+use crate::plan::{self, PROTOCOL, Route, Table};
 
 /// The route's type (`ip route`'s first word when it is not `unicast`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,14 +87,8 @@ impl Netlink {
         // filters, so filtering happens here.
         let mut query = RouteMessage::default();
         query.header.address_family = AddressFamily::Inet;
-        let messages: Vec<RouteMessage> = self
-            .handle
-            .route()
-            .get(query)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| Error::from_rtnetlink("list IPv4 routes", e))?;
+        let messages: Vec<RouteMessage> =
+            self.handle.route().get(query).execute().try_collect().await.map_err(|e| Error::from_rtnetlink("list IPv4 routes", e))?;
         Ok(messages.iter().filter_map(kernel_route).collect())
     }
 
@@ -141,12 +135,7 @@ impl Netlink {
         // As `ip route del`: any scope; the protocol, destination, table, metric, gateway and
         // interface must match.
         message.header.scope = RouteScope::NoWhere;
-        self.handle
-            .route()
-            .del(message)
-            .execute()
-            .await
-            .map_err(|e| Error::from_rtnetlink(format!("delete route {}", describe(route, ifindex)), e))
+        self.handle.route().del(message).execute().await.map_err(|e| Error::from_rtnetlink(format!("delete route {}", describe(route, ifindex)), e))
     }
 }
 

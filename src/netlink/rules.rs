@@ -5,13 +5,13 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
+use netlink_packet_route::AddressFamily;
 use netlink_packet_route::route::{RouteHeader, RouteProtocol};
 use netlink_packet_route::rule::{self as nl, RuleAttribute, RuleMessage};
-use netlink_packet_route::AddressFamily;
 use rtnetlink::IpVersion;
 
 use super::{Error, Netlink};
-use crate::plan::{Rule, Table, PROTOCOL};
+use crate::plan::{PROTOCOL, Rule, Table};
 
 /// What a rule does when it matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,14 +61,8 @@ impl KernelRule {
 impl Netlink {
     /// Every IPv4 rule, in the kernel's order (by priority).
     pub async fn rules(&self) -> Result<Vec<KernelRule>, Error> {
-        let messages: Vec<RuleMessage> = self
-            .handle
-            .rule()
-            .get(IpVersion::V4)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| Error::from_rtnetlink("list IPv4 rules", e))?;
+        let messages: Vec<RuleMessage> =
+            self.handle.rule().get(IpVersion::V4).execute().try_collect().await.map_err(|e| Error::from_rtnetlink("list IPv4 rules", e))?;
         Ok(messages.iter().filter_map(kernel_rule).collect())
     }
 
@@ -87,12 +81,7 @@ impl Netlink {
     /// Deletes `rule` if it carries [`PROTOCOL`] (a foreign rule that looks the same stays);
     /// [`Error::NotFound`] if there is no such rule of ours.
     pub async fn delete_rule(&self, rule: &Rule) -> Result<(), Error> {
-        self.handle
-            .rule()
-            .del(rule_message(rule))
-            .execute()
-            .await
-            .map_err(|e| Error::from_rtnetlink(format!("delete rule {rule}"), e))
+        self.handle.rule().del(rule_message(rule)).execute().await.map_err(|e| Error::from_rtnetlink(format!("delete rule {rule}"), e))
     }
 }
 

@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use nix::sched::{setns, CloneFlags};
+use nix::sched::{CloneFlags, setns};
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 

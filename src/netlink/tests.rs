@@ -9,7 +9,7 @@ use ipnet::Ipv4Net;
 
 use super::testns::{self, TestNs};
 use super::{Event, Monitor, Netlink, OperState};
-use crate::plan::{Route, Rule, Table, LEGACY_DAEMON_TABLE as DAEMON_TABLE, PROTOCOL};
+use crate::plan::{LEGACY_DAEMON_TABLE as DAEMON_TABLE, PROTOCOL, Route, Rule, Table};
 
 fn net(s: &str) -> Ipv4Net {
     s.parse().unwrap()
@@ -107,7 +107,8 @@ fn adds_replaces_and_deletes_only_its_own_routes() {
     veth(&ns);
     ns.ip(&["link", "set", "b0", "up"]);
     ns.ip(&["route", "add", "10.0.0.0/8", "dev", "a0", "table", "101"]);
-    let link = Route { destination: net("192.168.178.0/24"), gateway: None, table: Table::Id(101), metric: None, preferred_source: Some(addr("192.168.178.5")) };
+    let link =
+        Route { destination: net("192.168.178.0/24"), gateway: None, table: Table::Id(101), metric: None, preferred_source: Some(addr("192.168.178.5")) };
     let default = Route { destination: net("0.0.0.0/0"), gateway: Some(addr("192.168.178.1")), table: Table::Id(101), metric: None, preferred_source: None };
     let moved = Route { gateway: Some(addr("192.168.178.2")), ..default.clone() };
     let main = Route { destination: net("0.0.0.0/0"), gateway: Some(addr("192.168.178.1")), table: Table::Main, metric: Some(100), preferred_source: None };

@@ -16,10 +16,12 @@ use serde::Serialize;
 
 use crate::policy::{Addressing, Dhcp, Policy, Probe};
 
-pub use crate::numbers::{FAILOVER_METRIC_SLOTS, LEGACY_DAEMON_RULE_PRIORITY, LEGACY_DAEMON_TABLE, MAX_ADDRESSES, MAX_UPLINKS, METRIC_BASE, PROTOCOL, RULE_PRIORITY_END};
+pub use crate::numbers::{
+    FAILOVER_METRIC_SLOTS, LEGACY_DAEMON_RULE_PRIORITY, LEGACY_DAEMON_TABLE, MAX_ADDRESSES, MAX_UPLINKS, METRIC_BASE, PROTOCOL, RULE_PRIORITY_END,
+};
 pub use numbers::rule_priority;
-pub use sysctl::Sysctl;
 pub use show::route as show_route;
+pub use sysctl::Sysctl;
 pub use uplink::dynamic_rules_and_routes;
 
 /// A routing table: the kernel's main table or one of the numbered ones. In JSON its number, as

@@ -35,26 +35,10 @@ pub fn for_uplinks<'a>(interfaces: impl Iterator<Item = &'a str>) -> Vec<Sysctl>
         "skip a route whose link lost carrier at once, instead of sending into it until the manager deletes it",
     );
     for name in interfaces {
-        set(
-            key(name, "ignore_routes_with_linkdown"),
-            "1",
-            "skip this uplink's routes the moment it loses carrier (the next metric takes over)",
-        );
-        set(
-            key(name, "arp_ignore"),
-            "1",
-            "answer ARP only for this uplink's own address (no ARP flux between NICs on one subnet)",
-        );
-        set(
-            key(name, "arp_announce"),
-            "2",
-            "ask ARP with the address of the interface that sends, so peers learn the right MAC",
-        );
-        set(
-            key(name, "rp_filter"),
-            "2",
-            "loose reverse-path check: replies may arrive on an uplink that is not the best route back",
-        );
+        set(key(name, "ignore_routes_with_linkdown"), "1", "skip this uplink's routes the moment it loses carrier (the next metric takes over)");
+        set(key(name, "arp_ignore"), "1", "answer ARP only for this uplink's own address (no ARP flux between NICs on one subnet)");
+        set(key(name, "arp_announce"), "2", "ask ARP with the address of the interface that sends, so peers learn the right MAC");
+        set(key(name, "rp_filter"), "2", "loose reverse-path check: replies may arrive on an uplink that is not the best route back");
     }
     out
 }

@@ -6,18 +6,12 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use super::numbers::rule_priority;
-use super::{Route, Rule, Table, DEFAULT_DESTINATION};
+use super::{DEFAULT_DESTINATION, Route, Rule, Table};
 
 /// For each address: `from ADDR` and `to ADDR` rules into the uplink's table (replies to a
 /// connection made to ADDR leave where ADDR lives), the link route in that table carrying ADDR
 /// as source; then the table's default route and the main-table default ordered by `metric`.
-pub fn rules_and_routes(
-    rank: usize,
-    table: u32,
-    metric: u32,
-    addresses: &[Ipv4Net],
-    gateway: Option<Ipv4Addr>,
-) -> (Vec<Rule>, Vec<Route>) {
+pub fn rules_and_routes(rank: usize, table: u32, metric: u32, addresses: &[Ipv4Net], gateway: Option<Ipv4Addr>) -> (Vec<Rule>, Vec<Route>) {
     let mut rules = Vec::new();
     let mut routes = Vec::new();
     for (i, net) in addresses.iter().enumerate() {
@@ -25,13 +19,7 @@ pub fn rules_and_routes(
         let priority = rule_priority(rank, i);
         rules.push(Rule { priority, from: Some(host), to: None, table: Table::Id(table) });
         rules.push(Rule { priority: priority + 1, from: None, to: Some(host), table: Table::Id(table) });
-        let link = Route {
-            destination: net.trunc(),
-            gateway: None,
-            table: Table::Id(table),
-            metric: None,
-            preferred_source: Some(net.addr()),
-        };
+        let link = Route { destination: net.trunc(), gateway: None, table: Table::Id(table), metric: None, preferred_source: Some(net.addr()) };
         if !routes.contains(&link) {
             routes.push(link);
         }

@@ -186,7 +186,10 @@ pub fn valid_uplink_name(name: &str) -> Result<(), String> {
     if matches!(name, "all" | "default" | "lo") {
         // /proc/sys/net/ipv4/conf/{all,default}: the uplink's sysctls would apply to every
         // interface; lo carries no uplink.
-        return Err(format!("{name:?} is not an uplink: {}", if name == "lo" { "it is the loopback interface" } else { "the kernel uses that name for the settings of every interface" }));
+        return Err(format!(
+            "{name:?} is not an uplink: {}",
+            if name == "lo" { "it is the loopback interface" } else { "the kernel uses that name for the settings of every interface" }
+        ));
     }
     if let Some(c) = name.chars().find(|c| matches!(c, '\\' | '"' | '\'' | '$' | '=' | '#' | ';')) {
         return Err(format!("{name:?} contains {c:?}, which would need quoting in networkd's files and sysctl.d; rename the interface"));

@@ -40,6 +40,12 @@ pub fn format(d: Duration) -> String {
     if ms.is_multiple_of(1000) { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
 }
 
+/// A duration in JSON as whole milliseconds (`"interval_ms": 200`), the unit the policy's
+/// spans are written in, instead of serde's `{"secs":..,"nanos":..}`.
+pub fn serialize_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,10 +64,4 @@ mod tests {
         assert_eq!(format(Duration::from_millis(500)), "500ms");
         assert_eq!(format(Duration::from_secs(3)), "3s");
     }
-}
-
-/// A duration in JSON as whole milliseconds (`"interval_ms": 200`), the unit the policy's
-/// spans are written in, instead of serde's `{"secs":..,"nanos":..}`.
-pub fn serialize_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

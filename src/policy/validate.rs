@@ -9,10 +9,8 @@ use ipnet::Ipv4Net;
 
 use super::error::{Diagnostic, Diagnostics};
 use super::unit_file::{Entry, Section};
-use super::{timespan, valid_uplink_name, Addressing, Backend, Dhcp, Mode, Policy, Probe, Require, Uplink};
+use super::{Addressing, Backend, Dhcp, Mode, Policy, Probe, Require, Uplink, timespan, valid_uplink_name};
 use crate::numbers::{KERNEL_TABLES, LEGACY_DAEMON_TABLE, MAX_ADDRESSES, MAX_UPLINKS};
-
-/// Table numbers the kernel reserves: unspec, default, main, local.
 
 /// A valid `[Uplink]` with the lines its checks between uplinks point at.
 struct Located<'s> {
@@ -109,10 +107,11 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
 
     for section in sections {
         if matches!(section.name.as_str(), "Policy" | "Probe")
-            && let Some(line) = seen_once.insert(section.name.as_str(), section.line) {
-                c.problem(section.line, format!("[{}] appears twice (first on line {line}); merge them", section.name));
-                continue;
-            }
+            && let Some(line) = seen_once.insert(section.name.as_str(), section.line)
+        {
+            c.problem(section.line, format!("[{}] appears twice (first on line {line}); merge them", section.name));
+            continue;
+        }
         match section.name.as_str() {
             "Policy" => {
                 let map = c.entries(section, &["Backend", "Mode"], &[]);
@@ -127,10 +126,7 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
                 if let Some(e) = first(&map, "Mode") {
                     match e.value.as_str() {
                         "routes" => mode = Mode::Routes,
-                        "bond" => c.problem(
-                            e.line,
-                            "Mode=bond: active-backup bonding is not implemented yet; use Mode=routes".to_string(),
-                        ),
+                        "bond" => c.problem(e.line, "Mode=bond: active-backup bonding is not implemented yet; use Mode=routes".to_string()),
                         _ => c.bad_value(e, "routes"),
                     }
                 }
@@ -154,13 +150,7 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
     cross_check(&mut c, &uplinks, sections);
 
     if c.problems.is_empty() {
-        Ok(Policy {
-            source: file.to_string(),
-            backend,
-            mode,
-            probe,
-            uplinks: uplinks.into_iter().map(|l| l.uplink).collect(),
-        })
+        Ok(Policy { source: file.to_string(), backend, mode, probe, uplinks: uplinks.into_iter().map(|l| l.uplink).collect() })
     } else {
         c.problems.sort_by_key(|d| d.line);
         Err(Diagnostics(c.problems))
@@ -178,15 +168,14 @@ const MAX_HOLD: Duration = Duration::from_secs(86_400);
 const MAX_TARGETS: usize = 16;
 
 fn probe_section(c: &mut Checker, section: &Section) -> Probe {
-    let map = c.entries(
-        section,
-        &["Interval", "Timeout", "FailAfter", "RecoverAfter", "Require", "ArpGateway", "HoldTime", "MaxHoldTime"],
-        &["Target"],
-    );
+    let map = c.entries(section, &["Interval", "Timeout", "FailAfter", "RecoverAfter", "Require", "ArpGateway", "HoldTime", "MaxHoldTime"], &["Target"]);
     let mut p = Probe::default();
     let targets: Vec<&&Entry> = map.get("Target").into_iter().flatten().collect();
     if targets.len() > MAX_TARGETS {
-        c.problem(targets[MAX_TARGETS].line, format!("{} Target= lines; at most {MAX_TARGETS}, each probed through every uplink in every round", targets.len()));
+        c.problem(
+            targets[MAX_TARGETS].line,
+            format!("{} Target= lines; at most {MAX_TARGETS}, each probed through every uplink in every round", targets.len()),
+        );
     }
     let mut seen: HashMap<Ipv4Addr, usize> = HashMap::new();
     for e in targets.into_iter().take(MAX_TARGETS) {
@@ -238,9 +227,10 @@ fn probe_section(c: &mut Checker, section: &Section) -> Probe {
         c.problem(section.line, "[Probe] has no Target=; give at least one address to probe through each uplink, such as the gateway and a host behind it");
     }
     if let (Require::AtLeast(n), Some(e)) = (p.require, first(&map, "Require"))
-        && n > p.targets.len() {
-            c.problem(e.line, format!("Require={n}: only {} Target= given", p.targets.len()));
-        }
+        && n > p.targets.len()
+    {
+        c.problem(e.line, format!("Require={n}: only {} Target= given", p.targets.len()));
+    }
     if p.timeout > p.interval {
         let line = first(&map, "Timeout").map_or(section.line, |e| e.line);
         c.problem(
@@ -256,7 +246,11 @@ fn probe_section(c: &mut Checker, section: &Section) -> Probe {
         let line = first(&map, "MaxHoldTime").map_or(section.line, |e| e.line);
         c.problem(
             line,
-            format!("MaxHoldTime={} is shorter than HoldTime={}; it caps how long flap damping may stretch the hold", timespan::format(p.max_hold_time), timespan::format(p.hold_time)),
+            format!(
+                "MaxHoldTime={} is shorter than HoldTime={}; it caps how long flap damping may stretch the hold",
+                timespan::format(p.max_hold_time),
+                timespan::format(p.hold_time)
+            ),
         );
     }
     p
@@ -294,7 +288,12 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
         match e.value.parse::<Ipv4Net>() {
             Ok(net) if !is_host_of(&net, net.addr()) => c.problem(
                 e.line,
-                format!("Address={}: that is the {} address of {}, not a host address", e.value, if net.addr() == net.network() { "network" } else { "broadcast" }, net.trunc()),
+                format!(
+                    "Address={}: that is the {} address of {}, not a host address",
+                    e.value,
+                    if net.addr() == net.network() { "network" } else { "broadcast" },
+                    net.trunc()
+                ),
             ),
             Ok(net) if net.addr().is_unspecified() || net.addr().is_multicast() || net.addr().is_loopback() || net.addr().is_broadcast() => {
                 c.bad_value(e, "a unicast IPv4 host address with prefix length")
@@ -307,10 +306,9 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
                 addresses.push(net);
                 address_lines.push(e.line);
             }
-            Err(_) if parse_ipv4(&e.value).is_some() => c.problem(
-                e.line,
-                format!("Address={}: the prefix length is missing; add the subnet's, such as {}/24", e.value, e.value),
-            ),
+            Err(_) if parse_ipv4(&e.value).is_some() => {
+                c.problem(e.line, format!("Address={}: the prefix length is missing; add the subnet's, such as {}/24", e.value, e.value))
+            }
             Err(_) if e.value.parse::<std::net::Ipv6Addr>().is_ok() || e.value.contains(':') => {
                 c.problem(e.line, format!("Address={}: IPv6 uplinks are not supported yet; give an IPv4 address", e.value))
             }
@@ -335,9 +333,17 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
     });
     if let (Some(t), Some(e)) = (table, first(&map, "Table")) {
         if let Some((_, name)) = KERNEL_TABLES.iter().find(|(n, _)| *n == t) {
-            c.problem(e.line, format!("Table={}: that is the kernel's {name} table ({t}); choose a number from 1 to 4294967295 other than 253, 254 and 255", e.value));
+            c.problem(
+                e.line,
+                format!("Table={}: that is the kernel's {name} table ({t}); choose a number from 1 to 4294967295 other than 253, 254 and 255", e.value),
+            );
         } else if t == LEGACY_DAEMON_TABLE {
-            c.problem(e.line, format!("Table={t}: reserved (the failover daemon before multihome 0.2 used it, and a new daemon clears its routes there); choose another number"));
+            c.problem(
+                e.line,
+                format!(
+                    "Table={t}: reserved (the failover daemon before multihome 0.2 used it, and a new daemon clears its routes there); choose another number"
+                ),
+            );
         }
     }
 
@@ -433,7 +439,9 @@ fn cross_check(c: &mut Checker, uplinks: &[Located], sections: &[Section]) {
                 } else {
                     match own.iter().find(|p| p.contains(&gw)) {
                         None => c.problem(gw_line, format!("Gateway={gw} is outside every prefix of {name} ({}); the router must be on its subnet", list(own))),
-                        Some(p) if !is_host_of(p, gw) => c.problem(gw_line, format!("Gateway={gw} is not a host address of {}; give the address of the router", p.trunc())),
+                        Some(p) if !is_host_of(p, gw) => {
+                            c.problem(gw_line, format!("Gateway={gw} is not a host address of {}; give the address of the router", p.trunc()))
+                        }
                         Some(_) => {}
                     }
                 }

@@ -142,12 +142,27 @@ fn shipped_hooks_only_exec_multihome_for_the_states_that_matter() {
 
     // networkd-dispatcher's states (its OPER_STATES and ADMIN_STATES).
     let states = [
-        "carrier", "degraded", "degraded-carrier", "dormant", "enslaved", "missing", "no-carrier", "off", "routable",
-        "configured", "configuring", "failed", "pending", "unmanaged", "linger", "initialized",
+        "carrier",
+        "degraded",
+        "degraded-carrier",
+        "dormant",
+        "enslaved",
+        "missing",
+        "no-carrier",
+        "off",
+        "routable",
+        "configured",
+        "configuring",
+        "failed",
+        "pending",
+        "unmanaged",
+        "linger",
+        "initialized",
     ];
     let dir = root.join("networkd-units/networkd-dispatcher");
     for state in states {
-        let env: BTreeMap<String, String> = [("IFACE", "wlan0"), ("STATE", state), ("IP_ADDRS", "")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: BTreeMap<String, String> =
+            [("IFACE", "wlan0"), ("STATE", state), ("IP_ADDRS", "")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let acts = event::parse(&[], &env).unwrap().kind != event::Kind::Ignore;
         let hook = dir.join(format!("{state}.d/90-multihome"));
         assert_eq!(hook.exists(), acts, "{state}: a hook must exist exactly when multihome acts on the state");

@@ -55,12 +55,7 @@ pub fn stale(plan: &Plan, kernel: &[(String, Vec<(Ipv4Net, u32)>)]) -> Vec<Stale
             if let Some((_, metric)) = have.iter().find(|(a, _)| a == net)
                 && *metric != u.metric
             {
-                out.push(Stale {
-                    interface: u.interface.clone(),
-                    address: *net,
-                    metric: *metric,
-                    planned: u.metric,
-                });
+                out.push(Stale { interface: u.interface.clone(), address: *net, metric: *metric, planned: u.metric });
             }
         }
     }
@@ -77,39 +72,23 @@ pub async fn renew(plan: &Plan) -> anyhow::Result<Vec<Stale>> {
         let Ok(index) = netlink.ifindex(&u.interface).await else {
             continue;
         };
-        kernel.push((
-            u.interface.clone(),
-            netlink.ipv4_address_metrics(index).await?,
-        ));
+        kernel.push((u.interface.clone(), netlink.ipv4_address_metrics(index).await?));
         indexes.push((u.interface.clone(), index));
     }
     let stale = stale(plan, &kernel);
     if stale.is_empty() {
         return Ok(stale);
     }
-    let bus = zbus::Connection::system()
-        .await
-        .context("cannot connect to the system D-Bus")?;
+    let bus = zbus::Connection::system().await.context("cannot connect to the system D-Bus")?;
     let manager = ManagerProxy::new(&bus).await?;
-    let index_of = |iface: &str| {
-        indexes
-            .iter()
-            .find(|(i, _)| i == iface)
-            .map(|(_, x)| *x)
-            .expect("read above")
-    };
+    let index_of = |iface: &str| indexes.iter().find(|(i, _)| i == iface).map(|(_, x)| *x).expect("read above");
     let mut links: Vec<&str> = stale.iter().map(|s| s.interface.as_str()).collect();
     links.dedup();
     for s in &stale {
-        netlink
-            .delete_ipv4_address(index_of(&s.interface), s.address)
-            .await?;
+        netlink.delete_ipv4_address(index_of(&s.interface), s.address).await?;
     }
     for iface in &links {
-        manager
-            .reconfigure_link(index_of(iface) as i32)
-            .await
-            .with_context(|| format!("systemd-networkd refused to reconfigure {iface}"))?;
+        manager.reconfigure_link(index_of(iface) as i32).await.with_context(|| format!("systemd-networkd refused to reconfigure {iface}"))?;
     }
     let deadline = Instant::now() + RENEW_WINDOW;
     loop {
@@ -144,23 +123,12 @@ mod tests {
         let plan = plan::plan(&policy::parse("p", text).unwrap());
         let net = |s: &str| s.parse::<Ipv4Net>().unwrap();
         let kernel = vec![
-            (
-                "eth0".to_string(),
-                vec![(net("192.168.178.99/24"), 100), (net("10.0.0.5/8"), 0)],
-            ),
+            ("eth0".to_string(), vec![(net("192.168.178.99/24"), 100), (net("10.0.0.5/8"), 0)]),
             ("wlan1".to_string(), vec![(net("192.168.178.98/24"), 0)]),
             // Another prefix length is another address: not the plan's, left alone.
             ("wlan0".to_string(), vec![(net("192.168.178.97/16"), 0)]),
         ];
         let stale = stale(&plan, &kernel);
-        assert_eq!(
-            stale,
-            [Stale {
-                interface: "wlan1".into(),
-                address: net("192.168.178.98/24"),
-                metric: 0,
-                planned: 101
-            }]
-        );
+        assert_eq!(stale, [Stale { interface: "wlan1".into(), address: net("192.168.178.98/24"), metric: 0, planned: 101 }]);
     }
 }

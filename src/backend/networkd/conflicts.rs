@@ -44,35 +44,18 @@ struct Part<'a> {
 }
 
 fn parts(file: &NetworkFile) -> Vec<Part<'_>> {
-    let mut parts = vec![Part {
-        path: &file.path,
-        after_ours: false,
-        sections: &file.sections,
-    }];
-    parts.extend(file.dropins.iter().filter(|d| !d.ours).map(|d| Part {
-        path: &d.path,
-        after_ours: d.name.as_str() > DROPIN_NAME,
-        sections: &d.sections,
-    }));
+    let mut parts = vec![Part { path: &file.path, after_ours: false, sections: &file.sections }];
+    parts.extend(file.dropins.iter().filter(|d| !d.ours).map(|d| Part { path: &d.path, after_ours: d.name.as_str() > DROPIN_NAME, sections: &d.sections }));
     parts
 }
 
 /// Every assignment of `key` in sections named one of `sections`, in networkd's reading order.
-fn assignments<'a>(
-    parts: &'a [Part<'a>],
-    sections: &'a [&'a str],
-    key: &'a str,
-) -> impl Iterator<Item = (&'a Part<'a>, &'a Section, &'a Entry)> + 'a {
+fn assignments<'a>(parts: &'a [Part<'a>], sections: &'a [&'a str], key: &'a str) -> impl Iterator<Item = (&'a Part<'a>, &'a Section, &'a Entry)> + 'a {
     parts.iter().flat_map(move |p| {
         p.sections
             .iter()
             .filter(move |s| sections.contains(&s.name.as_str()))
-            .flat_map(move |s| {
-                s.entries
-                    .iter()
-                    .filter(move |e| e.key == key)
-                    .map(move |e| (p, s, e))
-            })
+            .flat_map(move |s| s.entries.iter().filter(move |e| e.key == key).map(move |e| (p, s, e)))
     })
 }
 
@@ -119,16 +102,11 @@ pub fn judge(plan: &Plan, u: &UplinkPlan, file: &NetworkFile) -> Amendment {
     let mut dhcp = None;
     let mut dhcp_route_table_main = false;
     let iface = u.interface.as_str();
-    let mut say = |severity, part: &Part, line, text: String| {
-        findings.push(Finding::new(severity, iface, Some((part.path, line)), text))
-    };
+    let mut say = |severity, part: &Part, line, text: String| findings.push(Finding::new(severity, iface, Some((part.path, line)), text));
 
     // [Link] Unmanaged=yes: networkd would not configure the link at all.
     for (p, _, e) in assignments(&parts, &["Link"], "Unmanaged") {
-        if matches!(
-            e.value.to_ascii_lowercase().as_str(),
-            "yes" | "true" | "on" | "1"
-        ) {
+        if matches!(e.value.to_ascii_lowercase().as_str(), "yes" | "true" | "on" | "1") {
             say(
                 Severity::Error,
                 p,
@@ -149,11 +127,7 @@ pub fn judge(plan: &Plan, u: &UplinkPlan, file: &NetworkFile) -> Amendment {
     let mut after: Option<((bool, bool), &Part, &Entry)> = None;
     for (p, _, e) in assignments(&parts, &["Network"], "DHCP") {
         if let Some(f) = dhcp_families(&e.value) {
-            *(if p.after_ours {
-                &mut after
-            } else {
-                &mut before
-            }) = Some((f, p, e));
+            *(if p.after_ours { &mut after } else { &mut before }) = Some((f, p, e));
         }
     }
     let have = before.map_or((false, false), |(f, _, _)| f);
@@ -264,26 +238,11 @@ pub fn judge(plan: &Plan, u: &UplinkPlan, file: &NetworkFile) -> Amendment {
 
     // Default routes in main that compete with the policy's metric order, and routes or rules in
     // multihome's tables. These are lists: a drop-in cannot take them back.
-    let max_metric = plan
-        .uplinks
-        .iter()
-        .map(|x| x.metric)
-        .max()
-        .unwrap_or(u.metric);
-    let order = plan
-        .uplinks
-        .iter()
-        .map(|x| format!("{} {}", x.interface, x.metric))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let max_metric = plan.uplinks.iter().map(|x| x.metric).max().unwrap_or(u.metric);
+    let order = plan.uplinks.iter().map(|x| format!("{} {}", x.interface, x.metric)).collect::<Vec<_>>().join(", ");
     // The uplinks' tables hold exactly the policy's routes (the failover daemon works in main).
     let ours: Vec<u32> = plan.uplinks.iter().map(|x| x.table).collect();
-    let owner = |t: u32| {
-        plan.uplinks
-            .iter()
-            .find(|x| x.table == t)
-            .map_or(String::new(), |x| format!("{}'s", x.interface))
-    };
+    let owner = |t: u32| plan.uplinks.iter().find(|x| x.table == t).map_or(String::new(), |x| format!("{}'s", x.interface));
     for (p, _, e) in assignments(&parts, &["Network"], "Gateway") {
         if e.value.parse::<Ipv4Addr>().is_ok() {
             say(
@@ -321,30 +280,17 @@ pub fn judge(plan: &Plan, u: &UplinkPlan, file: &NetworkFile) -> Amendment {
                 );
                 continue;
             }
-            let v4_gateway =
-                gateway.is_some_and(|g| g.value == "_dhcp4" || g.value.parse::<Ipv4Addr>().is_ok());
+            let v4_gateway = gateway.is_some_and(|g| g.value == "_dhcp4" || g.value.parse::<Ipv4Addr>().is_ok());
             let default = match destination {
                 None => v4_gateway,
-                Some(d) => {
-                    d.value
-                        .parse::<Ipv4Net>()
-                        .is_ok_and(|n| n.prefix_len() == 0)
-                        || d.value == "0.0.0.0"
-                }
+                Some(d) => d.value.parse::<Ipv4Net>().is_ok_and(|n| n.prefix_len() == 0) || d.value == "0.0.0.0",
             };
             if !default || !is_main(table.map(|t| t.value.as_str())) {
                 continue;
             }
-            let metric = get("Metric")
-                .and_then(|m| m.value.parse::<u32>().ok())
-                .unwrap_or(0);
-            let e = gateway
-                .or(destination)
-                .expect("a default route has one of them");
-            let what = format!(
-                "[Route] {}={}: a default route through {iface} in main with metric {metric}",
-                e.key, e.value
-            );
+            let metric = get("Metric").and_then(|m| m.value.parse::<u32>().ok()).unwrap_or(0);
+            let e = gateway.or(destination).expect("a default route has one of them");
+            let what = format!("[Route] {}={}: a default route through {iface} in main with metric {metric}", e.key, e.value);
             if metric <= max_metric {
                 say(
                     Severity::Error,
@@ -377,11 +323,7 @@ pub fn judge(plan: &Plan, u: &UplinkPlan, file: &NetworkFile) -> Amendment {
                         Severity::Error,
                         p,
                         e.line,
-                        format!(
-                            "[RoutingPolicyRule] Table={t}: that is {} table in the policy; point this rule at another table {}",
-                            owner(t),
-                            here(p.path)
-                        ),
+                        format!("[RoutingPolicyRule] Table={t}: that is {} table in the policy; point this rule at another table {}", owner(t), here(p.path)),
                     );
                 }
             }
@@ -394,12 +336,7 @@ pub fn judge(plan: &Plan, u: &UplinkPlan, file: &NetworkFile) -> Amendment {
         Addresses::Dhcp(_) => &[],
     };
     for (p, s, e) in assignments(&parts, &["Network", "Address"], "Address") {
-        let Some(net) = e
-            .value
-            .parse::<Ipv4Net>()
-            .ok()
-            .or_else(|| e.value.parse::<Ipv4Addr>().ok().map(Ipv4Net::from))
-        else {
+        let Some(net) = e.value.parse::<Ipv4Net>().ok().or_else(|| e.value.parse::<Ipv4Addr>().ok().map(Ipv4Net::from)) else {
             continue;
         };
         let key = format!("[{}] Address={}", s.name, e.value);
@@ -417,10 +354,7 @@ pub fn judge(plan: &Plan, u: &UplinkPlan, file: &NetworkFile) -> Amendment {
                 Severity::Warning,
                 p,
                 e.line,
-                format!(
-                    "{key}: the policy has {a}; networkd keeps the drop-in's and drops this one; make the two agree {}",
-                    here(p.path)
-                ),
+                format!("{key}: the policy has {a}; networkd keeps the drop-in's and drops this one; make the two agree {}", here(p.path)),
             ),
             None => say(
                 Severity::Warning,
@@ -428,19 +362,11 @@ pub fn judge(plan: &Plan, u: &UplinkPlan, file: &NetworkFile) -> Amendment {
                 e.line,
                 format!(
                     "{key}: not in the policy, so it stays on {iface} without `from`/`to` rules of its own{}; add it to the policy's Address= for {iface}, or remove it {}",
-                    if static_uplink {
-                        ""
-                    } else {
-                        ", beside the lease"
-                    },
+                    if static_uplink { "" } else { ", beside the lease" },
                     here(p.path)
                 ),
             ),
         }
     }
-    Amendment {
-        dhcp,
-        dhcp_route_table_main,
-        findings,
-    }
+    Amendment { dhcp, dhcp_route_table_main, findings }
 }

@@ -2,11 +2,7 @@
 
 use zbus::proxy;
 
-#[proxy(
-    interface = "org.freedesktop.network1.Manager",
-    default_service = "org.freedesktop.network1",
-    default_path = "/org/freedesktop/network1"
-)]
+#[proxy(interface = "org.freedesktop.network1.Manager", default_service = "org.freedesktop.network1", default_path = "/org/freedesktop/network1")]
 pub trait Manager {
     /// Rereads .network/.netdev files and reconfigures the links whose file changed.
     fn reload(&self) -> zbus::Result<()>;

@@ -22,18 +22,8 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn new(
-        severity: Severity,
-        interface: &str,
-        at: Option<(&str, usize)>,
-        text: String,
-    ) -> Finding {
-        Finding {
-            severity,
-            interface: interface.to_string(),
-            at: at.map(|(f, l)| (f.to_string(), l)),
-            text,
-        }
+    pub fn new(severity: Severity, interface: &str, at: Option<(&str, usize)>, text: String) -> Finding {
+        Finding { severity, interface: interface.to_string(), at: at.map(|(f, l)| (f.to_string(), l)), text }
     }
 }
 
@@ -63,10 +53,7 @@ pub struct Conflicts(pub Vec<Finding>);
 
 impl fmt::Display for Conflicts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "networkd's files conflict with the policy; nothing was written:"
-        )?;
+        write!(f, "networkd's files conflict with the policy; nothing was written:")?;
         for c in &self.0 {
             write!(f, "\n{c}")?;
         }

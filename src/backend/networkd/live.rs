@@ -50,8 +50,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// The links of a `Describe` answer, by name.
 pub fn parse_describe(json: &str) -> anyhow::Result<BTreeMap<String, LiveLink>> {
-    let described: Described = serde_json::from_str(json)
-        .context("networkd's Describe answer is not the JSON multihome expects")?;
+    let described: Described = serde_json::from_str(json).context("networkd's Describe answer is not the JSON multihome expects")?;
     Ok(described
         .interfaces
         .into_iter()
@@ -60,10 +59,7 @@ pub fn parse_describe(json: &str) -> anyhow::Result<BTreeMap<String, LiveLink>> 
             // no Kind); Driver and Path it may just not know, so their absence decides nothing.
             let known = |v: Option<String>| v.map_or(Fact::Absent, Fact::Value);
             let maybe = |v: Option<String>| v.map_or(Fact::Unknown, Fact::Value);
-            let mac = |v: Option<Vec<u8>>| {
-                v.filter(|b| !b.is_empty())
-                    .map_or(Fact::Absent, |b| Fact::Value(hex(&b)))
-            };
+            let mac = |v: Option<Vec<u8>>| v.filter(|b| !b.is_empty()).map_or(Fact::Absent, |b| Fact::Value(hex(&b)));
             let facts = LinkFacts {
                 name: l.name.clone(),
                 alternative_names: l.alternative_names,
@@ -74,11 +70,7 @@ pub fn parse_describe(json: &str) -> anyhow::Result<BTreeMap<String, LiveLink>> 
                 driver: maybe(l.driver),
                 path: maybe(l.path),
             };
-            let link = LiveLink {
-                facts,
-                network_file: l.network_file,
-                network_file_dropins: l.network_file_dropins.unwrap_or_default(),
-            };
+            let link = LiveLink { facts, network_file: l.network_file, network_file_dropins: l.network_file_dropins.unwrap_or_default() };
             (l.name, link)
         })
         .collect())
@@ -86,14 +78,9 @@ pub fn parse_describe(json: &str) -> anyhow::Result<BTreeMap<String, LiveLink>> 
 
 /// Asks the running networkd about its links; an error when it cannot be asked.
 pub async fn links() -> anyhow::Result<BTreeMap<String, LiveLink>> {
-    let bus = zbus::Connection::system()
-        .await
-        .context("cannot connect to the system D-Bus")?;
+    let bus = zbus::Connection::system().await.context("cannot connect to the system D-Bus")?;
     let manager = ManagerProxy::new(&bus).await?;
-    let json = manager
-        .describe()
-        .await
-        .context("org.freedesktop.network1 Describe")?;
+    let json = manager.describe().await.context("org.freedesktop.network1 Describe")?;
     parse_describe(&json)
 }
 
@@ -113,19 +100,13 @@ mod tests {
         let eth0 = &links["eth0"];
         assert_eq!(eth0.facts.mac, Fact::Value("525400123456".into()));
         assert_eq!(eth0.facts.kind, Fact::Value("veth".into()));
-        assert_eq!(
-            eth0.network_file.as_deref(),
-            Some("/etc/systemd/network/20-wired.network")
-        );
+        assert_eq!(eth0.network_file.as_deref(), Some("/etc/systemd/network/20-wired.network"));
         assert_eq!(eth0.network_file_dropins.len(), 1);
         let wlan0 = &links["wlan0"];
         assert_eq!(wlan0.facts.kind, Fact::Absent);
         assert_eq!(wlan0.facts.driver, Fact::Unknown);
         assert_eq!(wlan0.facts.mac, Fact::Absent);
-        assert_eq!(
-            wlan0.facts.permanent_mac,
-            Fact::Value("010203040506".into())
-        );
+        assert_eq!(wlan0.facts.permanent_mac, Fact::Value("010203040506".into()));
         assert_eq!(wlan0.facts.alternative_names, ["wlp2s0"]);
         assert_eq!(wlan0.network_file, None);
     }

@@ -42,10 +42,7 @@ pub enum Fact {
 impl LinkFacts {
     /// What an image tells about a link: its name.
     pub fn offline(name: &str) -> LinkFacts {
-        LinkFacts {
-            name: name.to_string(),
-            ..Default::default()
-        }
+        LinkFacts { name: name.to_string(), ..Default::default() }
     }
 }
 
@@ -69,11 +66,7 @@ impl MatchKeys {
     pub fn collect<'a>(parts: impl IntoIterator<Item = &'a [Section]>) -> MatchKeys {
         let mut keys: Vec<(String, Vec<String>)> = Vec::new();
         for sections in parts {
-            for e in sections
-                .iter()
-                .filter(|s| s.name == "Match")
-                .flat_map(|s| &s.entries)
-            {
+            for e in sections.iter().filter(|s| s.name == "Match").flat_map(|s| &s.entries) {
                 let words = split_words(&e.value);
                 match keys.iter_mut().find(|(k, _)| *k == e.key) {
                     // An empty assignment resets the list.
@@ -88,10 +81,7 @@ impl MatchKeys {
     }
 
     fn get(&self, key: &str) -> Option<&[String]> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_slice())
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_slice())
     }
 
     /// Whether the file takes the link.
@@ -103,13 +93,7 @@ impl MatchKeys {
         let mut unknown = Vec::new();
         for (key, patterns) in &self.0 {
             let result = match key.as_str() {
-                "Name" => Some(
-                    test_globs(patterns, Some(&link.name))
-                        || link
-                            .alternative_names
-                            .iter()
-                            .any(|a| test_globs(patterns, Some(a))),
-                ),
+                "Name" => Some(test_globs(patterns, Some(&link.name)) || link.alternative_names.iter().any(|a| test_globs(patterns, Some(a)))),
                 "MACAddress" => test_macs(patterns, &link.mac),
                 "PermanentMACAddress" => test_macs(patterns, &link.permanent_mac),
                 "Type" => test_fact(patterns, &link.link_type),
@@ -124,30 +108,20 @@ impl MatchKeys {
                 None => unknown.push(format!("{key}=")),
             }
         }
-        if unknown.is_empty() {
-            Verdict::Matches
-        } else {
-            Verdict::Unknown { keys: unknown }
-        }
+        if unknown.is_empty() { Verdict::Matches } else { Verdict::Unknown { keys: unknown } }
     }
 
     /// Whether the file's `Name=` positively names the link (so an undecidable file is meant for
     /// it rather than a catch-all such as `Type=wlan`).
     pub fn names(&self, name: &str) -> bool {
-        self.get("Name")
-            .is_some_and(|p| p.iter().any(|p| !p.starts_with('!')) && test_globs(p, Some(name)))
+        self.get("Name").is_some_and(|p| p.iter().any(|p| !p.starts_with('!')) && test_globs(p, Some(name)))
     }
 
     /// Whether the file can take only this one link: its positive `Name=` patterns are all the
     /// literal name, or it matches one MAC address. A drop-in for any other file would give the
     /// uplink's addresses and routes to every link the file takes.
     pub fn only(&self, name: &str) -> bool {
-        let positive: Vec<&String> = self
-            .get("Name")
-            .unwrap_or_default()
-            .iter()
-            .filter(|p| !p.starts_with('!'))
-            .collect();
+        let positive: Vec<&String> = self.get("Name").unwrap_or_default().iter().filter(|p| !p.starts_with('!')).collect();
         let by_name = !positive.is_empty() && positive.iter().all(|p| p.as_str() == name);
         let one_mac = |key| self.get(key).is_some_and(|m| m.len() == 1);
         by_name || one_mac("MACAddress") || one_mac("PermanentMACAddress")
@@ -155,21 +129,13 @@ impl MatchKeys {
 
     /// The keys, for messages: `Name=eth0 MACAddress=...`.
     pub fn describe(&self) -> String {
-        self.0
-            .iter()
-            .map(|(k, v)| format!("{k}={}", v.join(" ")))
-            .collect::<Vec<_>>()
-            .join(" ")
+        self.0.iter().map(|(k, v)| format!("{k}={}", v.join(" "))).collect::<Vec<_>>().join(" ")
     }
 }
 
 /// A [Match] value as networkd splits it: whitespace-separated words, quotes removed.
 fn split_words(value: &str) -> Vec<String> {
-    value
-        .split_whitespace()
-        .map(|w| w.trim_matches(|c| c == '"' || c == '\'').to_string())
-        .filter(|w| !w.is_empty())
-        .collect()
+    value.split_whitespace().map(|w| w.trim_matches(|c| c == '"' || c == '\'').to_string()).filter(|w| !w.is_empty()).collect()
 }
 
 /// systemd's net_condition_test_strv: a matching `!pattern` rejects; with positive patterns one
@@ -206,23 +172,14 @@ fn test_macs(patterns: &[String], fact: &Fact) -> Option<bool> {
     match fact {
         Fact::Unknown => None,
         Fact::Absent => Some(false),
-        Fact::Value(v) => Some(
-            patterns
-                .iter()
-                .filter_map(|p| normalize_mac(p))
-                .any(|m| m == *v),
-        ),
+        Fact::Value(v) => Some(patterns.iter().filter_map(|p| normalize_mac(p)).any(|m| m == *v)),
     }
 }
 
 /// `aa:bb:cc:dd:ee:ff`, `aa-bb-...` or `aabb.ccdd.eeff` as 12 lower-case hex digits; `None` for
 /// anything else (networkd ignores such an entry too).
 pub fn normalize_mac(text: &str) -> Option<String> {
-    let hex: String = text
-        .chars()
-        .filter(|c| !matches!(c, ':' | '-' | '.'))
-        .collect::<String>()
-        .to_ascii_lowercase();
+    let hex: String = text.chars().filter(|c| !matches!(c, ':' | '-' | '.')).collect::<String>().to_ascii_lowercase();
     (hex.len() == 12 && hex.chars().all(|c| c.is_ascii_hexdigit())).then_some(hex)
 }
 
@@ -332,44 +289,17 @@ mod tests {
     fn name_lists_globs_and_negation() {
         let eth0 = LinkFacts::offline("eth0");
         let wlan1 = LinkFacts::offline("wlan1");
-        assert_eq!(
-            keys("[Match]\nName=eth0\n").verdict(&eth0),
-            Verdict::Matches
-        );
-        assert_eq!(
-            keys("[Match]\nName=eth1 eth0\n").verdict(&eth0),
-            Verdict::Matches
-        );
-        assert_eq!(
-            keys("[Match]\nName=wl*\n").verdict(&eth0),
-            Verdict::DoesNotMatch
-        );
-        assert_eq!(
-            keys("[Match]\nName=!eth0\n").verdict(&eth0),
-            Verdict::DoesNotMatch
-        );
-        assert_eq!(
-            keys("[Match]\nName=!eth0\n").verdict(&wlan1),
-            Verdict::Matches
-        );
-        assert_eq!(
-            keys("[Match]\nName=* !wlan1\n").verdict(&wlan1),
-            Verdict::DoesNotMatch
-        );
+        assert_eq!(keys("[Match]\nName=eth0\n").verdict(&eth0), Verdict::Matches);
+        assert_eq!(keys("[Match]\nName=eth1 eth0\n").verdict(&eth0), Verdict::Matches);
+        assert_eq!(keys("[Match]\nName=wl*\n").verdict(&eth0), Verdict::DoesNotMatch);
+        assert_eq!(keys("[Match]\nName=!eth0\n").verdict(&eth0), Verdict::DoesNotMatch);
+        assert_eq!(keys("[Match]\nName=!eth0\n").verdict(&wlan1), Verdict::Matches);
+        assert_eq!(keys("[Match]\nName=* !wlan1\n").verdict(&wlan1), Verdict::DoesNotMatch);
         // A reset, in the file or a drop-in, empties the list; an empty [Match] takes nothing.
-        assert_eq!(
-            keys("[Match]\nName=eth0\nName=\nName=wlan1\n").verdict(&eth0),
-            Verdict::DoesNotMatch
-        );
+        assert_eq!(keys("[Match]\nName=eth0\nName=\nName=wlan1\n").verdict(&eth0), Verdict::DoesNotMatch);
         assert_eq!(keys("[Match]\n").verdict(&eth0), Verdict::DoesNotMatch);
-        assert_eq!(
-            keys("[Network]\nDHCP=yes\n").verdict(&eth0),
-            Verdict::DoesNotMatch
-        );
-        let split = MatchKeys::collect([
-            unit::parse("[Match]\nName=eth0\n").as_slice(),
-            unit::parse("[Match]\nName=\nName=wlan1\n").as_slice(),
-        ]);
+        assert_eq!(keys("[Network]\nDHCP=yes\n").verdict(&eth0), Verdict::DoesNotMatch);
+        let split = MatchKeys::collect([unit::parse("[Match]\nName=eth0\n").as_slice(), unit::parse("[Match]\nName=\nName=wlan1\n").as_slice()]);
         assert_eq!(split.verdict(&wlan1), Verdict::Matches);
         assert_eq!(split.verdict(&eth0), Verdict::DoesNotMatch);
     }
@@ -378,54 +308,21 @@ mod tests {
     fn keys_known_only_live_are_unknown_offline() {
         let eth0 = LinkFacts::offline("eth0");
         let k = keys("[Match]\nName=eth0\nMACAddress=52:54:00:12:34:56\n");
-        assert_eq!(
-            k.verdict(&eth0),
-            Verdict::Unknown {
-                keys: vec!["MACAddress=".into()]
-            }
-        );
+        assert_eq!(k.verdict(&eth0), Verdict::Unknown { keys: vec!["MACAddress=".into()] });
         // A key that fails decides, whatever else is unknown.
-        assert_eq!(
-            keys("[Match]\nType=wlan\nName=wlan*\n").verdict(&eth0),
-            Verdict::DoesNotMatch
-        );
-        let live = LinkFacts {
-            mac: Fact::Value("525400123456".into()),
-            ..LinkFacts::offline("eth0")
-        };
+        assert_eq!(keys("[Match]\nType=wlan\nName=wlan*\n").verdict(&eth0), Verdict::DoesNotMatch);
+        let live = LinkFacts { mac: Fact::Value("525400123456".into()), ..LinkFacts::offline("eth0") };
         assert_eq!(k.verdict(&live), Verdict::Matches);
-        let other = LinkFacts {
-            mac: Fact::Value("525400000000".into()),
-            ..LinkFacts::offline("eth0")
-        };
+        let other = LinkFacts { mac: Fact::Value("525400000000".into()), ..LinkFacts::offline("eth0") };
         assert_eq!(k.verdict(&other), Verdict::DoesNotMatch);
         // Kind=!* is "no kind": a physical device.
-        let physical = LinkFacts {
-            kind: Fact::Absent,
-            link_type: Fact::Value("ether".into()),
-            ..LinkFacts::offline("eth0")
-        };
-        assert_eq!(
-            keys("[Match]\nKind=!*\nType=ether\n").verdict(&physical),
-            Verdict::Matches
-        );
-        let veth = LinkFacts {
-            kind: Fact::Value("veth".into()),
-            ..physical
-        };
-        assert_eq!(
-            keys("[Match]\nKind=!*\nType=ether\n").verdict(&veth),
-            Verdict::DoesNotMatch
-        );
+        let physical = LinkFacts { kind: Fact::Absent, link_type: Fact::Value("ether".into()), ..LinkFacts::offline("eth0") };
+        assert_eq!(keys("[Match]\nKind=!*\nType=ether\n").verdict(&physical), Verdict::Matches);
+        let veth = LinkFacts { kind: Fact::Value("veth".into()), ..physical };
+        assert_eq!(keys("[Match]\nKind=!*\nType=ether\n").verdict(&veth), Verdict::DoesNotMatch);
         // Alternative names count too, when known.
-        let alt = LinkFacts {
-            alternative_names: vec!["enp0s3".into()],
-            ..LinkFacts::offline("eth0")
-        };
-        assert_eq!(
-            keys("[Match]\nName=enp0s3\n").verdict(&alt),
-            Verdict::Matches
-        );
+        let alt = LinkFacts { alternative_names: vec!["enp0s3".into()], ..LinkFacts::offline("eth0") };
+        assert_eq!(keys("[Match]\nName=enp0s3\n").verdict(&alt), Verdict::Matches);
     }
 
     #[test]
@@ -443,18 +340,9 @@ mod tests {
 
     #[test]
     fn macs_in_any_spelling() {
-        assert_eq!(
-            normalize_mac("52:54:00:AB:cd:ef").as_deref(),
-            Some("525400abcdef")
-        );
-        assert_eq!(
-            normalize_mac("5254.00ab.cdef").as_deref(),
-            Some("525400abcdef")
-        );
-        assert_eq!(
-            normalize_mac("52-54-00-ab-cd-ef").as_deref(),
-            Some("525400abcdef")
-        );
+        assert_eq!(normalize_mac("52:54:00:AB:cd:ef").as_deref(), Some("525400abcdef"));
+        assert_eq!(normalize_mac("5254.00ab.cdef").as_deref(), Some("525400abcdef"));
+        assert_eq!(normalize_mac("52-54-00-ab-cd-ef").as_deref(), Some("525400abcdef"));
         assert_eq!(normalize_mac("52:54:00"), None);
     }
 }

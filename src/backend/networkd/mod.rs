@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 
 use crate::backend::files::{self, Change, GeneratedFile};
 use crate::backend::sysctl::{self, SysctlChange};

@@ -65,11 +65,7 @@ impl Layout {
     }
 
     pub fn errors(&self) -> Vec<Finding> {
-        self.findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-            .cloned()
-            .collect()
+        self.findings.iter().filter(|f| f.severity == Severity::Error).cloned().collect()
     }
 }
 
@@ -79,12 +75,7 @@ impl fmt::Display for Layout {
         for p in &self.uplinks {
             match &p.home {
                 Home::Own { why } => writeln!(f, "{}: writes /{} ({why})", p.interface, p.path())?,
-                Home::DropIn { network } => writeln!(
-                    f,
-                    "{}: amends {network} with the drop-in /{}",
-                    p.interface,
-                    p.path()
-                )?,
+                Home::DropIn { network } => writeln!(f, "{}: amends {network} with the drop-in /{}", p.interface, p.path())?,
             }
         }
         for finding in &self.findings {
@@ -99,9 +90,7 @@ fn file_name(path: &str) -> &str {
 }
 
 fn is_vendor(path: &str) -> bool {
-    ["/usr/lib/", "/lib/", "/usr/local/lib/"]
-        .iter()
-        .any(|d| path.starts_with(d))
+    ["/usr/lib/", "/lib/", "/usr/local/lib/"].iter().any(|d| path.starts_with(d))
 }
 
 /// Where everything goes on a host with no other .network files: multihome's own files.
@@ -118,51 +107,36 @@ pub fn place(plan: &Plan, files: &NetworkFiles, live: &BTreeMap<String, LiveLink
     for u in &plan.uplinks {
         let iface = u.interface.as_str();
         let own_name = network_file_name(iface);
-        let Choice {
-            chosen,
-            findings: mut found,
-            assumed_not,
-        } = choose(files, iface, live.get(iface));
+        let Choice { chosen, findings: mut found, assumed_not } = choose(files, iface, live.get(iface));
         findings.append(&mut found);
         let home = match &chosen {
-            None => Home::Own {
-                why: format!("no other .network file takes {iface}"),
-            },
+            None => Home::Own { why: format!("no other .network file takes {iface}") },
             Some((file, keys)) if !keys.only(iface) => {
                 if is_vendor(&file.path) && file.name > own_name {
-                    Home::Own {
-                        why: format!(
-                            "it takes {iface} before the vendor default {}, which matches more links ({})",
-                            file.path,
-                            keys.describe()
-                        ),
-                    }
+                    Home::Own { why: format!("it takes {iface} before the vendor default {}, which matches more links ({})", file.path, keys.describe()) }
                 } else {
-                    let line = file
-                        .sections
-                        .iter()
-                        .find(|s| s.name == "Match")
-                        .map_or(1, |s| s.line);
+                    let line = file.sections.iter().find(|s| s.name == "Match").map_or(1, |s| s.line);
                     findings.push(Finding::new(Severity::Error, iface, Some((&file.path, line)), format!(
                         "[Match] {}: this file takes {iface} but also other links, and a drop-in would give {iface}'s addresses and routes to all of them; give {iface} a .network file of its own (Name={iface}, with what it needs from this one) that sorts before {}, or narrow this [Match]",
                         keys.describe(),
                         file.name
                     )));
-                    Home::DropIn {
-                        network: file.path.clone(),
-                    }
+                    Home::DropIn { network: file.path.clone() }
                 }
             }
             Some((file, _)) => {
                 if let Some(other) = taken.insert(&file.path, iface) {
-                    findings.push(Finding::new(Severity::Error, iface, None, format!(
-                        "{} takes both {other} and {iface}; a drop-in would give both the same addresses and routes: give each its own .network file",
-                        file.path
-                    )));
+                    findings.push(Finding::new(
+                        Severity::Error,
+                        iface,
+                        None,
+                        format!(
+                            "{} takes both {other} and {iface}; a drop-in would give both the same addresses and routes: give each its own .network file",
+                            file.path
+                        ),
+                    ));
                 }
-                Home::DropIn {
-                    network: file.path.clone(),
-                }
+                Home::DropIn { network: file.path.clone() }
             }
         };
         let amendment = match (&home, &chosen) {
@@ -181,11 +155,7 @@ pub fn place(plan: &Plan, files: &NetworkFiles, live: &BTreeMap<String, LiveLink
             }
             findings.push(finding);
         }
-        uplinks.push(Placement {
-            interface: u.interface.clone(),
-            home,
-            amendment,
-        });
+        uplinks.push(Placement { interface: u.interface.clone(), home, amendment });
     }
     // Errors first: they are what stops an apply. The sort is stable, so each severity keeps
     // the plan's order and each file's line order.
@@ -205,36 +175,19 @@ struct Choice<'a> {
 fn choose<'a>(files: &'a NetworkFiles, iface: &str, live: Option<&LiveLink>) -> Choice<'a> {
     let facts = live.map_or_else(|| LinkFacts::offline(iface), |l| l.facts.clone());
     // What networkd itself uses, unless that is multihome's own file (which hides the answer).
-    let in_use = live
-        .and_then(|l| l.network_file.as_deref())
-        .filter(|p| files.by_path(p).is_some_and(|f| !f.ours));
+    let in_use = live.and_then(|l| l.network_file.as_deref()).filter(|p| files.by_path(p).is_some_and(|f| !f.ours));
     let mut findings = Vec::new();
     let mut assumed_not = Vec::new();
     for file in files.files.iter().filter(|f| !f.ours && !f.masked) {
-        let keys = MatchKeys::collect(
-            std::iter::once(file.sections.as_slice()).chain(
-                file.dropins
-                    .iter()
-                    .filter(|d| !d.ours)
-                    .map(|d| d.sections.as_slice()),
-            ),
-        );
+        let keys = MatchKeys::collect(std::iter::once(file.sections.as_slice()).chain(file.dropins.iter().filter(|d| !d.ours).map(|d| d.sections.as_slice())));
         match keys.verdict(&facts) {
             Verdict::DoesNotMatch => continue,
             Verdict::Matches => {
-                return Choice {
-                    chosen: Some((file, keys)),
-                    findings,
-                    assumed_not,
-                };
+                return Choice { chosen: Some((file, keys)), findings, assumed_not };
             }
             Verdict::Unknown { keys: unknown } => {
                 let unknown = unknown.join(", ");
-                let line = file
-                    .sections
-                    .iter()
-                    .find(|s| s.name == "Match")
-                    .map_or(1, |s| s.line);
+                let line = file.sections.iter().find(|s| s.name == "Match").map_or(1, |s| s.line);
                 match in_use {
                     Some(p) if p == file.path => {
                         findings.push(Finding::new(Severity::Note, iface, Some((&file.path, line)), format!(
@@ -260,9 +213,5 @@ fn choose<'a>(files: &'a NetworkFiles, iface: &str, live: Option<&LiveLink>) -> 
             }
         }
     }
-    Choice {
-        chosen: None,
-        findings,
-        assumed_not,
-    }
+    Choice { chosen: None, findings, assumed_not }
 }

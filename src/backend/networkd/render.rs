@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::placement::{Home, Layout, Placement};
-use crate::backend::files::{marker, GeneratedFile, Owned};
+use crate::backend::files::{GeneratedFile, Owned, marker};
 use crate::plan::{Addresses, Plan, Route, Rule, Table, UplinkPlan};
 use crate::policy::Dhcp;
 
@@ -62,7 +62,13 @@ fn network_file(plan: &Plan, u: &UplinkPlan, placement: &Placement) -> String {
     let _ = writeln!(s, "# Uplink {} of {}: table {}, main-table metric {}.", u.rank + 1, plan.uplinks.len(), u.table, u.metric);
     let policy_dhcp = match &u.addresses {
         Addresses::Static(_) => "no",
-        Addresses::Dhcp(d) => if *d == Dhcp::Ipv4 { "ipv4" } else { "yes" },
+        Addresses::Dhcp(d) => {
+            if *d == Dhcp::Ipv4 {
+                "ipv4"
+            } else {
+                "yes"
+            }
+        }
     };
     match &placement.home {
         Home::Own { .. } => {
@@ -71,7 +77,11 @@ fn network_file(plan: &Plan, u: &UplinkPlan, placement: &Placement) -> String {
         Home::DropIn { network } => {
             // Only what the policy adds: the file's own settings (MTU, DNS, domains, IPv6...)
             // keep applying, and lists such as Address= and [Route] add up with the file's.
-            let _ = writeln!(s, "# A drop-in for {network}, which networkd uses for {}: that file stays as it is,\n# and networkd adds what follows to it.", u.interface);
+            let _ = writeln!(
+                s,
+                "# A drop-in for {network}, which networkd uses for {}: that file stays as it is,\n# and networkd adds what follows to it.",
+                u.interface
+            );
             if let Some(dhcp) = placement.amendment.dhcp {
                 let _ = writeln!(s, "\n[Network]\nDHCP={dhcp}");
             }

@@ -29,13 +29,8 @@ use super::unit::{self, Section};
 use crate::backend::files;
 
 /// networkd's search path for .network files, relative to the root, most important first.
-pub const SEARCH_DIRS: [&str; 5] = [
-    "etc/systemd/network",
-    "run/systemd/network",
-    "usr/local/lib/systemd/network",
-    "usr/lib/systemd/network",
-    "lib/systemd/network",
-];
+pub const SEARCH_DIRS: [&str; 5] =
+    ["etc/systemd/network", "run/systemd/network", "usr/local/lib/systemd/network", "usr/lib/systemd/network", "lib/systemd/network"];
 
 /// Larger files are refused: a .network file is a few hundred bytes.
 pub const MAX_FILE_SIZE: u64 = 1 << 20;
@@ -85,32 +80,20 @@ impl NetworkFiles {
     /// networkd's merge of what was found: one file per name, the earliest directory winning,
     /// sorted by name, each with its drop-ins. Pure, so tests can give files as text.
     pub fn assemble(found: &[Found]) -> NetworkFiles {
-        let winner = |dropin_of: Option<&str>, name: &str| {
-            found
-                .iter()
-                .filter(|f| f.dropin_of.as_deref() == dropin_of && f.name == name)
-                .min_by_key(|f| f.dir)
-        };
+        let winner = |dropin_of: Option<&str>, name: &str| found.iter().filter(|f| f.dropin_of.as_deref() == dropin_of && f.name == name).min_by_key(|f| f.dir);
         let path = |f: &Found| match &f.dropin_of {
             None => format!("/{}/{}", SEARCH_DIRS[f.dir], f.name),
             Some(of) => format!("/{}/{of}.d/{}", SEARCH_DIRS[f.dir], f.name),
         };
-        let mut names: Vec<&str> = found
-            .iter()
-            .filter(|f| f.dropin_of.is_none())
-            .map(|f| f.name.as_str())
-            .collect();
+        let mut names: Vec<&str> = found.iter().filter(|f| f.dropin_of.is_none()).map(|f| f.name.as_str()).collect();
         names.sort_unstable();
         names.dedup();
         let files = names
             .into_iter()
             .filter_map(|name| winner(None, name))
             .map(|main| {
-                let mut dropin_names: Vec<&str> = found
-                    .iter()
-                    .filter(|f| f.dropin_of.as_deref() == Some(main.name.as_str()))
-                    .map(|f| f.name.as_str())
-                    .collect();
+                let mut dropin_names: Vec<&str> =
+                    found.iter().filter(|f| f.dropin_of.as_deref() == Some(main.name.as_str())).map(|f| f.name.as_str()).collect();
                 dropin_names.sort_unstable();
                 dropin_names.dedup();
                 let dropins = dropin_names
@@ -118,12 +101,7 @@ impl NetworkFiles {
                     .filter_map(|n| winner(Some(&main.name), n))
                     .filter_map(|d| {
                         let text = d.text.as_deref()?;
-                        Some(DropIn {
-                            path: path(d),
-                            name: d.name.clone(),
-                            ours: files::is_ours(text),
-                            sections: unit::parse(text),
-                        })
+                        Some(DropIn { path: path(d), name: d.name.clone(), ours: files::is_ours(text), sections: unit::parse(text) })
                     })
                     .collect();
                 let text = main.text.as_deref().unwrap_or("");
@@ -149,11 +127,7 @@ impl NetworkFiles {
 /// Reads what networkd would read under `root`.
 /// A root that does not exist yet (`render --out` into a new directory) holds no files.
 pub fn read(root: &Path) -> anyhow::Result<NetworkFiles> {
-    let root_fd = match nix::fcntl::open(
-        root,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) {
+    let root_fd = match nix::fcntl::open(root, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) => return Ok(NetworkFiles::default()),
         Err(e) => return Err(e).with_context(|| format!("cannot open {}", root.display())),
@@ -163,12 +137,7 @@ pub fn read(root: &Path) -> anyhow::Result<NetworkFiles> {
         for name in list(&root_fd, root, dir, ".network")? {
             let rel = format!("{dir}/{name}");
             if let Some(text) = read_file(&root_fd, root, &rel)? {
-                found.push(Found {
-                    dir: index,
-                    dropin_of: None,
-                    name,
-                    text,
-                });
+                found.push(Found { dir: index, dropin_of: None, name, text });
             }
         }
     }
@@ -179,12 +148,7 @@ pub fn read(root: &Path) -> anyhow::Result<NetworkFiles> {
             for name in list(&root_fd, root, &dropin_dir, ".conf")? {
                 let rel = format!("{dropin_dir}/{name}");
                 if let Some(text) = read_file(&root_fd, root, &rel)? {
-                    found.push(Found {
-                        dir: index,
-                        dropin_of: Some(main.clone()),
-                        name,
-                        text,
-                    });
+                    found.push(Found { dir: index, dropin_of: Some(main.clone()), name, text });
                 }
             }
         }
@@ -193,9 +157,7 @@ pub fn read(root: &Path) -> anyhow::Result<NetworkFiles> {
 }
 
 fn how(flags: OFlag) -> OpenHow {
-    OpenHow::new()
-        .flags(flags | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
+    OpenHow::new().flags(flags | OFlag::O_CLOEXEC).resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
 }
 
 fn open_in_root(root_fd: &OwnedFd, rel: &str, flags: OFlag) -> nix::Result<OwnedFd> {
@@ -208,16 +170,13 @@ fn list(root_fd: &OwnedFd, root: &Path, rel: &str, suffix: &str) -> anyhow::Resu
     let dir = match open_in_root(root_fd, rel, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
         Ok(fd) => fd,
         Err(Errno::ENOENT | Errno::ENOTDIR) => return Ok(Vec::new()),
-        Err(Errno::ENOSYS) => bail!(
-            "this kernel lacks openat2 (Linux 5.6), which multihome needs to read networkd's files safely"
-        ),
+        Err(Errno::ENOSYS) => bail!("this kernel lacks openat2 (Linux 5.6), which multihome needs to read networkd's files safely"),
         Err(e) => {
             return Err(e).with_context(|| format!("cannot open {}", root.join(rel).display()));
         }
     };
     // The directory as opened (inside the root), listed through its descriptor.
-    let entries = fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd()))
-        .with_context(|| format!("cannot list {}", root.join(rel).display()))?;
+    let entries = fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd())).with_context(|| format!("cannot list {}", root.join(rel).display()))?;
     let mut names = Vec::new();
     for entry in entries {
         let entry = entry.with_context(|| format!("cannot list {}", root.join(rel).display()))?;
@@ -226,19 +185,11 @@ fn list(root_fd: &OwnedFd, root: &Path, rel: &str, suffix: &str) -> anyhow::Resu
             // A name that is not UTF-8 cannot be a file an administrator means; it could only
             // be named lossily in a message, so it is refused outright.
             if name.as_bytes().ends_with(suffix.as_bytes()) {
-                bail!(
-                    "{} holds a file whose name is not UTF-8 ({}); rename or remove it",
-                    root.join(rel).display(),
-                    name.to_string_lossy()
-                );
+                bail!("{} holds a file whose name is not UTF-8 ({}); rename or remove it", root.join(rel).display(), name.to_string_lossy());
             }
             continue;
         };
-        if name.starts_with('.')
-            || name.ends_with('~')
-            || !name.ends_with(suffix)
-            || name.len() == suffix.len()
-        {
+        if name.starts_with('.') || name.ends_with('~') || !name.ends_with(suffix) || name.len() == suffix.len() {
             continue;
         }
         names.push(name.to_string());
@@ -251,9 +202,7 @@ fn list(root_fd: &OwnedFd, root: &Path, rel: &str, suffix: &str) -> anyhow::Resu
 /// `Ok(Some(None))` when it is masked.
 fn read_file(root_fd: &OwnedFd, root: &Path, rel: &str) -> anyhow::Result<Option<Option<String>>> {
     let shown = || root.join(rel).display().to_string();
-    let (parent, name) = rel
-        .rsplit_once('/')
-        .expect("a path under a search directory");
+    let (parent, name) = rel.rsplit_once('/').expect("a path under a search directory");
     if let Ok(parent_fd) = open_in_root(root_fd, parent, OFlag::O_PATH | OFlag::O_DIRECTORY)
         && let Ok(target) = readlinkat(parent_fd.as_fd(), name)
         && target == OsStr::new("/dev/null")
@@ -274,43 +223,25 @@ fn read_file(root_fd: &OwnedFd, root: &Path, rel: &str) -> anyhow::Result<Option
         return Ok(Some(None));
     }
     if kind != SFlag::S_IFREG {
-        bail!(
-            "{} is not a regular file; multihome reads only regular files among networkd's",
-            shown()
-        );
+        bail!("{} is not a regular file; multihome reads only regular files among networkd's", shown());
     }
     if st.st_size as u64 > MAX_FILE_SIZE {
-        bail!(
-            "{} is {} bytes, more than the {MAX_FILE_SIZE} multihome reads of a networkd file",
-            shown(),
-            st.st_size
-        );
+        bail!("{} is {} bytes, more than the {MAX_FILE_SIZE} multihome reads of a networkd file", shown(), st.st_size);
     }
     if st.st_size == 0 {
         return Ok(Some(None));
     }
     // Opened again to read: O_PATH cannot read, and the O_PATH open did not touch a device. The
     // same inode, or the file changed in between.
-    let fd = open_in_root(
-        root_fd,
-        rel,
-        OFlag::O_RDONLY | OFlag::O_NOCTTY | OFlag::O_NONBLOCK,
-    )
-    .with_context(|| format!("cannot open {}", shown()))?;
+    let fd = open_in_root(root_fd, rel, OFlag::O_RDONLY | OFlag::O_NOCTTY | OFlag::O_NONBLOCK).with_context(|| format!("cannot open {}", shown()))?;
     let again = fstat(fd.as_fd()).with_context(|| format!("cannot stat {}", shown()))?;
     if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) {
         bail!("{} changed while multihome read it; run it again", shown());
     }
     let mut bytes = Vec::new();
-    fs::File::from(fd)
-        .take(MAX_FILE_SIZE + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("cannot read {}", shown()))?;
+    fs::File::from(fd).take(MAX_FILE_SIZE + 1).read_to_end(&mut bytes).with_context(|| format!("cannot read {}", shown()))?;
     if bytes.len() as u64 > MAX_FILE_SIZE {
-        bail!(
-            "{} is more than the {MAX_FILE_SIZE} bytes multihome reads of a networkd file",
-            shown()
-        );
+        bail!("{} is more than the {MAX_FILE_SIZE} bytes multihome reads of a networkd file", shown());
     }
     if bytes.is_empty() {
         return Ok(Some(None));
@@ -330,12 +261,7 @@ mod tests {
     use super::*;
 
     fn found(dir: usize, dropin_of: Option<&str>, name: &str, text: Option<&str>) -> Found {
-        Found {
-            dir,
-            dropin_of: dropin_of.map(str::to_string),
-            name: name.into(),
-            text: text.map(str::to_string),
-        }
+        Found { dir, dropin_of: dropin_of.map(str::to_string), name: name.into(), text: text.map(str::to_string) }
     }
 
     #[test]
@@ -343,39 +269,15 @@ mod tests {
         let all = [
             found(3, None, "20-wired.network", Some("[Match]\nName=eth0\n")),
             found(0, None, "20-wired.network", Some("[Match]\nName=eth1\n")),
-            found(
-                1,
-                None,
-                "10-netplan-wlan1.network",
-                Some("[Match]\nName=wlan1\n"),
-            ),
+            found(1, None, "10-netplan-wlan1.network", Some("[Match]\nName=wlan1\n")),
             found(0, None, "80-wifi-adhoc.network", None),
-            found(
-                3,
-                None,
-                "80-wifi-adhoc.network",
-                Some("[Match]\nType=wlan\n"),
-            ),
-            found(
-                3,
-                Some("20-wired.network"),
-                "50-mtu.conf",
-                Some("[Link]\nMTUBytes=1400\n"),
-            ),
-            found(
-                1,
-                Some("20-wired.network"),
-                "10-a.conf",
-                Some("[Network]\nDNS=1.1.1.1\n"),
-            ),
+            found(3, None, "80-wifi-adhoc.network", Some("[Match]\nType=wlan\n")),
+            found(3, Some("20-wired.network"), "50-mtu.conf", Some("[Link]\nMTUBytes=1400\n")),
+            found(1, Some("20-wired.network"), "10-a.conf", Some("[Network]\nDNS=1.1.1.1\n")),
             found(0, Some("20-wired.network"), "50-mtu.conf", None),
         ];
         let files = NetworkFiles::assemble(&all);
-        let names: Vec<_> = files
-            .files
-            .iter()
-            .map(|f| (f.path.as_str(), f.masked))
-            .collect();
+        let names: Vec<_> = files.files.iter().map(|f| (f.path.as_str(), f.masked)).collect();
         assert_eq!(
             names,
             [
@@ -388,10 +290,7 @@ mod tests {
         assert_eq!(wired.sections[0].entries[0].value, "eth1");
         // The /etc drop-in masks the /usr/lib one of the same name.
         let dropins: Vec<_> = wired.dropins.iter().map(|d| d.path.as_str()).collect();
-        assert_eq!(
-            dropins,
-            ["/run/systemd/network/20-wired.network.d/10-a.conf"]
-        );
+        assert_eq!(dropins, ["/run/systemd/network/20-wired.network.d/10-a.conf"]);
     }
 
     #[test]
@@ -401,34 +300,18 @@ mod tests {
         let etc = root.join("etc/systemd/network");
         fs::create_dir_all(&etc).unwrap();
         fs::create_dir_all(root.join("usr/lib/systemd/network")).unwrap();
-        fs::write(
-            root.join("usr/lib/systemd/network/90-vendor.network"),
-            "[Match]\nName=*\n",
-        )
-        .unwrap();
+        fs::write(root.join("usr/lib/systemd/network/90-vendor.network"), "[Match]\nName=*\n").unwrap();
         // An absolute symlink resolves inside the root, as it would on the image's own system.
         std::os::unix::fs::symlink("/usr/lib", root.join("lib")).unwrap();
-        std::os::unix::fs::symlink(
-            "/usr/lib/systemd/network/90-vendor.network",
-            etc.join("30-link.network"),
-        )
-        .unwrap();
+        std::os::unix::fs::symlink("/usr/lib/systemd/network/90-vendor.network", etc.join("30-link.network")).unwrap();
         std::os::unix::fs::symlink("/dev/null", etc.join("40-masked.network")).unwrap();
         std::os::unix::fs::symlink("/nonexistent", etc.join("50-dangling.network")).unwrap();
         fs::write(etc.join(".hidden.network"), "[Match]\nName=x\n").unwrap();
         fs::write(etc.join("20-wired.network"), "[Match]\nName=eth0\n").unwrap();
         fs::create_dir_all(etc.join("20-wired.network.d")).unwrap();
-        fs::write(
-            etc.join("20-wired.network.d/60-multihome.conf"),
-            files::marker("p", '#'),
-        )
-        .unwrap();
+        fs::write(etc.join("20-wired.network.d/60-multihome.conf"), files::marker("p", '#')).unwrap();
         let files = read(&root).unwrap();
-        let seen: Vec<_> = files
-            .files
-            .iter()
-            .map(|f| (f.path.as_str(), f.masked, f.dropins.len()))
-            .collect();
+        let seen: Vec<_> = files.files.iter().map(|f| (f.path.as_str(), f.masked, f.dropins.len())).collect();
         assert_eq!(
             seen,
             [
@@ -444,36 +327,19 @@ mod tests {
         // Not UTF-8: an error naming the file.
         fs::write(etc.join("25-latin1.network"), b"[Match]\nName=caf\xe9\n").unwrap();
         let err = format!("{:#}", read(&root).unwrap_err());
-        assert!(
-            err.contains("25-latin1.network") && err.contains("not UTF-8"),
-            "{err}"
-        );
+        assert!(err.contains("25-latin1.network") && err.contains("not UTF-8"), "{err}");
         fs::remove_file(etc.join("25-latin1.network")).unwrap();
 
         // Not a regular file: refused.
-        nix::unistd::mkfifo(
-            &etc.join("26-fifo.network"),
-            Mode::from_bits_truncate(0o600),
-        )
-        .unwrap();
+        nix::unistd::mkfifo(&etc.join("26-fifo.network"), Mode::from_bits_truncate(0o600)).unwrap();
         let err = format!("{:#}", read(&root).unwrap_err());
-        assert!(
-            err.contains("26-fifo.network") && err.contains("not a regular file"),
-            "{err}"
-        );
+        assert!(err.contains("26-fifo.network") && err.contains("not a regular file"), "{err}");
         fs::remove_file(etc.join("26-fifo.network")).unwrap();
 
         // Too big: refused.
-        fs::write(
-            etc.join("27-big.network"),
-            vec![b'#'; MAX_FILE_SIZE as usize + 1],
-        )
-        .unwrap();
+        fs::write(etc.join("27-big.network"), vec![b'#'; MAX_FILE_SIZE as usize + 1]).unwrap();
         let err = format!("{:#}", read(&root).unwrap_err());
-        assert!(
-            err.contains("27-big.network") && err.contains("bytes"),
-            "{err}"
-        );
+        assert!(err.contains("27-big.network") && err.contains("bytes"), "{err}");
         let _ = fs::remove_dir_all(&root);
     }
 }

@@ -40,11 +40,7 @@ pub fn parse(text: &str) -> Vec<Section> {
         while logical.ends_with('\\') {
             logical.pop();
             logical.push(' ');
-            let Some(next) = lines
-                .by_ref()
-                .map(|(_, l)| l.trim())
-                .find(|l| !l.starts_with('#') && !l.starts_with(';'))
-            else {
+            let Some(next) = lines.by_ref().map(|(_, l)| l.trim()).find(|l| !l.starts_with('#') && !l.starts_with(';')) else {
                 break;
             };
             logical.push_str(next);
@@ -55,23 +51,14 @@ pub fn parse(text: &str) -> Vec<Section> {
         }
         if let Some(rest) = line.strip_prefix('[') {
             if let Some(name) = rest.strip_suffix(']') {
-                sections.push(Section {
-                    name: name.to_string(),
-                    line: number,
-                    entries: Vec::new(),
-                });
+                sections.push(Section { name: name.to_string(), line: number, entries: Vec::new() });
             }
             continue;
         }
-        let (Some((key, value)), Some(section)) = (line.split_once('='), sections.last_mut())
-        else {
+        let (Some((key, value)), Some(section)) = (line.split_once('='), sections.last_mut()) else {
             continue;
         };
-        section.entries.push(Entry {
-            key: key.trim().to_string(),
-            value: value.trim().to_string(),
-            line: number,
-        });
+        section.entries.push(Entry { key: key.trim().to_string(), value: value.trim().to_string(), line: number });
     }
     sections
 }
@@ -85,18 +72,8 @@ mod tests {
         let text = "Stray=1\n# c\n[Match]\nName=eth0 \\\n# inside\n  wlan1\n\n[Network]\nDNS=1.1.1.1 # not a comment\nno equals\n; c\n[Route]\nGateway=10.0.0.1\n[Route]\n";
         let s = parse(text);
         let names: Vec<_> = s.iter().map(|s| (s.name.as_str(), s.line)).collect();
-        assert_eq!(
-            names,
-            [("Match", 3), ("Network", 8), ("Route", 12), ("Route", 14)]
-        );
-        assert_eq!(
-            s[0].entries,
-            [Entry {
-                key: "Name".into(),
-                value: "eth0  wlan1".into(),
-                line: 4
-            }]
-        );
+        assert_eq!(names, [("Match", 3), ("Network", 8), ("Route", 12), ("Route", 14)]);
+        assert_eq!(s[0].entries, [Entry { key: "Name".into(), value: "eth0  wlan1".into(), line: 4 }]);
         assert_eq!(s[1].entries[0].value, "1.1.1.1 # not a comment");
         assert_eq!(s[1].entries.len(), 1);
         assert_eq!(s[2].entries[0].line, 13);

@@ -9,14 +9,14 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use zbus::{Connection, ObjectPath, OwnedObjectPath, Variant};
 
 use super::keyfile;
 use super::leftovers;
 use super::proxies::{self, ConnectionProxy, DeviceProxy, NetworkManagerProxy, SettingsOut, SettingsProxy};
 use super::settings::{self, Profile};
-use super::survey::{survey, Released, Stale, Survey, Target};
+use super::survey::{Released, Stale, Survey, Target, survey};
 use super::verify::verify;
 use crate::backend::files::{self, Change};
 use crate::backend::sysctl::{self, SysctlChange};
@@ -29,11 +29,8 @@ pub const NM_BUS_NAME: &str = proxies::SERVICE;
 /// multihome die between checkpoint and commit. Far above a normal apply (about a second).
 const APPLY_ROLLBACK_TIMEOUT: Duration = Duration::from_secs(60);
 
-
 fn to_wire(p: &Profile) -> SettingsOut<'_> {
-    p.iter()
-        .map(|(k, s)| (k.as_str(), s.iter().map(|(k, v)| (k.as_str(), Variant::from(v.clone()))).collect()))
-        .collect()
+    p.iter().map(|(k, s)| (k.as_str(), s.iter().map(|(k, v)| (k.as_str(), Variant::from(v.clone()))).collect())).collect()
 }
 
 pub async fn system_bus() -> anyhow::Result<Connection> {
@@ -127,13 +124,12 @@ pub async fn apply_kept(plan: &Plan, root: &Path, rollback_timeout: Duration) ->
         applied.undo_sysctls = sysctl::apply(&plan.sysctls)?;
         return Ok(applied);
     }
-    let devices: Vec<ObjectPath<'_>> =
-        targets
-            .iter()
-            .map(|t| t.device.as_ref())
-            .chain(stale.iter().filter_map(|s| s.device.as_ref().map(|d| d.as_ref())))
-            .chain(released.iter().filter_map(|r| r.active_on.as_ref().map(|d| d.as_ref())))
-            .collect();
+    let devices: Vec<ObjectPath<'_>> = targets
+        .iter()
+        .map(|t| t.device.as_ref())
+        .chain(stale.iter().filter_map(|s| s.device.as_ref().map(|d| d.as_ref())))
+        .chain(released.iter().filter_map(|r| r.active_on.as_ref().map(|d| d.as_ref())))
+        .collect();
     let secs = u32::try_from(rollback_timeout.as_secs().max(1)).unwrap_or(u32::MAX);
     let checkpoint = nm
         .checkpoint_create(&devices, secs, proxies::CHECKPOINT_DELETE_NEW_CONNECTIONS)
@@ -151,14 +147,7 @@ pub async fn apply_kept(plan: &Plan, root: &Path, rollback_timeout: Duration) ->
     Ok(applied)
 }
 
-async fn change_and_verify(
-    bus: &Connection,
-    plan: &Plan,
-    root: &Path,
-    survey: &Survey,
-    file_changes: &[Change],
-    applied: &mut Applied,
-) -> anyhow::Result<()> {
+async fn change_and_verify(bus: &Connection, plan: &Plan, root: &Path, survey: &Survey, file_changes: &[Change], applied: &mut Applied) -> anyhow::Result<()> {
     let (targets, stale): (&[Target], &[Stale]) = (&survey.targets, &survey.stale);
     // Sysctls first: ignore_routes_with_linkdown must be on before the new default routes are.
     applied.undo_sysctls = sysctl::apply(&plan.sysctls)?;
@@ -184,10 +173,7 @@ async fn change_and_verify(
                 path.clone()
             }
             None => {
-                let path = settings_proxy
-                    .add_connection(to_wire(&t.merged))
-                    .await
-                    .with_context(|| format!("NetworkManager refused the {}", t.label()))?;
+                let path = settings_proxy.add_connection(to_wire(&t.merged)).await.with_context(|| format!("NetworkManager refused the {}", t.label()))?;
                 applied.changes.push(format!("created {}", t.label()));
                 path
             }

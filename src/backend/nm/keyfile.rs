@@ -7,11 +7,11 @@
 
 use std::fmt::Write;
 
-use crate::backend::files::{marker, GeneratedFile, Owned};
+use crate::backend::files::{GeneratedFile, Owned, marker};
 use crate::backend::networkd::render as networkd_render;
 use crate::plan::{Addresses, Plan, Route, Rule, UplinkPlan};
 
-use super::settings::{profile_id, profile_uuid, record, record_for, Wanted};
+use super::settings::{Wanted, profile_id, profile_uuid, record, record_for};
 
 pub const CONNECTIONS_DIR: &str = "etc/NetworkManager/system-connections";
 
@@ -33,8 +33,7 @@ fn is_wifi(interface: &str) -> bool {
 }
 
 pub fn render(plan: &Plan) -> Vec<GeneratedFile> {
-    let mut files: Vec<GeneratedFile> =
-        plan.uplinks.iter().map(|u| GeneratedFile::new(path(&u.interface), keyfile(plan, u), KEYFILE_MODE)).collect();
+    let mut files: Vec<GeneratedFile> = plan.uplinks.iter().map(|u| GeneratedFile::new(path(&u.interface), keyfile(plan, u), KEYFILE_MODE)).collect();
     // The sysctls are the same whichever manager runs; one renderer owns their file.
     files.push(networkd_render::sysctl(plan));
     files
@@ -56,13 +55,7 @@ fn keyfile(plan: &Plan, u: &UplinkPlan) -> String {
         s.push_str("# The `from`/`to` rules of the lease's address are added by `multihome dispatch`.\n");
     }
     let kind = if is_wifi(&u.interface) { "wifi" } else { "ethernet" };
-    let _ = writeln!(
-        s,
-        "\n[connection]\nid={}\nuuid={}\ntype={kind}\ninterface-name={}",
-        profile_id(&u.interface),
-        profile_uuid(&u.interface),
-        u.interface
-    );
+    let _ = writeln!(s, "\n[connection]\nid={}\nuuid={}\ntype={kind}\ninterface-name={}", profile_id(&u.interface), profile_uuid(&u.interface), u.interface);
     if kind == "wifi" {
         s.push_str("\n[wifi]\nmode=infrastructure\n");
     } else {

@@ -7,8 +7,8 @@
 //! uplink's interface, with the protocol NetworkManager gives profile routes, and never one the
 //! merged profile still gives.
 
-use crate::netlink::{self, KernelRoute, Netlink};
 use super::settings::InstalledRoutes;
+use crate::netlink::{self, KernelRoute, Netlink};
 use crate::plan::{Route, Table};
 
 /// RTPROT_STATIC: NetworkManager's protocol for the routes of a profile (`proto static`).

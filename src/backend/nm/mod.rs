@@ -13,4 +13,4 @@ pub mod settings;
 mod survey;
 mod verify;
 
-pub use apply::{apply, plan_diff, Applied, NM_BUS_NAME};
+pub use apply::{Applied, NM_BUS_NAME, apply, plan_diff};

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use zbus::{proxy, OwnedObjectPath, OwnedVariant, Variant};
+use zbus::{OwnedObjectPath, OwnedVariant, Variant, proxy};
 
 /// Settings as they come over the bus.
 pub type SettingsIn = HashMap<String, HashMap<String, OwnedVariant>>;
@@ -25,11 +25,7 @@ pub const DEVICE_STATE_DISCONNECTED: u32 = 30;
 pub const DEVICE_STATE_ACTIVATED: u32 = 100;
 pub const DEVICE_STATE_FAILED: u32 = 120;
 
-#[proxy(
-    interface = "org.freedesktop.NetworkManager",
-    default_service = "org.freedesktop.NetworkManager",
-    default_path = "/org/freedesktop/NetworkManager"
-)]
+#[proxy(interface = "org.freedesktop.NetworkManager", default_service = "org.freedesktop.NetworkManager", default_path = "/org/freedesktop/NetworkManager")]
 pub trait NetworkManager {
     fn get_device_by_ip_iface(&self, iface: &str) -> zbus::Result<OwnedObjectPath>;
     fn activate_connection(
@@ -64,12 +60,7 @@ pub trait Settings {
 pub trait Connection {
     /// Without secrets; NetworkManager keeps the stored ones when an update carries none.
     fn get_settings(&self) -> zbus::Result<SettingsIn>;
-    fn update2(
-        &self,
-        settings: SettingsOut<'_>,
-        flags: u32,
-        args: HashMap<&str, Variant<'_>>,
-    ) -> zbus::Result<HashMap<String, OwnedVariant>>;
+    fn update2(&self, settings: SettingsOut<'_>, flags: u32, args: HashMap<&str, Variant<'_>>) -> zbus::Result<HashMap<String, OwnedVariant>>;
     fn delete(&self) -> zbus::Result<()>;
 }
 

@@ -16,7 +16,7 @@ use ipnet::Ipv4Net;
 use uuid::Uuid;
 use zbus::{OwnedVariant, Variant};
 
-use crate::plan::{Addresses, Route, Rule, Table, UplinkPlan, DEFAULT_DESTINATION};
+use crate::plan::{Addresses, DEFAULT_DESTINATION, Route, Rule, Table, UplinkPlan};
 
 pub mod record;
 
@@ -85,13 +85,7 @@ impl Wanted {
                 // With DHCP only a gateway named in the policy is known now; otherwise the
                 // dispatcher hook adds the table's default route when the lease arrives.
                 if let Some(gw) = u.gateway {
-                    routes.push(Route {
-                        destination: DEFAULT_DESTINATION,
-                        gateway: Some(gw),
-                        table: Table::Id(u.table),
-                        metric: None,
-                        preferred_source: None,
-                    });
+                    routes.push(Route { destination: DEFAULT_DESTINATION, gateway: Some(gw), table: Table::Id(u.table), metric: None, preferred_source: None });
                 }
                 ("auto", Vec::new())
             }
@@ -146,10 +140,7 @@ fn rule_dict(r: &Rule) -> Dict {
 }
 
 fn entries(section: Option<&Dict>, key: &str) -> Vec<Dict> {
-    section
-        .and_then(|s| s.get(key))
-        .and_then(|v| Vec::<Dict>::try_from(v.clone()).ok())
-        .unwrap_or_default()
+    section.and_then(|s| s.get(key)).and_then(|v| Vec::<Dict>::try_from(v.clone()).ok()).unwrap_or_default()
 }
 
 /// A new profile for `interface` with nothing but what the connection type needs, for
@@ -245,10 +236,7 @@ pub fn merge(current: &Profile, want: &Wanted) -> Profile {
 
 /// What merging `want` writes into a profile's routes and rules, as its [`Record`] says it.
 pub fn record_for(want: &Wanted) -> Record {
-    Record {
-        routes: want.routes.iter().map(|r| route_text(&route_dict(r))).collect(),
-        rules: want.rules.iter().map(|r| rule_text(&rule_dict(r))).collect(),
-    }
+    Record { routes: want.routes.iter().map(|r| route_text(&route_dict(r))).collect(), rules: want.rules.iter().map(|r| rule_text(&rule_dict(r))).collect() }
 }
 
 /// The kernel routes NetworkManager installed from multihome's entries of a profile, and those
@@ -276,12 +264,7 @@ pub fn installed_routes(current: &Profile, merged: &Profile) -> InstalledRoutes 
 fn installed(p: &Profile, take: impl Fn(&Dict) -> bool) -> Vec<Route> {
     let ipv4 = p.get("ipv4");
     let route_metric = ipv4.and_then(|s| s.get("route-metric")).and_then(|v| i64::try_from(v).ok()).and_then(|m| u32::try_from(m).ok());
-    entries(ipv4, "route-data")
-        .iter()
-        .filter(|e| take(e))
-        .filter_map(route_of)
-        .map(|r| Route { metric: r.metric.or(route_metric), ..r })
-        .collect()
+    entries(ipv4, "route-data").iter().filter(|e| take(e)).filter_map(route_of).map(|r| Route { metric: r.metric.or(route_metric), ..r }).collect()
 }
 
 /// A `route-data` entry as a plan route; `None` for one that is not IPv4 unicast as multihome
@@ -371,9 +354,7 @@ fn rule_text(e: &Dict) -> String {
             s.push_str(&format!(" {side} {a}/{}", get(&format!("{side}-len")).unwrap_or_default()));
         }
     }
-    for (k, v) in e.iter().filter(|(k, _)| {
-        !matches!(k.as_str(), "priority" | "from" | "from-len" | "to" | "to-len" | "family" | "table")
-    }) {
+    for (k, v) in e.iter().filter(|(k, _)| !matches!(k.as_str(), "priority" | "from" | "from-len" | "to" | "to-len" | "family" | "table")) {
         s.push_str(&format!(" {k} {}", text(v)));
     }
     if let Some(t) = get("table") {

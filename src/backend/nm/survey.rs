@@ -5,9 +5,9 @@
 use anyhow::{anyhow, bail};
 use zbus::{Connection, OwnedObjectPath};
 
-use super::apply::{name_has_owner, NM_BUS_NAME};
+use super::apply::{NM_BUS_NAME, name_has_owner};
 use super::proxies::{self, ActiveProxy, ConnectionProxy, DeviceProxy, NetworkManagerProxy, SettingsIn, SettingsProxy};
-use super::settings::{self, created_for, Profile, Wanted};
+use super::settings::{self, Profile, Wanted, created_for};
 use crate::plan::Plan;
 
 /// One uplink as found before anything is changed.
@@ -105,9 +105,8 @@ pub(super) async fn survey(bus: &Connection, plan: &Plan) -> anyhow::Result<Surv
     }
     let mut targets = Vec::new();
     for u in &plan.uplinks {
-        let device = nm.get_device_by_ip_iface(&u.interface).await.map_err(|e| {
-            anyhow!("NetworkManager has no device {} ({e}); nothing was changed", u.interface)
-        })?;
+        let device =
+            nm.get_device_by_ip_iface(&u.interface).await.map_err(|e| anyhow!("NetworkManager has no device {} ({e}); nothing was changed", u.interface))?;
         let dev = DeviceProxy::builder(bus).path(device.clone()).build().await?;
         let device_state = dev.state().await?;
         let active = dev.active_connection().await?;
@@ -195,10 +194,8 @@ fn interface_name(p: &Profile) -> Option<String> {
 /// multihome's own first, else the one used last.
 fn bound_profile(all: &[(OwnedObjectPath, Profile)], interface: &str) -> Option<(OwnedObjectPath, Profile)> {
     let get = |p: &Profile, k: &str| p.get("connection").and_then(|c| c.get(k)).cloned();
-    let mut bound: Vec<&(OwnedObjectPath, Profile)> = all
-        .iter()
-        .filter(|(_, p)| get(p, "interface-name").and_then(|v| String::try_from(v).ok()).as_deref() == Some(interface))
-        .collect();
+    let mut bound: Vec<&(OwnedObjectPath, Profile)> =
+        all.iter().filter(|(_, p)| get(p, "interface-name").and_then(|v| String::try_from(v).ok()).as_deref() == Some(interface)).collect();
     let own = settings::profile_id(interface);
     bound.sort_by_key(|(_, p)| {
         let ours = profile_name(p) == own;
@@ -207,7 +204,6 @@ fn bound_profile(all: &[(OwnedObjectPath, Profile)], interface: &str) -> Option<
     });
     bound.first().map(|&(path, p)| (path.clone(), p.clone()))
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -3,12 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use zbus::Connection;
 
 use super::proxies::{self, DeviceProxy, Ip4ConfigProxy};
 use super::settings;
-use super::survey::{to_profile, Target};
+use super::survey::{Target, to_profile};
 use crate::netlink::Netlink;
 use crate::plan::{Rule, Table};
 
@@ -57,12 +57,7 @@ async fn not_yet(bus: &Connection, t: &Target) -> anyhow::Result<Option<String>>
         return Ok(Some("no IPv4 configuration yet".into()));
     }
     let ip4 = Ip4ConfigProxy::builder(bus).path(config).build().await?;
-    let addresses: Vec<String> = ip4
-        .address_data()
-        .await?
-        .iter()
-        .filter_map(|a| a.get("address").and_then(|v| String::try_from(v.clone()).ok()))
-        .collect();
+    let addresses: Vec<String> = ip4.address_data().await?.iter().filter_map(|a| a.get("address").and_then(|v| String::try_from(v.clone()).ok())).collect();
     if addresses.is_empty() {
         // A DHCP uplink is "activated" before its lease arrives (ipv4.may-fail).
         return Ok(Some("no IPv4 address yet".into()));
@@ -86,4 +81,3 @@ async fn not_yet(bus: &Connection, t: &Target) -> anyhow::Result<Option<String>>
     }
     Ok(None)
 }
-

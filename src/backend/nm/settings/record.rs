@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{owned, Dict, Profile};
+use super::{Dict, Profile, owned};
 
 /// NetworkManager's setting for user data, and its one property (`a{ss}`).
 const SETTING: &str = "user";

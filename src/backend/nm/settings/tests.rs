@@ -37,13 +37,8 @@ fn user_profile() -> Profile {
     // As the user wrote it: not on-link (multihome's own routes are).
     user_route.remove("onlink");
     // A stale route in the uplink's table, from an earlier policy.
-    let stale = route_dict(&Route {
-        destination: "192.168.0.0/16".parse().unwrap(),
-        gateway: None,
-        table: Table::Id(101),
-        metric: None,
-        preferred_source: None,
-    });
+    let stale =
+        route_dict(&Route { destination: "192.168.0.0/16".parse().unwrap(), gateway: None, table: Table::Id(101), metric: None, preferred_source: None });
     ipv4.insert("route-data".into(), dicts(vec![user_route, stale.clone()]));
     ipv4.insert("routes".into(), owned(vec![vec![0u32, 16, 0, 5]]));
     ipv4.insert("addresses".into(), owned(Vec::<Vec<u32>>::new()));
