@@ -273,6 +273,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let policy = policy::load(&cli.config)?;
             let plan = plan::plan(&policy);
             let rt = runtime()?;
+            // `--root /` (or `/etc/..`) is this system, not an image: it gets the live apply.
+            let root = root.filter(|r| !files::is_system_root(r));
             let target = match (&root, no_reload) {
                 (Some(_), _) => Target::Image,
                 (None, true) => Target::LiveNoReload,

@@ -73,6 +73,7 @@ pub fn compare(root: &Path, wanted: &[GeneratedFile], owned: &[Owned]) -> anyhow
     let mut changes = Vec::new();
     for f in wanted {
         let full = root.join(&f.path);
+        check_parents(root, &full)?;
         let old = read_if_exists(&full)?;
         if let Some(old) = &old
             && !is_ours(old)
@@ -92,10 +93,12 @@ pub fn compare(root: &Path, wanted: &[GeneratedFile], owned: &[Owned]) -> anyhow
                 let entry = entry?;
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let rel = dir.join(&name);
+                // Only a regular UTF-8 file with the marker is ours to remove; anything else at
+                // an owned name (a FIFO, a symlink, a binary) is someone else's and stays.
                 if name.starts_with(prefix)
                     && name.ends_with(suffix)
                     && !wanted.iter().any(|f| f.path == rel)
-                    && let Some(old) = read_if_exists(&entry.path())?
+                    && let Found::Text(old) = look(&entry.path())?
                     && is_ours(&old)
                 {
                     // The mode is what an undo writes the file back with (a keyfile must stay
@@ -129,12 +132,81 @@ fn owned_dirs(root: &Path, pattern: &str) -> anyhow::Result<(Vec<PathBuf>, bool)
     Ok((dirs, true))
 }
 
-fn read_if_exists(path: &Path) -> anyhow::Result<Option<String>> {
-    match fs::read_to_string(path) {
-        Ok(s) => Ok(Some(s)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+/// The largest file read at a path multihome writes: its own files are a few hundred bytes.
+const MAX_READ: u64 = 1 << 20;
+
+/// What is at a path multihome would write or remove.
+enum Found {
+    Missing,
+    Text(String),
+    /// Something multihome never writes there and must not touch: a symlink (which it did not
+    /// make), a FIFO or device, a directory, a huge or non-UTF-8 file. The reason, for a message.
+    Foreign(String),
+}
+
+/// Looks at `path` without following a symlink and without blocking on a FIFO.
+fn look(path: &Path) -> anyhow::Result<Found> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Missing),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        return Ok(Found::Foreign("a symlink".into()));
     }
+    if !kind.is_file() {
+        return Ok(Found::Foreign("not a regular file".into()));
+    }
+    if meta.len() > MAX_READ {
+        return Ok(Found::Foreign(format!("larger than {} KiB", MAX_READ / 1024)));
+    }
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_READ + 1).read_to_end(&mut bytes).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(match String::from_utf8(bytes) {
+        Ok(text) => Found::Text(text),
+        Err(_) => Found::Foreign("not UTF-8 text".into()),
+    })
+}
+
+/// The text at `path` if it is one of the files multihome may replace; an error naming the path
+/// for anything else there.
+fn read_if_exists(path: &Path) -> anyhow::Result<Option<String>> {
+    match look(path)? {
+        Found::Missing => Ok(None),
+        Found::Text(t) => Ok(Some(t)),
+        Found::Foreign(why) => bail!("{} is {why}; multihome writes only regular files of its own there, so move it away", path.display()),
+    }
+}
+
+/// Under an image root, the directories between the root and `path` must be real directories:
+/// a symlinked `etc` would send every write out of the root. (On the running system, `/`, the
+/// administrator's own links are honoured.)
+fn check_parents(root: &Path, path: &Path) -> anyhow::Result<()> {
+    if is_system_root(root) {
+        return Ok(());
+    }
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    let mut at = root.to_path_buf();
+    for part in rel.parent().into_iter().flat_map(Path::components) {
+        at.push(part);
+        if fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            bail!("{} is a symlink; under --root/--out multihome writes only through real directories, so nothing lands outside the root", at.display());
+        }
+    }
+    Ok(())
+}
+
+/// Whether `root` is this system's `/`, however it is spelled (`/etc/..`, a symlink to `/`).
+pub fn is_system_root(root: &Path) -> bool {
+    fs::canonicalize(root).is_ok_and(|p| p == Path::new("/"))
 }
 
 /// A unified diff of the changes that do something, for `multihome plan`.
@@ -200,9 +272,15 @@ pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> anyhow::Resu
     let dir = path.parent().context("a generated file needs a directory")?;
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let name = path.file_name().context("a generated file needs a name")?.to_string_lossy();
-    let tmp = dir.join(format!(".{name}.multihome-new"));
+    // A fresh name, created exclusively and never through a symlink: nothing planted beside the
+    // file can redirect the write or its chmod.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let tmp = dir.join(format!(".{name}.multihome-{}-{n}-{nanos:x}", std::process::id()));
     let result = (|| {
-        let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(mode).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(&tmp)?;
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(contents)?;
         f.sync_all()?;
@@ -226,6 +304,73 @@ pub fn write_out(out: &Path, files: &[GeneratedFile], owned: &[Owned]) -> anyhow
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("mh-files-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn one(path: &str) -> Vec<GeneratedFile> {
+        vec![GeneratedFile::new(path, marker("t", '#') + "x=1\n", 0o644)]
+    }
+
+    #[test]
+    fn a_symlink_planted_where_the_old_temporary_name_was_is_never_followed() {
+        let root = scratch("planted");
+        let victim = root.join("victim");
+        fs::write(&victim, "keep").unwrap();
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::create_dir_all(root.join("etc")).unwrap();
+        std::os::unix::fs::symlink(&victim, root.join("etc/.a.conf.multihome-new")).unwrap();
+        write_out(&root, &one("etc/a.conf"), &[]).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
+        assert_eq!(fs::metadata(&victim).unwrap().permissions().mode() & 0o777, 0o600, "the target's mode was changed");
+        assert!(fs::read_to_string(root.join("etc/a.conf")).unwrap().ends_with("x=1\n"));
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_symlink_at_the_files_own_name_is_refused() {
+        let root = scratch("own-link");
+        fs::create_dir_all(root.join("etc")).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", root.join("etc/a.conf")).unwrap();
+        let e = write_out(&root, &one("etc/a.conf"), &[]).unwrap_err().to_string();
+        assert!(e.contains("is a symlink"), "{e}");
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_symlinked_directory_inside_an_image_root_is_refused() {
+        let root = scratch("etc-link");
+        let outside = scratch("etc-link-outside");
+        std::os::unix::fs::symlink(&outside, root.join("etc")).unwrap();
+        let e = write_out(&root, &one("etc/a.conf"), &[]).unwrap_err().to_string();
+        assert!(e.contains("is a symlink") && e.contains("outside the root"), "{e}");
+        assert!(fs::read_dir(&outside).unwrap().next().is_none(), "nothing may land outside the root");
+        let _ = fs::remove_dir_all(&root);
+        let _ = fs::remove_dir_all(&outside);
+    }
+
+    #[test]
+    fn a_fifo_or_binary_at_an_owned_name_is_left_alone_and_does_not_hang() {
+        let root = scratch("fifo");
+        fs::create_dir_all(root.join("etc")).unwrap();
+        nix::unistd::mkfifo(&root.join("etc/60-multihome-fifo.conf"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        fs::write(root.join("etc/60-multihome-bin.conf"), [0xff, 0xfe, 0x00]).unwrap();
+        let changes = write_out(&root, &one("etc/60-multihome.conf"), &[("etc", "60-multihome", ".conf")]).unwrap();
+        assert_eq!(changes.iter().filter(|c| c.new.is_none()).count(), 0, "nothing of someone else's is removed");
+        assert!(root.join("etc/60-multihome-fifo.conf").exists() && root.join("etc/60-multihome-bin.conf").exists());
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn the_system_root_is_recognised_however_it_is_spelled() {
+        assert!(is_system_root(Path::new("/")));
+        assert!(is_system_root(Path::new("/etc/..")));
+        assert!(!is_system_root(&std::env::temp_dir()));
+    }
 
     #[test]
     fn only_multihomes_marker_makes_a_file_ours() {

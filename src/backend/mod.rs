@@ -170,5 +170,5 @@ impl Applied {
 }
 
 fn is_live(root: &Path) -> bool {
-    root == Path::new("/")
+    files::is_system_root(root)
 }
