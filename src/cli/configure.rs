@@ -1,0 +1,95 @@
+//! `plan`, `apply` and `try`: the policy realised by a backend ([`Backend`]), then the DHCP
+//! uplinks' hook work that no lease event will do for a lease that came before the policy.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use multihome::backend::{Backend, Target, files, try_apply};
+use multihome::plan::{self, Plan};
+use multihome::policy;
+
+use super::args::ApplyBackend;
+use super::{exit, runtime};
+
+pub fn plan(config: &Path, backend: ApplyBackend, root: &Path) -> anyhow::Result<()> {
+    let policy = policy::load(config)?;
+    let plan = plan::plan(&policy);
+    let rt = runtime()?;
+    let backend = rt.block_on(Backend::choose(backend.or(policy.backend), root));
+    let diff = rt.block_on(backend.diff(&plan, root))?;
+    print!("{}", diff.placement);
+    if diff.changes.is_empty() {
+        println!("No changes: {} under {} already matches the policy.", backend.name(), root.display());
+    } else {
+        print!("{}", diff.changes);
+    }
+    Ok(())
+}
+
+pub fn apply(config: &Path, backend: ApplyBackend, root: Option<PathBuf>, no_reload: bool) -> anyhow::Result<()> {
+    let policy = policy::load(config)?;
+    let plan = plan::plan(&policy);
+    let rt = runtime()?;
+    // `--root /` (or `/etc/..`) is this system, not an image: it gets the live apply.
+    let root = root.filter(|r| !files::is_system_root(r));
+    let target = match (&root, no_reload) {
+        (Some(_), _) => Target::Image,
+        (None, true) => Target::LiveNoReload,
+        (None, false) => Target::Live,
+    };
+    let root_path = root.as_deref().unwrap_or(Path::new("/"));
+    let backend = rt.block_on(Backend::choose(backend.or(policy.backend), root_path));
+    let applied = rt.block_on(backend.apply_and_commit(&plan, root_path, target))?;
+    for w in applied.warnings() {
+        eprintln!("multihome: warning: {w}");
+    }
+    let report = applied.report(target);
+    for line in &report {
+        println!("{line}");
+    }
+    // On this system (not an image), the lease of a DHCP uplink may have come before the
+    // policy: its dispatcher event is past, so the hook's work is done now.
+    let refreshed = root.is_none() && refresh_dhcp_uplinks(&rt, &plan);
+    if report.is_empty() && !refreshed {
+        println!("Nothing to do: the system already matches the policy.");
+    }
+    Ok(())
+}
+
+pub fn try_and_confirm(config: &Path, backend: ApplyBackend, timeout: Duration) -> anyhow::Result<ExitCode> {
+    let policy = policy::load(config)?;
+    let plan = plan::plan(&policy);
+    let rt = runtime()?;
+    let backend = rt.block_on(Backend::choose(backend.or(policy.backend), Path::new("/")));
+    let kept = rt.block_on(try_apply::run(backend, &plan, Path::new("/"), timeout))?;
+    // As after apply, but only once kept: a revert could not take the hook's work back.
+    if kept {
+        refresh_dhcp_uplinks(&rt, &plan);
+    }
+    // Reverted because nobody confirmed: scripts can tell it from an error.
+    Ok(if kept { ExitCode::SUCCESS } else { ExitCode::from(exit::TRY_REVERTED) })
+}
+
+/// The dispatcher hook for every DHCP uplink, once, after an apply (or a kept try), and the
+/// sweep of what it added under an earlier policy; prints what it changed and says whether it
+/// changed anything. A failure is only a warning: the policy is applied, and the hook does the
+/// same at the uplink's next lease event.
+fn refresh_dhcp_uplinks(rt: &tokio::runtime::Runtime, plan: &Plan) -> bool {
+    match rt.block_on(multihome::dispatch::refresh(plan)) {
+        Ok(refreshed) => {
+            let changed: Vec<_> = refreshed.uplinks.iter().filter(|(_, o)| o.changed_anything()).collect();
+            for (interface, outcome) in &changed {
+                println!("{interface}: {outcome}");
+            }
+            if !refreshed.swept.is_empty() {
+                println!("{}", refreshed.swept);
+            }
+            !changed.is_empty() || !refreshed.swept.is_empty()
+        }
+        Err(e) => {
+            eprintln!("multihome: warning: the DHCP uplinks' rules were not brought up to date ({e:#}); the dispatcher hook does it at their next lease event");
+            false
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! One function per subcommand, grouped by what they touch: [`show`] (nothing running),
+//! [`configure`] (the network manager), [`service`] (the daemon and the hook), [`lab`].
+
+pub mod args;
+mod configure;
+mod lab;
+mod service;
+mod show;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use args::{Cli, Command};
+use multihome::plan::{self, Plan};
+use multihome::policy;
+
+/// Exit codes, each meaning one thing so that scripts can branch on them: 0 done, 1 an error,
+/// 2 a usage error (clap's), and these.
+pub mod exit {
+    /// `try` reverted because nobody confirmed in time.
+    pub const TRY_REVERTED: u8 = 3;
+    /// The policy is invalid; nothing was touched.
+    pub const INVALID_POLICY: u8 = 4;
+    /// No daemon answers (status, force, reload).
+    pub const NO_DAEMON: u8 = 5;
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = cli.config.as_path();
+    match cli.command {
+        Command::Check { json } => show::check(config, json)?,
+        Command::Render { backend, out } => show::render(config, backend, out.as_deref())?,
+        Command::Plan { backend, root } => configure::plan(config, backend, &root)?,
+        Command::Apply { backend, root, no_reload } => configure::apply(config, backend, root, no_reload)?,
+        Command::Try { backend, timeout } => return configure::try_and_confirm(config, backend, timeout),
+        Command::Dispatch { args } => service::dispatch(config, &args)?,
+        Command::Daemon { cleanup } => service::daemon(config, cleanup)?,
+        Command::Status { json } => return service::status(json),
+        Command::Force { order, interface } => service::force(order, &interface)?,
+        Command::Reload => service::reload()?,
+        Command::Lab { backend, fault, uplink, script, no_daemon } => lab::lab(backend, fault, uplink, script, no_daemon)?,
+        Command::GenerateDocs { out } => drop(multihome::docs::generate(<Cli as clap::CommandFactory>::command(), &out)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load(config: &Path) -> anyhow::Result<Plan> {
+    let policy = policy::load(config)?;
+    Ok(plan::plan(&policy))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")
+}

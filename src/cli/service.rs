@@ -1,0 +1,47 @@
+//! The daemon and the dispatcher hook, and the commands that talk to the daemon over D-Bus.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use multihome::daemon;
+
+use super::args::ForceOrder;
+use super::{exit, runtime};
+
+pub fn dispatch(config: &Path, args: &[String]) -> anyhow::Result<()> {
+    // Untrusted text: read lossily and judged by the event parser, never by a shell.
+    let env = std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())).collect();
+    multihome::dispatch::run(args, &env, config)
+}
+
+pub fn daemon(config: &Path, cleanup: bool) -> anyhow::Result<()> {
+    // One thread: the probes, the netlink events and the bus share it (small and idle).
+    let rt = runtime()?;
+    if cleanup { rt.block_on(daemon::cleanup()) } else { rt.block_on(daemon::run(config)) }
+}
+
+pub fn status(json: bool) -> anyhow::Result<ExitCode> {
+    match runtime()?.block_on(daemon::status::fetch()) {
+        Ok(s) if json => println!("{}", multihome::json::to_string(&s)?),
+        Ok(s) => print!("{}", daemon::status::render(&s)),
+        Err(e) if e.downcast_ref::<daemon::status::NotRunning>().is_some() => {
+            eprintln!("multihome: {e}");
+            return Ok(ExitCode::from(exit::NO_DAEMON));
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn force(order: ForceOrder, interface: &str) -> anyhow::Result<()> {
+    let call = match order {
+        ForceOrder::Down => daemon::status::Call::ForceDown(interface),
+        ForceOrder::Up => daemon::status::Call::ForceUp(interface),
+        ForceOrder::Release => daemon::status::Call::Release(interface),
+    };
+    runtime()?.block_on(daemon::status::call(call))
+}
+
+pub fn reload() -> anyhow::Result<()> {
+    runtime()?.block_on(daemon::status::call(daemon::status::Call::Reload))
+}

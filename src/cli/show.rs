@@ -1,0 +1,57 @@
+//! `check` and `render`: the plan, and the files a backend would write, without touching the
+//! running system.
+
+use std::path::Path;
+
+use multihome::backend::{files, networkd, nm};
+
+use super::args::RenderBackend;
+use super::{load, runtime};
+
+pub fn check(config: &Path, json: bool) -> anyhow::Result<()> {
+    let plan = load(config)?;
+    if json {
+        println!("{}", multihome::json::to_string(&plan)?);
+    } else {
+        print!("{plan}");
+    }
+    Ok(())
+}
+
+pub fn render(config: &Path, backend: RenderBackend, out: Option<&Path>) -> anyhow::Result<()> {
+    let plan = load(config)?;
+    let (rendered, owned) = match backend {
+        RenderBackend::Networkd => {
+            // The files already under the output root (or this system's, for printing)
+            // decide which uplinks get a drop-in; nothing running is asked.
+            let root = out.unwrap_or(Path::new("/"));
+            let (layout, rendered) = runtime()?.block_on(networkd::layout(&plan, root, false))?;
+            for w in networkd::warnings(&layout) {
+                eprintln!("multihome: warning: {w}");
+            }
+            (rendered, networkd::render::owned_patterns())
+        }
+        RenderBackend::NmKeyfile => (nm::keyfile::render(&plan), nm::keyfile::owned_patterns()),
+    };
+    match out {
+        Some(dir) => {
+            let changes = files::write_out(dir, &rendered, &owned)?;
+            for c in &changes {
+                let what = if c.is_noop() {
+                    "unchanged"
+                } else if c.new.is_none() {
+                    "removed"
+                } else {
+                    "wrote"
+                };
+                println!("{what} {}", dir.join(&c.path).display());
+            }
+        }
+        None => {
+            for f in &rendered {
+                println!("==> /{} <==\n{}", f.path.display(), f.contents);
+            }
+        }
+    }
+    Ok(())
+}
