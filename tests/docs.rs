@@ -213,6 +213,8 @@ fn policy_page_gives_the_parsers_defaults() {
         ("Probe", "ArpGateway", yes_no(probe.arp_gateway)),
         ("Probe", "HoldTime", timespan::format(probe.hold_time)),
         ("Probe", "MaxHoldTime", timespan::format(probe.max_hold_time)),
+        ("Probe", "MaxLoss", format!("{}%", probe.max_loss)),
+        ("Probe", "RecoverLoss", format!("{}%", probe.recover_loss)),
         ("Uplink", "DHCP", "no".to_string()),
     ];
     for (section, key, value) in expected {

@@ -14,6 +14,7 @@ use tokio::time::MissedTickBehavior;
 
 use super::fsm;
 use super::probe::{Prober, RoundPlan, RoundResult};
+use super::quality::{self, Quality, Round};
 use super::routes;
 use crate::plan::{Addresses, UplinkPlan};
 use crate::policy::Probe;
@@ -48,8 +49,11 @@ pub(super) struct Link {
     /// A DHCP uplink's router, from the kernel's default route through the interface.
     pub(super) learned_gateway: Option<Ipv4Addr>,
     pub(super) fsm: fsm::Uplink,
-    /// (sent, answered) of the last rounds.
-    pub(super) window: VecDeque<(u32, u32)>,
+    /// The last rounds, for the loss `status` shows.
+    pub(super) window: VecDeque<Round>,
+    /// The last rounds the quality verdict judges: those while the path was not declared down.
+    pub(super) judged: VecDeque<Round>,
+    pub(super) quality: Quality,
     pub(super) rtt: Option<Duration>,
     pub(super) reason: String,
     pub(super) prober: Option<(ProberKey, u64, JoinHandle<()>)>,
@@ -67,6 +71,8 @@ impl Link {
             learned_gateway: None,
             fsm: machine,
             window: VecDeque::new(),
+            judged: VecDeque::new(),
+            quality: Quality::default(),
             rtt: None,
             reason: String::new(),
             prober: None,
@@ -96,8 +102,17 @@ impl Link {
     }
 
     pub(super) fn loss_percent(&self) -> f64 {
-        let (sent, answered) = self.window.iter().fold((0u32, 0u32), |(s, a), (ds, da)| (s + ds, a + da));
-        if sent == 0 { 0.0 } else { 100.0 * f64::from(sent - answered) / f64::from(sent) }
+        quality::measure(&self.window).0
+    }
+
+    /// The loss the quality verdict sees (which ranks poor uplinks against each other).
+    pub(super) fn judged_loss_percent(&self) -> f64 {
+        quality::measure(&self.judged).0
+    }
+
+    /// Trusted by the state machine (probes answer, carrier, address), before path quality.
+    pub(super) fn fit(&self) -> bool {
+        self.carrying().is_some()
     }
 
     pub(super) fn stop_prober(&mut self) {

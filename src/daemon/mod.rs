@@ -15,6 +15,7 @@ pub mod fsm;
 mod link;
 pub mod notify;
 pub mod probe;
+pub mod quality;
 pub mod routes;
 pub mod status;
 
@@ -33,8 +34,23 @@ use crate::netlink::{self, Monitor, Netlink};
 use crate::plan::{self, Plan};
 use crate::policy::{self, Probe};
 use bus::{Command, Snapshot, UplinkStatus};
-use fsm::{Event, Transition};
+use fsm::Event;
 use link::{LOSS_WINDOW, Link, ProberKey, RoundDone, probe_loop};
+
+fn push_bounded(window: &mut std::collections::VecDeque<quality::Round>, round: quality::Round) {
+    window.push_back(round);
+    while window.len() > LOSS_WINDOW {
+        window.pop_front();
+    }
+}
+
+/// A change of an uplink's shown state, to log and to signal on the bus.
+struct Logged {
+    interface: String,
+    from: String,
+    to: String,
+    reason: String,
+}
 
 /// How soon a failed change of the table is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -52,7 +68,7 @@ struct Daemon {
     bus: Option<zbus::Connection>,
     active: String,
     /// Transitions not yet logged and signalled.
-    pending: Vec<(String, Transition)>,
+    pending: Vec<Logged>,
     /// Main may differ from what it should be (a route of ours vanished, a restart).
     table_dirty: bool,
     last_table: Option<Vec<routes::FailoverRoute>>,
@@ -344,7 +360,9 @@ impl Daemon {
         let l = &mut self.links[i];
         if let Some(t) = l.fsm.handle(now, event) {
             l.reason = t.reason.clone();
-            self.pending.push((l.name().to_string(), t));
+            let poor = l.quality.poor().is_some() && t.to.carries_traffic();
+            let (from, to) = (t.from.to_string(), if poor { "poor".to_string() } else { t.to.to_string() });
+            self.pending.push(Logged { interface: l.name().to_string(), from, to, reason: t.reason });
         }
         l.probes_wanted.store(l.fsm.probes_per_round(), Ordering::Relaxed);
     }
@@ -371,13 +389,30 @@ impl Daemon {
         if self.links[i].prober.as_ref().map(|(_, g, _)| *g) != Some(done.generation) {
             return; // from a prober that has since been replaced
         }
+        let now = self.now();
+        let limits = quality::Limits::from(&self.probe);
         let l = &mut self.links[i];
-        l.window.push_back((done.result.sent, done.result.answered));
-        while l.window.len() > LOSS_WINDOW {
-            l.window.pop_front();
+        let round = quality::Round { sent: done.result.sent, answered: done.result.answered, rtt: done.result.rtt };
+        push_bounded(&mut l.window, round);
+        // The verdict leaves out the rounds of a path the state machine has declared down: a
+        // dead spell (a silent failure, until it is repaired) is its business, and would
+        // otherwise keep a repaired uplink "poor" for a whole window. A lossy path's loss stays
+        // as it is (simulated with the state machine's rules: 20/40/60/80 % in, the same out).
+        if l.fsm.state() != fsm::State::Down {
+            push_bounded(&mut l.judged, round);
         }
         // An unanswered round clears it: a dead uplink shows no latency rather than an old one.
         l.rtt = done.result.rtt;
+        let shown = self.shown_state(i);
+        let l = &mut self.links[i];
+        if let Some(change) = l.quality.judge(now, &l.judged, &limits) {
+            let (to, reason) = match change {
+                quality::Change::Poor(why) => ("poor".to_string(), why),
+                quality::Change::Trusted(why) => (self.links[i].fsm.state().to_string(), why),
+            };
+            self.links[i].reason = reason.clone();
+            self.pending.push(Logged { interface: self.links[i].name().to_string(), from: shown, to, reason });
+        }
         self.feed(i, Event::Round(done.result.ok));
         self.update_snapshot();
     }
@@ -506,8 +541,12 @@ impl Daemon {
                 }
             }
         }
-        let carrying: Vec<routes::Carrying> = self.links.iter().filter_map(Link::carrying).collect();
-        let demoted: Vec<ipnet::Ipv4Net> = self.links.iter().filter_map(Link::demoted_address).collect();
+        let carriers = self.carriers();
+        let carrying: Vec<routes::Carrying> = self.links.iter().zip(&carriers).filter(|(_, c)| **c).filter_map(|(l, _)| l.carrying()).collect();
+        // Demoted by the state machine, or fit but poor while a better uplink carries: either
+        // way its routes in main are live and need the copies in front.
+        let demoted: Vec<ipnet::Ipv4Net> =
+            self.links.iter().zip(&carriers).filter_map(|(l, c)| l.demoted_address().or_else(|| (l.fit() && !c).then_some(l.address).flatten())).collect();
         let want = routes::desired(&carrying, &demoted, &self.foreign);
         if self.table_dirty || self.last_table.as_ref() != Some(&want) {
             if let Err(e) = routes::reconcile(&self.nl, &want).await {
@@ -517,12 +556,13 @@ impl Daemon {
             self.last_table = Some(want);
             self.table_dirty = false;
         }
-        let active = self.links.iter().find(|l| l.carrying().is_some()).map(|l| l.name().to_string()).unwrap_or_default();
+        let active = self.links.iter().zip(&carriers).find(|(_, c)| **c).map(|(l, _)| l.name().to_string()).unwrap_or_default();
         let active_changed = active != self.active;
         self.active = active;
         let n = self.pending.len();
-        for (k, (name, t)) in self.pending.iter().enumerate() {
+        for (k, t) in self.pending.iter().enumerate() {
             let tail = if active_changed && k + 1 == n { format!("; {}", self.active_phrase()) } else { String::new() };
+            let name = &t.interface;
             tracing::info!(iface = %name, state = t.to.as_str(), "{name}: {} -> {} ({}){tail}", t.from, t.to, t.reason);
         }
         if active_changed && n == 0 {
@@ -537,7 +577,7 @@ impl Daemon {
 
     /// systemd's STATUS=: the active uplink first, then every uplink's state.
     fn status_line(&self) -> String {
-        let states = self.links.iter().map(|l| format!("{} {}", l.name(), l.fsm.state())).collect::<Vec<_>>().join(", ");
+        let states = (0..self.links.len()).map(|i| format!("{} {}", self.links[i].name(), self.shown_state(i))).collect::<Vec<_>>().join(", ");
         format!("{}; {states}", self.active_phrase())
     }
 
@@ -567,18 +607,40 @@ impl Daemon {
         }
     }
 
+    /// Which uplinks carry new connections: those the state machine trusts, less the poor ones
+    /// while one that is not poor is among them (see [`quality::carriers`]).
+    fn carriers(&self) -> Vec<bool> {
+        let fit: Vec<usize> = (0..self.links.len()).filter(|&i| self.links[i].fit()).collect();
+        let verdicts =
+            quality::carriers(&fit.iter().map(|&i| (self.links[i].quality.poor().is_some(), self.links[i].judged_loss_percent())).collect::<Vec<_>>());
+        let mut carriers = vec![false; self.links.len()];
+        for (&i, v) in fit.iter().zip(verdicts) {
+            carriers[i] = v;
+        }
+        carriers
+    }
+
+    /// The state as the log, `status` and the bus show it: the state machine's, or "poor" for
+    /// an uplink it trusts whose path quality is below the limits.
+    fn shown_state(&self, i: usize) -> String {
+        let l = &self.links[i];
+        if l.quality.poor().is_some() && l.fsm.state().carries_traffic() { "poor".to_string() } else { l.fsm.state().to_string() }
+    }
+
     fn update_snapshot(&self) {
+        let carriers = self.carriers();
         let uplinks = self
             .links
             .iter()
-            .map(|l| UplinkStatus {
+            .enumerate()
+            .map(|(i, l)| UplinkStatus {
                 interface: l.name().to_string(),
                 rank: l.plan.rank as u32,
-                state: l.fsm.state().to_string(),
+                state: self.shown_state(i),
                 loss_percent: l.loss_percent(),
                 latency_ms: l.rtt.map(|d| d.as_secs_f64() * 1000.0),
                 reason: l.reason.clone(),
-                carrying: l.carrying().is_some(),
+                carrying: carriers[i],
                 address: l.address.map(|a| a.to_string()).unwrap_or_default(),
                 gateway: l.gateway().map(|g| g.to_string()).unwrap_or_default(),
             })
@@ -598,8 +660,8 @@ impl Daemon {
         let Some(conn) = &self.bus else { return };
         let Ok(iface) = conn.object_server().interface::<_, bus::Service>(bus::OBJECT_PATH).await else { return };
         let emitter = iface.signal_emitter();
-        for (name, t) in &pending {
-            let _ = bus::Service::state_changed(emitter, name, t.from.as_str(), t.to.as_str(), &t.reason).await;
+        for t in &pending {
+            let _ = bus::Service::state_changed(emitter, &t.interface, &t.from, &t.to, &t.reason).await;
         }
         let service = iface.get().await;
         let _ = service.uplinks_invalidate(emitter).await;

@@ -101,6 +101,16 @@ pub struct Probe {
     /// Flap damping: each failure within this time of the last doubles the hold, up to here.
     #[serde(rename = "max_hold_time_ms", serialize_with = "timespan::serialize_ms")]
     pub max_hold_time: Duration,
+    /// Path quality over the last rounds (see `daemon::quality`): loss at or above this (percent)
+    /// demotes an uplink while a better one is healthy...
+    pub max_loss: u8,
+    /// ...and it is trusted again once loss stays at or below this for the hold time.
+    pub recover_loss: u8,
+    /// The same for the average round-trip time of the answered probes; off unless given.
+    #[serde(rename = "max_latency_ms", serialize_with = "timespan::serialize_ms_opt")]
+    pub max_latency: Option<Duration>,
+    #[serde(rename = "recover_latency_ms", serialize_with = "timespan::serialize_ms_opt")]
+    pub recover_latency: Option<Duration>,
 }
 
 impl Default for Probe {
@@ -115,6 +125,10 @@ impl Default for Probe {
             arp_gateway: true,
             hold_time: Duration::from_secs(2),
             max_hold_time: Duration::from_secs(60),
+            max_loss: 50,
+            recover_loss: 20,
+            max_latency: None,
+            recover_latency: None,
         }
     }
 }

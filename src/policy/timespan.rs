@@ -42,6 +42,14 @@ pub fn format(d: Duration) -> String {
 
 /// A duration in JSON as whole milliseconds (`"interval_ms": 200`), the unit the policy's
 /// spans are written in, instead of serde's `{"secs":..,"nanos":..}`.
+/// An optional duration in JSON as whole milliseconds, or null.
+pub fn serialize_ms_opt<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => serialize_ms(d, s),
+        None => s.serialize_none(),
+    }
+}
+
 pub fn serialize_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

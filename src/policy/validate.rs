@@ -168,7 +168,24 @@ const MAX_HOLD: Duration = Duration::from_secs(86_400);
 const MAX_TARGETS: usize = 16;
 
 fn probe_section(c: &mut Checker, section: &Section) -> Probe {
-    let map = c.entries(section, &["Interval", "Timeout", "FailAfter", "RecoverAfter", "Require", "ArpGateway", "HoldTime", "MaxHoldTime"], &["Target"]);
+    let map = c.entries(
+        section,
+        &[
+            "Interval",
+            "Timeout",
+            "FailAfter",
+            "RecoverAfter",
+            "Require",
+            "ArpGateway",
+            "HoldTime",
+            "MaxHoldTime",
+            "MaxLoss",
+            "RecoverLoss",
+            "MaxLatency",
+            "RecoverLatency",
+        ],
+        &["Target"],
+    );
     let mut p = Probe::default();
     let targets: Vec<&&Entry> = map.get("Target").into_iter().flatten().collect();
     if targets.len() > MAX_TARGETS {
@@ -241,6 +258,47 @@ fn probe_section(c: &mut Checker, section: &Section) -> Probe {
                 timespan::format(p.interval)
             ),
         );
+    }
+    let percent = |s: &str| s.strip_suffix('%').unwrap_or(s).parse::<u8>().ok().filter(|n| (1..=100).contains(n));
+    const PERCENT: &str = "a percentage from 1% to 100%";
+    if let Some(n) = c.parse_one(first(&map, "MaxLoss"), PERCENT, percent) {
+        p.max_loss = n;
+    }
+    if let Some(n) =
+        c.parse_one(first(&map, "RecoverLoss"), "a percentage from 0% to 99%", |s| s.strip_suffix('%').unwrap_or(s).parse::<u8>().ok().filter(|n| *n < 100))
+    {
+        p.recover_loss = n;
+    }
+    if p.recover_loss >= p.max_loss {
+        let line = first(&map, "RecoverLoss").or(first(&map, "MaxLoss")).map_or(section.line, |e| e.line);
+        c.problem(
+            line,
+            format!("RecoverLoss={}% is not below MaxLoss={}%; an uplink must get clearly better before it is trusted again", p.recover_loss, p.max_loss),
+        );
+    }
+    let latency = bounded(Duration::from_millis(1), MAX_INTERVAL);
+    p.max_latency = c.parse_one(first(&map, "MaxLatency"), SPAN, latency);
+    p.recover_latency = c.parse_one(first(&map, "RecoverLatency"), SPAN, latency);
+    match (p.max_latency, p.recover_latency, first(&map, "MaxLatency"), first(&map, "RecoverLatency")) {
+        (Some(max), _, Some(e), _) if max >= p.timeout => c.problem(
+            e.line,
+            format!(
+                "MaxLatency={} is not below Timeout={}; a probe slower than the timeout already counts as lost",
+                timespan::format(max),
+                timespan::format(p.timeout)
+            ),
+        ),
+        (Some(max), Some(rec), _, Some(e)) if rec >= max => c.problem(
+            e.line,
+            format!(
+                "RecoverLatency={} is not below MaxLatency={}; an uplink must get clearly better before it is trusted again",
+                timespan::format(rec),
+                timespan::format(max)
+            ),
+        ),
+        (None, Some(_), _, Some(e)) => c.problem(e.line, "RecoverLatency= without MaxLatency=; give the limit that demotes first"),
+        (Some(max), None, _, _) => p.recover_latency = Some(max * 3 / 4),
+        _ => {}
     }
     if p.max_hold_time < p.hold_time {
         let line = first(&map, "MaxHoldTime").map_or(section.line, |e| e.line);
