@@ -45,6 +45,9 @@ fn main() -> anyhow::Result<()> {
     if wanted("loss") {
         loss_row(&mut report)?;
     }
+    if wanted("quality") {
+        quality_rows(&mut report)?;
+    }
     if wanted("resources") {
         resources_row(&mut report)?;
     }
@@ -341,6 +344,51 @@ fn loss_row(report: &mut Report) -> anyhow::Result<()> {
     report.line("loss", "| run | rounds | false switches | rounds that marked eth0 degraded (no switch) |");
     report.line("loss", "|---|---|---|---|");
     report.line("loss", format!("| lab, networkd, {MINUTES} minutes | {rounds} | {false_switches} | {degraded} |"));
+    Ok(())
+}
+
+// ---- path quality ---------------------------------------------------------------------------
+
+/// A path that answers but loses a share of eth0's probes (the lossy responder, the loss row's
+/// policy): when new connections leave eth0, and how many of them still took it over 30 s.
+fn quality_rows(report: &mut Report) -> anyhow::Result<()> {
+    const WATCH: Duration = Duration::from_secs(30);
+    const EVERY: Duration = Duration::from_millis(100);
+    let policy = SEED.replace("Target=192.168.178.1\n", "").replace("[Probe]\n", "[Probe]\nArpGateway=no\n");
+    println!("\n## Path quality: a share of eth0's probes lost, default MaxLoss=50%/RecoverLoss=20%, {} s (networkd)\n", WATCH.as_secs());
+    report.line("quality", "| loss on eth0's probes | new connections left eth0 after | samples on eth0 | poor verdicts / state machine downs |");
+    report.line("quality", "|---|---|---|---|");
+    for loss in [0.2, 0.4, 0.6, 0.8] {
+        let mut lab = with_multihome(Manager::Networkd, &policy)?;
+        // The daemon first, with a clean path: the loss starts on an uplink it trusts.
+        let (log, _) = start_daemon(&mut lab)?;
+        let _responder = LossyResponder::start(&lab.internet(), [(seed_address("eth0"), loss)].into_iter().collect(), 0x5eed)?;
+        let started = Instant::now();
+        let (mut on_eth0, mut samples, mut left) = (0, 0, None);
+        while started.elapsed() < WATCH {
+            samples += 1;
+            if lab.outbound_source(Duration::from_millis(300)) == Some(seed_address("eth0")) {
+                on_eth0 += 1;
+            } else if left.is_none() {
+                left = Some(started.elapsed());
+            }
+            std::thread::sleep(EVERY);
+        }
+        let text = std::fs::read_to_string(&log)?;
+        // Verdicts, not every state change shown while poor: "-> poor (loss ..." is the quality
+        // verdict, "-> down" the state machine's.
+        let count = |what: &str| text.lines().filter(|l| l.starts_with("eth0:") && l.contains(what)).count();
+        report.line(
+            "quality",
+            format!(
+                "| {:.0}% | {} | {on_eth0} of {samples} | {} / {} |",
+                loss * 100.0,
+                left.map_or("never".to_string(), ms),
+                count("-> poor (loss") + count("-> poor (latency"),
+                count("-> down ")
+            ),
+        );
+    }
     Ok(())
 }
 

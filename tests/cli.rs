@@ -206,17 +206,18 @@ fn render_out_removes_its_own_stale_files_and_keeps_foreign_ones() {
     let after = snapshot(&out_dir);
 
     let wlan0 = Path::new(networkd::render::NETWORK_DIR).join(networkd::render::network_file_name("wlan0"));
+    // The networkd.conf.d drop-in stays: the daemon runs with any policy.
     let dropin = PathBuf::from(networkd::render::NETWORKD_CONF_FILE);
-    for stale in [&wlan0, &dropin] {
-        assert!(before.contains_key(stale), "the seed should have rendered {}", stale.display());
-        assert!(!after.contains_key(stale), "{} is stale and should be gone", stale.display());
-        assert!(stdout.contains(&format!("removed {}", out_dir.join(stale).display())), "not reported as removed: {}\n{stdout}", stale.display());
-    }
+    assert!(after.contains_key(&dropin), "the networkd.conf.d drop-in went with [Probe]");
+    let stale = &wlan0;
+    assert!(before.contains_key(stale), "the seed should have rendered {}", stale.display());
+    assert!(!after.contains_key(stale), "{} is stale and should be gone", stale.display());
+    assert!(stdout.contains(&format!("removed {}", out_dir.join(stale).display())), "not reported as removed: {}\n{stdout}", stale.display());
     for foreign in [&foreign_lookalike, &foreign_plain] {
         let rel = foreign.strip_prefix(&out_dir).unwrap();
         assert_eq!(after.get(rel), before.get(rel), "{} is not multihome's and must stay as it was", rel.display());
     }
-    assert_eq!(after.len(), before.len() - 2, "files before: {:?}\nafter: {:?}", before.keys(), after.keys());
+    assert_eq!(after.len(), before.len() - 1, "files before: {:?}\nafter: {:?}", before.keys(), after.keys());
 }
 
 /// A policy path that is not a small regular file is refused at once with a message: /dev/zero

@@ -16,7 +16,7 @@ fn rows(doc: &str, group: &str) -> Vec<Vec<String>> {
     let body = &doc[b + begin.len()..e];
     assert!(body.contains("Measured on "), "{group}: not written by a bench run:\n{body}");
     body.lines()
-        .filter(|l| l.starts_with('|') && !l.starts_with("|-") && !l.starts_with("| setup") && !l.starts_with("| run") && !l.starts_with("| measure"))
+        .filter(|l| l.starts_with('|') && !l.starts_with("|-") && !["| setup", "| run", "| measure", "| loss on"].iter().any(|h| l.starts_with(h)))
         .map(|l| l.trim_matches('|').split('|').map(|c| c.trim().to_string()).collect())
         .collect()
 }
@@ -63,6 +63,18 @@ fn the_readme_quotes_the_benchmark_and_the_goals_are_met() {
     let loss = rows(&doc, "loss");
     assert_eq!(loss[0][2], "0", "false switches at 20% probe loss: {loss:?}");
     assert!(readme.contains("with no false switch at 20% probe loss"));
+
+    // Path quality (issue 14): 20% never moves the traffic; 60% moves it within 10 s, once,
+    // and it does not come back (at most the samples before the move took eth0).
+    let quality = rows(&doc, "quality");
+    let twenty = row(&quality, "20%");
+    assert_eq!(twenty[1], "never", "20% probe loss moved the traffic: {twenty:?}");
+    let sixty = row(&quality, "60%");
+    let left = millis(&sixty[1]);
+    assert!(left <= 10_000.0, "60% loss: the traffic left eth0 only after {left} ms (goal: 10 s)");
+    let on_eth0 = number(&sixty[2]);
+    assert!(on_eth0 <= (left / 100.0).ceil() + 1.0, "60% loss: {on_eth0} samples on eth0, so the traffic came back after leaving at {left} ms");
+    assert_eq!(sixty[3].split(" / ").next(), Some("1"), "60% loss: more than one poor verdict (flapping): {sixty:?}");
 
     let resources = rows(&doc, "resources");
     let rss = number(&row(&resources, "resident memory (VmRSS), 3 uplinks")[1]);

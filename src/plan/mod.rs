@@ -117,9 +117,6 @@ pub struct Plan {
     /// Most preferred first.
     pub uplinks: Vec<UplinkPlan>,
     pub sysctls: Vec<Sysctl>,
-    /// Something other than the network manager adds rules or routes at run time (the dispatcher
-    /// hook for DHCP uplinks, the daemon for probes), so the manager must leave foreign ones alone.
-    pub run_time_changes: bool,
     pub probe: Option<Probe>,
     /// The policy file the plan came from, named in generated files.
     pub source: String,
@@ -153,8 +150,7 @@ pub fn plan(policy: &Policy) -> Plan {
         })
         .collect();
     let sysctls = sysctl::for_uplinks(uplinks.iter().map(|u| u.interface.as_str()));
-    let run_time_changes = policy.probe.is_some() || uplinks.iter().any(|u| matches!(u.addresses, Addresses::Dhcp(_)));
-    Plan { uplinks, sysctls, run_time_changes, probe: policy.probe.clone(), source: policy.source.clone() }
+    Plan { uplinks, sysctls, probe: policy.probe.clone(), source: policy.source.clone() }
 }
 
 #[cfg(test)]

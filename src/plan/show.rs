@@ -74,9 +74,9 @@ impl fmt::Display for Plan {
         for s in &self.sysctls {
             writeln!(f, "  {} = {}", s.key, s.value)?;
         }
-        if self.run_time_changes {
-            writeln!(f, "\nrun-time rules and routes: yes (the network manager is told to leave them alone)")?;
-        }
+        // Always: the daemon runs with any policy (without [Probe] it still watches carrier,
+        // addresses and the gateway by ARP), and the hook with any DHCP uplink.
+        writeln!(f, "\nrun-time rules and routes: the hook's and the daemon's (the network manager is told to leave them alone)")?;
         Ok(())
     }
 }

@@ -46,9 +46,9 @@ pub fn render(plan: &Plan, layout: &Layout) -> Vec<GeneratedFile> {
         })
         .collect();
     files.push(sysctl(plan));
-    if plan.run_time_changes {
-        files.push(GeneratedFile::new(NETWORKD_CONF_FILE, networkd_conf(plan), 0o644));
-    }
+    // Whatever the policy: the daemon can run with any (the unit starts it whenever a policy
+    // exists), and networkd must then leave its routes and the hook's rules alone.
+    files.push(GeneratedFile::new(NETWORKD_CONF_FILE, networkd_conf(plan), 0o644));
     files
 }
 
