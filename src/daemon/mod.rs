@@ -523,6 +523,8 @@ impl Daemon {
         }
         self.table_dirty = true;
         tracing::info!("reloaded {}", self.config.display());
+        // Before the caller hears back: a `multihome status` right after a reload shows it.
+        self.update_snapshot();
         Ok(())
     }
 

@@ -1,0 +1,97 @@
+//! README claims not proven elsewhere, each against the real programs in the lab: `try`
+//! confirmed by typing `y` keeps the change and exits 0, and an unconfirmed one exits 3; the
+//! daemon's `reload` takes a changed policy; flap damping doubles the hold of an uplink that
+//! fails again soon after it recovered.
+
+use std::time::{Duration, Instant};
+
+use multihome::lab::policies::SEED;
+use multihome::lab::{self, Lab, LabOptions, Manager, seed_address};
+
+const QUICK: Duration = Duration::from_millis(300);
+
+fn start() -> anyhow::Result<Lab> {
+    let lab = Lab::start(LabOptions { policy: Some(SEED.to_string()), ..LabOptions::new(Manager::Networkd, env!("CARGO_BIN_EXE_multihome")) })?;
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
+    Ok(lab)
+}
+
+fn eth0_has(lab: &Lab, address: &str) -> bool {
+    lab.ip_host(&["-4", "-br", "addr", "show", "eth0"]).unwrap_or_default().contains(address)
+}
+
+fn status(lab: &Lab) -> serde_json::Value {
+    let out = lab.multihome(&["status", "--json"]).map(|o| o.stdout).unwrap_or_default();
+    serde_json::from_slice(&out).unwrap_or_default()
+}
+
+#[test]
+fn try_answered_y_keeps_and_exits_0_and_unanswered_exits_3() -> anyhow::Result<()> {
+    if !lab::require(Manager::Networkd) {
+        return Ok(());
+    }
+    let lab = start()?;
+    lab.write_policy(&SEED.replace("192.168.178.99", "192.168.178.95"))?;
+    let bin = lab.multihome_path().display().to_string();
+    // The answer typed at the prompt (a fixed script, in the lab host only).
+    let answered = lab.run_in_host("sh", &["-c", &format!("echo y | {bin} try --backend networkd --timeout 30s")])?;
+    assert_eq!(answered.status.code(), Some(0), "{}", String::from_utf8_lossy(&answered.stderr));
+    assert!(String::from_utf8_lossy(&answered.stderr).contains("Kept."), "{}", String::from_utf8_lossy(&answered.stderr));
+    lab.wait_for(Duration::from_secs(15), || eth0_has(&lab, "192.168.178.95"))?;
+
+    lab.write_policy(SEED)?;
+    let unanswered = lab.run_in_host("sh", &["-c", &format!("{bin} try --backend networkd --timeout 3s < /dev/null")])?;
+    assert_eq!(unanswered.status.code(), Some(3), "{}", String::from_utf8_lossy(&unanswered.stderr));
+    assert!(String::from_utf8_lossy(&unanswered.stderr).contains("Not confirmed"), "{}", String::from_utf8_lossy(&unanswered.stderr));
+    lab.wait_for(Duration::from_secs(15), || eth0_has(&lab, "192.168.178.95") && !eth0_has(&lab, "192.168.178.99"))?;
+    Ok(())
+}
+
+#[test]
+fn reload_takes_a_changed_policy_and_keeps_the_other_uplinks_states() -> anyhow::Result<()> {
+    if !lab::require(Manager::Networkd) {
+        return Ok(());
+    }
+    let mut lab = start()?;
+    lab.spawn_multihome(&["daemon"])?;
+    lab.wait_for(Duration::from_secs(10), || status(&lab)["uplinks"].as_array().is_some_and(|u| u.len() == 3 && u.iter().all(|u| u["state"] == "up")))?;
+    lab.multihome_ok(&["force", "down", "wlan1"])?;
+    // wlan0 leaves the policy; wlan1 keeps its forced state through the reload.
+    let without_wlan0 = &SEED[..SEED.find("\n[Uplink]\nInterface=wlan0").expect("the seed names wlan0 last")];
+    lab.write_policy(without_wlan0)?;
+    lab.multihome_ok(&["reload"])?;
+    let s = status(&lab);
+    let names: Vec<&str> = s["uplinks"].as_array().into_iter().flatten().filter_map(|u| u["interface"].as_str()).collect();
+    assert_eq!(names, ["eth0", "wlan1"], "{s}");
+    assert_eq!(s["uplinks"][1]["state"], "forced-down", "{s}");
+    // A policy that does not parse is refused and the running one kept.
+    lab.write_policy("[Uplink]\nInterface=eth0\n")?;
+    let refused = lab.multihome(&["reload"])?;
+    assert!(!refused.status.success(), "a broken policy was accepted");
+    assert_eq!(status(&lab)["uplinks"].as_array().map(Vec::len), Some(2));
+    Ok(())
+}
+
+#[test]
+fn a_quick_relapse_doubles_the_hold() -> anyhow::Result<()> {
+    if !lab::require(Manager::Networkd) {
+        return Ok(());
+    }
+    let mut lab = start()?;
+    lab.spawn_multihome(&["daemon"])?;
+    lab.wait_for(Duration::from_secs(10), || status(&lab)["uplinks"][0]["state"] == "up")?;
+    let failback = |lab: &Lab| -> anyhow::Result<Duration> {
+        lab.set_upstream("eth0", false)?;
+        lab.wait_for(Duration::from_secs(3), || lab.outbound_source(QUICK) == Some(seed_address("wlan1")))?;
+        let repaired = Instant::now();
+        lab.set_upstream("eth0", true)?;
+        lab.wait_for(Duration::from_secs(15), || lab.outbound_source(QUICK) == Some(seed_address("eth0")))?;
+        Ok(repaired.elapsed())
+    };
+    let first = failback(&lab)?;
+    let second = failback(&lab)?;
+    eprintln!("failback after the first failure {first:?}, after a relapse {second:?}");
+    // The hold (2 s) counts from the demotion; a relapse within MaxHoldTime doubles it to 4 s.
+    assert!(second >= first + Duration::from_millis(1500), "no damping: {first:?} then {second:?}\n{}", lab.log("spawned-0.log"));
+    Ok(())
+}
