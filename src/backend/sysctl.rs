@@ -1,12 +1,30 @@
-//! Setting the plan's sysctls on the running kernel (the sysctl.d file covers the next boot).
-//! Values are per network namespace, which is what lets the lab test this for real.
+//! The plan's sysctls: the sysctl.d file that sets them at every boot (the same whichever manager
+//! runs, so both backends write it from here), and setting them on the running kernel. Values
+//! are per network namespace, which is what lets the lab test this for real.
 
+use std::fmt::Write;
 use std::fs;
 use std::path::Path;
 
 use anyhow::Context;
 
-use crate::plan::Sysctl;
+use crate::backend::files::{GeneratedFile, Owned, marker};
+use crate::plan::{Plan, Sysctl};
+
+/// The sysctl.d file, under a root.
+pub const FILE: &str = "etc/sysctl.d/60-multihome.conf";
+
+/// What multihome owns in sysctl.d, so a stale file of its own can be found.
+pub const OWNED: Owned = ("etc/sysctl.d", "60-multihome", ".conf");
+
+/// The sysctl.d file for `plan`, each value with why it is set.
+pub fn file(plan: &Plan) -> GeneratedFile {
+    let mut s = marker(&plan.source, '#');
+    for c in &plan.sysctls {
+        let _ = write!(s, "\n# {}\n{} = {}\n", c.why, c.key, c.value);
+    }
+    GeneratedFile::new(FILE, s, 0o644)
+}
 
 /// One sysctl as it was before, to put back.
 #[derive(Debug, Clone, PartialEq, Eq)]

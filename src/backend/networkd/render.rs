@@ -6,11 +6,11 @@ use std::fmt::Write;
 
 use super::placement::{Home, Layout, Placement};
 use crate::backend::files::{GeneratedFile, Owned, marker};
+use crate::backend::sysctl;
 use crate::plan::{Addresses, Plan, Route, Rule, Table, UplinkPlan};
 use crate::policy::Dhcp;
 
 pub const NETWORK_DIR: &str = "etc/systemd/network";
-pub const SYSCTL_FILE: &str = "etc/sysctl.d/60-multihome.conf";
 pub const NETWORKD_CONF_DIR: &str = "etc/systemd/networkd.conf.d";
 pub const NETWORKD_CONF_FILE: &str = "etc/systemd/networkd.conf.d/60-multihome.conf";
 
@@ -30,7 +30,7 @@ pub fn owned_patterns() -> Vec<Owned> {
     vec![
         (NETWORK_DIR, "10-multihome-", ".network"),
         ("etc/systemd/network/*.network.d", "60-multihome", ".conf"),
-        ("etc/sysctl.d", "60-multihome", ".conf"),
+        sysctl::OWNED,
         ("etc/systemd/networkd.conf.d", "60-multihome", ".conf"),
     ]
 }
@@ -45,16 +45,11 @@ pub fn render(plan: &Plan, layout: &Layout) -> Vec<GeneratedFile> {
             GeneratedFile::new(placement.path(), network_file(plan, u, placement), 0o644)
         })
         .collect();
-    files.push(sysctl(plan));
+    files.push(sysctl::file(plan));
     // Whatever the policy: the daemon can run with any (the unit starts it whenever a policy
     // exists), and networkd must then leave its routes and the hook's rules alone.
     files.push(GeneratedFile::new(NETWORKD_CONF_FILE, networkd_conf(plan), 0o644));
     files
-}
-
-/// The sysctl.d file, the same whichever manager runs.
-pub fn sysctl(plan: &Plan) -> GeneratedFile {
-    GeneratedFile::new(SYSCTL_FILE, sysctl_file(plan), 0o644)
 }
 
 fn network_file(plan: &Plan, u: &UplinkPlan, placement: &Placement) -> String {
@@ -150,14 +145,6 @@ fn rule(s: &mut String, r: &Rule) {
         let _ = writeln!(s, "To={to}");
     }
     let _ = writeln!(s, "Table={}\nPriority={}", r.table.number(), r.priority);
-}
-
-fn sysctl_file(plan: &Plan) -> String {
-    let mut s = marker(&plan.source, '#');
-    for c in &plan.sysctls {
-        let _ = write!(s, "\n# {}\n{} = {}\n", c.why, c.key, c.value);
-    }
-    s
 }
 
 fn networkd_conf(plan: &Plan) -> String {

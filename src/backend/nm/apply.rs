@@ -12,7 +12,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use zbus::{Connection, ObjectPath, OwnedObjectPath, Variant};
 
-use super::keyfile;
 use super::leftovers;
 use super::proxies::{self, ConnectionProxy, DeviceProxy, NetworkManagerProxy, SettingsOut, SettingsProxy};
 use super::settings::{self, Profile};
@@ -51,8 +50,7 @@ pub(super) async fn name_has_owner(bus: &Connection) -> bool {
 
 /// The sysctl.d file NetworkManager does not write: rendered once for every backend.
 fn sysctl_file_changes(plan: &Plan, root: &Path) -> anyhow::Result<Vec<Change>> {
-    let wanted: Vec<_> = keyfile::render(plan).into_iter().filter(|f| f.path.starts_with("etc/sysctl.d")).collect();
-    files::compare(root, &wanted, &[("etc/sysctl.d", "60-multihome", ".conf")])
+    files::compare(root, &[sysctl::file(plan)], &[sysctl::OWNED])
 }
 
 /// `multihome plan --backend networkmanager`: each profile's change in nmcli's words, and what

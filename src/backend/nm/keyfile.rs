@@ -8,7 +8,7 @@
 use std::fmt::Write;
 
 use crate::backend::files::{GeneratedFile, Owned, marker};
-use crate::backend::networkd::render as networkd_render;
+use crate::backend::sysctl;
 use crate::plan::{Addresses, Plan, Route, Rule, UplinkPlan};
 
 use super::settings::{Wanted, profile_id, profile_uuid, record, record_for};
@@ -23,7 +23,7 @@ pub fn path(interface: &str) -> String {
 }
 
 pub fn owned_patterns() -> Vec<Owned> {
-    vec![(CONNECTIONS_DIR, "multihome-", ".nmconnection"), ("etc/sysctl.d", "60-multihome", ".conf")]
+    vec![(CONNECTIONS_DIR, "multihome-", ".nmconnection"), sysctl::OWNED]
 }
 
 /// Wi-Fi interfaces by the kernel's and udev's naming (wlan0, wlp2s0, wlx...): their profile
@@ -34,8 +34,7 @@ fn is_wifi(interface: &str) -> bool {
 
 pub fn render(plan: &Plan) -> Vec<GeneratedFile> {
     let mut files: Vec<GeneratedFile> = plan.uplinks.iter().map(|u| GeneratedFile::new(path(&u.interface), keyfile(plan, u), KEYFILE_MODE)).collect();
-    // The sysctls are the same whichever manager runs; one renderer owns their file.
-    files.push(networkd_render::sysctl(plan));
+    files.push(sysctl::file(plan));
     files
 }
 
