@@ -41,10 +41,23 @@ fn run(ns: &str, args: &[&str]) -> anyhow::Result<()> {
 
 /// The neighbours of a real host, beside the seed's uplinks. Every link is made inside the lab's
 /// namespaces, its peer directly in the other one.
-fn add_neighbours(lab: &Lab) -> anyhow::Result<Vec<echo::Server>> {
+fn add_neighbours(lab: &Lab, manager: Manager) -> anyhow::Result<Vec<echo::Server>> {
     let (host, internet, router) = (lab.host(), lab.internet(), lab.router());
-    // A VPN's tunnel device, its server at the other end.
+    // The host's own devices, made before any is addressed.
     run(&host, &["link", "add", "tun0", "type", "veth", "peer", "name", "vpn0", "netns", &internet])?;
+    run(&host, &["link", "add", "docker0", "type", "bridge"])?;
+    run(&host, &["link", "add", "vethc", "type", "veth", "peer", "name", "ctr0", "netns", &internet])?;
+    if manager == Manager::NetworkManager {
+        // As on a real desktop: NetworkManager leaves a VPN's tunnel (it made it, or the VPN
+        // client did) and Docker's devices (Docker ships `unmanaged-devices` for them) alone.
+        // A new veth or bridge is otherwise NetworkManager's to configure, and seen in the lab:
+        // it took tun0's address away now and then.
+        for dev in ["tun0", "docker0", "vethc"] {
+            lab.wait_for(Duration::from_secs(10), || lab.run_in_host("nmcli", &["device", "set", dev, "managed", "no"]).is_ok_and(|o| o.status.success()))
+                .map_err(|e| anyhow::anyhow!("NetworkManager did not let go of {dev}: {e}"))?;
+        }
+    }
+    // A VPN's tunnel device, its server at the other end.
     run(&host, &["addr", "add", "10.99.0.2/30", "dev", "tun0"])?;
     run(&host, &["link", "set", "tun0", "up"])?;
     run(&internet, &["addr", "add", "10.99.0.1/30", "dev", "vpn0"])?;
@@ -53,9 +66,7 @@ fn add_neighbours(lab: &Lab) -> anyhow::Result<Vec<echo::Server>> {
     // Split tunnel: one network through the tunnel.
     run(&host, &["route", "add", "10.200.0.0/16", "dev", "tun0"])?;
     // A container bridge as Docker makes it, with one container.
-    run(&host, &["link", "add", "docker0", "type", "bridge"])?;
     run(&host, &["addr", "add", &format!("{BRIDGE}/16"), "dev", "docker0"])?;
-    run(&host, &["link", "add", "vethc", "type", "veth", "peer", "name", "ctr0", "netns", &internet])?;
     run(&host, &["link", "set", "vethc", "master", "docker0", "up"])?;
     run(&host, &["link", "set", "docker0", "up"])?;
     run(&internet, &["addr", "add", &format!("{CONTAINER}/16"), "dev", "ctr0"])?;
@@ -130,7 +141,7 @@ fn neighbours_resolve_as_without_the_daemon(manager: Manager) -> anyhow::Result<
         lab.multihome_ok(&["apply"])?;
     }
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
-    let _servers = add_neighbours(&lab)?;
+    let _servers = add_neighbours(&lab, manager)?;
 
     // Without the daemon: the reference.
     let without = neighbours_view(&lab);
