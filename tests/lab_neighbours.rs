@@ -1,5 +1,6 @@
 //! The daemon beside the rest of a real host (issue 8): a container bridge, a static route, a
-//! split-tunnel and a full-tunnel VPN, wg-quick's rules and a route added while the daemon runs
+//! split-tunnel and a full-tunnel VPN, wg-quick's and Tailscale's rules, an administrator's rule
+//! below multihome's, and a route added while the daemon runs
 //! all resolve, and carry real traffic, exactly as without the daemon — before a fault, during a
 //! silent failure of eth0 and after failback — while the uplinks fail over as the policy says.
 //!
@@ -25,6 +26,10 @@ const CONTAINER: Ipv4Addr = Ipv4Addr::new(172, 17, 0, 5);
 const BRIDGE: Ipv4Addr = Ipv4Addr::new(172, 17, 0, 1);
 const STATIC_TARGET: Ipv4Addr = Ipv4Addr::new(10, 8, 0, 1);
 const LATE_TARGET: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
+/// A tailnet address, reached as Tailscale routes it: its rule 5270 into its table 52.
+const TAILNET_TARGET: Ipv4Addr = Ipv4Addr::new(100, 100, 1, 1);
+/// Behind an administrator's own rule below multihome's (9000 into table 200, via wlan1).
+const ADMIN_TARGET: Ipv4Addr = Ipv4Addr::new(10, 7, 0, 1);
 /// wg-quick's fwmark for its own (encrypted) packets, and its table.
 const WG_MARK: &str = "0xca6c";
 const WG_TABLE: &str = "51820";
@@ -77,11 +82,21 @@ fn add_neighbours(lab: &Lab, manager: Manager) -> anyhow::Result<Vec<echo::Serve
     run(&router, &["addr", "add", &format!("{STATIC_TARGET}/32"), "dev", "lo"])?;
     run(&router, &["addr", "add", &format!("{LATE_TARGET}/32"), "dev", "lo"])?;
     run(&host, &["route", "add", "10.8.0.0/24", "via", "192.168.178.50", "dev", "wlan0"])?;
+    // Tailscale's way: its own table behind its own rule, long before multihome's.
+    run(&internet, &["addr", "add", &format!("{TAILNET_TARGET}/32"), "dev", "lo"])?;
+    run(&host, &["route", "add", "100.64.0.0/10", "dev", "tun0", "table", "52"])?;
+    run(&host, &["rule", "add", "pref", "5270", "lookup", "52"])?;
+    // An administrator's rule below 10000: a network through wlan1 whatever main says.
+    run(&router, &["addr", "add", &format!("{ADMIN_TARGET}/32"), "dev", "lo"])?;
+    run(&host, &["route", "add", "10.7.0.0/24", "via", "192.168.178.50", "dev", "wlan1", "table", "200"])?;
+    run(&host, &["rule", "add", "pref", "9000", "to", "10.7.0.0/24", "lookup", "200"])?;
     Ok(vec![
         echo::udp_source_echo(&internet, SPLIT_TARGET)?,
         echo::udp_source_echo(&internet, CONTAINER)?,
         echo::udp_source_echo(&router, STATIC_TARGET)?,
         echo::udp_source_echo(&router, LATE_TARGET)?,
+        echo::udp_source_echo(&internet, TAILNET_TARGET)?,
+        echo::udp_source_echo(&router, ADMIN_TARGET)?,
     ])
 }
 
@@ -110,13 +125,18 @@ fn route_get(lab: &Lab, args: &[&str]) -> String {
 /// Where each neighbour's destination resolves, and the source its echo saw.
 fn neighbours_view(lab: &Lab) -> Vec<(String, Option<Ipv4Addr>)> {
     let host = lab.host();
-    [CONTAINER, STATIC_TARGET, SPLIT_TARGET].iter().map(|d| (route_get(lab, &[&d.to_string()]), udp_probe(&host, *d, QUICK).ok().flatten())).collect()
+    [CONTAINER, STATIC_TARGET, SPLIT_TARGET, TAILNET_TARGET, ADMIN_TARGET]
+        .iter()
+        .map(|d| (route_get(lab, &[&d.to_string()]), udp_probe(&host, *d, QUICK).ok().flatten()))
+        .collect()
 }
 
 fn expect_neighbours(lab: &Lab, view: &[(String, Option<Ipv4Addr>)]) {
     assert_eq!(view[0].1, Some(BRIDGE), "the container answered from {:?}: {}", view[0].1, view[0].0);
     assert_eq!(view[1].1, Some(seed_address("wlan0")), "the static route's target saw {:?}: {}", view[1].1, view[1].0);
     assert_eq!(view[2].1, Some(TUNNEL_HOST), "the split tunnel's target saw {:?}: {}", view[2].1, view[2].0);
+    assert_eq!(view[3].1, Some(TUNNEL_HOST), "the tailnet's target saw {:?}: {}", view[3].1, view[3].0);
+    assert_eq!(view[4].1, Some(seed_address("wlan1")), "the administrator's rule's target saw {:?}: {}", view[4].1, view[4].0);
     assert!(
         view[0].0.contains("dev docker0") && view[1].0.contains("via 192.168.178.50 dev wlan0") && view[2].0.contains("dev tun0"),
         "{view:?}\n{}",
@@ -188,9 +208,12 @@ fn neighbours_resolve_as_without_the_daemon(manager: Manager) -> anyhow::Result<
     assert!(marked.contains("dev wlan1"), "the tunnel's own packets took {marked}");
     // As without the daemon, wg-quick's full tunnel takes even the bridge's and the static
     // route's destinations (its rule comes first): the daemon does not get in between.
-    for (route, _) in neighbours_view(&lab) {
+    // Tailscale's and the administrator's rules come first, as without the daemon.
+    let view = neighbours_view(&lab);
+    for (route, _) in &view[..3] {
         assert!(route.contains("dev tun0 table 51820"), "{route}");
     }
+    assert!(view[3].0.contains("dev tun0 table 52") && view[4].0.contains("dev wlan1 table 200"), "{view:?}");
 
     // Repair: back on eth0, for the tunnel's packets too; the neighbours as without the daemon.
     lab.set_upstream("eth0", true)?;
