@@ -70,8 +70,8 @@ struct Daemon {
     /// Transitions not yet logged and signalled.
     pending: Vec<Logged>,
     /// Main may differ from what it should be (a route of ours vanished, a restart).
-    table_dirty: bool,
-    last_table: Option<Vec<routes::FailoverRoute>>,
+    routes_dirty: bool,
+    last_routes: Option<Vec<routes::FailoverRoute>>,
     /// The other routes in main, which decide the metrics of the copies; reread when a route
     /// event in main says they changed.
     foreign: Vec<routes::Foreign>,
@@ -110,8 +110,8 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
         bus: None,
         active: String::new(),
         pending: Vec::new(),
-        table_dirty: true,
-        last_table: None,
+        routes_dirty: true,
+        last_routes: None,
         foreign: Vec::new(),
         foreign_dirty: true,
         retry_at: None,
@@ -320,7 +320,7 @@ impl Daemon {
             self.links[i].has_address = chosen.is_some();
             self.feed(i, Event::Address(chosen.is_some()));
         }
-        self.table_dirty = true;
+        self.routes_dirty = true;
     }
 
     async fn read_gateway(&mut self, i: usize) {
@@ -341,7 +341,7 @@ impl Daemon {
                     .find_map(|r| r.gateway);
                 if gw != self.links[i].learned_gateway {
                     self.links[i].learned_gateway = gw;
-                    self.table_dirty = true;
+                    self.routes_dirty = true;
                 }
             }
             Err(e) => tracing::warn!(iface = %self.links[i].name(), "{}: cannot read routes: {e}", self.links[i].name()),
@@ -376,7 +376,7 @@ impl Daemon {
     fn on_tick(&mut self) {
         if self.retry_at.is_some_and(|t| t <= Instant::now()) {
             self.retry_at = None;
-            self.table_dirty = true;
+            self.routes_dirty = true;
             self.foreign_dirty = true;
         }
         for i in 0..self.links.len() {
@@ -446,7 +446,7 @@ impl Daemon {
             E::RouteAdded(r) | E::RouteRemoved(r) if r.is_ours() => {
                 // Our own changes come back as events too; reconciling again is a no-op then.
                 if r.table() == plan::Table::Main {
-                    self.table_dirty = true;
+                    self.routes_dirty = true;
                 }
             }
             E::RouteAdded(r) | E::RouteRemoved(r) => {
@@ -467,7 +467,7 @@ impl Daemon {
                 for i in 0..self.links.len() {
                     self.read_link(i).await;
                 }
-                self.table_dirty = true;
+                self.routes_dirty = true;
                 self.foreign_dirty = true;
             }
         }
@@ -521,7 +521,7 @@ impl Daemon {
         for i in 0..self.links.len() {
             self.read_link(i).await;
         }
-        self.table_dirty = true;
+        self.routes_dirty = true;
         tracing::info!("reloaded {}", self.config.display());
         // Before the caller hears back: a `multihome status` right after a reload shows it.
         self.update_snapshot();
@@ -550,13 +550,13 @@ impl Daemon {
         let demoted: Vec<ipnet::Ipv4Net> =
             self.links.iter().zip(&carriers).filter_map(|(l, c)| l.demoted_address().or_else(|| (l.fit() && !c).then_some(l.address).flatten())).collect();
         let want = routes::desired(&carrying, &demoted, &self.foreign);
-        if self.table_dirty || self.last_table.as_ref() != Some(&want) {
+        if self.routes_dirty || self.last_routes.as_ref() != Some(&want) {
             if let Err(e) = routes::reconcile(&self.nl, &want).await {
                 tracing::error!("cannot update the daemon's routes in main: {e}; retrying in {RETRY_AFTER:?}");
                 self.retry_at = Some(Instant::now() + RETRY_AFTER);
             }
-            self.last_table = Some(want);
-            self.table_dirty = false;
+            self.last_routes = Some(want);
+            self.routes_dirty = false;
         }
         let active = self.links.iter().zip(&carriers).find(|(_, c)| **c).map(|(l, _)| l.name().to_string()).unwrap_or_default();
         let active_changed = active != self.active;

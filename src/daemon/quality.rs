@@ -66,8 +66,7 @@ impl Quality {
         self.poor.as_deref()
     }
 
-    /// Judges the window at `now`. Returns the new verdict's reason when it changed: `Some(reason)`
-    /// on becoming poor, `Some("")`-free wording on recovery (see the daemon's log).
+    /// Judges the window at `now`; returns the change of verdict, with its reason, if any.
     pub fn judge(&mut self, now: Duration, rounds: &VecDeque<Round>, limits: &Limits) -> Option<Change> {
         if rounds.len() < MIN_ROUNDS {
             return None;

@@ -59,16 +59,7 @@ impl Netlink {
     /// The IPv4 addresses of interface `ifindex` with their prefix lengths, in the kernel's
     /// order (primary addresses first).
     pub async fn ipv4_addresses(&self, ifindex: u32) -> Result<Vec<Ipv4Net>, Error> {
-        let messages: Vec<AddressMessage> = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(ifindex)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| Error::from_rtnetlink(format!("list the addresses of interface #{ifindex}"), e))?;
-        Ok(messages.iter().filter_map(|m| ipv4_address(m).map(|(_, net)| net)).collect())
+        Ok(self.ipv4_address_metrics(ifindex).await?.into_iter().map(|(net, _)| net).collect())
     }
 
     /// The IPv4 addresses of interface `ifindex` with the metric of their prefix routes
