@@ -455,7 +455,7 @@ _multihome() {
             return 0
             ;;
         multihome__subcmd__plan)
-            opts="-c -v -q -h --backend --root --config --verbose --quiet --help"
+            opts="-c -v -q -h --backend --root --json --config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

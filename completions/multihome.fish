@@ -58,6 +58,7 @@ networkd\t''
 networkmanager\t''"
 complete -c multihome -n "__fish_multihome_using_subcommand plan" -l root -d 'Compare with the files under this root instead of /' -r -F
 complete -c multihome -n "__fish_multihome_using_subcommand plan" -s c -l config -d 'The policy file' -r -F
+complete -c multihome -n "__fish_multihome_using_subcommand plan" -l json -d 'Print the changes and the plan they lead to as JSON'
 complete -c multihome -n "__fish_multihome_using_subcommand plan" -s v -l verbose -d 'More log detail (the daemon and the hook): -v debug, -vv trace'
 complete -c multihome -n "__fish_multihome_using_subcommand plan" -s q -l quiet -d 'Less: -q warnings and errors only, -qq errors only'
 complete -c multihome -n "__fish_multihome_using_subcommand plan" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -254,6 +254,38 @@ fn check_json_has_a_version_table_numbers_and_milliseconds() {
     assert_eq!(v["probe"]["max_hold_time_ms"], 60000);
 }
 
+/// `plan --json` for an empty image root: every file created, each with its diff, the plan it
+/// leads to beside; after `apply --root` the same command finds nothing to change.
+#[test]
+fn plan_json_lists_each_change_with_its_action_and_then_none() {
+    let tmp = TempDir::new("plan-json");
+    let root = tmp.path().join("root");
+    fs::create_dir_all(&root).unwrap();
+    let root_arg = root.to_str().unwrap();
+    let policy = golden_policy("seed");
+    let plan_json = || {
+        let out = multihome(&["-c", &policy, "plan", "--backend", "networkd", "--root", root_arg, "--json"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let v = plan_json();
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["backend"], "systemd-networkd");
+    assert_eq!(v["plan"]["uplinks"][0]["rules"][0]["table"], 101);
+    let changes = v["changes"].as_array().unwrap();
+    assert!(changes.len() >= 4, "{v:#}");
+    for c in changes {
+        assert_eq!(c["action"], "create", "{c:#}");
+        let subject = c["subject"].as_str().unwrap();
+        assert!(subject.starts_with(root_arg), "{subject}");
+        assert!(c["diff"].as_str().unwrap().contains("+++ "), "{c:#}");
+    }
+    assert!(changes.iter().any(|c| c["subject"].as_str().unwrap().ends_with("/etc/systemd/network/10-multihome-eth0.network")), "{v:#}");
+    let applied = multihome(&["-c", &policy, "apply", "--backend", "networkd", "--root", root_arg]);
+    assert!(applied.status.success(), "{}", text(&applied.stderr));
+    assert_eq!(plan_json()["changes"], serde_json::json!([]));
+}
+
 #[test]
 fn render_out_amends_a_file_that_takes_an_uplink_and_follows_it() {
     let tmp = TempDir::new("amend");

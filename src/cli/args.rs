@@ -73,6 +73,9 @@ pub enum Command {
         /// Compare with the files under this root instead of /.
         #[arg(long, default_value = "/")]
         root: PathBuf,
+        /// Print the changes and the plan they lead to as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Write the configuration and have the network manager take it.
     Apply {

@@ -12,17 +12,23 @@ use multihome::policy;
 use super::args::ApplyBackend;
 use super::{exit, runtime};
 
-pub fn plan(config: &Path, backend: ApplyBackend, root: &Path) -> anyhow::Result<()> {
+pub fn plan(config: &Path, backend: ApplyBackend, root: &Path, json: bool) -> anyhow::Result<()> {
     let policy = policy::load(config)?;
     let plan = plan::plan(&policy);
     let rt = runtime()?;
     let backend = rt.block_on(Backend::choose(backend.or(policy.backend), root));
     let diff = rt.block_on(backend.diff(&plan, root))?;
-    print!("{}", diff.placement);
-    if diff.changes.is_empty() {
-        println!("No changes: {} under {} already matches the policy.", backend.name(), root.display());
+    if json {
+        #[derive(serde::Serialize)]
+        struct PlanJson<'a> {
+            #[serde(flatten)]
+            diff: &'a multihome::backend::Diff,
+            /// The desired state the changes lead to, as `check --json` shows it.
+            plan: &'a plan::Plan,
+        }
+        println!("{}", multihome::json::to_string(&PlanJson { diff: &diff, plan: &plan })?);
     } else {
-        print!("{}", diff.changes);
+        print!("{diff}");
     }
     Ok(())
 }
