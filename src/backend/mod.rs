@@ -7,6 +7,7 @@ pub mod diff;
 pub mod files;
 pub mod networkd;
 pub mod nm;
+pub mod reset;
 pub mod sysctl;
 pub mod try_apply;
 

@@ -96,6 +96,16 @@ pub enum Command {
         #[arg(long, default_value = "120s", value_parser = parse_timespan)]
         timeout: std::time::Duration,
     },
+    /// Take away everything multihome made on this host (files, profile changes, rules, routes,
+    /// sysctls) and nothing else; the policy file stays. Stop the daemon first.
+    Reset {
+        /// Only show what would be taken away.
+        #[arg(long)]
+        dry_run: bool,
+        /// An image's root instead of this running system: its files only.
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
     /// The dispatcher hook: run by nm-dispatcher (INTERFACE ACTION) and networkd-dispatcher
     /// (IFACE, STATE in the environment) on every link event.
     Dispatch {

@@ -99,3 +99,19 @@ fn refresh_dhcp_uplinks(rt: &tokio::runtime::Runtime, plan: &Plan) -> bool {
         }
     }
 }
+
+pub fn reset(root: Option<PathBuf>, dry_run: bool) -> anyhow::Result<()> {
+    use multihome::backend::reset;
+    let root = root.unwrap_or_else(|| PathBuf::from("/"));
+    let rt = runtime()?;
+    if dry_run {
+        print!("{}", rt.block_on(reset::survey(&root))?);
+        return Ok(());
+    }
+    let done = rt.block_on(reset::run(&root))?;
+    print!("{done}");
+    if !done.is_empty() {
+        println!("Reset: nothing of multihome's is left under {}; the policy file stays.", root.display());
+    }
+    Ok(())
+}

@@ -44,7 +44,7 @@ pub async fn is_running() -> bool {
 
 /// The sysctl.d file NetworkManager does not write: rendered once for every backend.
 fn sysctl_file_changes(plan: &Plan, root: &Path) -> anyhow::Result<Vec<Change>> {
-    files::compare(root, &[sysctl::file(plan)], &[sysctl::OWNED])
+    files::compare(root, &Vec::from_iter(sysctl::file(plan)), &[sysctl::OWNED])
 }
 
 /// `multihome plan --backend networkmanager`: each profile's change in nmcli's words, and what
