@@ -126,6 +126,11 @@ fn layout() -> Vec<Shipped> {
             mode: 0o644,
             source: Some(("dbus/org.multihome1.Daemon.xml".into(), false)),
         },
+        Shipped {
+            path: "usr/share/polkit-1/actions/org.multihome1.policy".to_string(),
+            mode: 0o644,
+            source: Some(("polkit/org.multihome1.policy".into(), false)),
+        },
         Shipped { path: "usr/share/doc/multihome/examples/seed.conf".to_string(), mode: 0o644, source: Some(("examples/seed.conf".into(), false)) },
         Shipped { path: "usr/share/doc/multihome/README.md".to_string(), mode: 0o644, source: Some(("README.md".into(), false)) },
         Shipped { path: "usr/share/doc/multihome/copyright".to_string(), mode: 0o644, source: Some(("packaging/copyright".into(), false)) },
