@@ -10,6 +10,9 @@ use super::{load, runtime};
 
 pub fn check(config: &Path, json: bool) -> anyhow::Result<()> {
     let plan = load(config)?;
+    for note in plan.bond.iter().flat_map(|b| &b.notes) {
+        eprintln!("multihome: warning: {note}");
+    }
     if json {
         println!("{}", multihome::json::to_string(&plan)?);
     } else {

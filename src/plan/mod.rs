@@ -4,6 +4,7 @@
 //! or applies the [`Plan`] it returns, so networkd, NetworkManager, the dispatcher hooks and the
 //! daemon can never disagree about a table number or a metric.
 
+pub mod bond;
 mod numbers;
 mod show;
 mod sysctl;
@@ -120,13 +121,16 @@ pub struct Plan {
     pub probe: Option<Probe>,
     /// The policy file the plan came from, named in generated files.
     pub source: String,
+    /// Bond mode: the bond, and no uplinks (their interfaces are its slaves).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bond: Option<bond::BondPlan>,
 }
 
 impl Plan {
     /// The plan of a host without multihome, for `multihome reset`: applied, it takes away what
     /// earlier plans made and adds nothing.
     pub fn nothing(source: &str) -> Plan {
-        Plan { uplinks: Vec::new(), sysctls: Vec::new(), probe: None, source: source.to_string() }
+        Plan { uplinks: Vec::new(), sysctls: Vec::new(), probe: None, source: source.to_string(), bond: None }
     }
 
     pub fn uplink(&self, interface: &str) -> Option<&UplinkPlan> {
@@ -155,8 +159,9 @@ pub fn plan(policy: &Policy) -> Plan {
             UplinkPlan { interface: u.interface.clone(), rank, table, metric, addresses, gateway: u.gateway, routes, rules }
         })
         .collect();
-    let sysctls = sysctl::for_uplinks(uplinks.iter().map(|u| u.interface.as_str()));
-    Plan { uplinks, sysctls, probe: policy.probe.clone(), source: policy.source.clone() }
+    // A bond has one address and its own routes: none of the uplinks' sysctls are wanted.
+    let sysctls = if policy.bond.is_some() { Vec::new() } else { sysctl::for_uplinks(uplinks.iter().map(|u| u.interface.as_str())) };
+    Plan { uplinks, sysctls, probe: policy.probe.clone(), source: policy.source.clone(), bond: policy.bond.as_ref().map(bond::plan) }
 }
 
 #[cfg(test)]

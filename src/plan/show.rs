@@ -50,6 +50,11 @@ pub fn route(r: &Route, dev: &str) -> String {
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(bond) = &self.bond {
+            // No per-uplink routing, sysctls or run-time rules: the kernel's bond fails over.
+            writeln!(f, "# Plan for {}: one active-backup bond, slaves from most to least preferred", self.source)?;
+            return write!(f, "{bond}");
+        }
         writeln!(f, "# Plan for {}: uplinks from most to least preferred", self.source)?;
         for u in &self.uplinks {
             let addrs = match &u.addresses {

@@ -4,6 +4,7 @@
 //! module may rely on its invariants (unique interfaces, priorities and tables, gateways inside an
 //! uplink prefix, kernel-valid interface names).
 
+pub mod bond;
 mod error;
 pub mod timespan;
 pub mod unit_file;
@@ -38,6 +39,8 @@ pub enum Backend {
 pub enum Mode {
     /// A table per uplink, `from`/`to` rules and metric-ordered default routes.
     Routes,
+    /// One active-backup bond over the uplinks' interfaces (see [`bond`]).
+    Bond,
 }
 
 /// Which families an uplink asks DHCP for.
@@ -141,8 +144,11 @@ pub struct Policy {
     pub backend: Backend,
     pub mode: Mode,
     pub probe: Option<Probe>,
-    /// In file order.
+    /// In file order; empty in bond mode, whose `[Uplink]` sections are the bond's slaves.
     pub uplinks: Vec<Uplink>,
+    /// `Some` exactly in bond mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bond: Option<bond::Bond>,
 }
 
 impl Policy {

@@ -12,6 +12,8 @@ use super::unit_file::{Entry, Section};
 use super::{Addressing, Backend, Dhcp, Mode, Policy, Probe, Require, Uplink, timespan, valid_uplink_name};
 use crate::numbers::{KERNEL_TABLES, LEGACY_DAEMON_TABLE, MAX_ADDRESSES, MAX_UPLINKS};
 
+mod bond;
+
 /// A valid `[Uplink]` with the lines its checks between uplinks point at.
 struct Located<'s> {
     uplink: Uplink,
@@ -104,9 +106,11 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
     let mut mode = Mode::Routes;
     let mut probe = None;
     let mut uplinks: Vec<Located> = Vec::new();
+    let bond_mode = bond::wanted(sections);
+    let (mut bond_section, mut slaves, mut mode_line) = (None, Vec::new(), 1);
 
     for section in sections {
-        if matches!(section.name.as_str(), "Policy" | "Probe")
+        if matches!(section.name.as_str(), "Policy" | "Probe" | "Bond")
             && let Some(line) = seen_once.insert(section.name.as_str(), section.line)
         {
             c.problem(section.line, format!("[{}] appears twice (first on line {line}); merge them", section.name));
@@ -124,33 +128,46 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
                     })
                     .unwrap_or(Backend::Auto);
                 if let Some(e) = first(&map, "Mode") {
+                    mode_line = e.line;
                     match e.value.as_str() {
                         "routes" => mode = Mode::Routes,
-                        "bond" => c.problem(e.line, "Mode=bond: active-backup bonding is not implemented yet; use Mode=routes".to_string()),
-                        _ => c.bad_value(e, "routes"),
+                        "bond" => mode = Mode::Bond,
+                        _ => c.bad_value(e, "routes or bond"),
                     }
                 }
             }
-            "Probe" => probe = Some(probe_section(&mut c, section)),
+            "Probe" => {
+                probe = Some(probe_section(&mut c, section));
+                if bond_mode {
+                    // The daemon probes through each uplink alone; a bond has one path at a time.
+                    c.problem(section.line, "[Probe] with Mode=bond: the daemon does not probe through a bond; the bond's ARP monitor (ARPIntervalSec= with ARPIPTargets=) sees a dead gateway");
+                }
+            }
+            "Bond" if bond_mode => bond_section = Some(section),
+            "Bond" => bond::unused_section(&mut c, section),
+            "Uplink" if bond_mode => slaves.extend(bond::slave_section(&mut c, section)),
             "Uplink" => {
                 if let Some(u) = uplink_section(&mut c, section) {
                     uplinks.push(u);
                 }
             }
             other => {
-                let hint = match ["Policy", "Probe", "Uplink"].iter().find(|k| k.eq_ignore_ascii_case(other)) {
+                let hint = match ["Policy", "Probe", "Uplink", "Bond"].iter().find(|k| k.eq_ignore_ascii_case(other)) {
                     Some(k) => format!(" (section names are case-sensitive: [{k}])"),
                     None => String::new(),
                 };
-                c.problem(section.line, format!("unknown section [{other}]{hint}, expected [Policy], [Probe] or [Uplink]"))
+                c.problem(section.line, format!("unknown section [{other}]{hint}, expected [Policy], [Probe], [Uplink] or [Bond]"))
             }
         }
     }
 
-    cross_check(&mut c, &uplinks, sections);
+    let bond = if bond_mode { bond::bond(&mut c, bond_section, slaves, mode_line) } else { None };
+    if !bond_mode {
+        cross_check(&mut c, &uplinks, sections);
+    }
 
     if c.problems.is_empty() {
-        Ok(Policy { source: file.to_string(), backend, mode, probe, uplinks: uplinks.into_iter().map(|l| l.uplink).collect() })
+        Ok(Policy { source: file.to_string(), backend, mode, probe, uplinks: uplinks.into_iter().map(|l| l.uplink).collect(), bond })
     } else {
         c.problems.sort_by_key(|d| d.line);
         Err(Diagnostics(c.problems))

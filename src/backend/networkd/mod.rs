@@ -12,6 +12,7 @@ pub mod dbus;
 pub mod findings;
 pub mod live;
 pub mod matcher;
+pub mod netdev;
 pub mod placement;
 pub mod render;
 pub mod survey;

@@ -29,6 +29,7 @@ pub const DROPIN_NAME: &str = "60-multihome.conf";
 pub fn owned_patterns() -> Vec<Owned> {
     vec![
         (NETWORK_DIR, "10-multihome-", ".network"),
+        (NETWORK_DIR, "10-multihome-", ".netdev"),
         ("etc/systemd/network/*.network.d", "60-multihome", ".conf"),
         sysctl::OWNED,
         ("etc/systemd/networkd.conf.d", "60-multihome", ".conf"),
@@ -45,6 +46,7 @@ pub fn render(plan: &Plan, layout: &Layout) -> Vec<GeneratedFile> {
             GeneratedFile::new(placement.path(), network_file(plan, u, placement), 0o644)
         })
         .collect();
+    files.extend(super::netdev::render(plan));
     files.extend(sysctl::file(plan));
     // Whatever the policy: the daemon can run with any (the unit starts it whenever a policy
     // exists), and networkd must then leave its routes and the hook's rules alone. Only the
