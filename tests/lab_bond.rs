@@ -1,0 +1,123 @@
+//! Mode=bond against the real managers in the lab. This machine's kernel has no bonding driver,
+//! so the bond itself cannot come up here; what can be proven is that the real programs take
+//! every file and profile multihome writes: networkd parses the .netdev and the .network files
+//! without a complaint and uses the slaves' files, NetworkManager loads the keyfiles and shows
+//! the bond's options as its own. Failover through a real bond needs a kernel with bonding.
+
+use std::time::Duration;
+
+use multihome::lab::policies::SEED;
+use multihome::lab::{self, Lab, LabOptions, Manager};
+
+/// The seed's bond over the lab's links (addresses that exist only inside the lab).
+const BOND: &str = "\
+[Policy]
+Backend=networkd
+Mode=bond
+
+[Bond]
+Name=bond0
+Address=192.168.178.99/24
+Gateway=192.168.178.1
+Primary=eth0
+MIIMonitorSec=10ms
+UpDelaySec=4s
+DownDelaySec=10ms
+
+[Uplink]
+Interface=eth0
+Priority=1
+
+[Uplink]
+Interface=wlan1
+Priority=2
+
+[Uplink]
+Interface=wlan0
+Priority=3
+";
+
+/// The same host with ARP monitoring instead (the other half of the .netdev's keys).
+fn bond_arp() -> String {
+    BOND.replace("MIIMonitorSec=10ms\nUpDelaySec=4s\nDownDelaySec=10ms\n", "ARPIntervalSec=200ms\nARPIPTargets=192.168.178.1\nARPValidate=all\nARPAllTargets=all\nPrimaryReselectPolicy=better\nFailOverMACPolicy=follow\n")
+}
+
+fn networkctl_status(lab: &Lab, link: &str) -> String {
+    let out = lab.run_in_host("networkctl", &["status", "--no-pager", link]).expect("networkctl runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn networkd_parses_the_bonds_files_without_a_complaint() -> anyhow::Result<()> {
+    if !lab::require(Manager::Networkd) {
+        return Ok(());
+    }
+    for policy in [BOND.to_string(), bond_arp()] {
+        let lab = Lab::start(LabOptions::new(Manager::Networkd, env!("CARGO_BIN_EXE_multihome")))?;
+        lab.write_policy(&policy)?;
+        let out = lab.multihome_ok(&["apply"])?;
+        assert!(out.contains("Applied"), "{out}");
+        // networkd read the .netdev (its debug log says so) and tried to make the bond, which
+        // this kernel refuses.
+        lab.wait_for(Duration::from_secs(10), || lab.manager_log().contains("bond0: loaded \"bond\""))
+            .map_err(|e| anyhow::anyhow!("networkd did not load 10-multihome-bond0.netdev: {e}\n{}", lab.manager_log()))?;
+        // ...and each slave is configured from multihome's file for it, with Bond=.
+        for slave in ["eth0", "wlan1", "wlan0"] {
+            let file = format!("/etc/systemd/network/10-multihome-{slave}.network");
+            lab.wait_for(Duration::from_secs(10), || networkctl_status(&lab, slave).contains(&file))
+                .map_err(|e| anyhow::anyhow!("networkd does not use {file} for {slave}: {e}\n{}", networkctl_status(&lab, slave)))?;
+        }
+        let complaints = lab.networkd_complaints();
+        assert!(complaints.is_empty(), "networkd complained about multihome's files:\n{}", complaints.join("\n"));
+    }
+    Ok(())
+}
+
+/// The files under the lab's /etc/systemd (network and networkd.conf.d), sorted.
+fn networkd_files(lab: &Lab) -> Vec<String> {
+    let mut found = Vec::new();
+    for dir in ["etc/systemd/network", "etc/systemd/networkd.conf.d"] {
+        for e in walk(&lab.dir().join(dir)) {
+            found.push(e.strip_prefix(lab.dir()).unwrap().display().to_string());
+        }
+    }
+    found.sort();
+    found
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries.flatten().flat_map(|e| if e.path().is_dir() { walk(&e.path()) } else { vec![e.path()] }).collect()
+}
+
+/// Switching a host from routes to bond and back with `multihome apply`: each mode's files
+/// replace the other's, and the routes mode works again afterwards (traffic leaves by eth0).
+#[test]
+fn switching_between_routes_and_bond_removes_the_other_modes_files() -> anyhow::Result<()> {
+    if !lab::require(Manager::Networkd) {
+        return Ok(());
+    }
+    let lab = Lab::start(LabOptions::new(Manager::Networkd, env!("CARGO_BIN_EXE_multihome")))?;
+    let seed = SEED.replace("Backend=auto", "Backend=networkd");
+    lab.write_policy(&seed)?;
+    lab.multihome_ok(&["apply"])?;
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
+    let routes = networkd_files(&lab);
+    assert!(routes.iter().any(|f| f.ends_with("networkd.conf.d/60-multihome.conf")), "{routes:?}");
+
+    lab.write_policy(BOND)?;
+    lab.multihome_ok(&["apply"])?;
+    let bond = networkd_files(&lab);
+    let want = ["bond0.netdev", "bond0.network", "eth0.network", "wlan0.network", "wlan1.network"];
+    let expected: Vec<String> = want.iter().map(|f| format!("etc/systemd/network/10-multihome-{f}")).collect();
+    assert_eq!(bond, expected, "bond mode should leave exactly its own files");
+    assert!(!std::fs::read_to_string(lab.dir().join("etc/sysctl.d/60-multihome.conf")).is_ok_and(|t| t.contains("arp_ignore")), "bond mode keeps no sysctl.d file with the uplinks' sysctls");
+
+    lab.write_policy(&seed)?;
+    lab.multihome_ok(&["apply"])?;
+    assert_eq!(networkd_files(&lab), routes, "back in routes mode, the same files as before the bond");
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
+    let complaints = lab.networkd_complaints();
+    assert!(complaints.is_empty(), "networkd complained about multihome's files:\n{}", complaints.join("\n"));
+    Ok(())
+}
