@@ -121,3 +121,47 @@ fn switching_between_routes_and_bond_removes_the_other_modes_files() -> anyhow::
     assert!(complaints.is_empty(), "networkd complained about multihome's files:\n{}", complaints.join("\n"));
     Ok(())
 }
+
+fn nmcli(lab: &Lab, args: &[&str]) -> String {
+    let out = lab.run_in_host("nmcli", args).expect("nmcli runs");
+    assert!(out.status.success(), "nmcli {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The keyfiles of `render --backend nm-keyfile` in bond mode, loaded by the real
+/// NetworkManager: the bond with the policy's options as NetworkManager reads them back, and
+/// every slave enslaved to it. A Wi-Fi slave's file gets the SSID its comment asks for first.
+#[test]
+fn networkmanager_loads_the_bonds_keyfiles_with_their_options() -> anyhow::Result<()> {
+    if !lab::require(Manager::NetworkManager) {
+        return Ok(());
+    }
+    for (policy, options) in [
+        (BOND.to_string(), &["mode=active-backup", "primary=eth0", "miimon=10", "updelay=4000", "downdelay=10", "fail_over_mac=active"][..]),
+        (bond_arp(), &["arp_interval=200", "arp_ip_target=192.168.178.1", "arp_validate=all", "arp_all_targets=all", "primary_reselect=better"][..]),
+    ] {
+        let lab = Lab::start(LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")))?;
+        lab.write_policy(&policy)?;
+        let out = lab.multihome_ok(&["render", "--backend", "nm-keyfile", "--out", "/"])?;
+        assert!(out.contains("wrote /etc/NetworkManager/system-connections/multihome-bond0.nmconnection"), "{out}");
+        for wifi in ["wlan1", "wlan0"] {
+            let file = lab.dir().join(format!("etc/NetworkManager/system-connections/multihome-{wifi}.nmconnection"));
+            let text = std::fs::read_to_string(&file)?;
+            std::fs::write(&file, text.replace("[wifi]\nmode=infrastructure\n", "[wifi]\nmode=infrastructure\nssid=lab\n"))?;
+        }
+        nmcli(&lab, &["connection", "reload"]);
+        let profiles = nmcli(&lab, &["-t", "-f", "NAME,TYPE", "connection", "show"]);
+        for want in ["multihome-bond0:bond", "multihome-eth0:802-3-ethernet", "multihome-wlan1:802-11-wireless", "multihome-wlan0:802-11-wireless"] {
+            assert!(profiles.lines().any(|l| l == want), "NetworkManager did not load {want}:\n{profiles}\n{}", lab.manager_log());
+        }
+        let read_back = nmcli(&lab, &["-g", "bond.options", "connection", "show", "multihome-bond0"]);
+        for o in options {
+            assert!(read_back.split([',', '\n']).any(|x| x == *o), "bond.options lacks {o}: {read_back}");
+        }
+        for slave in ["eth0", "wlan1", "wlan0"] {
+            let master = nmcli(&lab, &["-g", "connection.master,connection.slave-type", "connection", "show", &format!("multihome-{slave}")]);
+            assert_eq!(master.trim(), "bond0\nbond", "{slave}'s profile");
+        }
+    }
+    Ok(())
+}

@@ -16,7 +16,7 @@ use super::settings::{Wanted, profile_id, profile_uuid, record, record_for};
 pub const CONNECTIONS_DIR: &str = "etc/NetworkManager/system-connections";
 
 /// NetworkManager ignores keyfiles that others than root can read.
-const KEYFILE_MODE: u32 = 0o600;
+pub const KEYFILE_MODE: u32 = 0o600;
 
 pub fn path(interface: &str) -> String {
     format!("{CONNECTIONS_DIR}/{}.nmconnection", profile_id(interface))
@@ -34,6 +34,7 @@ fn is_wifi(interface: &str) -> bool {
 
 pub fn render(plan: &Plan) -> Vec<GeneratedFile> {
     let mut files: Vec<GeneratedFile> = plan.uplinks.iter().map(|u| GeneratedFile::new(path(&u.interface), keyfile(plan, u), KEYFILE_MODE)).collect();
+    files.extend(super::bond::keyfiles(plan));
     files.extend(sysctl::file(plan));
     files
 }

@@ -6,6 +6,7 @@
 //! `survey` has read what is there and before `verify` checks the devices.
 
 pub mod apply;
+pub mod bond;
 pub mod keyfile;
 mod leftovers;
 pub mod proxies;
