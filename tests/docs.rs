@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use multihome::docs;
+use multihome::policy::bond::Monitor;
 use multihome::policy::{self, Require, timespan};
 
 const BLESS_VAR: &str = "MULTIHOME_BLESS";
@@ -217,6 +218,22 @@ fn policy_page_gives_the_parsers_defaults() {
         ("Probe", "RecoverLoss", format!("{}%", probe.recover_loss)),
         ("Uplink", "DHCP", "no".to_string()),
     ];
+    let bond_policy = "[Policy]\nMode=bond\n[Bond]\nDHCP=yes\n[Uplink]\nInterface=eth0\nPriority=1\n[Uplink]\nInterface=eth1\nPriority=2\n";
+    let bond = policy::parse("p", bond_policy).unwrap().bond.unwrap();
+    let arp = policy::parse("p", &bond_policy.replace("DHCP=yes\n", "DHCP=yes\nARPIntervalSec=1s\nARPIPTargets=192.0.2.1\n")).unwrap().bond.unwrap();
+    let Monitor::Mii { interval, up_delay, down_delay } = bond.monitor else { panic!("MII is the default monitor") };
+    let Monitor::Arp { validate, all_targets, .. } = arp.monitor else { panic!("ARP was asked for") };
+    let expected = expected.into_iter().chain([
+        ("Bond", "Name", bond.name.clone()),
+        ("Bond", "DHCP", "no".to_string()),
+        ("Bond", "PrimaryReselectPolicy", bond.primary_reselect.word().to_string()),
+        ("Bond", "MIIMonitorSec", timespan::format(interval)),
+        ("Bond", "UpDelaySec", timespan::format(up_delay)),
+        ("Bond", "DownDelaySec", timespan::format(down_delay)),
+        ("Bond", "ARPValidate", validate.word().to_string()),
+        ("Bond", "ARPAllTargets", all_targets.word().to_string()),
+        ("Bond", "FailOverMACPolicy", bond.fail_over_mac.word().to_string()),
+    ]);
     for (section, key, value) in expected {
         assert_eq!(page_default(&default(section, key)).as_deref(), Some(value.as_str()), "{CONF_PAGE}: the default of [{section}] {key}=");
     }
