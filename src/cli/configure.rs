@@ -36,6 +36,7 @@ pub fn plan(config: &Path, backend: ApplyBackend, root: &Path, json: bool) -> an
 pub fn apply(config: &Path, backend: ApplyBackend, root: Option<PathBuf>, no_reload: bool) -> anyhow::Result<()> {
     let policy = policy::load(config)?;
     let plan = plan::plan(&policy);
+    super::warn_about(&plan);
     let rt = runtime()?;
     // `--root /` (or `/etc/..`) is this system, not an image: it gets the live apply.
     let root = root.filter(|r| !files::is_system_root(r));

@@ -52,6 +52,13 @@ fn load(config: &Path) -> anyhow::Result<Plan> {
     Ok(plan::plan(&policy))
 }
 
+/// Where the plan replaced a wish of the policy by a safe setting (a Wi-Fi slave's MAC policy).
+fn warn_about(plan: &Plan) {
+    for note in plan.bond.iter().flat_map(|b| &b.notes) {
+        eprintln!("multihome: warning: {note}");
+    }
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")
 }

@@ -10,9 +10,7 @@ use super::{load, runtime};
 
 pub fn check(config: &Path, json: bool) -> anyhow::Result<()> {
     let plan = load(config)?;
-    for note in plan.bond.iter().flat_map(|b| &b.notes) {
-        eprintln!("multihome: warning: {note}");
-    }
+    super::warn_about(&plan);
     if json {
         println!("{}", multihome::json::to_string(&plan)?);
     } else {

@@ -101,6 +101,9 @@ pub use super::Target;
 /// running networkd to reload, checking that no uplink fails with the new files; when anything
 /// fails, everything is put back as it was.
 pub async fn apply(plan: &Plan, root: &Path, target: Target) -> anyhow::Result<Applied> {
+    if target == Target::Live && plan.bond.is_some() {
+        crate::backend::bonding::available()?;
+    }
     let Prepared { layout, changes } = compare(plan, root, target == Target::Live).await?;
     let undo_files = files::apply(root, &changes)?;
     let sysctls: &[_] = if target == Target::Image { &[] } else { &plan.sysctls };
@@ -189,12 +192,14 @@ async fn reload_and_verify(plan: &Plan, layout: &Layout) -> anyhow::Result<()> {
     loop {
         let mut failed = Vec::new();
         let mut settling = false;
-        for u in &plan.uplinks {
+        // In bond mode, the bond and its slaves.
+        let bond = plan.bond.iter().flat_map(|b| std::iter::once(&b.name).chain(&b.slaves));
+        for name in plan.uplinks.iter().map(|u| &u.interface).chain(bond) {
             // An uplink that does not exist yet (a USB adapter not plugged in) is not an error.
-            let Ok((_, path)) = manager.get_link_by_name(&u.interface).await else { continue };
+            let Ok((_, path)) = manager.get_link_by_name(name).await else { continue };
             let link = dbus::LinkProxy::builder(&bus).path(path).build().await?;
             match link.administrative_state().await?.as_str() {
-                "failed" => failed.push(u.interface.clone()),
+                "failed" => failed.push(name.clone()),
                 "pending" | "initialized" => settling = true,
                 _ => {}
             }
