@@ -186,3 +186,29 @@ fn networkmanager_loads_the_bonds_keyfiles_with_their_options() -> anyhow::Resul
     }
     Ok(())
 }
+
+/// The daemon in bond mode: it says why it has nothing to watch, stays up (the unit would
+/// otherwise restart it in a loop) and answers `status` with no uplink.
+#[test]
+fn the_daemon_idles_in_bond_mode_and_says_why() -> anyhow::Result<()> {
+    if !lab::require(Manager::None) {
+        return Ok(());
+    }
+    let mut lab = Lab::start(LabOptions::new(Manager::None, env!("CARGO_BIN_EXE_multihome")))?;
+    lab.write_policy(BOND)?;
+    let (log, pid) = {
+        let d = lab.spawn_multihome(&["daemon"])?;
+        (d.log.clone(), d.id())
+    };
+    lab.wait_for_log(&log, "Mode=bond: the kernel's bond bond0 fails over between eth0, wlan1, wlan0 by itself", Duration::from_secs(10))?;
+    lab.wait_for(Duration::from_secs(10), || lab.multihome(&["status"]).is_ok_and(|o| o.status.success()))
+        .map_err(|e| anyhow::anyhow!("status never answered: {e}\n{}", std::fs::read_to_string(&log).unwrap_or_default()))?;
+    let status = lab.multihome_ok(&["status", "--json"])?;
+    let v: serde_json::Value = serde_json::from_str(&status)?;
+    assert_eq!(v["uplinks"].as_array().map(Vec::len), Some(0), "{status}");
+    // Still running: not exited (a zombie until the lab reaps it).
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat.rsplit_once(") ").map_or("", |(_, rest)| &rest[..1]);
+    assert!(!state.is_empty() && state != "Z", "the daemon stopped ({stat:?}):\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    Ok(())
+}

@@ -17,7 +17,26 @@ pub fn dispatch(config: &Path, args: &[String]) -> anyhow::Result<()> {
 pub fn daemon(config: &Path, cleanup: bool) -> anyhow::Result<()> {
     // One thread: the probes, the netlink events and the bus share it (small and idle).
     let rt = runtime()?;
+    if !cleanup {
+        explain_bond_mode(config);
+    }
     if cleanup { rt.block_on(daemon::cleanup()) } else { rt.block_on(daemon::run(config)) }
+}
+
+/// In bond mode the daemon has no uplink to watch: the kernel's bond fails over by itself. It
+/// still runs (the unit would otherwise restart it in a loop), removes what a daemon of an
+/// earlier Mode=routes left, answers `status` and takes a reload back to Mode=routes. An invalid
+/// policy is left for the daemon to report.
+fn explain_bond_mode(config: &Path) {
+    if let Ok(policy) = multihome::policy::load(config)
+        && let Some(bond) = &policy.bond
+    {
+        eprintln!(
+            "multihome: Mode=bond: the kernel's bond {} fails over between {} by itself; the daemon watches no uplink and idles",
+            bond.name,
+            bond.slaves.iter().map(|s| s.interface.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
 }
 
 pub fn status(json: bool) -> anyhow::Result<ExitCode> {
