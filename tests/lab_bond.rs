@@ -40,7 +40,10 @@ Priority=3
 
 /// The same host with ARP monitoring instead (the other half of the .netdev's keys).
 fn bond_arp() -> String {
-    BOND.replace("MIIMonitorSec=10ms\nUpDelaySec=4s\nDownDelaySec=10ms\n", "ARPIntervalSec=200ms\nARPIPTargets=192.168.178.1\nARPValidate=all\nARPAllTargets=all\nPrimaryReselectPolicy=better\nFailOverMACPolicy=follow\n")
+    BOND.replace(
+        "MIIMonitorSec=10ms\nUpDelaySec=4s\nDownDelaySec=10ms\n",
+        "ARPIntervalSec=200ms\nARPIPTargets=192.168.178.1\nARPValidate=all\nARPAllTargets=all\nPrimaryReselectPolicy=better\nFailOverMACPolicy=follow\n",
+    )
 }
 
 /// `multihome apply` of a bond policy. On a kernel without bonding (this machine's) the live
@@ -132,7 +135,10 @@ fn switching_between_routes_and_bond_removes_the_other_modes_files() -> anyhow::
     let want = ["bond0.netdev", "bond0.network", "eth0.network", "wlan0.network", "wlan1.network"];
     let expected: Vec<String> = want.iter().map(|f| format!("etc/systemd/network/10-multihome-{f}")).collect();
     assert_eq!(bond, expected, "bond mode should leave exactly its own files");
-    assert!(!std::fs::read_to_string(lab.dir().join("etc/sysctl.d/60-multihome.conf")).is_ok_and(|t| t.contains("arp_ignore")), "bond mode keeps no sysctl.d file with the uplinks' sysctls");
+    assert!(
+        !std::fs::read_to_string(lab.dir().join("etc/sysctl.d/60-multihome.conf")).is_ok_and(|t| t.contains("arp_ignore")),
+        "bond mode keeps no sysctl.d file with the uplinks' sysctls"
+    );
 
     lab.write_policy(&seed)?;
     lab.multihome_ok(&["apply"])?;

@@ -15,7 +15,8 @@ pub fn available() -> anyhow::Result<()> {
         return Ok(());
     }
     let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
-    let listed = |file: &str| fs::read_to_string(Path::new("/lib/modules").join(&release).join(file)).is_ok_and(|t| t.lines().any(|l| l.contains("/bonding.ko")));
+    let listed =
+        |file: &str| fs::read_to_string(Path::new("/lib/modules").join(&release).join(file)).is_ok_and(|t| t.lines().any(|l| l.contains("/bonding.ko")));
     if listed("modules.builtin") || listed("modules.dep") {
         return Ok(());
     }

@@ -124,7 +124,10 @@ pub fn bond(c: &mut Checker, section: Option<&Section>, slaves: Vec<Located>, po
             c.problem(*line, format!("Interface={} is already a slave of the bond on line {first}", s.interface));
         }
         if let Some((first, other)) = priorities.insert(s.priority, (*priority_line, &s.interface)) {
-            c.problem(*priority_line, format!("Priority={} is already the priority of {other} (line {first}); priorities must differ so the order is clear", s.priority));
+            c.problem(
+                *priority_line,
+                format!("Priority={} is already the priority of {other} (line {first}); priorities must differ so the order is clear", s.priority),
+            );
         }
         if name.as_deref() == Some(s.interface.as_str()) {
             c.problem(*line, format!("Interface={}: that is the bond's own Name=; a bond cannot be its own slave", s.interface));
@@ -143,14 +146,16 @@ pub fn bond(c: &mut Checker, section: Option<&Section>, slaves: Vec<Located>, po
         Some(e) if ranked.iter().any(|s| s.interface == e.value) => Some(e.value.clone()),
         Some(e) => {
             let names: Vec<&str> = ranked.iter().map(|s| s.interface.as_str()).collect();
-            c.problem(e.line, format!("Primary={}: not a slave of the bond; give the Interface= of one of its [Uplink] sections ({})", e.value, names.join(", ")));
+            c.problem(
+                e.line,
+                format!("Primary={}: not a slave of the bond; give the Interface= of one of its [Uplink] sections ({})", e.value, names.join(", ")),
+            );
             None
         }
         None => ranked.first().map(|s| s.interface.clone()),
     };
-    let primary_reselect = c
-        .parse_one(first(&map, "PrimaryReselectPolicy"), "always, better or failure", PrimaryReselect::parse)
-        .unwrap_or(PrimaryReselect::Always);
+    let primary_reselect =
+        c.parse_one(first(&map, "PrimaryReselectPolicy"), "always, better or failure", PrimaryReselect::parse).unwrap_or(PrimaryReselect::Always);
     let monitor = monitor(c, section, &map);
     let asked_mac = c.parse_one(first(&map, "FailOverMACPolicy"), "none, active or follow", FailOverMac::parse);
     let mut fail_over_mac = asked_mac.unwrap_or(FailOverMac::None);
@@ -174,17 +179,7 @@ pub fn bond(c: &mut Checker, section: Option<&Section>, slaves: Vec<Located>, po
     if c.problems.len() != before {
         return None;
     }
-    Some(Bond {
-        name: name?,
-        addressing: addressing?,
-        gateway,
-        slaves: ranked,
-        primary: primary?,
-        primary_reselect,
-        monitor: monitor?,
-        fail_over_mac,
-        notes,
-    })
+    Some(Bond { name: name?, addressing: addressing?, gateway, slaves: ranked, primary: primary?, primary_reselect, monitor: monitor?, fail_over_mac, notes })
 }
 
 fn addressing(c: &mut Checker, section: &Section, map: &HashMap<&str, Vec<&Entry>>) -> (Option<Addressing>, Option<Ipv4Addr>) {
