@@ -1,7 +1,7 @@
 //! Mode=bond on the real binary, without touching the running system: `check` warns about a
 //! Wi-Fi slave's MAC policy and shows the bond in JSON; `apply --root` switches an image from
 //! routes to bond and back, each mode's files replacing the other's; `reset --root` removes the
-//! bond's; NetworkManager's D-Bus apply refuses the bond before it touches anything.
+//! bond's.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -101,16 +101,4 @@ fn apply_root_switches_an_image_between_routes_and_bond_and_reset_removes_the_bo
     let reset = multihome(&["reset", "--root", root_arg]);
     assert!(reset.status.success(), "{}", text(&reset.stderr));
     assert_eq!(files(&root), ["etc/systemd/network/90-admin.network"], "{}", text(&reset.stdout));
-}
-
-#[test]
-fn networkmanager_apply_refuses_a_bond_before_touching_anything() {
-    // An image root, so that the test could never reach this machine's NetworkManager.
-    let tmp = TempDir::new("nm");
-    for command in ["plan", "apply"] {
-        let out = multihome(&["-c", &golden_policy("bond-seed"), command, "--backend", "networkmanager", "--root", tmp.0.to_str().unwrap()]);
-        assert_eq!(out.status.code(), Some(1), "{command}: {}{}", text(&out.stdout), text(&out.stderr));
-        assert!(text(&out.stderr).contains("Mode=bond is not applied over NetworkManager's D-Bus yet"), "{command}: {}", text(&out.stderr));
-    }
-    assert!(files(&tmp.0).is_empty(), "{:?}", files(&tmp.0));
 }

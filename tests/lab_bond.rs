@@ -218,3 +218,60 @@ fn the_daemon_idles_in_bond_mode_and_says_why() -> anyhow::Result<()> {
     assert!(!state.is_empty() && state != "Z", "the daemon stopped ({stat:?}):\n{}", std::fs::read_to_string(&log).unwrap_or_default());
     Ok(())
 }
+
+/// `apply` over NetworkManager's D-Bus in bond mode, on this kernel without bonding: the bond's
+/// profile passes NetworkManager's own validation of its options (AddConnection), the slaves'
+/// profiles are updated, the bond cannot be created, and the checkpoint puts everything back: the
+/// user's profile on eth0 as it was, the bond's profile gone, no checkpoint left.
+#[test]
+fn networkmanager_apply_of_a_bond_is_rolled_back_where_the_kernel_cannot_bond() -> anyhow::Result<()> {
+    if !lab::require(Manager::NetworkManager) {
+        return Ok(());
+    }
+    if multihome::backend::bonding::available().is_ok() {
+        eprintln!("SKIPPED: this kernel has bonding; the rollback on a kernel without it is not shown here");
+        return Ok(());
+    }
+    let lab = Lab::start(LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")))?;
+    nmcli(
+        &lab,
+        &[
+            "connection",
+            "add",
+            "type",
+            "ethernet",
+            "ifname",
+            "eth0",
+            "con-name",
+            "office",
+            "ipv4.method",
+            "manual",
+            "ipv4.addresses",
+            "192.168.178.99/24",
+            "ipv4.gateway",
+            "192.168.178.1",
+        ],
+    );
+    nmcli(&lab, &["connection", "up", "office"]);
+    let office = || nmcli(&lab, &["-g", "connection.master,connection.slave-type,ipv4.method,ipv4.addresses", "connection", "show", "office"]);
+    let before = office();
+    lab.write_policy(&BOND.replace("Backend=networkd", "Backend=networkmanager"))?;
+
+    let plan = lab.multihome_ok(&["plan"])?;
+    for line in ["+connection.master: bond0", "+connection.type: bond", "bond.options: ", "miimon=10", "-ipv4.method: manual"] {
+        assert!(plan.contains(line), "plan lacks {line:?}:\n{plan}");
+    }
+    let out = lab.multihome(&["apply"])?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "apply of a bond succeeded on a kernel without bonding: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(stderr.contains("could not activate bond bond0") || stderr.contains("bond bond0 is"), "{stderr}");
+    assert!(stderr.contains("rolled back"), "{stderr}");
+    assert!(!stderr.contains("refused the new profile"), "NetworkManager refused the bond's profile: {stderr}");
+
+    lab.wait_for(Duration::from_secs(15), || office() == before)
+        .map_err(|e| anyhow::anyhow!("profile office is not back: {e}\nbefore: {before}\nnow: {}", office()))?;
+    let profiles = nmcli(&lab, &["-t", "-f", "NAME", "connection", "show"]);
+    assert!(!profiles.lines().any(|l| l.starts_with("multihome-")), "the rollback left profiles:\n{profiles}");
+    lab.wait_for(Duration::from_secs(15), || lab.ip_host(&["-4", "-br", "addr", "show", "eth0"]).is_ok_and(|a| a.contains("192.168.178.99/24")))?;
+    Ok(())
+}

@@ -63,7 +63,6 @@ impl Backend {
 
     /// What `apply` would change under `root`, for people (`multihome plan`).
     pub async fn diff(self, plan: &Plan, root: &Path) -> anyhow::Result<Diff> {
-        self.supports(plan)?;
         let (placement, changes) = match self {
             Backend::NetworkManager => (Vec::new(), nm::plan_diff(plan, root).await?),
             Backend::Networkd => {
@@ -79,7 +78,6 @@ impl Backend {
     /// it, [`Backend::revert`] takes it back. `hold`: how long NetworkManager waits before rolling
     /// back by itself should multihome die before either (networkd keeps the previous files).
     pub async fn apply(self, plan: &Plan, root: &Path, target: Target, hold: Duration) -> anyhow::Result<Applied> {
-        self.supports(plan)?;
         match self {
             Backend::NetworkManager => {
                 if target == Target::Image {
@@ -111,16 +109,6 @@ impl Backend {
             Applied::NetworkManager(a) => nm::apply::revert(a, root).await,
             Applied::Networkd(a) => networkd::revert(a, root, true).await,
         }
-    }
-
-    /// Refuses, before anything is touched, a plan this backend cannot realise yet.
-    fn supports(self, plan: &Plan) -> anyhow::Result<()> {
-        if self == Backend::NetworkManager && plan.bond.is_some() {
-            anyhow::bail!(
-                "Mode=bond is not applied over NetworkManager's D-Bus yet; `multihome render --backend nm-keyfile --out DIR` writes the bond's profiles, or use Backend=networkd"
-            );
-        }
-        Ok(())
     }
 
     /// How the user names it in messages.

@@ -28,7 +28,7 @@ pub use proxies::NM_BUS_NAME;
 /// multihome die between checkpoint and commit. Far above a normal apply (about a second).
 const APPLY_ROLLBACK_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn to_wire(p: &Profile) -> SettingsOut<'_> {
+pub(super) fn to_wire(p: &Profile) -> SettingsOut<'_> {
     p.iter().map(|(k, s)| (k.as_str(), s.iter().map(|(k, v)| (k.as_str(), Variant::from(v.clone()))).collect())).collect()
 }
 
@@ -43,13 +43,16 @@ pub async fn is_running() -> bool {
 }
 
 /// The sysctl.d file NetworkManager does not write: rendered once for every backend.
-fn sysctl_file_changes(plan: &Plan, root: &Path) -> anyhow::Result<Vec<Change>> {
+pub(super) fn sysctl_file_changes(plan: &Plan, root: &Path) -> anyhow::Result<Vec<Change>> {
     files::compare(root, &Vec::from_iter(sysctl::file(plan)), &[sysctl::OWNED])
 }
 
 /// `multihome plan --backend networkmanager`: each profile's change in nmcli's words, and what
 /// would happen on the device.
 pub async fn plan_diff(plan: &Plan, root: &Path) -> anyhow::Result<Vec<diff::Change>> {
+    if let Some(b) = &plan.bond {
+        return super::bond_apply::plan_diff(plan, b, root).await;
+    }
     let bus = system_bus().await?;
     let Survey { targets, stale, released } = survey(&bus, plan).await?;
     let mut out = Vec::new();
@@ -116,6 +119,9 @@ pub async fn apply(plan: &Plan, root: &Path) -> anyhow::Result<Applied> {
 /// Applies the plan and keeps the checkpoint, which NetworkManager rolls back by itself after
 /// `rollback_timeout` unless [`commit`] destroys it first (`multihome try`).
 pub async fn apply_kept(plan: &Plan, root: &Path, rollback_timeout: Duration) -> anyhow::Result<Applied> {
+    if let Some(b) = &plan.bond {
+        return super::bond_apply::apply_kept(plan, b, root, rollback_timeout).await;
+    }
     let bus = system_bus().await?;
     let nm = NetworkManagerProxy::new(&bus).await?;
     let Survey { targets, stale, released } = survey(&bus, plan).await?;

@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod bond;
+mod bond_apply;
 pub mod keyfile;
 mod leftovers;
 pub mod proxies;

@@ -18,6 +18,7 @@ use zbus::{OwnedVariant, Variant};
 
 use crate::plan::{Addresses, DEFAULT_DESTINATION, Route, Rule, Table, UplinkPlan};
 
+pub mod bond;
 pub mod ip;
 pub mod record;
 
@@ -176,6 +177,8 @@ pub fn merge(current: &Profile, want: &Wanted) -> Profile {
     ipv4.write(&mut p, IPV4);
     drop_deprecated_v6(&mut p);
     record.write(&mut p);
+    // A slave of multihome's bond (Mode=bond before) is a plain profile again.
+    bond::unslave(&mut p);
     p
 }
 

@@ -185,13 +185,13 @@ pub(super) async fn survey(bus: &Connection, plan: &Plan) -> anyhow::Result<Surv
     Ok(Survey { targets, stale, released })
 }
 
-fn interface_name(p: &Profile) -> Option<String> {
+pub(super) fn interface_name(p: &Profile) -> Option<String> {
     p.get("connection").and_then(|c| c.get("interface-name")).and_then(|v| String::try_from(v.clone()).ok()).filter(|i| !i.is_empty())
 }
 
 /// The profile an inactive interface would use: bound to it by `connection.interface-name`;
 /// multihome's own first, else the one used last.
-fn bound_profile(all: &[(OwnedObjectPath, Profile)], interface: &str) -> Option<(OwnedObjectPath, Profile)> {
+pub(super) fn bound_profile(all: &[(OwnedObjectPath, Profile)], interface: &str) -> Option<(OwnedObjectPath, Profile)> {
     let get = |p: &Profile, k: &str| p.get("connection").and_then(|c| c.get(k)).cloned();
     let mut bound: Vec<&(OwnedObjectPath, Profile)> =
         all.iter().filter(|(_, p)| get(p, "interface-name").and_then(|v| String::try_from(v).ok()).as_deref() == Some(interface)).collect();

@@ -28,7 +28,8 @@ pub struct Record {
     pub rules: Vec<String>,
 }
 
-fn user_data(p: &Profile) -> BTreeMap<String, String> {
+/// The profile's `user.data`, also read by the bond's slaves' marker.
+pub(super) fn user_data(p: &Profile) -> BTreeMap<String, String> {
     p.get(SETTING)
         .and_then(|s| s.get(DATA))
         .and_then(|v| std::collections::HashMap::<String, String>::try_from(v.clone()).ok())

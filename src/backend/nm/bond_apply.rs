@@ -1,0 +1,285 @@
+//! Bond mode through a running NetworkManager, the same transaction as the routes mode
+//! ([`super::apply`]): survey (read only) -> checkpoint over the slaves' devices -> the bond's
+//! profile added or updated, each slave's profile (the one the interface has, so a Wi-Fi profile
+//! keeps its SSID and secrets, or a new wired one) made a slave -> the bond activated -> verified
+//! (the bond and its primary activated) -> the checkpoint destroyed by `commit`. Any failure
+//! rolls the checkpoint back, which also deletes the profiles it created.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use zbus::{Connection, ObjectPath, OwnedObjectPath};
+
+use super::apply::{Applied, revert, sysctl_file_changes, system_bus, to_wire};
+use super::proxies::{self, ConnectionProxy, DeviceProxy, DeviceState, NM_BUS_NAME, NetworkManagerProxy, SettingsProxy};
+use super::settings::bond::{bond_profile, diff, enslave, lines};
+use super::settings::{self, Profile, created_for};
+use super::survey::{bound_profile, profile_name, to_profile};
+use crate::backend::diff::{self as plan_diff, Action};
+use crate::backend::files;
+use crate::plan::Plan;
+use crate::plan::bond::BondPlan;
+
+/// How long the bond gets to come up with its primary. With `UpDelaySec=` the primary is used
+/// only after its delay, so that counts too.
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(20);
+const VERIFY_INTERVAL: Duration = Duration::from_millis(200);
+
+/// A profile as found: its path and settings, or `None` when it is to be created.
+type Found = Option<(OwnedObjectPath, Profile)>;
+
+struct Slave {
+    interface: String,
+    device: OwnedObjectPath,
+    profile: Found,
+    wanted: Profile,
+}
+
+impl Slave {
+    fn label(&self) -> String {
+        match &self.profile {
+            Some((_, p)) => format!("profile {:?} on {}", profile_name(p), self.interface),
+            None => format!("new profile {:?} on {}", settings::profile_id(&self.interface), self.interface),
+        }
+    }
+}
+
+struct Survey {
+    bond: Found,
+    bond_wanted: Profile,
+    slaves: Vec<Slave>,
+    /// multihome's own profiles the bond does not use (Mode=routes' for another interface).
+    stale: Vec<(OwnedObjectPath, String, Option<OwnedObjectPath>)>,
+}
+
+fn changes(current: &Found, wanted: &Profile) -> bool {
+    current.as_ref().is_none_or(|(_, p)| lines(p) != lines(wanted))
+}
+
+fn bond_label(b: &BondPlan, found: &Found) -> String {
+    match found {
+        Some((_, p)) => format!("profile {:?} of bond {}", profile_name(p), b.name),
+        None => format!("new profile {:?} of bond {}", settings::profile_id(&b.name), b.name),
+    }
+}
+
+async fn survey(bus: &Connection, b: &BondPlan) -> anyhow::Result<Survey> {
+    if !crate::bus::has_owner(bus, NM_BUS_NAME).await.unwrap_or(false) {
+        bail!("NetworkManager is not running (nobody owns {NM_BUS_NAME} on the system bus); nothing was changed");
+    }
+    let nm = NetworkManagerProxy::new(bus).await?;
+    let mut all = Vec::new();
+    for path in SettingsProxy::new(bus).await?.list_connections().await? {
+        let conn = ConnectionProxy::builder(bus).path(path.clone()).build().await?;
+        all.push((path, to_profile(conn.get_settings().await?)));
+    }
+    let bond = all.iter().find(|(_, p)| created_for(p).as_deref() == Some(b.name.as_str())).cloned();
+    let mut slaves = Vec::new();
+    for interface in &b.slaves {
+        let device = nm.get_device_by_ip_iface(interface).await.map_err(|e| anyhow!("NetworkManager has no device {interface} ({e}); nothing was changed"))?;
+        let dev = DeviceProxy::builder(bus).path(device.clone()).build().await?;
+        let active = dev.active_connection().await?;
+        let mut profile = None;
+        if active.as_str() != "/" {
+            let path = proxies::ActiveProxy::builder(bus).path(active).build().await?.connection().await?;
+            profile = all.iter().find(|(p, _)| *p == path).cloned();
+        }
+        let profile = profile.or_else(|| bound_profile(&all, interface));
+        let base = match &profile {
+            Some((_, p)) => p.clone(),
+            None => {
+                let kind = dev.device_type().await?;
+                let Some(ctype) = settings::connection_type(kind) else {
+                    bail!(
+                        "{interface} has no NetworkManager profile to make a slave of {}, and multihome creates only wired ones (device type {kind}); \
+                         connect it once (for Wi-Fi: nmcli device wifi connect SSID ifname {interface}) and apply again; nothing was changed",
+                        b.name
+                    );
+                };
+                let mut p = settings::new_profile(interface, ctype);
+                p.remove(settings::IPV6);
+                p
+            }
+        };
+        slaves.push(Slave { interface: interface.clone(), device, wanted: enslave(&base, b), profile });
+    }
+    let mut stale = Vec::new();
+    for (path, p) in &all {
+        let Some(interface) = created_for(p) else { continue };
+        if interface != b.name && !b.slaves.contains(&interface) {
+            stale.push((path.clone(), profile_name(p), nm.get_device_by_ip_iface(&interface).await.ok()));
+        }
+    }
+    Ok(Survey { bond, bond_wanted: bond_profile(b), slaves, stale })
+}
+
+/// `multihome plan --backend networkmanager` in bond mode.
+pub async fn plan_diff(plan: &Plan, b: &BondPlan, root: &Path) -> anyhow::Result<Vec<plan_diff::Change>> {
+    let bus = system_bus().await?;
+    let s = survey(&bus, b).await?;
+    let mut out = Vec::new();
+    for (_, name, _) in &s.stale {
+        out.push(plan_diff::Change {
+            subject: format!("profile {name:?}"),
+            action: Action::Remove,
+            note: Some(format!("profile {name:?} is removed: the bond does not use its interface")),
+            diff: String::new(),
+        });
+    }
+    let label = bond_label(b, &s.bond);
+    let text = diff(&label, s.bond.as_ref().map(|(_, p)| p), &s.bond_wanted);
+    if !text.is_empty() {
+        out.push(plan_diff::Change { subject: label, action: if s.bond.is_some() { Action::Update } else { Action::Create }, note: None, diff: text });
+    }
+    for sl in &s.slaves {
+        let text = diff(&sl.label(), sl.profile.as_ref().map(|(_, p)| p), &sl.wanted);
+        if !text.is_empty() {
+            out.push(plan_diff::Change {
+                subject: sl.label(),
+                action: if sl.profile.is_some() { Action::Update } else { Action::Create },
+                note: None,
+                diff: text,
+            });
+        }
+    }
+    if !bond_is_up(&bus, b).await {
+        out.push(plan_diff::Change {
+            subject: b.name.clone(),
+            action: Action::Activate,
+            note: Some(format!("{}: the bond is activated with its slaves", b.name)),
+            diff: String::new(),
+        });
+    }
+    out.extend(plan_diff::Change::of_files(root, &sysctl_file_changes(plan, root)?));
+    Ok(out)
+}
+
+/// Applies the bond and keeps the checkpoint for [`super::apply::commit`] or `revert`.
+pub async fn apply_kept(plan: &Plan, b: &BondPlan, root: &Path, rollback_timeout: Duration) -> anyhow::Result<Applied> {
+    let bus = system_bus().await?;
+    let nm = NetworkManagerProxy::new(&bus).await?;
+    let s = survey(&bus, b).await?;
+    let file_changes = sysctl_file_changes(plan, root)?;
+    let mut applied = Applied::default();
+    let nothing = !changes(&s.bond, &s.bond_wanted)
+        && s.slaves.iter().all(|sl| !changes(&sl.profile, &sl.wanted))
+        && s.stale.is_empty()
+        && file_changes.iter().all(|c| c.is_noop())
+        && bond_is_up(&bus, b).await;
+    if nothing {
+        return Ok(applied);
+    }
+    let devices: Vec<ObjectPath<'_>> =
+        s.slaves.iter().map(|sl| sl.device.as_ref()).chain(s.stale.iter().filter_map(|(_, _, d)| d.as_ref().map(|d| d.as_ref()))).collect();
+    let secs = u32::try_from(rollback_timeout.as_secs().max(1)).unwrap_or(u32::MAX);
+    let checkpoint = nm
+        .checkpoint_create(&devices, secs, proxies::CHECKPOINT_DELETE_NEW_CONNECTIONS)
+        .await
+        .context("NetworkManager refused a checkpoint (is a `multihome try` still waiting?); nothing was changed")?;
+    applied.checkpoint = Some(checkpoint);
+    if let Err(e) = change_and_verify(&bus, b, root, &s, &file_changes, &mut applied).await {
+        let restored = revert(&mut applied, root).await;
+        return Err(match restored {
+            Ok(()) => e.context("the NetworkManager checkpoint was rolled back; the previous configuration is back"),
+            Err(r) => e.context(format!("and rolling back failed too: {r:#}")),
+        });
+    }
+    Ok(applied)
+}
+
+/// Adds or updates `wanted` (at `found`, when there is one); returns its path.
+async fn put(bus: &Connection, found: &Found, wanted: &Profile, label: &str, applied: &mut Applied) -> anyhow::Result<OwnedObjectPath> {
+    match found {
+        Some((path, current)) => {
+            if lines(current) != lines(wanted) {
+                let conn = ConnectionProxy::builder(bus).path(path.clone()).build().await?;
+                conn.update2(to_wire(wanted), proxies::UPDATE2_TO_DISK, HashMap::new())
+                    .await
+                    .with_context(|| format!("NetworkManager refused the update of {label}"))?;
+                applied.changes.push(format!("updated {label}"));
+            }
+            Ok(path.clone())
+        }
+        None => {
+            let path = SettingsProxy::new(bus).await?.add_connection(to_wire(wanted)).await.with_context(|| format!("NetworkManager refused the {label}"))?;
+            applied.changes.push(format!("created {label}"));
+            Ok(path)
+        }
+    }
+}
+
+async fn change_and_verify(
+    bus: &Connection,
+    b: &BondPlan,
+    root: &Path,
+    s: &Survey,
+    file_changes: &[files::Change],
+    applied: &mut Applied,
+) -> anyhow::Result<()> {
+    applied.undo_files = files::apply(root, file_changes)?;
+    for (path, name, _) in &s.stale {
+        ConnectionProxy::builder(bus)
+            .path(path.clone())
+            .build()
+            .await?
+            .delete()
+            .await
+            .with_context(|| format!("NetworkManager refused to remove profile {name:?}"))?;
+        applied.changes.push(format!("removed profile {name:?}: the bond does not use its interface"));
+    }
+    // The bond's profile first: NetworkManager checks that a slave's master exists.
+    let bond_path = put(bus, &s.bond, &s.bond_wanted, &bond_label(b, &s.bond), applied).await?;
+    let mut slave_paths = Vec::new();
+    for sl in &s.slaves {
+        slave_paths.push(put(bus, &sl.profile, &sl.wanted, &sl.label(), applied).await?);
+    }
+    let nm = NetworkManagerProxy::new(bus).await?;
+    let root_path = ObjectPath::from_static_str_unchecked("/");
+    nm.activate_connection(&bond_path.as_ref(), &root_path, &root_path)
+        .await
+        .with_context(|| format!("NetworkManager could not activate bond {} (does the kernel have the bonding driver?)", b.name))?;
+    applied.changes.push(format!("activated bond {}", b.name));
+    for (sl, path) in s.slaves.iter().zip(&slave_paths) {
+        nm.activate_connection(&path.as_ref(), &sl.device.as_ref(), &root_path)
+            .await
+            .with_context(|| format!("NetworkManager could not activate {} as a slave of {}", sl.label(), b.name))?;
+        applied.changes.push(format!("activated {} as a slave of {}", sl.interface, b.name));
+    }
+    verify(bus, b).await
+}
+
+async fn state_of(bus: &Connection, interface: &str) -> Option<DeviceState> {
+    let nm = NetworkManagerProxy::new(bus).await.ok()?;
+    let device = nm.get_device_by_ip_iface(interface).await.ok()?;
+    let dev = DeviceProxy::builder(bus).path(device).build().await.ok()?;
+    Some(DeviceState::from_number(dev.state().await.ok()?))
+}
+
+async fn bond_is_up(bus: &Connection, b: &BondPlan) -> bool {
+    state_of(bus, &b.name).await == Some(DeviceState::Activated) && state_of(bus, &b.primary).await == Some(DeviceState::Activated)
+}
+
+/// Waits until the bond and its primary slave are activated.
+async fn verify(bus: &Connection, b: &BondPlan) -> anyhow::Result<()> {
+    let deadline = Instant::now() + VERIFY_TIMEOUT;
+    loop {
+        if bond_is_up(bus, b).await {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let show = |s: Option<DeviceState>| s.map_or("absent".to_string(), |s| s.to_string());
+            bail!(
+                "after {} s bond {} is {} and its primary {} is {}, not both {}",
+                VERIFY_TIMEOUT.as_secs(),
+                b.name,
+                show(state_of(bus, &b.name).await),
+                b.primary,
+                show(state_of(bus, &b.primary).await),
+                DeviceState::Activated
+            );
+        }
+        tokio::time::sleep(VERIFY_INTERVAL).await;
+    }
+}
