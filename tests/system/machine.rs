@@ -269,13 +269,16 @@ impl Drop for Machine {
     fn drop(&mut self) {
         if !self.passed {
             // What the guest saw, while it still runs (bounded: a hung guest must not hang the drop).
-            let _ = self.agent.write_all(format!("{}\n", base64::encode(b"journalctl -b --no-pager -o short-monotonic | tail -n 150")).as_bytes());
             let deadline = Instant::now() + Duration::from_secs(60);
-            while let Ok(line) = self.next_line(deadline) {
-                if let Some(rest) = line.strip_prefix("AGENT OUT ") {
-                    let b64 = rest.rsplit_once(' ').map_or("", |(b, _)| b);
-                    eprintln!("---- guest journal (last 150 lines) ----\n{}", String::from_utf8_lossy(&base64::decode(b64).unwrap_or_default()));
-                    break;
+            let command = "journalctl -b --no-pager -o short-monotonic | tail -n 150";
+            if self.agent.write_all(format!("{}\n", base64::encode(command.as_bytes())).as_bytes()).is_ok() {
+                while let Ok(line) = self.next_line(deadline) {
+                    if let Some(rest) = line.strip_prefix("AGENT OUT ") {
+                        let b64 = rest.rsplit_once(' ').map_or("", |(b, _)| b);
+                        let text = base64::decode(b64).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_else(|e| format!("{e:#}"));
+                        eprintln!("---- guest journal (last 150 lines) ----\n{text}");
+                        break;
+                    }
                 }
             }
             eprintln!("---- guest console (last 40 lines) ----\n{}", self.console_tail(40));

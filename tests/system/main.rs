@@ -14,4 +14,5 @@ mod image;
 mod machine;
 mod network;
 mod networkd;
+mod networkmanager;
 mod policy;

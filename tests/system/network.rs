@@ -5,7 +5,12 @@
 //! (a switch's host port down, its trunk detached) reach it. Nothing is made in the root
 //! namespace, which is compared before and after.
 
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::Context;
 
 use multihome::lab::netns::ip;
 use multihome::lab::{root_guard, topology};
@@ -47,6 +52,7 @@ pub fn seed_nics() -> Vec<Nic> {
 pub struct Network {
     pub names: topology::Names,
     root_before: String,
+    dhcp: Option<(Child, PathBuf)>,
 }
 
 impl Network {
@@ -54,7 +60,7 @@ impl Network {
         let root_before = root_guard::snapshot()?;
         topology::remove_orphans();
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let net = Network { names: topology::Names { prefix: format!("mh{}x{n}", std::process::id()) }, root_before };
+        let net = Network { names: topology::Names { prefix: format!("mh{}x{n}", std::process::id()) }, root_before, dhcp: None };
         // From here on, Drop removes whatever part was made.
         topology::build(&net.names)?;
         let host = net.names.host();
@@ -90,8 +96,32 @@ impl Network {
     }
 }
 
+impl Network {
+    /// A DHCP server on the router's LAN (dnsmasq, as the lab's: leases .150-.199 for 2
+    /// minutes, the router 192.168.178.1), killed by its pid when the network is dropped.
+    pub fn start_dhcp(&mut self) -> anyhow::Result<()> {
+        let leases = std::env::temp_dir().join(format!("multihome-lab-{}-dhcp.leases", self.names.prefix));
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.names.router(), "dnsmasq", "--no-daemon", "--user=root", "--group=root", "--port=0"]);
+        cmd.args(["--interface=br0", "--bind-interfaces", "--dhcp-authoritative", "--dhcp-range=192.168.178.150,192.168.178.199,255.255.255.0,2m"]);
+        cmd.arg("--dhcp-option=3,192.168.178.1").arg(format!("--dhcp-leasefile={}", leases.display()));
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        // As root (dropping to nobody would clear the parent-death signal): it dies with the test.
+        unsafe {
+            cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from));
+        }
+        self.dhcp = Some((cmd.spawn().context("cannot start dnsmasq")?, leases));
+        Ok(())
+    }
+}
+
 impl Drop for Network {
     fn drop(&mut self) {
+        if let Some((mut dnsmasq, leases)) = self.dhcp.take() {
+            let _ = dnsmasq.kill();
+            let _ = dnsmasq.wait();
+            let _ = std::fs::remove_file(leases);
+        }
         topology::destroy(&self.names);
         match root_guard::snapshot().map(|after| root_guard::difference(&self.root_before, &after)) {
             Ok(None) => {}
