@@ -146,10 +146,11 @@ impl Machine {
         let deadline = Instant::now() + BOOT_TIMEOUT;
         loop {
             let line = self.next_line(deadline)?;
-            if let Some(id) = line.strip_prefix("AGENT READY ") {
-                if id != self.boot_id {
-                    return Ok(id.trim().to_string());
-                }
+            // The same boot's id again is the agent restarted, not a new boot.
+            if let Some(id) = line.strip_prefix("AGENT READY ")
+                && id.trim() != self.boot_id
+            {
+                return Ok(id.trim().to_string());
             }
         }
     }
@@ -221,10 +222,9 @@ impl Machine {
         let mut reader = BufReader::new(qmp.try_clone()?);
         let mut line = String::new();
         reader.read_line(&mut line)?; // the greeting
-        for request in [
-            r#"{"execute":"qmp_capabilities"}"#.to_string(),
-            format!(r#"{{"execute":"set_link","arguments":{{"name":"{}","up":{up}}}}}"#, nic.netdev()),
-        ] {
+        for request in
+            [r#"{"execute":"qmp_capabilities"}"#.to_string(), format!(r#"{{"execute":"set_link","arguments":{{"name":"{}","up":{up}}}}}"#, nic.netdev())]
+        {
             qmp.write_all(format!("{request}\n").as_bytes())?;
             loop {
                 line.clear();

@@ -40,6 +40,15 @@ impl Nic {
     }
 }
 
+/// The seed's three uplinks, each on its own switch, and two more NICs for a bond (eth3 on
+/// eth0's switch, eth4 on wlan1's), which the seed's policy leaves alone.
+pub fn seed_and_bond_nics() -> Vec<Nic> {
+    let mut nics = seed_nics();
+    nics.push(Nic { guest_name: "eth3", switch: "eth0", mac_index: 4 });
+    nics.push(Nic { guest_name: "eth4", switch: "wlan1", mac_index: 5 });
+    nics
+}
+
 /// The seed's three uplinks, each on its own switch.
 pub fn seed_nics() -> Vec<Nic> {
     vec![

@@ -23,18 +23,26 @@ fn networkd_machine_from_install_to_purge() -> anyhow::Result<()> {
         return Ok(());
     }
     let image = image::machine()?;
-    let nics = network::seed_nics();
+    let nics = network::seed_and_bond_nics();
     let net = Network::build(&nics)?;
     let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/seed.conf");
     let deb = image::deb();
     let mut vm = Machine::boot(&image, &net, &nics, &[("multihome.deb", &deb), ("seed.conf", &seed)])?;
     vm.ok("mount -o ro /dev/vdb /mnt")?;
     let links = vm.ok("ip -br link show")?;
-    for name in ["eth0", "wlan1", "wlan0"] {
+    for name in ["eth0", "wlan1", "wlan0", "eth3", "eth4"] {
         assert!(links.lines().any(|l| l.starts_with(name)), "the machine has no {name}:\n{links}");
     }
-    // Debian's kernel has the bonding driver the lab's lacks: a bond test can run here.
-    vm.ok("modprobe bonding && ip link add mhbond0 type bond mode active-backup && ip link del mhbond0")?;
+    // Debian's kernel has the bonding driver the lab's lacks, and qemu's carrier loss moves an
+    // active-backup bond to its backup: the harness can run a bond's failover test.
+    vm.ok("modprobe bonding && ip link add mhbond0 type bond mode active-backup miimon 50 primary eth3 \
+           && ip link set eth3 master mhbond0 && ip link set eth4 master mhbond0 && ip link set mhbond0 up")?;
+    vm.wait_for("the bond on eth3", "grep -q 'Currently Active Slave: eth3' /proc/net/bonding/mhbond0", Duration::from_secs(30))?;
+    vm.set_link("eth3", false)?;
+    vm.wait_for("the bond on eth4", "grep -q 'Currently Active Slave: eth4' /proc/net/bonding/mhbond0", Duration::from_secs(30))?;
+    vm.set_link("eth3", true)?;
+    vm.wait_for("the bond back on eth3", "grep -q 'Currently Active Slave: eth3' /proc/net/bonding/mhbond0", Duration::from_secs(30))?;
+    vm.ok("ip link del mhbond0")?;
 
     // Install, as the README says: enabled, not started, nothing applied.
     vm.ok("DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends /mnt/multihome.deb")?;
@@ -114,7 +122,11 @@ fn networkd_machine_from_install_to_purge() -> anyhow::Result<()> {
     vm.wait_for("the watchdog's timeout", "journalctl -b -u multihome --no-pager | grep -q 'Watchdog timeout'", Duration::from_secs(60))?;
     vm.ok("kill -CONT $(systemctl show -p MainPID --value multihome)")?;
     // (NRestarts counts automatic restarts since the last explicit start.)
-    vm.wait_for("the watchdog's restart", "systemctl show -p NRestarts --value multihome | grep -qx 1 && systemctl is-active multihome", Duration::from_secs(60))?;
+    vm.wait_for(
+        "the watchdog's restart",
+        "systemctl show -p NRestarts --value multihome | grep -qx 1 && systemctl is-active multihome",
+        Duration::from_secs(60),
+    )?;
     vm.ok("journalctl -b -u multihome --no-pager | grep -q 'status=6/ABRT'")?;
 
     // A reboot: the policy holds and the daemon is back, without apply.
