@@ -10,6 +10,7 @@
 //! `MULTIHOME_KEEP_LAB=1` keeps the machine's directory (console, journals, overlay disk).
 
 mod base64;
+mod bond;
 mod image;
 mod machine;
 mod network;

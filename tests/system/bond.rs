@@ -1,0 +1,200 @@
+//! Mode=bond on a Debian machine whose kernel has the bonding driver (the lab's has not): the
+//! package's `multihome apply` makes the active-backup bond with the running networkd over two
+//! NICs on the lab's LAN, and an established TCP connection and a bulk transfer (what an `scp`
+//! does) to the lab's internet host survive the primary's carrier loss (qemu's `set_link`, the
+//! cable pulled); the primary becomes active again when it returns.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use multihome::lab::netns::in_netns;
+
+use super::image;
+use super::machine::Machine;
+use super::network::{self, Network};
+
+/// The bond over eth3 (on eth0's switch) and eth4 (on wlan1's), both on the lab's LAN.
+const BOND: &str = "\
+[Policy]
+Backend=networkd
+Mode=bond
+
+[Bond]
+Name=bond0
+Address=192.168.178.60/24
+Gateway=192.168.178.1
+MIIMonitorSec=100ms
+UpDelaySec=1s
+DownDelaySec=0
+
+[Uplink]
+Interface=eth3
+Priority=1
+
+[Uplink]
+Interface=eth4
+Priority=2
+";
+
+const INTERNET: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
+const ECHO_PORT: u16 = 7777;
+const SINK_PORT: u16 = 7778;
+/// The bulk transfer: 200 chunks of 20 kB, 50 ms apart, so it is still open when the cable goes.
+const TRANSFER_BYTES: u64 = 4_000_000;
+
+/// Servers in the lab's internet namespace: a line echo that counts the lines it answered and
+/// the connections it took, and a sink that records how many bytes each finished transfer
+/// brought. They stop with the test.
+struct Servers {
+    stop: Arc<AtomicBool>,
+    echoed: Arc<AtomicU64>,
+    echo_connections: Arc<AtomicU64>,
+    /// Bytes of the last transfer that ended (the client closed it), or 0.
+    transferred: Arc<AtomicU64>,
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn serve(listener: TcpListener, stop: Arc<AtomicBool>, handle: impl Fn(std::net::TcpStream) + Send + Sync + 'static) {
+    let handle = Arc::new(handle);
+    listener.set_nonblocking(true).expect("a nonblocking listener");
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((conn, _)) => {
+                    let _ = conn.set_nonblocking(false);
+                    let handle = handle.clone();
+                    std::thread::spawn(move || handle(conn));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    });
+}
+
+fn start_servers(ns: &str) -> anyhow::Result<Servers> {
+    let echo = in_netns(ns, || TcpListener::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, ECHO_PORT)))?;
+    let sink = in_netns(ns, || TcpListener::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, SINK_PORT)))?;
+    let s = Servers {
+        stop: Arc::new(AtomicBool::new(false)),
+        echoed: Arc::default(),
+        echo_connections: Arc::default(),
+        transferred: Arc::default(),
+    };
+    let (echoed, connections) = (s.echoed.clone(), s.echo_connections.clone());
+    serve(echo, s.stop.clone(), move |conn| {
+        connections.fetch_add(1, Ordering::Relaxed);
+        let mut out = conn.try_clone().expect("a second handle");
+        for line in BufReader::new(conn).lines() {
+            let Ok(line) = line else { break };
+            if writeln!(out, "{line}").is_err() {
+                break;
+            }
+            echoed.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    let transferred = s.transferred.clone();
+    serve(sink, s.stop.clone(), move |mut conn| {
+        let mut total = 0u64;
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = conn.read(&mut buf) {
+            if n == 0 {
+                transferred.store(total, Ordering::Relaxed);
+                break;
+            }
+            total += n as u64;
+        }
+    });
+    Ok(s)
+}
+
+/// Waits until `cond` holds, checking every 200 ms.
+fn wait(what: &str, within: Duration, mut cond: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + within;
+    while !cond() {
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!("{what}: not within {} s", within.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
+
+/// The kernel's view of the bond, from /proc/net/bonding.
+const ACTIVE_SLAVE: &str = "sed -n 's/^Currently Active Slave: //p' /proc/net/bonding/bond0";
+
+#[test]
+fn a_bond_keeps_established_connections_through_the_primarys_carrier_loss() -> anyhow::Result<()> {
+    if !image::require() {
+        return Ok(());
+    }
+    let image = image::machine()?;
+    let nics = network::seed_and_bond_nics();
+    let net = Network::build(&nics)?;
+    let servers = start_servers(&net.names.internet())?;
+    let dir = std::env::temp_dir().join(format!("multihome-system-bond-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let policy = dir.join("bond.conf");
+    std::fs::write(&policy, BOND)?;
+    let deb = image::deb();
+    let booted = Machine::boot(&image, &net, &nics, &[("multihome.deb", &deb), ("bond.conf", &policy)]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut vm = booted?;
+    vm.ok("mount -o ro /dev/vdb /mnt")?;
+    vm.ok("DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends /mnt/multihome.deb")?;
+
+    // apply with the running networkd: the .netdev makes bond0, the slaves' files enslave
+    // eth3 (the primary) and eth4.
+    vm.ok("mkdir -p /etc/multihome && cp /mnt/bond.conf /etc/multihome/multihome.conf && multihome check")?;
+    let applied = vm.ok("multihome apply 2>&1")?;
+    assert!(applied.contains("Applied"), "{applied}");
+    vm.wait_for("bond0 with eth3 active", &format!("{ACTIVE_SLAVE} | grep -qx eth3"), Duration::from_secs(60))?;
+    let bonding = vm.ok("cat /proc/net/bonding/bond0")?;
+    for line in ["Bonding Mode: fault-tolerance (active-backup)", "Primary Slave: eth3", "MII Polling Interval (ms): 100", "Up Delay (ms): 1000", "Slave Interface: eth4"] {
+        assert!(bonding.contains(line), "{line:?} not in /proc/net/bonding/bond0:\n{bonding}");
+    }
+    vm.wait_for("the internet host through the bond", &format!("ping -n -c1 -W2 -I 192.168.178.60 {INTERNET}"), Duration::from_secs(60))?;
+    let again = vm.ok("multihome apply 2>&1")?;
+    assert!(again.contains("Nothing to do"), "second apply: {again}");
+
+    // An established connection (a line every 50 ms, each answer awaited) and a bulk transfer,
+    // both opened before the fault; the client gives up if an answer takes 10 s.
+    vm.ok(&format!(
+        "systemd-run --unit=mh-echo bash -c 'exec 3<>/dev/tcp/{INTERNET}/{ECHO_PORT}; i=0; while :; do echo line $i >&3; \
+         IFS= read -r -t 10 reply <&3 || {{ echo lost $i >/run/mh-echo.lost; exit 1; }}; i=$((i+1)); sleep 0.05; done'"
+    ))?;
+    vm.ok(&format!(
+        "systemd-run --unit=mh-sink bash -c 'exec 3>/dev/tcp/{INTERNET}/{SINK_PORT}; \
+         for i in $(seq 200); do head -c 20000 /dev/zero; sleep 0.05; done >&3; exec 3>&-; touch /run/mh-sink.done'"
+    ))?;
+    wait("the echo answering", Duration::from_secs(30), || servers.echoed.load(Ordering::Relaxed) >= 20)?;
+
+    // The cable of the primary: the bond's MII monitor moves everything to eth4.
+    vm.set_link("eth3", false)?;
+    vm.wait_for("eth4 active after eth3's carrier loss", &format!("{ACTIVE_SLAVE} | grep -qx eth4"), Duration::from_secs(30))?;
+    let at_failover = servers.echoed.load(Ordering::Relaxed);
+    wait("the echo answering through eth4", Duration::from_secs(30), || servers.echoed.load(Ordering::Relaxed) >= at_failover + 40)?;
+    vm.wait_for("the transfer finished", "test -e /run/mh-sink.done", Duration::from_secs(120))?;
+    wait("the sink counting the transfer", Duration::from_secs(10), || servers.transferred.load(Ordering::Relaxed) > 0)?;
+    assert_eq!(servers.transferred.load(Ordering::Relaxed), TRANSFER_BYTES, "the bulk transfer lost bytes");
+
+    // The cable back: after UpDelaySec= the primary is active again, the connection still up.
+    vm.set_link("eth3", true)?;
+    vm.wait_for("eth3 active again", &format!("{ACTIVE_SLAVE} | grep -qx eth3"), Duration::from_secs(30))?;
+    let at_return = servers.echoed.load(Ordering::Relaxed);
+    wait("the echo answering through eth3 again", Duration::from_secs(30), || servers.echoed.load(Ordering::Relaxed) >= at_return + 40)?;
+    assert_eq!(vm.sh("test -e /run/mh-echo.lost")?.code, 1, "the client lost an answer: {}", vm.ok("cat /run/mh-echo.lost; true")?);
+    assert_eq!(vm.ok("systemctl is-active mh-echo")?.trim(), "active", "the established connection's client ended");
+    assert_eq!(servers.echo_connections.load(Ordering::Relaxed), 1, "the client had to connect again");
+    vm.ok("systemctl stop mh-echo")?;
+    vm.journal()?;
+    vm.passed();
+    Ok(())
+}
