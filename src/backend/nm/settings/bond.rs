@@ -104,8 +104,10 @@ pub fn lines(p: &Profile) -> Vec<String> {
         opts.sort();
         out.push(format!("bond.options: {}", opts.join(",")));
     }
+    // A slave's IP settings are NetworkManager's normalisation, not multihome's: it has none.
+    let slave = text("connection", "slave-type").is_some();
     for family in [IPV4, IPV6] {
-        if p.contains_key(family) {
+        if p.contains_key(family) && !slave {
             let s = IpSetting::of(p, family);
             out.push(format!("{family}.method: {}", s.method.unwrap_or_default()));
             let addrs: Vec<String> = s.addresses.iter().map(|a| format!("{}/{}", a.address, a.prefix)).collect();
