@@ -57,7 +57,7 @@ chroot "$root" systemctl mask serial-getty@ttyS0.service serial-getty@ttyS1.serv
 
 # The test agent on the second serial port: one base64 line in is one command, run as root;
 # its output and exit code come back base64-encoded between markers. Tests only.
-cat >"$root/usr/local/sbin/multihome-test-agent" <<'AGENT'
+cat >"$root/usr/local/sbin/system-test-agent" <<'AGENT'
 #!/bin/bash
 stty -F /dev/ttyS1 raw -echo 115200
 exec </dev/ttyS1 >/dev/ttyS1 2>/dev/null
@@ -68,21 +68,21 @@ while IFS= read -r line; do
   printf 'AGENT OUT %s %d\n' "$(printf %s "$out" | base64 -w0)" "$rc"
 done
 AGENT
-chmod 755 "$root/usr/local/sbin/multihome-test-agent"
-cat >"$root/etc/systemd/system/multihome-test-agent.service" <<'UNIT'
+chmod 755 "$root/usr/local/sbin/system-test-agent"
+cat >"$root/etc/systemd/system/system-test-agent.service" <<'UNIT'
 [Unit]
 Description=multihome system-test agent (serial port 2)
 After=systemd-udev-settle.service dev-ttyS1.device
 
 [Service]
-ExecStart=/usr/local/sbin/multihome-test-agent
+ExecStart=/usr/local/sbin/system-test-agent
 Restart=always
 RestartSec=1
 
 [Install]
 WantedBy=multi-user.target
 UNIT
-chroot "$root" systemctl enable multihome-test-agent.service >/dev/null 2>&1
+chroot "$root" systemctl enable system-test-agent.service >/dev/null 2>&1
 rm -f "$root/etc/machine-id" && touch "$root/etc/machine-id"
 chroot "$root" apt-get clean
 

@@ -85,7 +85,7 @@ fn networkd_machine_from_install_to_purge() -> anyhow::Result<()> {
     let copies = vm.ok("ip -4 route show proto 77")?;
     assert!(copies.contains("dev wlan1"), "the daemon's routes:\n{copies}");
     assert!(vm.ok("ip -4 route get 198.51.100.10")?.contains("dev wlan1 "));
-    vm.ok("ping -n -c1 -W2 198.51.100.10")?;
+    vm.wait_for("the internet host answering", "ping -n -c1 -W2 198.51.100.10", Duration::from_secs(30))?;
     let denied = vm.sh("journalctl -b -u multihome --no-pager | grep -iE 'permission denied|operation not permitted|seccomp'")?;
     assert_ne!(denied.code, 0, "the sandbox refused the daemon something:\n{}", denied.output);
 
@@ -140,7 +140,7 @@ fn networkd_machine_from_install_to_purge() -> anyhow::Result<()> {
     vm.wait_for("the seed's routes after the reboot", "ip -4 route show table 103 | grep -q default", Duration::from_secs(60))?;
     assert_seed_holds(&mut vm)?;
     vm.wait_for("eth0 up after the reboot", "multihome status | grep -q 'New connections leave via eth0'", Duration::from_secs(60))?;
-    vm.ok("ping -n -c1 -W2 198.51.100.10")?;
+    vm.wait_for("the internet host answering", "ping -n -c1 -W2 198.51.100.10", Duration::from_secs(30))?;
     // Carrier loss (the cable, in qemu): the kernel skips eth0's routes at once
     // (ignore_routes_with_linkdown), and they are used again when it returns.
     vm.set_link("eth0", false)?;

@@ -105,7 +105,7 @@ fn networkmanager_machine_applies_hooks_and_reboots() -> anyhow::Result<()> {
         assert!(rules.contains(rule), "{rule:?} after the reboot:\n{rules}");
     }
     vm.wait_for("eth0 up after the reboot", "multihome status | grep -q 'New connections leave via eth0'", Duration::from_secs(60))?;
-    vm.ok("ping -n -c1 -W2 198.51.100.10")?;
+    vm.wait_for("the internet host answering", "ping -n -c1 -W2 198.51.100.10", Duration::from_secs(30))?;
     vm.journal()?;
     vm.passed();
     Ok(())
