@@ -173,11 +173,13 @@ fn a_bond_keeps_established_connections_through_the_primarys_carrier_loss() -> a
     // slaves' inside a checkpoint.
     vm.ok("rm -f /etc/systemd/network/10-multihome-* && systemctl disable --now systemd-networkd.socket systemd-networkd.service networkd-dispatcher.service 2>&1 && ip link del bond0")?;
     vm.ok("printf '[main]\\nno-auto-default=*\\n' >/etc/NetworkManager/conf.d/90-uplinks.conf && systemctl enable --now NetworkManager 2>&1")?;
-    // Its name on the bus comes before its Settings object (seen on a loaded machine).
+    // Its name on the bus comes before its Settings object (seen on a loaded machine), and an
+    // introspection of a path it does not serve yet still succeeds: ask the object itself.
     vm.wait_for(
         "NetworkManager's settings on the bus",
-        "busctl introspect org.freedesktop.NetworkManager /org/freedesktop/NetworkManager/Settings >/dev/null",
-        Duration::from_secs(60),
+        "nm-online -s -q -t 5; busctl call org.freedesktop.NetworkManager /org/freedesktop/NetworkManager/Settings \
+         org.freedesktop.NetworkManager.Settings ListConnections >/dev/null",
+        Duration::from_secs(90),
     )?;
     vm.ok("sed -i 's/^Backend=networkd$/Backend=networkmanager/' /etc/multihome/multihome.conf")?;
     let applied = vm.ok("multihome apply 2>&1")?;
