@@ -16,7 +16,7 @@ use super::fsm;
 use super::probe::{Prober, RoundPlan, RoundResult};
 use super::quality::{self, Quality, Round};
 use super::routes;
-use crate::plan::{Addresses, UplinkPlan};
+use crate::plan::{Addresses, UplinkPlan, UplinkProbe};
 use crate::policy::Probe;
 
 /// Rounds over which the loss figure is computed (10 s at the default interval).
@@ -146,13 +146,15 @@ impl Link {
     }
 }
 
-/// One uplink's probe rounds, every Interval, until aborted.
+/// One uplink's probe rounds, every interval of its own (`ProbeInterval=`, else `[Probe]`'s),
+/// to its own targets (`ProbeTarget=`, else `[Probe]`'s), until aborted.
 pub(super) async fn probe_loop(
     link: usize,
     interface: String,
     key: ProberKey,
     salt: u16,
     probe: Probe,
+    own: UplinkProbe,
     wanted: Arc<AtomicU32>,
     generation: u64,
     rounds: mpsc::UnboundedSender<RoundDone>,
@@ -170,12 +172,12 @@ pub(super) async fn probe_loop(
             }
         }
     };
-    let mut tick = tokio::time::interval(probe.interval);
+    let mut tick = tokio::time::interval(own.interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let plan =
-            RoundPlan { targets: probe.targets.clone(), require: probe.require, arp: key.arp, probes: wanted.load(Ordering::Relaxed), timeout: probe.timeout };
+            RoundPlan { targets: own.targets.clone(), require: probe.require, arp: key.arp, probes: wanted.load(Ordering::Relaxed), timeout: own.timeout };
         if plan.targets.is_empty() && plan.arp.is_none() {
             continue; // nothing to ask: the uplink stays unknown and the main table decides
         }

@@ -647,6 +647,7 @@ impl Daemon {
                 key.clone(),
                 l.plan.rank as u16,
                 self.probe.clone(),
+                l.plan.probe.clone(),
                 l.probes_wanted.clone(),
                 self.generation,
                 self.rounds.clone(),

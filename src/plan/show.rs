@@ -69,6 +69,16 @@ impl fmt::Display for Plan {
                 writeln!(f, "  route default via <lease router> dev {} table {}", u.interface, u.table)?;
                 writeln!(f, "  rules from/to <lease address> lookup {}, set by `multihome dispatch` when the lease arrives", u.table)?;
             }
+            // Only where the uplink differs from [Probe]: the daemon's settings for the rest.
+            if u.probe.own {
+                let targets = match u.probe.targets.is_empty() {
+                    true => "the gateway by ARP".to_string(),
+                    false => u.probe.targets.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" "),
+                };
+                let interval = crate::policy::timespan::format(u.probe.interval);
+                let timeout = crate::policy::timespan::format(u.probe.timeout);
+                writeln!(f, "  probe {targets} every {interval} (timeout {timeout}), its own")?;
+            }
         }
         writeln!(f, "\nsysctls:")?;
         for s in &self.sysctls {

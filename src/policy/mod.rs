@@ -67,6 +67,13 @@ pub struct Uplink {
     pub gateway: Option<Ipv4Addr>,
     /// Explicit routing table, or `None` to let the planner pick one.
     pub table: Option<u32>,
+    /// `ProbeTarget=`: this uplink's own probe targets, in place of `[Probe]`'s (mwan3's
+    /// per-interface `track_ip`); empty: `[Probe] Target=`.
+    pub probe_targets: Vec<Ipv4Addr>,
+    /// `ProbeInterval=`: this uplink's own round interval (a metered uplink probed less often);
+    /// `None`: `[Probe] Interval=`.
+    #[serde(rename = "probe_interval_ms", serialize_with = "timespan::serialize_ms_opt")]
+    pub probe_interval: Option<Duration>,
 }
 
 /// How the per-target probe results of one round combine into "the uplink answered".
