@@ -235,12 +235,13 @@ impl Prober {
                 break;
             }
             let mut wake = if next_burst < probes { next_send_at.min(deadline) } else { deadline };
-            if follow_up_echoes > 0 {
-                match next_follow_up {
-                    None => wake = wake.min(late_at),
-                    Some(at) if follow_ups_sent < follow_up_echoes => wake = wake.min(at),
-                    Some(_) => {}
-                }
+            // Only a moment still ahead: once every target has answered (the round may still
+            // wait for ARP), the late mark has passed without starting anything and must not
+            // wake the loop again and again.
+            match next_follow_up {
+                None if follow_up_echoes > 0 && late_at > now && answered.iter().any(|a| !a) => wake = wake.min(late_at),
+                Some(at) if follow_ups_sent < follow_up_echoes => wake = wake.min(at),
+                _ => {}
             }
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => {}
