@@ -71,6 +71,7 @@ impl Backend {
     pub async fn diff(self, plan: &Plan, root: &Path) -> anyhow::Result<Diff> {
         match self {
             Backend::NetworkManager => {
+                nm_realises(plan)?;
                 let changes = nm::plan_diff(plan, root).await?;
                 Ok(Diff { placement: String::new(), changes })
             }
@@ -91,6 +92,7 @@ impl Backend {
                 if target == Target::Image {
                     anyhow::bail!("--root is for images, where no NetworkManager runs: use `multihome render --backend nm-keyfile --out DIR`");
                 }
+                nm_realises(plan)?;
                 Ok(Applied::NetworkManager(nm::apply::apply_kept(plan, root, hold).await?))
             }
             Backend::Networkd => Ok(Applied::Networkd(networkd::apply(plan, root, target).await?)),
@@ -167,6 +169,20 @@ impl Applied {
             }
         }
     }
+}
+
+/// The NetworkManager backend (profiles over D-Bus and keyfiles) realises the IPv4 side only so
+/// far: a policy that plans IPv6 is refused there before anything is touched, rather than
+/// applied without its IPv6 half (an IPv6-only uplink would even get an invalid profile).
+pub fn nm_realises(plan: &Plan) -> anyhow::Result<()> {
+    let v6: Vec<&str> = plan.uplinks.iter().filter(|u| u.ipv6.is_some()).map(|u| u.interface.as_str()).collect();
+    if !v6.is_empty() {
+        anyhow::bail!(
+            "the NetworkManager backend does not realise IPv6 yet (the policy gives {} IPv6); use Backend=networkd, or leave IPv6 to NetworkManager by removing the IPv6 Address=, Gateway=, DHCP=ipv6 and IPv6AcceptRA= of those uplinks",
+            v6.join(", ")
+        );
+    }
+    Ok(())
 }
 
 fn is_live(root: &Path) -> bool {

@@ -24,7 +24,9 @@ fn key(interface: &str, setting: &str) -> String {
     format!("net/ipv4/conf/{interface}/{setting}")
 }
 
-pub fn for_uplinks<'a>(interfaces: impl Iterator<Item = &'a str>) -> Vec<Sysctl> {
+/// For each uplink, its name and whether the policy plans its IPv6 side.
+pub fn for_uplinks<'a>(interfaces: impl Iterator<Item = (&'a str, bool)>) -> Vec<Sysctl> {
+    let interfaces: Vec<(&str, bool)> = interfaces.collect();
     let mut out = Vec::new();
     let mut set = |key: String, value: &str, why: &'static str| out.push(Sysctl { key, value: value.into(), why });
     // `default` covers uplinks that appear after boot (USB Wi-Fi); the per-interface keys cover
@@ -34,11 +36,29 @@ pub fn for_uplinks<'a>(interfaces: impl Iterator<Item = &'a str>) -> Vec<Sysctl>
         "1",
         "skip a route whose link lost carrier at once, instead of sending into it until the manager deletes it",
     );
-    for name in interfaces {
+    if interfaces.iter().any(|(_, v6)| *v6) {
+        set(key6("default", "ignore_routes_with_linkdown"), "1", "the same for IPv6 routes");
+    }
+    for (name, v6) in interfaces {
         set(key(name, "ignore_routes_with_linkdown"), "1", "skip this uplink's routes the moment it loses carrier (the next metric takes over)");
         set(key(name, "arp_ignore"), "1", "answer ARP only for this uplink's own address (no ARP flux between NICs on one subnet)");
         set(key(name, "arp_announce"), "2", "ask ARP with the address of the interface that sends, so peers learn the right MAC");
         set(key(name, "rp_filter"), "2", "loose reverse-path check: replies may arrive on an uplink that is not the best route back");
+        if v6 {
+            // NDP needs no arp_ignore: Linux answers a neighbour solicitation only for addresses
+            // of the interface it arrived on. IPv6 has no rp_filter: the `from` rules alone keep
+            // replies on the uplink that owns the address.
+            set(key6(name, "ignore_routes_with_linkdown"), "1", "skip this uplink's IPv6 routes the moment it loses carrier");
+            set(
+                key6(name, "accept_ra_defrtr"),
+                "0",
+                "the kernel never adds the advertised router itself (metric 1024, main only, outside the uplinks' order); the manager's RA client adds it with the uplink's metric and table",
+            );
+        }
     }
     out
+}
+
+fn key6(interface: &str, setting: &str) -> String {
+    format!("net/ipv6/conf/{interface}/{setting}")
 }

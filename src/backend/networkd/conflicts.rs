@@ -131,13 +131,19 @@ pub fn judge(plan: &Plan, u: &UplinkPlan, file: &NetworkFile) -> Amendment {
         }
     }
     let have = before.map_or((false, false), |(f, _, _)| f);
-    let want = match u.addresses {
+    let want4 = match u.addresses {
         // Static IPv4: a DHCPv4 lease beside the policy's addresses would add an address without
-        // rules and a default route outside the metric order. DHCPv6 is none of the policy's business.
-        Addresses::Static(_) => (false, have.1),
-        Addresses::Dhcp(Dhcp::Ipv4) => (true, have.1),
-        Addresses::Dhcp(Dhcp::Yes) => (true, true),
+        // rules and a default route outside the metric order.
+        Addresses::Static(_) => false,
+        Addresses::Dhcp(Dhcp::Ipv4 | Dhcp::Yes) => true,
     };
+    // DHCPv6 is the policy's business when it says something about the uplink's IPv6, or
+    // asks for it with DHCP=yes; otherwise the file's choice stays.
+    let want6 = match &u.ipv6 {
+        Some(v6) => v6.dhcp,
+        None => have.1 || matches!(u.addresses, Addresses::Dhcp(Dhcp::Yes)),
+    };
+    let want = (want4, want6);
     match after {
         Some((f, p, e)) if f.0 != want.0 || (want.1 && !f.1) => say(
             Severity::Error,
