@@ -16,6 +16,8 @@ pub trait Prefix: Copy + Eq + Hash + fmt::Debug + fmt::Display + Serialize {
     const DEFAULT: Self;
     /// `ip`'s and networkd's word for the family.
     const FAMILY: &'static str;
+    /// Whether gateway routes are installed on-link (see `plan::Route::gateway`).
+    const GATEWAY_ONLINK: bool;
     fn addr(&self) -> Self::Addr;
     fn prefix_len(&self) -> u8;
     /// The prefix with its host bits cleared.
@@ -28,6 +30,7 @@ impl Prefix for Ipv4Net {
     type Addr = Ipv4Addr;
     const DEFAULT: Self = Ipv4Net::new_assert(Ipv4Addr::UNSPECIFIED, 0);
     const FAMILY: &'static str = "ipv4";
+    const GATEWAY_ONLINK: bool = true;
     fn addr(&self) -> Ipv4Addr {
         Ipv4Net::addr(self)
     }
@@ -46,6 +49,12 @@ impl Prefix for Ipv6Net {
     type Addr = Ipv6Addr;
     const DEFAULT: Self = Ipv6Net::new_assert(Ipv6Addr::UNSPECIFIED, 0);
     const FAMILY: &'static str = "ipv6";
+    // Not for IPv6: the kernel checks an on-link IPv6 gateway against main's best route to it
+    // and refuses the route when that is another uplink's prefix route (seen in the lab:
+    // "Nexthop has invalid gateway or device mismatch" on a subnet shared by the uplinks).
+    // Without the flag it looks the gateway up through the route's own device, and a
+    // link-local router (the usual one, named by the advertisements) needs no lookup at all.
+    const GATEWAY_ONLINK: bool = false;
     fn addr(&self) -> Ipv6Addr {
         Ipv6Net::addr(self)
     }

@@ -24,7 +24,7 @@ pub use crate::numbers::{
 };
 pub use numbers::rule_priority;
 pub use show::route as show_route;
-pub use sysctl::Sysctl;
+pub use sysctl::{Ipv6Router, Sysctl};
 pub use uplink::dynamic_rules_and_routes;
 
 /// A routing table: the kernel's main table or one of the numbered ones. In JSON its number, as
@@ -57,7 +57,8 @@ pub struct Route<N: Prefix = Ipv4Net> {
     /// Always on the uplink's own link (validation puts it inside the uplink's prefix), so
     /// backends install it as on-link: otherwise the kernel refuses a gateway route while the
     /// link route it would resolve through is missing or skipped as linkdown, which is exactly
-    /// the moment carrier returns (seen in the lab: networkd failed the link).
+    /// the moment carrier returns (seen in the lab: networkd failed the link). IPv6 is the
+    /// exception, see [`Prefix::GATEWAY_ONLINK`].
     pub gateway: Option<N::Addr>,
     pub table: Table,
     /// `None` leaves the kernel's default (0) where order does not matter (inside an uplink's
@@ -179,7 +180,11 @@ pub fn plan(policy: &Policy) -> Plan {
             UplinkPlan { interface: u.interface.clone(), rank, table, metric, addresses, gateway: u.gateway, routes, rules, ipv6 }
         })
         .collect();
-    let sysctls = sysctl::for_uplinks(uplinks.iter().map(|u| (u.interface.as_str(), u.ipv6.is_some())));
+    let router = |v6: &Ipv6Plan| match v6.gateway {
+        Some(g) if g.segments()[0] & 0xffc0 != 0xfe80 => Ipv6Router::Global,
+        _ => Ipv6Router::LinkLocal,
+    };
+    let sysctls = sysctl::for_uplinks(uplinks.iter().map(|u| (u.interface.as_str(), u.ipv6.as_ref().map(router))));
     Plan { uplinks, sysctls, probe: policy.probe.clone(), source: policy.source.clone() }
 }
 

@@ -43,7 +43,7 @@ pub fn route<N: Prefix>(r: &Route<N>, dev: &str) -> String {
     if let Some(m) = r.metric {
         let _ = write!(s, " metric {m}");
     }
-    if r.gateway.is_some() {
+    if r.gateway.is_some() && N::GATEWAY_ONLINK {
         s.push_str(" onlink");
     }
     s

@@ -166,8 +166,8 @@ fn route<N: Prefix>(s: &mut String, r: &Route<N>) {
         None if N::FAMILY == "ipv4" => s.push_str("Scope=link\n"),
         None => {}
     }
-    if r.gateway.is_some() {
-        // See plan::Route::gateway.
+    if r.gateway.is_some() && N::GATEWAY_ONLINK {
+        // See plan::Route::gateway and plan::Prefix::GATEWAY_ONLINK.
         s.push_str("GatewayOnLink=yes\n");
     }
     if let Some(src) = r.preferred_source {

@@ -1,0 +1,73 @@
+//! The seed, dual-stack, realised by the real systemd-networkd in the lab (issue 12): static
+//! IPv6 addresses and SLAAC from the router's advertisements on the uplinks, each static
+//! address answering inbound through its own interface, and IPv6 egress failing over eth0 ->
+//! wlan1 -> wlan0 and back on carrier loss, beside IPv4 doing the same.
+
+use std::time::Duration;
+
+use multihome::lab::ipv6::STATIC_ADDRESSES6;
+use multihome::lab::policies::DUAL_STACK;
+use multihome::lab::{self, Lab, LabOptions, Manager};
+
+#[test]
+fn dual_stack_is_symmetric_inbound_and_fails_over_in_order_over_ipv6() -> anyhow::Result<()> {
+    let options = LabOptions { ipv6: true, ..LabOptions::new(Manager::Networkd, env!("CARGO_BIN_EXE_multihome")) };
+    if !lab::require_for(&options) {
+        return Ok(());
+    }
+    let lab = Lab::start(options)?;
+    lab.write_policy(DUAL_STACK)?;
+    let out = lab.multihome_ok(&["apply"])?;
+    assert!(out.contains("Applied"), "{out}");
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
+    lab.outbound6_settles_on("eth0", Duration::from_secs(15))?;
+
+    // SLAAC where the policy accepts advertisements (eth0, wlan0), and only there.
+    for (uplink, addr) in STATIC_ADDRESSES6 {
+        if uplink == "wlan1" {
+            continue;
+        }
+        lab.wait_for_slaac(uplink, addr, Duration::from_secs(15))?;
+    }
+    assert_eq!(lab.addresses6("wlan1"), [STATIC_ADDRESSES6[1].1], "wlan1 (IPv6AcceptRA unset, a static router) took an advertised prefix");
+
+    // Each family in one order: the advertised router is wlan0's default in main at its metric
+    // and in its table; eth0's advertised router is not used (it names fe80::1 itself).
+    let main = lab.routes6("main")?;
+    let defaults: Vec<&str> = main.lines().filter(|l| l.starts_with("default")).collect();
+    let has = |dev: &str, what: &str| defaults.iter().any(|l| l.contains(&format!("dev {dev} ")) && l.contains(what));
+    assert!(has("eth0", "via fe80::1") && has("eth0", "metric 100"), "eth0's default route:\n{main}");
+    assert!(has("wlan1", "via 2001:db8:178::1") && has("wlan1", "metric 101"), "wlan1's default route:\n{main}");
+    assert!(has("wlan0", "proto ra") && has("wlan0", "metric 102"), "wlan0's advertised default route:\n{main}");
+    assert_eq!(defaults.len(), 3, "exactly one IPv6 default route per uplink in main:\n{main}");
+    let t103 = lab.routes6("103")?;
+    assert!(t103.lines().any(|l| l.starts_with("default via fe80::") && l.contains("dev wlan0")), "wlan0's table has the advertised router:\n{t103}");
+    let rules = lab.ip_host(&["-6", "rule"])?;
+    for (i, (_, addr)) in STATIC_ADDRESSES6.iter().enumerate() {
+        let (priority, table) = (10000 + 100 * i, 101 + i);
+        assert!(rules.contains(&format!("{priority}:\tfrom {addr} lookup {table}")), "no IPv6 from rule for {addr}:\n{rules}");
+    }
+
+    // Inbound: each static IPv6 address answers, through the interface that owns it.
+    lab.inbound6_is_symmetric(20)?;
+
+    // Outbound over IPv6: eth0, then wlan1, then wlan0 as links lose carrier; back on return.
+    lab.set_carrier("eth0", false)?;
+    lab.outbound6_settles_on("wlan1", Duration::from_secs(3))?;
+    lab.set_carrier("wlan1", false)?;
+    lab.outbound6_settles_on("wlan0", Duration::from_secs(3))?;
+    lab.set_carrier("wlan1", true)?;
+    lab.outbound6_settles_on("wlan1", Duration::from_secs(15))?;
+    lab.set_carrier("eth0", true)?;
+    lab.outbound6_settles_on("eth0", Duration::from_secs(15))?;
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
+    lab.inbound6_is_symmetric(5)?;
+    lab.inbound_is_symmetric(5)?;
+
+    // Every key multihome wrote is one this networkd understands.
+    let complaints = lab.networkd_complaints();
+    assert!(complaints.is_empty(), "networkd complained about multihome's files:\n{}", complaints.join("\n"));
+    let again = lab.multihome_ok(&["apply"])?;
+    assert!(again.contains("Nothing to do"), "second apply: {again}");
+    Ok(())
+}
