@@ -23,12 +23,8 @@ fn dual_stack_is_symmetric_inbound_and_fails_over_in_order_over_ipv6() -> anyhow
     lab.outbound6_settles_on("eth0", Duration::from_secs(15))?;
 
     // SLAAC where the policy accepts advertisements (eth0, wlan0), and only there.
-    for (uplink, addr) in STATIC_ADDRESSES6 {
-        if uplink == "wlan1" {
-            continue;
-        }
-        lab.wait_for_slaac(uplink, addr, Duration::from_secs(15))?;
-    }
+    let slaac_eth0 = lab.wait_for_slaac("eth0", STATIC_ADDRESSES6[0].1, Duration::from_secs(15))?;
+    let slaac_wlan0 = lab.wait_for_slaac("wlan0", STATIC_ADDRESSES6[2].1, Duration::from_secs(15))?;
     assert_eq!(lab.addresses6("wlan1"), [STATIC_ADDRESSES6[1].1], "wlan1 (IPv6AcceptRA unset, a static router) took an advertised prefix");
 
     // Each family in one order: the advertised router is wlan0's default in main at its metric
@@ -51,6 +47,21 @@ fn dual_stack_is_symmetric_inbound_and_fails_over_in_order_over_ipv6() -> anyhow
     // Inbound: each static IPv6 address answers, through the interface that owns it.
     lab.inbound6_is_symmetric(20)?;
 
+    // The hook gives each SLAAC address its rules (after the static address's priorities) when
+    // it runs for the uplink, as networkd-dispatcher runs it; wlan0's SLAAC address then answers
+    // through wlan0, where main's default route (eth0) would send the answers otherwise.
+    for (iface, slaac, priority, table) in [("eth0", slaac_eth0, 10002, 101), ("wlan0", slaac_wlan0, 10202, 103)] {
+        let said = lab.dispatch_networkd(iface, "routable")?;
+        assert!(said.contains(&slaac.to_string()), "{said}");
+        let rules = lab.ip_host(&["-6", "rule"])?;
+        assert!(rules.contains(&format!("{priority}:\tfrom {slaac} lookup {table} proto 77")), "no rule for {slaac}:\n{rules}");
+        assert!(rules.contains(&format!("{}:\tfrom all to {slaac} lookup {table} proto 77", priority + 1)), "no to rule for {slaac}:\n{rules}");
+    }
+    lab.inbound6_is_symmetric_on(&[("eth0", slaac_eth0), ("wlan0", slaac_wlan0)], 20)?;
+    // A second run changes nothing.
+    let again = lab.dispatch_networkd("wlan0", "routable")?;
+    assert!(again.contains("already in place"), "{again}");
+
     // Outbound over IPv6: eth0, then wlan1, then wlan0 as links lose carrier; back on return.
     lab.set_carrier("eth0", false)?;
     lab.outbound6_settles_on("wlan1", Duration::from_secs(3))?;
@@ -64,9 +75,31 @@ fn dual_stack_is_symmetric_inbound_and_fails_over_in_order_over_ipv6() -> anyhow
     lab.inbound6_is_symmetric(5)?;
     lab.inbound_is_symmetric(5)?;
 
+    // An address that goes loses its rules when the hook next runs (unless the next
+    // advertisement brought it back already).
+    lab.ip_host(&["-6", "addr", "del", &format!("{slaac_wlan0}/64"), "dev", "wlan0"])?;
+    lab.dispatch_networkd("wlan0", "routable")?;
+    let rules = lab.ip_host(&["-6", "rule"])?;
+    if !lab.addresses6("wlan0").contains(&slaac_wlan0) {
+        assert!(!rules.contains(&slaac_wlan0.to_string()), "the rules of the removed {slaac_wlan0} stayed:\n{rules}");
+    }
+    // Carrier loss: networkd-dispatcher says no-carrier, and the uplink's SLAAC rules go.
+    lab.set_carrier("eth0", false)?;
+    lab.dispatch_networkd("eth0", "no-carrier")?;
+    let rules = lab.ip_host(&["-6", "rule"])?;
+    assert!(!rules.lines().any(|l| l.contains("lookup 101 proto 77")), "eth0's SLAAC rules stayed after no-carrier:\n{rules}");
+    lab.set_carrier("eth0", true)?;
+    lab.outbound6_settles_on("eth0", Duration::from_secs(15))?;
+
     // Every key multihome wrote is one this networkd understands.
     let complaints = lab.networkd_complaints();
     assert!(complaints.is_empty(), "networkd complained about multihome's files:\n{}", complaints.join("\n"));
+    // apply runs the hook for every uplink too: eth0's SLAAC address, back with carrier, gets its
+    // rules again; then a second apply changes nothing.
+    lab.wait_for_slaac("eth0", STATIC_ADDRESSES6[0].1, Duration::from_secs(15))?;
+    let out = lab.multihome_ok(&["apply"])?;
+    let rules = lab.ip_host(&["-6", "rule"])?;
+    assert!(rules.lines().any(|l| l.contains("lookup 101 proto 77")), "apply did not give eth0's SLAAC address its rules:\n{out}\n{rules}");
     let again = lab.multihome_ok(&["apply"])?;
     assert!(again.contains("Nothing to do"), "second apply: {again}");
     Ok(())

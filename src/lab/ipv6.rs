@@ -116,12 +116,27 @@ impl Lab {
 
     /// [`Lab::inbound_is_symmetric`] for the static IPv6 addresses of `policies::DUAL_STACK`.
     pub fn inbound6_is_symmetric(&self, connections: u64) -> anyhow::Result<()> {
-        let targets: Vec<(&str, std::net::IpAddr)> = STATIC_ADDRESSES6.iter().map(|(u, a)| (*u, (*a).into())).collect();
+        self.inbound6_is_symmetric_on(&STATIC_ADDRESSES6, connections)
+    }
+
+    /// [`Lab::inbound_is_symmetric`] for these (uplink, IPv6 address) pairs.
+    pub fn inbound6_is_symmetric_on(&self, targets: &[(&str, Ipv6Addr)], connections: u64) -> anyhow::Result<()> {
+        let targets: Vec<(&str, std::net::IpAddr)> = targets.iter().map(|(u, a)| (*u, (*a).into())).collect();
         self.inbound_symmetric_on(&targets, connections).map_err(|e| {
             let state =
                 ["rule", "route show table all"].map(|what| self.ip_host(&[&["-6"][..], &what.split(' ').collect::<Vec<_>>()].concat()).unwrap_or_default());
             anyhow::anyhow!("{e}\n{}", state.join("\n"))
         })
+    }
+
+    /// `multihome dispatch` in the host as networkd-dispatcher runs it for `iface` in `state`.
+    pub fn dispatch_networkd(&self, iface: &str, state: &str) -> anyhow::Result<String> {
+        let bin = self.multihome_path().display().to_string();
+        let out = self.run_in_host("env", &[&format!("IFACE={iface}"), &format!("STATE={state}"), &bin, "dispatch"])?;
+        if !out.status.success() {
+            bail!("multihome dispatch for {iface} {state} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
     }
 
     /// The host's IPv6 routes in `table` (`main` or a number), as `ip -6 route` prints them.

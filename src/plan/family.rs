@@ -4,14 +4,14 @@
 
 use std::fmt;
 use std::hash::Hash;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Serialize;
 
 /// A prefix of one family (`Ipv4Net` or `Ipv6Net`).
 pub trait Prefix: Copy + Eq + Hash + fmt::Debug + fmt::Display + Serialize {
-    type Addr: Copy + Eq + Hash + fmt::Debug + fmt::Display + Serialize;
+    type Addr: Copy + Eq + Hash + fmt::Debug + fmt::Display + Serialize + Into<IpAddr>;
     /// `0.0.0.0/0` or `::/0`.
     const DEFAULT: Self;
     /// `ip`'s and networkd's word for the family.
@@ -24,6 +24,8 @@ pub trait Prefix: Copy + Eq + Hash + fmt::Debug + fmt::Display + Serialize {
     fn trunc(&self) -> Self;
     /// The address as a full-length prefix (/32, /128), as rules name it.
     fn host(addr: Self::Addr) -> Self;
+    /// `addr/len`, if `addr` is of this family and `len` fits it.
+    fn from_ip(addr: IpAddr, len: u8) -> Option<Self>;
 }
 
 impl Prefix for Ipv4Net {
@@ -42,6 +44,12 @@ impl Prefix for Ipv4Net {
     }
     fn host(addr: Ipv4Addr) -> Self {
         Ipv4Net::from(addr)
+    }
+    fn from_ip(addr: IpAddr, len: u8) -> Option<Self> {
+        match addr {
+            IpAddr::V4(a) => Ipv4Net::new(a, len).ok(),
+            IpAddr::V6(_) => None,
+        }
     }
 }
 
@@ -66,5 +74,11 @@ impl Prefix for Ipv6Net {
     }
     fn host(addr: Ipv6Addr) -> Self {
         Ipv6Net::from(addr)
+    }
+    fn from_ip(addr: IpAddr, len: u8) -> Option<Self> {
+        match addr {
+            IpAddr::V6(a) => Ipv6Net::new(a, len).ok(),
+            IpAddr::V4(_) => None,
+        }
     }
 }
