@@ -1,7 +1,8 @@
 //! README claims not proven elsewhere, each against the real programs in the lab: `try`
 //! confirmed by typing `y` keeps the change and exits 0, and an unconfirmed one exits 3; the
 //! daemon's `reload` takes a changed policy; flap damping doubles the hold of an uplink that
-//! fails again soon after it recovered.
+//! fails again soon after it recovered; every state change is announced on the bus (the
+//! StateChanged signal and the invalidation of Uplinks), `force up` included.
 
 use std::time::{Duration, Instant};
 
@@ -93,5 +94,49 @@ fn a_quick_relapse_doubles_the_hold() -> anyhow::Result<()> {
     eprintln!("failback after the first failure {first:?}, after a relapse {second:?}");
     // The hold (2 s) counts from the demotion; a relapse within MaxHoldTime doubles it to 4 s.
     assert!(second >= first + Duration::from_millis(1500), "no damping: {first:?} then {second:?}\n{}", lab.log("spawned-0.log"));
+    Ok(())
+}
+
+#[test]
+fn state_changes_are_signalled_on_the_bus_and_force_up_overrides_the_probes() -> anyhow::Result<()> {
+    if !lab::require(Manager::Networkd) {
+        return Ok(());
+    }
+    let mut lab = start()?;
+    lab.spawn_multihome(&["daemon"])?;
+    lab.wait_for(Duration::from_secs(10), || status(&lab)["uplinks"].as_array().is_some_and(|u| u.len() == 3 && u.iter().all(|u| u["state"] == "up")))?;
+    // A client of the lab's system bus, as a desktop applet would be.
+    let log = lab
+        .spawn_in_host(
+            "dbus-monitor",
+            &[
+                "--system",
+                "type='signal',interface='org.multihome1.Daemon'",
+                "type='signal',interface='org.freedesktop.DBus.Properties',path='/org/multihome1'",
+            ],
+        )?
+        .log
+        .clone();
+    std::thread::sleep(Duration::from_millis(500));
+    let seen = || std::fs::read_to_string(&log).unwrap_or_default();
+    // StateChanged(interface, from, to, reason): dbus-monitor prints each argument on a line.
+    let changed_to = |to: &str| {
+        let text = seen();
+        text.split("signal ").any(|m| m.contains("member=StateChanged") && m.contains("string \"eth0\"") && m.contains(&format!("string \"{to}\"")))
+    };
+    lab.set_upstream("eth0", false)?;
+    lab.wait_for(Duration::from_secs(5), || changed_to("down")).map_err(|e| anyhow::anyhow!("no StateChanged to down: {e}\n{}", seen()))?;
+    assert!(seen().contains("member=PropertiesChanged") && seen().contains("\"Uplinks\""), "Uplinks not invalidated:\n{}", seen());
+
+    // Maintenance: eth0 trusted whatever its probes say, until released.
+    lab.multihome_ok(&["force", "up", "eth0"])?;
+    lab.wait_for(Duration::from_secs(3), || changed_to("forced-up")).map_err(|e| anyhow::anyhow!("no StateChanged to forced-up: {e}\n{}", seen()))?;
+    let s = status(&lab);
+    assert_eq!(s["uplinks"][0]["state"], "forced-up", "{s}");
+    assert_eq!(s["active"], "eth0", "{s}");
+    lab.multihome_ok(&["force", "release", "eth0"])?;
+    lab.wait_for(Duration::from_secs(5), || status(&lab)["uplinks"][0]["state"] == "down")?;
+    lab.set_upstream("eth0", true)?;
+    lab.wait_for(Duration::from_secs(15), || changed_to("up")).map_err(|e| anyhow::anyhow!("no StateChanged back to up: {e}\n{}", seen()))?;
     Ok(())
 }

@@ -3,9 +3,11 @@
 //! can still be taken back, then commit or revert. A new backend is a module here and an arm in
 //! each method below; nothing outside this folder branches on which one runs.
 
+pub mod diff;
 pub mod files;
 pub mod networkd;
 pub mod nm;
+pub mod reset;
 pub mod sysctl;
 pub mod try_apply;
 
@@ -14,6 +16,7 @@ use std::time::Duration;
 
 use crate::plan::Plan;
 use crate::policy;
+pub use diff::Diff;
 
 /// The network manager that realises the plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,16 +43,6 @@ pub enum Applied {
     NetworkManager(nm::Applied),
 }
 
-/// `multihome plan`'s answer.
-#[derive(Debug)]
-pub struct Diff {
-    /// Where each uplink's configuration goes (networkd: a drop-in for whose file, or a file of
-    /// multihome's own) and what the survey found; shown with or without changes.
-    pub placement: String,
-    /// The changes, as a unified diff or one line per setting; empty when there are none.
-    pub changes: String,
-}
-
 /// How long NetworkManager keeps a plain apply's checkpoint before rolling it back by itself,
 /// should multihome die between apply and commit.
 const APPLY_HOLD: Duration = Duration::from_secs(60);
@@ -69,18 +62,18 @@ impl Backend {
 
     /// What `apply` would change under `root`, for people (`multihome plan`).
     pub async fn diff(self, plan: &Plan, root: &Path) -> anyhow::Result<Diff> {
-        match self {
+        let (placement, changes) = match self {
             Backend::NetworkManager => {
                 nm_realises(plan)?;
-                let changes = nm::plan_diff(plan, root).await?;
-                Ok(Diff { placement: String::new(), changes })
+                (Vec::new(), nm::plan_diff(plan, root).await?)
             }
             Backend::Networkd => {
                 // The running networkd knows its links better than names alone, when this is its root.
                 let prepared = networkd::compare(plan, root, is_live(root)).await?;
-                Ok(Diff { placement: prepared.layout.to_string(), changes: files::unified_diff(root, &prepared.changes) })
+                (prepared.layout.to_string().lines().map(String::from).collect(), diff::Change::of_files(root, &prepared.changes))
             }
-        }
+        };
+        Ok(Diff { backend: self.name(), root: root.display().to_string(), placement, changes })
     }
 
     /// Realises the plan under `root`, verified, but not yet committed: [`Backend::commit`] keeps

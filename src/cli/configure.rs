@@ -12,17 +12,23 @@ use multihome::policy;
 use super::args::ApplyBackend;
 use super::{exit, runtime};
 
-pub fn plan(config: &Path, backend: ApplyBackend, root: &Path) -> anyhow::Result<()> {
+pub fn plan(config: &Path, backend: ApplyBackend, root: &Path, json: bool) -> anyhow::Result<()> {
     let policy = policy::load(config)?;
     let plan = plan::plan(&policy);
     let rt = runtime()?;
     let backend = rt.block_on(Backend::choose(backend.or(policy.backend), root));
     let diff = rt.block_on(backend.diff(&plan, root))?;
-    print!("{}", diff.placement);
-    if diff.changes.is_empty() {
-        println!("No changes: {} under {} already matches the policy.", backend.name(), root.display());
+    if json {
+        #[derive(serde::Serialize)]
+        struct PlanJson<'a> {
+            #[serde(flatten)]
+            diff: &'a multihome::backend::Diff,
+            /// The desired state the changes lead to, as `check --json` shows it.
+            plan: &'a plan::Plan,
+        }
+        println!("{}", multihome::json::to_string(&PlanJson { diff: &diff, plan: &plan })?);
     } else {
-        print!("{}", diff.changes);
+        print!("{diff}");
     }
     Ok(())
 }
@@ -92,4 +98,20 @@ fn refresh_dhcp_uplinks(rt: &tokio::runtime::Runtime, plan: &Plan) -> bool {
             false
         }
     }
+}
+
+pub fn reset(root: Option<PathBuf>, dry_run: bool) -> anyhow::Result<()> {
+    use multihome::backend::reset;
+    let root = root.unwrap_or_else(|| PathBuf::from("/"));
+    let rt = runtime()?;
+    if dry_run {
+        print!("{}", rt.block_on(reset::survey(&root))?);
+        return Ok(());
+    }
+    let done = rt.block_on(reset::run(&root))?;
+    print!("{done}");
+    if !done.is_empty() {
+        println!("Reset: nothing of multihome's is left under {}; the policy file stays.", root.display());
+    }
+    Ok(())
 }

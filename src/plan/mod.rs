@@ -149,6 +149,12 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The plan of a host without multihome, for `multihome reset`: applied, it takes away what
+    /// earlier plans made and adds nothing.
+    pub fn nothing(source: &str) -> Plan {
+        Plan { uplinks: Vec::new(), sysctls: Vec::new(), probe: None, source: source.to_string() }
+    }
+
     pub fn uplink(&self, interface: &str) -> Option<&UplinkPlan> {
         self.uplinks.iter().find(|u| u.interface == interface)
     }

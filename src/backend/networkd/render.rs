@@ -45,10 +45,13 @@ pub fn render(plan: &Plan, layout: &Layout) -> Vec<GeneratedFile> {
             GeneratedFile::new(placement.path(), network_file(plan, u, placement), 0o644)
         })
         .collect();
-    files.push(sysctl::file(plan));
+    files.extend(sysctl::file(plan));
     // Whatever the policy: the daemon can run with any (the unit starts it whenever a policy
-    // exists), and networkd must then leave its routes and the hook's rules alone.
-    files.push(GeneratedFile::new(NETWORKD_CONF_FILE, networkd_conf(plan), 0o644));
+    // exists), and networkd must then leave its routes and the hook's rules alone. Only the
+    // plan of `multihome reset`, without uplinks, has no daemon to protect.
+    if !plan.uplinks.is_empty() {
+        files.push(GeneratedFile::new(NETWORKD_CONF_FILE, networkd_conf(plan), 0o644));
+    }
     files
 }
 

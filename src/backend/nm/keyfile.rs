@@ -34,7 +34,7 @@ fn is_wifi(interface: &str) -> bool {
 
 pub fn render(plan: &Plan) -> Vec<GeneratedFile> {
     let mut files: Vec<GeneratedFile> = plan.uplinks.iter().map(|u| GeneratedFile::new(path(&u.interface), keyfile(plan, u), KEYFILE_MODE)).collect();
-    files.push(sysctl::file(plan));
+    files.extend(sysctl::file(plan));
     files
 }
 

@@ -10,7 +10,7 @@
 //! Values of settings multihome does not own pass through untouched, with their D-Bus types.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::Ipv4Net;
 use uuid::Uuid;
@@ -18,8 +18,10 @@ use zbus::{OwnedVariant, Variant};
 
 use crate::plan::{Addresses, DEFAULT_DESTINATION, Route, Rule, Table, UplinkPlan};
 
+pub mod ip;
 pub mod record;
 
+pub use ip::{AddressEntry, IPV4, IPV6, IpSetting, RouteEntry, RuleEntry};
 pub use record::Record;
 
 /// One setting (`ipv4`, `connection`, ...) or one entry of `route-data`/`routing-rules`.
@@ -95,52 +97,36 @@ impl Wanted {
     }
 }
 
-fn owned<'a>(v: impl Into<Variant<'a>>) -> OwnedVariant {
+pub(crate) fn owned<'a>(v: impl Into<Variant<'a>>) -> OwnedVariant {
     OwnedVariant::try_from(v.into()).expect("a value without file descriptors always converts")
 }
 
-fn dicts(entries: Vec<Dict>) -> OwnedVariant {
-    owned(entries)
-}
-
-fn route_dict(r: &Route) -> Dict {
-    let mut d = Dict::new();
-    d.insert("dest".into(), owned(r.destination.network().to_string()));
-    d.insert("prefix".into(), owned(u32::from(r.destination.prefix_len())));
-    if let Some(gw) = r.gateway {
-        d.insert("next-hop".into(), owned(gw.to_string()));
+/// The plan's route as a `route-data` entry.
+fn route_entry(r: &Route) -> RouteEntry {
+    RouteEntry {
+        dest: Some(IpAddr::V4(r.destination.network())),
+        prefix: Some(u32::from(r.destination.prefix_len())),
+        next_hop: r.gateway.map(IpAddr::V4),
         // plan::Route: every gateway is on the uplink's link; without onlink the kernel refuses
         // the route while the link route to the gateway is missing (as carrier returns).
-        d.insert("onlink".into(), owned(true));
+        onlink: r.gateway.map(|_| true),
+        metric: r.metric,
+        src: r.preferred_source.map(IpAddr::V4),
+        table: Some(r.table.number()),
+        attributes: Dict::new(),
     }
-    if let Some(m) = r.metric {
-        d.insert("metric".into(), owned(m));
-    }
-    if let Some(src) = r.preferred_source {
-        d.insert("src".into(), owned(src.to_string()));
-    }
-    d.insert("table".into(), owned(r.table.number()));
-    d
 }
 
-fn rule_dict(r: &Rule) -> Dict {
-    let mut d = Dict::new();
-    d.insert("family".into(), owned(libc::AF_INET));
-    d.insert("priority".into(), owned(r.priority));
-    if let Some(from) = r.from {
-        d.insert("from".into(), owned(from.network().to_string()));
-        d.insert("from-len".into(), owned(from.prefix_len()));
+/// The plan's rule as a `routing-rules` entry.
+fn rule_entry(r: &Rule) -> RuleEntry {
+    RuleEntry {
+        family: Some(libc::AF_INET),
+        priority: Some(r.priority),
+        from: r.from.map(|n| (IpAddr::V4(n.network()), n.prefix_len())),
+        to: r.to.map(|n| (IpAddr::V4(n.network()), n.prefix_len())),
+        table: Some(r.table.number()),
+        attributes: Dict::new(),
     }
-    if let Some(to) = r.to {
-        d.insert("to".into(), owned(to.network().to_string()));
-        d.insert("to-len".into(), owned(to.prefix_len()));
-    }
-    d.insert("table".into(), owned(r.table.number()));
-    d
-}
-
-fn entries(section: Option<&Dict>, key: &str) -> Vec<Dict> {
-    section.and_then(|s| s.get(key)).and_then(|v| Vec::<Dict>::try_from(v.clone()).ok()).unwrap_or_default()
 }
 
 /// A new profile for `interface` with nothing but what the connection type needs, for
@@ -154,26 +140,8 @@ pub fn new_profile(interface: &str, connection_type: &str) -> Profile {
     c.insert("interface-name".into(), owned(interface.to_string()));
     p.insert("connection".into(), c);
     p.insert(connection_type.to_string(), Dict::new());
-    let mut ipv6 = Dict::new();
-    ipv6.insert("method".into(), owned("auto".to_string()));
-    p.insert("ipv6".into(), ipv6);
+    IpSetting { method: Some("auto".into()), ..Default::default() }.write(&mut p, IPV6);
     p
-}
-
-/// GetSettings returns the deprecated `addresses`/`routes` beside `address-data`/`route-data`;
-/// sent back, NetworkManager would take the deprecated ones and lose route attributes such as
-/// `table=`. Without them it reads the -data forms, which hold everything.
-fn drop_deprecated(p: &mut Profile) {
-    for family in ["ipv4", "ipv6"] {
-        if let Some(s) = p.get_mut(family) {
-            if s.contains_key("address-data") {
-                s.remove("addresses");
-            }
-            if s.contains_key("route-data") {
-                s.remove("routes");
-            }
-        }
-    }
 }
 
 /// The profile with multihome's `ipv4` values set and everything else as it was. The routes and
@@ -182,61 +150,51 @@ fn drop_deprecated(p: &mut Profile) {
 /// multihome created it (then all of them are, as before records existed).
 pub fn merge(current: &Profile, want: &Wanted) -> Profile {
     let mut p = current.clone();
-    drop_deprecated(&mut p);
-    let old = p.get("ipv4").cloned();
-    let ipv4 = p.entry("ipv4".into()).or_default();
-    ipv4.insert("method".into(), owned(want.method.to_string()));
-    let addresses: Vec<Dict> = want
-        .addresses
-        .iter()
-        .map(|n| {
-            let mut d = Dict::new();
-            d.insert("address".into(), owned(n.addr().to_string()));
-            d.insert("prefix".into(), owned(u32::from(n.prefix_len())));
-            d
-        })
-        .collect();
-    ipv4.insert("address-data".into(), dicts(addresses));
-    ipv4.remove("addresses");
-    match want.gateway {
-        Some(gw) => {
-            ipv4.insert("gateway".into(), owned(gw.to_string()));
-        }
-        None => {
-            ipv4.remove("gateway");
-        }
-    }
-    ipv4.insert("route-metric".into(), owned(i64::from(want.route_metric)));
+    let old = IpSetting::of(current, IPV4);
+    let mut ipv4 = old.clone();
+    ipv4.method = Some(want.method.to_string());
+    ipv4.addresses = want.addresses.iter().map(|n| AddressEntry::new(IpAddr::V4(n.addr()), n.prefix_len())).collect();
+    ipv4.other_addresses.clear();
+    ipv4.gateway = want.gateway.map(IpAddr::V4);
+    ipv4.route_metric = Some(i64::from(want.route_metric));
     // The plan needs this uplink's default route in main, where the metrics order the uplinks:
     // `never-default` would drop it and a `route-table` would move it. Absent means no and main.
-    ipv4.remove("never-default");
-    ipv4.remove("route-table");
+    ipv4.never_default = None;
+    ipv4.route_table = None;
     let recorded = Record::of(current);
     let own_profile = created_for(current).is_some();
     let record = record_for(want);
     // Kept: what multihome did not write, unless it is one of the plan's (no duplicates).
-    let merge = |key: &str, text: fn(&Dict) -> String, list: fn(&Record) -> &Vec<String>, new: Vec<Dict>| {
-        let mut kept: Vec<Dict> = entries(old.as_ref(), key)
-            .into_iter()
-            .filter(|e| {
-                let t = text(e);
-                let ours = recorded.as_ref().map_or(own_profile, |r| list(r).contains(&t));
-                !ours && !list(&record).contains(&t)
-            })
-            .collect();
-        kept.extend(new);
-        dicts(kept)
+    let ours = |text: &str, list: fn(&Record) -> &Vec<String>| {
+        let t = text.to_string();
+        recorded.as_ref().map_or(own_profile, |r| list(r).contains(&t)) || list(&record).contains(&t)
     };
-    ipv4.insert("route-data".into(), merge("route-data", route_text, |r| &r.routes, want.routes.iter().map(route_dict).collect()));
-    ipv4.remove("routes");
-    ipv4.insert("routing-rules".into(), merge("routing-rules", rule_text, |r| &r.rules, want.rules.iter().map(rule_dict).collect()));
+    ipv4.routes.retain(|e| !ours(&e.text(), |r| &r.routes));
+    ipv4.routes.extend(want.routes.iter().map(route_entry));
+    ipv4.rules.retain(|e| !ours(&e.text(), |r| &r.rules));
+    ipv4.rules.extend(want.rules.iter().map(rule_entry));
+    ipv4.write(&mut p, IPV4);
+    drop_deprecated_v6(&mut p);
     record.write(&mut p);
     p
 }
 
+/// The deprecated forms in `ipv6` too ([`IpSetting::of`] says why), without otherwise touching
+/// a setting multihome does not own.
+fn drop_deprecated_v6(p: &mut Profile) {
+    if let Some(s) = p.get_mut(IPV6) {
+        if s.contains_key("address-data") {
+            s.remove("addresses");
+        }
+        if s.contains_key("route-data") {
+            s.remove("routes");
+        }
+    }
+}
+
 /// What merging `want` writes into a profile's routes and rules, as its [`Record`] says it.
 pub fn record_for(want: &Wanted) -> Record {
-    Record { routes: want.routes.iter().map(|r| route_text(&route_dict(r))).collect(), rules: want.rules.iter().map(|r| rule_text(&rule_dict(r))).collect() }
+    Record { routes: want.routes.iter().map(|r| route_entry(r).text()).collect(), rules: want.rules.iter().map(|r| rule_entry(r).text()).collect() }
 }
 
 /// The kernel routes NetworkManager installed from multihome's entries of a profile, and those
@@ -252,41 +210,38 @@ pub struct InstalledRoutes {
 /// installs: `before` holds only multihome's entries of `current` (those merging took out, and
 /// those it wrote again), `after` every entry of `merged`.
 pub fn installed_routes(current: &Profile, merged: &Profile) -> InstalledRoutes {
-    let kept: Vec<String> = entries(merged.get("ipv4"), "route-data").iter().map(route_text).collect();
+    let kept: Vec<String> = IpSetting::of(merged, IPV4).routes.iter().map(RouteEntry::text).collect();
     let rewritten = Record::of(merged).unwrap_or_default().routes;
-    let mine = |e: &Dict| {
-        let t = route_text(e);
+    let mine = |e: &RouteEntry| {
+        let t = e.text();
         !kept.contains(&t) || rewritten.contains(&t)
     };
     InstalledRoutes { before: installed(current, mine), after: installed(merged, |_| true) }
 }
 
-fn installed(p: &Profile, take: impl Fn(&Dict) -> bool) -> Vec<Route> {
-    let ipv4 = p.get("ipv4");
-    let route_metric = ipv4.and_then(|s| s.get("route-metric")).and_then(|v| i64::try_from(v).ok()).and_then(|m| u32::try_from(m).ok());
-    entries(ipv4, "route-data").iter().filter(|e| take(e)).filter_map(route_of).map(|r| Route { metric: r.metric.or(route_metric), ..r }).collect()
+fn installed(p: &Profile, take: impl Fn(&RouteEntry) -> bool) -> Vec<Route> {
+    let ipv4 = IpSetting::of(p, IPV4);
+    let route_metric = ipv4.route_metric.and_then(|m| u32::try_from(m).ok());
+    ipv4.routes.iter().filter(|e| take(e)).filter_map(route_of).map(|r| Route { metric: r.metric.or(route_metric), ..r }).collect()
 }
 
 /// A `route-data` entry as a plan route; `None` for one that is not IPv4 unicast as multihome
 /// writes them.
-fn route_of(e: &Dict) -> Option<Route> {
-    let text = |k: &str| e.get(k).and_then(|v| String::try_from(v.clone()).ok());
-    let number = |k: &str| e.get(k).and_then(|v| u32::try_from(v).ok());
-    let prefix = u8::try_from(number("prefix")?).ok()?;
-    let destination = Ipv4Net::new(text("dest")?.parse().ok()?, prefix).ok()?;
-    let gateway = match text("next-hop") {
-        Some(g) => Some(g.parse::<Ipv4Addr>().ok()?).filter(|g| !g.is_unspecified()),
-        None => None,
+fn route_of(e: &RouteEntry) -> Option<Route> {
+    let v4 = |a: Option<IpAddr>| match a {
+        None => Ok(None),
+        Some(IpAddr::V4(a)) => Ok(Some(a)),
+        Some(IpAddr::V6(_)) => Err(()),
     };
-    let preferred_source = match text("src") {
-        Some(s) => Some(s.parse().ok()?),
-        None => None,
-    };
-    let table = match number("table") {
+    let prefix = u8::try_from(e.prefix?).ok()?;
+    let destination = Ipv4Net::new(v4(e.dest).ok()??, prefix).ok()?;
+    let gateway = v4(e.next_hop).ok()?.filter(|g| !g.is_unspecified());
+    let preferred_source = v4(e.src).ok()?;
+    let table = match e.table {
         None | Some(0) | Some(254) => Table::Main,
         Some(t) => Table::Id(t),
     };
-    Some(Route { destination, gateway, table, metric: number("metric"), preferred_source })
+    Some(Route { destination, gateway, table, metric: e.metric, preferred_source })
 }
 
 /// `p` without what multihome wrote into its routes and rules and without its record, for a
@@ -295,14 +250,13 @@ fn route_of(e: &Dict) -> Option<Route> {
 pub fn release(p: &Profile) -> Option<Profile> {
     let record = Record::of(p)?;
     let mut out = p.clone();
-    drop_deprecated(&mut out);
-    if let Some(ipv4) = out.get_mut("ipv4") {
-        let old = ipv4.clone();
-        let routes: Vec<Dict> = entries(Some(&old), "route-data").into_iter().filter(|e| !record.routes.contains(&route_text(e))).collect();
-        let rules: Vec<Dict> = entries(Some(&old), "routing-rules").into_iter().filter(|e| !record.rules.contains(&rule_text(e))).collect();
-        ipv4.insert("route-data".into(), dicts(routes));
-        ipv4.insert("routing-rules".into(), dicts(rules));
+    if out.contains_key(IPV4) {
+        let mut ipv4 = IpSetting::of(p, IPV4);
+        ipv4.routes.retain(|e| !record.routes.contains(&e.text()));
+        ipv4.rules.retain(|e| !record.rules.contains(&e.text()));
+        ipv4.write(&mut out, IPV4);
     }
+    drop_deprecated_v6(&mut out);
     Record::erase(&mut out);
     Some(out)
 }
@@ -323,7 +277,7 @@ fn text(v: &OwnedVariant) -> String {
 
 /// One `ipv4.routes` entry in nmcli's syntax, every attribute included so that any difference
 /// shows.
-fn route_text(e: &Dict) -> String {
+pub(crate) fn route_text(e: &Dict) -> String {
     let get = |k: &str| e.get(k).map(text);
     let mut s = format!("{}/{}", get("dest").unwrap_or_default(), get("prefix").unwrap_or_default());
     if let Some(nh) = get("next-hop") {
@@ -346,7 +300,7 @@ fn route_text(e: &Dict) -> String {
 }
 
 /// One `ipv4.routing-rules` entry in nmcli's syntax (`priority N from A/L table T`).
-fn rule_text(e: &Dict) -> String {
+pub(crate) fn rule_text(e: &Dict) -> String {
     let get = |k: &str| e.get(k).map(text);
     let mut s = format!("priority {}", get("priority").unwrap_or_default());
     for side in ["from", "to"] {
@@ -366,21 +320,23 @@ fn rule_text(e: &Dict) -> String {
 /// The `ipv4` properties multihome sets, one `name: value` line each, as nmcli shows them.
 /// Equal lines mean an update would change nothing multihome cares about.
 pub fn ipv4_lines(p: &Profile) -> Vec<String> {
-    let ipv4 = p.get("ipv4");
-    let get = |k: &str| ipv4.and_then(|s| s.get(k)).map(text);
-    let mut out = vec![format!("ipv4.method: {}", get("method").unwrap_or_else(|| "auto".into()))];
-    for a in entries(ipv4, "address-data") {
-        let g = |k: &str| a.get(k).map(text).unwrap_or_default();
-        out.push(format!("ipv4.addresses: {}/{}", g("address"), g("prefix")));
+    let ipv4 = IpSetting::of(p, IPV4);
+    let shown = |v: Option<String>, default: &str| v.unwrap_or_else(|| default.to_string());
+    let mut out = vec![format!("ipv4.method: {}", shown(ipv4.method.clone(), "auto"))];
+    for a in &ipv4.addresses {
+        out.push(format!("ipv4.addresses: {}/{}", a.address, a.prefix));
     }
-    out.push(format!("ipv4.gateway: {}", get("gateway").unwrap_or_else(|| "--".into())));
-    out.push(format!("ipv4.route-metric: {}", get("route-metric").unwrap_or_else(|| "-1".into())));
-    out.push(format!("ipv4.never-default: {}", get("never-default").unwrap_or_else(|| "no".into())));
-    out.push(format!("ipv4.route-table: {}", get("route-table").unwrap_or_else(|| "0".into())));
-    let mut routes: Vec<String> = entries(ipv4, "route-data").iter().map(route_text).collect();
+    for a in &ipv4.other_addresses {
+        out.push(format!("ipv4.addresses: {}", text(&owned(a.clone()))));
+    }
+    out.push(format!("ipv4.gateway: {}", shown(ipv4.gateway.map(|g| g.to_string()), "--")));
+    out.push(format!("ipv4.route-metric: {}", shown(ipv4.route_metric.map(|m| m.to_string()), "-1")));
+    out.push(format!("ipv4.never-default: {}", if ipv4.never_default.unwrap_or(false) { "yes" } else { "no" }));
+    out.push(format!("ipv4.route-table: {}", ipv4.route_table.unwrap_or(0)));
+    let mut routes: Vec<String> = ipv4.routes.iter().map(RouteEntry::text).collect();
     routes.sort();
     out.extend(routes.into_iter().map(|r| format!("ipv4.routes: {r}")));
-    let mut rules: Vec<String> = entries(ipv4, "routing-rules").iter().map(rule_text).collect();
+    let mut rules: Vec<String> = ipv4.rules.iter().map(RuleEntry::text).collect();
     rules.sort();
     out.extend(rules.into_iter().map(|r| format!("ipv4.routing-rules: {r}")));
     out

@@ -1,6 +1,22 @@
 use super::*;
 use crate::{plan, policy};
 
+fn route_dict(r: &Route) -> Dict {
+    route_entry(r).to_dict()
+}
+
+fn rule_dict(r: &Rule) -> Dict {
+    rule_entry(r).to_dict()
+}
+
+fn dicts(entries: Vec<Dict>) -> zbus::OwnedVariant {
+    owned(entries)
+}
+
+fn entries(section: Option<&Dict>, key: &str) -> Vec<Dict> {
+    section.and_then(|s| s.get(key)).and_then(|v| Vec::<Dict>::try_from(v.clone()).ok()).unwrap_or_default()
+}
+
 const SEED: &str = include_str!("../../../../examples/seed.conf");
 
 fn seed() -> crate::plan::Plan {
@@ -287,4 +303,33 @@ fn release_takes_out_exactly_what_the_record_names() {
     // Without other user data, the user setting goes with the record.
     let bare = merge(&new_profile("eth0", "802-3-ethernet"), &Wanted::for_uplink(seed().uplink("eth0").unwrap()));
     assert!(!release(&bare).unwrap().contains_key("user"));
+}
+
+/// Reading a setting and writing it back changes nothing, also for values multihome does not
+/// know or that come with another D-Bus type than it expects.
+#[test]
+fn a_setting_read_and_written_back_is_unchanged() {
+    let mut p = user_profile();
+    let ipv4 = p.get_mut("ipv4").unwrap();
+    // A route-metric sent as u32 (multihome expects i64) stays as it came.
+    ipv4.insert("route-metric".into(), owned(7u32));
+    let mut odd_route =
+        route_dict(&Route { destination: "10.1.0.0/16".parse().unwrap(), gateway: None, table: Table::Main, metric: None, preferred_source: None });
+    odd_route.insert("mtu".into(), owned(1280u32));
+    odd_route.insert("next-hop".into(), owned("not an address".to_string()));
+    let mut routes = entries(Some(ipv4), "route-data");
+    routes.push(odd_route);
+    ipv4.insert("route-data".into(), dicts(routes));
+    let setting = IpSetting::of(&p, IPV4);
+    assert_eq!(setting.route_metric, None, "a value of another type is not guessed at");
+    assert!(setting.other.contains_key("route-metric"));
+    let odd = setting.routes.iter().find(|r| r.attributes.contains_key("mtu")).unwrap();
+    assert_eq!(odd.next_hop, None);
+    let mut back = p.clone();
+    setting.write(&mut back, IPV4);
+    let mut expected = p["ipv4"].clone();
+    // Only the deprecated duplicates go (IpSetting::of says why).
+    expected.remove("routes");
+    expected.remove("addresses");
+    assert_eq!(back["ipv4"], expected);
 }
