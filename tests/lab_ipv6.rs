@@ -1,13 +1,20 @@
 //! The seed, dual-stack, realised by the real systemd-networkd in the lab (issue 12): static
 //! IPv6 addresses and SLAAC from the router's advertisements on the uplinks, each static
 //! address answering inbound through its own interface, and IPv6 egress failing over eth0 ->
-//! wlan1 -> wlan0 and back on carrier loss, beside IPv4 doing the same.
+//! wlan1 -> wlan0 and back on carrier loss, beside IPv4 doing the same. And static IPv6 by the
+//! real NetworkManager over D-Bus, the same way.
 
 use std::time::Duration;
 
 use multihome::lab::ipv6::STATIC_ADDRESSES6;
-use multihome::lab::policies::DUAL_STACK;
+use multihome::lab::policies::{DUAL_STACK, STATIC_DUAL_STACK};
 use multihome::lab::{self, Lab, LabOptions, Manager};
+
+/// One lab of this file at a time: carrier changes of one delay those of another.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 #[test]
 fn dual_stack_is_symmetric_inbound_and_fails_over_in_order_over_ipv6() -> anyhow::Result<()> {
@@ -15,6 +22,7 @@ fn dual_stack_is_symmetric_inbound_and_fails_over_in_order_over_ipv6() -> anyhow
     if !lab::require_for(&options) {
         return Ok(());
     }
+    let _serial = serial();
     let lab = Lab::start(options)?;
     lab.write_policy(DUAL_STACK)?;
     let out = lab.multihome_ok(&["apply"])?;
@@ -101,6 +109,59 @@ fn dual_stack_is_symmetric_inbound_and_fails_over_in_order_over_ipv6() -> anyhow
     let rules = lab.ip_host(&["-6", "rule"])?;
     assert!(rules.lines().any(|l| l.contains("lookup 101 proto 77")), "apply did not give eth0's SLAAC address its rules:\n{out}\n{rules}");
     let again = lab.multihome_ok(&["apply"])?;
+    assert!(again.contains("Nothing to do"), "second apply: {again}");
+    Ok(())
+}
+
+#[test]
+fn static_dual_stack_under_networkmanager_is_symmetric_inbound_and_fails_over_in_order() -> anyhow::Result<()> {
+    let options = LabOptions { ipv6: true, ..LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")) };
+    if !lab::require_for(&options) {
+        return Ok(());
+    }
+    let _serial = serial();
+    let lab = Lab::start(options)?;
+    lab.write_policy(STATIC_DUAL_STACK)?;
+    let out = lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
+    assert!(out.contains("Applied"), "{out}");
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
+    lab.outbound6_settles_on("eth0", Duration::from_secs(15))?;
+
+    // ipv6.method=manual: the static addresses alone, the advertised prefix is not taken.
+    for (uplink, addr) in STATIC_ADDRESSES6 {
+        assert_eq!(lab.addresses6(uplink), [addr], "{uplink}'s IPv6 addresses");
+    }
+    let main = lab.routes6("main")?;
+    let defaults: Vec<&str> = main.lines().filter(|l| l.starts_with("default")).collect();
+    for (dev, via, metric) in [("eth0", "fe80::1", 100), ("wlan1", "2001:db8:178::1", 101), ("wlan0", "fe80::1", 102)] {
+        assert!(
+            defaults.iter().any(|l| l.contains(&format!("via {via} dev {dev} ")) && l.contains(&format!("metric {metric} "))),
+            "{dev}'s IPv6 default route:\n{main}"
+        );
+    }
+    assert_eq!(defaults.len(), 3, "one IPv6 default route per uplink in main:\n{main}");
+    for (table, via, dev) in [("101", "fe80::1", "eth0"), ("102", "2001:db8:178::1", "wlan1"), ("103", "fe80::1", "wlan0")] {
+        let routes = lab.routes6(table)?;
+        assert!(routes.lines().any(|l| l.starts_with(&format!("default via {via} dev {dev} "))), "table {table}:\n{routes}");
+    }
+
+    lab.inbound6_is_symmetric(20)?;
+    lab.inbound_is_symmetric(5)?;
+
+    // NetworkManager keeps a link's routes for seconds after carrier loss; the kernel skips
+    // eth0's at once (ignore_routes_with_linkdown), and wlan1's (a global router, see the
+    // plan's sysctls) once NetworkManager removes them.
+    lab.set_carrier("eth0", false)?;
+    lab.outbound6_settles_on("wlan1", Duration::from_secs(3))?;
+    lab.set_carrier("wlan1", false)?;
+    lab.outbound6_settles_on("wlan0", Duration::from_secs(15))?;
+    lab.set_carrier("wlan1", true)?;
+    lab.outbound6_settles_on("wlan1", Duration::from_secs(20))?;
+    lab.set_carrier("eth0", true)?;
+    lab.outbound6_settles_on("eth0", Duration::from_secs(20))?;
+    lab.inbound6_is_symmetric(5)?;
+
+    let again = lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
     assert!(again.contains("Nothing to do"), "second apply: {again}");
     Ok(())
 }

@@ -164,14 +164,16 @@ impl Applied {
     }
 }
 
-/// The NetworkManager backend (profiles over D-Bus and keyfiles) realises the IPv4 side only so
-/// far: a policy that plans IPv6 is refused there before anything is touched, rather than
-/// applied without its IPv6 half (an IPv6-only uplink would even get an invalid profile).
+/// The NetworkManager backend (profiles over D-Bus and keyfiles) realises static IPv6 so far:
+/// router advertisements and DHCPv6 would need the uplink's table to get the advertised router
+/// (networkd does that itself, NetworkManager puts it in one table only), so a policy with them
+/// is refused there before anything is touched, rather than applied without symmetric routing.
 pub fn nm_realises(plan: &Plan) -> anyhow::Result<()> {
-    let v6: Vec<&str> = plan.uplinks.iter().filter(|u| u.ipv6.is_some()).map(|u| u.interface.as_str()).collect();
+    let dynamic = |u: &&crate::plan::UplinkPlan| u.ipv6.as_ref().is_some_and(|v6| v6.accept_ra || v6.dhcp);
+    let v6: Vec<&str> = plan.uplinks.iter().filter(dynamic).map(|u| u.interface.as_str()).collect();
     if !v6.is_empty() {
         anyhow::bail!(
-            "the NetworkManager backend does not realise IPv6 yet (the policy gives {} IPv6); use Backend=networkd, or leave IPv6 to NetworkManager by removing the IPv6 Address=, Gateway=, DHCP=ipv6 and IPv6AcceptRA= of those uplinks",
+            "the NetworkManager backend does not realise IPv6AcceptRA= or DHCPv6 yet (the policy gives them to {}); use Backend=networkd, static IPv6 Address= and Gateway=, or leave IPv6 to NetworkManager by removing the uplinks' IPv6 keys",
             v6.join(", ")
         );
     }
