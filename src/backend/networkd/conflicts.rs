@@ -91,6 +91,15 @@ fn dhcp_value(families: (bool, bool)) -> &'static str {
     }
 }
 
+/// networkd's booleans.
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => Some(true),
+        "no" | "false" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
 fn is_main(table: Option<&str>) -> bool {
     matches!(table, None | Some("main") | Some("254"))
 }
@@ -235,6 +244,59 @@ pub fn judge(plan: &Plan, u: &UplinkPlan, file: &NetworkFile) -> Amendment {
                         s.name,
                         e.value,
                         u.table,
+                        here(p.path)
+                    ),
+                );
+            }
+        }
+    }
+
+    if let Some(v6) = &u.ipv6 {
+        // IPv6AcceptRA= and its section: the drop-in's single values win over the file's and the
+        // drop-ins before it, not over a drop-in that sorts after it.
+        let want_ra = if v6.accept_ra { "yes" } else { "no" };
+        for (p, _, e) in assignments(&parts, &["Network"], "IPv6AcceptRA") {
+            if p.after_ours && parse_bool(&e.value) != Some(v6.accept_ra) {
+                say(
+                    Severity::Error,
+                    p,
+                    e.line,
+                    format!(
+                        "[Network] IPv6AcceptRA={}: this drop-in sorts after {DROPIN_NAME}, so networkd would keep it over the policy's IPv6AcceptRA={want_ra} for {iface}; remove it from this drop-in",
+                        e.value
+                    ),
+                );
+            }
+        }
+        for key in ["RouteMetric", "RouteTable", "UseGateway"] {
+            for (p, _, e) in assignments(&parts, &["IPv6AcceptRA"], key) {
+                if v6.accept_ra && (p.after_ours || (key == "RouteTable" && !is_main(Some(&e.value)))) {
+                    say(
+                        Severity::Error,
+                        p,
+                        e.line,
+                        format!(
+                            "[IPv6AcceptRA] {key}={}: the advertised routes of {iface} belong in main at the policy's metric {}, where the uplinks are ordered, and the policy decides whether its router is used; remove it {}",
+                            e.value,
+                            u.metric,
+                            here(p.path)
+                        ),
+                    );
+                }
+            }
+        }
+        // An IPv6 [Network] Gateway= gets the kernel's metric 1024: behind the policy's order,
+        // but a default route the policy does not know.
+        for (p, _, e) in assignments(&parts, &["Network"], "Gateway") {
+            if e.value.parse::<std::net::Ipv6Addr>().is_ok() || e.value == "_ipv6ra" {
+                say(
+                    Severity::Warning,
+                    p,
+                    e.line,
+                    format!(
+                        "[Network] Gateway={}: a second IPv6 default route through {iface} that the policy does not know (behind its metric {}); remove it {} (the policy's IPv6 Gateway= or IPv6AcceptRA= gives the default route)",
+                        e.value,
+                        u.metric,
                         here(p.path)
                     ),
                 );
