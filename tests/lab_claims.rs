@@ -140,3 +140,76 @@ fn state_changes_are_signalled_on_the_bus_and_force_up_overrides_the_probes() ->
     lab.wait_for(Duration::from_secs(15), || changed_to("up")).map_err(|e| anyhow::anyhow!("no StateChanged back to up: {e}\n{}", seen()))?;
     Ok(())
 }
+
+/// Desktop authorisation: a caller other than root may change the daemon only when polkit
+/// allows it `org.multihome1.manage` (the package's action, here granted to `nobody` by a rule
+/// as an administrator's would be); without polkit, and for anyone polkit does not allow, the
+/// daemon refuses.
+#[test]
+fn polkit_decides_for_callers_other_than_root() -> anyhow::Result<()> {
+    if !lab::require(Manager::Networkd) {
+        return Ok(());
+    }
+    let polkitd = "/usr/lib/polkit-1/polkitd";
+    if !std::path::Path::new(polkitd).exists() {
+        assert!(std::env::var_os("CI").is_none(), "polkitd is not installed (.ci/deps installs polkitd)");
+        eprintln!("skipped: no {polkitd}");
+        return Ok(());
+    }
+    let mut lab = start()?;
+    lab.spawn_multihome(&["daemon"])?;
+    lab.wait_for(Duration::from_secs(10), || status(&lab)["uplinks"][0]["state"] == "up")?;
+    fn as_uid(lab: &Lab, uid: &str, args: &[&str]) -> std::process::Output {
+        let bin = lab.multihome_path().display().to_string();
+        let (reuid, regid) = (format!("--reuid={uid}"), format!("--regid={uid}"));
+        let mut all = vec![reuid.as_str(), regid.as_str(), "--clear-groups", bin.as_str()];
+        all.extend_from_slice(args);
+        lab.run_in_host("setpriv", &all).expect("setpriv runs")
+    }
+    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+
+    let denied = as_uid(&lab, "65534", &["force", "down", "eth0"]);
+    assert!(!denied.status.success() && stderr(&denied).contains("polkit is not running"), "{}", stderr(&denied));
+
+    // polkit in the lab host, with the package's action and an administrator's rule.
+    let actions = lab.dir().join("polkit-actions");
+    let rules = lab.dir().join("polkit-rules");
+    std::fs::create_dir_all(&actions)?;
+    std::fs::create_dir_all(&rules)?;
+    // polkitd reads them as its own user.
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [lab.dir(), actions.as_path(), rules.as_path()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    }
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/polkit/org.multihome1.policy"), actions.join("org.multihome1.policy"))?;
+    std::fs::write(
+        rules.join("50-multihome-test.rules"),
+        "polkit.addRule(function(action, subject) {\n  if (action.id == \"org.multihome1.manage\" && subject.user == \"nobody\") { return polkit.Result.YES; }\n});\n",
+    )?;
+    let lower = format!("lowerdir={}:/usr/share/polkit-1/actions", actions.display());
+    let mounted = lab.run_in_host("mount", &["-t", "overlay", "overlay", "-o", &lower, "/usr/share/polkit-1/actions"])?;
+    assert!(mounted.status.success(), "{}", stderr(&mounted));
+    let mounted = lab.run_in_host("mount", &["--bind", &rules.display().to_string(), "/etc/polkit-1/rules.d"])?;
+    assert!(mounted.status.success(), "{}", stderr(&mounted));
+    let log = lab.spawn_in_host(polkitd, &["--no-debug"])?.log.clone();
+    let owned = || lab.run_in_host("busctl", &["--system", "list"]).is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("org.freedesktop.PolicyKit1 "));
+    lab.wait_for(Duration::from_secs(10), owned).map_err(|e| {
+        let ps = lab.run_in_host("busctl", &["--system", "list"]).map(|o| format!("{o:?}")).unwrap_or_default();
+        anyhow::anyhow!("polkitd did not start: {e}\n{}\n{ps}", std::fs::read_to_string(&log).unwrap_or_default())
+    })?;
+
+    // polkitd owns its name before it has read its rules: the first answers may still be no.
+    let mut allowed = as_uid(&lab, "65534", &["force", "down", "eth0"]);
+    let until = Instant::now() + Duration::from_secs(10);
+    while !allowed.status.success() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(200));
+        allowed = as_uid(&lab, "65534", &["force", "down", "eth0"]);
+    }
+    assert!(allowed.status.success(), "polkit's rule allows nobody: {}\n{}", stderr(&allowed), std::fs::read_to_string(&log).unwrap_or_default());
+    assert_eq!(status(&lab)["uplinks"][0]["state"], "forced-down");
+    let other = as_uid(&lab, "1", &["force", "release", "eth0"]);
+    assert!(!other.status.success() && stderr(&other).contains("AccessDenied"), "{}", stderr(&other));
+    assert_eq!(status(&lab)["uplinks"][0]["state"], "forced-down");
+    lab.multihome_ok(&["force", "release", "eth0"])?;
+    Ok(())
+}

@@ -1,7 +1,7 @@
 //! The daemon on the system bus: `org.multihome1` at `/org/multihome1`, interface
 //! `org.multihome1.Daemon` (dbus/org.multihome1.Daemon.xml). Anyone may read the properties;
-//! the mutating methods are for root only — enforced by the bus policy
-//! (dbus/org.multihome1.conf) and checked again here, so a lax policy does not open them.
+//! the mutating methods are for root, and for whom polkit allows `org.multihome1.manage`
+//! (polkit/org.multihome1.policy) — checked here, whatever the bus policy lets through.
 //!
 //! Properties are read from a snapshot the daemon loop keeps current; methods turn into
 //! [`Command`]s for that loop, which answers each one.
@@ -105,15 +105,16 @@ impl Service {
     }
 }
 
-/// Refuses callers other than root, whatever the bus policy says.
+/// Allows root, and another caller when polkit allows it the action `org.multihome1.manage`;
+/// whatever the bus policy says, nobody else.
 async fn require_root(header: &Header<'_>, conn: &Connection) -> fdo::Result<()> {
     let sender = header.sender().ok_or_else(|| fdo::Error::AccessDenied("no sender".into()))?;
     let dbus = fdo::DBusProxy::new(conn).await?;
     let uid = dbus.get_connection_unix_user(sender.clone().into()).await?;
-    if uid != 0 {
-        return Err(fdo::Error::AccessDenied(format!("only root may change multihome (caller uid {uid})")));
+    if uid == 0 {
+        return Ok(());
     }
-    Ok(())
+    super::polkit::check(conn, sender).await.map_err(|why| fdo::Error::AccessDenied(format!("only root may change multihome (caller uid {uid}; {why})")))
 }
 
 #[interface(name = "org.multihome1.Daemon")]

@@ -14,6 +14,7 @@ pub mod forced;
 pub mod fsm;
 mod link;
 pub mod notify;
+mod polkit;
 pub mod probe;
 pub mod quality;
 pub mod routes;

@@ -60,7 +60,17 @@ pub struct LabOptions {
     pub policy: Option<String>,
     /// IPv6 on the LAN and the internet host, with router advertisements (`ipv6`).
     pub ipv6: bool,
+    /// Run multihome as the package installed it, not the binary under test: /usr/sbin/multihome,
+    /// NetworkManager's dispatcher running the package's hook from its own directory, and
+    /// networkd-dispatcher (with networkd) running the package's hooks from its default
+    /// directories. Otherwise the lab hides an installed hook, so an installed package never
+    /// runs beside the binary under test.
+    pub installed: bool,
 }
+
+/// Where the package puts the multihome binary and NetworkManager's hook (Cargo.toml's assets).
+pub const INSTALLED_BINARY: &str = "/usr/sbin/multihome";
+pub const INSTALLED_NM_HOOK: &str = "/usr/lib/NetworkManager/dispatcher.d/90-multihome";
 
 impl LabOptions {
     /// A lab with `manager` that runs this `multihome` binary (for a test,
@@ -118,8 +128,11 @@ pub fn prerequisites(options: &LabOptions) -> Result<(), String> {
     if options.dhcp || options.ipv6 {
         tools.push("dnsmasq");
     }
-    if options.networkd_dispatcher_scripts.is_some() {
+    if options.networkd_dispatcher_scripts.is_some() || (options.installed && options.manager == Manager::Networkd) {
         tools.push("networkd-dispatcher");
+    }
+    if options.installed {
+        tools.push(INSTALLED_BINARY);
     }
     for t in tools {
         let found = if t.starts_with('/') { Path::new(t).exists() } else { which(t).is_some() };
@@ -162,10 +175,17 @@ impl Lab {
         let dir = std::env::temp_dir().join(format!("multihome-lab-{prefix}"));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir)?;
+        let mut options = options;
         let multihome = match &options.multihome {
+            _ if options.installed => PathBuf::from(INSTALLED_BINARY),
             Some(p) => p.clone(),
             None => std::env::current_exe()?,
         };
+        // The installed binary itself (`multihome lab` from the package): laying it over
+        // /usr/sbin would make /usr/sbin/multihome a link to itself; it and its hooks are there.
+        if fs::canonicalize(&multihome).ok().is_some_and(|m| fs::canonicalize(INSTALLED_BINARY).ok() == Some(m)) {
+            options.installed = true;
+        }
         let mut lab = Lab {
             names: topology::Names { prefix },
             dir,
