@@ -69,6 +69,16 @@ pub fn for_uplinks<'a>(interfaces: impl Iterator<Item = (&'a str, Option<Ipv6Rou
                     "a global IPv6 router is refused while carrier returns if linkdown routes are skipped; networkd removes this uplink's routes on carrier loss instead (a link-local Gateway= avoids this)",
                 ),
             }
+            // Seen in the lab (NetworkManager keeps a link's routes for seconds after carrier
+            // loss, so traffic still went to wlan1's router and its neighbour entry failed): the
+            // kernel then passes over that router's default route until a probe answers, and
+            // probes at most every router_probe_interval (60 s), so new connections stayed on
+            // the next uplink that long after carrier returned.
+            set(
+                key6(name, "router_probe_interval"),
+                "1",
+                "a router that stopped answering while its link was down is asked again within a second, so new connections return to this uplink when it works again",
+            );
             set(
                 key6(name, "accept_ra_defrtr"),
                 "0",
