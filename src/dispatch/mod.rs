@@ -1,9 +1,11 @@
 //! `multihome dispatch`: the hook that nm-dispatcher and networkd-dispatcher run on every
 //! link event. It reads the event ([`event`], pure), and for a DHCP uplink of the policy makes
-//! its per-address rules and link routes match the addresses it has now ([`hook`]).
+//! its per-address rules and link routes match the addresses it has now ([`hook`]); for an
+//! uplink with SLAAC or DHCPv6 addresses, its IPv6 rules too ([`ipv6`]).
 
 pub mod event;
 pub mod hook;
+pub mod ipv6;
 #[cfg(test)]
 mod tests;
 

@@ -6,6 +6,7 @@
 //! starts and compared when it ends, and a difference fails loudly.
 
 pub mod echo;
+pub mod ipv6;
 pub mod lossy;
 pub mod netns;
 pub mod policies;
@@ -16,7 +17,7 @@ mod services;
 pub mod topology;
 
 use std::fs;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -57,6 +58,8 @@ pub struct LabOptions {
     /// A policy for /etc/multihome/multihome.conf, applied (`multihome apply --no-reload`)
     /// before networkd starts, as at boot: networkd reads its networkd.conf.d drop-in only then.
     pub policy: Option<String>,
+    /// IPv6 on the LAN and the internet host, with router advertisements (`ipv6`).
+    pub ipv6: bool,
     /// Run multihome as the package installed it, not the binary under test: /usr/sbin/multihome,
     /// NetworkManager's dispatcher running the package's hook from its own directory, and
     /// networkd-dispatcher (with networkd) running the package's hooks from its default
@@ -122,7 +125,7 @@ pub fn prerequisites(options: &LabOptions) -> Result<(), String> {
         Manager::NetworkManager => tools.push("NetworkManager"),
         Manager::None => {}
     }
-    if options.dhcp {
+    if options.dhcp || options.ipv6 {
         tools.push("dnsmasq");
     }
     if options.networkd_dispatcher_scripts.is_some() || (options.installed && options.manager == Manager::Networkd) {
@@ -201,6 +204,10 @@ impl Lab {
         lab._servers.push(echo::tcp_echo(&lab.names.host())?);
         if lab.options.dhcp {
             lab.start_dnsmasq()?;
+        }
+        if lab.options.ipv6 {
+            ipv6::build(&lab.names)?;
+            lab.start_router_advertisements()?;
         }
         lab.start_host_init()?;
         Ok(lab)
@@ -446,7 +453,7 @@ impl Lab {
     }
 
     /// A TCP connection from the internet host to `host_addr`: whether it was answered.
-    pub fn inbound(&self, host_addr: Ipv4Addr, timeout: Duration) -> bool {
+    pub fn inbound(&self, host_addr: impl Into<IpAddr>, timeout: Duration) -> bool {
         echo::tcp_roundtrip(&self.internet(), host_addr, timeout).unwrap_or(false)
     }
 
@@ -454,8 +461,14 @@ impl Lab {
     /// host to each one are answered, and the answers leave through the uplink that owns the
     /// address (SYN-ACK, ACK of data, data, FIN...: at least 3 packets each), hardly any elsewhere.
     pub fn inbound_is_symmetric(&self, connections: u64) -> anyhow::Result<()> {
+        let targets: Vec<(&str, IpAddr)> = SEED_ADDRESSES.iter().map(|(u, a)| (*u, (*a).into())).collect();
+        self.inbound_symmetric_on(&targets, connections)
+    }
+
+    /// `inbound_is_symmetric` for these (uplink, address) pairs, of either family.
+    fn inbound_symmetric_on(&self, targets: &[(&str, IpAddr)], connections: u64) -> anyhow::Result<()> {
         let tx_all = || UPLINKS.iter().map(|u| self.tx_packets(u)).collect::<anyhow::Result<Vec<u64>>>();
-        for (iface, a) in SEED_ADDRESSES {
+        for &(iface, a) in targets {
             let before = tx_all()?;
             for _ in 0..connections {
                 if !self.inbound(a, Duration::from_secs(2)) {

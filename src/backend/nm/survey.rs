@@ -140,7 +140,7 @@ pub(super) async fn survey(bus: &Connection, plan: &Plan) -> anyhow::Result<Surv
         let merged = settings::merge(&base, &want);
         let applied_matches = if active_with_profile {
             let (applied, _) = dev.get_applied_connection(0).await?;
-            settings::ipv4_lines(&to_profile(applied)) == settings::ipv4_lines(&merged)
+            settings::ip_lines(&to_profile(applied)) == settings::ip_lines(&merged)
         } else {
             false
         };

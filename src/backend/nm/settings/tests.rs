@@ -65,7 +65,7 @@ fn user_profile() -> Profile {
     ipv4.insert("routing-rules".into(), dicts(vec![user_rule, stale_rule.clone()]));
     p.insert("ipv4".into(), ipv4);
     // What that earlier multihome recorded having written, beside a key of the user's own.
-    Record { routes: vec![route_text(&stale)], rules: vec![rule_text(&stale_rule)] }.write(&mut p);
+    Record { routes: vec![route_text(&stale)], rules: vec![rule_text(&stale_rule)], ipv6: false }.write(&mut p);
     let mut user = p["user"].clone();
     let mut data: std::collections::HashMap<String, String> = user["data"].clone().try_into().unwrap();
     data.insert("desktop.note".into(), "office port 4".into());
@@ -332,4 +332,39 @@ fn a_setting_read_and_written_back_is_unchanged() {
     expected.remove("routes");
     expected.remove("addresses");
     assert_eq!(back["ipv4"], expected);
+}
+
+const STATIC_DUAL_STACK: &str = include_str!("../../../../tests/golden/ipv6-static/policy.conf");
+
+#[test]
+fn static_ipv6_is_merged_like_ipv4_and_taken_back_when_the_policy_drops_it() {
+    let dual = plan::plan(&policy::parse("p", STATIC_DUAL_STACK).unwrap());
+    let want = Wanted::for_uplink(dual.uplink("wlan1").unwrap());
+    let merged = merge(&user_profile(), &want);
+    let lines = owned_lines(&merged);
+    for expected in [
+        "ipv6.method: manual",
+        "ipv6.addresses: 2001:db8:178::98/64",
+        "ipv6.gateway: 2001:db8:178::1",
+        "ipv6.route-metric: 101",
+        "ipv6.routes: ::/0 2001:db8:178::1 table=102",
+        "ipv6.routing-rules: priority 10100 from 2001:db8:178::98/128 table 102",
+        "user.multihome.ipv6: yes",
+    ] {
+        assert!(lines.contains(&expected.to_string()), "{expected} missing from {lines:#?}");
+    }
+    // IPv6 routes are not on-link (plan::Prefix::GATEWAY_ONLINK), IPv4 ones are.
+    assert!(!lines.iter().any(|l| l.starts_with("ipv6.routes:") && l.contains("onlink")), "{lines:#?}");
+    assert!(!needs_update(&merged, &merge(&merged, &want)));
+
+    // The policy leaves IPv6 again: multihome's IPv6 entries go, the record forgets IPv6.
+    let seed = seed();
+    let back = merge(&merged, &Wanted::for_uplink(seed.uplink("wlan1").unwrap()));
+    let ipv6 = IpSetting::of(&back, IPV6);
+    assert!(ipv6.routes.is_empty() && ipv6.rules.is_empty(), "{ipv6:#?}");
+    assert!(!owned_lines(&back).iter().any(|l| l.starts_with("ipv6.") || l.contains("multihome.ipv6")));
+
+    // An IPv6-only uplink has IPv4 disabled.
+    let wlan0 = merge(&user_profile(), &Wanted::for_uplink(dual.uplink("wlan0").unwrap()));
+    assert!(owned_lines(&wlan0).contains(&"ipv4.method: disabled".to_string()));
 }
