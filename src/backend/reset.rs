@@ -12,6 +12,7 @@ use std::fs;
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use ipnet::Ipv6Net;
 
 use super::{Backend, Diff, Target, diff, files, is_live, nm, sysctl};
 use crate::netlink::{self, Netlink};
@@ -148,6 +149,7 @@ fn keyfiles(root: &Path) -> anyhow::Result<Diff> {
 /// One rule or route of multihome's in the kernel; a route with its device's name.
 enum Tagged {
     Rule(Rule),
+    Rule6(Rule<Ipv6Net>),
     Route(netlink::KernelRoute, String),
 }
 
@@ -155,6 +157,7 @@ impl Tagged {
     fn describe(&self) -> String {
         match self {
             Tagged::Rule(r) => format!("rule {r}"),
+            Tagged::Rule6(r) => format!("rule {r}"),
             Tagged::Route(k, dev) => format!("route {} metric {}", crate::plan::show_route(&k.as_plan_route(), dev), k.metric),
         }
     }
@@ -162,6 +165,7 @@ impl Tagged {
     async fn remove(&self, nl: &Netlink) -> anyhow::Result<()> {
         let gone = match self {
             Tagged::Rule(r) => nl.delete_rule(r).await,
+            Tagged::Rule6(r) => nl.delete_rule6(r).await,
             Tagged::Route(k, _) => match k.ifindex {
                 Some(ifindex) => nl.delete_route(&k.as_plan_route(), ifindex).await,
                 None => Ok(()),
@@ -174,8 +178,8 @@ impl Tagged {
     }
 }
 
-/// Rules and routes with multihome's protocol (the hooks', the daemon's), and the rule of a
-/// daemon before 0.2.
+/// Rules (both families) and routes with multihome's protocol (the hooks', the daemon's), and
+/// the rule of a daemon before 0.2.
 async fn kernel_state(nl: &Netlink) -> anyhow::Result<Vec<Tagged>> {
     let mut out: Vec<Tagged> = Vec::new();
     let legacy = Rule { priority: LEGACY_DAEMON_RULE_PRIORITY, from: None, to: None, table: Table::Id(LEGACY_DAEMON_TABLE) };
@@ -185,6 +189,8 @@ async fn kernel_state(nl: &Netlink) -> anyhow::Result<Vec<Tagged>> {
             out.extend(rule.map(Tagged::Rule));
         }
     }
+    // The hooks' rules for IPv6 addresses (SLAAC, DHCPv6).
+    out.extend(nl.our_rules6().await.context("cannot read the IPv6 rules")?.iter().filter_map(|k| k.as_plan_rule()).map(Tagged::Rule6));
     let names: BTreeMap<u32, String> = nl.links().await.context("cannot read the links")?.into_iter().map(|l| (l.index, l.name)).collect();
     for k in nl.routes().await.context("cannot read the routes")?.into_iter().filter(|k| k.is_ours()) {
         let dev = k.ifindex.and_then(|i| names.get(&i).cloned()).unwrap_or_else(|| "?".into());
