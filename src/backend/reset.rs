@@ -217,9 +217,16 @@ fn sysctls(root: &Path) -> anyhow::Result<Vec<(String, String, String)>> {
     Ok(out)
 }
 
-/// The kernel's own value of each setting multihome sets (ignore_routes_with_linkdown,
-/// arp_ignore, arp_announce, rp_filter), for a key no file names: all off.
-const KERNEL_DEFAULT: &str = "0";
+/// The kernel's own value of each setting multihome sets, for a key no file names: off for
+/// ignore_routes_with_linkdown, arp_ignore, arp_announce and rp_filter; IPv6 routers probed
+/// every 60 s, their default routes accepted.
+fn kernel_default(setting: &str) -> &'static str {
+    match setting {
+        "router_probe_interval" => "60",
+        "accept_ra_defrtr" => "1",
+        _ => "0",
+    }
+}
 
 /// For each key multihome set, the value the rest of the system gives it: the last assignment
 /// in the other sysctl.d files (systemd-sysctl's order, globs such as `net.ipv4.conf.*.rp_filter`
@@ -235,13 +242,15 @@ pub fn restored_values(ours: &[(String, String)], others: &[(String, String)], c
     let mut keys: Vec<&String> = ours.iter().map(|(k, _)| k).collect();
     keys.sort_by_key(|k| !k.contains("/conf/default/"));
     for key in keys {
-        let setting = key.rsplit('/').next().unwrap_or("");
+        let parts: Vec<&str> = key.split('/').collect();
+        let setting = parts.last().copied().unwrap_or("");
         let value = from_files(key).unwrap_or_else(|| {
-            if key.contains("/conf/default/") {
-                KERNEL_DEFAULT.to_string()
+            if key.contains("/conf/default/") || parts.len() != 5 {
+                kernel_default(setting).to_string()
             } else {
-                let default_key = format!("net/ipv4/conf/default/{setting}");
-                restored.get(&default_key).cloned().or_else(|| current(&default_key)).unwrap_or_else(|| KERNEL_DEFAULT.to_string())
+                // net/ipv4/conf/IFACE/SETTING -> net/ipv4/conf/default/SETTING (ipv6 alike).
+                let default_key = format!("{}/{}/conf/default/{setting}", parts[0], parts[1]);
+                restored.get(&default_key).cloned().or_else(|| current(&default_key)).unwrap_or_else(|| kernel_default(setting).to_string())
             }
         });
         restored.insert(key.clone(), value);
@@ -348,12 +357,19 @@ mod tests {
             ("net/ipv4/conf/eth0/rp_filter", "2"),
             ("net/ipv4/conf/eth0/arp_ignore", "1"),
             ("net/ipv4/conf/eth0/arp_announce", "2"),
+            ("net/ipv6/conf/default/ignore_routes_with_linkdown", "1"),
+            ("net/ipv6/conf/eth0/router_probe_interval", "1"),
+            ("net/ipv6/conf/eth0/accept_ra_defrtr", "0"),
         ]);
         let others = pairs(&[
             ("50-default.conf", "net.ipv4.conf.default.rp_filter = 2\nnet.ipv4.conf.*.rp_filter = 2\n"),
             ("80-admin.conf", "net.ipv4.conf.eth0.arp_announce = 1\n"),
         ]);
-        let current = |key: &str| (key == "net/ipv4/conf/default/arp_ignore").then(|| "0".to_string());
+        let current = |key: &str| match key {
+            "net/ipv4/conf/default/arp_ignore" => Some("0".to_string()),
+            "net/ipv6/conf/default/accept_ra_defrtr" => Some("1".to_string()),
+            _ => None,
+        };
         let got = restored_values(&ours, &others, &current);
         assert_eq!(
             got,
@@ -363,6 +379,9 @@ mod tests {
                 ("net/ipv4/conf/eth0/rp_filter", "2"),
                 ("net/ipv4/conf/eth0/arp_ignore", "0"),
                 ("net/ipv4/conf/eth0/arp_announce", "1"),
+                ("net/ipv6/conf/default/ignore_routes_with_linkdown", "0"),
+                ("net/ipv6/conf/eth0/router_probe_interval", "60"),
+                ("net/ipv6/conf/eth0/accept_ra_defrtr", "1"),
             ])
         );
     }
