@@ -4,6 +4,7 @@
 //! or applies the [`Plan`] it returns, so networkd, NetworkManager, the dispatcher hooks and the
 //! daemon can never disagree about a table number or a metric.
 
+pub mod mptcp;
 mod numbers;
 mod show;
 mod sysctl;
@@ -109,6 +110,8 @@ pub struct UplinkPlan {
     /// Routes known now (all of them for static uplinks; for DHCP ones none, see `Addresses`).
     pub routes: Vec<Route>,
     pub rules: Vec<Rule>,
+    /// Its MPTCP endpoint; `None` without one.
+    pub mptcp: Option<mptcp::Endpoint>,
 }
 
 /// The desired state for the whole host.
@@ -118,6 +121,9 @@ pub struct Plan {
     pub uplinks: Vec<UplinkPlan>,
     pub sysctls: Vec<Sysctl>,
     pub probe: Option<Probe>,
+    /// The MPTCP path manager's limits; `None` with `MPTCP=no` (multihome then removes only the
+    /// endpoints it made and leaves the kernel's MPTCP settings alone).
+    pub mptcp: Option<mptcp::Limits>,
     /// The policy file the plan came from, named in generated files.
     pub source: String,
 }
@@ -138,6 +144,11 @@ pub fn plan(policy: &Policy) -> Plan {
         .map(|(rank, u)| {
             let table = tables[rank];
             let metric = numbers::metric(rank);
+            let first_address = match &u.addressing {
+                Addressing::Static(nets) => nets.first().map(|n| n.addr()),
+                Addressing::Dhcp(_) => None,
+            };
+            let endpoint = if policy.mptcp { mptcp::endpoint(rank, u.mptcp, first_address) } else { None };
             let (addresses, routes, rules) = match &u.addressing {
                 Addressing::Static(nets) => {
                     let gateway = u.gateway.expect("validation requires a gateway for static uplinks");
@@ -146,11 +157,12 @@ pub fn plan(policy: &Policy) -> Plan {
                 }
                 Addressing::Dhcp(d) => (Addresses::Dhcp(*d), Vec::new(), Vec::new()),
             };
-            UplinkPlan { interface: u.interface.clone(), rank, table, metric, addresses, gateway: u.gateway, routes, rules }
+            UplinkPlan { interface: u.interface.clone(), rank, table, metric, addresses, gateway: u.gateway, routes, rules, mptcp: endpoint }
         })
         .collect();
     let sysctls = sysctl::for_uplinks(uplinks.iter().map(|u| u.interface.as_str()));
-    Plan { uplinks, sysctls, probe: policy.probe.clone(), source: policy.source.clone() }
+    let mptcp = policy.mptcp.then(|| mptcp::limits(uplinks.iter().filter(|u| u.mptcp.is_some()).count()));
+    Plan { uplinks, sysctls, probe: policy.probe.clone(), mptcp, source: policy.source.clone() }
 }
 
 #[cfg(test)]

@@ -69,10 +69,18 @@ impl fmt::Display for Plan {
                 writeln!(f, "  route default via <lease router> dev {} table {}", u.interface, u.table)?;
                 writeln!(f, "  rules from/to <lease address> lookup {}, set by `multihome dispatch` when the lease arrives", u.table)?;
             }
+            if let Some(e) = u.mptcp {
+                let addr = e.address.map_or("<lease address>".to_string(), |a| a.to_string());
+                writeln!(f, "  mptcp endpoint {addr} id {} dev {} subflow{}", e.id, u.interface, if e.backup { " backup" } else { "" })?;
+            }
         }
         writeln!(f, "\nsysctls:")?;
         for s in &self.sysctls {
             writeln!(f, "  {} = {}", s.key, s.value)?;
+        }
+        match self.mptcp {
+            Some(l) => writeln!(f, "\nmptcp (where net.mptcp.enabled = 1): limits subflows at least {}", l.subflows)?,
+            None => writeln!(f, "\nmptcp: hands off (MPTCP=no; endpoints multihome made before are removed)")?,
         }
         // Always: the daemon runs with any policy (without [Probe] it still watches carrier,
         // addresses and the gateway by ARP), and the hook with any DHCP uplink.

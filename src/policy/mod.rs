@@ -56,6 +56,18 @@ pub enum Addressing {
     Dhcp(Dhcp),
 }
 
+/// What an uplink's address does for MPTCP connections (`[Uplink] MPTCP=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Subflows {
+    /// An endpoint that carries subflows alongside the others.
+    Subflow,
+    /// An endpoint whose subflows carry data only when no normal one can.
+    Backup,
+    /// No endpoint on this uplink.
+    No,
+}
+
 /// One `[Uplink]` section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Uplink {
@@ -67,6 +79,8 @@ pub struct Uplink {
     pub gateway: Option<Ipv4Addr>,
     /// Explicit routing table, or `None` to let the planner pick one.
     pub table: Option<u32>,
+    /// `MPTCP=` of the uplink, or `None` to derive it from the priority (see `plan::mptcp`).
+    pub mptcp: Option<Subflows>,
 }
 
 /// How the per-target probe results of one round combine into "the uplink answered".
@@ -141,6 +155,9 @@ pub struct Policy {
     pub backend: Backend,
     pub mode: Mode,
     pub probe: Option<Probe>,
+    /// `[Policy] MPTCP=`: whether multihome gives the uplinks MPTCP endpoints (where the kernel
+    /// has MPTCP enabled); `false` keeps its hands off the kernel's path manager.
+    pub mptcp: bool,
     /// In file order.
     pub uplinks: Vec<Uplink>,
 }

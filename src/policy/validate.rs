@@ -9,7 +9,7 @@ use ipnet::Ipv4Net;
 
 use super::error::{Diagnostic, Diagnostics};
 use super::unit_file::{Entry, Section};
-use super::{Addressing, Backend, Dhcp, Mode, Policy, Probe, Require, Uplink, timespan, valid_uplink_name};
+use super::{Addressing, Backend, Dhcp, Mode, Policy, Probe, Require, Subflows, Uplink, timespan, valid_uplink_name};
 use crate::numbers::{KERNEL_TABLES, LEGACY_DAEMON_TABLE, MAX_ADDRESSES, MAX_UPLINKS};
 
 /// A valid `[Uplink]` with the lines its checks between uplinks point at.
@@ -102,6 +102,7 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
     let mut seen_once: HashMap<&str, usize> = HashMap::new();
     let mut backend = Backend::Auto;
     let mut mode = Mode::Routes;
+    let mut mptcp = true;
     let mut probe = None;
     let mut uplinks: Vec<Located> = Vec::new();
 
@@ -114,7 +115,10 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
         }
         match section.name.as_str() {
             "Policy" => {
-                let map = c.entries(section, &["Backend", "Mode"], &[]);
+                let map = c.entries(section, &["Backend", "Mode", "MPTCP"], &[]);
+                if let Some(b) = c.parse_one(first(&map, "MPTCP"), "yes or no", parse_bool) {
+                    mptcp = b;
+                }
                 backend = c
                     .parse_one(first(&map, "Backend"), "auto, networkd or networkmanager", |s| match s {
                         "auto" => Some(Backend::Auto),
@@ -148,12 +152,34 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
     }
 
     cross_check(&mut c, &uplinks, sections);
+    if !mptcp {
+        for l in &uplinks {
+            if let (Some(Subflows::Subflow | Subflows::Backup), Some(line)) = (l.uplink.mptcp, l.keys.get("MPTCP")) {
+                c.problem(
+                    *line,
+                    format!(
+                        "MPTCP={} on {}: [Policy] has MPTCP=no, so no uplink gets an endpoint; remove one of them",
+                        subflows_word(l.uplink.mptcp),
+                        l.uplink.interface
+                    ),
+                );
+            }
+        }
+    }
 
     if c.problems.is_empty() {
-        Ok(Policy { source: file.to_string(), backend, mode, probe, uplinks: uplinks.into_iter().map(|l| l.uplink).collect() })
+        Ok(Policy { source: file.to_string(), backend, mode, probe, mptcp, uplinks: uplinks.into_iter().map(|l| l.uplink).collect() })
     } else {
         c.problems.sort_by_key(|d| d.line);
         Err(Diagnostics(c.problems))
+    }
+}
+
+fn subflows_word(s: Option<Subflows>) -> &'static str {
+    match s {
+        Some(Subflows::Subflow) => "subflow",
+        Some(Subflows::Backup) => "backup",
+        _ => "no",
     }
 }
 
@@ -316,7 +342,7 @@ fn probe_section(c: &mut Checker, section: &Section) -> Probe {
 
 /// Returns the uplink with the lines of its section, keys and addresses, for cross-checks.
 fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'s>> {
-    let map = c.entries(section, &["Interface", "Priority", "DHCP", "Gateway", "Table"], &["Address"]);
+    let map = c.entries(section, &["Interface", "Priority", "DHCP", "Gateway", "Table", "MPTCP"], &["Address"]);
     let lines: HashMap<&str, usize> = map.iter().filter_map(|(k, v)| v.first().map(|e| (*k, e.line))).collect();
     let before = c.problems.len();
 
@@ -389,6 +415,11 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
         Some((n, _)) => Some(*n),
         None => s.parse::<u32>().ok(),
     });
+    let mptcp = c.parse_one(first(&map, "MPTCP"), "subflow, backup or no", |s| match s {
+        "subflow" => Some(Subflows::Subflow),
+        "backup" => Some(Subflows::Backup),
+        s => parse_bool(s).filter(|b| !b).map(|_| Subflows::No),
+    });
     if let (Some(t), Some(e)) = (table, first(&map, "Table")) {
         if let Some((_, name)) = KERNEL_TABLES.iter().find(|(n, _)| *n == t) {
             c.problem(
@@ -437,7 +468,7 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
         return None;
     }
     Some(Located {
-        uplink: Uplink { interface: interface?, priority: priority?, addressing: addressing?, gateway, table },
+        uplink: Uplink { interface: interface?, priority: priority?, addressing: addressing?, gateway, table, mptcp },
         line: section.line,
         keys: lines,
         address_lines,
