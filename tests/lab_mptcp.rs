@@ -78,13 +78,28 @@ fn run_fault(lab: &Lab, fault: Fault) -> anyhow::Result<Seen> {
 }
 
 #[test]
-fn an_mptcp_connection_survives_silent_failure_and_carrier_loss_of_eth0_and_returns_to_it() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+fn networkd_an_mptcp_connection_survives_silent_failure_and_carrier_loss_of_eth0_and_returns_to_it() -> anyhow::Result<()> {
+    survives(Manager::Networkd)
+}
+
+#[test]
+fn networkmanager_an_mptcp_connection_survives_silent_failure_and_carrier_loss_of_eth0_and_returns_to_it() -> anyhow::Result<()> {
+    survives(Manager::NetworkManager)
+}
+
+/// Under networkd the policy is applied before networkd starts, as at boot (see lab_daemon);
+/// NetworkManager takes it over D-Bus. Either way `multihome apply` also makes the endpoints.
+fn survives(manager: Manager) -> anyhow::Result<()> {
+    if !lab::require(manager) {
         return Ok(());
     }
-    // Applied before networkd starts, as at boot (see lab_daemon): `multihome apply` also makes
-    // the endpoints.
-    let mut lab = Lab::start(LabOptions { policy: Some(SEED.to_string()), ..LabOptions::new(Manager::Networkd, binary()) })?;
+    let networkd = manager == Manager::Networkd;
+    let mut lab = Lab::start(LabOptions { policy: networkd.then(|| SEED.to_string()), ..LabOptions::new(manager, binary()) })?;
+    if !networkd {
+        lab.write_policy(SEED)?;
+        let out = lab.multihome_ok(&["apply"])?;
+        assert!(out.contains("MPTCP endpoints: added"), "{out}");
+    }
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     let endpoints = lab.ip_host(&["mptcp", "endpoint", "show"])?;
     for want in ["192.168.178.99 id 240 subflow dev eth0", "192.168.178.98 id 241 subflow dev wlan1", "192.168.178.97 id 242 subflow backup dev wlan0"] {
@@ -92,7 +107,7 @@ fn an_mptcp_connection_survives_silent_failure_and_carrier_loss_of_eth0_and_retu
     }
     assert!(lab.ip_host(&["mptcp", "limits", "show"])?.contains("subflows 2"));
     // A second apply changes nothing, the endpoints included.
-    let again = lab.multihome_ok(&["apply", "--no-reload"])?;
+    let again = lab.multihome_ok(if networkd { &["apply", "--no-reload"] } else { &["apply"] })?;
     assert!(!again.contains("MPTCP endpoints:"), "{again}");
     assert_eq!(lab.ip_host(&["mptcp", "endpoint", "show"])?, endpoints);
 
@@ -103,7 +118,7 @@ fn an_mptcp_connection_survives_silent_failure_and_carrier_loss_of_eth0_and_retu
     for fault in [Fault::Silent, Fault::Carrier] {
         let seen = run_fault(&lab, fault)?;
         eprintln!(
-            "{fault:?}: plain TCP stalled {:?} ({:?}); MPTCP stalled {:?}, {} bytes lost ({:?}); after the repair eth0 sent {} packets and wlan1 {} in {WINDOW:?}",
+            "{manager:?}, {fault:?}: plain TCP stalled {:?} ({:?}); MPTCP stalled {:?}, {} bytes lost ({:?}); after the repair eth0 sent {} packets and wlan1 {} in {WINDOW:?}",
             seen.tcp_stall,
             seen.tcp.error,
             seen.mptcp_stall,

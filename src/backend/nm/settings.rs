@@ -16,7 +16,7 @@ use ipnet::Ipv4Net;
 use uuid::Uuid;
 use zbus::{OwnedVariant, Variant};
 
-use crate::plan::{Addresses, DEFAULT_DESTINATION, Route, Rule, Table, UplinkPlan};
+use crate::plan::{Addresses, DEFAULT_DESTINATION, Plan, Route, Rule, Table, UplinkPlan};
 
 pub mod ip;
 pub mod record;
@@ -74,9 +74,23 @@ pub struct Wanted {
     pub table: u32,
     pub routes: Vec<Route>,
     pub rules: Vec<Rule>,
+    /// `connection.mptcp-flags=disabled` while multihome manages the uplinks' MPTCP endpoints
+    /// (`[Policy] MPTCP=yes`): NetworkManager (1.40+) otherwise makes normal-subflow endpoints
+    /// of its own for every address with a default route, which hold the addresses multihome's
+    /// need and cannot follow the uplinks' health. With `MPTCP=no` the setting is left alone.
+    pub mptcp_disabled: bool,
 }
 
+/// NM_MPTCP_FLAGS_DISABLED: no endpoints for the profile's addresses.
+pub const MPTCP_FLAGS_DISABLED: u32 = 0x1;
+const MPTCP_FLAGS: &str = "mptcp-flags";
+
 impl Wanted {
+    /// [`Wanted::for_uplink`] within `plan`, which says whether multihome manages MPTCP.
+    pub fn in_plan(plan: &Plan, u: &UplinkPlan) -> Wanted {
+        Wanted { mptcp_disabled: plan.mptcp.is_some(), ..Wanted::for_uplink(u) }
+    }
+
     pub fn for_uplink(u: &UplinkPlan) -> Wanted {
         // The main-table default route is ipv4.gateway with ipv4.route-metric; only the routes
         // of the uplink's own table are listed in ipv4.routes.
@@ -93,7 +107,7 @@ impl Wanted {
             }
         };
         let gateway = if method == "manual" { u.gateway } else { None };
-        Wanted { method, addresses, gateway, route_metric: u.metric, table: u.table, routes, rules: u.rules.clone() }
+        Wanted { method, addresses, gateway, route_metric: u.metric, table: u.table, routes, rules: u.rules.clone(), mptcp_disabled: false }
     }
 }
 
@@ -176,6 +190,9 @@ pub fn merge(current: &Profile, want: &Wanted) -> Profile {
     ipv4.write(&mut p, IPV4);
     drop_deprecated_v6(&mut p);
     record.write(&mut p);
+    if want.mptcp_disabled {
+        p.entry("connection".into()).or_default().insert(MPTCP_FLAGS.into(), owned(MPTCP_FLAGS_DISABLED));
+    }
     p
 }
 
@@ -346,6 +363,9 @@ pub fn ipv4_lines(p: &Profile) -> Vec<String> {
 pub fn owned_lines(p: &Profile) -> Vec<String> {
     let mut lines = ipv4_lines(p);
     lines.extend(Record::lines(p));
+    if let Some(flags) = p.get("connection").and_then(|c| c.get(MPTCP_FLAGS)).and_then(|v| u32::try_from(v.clone()).ok()) {
+        lines.push(format!("connection.{MPTCP_FLAGS}: 0x{flags:x}"));
+    }
     lines
 }
 
