@@ -7,6 +7,7 @@
 //!
 //!     cargo bench --bench failover                       # everything, default runs
 //!     cargo bench --bench failover -- --runs 5 --only carrier
+//!     cargo bench --bench failover -- --only resources --uplinks 32,200 --no-write
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,9 @@ fn main() -> anyhow::Result<()> {
     let runs: usize = flag(&args, "--runs").map_or(Ok(10), |v| v.parse()).context("--runs takes a number")?;
     let only = flag(&args, "--only");
     let wanted = |group: &str| only.as_deref().is_none_or(|o| o == group);
+    // `--uplinks 32,200`: only those scale rows (and not the seed's), for a quick look.
+    let scale_only: Option<Vec<usize>> =
+        flag(&args, "--uplinks").map(|v| v.split(',').map(str::parse).collect::<Result<_, _>>()).transpose().context("--uplinks takes numbers like 32,200")?;
     lab::prerequisites(&options(Manager::Networkd, None)).map_err(anyhow::Error::msg)?;
     println!("multihome failover benchmark: {runs} runs per row; a new UDP socket every {PROBE_INTERVAL:?} to the lab's internet host");
     let mut command = format!("cargo bench --bench failover -- --runs {runs}");
@@ -49,7 +53,10 @@ fn main() -> anyhow::Result<()> {
         quality_rows(&mut report)?;
     }
     if wanted("resources") {
-        resources_row(&mut report)?;
+        if scale_only.is_none() {
+            resources_row(&mut report)?;
+        }
+        scale_rows(scale_only.as_deref().unwrap_or(&SCALE_UPLINKS), &mut report)?;
     }
     if !args.iter().any(|a| a == "--no-write") {
         let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/BENCHMARKS.md");
@@ -415,6 +422,47 @@ fn resources_row(report: &mut Report) -> anyhow::Result<()> {
     report.line("resources", format!("| CPU time | {:.1} s per hour |", cpu * 3600.0 / SAMPLE.as_secs_f64()));
     Ok(())
 }
+
+/// The daemon with N uplinks, each on its own subnet (`lab::scale`), one target, the default
+/// [Probe] settings: the time until every uplink has a verdict, CPU and memory. Cost linear in
+/// the uplinks shows as a flat "CPU per uplink" column.
+fn scale_rows(sizes: &[usize], report: &mut Report) -> anyhow::Result<()> {
+    const SAMPLE: Duration = Duration::from_secs(20);
+    println!("\n## The daemon with N uplinks (one target each, defaults), CPU over {} s\n", SAMPLE.as_secs());
+    report.line("resources", "");
+    report.line("resources", "| uplinks | every uplink judged after | CPU s per hour | CPU s per hour per uplink | resident memory (VmRSS) |");
+    report.line("resources", "|---|---|---|---|---|");
+    for &n in sizes {
+        let mut lab = Lab::start(options(Manager::None, None))?;
+        lab::scale::add_uplinks(&lab, n)?;
+        let started = Instant::now();
+        let spawned = lab.spawn_multihome(&["daemon"])?;
+        let (log, nsenter) = (spawned.log.clone(), spawned.id());
+        let judged = |text: &str| text.lines().filter(|l| l.starts_with("up") && l.contains(": unknown -> ")).count();
+        let mut first = None;
+        lab.wait_for(Duration::from_secs(60), || {
+            let k = judged(&std::fs::read_to_string(&log).unwrap_or_default());
+            if k > 0 && first.is_none() {
+                first = Some(started.elapsed());
+            }
+            k >= n
+        })
+        .with_context(|| format!("{n} uplinks: not every uplink was judged within 60 s"))?;
+        let verdicts = started.elapsed();
+        println!("{n} uplinks: the first verdict after {}", ms(first.unwrap_or(verdicts)));
+        let pid = daemon_pid(nsenter)?;
+        let cpu0 = cpu_seconds(pid)?;
+        std::thread::sleep(SAMPLE);
+        let cpu = (cpu_seconds(pid)? - cpu0) * 3600.0 / SAMPLE.as_secs_f64();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let rss = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches(" kB").parse::<f64>().ok()).unwrap_or(f64::NAN);
+        report.line("resources", format!("| {n} | {} | {cpu:.0} | {:.2} | {:.1} MiB |", ms(verdicts), cpu / n as f64, rss / 1024.0));
+    }
+    Ok(())
+}
+
+/// The scale rows' sizes: the seed's 3, then up to nearly the most a policy allows.
+const SCALE_UPLINKS: [usize; 5] = [3, 32, 64, 128, 200];
 
 /// The daemon process: nsenter's child (it forks to enter the lab's PID namespace).
 fn daemon_pid(nsenter: u32) -> anyhow::Result<u32> {

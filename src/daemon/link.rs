@@ -16,7 +16,7 @@ use super::fsm;
 use super::probe::{Prober, RoundPlan, RoundResult};
 use super::quality::{self, Quality, Round};
 use super::routes;
-use crate::plan::{Addresses, UplinkPlan};
+use crate::plan::{Addresses, UplinkPlan, UplinkProbe};
 use crate::policy::Probe;
 
 /// Rounds over which the loss figure is computed (10 s at the default interval).
@@ -24,7 +24,9 @@ pub(super) const LOSS_WINDOW: usize = 50;
 
 /// A probe round's result, from a prober task to the loop.
 pub(super) struct RoundDone {
-    pub(super) interface: String,
+    /// The uplink's place in the daemon's list when the prober started (the generation says
+    /// whether it is still that uplink's prober).
+    pub(super) link: usize,
     pub(super) generation: u64,
     pub(super) result: RoundResult,
 }
@@ -54,6 +56,9 @@ pub(super) struct Link {
     /// The last rounds the quality verdict judges: those while the path was not declared down.
     pub(super) judged: VecDeque<Round>,
     pub(super) quality: Quality,
+    /// Loss over `window` and over `judged`, worked out once per round (see `Link::measure`).
+    loss: f64,
+    judged_loss: f64,
     pub(super) rtt: Option<Duration>,
     pub(super) reason: String,
     pub(super) prober: Option<(ProberKey, u64, JoinHandle<()>)>,
@@ -73,6 +78,8 @@ impl Link {
             window: VecDeque::new(),
             judged: VecDeque::new(),
             quality: Quality::default(),
+            loss: 0.0,
+            judged_loss: 0.0,
             rtt: None,
             reason: String::new(),
             prober: None,
@@ -101,13 +108,21 @@ impl Link {
         Some(routes::Carrying { ifindex: self.ifindex?, address: self.address?, gateway: self.gateway()?, metric: self.plan.metric })
     }
 
+    /// Works out the loss figures after a round: once here, not every time the bus snapshot or
+    /// the carriers are read (at 200 uplinks that was 50-round sums for every uplink after every
+    /// uplink's round, the square in the daemon's cost).
+    pub(super) fn measure(&mut self) {
+        self.loss = quality::measure(&self.window).0;
+        self.judged_loss = quality::measure(&self.judged).0;
+    }
+
     pub(super) fn loss_percent(&self) -> f64 {
-        quality::measure(&self.window).0
+        self.loss
     }
 
     /// The loss the quality verdict sees (which ranks poor uplinks against each other).
     pub(super) fn judged_loss_percent(&self) -> f64 {
-        quality::measure(&self.judged).0
+        self.judged_loss
     }
 
     /// Trusted by the state machine (probes answer, carrier, address), before path quality.
@@ -131,12 +146,15 @@ impl Link {
     }
 }
 
-/// One uplink's probe rounds, every Interval, until aborted.
+/// One uplink's probe rounds, every interval of its own (`ProbeInterval=`, else `[Probe]`'s),
+/// to its own targets (`ProbeTarget=`, else `[Probe]`'s), until aborted.
 pub(super) async fn probe_loop(
+    link: usize,
     interface: String,
     key: ProberKey,
     salt: u16,
     probe: Probe,
+    own: UplinkProbe,
     wanted: Arc<AtomicU32>,
     generation: u64,
     rounds: mpsc::UnboundedSender<RoundDone>,
@@ -154,17 +172,17 @@ pub(super) async fn probe_loop(
             }
         }
     };
-    let mut tick = tokio::time::interval(probe.interval);
+    let mut tick = tokio::time::interval(own.interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let plan =
-            RoundPlan { targets: probe.targets.clone(), require: probe.require, arp: key.arp, probes: wanted.load(Ordering::Relaxed), timeout: probe.timeout };
+            RoundPlan { targets: own.targets.clone(), require: probe.require, arp: key.arp, probes: wanted.load(Ordering::Relaxed), timeout: own.timeout };
         if plan.targets.is_empty() && plan.arp.is_none() {
             continue; // nothing to ask: the uplink stays unknown and the main table decides
         }
         let result = prober.round(&plan).await;
-        if rounds.send(RoundDone { interface: interface.clone(), generation, result }).is_err() {
+        if rounds.send(RoundDone { link, generation, result }).is_err() {
             return;
         }
     }

@@ -104,7 +104,11 @@ impl Prober {
         icmp.set_nonblocking(true)?;
         icmp_filter_echo_replies(icmp.as_raw_fd())?;
 
-        let arp = Socket::new(Domain::PACKET, Type::DGRAM, Some(Protocol::from(i32::from(ETH_P_ARP.to_be()))))?;
+        // Opened for no protocol and bound to ARP on the interface in one step: a packet socket
+        // opened for ARP already receives every interface's ARP, and binding it then has the
+        // kernel wait for an RCU grace period (`synchronize_net`) to unhook it — 7 to 16 ms
+        // each, measured, which at 64 uplinks held every first verdict back by a second.
+        let arp = Socket::new(Domain::PACKET, Type::DGRAM, None)?;
         arp.bind(&link_address(ifindex, &[0; 6]))?;
         arp.set_nonblocking(true)?;
         let mac = hardware_address(arp.as_raw_fd(), interface)?;

@@ -11,6 +11,7 @@ pub mod netns;
 pub mod policies;
 pub mod probe;
 pub mod root_guard;
+pub mod scale;
 pub mod scenario;
 mod services;
 pub mod stream;

@@ -11,11 +11,12 @@ mod sysctl;
 mod uplink;
 
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use serde::Serialize;
 
-use crate::policy::{Addressing, Dhcp, Policy, Probe};
+use crate::policy::{Addressing, Dhcp, Policy, Probe, timespan};
 
 pub use crate::numbers::{
     FAILOVER_METRIC_SLOTS, LEGACY_DAEMON_RULE_PRIORITY, LEGACY_DAEMON_TABLE, MAX_ADDRESSES, MAX_UPLINKS, METRIC_BASE, PROTOCOL, RULE_PRIORITY_END,
@@ -112,6 +113,31 @@ pub struct UplinkPlan {
     pub rules: Vec<Rule>,
     /// Its MPTCP endpoint; `None` without one.
     pub mptcp: Option<mptcp::Endpoint>,
+    /// How the daemon probes this uplink.
+    pub probe: UplinkProbe,
+}
+
+/// One uplink's probe rounds: its own `ProbeTarget=` and `ProbeInterval=` where the policy
+/// gives them, `[Probe]`'s (or its defaults) otherwise. Everything else of `[Probe]` (FailAfter,
+/// the hold, the quality limits) is the same for every uplink.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UplinkProbe {
+    pub targets: Vec<Ipv4Addr>,
+    #[serde(rename = "interval_ms", serialize_with = "timespan::serialize_ms")]
+    pub interval: Duration,
+    /// How long one probe waits: `[Probe] Timeout=`, or the uplink's interval when shorter.
+    #[serde(rename = "timeout_ms", serialize_with = "timespan::serialize_ms")]
+    pub timeout: Duration,
+    /// Whether the targets or the interval are the uplink's own.
+    pub own: bool,
+}
+
+impl UplinkProbe {
+    fn of(uplink: &crate::policy::Uplink, probe: &Probe) -> UplinkProbe {
+        let targets = if uplink.probe_targets.is_empty() { probe.targets.clone() } else { uplink.probe_targets.clone() };
+        let interval = uplink.probe_interval.unwrap_or(probe.interval);
+        UplinkProbe { targets, interval, timeout: probe.timeout.min(interval), own: !uplink.probe_targets.is_empty() || uplink.probe_interval.is_some() }
+    }
 }
 
 /// The desired state for the whole host.
@@ -157,7 +183,8 @@ pub fn plan(policy: &Policy) -> Plan {
                 }
                 Addressing::Dhcp(d) => (Addresses::Dhcp(*d), Vec::new(), Vec::new()),
             };
-            UplinkPlan { interface: u.interface.clone(), rank, table, metric, addresses, gateway: u.gateway, routes, rules, mptcp: endpoint }
+            let probe = UplinkProbe::of(u, policy.probe.as_ref().unwrap_or(&Probe::default()));
+            UplinkPlan { interface: u.interface.clone(), rank, table, metric, addresses, gateway: u.gateway, routes, rules, mptcp: endpoint, probe }
         })
         .collect();
     let sysctls = sysctl::for_uplinks(uplinks.iter().map(|u| u.interface.as_str()));

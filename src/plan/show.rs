@@ -73,6 +73,16 @@ impl fmt::Display for Plan {
                 let addr = e.address.map_or("<lease address>".to_string(), |a| a.to_string());
                 writeln!(f, "  mptcp endpoint {addr} id {} dev {} subflow{}", e.id, u.interface, if e.backup { " backup" } else { "" })?;
             }
+            // Only where the uplink differs from [Probe]: the daemon's settings for the rest.
+            if u.probe.own {
+                let targets = match u.probe.targets.is_empty() {
+                    true => "the gateway by ARP".to_string(),
+                    false => u.probe.targets.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" "),
+                };
+                let interval = crate::policy::timespan::format(u.probe.interval);
+                let timeout = crate::policy::timespan::format(u.probe.timeout);
+                writeln!(f, "  probe {targets} every {interval} (timeout {timeout}), its own")?;
+            }
         }
         writeln!(f, "\nsysctls:")?;
         for s in &self.sysctls {

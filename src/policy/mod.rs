@@ -81,6 +81,13 @@ pub struct Uplink {
     pub table: Option<u32>,
     /// `MPTCP=` of the uplink, or `None` to derive it from the priority (see `plan::mptcp`).
     pub mptcp: Option<Subflows>,
+    /// `ProbeTarget=`: this uplink's own probe targets, in place of `[Probe]`'s (mwan3's
+    /// per-interface `track_ip`); empty: `[Probe] Target=`.
+    pub probe_targets: Vec<Ipv4Addr>,
+    /// `ProbeInterval=`: this uplink's own round interval (a metered uplink probed less often);
+    /// `None`: `[Probe] Interval=`.
+    #[serde(rename = "probe_interval_ms", serialize_with = "timespan::serialize_ms_opt")]
+    pub probe_interval: Option<Duration>,
 }
 
 /// How the per-target probe results of one round combine into "the uplink answered".

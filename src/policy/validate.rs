@@ -166,6 +166,9 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
             }
         }
     }
+    if let Some(p) = &probe {
+        probe_against_uplinks(&mut c, p, sections, &uplinks);
+    }
 
     if c.problems.is_empty() {
         Ok(Policy { source: file.to_string(), backend, mode, probe, mptcp, uplinks: uplinks.into_iter().map(|l| l.uplink).collect() })
@@ -213,25 +216,7 @@ fn probe_section(c: &mut Checker, section: &Section) -> Probe {
         &["Target"],
     );
     let mut p = Probe::default();
-    let targets: Vec<&&Entry> = map.get("Target").into_iter().flatten().collect();
-    if targets.len() > MAX_TARGETS {
-        c.problem(
-            targets[MAX_TARGETS].line,
-            format!("{} Target= lines; at most {MAX_TARGETS}, each probed through every uplink in every round", targets.len()),
-        );
-    }
-    let mut seen: HashMap<Ipv4Addr, usize> = HashMap::new();
-    for e in targets.into_iter().take(MAX_TARGETS) {
-        match parse_ipv4(&e.value) {
-            Some(a) if a.is_unspecified() || a.is_broadcast() || a.is_multicast() => c.bad_value(e, "a unicast IPv4 address"),
-            Some(a) => match seen.insert(a, e.line) {
-                // A second copy would count twice towards Require=.
-                Some(first) => c.problem(e.line, format!("Target={a} is already a target (line {first})")),
-                None => p.targets.push(a),
-            },
-            None => c.bad_value(e, "an IPv4 address such as 192.168.178.1"),
-        }
-    }
+    p.targets = targets(c, &map, "Target", "each probed through every uplink in every round");
     let bounded = |min: Duration, max: Duration| move |s: &str| timespan::parse(s).filter(|d| (min..=max).contains(d));
     let span = bounded(Duration::from_millis(1), MAX_HOLD);
     let count = |s: &str| s.parse::<u32>().ok().filter(|n| (1..=1000).contains(n));
@@ -264,15 +249,6 @@ fn probe_section(c: &mut Checker, section: &Section) -> Probe {
     }
     if let Some(d) = c.parse_one(first(&map, "MaxHoldTime"), SPAN, span) {
         p.max_hold_time = d;
-    }
-    if p.targets.is_empty() {
-        // ARP only proves the gateway is alive, not the path behind it: the failure the daemon exists for.
-        c.problem(section.line, "[Probe] has no Target=; give at least one address to probe through each uplink, such as the gateway and a host behind it");
-    }
-    if let (Require::AtLeast(n), Some(e)) = (p.require, first(&map, "Require"))
-        && n > p.targets.len()
-    {
-        c.problem(e.line, format!("Require={n}: only {} Target= given", p.targets.len()));
     }
     if p.timeout > p.interval {
         let line = first(&map, "Timeout").map_or(section.line, |e| e.line);
@@ -340,9 +316,86 @@ fn probe_section(c: &mut Checker, section: &Section) -> Probe {
     p
 }
 
+/// The probe targets of `key` (`Target=` in [Probe], `ProbeTarget=` in [Uplink]): unicast,
+/// each once, at most [`MAX_TARGETS`].
+fn targets(c: &mut Checker, map: &HashMap<&str, Vec<&Entry>>, key: &str, why_bounded: &str) -> Vec<Ipv4Addr> {
+    let entries: Vec<&&Entry> = map.get(key).into_iter().flatten().collect();
+    if entries.len() > MAX_TARGETS {
+        c.problem(entries[MAX_TARGETS].line, format!("{} {key}= lines; at most {MAX_TARGETS}, {why_bounded}", entries.len()));
+    }
+    let mut found = Vec::new();
+    let mut seen: HashMap<Ipv4Addr, usize> = HashMap::new();
+    for e in entries.into_iter().take(MAX_TARGETS) {
+        match parse_ipv4(&e.value) {
+            Some(a) if a.is_unspecified() || a.is_broadcast() || a.is_multicast() => c.bad_value(e, "a unicast IPv4 address"),
+            Some(a) => match seen.insert(a, e.line) {
+                // A second copy would count twice towards Require=.
+                Some(first) => c.problem(e.line, format!("{key}={a} is already a target (line {first})")),
+                None => found.push(a),
+            },
+            None => c.bad_value(e, "an IPv4 address such as 192.168.178.1"),
+        }
+    }
+    found
+}
+
+/// What `[Probe]` and the uplinks' own probe settings must agree on: every uplink has targets
+/// (ARP only proves the gateway is alive, not the path behind it: the failure the daemon exists
+/// for), `Require=` can be met by each uplink's targets, and each uplink's probes can take
+/// longer than `MaxLatency=` (its timeout is the shorter of `Timeout=` and its interval).
+fn probe_against_uplinks(c: &mut Checker, probe: &Probe, sections: &[Section], uplinks: &[Located]) {
+    let Some(section) = sections.iter().find(|s| s.name == "Probe") else { return };
+    let line_of = |key: &str| section.entries.iter().find(|e| e.key == key).map(|e| e.line);
+    let borrowing: Vec<&Located> = uplinks.iter().filter(|l| l.uplink.probe_targets.is_empty()).collect();
+    if probe.targets.is_empty() && (!borrowing.is_empty() || uplinks.is_empty()) {
+        let own = if borrowing.len() < uplinks.len() {
+            let names: Vec<&str> = borrowing.iter().map(|l| l.uplink.interface.as_str()).collect();
+            format!(" (or ProbeTarget= in the [Uplink] of {})", names.join(", "))
+        } else {
+            String::new()
+        };
+        c.problem(
+            section.line,
+            format!("[Probe] has no Target=; give at least one address to probe through each uplink, such as the gateway and a host behind it{own}"),
+        );
+    }
+    if let (Require::AtLeast(n), Some(line)) = (probe.require, line_of("Require")) {
+        if n > probe.targets.len() && !probe.targets.is_empty() && !borrowing.is_empty() {
+            c.problem(line, format!("Require={n}: only {} Target= given", probe.targets.len()));
+        }
+        for l in uplinks.iter().filter(|l| !l.uplink.probe_targets.is_empty() && l.uplink.probe_targets.len() < n) {
+            c.problem(
+                l.keys["ProbeTarget"],
+                format!(
+                    "ProbeTarget=: {} has {} target(s) of its own, but Require={n} (line {line}) asks for {n} answers in every round",
+                    l.uplink.interface,
+                    l.uplink.probe_targets.len()
+                ),
+            );
+        }
+    }
+    for l in uplinks {
+        let Some(interval) = l.uplink.probe_interval else { continue };
+        let timeout = probe.timeout.min(interval);
+        if let Some(max) = probe.max_latency
+            && max >= timeout
+        {
+            c.problem(
+                l.keys["ProbeInterval"],
+                format!(
+                    "ProbeInterval={}: its probes wait at most {} for an answer, not longer than MaxLatency={} in [Probe]; a probe slower than that already counts as lost",
+                    timespan::format(interval),
+                    timespan::format(timeout),
+                    timespan::format(max)
+                ),
+            );
+        }
+    }
+}
+
 /// Returns the uplink with the lines of its section, keys and addresses, for cross-checks.
 fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'s>> {
-    let map = c.entries(section, &["Interface", "Priority", "DHCP", "Gateway", "Table", "MPTCP"], &["Address"]);
+    let map = c.entries(section, &["Interface", "Priority", "DHCP", "Gateway", "Table", "MPTCP", "ProbeInterval"], &["Address", "ProbeTarget"]);
     let lines: HashMap<&str, usize> = map.iter().filter_map(|(k, v)| v.first().map(|e| (*k, e.line))).collect();
     let before = c.problems.len();
 
@@ -464,11 +517,16 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
         c.problem(section.line, format!("[Uplink]{of} has a static Address= but no Gateway=; give the address of the router on its subnet"));
     }
 
+    let probe_targets = targets(c, &map, "ProbeTarget", "each probed through this uplink in every round");
+    let interval_expected = format!("a time span from {} to {} such as 2s", timespan::format(MIN_INTERVAL), timespan::format(MAX_INTERVAL));
+    let probe_interval =
+        c.parse_one(first(&map, "ProbeInterval"), &interval_expected, |s| timespan::parse(s).filter(|d| (MIN_INTERVAL..=MAX_INTERVAL).contains(d)));
+
     if c.problems.len() != before {
         return None;
     }
     Some(Located {
-        uplink: Uplink { interface: interface?, priority: priority?, addressing: addressing?, gateway, table, mptcp },
+        uplink: Uplink { interface: interface?, priority: priority?, addressing: addressing?, gateway, table, mptcp, probe_targets, probe_interval },
         line: section.line,
         keys: lines,
         address_lines,
