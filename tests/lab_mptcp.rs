@@ -51,6 +51,15 @@ struct Seen {
     mptcp_stall: Duration,
     eth0_after: u64,
     wlan1_after: u64,
+    /// Gaps of more than 100 ms in the MPTCP echoes during the fault.
+    mptcp_stalls: usize,
+    /// eth0's endpoint during the fault (the daemon has demoted eth0 by then) and after.
+    endpoint_during: String,
+    endpoint_after: String,
+}
+
+fn eth0_endpoint(lab: &Lab) -> String {
+    lab.ip_host(&["mptcp", "endpoint", "show"]).unwrap_or_default().lines().find(|l| l.contains(" id 240 ")).unwrap_or("").trim().to_string()
 }
 
 fn run_fault(lab: &Lab, fault: Fault) -> anyhow::Result<Seen> {
@@ -60,6 +69,7 @@ fn run_fault(lab: &Lab, fault: Fault) -> anyhow::Result<Seen> {
     let (fault_at, tcp_fault_at) = (mptcp.now(), tcp.now());
     break_eth0(lab, fault, true)?;
     std::thread::sleep(FAULT);
+    let endpoint_during = eth0_endpoint(lab);
     let (repair_at, tcp_repair_at) = (mptcp.now(), tcp.now());
     break_eth0(lab, fault, false)?;
     std::thread::sleep(SETTLE);
@@ -68,6 +78,9 @@ fn run_fault(lab: &Lab, fault: Fault) -> anyhow::Result<Seen> {
     let (e1, w1) = (lab.tx_packets("eth0")?, lab.tx_packets("wlan1")?);
     let (tcp, mptcp) = (tcp.stop(), mptcp.stop());
     Ok(Seen {
+        mptcp_stalls: mptcp.stalls(fault_at, repair_at, Duration::from_millis(100)),
+        endpoint_during,
+        endpoint_after: eth0_endpoint(lab),
         tcp_stall: tcp.worst_stall(tcp_fault_at, tcp_repair_at),
         mptcp_stall: mptcp.worst_stall(fault_at, repair_at),
         tcp,
@@ -118,10 +131,11 @@ fn survives(manager: Manager) -> anyhow::Result<()> {
     for fault in [Fault::Silent, Fault::Carrier] {
         let seen = run_fault(&lab, fault)?;
         eprintln!(
-            "{manager:?}, {fault:?}: plain TCP stalled {:?} ({:?}); MPTCP stalled {:?}, {} bytes lost ({:?}); after the repair eth0 sent {} packets and wlan1 {} in {WINDOW:?}",
+            "{manager:?}, {fault:?}: plain TCP stalled {:?} ({:?}); MPTCP stalled {:?} ({} gaps over 100 ms), {} bytes lost ({:?}); after the repair eth0 sent {} packets and wlan1 {} in {WINDOW:?}",
             seen.tcp_stall,
             seen.tcp.error,
             seen.mptcp_stall,
+            seen.mptcp_stalls,
             seen.mptcp.bytes_lost(),
             seen.mptcp.error,
             seen.eth0_after,
@@ -130,6 +144,9 @@ fn survives(manager: Manager) -> anyhow::Result<()> {
         assert!(seen.tcp_stall >= FAULT - Duration::from_secs(1), "{fault:?}: plain TCP did not stall for the fault: {:?}", seen.tcp_stall);
         assert_eq!(seen.mptcp.error, None, "{fault:?}: the MPTCP connection broke");
         assert_eq!(seen.mptcp.bytes_lost(), 0, "{fault:?}: MPTCP lost bytes");
+        // The daemon steers: eth0's endpoint is backup while eth0 is demoted, normal again after.
+        assert!(seen.endpoint_during.ends_with("subflow backup dev eth0"), "{fault:?}: during the fault: {:?}", seen.endpoint_during);
+        assert!(seen.endpoint_after.ends_with("id 240 subflow dev eth0"), "{fault:?}: after the repair: {:?}", seen.endpoint_after);
         assert!(seen.mptcp_stall < FAULT / 4, "{fault:?}: the MPTCP connection stalled {:?} of the {FAULT:?} fault", seen.mptcp_stall);
         // 100 echoes a second in the window: most of their packets leave through eth0 again.
         assert!(

@@ -41,7 +41,7 @@ pub fn run(args: &[String], env: &BTreeMap<String, String>, policy_path: &Path) 
         // Every uplink event, static ones too: an address that came or went (a lease, or a
         // static address the manager put back) is when its endpoint must follow.
         let mptcp = match plan.uplink(&event.interface) {
-            Some(_) => Some(mptcp::sync(&plan, &nl).await),
+            Some(_) => Some(mptcp::sync(&plan, &nl, mptcp::Flags::Kept).await),
             None => None,
         };
         anyhow::Ok((outcome, mptcp))
@@ -62,7 +62,7 @@ pub fn run(args: &[String], env: &BTreeMap<String, String>, policy_path: &Path) 
 /// and the leases that are already there.
 pub async fn sync_mptcp(plan: &plan::Plan) -> anyhow::Result<mptcp::Synced> {
     let nl = Netlink::connect()?;
-    Ok(mptcp::sync(plan, &nl).await?)
+    Ok(mptcp::sync(plan, &nl, mptcp::Flags::Planned).await?)
 }
 
 /// The hook for every DHCP uplink at once, without an event, from the addresses the kernel has

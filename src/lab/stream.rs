@@ -103,6 +103,13 @@ impl StreamRecord {
         worst.max(to.saturating_sub(last))
     }
 
+    /// How many gaps between echoes from `from` to `to` were longer than `over`: a dead path
+    /// retried after each retransmission timeout shows as many.
+    pub fn stalls(&self, from: Duration, to: Duration, over: Duration) -> usize {
+        let within: Vec<Duration> = std::iter::once(from).chain(self.echoes.iter().copied().filter(|t| *t > from && *t <= to)).collect();
+        within.windows(2).filter(|w| w[1] - w[0] > over).count()
+    }
+
     /// Echoes that came back between `from` and `to`.
     pub fn echoes_between(&self, from: Duration, to: Duration) -> usize {
         self.echoes.iter().filter(|t| **t > from && **t <= to).count()

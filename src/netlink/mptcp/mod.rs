@@ -20,7 +20,7 @@ pub(crate) use message::{FLAG_BACKUP, FLAG_SUBFLOW};
 use socket::Genl;
 
 use super::Error;
-pub use sync::{Change, Synced, Wanted, changes, sync};
+pub use sync::{Change, Flags, Synced, Wanted, changes, sync};
 
 /// An endpoint as the kernel holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]

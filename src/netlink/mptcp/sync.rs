@@ -26,6 +26,16 @@ pub struct Wanted {
     pub backup: bool,
 }
 
+/// Whether a sync sets the backup flag of an endpoint that is otherwise right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flags {
+    /// To the plan's: `multihome apply`, a kept `try` (a changed policy takes effect).
+    Planned,
+    /// As it is: the dispatcher hook, which runs beside the daemon that steers the flags by
+    /// health and must not undo that (a new endpoint still gets the plan's flag).
+    Kept,
+}
+
 /// One step of a sync.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -38,14 +48,14 @@ pub enum Change {
 
 /// The steps that turn `kernel` into what `wanted` asks for: removals first (they free ids and
 /// addresses for the additions), touching only endpoints for which `ours` holds.
-pub fn changes(wanted: &[Wanted], kernel: &[Endpoint], ours: impl Fn(&Endpoint) -> bool) -> Vec<Change> {
+pub fn changes(wanted: &[Wanted], kernel: &[Endpoint], ours: impl Fn(&Endpoint) -> bool, flags: Flags) -> Vec<Change> {
     let mut deletes = Vec::new();
     let mut rest = Vec::new();
     for w in wanted {
         match kernel.iter().find(|k| k.id == w.id) {
             Some(k) if !ours(k) => rest.push(Change::Blocked(w.clone(), k.clone())),
             Some(k) if k.address == Some(w.address) && k.ifindex == Some(w.ifindex) && k.flags & !super::FLAG_BACKUP == super::FLAG_SUBFLOW => {
-                if k.backup() != w.backup {
+                if k.backup() != w.backup && flags == Flags::Planned {
                     rest.push(Change::SetBackup(w.clone()));
                 }
             }
@@ -111,7 +121,7 @@ impl fmt::Display for Synced {
 /// the first (not link-local) IPv4 address its interface has now, and an uplink without an
 /// interface or address has none. With `MPTCP=no`, or where MPTCP is disabled, multihome's
 /// endpoints are removed and nothing else is touched.
-pub async fn sync(plan: &Plan, nl: &Netlink) -> Result<Synced, Error> {
+pub async fn sync(plan: &Plan, nl: &Netlink, flags: Flags) -> Result<Synced, Error> {
     let mut synced = Synced::default();
     let Some(mut pm) = Mptcp::open()? else {
         synced.unavailable = plan.mptcp.is_some();
@@ -137,7 +147,7 @@ pub async fn sync(plan: &Plan, nl: &Netlink) -> Result<Synced, Error> {
 
     let kernel = pm.endpoints()?;
     let ours = |k: &Endpoint| rank_of(k.id).is_some() && k.ifindex.is_some_and(|i| uplink_ifindexes.contains(&i) || !links.iter().any(|l| l.index == i));
-    for change in changes(&wanted, &kernel, ours) {
+    for change in changes(&wanted, &kernel, ours, flags) {
         match change {
             Change::Delete(k) => match pm.delete_endpoint(k.id) {
                 Ok(()) => synced.removed.push(k.to_string()),
@@ -196,16 +206,18 @@ mod tests {
     fn a_matching_kernel_changes_nothing_and_a_flag_is_changed_in_place() {
         let w = [wanted(240, 99, 2, false), wanted(242, 97, 4, true)];
         let k = [kernel(240, 99, 2, FLAG_SUBFLOW), kernel(242, 97, 4, FLAG_SUBFLOW | FLAG_BACKUP)];
-        assert_eq!(changes(&w, &k, ours), vec![]);
+        assert_eq!(changes(&w, &k, ours, Flags::Planned), vec![]);
         let k = [kernel(240, 99, 2, FLAG_SUBFLOW | FLAG_BACKUP), kernel(242, 97, 4, FLAG_SUBFLOW | FLAG_BACKUP)];
-        assert_eq!(changes(&w, &k, ours), vec![Change::SetBackup(w[0].clone())]);
+        assert_eq!(changes(&w, &k, ours, Flags::Planned), vec![Change::SetBackup(w[0].clone())]);
+        // The hook leaves a flag the daemon set alone.
+        assert_eq!(changes(&w, &k, ours, Flags::Kept), vec![]);
     }
 
     #[test]
     fn a_new_lease_replaces_the_endpoint_and_removals_come_first() {
         let w = [wanted(241, 150, 3, false)];
         let k = [kernel(241, 98, 3, FLAG_SUBFLOW), kernel(243, 96, 5, FLAG_SUBFLOW)];
-        assert_eq!(changes(&w, &k, ours), vec![Change::Delete(k[0].clone()), Change::Delete(k[1].clone()), Change::Add(w[0].clone())]);
+        assert_eq!(changes(&w, &k, ours, Flags::Planned), vec![Change::Delete(k[0].clone()), Change::Delete(k[1].clone()), Change::Add(w[0].clone())]);
     }
 
     #[test]
@@ -217,7 +229,7 @@ mod tests {
         let foreign = kernel(241, 50, 9, FLAG_SUBFLOW);
         let not_ours = |k: &Endpoint| ours(k) && k.ifindex != Some(9);
         assert_eq!(
-            changes(&w, &[admin.clone(), foreign.clone()], not_ours),
+            changes(&w, &[admin.clone(), foreign.clone()], not_ours, Flags::Planned),
             vec![Change::Blocked(w[0].clone(), admin), Change::Blocked(w[1].clone(), foreign)]
         );
     }
@@ -225,6 +237,6 @@ mod tests {
     #[test]
     fn with_nothing_wanted_only_ours_go() {
         let k = [kernel(1, 10, 2, FLAG_SUBFLOW), kernel(240, 99, 2, FLAG_SUBFLOW)];
-        assert_eq!(changes(&[], &k, ours), vec![Change::Delete(k[1].clone())]);
+        assert_eq!(changes(&[], &k, ours, Flags::Planned), vec![Change::Delete(k[1].clone())]);
     }
 }

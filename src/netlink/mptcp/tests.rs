@@ -3,7 +3,7 @@
 
 use super::super::Netlink;
 use super::super::testns::TestNs;
-use super::sync;
+use super::{Flags, sync};
 use crate::plan::plan;
 use crate::policy::parse;
 
@@ -40,7 +40,7 @@ fn sync_makes_the_plans_endpoints_leaves_others_alone_and_is_idempotent() {
     let admin = endpoints(&ns);
 
     let seed = plan(&parse("p", POLICY).unwrap());
-    let run = |p: crate::plan::Plan| ns.block_on(move || async move { sync(&p, &Netlink::connect().unwrap()).await.unwrap() });
+    let run = |p: crate::plan::Plan| ns.block_on(move || async move { sync(&p, &Netlink::connect().unwrap(), Flags::Planned).await.unwrap() });
     let first = run(seed.clone());
     assert!(first.changed_anything(), "{first}");
     assert_eq!(first.raised, Some((1, 2)), "{first}");
