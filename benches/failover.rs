@@ -7,6 +7,7 @@
 //!
 //!     cargo bench --bench failover                       # everything, default runs
 //!     cargo bench --bench failover -- --runs 5 --only carrier
+//!     cargo bench --bench failover -- --only silent,loss,quality,resources
 //!     cargo bench --bench failover -- --only resources --uplinks 32,200 --no-write
 //!     cargo bench --bench failover -- --runs 5 --only mptcp
 
@@ -31,7 +32,8 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let runs: usize = flag(&args, "--runs").map_or(Ok(10), |v| v.parse()).context("--runs takes a number")?;
     let only = flag(&args, "--only");
-    let wanted = |group: &str| only.as_deref().is_none_or(|o| o == group);
+    // `--only silent,quality`: those groups.
+    let wanted = |group: &str| only.as_deref().is_none_or(|o| o.split(',').any(|g| g == group));
     // `--uplinks 32,200`: only those scale rows (and not the seed's), for a quick look.
     let scale_only: Option<Vec<usize>> =
         flag(&args, "--uplinks").map(|v| v.split(',').map(str::parse).collect::<Result<_, _>>()).transpose().context("--uplinks takes numbers like 32,200")?;
@@ -469,44 +471,57 @@ fn loss_row(report: &mut Report) -> anyhow::Result<()> {
 /// A path that answers but loses a share of eth0's probes (the lossy responder, the loss row's
 /// policy): when new connections leave eth0, and how many of them still took it over 30 s.
 fn quality_rows(report: &mut Report) -> anyhow::Result<()> {
-    const WATCH: Duration = Duration::from_secs(30);
-    const EVERY: Duration = Duration::from_millis(100);
-    let policy = SEED.replace("Target=192.168.178.1\n", "").replace("[Probe]\n", "[Probe]\nArpGateway=no\n");
-    println!("\n## Path quality: a share of eth0's probes lost, default MaxLoss=50%/RecoverLoss=20%, {} s (networkd)\n", WATCH.as_secs());
+    println!(
+        "\n## Path quality: a share of eth0's probes lost, or its answers late, default MaxLoss=50%/RecoverLoss=20%, {} s (networkd)\n",
+        QUALITY_WATCH.as_secs()
+    );
     report.line("quality", "| loss on eth0's probes | new connections left eth0 after | samples on eth0 | poor verdicts / state machine downs |");
     report.line("quality", "|---|---|---|---|");
     for loss in [0.2, 0.4, 0.6, 0.8] {
-        let mut lab = with_multihome(Manager::Networkd, &policy)?;
-        // The daemon first, with a clean path: the loss starts on an uplink it trusts.
-        let (log, _) = start_daemon(&mut lab)?;
-        let _responder = LossyResponder::start(&lab.internet(), [(seed_address("eth0"), loss)].into_iter().collect(), 0x5eed)?;
-        let started = Instant::now();
-        let (mut on_eth0, mut samples, mut left) = (0, 0, None);
-        while started.elapsed() < WATCH {
-            samples += 1;
-            if lab.outbound_source(Duration::from_millis(300)) == Some(seed_address("eth0")) {
-                on_eth0 += 1;
-            } else if left.is_none() {
-                left = Some(started.elapsed());
-            }
-            std::thread::sleep(EVERY);
-        }
-        let text = std::fs::read_to_string(&log)?;
-        // Verdicts, not every state change shown while poor: "-> poor (loss ..." is the quality
-        // verdict, "-> down" the state machine's.
-        let count = |what: &str| text.lines().filter(|l| l.starts_with("eth0:") && l.contains(what)).count();
-        report.line(
-            "quality",
-            format!(
-                "| {:.0}% | {} | {on_eth0} of {samples} | {} / {} |",
-                loss * 100.0,
-                left.map_or("never".to_string(), ms),
-                count("-> poor (loss") + count("-> poor (latency"),
-                count("-> down ")
-            ),
-        );
+        let row = quality_once(HashMap::from([(seed_address("eth0"), loss)]), HashMap::new())?;
+        report.line("quality", format!("| {:.0}% | {row} |", loss * 100.0));
+    }
+    // Late answers: every one past the default Timeout (200 ms) counts as lost, so the state
+    // machine demotes eth0 as on a silent failure (MaxLatency= is for slow answers within it).
+    for added in [300, 600, 1500] {
+        let row = quality_once(HashMap::new(), HashMap::from([(seed_address("eth0"), Duration::from_millis(added))]))?;
+        report.line("quality", format!("| +{added} ms latency | {row} |"));
     }
     Ok(())
+}
+
+const QUALITY_WATCH: Duration = Duration::from_secs(30);
+
+/// One quality row after the label: when new connections left eth0, how many still took it,
+/// and the verdicts that moved them.
+fn quality_once(loss: HashMap<std::net::Ipv4Addr, f64>, delay: HashMap<std::net::Ipv4Addr, Duration>) -> anyhow::Result<String> {
+    const EVERY: Duration = Duration::from_millis(100);
+    let policy = SEED.replace("Target=192.168.178.1\n", "").replace("[Probe]\n", "[Probe]\nArpGateway=no\n");
+    let mut lab = with_multihome(Manager::Networkd, &policy)?;
+    // The daemon first, with a clean path: the fault starts on an uplink it trusts.
+    let (log, _) = start_daemon(&mut lab)?;
+    let _responder = LossyResponder::start_with_delay(&lab.internet(), loss, delay, 0x5eed)?;
+    let started = Instant::now();
+    let (mut on_eth0, mut samples, mut left) = (0, 0, None);
+    while started.elapsed() < QUALITY_WATCH {
+        samples += 1;
+        if lab.outbound_source(Duration::from_millis(300)) == Some(seed_address("eth0")) {
+            on_eth0 += 1;
+        } else if left.is_none() {
+            left = Some(started.elapsed());
+        }
+        std::thread::sleep(EVERY);
+    }
+    let text = std::fs::read_to_string(&log)?;
+    // Verdicts, not every state change shown while poor: "-> poor (loss ..." is the quality
+    // verdict, "-> down" the state machine's.
+    let count = |what: &str| text.lines().filter(|l| l.starts_with("eth0:") && l.contains(what)).count();
+    Ok(format!(
+        "{} | {on_eth0} of {samples} | {} / {}",
+        left.map_or("never".to_string(), ms),
+        count("-> poor (loss") + count("-> poor (latency"),
+        count("-> down ")
+    ))
 }
 
 // ---- the daemon's footprint ----------------------------------------------------------------
@@ -517,8 +532,10 @@ fn resources_row(report: &mut Report) -> anyhow::Result<()> {
     let (_, nsenter) = start_daemon(&mut lab)?;
     let pid = daemon_pid(nsenter)?;
     let cpu0 = cpu_seconds(pid)?;
+    let tx0 = lab.tx_packets("eth0")?;
     std::thread::sleep(SAMPLE);
     let cpu = cpu_seconds(pid)? - cpu0;
+    let tx = lab.tx_packets("eth0")? - tx0;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let field = |name: &str| status.lines().find(|l| l.starts_with(name)).map_or("?".into(), |l| l[name.len()..].trim().to_string());
     println!("\n## The daemon at the default [Probe] settings (3 uplinks, 2 targets, ARP to the gateway), over {} s\n", SAMPLE.as_secs());
@@ -530,6 +547,9 @@ fn resources_row(report: &mut Report) -> anyhow::Result<()> {
         format!("| resident memory (VmRSS), 3 uplinks | {:.1} MiB ({}; peak {}) |", kib("VmRSS:") / 1024.0, field("VmRSS:"), field("VmHWM:")),
     );
     report.line("resources", format!("| CPU time | {:.1} s per hour |", cpu * 3600.0 / SAMPLE.as_secs_f64()));
+    // The steady probe rate (2 echoes and 1 ARP request a round): what faster detection must
+    // not raise.
+    report.line("resources", format!("| packets out of eth0 (probes) | {:.1} per second |", tx as f64 / SAMPLE.as_secs_f64()));
     Ok(())
 }
 

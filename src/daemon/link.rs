@@ -63,6 +63,8 @@ pub(super) struct Link {
     pub(super) reason: String,
     pub(super) prober: Option<(ProberKey, u64, JoinHandle<()>)>,
     pub(super) probes_wanted: Arc<AtomicU32>,
+    /// The state machine's [`fsm::Uplink::follow_ups`], for the prober.
+    pub(super) follow_ups: Arc<AtomicU32>,
 }
 
 impl Link {
@@ -84,6 +86,7 @@ impl Link {
             reason: String::new(),
             prober: None,
             probes_wanted: Arc::new(AtomicU32::new(1)),
+            follow_ups: Arc::new(AtomicU32::new(0)),
         }
     }
 
@@ -146,19 +149,27 @@ impl Link {
     }
 }
 
+/// What a prober task is given: whose rounds, with which settings, and where they go.
+pub(super) struct ProberTask {
+    /// The uplink's place in the daemon's list, and the generation of this prober.
+    pub(super) link: usize,
+    pub(super) generation: u64,
+    pub(super) interface: String,
+    pub(super) key: ProberKey,
+    /// Tells the uplinks' echo identifiers apart (see `Prober::open`).
+    pub(super) salt: u16,
+    pub(super) probe: Probe,
+    pub(super) own: UplinkProbe,
+    /// The state machine's wishes, read before each round.
+    pub(super) wanted: Arc<AtomicU32>,
+    pub(super) follow_ups: Arc<AtomicU32>,
+    pub(super) rounds: mpsc::UnboundedSender<RoundDone>,
+}
+
 /// One uplink's probe rounds, every interval of its own (`ProbeInterval=`, else `[Probe]`'s),
 /// to its own targets (`ProbeTarget=`, else `[Probe]`'s), until aborted.
-pub(super) async fn probe_loop(
-    link: usize,
-    interface: String,
-    key: ProberKey,
-    salt: u16,
-    probe: Probe,
-    own: UplinkProbe,
-    wanted: Arc<AtomicU32>,
-    generation: u64,
-    rounds: mpsc::UnboundedSender<RoundDone>,
-) {
+pub(super) async fn probe_loop(task: ProberTask) {
+    let ProberTask { link, generation, interface, key, salt, probe, own, wanted, follow_ups, rounds } = task;
     let mut logged = false;
     let mut prober = loop {
         match Prober::open(&interface, key.source, salt) {
@@ -176,8 +187,14 @@ pub(super) async fn probe_loop(
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let plan =
-            RoundPlan { targets: own.targets.clone(), require: probe.require, arp: key.arp, probes: wanted.load(Ordering::Relaxed), timeout: own.timeout };
+        let plan = RoundPlan {
+            targets: own.targets.clone(),
+            require: probe.require,
+            arp: key.arp,
+            probes: wanted.load(Ordering::Relaxed),
+            timeout: own.timeout,
+            follow_ups: follow_ups.load(Ordering::Relaxed),
+        };
         if plan.targets.is_empty() && plan.arp.is_none() {
             continue; // nothing to ask: the uplink stays unknown and the main table decides
         }

@@ -36,7 +36,7 @@ use crate::plan::{self, Plan};
 use crate::policy::{self, Probe};
 use bus::{Command, Snapshot, UplinkStatus};
 use fsm::Event;
-use link::{LOSS_WINDOW, Link, ProberKey, RoundDone, probe_loop};
+use link::{LOSS_WINDOW, Link, ProberKey, ProberTask, RoundDone, probe_loop};
 
 fn push_bounded(window: &mut std::collections::VecDeque<quality::Round>, round: quality::Round) {
     window.push_back(round);
@@ -391,6 +391,7 @@ impl Daemon {
         }
         self.wake_dirty |= l.fsm.wake_at() != wake_before;
         l.probes_wanted.store(l.fsm.probes_per_round(), Ordering::Relaxed);
+        l.follow_ups.store(l.fsm.follow_ups(), Ordering::Relaxed);
     }
 
     /// When the loop must wake without an event: the earliest hold that may run out, or a retry.
@@ -449,7 +450,10 @@ impl Daemon {
             self.pending.push(Logged { interface: self.links[i].name().to_string(), from: shown, to, reason });
             self.verdicts_dirty = true;
         }
-        self.feed(i, Event::Round(done.result.ok));
+        // A round whose follow-ups were all lost stands for that many failed rounds.
+        for _ in 0..if done.result.ok { 1 } else { done.result.rounds.max(1) } {
+            self.feed(i, Event::Round(done.result.ok));
+        }
     }
 
     async fn on_netlink(&mut self, event: netlink::Event) {
@@ -510,10 +514,14 @@ impl Daemon {
         }
     }
 
+    /// Answers only once the routes say what the command did: `multihome force release eth0`
+    /// returns when new connections leave via eth0 again, not a moment before (seen under load:
+    /// a connection right after the answer still took the copy of wlan1's route).
     async fn on_command(&mut self, command: Command) {
         match command {
             Command::Reload(reply) => {
                 let r = self.reload().await;
+                self.converge().await;
                 let _ = reply.send(r);
             }
             Command::Force { interface, order, reply } => {
@@ -525,6 +533,7 @@ impl Daemon {
                     }
                     None => Err(format!("{interface} is not an uplink of the policy")),
                 };
+                self.converge().await;
                 let _ = reply.send(r);
             }
         }
@@ -667,17 +676,18 @@ impl Daemon {
             l.stop_prober();
             let Some(key) = key else { continue };
             self.generation += 1;
-            let task = tokio::spawn(probe_loop(
-                i,
-                l.name().to_string(),
-                key.clone(),
-                l.plan.rank as u16,
-                self.probe.clone(),
-                l.plan.probe.clone(),
-                l.probes_wanted.clone(),
-                self.generation,
-                self.rounds.clone(),
-            ));
+            let task = tokio::spawn(probe_loop(ProberTask {
+                link: i,
+                generation: self.generation,
+                interface: l.name().to_string(),
+                key: key.clone(),
+                salt: l.plan.rank as u16,
+                probe: self.probe.clone(),
+                own: l.plan.probe.clone(),
+                wanted: l.probes_wanted.clone(),
+                follow_ups: l.follow_ups.clone(),
+                rounds: self.rounds.clone(),
+            }));
             l.prober = Some((key, self.generation, task));
         }
     }

@@ -215,8 +215,7 @@ fn probe_section(c: &mut Checker, section: &Section) -> Probe {
         ],
         &["Target"],
     );
-    let mut p = Probe::default();
-    p.targets = targets(c, &map, "Target", "each probed through every uplink in every round");
+    let mut p = Probe { targets: targets(c, &map, "Target", "each probed through every uplink in every round"), ..Probe::default() };
     let bounded = |min: Duration, max: Duration| move |s: &str| timespan::parse(s).filter(|d| (min..=max).contains(d));
     let span = bounded(Duration::from_millis(1), MAX_HOLD);
     let count = |s: &str| s.parse::<u32>().ok().filter(|n| (1..=1000).contains(n));
