@@ -21,6 +21,7 @@ const SYSCTLS: [&str; 5] = [
 fn host_state(lab: &Lab) -> String {
     let mut s = lab.kernel_state().unwrap();
     s.push_str(&lab.ip_host(&["-6", "rule"]).unwrap());
+    s.push_str(&lab.ip_host(&["mptcp", "endpoint", "show"]).unwrap());
     for key in SYSCTLS {
         let out = lab.run_in_host("cat", &[&format!("/proc/sys/{key}")]).unwrap();
         s.push_str(&format!("\n{key} = {}", String::from_utf8_lossy(&out.stdout).trim()));
@@ -61,6 +62,7 @@ fn reset_leaves_the_host_as_before(manager: Manager) -> anyhow::Result<()> {
     assert!(dry.contains("60-multihome.conf"), "{dry}");
     assert!(dry.contains("# kernel: route default via 192.168.178.1 dev wlan1"), "the daemon's route is not listed:\n{dry}");
     assert!(dry.contains("2001:db8:178::99"), "the hook's IPv6 rule is not listed:\n{dry}");
+    assert!(dry.contains("# kernel: mptcp endpoint 192.168.178.99 id 240"), "eth0's MPTCP endpoint is not listed:\n{dry}");
     assert!(!dry.contains("90-admin"), "{dry}");
     assert_eq!(host_state(&lab), applied, "--dry-run changed something");
 

@@ -3,7 +3,7 @@
 //! of multihome's, so it removes exactly what an apply would call its own (files with the
 //! marker, profiles multihome created, the entries its record names in a user's profile) and
 //! nothing else; then the kernel state tagged with multihome's protocol (the hooks' rules and
-//! tables, the daemon's routes), and the sysctls the removed sysctl.d file had set, each back to
+//! tables, the daemon's routes), its MPTCP endpoints, and the sysctls the removed sysctl.d file had set, each back to
 //! what the rest of the system's sysctl.d files say (see [`restored_values`]).
 
 use std::collections::BTreeMap;
@@ -17,6 +17,7 @@ use ipnet::Ipv6Net;
 use super::{Backend, Diff, Target, diff, files, is_live, nm, sysctl};
 use crate::netlink::{self, Netlink};
 use crate::numbers::{LEGACY_DAEMON_RULE_PRIORITY, LEGACY_DAEMON_TABLE};
+use crate::plan::mptcp::rank_of;
 use crate::plan::{Plan, Rule, Table};
 
 /// Named in what the reset writes (nothing) and reports.
@@ -151,6 +152,9 @@ enum Tagged {
     Rule(Rule),
     Rule6(Rule<Ipv6Net>),
     Route(netlink::KernelRoute, String),
+    /// An MPTCP endpoint with one of multihome's ids (240 + rank): multihome makes only these,
+    /// and the kernel numbers everyone else's from 1.
+    Endpoint(netlink::mptcp::Endpoint),
 }
 
 impl Tagged {
@@ -159,6 +163,7 @@ impl Tagged {
             Tagged::Rule(r) => format!("rule {r}"),
             Tagged::Rule6(r) => format!("rule {r}"),
             Tagged::Route(k, dev) => format!("route {} metric {}", crate::plan::show_route(&k.as_plan_route(), dev), k.metric),
+            Tagged::Endpoint(e) => format!("mptcp endpoint {e}"),
         }
     }
 
@@ -170,6 +175,11 @@ impl Tagged {
                 Some(ifindex) => nl.delete_route(&k.as_plan_route(), ifindex).await,
                 None => Ok(()),
             },
+            Tagged::Endpoint(e) => match netlink::mptcp::Mptcp::open() {
+                Ok(Some(mut pm)) => pm.delete_endpoint(e.id),
+                Ok(None) => Ok(()),
+                Err(err) => Err(err),
+            },
         };
         match gone {
             Err(e) if !e.is_not_found() => Err(e).with_context(|| format!("cannot remove {}", self.describe())),
@@ -178,8 +188,8 @@ impl Tagged {
     }
 }
 
-/// Rules (both families) and routes with multihome's protocol (the hooks', the daemon's), and
-/// the rule of a daemon before 0.2.
+/// Rules (both families) and routes with multihome's protocol (the hooks', the daemon's), the
+/// rule of a daemon before 0.2, and multihome's MPTCP endpoints.
 async fn kernel_state(nl: &Netlink) -> anyhow::Result<Vec<Tagged>> {
     let mut out: Vec<Tagged> = Vec::new();
     let legacy = Rule { priority: LEGACY_DAEMON_RULE_PRIORITY, from: None, to: None, table: Table::Id(LEGACY_DAEMON_TABLE) };
@@ -195,6 +205,11 @@ async fn kernel_state(nl: &Netlink) -> anyhow::Result<Vec<Tagged>> {
     for k in nl.routes().await.context("cannot read the routes")?.into_iter().filter(|k| k.is_ours()) {
         let dev = k.ifindex.and_then(|i| names.get(&i).cloned()).unwrap_or_else(|| "?".into());
         out.push(Tagged::Route(k, dev));
+    }
+    // A kernel without MPTCP has no endpoints.
+    if let Some(mut pm) = netlink::mptcp::Mptcp::open().context("cannot open the MPTCP path manager")? {
+        let endpoints = pm.endpoints().context("cannot read the MPTCP endpoints")?;
+        out.extend(endpoints.into_iter().filter(|e| rank_of(e.id).is_some()).map(Tagged::Endpoint));
     }
     Ok(out)
 }

@@ -19,6 +19,13 @@ pub struct Server {
     thread: Option<JoinHandle<()>>,
 }
 
+impl Server {
+    /// A server whose thread stops when `stop` is set.
+    pub fn new(stop: Arc<AtomicBool>, thread: JoinHandle<()>) -> Server {
+        Server { stop, thread: Some(thread) }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);

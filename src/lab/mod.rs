@@ -12,8 +12,10 @@ pub mod netns;
 pub mod policies;
 pub mod probe;
 pub mod root_guard;
+pub mod scale;
 pub mod scenario;
 mod services;
+pub mod stream;
 pub mod topology;
 
 use std::fs;
@@ -363,6 +365,14 @@ impl Lab {
 
     pub fn multihome_path(&self) -> &Path {
         &self.multihome
+    }
+
+    /// Starts the MPTCP (and plain TCP) stream echo on the internet host ([`stream`]), with
+    /// path manager limits there that accept a joining subflow from every host uplink.
+    pub fn start_stream_echo(&mut self) -> anyhow::Result<()> {
+        ip(&self.internet(), &["mptcp", "limits", "set", "subflows", "8", "add_addr_accepted", "8"])?;
+        self._servers.push(stream::mptcp_echo(&self.internet(), INTERNET)?);
+        Ok(())
     }
 
     /// Writes the policy the host sees as /etc/multihome/multihome.conf.

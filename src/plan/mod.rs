@@ -5,17 +5,19 @@
 //! daemon can never disagree about a table number or a metric.
 
 mod family;
+pub mod mptcp;
 mod numbers;
 mod show;
 mod sysctl;
 mod uplink;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
 
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Serialize;
 
-use crate::policy::{Addressing, Dhcp, Policy, Probe};
+use crate::policy::{Addressing, Dhcp, Policy, Probe, timespan};
 
 pub use family::Prefix;
 
@@ -118,6 +120,10 @@ pub struct UplinkPlan {
     /// network manager.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ipv6: Option<Ipv6Plan>,
+    /// Its MPTCP endpoint; `None` without one.
+    pub mptcp: Option<mptcp::Endpoint>,
+    /// How the daemon probes this uplink.
+    pub probe: UplinkProbe,
 }
 
 /// One uplink's IPv6: the same table and main-table metric as its IPv4, so one order holds for
@@ -137,6 +143,29 @@ pub struct Ipv6Plan {
     pub rules: Vec<Rule<Ipv6Net>>,
 }
 
+/// One uplink's probe rounds: its own `ProbeTarget=` and `ProbeInterval=` where the policy
+/// gives them, `[Probe]`'s (or its defaults) otherwise. Everything else of `[Probe]` (FailAfter,
+/// the hold, the quality limits) is the same for every uplink.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UplinkProbe {
+    pub targets: Vec<Ipv4Addr>,
+    #[serde(rename = "interval_ms", serialize_with = "timespan::serialize_ms")]
+    pub interval: Duration,
+    /// How long one probe waits: `[Probe] Timeout=`, or the uplink's interval when shorter.
+    #[serde(rename = "timeout_ms", serialize_with = "timespan::serialize_ms")]
+    pub timeout: Duration,
+    /// Whether the targets or the interval are the uplink's own.
+    pub own: bool,
+}
+
+impl UplinkProbe {
+    fn of(uplink: &crate::policy::Uplink, probe: &Probe) -> UplinkProbe {
+        let targets = if uplink.probe_targets.is_empty() { probe.targets.clone() } else { uplink.probe_targets.clone() };
+        let interval = uplink.probe_interval.unwrap_or(probe.interval);
+        UplinkProbe { targets, interval, timeout: probe.timeout.min(interval), own: !uplink.probe_targets.is_empty() || uplink.probe_interval.is_some() }
+    }
+}
+
 /// The desired state for the whole host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
@@ -144,6 +173,9 @@ pub struct Plan {
     pub uplinks: Vec<UplinkPlan>,
     pub sysctls: Vec<Sysctl>,
     pub probe: Option<Probe>,
+    /// The MPTCP path manager's limits; `None` with `MPTCP=no` (multihome then removes only the
+    /// endpoints it made and leaves the kernel's MPTCP settings alone).
+    pub mptcp: Option<mptcp::Limits>,
     /// The policy file the plan came from, named in generated files.
     pub source: String,
 }
@@ -152,7 +184,7 @@ impl Plan {
     /// The plan of a host without multihome, for `multihome reset`: applied, it takes away what
     /// earlier plans made and adds nothing.
     pub fn nothing(source: &str) -> Plan {
-        Plan { uplinks: Vec::new(), sysctls: Vec::new(), probe: None, source: source.to_string() }
+        Plan { uplinks: Vec::new(), sysctls: Vec::new(), probe: None, mptcp: None, source: source.to_string() }
     }
 
     pub fn uplink(&self, interface: &str) -> Option<&UplinkPlan> {
@@ -170,6 +202,17 @@ pub fn plan(policy: &Policy) -> Plan {
         .map(|(rank, u)| {
             let table = tables[rank];
             let metric = numbers::metric(rank);
+            let first_address = match &u.addressing {
+                Addressing::Static(nets) => nets.first().map(|n| n.addr()),
+                Addressing::Dhcp(_) => None,
+            };
+            // Endpoints are IPv4 (the kernel's path manager takes IPv6 too, but multihome's
+            // endpoints follow the IPv4 addresses); an IPv6-only uplink has none.
+            let has_ipv4 = match &u.addressing {
+                Addressing::Static(nets) => !nets.is_empty(),
+                Addressing::Dhcp(_) => true,
+            };
+            let endpoint = if policy.mptcp && has_ipv4 { mptcp::endpoint(rank, u.mptcp, first_address) } else { None };
             let (addresses, routes, rules) = match &u.addressing {
                 Addressing::Static(nets) => {
                     // Validation requires a gateway for static IPv4 addresses; an IPv6-only
@@ -183,7 +226,8 @@ pub fn plan(policy: &Policy) -> Plan {
                 let (rules, routes) = uplink::rules_and_routes(rank, table, metric, &v6.addresses, v6.gateway);
                 Ipv6Plan { addresses: v6.addresses.clone(), gateway: v6.gateway, dhcp: v6.dhcp, accept_ra: v6.accept_ra, routes, rules }
             });
-            UplinkPlan { interface: u.interface.clone(), rank, table, metric, addresses, gateway: u.gateway, routes, rules, ipv6 }
+            let probe = UplinkProbe::of(u, policy.probe.as_ref().unwrap_or(&Probe::default()));
+            UplinkPlan { interface: u.interface.clone(), rank, table, metric, addresses, gateway: u.gateway, routes, rules, ipv6, mptcp: endpoint, probe }
         })
         .collect();
     let router = |v6: &Ipv6Plan| match v6.gateway {
@@ -191,7 +235,8 @@ pub fn plan(policy: &Policy) -> Plan {
         _ => Ipv6Router::LinkLocal,
     };
     let sysctls = sysctl::for_uplinks(uplinks.iter().map(|u| (u.interface.as_str(), u.ipv6.as_ref().map(router))));
-    Plan { uplinks, sysctls, probe: policy.probe.clone(), source: policy.source.clone() }
+    let mptcp = policy.mptcp.then(|| mptcp::limits(uplinks.iter().filter(|u| u.mptcp.is_some()).count()));
+    Plan { uplinks, sysctls, probe: policy.probe.clone(), mptcp, source: policy.source.clone() }
 }
 
 #[cfg(test)]

@@ -101,10 +101,28 @@ impl fmt::Display for Plan {
                     writeln!(f, "  rules from/to <SLAAC or DHCPv6 address> lookup {}, set by `multihome dispatch` when the address appears", u.table)?;
                 }
             }
+            if let Some(e) = u.mptcp {
+                let addr = e.address.map_or("<lease address>".to_string(), |a| a.to_string());
+                writeln!(f, "  mptcp endpoint {addr} id {} dev {} subflow{}", e.id, u.interface, if e.backup { " backup" } else { "" })?;
+            }
+            // Only where the uplink differs from [Probe]: the daemon's settings for the rest.
+            if u.probe.own {
+                let targets = match u.probe.targets.is_empty() {
+                    true => "the gateway by ARP".to_string(),
+                    false => u.probe.targets.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" "),
+                };
+                let interval = crate::policy::timespan::format(u.probe.interval);
+                let timeout = crate::policy::timespan::format(u.probe.timeout);
+                writeln!(f, "  probe {targets} every {interval} (timeout {timeout}), its own")?;
+            }
         }
         writeln!(f, "\nsysctls:")?;
         for s in &self.sysctls {
             writeln!(f, "  {} = {}", s.key, s.value)?;
+        }
+        match self.mptcp {
+            Some(l) => writeln!(f, "\nmptcp (where net.mptcp.enabled = 1): limits subflows at least {}", l.subflows)?,
+            None => writeln!(f, "\nmptcp: hands off (MPTCP=no; endpoints multihome made before are removed)")?,
         }
         // Always: the daemon runs with any policy (without [Probe] it still watches carrier,
         // addresses and the gateway by ARP), and the hook with any DHCP uplink.

@@ -73,6 +73,18 @@ pub struct Ipv6 {
     pub accept_ra: bool,
 }
 
+/// What an uplink's address does for MPTCP connections (`[Uplink] MPTCP=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Subflows {
+    /// An endpoint that carries subflows alongside the others.
+    Subflow,
+    /// An endpoint whose subflows carry data only when no normal one can.
+    Backup,
+    /// No endpoint on this uplink.
+    No,
+}
+
 /// One `[Uplink]` section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Uplink {
@@ -87,6 +99,15 @@ pub struct Uplink {
     pub ipv6: Option<Ipv6>,
     /// Explicit routing table, or `None` to let the planner pick one.
     pub table: Option<u32>,
+    /// `MPTCP=` of the uplink, or `None` to derive it from the priority (see `plan::mptcp`).
+    pub mptcp: Option<Subflows>,
+    /// `ProbeTarget=`: this uplink's own probe targets, in place of `[Probe]`'s (mwan3's
+    /// per-interface `track_ip`); empty: `[Probe] Target=`.
+    pub probe_targets: Vec<Ipv4Addr>,
+    /// `ProbeInterval=`: this uplink's own round interval (a metered uplink probed less often);
+    /// `None`: `[Probe] Interval=`.
+    #[serde(rename = "probe_interval_ms", serialize_with = "timespan::serialize_ms_opt")]
+    pub probe_interval: Option<Duration>,
 }
 
 /// How the per-target probe results of one round combine into "the uplink answered".
@@ -165,6 +186,9 @@ pub struct Policy {
     pub backend: Backend,
     pub mode: Mode,
     pub probe: Option<Probe>,
+    /// `[Policy] MPTCP=`: whether multihome gives the uplinks MPTCP endpoints (where the kernel
+    /// has MPTCP enabled); `false` keeps its hands off the kernel's path manager.
+    pub mptcp: bool,
     /// In file order.
     pub uplinks: Vec<Uplink>,
 }

@@ -9,7 +9,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 
 use super::error::{Diagnostic, Diagnostics};
 use super::unit_file::{Entry, Section};
-use super::{Addressing, Backend, Dhcp, Ipv6, Mode, Policy, Probe, Require, Uplink, timespan, valid_uplink_name};
+use super::{Addressing, Backend, Dhcp, Ipv6, Mode, Policy, Probe, Require, Subflows, Uplink, timespan, valid_uplink_name};
 use crate::numbers::{KERNEL_TABLES, LEGACY_DAEMON_TABLE, MAX_ADDRESSES, MAX_UPLINKS};
 
 /// A valid `[Uplink]` with the lines its checks between uplinks point at.
@@ -111,6 +111,7 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
     let mut seen_once: HashMap<&str, usize> = HashMap::new();
     let mut backend = Backend::Auto;
     let mut mode = Mode::Routes;
+    let mut mptcp = true;
     let mut probe = None;
     let mut target_lines = TargetLines::default();
     let mut uplinks: Vec<Located> = Vec::new();
@@ -124,7 +125,10 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
         }
         match section.name.as_str() {
             "Policy" => {
-                let map = c.entries(section, &["Backend", "Mode"], &[]);
+                let map = c.entries(section, &["Backend", "Mode", "MPTCP"], &[]);
+                if let Some(b) = c.parse_one(first(&map, "MPTCP"), "yes or no", parse_bool) {
+                    mptcp = b;
+                }
                 backend = c
                     .parse_one(first(&map, "Backend"), "auto, networkd or networkmanager", |s| match s {
                         "auto" => Some(Backend::Auto),
@@ -159,12 +163,37 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
 
     cross_check(&mut c, &uplinks, sections);
     check_target_families(&mut c, &uplinks, &target_lines);
+    if !mptcp {
+        for l in &uplinks {
+            if let (Some(Subflows::Subflow | Subflows::Backup), Some(line)) = (l.uplink.mptcp, l.keys.get("MPTCP")) {
+                c.problem(
+                    *line,
+                    format!(
+                        "MPTCP={} on {}: [Policy] has MPTCP=no, so no uplink gets an endpoint; remove one of them",
+                        subflows_word(l.uplink.mptcp),
+                        l.uplink.interface
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(p) = &probe {
+        probe_against_uplinks(&mut c, p, sections, &uplinks);
+    }
 
     if c.problems.is_empty() {
-        Ok(Policy { source: file.to_string(), backend, mode, probe, uplinks: uplinks.into_iter().map(|l| l.uplink).collect() })
+        Ok(Policy { source: file.to_string(), backend, mode, probe, mptcp, uplinks: uplinks.into_iter().map(|l| l.uplink).collect() })
     } else {
         c.problems.sort_by_key(|d| d.line);
         Err(Diagnostics(c.problems))
+    }
+}
+
+fn subflows_word(s: Option<Subflows>) -> &'static str {
+    match s {
+        Some(Subflows::Subflow) => "subflow",
+        Some(Subflows::Backup) => "backup",
+        _ => "no",
     }
 }
 
@@ -292,23 +321,6 @@ fn probe_section(c: &mut Checker, section: &Section, target_lines: &mut TargetLi
     if let Some(d) = c.parse_one(first(&map, "MaxHoldTime"), SPAN, span) {
         p.max_hold_time = d;
     }
-    if p.targets.is_empty() && p.targets6.is_empty() {
-        // ARP only proves the gateway is alive, not the path behind it: the failure the daemon exists for.
-        c.problem(section.line, "[Probe] has no Target=; give at least one address to probe through each uplink, such as the gateway and a host behind it");
-    }
-    // Each family is judged on its own targets, so each that has any needs enough of them.
-    if let (Require::AtLeast(n), Some(e)) = (p.require, first(&map, "Require")) {
-        let (v4, v6) = (p.targets.len(), p.targets6.len());
-        if (v4 > 0 && n > v4) || (v6 > 0 && n > v6) {
-            let (family, have) = if v4 > 0 && n > v4 { ("IPv4", v4) } else { ("IPv6", v6) };
-            let only = if v4 == 0 || v6 == 0 {
-                format!("only {} Target= given", v4 + v6)
-            } else {
-                format!("only {have} {family} Target= given, and each family is judged on its own targets")
-            };
-            c.problem(e.line, format!("Require={n}: {only}"));
-        }
-    }
     if p.timeout > p.interval {
         let line = first(&map, "Timeout").map_or(section.line, |e| e.line);
         c.problem(
@@ -375,10 +387,95 @@ fn probe_section(c: &mut Checker, section: &Section, target_lines: &mut TargetLi
     p
 }
 
+/// The probe targets of `key` (`Target=` in [Probe], `ProbeTarget=` in [Uplink]): unicast,
+/// each once, at most [`MAX_TARGETS`].
+fn targets(c: &mut Checker, map: &HashMap<&str, Vec<&Entry>>, key: &str, why_bounded: &str) -> Vec<Ipv4Addr> {
+    let entries: Vec<&&Entry> = map.get(key).into_iter().flatten().collect();
+    if entries.len() > MAX_TARGETS {
+        c.problem(entries[MAX_TARGETS].line, format!("{} {key}= lines; at most {MAX_TARGETS}, {why_bounded}", entries.len()));
+    }
+    let mut found = Vec::new();
+    let mut seen: HashMap<Ipv4Addr, usize> = HashMap::new();
+    for e in entries.into_iter().take(MAX_TARGETS) {
+        match parse_ipv4(&e.value) {
+            Some(a) if a.is_unspecified() || a.is_broadcast() || a.is_multicast() => c.bad_value(e, "a unicast IPv4 address"),
+            Some(a) => match seen.insert(a, e.line) {
+                // A second copy would count twice towards Require=.
+                Some(first) => c.problem(e.line, format!("{key}={a} is already a target (line {first})")),
+                None => found.push(a),
+            },
+            None => c.bad_value(e, "an IPv4 address such as 192.168.178.1"),
+        }
+    }
+    found
+}
+
+/// What `[Probe]` and the uplinks' own probe settings must agree on: every uplink has targets
+/// (ARP only proves the gateway is alive, not the path behind it: the failure the daemon exists
+/// for), `Require=` can be met by each uplink's targets, and each uplink's probes can take
+/// longer than `MaxLatency=` (its timeout is the shorter of `Timeout=` and its interval).
+fn probe_against_uplinks(c: &mut Checker, probe: &Probe, sections: &[Section], uplinks: &[Located]) {
+    let Some(section) = sections.iter().find(|s| s.name == "Probe") else { return };
+    let line_of = |key: &str| section.entries.iter().find(|e| e.key == key).map(|e| e.line);
+    let borrowing: Vec<&Located> = uplinks.iter().filter(|l| l.uplink.probe_targets.is_empty()).collect();
+    if probe.targets.is_empty() && probe.targets6.is_empty() && (!borrowing.is_empty() || uplinks.is_empty()) {
+        let own = if borrowing.len() < uplinks.len() {
+            let names: Vec<&str> = borrowing.iter().map(|l| l.uplink.interface.as_str()).collect();
+            format!(" (or ProbeTarget= in the [Uplink] of {})", names.join(", "))
+        } else {
+            String::new()
+        };
+        c.problem(
+            section.line,
+            format!("[Probe] has no Target=; give at least one address to probe through each uplink, such as the gateway and a host behind it{own}"),
+        );
+    }
+    if let (Require::AtLeast(n), Some(line)) = (probe.require, line_of("Require")) {
+        // Each family is judged on its own targets, so each that has any needs enough of them.
+        let (v4, v6) = (probe.targets.len(), probe.targets6.len());
+        if !borrowing.is_empty() && ((v4 > 0 && n > v4) || (v6 > 0 && n > v6)) {
+            let (family, have) = if v4 > 0 && n > v4 { ("IPv4", v4) } else { ("IPv6", v6) };
+            let only = if v4 == 0 || v6 == 0 {
+                format!("only {} Target= given", v4 + v6)
+            } else {
+                format!("only {have} {family} Target= given, and each family is judged on its own targets")
+            };
+            c.problem(line, format!("Require={n}: {only}"));
+        }
+        for l in uplinks.iter().filter(|l| !l.uplink.probe_targets.is_empty() && l.uplink.probe_targets.len() < n) {
+            c.problem(
+                l.keys["ProbeTarget"],
+                format!(
+                    "ProbeTarget=: {} has {} target(s) of its own, but Require={n} (line {line}) asks for {n} answers in every round",
+                    l.uplink.interface,
+                    l.uplink.probe_targets.len()
+                ),
+            );
+        }
+    }
+    for l in uplinks {
+        let Some(interval) = l.uplink.probe_interval else { continue };
+        let timeout = probe.timeout.min(interval);
+        if let Some(max) = probe.max_latency
+            && max >= timeout
+        {
+            c.problem(
+                l.keys["ProbeInterval"],
+                format!(
+                    "ProbeInterval={}: its probes wait at most {} for an answer, not longer than MaxLatency={} in [Probe]; a probe slower than that already counts as lost",
+                    timespan::format(interval),
+                    timespan::format(timeout),
+                    timespan::format(max)
+                ),
+            );
+        }
+    }
+}
+
 /// Returns the uplink with the lines of its section, keys and addresses, for cross-checks.
 fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'s>> {
     // Gateway= is repeatable for its two families; a second one of the same family is refused below.
-    let map = c.entries(section, &["Interface", "Priority", "DHCP", "IPv6AcceptRA", "Table"], &["Address", "Gateway"]);
+    let map = c.entries(section, &["Interface", "Priority", "DHCP", "IPv6AcceptRA", "Table", "MPTCP", "ProbeInterval"], &["Address", "Gateway", "ProbeTarget"]);
     let lines: HashMap<&str, usize> = map.iter().filter_map(|(k, v)| v.first().map(|e| (*k, e.line))).collect();
     let before = c.problems.len();
 
@@ -499,6 +596,11 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
         Some((n, _)) => Some(*n),
         None => s.parse::<u32>().ok(),
     });
+    let mptcp = c.parse_one(first(&map, "MPTCP"), "subflow, backup or no", |s| match s {
+        "subflow" => Some(Subflows::Subflow),
+        "backup" => Some(Subflows::Backup),
+        s => parse_bool(s).filter(|b| !b).map(|_| Subflows::No),
+    });
     if let (Some(t), Some(e)) = (table, first(&map, "Table")) {
         if let Some((_, name)) = KERNEL_TABLES.iter().find(|(n, _)| *n == t) {
             c.problem(
@@ -596,11 +698,16 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
         }
     }
 
+    let probe_targets = targets(c, &map, "ProbeTarget", "each probed through this uplink in every round");
+    let interval_expected = format!("a time span from {} to {} such as 2s", timespan::format(MIN_INTERVAL), timespan::format(MAX_INTERVAL));
+    let probe_interval =
+        c.parse_one(first(&map, "ProbeInterval"), &interval_expected, |s| timespan::parse(s).filter(|d| (MIN_INTERVAL..=MAX_INTERVAL).contains(d)));
+
     if c.problems.len() != before {
         return None;
     }
     Some(Located {
-        uplink: Uplink { interface: interface?, priority: priority?, addressing, gateway, ipv6, table },
+        uplink: Uplink { interface: interface?, priority: priority?, addressing, gateway, ipv6, table, mptcp, probe_targets, probe_interval },
         line: section.line,
         keys: lines,
         address_lines,

@@ -39,7 +39,7 @@ pub fn render(plan: &Plan) -> Vec<GeneratedFile> {
 }
 
 fn keyfile(plan: &Plan, u: &UplinkPlan) -> String {
-    let want = Wanted::for_uplink(u);
+    let want = Wanted::in_plan(plan, u);
     let mut s = marker(&plan.source, '#');
     let _ = writeln!(s, "# Uplink {} of {}: table {}, main-table metric {}.", u.rank + 1, plan.uplinks.len(), u.table, u.metric);
     if is_wifi(&u.interface) {
@@ -55,6 +55,10 @@ fn keyfile(plan: &Plan, u: &UplinkPlan) -> String {
     }
     let kind = if is_wifi(&u.interface) { "wifi" } else { "ethernet" };
     let _ = writeln!(s, "\n[connection]\nid={}\nuuid={}\ntype={kind}\ninterface-name={}", profile_id(&u.interface), profile_uuid(&u.interface), u.interface);
+    if want.mptcp_disabled {
+        // multihome makes the MPTCP endpoints (see settings::Wanted::mptcp_disabled).
+        let _ = writeln!(s, "mptcp-flags={}", super::settings::MPTCP_FLAGS_DISABLED);
+    }
     if kind == "wifi" {
         s.push_str("\n[wifi]\nmode=infrastructure\n");
     } else {

@@ -16,7 +16,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use uuid::Uuid;
 use zbus::{OwnedVariant, Variant};
 
-use crate::plan::{Addresses, DEFAULT_DESTINATION, Prefix, Route, Rule, Table, UplinkPlan};
+use crate::plan::{Addresses, DEFAULT_DESTINATION, Plan, Prefix, Route, Rule, Table, UplinkPlan};
 
 pub mod ip;
 pub mod record;
@@ -76,6 +76,11 @@ pub struct Wanted {
     pub rules: Vec<Rule>,
     /// The `ipv6` setting, when the policy owns the uplink's IPv6.
     pub ipv6: Option<Wanted6>,
+    /// `connection.mptcp-flags=disabled` while multihome manages the uplinks' MPTCP endpoints
+    /// (`[Policy] MPTCP=yes`): NetworkManager (1.40+) otherwise makes normal-subflow endpoints
+    /// of its own for every address with a default route, which hold the addresses multihome's
+    /// need and cannot follow the uplinks' health. With `MPTCP=no` the setting is left alone.
+    pub mptcp_disabled: bool,
 }
 
 /// What multihome decides in an uplink's `ipv6` setting: the same table and metric as IPv4.
@@ -88,7 +93,16 @@ pub struct Wanted6 {
     pub rules: Vec<Rule<Ipv6Net>>,
 }
 
+/// NM_MPTCP_FLAGS_DISABLED: no endpoints for the profile's addresses.
+pub const MPTCP_FLAGS_DISABLED: u32 = 0x1;
+const MPTCP_FLAGS: &str = "mptcp-flags";
+
 impl Wanted {
+    /// [`Wanted::for_uplink`] within `plan`, which says whether multihome manages MPTCP.
+    pub fn in_plan(plan: &Plan, u: &UplinkPlan) -> Wanted {
+        Wanted { mptcp_disabled: plan.mptcp.is_some(), ..Wanted::for_uplink(u) }
+    }
+
     pub fn for_uplink(u: &UplinkPlan) -> Wanted {
         // The main-table default route is ipv4.gateway with ipv4.route-metric; only the routes
         // of the uplink's own table are listed in ipv4.routes.
@@ -122,7 +136,7 @@ impl Wanted {
             routes: v6.routes.iter().filter(|r| r.table != Table::Main).cloned().collect(),
             rules: v6.rules.clone(),
         });
-        Wanted { method, addresses, gateway, route_metric: u.metric, table: u.table, routes, rules: u.rules.clone(), ipv6 }
+        Wanted { method, addresses, gateway, route_metric: u.metric, table: u.table, routes, rules: u.rules.clone(), ipv6, mptcp_disabled: false }
     }
 }
 
@@ -228,6 +242,9 @@ pub fn merge(current: &Profile, want: &Wanted) -> Profile {
         ipv6.write(&mut p, IPV6);
     }
     record.write(&mut p);
+    if want.mptcp_disabled {
+        p.entry("connection".into()).or_default().insert(MPTCP_FLAGS.into(), owned(MPTCP_FLAGS_DISABLED));
+    }
     p
 }
 
@@ -420,6 +437,9 @@ fn family_lines(p: &Profile, family: Family) -> Vec<String> {
 pub fn owned_lines(p: &Profile) -> Vec<String> {
     let mut lines = ip_lines(p);
     lines.extend(Record::lines(p));
+    if let Some(flags) = p.get("connection").and_then(|c| c.get(MPTCP_FLAGS)).and_then(|v| u32::try_from(v.clone()).ok()) {
+        lines.push(format!("connection.{MPTCP_FLAGS}: 0x{flags:x}"));
+    }
     lines
 }
 

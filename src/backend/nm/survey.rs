@@ -121,7 +121,7 @@ pub(super) async fn survey(bus: &Connection, plan: &Plan) -> anyhow::Result<Surv
         if profile.is_none() {
             profile = bound_profile(&all_profiles, &u.interface);
         }
-        let want = Wanted::for_uplink(u);
+        let want = Wanted::in_plan(plan, u);
         let base = match &profile {
             Some((_, p)) => p.clone(),
             None => {

@@ -368,3 +368,23 @@ fn static_ipv6_is_merged_like_ipv4_and_taken_back_when_the_policy_drops_it() {
     let wlan0 = merge(&user_profile(), &Wanted::for_uplink(dual.uplink("wlan0").unwrap()));
     assert!(owned_lines(&wlan0).contains(&"ipv4.method: disabled".to_string()));
 }
+
+#[test]
+fn multihome_keeps_networkmanager_off_the_uplinks_mptcp_endpoints_unless_mptcp_is_no() {
+    let flags = |p: &Profile| p["connection"].get("mptcp-flags").map(|v| u32::try_from(v.clone()).unwrap());
+    let mut user = user_profile();
+    // A user who asked NetworkManager for subflow endpoints (0x22: enabled, subflow).
+    user.get_mut("connection").unwrap().insert("mptcp-flags".into(), owned(0x22u32));
+    let plan = seed();
+    let merged = merge(&user, &Wanted::in_plan(&plan, plan.uplink("eth0").unwrap()));
+    assert_eq!(flags(&merged), Some(MPTCP_FLAGS_DISABLED));
+    assert!(needs_update(&user, &merged));
+    assert!(diff("p", Some(&user), &merged).contains("+connection.mptcp-flags: 0x1\n"));
+    assert!(!needs_update(&merged, &merge(&merged, &Wanted::in_plan(&plan, plan.uplink("eth0").unwrap()))));
+
+    assert!(SEED.contains("[Policy]\n"), "the seed has a [Policy] section to add MPTCP=no to");
+    let off = plan::plan(&policy::parse("seed.conf", &SEED.replacen("[Policy]\n", "[Policy]\nMPTCP=no\n", 1)).unwrap());
+    assert_eq!(off.mptcp, None);
+    let merged = merge(&user, &Wanted::in_plan(&off, off.uplink("eth0").unwrap()));
+    assert_eq!(flags(&merged), Some(0x22), "MPTCP=no must leave the user's mptcp-flags alone");
+}
