@@ -9,6 +9,7 @@
 //!     cargo bench --bench failover -- --runs 5 --only carrier
 //!     cargo bench --bench failover -- --only silent,loss,quality,resources
 //!     cargo bench --bench failover -- --only resources --uplinks 32,200 --no-write
+//!     cargo bench --bench failover -- --runs 5 --only mptcp
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use anyhow::{Context, bail};
 use multihome::lab::lossy::LossyResponder;
 use multihome::lab::policies::SEED;
 use multihome::lab::probe::{Outage, Prober, outage};
+use multihome::lab::stream::Stream;
 use multihome::lab::{self, INTERNET, Lab, LabOptions, Manager, seed_address};
 /// Probe spacing: an application opening a new connection every 10 ms.
 const PROBE_INTERVAL: Duration = Duration::from_millis(10);
@@ -53,6 +55,9 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("quality") {
         quality_rows(&mut report)?;
+    }
+    if wanted("mptcp") {
+        mptcp_rows(runs, &mut report)?;
     }
     if wanted("resources") {
         if scale_only.is_none() {
@@ -328,6 +333,111 @@ fn silent_once(lab: &Lab, log: Option<&PathBuf>) -> anyhow::Result<Silent> {
     lab.set_upstream("eth0", true)?;
     settle_on_eth0(lab)?;
     Ok(Silent { detection, outage: outage(&records, fault), failback: repaired.elapsed() })
+}
+
+// ---- open connections across a failover (MPTCP) ---------------------------------------------
+
+/// How long eth0 stays broken in an MPTCP run.
+const MPTCP_FAULT: Duration = Duration::from_secs(4);
+/// The open connections' echo spacing, as in issue 15's measurement.
+const STREAM_EVERY: Duration = Duration::from_millis(10);
+
+/// One long-lived plain TCP and one MPTCP connection from the host to the internet host (100
+/// bytes echoed every 10 ms), eth0 failed silently or unplugged for 4 s, then repaired; the
+/// seed policy and the daemon, nothing else configured.
+fn mptcp_rows(runs: usize, report: &mut Report) -> anyhow::Result<()> {
+    println!("\n## Open connections across a failover of eth0: MPTCP beside plain TCP\n");
+    report.line(
+        "mptcp",
+        format!(
+            "| {:<40} | {:>8} | {:>13} | {:>12} | {:>10} | {:>12} | {:>12} |",
+            "setup", "fault", "MPTCP median", "MPTCP worst", "bytes lost", "TCP median", "eth0 again"
+        ),
+    );
+    report.line("mptcp", format!("|{:-<42}|{:->10}|{:->15}|{:->14}|{:->12}|{:->14}|{:->14}|", "", "", "", "", "", "", ""));
+    for (name, manager) in [("systemd-networkd + multihome daemon", Manager::Networkd), ("NetworkManager + multihome daemon", Manager::NetworkManager)] {
+        if lab::prerequisites(&options(manager, None)).is_err() {
+            report.line("mptcp", format!("| {name:<40} | not installed |"));
+            continue;
+        }
+        let mut lab = with_multihome(manager, SEED)?;
+        lab.start_stream_echo()?;
+        for silent in [true, false] {
+            let mut runs_seen = Vec::new();
+            for _ in 0..runs {
+                // A fresh daemon per run, as in the silent rows (its flap damping); measured once
+                // it has judged every uplink (until then the daemon rightly keeps an unjudged
+                // uplink's endpoint backup).
+                let (log, pgid) = start_daemon(&mut lab)?;
+                for uplink in ["wlan1", "wlan0"] {
+                    lab.wait_for_log(&log, &format!("{uplink}: unknown -> up"), Duration::from_secs(10))?;
+                }
+                runs_seen.push(mptcp_once(&lab, silent)?);
+                stop_daemon(&lab, &log, pgid)?;
+            }
+            let median = |mut v: Vec<Duration>| {
+                v.sort();
+                v[v.len() / 2]
+            };
+            let mptcp: Vec<Duration> = runs_seen.iter().map(|r| r.mptcp_stall).collect();
+            let line = format!(
+                "| {:<40} | {:>8} | {:>13} | {:>12} | {:>10} | {:>12} | {:>12} |",
+                name,
+                if silent { "silent" } else { "carrier" },
+                ms(median(mptcp.clone())),
+                ms(*mptcp.iter().max().expect("runs > 0")),
+                runs_seen.iter().map(|r| r.bytes_lost).max().expect("runs > 0"),
+                ms(median(runs_seen.iter().map(|r| r.tcp_stall).collect())),
+                ms(median(runs_seen.iter().map(|r| r.back_on_eth0).collect())),
+            );
+            report.line("mptcp", line);
+        }
+    }
+    Ok(())
+}
+
+struct MptcpRun {
+    mptcp_stall: Duration,
+    bytes_lost: u64,
+    tcp_stall: Duration,
+    /// From the repair until eth0 carries the MPTCP connection's data again.
+    back_on_eth0: Duration,
+}
+
+fn mptcp_once(lab: &Lab, silent: bool) -> anyhow::Result<MptcpRun> {
+    let set = |broken: bool| if silent { lab.set_upstream("eth0", !broken) } else { lab.set_carrier("eth0", !broken) };
+    let tcp = Stream::start(&lab.host(), INTERNET, false, STREAM_EVERY)?;
+    let mptcp = Stream::start(&lab.host(), INTERNET, true, STREAM_EVERY)?;
+    std::thread::sleep(QUIET);
+    let (fault, tcp_fault) = (mptcp.now(), tcp.now());
+    set(true)?;
+    std::thread::sleep(MPTCP_FAULT);
+    let (repair, tcp_repair) = (mptcp.now(), tcp.now());
+    // The plain connection is done: its retransmissions would count as eth0's traffic below.
+    let tcp = tcp.stop();
+    set(false)?;
+    // Back on eth0: a 100 ms window in which eth0 sends what 100 echoes a second need (the
+    // daemon's probes are 1 or 2 packets in that time).
+    let repaired = Instant::now();
+    let mut back_on_eth0 = Duration::MAX;
+    let mut last = lab.tx_packets("eth0")?;
+    while repaired.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = lab.tx_packets("eth0")?;
+        if now - last >= 8 {
+            back_on_eth0 = repaired.elapsed();
+            break;
+        }
+        last = now;
+    }
+    let mptcp = mptcp.stop();
+    settle_on_eth0(lab)?;
+    Ok(MptcpRun {
+        mptcp_stall: if mptcp.error.is_some() { Duration::MAX } else { mptcp.worst_stall(fault, repair) },
+        bytes_lost: mptcp.bytes_lost(),
+        tcp_stall: tcp.worst_stall(tcp_fault, tcp_repair),
+        back_on_eth0,
+    })
 }
 
 // ---- false switches under probe loss -------------------------------------------------------

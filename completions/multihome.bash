@@ -46,6 +46,9 @@ _multihome() {
             multihome,render)
                 cmd="multihome__subcmd__render"
                 ;;
+            multihome,reset)
+                cmd="multihome__subcmd__reset"
+                ;;
             multihome,status)
                 cmd="multihome__subcmd__status"
                 ;;
@@ -82,6 +85,9 @@ _multihome() {
             multihome__subcmd__help,render)
                 cmd="multihome__subcmd__help__subcmd__render"
                 ;;
+            multihome__subcmd__help,reset)
+                cmd="multihome__subcmd__help__subcmd__reset"
+                ;;
             multihome__subcmd__help,status)
                 cmd="multihome__subcmd__help__subcmd__status"
                 ;;
@@ -95,7 +101,7 @@ _multihome() {
 
     case "${cmd}" in
         multihome)
-            opts="-c -v -q -h -V --config --verbose --quiet --help --version check render plan apply try dispatch daemon status force reload lab help"
+            opts="-c -v -q -h -V --config --verbose --quiet --help --version check render plan apply try reset dispatch daemon status force reload lab help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -235,7 +241,7 @@ _multihome() {
             return 0
             ;;
         multihome__subcmd__help)
-            opts="check render plan apply try dispatch daemon status force reload lab help"
+            opts="check render plan apply try reset dispatch daemon status force reload lab help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -388,6 +394,20 @@ _multihome() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        multihome__subcmd__help__subcmd__reset)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         multihome__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -455,7 +475,7 @@ _multihome() {
             return 0
             ;;
         multihome__subcmd__plan)
-            opts="-c -v -q -h --backend --root --config --verbose --quiet --help"
+            opts="-c -v -q -h --backend --root --json --config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -518,6 +538,32 @@ _multihome() {
                     return 0
                     ;;
                 --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        multihome__subcmd__reset)
+            opts="-c -v -q -h --dry-run --root --config --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

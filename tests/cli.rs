@@ -254,6 +254,72 @@ fn check_json_has_a_version_table_numbers_and_milliseconds() {
     assert_eq!(v["probe"]["max_hold_time_ms"], 60000);
 }
 
+/// `plan --json` for an empty image root: every file created, each with its diff, the plan it
+/// leads to beside; after `apply --root` the same command finds nothing to change.
+#[test]
+fn plan_json_lists_each_change_with_its_action_and_then_none() {
+    let tmp = TempDir::new("plan-json");
+    let root = tmp.path().join("root");
+    fs::create_dir_all(&root).unwrap();
+    let root_arg = root.to_str().unwrap();
+    let policy = golden_policy("seed");
+    let plan_json = || {
+        let out = multihome(&["-c", &policy, "plan", "--backend", "networkd", "--root", root_arg, "--json"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let v = plan_json();
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["backend"], "systemd-networkd");
+    assert_eq!(v["plan"]["uplinks"][0]["rules"][0]["table"], 101);
+    let changes = v["changes"].as_array().unwrap();
+    assert!(changes.len() >= 4, "{v:#}");
+    for c in changes {
+        assert_eq!(c["action"], "create", "{c:#}");
+        let subject = c["subject"].as_str().unwrap();
+        assert!(subject.starts_with(root_arg), "{subject}");
+        assert!(c["diff"].as_str().unwrap().contains("+++ "), "{c:#}");
+    }
+    assert!(changes.iter().any(|c| c["subject"].as_str().unwrap().ends_with("/etc/systemd/network/10-multihome-eth0.network")), "{v:#}");
+    let applied = multihome(&["-c", &policy, "apply", "--backend", "networkd", "--root", root_arg]);
+    assert!(applied.status.success(), "{}", text(&applied.stderr));
+    assert_eq!(plan_json()["changes"], serde_json::json!([]));
+}
+
+/// `reset --root` on an image: lists, then removes, exactly the files an apply wrote (and the
+/// keyfiles `render --backend nm-keyfile` wrote), and keeps a file of the administrator's.
+#[test]
+fn reset_root_removes_only_what_multihome_wrote() {
+    let tmp = TempDir::new("reset-root");
+    let root = tmp.path().join("root");
+    let root_arg = root.to_str().unwrap();
+    let policy = golden_policy("seed");
+    let admin = root.join("etc/systemd/network/90-admin.network");
+    fs::create_dir_all(admin.parent().unwrap()).unwrap();
+    fs::write(&admin, "[Match]\nName=en*\n").unwrap();
+    let with_admin = snapshot(&root);
+    assert!(multihome(&["-c", &policy, "apply", "--backend", "networkd", "--root", root_arg]).status.success());
+    assert!(multihome(&["-c", &policy, "render", "--backend", "nm-keyfile", "--out", root_arg]).status.success());
+    let written = snapshot(&root);
+    assert!(written.len() > with_admin.len() + 4, "{written:#?}");
+
+    let dry = multihome(&["reset", "--dry-run", "--root", root_arg]);
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    let listed = text(&dry.stdout);
+    for path in written.keys().filter(|p| !with_admin.contains_key(*p)) {
+        assert!(listed.contains(&format!("--- {}", root.join(path).display())), "{} not listed:\n{listed}", path.display());
+    }
+    assert!(!listed.contains("90-admin"), "{listed}");
+    assert_eq!(snapshot(&root), written, "--dry-run changed something");
+
+    let done = multihome(&["reset", "--root", root_arg]);
+    assert!(done.status.success(), "{}", text(&done.stderr));
+    let left = snapshot(&root);
+    assert_eq!(left.keys().collect::<Vec<_>>(), with_admin.keys().collect::<Vec<_>>(), "{}", text(&done.stdout));
+    let again = multihome(&["reset", "--dry-run", "--root", root_arg]);
+    assert_eq!(text(&again.stdout).trim(), "Nothing of multihome's is on this host.");
+}
+
 #[test]
 fn render_out_amends_a_file_that_takes_an_uplink_and_follows_it() {
     let tmp = TempDir::new("amend");

@@ -355,3 +355,73 @@ fn rendered_keyfiles_load_and_are_what_apply_wants() -> anyhow::Result<()> {
     assert!(!out.contains("updated") && !out.contains("created") && !out.contains("activated"), "{out}");
     Ok(())
 }
+
+/// The checkpoints NetworkManager holds, as busctl prints the property (`ao 0`, `ao 1 "/org/..."`).
+fn checkpoints(lab: &Lab) -> String {
+    let out = lab
+        .run_in_host(
+            "busctl",
+            &["get-property", "org.freedesktop.NetworkManager", "/org/freedesktop/NetworkManager", "org.freedesktop.NetworkManager", "Checkpoints"],
+        )
+        .expect("busctl runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// multihome killed at the worst moment, after it changed the profiles and before it committed:
+/// NetworkManager rolls the change back by itself when the checkpoint's timeout runs out, both
+/// for `try` (its timeout plus 2 s) and for a plain apply (60 s), and no checkpoint stays.
+#[test]
+fn a_killed_try_or_apply_is_rolled_back_by_networkmanager_itself() -> anyhow::Result<()> {
+    if !lab::require(Manager::NetworkManager) {
+        return Ok(());
+    }
+    let _serial = serial();
+    let mut lab = nm_lab()?;
+    lab.write_policy(SEED)?;
+    lab.multihome_ok(&["apply"])?;
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
+    let before = state(&lab);
+
+    // `try --timeout 4s`, killed while it waits for the answer.
+    lab.write_policy(&SEED.replace("192.168.178.99", "192.168.178.95"))?;
+    let (group, log) = {
+        let t = lab.spawn_multihome(&["try", "--timeout", "4s"])?;
+        (t.id(), t.log.clone())
+    };
+    lab.wait_for_log(&log, "Press Enter", Duration::from_secs(5))?;
+    signal_group(group, Signal::SIGKILL);
+    assert!(lab.ip_host(&["-4", "-br", "addr", "show", "eth0"])?.contains("192.168.178.95"), "try did not apply");
+    assert!(checkpoints(&lab).starts_with("ao 1"), "{}", checkpoints(&lab));
+    settles_back_to(&lab, &before, "after a killed try");
+    assert_eq!(checkpoints(&lab), "ao 0");
+
+    // A plain apply killed during its verification: eth0 turned to DHCP where no DHCP server
+    // answers, so the device stays in "getting IP configuration" and apply keeps waiting.
+    let dhcp = SEED.replace("Address=192.168.178.99/24\nGateway=192.168.178.1\n", "DHCP=yes\n");
+    assert_ne!(dhcp, SEED, "the seed's eth0 section changed; update this test");
+    lab.write_policy(&dhcp)?;
+    let (group, _log) = {
+        let t = lab.spawn_multihome(&["apply"])?;
+        (t.id(), t.log.clone())
+    };
+    let started = std::time::Instant::now();
+    lab.wait_for(Duration::from_secs(15), || nmcli(&lab, &["-g", "ipv4.method", "connection", "show", "multihome-eth0"]).trim() == "auto")?;
+    signal_group(group, Signal::SIGKILL);
+    assert!(checkpoints(&lab).starts_with("ao 1"), "the apply's checkpoint is not held: {}", checkpoints(&lab));
+    // Not before its 60 s...
+    std::thread::sleep(Duration::from_secs(40).saturating_sub(started.elapsed()));
+    assert_eq!(nmcli(&lab, &["-g", "ipv4.method", "connection", "show", "multihome-eth0"]).trim(), "auto", "rolled back too early");
+    // ... and then by itself.
+    let mut now = String::new();
+    let back = lab.wait_for(Duration::from_secs(40), || {
+        now = state(&lab);
+        now == before
+    });
+    assert!(
+        back.is_ok(),
+        "not rolled back 80 s after the apply began:\n{}",
+        similar::TextDiff::from_lines(&before, &now).unified_diff().header("before", "now")
+    );
+    assert_eq!(checkpoints(&lab), "ao 0");
+    Ok(())
+}

@@ -95,7 +95,9 @@ fn newest_source() -> (SystemTime, PathBuf) {
         }
     }
     let mut newest = (SystemTime::UNIX_EPOCH, PathBuf::new());
-    for p in ["Cargo.toml", "Cargo.lock", "README.md", "src", "man", "completions", "packaging", "dbus", "examples", "nm-dispatcher", "networkd-units"] {
+    for p in
+        ["Cargo.toml", "Cargo.lock", "README.md", "src", "man", "completions", "packaging", "dbus", "examples", "nm-dispatcher", "networkd-units", "polkit"]
+    {
         walk(&root().join(p), &mut newest);
     }
     newest
@@ -125,6 +127,11 @@ fn layout() -> Vec<Shipped> {
             path: "usr/share/dbus-1/interfaces/org.multihome1.Daemon.xml".to_string(),
             mode: 0o644,
             source: Some(("dbus/org.multihome1.Daemon.xml".into(), false)),
+        },
+        Shipped {
+            path: "usr/share/polkit-1/actions/org.multihome1.policy".to_string(),
+            mode: 0o644,
+            source: Some(("polkit/org.multihome1.policy".into(), false)),
         },
         Shipped { path: "usr/share/doc/multihome/examples/seed.conf".to_string(), mode: 0o644, source: Some(("examples/seed.conf".into(), false)) },
         Shipped { path: "usr/share/doc/multihome/README.md".to_string(), mode: 0o644, source: Some(("README.md".into(), false)) },

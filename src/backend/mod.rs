@@ -3,9 +3,11 @@
 //! can still be taken back, then commit or revert. A new backend is a module here and an arm in
 //! each method below; nothing outside this folder branches on which one runs.
 
+pub mod diff;
 pub mod files;
 pub mod networkd;
 pub mod nm;
+pub mod reset;
 pub mod sysctl;
 pub mod try_apply;
 
@@ -14,6 +16,7 @@ use std::time::Duration;
 
 use crate::plan::Plan;
 use crate::policy;
+pub use diff::Diff;
 
 /// The network manager that realises the plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,16 +43,6 @@ pub enum Applied {
     NetworkManager(nm::Applied),
 }
 
-/// `multihome plan`'s answer.
-#[derive(Debug)]
-pub struct Diff {
-    /// Where each uplink's configuration goes (networkd: a drop-in for whose file, or a file of
-    /// multihome's own) and what the survey found; shown with or without changes.
-    pub placement: String,
-    /// The changes, as a unified diff or one line per setting; empty when there are none.
-    pub changes: String,
-}
-
 /// How long NetworkManager keeps a plain apply's checkpoint before rolling it back by itself,
 /// should multihome die between apply and commit.
 const APPLY_HOLD: Duration = Duration::from_secs(60);
@@ -69,17 +62,18 @@ impl Backend {
 
     /// What `apply` would change under `root`, for people (`multihome plan`).
     pub async fn diff(self, plan: &Plan, root: &Path) -> anyhow::Result<Diff> {
-        match self {
+        let (placement, changes) = match self {
             Backend::NetworkManager => {
-                let changes = nm::plan_diff(plan, root).await?;
-                Ok(Diff { placement: String::new(), changes })
+                nm_realises(plan)?;
+                (Vec::new(), nm::plan_diff(plan, root).await?)
             }
             Backend::Networkd => {
                 // The running networkd knows its links better than names alone, when this is its root.
                 let prepared = networkd::compare(plan, root, is_live(root)).await?;
-                Ok(Diff { placement: prepared.layout.to_string(), changes: files::unified_diff(root, &prepared.changes) })
+                (prepared.layout.to_string().lines().map(String::from).collect(), diff::Change::of_files(root, &prepared.changes))
             }
-        }
+        };
+        Ok(Diff { backend: self.name(), root: root.display().to_string(), placement, changes })
     }
 
     /// Realises the plan under `root`, verified, but not yet committed: [`Backend::commit`] keeps
@@ -91,6 +85,7 @@ impl Backend {
                 if target == Target::Image {
                     anyhow::bail!("--root is for images, where no NetworkManager runs: use `multihome render --backend nm-keyfile --out DIR`");
                 }
+                nm_realises(plan)?;
                 Ok(Applied::NetworkManager(nm::apply::apply_kept(plan, root, hold).await?))
             }
             Backend::Networkd => Ok(Applied::Networkd(networkd::apply(plan, root, target).await?)),
@@ -167,6 +162,22 @@ impl Applied {
             }
         }
     }
+}
+
+/// The NetworkManager backend (profiles over D-Bus and keyfiles) realises static IPv6 so far:
+/// router advertisements and DHCPv6 would need the uplink's table to get the advertised router
+/// (networkd does that itself, NetworkManager puts it in one table only), so a policy with them
+/// is refused there before anything is touched, rather than applied without symmetric routing.
+pub fn nm_realises(plan: &Plan) -> anyhow::Result<()> {
+    let dynamic = |u: &&crate::plan::UplinkPlan| u.ipv6.as_ref().is_some_and(|v6| v6.accept_ra || v6.dhcp);
+    let v6: Vec<&str> = plan.uplinks.iter().filter(dynamic).map(|u| u.interface.as_str()).collect();
+    if !v6.is_empty() {
+        anyhow::bail!(
+            "the NetworkManager backend does not realise IPv6AcceptRA= or DHCPv6 yet (the policy gives them to {}); use Backend=networkd, static IPv6 Address= and Gateway=, or leave IPv6 to NetworkManager by removing the uplinks' IPv6 keys",
+            v6.join(", ")
+        );
+    }
+    Ok(())
 }
 
 fn is_live(root: &Path) -> bool {

@@ -17,13 +17,17 @@ pub const FILE: &str = "etc/sysctl.d/60-multihome.conf";
 /// What multihome owns in sysctl.d, so a stale file of its own can be found.
 pub const OWNED: Owned = ("etc/sysctl.d", "60-multihome", ".conf");
 
-/// The sysctl.d file for `plan`, each value with why it is set.
-pub fn file(plan: &Plan) -> GeneratedFile {
+/// The sysctl.d file for `plan`, each value with why it is set; none for a plan that sets no
+/// sysctl (`multihome reset`'s), so a file of an earlier apply goes.
+pub fn file(plan: &Plan) -> Option<GeneratedFile> {
+    if plan.sysctls.is_empty() {
+        return None;
+    }
     let mut s = marker(&plan.source, '#');
     for c in &plan.sysctls {
         let _ = write!(s, "\n# {}\n{} = {}\n", c.why, c.key, c.value);
     }
-    GeneratedFile::new(FILE, s, 0o644)
+    Some(GeneratedFile::new(FILE, s, 0o644))
 }
 
 /// One sysctl as it was before, to put back.

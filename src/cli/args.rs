@@ -73,6 +73,9 @@ pub enum Command {
         /// Compare with the files under this root instead of /.
         #[arg(long, default_value = "/")]
         root: PathBuf,
+        /// Print the changes and the plan they lead to as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Write the configuration and have the network manager take it.
     Apply {
@@ -92,6 +95,16 @@ pub enum Command {
         /// How long to wait for the confirmation (a time span: 120s, 2min).
         #[arg(long, default_value = "120s", value_parser = parse_timespan)]
         timeout: std::time::Duration,
+    },
+    /// Take away everything multihome made on this host (files, profile changes, rules, routes,
+    /// sysctls) and nothing else; the policy file stays. Stop the daemon first.
+    Reset {
+        /// Only show what would be taken away.
+        #[arg(long)]
+        dry_run: bool,
+        /// An image's root instead of this running system: its files only.
+        #[arg(long)]
+        root: Option<PathBuf>,
     },
     /// The dispatcher hook: run by nm-dispatcher (INTERFACE ACTION) and networkd-dispatcher
     /// (IFACE, STATE in the environment) on every link event.

@@ -12,17 +12,23 @@ use multihome::policy;
 use super::args::ApplyBackend;
 use super::{exit, runtime};
 
-pub fn plan(config: &Path, backend: ApplyBackend, root: &Path) -> anyhow::Result<()> {
+pub fn plan(config: &Path, backend: ApplyBackend, root: &Path, json: bool) -> anyhow::Result<()> {
     let policy = policy::load(config)?;
     let plan = plan::plan(&policy);
     let rt = runtime()?;
     let backend = rt.block_on(Backend::choose(backend.or(policy.backend), root));
     let diff = rt.block_on(backend.diff(&plan, root))?;
-    print!("{}", diff.placement);
-    if diff.changes.is_empty() {
-        println!("No changes: {} under {} already matches the policy.", backend.name(), root.display());
+    if json {
+        #[derive(serde::Serialize)]
+        struct PlanJson<'a> {
+            #[serde(flatten)]
+            diff: &'a multihome::backend::Diff,
+            /// The desired state the changes lead to, as `check --json` shows it.
+            plan: &'a plan::Plan,
+        }
+        println!("{}", multihome::json::to_string(&PlanJson { diff: &diff, plan: &plan })?);
     } else {
-        print!("{}", diff.changes);
+        print!("{diff}");
     }
     Ok(())
 }
@@ -51,7 +57,8 @@ pub fn apply(config: &Path, backend: ApplyBackend, root: Option<PathBuf>, no_rel
     // On this system (not an image), the lease of a DHCP uplink may have come before the
     // policy: its dispatcher event is past, so the hook's work is done now.
     let refreshed = root.is_none() && refresh_dhcp_uplinks(&rt, &plan);
-    if report.is_empty() && !refreshed {
+    let mptcp = root.is_none() && sync_mptcp(&rt, &plan);
+    if report.is_empty() && !refreshed && !mptcp {
         println!("Nothing to do: the system already matches the policy.");
     }
     Ok(())
@@ -66,6 +73,7 @@ pub fn try_and_confirm(config: &Path, backend: ApplyBackend, timeout: Duration) 
     // As after apply, but only once kept: a revert could not take the hook's work back.
     if kept {
         refresh_dhcp_uplinks(&rt, &plan);
+        sync_mptcp(&rt, &plan);
     }
     // Reverted because nobody confirmed: scripts can tell it from an error.
     Ok(if kept { ExitCode::SUCCESS } else { ExitCode::from(exit::TRY_REVERTED) })
@@ -89,6 +97,43 @@ fn refresh_dhcp_uplinks(rt: &tokio::runtime::Runtime, plan: &Plan) -> bool {
         }
         Err(e) => {
             eprintln!("multihome: warning: the DHCP uplinks' rules were not brought up to date ({e:#}); the dispatcher hook does it at their next lease event");
+            false
+        }
+    }
+}
+
+pub fn reset(root: Option<PathBuf>, dry_run: bool) -> anyhow::Result<()> {
+    use multihome::backend::reset;
+    let root = root.unwrap_or_else(|| PathBuf::from("/"));
+    let rt = runtime()?;
+    if dry_run {
+        print!("{}", rt.block_on(reset::survey(&root))?);
+        return Ok(());
+    }
+    let done = rt.block_on(reset::run(&root))?;
+    print!("{done}");
+    if !done.is_empty() {
+        println!("Reset: nothing of multihome's is left under {}; the policy file stays.", root.display());
+    }
+    Ok(())
+}
+
+/// The uplinks' MPTCP endpoints and the subflow limit, after an apply (or a kept try), with
+/// either backend: networkd (252) has no MPTCP settings, and NetworkManager's per-profile
+/// `connection.mptcp-flags` cannot be steered by the daemon without touching endpoints it made.
+/// Prints what it changed and says whether it changed anything; a failure is a warning, as the
+/// policy itself is applied.
+fn sync_mptcp(rt: &tokio::runtime::Runtime, plan: &Plan) -> bool {
+    match rt.block_on(multihome::dispatch::sync_mptcp(plan)) {
+        Ok(synced) => {
+            let changed = synced.changed_anything();
+            if changed || !synced.blocked.is_empty() || synced.unavailable {
+                println!("{synced}");
+            }
+            changed
+        }
+        Err(e) => {
+            eprintln!("multihome: warning: the MPTCP endpoints were not brought up to date ({e:#})");
             false
         }
     }

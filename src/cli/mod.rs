@@ -32,8 +32,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check { json } => show::check(config, json)?,
         Command::Render { backend, out } => show::render(config, backend, out.as_deref())?,
-        Command::Plan { backend, root } => configure::plan(config, backend, &root)?,
+        Command::Plan { backend, root, json } => configure::plan(config, backend, &root, json)?,
         Command::Apply { backend, root, no_reload } => configure::apply(config, backend, root, no_reload)?,
+        Command::Reset { dry_run, root } => configure::reset(root, dry_run)?,
         Command::Try { backend, timeout } => return configure::try_and_confirm(config, backend, timeout),
         Command::Dispatch { args } => service::dispatch(config, &args)?,
         Command::Daemon { cleanup } => service::daemon(config, cleanup)?,

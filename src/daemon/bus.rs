@@ -1,7 +1,7 @@
 //! The daemon on the system bus: `org.multihome1` at `/org/multihome1`, interface
 //! `org.multihome1.Daemon` (dbus/org.multihome1.Daemon.xml). Anyone may read the properties;
-//! the mutating methods are for root only — enforced by the bus policy
-//! (dbus/org.multihome1.conf) and checked again here, so a lax policy does not open them.
+//! the mutating methods are for root, and for whom polkit allows `org.multihome1.manage`
+//! (polkit/org.multihome1.policy) — checked here, whatever the bus policy lets through.
 //!
 //! Properties are read from a snapshot the daemon loop keeps current; methods turn into
 //! [`Command`]s for that loop, which answers each one.
@@ -12,7 +12,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
-use zbus::{Connection, fdo, interface, proxy};
+use zbus::{Connection, DeserializeDict, SerializeDict, Type, fdo, interface, proxy};
 
 use super::fsm::Force;
 
@@ -20,13 +20,27 @@ pub const BUS_NAME: &str = "org.multihome1";
 pub const OBJECT_PATH: &str = "/org/multihome1";
 pub const INTERFACE: &str = "org.multihome1.Daemon";
 
-/// One uplink on the bus, signature `(susddsbss)`: interface, rank, state, probe loss in percent,
-/// latency in milliseconds of the last round (-1: unanswered), reason of the last change, whether it carries new
-/// connections now, its address and its gateway ("" when unknown).
-pub type UplinkTuple = (String, u32, String, f64, f64, String, bool, String, String);
-
+/// One uplink as `status` shows it and `status --json` writes it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UplinkStatus {
+    pub interface: String,
+    pub rank: u32,
+    pub state: String,
+    pub loss_percent: f64,
+    /// Fastest answer of the last round; `None` when it had none.
+    pub latency_ms: Option<f64>,
+    pub reason: String,
+    pub carrying: bool,
+    pub address: String,
+    pub gateway: String,
+}
+
+/// One uplink on the bus: a dictionary (`a{sv}`, keys as the field names), so a field added later
+/// is a new key that older clients skip, and an unknown latency is a missing key rather than a
+/// magic number. dbus/org.multihome1.Daemon.xml documents the keys.
+#[derive(Debug, Clone, PartialEq, Default, SerializeDict, DeserializeDict, Type)]
+#[zbus(signature = "a{sv}")]
+pub struct UplinkEntry {
     pub interface: String,
     pub rank: u32,
     pub state: String,
@@ -38,24 +52,17 @@ pub struct UplinkStatus {
     pub gateway: String,
 }
 
-impl UplinkStatus {
-    pub fn to_tuple(&self) -> UplinkTuple {
-        (
-            self.interface.clone(),
-            self.rank,
-            self.state.clone(),
-            self.loss_percent,
-            self.latency_ms.unwrap_or(-1.0),
-            self.reason.clone(),
-            self.carrying,
-            self.address.clone(),
-            self.gateway.clone(),
-        )
+impl From<&UplinkStatus> for UplinkEntry {
+    fn from(u: &UplinkStatus) -> UplinkEntry {
+        let UplinkStatus { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway } = u.clone();
+        UplinkEntry { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway }
     }
+}
 
-    pub fn from_tuple(t: UplinkTuple) -> UplinkStatus {
-        let (interface, rank, state, loss_percent, latency, reason, carrying, address, gateway) = t;
-        UplinkStatus { interface, rank, state, loss_percent, latency_ms: (latency >= 0.0).then_some(latency), reason, carrying, address, gateway }
+impl From<UplinkEntry> for UplinkStatus {
+    fn from(u: UplinkEntry) -> UplinkStatus {
+        let UplinkEntry { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway } = u;
+        UplinkStatus { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway }
     }
 }
 
@@ -98,24 +105,25 @@ impl Service {
     }
 }
 
-/// Refuses callers other than root, whatever the bus policy says.
+/// Allows root, and another caller when polkit allows it the action `org.multihome1.manage`;
+/// whatever the bus policy says, nobody else.
 async fn require_root(header: &Header<'_>, conn: &Connection) -> fdo::Result<()> {
     let sender = header.sender().ok_or_else(|| fdo::Error::AccessDenied("no sender".into()))?;
     let dbus = fdo::DBusProxy::new(conn).await?;
     let uid = dbus.get_connection_unix_user(sender.clone().into()).await?;
-    if uid != 0 {
-        return Err(fdo::Error::AccessDenied(format!("only root may change multihome (caller uid {uid})")));
+    if uid == 0 {
+        return Ok(());
     }
-    Ok(())
+    super::polkit::check(conn, sender).await.map_err(|why| fdo::Error::AccessDenied(format!("only root may change multihome (caller uid {uid}; {why})")))
 }
 
 #[interface(name = "org.multihome1.Daemon")]
 impl Service {
-    /// Every uplink, most preferred first (see [`UplinkTuple`]). Changes are announced by
+    /// Every uplink, most preferred first (see [`UplinkEntry`]). Changes are announced by
     /// StateChanged and an invalidation; loss and latency change every round without a signal.
     #[zbus(property(emits_changed_signal = "invalidates"))]
-    fn uplinks(&self) -> Vec<UplinkTuple> {
-        self.snapshot.lock().expect("snapshot lock").uplinks.iter().map(UplinkStatus::to_tuple).collect()
+    fn uplinks(&self) -> Vec<UplinkEntry> {
+        self.snapshot.lock().expect("snapshot lock").uplinks.iter().map(UplinkEntry::from).collect()
     }
 
     /// The uplink new connections leave through, "" when none is healthy.
@@ -160,7 +168,7 @@ impl Service {
 #[proxy(interface = "org.multihome1.Daemon", default_service = "org.multihome1", default_path = "/org/multihome1")]
 pub trait Daemon {
     #[zbus(property)]
-    fn uplinks(&self) -> zbus::Result<Vec<UplinkTuple>>;
+    fn uplinks(&self) -> zbus::Result<Vec<UplinkEntry>>;
     #[zbus(property)]
     fn active(&self) -> zbus::Result<String>;
     #[zbus(property)]
@@ -175,6 +183,33 @@ pub trait Daemon {
 mod tests {
     use super::*;
     use zbus::object_server::Interface;
+
+    /// An uplink crosses the bus as a dictionary and comes back as it was; an unknown latency is
+    /// an absent key.
+    #[test]
+    fn an_uplink_crosses_the_bus_unchanged() {
+        let ctxt = zbus::wire::serialized::Context::new(zbus::wire::LE, 0);
+        for latency_ms in [Some(12.5), None] {
+            let status = UplinkStatus {
+                interface: "eth0".into(),
+                rank: 1,
+                state: "up".into(),
+                loss_percent: 4.0,
+                latency_ms,
+                reason: "probes answered".into(),
+                carrying: true,
+                address: "192.168.178.99".into(),
+                gateway: "192.168.178.1".into(),
+            };
+            let wire = zbus::wire::to_bytes(ctxt, &UplinkEntry::from(&status)).unwrap();
+            let (back, _): (UplinkEntry, _) = wire.deserialize().unwrap();
+            assert_eq!(UplinkStatus::from(back), status);
+            let (keys, _): (std::collections::HashMap<String, zbus::OwnedVariant>, _) = wire.deserialize().unwrap();
+            assert_eq!(keys.contains_key("latency_ms"), latency_ms.is_some(), "{keys:?}");
+            assert_eq!(keys.len(), if latency_ms.is_some() { 9 } else { 8 });
+        }
+        assert_eq!(UplinkEntry::SIGNATURE.to_string(), "a{sv}");
+    }
 
     /// Every `<property>`, `<method>`, `<signal>` and `<arg>` line of the shipped XML, reduced to
     /// its element name and attributes, in order.

@@ -13,7 +13,9 @@ pub mod bus;
 pub mod forced;
 pub mod fsm;
 mod link;
+mod mptcp;
 pub mod notify;
+mod polkit;
 pub mod probe;
 pub mod quality;
 pub mod routes;
@@ -182,6 +184,8 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
     for l in &mut d.links {
         l.stop_prober();
     }
+    // The plan's flags back, as the routes: without the daemon nothing is demoted.
+    d.steer_mptcp(&vec![true; d.links.len()]);
     routes::remove_all(&d.nl).await.context("cannot remove the daemon's routes")?;
     tracing::info!("stopped: removed the daemon's routes; the plain policy routes alone");
     Ok(())
@@ -612,6 +616,7 @@ impl Daemon {
             self.last_routes = Some(want);
             self.routes_dirty = false;
         }
+        self.steer_mptcp(&carriers);
         let active = self.links.iter().zip(&carriers).find(|(_, c)| **c).map(|(l, _)| l.name().to_string()).unwrap_or_default();
         let active_changed = active != self.active;
         self.active = active;
@@ -625,6 +630,28 @@ impl Daemon {
             tracing::info!("{}", self.active_phrase());
         }
         self.update_snapshot();
+    }
+
+    /// The uplinks' MPTCP endpoints as `carriers` says (see [`mptcp`]): on every converge that
+    /// found a verdict, link or address changed, also to take back what a hook's sync reset.
+    fn steer_mptcp(&mut self, carriers: &[bool]) {
+        if self.plan.mptcp.is_none() {
+            return;
+        }
+        let uplinks: Vec<&plan::UplinkPlan> = self.links.iter().map(|l| &l.plan).collect();
+        let want = mptcp::desired(&uplinks, carriers);
+        let links = &self.links;
+        let ours =
+            |e: &netlink::mptcp::Endpoint| links.iter().any(|l| l.plan.mptcp.is_some_and(|m| m.id == e.id) && l.ifindex.is_some() && l.ifindex == e.ifindex);
+        match mptcp::steer(&want, ours) {
+            Ok(changed) => {
+                for (e, backup) in changed {
+                    let name = links.iter().find(|l| l.plan.mptcp.is_some_and(|m| m.id == e.id)).map_or("?", |l| l.name());
+                    tracing::info!(iface = %name, "{name}: MPTCP endpoint {} is now {}", e.address.map_or_else(String::new, |a| a.to_string()), if backup { "backup" } else { "a normal subflow" });
+                }
+            }
+            Err(e) => tracing::warn!("cannot steer the MPTCP endpoints: {e}"),
+        }
     }
 
     fn active_phrase(&self) -> String {

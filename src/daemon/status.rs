@@ -3,8 +3,6 @@
 
 use std::fmt::Write as _;
 
-use zbus::names::BusName;
-
 use super::bus::{BUS_NAME, DaemonProxy, Snapshot, UplinkStatus};
 
 /// No daemon answers on the system bus (or there is no system bus).
@@ -14,9 +12,7 @@ pub struct NotRunning(pub String);
 
 async fn proxy() -> anyhow::Result<(zbus::Connection, DaemonProxy<'static>)> {
     let conn = zbus::Connection::system().await.map_err(|e| NotRunning(format!("no system bus ({e})")))?;
-    let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
-    let name = BusName::try_from(BUS_NAME).expect("a valid bus name");
-    if !dbus.name_has_owner(name).await? {
+    if !crate::bus::has_owner(&conn, BUS_NAME).await? {
         return Err(NotRunning(format!("nobody owns {BUS_NAME} on the system bus")).into());
     }
     let proxy = DaemonProxy::builder(&conn).cache_properties(zbus::proxy::CacheProperties::No).build().await?;
@@ -26,7 +22,7 @@ async fn proxy() -> anyhow::Result<(zbus::Connection, DaemonProxy<'static>)> {
 /// Reads the daemon's state.
 pub async fn fetch() -> anyhow::Result<Snapshot> {
     let (_conn, p) = proxy().await?;
-    Ok(Snapshot { uplinks: p.uplinks().await?.into_iter().map(UplinkStatus::from_tuple).collect(), active: p.active().await?, policy: p.policy().await? })
+    Ok(Snapshot { uplinks: p.uplinks().await?.into_iter().map(UplinkStatus::from).collect(), active: p.active().await?, policy: p.policy().await? })
 }
 
 /// A maintenance order or a reload, as the CLI names them.

@@ -29,6 +29,34 @@ fn derived_tables_skip_explicit_and_reserved_ones() {
 }
 
 #[test]
+fn both_families_share_the_uplinks_table_metric_and_rule_priorities() {
+    let text = "[Uplink]\nInterface=eth0\nPriority=1\nAddress=192.168.178.99/24\nAddress=2001:db8:178::99/64\nGateway=192.168.178.1\nGateway=fe80::1\n\
+                [Uplink]\nInterface=wlan1\nPriority=2\nDHCP=ipv6\n";
+    let plan = plan(&policy::parse("t", text).unwrap());
+    let eth0 = &plan.uplinks[0];
+    let v6 = eth0.ipv6.as_ref().unwrap();
+    assert_eq!(v6.rules.iter().map(|r| (r.priority, r.table)).collect::<Vec<_>>(), eth0.rules.iter().map(|r| (r.priority, r.table)).collect::<Vec<_>>());
+    let main: Vec<_> = v6.routes.iter().filter(|r| r.table == Table::Main).collect();
+    assert_eq!(main.len(), 1);
+    assert_eq!((main[0].metric, main[0].gateway), (Some(eth0.metric), Some("fe80::1".parse().unwrap())));
+    // DHCPv6 names no router: the advertisements do, so they are on, and nothing is known yet.
+    let wlan1 = plan.uplinks[1].ipv6.as_ref().unwrap();
+    assert!(wlan1.dhcp && wlan1.accept_ra && wlan1.routes.is_empty() && wlan1.rules.is_empty());
+    assert_eq!(plan.uplinks[1].addresses, Addresses::Static(Vec::new()));
+}
+
+#[test]
+fn dhcp_yes_alone_leaves_ipv6_to_the_network_manager() {
+    let alone = plan(&policy::parse("t", "[Uplink]\nInterface=eth0\nPriority=1\nDHCP=yes\n").unwrap());
+    assert_eq!(alone.uplinks[0].ipv6, None);
+    assert!(!alone.sysctls.iter().any(|s| s.key.starts_with("net/ipv6/")));
+    let with_ra = plan(&policy::parse("t", "[Uplink]\nInterface=eth0\nPriority=1\nDHCP=yes\nIPv6AcceptRA=yes\n").unwrap());
+    let v6 = with_ra.uplinks[0].ipv6.as_ref().unwrap();
+    assert!(v6.dhcp && v6.accept_ra);
+    assert!(with_ra.sysctls.iter().any(|s| s.key == "net/ipv6/conf/eth0/accept_ra_defrtr" && s.value == "0"));
+}
+
+#[test]
 fn an_uplinks_own_probe_settings_replace_the_probe_sections_and_the_rest_falls_back() {
     let text = "[Probe]\nTarget=198.51.100.10\nInterval=300ms\n\
                 [Uplink]\nInterface=a\nPriority=1\nAddress=10.0.0.2/24\nGateway=10.0.0.1\n\

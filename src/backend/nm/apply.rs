@@ -17,12 +17,12 @@ use super::proxies::{self, ConnectionProxy, DeviceProxy, NetworkManagerProxy, Se
 use super::settings::{self, Profile};
 use super::survey::{Released, Stale, Survey, Target, survey};
 use super::verify::verify;
+use crate::backend::diff::{self, Action};
 use crate::backend::files::{self, Change};
 use crate::backend::sysctl::{self, SysctlChange};
 use crate::plan::Plan;
 
-/// The bus name whose owner makes `--backend auto` choose NetworkManager.
-pub const NM_BUS_NAME: &str = proxies::SERVICE;
+pub use proxies::NM_BUS_NAME;
 
 /// For a plain apply: how long NetworkManager waits before rolling back by itself should
 /// multihome die between checkpoint and commit. Far above a normal apply (about a second).
@@ -39,44 +39,52 @@ pub async fn system_bus() -> anyhow::Result<Connection> {
 /// Whether NetworkManager owns its name on the system bus (for `--backend auto`).
 pub async fn is_running() -> bool {
     let Ok(bus) = Connection::system().await else { return false };
-    name_has_owner(&bus).await
-}
-
-pub(super) async fn name_has_owner(bus: &Connection) -> bool {
-    let Ok(dbus) = zbus::fdo::DBusProxy::new(bus).await else { return false };
-    let Ok(name) = zbus::names::BusName::try_from(NM_BUS_NAME) else { return false };
-    dbus.name_has_owner(name).await.unwrap_or(false)
+    crate::bus::has_owner(&bus, NM_BUS_NAME).await.unwrap_or(false)
 }
 
 /// The sysctl.d file NetworkManager does not write: rendered once for every backend.
 fn sysctl_file_changes(plan: &Plan, root: &Path) -> anyhow::Result<Vec<Change>> {
-    files::compare(root, &[sysctl::file(plan)], &[sysctl::OWNED])
+    files::compare(root, &Vec::from_iter(sysctl::file(plan)), &[sysctl::OWNED])
 }
 
 /// `multihome plan --backend networkmanager`: each profile's change in nmcli's words, and what
 /// would happen on the device.
-pub async fn plan_diff(plan: &Plan, root: &Path) -> anyhow::Result<String> {
+pub async fn plan_diff(plan: &Plan, root: &Path) -> anyhow::Result<Vec<diff::Change>> {
     let bus = system_bus().await?;
     let Survey { targets, stale, released } = survey(&bus, plan).await?;
-    let mut out = String::new();
+    let mut out = Vec::new();
     for s in &stale {
-        out.push_str(&format!("# profile {:?} is removed: the policy no longer has its uplink\n", s.name));
+        out.push(diff::Change {
+            subject: format!("profile {:?}", s.name),
+            action: Action::Remove,
+            note: Some(format!("profile {:?} is removed: the policy no longer has its uplink", s.name)),
+            diff: String::new(),
+        });
     }
     for r in &released {
-        out.push_str(&format!("# {}: the policy no longer has {}; the routes and rules multihome wrote there are removed\n", r.label(), r.interface));
-        out.push_str(&settings::diff(&r.label(), Some(&r.profile), &r.released));
+        out.push(diff::Change {
+            subject: r.label(),
+            action: Action::Release,
+            note: Some(format!("{}: the policy no longer has {}; the routes and rules multihome wrote there are removed", r.label(), r.interface)),
+            diff: settings::diff(&r.label(), Some(&r.profile), &r.released),
+        });
     }
     for t in &targets {
         let current = t.profile.as_ref().map(|(_, p)| p);
-        out.push_str(&settings::diff(&t.label(), current, &t.merged));
+        let text = settings::diff(&t.label(), current, &t.merged);
+        if !text.is_empty() {
+            let action = if current.is_some() { Action::Update } else { Action::Create };
+            out.push(diff::Change { subject: t.label(), action, note: None, diff: text });
+        }
+        let device = |action, note: String| diff::Change { subject: t.interface.clone(), action, note: Some(note), diff: String::new() };
         if t.needs_activation() {
-            let how = if t.active_with_profile { "reapplied in place" } else { "activated" };
-            out.push_str(&format!("# {}: the profile is {how}\n", t.interface));
+            let (action, how) = if t.active_with_profile { (Action::Reapply, "reapplied in place") } else { (Action::Activate, "activated") };
+            out.push(device(action, format!("{}: the profile is {how}", t.interface)));
         } else if !t.can_activate() {
-            out.push_str(&format!("# {}: no carrier; NetworkManager activates the profile when it comes up\n", t.interface));
+            out.push(device(Action::AwaitCarrier, format!("{}: no carrier; NetworkManager activates the profile when it comes up", t.interface)));
         }
     }
-    out.push_str(&files::unified_diff(root, &sysctl_file_changes(plan, root)?));
+    out.extend(diff::Change::of_files(root, &sysctl_file_changes(plan, root)?));
     Ok(out)
 }
 

@@ -10,7 +10,8 @@ pub type SettingsIn = HashMap<String, HashMap<String, OwnedVariant>>;
 /// Settings as they are sent.
 pub type SettingsOut<'a> = HashMap<&'a str, HashMap<&'a str, Variant<'a>>>;
 
-pub const SERVICE: &str = "org.freedesktop.NetworkManager";
+/// NetworkManager's name on the system bus; an owner makes `--backend auto` choose it.
+pub const NM_BUS_NAME: &str = "org.freedesktop.NetworkManager";
 
 /// NMCheckpointCreateFlags: remove profiles added after the checkpoint when rolling back, so a
 /// created `multihome-IFACE` goes away with the rest.
@@ -19,11 +20,78 @@ pub const CHECKPOINT_DELETE_NEW_CONNECTIONS: u32 = 0x2;
 /// NMSettingsUpdate2Flags: keep the change across restarts (the keyfile is rewritten).
 pub const UPDATE2_TO_DISK: u32 = 0x1;
 
-/// NMDeviceState values multihome branches on.
-pub const DEVICE_STATE_UNAVAILABLE: u32 = 20;
-pub const DEVICE_STATE_DISCONNECTED: u32 = 30;
-pub const DEVICE_STATE_ACTIVATED: u32 = 100;
-pub const DEVICE_STATE_FAILED: u32 = 120;
+/// NMDeviceState: what a device is doing, as NetworkManager numbers it. The order matters:
+/// from `Disconnected` on, a device can take a profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DeviceState {
+    Unknown,
+    Unmanaged,
+    Unavailable,
+    Disconnected,
+    Prepare,
+    Config,
+    NeedAuth,
+    IpConfig,
+    IpCheck,
+    Secondaries,
+    Activated,
+    Deactivating,
+    Failed,
+}
+
+impl DeviceState {
+    const ALL: [DeviceState; 13] = [
+        DeviceState::Unknown,
+        DeviceState::Unmanaged,
+        DeviceState::Unavailable,
+        DeviceState::Disconnected,
+        DeviceState::Prepare,
+        DeviceState::Config,
+        DeviceState::NeedAuth,
+        DeviceState::IpConfig,
+        DeviceState::IpCheck,
+        DeviceState::Secondaries,
+        DeviceState::Activated,
+        DeviceState::Deactivating,
+        DeviceState::Failed,
+    ];
+
+    /// NetworkManager's number for the state: 0, 10, 20, ... 120.
+    pub fn number(self) -> u32 {
+        10 * self as u32
+    }
+
+    /// The state NetworkManager's number names; a number a newer NetworkManager may add
+    /// counts as `Unknown`.
+    pub fn from_number(n: u32) -> DeviceState {
+        DeviceState::ALL.into_iter().find(|s| s.number() == n).unwrap_or(DeviceState::Unknown)
+    }
+
+    /// nmcli's word for the state.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceState::Unknown => "unknown",
+            DeviceState::Unmanaged => "unmanaged",
+            DeviceState::Unavailable => "unavailable",
+            DeviceState::Disconnected => "disconnected",
+            DeviceState::Prepare => "connecting (prepare)",
+            DeviceState::Config => "connecting (configuring)",
+            DeviceState::NeedAuth => "connecting (need authentication)",
+            DeviceState::IpConfig => "connecting (getting IP configuration)",
+            DeviceState::IpCheck => "connecting (checking IP connectivity)",
+            DeviceState::Secondaries => "connecting (starting secondary connections)",
+            DeviceState::Activated => "connected",
+            DeviceState::Deactivating => "deactivating",
+            DeviceState::Failed => "connection failed",
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.name(), self.number())
+    }
+}
 
 #[proxy(interface = "org.freedesktop.NetworkManager", default_service = "org.freedesktop.NetworkManager", default_path = "/org/freedesktop/NetworkManager")]
 pub trait NetworkManager {
@@ -71,6 +139,7 @@ pub trait Device {
     /// profile's current settings.
     fn reapply(&self, connection: SettingsOut<'_>, version_id: u64, flags: u32) -> zbus::Result<()>;
     #[zbus(property)]
+    /// A number: [`DeviceState::from_number`] names it.
     fn state(&self) -> zbus::Result<u32>;
     #[zbus(property)]
     fn device_type(&self) -> zbus::Result<u32>;
@@ -95,4 +164,19 @@ pub trait Ip4Config {
     /// The routes NetworkManager put on the device, in every table.
     #[zbus(property)]
     fn route_data(&self) -> zbus::Result<Vec<HashMap<String, OwnedVariant>>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DeviceState;
+
+    #[test]
+    fn device_states_carry_networkmanagers_numbers() {
+        assert_eq!(DeviceState::Disconnected.number(), 30);
+        assert_eq!(DeviceState::Activated.number(), 100);
+        assert_eq!(DeviceState::from_number(120), DeviceState::Failed);
+        assert_eq!(DeviceState::from_number(35), DeviceState::Unknown);
+        assert!(DeviceState::from_number(70) > DeviceState::Disconnected);
+        assert_eq!(DeviceState::Activated.to_string(), "connected (100)");
+    }
 }

@@ -10,16 +10,18 @@
 //! Values of settings multihome does not own pass through untouched, with their D-Bus types.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use uuid::Uuid;
 use zbus::{OwnedVariant, Variant};
 
-use crate::plan::{Addresses, DEFAULT_DESTINATION, Route, Rule, Table, UplinkPlan};
+use crate::plan::{Addresses, DEFAULT_DESTINATION, Plan, Prefix, Route, Rule, Table, UplinkPlan};
 
+pub mod ip;
 pub mod record;
 
+pub use ip::{AddressEntry, Family, IPV4, IPV6, IpSetting, RouteEntry, RuleEntry};
 pub use record::Record;
 
 /// One setting (`ipv4`, `connection`, ...) or one entry of `route-data`/`routing-rules`.
@@ -72,14 +74,42 @@ pub struct Wanted {
     pub table: u32,
     pub routes: Vec<Route>,
     pub rules: Vec<Rule>,
+    /// The `ipv6` setting, when the policy owns the uplink's IPv6.
+    pub ipv6: Option<Wanted6>,
+    /// `connection.mptcp-flags=disabled` while multihome manages the uplinks' MPTCP endpoints
+    /// (`[Policy] MPTCP=yes`): NetworkManager (1.40+) otherwise makes normal-subflow endpoints
+    /// of its own for every address with a default route, which hold the addresses multihome's
+    /// need and cannot follow the uplinks' health. With `MPTCP=no` the setting is left alone.
+    pub mptcp_disabled: bool,
 }
 
+/// What multihome decides in an uplink's `ipv6` setting: the same table and metric as IPv4.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted6 {
+    pub method: &'static str,
+    pub addresses: Vec<Ipv6Net>,
+    pub gateway: Option<Ipv6Addr>,
+    pub routes: Vec<Route<Ipv6Net>>,
+    pub rules: Vec<Rule<Ipv6Net>>,
+}
+
+/// NM_MPTCP_FLAGS_DISABLED: no endpoints for the profile's addresses.
+pub const MPTCP_FLAGS_DISABLED: u32 = 0x1;
+const MPTCP_FLAGS: &str = "mptcp-flags";
+
 impl Wanted {
+    /// [`Wanted::for_uplink`] within `plan`, which says whether multihome manages MPTCP.
+    pub fn in_plan(plan: &Plan, u: &UplinkPlan) -> Wanted {
+        Wanted { mptcp_disabled: plan.mptcp.is_some(), ..Wanted::for_uplink(u) }
+    }
+
     pub fn for_uplink(u: &UplinkPlan) -> Wanted {
         // The main-table default route is ipv4.gateway with ipv4.route-metric; only the routes
         // of the uplink's own table are listed in ipv4.routes.
         let mut routes: Vec<Route> = u.routes.iter().filter(|r| r.table != Table::Main).cloned().collect();
         let (method, addresses) = match &u.addresses {
+            // An IPv6-only uplink.
+            Addresses::Static(nets) if nets.is_empty() => ("disabled", Vec::new()),
             Addresses::Static(nets) => ("manual", nets.clone()),
             Addresses::Dhcp(_) => {
                 // With DHCP only a gateway named in the policy is known now; otherwise the
@@ -91,56 +121,56 @@ impl Wanted {
             }
         };
         let gateway = if method == "manual" { u.gateway } else { None };
-        Wanted { method, addresses, gateway, route_metric: u.metric, table: u.table, routes, rules: u.rules.clone() }
+        let ipv6 = u.ipv6.as_ref().map(|v6| Wanted6 {
+            // Router advertisements and DHCPv6 are refused before this (backend::nm_realises);
+            // without them and without addresses the uplink has no IPv6 of its own.
+            method: if v6.accept_ra || v6.dhcp {
+                "auto"
+            } else if v6.addresses.is_empty() {
+                "disabled"
+            } else {
+                "manual"
+            },
+            addresses: v6.addresses.clone(),
+            gateway: v6.gateway,
+            routes: v6.routes.iter().filter(|r| r.table != Table::Main).cloned().collect(),
+            rules: v6.rules.clone(),
+        });
+        Wanted { method, addresses, gateway, route_metric: u.metric, table: u.table, routes, rules: u.rules.clone(), ipv6, mptcp_disabled: false }
     }
 }
 
-fn owned<'a>(v: impl Into<Variant<'a>>) -> OwnedVariant {
+pub(crate) fn owned<'a>(v: impl Into<Variant<'a>>) -> OwnedVariant {
     OwnedVariant::try_from(v.into()).expect("a value without file descriptors always converts")
 }
 
-fn dicts(entries: Vec<Dict>) -> OwnedVariant {
-    owned(entries)
-}
-
-fn route_dict(r: &Route) -> Dict {
-    let mut d = Dict::new();
-    d.insert("dest".into(), owned(r.destination.network().to_string()));
-    d.insert("prefix".into(), owned(u32::from(r.destination.prefix_len())));
-    if let Some(gw) = r.gateway {
-        d.insert("next-hop".into(), owned(gw.to_string()));
+/// The plan's route as a `route-data` entry (of `ipv4` or `ipv6`).
+fn route_entry<N: Prefix>(r: &Route<N>) -> RouteEntry {
+    RouteEntry {
+        dest: Some(r.destination.trunc().addr().into()),
+        prefix: Some(u32::from(r.destination.prefix_len())),
+        next_hop: r.gateway.map(Into::into),
         // plan::Route: every gateway is on the uplink's link; without onlink the kernel refuses
-        // the route while the link route to the gateway is missing (as carrier returns).
-        d.insert("onlink".into(), owned(true));
+        // the route while the link route to the gateway is missing (as carrier returns). Not
+        // for IPv6: plan::Prefix::GATEWAY_ONLINK says why.
+        onlink: r.gateway.filter(|_| N::GATEWAY_ONLINK).map(|_| true),
+        metric: r.metric,
+        src: r.preferred_source.map(Into::into),
+        table: Some(r.table.number()),
+        attributes: Dict::new(),
     }
-    if let Some(m) = r.metric {
-        d.insert("metric".into(), owned(m));
-    }
-    if let Some(src) = r.preferred_source {
-        d.insert("src".into(), owned(src.to_string()));
-    }
-    d.insert("table".into(), owned(r.table.number()));
-    d
 }
 
-fn rule_dict(r: &Rule) -> Dict {
-    let mut d = Dict::new();
-    d.insert("family".into(), owned(libc::AF_INET));
-    d.insert("priority".into(), owned(r.priority));
-    if let Some(from) = r.from {
-        d.insert("from".into(), owned(from.network().to_string()));
-        d.insert("from-len".into(), owned(from.prefix_len()));
+/// The plan's rule as a `routing-rules` entry.
+fn rule_entry<N: Prefix>(r: &Rule<N>) -> RuleEntry {
+    RuleEntry {
+        family: Some(if N::FAMILY == "ipv4" { libc::AF_INET } else { libc::AF_INET6 }),
+        priority: Some(r.priority),
+        from: r.from.map(|n| (n.trunc().addr().into(), n.prefix_len())),
+        to: r.to.map(|n| (n.trunc().addr().into(), n.prefix_len())),
+        table: Some(r.table.number()),
+        attributes: Dict::new(),
     }
-    if let Some(to) = r.to {
-        d.insert("to".into(), owned(to.network().to_string()));
-        d.insert("to-len".into(), owned(to.prefix_len()));
-    }
-    d.insert("table".into(), owned(r.table.number()));
-    d
-}
-
-fn entries(section: Option<&Dict>, key: &str) -> Vec<Dict> {
-    section.and_then(|s| s.get(key)).and_then(|v| Vec::<Dict>::try_from(v.clone()).ok()).unwrap_or_default()
 }
 
 /// A new profile for `interface` with nothing but what the connection type needs, for
@@ -154,26 +184,8 @@ pub fn new_profile(interface: &str, connection_type: &str) -> Profile {
     c.insert("interface-name".into(), owned(interface.to_string()));
     p.insert("connection".into(), c);
     p.insert(connection_type.to_string(), Dict::new());
-    let mut ipv6 = Dict::new();
-    ipv6.insert("method".into(), owned("auto".to_string()));
-    p.insert("ipv6".into(), ipv6);
+    IpSetting { method: Some("auto".into()), ..Default::default() }.write(&mut p, IPV6);
     p
-}
-
-/// GetSettings returns the deprecated `addresses`/`routes` beside `address-data`/`route-data`;
-/// sent back, NetworkManager would take the deprecated ones and lose route attributes such as
-/// `table=`. Without them it reads the -data forms, which hold everything.
-fn drop_deprecated(p: &mut Profile) {
-    for family in ["ipv4", "ipv6"] {
-        if let Some(s) = p.get_mut(family) {
-            if s.contains_key("address-data") {
-                s.remove("addresses");
-            }
-            if s.contains_key("route-data") {
-                s.remove("routes");
-            }
-        }
-    }
 }
 
 /// The profile with multihome's `ipv4` values set and everything else as it was. The routes and
@@ -182,61 +194,82 @@ fn drop_deprecated(p: &mut Profile) {
 /// multihome created it (then all of them are, as before records existed).
 pub fn merge(current: &Profile, want: &Wanted) -> Profile {
     let mut p = current.clone();
-    drop_deprecated(&mut p);
-    let old = p.get("ipv4").cloned();
-    let ipv4 = p.entry("ipv4".into()).or_default();
-    ipv4.insert("method".into(), owned(want.method.to_string()));
-    let addresses: Vec<Dict> = want
-        .addresses
-        .iter()
-        .map(|n| {
-            let mut d = Dict::new();
-            d.insert("address".into(), owned(n.addr().to_string()));
-            d.insert("prefix".into(), owned(u32::from(n.prefix_len())));
-            d
-        })
-        .collect();
-    ipv4.insert("address-data".into(), dicts(addresses));
-    ipv4.remove("addresses");
-    match want.gateway {
-        Some(gw) => {
-            ipv4.insert("gateway".into(), owned(gw.to_string()));
-        }
-        None => {
-            ipv4.remove("gateway");
-        }
-    }
-    ipv4.insert("route-metric".into(), owned(i64::from(want.route_metric)));
+    let old = IpSetting::of(current, IPV4);
+    let mut ipv4 = old.clone();
+    ipv4.method = Some(want.method.to_string());
+    ipv4.addresses = want.addresses.iter().map(|n| AddressEntry::new(IpAddr::V4(n.addr()), n.prefix_len())).collect();
+    ipv4.other_addresses.clear();
+    ipv4.gateway = want.gateway.map(IpAddr::V4);
+    ipv4.route_metric = Some(i64::from(want.route_metric));
     // The plan needs this uplink's default route in main, where the metrics order the uplinks:
     // `never-default` would drop it and a `route-table` would move it. Absent means no and main.
-    ipv4.remove("never-default");
-    ipv4.remove("route-table");
+    ipv4.never_default = None;
+    ipv4.route_table = None;
     let recorded = Record::of(current);
     let own_profile = created_for(current).is_some();
     let record = record_for(want);
     // Kept: what multihome did not write, unless it is one of the plan's (no duplicates).
-    let merge = |key: &str, text: fn(&Dict) -> String, list: fn(&Record) -> &Vec<String>, new: Vec<Dict>| {
-        let mut kept: Vec<Dict> = entries(old.as_ref(), key)
-            .into_iter()
-            .filter(|e| {
-                let t = text(e);
-                let ours = recorded.as_ref().map_or(own_profile, |r| list(r).contains(&t));
-                !ours && !list(&record).contains(&t)
-            })
-            .collect();
-        kept.extend(new);
-        dicts(kept)
+    let ours = |text: &str, list: fn(&Record) -> &Vec<String>| {
+        let t = text.to_string();
+        recorded.as_ref().map_or(own_profile, |r| list(r).contains(&t)) || list(&record).contains(&t)
     };
-    ipv4.insert("route-data".into(), merge("route-data", route_text, |r| &r.routes, want.routes.iter().map(route_dict).collect()));
-    ipv4.remove("routes");
-    ipv4.insert("routing-rules".into(), merge("routing-rules", rule_text, |r| &r.rules, want.rules.iter().map(rule_dict).collect()));
+    ipv4.routes.retain(|e| !ours(&e.text(), |r| &r.routes));
+    ipv4.routes.extend(want.routes.iter().map(route_entry));
+    ipv4.rules.retain(|e| !ours(&e.text(), |r| &r.rules));
+    ipv4.rules.extend(want.rules.iter().map(rule_entry));
+    ipv4.write(&mut p, IPV4);
+    drop_deprecated_v6(&mut p);
+    // IPv6: set as for IPv4 when the policy owns it; otherwise only multihome's own entries of an
+    // earlier policy go, and the rest stays as NetworkManager or the user left it.
+    let had_ours6 = recorded.as_ref().is_some_and(|r| r.ipv6);
+    if want.ipv6.is_some() || had_ours6 {
+        let mut ipv6 = IpSetting::of(&p, IPV6);
+        if let Some(w6) = &want.ipv6 {
+            ipv6.method = Some(w6.method.to_string());
+            ipv6.addresses = w6.addresses.iter().map(|n| AddressEntry::new(IpAddr::V6(n.addr()), n.prefix_len())).collect();
+            ipv6.other_addresses.clear();
+            ipv6.gateway = w6.gateway.map(IpAddr::V6);
+            ipv6.route_metric = Some(i64::from(want.route_metric));
+            ipv6.never_default = None;
+            ipv6.route_table = None;
+        }
+        ipv6.routes.retain(|e| !ours(&e.text(), |r| &r.routes));
+        ipv6.rules.retain(|e| !ours(&e.text(), |r| &r.rules));
+        if let Some(w6) = &want.ipv6 {
+            ipv6.routes.extend(w6.routes.iter().map(route_entry));
+            ipv6.rules.extend(w6.rules.iter().map(rule_entry));
+        }
+        ipv6.write(&mut p, IPV6);
+    }
     record.write(&mut p);
+    if want.mptcp_disabled {
+        p.entry("connection".into()).or_default().insert(MPTCP_FLAGS.into(), owned(MPTCP_FLAGS_DISABLED));
+    }
     p
+}
+
+/// The deprecated forms in `ipv6` too ([`IpSetting::of`] says why), without otherwise touching
+/// a setting multihome does not own.
+fn drop_deprecated_v6(p: &mut Profile) {
+    if let Some(s) = p.get_mut(IPV6) {
+        if s.contains_key("address-data") {
+            s.remove("addresses");
+        }
+        if s.contains_key("route-data") {
+            s.remove("routes");
+        }
+    }
 }
 
 /// What merging `want` writes into a profile's routes and rules, as its [`Record`] says it.
 pub fn record_for(want: &Wanted) -> Record {
-    Record { routes: want.routes.iter().map(|r| route_text(&route_dict(r))).collect(), rules: want.rules.iter().map(|r| rule_text(&rule_dict(r))).collect() }
+    let mut routes: Vec<String> = want.routes.iter().map(|r| route_entry(r).text()).collect();
+    let mut rules: Vec<String> = want.rules.iter().map(|r| rule_entry(r).text()).collect();
+    if let Some(w6) = &want.ipv6 {
+        routes.extend(w6.routes.iter().map(|r| route_entry(r).text()));
+        rules.extend(w6.rules.iter().map(|r| rule_entry(r).text()));
+    }
+    Record { routes, rules, ipv6: want.ipv6.is_some() }
 }
 
 /// The kernel routes NetworkManager installed from multihome's entries of a profile, and those
@@ -252,41 +285,38 @@ pub struct InstalledRoutes {
 /// installs: `before` holds only multihome's entries of `current` (those merging took out, and
 /// those it wrote again), `after` every entry of `merged`.
 pub fn installed_routes(current: &Profile, merged: &Profile) -> InstalledRoutes {
-    let kept: Vec<String> = entries(merged.get("ipv4"), "route-data").iter().map(route_text).collect();
+    let kept: Vec<String> = IpSetting::of(merged, IPV4).routes.iter().map(RouteEntry::text).collect();
     let rewritten = Record::of(merged).unwrap_or_default().routes;
-    let mine = |e: &Dict| {
-        let t = route_text(e);
+    let mine = |e: &RouteEntry| {
+        let t = e.text();
         !kept.contains(&t) || rewritten.contains(&t)
     };
     InstalledRoutes { before: installed(current, mine), after: installed(merged, |_| true) }
 }
 
-fn installed(p: &Profile, take: impl Fn(&Dict) -> bool) -> Vec<Route> {
-    let ipv4 = p.get("ipv4");
-    let route_metric = ipv4.and_then(|s| s.get("route-metric")).and_then(|v| i64::try_from(v).ok()).and_then(|m| u32::try_from(m).ok());
-    entries(ipv4, "route-data").iter().filter(|e| take(e)).filter_map(route_of).map(|r| Route { metric: r.metric.or(route_metric), ..r }).collect()
+fn installed(p: &Profile, take: impl Fn(&RouteEntry) -> bool) -> Vec<Route> {
+    let ipv4 = IpSetting::of(p, IPV4);
+    let route_metric = ipv4.route_metric.and_then(|m| u32::try_from(m).ok());
+    ipv4.routes.iter().filter(|e| take(e)).filter_map(route_of).map(|r| Route { metric: r.metric.or(route_metric), ..r }).collect()
 }
 
 /// A `route-data` entry as a plan route; `None` for one that is not IPv4 unicast as multihome
 /// writes them.
-fn route_of(e: &Dict) -> Option<Route> {
-    let text = |k: &str| e.get(k).and_then(|v| String::try_from(v.clone()).ok());
-    let number = |k: &str| e.get(k).and_then(|v| u32::try_from(v).ok());
-    let prefix = u8::try_from(number("prefix")?).ok()?;
-    let destination = Ipv4Net::new(text("dest")?.parse().ok()?, prefix).ok()?;
-    let gateway = match text("next-hop") {
-        Some(g) => Some(g.parse::<Ipv4Addr>().ok()?).filter(|g| !g.is_unspecified()),
-        None => None,
+fn route_of(e: &RouteEntry) -> Option<Route> {
+    let v4 = |a: Option<IpAddr>| match a {
+        None => Ok(None),
+        Some(IpAddr::V4(a)) => Ok(Some(a)),
+        Some(IpAddr::V6(_)) => Err(()),
     };
-    let preferred_source = match text("src") {
-        Some(s) => Some(s.parse().ok()?),
-        None => None,
-    };
-    let table = match number("table") {
+    let prefix = u8::try_from(e.prefix?).ok()?;
+    let destination = Ipv4Net::new(v4(e.dest).ok()??, prefix).ok()?;
+    let gateway = v4(e.next_hop).ok()?.filter(|g| !g.is_unspecified());
+    let preferred_source = v4(e.src).ok()?;
+    let table = match e.table {
         None | Some(0) | Some(254) => Table::Main,
         Some(t) => Table::Id(t),
     };
-    Some(Route { destination, gateway, table, metric: number("metric"), preferred_source })
+    Some(Route { destination, gateway, table, metric: e.metric, preferred_source })
 }
 
 /// `p` without what multihome wrote into its routes and rules and without its record, for a
@@ -295,14 +325,16 @@ fn route_of(e: &Dict) -> Option<Route> {
 pub fn release(p: &Profile) -> Option<Profile> {
     let record = Record::of(p)?;
     let mut out = p.clone();
-    drop_deprecated(&mut out);
-    if let Some(ipv4) = out.get_mut("ipv4") {
-        let old = ipv4.clone();
-        let routes: Vec<Dict> = entries(Some(&old), "route-data").into_iter().filter(|e| !record.routes.contains(&route_text(e))).collect();
-        let rules: Vec<Dict> = entries(Some(&old), "routing-rules").into_iter().filter(|e| !record.rules.contains(&rule_text(e))).collect();
-        ipv4.insert("route-data".into(), dicts(routes));
-        ipv4.insert("routing-rules".into(), dicts(rules));
+    for family in [IPV4, IPV6] {
+        // IPv6 entries are multihome's only where its record says it owned IPv6.
+        if out.contains_key(family) && (family == IPV4 || record.ipv6) {
+            let mut ip = IpSetting::of(p, family);
+            ip.routes.retain(|e| !record.routes.contains(&e.text()));
+            ip.rules.retain(|e| !record.rules.contains(&e.text()));
+            ip.write(&mut out, family);
+        }
     }
+    drop_deprecated_v6(&mut out);
     Record::erase(&mut out);
     Some(out)
 }
@@ -323,7 +355,7 @@ fn text(v: &OwnedVariant) -> String {
 
 /// One `ipv4.routes` entry in nmcli's syntax, every attribute included so that any difference
 /// shows.
-fn route_text(e: &Dict) -> String {
+pub(crate) fn route_text(e: &Dict) -> String {
     let get = |k: &str| e.get(k).map(text);
     let mut s = format!("{}/{}", get("dest").unwrap_or_default(), get("prefix").unwrap_or_default());
     if let Some(nh) = get("next-hop") {
@@ -346,7 +378,7 @@ fn route_text(e: &Dict) -> String {
 }
 
 /// One `ipv4.routing-rules` entry in nmcli's syntax (`priority N from A/L table T`).
-fn rule_text(e: &Dict) -> String {
+pub(crate) fn rule_text(e: &Dict) -> String {
     let get = |k: &str| e.get(k).map(text);
     let mut s = format!("priority {}", get("priority").unwrap_or_default());
     for side in ["from", "to"] {
@@ -366,30 +398,48 @@ fn rule_text(e: &Dict) -> String {
 /// The `ipv4` properties multihome sets, one `name: value` line each, as nmcli shows them.
 /// Equal lines mean an update would change nothing multihome cares about.
 pub fn ipv4_lines(p: &Profile) -> Vec<String> {
-    let ipv4 = p.get("ipv4");
-    let get = |k: &str| ipv4.and_then(|s| s.get(k)).map(text);
-    let mut out = vec![format!("ipv4.method: {}", get("method").unwrap_or_else(|| "auto".into()))];
-    for a in entries(ipv4, "address-data") {
-        let g = |k: &str| a.get(k).map(text).unwrap_or_default();
-        out.push(format!("ipv4.addresses: {}/{}", g("address"), g("prefix")));
+    family_lines(p, IPV4)
+}
+
+/// [`ipv4_lines`], and the same for `ipv6` where multihome's record says the policy owns it.
+pub fn ip_lines(p: &Profile) -> Vec<String> {
+    let mut lines = family_lines(p, IPV4);
+    if Record::of(p).is_some_and(|r| r.ipv6) {
+        lines.extend(family_lines(p, IPV6));
     }
-    out.push(format!("ipv4.gateway: {}", get("gateway").unwrap_or_else(|| "--".into())));
-    out.push(format!("ipv4.route-metric: {}", get("route-metric").unwrap_or_else(|| "-1".into())));
-    out.push(format!("ipv4.never-default: {}", get("never-default").unwrap_or_else(|| "no".into())));
-    out.push(format!("ipv4.route-table: {}", get("route-table").unwrap_or_else(|| "0".into())));
-    let mut routes: Vec<String> = entries(ipv4, "route-data").iter().map(route_text).collect();
+    lines
+}
+
+fn family_lines(p: &Profile, family: Family) -> Vec<String> {
+    let ip = IpSetting::of(p, family);
+    let shown = |v: Option<String>, default: &str| v.unwrap_or_else(|| default.to_string());
+    let mut out = vec![format!("{family}.method: {}", shown(ip.method.clone(), "auto"))];
+    for a in &ip.addresses {
+        out.push(format!("{family}.addresses: {}/{}", a.address, a.prefix));
+    }
+    for a in &ip.other_addresses {
+        out.push(format!("{family}.addresses: {}", text(&owned(a.clone()))));
+    }
+    out.push(format!("{family}.gateway: {}", shown(ip.gateway.map(|g| g.to_string()), "--")));
+    out.push(format!("{family}.route-metric: {}", shown(ip.route_metric.map(|m| m.to_string()), "-1")));
+    out.push(format!("{family}.never-default: {}", if ip.never_default.unwrap_or(false) { "yes" } else { "no" }));
+    out.push(format!("{family}.route-table: {}", ip.route_table.unwrap_or(0)));
+    let mut routes: Vec<String> = ip.routes.iter().map(RouteEntry::text).collect();
     routes.sort();
-    out.extend(routes.into_iter().map(|r| format!("ipv4.routes: {r}")));
-    let mut rules: Vec<String> = entries(ipv4, "routing-rules").iter().map(rule_text).collect();
+    out.extend(routes.into_iter().map(|r| format!("{family}.routes: {r}")));
+    let mut rules: Vec<String> = ip.rules.iter().map(RuleEntry::text).collect();
     rules.sort();
-    out.extend(rules.into_iter().map(|r| format!("ipv4.routing-rules: {r}")));
+    out.extend(rules.into_iter().map(|r| format!("{family}.routing-rules: {r}")));
     out
 }
 
-/// [`ipv4_lines`] and the lines of multihome's [`Record`]: everything [`merge`] decides.
+/// [`ip_lines`] and the lines of multihome's [`Record`]: everything [`merge`] decides.
 pub fn owned_lines(p: &Profile) -> Vec<String> {
-    let mut lines = ipv4_lines(p);
+    let mut lines = ip_lines(p);
     lines.extend(Record::lines(p));
+    if let Some(flags) = p.get("connection").and_then(|c| c.get(MPTCP_FLAGS)).and_then(|v| u32::try_from(v.clone()).ok()) {
+        lines.push(format!("connection.{MPTCP_FLAGS}: 0x{flags:x}"));
+    }
     lines
 }
 

@@ -5,8 +5,7 @@
 use anyhow::{anyhow, bail};
 use zbus::{Connection, OwnedObjectPath};
 
-use super::apply::{NM_BUS_NAME, name_has_owner};
-use super::proxies::{self, ActiveProxy, ConnectionProxy, DeviceProxy, NetworkManagerProxy, SettingsIn, SettingsProxy};
+use super::proxies::{ActiveProxy, ConnectionProxy, DeviceProxy, DeviceState, NM_BUS_NAME, NetworkManagerProxy, SettingsIn, SettingsProxy};
 use super::settings::{self, Profile, Wanted, created_for};
 use crate::plan::Plan;
 
@@ -14,7 +13,7 @@ use crate::plan::Plan;
 pub(super) struct Target {
     pub(super) interface: String,
     pub(super) device: OwnedObjectPath,
-    pub(super) device_state: u32,
+    pub(super) device_state: DeviceState,
     /// The profile bound to the interface and its settings, or `None` when one is created.
     pub(super) profile: Option<(OwnedObjectPath, Profile)>,
     /// What the profile should be.
@@ -36,7 +35,7 @@ impl Target {
     }
 
     pub(super) fn can_activate(&self) -> bool {
-        self.device_state >= proxies::DEVICE_STATE_DISCONNECTED
+        self.device_state >= DeviceState::Disconnected
     }
 
     pub(super) fn needs_activation(&self) -> bool {
@@ -93,7 +92,7 @@ pub(super) struct Survey {
 
 /// Finds each uplink's device and profile and computes what it should become. Reads only.
 pub(super) async fn survey(bus: &Connection, plan: &Plan) -> anyhow::Result<Survey> {
-    if !name_has_owner(bus).await {
+    if !crate::bus::has_owner(bus, NM_BUS_NAME).await.unwrap_or(false) {
         bail!("NetworkManager is not running (nobody owns {NM_BUS_NAME} on the system bus); nothing was changed");
     }
     let nm = NetworkManagerProxy::new(bus).await?;
@@ -108,7 +107,7 @@ pub(super) async fn survey(bus: &Connection, plan: &Plan) -> anyhow::Result<Surv
         let device =
             nm.get_device_by_ip_iface(&u.interface).await.map_err(|e| anyhow!("NetworkManager has no device {} ({e}); nothing was changed", u.interface))?;
         let dev = DeviceProxy::builder(bus).path(device.clone()).build().await?;
-        let device_state = dev.state().await?;
+        let device_state = DeviceState::from_number(dev.state().await?);
         let active = dev.active_connection().await?;
         let mut profile = None;
         let mut active_with_profile = false;
@@ -122,7 +121,7 @@ pub(super) async fn survey(bus: &Connection, plan: &Plan) -> anyhow::Result<Surv
         if profile.is_none() {
             profile = bound_profile(&all_profiles, &u.interface);
         }
-        let want = Wanted::for_uplink(u);
+        let want = Wanted::in_plan(plan, u);
         let base = match &profile {
             Some((_, p)) => p.clone(),
             None => {
@@ -141,7 +140,7 @@ pub(super) async fn survey(bus: &Connection, plan: &Plan) -> anyhow::Result<Surv
         let merged = settings::merge(&base, &want);
         let applied_matches = if active_with_profile {
             let (applied, _) = dev.get_applied_connection(0).await?;
-            settings::ipv4_lines(&to_profile(applied)) == settings::ipv4_lines(&merged)
+            settings::ip_lines(&to_profile(applied)) == settings::ip_lines(&merged)
         } else {
             false
         };

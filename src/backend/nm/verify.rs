@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use zbus::Connection;
 
-use super::proxies::{self, DeviceProxy, Ip4ConfigProxy};
+use super::proxies::{DeviceProxy, DeviceState, Ip4ConfigProxy};
 use super::settings;
 use super::survey::{Target, to_profile};
 use crate::netlink::Netlink;
@@ -44,13 +44,17 @@ pub(super) async fn verify(bus: &Connection, targets: &[&Target]) -> anyhow::Res
 /// `None` when the device shows what multihome set, else what is missing.
 async fn not_yet(bus: &Connection, t: &Target) -> anyhow::Result<Option<String>> {
     let dev = DeviceProxy::builder(bus).path(t.device.clone()).build().await?;
-    let state = dev.state().await?;
-    if state != proxies::DEVICE_STATE_ACTIVATED {
-        return Ok(Some(format!("device state {state}, not activated (100)")));
+    let state = DeviceState::from_number(dev.state().await?);
+    if state != DeviceState::Activated {
+        return Ok(Some(format!("device state {state}, not {}", DeviceState::Activated)));
     }
     let (applied, _) = dev.get_applied_connection(0).await?;
-    if settings::ipv4_lines(&to_profile(applied)) != settings::ipv4_lines(&t.merged) {
+    if settings::ip_lines(&to_profile(applied)) != settings::ip_lines(&t.merged) {
         return Ok(Some("the applied connection differs from the profile".into()));
+    }
+    if t.want.method == "disabled" {
+        // An IPv6-only uplink: nothing of IPv4 to see on the device.
+        return Ok(None);
     }
     let config = dev.ip4_config().await?;
     if config.as_str() == "/" {

@@ -1,0 +1,11 @@
+//! The system bus as every part of multihome meets it: whether a service is there to talk to
+//! (NetworkManager for `--backend auto`, the daemon for `status`).
+
+use zbus::Connection;
+use zbus::names::BusName;
+
+/// Whether someone owns `name` on `bus`. A name that is not a valid bus name has no owner.
+pub async fn has_owner(bus: &Connection, name: &str) -> zbus::Result<bool> {
+    let Ok(name) = BusName::try_from(name) else { return Ok(false) };
+    zbus::fdo::DBusProxy::new(bus).await?.name_has_owner(name).await.map_err(zbus::Error::from)
+}

@@ -1,0 +1,123 @@
+//! `multihome lab` as a user runs it: the timeline of each flag, and Ctrl-C in the middle. The
+//! lab's namespaces are named after the process that made them (`mh<pid>x<n>-...`), so what one
+//! run leaves behind is found by its pid.
+
+use std::io::Read;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use multihome::lab::{self, Manager};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+const BIN: &str = env!("CARGO_BIN_EXE_multihome");
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The namespaces and processes a `multihome lab` with this pid left: none, after it ended.
+fn leftovers(pid: u32) -> Vec<String> {
+    let prefix = format!("mh{pid}x");
+    let netns = Command::new("ip").args(["netns", "list"]).output().expect("ip runs");
+    let mut left: Vec<String> = text(&netns.stdout).lines().filter(|l| l.starts_with(&prefix)).map(|l| format!("namespace {l}")).collect();
+    // Every lab process runs under `ip netns exec mh<pid>x...`: its command line names it.
+    let ps = Command::new("pgrep").args(["-a", "-f", &prefix]).output().expect("pgrep runs");
+    left.extend(text(&ps.stdout).lines().filter(|l| !l.contains("pgrep")).map(|l| format!("process {l}")));
+    left
+}
+
+fn lab_run(args: &[&str]) -> (u32, Output) {
+    let child = Command::new(BIN).arg("lab").args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("multihome runs");
+    let pid = child.id();
+    (pid, child.wait_with_output().expect("multihome lab ends"))
+}
+
+/// Lines of the timeline that start with `kind` (FAULT, TRAFFIC, OUTAGE, DAEMON).
+fn lines<'a>(out: &'a str, kind: &str) -> Vec<&'a str> {
+    out.lines().filter(|l| l.split_whitespace().nth(1) == Some(kind)).collect()
+}
+
+#[test]
+fn the_lab_shows_the_fault_the_move_and_the_return_and_leaves_nothing() {
+    if !lab::require(Manager::Networkd) {
+        return;
+    }
+    // Without the daemon, a carrier loss: networkd alone moves the traffic to wlan1 and back.
+    let (pid, out) = lab_run(&["--backend", "networkd", "--no-daemon", "--fault", "link"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert_eq!(lines(&stdout, "FAULT").len(), 2, "{stdout}");
+    assert!(lines(&stdout, "FAULT")[0].ends_with("eth0 loses carrier"), "{stdout}");
+    let traffic = lines(&stdout, "TRAFFIC");
+    assert!(traffic.len() >= 3 && traffic[0].contains("via eth0") && traffic[1].contains("via wlan1"), "{stdout}");
+    assert!(traffic.last().unwrap().contains("via eth0"), "the traffic did not come back to eth0:\n{stdout}");
+    assert!(lines(&stdout, "DAEMON").is_empty(), "--no-daemon ran the daemon:\n{stdout}");
+    assert!(stdout.contains("Done: namespaces and processes removed"), "{stdout}");
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+
+    // With the daemon, a silent failure of wlan1's upstream while eth0 carries: the traffic stays on
+    // eth0, and the daemon reports wlan1 down and up again.
+    let (pid, out) = lab_run(&["--backend", "networkd", "--fault", "silent", "--uplink", "wlan1"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(lines(&stdout, "FAULT")[0].contains("wlan1 fails silently"), "{stdout}");
+    assert!(lines(&stdout, "TRAFFIC").iter().all(|l| l.contains("via eth0")), "{stdout}");
+    assert!(lines(&stdout, "DAEMON").iter().any(|l| l.contains("wlan1") && l.contains("down")), "{stdout}");
+    assert!(lines(&stdout, "OUTAGE").is_empty(), "{stdout}");
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+}
+
+#[test]
+fn ctrl_c_ends_the_lab_through_its_cleanup() {
+    if !lab::require(Manager::Networkd) {
+        return;
+    }
+    let mut child = Command::new(BIN)
+        .args(["lab", "--backend", "networkd"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("multihome runs");
+    let pid = child.id();
+    // Read the output as it comes, until the timeline has begun.
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.push_str(&String::from_utf8_lossy(&buf[..n]));
+            let _ = tx.send(all.clone());
+        }
+        all
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = String::new();
+    while !seen.contains("Timeline:") {
+        assert!(Instant::now() < deadline, "the lab did not start within 60 s:\n{seen}");
+        if let Ok(s) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen = s;
+        }
+    }
+    assert!(!leftovers(pid).is_empty(), "the lab is running, its namespaces must be there");
+    // What a terminal's Ctrl-C sends to the foreground process.
+    kill(Pid::from_raw(pid as i32), Signal::SIGINT).unwrap();
+    let interrupted = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(interrupted.elapsed() < Duration::from_secs(20), "the lab did not end within 20 s of Ctrl-C");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = reader.join().unwrap();
+    assert!(status.success(), "{status:?}\n{out}");
+    assert!(out.contains("Cleaning up the lab"), "{out}");
+    assert!(out.contains("Done: namespaces and processes removed"), "{out}");
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+}

@@ -1,0 +1,169 @@
+//! One Debian machine run by systemd-networkd, from a fresh install of the package to its purge:
+//! the unit under systemd, apply against the running networkd, a silent failure the daemon
+//! demotes from inside its sandbox, reload, stop and kill -9, the watchdog, a reboot, remove and
+//! purge.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::image;
+use super::machine::Machine;
+use super::network::{self, Network};
+use super::policy::{DAEMON_LEFTOVERS, assert_seed_holds};
+
+const SHOW: &str = "systemctl show -p ActiveState -p SubState -p MainPID -p NRestarts -p StatusText multihome";
+
+fn property(show: &str, key: &str) -> String {
+    show.lines().find_map(|l| l.strip_prefix(&format!("{key}="))).unwrap_or_default().to_string()
+}
+
+#[test]
+fn networkd_machine_from_install_to_purge() -> anyhow::Result<()> {
+    if !image::require() {
+        return Ok(());
+    }
+    let image = image::machine()?;
+    let nics = network::seed_and_bond_nics();
+    let net = Network::build(&nics)?;
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/seed.conf");
+    let deb = image::deb();
+    let mut vm = Machine::boot(&image, &net, &nics, &[("multihome.deb", &deb), ("seed.conf", &seed)])?;
+    vm.ok("mount -o ro /dev/vdb /mnt")?;
+    let links = vm.ok("ip -br link show")?;
+    for name in ["eth0", "wlan1", "wlan0", "eth3", "eth4"] {
+        assert!(links.lines().any(|l| l.starts_with(name)), "the machine has no {name}:\n{links}");
+    }
+    // Debian's kernel has the bonding driver the lab's lacks, and qemu's carrier loss moves an
+    // active-backup bond to its backup: the harness can run a bond's failover test.
+    vm.ok("modprobe bonding && ip link add mhbond0 type bond mode active-backup miimon 50 primary eth3 \
+           && ip link set eth3 master mhbond0 && ip link set eth4 master mhbond0 && ip link set mhbond0 up")?;
+    vm.wait_for("the bond on eth3", "grep -q 'Currently Active Slave: eth3' /proc/net/bonding/mhbond0", Duration::from_secs(30))?;
+    vm.set_link("eth3", false)?;
+    vm.wait_for("the bond on eth4", "grep -q 'Currently Active Slave: eth4' /proc/net/bonding/mhbond0", Duration::from_secs(30))?;
+    vm.set_link("eth3", true)?;
+    vm.wait_for("the bond back on eth3", "grep -q 'Currently Active Slave: eth3' /proc/net/bonding/mhbond0", Duration::from_secs(30))?;
+    vm.ok("ip link del mhbond0")?;
+
+    // Install, as the README says: enabled, not started, nothing applied.
+    vm.ok("DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends /mnt/multihome.deb")?;
+    let shipped = vm.ok("dpkg -L multihome | while read -r f; do [ -f \"$f\" ] && echo \"$f\"; done")?;
+    assert!(shipped.lines().any(|l| l == "/usr/sbin/multihome"), "{shipped}");
+    assert_eq!(vm.ok("systemctl is-enabled multihome")?.trim(), "enabled");
+    assert_eq!(vm.sh("systemctl is-active multihome")?.output.trim(), "inactive");
+    let rules = vm.ok("ip -4 rule show")?;
+    assert!(!rules.contains("lookup 101"), "installing applied something:\n{rules}");
+
+    // apply with the running networkd: files, a reload and the restart its networkd.conf.d
+    // drop-in needs, over the real system bus.
+    vm.ok("mkdir -p /etc/multihome && cp /mnt/seed.conf /etc/multihome/multihome.conf && multihome check")?;
+    let networkd_before = vm.ok("systemctl show -p InvocationID --value systemd-networkd")?;
+    let applied = vm.ok("multihome apply 2>&1")?;
+    assert!(applied.contains("Applied"), "{applied}");
+    let networkd_after = vm.ok("systemctl show -p InvocationID --value systemd-networkd")?;
+    assert_ne!(networkd_before, networkd_after, "apply wrote networkd.conf.d but networkd was not restarted");
+    vm.ok("test -f /etc/systemd/networkd.conf.d/60-multihome.conf && test -f /etc/sysctl.d/60-multihome.conf")?;
+    vm.wait_for("the seed's routes", "ip -4 route show table 103 | grep -q default", Duration::from_secs(60))?;
+    assert_seed_holds(&mut vm)?;
+    // Real traffic through the lab: out of each uplink to the internet host.
+    for addr in ["192.168.178.99", "192.168.178.98", "192.168.178.97"] {
+        vm.wait_for("the internet host answering", &format!("ping -n -c1 -W2 -I {addr} 198.51.100.10"), Duration::from_secs(30))?;
+    }
+    assert!(vm.ok("ip -4 route get 198.51.100.10")?.contains("dev eth0 "));
+
+    // The unit: Type=notify returns once READY=1 came; STATUS= is the daemon's summary.
+    vm.ok("systemctl start multihome")?;
+    let show = vm.ok(SHOW)?;
+    assert_eq!(property(&show, "ActiveState"), "active", "{show}");
+    vm.wait_for("STATUS= with eth0 up", "systemctl show -p StatusText --value multihome | grep 'leave via eth0; eth0 up'", Duration::from_secs(30))?;
+    let status = vm.ok("multihome status")?;
+    assert!(status.contains("New connections leave via eth0"), "multihome status over the system bus:\n{status}");
+
+    // The sandbox lets it probe and route: eth0 fails silently upstream, the daemon demotes it
+    // and adds its copies (protocol 77), and new connections leave via wlan1.
+    net.set_upstream("eth0", false)?;
+    vm.wait_for("eth0 demoted", "multihome status | grep -q 'New connections leave via wlan1'", Duration::from_secs(60))?;
+    let copies = vm.ok("ip -4 route show proto 77")?;
+    assert!(copies.contains("dev wlan1"), "the daemon's routes:\n{copies}");
+    assert!(vm.ok("ip -4 route get 198.51.100.10")?.contains("dev wlan1 "));
+    vm.wait_for("the internet host answering", "ping -n -c1 -W2 198.51.100.10", Duration::from_secs(30))?;
+    let denied = vm.sh("journalctl -b -u multihome --no-pager | grep -iE 'permission denied|operation not permitted|seccomp'")?;
+    assert_ne!(denied.code, 0, "the sandbox refused the daemon something:\n{}", denied.output);
+
+    // reload: the same process reads the policy again.
+    let pid = property(&vm.ok(SHOW)?, "MainPID");
+    vm.ok("systemctl reload multihome")?;
+    vm.wait_for("the daemon's reload", "journalctl -b -u multihome --no-pager | grep -q 'reloaded /etc/multihome/multihome.conf'", Duration::from_secs(30))?;
+    let show = vm.ok(SHOW)?;
+    assert_eq!((property(&show, "ActiveState"), property(&show, "MainPID")), ("active".to_string(), pid), "{show}");
+
+    // stop: its routes go with it, the policy's stay.
+    vm.ok("systemctl stop multihome")?;
+    assert_eq!(vm.ok(DAEMON_LEFTOVERS)?.trim(), "", "stop left routes of the daemon");
+    assert_seed_holds(&mut vm)?;
+
+    // kill -9: ExecStopPost removes what the daemon left, Restart= brings it back, stop.
+    vm.ok("systemctl start multihome")?;
+    vm.wait_for("the daemon's copies", "ip -4 route show proto 77 | grep -q .", Duration::from_secs(60))?;
+    vm.ok("kill -9 $(systemctl show -p MainPID --value multihome)")?;
+    vm.wait_for(
+        "ExecStopPost's cleanup",
+        "journalctl -b -u multihome --no-pager | grep -E 'removed [1-9][0-9]* route\\(s\\) the daemon left'",
+        Duration::from_secs(60),
+    )?;
+    vm.wait_for("the restart", "systemctl show -p NRestarts --value multihome | grep -qx 1 && systemctl is-active multihome", Duration::from_secs(60))?;
+    vm.ok("systemctl stop multihome")?;
+    assert_eq!(vm.ok(DAEMON_LEFTOVERS)?.trim(), "", "kill -9 and stop left routes of the daemon");
+
+    // The watchdog: a daemon that stops answering is killed and restarted.
+    vm.ok("systemctl start multihome")?;
+    // Stopped (SIGSTOP) it neither pings nor dies of the SIGABRT systemd sends on the timeout;
+    // SIGCONT then makes it the hung-but-running process the watchdog is for.
+    vm.ok("kill -STOP $(systemctl show -p MainPID --value multihome)")?;
+    vm.wait_for("the watchdog's timeout", "journalctl -b -u multihome --no-pager | grep -q 'Watchdog timeout'", Duration::from_secs(60))?;
+    vm.ok("kill -CONT $(systemctl show -p MainPID --value multihome)")?;
+    // (NRestarts counts automatic restarts since the last explicit start.)
+    vm.wait_for(
+        "the watchdog's restart",
+        "systemctl show -p NRestarts --value multihome | grep -qx 1 && systemctl is-active multihome",
+        Duration::from_secs(60),
+    )?;
+    vm.ok("journalctl -b -u multihome --no-pager | grep -q 'status=6/ABRT'")?;
+
+    // A reboot: the policy holds and the daemon is back, without apply.
+    net.set_upstream("eth0", true)?;
+    let first_boot = vm.boot_id().to_string();
+    vm.journal()?;
+    vm.reboot()?;
+    assert_ne!(vm.boot_id(), first_boot);
+    vm.ok("mount -o ro /dev/vdb /mnt")?;
+    vm.wait_for("the daemon after the reboot", "systemctl is-active multihome", Duration::from_secs(120))?;
+    vm.wait_for("the seed's routes after the reboot", "ip -4 route show table 103 | grep -q default", Duration::from_secs(60))?;
+    assert_seed_holds(&mut vm)?;
+    vm.wait_for("eth0 up after the reboot", "multihome status | grep -q 'New connections leave via eth0'", Duration::from_secs(60))?;
+    vm.wait_for("the internet host answering", "ping -n -c1 -W2 198.51.100.10", Duration::from_secs(30))?;
+    // Carrier loss (the cable, in qemu): the kernel skips eth0's routes at once
+    // (ignore_routes_with_linkdown), and they are used again when it returns.
+    vm.set_link("eth0", false)?;
+    vm.wait_for("eth0's carrier loss", "ip -4 route get 198.51.100.10 | grep -q 'dev wlan1 '", Duration::from_secs(30))?;
+    vm.set_link("eth0", true)?;
+    vm.wait_for("eth0's carrier back", "ip -4 route get 198.51.100.10 | grep -q 'dev eth0 '", Duration::from_secs(30))?;
+
+    // remove: the daemon (with routes to remove: eth0 demoted again) stops, its files go;
+    // purge: the enablement goes too; the administrator's configuration stays.
+    net.set_upstream("eth0", false)?;
+    vm.wait_for("eth0 demoted", "ip -4 route show proto 77 | grep -q .", Duration::from_secs(60))?;
+    vm.ok("DEBIAN_FRONTEND=noninteractive apt-get remove -y multihome")?;
+    assert_eq!(vm.sh("systemctl is-active multihome")?.output.trim(), "inactive");
+    assert_eq!(vm.ok(DAEMON_LEFTOVERS)?.trim(), "", "remove left routes of the daemon");
+    let left = vm.ok(&format!("for f in {}; do [ -e \"$f\" ] && echo \"$f\"; done; true", shipped.split_whitespace().collect::<Vec<_>>().join(" ")))?;
+    assert_eq!(left.trim(), "", "remove left the package's files");
+    vm.ok("DEBIAN_FRONTEND=noninteractive apt-get purge -y multihome")?;
+    assert_ne!(vm.sh("dpkg -s multihome")?.code, 0, "purged, dpkg still knows multihome");
+    let enablement = vm.ok("find /etc/systemd /var/lib/systemd -name 'multihome.service*'; true")?;
+    assert_eq!(enablement.trim(), "", "purge left the unit's enablement");
+    vm.ok("test -f /etc/multihome/multihome.conf && test -f /etc/sysctl.d/60-multihome.conf")?;
+    assert_seed_holds(&mut vm)?;
+    vm.journal()?;
+    vm.passed();
+    Ok(())
+}
