@@ -7,6 +7,9 @@
 //!
 //!     cargo bench --bench failover                       # everything, default runs
 //!     cargo bench --bench failover -- --runs 5 --only carrier
+//!     cargo bench --bench failover -- --only silent,loss,quality,resources
+//!     cargo bench --bench failover -- --only resources --uplinks 32,200 --no-write
+//!     cargo bench --bench failover -- --runs 5 --only mptcp
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +19,7 @@ use anyhow::{Context, bail};
 use multihome::lab::lossy::LossyResponder;
 use multihome::lab::policies::SEED;
 use multihome::lab::probe::{Outage, Prober, outage};
+use multihome::lab::stream::Stream;
 use multihome::lab::{self, INTERNET, Lab, LabOptions, Manager, seed_address};
 /// Probe spacing: an application opening a new connection every 10 ms.
 const PROBE_INTERVAL: Duration = Duration::from_millis(10);
@@ -28,7 +32,11 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let runs: usize = flag(&args, "--runs").map_or(Ok(10), |v| v.parse()).context("--runs takes a number")?;
     let only = flag(&args, "--only");
-    let wanted = |group: &str| only.as_deref().is_none_or(|o| o == group);
+    // `--only silent,quality`: those groups.
+    let wanted = |group: &str| only.as_deref().is_none_or(|o| o.split(',').any(|g| g == group));
+    // `--uplinks 32,200`: only those scale rows (and not the seed's), for a quick look.
+    let scale_only: Option<Vec<usize>> =
+        flag(&args, "--uplinks").map(|v| v.split(',').map(str::parse).collect::<Result<_, _>>()).transpose().context("--uplinks takes numbers like 32,200")?;
     lab::prerequisites(&options(Manager::Networkd, None)).map_err(anyhow::Error::msg)?;
     println!("multihome failover benchmark: {runs} runs per row; a new UDP socket every {PROBE_INTERVAL:?} to the lab's internet host");
     let mut command = format!("cargo bench --bench failover -- --runs {runs}");
@@ -48,8 +56,14 @@ fn main() -> anyhow::Result<()> {
     if wanted("quality") {
         quality_rows(&mut report)?;
     }
+    if wanted("mptcp") {
+        mptcp_rows(runs, &mut report)?;
+    }
     if wanted("resources") {
-        resources_row(&mut report)?;
+        if scale_only.is_none() {
+            resources_row(&mut report)?;
+        }
+        scale_rows(scale_only.as_deref().unwrap_or(&SCALE_UPLINKS), &mut report)?;
     }
     if !args.iter().any(|a| a == "--no-write") {
         let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/BENCHMARKS.md");
@@ -321,6 +335,111 @@ fn silent_once(lab: &Lab, log: Option<&PathBuf>) -> anyhow::Result<Silent> {
     Ok(Silent { detection, outage: outage(&records, fault), failback: repaired.elapsed() })
 }
 
+// ---- open connections across a failover (MPTCP) ---------------------------------------------
+
+/// How long eth0 stays broken in an MPTCP run.
+const MPTCP_FAULT: Duration = Duration::from_secs(4);
+/// The open connections' echo spacing, as in issue 15's measurement.
+const STREAM_EVERY: Duration = Duration::from_millis(10);
+
+/// One long-lived plain TCP and one MPTCP connection from the host to the internet host (100
+/// bytes echoed every 10 ms), eth0 failed silently or unplugged for 4 s, then repaired; the
+/// seed policy and the daemon, nothing else configured.
+fn mptcp_rows(runs: usize, report: &mut Report) -> anyhow::Result<()> {
+    println!("\n## Open connections across a failover of eth0: MPTCP beside plain TCP\n");
+    report.line(
+        "mptcp",
+        format!(
+            "| {:<40} | {:>8} | {:>13} | {:>12} | {:>10} | {:>12} | {:>12} |",
+            "setup", "fault", "MPTCP median", "MPTCP worst", "bytes lost", "TCP median", "eth0 again"
+        ),
+    );
+    report.line("mptcp", format!("|{:-<42}|{:->10}|{:->15}|{:->14}|{:->12}|{:->14}|{:->14}|", "", "", "", "", "", "", ""));
+    for (name, manager) in [("systemd-networkd + multihome daemon", Manager::Networkd), ("NetworkManager + multihome daemon", Manager::NetworkManager)] {
+        if lab::prerequisites(&options(manager, None)).is_err() {
+            report.line("mptcp", format!("| {name:<40} | not installed |"));
+            continue;
+        }
+        let mut lab = with_multihome(manager, SEED)?;
+        lab.start_stream_echo()?;
+        for silent in [true, false] {
+            let mut runs_seen = Vec::new();
+            for _ in 0..runs {
+                // A fresh daemon per run, as in the silent rows (its flap damping); measured once
+                // it has judged every uplink (until then the daemon rightly keeps an unjudged
+                // uplink's endpoint backup).
+                let (log, pgid) = start_daemon(&mut lab)?;
+                for uplink in ["wlan1", "wlan0"] {
+                    lab.wait_for_log(&log, &format!("{uplink}: unknown -> up"), Duration::from_secs(10))?;
+                }
+                runs_seen.push(mptcp_once(&lab, silent)?);
+                stop_daemon(&lab, &log, pgid)?;
+            }
+            let median = |mut v: Vec<Duration>| {
+                v.sort();
+                v[v.len() / 2]
+            };
+            let mptcp: Vec<Duration> = runs_seen.iter().map(|r| r.mptcp_stall).collect();
+            let line = format!(
+                "| {:<40} | {:>8} | {:>13} | {:>12} | {:>10} | {:>12} | {:>12} |",
+                name,
+                if silent { "silent" } else { "carrier" },
+                ms(median(mptcp.clone())),
+                ms(*mptcp.iter().max().expect("runs > 0")),
+                runs_seen.iter().map(|r| r.bytes_lost).max().expect("runs > 0"),
+                ms(median(runs_seen.iter().map(|r| r.tcp_stall).collect())),
+                ms(median(runs_seen.iter().map(|r| r.back_on_eth0).collect())),
+            );
+            report.line("mptcp", line);
+        }
+    }
+    Ok(())
+}
+
+struct MptcpRun {
+    mptcp_stall: Duration,
+    bytes_lost: u64,
+    tcp_stall: Duration,
+    /// From the repair until eth0 carries the MPTCP connection's data again.
+    back_on_eth0: Duration,
+}
+
+fn mptcp_once(lab: &Lab, silent: bool) -> anyhow::Result<MptcpRun> {
+    let set = |broken: bool| if silent { lab.set_upstream("eth0", !broken) } else { lab.set_carrier("eth0", !broken) };
+    let tcp = Stream::start(&lab.host(), INTERNET, false, STREAM_EVERY)?;
+    let mptcp = Stream::start(&lab.host(), INTERNET, true, STREAM_EVERY)?;
+    std::thread::sleep(QUIET);
+    let (fault, tcp_fault) = (mptcp.now(), tcp.now());
+    set(true)?;
+    std::thread::sleep(MPTCP_FAULT);
+    let (repair, tcp_repair) = (mptcp.now(), tcp.now());
+    // The plain connection is done: its retransmissions would count as eth0's traffic below.
+    let tcp = tcp.stop();
+    set(false)?;
+    // Back on eth0: a 100 ms window in which eth0 sends what 100 echoes a second need (the
+    // daemon's probes are 1 or 2 packets in that time).
+    let repaired = Instant::now();
+    let mut back_on_eth0 = Duration::MAX;
+    let mut last = lab.tx_packets("eth0")?;
+    while repaired.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = lab.tx_packets("eth0")?;
+        if now - last >= 8 {
+            back_on_eth0 = repaired.elapsed();
+            break;
+        }
+        last = now;
+    }
+    let mptcp = mptcp.stop();
+    settle_on_eth0(lab)?;
+    Ok(MptcpRun {
+        mptcp_stall: if mptcp.error.is_some() { Duration::MAX } else { mptcp.worst_stall(fault, repair) },
+        bytes_lost: mptcp.bytes_lost(),
+        tcp_stall: tcp.worst_stall(tcp_fault, tcp_repair),
+        back_on_eth0,
+    })
+}
+
 // ---- false switches under probe loss -------------------------------------------------------
 
 /// The probes of eth0 lose 20% at random (a user-space responder on the internet host); a
@@ -352,44 +471,57 @@ fn loss_row(report: &mut Report) -> anyhow::Result<()> {
 /// A path that answers but loses a share of eth0's probes (the lossy responder, the loss row's
 /// policy): when new connections leave eth0, and how many of them still took it over 30 s.
 fn quality_rows(report: &mut Report) -> anyhow::Result<()> {
-    const WATCH: Duration = Duration::from_secs(30);
-    const EVERY: Duration = Duration::from_millis(100);
-    let policy = SEED.replace("Target=192.168.178.1\n", "").replace("[Probe]\n", "[Probe]\nArpGateway=no\n");
-    println!("\n## Path quality: a share of eth0's probes lost, default MaxLoss=50%/RecoverLoss=20%, {} s (networkd)\n", WATCH.as_secs());
+    println!(
+        "\n## Path quality: a share of eth0's probes lost, or its answers late, default MaxLoss=50%/RecoverLoss=20%, {} s (networkd)\n",
+        QUALITY_WATCH.as_secs()
+    );
     report.line("quality", "| loss on eth0's probes | new connections left eth0 after | samples on eth0 | poor verdicts / state machine downs |");
     report.line("quality", "|---|---|---|---|");
     for loss in [0.2, 0.4, 0.6, 0.8] {
-        let mut lab = with_multihome(Manager::Networkd, &policy)?;
-        // The daemon first, with a clean path: the loss starts on an uplink it trusts.
-        let (log, _) = start_daemon(&mut lab)?;
-        let _responder = LossyResponder::start(&lab.internet(), [(seed_address("eth0"), loss)].into_iter().collect(), 0x5eed)?;
-        let started = Instant::now();
-        let (mut on_eth0, mut samples, mut left) = (0, 0, None);
-        while started.elapsed() < WATCH {
-            samples += 1;
-            if lab.outbound_source(Duration::from_millis(300)) == Some(seed_address("eth0")) {
-                on_eth0 += 1;
-            } else if left.is_none() {
-                left = Some(started.elapsed());
-            }
-            std::thread::sleep(EVERY);
-        }
-        let text = std::fs::read_to_string(&log)?;
-        // Verdicts, not every state change shown while poor: "-> poor (loss ..." is the quality
-        // verdict, "-> down" the state machine's.
-        let count = |what: &str| text.lines().filter(|l| l.starts_with("eth0:") && l.contains(what)).count();
-        report.line(
-            "quality",
-            format!(
-                "| {:.0}% | {} | {on_eth0} of {samples} | {} / {} |",
-                loss * 100.0,
-                left.map_or("never".to_string(), ms),
-                count("-> poor (loss") + count("-> poor (latency"),
-                count("-> down ")
-            ),
-        );
+        let row = quality_once(HashMap::from([(seed_address("eth0"), loss)]), HashMap::new())?;
+        report.line("quality", format!("| {:.0}% | {row} |", loss * 100.0));
+    }
+    // Late answers: every one past the default Timeout (200 ms) counts as lost, so the state
+    // machine demotes eth0 as on a silent failure (MaxLatency= is for slow answers within it).
+    for added in [300, 600, 1500] {
+        let row = quality_once(HashMap::new(), HashMap::from([(seed_address("eth0"), Duration::from_millis(added))]))?;
+        report.line("quality", format!("| +{added} ms latency | {row} |"));
     }
     Ok(())
+}
+
+const QUALITY_WATCH: Duration = Duration::from_secs(30);
+
+/// One quality row after the label: when new connections left eth0, how many still took it,
+/// and the verdicts that moved them.
+fn quality_once(loss: HashMap<std::net::Ipv4Addr, f64>, delay: HashMap<std::net::Ipv4Addr, Duration>) -> anyhow::Result<String> {
+    const EVERY: Duration = Duration::from_millis(100);
+    let policy = SEED.replace("Target=192.168.178.1\n", "").replace("[Probe]\n", "[Probe]\nArpGateway=no\n");
+    let mut lab = with_multihome(Manager::Networkd, &policy)?;
+    // The daemon first, with a clean path: the fault starts on an uplink it trusts.
+    let (log, _) = start_daemon(&mut lab)?;
+    let _responder = LossyResponder::start_with_delay(&lab.internet(), loss, delay, 0x5eed)?;
+    let started = Instant::now();
+    let (mut on_eth0, mut samples, mut left) = (0, 0, None);
+    while started.elapsed() < QUALITY_WATCH {
+        samples += 1;
+        if lab.outbound_source(Duration::from_millis(300)) == Some(seed_address("eth0")) {
+            on_eth0 += 1;
+        } else if left.is_none() {
+            left = Some(started.elapsed());
+        }
+        std::thread::sleep(EVERY);
+    }
+    let text = std::fs::read_to_string(&log)?;
+    // Verdicts, not every state change shown while poor: "-> poor (loss ..." is the quality
+    // verdict, "-> down" the state machine's.
+    let count = |what: &str| text.lines().filter(|l| l.starts_with("eth0:") && l.contains(what)).count();
+    Ok(format!(
+        "{} | {on_eth0} of {samples} | {} / {}",
+        left.map_or("never".to_string(), ms),
+        count("-> poor (loss") + count("-> poor (latency"),
+        count("-> down ")
+    ))
 }
 
 // ---- the daemon's footprint ----------------------------------------------------------------
@@ -400,8 +532,10 @@ fn resources_row(report: &mut Report) -> anyhow::Result<()> {
     let (_, nsenter) = start_daemon(&mut lab)?;
     let pid = daemon_pid(nsenter)?;
     let cpu0 = cpu_seconds(pid)?;
+    let tx0 = lab.tx_packets("eth0")?;
     std::thread::sleep(SAMPLE);
     let cpu = cpu_seconds(pid)? - cpu0;
+    let tx = lab.tx_packets("eth0")? - tx0;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let field = |name: &str| status.lines().find(|l| l.starts_with(name)).map_or("?".into(), |l| l[name.len()..].trim().to_string());
     println!("\n## The daemon at the default [Probe] settings (3 uplinks, 2 targets, ARP to the gateway), over {} s\n", SAMPLE.as_secs());
@@ -413,8 +547,52 @@ fn resources_row(report: &mut Report) -> anyhow::Result<()> {
         format!("| resident memory (VmRSS), 3 uplinks | {:.1} MiB ({}; peak {}) |", kib("VmRSS:") / 1024.0, field("VmRSS:"), field("VmHWM:")),
     );
     report.line("resources", format!("| CPU time | {:.1} s per hour |", cpu * 3600.0 / SAMPLE.as_secs_f64()));
+    // The steady probe rate (2 echoes and 1 ARP request a round): what faster detection must
+    // not raise.
+    report.line("resources", format!("| packets out of eth0 (probes) | {:.1} per second |", tx as f64 / SAMPLE.as_secs_f64()));
     Ok(())
 }
+
+/// The daemon with N uplinks, each on its own subnet (`lab::scale`), one target, the default
+/// [Probe] settings: the time until every uplink has a verdict, CPU and memory. Cost linear in
+/// the uplinks shows as a flat "CPU per uplink" column.
+fn scale_rows(sizes: &[usize], report: &mut Report) -> anyhow::Result<()> {
+    const SAMPLE: Duration = Duration::from_secs(20);
+    println!("\n## The daemon with N uplinks (one target each, defaults), CPU over {} s\n", SAMPLE.as_secs());
+    report.line("resources", "");
+    report.line("resources", "| uplinks | every uplink judged after | CPU s per hour | CPU s per hour per uplink | resident memory (VmRSS) |");
+    report.line("resources", "|---|---|---|---|---|");
+    for &n in sizes {
+        let mut lab = Lab::start(options(Manager::None, None))?;
+        lab::scale::add_uplinks(&lab, n)?;
+        let started = Instant::now();
+        let spawned = lab.spawn_multihome(&["daemon"])?;
+        let (log, nsenter) = (spawned.log.clone(), spawned.id());
+        let judged = |text: &str| text.lines().filter(|l| l.starts_with("up") && l.contains(": unknown -> ")).count();
+        let mut first = None;
+        lab.wait_for(Duration::from_secs(60), || {
+            let k = judged(&std::fs::read_to_string(&log).unwrap_or_default());
+            if k > 0 && first.is_none() {
+                first = Some(started.elapsed());
+            }
+            k >= n
+        })
+        .with_context(|| format!("{n} uplinks: not every uplink was judged within 60 s"))?;
+        let verdicts = started.elapsed();
+        println!("{n} uplinks: the first verdict after {}", ms(first.unwrap_or(verdicts)));
+        let pid = daemon_pid(nsenter)?;
+        let cpu0 = cpu_seconds(pid)?;
+        std::thread::sleep(SAMPLE);
+        let cpu = (cpu_seconds(pid)? - cpu0) * 3600.0 / SAMPLE.as_secs_f64();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let rss = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches(" kB").parse::<f64>().ok()).unwrap_or(f64::NAN);
+        report.line("resources", format!("| {n} | {} | {cpu:.0} | {:.2} | {:.1} MiB |", ms(verdicts), cpu / n as f64, rss / 1024.0));
+    }
+    Ok(())
+}
+
+/// The scale rows' sizes: the seed's 3, then up to nearly the most a policy allows.
+const SCALE_UPLINKS: [usize; 5] = [3, 32, 64, 128, 200];
 
 /// The daemon process: nsenter's child (it forks to enter the lab's PID namespace).
 fn daemon_pid(nsenter: u32) -> anyhow::Result<u32> {

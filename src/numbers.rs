@@ -44,3 +44,18 @@ pub const MAX_UPLINKS: usize = ((RULE_PRIORITY_END - RULE_PRIORITY_BASE) / RULE_
 
 /// The kernel's own tables, by number and the name `ip` gives them: never an uplink's table.
 pub const KERNEL_TABLES: [(u32, &str); 4] = [(0, "unspec"), (253, "default"), (254, "main"), (255, "local")];
+
+/// MPTCP endpoint ids multihome gives the uplinks: `FIRST_ID + rank`, one per uplink, for the
+/// first [`MPTCP_MAX_ENDPOINTS`] uplinks. Endpoints carry no owner mark, so the id is the mark:
+/// the kernel numbers an endpoint added without an id (`ip mptcp endpoint add ADDR ...`, mptcpd,
+/// NetworkManager) with the lowest free id from 1 up, which reaches this range only after 239
+/// others; an endpoint here is still only taken as multihome's when it is also on the uplink's
+/// interface (`netlink::mptcp`).
+pub const MPTCP_FIRST_ID: u8 = 240;
+
+/// Uplinks that can have an endpoint: the ids up to 255 (the kernel's largest). The kernel
+/// opens at most 8 extra subflows per connection anyway (its `subflows` limit).
+pub const MPTCP_MAX_ENDPOINTS: usize = (u8::MAX - MPTCP_FIRST_ID) as usize + 1;
+
+/// The kernel's largest `ip mptcp limits set subflows` (MPTCP_PM_ADDR_MAX).
+pub const MPTCP_MAX_SUBFLOWS: u32 = 8;

@@ -200,6 +200,7 @@ fn policy_page_gives_the_parsers_defaults() {
     let expected = [
         ("Policy", "Backend", serde_json::to_value(plain.backend).unwrap().as_str().unwrap().to_string()),
         ("Policy", "Mode", serde_json::to_value(plain.mode).unwrap().as_str().unwrap().to_string()),
+        ("Policy", "MPTCP", yes_no(plain.mptcp)),
         ("Probe", "Interval", timespan::format(probe.interval)),
         ("Probe", "FailAfter", probe.fail_after.to_string()),
         ("Probe", "RecoverAfter", probe.recover_after.to_string()),

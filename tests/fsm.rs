@@ -304,6 +304,61 @@ fn twenty_percent_random_loss_never_demotes_at_the_defaults() {
     }
 }
 
+/// A round as the prober runs it since issue 14: its echoes; when all are lost and the uplink
+/// is trusted, `follow_ups()` groups of `SUSPECT_PROBES` echoes at once. A round that loses
+/// every one of them stands for 1 + follow_ups failed rounds; any answer makes it good.
+fn round_with_follow_ups(u: &Uplink, rng: &mut XorShift, loss: f64) -> (bool, u32) {
+    let probes = u.probes_per_round();
+    if (0..probes).any(|_| !rng.chance(loss)) {
+        return (true, 1);
+    }
+    let groups = if probes == 1 { u.follow_ups() } else { 0 };
+    if (0..groups * SUSPECT_PROBES).any(|_| !rng.chance(loss)) { (true, 1) } else { (false, 1 + groups) }
+}
+
+fn feed_round(u: &mut Uplink, t: Duration, (ok, rounds): (bool, u32)) {
+    for _ in 0..rounds {
+        u.handle(t, Round(ok));
+    }
+}
+
+#[test]
+fn twenty_percent_random_loss_never_demotes_with_follow_ups() {
+    for seed in [3u64, 0x2545_f491_4f6c_dd1d, 4242] {
+        let mut rng = XorShift(seed);
+        let mut u = Uplink::new(Config::default());
+        let mut t = Duration::ZERO;
+        let mut series = 0u32;
+        for _ in 0..200_000 {
+            if u.follow_ups() > 0 && u.state() == State::Up {
+                series += 1;
+            }
+            let r = round_with_follow_ups(&u, &mut rng, 0.2);
+            feed_round(&mut u, t, r);
+            t += ROUND;
+            assert!(!matches!(u.state(), State::Down | State::Recovering), "seed {seed:#x}: demoted at {t:?}");
+        }
+        // Follow-ups were possible in every round: a lost echo never left the uplink suspect.
+        assert!(series > 199_000, "seed {seed:#x}: follow-ups possible in only {series} rounds");
+    }
+}
+
+#[test]
+fn a_dead_path_is_down_after_one_round_with_follow_ups() {
+    let mut u = Uplink::new(Config::default());
+    feed_round(&mut u, ROUND, (true, 1));
+    assert_eq!((u.state(), u.follow_ups()), (State::Up, Config::default().fail_after - 1));
+    let mut rng = XorShift(9);
+    let r = round_with_follow_ups(&u, &mut rng, 1.0);
+    assert_eq!(r, (false, Config::default().fail_after));
+    feed_round(&mut u, ROUND * 2, r);
+    assert_eq!(u.state(), State::Down);
+    // Down: one echo a round, no follow-ups (nothing to detect faster).
+    assert_eq!((u.probes_per_round(), u.follow_ups()), (1, 0));
+    // FailAfter=1 needs none.
+    assert_eq!(Uplink::new(Config { fail_after: 1, ..Config::default() }).follow_ups(), 0);
+}
+
 #[test]
 fn total_loss_is_detected_in_fail_after_rounds_even_after_random_loss() {
     let mut rng = XorShift(7);

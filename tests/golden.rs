@@ -50,7 +50,11 @@ fn render_networkd(plan: &Plan, root: &Path) -> Rendered {
 }
 
 fn render_nm_keyfile(plan: &Plan, _root: &Path) -> Rendered {
-    Rendered { files: multihome::backend::nm::keyfile::render(plan), report: None }
+    match multihome::backend::nm_realises(plan) {
+        Ok(()) => Rendered { files: multihome::backend::nm::keyfile::render(plan), report: None },
+        // Refused before anything is rendered: the refusal is the golden output.
+        Err(e) => Rendered { files: Vec::new(), report: Some(format!("{e}\n")) },
+    }
 }
 
 /// The input files of a case; everything else in the case directory is expected output.

@@ -34,6 +34,16 @@ fn our_rules(lab: &Lab) -> Vec<String> {
     lab.ip_host(&["rule", "show"]).unwrap_or_default().lines().filter(|l| l.contains(" proto 77")).map(str::to_string).collect()
 }
 
+/// multihome's MPTCP endpoint for wlan0 (rank 2 of 2: id 241, a normal subflow), if any: the
+/// hook makes it for the lease (issue 15).
+fn wlan0_endpoint(lab: &Lab) -> Option<String> {
+    lab.ip_host(&["mptcp", "endpoint", "show"]).unwrap_or_default().lines().find(|l| l.contains(" id 241 ")).map(|l| l.trim().to_string())
+}
+
+fn expected_endpoint(a: Ipv4Addr) -> Option<String> {
+    Some(format!("{a} id 241 subflow dev wlan0"))
+}
+
 fn expected_rules(a: Ipv4Addr) -> Vec<String> {
     vec![format!("10100:\tfrom {a} lookup 103 proto 77"), format!("10101:\tfrom all to {a} lookup 103 proto 77")]
 }
@@ -67,6 +77,7 @@ fn lease_gives_rules_and_down_takes_them(lab: &Lab, down_within: Duration) {
     });
     let a = address.expect("checked");
     let rules_after_lease = time_until(lab, Duration::from_secs(10), &format!("no rules for the lease {a}"), || our_rules(lab) == expected_rules(a));
+    assert_eq!(wlan0_endpoint(lab), expected_endpoint(a), "{}", lab.ip_host(&["mptcp", "endpoint", "show"]).unwrap_or_default());
     let table = lab.ip_host(&["route", "show", "table", "103"]).unwrap();
     assert!(table.contains(&format!("192.168.178.0/24 dev wlan0 proto 77 scope link src {a}")), "table 103:\n{table}");
     // Nothing else of ours: eth0 is static (the manager's), the daemon is not running.
@@ -78,13 +89,14 @@ fn lease_gives_rules_and_down_takes_them(lab: &Lab, down_within: Duration) {
     let gone = time_until(lab, down_within, "the rules stayed after carrier loss", || our_rules(lab).is_empty());
     let table = lab.ip_host(&["route", "show", "table", "103"]).unwrap();
     assert!(!table.contains("proto 77"), "table 103 after down:\n{table}");
+    assert_eq!(wlan0_endpoint(lab), None, "the lease's MPTCP endpoint stayed after down");
     eprintln!("rules gone {gone:?} after carrier loss");
 
     lab.set_carrier("wlan0", true).unwrap();
     let mut back = None;
     let again = time_until(lab, Duration::from_secs(30), "no rules after the link returned", || {
         back = lease(lab);
-        back.is_some_and(|b| our_rules(lab) == expected_rules(b))
+        back.is_some_and(|b| our_rules(lab) == expected_rules(b) && wlan0_endpoint(lab) == expected_endpoint(b))
     });
     eprintln!("rules for {} back {again:?} after carrier returned", back.expect("checked"));
 }

@@ -92,3 +92,34 @@ fn twenty_percent_loss_never_moves_the_traffic() -> anyhow::Result<()> {
     assert!(!log.contains("eth0: up -> poor") && !log.contains("-> down"), "a false switch:\n{log}");
     Ok(())
 }
+
+/// Per-uplink probe targets (issue 14, item 2): eth0 probes its own gateway (`ProbeTarget=`),
+/// wlan1 and wlan0 the internet host of `[Probe]`. The internet host stops answering eth0 and
+/// wlan1: wlan1, judged on it, goes down; eth0, judged on its own target, stays up and keeps the
+/// traffic. Were eth0 probed on `[Probe]`'s target, it would go down as wlan1 does.
+#[test]
+fn an_uplink_with_its_own_target_is_judged_on_it() -> anyhow::Result<()> {
+    if !lab::require(Manager::Networkd) {
+        return Ok(());
+    }
+    let own = policy().replacen("Gateway=192.168.178.1\n", "Gateway=192.168.178.1\nProbeTarget=192.168.178.1\n", 1);
+    assert!(own.contains("Interface=eth0\nPriority=1\nAddress=192.168.178.99/24\nGateway=192.168.178.1\nProbeTarget="), "the seed's eth0 changed:\n{own}");
+    let mut lab = Lab::start(LabOptions { policy: Some(own), ..LabOptions::new(Manager::Networkd, binary()) })?;
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
+    let dead = HashMap::from([(seed_address("eth0"), 1.0), (seed_address("wlan1"), 1.0)]);
+    let _responder = LossyResponder::start(&lab.internet(), dead, 0x5eed)?;
+    lab.spawn_multihome(&["daemon"])?;
+    lab.wait_for(Duration::from_secs(10), || state(&lab, "wlan1") == "down")
+        .map_err(|e| anyhow::anyhow!("wlan1 (probed on the silent internet host) did not go down: {e}\n{}", daemon_log(&lab)))?;
+    let mut samples = 0;
+    let end = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < end {
+        assert_eq!(state(&lab, "eth0"), "up", "eth0 was judged on another target than its own\n{}", daemon_log(&lab));
+        assert_eq!(lab.outbound_source(QUICK), Some(seed_address("eth0")), "new connections left eth0\n{}", daemon_log(&lab));
+        samples += 1;
+    }
+    assert!(samples > 3);
+    let log = daemon_log(&lab);
+    assert!(!log.contains("eth0: up -> down") && !log.contains("eth0: unknown -> down"), "eth0 went down:\n{log}");
+    Ok(())
+}

@@ -20,6 +20,8 @@ const SYSCTLS: [&str; 5] = [
 /// Addresses, rules, routes and the sysctls multihome sets, as the host sees them.
 fn host_state(lab: &Lab) -> String {
     let mut s = lab.kernel_state().unwrap();
+    s.push_str(&lab.ip_host(&["-6", "rule"]).unwrap());
+    s.push_str(&lab.ip_host(&["mptcp", "endpoint", "show"]).unwrap());
     for key in SYSCTLS {
         let out = lab.run_in_host("cat", &[&format!("/proc/sys/{key}")]).unwrap();
         s.push_str(&format!("\n{key} = {}", String::from_utf8_lossy(&out.stdout).trim()));
@@ -48,6 +50,9 @@ fn reset_leaves_the_host_as_before(manager: Manager) -> anyhow::Result<()> {
     nix::sys::signal::killpg(nix::unistd::Pid::from_raw(daemon as i32), nix::sys::signal::Signal::SIGKILL)?;
     lab.set_upstream("eth0", true)?;
     std::thread::sleep(Duration::from_millis(500));
+    // What the hook adds for a SLAAC address (the lab's uplinks here are IPv4 only).
+    let hook_rule = ["-6", "rule", "add", "from", "2001:db8:178::99", "lookup", "101", "priority", "10000", "proto", "77"];
+    assert!(lab.run_in_host("ip", &hook_rule)?.status.success());
     let applied = host_state(&lab);
     assert!(lab.ip_host(&["-4", "route", "show", "proto", "77"])?.contains("default"), "{applied}");
     assert_ne!(applied, before, "apply changed nothing");
@@ -56,6 +61,8 @@ fn reset_leaves_the_host_as_before(manager: Manager) -> anyhow::Result<()> {
     assert!(dry.contains("sysctl net/ipv4/conf/default/ignore_routes_with_linkdown: 1 -> "), "{dry}");
     assert!(dry.contains("60-multihome.conf"), "{dry}");
     assert!(dry.contains("# kernel: route default via 192.168.178.1 dev wlan1"), "the daemon's route is not listed:\n{dry}");
+    assert!(dry.contains("2001:db8:178::99"), "the hook's IPv6 rule is not listed:\n{dry}");
+    assert!(dry.contains("# kernel: mptcp endpoint 192.168.178.99 id 240"), "eth0's MPTCP endpoint is not listed:\n{dry}");
     assert!(!dry.contains("90-admin"), "{dry}");
     assert_eq!(host_state(&lab), applied, "--dry-run changed something");
 

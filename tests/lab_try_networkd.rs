@@ -72,3 +72,33 @@ fn networkd_try_reverts_unless_confirmed() -> anyhow::Result<()> {
     assert!(file.contains("Address=192.168.178.95/24"), "{file}");
     Ok(())
 }
+
+/// A live apply that fails half-way (the kernel refuses a sysctl: here eth0's are made read-only
+/// in the lab host) puts the files it already wrote back, so networkd never sees a half-applied
+/// generation: the files and the kernel's state are as before, and apply says so and fails.
+#[test]
+fn a_live_apply_that_fails_half_way_puts_the_previous_files_back() -> anyhow::Result<()> {
+    if !lab::require(Manager::Networkd) {
+        return Ok(());
+    }
+    let lab = Lab::start(LabOptions { policy: Some(SEED.to_string()), ..LabOptions::new(Manager::Networkd, env!("CARGO_BIN_EXE_multihome")) })?;
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
+    // A value the next apply must write, then its key made read-only.
+    let run = |program: &str, args: &[&str]| {
+        let out = lab.run_in_host(program, args).expect("runs in the lab host");
+        assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run("sysctl", &["-q", "-w", "net.ipv4.conf.eth0.arp_ignore=0"]);
+    let before = state(&lab);
+    run("mount", &["--bind", "-o", "ro", "/proc/sys/net/ipv4/conf/eth0", "/proc/sys/net/ipv4/conf/eth0"]);
+    run("mount", &["-o", "remount,bind,ro", "/proc/sys/net/ipv4/conf/eth0"]);
+    lab.write_policy(&SEED.replace("192.168.178.99", "192.168.178.95"))?;
+    let out = lab.multihome(&["apply"])?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "apply succeeded with a read-only sysctl:\n{stderr}");
+    assert!(stderr.contains("arp_ignore"), "{stderr}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(state(&lab), before, "the failed apply left something changed");
+    assert!(eth0_has(&lab, "192.168.178.99"));
+    Ok(())
+}

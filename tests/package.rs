@@ -95,7 +95,9 @@ fn newest_source() -> (SystemTime, PathBuf) {
         }
     }
     let mut newest = (SystemTime::UNIX_EPOCH, PathBuf::new());
-    for p in ["Cargo.toml", "Cargo.lock", "README.md", "src", "man", "completions", "packaging", "dbus", "examples", "nm-dispatcher", "networkd-units"] {
+    for p in
+        ["Cargo.toml", "Cargo.lock", "README.md", "src", "man", "completions", "packaging", "dbus", "examples", "nm-dispatcher", "networkd-units", "polkit"]
+    {
         walk(&root().join(p), &mut newest);
     }
     newest

@@ -3,7 +3,7 @@
 //! of multihome's, so it removes exactly what an apply would call its own (files with the
 //! marker, profiles multihome created, the entries its record names in a user's profile) and
 //! nothing else; then the kernel state tagged with multihome's protocol (the hooks' rules and
-//! tables, the daemon's routes), and the sysctls the removed sysctl.d file had set, each back to
+//! tables, the daemon's routes), its MPTCP endpoints, and the sysctls the removed sysctl.d file had set, each back to
 //! what the rest of the system's sysctl.d files say (see [`restored_values`]).
 
 use std::collections::BTreeMap;
@@ -12,10 +12,12 @@ use std::fs;
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use ipnet::Ipv6Net;
 
 use super::{Backend, Diff, Target, diff, files, is_live, nm, sysctl};
 use crate::netlink::{self, Netlink};
 use crate::numbers::{LEGACY_DAEMON_RULE_PRIORITY, LEGACY_DAEMON_TABLE};
+use crate::plan::mptcp::rank_of;
 use crate::plan::{Plan, Rule, Table};
 
 /// Named in what the reset writes (nothing) and reports.
@@ -148,23 +150,35 @@ fn keyfiles(root: &Path) -> anyhow::Result<Diff> {
 /// One rule or route of multihome's in the kernel; a route with its device's name.
 enum Tagged {
     Rule(Rule),
+    Rule6(Rule<Ipv6Net>),
     Route(netlink::KernelRoute, String),
+    /// An MPTCP endpoint with one of multihome's ids (240 + rank): multihome makes only these,
+    /// and the kernel numbers everyone else's from 1.
+    Endpoint(netlink::mptcp::Endpoint),
 }
 
 impl Tagged {
     fn describe(&self) -> String {
         match self {
             Tagged::Rule(r) => format!("rule {r}"),
+            Tagged::Rule6(r) => format!("rule {r}"),
             Tagged::Route(k, dev) => format!("route {} metric {}", crate::plan::show_route(&k.as_plan_route(), dev), k.metric),
+            Tagged::Endpoint(e) => format!("mptcp endpoint {e}"),
         }
     }
 
     async fn remove(&self, nl: &Netlink) -> anyhow::Result<()> {
         let gone = match self {
             Tagged::Rule(r) => nl.delete_rule(r).await,
+            Tagged::Rule6(r) => nl.delete_rule6(r).await,
             Tagged::Route(k, _) => match k.ifindex {
                 Some(ifindex) => nl.delete_route(&k.as_plan_route(), ifindex).await,
                 None => Ok(()),
+            },
+            Tagged::Endpoint(e) => match netlink::mptcp::Mptcp::open() {
+                Ok(Some(mut pm)) => pm.delete_endpoint(e.id),
+                Ok(None) => Ok(()),
+                Err(err) => Err(err),
             },
         };
         match gone {
@@ -174,8 +188,8 @@ impl Tagged {
     }
 }
 
-/// Rules and routes with multihome's protocol (the hooks', the daemon's), and the rule of a
-/// daemon before 0.2.
+/// Rules (both families) and routes with multihome's protocol (the hooks', the daemon's), the
+/// rule of a daemon before 0.2, and multihome's MPTCP endpoints.
 async fn kernel_state(nl: &Netlink) -> anyhow::Result<Vec<Tagged>> {
     let mut out: Vec<Tagged> = Vec::new();
     let legacy = Rule { priority: LEGACY_DAEMON_RULE_PRIORITY, from: None, to: None, table: Table::Id(LEGACY_DAEMON_TABLE) };
@@ -185,10 +199,17 @@ async fn kernel_state(nl: &Netlink) -> anyhow::Result<Vec<Tagged>> {
             out.extend(rule.map(Tagged::Rule));
         }
     }
+    // The hooks' rules for IPv6 addresses (SLAAC, DHCPv6).
+    out.extend(nl.our_rules6().await.context("cannot read the IPv6 rules")?.iter().filter_map(|k| k.as_plan_rule()).map(Tagged::Rule6));
     let names: BTreeMap<u32, String> = nl.links().await.context("cannot read the links")?.into_iter().map(|l| (l.index, l.name)).collect();
     for k in nl.routes().await.context("cannot read the routes")?.into_iter().filter(|k| k.is_ours()) {
         let dev = k.ifindex.and_then(|i| names.get(&i).cloned()).unwrap_or_else(|| "?".into());
         out.push(Tagged::Route(k, dev));
+    }
+    // A kernel without MPTCP has no endpoints.
+    if let Some(mut pm) = netlink::mptcp::Mptcp::open().context("cannot open the MPTCP path manager")? {
+        let endpoints = pm.endpoints().context("cannot read the MPTCP endpoints")?;
+        out.extend(endpoints.into_iter().filter(|e| rank_of(e.id).is_some()).map(Tagged::Endpoint));
     }
     Ok(out)
 }
@@ -211,9 +232,16 @@ fn sysctls(root: &Path) -> anyhow::Result<Vec<(String, String, String)>> {
     Ok(out)
 }
 
-/// The kernel's own value of each setting multihome sets (ignore_routes_with_linkdown,
-/// arp_ignore, arp_announce, rp_filter), for a key no file names: all off.
-const KERNEL_DEFAULT: &str = "0";
+/// The kernel's own value of each setting multihome sets, for a key no file names: off for
+/// ignore_routes_with_linkdown, arp_ignore, arp_announce and rp_filter; IPv6 routers probed
+/// every 60 s, their default routes accepted.
+fn kernel_default(setting: &str) -> &'static str {
+    match setting {
+        "router_probe_interval" => "60",
+        "accept_ra_defrtr" => "1",
+        _ => "0",
+    }
+}
 
 /// For each key multihome set, the value the rest of the system gives it: the last assignment
 /// in the other sysctl.d files (systemd-sysctl's order, globs such as `net.ipv4.conf.*.rp_filter`
@@ -229,13 +257,15 @@ pub fn restored_values(ours: &[(String, String)], others: &[(String, String)], c
     let mut keys: Vec<&String> = ours.iter().map(|(k, _)| k).collect();
     keys.sort_by_key(|k| !k.contains("/conf/default/"));
     for key in keys {
-        let setting = key.rsplit('/').next().unwrap_or("");
+        let parts: Vec<&str> = key.split('/').collect();
+        let setting = parts.last().copied().unwrap_or("");
         let value = from_files(key).unwrap_or_else(|| {
-            if key.contains("/conf/default/") {
-                KERNEL_DEFAULT.to_string()
+            if key.contains("/conf/default/") || parts.len() != 5 {
+                kernel_default(setting).to_string()
             } else {
-                let default_key = format!("net/ipv4/conf/default/{setting}");
-                restored.get(&default_key).cloned().or_else(|| current(&default_key)).unwrap_or_else(|| KERNEL_DEFAULT.to_string())
+                // net/ipv4/conf/IFACE/SETTING -> net/ipv4/conf/default/SETTING (ipv6 alike).
+                let default_key = format!("{}/{}/conf/default/{setting}", parts[0], parts[1]);
+                restored.get(&default_key).cloned().or_else(|| current(&default_key)).unwrap_or_else(|| kernel_default(setting).to_string())
             }
         });
         restored.insert(key.clone(), value);
@@ -342,12 +372,19 @@ mod tests {
             ("net/ipv4/conf/eth0/rp_filter", "2"),
             ("net/ipv4/conf/eth0/arp_ignore", "1"),
             ("net/ipv4/conf/eth0/arp_announce", "2"),
+            ("net/ipv6/conf/default/ignore_routes_with_linkdown", "1"),
+            ("net/ipv6/conf/eth0/router_probe_interval", "1"),
+            ("net/ipv6/conf/eth0/accept_ra_defrtr", "0"),
         ]);
         let others = pairs(&[
             ("50-default.conf", "net.ipv4.conf.default.rp_filter = 2\nnet.ipv4.conf.*.rp_filter = 2\n"),
             ("80-admin.conf", "net.ipv4.conf.eth0.arp_announce = 1\n"),
         ]);
-        let current = |key: &str| (key == "net/ipv4/conf/default/arp_ignore").then(|| "0".to_string());
+        let current = |key: &str| match key {
+            "net/ipv4/conf/default/arp_ignore" => Some("0".to_string()),
+            "net/ipv6/conf/default/accept_ra_defrtr" => Some("1".to_string()),
+            _ => None,
+        };
         let got = restored_values(&ours, &others, &current);
         assert_eq!(
             got,
@@ -357,6 +394,9 @@ mod tests {
                 ("net/ipv4/conf/eth0/rp_filter", "2"),
                 ("net/ipv4/conf/eth0/arp_ignore", "0"),
                 ("net/ipv4/conf/eth0/arp_announce", "1"),
+                ("net/ipv6/conf/default/ignore_routes_with_linkdown", "0"),
+                ("net/ipv6/conf/eth0/router_probe_interval", "60"),
+                ("net/ipv6/conf/eth0/accept_ra_defrtr", "1"),
             ])
         );
     }

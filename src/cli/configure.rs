@@ -58,7 +58,8 @@ pub fn apply(config: &Path, backend: ApplyBackend, root: Option<PathBuf>, no_rel
     // On this system (not an image), the lease of a DHCP uplink may have come before the
     // policy: its dispatcher event is past, so the hook's work is done now.
     let refreshed = root.is_none() && refresh_dhcp_uplinks(&rt, &plan);
-    if report.is_empty() && !refreshed {
+    let mptcp = root.is_none() && sync_mptcp(&rt, &plan);
+    if report.is_empty() && !refreshed && !mptcp {
         println!("Nothing to do: the system already matches the policy.");
     }
     Ok(())
@@ -73,6 +74,7 @@ pub fn try_and_confirm(config: &Path, backend: ApplyBackend, timeout: Duration) 
     // As after apply, but only once kept: a revert could not take the hook's work back.
     if kept {
         refresh_dhcp_uplinks(&rt, &plan);
+        sync_mptcp(&rt, &plan);
     }
     // Reverted because nobody confirmed: scripts can tell it from an error.
     Ok(if kept { ExitCode::SUCCESS } else { ExitCode::from(exit::TRY_REVERTED) })
@@ -115,4 +117,25 @@ pub fn reset(root: Option<PathBuf>, dry_run: bool) -> anyhow::Result<()> {
         println!("Reset: nothing of multihome's is left under {}; the policy file stays.", root.display());
     }
     Ok(())
+}
+
+/// The uplinks' MPTCP endpoints and the subflow limit, after an apply (or a kept try), with
+/// either backend: networkd (252) has no MPTCP settings, and NetworkManager's per-profile
+/// `connection.mptcp-flags` cannot be steered by the daemon without touching endpoints it made.
+/// Prints what it changed and says whether it changed anything; a failure is a warning, as the
+/// policy itself is applied.
+fn sync_mptcp(rt: &tokio::runtime::Runtime, plan: &Plan) -> bool {
+    match rt.block_on(multihome::dispatch::sync_mptcp(plan)) {
+        Ok(synced) => {
+            let changed = synced.changed_anything();
+            if changed || !synced.blocked.is_empty() || synced.unavailable {
+                println!("{synced}");
+            }
+            changed
+        }
+        Err(e) => {
+            eprintln!("multihome: warning: the MPTCP endpoints were not brought up to date ({e:#})");
+            false
+        }
+    }
 }

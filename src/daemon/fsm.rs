@@ -8,9 +8,11 @@
 //! Two ideas keep it both fast and calm:
 //! - A failed round on a healthy uplink makes it *suspect*: the next rounds send
 //!   [`SUSPECT_PROBES`] echoes instead of one, and a round fails only when none is answered. A dead
-//!   uplink still fails every round (detection after FailAfter rounds, 600 ms at the defaults),
-//!   while 20 % random loss must lose one probe and then 2 × 5 more in a row (0.2^11 ≈ 2·10⁻⁸ per
-//!   round, once in about 6 years of 200 ms rounds).
+//!   uplink still fails every round, while 20 % random loss must lose one probe and then 2 × 5
+//!   more in a row (0.2^11 ≈ 2·10⁻⁸ per round, once in about 6 years of 200 ms rounds). A trusted
+//!   uplink's prober sends those suspect echoes at once when an answer is late (see
+//!   [`Uplink::follow_ups`] and `probe`), so a dead one is down one timeout after its first
+//!   unanswered echo instead of FailAfter intervals later, at the same odds.
 //! - A demoted uplink comes back only after RecoverAfter good rounds *and* its hold time; each
 //!   failure within MaxHoldTime of the last recovery doubles the hold (up to MaxHoldTime), so a
 //!   flapping uplink is used less and less often instead of dragging traffic back and forth.
@@ -251,6 +253,14 @@ impl Uplink {
     /// Echoes per target for the next round.
     pub fn probes_per_round(&self) -> u32 {
         if self.fails > 0 && self.health != Health::Down { SUSPECT_PROBES } else { 1 }
+    }
+
+    /// Groups of follow-up echoes a late answer may start at once (see `probe`): while the
+    /// uplink is trusted and no round has failed, the FailAfter - 1 suspect rounds a failed
+    /// round would lead to; none while it is suspect (its rounds already send
+    /// [`SUSPECT_PROBES`]) or down (one failed round more changes nothing there).
+    pub fn follow_ups(&self) -> u32 {
+        if self.fails == 0 && self.health != Health::Down { self.cfg.fail_after - 1 } else { 0 }
     }
 
     /// The hold of the current demotion (for status and tests).

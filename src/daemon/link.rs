@@ -16,7 +16,7 @@ use super::fsm;
 use super::probe::{Prober, RoundPlan, RoundResult};
 use super::quality::{self, Quality, Round};
 use super::routes;
-use crate::plan::{Addresses, UplinkPlan};
+use crate::plan::{Addresses, UplinkPlan, UplinkProbe};
 use crate::policy::Probe;
 
 /// Rounds over which the loss figure is computed (10 s at the default interval).
@@ -24,7 +24,9 @@ pub(super) const LOSS_WINDOW: usize = 50;
 
 /// A probe round's result, from a prober task to the loop.
 pub(super) struct RoundDone {
-    pub(super) interface: String,
+    /// The uplink's place in the daemon's list when the prober started (the generation says
+    /// whether it is still that uplink's prober).
+    pub(super) link: usize,
     pub(super) generation: u64,
     pub(super) result: RoundResult,
 }
@@ -54,10 +56,15 @@ pub(super) struct Link {
     /// The last rounds the quality verdict judges: those while the path was not declared down.
     pub(super) judged: VecDeque<Round>,
     pub(super) quality: Quality,
+    /// Loss over `window` and over `judged`, worked out once per round (see `Link::measure`).
+    loss: f64,
+    judged_loss: f64,
     pub(super) rtt: Option<Duration>,
     pub(super) reason: String,
     pub(super) prober: Option<(ProberKey, u64, JoinHandle<()>)>,
     pub(super) probes_wanted: Arc<AtomicU32>,
+    /// The state machine's [`fsm::Uplink::follow_ups`], for the prober.
+    pub(super) follow_ups: Arc<AtomicU32>,
 }
 
 impl Link {
@@ -73,10 +80,13 @@ impl Link {
             window: VecDeque::new(),
             judged: VecDeque::new(),
             quality: Quality::default(),
+            loss: 0.0,
+            judged_loss: 0.0,
             rtt: None,
             reason: String::new(),
             prober: None,
             probes_wanted: Arc::new(AtomicU32::new(1)),
+            follow_ups: Arc::new(AtomicU32::new(0)),
         }
     }
 
@@ -101,13 +111,21 @@ impl Link {
         Some(routes::Carrying { ifindex: self.ifindex?, address: self.address?, gateway: self.gateway()?, metric: self.plan.metric })
     }
 
+    /// Works out the loss figures after a round: once here, not every time the bus snapshot or
+    /// the carriers are read (at 200 uplinks that was 50-round sums for every uplink after every
+    /// uplink's round, the square in the daemon's cost).
+    pub(super) fn measure(&mut self) {
+        self.loss = quality::measure(&self.window).0;
+        self.judged_loss = quality::measure(&self.judged).0;
+    }
+
     pub(super) fn loss_percent(&self) -> f64 {
-        quality::measure(&self.window).0
+        self.loss
     }
 
     /// The loss the quality verdict sees (which ranks poor uplinks against each other).
     pub(super) fn judged_loss_percent(&self) -> f64 {
-        quality::measure(&self.judged).0
+        self.judged_loss
     }
 
     /// Trusted by the state machine (probes answer, carrier, address), before path quality.
@@ -131,16 +149,27 @@ impl Link {
     }
 }
 
-/// One uplink's probe rounds, every Interval, until aborted.
-pub(super) async fn probe_loop(
-    interface: String,
-    key: ProberKey,
-    salt: u16,
-    probe: Probe,
-    wanted: Arc<AtomicU32>,
-    generation: u64,
-    rounds: mpsc::UnboundedSender<RoundDone>,
-) {
+/// What a prober task is given: whose rounds, with which settings, and where they go.
+pub(super) struct ProberTask {
+    /// The uplink's place in the daemon's list, and the generation of this prober.
+    pub(super) link: usize,
+    pub(super) generation: u64,
+    pub(super) interface: String,
+    pub(super) key: ProberKey,
+    /// Tells the uplinks' echo identifiers apart (see `Prober::open`).
+    pub(super) salt: u16,
+    pub(super) probe: Probe,
+    pub(super) own: UplinkProbe,
+    /// The state machine's wishes, read before each round.
+    pub(super) wanted: Arc<AtomicU32>,
+    pub(super) follow_ups: Arc<AtomicU32>,
+    pub(super) rounds: mpsc::UnboundedSender<RoundDone>,
+}
+
+/// One uplink's probe rounds, every interval of its own (`ProbeInterval=`, else `[Probe]`'s),
+/// to its own targets (`ProbeTarget=`, else `[Probe]`'s), until aborted.
+pub(super) async fn probe_loop(task: ProberTask) {
+    let ProberTask { link, generation, interface, key, salt, probe, own, wanted, follow_ups, rounds } = task;
     let mut logged = false;
     let mut prober = loop {
         match Prober::open(&interface, key.source, salt) {
@@ -154,17 +183,23 @@ pub(super) async fn probe_loop(
             }
         }
     };
-    let mut tick = tokio::time::interval(probe.interval);
+    let mut tick = tokio::time::interval(own.interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let plan =
-            RoundPlan { targets: probe.targets.clone(), require: probe.require, arp: key.arp, probes: wanted.load(Ordering::Relaxed), timeout: probe.timeout };
+        let plan = RoundPlan {
+            targets: own.targets.clone(),
+            require: probe.require,
+            arp: key.arp,
+            probes: wanted.load(Ordering::Relaxed),
+            timeout: own.timeout,
+            follow_ups: follow_ups.load(Ordering::Relaxed),
+        };
         if plan.targets.is_empty() && plan.arp.is_none() {
             continue; // nothing to ask: the uplink stays unknown and the main table decides
         }
         let result = prober.round(&plan).await;
-        if rounds.send(RoundDone { interface: interface.clone(), generation, result }).is_err() {
+        if rounds.send(RoundDone { link, generation, result }).is_err() {
             return;
         }
     }

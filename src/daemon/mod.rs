@@ -13,6 +13,7 @@ pub mod bus;
 pub mod forced;
 pub mod fsm;
 mod link;
+mod mptcp;
 pub mod notify;
 mod polkit;
 pub mod probe;
@@ -36,7 +37,7 @@ use crate::plan::{self, Plan};
 use crate::policy::{self, Probe};
 use bus::{Command, Snapshot, UplinkStatus};
 use fsm::Event;
-use link::{LOSS_WINDOW, Link, ProberKey, RoundDone, probe_loop};
+use link::{LOSS_WINDOW, Link, ProberKey, ProberTask, RoundDone, probe_loop};
 
 fn push_bounded(window: &mut std::collections::VecDeque<quality::Round>, round: quality::Round) {
     window.push_back(round);
@@ -80,6 +81,19 @@ struct Daemon {
     /// After a failed table update: when to try again (not at every event, which would flood
     /// the journal with the same error many times a second).
     retry_at: Option<Instant>,
+    /// Which uplinks carry new connections, as of the last [`Daemon::converge`] that found
+    /// `verdicts_dirty`.
+    carriers: Vec<bool>,
+    /// An uplink's verdict, link, address or gateway changed: who carries, the copies, the
+    /// probers and the whole snapshot are worked out again. An ordinary round changes none of
+    /// them and costs only its own uplink's figures: the daemon's work per round does not grow
+    /// with the number of uplinks.
+    verdicts_dirty: bool,
+    /// Uplinks whose figures (loss, latency) changed since the snapshot was last updated.
+    touched: Vec<usize>,
+    /// The earliest hold that may run out, while `wake_dirty` is false.
+    wake: Option<Instant>,
+    wake_dirty: bool,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT; then removes its rule and table.
@@ -116,6 +130,11 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
         foreign: Vec::new(),
         foreign_dirty: true,
         retry_at: None,
+        carriers: Vec::new(),
+        verdicts_dirty: true,
+        touched: Vec::new(),
+        wake: None,
+        wake_dirty: true,
     };
     // The bus name first: a second daemon must stop before it touches a route.
     match start_bus(snapshot, commands_tx).await {
@@ -165,6 +184,8 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
     for l in &mut d.links {
         l.stop_prober();
     }
+    // The plan's flags back, as the routes: without the daemon nothing is demoted.
+    d.steer_mptcp(&vec![true; d.links.len()]);
     routes::remove_all(&d.nl).await.context("cannot remove the daemon's routes")?;
     tracing::info!("stopped: removed the daemon's routes; the plain policy routes alone");
     Ok(())
@@ -322,6 +343,7 @@ impl Daemon {
             self.feed(i, Event::Address(chosen.is_some()));
         }
         self.routes_dirty = true;
+        self.verdicts_dirty = true;
     }
 
     async fn read_gateway(&mut self, i: usize) {
@@ -343,6 +365,7 @@ impl Daemon {
                 if gw != self.links[i].learned_gateway {
                     self.links[i].learned_gateway = gw;
                     self.routes_dirty = true;
+                    self.verdicts_dirty = true;
                 }
             }
             Err(e) => tracing::warn!(iface = %self.links[i].name(), "{}: cannot read routes: {e}", self.links[i].name()),
@@ -359,19 +382,28 @@ impl Daemon {
     fn feed(&mut self, i: usize, event: Event) {
         let now = self.now();
         let l = &mut self.links[i];
+        let wake_before = l.fsm.wake_at();
         if let Some(t) = l.fsm.handle(now, event) {
             l.reason = t.reason.clone();
             let poor = l.quality.poor().is_some() && t.to.carries_traffic();
             let (from, to) = (t.from.to_string(), if poor { "poor".to_string() } else { t.to.to_string() });
             self.pending.push(Logged { interface: l.name().to_string(), from, to, reason: t.reason });
+            self.verdicts_dirty = true;
         }
+        self.wake_dirty |= l.fsm.wake_at() != wake_before;
         l.probes_wanted.store(l.fsm.probes_per_round(), Ordering::Relaxed);
+        l.follow_ups.store(l.fsm.follow_ups(), Ordering::Relaxed);
     }
 
-    fn next_wake(&self) -> Instant {
+    /// When the loop must wake without an event: the earliest hold that may run out, or a retry.
+    /// The holds are gathered again only when one of them changed (not after every round).
+    fn next_wake(&mut self) -> Instant {
+        if self.wake_dirty {
+            self.wake = self.links.iter().filter_map(|l| l.fsm.wake_at()).map(|t| self.started + t).min();
+            self.wake_dirty = false;
+        }
         let far = self.started + self.now() + Duration::from_secs(3600);
-        let hold_ends = self.links.iter().filter_map(|l| l.fsm.wake_at()).map(|t| self.started + t);
-        hold_ends.chain(self.retry_at).min().unwrap_or(far)
+        self.wake.into_iter().chain(self.retry_at).min().unwrap_or(far)
     }
 
     fn on_tick(&mut self) {
@@ -386,9 +418,9 @@ impl Daemon {
     }
 
     fn on_round(&mut self, done: RoundDone) {
-        let Some(i) = self.links.iter().position(|l| l.name() == done.interface) else { return };
-        if self.links[i].prober.as_ref().map(|(_, g, _)| *g) != Some(done.generation) {
-            return; // from a prober that has since been replaced
+        let i = done.link;
+        if self.links.get(i).and_then(|l| l.prober.as_ref()).map(|(_, g, _)| *g) != Some(done.generation) {
+            return; // from a prober that has since been replaced (or a reload reordered the uplinks)
         }
         let now = self.now();
         let limits = quality::Limits::from(&self.probe);
@@ -402,8 +434,12 @@ impl Daemon {
         if l.fsm.state() != fsm::State::Down {
             push_bounded(&mut l.judged, round);
         }
+        l.measure();
         // An unanswered round clears it: a dead uplink shows no latency rather than an old one.
         l.rtt = done.result.rtt;
+        // A poor uplink's loss ranks it against the other poor ones (see `quality::carriers`).
+        self.verdicts_dirty |= l.quality.poor().is_some();
+        self.touched.push(i);
         let shown = self.shown_state(i);
         let l = &mut self.links[i];
         if let Some(change) = l.quality.judge(now, &l.judged, &limits) {
@@ -413,13 +449,18 @@ impl Daemon {
             };
             self.links[i].reason = reason.clone();
             self.pending.push(Logged { interface: self.links[i].name().to_string(), from: shown, to, reason });
+            self.verdicts_dirty = true;
         }
-        self.feed(i, Event::Round(done.result.ok));
-        self.update_snapshot();
+        // A round whose follow-ups were all lost stands for that many failed rounds.
+        for _ in 0..if done.result.ok { 1 } else { done.result.rounds.max(1) } {
+            self.feed(i, Event::Round(done.result.ok));
+        }
     }
 
     async fn on_netlink(&mut self, event: netlink::Event) {
         use netlink::Event as E;
+        // Rare next to rounds, and any of them may change a link, an address or main.
+        self.verdicts_dirty = true;
         match event {
             E::Link(ls) => {
                 if let Some(i) = self.links.iter().position(|l| l.name() == ls.name) {
@@ -474,10 +515,14 @@ impl Daemon {
         }
     }
 
+    /// Answers only once the routes say what the command did: `multihome force release eth0`
+    /// returns when new connections leave via eth0 again, not a moment before (seen under load:
+    /// a connection right after the answer still took the copy of wlan1's route).
     async fn on_command(&mut self, command: Command) {
         match command {
             Command::Reload(reply) => {
                 let r = self.reload().await;
+                self.converge().await;
                 let _ = reply.send(r);
             }
             Command::Force { interface, order, reply } => {
@@ -489,6 +534,7 @@ impl Daemon {
                     }
                     None => Err(format!("{interface} is not an uplink of the policy")),
                 };
+                self.converge().await;
                 let _ = reply.send(r);
             }
         }
@@ -523,14 +569,24 @@ impl Daemon {
             self.read_link(i).await;
         }
         self.routes_dirty = true;
+        self.verdicts_dirty = true;
+        self.wake_dirty = true;
         tracing::info!("reloaded {}", self.config.display());
         // Before the caller hears back: a `multihome status` right after a reload shows it.
+        self.carriers = self.carriers_now();
         self.update_snapshot();
         Ok(())
     }
 
     /// Probers where they can run, the table as the states say, the snapshot current.
     async fn converge(&mut self) {
+        if !(self.verdicts_dirty || self.routes_dirty || self.foreign_dirty) {
+            // An ordinary round: nothing but its uplink's figures changed.
+            self.update_touched();
+            return;
+        }
+        self.verdicts_dirty = false;
+        self.touched.clear();
         self.sync_probers();
         if self.foreign_dirty {
             match self.nl.routes_in(plan::Table::Main).await {
@@ -544,7 +600,8 @@ impl Daemon {
                 }
             }
         }
-        let carriers = self.carriers();
+        self.carriers = self.carriers_now();
+        let carriers = self.carriers.clone();
         let carrying: Vec<routes::Carrying> = self.links.iter().zip(&carriers).filter(|(_, c)| **c).filter_map(|(l, _)| l.carrying()).collect();
         // Demoted by the state machine, or fit but poor while a better uplink carries: either
         // way its routes in main are live and need the copies in front.
@@ -559,6 +616,7 @@ impl Daemon {
             self.last_routes = Some(want);
             self.routes_dirty = false;
         }
+        self.steer_mptcp(&carriers);
         let active = self.links.iter().zip(&carriers).find(|(_, c)| **c).map(|(l, _)| l.name().to_string()).unwrap_or_default();
         let active_changed = active != self.active;
         self.active = active;
@@ -574,6 +632,28 @@ impl Daemon {
         self.update_snapshot();
     }
 
+    /// The uplinks' MPTCP endpoints as `carriers` says (see [`mptcp`]): on every converge that
+    /// found a verdict, link or address changed, also to take back what a hook's sync reset.
+    fn steer_mptcp(&mut self, carriers: &[bool]) {
+        if self.plan.mptcp.is_none() {
+            return;
+        }
+        let uplinks: Vec<&plan::UplinkPlan> = self.links.iter().map(|l| &l.plan).collect();
+        let want = mptcp::desired(&uplinks, carriers);
+        let links = &self.links;
+        let ours =
+            |e: &netlink::mptcp::Endpoint| links.iter().any(|l| l.plan.mptcp.is_some_and(|m| m.id == e.id) && l.ifindex.is_some() && l.ifindex == e.ifindex);
+        match mptcp::steer(&want, ours) {
+            Ok(changed) => {
+                for (e, backup) in changed {
+                    let name = links.iter().find(|l| l.plan.mptcp.is_some_and(|m| m.id == e.id)).map_or("?", |l| l.name());
+                    tracing::info!(iface = %name, "{name}: MPTCP endpoint {} is now {}", e.address.map_or_else(String::new, |a| a.to_string()), if backup { "backup" } else { "a normal subflow" });
+                }
+            }
+            Err(e) => tracing::warn!("cannot steer the MPTCP endpoints: {e}"),
+        }
+    }
+
     fn active_phrase(&self) -> String {
         if self.active.is_empty() { "no uplink is healthy: the main table decides".to_string() } else { format!("new connections leave via {}", self.active) }
     }
@@ -586,7 +666,7 @@ impl Daemon {
 
     fn sync_probers(&mut self) {
         let arp = self.probe.arp_gateway;
-        for l in &mut self.links {
+        for (i, l) in self.links.iter_mut().enumerate() {
             let key = match (l.ifindex, l.address, l.fsm.probing()) {
                 (Some(ifindex), Some(address), true) => Some(ProberKey { ifindex, source: address.addr(), arp: if arp { l.gateway() } else { None } }),
                 _ => None,
@@ -597,22 +677,25 @@ impl Daemon {
             l.stop_prober();
             let Some(key) = key else { continue };
             self.generation += 1;
-            let task = tokio::spawn(probe_loop(
-                l.name().to_string(),
-                key.clone(),
-                l.plan.rank as u16,
-                self.probe.clone(),
-                l.probes_wanted.clone(),
-                self.generation,
-                self.rounds.clone(),
-            ));
+            let task = tokio::spawn(probe_loop(ProberTask {
+                link: i,
+                generation: self.generation,
+                interface: l.name().to_string(),
+                key: key.clone(),
+                salt: l.plan.rank as u16,
+                probe: self.probe.clone(),
+                own: l.plan.probe.clone(),
+                wanted: l.probes_wanted.clone(),
+                follow_ups: l.follow_ups.clone(),
+                rounds: self.rounds.clone(),
+            }));
             l.prober = Some((key, self.generation, task));
         }
     }
 
     /// Which uplinks carry new connections: those the state machine trusts, less the poor ones
     /// while one that is not poor is among them (see [`quality::carriers`]).
-    fn carriers(&self) -> Vec<bool> {
+    fn carriers_now(&self) -> Vec<bool> {
         let fit: Vec<usize> = (0..self.links.len()).filter(|&i| self.links[i].fit()).collect();
         let verdicts =
             quality::carriers(&fit.iter().map(|&i| (self.links[i].quality.poor().is_some(), self.links[i].judged_loss_percent())).collect::<Vec<_>>());
@@ -630,27 +713,42 @@ impl Daemon {
         if l.quality.poor().is_some() && l.fsm.state().carries_traffic() { "poor".to_string() } else { l.fsm.state().to_string() }
     }
 
+    /// Uplink `i` as the bus shows it, from the carriers of the last converge.
+    fn uplink_status(&self, i: usize) -> UplinkStatus {
+        let l = &self.links[i];
+        UplinkStatus {
+            interface: l.name().to_string(),
+            rank: l.plan.rank as u32,
+            state: self.shown_state(i),
+            loss_percent: l.loss_percent(),
+            latency_ms: l.rtt.map(|d| d.as_secs_f64() * 1000.0),
+            reason: l.reason.clone(),
+            carrying: self.carriers.get(i).copied().unwrap_or(false),
+            address: l.address.map(|a| a.to_string()).unwrap_or_default(),
+            gateway: l.gateway().map(|g| g.to_string()).unwrap_or_default(),
+        }
+    }
+
     fn update_snapshot(&self) {
-        let carriers = self.carriers();
-        let uplinks = self
-            .links
-            .iter()
-            .enumerate()
-            .map(|(i, l)| UplinkStatus {
-                interface: l.name().to_string(),
-                rank: l.plan.rank as u32,
-                state: self.shown_state(i),
-                loss_percent: l.loss_percent(),
-                latency_ms: l.rtt.map(|d| d.as_secs_f64() * 1000.0),
-                reason: l.reason.clone(),
-                carrying: carriers[i],
-                address: l.address.map(|a| a.to_string()).unwrap_or_default(),
-                gateway: l.gateway().map(|g| g.to_string()).unwrap_or_default(),
-            })
-            .collect();
+        let uplinks = (0..self.links.len()).map(|i| self.uplink_status(i)).collect();
         let mut s = self.snapshot.lock().expect("snapshot lock");
         s.uplinks = uplinks;
         s.active = self.active.clone();
+    }
+
+    /// Only the uplinks whose figures changed since the last update (one per round).
+    fn update_touched(&mut self) {
+        let touched = std::mem::take(&mut self.touched);
+        let fresh: Vec<(usize, UplinkStatus)> = touched.iter().map(|&i| (i, self.uplink_status(i))).collect();
+        let mut s = self.snapshot.lock().expect("snapshot lock");
+        if s.uplinks.len() != self.links.len() {
+            drop(s);
+            self.update_snapshot();
+            return;
+        }
+        for (i, status) in fresh {
+            s.uplinks[i] = status;
+        }
     }
 
     /// Logged transitions become D-Bus signals.

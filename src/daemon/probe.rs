@@ -15,8 +15,20 @@
 //! with two targets, about 0.7 kB/s out (42-byte ARP frames, 36-byte IP echo packets). ARP goes
 //! unicast to the gateway's known MAC (as the kernel's own neighbour probes do), broadcast only
 //! until the MAC is known or after a miss. While an uplink is suspect (a round failed) its rounds
-//! send up to [`crate::daemon::fsm::SUSPECT_PROBES`] echoes per target, stopping at the first
+//! send up to [`super::fsm::SUSPECT_PROBES`] echoes per target, stopping at the first
 //! answer.
+//!
+//! A late answer starts the follow-ups at once (issue 14): when the uplink is trusted and a
+//! target has not answered its echo within [`late`] (four smoothed round trips, at least
+//! [`LATE_MIN`], at most half the timeout), the round sends `FailAfter - 1` groups of
+//! `SUSPECT_PROBES` echoes to it right away, [`FOLLOW_UP_SPACING`] apart, instead of waiting for
+//! the next rounds to do so one interval at a time; the first answer from the target ends them.
+//! A round in which every one of those echoes was lost stands for `FailAfter` failed rounds. The
+//! packets are the ones the suspect rounds sent before (one echo, then two rounds of five), only
+//! sooner, and the steady rate stays one echo per target per interval; what 20 % random loss
+//! needs to demote a healthy uplink is unchanged (eleven echoes in a row lost). A silent failure
+//! is then seen one timeout after the first unanswered echo (plus `late` and the spread of the
+//! follow-ups), not after FailAfter intervals.
 //!
 //! A round's verdict: with targets, whether the answered targets satisfy `Require=`; without
 //! targets, whether the gateway answered ARP. ARP alone never vouches for an uplink that has
@@ -44,6 +56,22 @@ pub struct RoundPlan {
     /// Echoes per target at most (the first answer ends a target's series).
     pub probes: u32,
     pub timeout: Duration,
+    /// Groups of follow-up echoes a late answer starts (see the module doc); 0: none.
+    pub follow_ups: u32,
+}
+
+/// The least time an echo may take before its answer counts as late: far above a LAN's round
+/// trip, and short next to the timeout that decides the round.
+pub const LATE_MIN: Duration = Duration::from_millis(20);
+
+/// Between two follow-up echoes to a target: spread a little, so that one short burst of loss
+/// (a queue overflowing once) does not take all of them, and all ten still leave within 45 ms.
+pub const FOLLOW_UP_SPACING: Duration = Duration::from_millis(5);
+
+/// When an answer is late, for an uplink whose smoothed round trip is `srtt` (none yet: the
+/// least): four round trips, at least [`LATE_MIN`], at most half of `timeout`.
+pub fn late(srtt: Option<Duration>, timeout: Duration) -> Duration {
+    srtt.map_or(LATE_MIN, |s| s * 4).max(LATE_MIN).min(timeout / 2)
 }
 
 /// What one round saw.
@@ -59,6 +87,9 @@ pub struct RoundResult {
     pub rtt: Option<Duration>,
     /// `None` when ARP was not asked.
     pub gateway_arp: Option<bool>,
+    /// How many rounds this one stands for: 1, or 1 + the follow-up groups when it failed after
+    /// sending them (each group is what a suspect round used to be).
+    pub rounds: u32,
 }
 
 /// Whether the per-target answers satisfy `require`.
@@ -86,6 +117,8 @@ pub struct Prober {
     gateway_mac: Option<(Ipv4Addr, [u8; 6])>,
     ident: u16,
     seq: u16,
+    /// Smoothed round trip of the answers (RFC 6298's 1/8 gain), for [`late`].
+    srtt: Option<Duration>,
 }
 
 impl Prober {
@@ -104,13 +137,28 @@ impl Prober {
         icmp.set_nonblocking(true)?;
         icmp_filter_echo_replies(icmp.as_raw_fd())?;
 
-        let arp = Socket::new(Domain::PACKET, Type::DGRAM, Some(Protocol::from(i32::from(ETH_P_ARP.to_be()))))?;
+        // Opened for no protocol and bound to ARP on the interface in one step: a packet socket
+        // opened for ARP already receives every interface's ARP, and binding it then has the
+        // kernel wait for an RCU grace period (`synchronize_net`) to unhook it — 7 to 16 ms
+        // each, measured, which at 64 uplinks held every first verdict back by a second.
+        let arp = Socket::new(Domain::PACKET, Type::DGRAM, None)?;
         arp.bind(&link_address(ifindex, &[0; 6]))?;
         arp.set_nonblocking(true)?;
         let mac = hardware_address(arp.as_raw_fd(), interface)?;
 
         let ident = (std::process::id() as u16).wrapping_mul(31).wrapping_add(salt);
-        Ok(Prober { interface: interface.to_string(), source, icmp: register(icmp)?, arp: register(arp)?, ifindex, mac, gateway_mac: None, ident, seq: 0 })
+        Ok(Prober {
+            interface: interface.to_string(),
+            source,
+            icmp: register(icmp)?,
+            arp: register(arp)?,
+            ifindex,
+            mac,
+            gateway_mac: None,
+            ident,
+            seq: 0,
+            srtt: None,
+        })
     }
 
     pub fn interface(&self) -> &str {
@@ -144,10 +192,21 @@ impl Prober {
         }
         let mut next_burst = 0u32;
         let mut next_send_at = start;
+        // Follow-ups: only in a round of one echo (a trusted uplink); started when it is late.
+        let follow_up_echoes = if probes == 1 { plan.follow_ups * super::fsm::SUSPECT_PROBES } else { 0 };
+        let late_at = start + late(self.srtt, plan.timeout);
+        let mut follow_ups_sent = 0u32;
+        let mut next_follow_up: Option<Instant> = None;
+        let mut deadline = deadline;
         let mut buf = [0u8; 1500];
         loop {
             let now = Instant::now();
-            if next_burst < probes && now >= next_send_at {
+            let regular = next_burst < probes && now >= next_send_at;
+            if next_follow_up.is_none() && follow_up_echoes > 0 && now >= late_at && answered.iter().any(|a| !a) {
+                next_follow_up = Some(now);
+            }
+            let follow_up = follow_ups_sent < follow_up_echoes && next_follow_up.is_some_and(|at| now >= at);
+            if regular || follow_up {
                 for (i, target) in plan.targets.iter().enumerate() {
                     if answered[i] {
                         continue;
@@ -160,15 +219,30 @@ impl Prober {
                     sent_per_target[i] += 1;
                     result.sent += 1;
                 }
-                next_burst += 1;
-                next_send_at = start + spacing * next_burst;
+                if regular {
+                    next_burst += 1;
+                    next_send_at = start + spacing * next_burst;
+                } else {
+                    follow_ups_sent += 1;
+                    next_follow_up = next_follow_up.map(|at| at + FOLLOW_UP_SPACING);
+                    // Each follow-up gets the whole timeout to come back.
+                    deadline = deadline.max(Instant::now() + plan.timeout);
+                }
                 continue;
             }
             let all_done = answered.iter().all(|a| *a) && arp_answered != Some(false);
             if all_done || now >= deadline {
                 break;
             }
-            let wake = if next_burst < probes { next_send_at.min(deadline) } else { deadline };
+            let mut wake = if next_burst < probes { next_send_at.min(deadline) } else { deadline };
+            // Only a moment still ahead: once every target has answered (the round may still
+            // wait for ARP), the late mark has passed without starting anything and must not
+            // wake the loop again and again.
+            match next_follow_up {
+                None if follow_up_echoes > 0 && late_at > now && answered.iter().any(|a| !a) => wake = wake.min(late_at),
+                Some(at) if follow_ups_sent < follow_up_echoes => wake = wake.min(at),
+                _ => {}
+            }
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => {}
                 guard = self.icmp.readable() => {
@@ -185,6 +259,7 @@ impl Prober {
                             result.answered += 1;
                             let rtt = sent_at.elapsed();
                             result.rtt = Some(result.rtt.map_or(rtt, |r: Duration| r.min(rtt)));
+                            self.srtt = Some(self.srtt.map_or(rtt, |s| s * 7 / 8 + rtt / 8));
                         }
                     }
                 }
@@ -207,6 +282,7 @@ impl Prober {
         result.targets = answered;
         result.gateway_arp = arp_answered;
         result.ok = verdict(&result.targets, plan.require, result.gateway_arp);
+        result.rounds = if result.ok { 1 } else { 1 + follow_ups_sent / super::fsm::SUSPECT_PROBES };
         result
     }
 
@@ -373,6 +449,16 @@ mod tests {
         // The silent failure: the gateway answers ARP, nothing behind it answers.
         assert!(!verdict(&[false], Require::AtLeast(1), Some(true)));
         assert!(verdict(&[true], Require::AtLeast(1), Some(false)));
+    }
+
+    #[test]
+    fn an_answer_is_late_after_four_round_trips_within_bounds() {
+        let ms = Duration::from_millis;
+        assert_eq!(late(None, ms(200)), LATE_MIN, "no round trip known yet");
+        assert_eq!(late(Some(ms(1)), ms(200)), LATE_MIN, "a LAN");
+        assert_eq!(late(Some(ms(15)), ms(200)), ms(60));
+        assert_eq!(late(Some(ms(80)), ms(200)), ms(100), "at most half the timeout");
+        assert_eq!(late(Some(ms(80)), ms(30)), ms(15), "a short timeout wins over the least");
     }
 
     #[test]

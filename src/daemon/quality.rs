@@ -47,8 +47,9 @@ impl From<&Probe> for Limits {
 pub fn measure(rounds: &VecDeque<Round>) -> (f64, Option<Duration>) {
     let (sent, answered) = rounds.iter().fold((0u32, 0u32), |(s, a), r| (s + r.sent, a + r.answered));
     let loss = if sent == 0 { 0.0 } else { 100.0 * f64::from(sent - answered) / f64::from(sent) };
-    let rtts: Vec<Duration> = rounds.iter().filter_map(|r| r.rtt).collect();
-    let rtt = (!rtts.is_empty()).then(|| rtts.iter().sum::<Duration>() / rtts.len() as u32);
+    // Summed in place: this runs once per round, and a Vec per call showed in the profile.
+    let (sum, n) = rounds.iter().filter_map(|r| r.rtt).fold((Duration::ZERO, 0u32), |(s, n), r| (s + r, n + 1));
+    let rtt = (n > 0).then(|| sum / n);
     (loss, rtt)
 }
 

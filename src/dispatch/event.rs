@@ -41,6 +41,9 @@ pub enum Kind {
     Up { addresses: Vec<Address>, gateway: Option<Ipv4Addr> },
     /// The interface went down: remove what multihome added for it.
     Down,
+    /// Its DHCPv6 addresses changed (NetworkManager's dhcp6-change): only the IPv6 rules,
+    /// from the kernel's addresses; the event says nothing about IPv4.
+    Ipv6Changed,
     /// Nothing for multihome to do (connectivity checks, hostname, administrative states, ...).
     Ignore,
 }
@@ -91,6 +94,7 @@ fn network_manager(args: &[String], env: &BTreeMap<String, String>) -> Result<Ev
             Kind::Up { addresses, gateway }
         }
         "down" | "pre-down" => Kind::Down,
+        "dhcp6-change" => Kind::Ipv6Changed,
         _ => Kind::Ignore,
     };
     Ok(Event { dispatcher: Dispatcher::NetworkManager, action, interface, kind })
@@ -235,6 +239,7 @@ impl fmt::Display for Event {
                 }
             }
             Kind::Down => f.write_str("down"),
+            Kind::Ipv6Changed => f.write_str("IPv6 addresses changed"),
             Kind::Ignore => f.write_str("ignored"),
         }
     }

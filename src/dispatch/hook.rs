@@ -16,9 +16,10 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::ops::Range;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use super::event::{Event, Kind, MAX_ADDRESSES};
+use super::ipv6::{self, has_dynamic_ipv6};
 use crate::netlink::{self, KernelRoute, KernelRule, Netlink, RouteKind};
 use crate::plan::{self, Addresses, DEFAULT_DESTINATION, Plan, RULE_PRIORITY_END, Route, Rule, Table, UplinkPlan};
 
@@ -30,6 +31,8 @@ pub struct Outcome {
     /// Addresses the event named that the interface no longer has (a stale event; the next
     /// one brings the new ones).
     pub gone: Vec<Ipv4Addr>,
+    /// The SLAAC and DHCPv6 addresses the IPv6 rules are for now (see [`ipv6`]).
+    pub addresses6: Vec<Ipv6Net>,
     pub rules_added: usize,
     pub rules_removed: usize,
     pub routes_set: usize,
@@ -46,17 +49,35 @@ impl Outcome {
 /// (ignored action, not an uplink, a static uplink).
 pub async fn apply(plan: &Plan, event: &Event, nl: &Netlink) -> Result<Option<Outcome>, netlink::Error> {
     let Some(uplink) = plan.uplink(&event.interface) else { return Ok(None) };
-    if !matches!(uplink.addresses, Addresses::Dhcp(_)) {
+    let dhcp4 = matches!(uplink.addresses, Addresses::Dhcp(_));
+    if !dhcp4 && !has_dynamic_ipv6(uplink) {
         return Ok(None);
     }
+    if event.kind == Kind::Ignore {
+        return Ok(None);
+    }
+    let v4_event = matches!(event.kind, Kind::Up { .. } | Kind::Down);
+    let mut outcome = if dhcp4 && v4_event { apply_ipv4(uplink, event, nl).await? } else { Outcome::default() };
+    if has_dynamic_ipv6(uplink) {
+        let ifindex = match (&event.kind, nl.ifindex(&uplink.interface).await) {
+            (Kind::Up { .. } | Kind::Ipv6Changed, Ok(i)) => Some(i),
+            (_, Err(e)) if !e.is_not_found() => return Err(e),
+            _ => None,
+        };
+        outcome.add_ipv6(ipv6::reconcile(uplink, ifindex, nl).await?);
+    }
+    Ok(Some(outcome))
+}
+
+async fn apply_ipv4(uplink: &UplinkPlan, event: &Event, nl: &Netlink) -> Result<Outcome, netlink::Error> {
     match &event.kind {
-        Kind::Ignore => Ok(None),
-        Kind::Down => reconcile(uplink, None, &[], None).run(nl).await.map(Some),
+        Kind::Ignore | Kind::Ipv6Changed => Ok(Outcome::default()),
+        Kind::Down => reconcile(uplink, None, &[], None).run(nl).await,
         Kind::Up { addresses, gateway } => {
             let ifindex = match nl.ifindex(&uplink.interface).await {
                 Ok(i) => i,
                 // Gone between the event and now: nothing of it may stay.
-                Err(e) if e.is_not_found() => return reconcile(uplink, None, &[], None).run(nl).await.map(Some),
+                Err(e) if e.is_not_found() => return reconcile(uplink, None, &[], None).run(nl).await,
                 Err(e) => return Err(e),
             };
             let on_link = nl.ipv4_addresses(ifindex).await?;
@@ -72,7 +93,7 @@ pub async fn apply(plan: &Plan, event: &Event, nl: &Netlink) -> Result<Option<Ou
             }
             let mut outcome = reconcile(uplink, Some(ifindex), &current, *gateway).run(nl).await?;
             outcome.gone = gone;
-            Ok(Some(outcome))
+            Ok(outcome)
         }
     }
 }
@@ -89,6 +110,7 @@ pub struct Refreshed {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Swept {
     pub rules: Vec<Rule>,
+    pub rules6: Vec<Rule<Ipv6Net>>,
     pub routes: Vec<Route>,
 }
 
@@ -98,20 +120,33 @@ pub struct Swept {
 /// Then sweeps what the hook added under an earlier policy (see [`stale_rules`]).
 pub async fn refresh(plan: &Plan, nl: &Netlink) -> Result<Refreshed, netlink::Error> {
     let mut refreshed = Refreshed::default();
-    for uplink in dhcp_uplinks(plan) {
-        let outcome = match nl.ifindex(&uplink.interface).await {
-            Ok(ifindex) => {
-                let current: Vec<Ipv4Net> = nl.ipv4_addresses(ifindex).await?.into_iter().filter(|n| !n.addr().is_link_local()).collect();
-                let current = &current[..current.len().min(MAX_ADDRESSES)];
-                reconcile(uplink, Some(ifindex), current, None).run(nl).await?
-            }
-            Err(e) if e.is_not_found() => reconcile(uplink, None, &[], None).run(nl).await?,
+    for uplink in plan.uplinks.iter().filter(|u| matches!(u.addresses, Addresses::Dhcp(_)) || has_dynamic_ipv6(u)) {
+        let ifindex = match nl.ifindex(&uplink.interface).await {
+            Ok(i) => Some(i),
+            Err(e) if e.is_not_found() => None,
             Err(e) => return Err(e),
         };
+        let mut outcome = if matches!(uplink.addresses, Addresses::Dhcp(_)) { refresh_ipv4(uplink, nl).await? } else { Outcome::default() };
+        if has_dynamic_ipv6(uplink) {
+            outcome.add_ipv6(ipv6::reconcile(uplink, ifindex, nl).await?);
+        }
         refreshed.uplinks.push((uplink.interface.clone(), outcome));
     }
     refreshed.swept = sweep(plan, nl).await?;
+    refreshed.swept.rules6 = ipv6::sweep(plan, nl).await?;
     Ok(refreshed)
+}
+
+async fn refresh_ipv4(uplink: &UplinkPlan, nl: &Netlink) -> Result<Outcome, netlink::Error> {
+    match nl.ifindex(&uplink.interface).await {
+        Ok(ifindex) => {
+            let current: Vec<Ipv4Net> = nl.ipv4_addresses(ifindex).await?.into_iter().filter(|n| !n.addr().is_link_local()).collect();
+            let current = &current[..current.len().min(MAX_ADDRESSES)];
+            reconcile(uplink, Some(ifindex), current, None).run(nl).await
+        }
+        Err(e) if e.is_not_found() => reconcile(uplink, None, &[], None).run(nl).await,
+        Err(e) => Err(e),
+    }
 }
 
 fn dhcp_uplinks(plan: &Plan) -> impl Iterator<Item = &UplinkPlan> {
@@ -143,7 +178,7 @@ async fn sweep(plan: &Plan, nl: &Netlink) -> Result<Swept, netlink::Error> {
 /// none; a daemon before 0.2 had one, which goes too), and not in a DHCP uplink's table at uplink priorities (those are the uplink's own,
 /// which its reconcile keeps right, also while a lease event runs beside the sweep).
 pub fn stale_rules(plan: &Plan, kernel: &[KernelRule]) -> Vec<Rule> {
-    let owned = |r: &KernelRule| dhcp_uplinks(plan).any(|u| is_uplink_rule(r, u.table));
+    let owned = |r: &KernelRule| dhcp_uplinks(plan).any(|u| is_uplink_rule(r.table, r.priority, r.is_ours(), u.table));
     kernel.iter().filter(|r| r.is_ours() && !owned(r)).filter_map(KernelRule::as_plan_rule).collect()
 }
 
@@ -155,11 +190,12 @@ pub fn stale_routes(plan: &Plan, kernel: &[KernelRoute]) -> Vec<(Route, u32)> {
     kernel.iter().filter(|r| r.is_ours() && !owned(r)).filter_map(|r| Some((r.as_plan_route(), r.ifindex?))).collect()
 }
 
-/// A rule of the hook for an uplink whose table is `table`, at any rank's priorities (so one
-/// from before the policy re-ranked the uplinks still counts).
-fn is_uplink_rule(r: &KernelRule, table: u32) -> bool {
+/// A rule of the hook (`ours`, its table and priority) for an uplink whose table is `table`,
+/// at any rank's priorities (so one from before the policy re-ranked the uplinks still counts).
+/// The same test for both families.
+pub(super) fn is_uplink_rule(rule_table: u32, priority: u32, ours: bool, table: u32) -> bool {
     let uplink_rules = rule_priorities(0).start..RULE_PRIORITY_END;
-    r.is_ours() && r.table == table && uplink_rules.contains(&r.priority)
+    ours && rule_table == table && uplink_rules.contains(&priority)
 }
 
 /// The rule priorities the hook may use for the uplink of `rank`: those of its first
@@ -189,7 +225,7 @@ fn reconcile<'a>(uplink: &'a UplinkPlan, ifindex: Option<u32>, addresses: &[Ipv4
 impl Reconcile<'_> {
     /// A rule the hook added for this uplink: ours, into its table, among the uplink rules.
     fn ours_rule(&self, r: &KernelRule) -> bool {
-        is_uplink_rule(r, self.uplink.table)
+        is_uplink_rule(r.table, r.priority, r.is_ours(), self.uplink.table)
     }
 
     async fn run(self, nl: &Netlink) -> Result<Outcome, netlink::Error> {
@@ -275,10 +311,13 @@ fn table_default_gateway(routes: &[KernelRoute], ifindex: u32, table: u32, named
 /// `2 rules and 1 route of an earlier policy removed`, or nothing when there were none.
 impl fmt::Display for Swept {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (rules, routes) = (self.rules.len(), self.routes.len());
+        let (rules, routes) = (self.rules.len() + self.rules6.len(), self.routes.len());
         let s = |n: usize| if n == 1 { "" } else { "s" };
         write!(f, "{rules} rule{} and {routes} route{} of an earlier policy removed", s(rules), s(routes))?;
         for r in &self.rules {
+            write!(f, "\n  rule {r}")?;
+        }
+        for r in &self.rules6 {
             write!(f, "\n  rule {r}")?;
         }
         for r in &self.routes {
@@ -290,25 +329,37 @@ impl fmt::Display for Swept {
 
 impl Swept {
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty() && self.routes.is_empty()
+        self.rules.is_empty() && self.rules6.is_empty() && self.routes.is_empty()
+    }
+}
+
+impl Outcome {
+    fn add_ipv6(&mut self, o: ipv6::Outcome6) {
+        self.addresses6 = o.addresses;
+        self.rules_added += o.rules_added;
+        self.rules_removed += o.rules_removed;
     }
 }
 
 /// The second half of the log line: `rules for 192.168.178.156/24: 2 rules added, 1 route set`.
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.addresses.is_empty() && !self.changed_anything() {
+        let none = self.addresses.is_empty() && self.addresses6.is_empty();
+        if none && !self.changed_anything() {
             f.write_str("no addresses, and no rules of multihome's")?;
-        } else if self.addresses.is_empty() {
+        } else if none {
             f.write_str("no addresses")?;
         } else {
             f.write_str("rules for")?;
             for a in &self.addresses {
                 write!(f, " {a}")?;
             }
+            for a in &self.addresses6 {
+                write!(f, " {a}")?;
+            }
         }
         if !self.changed_anything() {
-            if !self.addresses.is_empty() {
+            if !none {
                 f.write_str(": already in place")?;
             }
         } else {

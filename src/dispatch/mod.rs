@@ -1,9 +1,12 @@
 //! `multihome dispatch`: the hook that nm-dispatcher and networkd-dispatcher run on every
 //! link event. It reads the event ([`event`], pure), and for a DHCP uplink of the policy makes
-//! its per-address rules and link routes match the addresses it has now ([`hook`]).
+//! its per-address rules and link routes match the addresses it has now ([`hook`]); for an
+//! uplink with SLAAC or DHCPv6 addresses, its IPv6 rules too ([`ipv6`]); and the uplinks' MPTCP
+//! endpoints the addresses they have now (`netlink::mptcp::sync`).
 
 pub mod event;
 pub mod hook;
+pub mod ipv6;
 #[cfg(test)]
 mod tests;
 
@@ -13,6 +16,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::netlink::Netlink;
+use crate::netlink::mptcp;
 use crate::plan;
 use crate::policy;
 
@@ -33,14 +37,34 @@ pub fn run(args: &[String], env: &BTreeMap<String, String>, policy_path: &Path) 
     }
     let plan = plan::plan(&policy::load(policy_path)?);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
-    let outcome = rt.block_on(async {
+    let (outcome, mptcp) = rt.block_on(async {
         let nl = Netlink::connect()?;
-        hook::apply(&plan, &event, &nl).await
-    });
+        let outcome = hook::apply(&plan, &event, &nl).await;
+        // Every uplink event, static ones too: an address that came or went (a lease, or a
+        // static address the manager put back) is when its endpoint must follow.
+        let mptcp = match plan.uplink(&event.interface) {
+            Some(_) => Some(mptcp::sync(&plan, &nl, mptcp::Flags::Kept).await),
+            None => None,
+        };
+        anyhow::Ok((outcome, mptcp))
+    })?;
     if let Some(outcome) = outcome.with_context(|| format!("{event}"))? {
         eprintln!("multihome dispatch: {event}: {outcome}");
     }
+    if let Some(synced) = mptcp.transpose().with_context(|| format!("{event}: MPTCP endpoints"))?
+        && (synced.changed_anything() || !synced.blocked.is_empty())
+    {
+        eprintln!("multihome dispatch: {event}: {synced}");
+    }
     Ok(())
+}
+
+/// Brings the MPTCP endpoints and limits in line with the plan (see [`mptcp::sync`]): after
+/// `multihome apply` and a kept `try`, with either backend, for the static uplinks' addresses
+/// and the leases that are already there.
+pub async fn sync_mptcp(plan: &plan::Plan) -> anyhow::Result<mptcp::Synced> {
+    let nl = Netlink::connect()?;
+    Ok(mptcp::sync(plan, &nl, mptcp::Flags::Planned).await?)
 }
 
 /// The hook for every DHCP uplink at once, without an event, from the addresses the kernel has

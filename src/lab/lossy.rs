@@ -1,6 +1,7 @@
-//! A lossy ICMP echo responder: the kernel has no netem here, so loss is made in user space.
-//! In one lab namespace the kernel's own echo replies are switched off and this responder
-//! answers echo requests itself, dropping those from chosen sources at random.
+//! A lossy ICMP echo responder: the kernel has no netem here, so loss and latency are made in
+//! user space. In one lab namespace the kernel's own echo replies are switched off and this
+//! responder answers echo requests itself, dropping those from chosen sources at random and
+//! holding back the answers to others by a fixed delay.
 
 use std::collections::HashMap;
 use std::mem::MaybeUninit;
@@ -8,7 +9,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -25,12 +26,18 @@ impl LossyResponder {
     /// `loss` are dropped with that probability (others always answered). `seed` makes the
     /// drops repeatable.
     pub fn start(ns: &str, loss: HashMap<Ipv4Addr, f64>, seed: u64) -> anyhow::Result<LossyResponder> {
+        Self::start_with_delay(ns, loss, HashMap::new(), seed)
+    }
+
+    /// As [`LossyResponder::start`]; answers to a source in `delay` leave that much later (an
+    /// uplink with added latency).
+    pub fn start_with_delay(ns: &str, loss: HashMap<Ipv4Addr, f64>, delay: HashMap<Ipv4Addr, Duration>, seed: u64) -> anyhow::Result<LossyResponder> {
         let socket = in_netns(ns, || Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)))?;
         socket.set_read_timeout(Some(Duration::from_millis(100)))?;
         run("ip", &["netns", "exec", ns, "sysctl", "-qw", "net.ipv4.icmp_echo_ignore_all=1"])?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let thread = std::thread::spawn(move || serve(socket, &loss, seed, &flag));
+        let thread = std::thread::spawn(move || serve(socket, &loss, &delay, seed, &flag));
         Ok(LossyResponder { stop, thread: Some(thread), ns: ns.to_string() })
     }
 }
@@ -45,10 +52,22 @@ impl Drop for LossyResponder {
     }
 }
 
-fn serve(socket: Socket, loss: &HashMap<Ipv4Addr, f64>, seed: u64, stop: &AtomicBool) {
+fn serve(socket: Socket, loss: &HashMap<Ipv4Addr, f64>, delay: &HashMap<Ipv4Addr, Duration>, seed: u64, stop: &AtomicBool) {
     let mut rng = seed | 1;
     let mut buf = [MaybeUninit::<u8>::uninit(); 2048];
+    // Held-back answers: when each is due, to whom, what.
+    let mut held: Vec<(Instant, Ipv4Addr, Vec<u8>)> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        held.retain(|(due, to, reply)| {
+            if *due > now {
+                return true;
+            }
+            let _ = socket.send_to(reply, &SockAddr::from(SocketAddrV4::new(*to, 0)));
+            false
+        });
+        let wait = held.iter().map(|(due, _, _)| due.saturating_duration_since(now)).min().unwrap_or(Duration::from_millis(100));
+        let _ = socket.set_read_timeout(Some(wait.clamp(Duration::from_millis(1), Duration::from_millis(100))));
         let Ok((n, _)) = socket.recv_from(&mut buf) else { continue };
         // SAFETY: recv_from initialised the first n bytes.
         let packet: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
@@ -62,7 +81,12 @@ fn serve(socket: Socket, loss: &HashMap<Ipv4Addr, f64>, seed: u64, stop: &Atomic
                 continue;
             }
         }
-        let _ = socket.send_to(&reply, &SockAddr::from(SocketAddrV4::new(source, 0)));
+        match delay.get(&source) {
+            Some(d) => held.push((Instant::now() + *d, source, reply)),
+            None => {
+                let _ = socket.send_to(&reply, &SockAddr::from(SocketAddrV4::new(source, 0)));
+            }
+        }
     }
 }
 

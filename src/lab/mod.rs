@@ -6,17 +6,20 @@
 //! starts and compared when it ends, and a difference fails loudly.
 
 pub mod echo;
+pub mod ipv6;
 pub mod lossy;
 pub mod netns;
 pub mod policies;
 pub mod probe;
 pub mod root_guard;
+pub mod scale;
 pub mod scenario;
 mod services;
+pub mod stream;
 pub mod topology;
 
 use std::fs;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -57,7 +60,19 @@ pub struct LabOptions {
     /// A policy for /etc/multihome/multihome.conf, applied (`multihome apply --no-reload`)
     /// before networkd starts, as at boot: networkd reads its networkd.conf.d drop-in only then.
     pub policy: Option<String>,
+    /// IPv6 on the LAN and the internet host, with router advertisements (`ipv6`).
+    pub ipv6: bool,
+    /// Run multihome as the package installed it, not the binary under test: /usr/sbin/multihome,
+    /// NetworkManager's dispatcher running the package's hook from its own directory, and
+    /// networkd-dispatcher (with networkd) running the package's hooks from its default
+    /// directories. Otherwise the lab hides an installed hook, so an installed package never
+    /// runs beside the binary under test.
+    pub installed: bool,
 }
+
+/// Where the package puts the multihome binary and NetworkManager's hook (Cargo.toml's assets).
+pub const INSTALLED_BINARY: &str = "/usr/sbin/multihome";
+pub const INSTALLED_NM_HOOK: &str = "/usr/lib/NetworkManager/dispatcher.d/90-multihome";
 
 impl LabOptions {
     /// A lab with `manager` that runs this `multihome` binary (for a test,
@@ -112,11 +127,14 @@ pub fn prerequisites(options: &LabOptions) -> Result<(), String> {
         Manager::NetworkManager => tools.push("NetworkManager"),
         Manager::None => {}
     }
-    if options.dhcp {
+    if options.dhcp || options.ipv6 {
         tools.push("dnsmasq");
     }
-    if options.networkd_dispatcher_scripts.is_some() {
+    if options.networkd_dispatcher_scripts.is_some() || (options.installed && options.manager == Manager::Networkd) {
         tools.push("networkd-dispatcher");
+    }
+    if options.installed {
+        tools.push(INSTALLED_BINARY);
     }
     for t in tools {
         let found = if t.starts_with('/') { Path::new(t).exists() } else { which(t).is_some() };
@@ -159,10 +177,17 @@ impl Lab {
         let dir = std::env::temp_dir().join(format!("multihome-lab-{prefix}"));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir)?;
+        let mut options = options;
         let multihome = match &options.multihome {
+            _ if options.installed => PathBuf::from(INSTALLED_BINARY),
             Some(p) => p.clone(),
             None => std::env::current_exe()?,
         };
+        // The installed binary itself (`multihome lab` from the package): laying it over
+        // /usr/sbin would make /usr/sbin/multihome a link to itself; it and its hooks are there.
+        if fs::canonicalize(&multihome).ok().is_some_and(|m| fs::canonicalize(INSTALLED_BINARY).ok() == Some(m)) {
+            options.installed = true;
+        }
         let mut lab = Lab {
             names: topology::Names { prefix },
             dir,
@@ -181,6 +206,10 @@ impl Lab {
         lab._servers.push(echo::tcp_echo(&lab.names.host())?);
         if lab.options.dhcp {
             lab.start_dnsmasq()?;
+        }
+        if lab.options.ipv6 {
+            ipv6::build(&lab.names)?;
+            lab.start_router_advertisements()?;
         }
         lab.start_host_init()?;
         Ok(lab)
@@ -338,6 +367,14 @@ impl Lab {
         &self.multihome
     }
 
+    /// Starts the MPTCP (and plain TCP) stream echo on the internet host ([`stream`]), with
+    /// path manager limits there that accept a joining subflow from every host uplink.
+    pub fn start_stream_echo(&mut self) -> anyhow::Result<()> {
+        ip(&self.internet(), &["mptcp", "limits", "set", "subflows", "8", "add_addr_accepted", "8"])?;
+        self._servers.push(stream::mptcp_echo(&self.internet(), INTERNET)?);
+        Ok(())
+    }
+
     /// Writes the policy the host sees as /etc/multihome/multihome.conf.
     pub fn write_policy(&self, text: &str) -> anyhow::Result<()> {
         fs::write(self.dir.join("etc/multihome/multihome.conf"), text).context("cannot write the lab policy")
@@ -426,7 +463,7 @@ impl Lab {
     }
 
     /// A TCP connection from the internet host to `host_addr`: whether it was answered.
-    pub fn inbound(&self, host_addr: Ipv4Addr, timeout: Duration) -> bool {
+    pub fn inbound(&self, host_addr: impl Into<IpAddr>, timeout: Duration) -> bool {
         echo::tcp_roundtrip(&self.internet(), host_addr, timeout).unwrap_or(false)
     }
 
@@ -434,8 +471,14 @@ impl Lab {
     /// host to each one are answered, and the answers leave through the uplink that owns the
     /// address (SYN-ACK, ACK of data, data, FIN...: at least 3 packets each), hardly any elsewhere.
     pub fn inbound_is_symmetric(&self, connections: u64) -> anyhow::Result<()> {
+        let targets: Vec<(&str, IpAddr)> = SEED_ADDRESSES.iter().map(|(u, a)| (*u, (*a).into())).collect();
+        self.inbound_symmetric_on(&targets, connections)
+    }
+
+    /// `inbound_is_symmetric` for these (uplink, address) pairs, of either family.
+    fn inbound_symmetric_on(&self, targets: &[(&str, IpAddr)], connections: u64) -> anyhow::Result<()> {
         let tx_all = || UPLINKS.iter().map(|u| self.tx_packets(u)).collect::<anyhow::Result<Vec<u64>>>();
-        for (iface, a) in SEED_ADDRESSES {
+        for &(iface, a) in targets {
             let before = tx_all()?;
             for _ in 0..connections {
                 if !self.inbound(a, Duration::from_secs(2)) {

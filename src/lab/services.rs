@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::{LabOptions, Manager};
+use super::{INSTALLED_NM_HOOK, LabOptions, Manager};
 
 const DAEMON_BUS_POLICY: &str = include_str!("../../dbus/org.multihome1.conf");
 
@@ -63,8 +63,11 @@ pub fn prepare(dir: &Path, opts: &LabOptions, multihome: &Path) -> anyhow::Resul
         }
     }
     fs::write(d("etc/dbus-1/system.d/org.multihome1.conf"), DAEMON_BUS_POLICY)?;
-    // /usr/sbin/multihome inside the lab is the binary under test (dispatcher scripts call it there).
-    std::os::unix::fs::symlink(multihome, d("sbin/multihome")).context("cannot link the multihome binary into the lab")?;
+    // /usr/sbin/multihome inside the lab is the binary under test (dispatcher scripts call it
+    // there), unless the lab runs the installed package.
+    if !opts.installed {
+        std::os::unix::fs::symlink(multihome, d("sbin/multihome")).context("cannot link the multihome binary into the lab")?;
+    }
     if let Some(policy) = &opts.policy {
         fs::write(d("etc/multihome/multihome.conf"), policy)?;
     }
@@ -96,7 +99,11 @@ pub fn prepare(dir: &Path, opts: &LabOptions, multihome: &Path) -> anyhow::Resul
     for (from, to) in binds {
         s.push_str(&format!("mount --bind '{}' '{to}'\n", q(d(from))));
     }
-    s.push_str(&format!("mount -t overlay overlay -o lowerdir='{}':/usr/sbin /usr/sbin\n", q(d("sbin"))));
+    if !opts.installed {
+        s.push_str(&format!("mount -t overlay overlay -o lowerdir='{}':/usr/sbin /usr/sbin\n", q(d("sbin"))));
+        // An installed package's hook would run beside the binary under test.
+        s.push_str(&format!("if [ -e {INSTALLED_NM_HOOK} ]; then mount --bind /dev/null {INSTALLED_NM_HOOK}; fi\n"));
+    }
     s.push_str("dbus-daemon --system --fork --nopidfile\n");
     match opts.manager {
         Manager::None => s.push_str("exec sleep infinity\n"),
@@ -106,6 +113,12 @@ pub fn prepare(dir: &Path, opts: &LabOptions, multihome: &Path) -> anyhow::Resul
             }
             if opts.networkd_dispatcher_scripts.is_some() {
                 s.push_str(&format!("networkd-dispatcher -S '{}' -T >'{}' 2>&1 &\n", q(d("networkd-dispatcher")), q(d("log/networkd-dispatcher.log"))));
+            } else if opts.installed {
+                // Its default script directories (/etc/networkd-dispatcher, /usr/lib/networkd-dispatcher).
+                s.push_str(&format!(
+                    "if command -v networkd-dispatcher >/dev/null; then networkd-dispatcher -T >'{}' 2>&1 & fi\n",
+                    q(d("log/networkd-dispatcher.log"))
+                ));
             }
             // networkd drops to systemd-network and writes its state files there.
             s.push_str("mkdir -p /run/systemd/netif/links /run/systemd/netif/leases /run/systemd/netif/lldp\n");

@@ -45,3 +45,15 @@ impl Error {
         matches!(self, Error::AlreadyExists { .. })
     }
 }
+
+impl Error {
+    /// The error for a kernel's errno answer to the request `what`.
+    pub(crate) fn from_errno(what: impl Into<String>, errno: i32) -> Error {
+        let what = what.into();
+        match errno {
+            libc::ENOENT | libc::ESRCH | libc::ENODEV => Error::NotFound { what },
+            libc::EEXIST => Error::AlreadyExists { what },
+            _ => Error::Kernel { what, source: io::Error::from_raw_os_error(errno) },
+        }
+    }
+}

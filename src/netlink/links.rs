@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use futures::TryStreamExt;
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage, State};
@@ -83,6 +83,32 @@ impl Netlink {
                     _ => None,
                 });
                 Some((net, metric.unwrap_or(0)))
+            })
+            .collect())
+    }
+
+    /// The global IPv6 addresses of interface `ifindex` (static, SLAAC, temporary, DHCPv6),
+    /// with their prefix lengths; not link-local ones, which no rule can tell apart.
+    pub async fn ipv6_addresses(&self, ifindex: u32) -> Result<Vec<Ipv6Net>, Error> {
+        let messages: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(ifindex)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| Error::from_rtnetlink(format!("list the addresses of interface #{ifindex}"), e))?;
+        Ok(messages
+            .iter()
+            .filter(|m| m.header.family == AddressFamily::Inet6)
+            .filter_map(|m| {
+                let addr = m.attributes.iter().find_map(|a| match a {
+                    AddressAttribute::Address(IpAddr::V6(a)) => Some(*a),
+                    _ => None,
+                })?;
+                let link_local = addr.segments()[0] & 0xffc0 == 0xfe80;
+                (!link_local && !addr.is_loopback()).then(|| Ipv6Net::new(addr, m.header.prefix_len).ok()).flatten()
             })
             .collect())
     }

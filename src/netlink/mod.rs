@@ -9,6 +9,7 @@
 mod error;
 mod links;
 mod monitor;
+pub mod mptcp;
 mod routes;
 mod rules;
 #[cfg(test)]

@@ -1,17 +1,15 @@
-//! IPv4 routing-policy rules (`ip rule`): list them, and add or delete a `plan::Rule` tagged
-//! with multihome's protocol.
-
-use std::net::{IpAddr, Ipv4Addr};
+//! Routing-policy rules (`ip rule`, `ip -6 rule`): list them, and add or delete a
+//! `plan::Rule` of either family tagged with multihome's protocol.
 
 use futures::TryStreamExt;
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::route::{RouteHeader, RouteProtocol};
 use netlink_packet_route::rule::{self as nl, RuleAttribute, RuleMessage};
 use rtnetlink::IpVersion;
 
 use super::{Error, Netlink};
-use crate::plan::{PROTOCOL, Rule, Table};
+use crate::plan::{PROTOCOL, Prefix, Rule, Table};
 
 /// What a rule does when it matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,13 +24,13 @@ pub enum RuleAction {
     Other(u8),
 }
 
-/// A rule as the kernel reports it.
+/// A rule as the kernel reports it (IPv4 unless said: `KernelRule<Ipv6Net>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KernelRule {
+pub struct KernelRule<N: Prefix = Ipv4Net> {
     /// The kernel gives every rule a priority (0 for `local`).
     pub priority: u32,
-    pub from: Option<Ipv4Net>,
-    pub to: Option<Ipv4Net>,
+    pub from: Option<N>,
+    pub to: Option<N>,
     /// 0 when the action is not `ToTable`.
     pub table: u32,
     pub action: RuleAction,
@@ -43,9 +41,9 @@ pub struct KernelRule {
     pub other_selectors: bool,
 }
 
-impl KernelRule {
+impl<N: Prefix> KernelRule<N> {
     /// The plan's view of this rule, if it is one the plan could have asked for.
-    pub fn as_plan_rule(&self) -> Option<Rule> {
+    pub fn as_plan_rule(&self) -> Option<Rule<N>> {
         if self.action != RuleAction::ToTable || self.other_selectors || self.table == 0 {
             return None;
         }
@@ -71,25 +69,55 @@ impl Netlink {
         Ok(self.rules().await?.into_iter().filter(KernelRule::is_ours).collect())
     }
 
+    /// Every IPv6 rule, in the kernel's order.
+    pub async fn rules6(&self) -> Result<Vec<KernelRule<Ipv6Net>>, Error> {
+        let messages: Vec<RuleMessage> =
+            self.handle.rule().get(IpVersion::V6).execute().try_collect().await.map_err(|e| Error::from_rtnetlink("list IPv6 rules", e))?;
+        Ok(messages.iter().filter_map(kernel_rule).collect())
+    }
+
+    /// The IPv6 rules multihome added.
+    pub async fn our_rules6(&self) -> Result<Vec<KernelRule<Ipv6Net>>, Error> {
+        Ok(self.rules6().await?.into_iter().filter(KernelRule::is_ours).collect())
+    }
+
     /// Adds `rule` tagged with [`PROTOCOL`]; [`Error::AlreadyExists`] if the kernel has it.
     pub async fn add_rule(&self, rule: &Rule) -> Result<(), Error> {
-        let mut request = self.handle.rule().add();
-        *request.message_mut() = rule_message(rule);
-        request.execute().await.map_err(|e| Error::from_rtnetlink(format!("add rule {rule}"), e))
+        self.add_rule_of(rule).await
+    }
+
+    /// [`Netlink::add_rule`] for IPv6.
+    pub async fn add_rule6(&self, rule: &Rule<Ipv6Net>) -> Result<(), Error> {
+        self.add_rule_of(rule).await
     }
 
     /// Deletes `rule` if it carries [`PROTOCOL`] (a foreign rule that looks the same stays);
     /// [`Error::NotFound`] if there is no such rule of ours.
     pub async fn delete_rule(&self, rule: &Rule) -> Result<(), Error> {
+        self.delete_rule_of(rule).await
+    }
+
+    /// [`Netlink::delete_rule`] for IPv6.
+    pub async fn delete_rule6(&self, rule: &Rule<Ipv6Net>) -> Result<(), Error> {
+        self.delete_rule_of(rule).await
+    }
+
+    async fn add_rule_of<N: Prefix>(&self, rule: &Rule<N>) -> Result<(), Error> {
+        let mut request = self.handle.rule().add();
+        *request.message_mut() = rule_message(rule);
+        request.execute().await.map_err(|e| Error::from_rtnetlink(format!("add rule {rule}"), e))
+    }
+
+    async fn delete_rule_of<N: Prefix>(&self, rule: &Rule<N>) -> Result<(), Error> {
         self.handle.rule().del(rule_message(rule)).execute().await.map_err(|e| Error::from_rtnetlink(format!("delete rule {rule}"), e))
     }
 }
 
 /// The message that adds or deletes `rule`. The kernel matches a deletion on every attribute
 /// given, the protocol included, which is what keeps foreign rules safe.
-fn rule_message(rule: &Rule) -> RuleMessage {
+fn rule_message<N: Prefix>(rule: &Rule<N>) -> RuleMessage {
     let mut m = RuleMessage::default();
-    m.header.family = AddressFamily::Inet;
+    m.header.family = family::<N>();
     m.header.action = nl::RuleAction::ToTable;
     let table = rule.table.number();
     if table > 255 {
@@ -102,18 +130,22 @@ fn rule_message(rule: &Rule) -> RuleMessage {
     m.attributes.push(RuleAttribute::Priority(rule.priority));
     if let Some(from) = rule.from {
         m.header.src_len = from.prefix_len();
-        m.attributes.push(RuleAttribute::Source(IpAddr::V4(from.network())));
+        m.attributes.push(RuleAttribute::Source(from.trunc().addr().into()));
     }
     if let Some(to) = rule.to {
         m.header.dst_len = to.prefix_len();
-        m.attributes.push(RuleAttribute::Destination(IpAddr::V4(to.network())));
+        m.attributes.push(RuleAttribute::Destination(to.trunc().addr().into()));
     }
     m.attributes.push(RuleAttribute::Protocol(RouteProtocol::from(PROTOCOL)));
     m
 }
 
-pub(super) fn kernel_rule(m: &RuleMessage) -> Option<KernelRule> {
-    if m.header.family != AddressFamily::Inet {
+fn family<N: Prefix>() -> AddressFamily {
+    if N::FAMILY == "ipv4" { AddressFamily::Inet } else { AddressFamily::Inet6 }
+}
+
+pub(super) fn kernel_rule<N: Prefix>(m: &RuleMessage) -> Option<KernelRule<N>> {
+    if m.header.family != family::<N>() {
         return None;
     }
     let mut rule = KernelRule {
@@ -130,8 +162,8 @@ pub(super) fn kernel_rule(m: &RuleMessage) -> Option<KernelRule> {
         match a {
             RuleAttribute::Priority(p) => rule.priority = *p,
             RuleAttribute::Table(t) => rule.table = *t,
-            RuleAttribute::Source(IpAddr::V4(a)) => rule.from = prefix(*a, m.header.src_len),
-            RuleAttribute::Destination(IpAddr::V4(a)) => rule.to = prefix(*a, m.header.dst_len),
+            RuleAttribute::Source(a) => rule.from = N::from_ip(*a, m.header.src_len),
+            RuleAttribute::Destination(a) => rule.to = N::from_ip(*a, m.header.dst_len),
             RuleAttribute::Protocol(p) => rule.protocol = u8::from(*p),
             // The kernel reports these on rules that do not use them (-1 is "unset"); a real
             // suppressor changes what `lookup` means, so a rule with one is not a plan rule.
@@ -145,10 +177,6 @@ pub(super) fn kernel_rule(m: &RuleMessage) -> Option<KernelRule> {
         rule.table = 0;
     }
     Some(rule)
-}
-
-fn prefix(addr: Ipv4Addr, len: u8) -> Option<Ipv4Net> {
-    Ipv4Net::new(addr, len).ok()
 }
 
 fn action(a: nl::RuleAction) -> RuleAction {

@@ -5,24 +5,29 @@
 //! daemon can never disagree about a table number or a metric.
 
 pub mod bond;
+mod family;
+pub mod mptcp;
 mod numbers;
 mod show;
 mod sysctl;
 mod uplink;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Serialize;
 
-use crate::policy::{Addressing, Dhcp, Policy, Probe};
+use crate::policy::{Addressing, Dhcp, Policy, Probe, timespan};
+
+pub use family::Prefix;
 
 pub use crate::numbers::{
     FAILOVER_METRIC_SLOTS, LEGACY_DAEMON_RULE_PRIORITY, LEGACY_DAEMON_TABLE, MAX_ADDRESSES, MAX_UPLINKS, METRIC_BASE, PROTOCOL, RULE_PRIORITY_END,
 };
 pub use numbers::rule_priority;
 pub use show::route as show_route;
-pub use sysctl::Sysctl;
+pub use sysctl::{Ipv6Router, Sysctl};
 pub use uplink::dynamic_rules_and_routes;
 
 /// A routing table: the kernel's main table or one of the numbered ones. In JSON its number, as
@@ -48,38 +53,40 @@ impl Table {
     }
 }
 
-/// An IPv4 route the plan wants on an uplink's interface.
+/// A route the plan wants on an uplink's interface: IPv4 unless said (`Route<Ipv6Net>`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-pub struct Route {
-    pub destination: Ipv4Net,
+pub struct Route<N: Prefix = Ipv4Net> {
+    pub destination: N,
     /// Always on the uplink's own link (validation puts it inside the uplink's prefix), so
     /// backends install it as on-link: otherwise the kernel refuses a gateway route while the
     /// link route it would resolve through is missing or skipped as linkdown, which is exactly
-    /// the moment carrier returns (seen in the lab: networkd failed the link).
-    pub gateway: Option<Ipv4Addr>,
+    /// the moment carrier returns (seen in the lab: networkd failed the link). IPv6 is the
+    /// exception, see [`Prefix::GATEWAY_ONLINK`].
+    pub gateway: Option<N::Addr>,
     pub table: Table,
     /// `None` leaves the kernel's default (0) where order does not matter (inside an uplink's
     /// own table there is one route per destination).
     pub metric: Option<u32>,
     /// Set on link routes so that the table's own traffic leaves with this uplink's address.
-    pub preferred_source: Option<Ipv4Addr>,
+    pub preferred_source: Option<N::Addr>,
 }
 
 /// The destination of a default route, `0.0.0.0/0`.
 pub const DEFAULT_DESTINATION: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::UNSPECIFIED, 0);
 
-impl Route {
+impl<N: Prefix> Route<N> {
     pub fn is_default(&self) -> bool {
         self.destination.prefix_len() == 0
     }
 }
 
-/// An IPv4 routing-policy rule (`ip rule`).
+/// A routing-policy rule (`ip rule`; `ip -6 rule` for `Rule<Ipv6Net>`). The two families have
+/// separate rule lists in the kernel, so an uplink's IPv6 rules reuse its IPv4 priorities.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-pub struct Rule {
+pub struct Rule<N: Prefix = Ipv4Net> {
     pub priority: u32,
-    pub from: Option<Ipv4Net>,
-    pub to: Option<Ipv4Net>,
+    pub from: Option<N>,
+    pub to: Option<N>,
     pub table: Table,
 }
 
@@ -110,6 +117,54 @@ pub struct UplinkPlan {
     /// Routes known now (all of them for static uplinks; for DHCP ones none, see `Addresses`).
     pub routes: Vec<Route>,
     pub rules: Vec<Rule>,
+    /// The uplink's IPv6 side, in the same table; `None` when the policy leaves IPv6 to the
+    /// network manager.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Plan>,
+    /// Its MPTCP endpoint; `None` without one.
+    pub mptcp: Option<mptcp::Endpoint>,
+    /// How the daemon probes this uplink.
+    pub probe: UplinkProbe,
+}
+
+/// One uplink's IPv6: the same table and main-table metric as its IPv4, so one order holds for
+/// both families.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ipv6Plan {
+    /// Static global addresses; SLAAC and DHCPv6 ones get their rules when they appear.
+    pub addresses: Vec<Ipv6Net>,
+    /// `None`: the router named by the advertisements (`accept_ra`), or none at all.
+    pub gateway: Option<Ipv6Addr>,
+    pub dhcp: bool,
+    /// SLAAC, and the advertised router as default route (in main at the uplink's metric and
+    /// in its table) unless `gateway` names one.
+    pub accept_ra: bool,
+    /// Routes known now: the static addresses' prefixes and, with a static gateway, the defaults.
+    pub routes: Vec<Route<Ipv6Net>>,
+    pub rules: Vec<Rule<Ipv6Net>>,
+}
+
+/// One uplink's probe rounds: its own `ProbeTarget=` and `ProbeInterval=` where the policy
+/// gives them, `[Probe]`'s (or its defaults) otherwise. Everything else of `[Probe]` (FailAfter,
+/// the hold, the quality limits) is the same for every uplink.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UplinkProbe {
+    pub targets: Vec<Ipv4Addr>,
+    #[serde(rename = "interval_ms", serialize_with = "timespan::serialize_ms")]
+    pub interval: Duration,
+    /// How long one probe waits: `[Probe] Timeout=`, or the uplink's interval when shorter.
+    #[serde(rename = "timeout_ms", serialize_with = "timespan::serialize_ms")]
+    pub timeout: Duration,
+    /// Whether the targets or the interval are the uplink's own.
+    pub own: bool,
+}
+
+impl UplinkProbe {
+    fn of(uplink: &crate::policy::Uplink, probe: &Probe) -> UplinkProbe {
+        let targets = if uplink.probe_targets.is_empty() { probe.targets.clone() } else { uplink.probe_targets.clone() };
+        let interval = uplink.probe_interval.unwrap_or(probe.interval);
+        UplinkProbe { targets, interval, timeout: probe.timeout.min(interval), own: !uplink.probe_targets.is_empty() || uplink.probe_interval.is_some() }
+    }
 }
 
 /// The desired state for the whole host.
@@ -119,6 +174,9 @@ pub struct Plan {
     pub uplinks: Vec<UplinkPlan>,
     pub sysctls: Vec<Sysctl>,
     pub probe: Option<Probe>,
+    /// The MPTCP path manager's limits; `None` with `MPTCP=no` (multihome then removes only the
+    /// endpoints it made and leaves the kernel's MPTCP settings alone).
+    pub mptcp: Option<mptcp::Limits>,
     /// The policy file the plan came from, named in generated files.
     pub source: String,
     /// Bond mode: the bond, and no uplinks (their interfaces are its slaves).
@@ -130,7 +188,7 @@ impl Plan {
     /// The plan of a host without multihome, for `multihome reset`: applied, it takes away what
     /// earlier plans made and adds nothing.
     pub fn nothing(source: &str) -> Plan {
-        Plan { uplinks: Vec::new(), sysctls: Vec::new(), probe: None, source: source.to_string(), bond: None }
+        Plan { uplinks: Vec::new(), sysctls: Vec::new(), probe: None, mptcp: None, source: source.to_string(), bond: None }
     }
 
     pub fn uplink(&self, interface: &str) -> Option<&UplinkPlan> {
@@ -148,20 +206,47 @@ pub fn plan(policy: &Policy) -> Plan {
         .map(|(rank, u)| {
             let table = tables[rank];
             let metric = numbers::metric(rank);
+            let first_address = match &u.addressing {
+                Addressing::Static(nets) => nets.first().map(|n| n.addr()),
+                Addressing::Dhcp(_) => None,
+            };
+            // Endpoints are IPv4 (the kernel's path manager takes IPv6 too, but multihome's
+            // endpoints follow the IPv4 addresses); an IPv6-only uplink has none.
+            let has_ipv4 = match &u.addressing {
+                Addressing::Static(nets) => !nets.is_empty(),
+                Addressing::Dhcp(_) => true,
+            };
+            let endpoint = if policy.mptcp && has_ipv4 { mptcp::endpoint(rank, u.mptcp, first_address) } else { None };
             let (addresses, routes, rules) = match &u.addressing {
                 Addressing::Static(nets) => {
-                    let gateway = u.gateway.expect("validation requires a gateway for static uplinks");
-                    let (rules, routes) = uplink::rules_and_routes(rank, table, metric, nets, Some(gateway));
+                    // Validation requires a gateway for static IPv4 addresses; an IPv6-only
+                    // uplink has neither, and no IPv4 routes.
+                    let (rules, routes) = uplink::rules_and_routes(rank, table, metric, nets, u.gateway);
                     (Addresses::Static(nets.clone()), routes, rules)
                 }
                 Addressing::Dhcp(d) => (Addresses::Dhcp(*d), Vec::new(), Vec::new()),
             };
-            UplinkPlan { interface: u.interface.clone(), rank, table, metric, addresses, gateway: u.gateway, routes, rules }
+            let ipv6 = u.ipv6.as_ref().map(|v6| {
+                let (rules, routes) = uplink::rules_and_routes(rank, table, metric, &v6.addresses, v6.gateway);
+                Ipv6Plan { addresses: v6.addresses.clone(), gateway: v6.gateway, dhcp: v6.dhcp, accept_ra: v6.accept_ra, routes, rules }
+            });
+            let probe = UplinkProbe::of(u, policy.probe.as_ref().unwrap_or(&Probe::default()));
+            UplinkPlan { interface: u.interface.clone(), rank, table, metric, addresses, gateway: u.gateway, routes, rules, ipv6, mptcp: endpoint, probe }
         })
         .collect();
-    // A bond has one address and its own routes: none of the uplinks' sysctls are wanted.
-    let sysctls = if policy.bond.is_some() { Vec::new() } else { sysctl::for_uplinks(uplinks.iter().map(|u| u.interface.as_str())) };
-    Plan { uplinks, sysctls, probe: policy.probe.clone(), source: policy.source.clone(), bond: policy.bond.as_ref().map(bond::plan) }
+    let router = |v6: &Ipv6Plan| match v6.gateway {
+        Some(g) if g.segments()[0] & 0xffc0 != 0xfe80 => Ipv6Router::Global,
+        _ => Ipv6Router::LinkLocal,
+    };
+    // A bond has one address and its own routes: none of the uplinks' sysctls are wanted, and
+    // its slaves carry no MPTCP endpoints of their own.
+    let sysctls = if policy.bond.is_some() {
+        Vec::new()
+    } else {
+        sysctl::for_uplinks(uplinks.iter().map(|u| (u.interface.as_str(), u.ipv6.as_ref().map(router))))
+    };
+    let mptcp = (policy.mptcp && policy.bond.is_none()).then(|| mptcp::limits(uplinks.iter().filter(|u| u.mptcp.is_some()).count()));
+    Plan { uplinks, sysctls, probe: policy.probe.clone(), mptcp, source: policy.source.clone(), bond: policy.bond.as_ref().map(bond::plan) }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use std::fmt::{self, Write};
 
-use super::{Addresses, Plan, Route, Rule, Table};
+use super::{Addresses, Plan, Prefix, Route, Rule, Table};
 
 impl fmt::Display for Table {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -13,7 +13,7 @@ impl fmt::Display for Table {
     }
 }
 
-impl fmt::Display for Rule {
+impl<N: Prefix> fmt::Display for Rule<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:\tfrom {}", self.priority, self.from.map_or("all".to_string(), |n| n.addr().to_string()))?;
         if let Some(to) = self.to {
@@ -24,13 +24,14 @@ impl fmt::Display for Rule {
 }
 
 /// `ip route` syntax; the device is added by the caller, which knows the uplink.
-pub fn route(r: &Route, dev: &str) -> String {
+pub fn route<N: Prefix>(r: &Route<N>, dev: &str) -> String {
     let mut s = if r.is_default() { "default".to_string() } else { r.destination.to_string() };
     if let Some(gw) = r.gateway {
         let _ = write!(s, " via {gw}");
     }
     let _ = write!(s, " dev {dev}");
-    if r.gateway.is_none() {
+    // IPv6 routes have no scope of their own to show.
+    if r.gateway.is_none() && N::FAMILY == "ipv4" {
         s.push_str(" scope link");
     }
     if let Some(src) = r.preferred_source {
@@ -42,7 +43,7 @@ pub fn route(r: &Route, dev: &str) -> String {
     if let Some(m) = r.metric {
         let _ = write!(s, " metric {m}");
     }
-    if r.gateway.is_some() {
+    if r.gateway.is_some() && N::GATEWAY_ONLINK {
         s.push_str(" onlink");
     }
     s
@@ -58,11 +59,17 @@ impl fmt::Display for Plan {
         writeln!(f, "# Plan for {}: uplinks from most to least preferred", self.source)?;
         for u in &self.uplinks {
             let addrs = match &u.addresses {
-                Addresses::Static(nets) => nets.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" "),
-                Addresses::Dhcp(_) => "DHCP".to_string(),
+                Addresses::Static(nets) if nets.is_empty() => None,
+                Addresses::Static(nets) => Some(nets.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" ")),
+                Addresses::Dhcp(_) => Some("DHCP".to_string()),
             };
-            let gw = u.gateway.map_or("the lease's router".to_string(), |g| g.to_string());
-            writeln!(f, "\n{} (#{}): {addrs} via {gw}, table {}, main metric {}", u.interface, u.rank + 1, u.table, u.metric)?;
+            match addrs {
+                Some(addrs) => {
+                    let gw = u.gateway.map_or("the lease's router".to_string(), |g| g.to_string());
+                    writeln!(f, "\n{} (#{}): {addrs} via {gw}, table {}, main metric {}", u.interface, u.rank + 1, u.table, u.metric)?;
+                }
+                None => writeln!(f, "\n{} (#{}): no IPv4, table {}, main metric {}", u.interface, u.rank + 1, u.table, u.metric)?,
+            }
             for r in &u.rules {
                 writeln!(f, "  rule  {r}")?;
             }
@@ -74,10 +81,53 @@ impl fmt::Display for Plan {
                 writeln!(f, "  route default via <lease router> dev {} table {}", u.interface, u.table)?;
                 writeln!(f, "  rules from/to <lease address> lookup {}, set by `multihome dispatch` when the lease arrives", u.table)?;
             }
+            if let Some(v6) = &u.ipv6 {
+                let mut how: Vec<String> = v6.addresses.iter().map(|n| n.to_string()).collect();
+                if v6.accept_ra {
+                    how.push("SLAAC".into());
+                }
+                if v6.dhcp {
+                    how.push("DHCPv6".into());
+                }
+                let how = if how.is_empty() { "no IPv6 address (router advertisements ignored)".to_string() } else { how.join(" ") };
+                let gw = v6.gateway.map_or_else(|| if v6.accept_ra { "the advertised router".to_string() } else { "no router".to_string() }, |g| g.to_string());
+                writeln!(f, "  ipv6: {how} via {gw}, table {}, main metric {}", u.table, u.metric)?;
+                for r in &v6.rules {
+                    writeln!(f, "  rule  {r}")?;
+                }
+                for r in &v6.routes {
+                    writeln!(f, "  route {}", route(r, &u.interface))?;
+                }
+                if v6.accept_ra && v6.gateway.is_none() {
+                    writeln!(f, "  route default via <advertised router> dev {} metric {}", u.interface, u.metric)?;
+                    writeln!(f, "  route default via <advertised router> dev {} table {}", u.interface, u.table)?;
+                }
+                if v6.accept_ra || v6.dhcp {
+                    writeln!(f, "  rules from/to <SLAAC or DHCPv6 address> lookup {}, set by `multihome dispatch` when the address appears", u.table)?;
+                }
+            }
+            if let Some(e) = u.mptcp {
+                let addr = e.address.map_or("<lease address>".to_string(), |a| a.to_string());
+                writeln!(f, "  mptcp endpoint {addr} id {} dev {} subflow{}", e.id, u.interface, if e.backup { " backup" } else { "" })?;
+            }
+            // Only where the uplink differs from [Probe]: the daemon's settings for the rest.
+            if u.probe.own {
+                let targets = match u.probe.targets.is_empty() {
+                    true => "the gateway by ARP".to_string(),
+                    false => u.probe.targets.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" "),
+                };
+                let interval = crate::policy::timespan::format(u.probe.interval);
+                let timeout = crate::policy::timespan::format(u.probe.timeout);
+                writeln!(f, "  probe {targets} every {interval} (timeout {timeout}), its own")?;
+            }
         }
         writeln!(f, "\nsysctls:")?;
         for s in &self.sysctls {
             writeln!(f, "  {} = {}", s.key, s.value)?;
+        }
+        match self.mptcp {
+            Some(l) => writeln!(f, "\nmptcp (where net.mptcp.enabled = 1): limits subflows at least {}", l.subflows)?,
+            None => writeln!(f, "\nmptcp: hands off (MPTCP=no; endpoints multihome made before are removed)")?,
         }
         // Always: the daemon runs with any policy (without [Probe] it still watches carrier,
         // addresses and the gateway by ARP), and the hook with any DHCP uplink.

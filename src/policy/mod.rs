@@ -10,12 +10,12 @@ pub mod timespan;
 pub mod unit_file;
 mod validate;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Serialize;
 
 pub use error::{Diagnostic, Diagnostics};
@@ -43,20 +43,49 @@ pub enum Mode {
     Bond,
 }
 
-/// Which families an uplink asks DHCP for.
+/// Which families an uplink asks DHCP for, as far as IPv4 goes (DHCPv6 is [`Ipv6::dhcp`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Dhcp {
     Ipv4,
-    /// `DHCP=yes`: IPv4 gets multihome's policy, IPv6 is left to the network manager.
+    /// `DHCP=yes`: a DHCPv4 lease and DHCPv6; IPv6 is under the policy only when the uplink
+    /// says more about it ([`Uplink::ipv6`]), else left to the network manager as before.
     Yes,
 }
 
+/// The uplink's IPv4 addressing. `Static` with no address: an IPv6-only uplink.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Addressing {
     Static(Vec<Ipv4Net>),
     Dhcp(Dhcp),
+}
+
+/// The uplink's IPv6 side, when the policy says anything about it (an IPv6 `Address=` or
+/// `Gateway=`, `DHCP=ipv6|yes`, `IPv6AcceptRA=`); otherwise IPv6 is left to the network manager.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ipv6 {
+    /// Static global addresses (never link-local: the kernel makes that one itself).
+    pub addresses: Vec<Ipv6Net>,
+    /// The router: static, or `None` for the one router advertisements name. Link-local
+    /// (`fe80::1`, on this uplink's link) or inside one of `addresses`.
+    pub gateway: Option<Ipv6Addr>,
+    /// DHCPv6 addresses (`DHCP=ipv6` or `yes`).
+    pub dhcp: bool,
+    /// `IPv6AcceptRA=`: SLAAC addresses and the advertised router as the default route.
+    pub accept_ra: bool,
+}
+
+/// What an uplink's address does for MPTCP connections (`[Uplink] MPTCP=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Subflows {
+    /// An endpoint that carries subflows alongside the others.
+    Subflow,
+    /// An endpoint whose subflows carry data only when no normal one can.
+    Backup,
+    /// No endpoint on this uplink.
+    No,
 }
 
 /// One `[Uplink]` section.
@@ -68,8 +97,20 @@ pub struct Uplink {
     pub addressing: Addressing,
     /// Required for static addressing; with DHCP the lease's router is used when absent.
     pub gateway: Option<Ipv4Addr>,
+    /// `None`: the policy says nothing about IPv6 on this uplink.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6>,
     /// Explicit routing table, or `None` to let the planner pick one.
     pub table: Option<u32>,
+    /// `MPTCP=` of the uplink, or `None` to derive it from the priority (see `plan::mptcp`).
+    pub mptcp: Option<Subflows>,
+    /// `ProbeTarget=`: this uplink's own probe targets, in place of `[Probe]`'s (mwan3's
+    /// per-interface `track_ip`); empty: `[Probe] Target=`.
+    pub probe_targets: Vec<Ipv4Addr>,
+    /// `ProbeInterval=`: this uplink's own round interval (a metered uplink probed less often);
+    /// `None`: `[Probe] Interval=`.
+    #[serde(rename = "probe_interval_ms", serialize_with = "timespan::serialize_ms_opt")]
+    pub probe_interval: Option<Duration>,
 }
 
 /// How the per-target probe results of one round combine into "the uplink answered".
@@ -85,6 +126,9 @@ pub enum Require {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Probe {
     pub targets: Vec<Ipv4Addr>,
+    /// IPv6 targets: an uplink's IPv6 side is judged on these alone, as its IPv4 side on `targets`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub targets6: Vec<Ipv6Addr>,
     #[serde(rename = "interval_ms", serialize_with = "timespan::serialize_ms")]
     pub interval: Duration,
     /// How long one probe waits for its answer.
@@ -120,6 +164,7 @@ impl Default for Probe {
     fn default() -> Self {
         Probe {
             targets: Vec::new(),
+            targets6: Vec::new(),
             interval: Duration::from_millis(200),
             timeout: Duration::from_millis(200),
             fail_after: 3,
@@ -144,6 +189,9 @@ pub struct Policy {
     pub backend: Backend,
     pub mode: Mode,
     pub probe: Option<Probe>,
+    /// `[Policy] MPTCP=`: whether multihome gives the uplinks MPTCP endpoints (where the kernel
+    /// has MPTCP enabled); `false` keeps its hands off the kernel's path manager.
+    pub mptcp: bool,
     /// In file order; empty in bond mode, whose `[Uplink]` sections are the bond's slaves.
     pub uplinks: Vec<Uplink>,
     /// `Some` exactly in bond mode.

@@ -2,14 +2,14 @@
 //! invariant checked, and every problem reported with its file and line.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use super::error::{Diagnostic, Diagnostics};
 use super::unit_file::{Entry, Section};
-use super::{Addressing, Backend, Dhcp, Mode, Policy, Probe, Require, Uplink, timespan, valid_uplink_name};
+use super::{Addressing, Backend, Dhcp, Ipv6, Mode, Policy, Probe, Require, Subflows, Uplink, timespan, valid_uplink_name};
 use crate::numbers::{KERNEL_TABLES, LEGACY_DAEMON_TABLE, MAX_ADDRESSES, MAX_UPLINKS};
 
 mod bond;
@@ -23,6 +23,10 @@ struct Located<'s> {
     keys: HashMap<&'s str, usize>,
     /// The line of each static address, in the order of `Addressing::Static`.
     address_lines: Vec<usize>,
+    /// The same for the IPv6 addresses, in the order of `Ipv6::addresses`.
+    address6_lines: Vec<usize>,
+    /// The line of each family's `Gateway=`.
+    gateway_lines: (Option<usize>, Option<usize>),
 }
 
 struct Checker<'a> {
@@ -99,12 +103,19 @@ fn parse_ipv4(s: &str) -> Option<Ipv4Addr> {
     s.parse().ok()
 }
 
+/// fe80::/10: the kernel gives every link such an address itself, and a router is known by it.
+fn is_link_local6(a: Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
+}
+
 pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
     let mut c = Checker { file, problems: Vec::new() };
     let mut seen_once: HashMap<&str, usize> = HashMap::new();
     let mut backend = Backend::Auto;
     let mut mode = Mode::Routes;
+    let mut mptcp = true;
     let mut probe = None;
+    let mut target_lines = TargetLines::default();
     let mut uplinks: Vec<Located> = Vec::new();
     let bond_mode = bond::wanted(sections);
     let (mut bond_section, mut slaves, mut mode_line) = (None, Vec::new(), 1);
@@ -118,7 +129,10 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
         }
         match section.name.as_str() {
             "Policy" => {
-                let map = c.entries(section, &["Backend", "Mode"], &[]);
+                let map = c.entries(section, &["Backend", "Mode", "MPTCP"], &[]);
+                if let Some(b) = c.parse_one(first(&map, "MPTCP"), "yes or no", parse_bool) {
+                    mptcp = b;
+                }
                 backend = c
                     .parse_one(first(&map, "Backend"), "auto, networkd or networkmanager", |s| match s {
                         "auto" => Some(Backend::Auto),
@@ -137,7 +151,7 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
                 }
             }
             "Probe" => {
-                probe = Some(probe_section(&mut c, section));
+                probe = Some(probe_section(&mut c, section, &mut target_lines));
                 if bond_mode {
                     // The daemon probes through each uplink alone; a bond has one path at a time.
                     c.problem(section.line, "[Probe] with Mode=bond: the daemon does not probe through a bond; the bond's ARP monitor (ARPIntervalSec= with ARPIPTargets=) sees a dead gateway");
@@ -164,13 +178,39 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
     let bond = if bond_mode { bond::bond(&mut c, bond_section, slaves, mode_line) } else { None };
     if !bond_mode {
         cross_check(&mut c, &uplinks, sections);
+        check_target_families(&mut c, &uplinks, &target_lines);
+    }
+    if !mptcp {
+        for l in &uplinks {
+            if let (Some(Subflows::Subflow | Subflows::Backup), Some(line)) = (l.uplink.mptcp, l.keys.get("MPTCP")) {
+                c.problem(
+                    *line,
+                    format!(
+                        "MPTCP={} on {}: [Policy] has MPTCP=no, so no uplink gets an endpoint; remove one of them",
+                        subflows_word(l.uplink.mptcp),
+                        l.uplink.interface
+                    ),
+                );
+            }
+        }
+    }
+    if let (Some(p), false) = (&probe, bond_mode) {
+        probe_against_uplinks(&mut c, p, sections, &uplinks);
     }
 
     if c.problems.is_empty() {
-        Ok(Policy { source: file.to_string(), backend, mode, probe, uplinks: uplinks.into_iter().map(|l| l.uplink).collect(), bond })
+        Ok(Policy { source: file.to_string(), backend, mode, probe, mptcp, uplinks: uplinks.into_iter().map(|l| l.uplink).collect(), bond })
     } else {
         c.problems.sort_by_key(|d| d.line);
         Err(Diagnostics(c.problems))
+    }
+}
+
+fn subflows_word(s: Option<Subflows>) -> &'static str {
+    match s {
+        Some(Subflows::Subflow) => "subflow",
+        Some(Subflows::Backup) => "backup",
+        _ => "no",
     }
 }
 
@@ -184,7 +224,36 @@ const MAX_HOLD: Duration = Duration::from_secs(86_400);
 /// Targets per [Probe]: each is probed through every uplink every round.
 const MAX_TARGETS: usize = 16;
 
-fn probe_section(c: &mut Checker, section: &Section) -> Probe {
+/// The first `Target=` line of each family, for the check that some uplink has that family.
+#[derive(Default)]
+struct TargetLines {
+    ipv4: Option<usize>,
+    ipv6: Option<usize>,
+}
+
+/// Each family of an uplink is judged on targets of that family, so a family no uplink has
+/// would never be probed: a typo or a forgotten `Address=`.
+fn check_target_families(c: &mut Checker, uplinks: &[Located], lines: &TargetLines) {
+    if uplinks.is_empty() {
+        return;
+    }
+    let has4 = uplinks.iter().any(|l| match &l.uplink.addressing {
+        Addressing::Static(nets) => !nets.is_empty(),
+        Addressing::Dhcp(_) => true,
+    });
+    let has6 = uplinks.iter().any(|l| l.uplink.ipv6.as_ref().is_some_and(|v6| !v6.addresses.is_empty() || v6.dhcp || v6.accept_ra));
+    if let (Some(line), false) = (lines.ipv4, has4) {
+        c.problem(line, "Target= is an IPv4 address, but no uplink has IPv4; give IPv6 targets, or an IPv4 Address= or DHCP=ipv4 to an uplink");
+    }
+    if let (Some(line), false) = (lines.ipv6, has6) {
+        c.problem(
+            line,
+            "Target= is an IPv6 address, but no uplink has IPv6; give IPv4 targets, or an IPv6 Address=, DHCP=ipv6 or IPv6AcceptRA=yes to an uplink",
+        );
+    }
+}
+
+fn probe_section(c: &mut Checker, section: &Section, target_lines: &mut TargetLines) -> Probe {
     let map = c.entries(
         section,
         &[
@@ -211,16 +280,29 @@ fn probe_section(c: &mut Checker, section: &Section) -> Probe {
             format!("{} Target= lines; at most {MAX_TARGETS}, each probed through every uplink in every round", targets.len()),
         );
     }
-    let mut seen: HashMap<Ipv4Addr, usize> = HashMap::new();
+    let mut seen: HashMap<IpAddr, usize> = HashMap::new();
     for e in targets.into_iter().take(MAX_TARGETS) {
-        match parse_ipv4(&e.value) {
-            Some(a) if a.is_unspecified() || a.is_broadcast() || a.is_multicast() => c.bad_value(e, "a unicast IPv4 address"),
-            Some(a) => match seen.insert(a, e.line) {
+        match e.value.parse::<IpAddr>() {
+            Ok(IpAddr::V4(a)) if a.is_unspecified() || a.is_broadcast() || a.is_multicast() => c.bad_value(e, "a unicast IPv4 address"),
+            // A link-local target would need a zone; the gateway is already asked by NDP.
+            Ok(IpAddr::V6(a)) if a.is_unspecified() || a.is_multicast() || a.is_loopback() || is_link_local6(a) => {
+                c.bad_value(e, "a global unicast IPv6 address (a link-local one names no link)")
+            }
+            Ok(a) => match seen.insert(a, e.line) {
                 // A second copy would count twice towards Require=.
                 Some(first) => c.problem(e.line, format!("Target={a} is already a target (line {first})")),
-                None => p.targets.push(a),
+                None => match a {
+                    IpAddr::V4(a) => {
+                        target_lines.ipv4.get_or_insert(e.line);
+                        p.targets.push(a)
+                    }
+                    IpAddr::V6(a) => {
+                        target_lines.ipv6.get_or_insert(e.line);
+                        p.targets6.push(a)
+                    }
+                },
             },
-            None => c.bad_value(e, "an IPv4 address such as 192.168.178.1"),
+            Err(_) => c.bad_value(e, "an IPv4 or IPv6 address such as 192.168.178.1 or 2001:db8::1"),
         }
     }
     let bounded = |min: Duration, max: Duration| move |s: &str| timespan::parse(s).filter(|d| (min..=max).contains(d));
@@ -255,15 +337,6 @@ fn probe_section(c: &mut Checker, section: &Section) -> Probe {
     }
     if let Some(d) = c.parse_one(first(&map, "MaxHoldTime"), SPAN, span) {
         p.max_hold_time = d;
-    }
-    if p.targets.is_empty() {
-        // ARP only proves the gateway is alive, not the path behind it: the failure the daemon exists for.
-        c.problem(section.line, "[Probe] has no Target=; give at least one address to probe through each uplink, such as the gateway and a host behind it");
-    }
-    if let (Require::AtLeast(n), Some(e)) = (p.require, first(&map, "Require"))
-        && n > p.targets.len()
-    {
-        c.problem(e.line, format!("Require={n}: only {} Target= given", p.targets.len()));
     }
     if p.timeout > p.interval {
         let line = first(&map, "Timeout").map_or(section.line, |e| e.line);
@@ -331,9 +404,95 @@ fn probe_section(c: &mut Checker, section: &Section) -> Probe {
     p
 }
 
+/// The probe targets of `key` (`Target=` in [Probe], `ProbeTarget=` in [Uplink]): unicast,
+/// each once, at most [`MAX_TARGETS`].
+fn targets(c: &mut Checker, map: &HashMap<&str, Vec<&Entry>>, key: &str, why_bounded: &str) -> Vec<Ipv4Addr> {
+    let entries: Vec<&&Entry> = map.get(key).into_iter().flatten().collect();
+    if entries.len() > MAX_TARGETS {
+        c.problem(entries[MAX_TARGETS].line, format!("{} {key}= lines; at most {MAX_TARGETS}, {why_bounded}", entries.len()));
+    }
+    let mut found = Vec::new();
+    let mut seen: HashMap<Ipv4Addr, usize> = HashMap::new();
+    for e in entries.into_iter().take(MAX_TARGETS) {
+        match parse_ipv4(&e.value) {
+            Some(a) if a.is_unspecified() || a.is_broadcast() || a.is_multicast() => c.bad_value(e, "a unicast IPv4 address"),
+            Some(a) => match seen.insert(a, e.line) {
+                // A second copy would count twice towards Require=.
+                Some(first) => c.problem(e.line, format!("{key}={a} is already a target (line {first})")),
+                None => found.push(a),
+            },
+            None => c.bad_value(e, "an IPv4 address such as 192.168.178.1"),
+        }
+    }
+    found
+}
+
+/// What `[Probe]` and the uplinks' own probe settings must agree on: every uplink has targets
+/// (ARP only proves the gateway is alive, not the path behind it: the failure the daemon exists
+/// for), `Require=` can be met by each uplink's targets, and each uplink's probes can take
+/// longer than `MaxLatency=` (its timeout is the shorter of `Timeout=` and its interval).
+fn probe_against_uplinks(c: &mut Checker, probe: &Probe, sections: &[Section], uplinks: &[Located]) {
+    let Some(section) = sections.iter().find(|s| s.name == "Probe") else { return };
+    let line_of = |key: &str| section.entries.iter().find(|e| e.key == key).map(|e| e.line);
+    let borrowing: Vec<&Located> = uplinks.iter().filter(|l| l.uplink.probe_targets.is_empty()).collect();
+    if probe.targets.is_empty() && probe.targets6.is_empty() && (!borrowing.is_empty() || uplinks.is_empty()) {
+        let own = if borrowing.len() < uplinks.len() {
+            let names: Vec<&str> = borrowing.iter().map(|l| l.uplink.interface.as_str()).collect();
+            format!(" (or ProbeTarget= in the [Uplink] of {})", names.join(", "))
+        } else {
+            String::new()
+        };
+        c.problem(
+            section.line,
+            format!("[Probe] has no Target=; give at least one address to probe through each uplink, such as the gateway and a host behind it{own}"),
+        );
+    }
+    if let (Require::AtLeast(n), Some(line)) = (probe.require, line_of("Require")) {
+        // Each family is judged on its own targets, so each that has any needs enough of them.
+        let (v4, v6) = (probe.targets.len(), probe.targets6.len());
+        if !borrowing.is_empty() && ((v4 > 0 && n > v4) || (v6 > 0 && n > v6)) {
+            let (family, have) = if v4 > 0 && n > v4 { ("IPv4", v4) } else { ("IPv6", v6) };
+            let only = if v4 == 0 || v6 == 0 {
+                format!("only {} Target= given", v4 + v6)
+            } else {
+                format!("only {have} {family} Target= given, and each family is judged on its own targets")
+            };
+            c.problem(line, format!("Require={n}: {only}"));
+        }
+        for l in uplinks.iter().filter(|l| !l.uplink.probe_targets.is_empty() && l.uplink.probe_targets.len() < n) {
+            c.problem(
+                l.keys["ProbeTarget"],
+                format!(
+                    "ProbeTarget=: {} has {} target(s) of its own, but Require={n} (line {line}) asks for {n} answers in every round",
+                    l.uplink.interface,
+                    l.uplink.probe_targets.len()
+                ),
+            );
+        }
+    }
+    for l in uplinks {
+        let Some(interval) = l.uplink.probe_interval else { continue };
+        let timeout = probe.timeout.min(interval);
+        if let Some(max) = probe.max_latency
+            && max >= timeout
+        {
+            c.problem(
+                l.keys["ProbeInterval"],
+                format!(
+                    "ProbeInterval={}: its probes wait at most {} for an answer, not longer than MaxLatency={} in [Probe]; a probe slower than that already counts as lost",
+                    timespan::format(interval),
+                    timespan::format(timeout),
+                    timespan::format(max)
+                ),
+            );
+        }
+    }
+}
+
 /// Returns the uplink with the lines of its section, keys and addresses, for cross-checks.
 fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'s>> {
-    let map = c.entries(section, &["Interface", "Priority", "DHCP", "Gateway", "Table"], &["Address"]);
+    // Gateway= is repeatable for its two families; a second one of the same family is refused below.
+    let map = c.entries(section, &["Interface", "Priority", "DHCP", "IPv6AcceptRA", "Table", "MPTCP", "ProbeInterval"], &["Address", "Gateway", "ProbeTarget"]);
     let lines: HashMap<&str, usize> = map.iter().filter_map(|(k, v)| v.first().map(|e| (*k, e.line))).collect();
     let before = c.problems.len();
 
@@ -359,7 +518,35 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
     };
     let mut addresses = Vec::new();
     let mut address_lines = Vec::new();
+    let mut addresses6: Vec<Ipv6Net> = Vec::new();
+    let mut address6_lines = Vec::new();
     for e in map.get("Address").into_iter().flatten() {
+        if e.value.contains(':') {
+            match e.value.parse::<Ipv6Net>() {
+                Ok(net) if is_link_local6(net.addr()) => {
+                    c.problem(e.line, format!("Address={}: a link-local address; the kernel gives every link one itself, give a global address", e.value))
+                }
+                Ok(net) if net.addr().is_unspecified() || net.addr().is_multicast() || net.addr().is_loopback() => {
+                    c.bad_value(e, "a unicast IPv6 address with prefix length")
+                }
+                Ok(_) if addresses6.len() == MAX_ADDRESSES => c.problem(
+                    e.line,
+                    format!(
+                        "Address={}: an uplink has room for {MAX_ADDRESSES} IPv6 addresses (each takes two rule priorities of the uplink's range)",
+                        e.value
+                    ),
+                ),
+                Ok(net) => {
+                    addresses6.push(net);
+                    address6_lines.push(e.line);
+                }
+                Err(_) if e.value.parse::<Ipv6Addr>().is_ok() => {
+                    c.problem(e.line, format!("Address={}: the prefix length is missing; add the subnet's, such as {}/64", e.value, e.value))
+                }
+                Err(_) => c.bad_value(e, "an IPv6 address with prefix length such as 2001:db8:178::99/64"),
+            }
+            continue;
+        }
         match e.value.parse::<Ipv4Net>() {
             Ok(net) if !is_host_of(&net, net.addr()) => c.problem(
                 e.line,
@@ -384,27 +571,52 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
             Err(_) if parse_ipv4(&e.value).is_some() => {
                 c.problem(e.line, format!("Address={}: the prefix length is missing; add the subnet's, such as {}/24", e.value, e.value))
             }
-            Err(_) if e.value.parse::<std::net::Ipv6Addr>().is_ok() || e.value.contains(':') => {
-                c.problem(e.line, format!("Address={}: IPv6 uplinks are not supported yet; give an IPv4 address", e.value))
-            }
-            Err(_) => c.bad_value(e, "an IPv4 address with prefix length such as 192.168.178.99/24"),
+            Err(_) => c.bad_value(e, "an IPv4 or IPv6 address with prefix length such as 192.168.178.99/24 or 2001:db8:178::99/64"),
         }
     }
-    let dhcp = match first(&map, "DHCP") {
-        Some(e) if e.value == "ipv6" => {
-            c.problem(e.line, "DHCP=ipv6: an IPv6-only uplink has no IPv4 address for multihome's policy; use DHCP=yes or ipv4");
-            None
+    // (DHCPv4, DHCPv6); `None` when the value is invalid.
+    let dhcp = c.parse_one(first(&map, "DHCP"), "yes, ipv4, ipv6 or no", |s| match s {
+        "ipv4" => Some((true, false)),
+        "ipv6" => Some((false, true)),
+        s => parse_bool(s).map(|b| (b, b)),
+    });
+    let (dhcp4, dhcp6) = dhcp.unwrap_or((false, false));
+    let accept_ra = c.parse_one(first(&map, "IPv6AcceptRA"), "yes or no", parse_bool);
+    // One router per family: Gateway= may be given twice, once for each.
+    let mut gateway = None;
+    let mut gateway6 = None;
+    let mut gateway_lines = (None, None);
+    for e in map.get("Gateway").into_iter().flatten() {
+        match e.value.parse::<IpAddr>() {
+            Ok(IpAddr::V4(a)) if gateway.is_some() => c.problem(
+                e.line,
+                format!("Gateway={a}: an IPv4 Gateway= is already set on line {}; an uplink has one router per family", gateway_lines.0.unwrap_or(0)),
+            ),
+            Ok(IpAddr::V6(a)) if gateway6.is_some() => c.problem(
+                e.line,
+                format!("Gateway={a}: an IPv6 Gateway= is already set on line {}; an uplink has one router per family", gateway_lines.1.unwrap_or(0)),
+            ),
+            Ok(IpAddr::V4(a)) => {
+                gateway = Some(a);
+                gateway_lines.0 = Some(e.line);
+            }
+            Ok(IpAddr::V6(a)) if a.is_unspecified() || a.is_multicast() || a.is_loopback() => c.bad_value(e, "a unicast IPv6 address such as fe80::1"),
+            Ok(IpAddr::V6(a)) => {
+                gateway6 = Some(a);
+                gateway_lines.1 = Some(e.line);
+            }
+            Err(_) => c.bad_value(e, "an IPv4 address such as 192.168.178.1 or an IPv6 one such as fe80::1"),
         }
-        e => c.parse_one(e, "ipv4, yes or no", |s| match s {
-            "ipv4" => Some(Some(Dhcp::Ipv4)),
-            s => parse_bool(s).map(|b| b.then_some(Dhcp::Yes)),
-        }),
-    };
-    let gateway = c.parse_one(first(&map, "Gateway"), "an IPv4 address such as 192.168.178.1", parse_ipv4);
+    }
     // The kernel's own names are understood, so that `Table=main` is refused for the right reason.
     let table = c.parse_one(first(&map, "Table"), "a routing table number from 1 to 4294967295", |s| match KERNEL_TABLES.iter().find(|(_, name)| *name == s) {
         Some((n, _)) => Some(*n),
         None => s.parse::<u32>().ok(),
+    });
+    let mptcp = c.parse_one(first(&map, "MPTCP"), "subflow, backup or no", |s| match s {
+        "subflow" => Some(Subflows::Subflow),
+        "backup" => Some(Subflows::Backup),
+        s => parse_bool(s).filter(|b| !b).map(|_| Subflows::No),
     });
     if let (Some(t), Some(e)) = (table, first(&map, "Table")) {
         if let Some((_, name)) = KERNEL_TABLES.iter().find(|(n, _)| *n == t) {
@@ -422,42 +634,102 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
         }
     }
 
-    let addressing = match (dhcp.flatten(), addresses.is_empty(), map.contains_key("Address")) {
-        (Some(_), false, _) => {
-            let dhcp = first(&map, "DHCP").map_or("", |e| e.value.as_str());
-            c.problem(
-                lines["DHCP"],
-                format!("DHCP={dhcp}: this [Uplink] also has Address= (line {}); give either static addresses or DHCP=, not both", lines["Address"]),
-            );
-            None
-        }
-        (Some(d), true, _) => Some(Addressing::Dhcp(d)),
-        (None, false, _) => Some(Addressing::Static(addresses)),
-        (None, true, had_address) => {
-            if !had_address && c.problems.len() == before {
-                let of = interface.as_deref().map_or(String::new(), |n| format!(" of {n}"));
-                c.problem(section.line, format!("[Uplink]{of} gets no address: give Address= with Gateway=, or DHCP=ipv4 or yes"));
-            }
-            None
-        }
-    };
-    if let (Some(Addressing::Dhcp(_)), Some(line)) = (&addressing, lines.get("Gateway")) {
-        // The lease names the router and may change it; a fixed one beside it would go stale.
-        c.problem(*line, "Gateway= on a DHCP uplink: the lease's router is used; remove Gateway= or give a static Address=");
+    let of = interface.as_deref().map_or(String::new(), |n| format!(" of {n}"));
+    let dhcp_value = first(&map, "DHCP").map_or("", |e| e.value.as_str());
+    // Per family: static addresses or DHCP, not both (a lease beside fixed addresses would add
+    // one without rules, and a default route outside the order).
+    if dhcp4 && !addresses.is_empty() {
+        c.problem(
+            lines["DHCP"],
+            format!("DHCP={dhcp_value}: this [Uplink] also has an IPv4 Address= (line {}); give either static addresses or DHCP=, not both", address_lines[0]),
+        );
     }
-    if matches!(addressing, Some(Addressing::Static(_))) && gateway.is_none() && !lines.contains_key("Gateway") {
-        let of = interface.as_deref().map_or(String::new(), |n| format!(" of {n}"));
+    if dhcp6 && !addresses6.is_empty() {
+        c.problem(
+            lines["DHCP"],
+            format!("DHCP={dhcp_value}: this [Uplink] also has an IPv6 Address= (line {}); give either static IPv6 addresses or DHCP=ipv4", address6_lines[0]),
+        );
+    }
+    let addressing = if dhcp4 { Addressing::Dhcp(if dhcp6 { Dhcp::Yes } else { Dhcp::Ipv4 }) } else { Addressing::Static(addresses) };
+    let has4 = !matches!(&addressing, Addressing::Static(a) if a.is_empty());
+    // DHCPv6 and SLAAC give no router of their own: the advertisements name it. Without an
+    // explicit IPv6AcceptRA= they are wanted whenever the uplink has dynamic IPv6.
+    let accept_ra = accept_ra.unwrap_or(dhcp6);
+    // `DHCP=yes` alone keeps its meaning from before IPv6 was in the policy: IPv6 as the
+    // network manager does it. `DHCP=ipv6`, or any IPv6 key beside `DHCP=yes`, puts it here.
+    let says_ipv6 = !addresses6.is_empty() || gateway6.is_some() || (dhcp6 && !dhcp4) || map.contains_key("IPv6AcceptRA");
+    let ipv6 = says_ipv6.then_some(Ipv6 { addresses: addresses6, gateway: gateway6, dhcp: dhcp6, accept_ra });
+    let has6 = ipv6.as_ref().is_some_and(|v6| !v6.addresses.is_empty() || v6.dhcp || v6.accept_ra);
+
+    if !has4 && !has6 && !map.contains_key("Address") && c.problems.len() == before {
+        c.problem(section.line, format!("[Uplink]{of} gets no address: give Address= with Gateway=, or DHCP=ipv4, ipv6 or yes, or IPv6AcceptRA=yes"));
+    }
+    if let (Addressing::Dhcp(_), Some(line), true) = (&addressing, gateway_lines.0, c.problems.len() == before) {
+        // The lease names the router and may change it; a fixed one beside it would go stale.
+        c.problem(line, "Gateway= on a DHCP uplink: the lease's router is used; remove Gateway= or give a static Address=");
+    }
+    if let (Addressing::Static(nets), Some(line)) = (&addressing, gateway_lines.0)
+        && nets.is_empty()
+        && c.problems.len() == before
+    {
+        c.problem(
+            line,
+            format!(
+                "Gateway={}: [Uplink]{of} has no IPv4 address; give an IPv4 Address= or remove this Gateway=",
+                gateway.map_or(String::new(), |g| g.to_string())
+            ),
+        );
+    }
+    if matches!(&addressing, Addressing::Static(a) if !a.is_empty()) && gateway.is_none() && gateway_lines.0.is_none() && c.problems.len() == before {
         c.problem(section.line, format!("[Uplink]{of} has a static Address= but no Gateway=; give the address of the router on its subnet"));
     }
+    if let Some(v6) = &ipv6 {
+        if let (Some(g), Some(line)) = (v6.gateway, gateway_lines.1)
+            && v6.addresses.is_empty()
+            && c.problems.len() == before
+        {
+            c.problem(
+                line,
+                format!(
+                    "Gateway={g}: [Uplink]{of} has no static IPv6 Address=; {}",
+                    if v6.accept_ra || v6.dhcp {
+                        "the router advertisements name the router, remove this Gateway="
+                    } else {
+                        "give an IPv6 Address= or remove this Gateway="
+                    }
+                ),
+            );
+        }
+        if !v6.addresses.is_empty() && v6.gateway.is_none() && !v6.accept_ra && gateway_lines.1.is_none() && c.problems.len() == before {
+            c.problem(
+                section.line,
+                format!("[Uplink]{of} has a static IPv6 Address= but no IPv6 Gateway=; give the router (its link-local address such as fe80::1 will do), or IPv6AcceptRA=yes"),
+            );
+        }
+        if v6.dhcp && !v6.accept_ra {
+            let line = first(&map, "IPv6AcceptRA").map_or(section.line, |e| e.line);
+            c.problem(
+                line,
+                format!("IPv6AcceptRA=no with DHCP={dhcp_value}: DHCPv6 names no router, only the router advertisements do; remove IPv6AcceptRA=no"),
+            );
+        }
+    }
+
+    let probe_targets = targets(c, &map, "ProbeTarget", "each probed through this uplink in every round");
+    let interval_expected = format!("a time span from {} to {} such as 2s", timespan::format(MIN_INTERVAL), timespan::format(MAX_INTERVAL));
+    let probe_interval =
+        c.parse_one(first(&map, "ProbeInterval"), &interval_expected, |s| timespan::parse(s).filter(|d| (MIN_INTERVAL..=MAX_INTERVAL).contains(d)));
 
     if c.problems.len() != before {
         return None;
     }
     Some(Located {
-        uplink: Uplink { interface: interface?, priority: priority?, addressing: addressing?, gateway, table },
+        uplink: Uplink { interface: interface?, priority: priority?, addressing, gateway, ipv6, table, mptcp, probe_targets, probe_interval },
         line: section.line,
         keys: lines,
         address_lines,
+        address6_lines,
+        gateway_lines,
     })
 }
 
@@ -478,7 +750,8 @@ fn cross_check(c: &mut Checker, uplinks: &[Located], sections: &[Section]) {
     let mut priorities: HashMap<u32, (usize, &str)> = HashMap::new();
     let mut tables: HashMap<u32, (usize, &str)> = HashMap::new();
     let mut addresses: HashMap<Ipv4Addr, (usize, &str)> = HashMap::new();
-    for Located { uplink: u, line, keys, address_lines } in uplinks {
+    let mut addresses6: HashMap<Ipv6Addr, (usize, &str)> = HashMap::new();
+    for Located { uplink: u, line, keys, address_lines, address6_lines, gateway_lines } in uplinks {
         let name = u.interface.as_str();
         let iface_line = keys.get("Interface").copied().unwrap_or(*line);
         if let Some(first) = interfaces.insert(name, iface_line) {
@@ -504,8 +777,31 @@ fn cross_check(c: &mut Checker, uplinks: &[Located], sections: &[Section]) {
                 }
             }
         }
+        if let Some(v6) = &u.ipv6 {
+            for (net, addr_line) in v6.addresses.iter().zip(address6_lines.iter().copied()) {
+                if let Some((first, other)) = addresses6.insert(net.addr(), (addr_line, name)) {
+                    c.problem(addr_line, format!("Address={net}: {} is already an address of {other} (line {first})", net.addr()));
+                }
+            }
+            if let (Some(gw), false) = (v6.gateway, v6.addresses.is_empty()) {
+                let gw_line = gateway_lines.1.unwrap_or(*line);
+                // A link-local router is on this link by definition (the kernel scopes it to the
+                // uplink's interface); a global one must be inside one of its prefixes.
+                if let Some(net) = v6.addresses.iter().find(|p| p.addr() == gw) {
+                    c.problem(gw_line, format!("Gateway={gw} is {name}'s own address ({net}); give the address of the router"));
+                } else if !is_link_local6(gw) && !v6.addresses.iter().any(|p| p.contains(&gw)) {
+                    c.problem(
+                        gw_line,
+                        format!(
+                            "Gateway={gw} is outside every IPv6 prefix of {name} ({}) and not link-local; give the router's link-local address (fe80::...) or one on its subnet",
+                            v6.addresses.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+                        ),
+                    );
+                }
+            }
+        }
         if let Some(gw) = u.gateway {
-            let gw_line = keys.get("Gateway").copied().unwrap_or(*line);
+            let gw_line = gateway_lines.0.unwrap_or(*line);
             // The gateway must be on this uplink's own link, or the kernel refuses its route. A
             // DHCP uplink's subnet is known only from its lease, so it is checked by the hook.
             if let Addressing::Static(own) = &u.addressing {

@@ -91,6 +91,15 @@ fn dhcp_value(families: (bool, bool)) -> &'static str {
     }
 }
 
+/// networkd's booleans.
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => Some(true),
+        "no" | "false" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
 fn is_main(table: Option<&str>) -> bool {
     matches!(table, None | Some("main") | Some("254"))
 }
@@ -131,13 +140,19 @@ pub fn judge(plan: &Plan, u: &UplinkPlan, file: &NetworkFile) -> Amendment {
         }
     }
     let have = before.map_or((false, false), |(f, _, _)| f);
-    let want = match u.addresses {
+    let want4 = match u.addresses {
         // Static IPv4: a DHCPv4 lease beside the policy's addresses would add an address without
-        // rules and a default route outside the metric order. DHCPv6 is none of the policy's business.
-        Addresses::Static(_) => (false, have.1),
-        Addresses::Dhcp(Dhcp::Ipv4) => (true, have.1),
-        Addresses::Dhcp(Dhcp::Yes) => (true, true),
+        // rules and a default route outside the metric order.
+        Addresses::Static(_) => false,
+        Addresses::Dhcp(Dhcp::Ipv4 | Dhcp::Yes) => true,
     };
+    // DHCPv6 is the policy's business when it says something about the uplink's IPv6, or
+    // asks for it with DHCP=yes; otherwise the file's choice stays.
+    let want6 = match &u.ipv6 {
+        Some(v6) => v6.dhcp,
+        None => have.1 || matches!(u.addresses, Addresses::Dhcp(Dhcp::Yes)),
+    };
+    let want = (want4, want6);
     match after {
         Some((f, p, e)) if f.0 != want.0 || (want.1 && !f.1) => say(
             Severity::Error,
@@ -229,6 +244,59 @@ pub fn judge(plan: &Plan, u: &UplinkPlan, file: &NetworkFile) -> Amendment {
                         s.name,
                         e.value,
                         u.table,
+                        here(p.path)
+                    ),
+                );
+            }
+        }
+    }
+
+    if let Some(v6) = &u.ipv6 {
+        // IPv6AcceptRA= and its section: the drop-in's single values win over the file's and the
+        // drop-ins before it, not over a drop-in that sorts after it.
+        let want_ra = if v6.accept_ra { "yes" } else { "no" };
+        for (p, _, e) in assignments(&parts, &["Network"], "IPv6AcceptRA") {
+            if p.after_ours && parse_bool(&e.value) != Some(v6.accept_ra) {
+                say(
+                    Severity::Error,
+                    p,
+                    e.line,
+                    format!(
+                        "[Network] IPv6AcceptRA={}: this drop-in sorts after {DROPIN_NAME}, so networkd would keep it over the policy's IPv6AcceptRA={want_ra} for {iface}; remove it from this drop-in",
+                        e.value
+                    ),
+                );
+            }
+        }
+        for key in ["RouteMetric", "RouteTable", "UseGateway"] {
+            for (p, _, e) in assignments(&parts, &["IPv6AcceptRA"], key) {
+                if v6.accept_ra && (p.after_ours || (key == "RouteTable" && !is_main(Some(&e.value)))) {
+                    say(
+                        Severity::Error,
+                        p,
+                        e.line,
+                        format!(
+                            "[IPv6AcceptRA] {key}={}: the advertised routes of {iface} belong in main at the policy's metric {}, where the uplinks are ordered, and the policy decides whether its router is used; remove it {}",
+                            e.value,
+                            u.metric,
+                            here(p.path)
+                        ),
+                    );
+                }
+            }
+        }
+        // An IPv6 [Network] Gateway= gets the kernel's metric 1024: behind the policy's order,
+        // but a default route the policy does not know.
+        for (p, _, e) in assignments(&parts, &["Network"], "Gateway") {
+            if e.value.parse::<std::net::Ipv6Addr>().is_ok() || e.value == "_ipv6ra" {
+                say(
+                    Severity::Warning,
+                    p,
+                    e.line,
+                    format!(
+                        "[Network] Gateway={}: a second IPv6 default route through {iface} that the policy does not know (behind its metric {}); remove it {} (the policy's IPv6 Gateway= or IPv6AcceptRA= gives the default route)",
+                        e.value,
+                        u.metric,
                         here(p.path)
                     ),
                 );

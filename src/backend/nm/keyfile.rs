@@ -9,7 +9,7 @@ use std::fmt::Write;
 
 use crate::backend::files::{GeneratedFile, Owned, marker};
 use crate::backend::sysctl;
-use crate::plan::{Addresses, Plan, Route, Rule, UplinkPlan};
+use crate::plan::{Addresses, Plan, Prefix, Route, Rule, UplinkPlan};
 
 use super::settings::{Wanted, profile_id, profile_uuid, record, record_for};
 
@@ -40,7 +40,7 @@ pub fn render(plan: &Plan) -> Vec<GeneratedFile> {
 }
 
 fn keyfile(plan: &Plan, u: &UplinkPlan) -> String {
-    let want = Wanted::for_uplink(u);
+    let want = Wanted::in_plan(plan, u);
     let mut s = marker(&plan.source, '#');
     let _ = writeln!(s, "# Uplink {} of {}: table {}, main-table metric {}.", u.rank + 1, plan.uplinks.len(), u.table, u.metric);
     if is_wifi(&u.interface) {
@@ -56,6 +56,10 @@ fn keyfile(plan: &Plan, u: &UplinkPlan) -> String {
     }
     let kind = if is_wifi(&u.interface) { "wifi" } else { "ethernet" };
     let _ = writeln!(s, "\n[connection]\nid={}\nuuid={}\ntype={kind}\ninterface-name={}", profile_id(&u.interface), profile_uuid(&u.interface), u.interface);
+    if want.mptcp_disabled {
+        // multihome makes the MPTCP endpoints (see settings::Wanted::mptcp_disabled).
+        let _ = writeln!(s, "mptcp-flags={}", super::settings::MPTCP_FLAGS_DISABLED);
+    }
     if kind == "wifi" {
         s.push_str("\n[wifi]\nmode=infrastructure\n");
     } else {
@@ -79,15 +83,39 @@ fn keyfile(plan: &Plan, u: &UplinkPlan) -> String {
     for (i, r) in want.rules.iter().enumerate() {
         rule(&mut s, i + 1, r);
     }
-    s.push_str("\n[ipv6]\nmethod=auto\n");
+    match &want.ipv6 {
+        None => s.push_str("\n[ipv6]\nmethod=auto\n"),
+        Some(w6) => {
+            s.push_str("\n[ipv6]\n");
+            for (i, net) in w6.addresses.iter().enumerate() {
+                let _ = write!(s, "address{}={net}", i + 1);
+                match w6.gateway {
+                    Some(gw) if i == 0 => {
+                        let _ = writeln!(s, ",{gw}");
+                    }
+                    _ => s.push('\n'),
+                }
+            }
+            let _ = writeln!(s, "method={}\nroute-metric={}", w6.method, want.route_metric);
+            for (i, r) in w6.routes.iter().enumerate() {
+                route(&mut s, i + 1, r);
+            }
+            for (i, r) in w6.rules.iter().enumerate() {
+                rule(&mut s, i + 1, r);
+            }
+        }
+    }
     // What apply records in the profile it merges into, so that apply finds nothing to change
     // and a later policy removes exactly these routes and rules.
     let written = record_for(&want);
     let _ = write!(s, "\n[user]\n{}={}\n{}={}\n", record::ROUTES_KEY, written.routes_value(), record::RULES_KEY, written.rules_value());
+    if written.ipv6 {
+        let _ = writeln!(s, "{}=yes", record::IPV6_KEY);
+    }
     s
 }
 
-fn route(s: &mut String, n: usize, r: &Route) {
+fn route<N: Prefix>(s: &mut String, n: usize, r: &Route<N>) {
     let _ = write!(s, "route{n}={}", r.destination);
     match (r.gateway, r.metric) {
         (Some(gw), Some(m)) => {
@@ -97,14 +125,15 @@ fn route(s: &mut String, n: usize, r: &Route) {
             let _ = write!(s, ",{gw}");
         }
         (None, Some(m)) => {
-            let _ = write!(s, ",0.0.0.0,{m}");
+            let unspecified = if N::FAMILY == "ipv4" { "0.0.0.0" } else { "::" };
+            let _ = write!(s, ",{unspecified},{m}");
         }
         (None, None) => {}
     }
     s.push('\n');
     let mut options = Vec::new();
     // Every gateway is on the uplink's link (plan::Route); the same attribute apply sets.
-    if r.gateway.is_some() {
+    if r.gateway.is_some() && N::GATEWAY_ONLINK {
         options.push("onlink=true".to_string());
     }
     if let Some(src) = r.preferred_source {
@@ -114,7 +143,7 @@ fn route(s: &mut String, n: usize, r: &Route) {
     let _ = writeln!(s, "route{n}_options={}", options.join(","));
 }
 
-fn rule(s: &mut String, n: usize, r: &Rule) {
+fn rule<N: Prefix>(s: &mut String, n: usize, r: &Rule<N>) {
     let _ = write!(s, "routing-rule{n}=priority {}", r.priority);
     if let Some(from) = r.from {
         let _ = write!(s, " from {from}");

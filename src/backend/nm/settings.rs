@@ -10,19 +10,19 @@
 //! Values of settings multihome does not own pass through untouched, with their D-Bus types.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use uuid::Uuid;
 use zbus::{OwnedVariant, Variant};
 
-use crate::plan::{Addresses, DEFAULT_DESTINATION, Route, Rule, Table, UplinkPlan};
+use crate::plan::{Addresses, DEFAULT_DESTINATION, Plan, Prefix, Route, Rule, Table, UplinkPlan};
 
 pub mod bond;
 pub mod ip;
 pub mod record;
 
-pub use ip::{AddressEntry, IPV4, IPV6, IpSetting, RouteEntry, RuleEntry};
+pub use ip::{AddressEntry, Family, IPV4, IPV6, IpSetting, RouteEntry, RuleEntry};
 pub use record::Record;
 
 /// One setting (`ipv4`, `connection`, ...) or one entry of `route-data`/`routing-rules`.
@@ -75,14 +75,42 @@ pub struct Wanted {
     pub table: u32,
     pub routes: Vec<Route>,
     pub rules: Vec<Rule>,
+    /// The `ipv6` setting, when the policy owns the uplink's IPv6.
+    pub ipv6: Option<Wanted6>,
+    /// `connection.mptcp-flags=disabled` while multihome manages the uplinks' MPTCP endpoints
+    /// (`[Policy] MPTCP=yes`): NetworkManager (1.40+) otherwise makes normal-subflow endpoints
+    /// of its own for every address with a default route, which hold the addresses multihome's
+    /// need and cannot follow the uplinks' health. With `MPTCP=no` the setting is left alone.
+    pub mptcp_disabled: bool,
 }
 
+/// What multihome decides in an uplink's `ipv6` setting: the same table and metric as IPv4.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted6 {
+    pub method: &'static str,
+    pub addresses: Vec<Ipv6Net>,
+    pub gateway: Option<Ipv6Addr>,
+    pub routes: Vec<Route<Ipv6Net>>,
+    pub rules: Vec<Rule<Ipv6Net>>,
+}
+
+/// NM_MPTCP_FLAGS_DISABLED: no endpoints for the profile's addresses.
+pub const MPTCP_FLAGS_DISABLED: u32 = 0x1;
+const MPTCP_FLAGS: &str = "mptcp-flags";
+
 impl Wanted {
+    /// [`Wanted::for_uplink`] within `plan`, which says whether multihome manages MPTCP.
+    pub fn in_plan(plan: &Plan, u: &UplinkPlan) -> Wanted {
+        Wanted { mptcp_disabled: plan.mptcp.is_some(), ..Wanted::for_uplink(u) }
+    }
+
     pub fn for_uplink(u: &UplinkPlan) -> Wanted {
         // The main-table default route is ipv4.gateway with ipv4.route-metric; only the routes
         // of the uplink's own table are listed in ipv4.routes.
         let mut routes: Vec<Route> = u.routes.iter().filter(|r| r.table != Table::Main).cloned().collect();
         let (method, addresses) = match &u.addresses {
+            // An IPv6-only uplink.
+            Addresses::Static(nets) if nets.is_empty() => ("disabled", Vec::new()),
             Addresses::Static(nets) => ("manual", nets.clone()),
             Addresses::Dhcp(_) => {
                 // With DHCP only a gateway named in the policy is known now; otherwise the
@@ -94,7 +122,22 @@ impl Wanted {
             }
         };
         let gateway = if method == "manual" { u.gateway } else { None };
-        Wanted { method, addresses, gateway, route_metric: u.metric, table: u.table, routes, rules: u.rules.clone() }
+        let ipv6 = u.ipv6.as_ref().map(|v6| Wanted6 {
+            // Router advertisements and DHCPv6 are refused before this (backend::nm_realises);
+            // without them and without addresses the uplink has no IPv6 of its own.
+            method: if v6.accept_ra || v6.dhcp {
+                "auto"
+            } else if v6.addresses.is_empty() {
+                "disabled"
+            } else {
+                "manual"
+            },
+            addresses: v6.addresses.clone(),
+            gateway: v6.gateway,
+            routes: v6.routes.iter().filter(|r| r.table != Table::Main).cloned().collect(),
+            rules: v6.rules.clone(),
+        });
+        Wanted { method, addresses, gateway, route_metric: u.metric, table: u.table, routes, rules: u.rules.clone(), ipv6, mptcp_disabled: false }
     }
 }
 
@@ -102,29 +145,30 @@ pub(crate) fn owned<'a>(v: impl Into<Variant<'a>>) -> OwnedVariant {
     OwnedVariant::try_from(v.into()).expect("a value without file descriptors always converts")
 }
 
-/// The plan's route as a `route-data` entry.
-fn route_entry(r: &Route) -> RouteEntry {
+/// The plan's route as a `route-data` entry (of `ipv4` or `ipv6`).
+fn route_entry<N: Prefix>(r: &Route<N>) -> RouteEntry {
     RouteEntry {
-        dest: Some(IpAddr::V4(r.destination.network())),
+        dest: Some(r.destination.trunc().addr().into()),
         prefix: Some(u32::from(r.destination.prefix_len())),
-        next_hop: r.gateway.map(IpAddr::V4),
+        next_hop: r.gateway.map(Into::into),
         // plan::Route: every gateway is on the uplink's link; without onlink the kernel refuses
-        // the route while the link route to the gateway is missing (as carrier returns).
-        onlink: r.gateway.map(|_| true),
+        // the route while the link route to the gateway is missing (as carrier returns). Not
+        // for IPv6: plan::Prefix::GATEWAY_ONLINK says why.
+        onlink: r.gateway.filter(|_| N::GATEWAY_ONLINK).map(|_| true),
         metric: r.metric,
-        src: r.preferred_source.map(IpAddr::V4),
+        src: r.preferred_source.map(Into::into),
         table: Some(r.table.number()),
         attributes: Dict::new(),
     }
 }
 
 /// The plan's rule as a `routing-rules` entry.
-fn rule_entry(r: &Rule) -> RuleEntry {
+fn rule_entry<N: Prefix>(r: &Rule<N>) -> RuleEntry {
     RuleEntry {
-        family: Some(libc::AF_INET),
+        family: Some(if N::FAMILY == "ipv4" { libc::AF_INET } else { libc::AF_INET6 }),
         priority: Some(r.priority),
-        from: r.from.map(|n| (IpAddr::V4(n.network()), n.prefix_len())),
-        to: r.to.map(|n| (IpAddr::V4(n.network()), n.prefix_len())),
+        from: r.from.map(|n| (n.trunc().addr().into(), n.prefix_len())),
+        to: r.to.map(|n| (n.trunc().addr().into(), n.prefix_len())),
         table: Some(r.table.number()),
         attributes: Dict::new(),
     }
@@ -176,9 +220,34 @@ pub fn merge(current: &Profile, want: &Wanted) -> Profile {
     ipv4.rules.extend(want.rules.iter().map(rule_entry));
     ipv4.write(&mut p, IPV4);
     drop_deprecated_v6(&mut p);
+    // IPv6: set as for IPv4 when the policy owns it; otherwise only multihome's own entries of an
+    // earlier policy go, and the rest stays as NetworkManager or the user left it.
+    let had_ours6 = recorded.as_ref().is_some_and(|r| r.ipv6);
+    if want.ipv6.is_some() || had_ours6 {
+        let mut ipv6 = IpSetting::of(&p, IPV6);
+        if let Some(w6) = &want.ipv6 {
+            ipv6.method = Some(w6.method.to_string());
+            ipv6.addresses = w6.addresses.iter().map(|n| AddressEntry::new(IpAddr::V6(n.addr()), n.prefix_len())).collect();
+            ipv6.other_addresses.clear();
+            ipv6.gateway = w6.gateway.map(IpAddr::V6);
+            ipv6.route_metric = Some(i64::from(want.route_metric));
+            ipv6.never_default = None;
+            ipv6.route_table = None;
+        }
+        ipv6.routes.retain(|e| !ours(&e.text(), |r| &r.routes));
+        ipv6.rules.retain(|e| !ours(&e.text(), |r| &r.rules));
+        if let Some(w6) = &want.ipv6 {
+            ipv6.routes.extend(w6.routes.iter().map(route_entry));
+            ipv6.rules.extend(w6.rules.iter().map(rule_entry));
+        }
+        ipv6.write(&mut p, IPV6);
+    }
     record.write(&mut p);
     // A slave of multihome's bond (Mode=bond before) is a plain profile again.
     bond::unslave(&mut p);
+    if want.mptcp_disabled {
+        p.entry("connection".into()).or_default().insert(MPTCP_FLAGS.into(), owned(MPTCP_FLAGS_DISABLED));
+    }
     p
 }
 
@@ -197,7 +266,13 @@ fn drop_deprecated_v6(p: &mut Profile) {
 
 /// What merging `want` writes into a profile's routes and rules, as its [`Record`] says it.
 pub fn record_for(want: &Wanted) -> Record {
-    Record { routes: want.routes.iter().map(|r| route_entry(r).text()).collect(), rules: want.rules.iter().map(|r| rule_entry(r).text()).collect() }
+    let mut routes: Vec<String> = want.routes.iter().map(|r| route_entry(r).text()).collect();
+    let mut rules: Vec<String> = want.rules.iter().map(|r| rule_entry(r).text()).collect();
+    if let Some(w6) = &want.ipv6 {
+        routes.extend(w6.routes.iter().map(|r| route_entry(r).text()));
+        rules.extend(w6.rules.iter().map(|r| rule_entry(r).text()));
+    }
+    Record { routes, rules, ipv6: want.ipv6.is_some() }
 }
 
 /// The kernel routes NetworkManager installed from multihome's entries of a profile, and those
@@ -253,11 +328,14 @@ fn route_of(e: &RouteEntry) -> Option<Route> {
 pub fn release(p: &Profile) -> Option<Profile> {
     let record = Record::of(p)?;
     let mut out = p.clone();
-    if out.contains_key(IPV4) {
-        let mut ipv4 = IpSetting::of(p, IPV4);
-        ipv4.routes.retain(|e| !record.routes.contains(&e.text()));
-        ipv4.rules.retain(|e| !record.rules.contains(&e.text()));
-        ipv4.write(&mut out, IPV4);
+    for family in [IPV4, IPV6] {
+        // IPv6 entries are multihome's only where its record says it owned IPv6.
+        if out.contains_key(family) && (family == IPV4 || record.ipv6) {
+            let mut ip = IpSetting::of(p, family);
+            ip.routes.retain(|e| !record.routes.contains(&e.text()));
+            ip.rules.retain(|e| !record.rules.contains(&e.text()));
+            ip.write(&mut out, family);
+        }
     }
     drop_deprecated_v6(&mut out);
     Record::erase(&mut out);
@@ -323,32 +401,48 @@ pub(crate) fn rule_text(e: &Dict) -> String {
 /// The `ipv4` properties multihome sets, one `name: value` line each, as nmcli shows them.
 /// Equal lines mean an update would change nothing multihome cares about.
 pub fn ipv4_lines(p: &Profile) -> Vec<String> {
-    let ipv4 = IpSetting::of(p, IPV4);
+    family_lines(p, IPV4)
+}
+
+/// [`ipv4_lines`], and the same for `ipv6` where multihome's record says the policy owns it.
+pub fn ip_lines(p: &Profile) -> Vec<String> {
+    let mut lines = family_lines(p, IPV4);
+    if Record::of(p).is_some_and(|r| r.ipv6) {
+        lines.extend(family_lines(p, IPV6));
+    }
+    lines
+}
+
+fn family_lines(p: &Profile, family: Family) -> Vec<String> {
+    let ip = IpSetting::of(p, family);
     let shown = |v: Option<String>, default: &str| v.unwrap_or_else(|| default.to_string());
-    let mut out = vec![format!("ipv4.method: {}", shown(ipv4.method.clone(), "auto"))];
-    for a in &ipv4.addresses {
-        out.push(format!("ipv4.addresses: {}/{}", a.address, a.prefix));
+    let mut out = vec![format!("{family}.method: {}", shown(ip.method.clone(), "auto"))];
+    for a in &ip.addresses {
+        out.push(format!("{family}.addresses: {}/{}", a.address, a.prefix));
     }
-    for a in &ipv4.other_addresses {
-        out.push(format!("ipv4.addresses: {}", text(&owned(a.clone()))));
+    for a in &ip.other_addresses {
+        out.push(format!("{family}.addresses: {}", text(&owned(a.clone()))));
     }
-    out.push(format!("ipv4.gateway: {}", shown(ipv4.gateway.map(|g| g.to_string()), "--")));
-    out.push(format!("ipv4.route-metric: {}", shown(ipv4.route_metric.map(|m| m.to_string()), "-1")));
-    out.push(format!("ipv4.never-default: {}", if ipv4.never_default.unwrap_or(false) { "yes" } else { "no" }));
-    out.push(format!("ipv4.route-table: {}", ipv4.route_table.unwrap_or(0)));
-    let mut routes: Vec<String> = ipv4.routes.iter().map(RouteEntry::text).collect();
+    out.push(format!("{family}.gateway: {}", shown(ip.gateway.map(|g| g.to_string()), "--")));
+    out.push(format!("{family}.route-metric: {}", shown(ip.route_metric.map(|m| m.to_string()), "-1")));
+    out.push(format!("{family}.never-default: {}", if ip.never_default.unwrap_or(false) { "yes" } else { "no" }));
+    out.push(format!("{family}.route-table: {}", ip.route_table.unwrap_or(0)));
+    let mut routes: Vec<String> = ip.routes.iter().map(RouteEntry::text).collect();
     routes.sort();
-    out.extend(routes.into_iter().map(|r| format!("ipv4.routes: {r}")));
-    let mut rules: Vec<String> = ipv4.rules.iter().map(RuleEntry::text).collect();
+    out.extend(routes.into_iter().map(|r| format!("{family}.routes: {r}")));
+    let mut rules: Vec<String> = ip.rules.iter().map(RuleEntry::text).collect();
     rules.sort();
-    out.extend(rules.into_iter().map(|r| format!("ipv4.routing-rules: {r}")));
+    out.extend(rules.into_iter().map(|r| format!("{family}.routing-rules: {r}")));
     out
 }
 
-/// [`ipv4_lines`] and the lines of multihome's [`Record`]: everything [`merge`] decides.
+/// [`ip_lines`] and the lines of multihome's [`Record`]: everything [`merge`] decides.
 pub fn owned_lines(p: &Profile) -> Vec<String> {
-    let mut lines = ipv4_lines(p);
+    let mut lines = ip_lines(p);
     lines.extend(Record::lines(p));
+    if let Some(flags) = p.get("connection").and_then(|c| c.get(MPTCP_FLAGS)).and_then(|v| u32::try_from(v.clone()).ok()) {
+        lines.push(format!("connection.{MPTCP_FLAGS}: 0x{flags:x}"));
+    }
     lines
 }
 

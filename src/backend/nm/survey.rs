@@ -121,7 +121,7 @@ pub(super) async fn survey(bus: &Connection, plan: &Plan) -> anyhow::Result<Surv
         if profile.is_none() {
             profile = bound_profile(&all_profiles, &u.interface);
         }
-        let want = Wanted::for_uplink(u);
+        let want = Wanted::in_plan(plan, u);
         let base = match &profile {
             Some((_, p)) => p.clone(),
             None => {
@@ -140,7 +140,7 @@ pub(super) async fn survey(bus: &Connection, plan: &Plan) -> anyhow::Result<Surv
         let merged = settings::merge(&base, &want);
         let applied_matches = if active_with_profile {
             let (applied, _) = dev.get_applied_connection(0).await?;
-            settings::ipv4_lines(&to_profile(applied)) == settings::ipv4_lines(&merged)
+            settings::ip_lines(&to_profile(applied)) == settings::ip_lines(&merged)
         } else {
             false
         };

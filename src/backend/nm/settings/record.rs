@@ -19,6 +19,9 @@ const DATA: &str = "data";
 /// rules of an uplink with 50 addresses (about 100 bytes each).
 pub const ROUTES_KEY: &str = "multihome.routes";
 pub const RULES_KEY: &str = "multihome.rules";
+/// Present (`yes`) when the policy owns the profile's `ipv6` setting too; absent otherwise, so a
+/// profile whose IPv6 the policy leaves alone keeps exactly the record it had before.
+pub const IPV6_KEY: &str = "multihome.ipv6";
 /// nmcli separates list entries so; neither kind of entry contains a comma.
 const SEPARATOR: &str = ", ";
 
@@ -26,6 +29,8 @@ const SEPARATOR: &str = ", ";
 pub struct Record {
     pub routes: Vec<String>,
     pub rules: Vec<String>,
+    /// multihome set the profile's `ipv6` method, addresses, gateway and metric.
+    pub ipv6: bool,
 }
 
 /// The profile's `user.data`, also read by the bond's slaves' marker.
@@ -49,7 +54,7 @@ impl Record {
             return None;
         }
         let get = |k: &str| data.get(k).map(|v| split(v)).unwrap_or_default();
-        Some(Record { routes: get(ROUTES_KEY), rules: get(RULES_KEY) })
+        Some(Record { routes: get(ROUTES_KEY), rules: get(RULES_KEY), ipv6: data.get(IPV6_KEY).is_some_and(|v| v == "yes") })
     }
 
     pub fn routes_value(&self) -> String {
@@ -65,6 +70,11 @@ impl Record {
         let mut data = user_data(p);
         data.insert(ROUTES_KEY.into(), self.routes_value());
         data.insert(RULES_KEY.into(), self.rules_value());
+        if self.ipv6 {
+            data.insert(IPV6_KEY.into(), "yes".into());
+        } else {
+            data.remove(IPV6_KEY);
+        }
         let data: std::collections::HashMap<String, String> = data.into_iter().collect();
         let mut setting = p.get(SETTING).cloned().unwrap_or_else(Dict::new);
         setting.insert(DATA.into(), owned(data));
@@ -76,6 +86,7 @@ impl Record {
         let mut data = user_data(p);
         data.remove(ROUTES_KEY);
         data.remove(RULES_KEY);
+        data.remove(IPV6_KEY);
         if data.is_empty() {
             p.remove(SETTING);
             return;
@@ -91,7 +102,13 @@ impl Record {
     pub fn lines(p: &Profile) -> Vec<String> {
         match Record::of(p) {
             None => Vec::new(),
-            Some(r) => vec![format!("user.{ROUTES_KEY}: {}", r.routes_value()), format!("user.{RULES_KEY}: {}", r.rules_value())],
+            Some(r) => {
+                let mut lines = vec![format!("user.{ROUTES_KEY}: {}", r.routes_value()), format!("user.{RULES_KEY}: {}", r.rules_value())];
+                if r.ipv6 {
+                    lines.push(format!("user.{IPV6_KEY}: yes"));
+                }
+                lines
+            }
         }
     }
 }

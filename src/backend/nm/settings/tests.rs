@@ -65,7 +65,7 @@ fn user_profile() -> Profile {
     ipv4.insert("routing-rules".into(), dicts(vec![user_rule, stale_rule.clone()]));
     p.insert("ipv4".into(), ipv4);
     // What that earlier multihome recorded having written, beside a key of the user's own.
-    Record { routes: vec![route_text(&stale)], rules: vec![rule_text(&stale_rule)] }.write(&mut p);
+    Record { routes: vec![route_text(&stale)], rules: vec![rule_text(&stale_rule)], ipv6: false }.write(&mut p);
     let mut user = p["user"].clone();
     let mut data: std::collections::HashMap<String, String> = user["data"].clone().try_into().unwrap();
     data.insert("desktop.note".into(), "office port 4".into());
@@ -332,4 +332,59 @@ fn a_setting_read_and_written_back_is_unchanged() {
     expected.remove("routes");
     expected.remove("addresses");
     assert_eq!(back["ipv4"], expected);
+}
+
+const STATIC_DUAL_STACK: &str = include_str!("../../../../tests/golden/ipv6-static/policy.conf");
+
+#[test]
+fn static_ipv6_is_merged_like_ipv4_and_taken_back_when_the_policy_drops_it() {
+    let dual = plan::plan(&policy::parse("p", STATIC_DUAL_STACK).unwrap());
+    let want = Wanted::for_uplink(dual.uplink("wlan1").unwrap());
+    let merged = merge(&user_profile(), &want);
+    let lines = owned_lines(&merged);
+    for expected in [
+        "ipv6.method: manual",
+        "ipv6.addresses: 2001:db8:178::98/64",
+        "ipv6.gateway: 2001:db8:178::1",
+        "ipv6.route-metric: 101",
+        "ipv6.routes: ::/0 2001:db8:178::1 table=102",
+        "ipv6.routing-rules: priority 10100 from 2001:db8:178::98/128 table 102",
+        "user.multihome.ipv6: yes",
+    ] {
+        assert!(lines.contains(&expected.to_string()), "{expected} missing from {lines:#?}");
+    }
+    // IPv6 routes are not on-link (plan::Prefix::GATEWAY_ONLINK), IPv4 ones are.
+    assert!(!lines.iter().any(|l| l.starts_with("ipv6.routes:") && l.contains("onlink")), "{lines:#?}");
+    assert!(!needs_update(&merged, &merge(&merged, &want)));
+
+    // The policy leaves IPv6 again: multihome's IPv6 entries go, the record forgets IPv6.
+    let seed = seed();
+    let back = merge(&merged, &Wanted::for_uplink(seed.uplink("wlan1").unwrap()));
+    let ipv6 = IpSetting::of(&back, IPV6);
+    assert!(ipv6.routes.is_empty() && ipv6.rules.is_empty(), "{ipv6:#?}");
+    assert!(!owned_lines(&back).iter().any(|l| l.starts_with("ipv6.") || l.contains("multihome.ipv6")));
+
+    // An IPv6-only uplink has IPv4 disabled.
+    let wlan0 = merge(&user_profile(), &Wanted::for_uplink(dual.uplink("wlan0").unwrap()));
+    assert!(owned_lines(&wlan0).contains(&"ipv4.method: disabled".to_string()));
+}
+
+#[test]
+fn multihome_keeps_networkmanager_off_the_uplinks_mptcp_endpoints_unless_mptcp_is_no() {
+    let flags = |p: &Profile| p["connection"].get("mptcp-flags").map(|v| u32::try_from(v.clone()).unwrap());
+    let mut user = user_profile();
+    // A user who asked NetworkManager for subflow endpoints (0x22: enabled, subflow).
+    user.get_mut("connection").unwrap().insert("mptcp-flags".into(), owned(0x22u32));
+    let plan = seed();
+    let merged = merge(&user, &Wanted::in_plan(&plan, plan.uplink("eth0").unwrap()));
+    assert_eq!(flags(&merged), Some(MPTCP_FLAGS_DISABLED));
+    assert!(needs_update(&user, &merged));
+    assert!(diff("p", Some(&user), &merged).contains("+connection.mptcp-flags: 0x1\n"));
+    assert!(!needs_update(&merged, &merge(&merged, &Wanted::in_plan(&plan, plan.uplink("eth0").unwrap()))));
+
+    assert!(SEED.contains("[Policy]\n"), "the seed has a [Policy] section to add MPTCP=no to");
+    let off = plan::plan(&policy::parse("seed.conf", &SEED.replacen("[Policy]\n", "[Policy]\nMPTCP=no\n", 1)).unwrap());
+    assert_eq!(off.mptcp, None);
+    let merged = merge(&user, &Wanted::in_plan(&off, off.uplink("eth0").unwrap()));
+    assert_eq!(flags(&merged), Some(0x22), "MPTCP=no must leave the user's mptcp-flags alone");
 }

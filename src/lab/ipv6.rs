@@ -1,0 +1,162 @@
+//! IPv6 on the seed's network: the router's LAN gets 2001:db8:178::/64 (2001:db8:178::1, and
+//! fe80::1 as a link-local router address), advertised by dnsmasq for SLAAC; the internet host
+//! gets 2001:db8:100::10 behind it. Only inside the lab's namespaces, like the IPv4 side.
+
+use std::net::Ipv6Addr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use super::netns::{ip, run};
+use super::topology::{Names, UPLINKS};
+use super::{Lab, echo, spawn};
+
+pub const PREFIX: &str = "2001:db8:178::/64";
+pub const GATEWAY6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x178, 0, 0, 0, 0, 1);
+pub const INTERNET6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 0x10);
+/// The static IPv6 addresses of `policies::DUAL_STACK`.
+pub const STATIC_ADDRESSES6: [(&str, Ipv6Addr); 3] = [
+    ("eth0", Ipv6Addr::new(0x2001, 0xdb8, 0x178, 0, 0, 0, 0, 0x99)),
+    ("wlan1", Ipv6Addr::new(0x2001, 0xdb8, 0x178, 0, 0, 0, 0, 0x98)),
+    ("wlan0", Ipv6Addr::new(0x2001, 0xdb8, 0x178, 0, 0, 0, 0, 0x97)),
+];
+
+/// Addresses and routes of the IPv6 side. Duplicate address detection is off everywhere
+/// (`nodad`, `accept_dad=0` in the host): each address is unique by construction, and DAD would
+/// only hold every address tentative for a second or more after each carrier change. Multicast
+/// snooping is off on the bridges, so neighbour discovery and advertisements reach every port
+/// without an MLD querier.
+pub fn build(n: &Names) -> anyhow::Result<()> {
+    let sysctl = |ns: &str, kv: &str| run("ip", &["netns", "exec", ns, "sysctl", "-qw", kv]);
+    for ns in [n.host(), n.router(), n.internet()].iter().chain(UPLINKS.iter().map(|u| n.switch(u)).collect::<Vec<_>>().iter()) {
+        sysctl(ns, "net.ipv6.conf.all.accept_dad=0")?;
+        sysctl(ns, "net.ipv6.conf.default.accept_dad=0")?;
+    }
+    for u in UPLINKS {
+        sysctl(&n.host(), &format!("net.ipv6.conf.{u}.accept_dad=0"))?;
+        ip(&n.switch(u), &["link", "set", "br0", "type", "bridge", "mcast_snooping", "0"])?;
+    }
+    let (router, inet) = (n.router(), n.internet());
+    ip(&router, &["link", "set", "br0", "type", "bridge", "mcast_snooping", "0"])?;
+    ip(&router, &["-6", "addr", "add", "2001:db8:178::1/64", "dev", "br0", "nodad"])?;
+    ip(&router, &["-6", "addr", "add", "fe80::1/64", "dev", "br0", "nodad"])?;
+    ip(&router, &["-6", "addr", "add", "2001:db8:100::1/64", "dev", "wan", "nodad"])?;
+    sysctl(&router, "net.ipv6.conf.all.forwarding=1")?;
+    ip(&inet, &["-6", "addr", "add", "2001:db8:100::10/64", "dev", "wan", "nodad"])?;
+    ip(&inet, &["-6", "route", "add", "default", "via", "2001:db8:100::1"])?;
+    Ok(())
+}
+
+impl Lab {
+    /// dnsmasq advertising the LAN's prefix (SLAAC only: no DHCP, no DNS) every few seconds,
+    /// and at once to a router solicitation.
+    pub(super) fn start_router_advertisements(&mut self) -> anyhow::Result<()> {
+        let log = self.dir.join("log/dnsmasq-ra.log");
+        let args = [
+            "netns",
+            "exec",
+            &self.names.router(),
+            "dnsmasq",
+            "--no-daemon",
+            "--user=root",
+            "--group=root",
+            "--port=0",
+            "--interface=br0",
+            "--bind-interfaces",
+            "--enable-ra",
+            "--dhcp-range=2001:db8:178::,ra-only,64,10m",
+            "--ra-param=br0,4,600",
+            "--log-dhcp",
+        ];
+        self.spawned.push(spawn("ip", &args, &log)?);
+        self._servers.push(echo::udp_source_echo(&self.names.internet(), INTERNET6)?);
+        Ok(())
+    }
+
+    /// The host's global IPv6 addresses on `uplink`, static and SLAAC, that can be used (not
+    /// tentative).
+    pub fn addresses6(&self, uplink: &str) -> Vec<Ipv6Addr> {
+        let Ok(json) = self.ip_host(&["-6", "-j", "addr", "show", "dev", uplink, "scope", "global"]) else {
+            return Vec::new();
+        };
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+        v[0]["addr_info"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["tentative"].as_bool() != Some(true))
+            .filter_map(|a| a["local"].as_str()?.parse().ok())
+            .collect()
+    }
+
+    /// One new outbound IPv6 "connection" (wildcard source): the source the internet saw.
+    pub fn outbound6_source(&self, timeout: Duration) -> Option<Ipv6Addr> {
+        match echo::udp_probe_any(&self.host(), INTERNET6.into(), timeout).ok().flatten() {
+            Some(std::net::IpAddr::V6(a)) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Waits until new IPv6 connections leave with an address of `uplink` (its static one or
+    /// a SLAAC one: the kernel picks among the outgoing interface's addresses).
+    pub fn outbound6_settles_on(&self, uplink: &str, within: Duration) -> anyhow::Result<()> {
+        let mut last = None;
+        self.wait_for(within, || {
+            last = self.outbound6_source(Duration::from_millis(300));
+            last.is_some_and(|a| self.addresses6(uplink).contains(&a))
+        })
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "new IPv6 connections did not move to {uplink} ({:?}) within {within:?}; the last left with {last:?}\n{}",
+                self.addresses6(uplink),
+                self.ip_host(&["-6", "route"]).unwrap_or_default()
+            )
+        })
+    }
+
+    /// [`Lab::inbound_is_symmetric`] for the static IPv6 addresses of `policies::DUAL_STACK`.
+    pub fn inbound6_is_symmetric(&self, connections: u64) -> anyhow::Result<()> {
+        self.inbound6_is_symmetric_on(&STATIC_ADDRESSES6, connections)
+    }
+
+    /// [`Lab::inbound_is_symmetric`] for these (uplink, IPv6 address) pairs.
+    pub fn inbound6_is_symmetric_on(&self, targets: &[(&str, Ipv6Addr)], connections: u64) -> anyhow::Result<()> {
+        let targets: Vec<(&str, std::net::IpAddr)> = targets.iter().map(|(u, a)| (*u, (*a).into())).collect();
+        self.inbound_symmetric_on(&targets, connections).map_err(|e| {
+            let state =
+                ["rule", "route show table all"].map(|what| self.ip_host(&[&["-6"][..], &what.split(' ').collect::<Vec<_>>()].concat()).unwrap_or_default());
+            anyhow::anyhow!("{e}\n{}", state.join("\n"))
+        })
+    }
+
+    /// `multihome dispatch` in the host as networkd-dispatcher runs it for `iface` in `state`.
+    pub fn dispatch_networkd(&self, iface: &str, state: &str) -> anyhow::Result<String> {
+        let bin = self.multihome_path().display().to_string();
+        let out = self.run_in_host("env", &[&format!("IFACE={iface}"), &format!("STATE={state}"), &bin, "dispatch"])?;
+        if !out.status.success() {
+            bail!("multihome dispatch for {iface} {state} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    /// The host's IPv6 routes in `table` (`main` or a number), as `ip -6 route` prints them.
+    pub fn routes6(&self, table: &str) -> anyhow::Result<String> {
+        self.ip_host(&["-6", "route", "show", "table", table]).with_context(|| format!("cannot read IPv6 table {table}"))
+    }
+
+    /// Waits until `uplink` has a SLAAC address from the advertised prefix beside `keep`.
+    pub fn wait_for_slaac(&self, uplink: &str, keep: Ipv6Addr, within: Duration) -> anyhow::Result<Ipv6Addr> {
+        let mut found = None;
+        let on_prefix = |a: &Ipv6Addr| a.segments()[..4] == GATEWAY6.segments()[..4];
+        if self
+            .wait_for(within, || {
+                found = self.addresses6(uplink).into_iter().find(|a| *a != keep && on_prefix(a));
+                found.is_some()
+            })
+            .is_err()
+        {
+            bail!("{uplink} got no SLAAC address on {PREFIX} within {within:?}: {:?}\n{}", self.addresses6(uplink), self.log("dnsmasq-ra.log"));
+        }
+        Ok(found.expect("found above"))
+    }
+}

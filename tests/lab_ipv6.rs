@@ -1,0 +1,167 @@
+//! The seed, dual-stack, realised by the real systemd-networkd in the lab (issue 12): static
+//! IPv6 addresses and SLAAC from the router's advertisements on the uplinks, each static
+//! address answering inbound through its own interface, and IPv6 egress failing over eth0 ->
+//! wlan1 -> wlan0 and back on carrier loss, beside IPv4 doing the same. And static IPv6 by the
+//! real NetworkManager over D-Bus, the same way.
+
+use std::time::Duration;
+
+use multihome::lab::ipv6::STATIC_ADDRESSES6;
+use multihome::lab::policies::{DUAL_STACK, STATIC_DUAL_STACK};
+use multihome::lab::{self, Lab, LabOptions, Manager};
+
+/// One lab of this file at a time: carrier changes of one delay those of another.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[test]
+fn dual_stack_is_symmetric_inbound_and_fails_over_in_order_over_ipv6() -> anyhow::Result<()> {
+    let options = LabOptions { ipv6: true, ..LabOptions::new(Manager::Networkd, env!("CARGO_BIN_EXE_multihome")) };
+    if !lab::require_for(&options) {
+        return Ok(());
+    }
+    let _serial = serial();
+    let lab = Lab::start(options)?;
+    lab.write_policy(DUAL_STACK)?;
+    let out = lab.multihome_ok(&["apply"])?;
+    assert!(out.contains("Applied"), "{out}");
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
+    lab.outbound6_settles_on("eth0", Duration::from_secs(15))?;
+
+    // SLAAC where the policy accepts advertisements (eth0, wlan0), and only there.
+    let slaac_eth0 = lab.wait_for_slaac("eth0", STATIC_ADDRESSES6[0].1, Duration::from_secs(15))?;
+    let slaac_wlan0 = lab.wait_for_slaac("wlan0", STATIC_ADDRESSES6[2].1, Duration::from_secs(15))?;
+    assert_eq!(lab.addresses6("wlan1"), [STATIC_ADDRESSES6[1].1], "wlan1 (IPv6AcceptRA unset, a static router) took an advertised prefix");
+
+    // Each family in one order: the advertised router is wlan0's default in main at its metric
+    // and in its table; eth0's advertised router is not used (it names fe80::1 itself).
+    let main = lab.routes6("main")?;
+    let defaults: Vec<&str> = main.lines().filter(|l| l.starts_with("default")).collect();
+    let has = |dev: &str, what: &str| defaults.iter().any(|l| l.contains(&format!("dev {dev} ")) && l.contains(what));
+    assert!(has("eth0", "via fe80::1") && has("eth0", "metric 100"), "eth0's default route:\n{main}");
+    assert!(has("wlan1", "via 2001:db8:178::1") && has("wlan1", "metric 101"), "wlan1's default route:\n{main}");
+    assert!(has("wlan0", "proto ra") && has("wlan0", "metric 102"), "wlan0's advertised default route:\n{main}");
+    assert_eq!(defaults.len(), 3, "exactly one IPv6 default route per uplink in main:\n{main}");
+    let t103 = lab.routes6("103")?;
+    assert!(t103.lines().any(|l| l.starts_with("default via fe80::") && l.contains("dev wlan0")), "wlan0's table has the advertised router:\n{t103}");
+    let rules = lab.ip_host(&["-6", "rule"])?;
+    for (i, (_, addr)) in STATIC_ADDRESSES6.iter().enumerate() {
+        let (priority, table) = (10000 + 100 * i, 101 + i);
+        assert!(rules.contains(&format!("{priority}:\tfrom {addr} lookup {table}")), "no IPv6 from rule for {addr}:\n{rules}");
+    }
+
+    // Inbound: each static IPv6 address answers, through the interface that owns it.
+    lab.inbound6_is_symmetric(20)?;
+
+    // The hook gives each SLAAC address its rules (after the static address's priorities) when
+    // it runs for the uplink, as networkd-dispatcher runs it; wlan0's SLAAC address then answers
+    // through wlan0, where main's default route (eth0) would send the answers otherwise.
+    for (iface, slaac, priority, table) in [("eth0", slaac_eth0, 10002, 101), ("wlan0", slaac_wlan0, 10202, 103)] {
+        let said = lab.dispatch_networkd(iface, "routable")?;
+        assert!(said.contains(&slaac.to_string()), "{said}");
+        let rules = lab.ip_host(&["-6", "rule"])?;
+        assert!(rules.contains(&format!("{priority}:\tfrom {slaac} lookup {table} proto 77")), "no rule for {slaac}:\n{rules}");
+        assert!(rules.contains(&format!("{}:\tfrom all to {slaac} lookup {table} proto 77", priority + 1)), "no to rule for {slaac}:\n{rules}");
+    }
+    lab.inbound6_is_symmetric_on(&[("eth0", slaac_eth0), ("wlan0", slaac_wlan0)], 20)?;
+    // A second run changes nothing.
+    let again = lab.dispatch_networkd("wlan0", "routable")?;
+    assert!(again.contains("already in place"), "{again}");
+
+    // Outbound over IPv6: eth0, then wlan1, then wlan0 as links lose carrier; back on return.
+    lab.set_carrier("eth0", false)?;
+    lab.outbound6_settles_on("wlan1", Duration::from_secs(3))?;
+    lab.set_carrier("wlan1", false)?;
+    lab.outbound6_settles_on("wlan0", Duration::from_secs(3))?;
+    lab.set_carrier("wlan1", true)?;
+    lab.outbound6_settles_on("wlan1", Duration::from_secs(15))?;
+    lab.set_carrier("eth0", true)?;
+    lab.outbound6_settles_on("eth0", Duration::from_secs(15))?;
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
+    lab.inbound6_is_symmetric(5)?;
+    lab.inbound_is_symmetric(5)?;
+
+    // An address that goes loses its rules when the hook next runs (unless the next
+    // advertisement brought it back already).
+    lab.ip_host(&["-6", "addr", "del", &format!("{slaac_wlan0}/64"), "dev", "wlan0"])?;
+    lab.dispatch_networkd("wlan0", "routable")?;
+    let rules = lab.ip_host(&["-6", "rule"])?;
+    if !lab.addresses6("wlan0").contains(&slaac_wlan0) {
+        assert!(!rules.contains(&slaac_wlan0.to_string()), "the rules of the removed {slaac_wlan0} stayed:\n{rules}");
+    }
+    // Carrier loss: networkd-dispatcher says no-carrier, and the uplink's SLAAC rules go.
+    lab.set_carrier("eth0", false)?;
+    lab.dispatch_networkd("eth0", "no-carrier")?;
+    let rules = lab.ip_host(&["-6", "rule"])?;
+    assert!(!rules.lines().any(|l| l.contains("lookup 101 proto 77")), "eth0's SLAAC rules stayed after no-carrier:\n{rules}");
+    lab.set_carrier("eth0", true)?;
+    lab.outbound6_settles_on("eth0", Duration::from_secs(15))?;
+
+    // Every key multihome wrote is one this networkd understands.
+    let complaints = lab.networkd_complaints();
+    assert!(complaints.is_empty(), "networkd complained about multihome's files:\n{}", complaints.join("\n"));
+    // apply runs the hook for every uplink too: eth0's SLAAC address, back with carrier, gets its
+    // rules again; then a second apply changes nothing.
+    lab.wait_for_slaac("eth0", STATIC_ADDRESSES6[0].1, Duration::from_secs(15))?;
+    let out = lab.multihome_ok(&["apply"])?;
+    let rules = lab.ip_host(&["-6", "rule"])?;
+    assert!(rules.lines().any(|l| l.contains("lookup 101 proto 77")), "apply did not give eth0's SLAAC address its rules:\n{out}\n{rules}");
+    let again = lab.multihome_ok(&["apply"])?;
+    assert!(again.contains("Nothing to do"), "second apply: {again}");
+    Ok(())
+}
+
+#[test]
+fn static_dual_stack_under_networkmanager_is_symmetric_inbound_and_fails_over_in_order() -> anyhow::Result<()> {
+    let options = LabOptions { ipv6: true, ..LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")) };
+    if !lab::require_for(&options) {
+        return Ok(());
+    }
+    let _serial = serial();
+    let lab = Lab::start(options)?;
+    lab.write_policy(STATIC_DUAL_STACK)?;
+    let out = lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
+    assert!(out.contains("Applied"), "{out}");
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
+    lab.outbound6_settles_on("eth0", Duration::from_secs(15))?;
+
+    // ipv6.method=manual: the static addresses alone, the advertised prefix is not taken.
+    for (uplink, addr) in STATIC_ADDRESSES6 {
+        assert_eq!(lab.addresses6(uplink), [addr], "{uplink}'s IPv6 addresses");
+    }
+    let main = lab.routes6("main")?;
+    let defaults: Vec<&str> = main.lines().filter(|l| l.starts_with("default")).collect();
+    for (dev, via, metric) in [("eth0", "fe80::1", 100), ("wlan1", "2001:db8:178::1", 101), ("wlan0", "fe80::1", 102)] {
+        assert!(
+            defaults.iter().any(|l| l.contains(&format!("via {via} dev {dev} ")) && l.contains(&format!("metric {metric} "))),
+            "{dev}'s IPv6 default route:\n{main}"
+        );
+    }
+    assert_eq!(defaults.len(), 3, "one IPv6 default route per uplink in main:\n{main}");
+    for (table, via, dev) in [("101", "fe80::1", "eth0"), ("102", "2001:db8:178::1", "wlan1"), ("103", "fe80::1", "wlan0")] {
+        let routes = lab.routes6(table)?;
+        assert!(routes.lines().any(|l| l.starts_with(&format!("default via {via} dev {dev} "))), "table {table}:\n{routes}");
+    }
+
+    lab.inbound6_is_symmetric(20)?;
+    lab.inbound_is_symmetric(5)?;
+
+    // NetworkManager keeps a link's routes for seconds after carrier loss; the kernel skips
+    // eth0's at once (ignore_routes_with_linkdown), and wlan1's (a global router, see the
+    // plan's sysctls) once NetworkManager removes them.
+    lab.set_carrier("eth0", false)?;
+    lab.outbound6_settles_on("wlan1", Duration::from_secs(3))?;
+    lab.set_carrier("wlan1", false)?;
+    lab.outbound6_settles_on("wlan0", Duration::from_secs(15))?;
+    lab.set_carrier("wlan1", true)?;
+    lab.outbound6_settles_on("wlan1", Duration::from_secs(20))?;
+    lab.set_carrier("eth0", true)?;
+    lab.outbound6_settles_on("eth0", Duration::from_secs(20))?;
+    lab.inbound6_is_symmetric(5)?;
+
+    let again = lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
+    assert!(again.contains("Nothing to do"), "second apply: {again}");
+    Ok(())
+}
