@@ -240,11 +240,8 @@ pub fn plan(policy: &Policy) -> Plan {
     };
     // A bond has one address and its own routes: none of the uplinks' sysctls are wanted, and
     // its slaves carry no MPTCP endpoints of their own.
-    let sysctls = if policy.bond.is_some() {
-        Vec::new()
-    } else {
-        sysctl::for_uplinks(uplinks.iter().map(|u| (u.interface.as_str(), u.ipv6.as_ref().map(router))))
-    };
+    let sysctls =
+        if policy.bond.is_some() { Vec::new() } else { sysctl::for_uplinks(uplinks.iter().map(|u| (u.interface.as_str(), u.ipv6.as_ref().map(router)))) };
     let mptcp = (policy.mptcp && policy.bond.is_none()).then(|| mptcp::limits(uplinks.iter().filter(|u| u.mptcp.is_some()).count()));
     Plan { uplinks, sysctls, probe: policy.probe.clone(), mptcp, source: policy.source.clone(), bond: policy.bond.as_ref().map(bond::plan) }
 }
