@@ -318,11 +318,7 @@ fn try_reverts_unless_confirmed() -> anyhow::Result<()> {
     lab.wait_for_log(&log, "Press Enter", Duration::from_secs(5))?;
     signal_group(group, Signal::SIGUSR1);
     lab.wait_for_log(&log, "Kept.", Duration::from_secs(10))?;
-    let checkpoints = lab.run_in_host(
-        "busctl",
-        &["get-property", "org.freedesktop.NetworkManager", "/org/freedesktop/NetworkManager", "org.freedesktop.NetworkManager", "Checkpoints"],
-    )?;
-    assert_eq!(String::from_utf8_lossy(&checkpoints.stdout).trim(), "ao 0");
+    assert_eq!(checkpoints(&lab), "ao 0");
     assert!(lab.ip_host(&["-4", "-br", "addr", "show", "eth0"])?.contains("192.168.178.95"));
     Ok(())
 }

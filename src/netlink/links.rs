@@ -65,15 +65,7 @@ impl Netlink {
     /// The IPv4 addresses of interface `ifindex` with the metric of their prefix routes
     /// (`ip addr` shows it as `metric N`; 0 when the address has none).
     pub async fn ipv4_address_metrics(&self, ifindex: u32) -> Result<Vec<(Ipv4Net, u32)>, Error> {
-        let messages: Vec<AddressMessage> = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(ifindex)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| Error::from_rtnetlink(format!("list the addresses of interface #{ifindex}"), e))?;
+        let messages = self.address_messages(ifindex).await?;
         Ok(messages
             .iter()
             .filter_map(|m| {
@@ -87,18 +79,22 @@ impl Netlink {
             .collect())
     }
 
-    /// The global IPv6 addresses of interface `ifindex` (static, SLAAC, temporary, DHCPv6),
-    /// with their prefix lengths; not link-local ones, which no rule can tell apart.
-    pub async fn ipv6_addresses(&self, ifindex: u32) -> Result<Vec<Ipv6Net>, Error> {
-        let messages: Vec<AddressMessage> = self
-            .handle
+    /// Every address message of interface `ifindex`, both families: one dump for each reader.
+    async fn address_messages(&self, ifindex: u32) -> Result<Vec<AddressMessage>, Error> {
+        self.handle
             .address()
             .get()
             .set_link_index_filter(ifindex)
             .execute()
             .try_collect()
             .await
-            .map_err(|e| Error::from_rtnetlink(format!("list the addresses of interface #{ifindex}"), e))?;
+            .map_err(|e| Error::from_rtnetlink(format!("list the addresses of interface #{ifindex}"), e))
+    }
+
+    /// The global IPv6 addresses of interface `ifindex` (static, SLAAC, temporary, DHCPv6),
+    /// with their prefix lengths; not link-local ones, which no rule can tell apart.
+    pub async fn ipv6_addresses(&self, ifindex: u32) -> Result<Vec<Ipv6Net>, Error> {
+        let messages = self.address_messages(ifindex).await?;
         Ok(messages
             .iter()
             .filter(|m| m.header.family == AddressFamily::Inet6)

@@ -490,15 +490,12 @@ fn probe_against_uplinks(c: &mut Checker, probe: &Probe, sections: &[Section], u
 }
 
 /// Returns the uplink with the lines of its section, keys and addresses, for cross-checks.
-fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'s>> {
-    // Gateway= is repeatable for its two families; a second one of the same family is refused below.
-    let map = c.entries(section, &["Interface", "Priority", "DHCP", "IPv6AcceptRA", "Table", "MPTCP", "ProbeInterval"], &["Address", "Gateway", "ProbeTarget"]);
-    let lines: HashMap<&str, usize> = map.iter().filter_map(|(k, v)| v.first().map(|e| (*k, e.line))).collect();
-    let before = c.problems.len();
-
-    let interface = match first(&map, "Interface") {
+/// An `[Uplink]`'s `Interface=` (checked as a name) and the line it is on; `None` with the problem
+/// recorded. Shared with the bond's slaves.
+fn uplink_interface(c: &mut Checker, section: &Section, map: &HashMap<&str, Vec<&Entry>>) -> Option<(String, usize)> {
+    match first(map, "Interface") {
         Some(e) => match valid_uplink_name(&e.value) {
-            Ok(()) => Some(e.value.clone()),
+            Ok(()) => Some((e.value.clone(), e.line)),
             Err(why) => {
                 c.problem(e.line, format!("Interface={}: {why}", e.value));
                 None
@@ -508,14 +505,28 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
             c.problem(section.line, "[Uplink] has no Interface=");
             None
         }
-    };
-    let priority = match first(&map, "Priority") {
-        Some(e) => c.parse_one(Some(e), "a whole number, lower is preferred", |s| s.parse::<u32>().ok()),
+    }
+}
+
+/// An `[Uplink]`'s `Priority=` and its line; `None` with the problem recorded.
+fn uplink_priority(c: &mut Checker, section: &Section, map: &HashMap<&str, Vec<&Entry>>) -> Option<(u32, usize)> {
+    match first(map, "Priority") {
+        Some(e) => c.parse_one(Some(e), "a whole number, lower is preferred", |s| s.parse::<u32>().ok()).map(|p| (p, e.line)),
         None => {
             c.problem(section.line, "[Uplink] has no Priority= (lower is preferred)");
             None
         }
-    };
+    }
+}
+
+fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'s>> {
+    // Gateway= is repeatable for its two families; a second one of the same family is refused below.
+    let map = c.entries(section, &["Interface", "Priority", "DHCP", "IPv6AcceptRA", "Table", "MPTCP", "ProbeInterval"], &["Address", "Gateway", "ProbeTarget"]);
+    let lines: HashMap<&str, usize> = map.iter().filter_map(|(k, v)| v.first().map(|e| (*k, e.line))).collect();
+    let before = c.problems.len();
+
+    let interface = uplink_interface(c, section, &map).map(|(name, _)| name);
+    let priority = uplink_priority(c, section, &map).map(|(p, _)| p);
     let mut addresses = Vec::new();
     let mut address_lines = Vec::new();
     let mut addresses6: Vec<Ipv6Net> = Vec::new();

@@ -63,26 +63,8 @@ pub fn slave_section(c: &mut Checker, section: &Section) -> Option<Located> {
     if let Some(e) = first(&map, "Table") {
         c.problem(e.line, format!("Table={}: with Mode=bond there is no table per uplink; remove it", e.value));
     }
-    let interface = match first(&map, "Interface") {
-        Some(e) => match valid_uplink_name(&e.value) {
-            Ok(()) => Some((e.value.clone(), e.line)),
-            Err(why) => {
-                c.problem(e.line, format!("Interface={}: {why}", e.value));
-                None
-            }
-        },
-        None => {
-            c.problem(section.line, "[Uplink] has no Interface=");
-            None
-        }
-    };
-    let priority = match first(&map, "Priority") {
-        Some(e) => c.parse_one(Some(e), "a whole number, lower is preferred", |s| s.parse::<u32>().ok()).map(|p| (p, e.line)),
-        None => {
-            c.problem(section.line, "[Uplink] has no Priority= (lower is preferred)");
-            None
-        }
-    };
+    let interface = super::uplink_interface(c, section, &map);
+    let priority = super::uplink_priority(c, section, &map);
     let ((interface, line), (priority, priority_line)) = (interface?, priority?);
     Some(Located { slave: Slave { interface, priority }, line, priority_line })
 }
