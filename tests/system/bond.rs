@@ -128,6 +128,7 @@ const ACTIVE_SLAVE: &str = "sed -n 's/^Currently Active Slave: //p' /proc/net/bo
 
 #[test]
 fn a_bond_keeps_established_connections_through_the_primarys_carrier_loss() -> anyhow::Result<()> {
+    let _one = crate::one_machine_at_a_time();
     if !image::require() {
         return Ok(());
     }

@@ -19,6 +19,7 @@ fn property(show: &str, key: &str) -> String {
 
 #[test]
 fn networkd_machine_from_install_to_purge() -> anyhow::Result<()> {
+    let _one = crate::one_machine_at_a_time();
     if !image::require() {
         return Ok(());
     }

@@ -33,6 +33,7 @@ DHCP=ipv4
 
 #[test]
 fn networkmanager_machine_applies_hooks_and_reboots() -> anyhow::Result<()> {
+    let _one = crate::one_machine_at_a_time();
     if !image::require() {
         return Ok(());
     }
