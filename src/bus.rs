@@ -9,3 +9,11 @@ pub async fn has_owner(bus: &Connection, name: &str) -> zbus::Result<bool> {
     let Ok(name) = BusName::try_from(name) else { return Ok(false) };
     zbus::fdo::DBusProxy::new(bus).await?.name_has_owner(name).await.map_err(zbus::Error::from)
 }
+
+/// Whether someone owns `name` on the system bus; no system bus means no.
+pub async fn runs_on_system_bus(name: &str) -> bool {
+    match Connection::system().await {
+        Ok(bus) => has_owner(&bus, name).await.unwrap_or(false),
+        Err(_) => false,
+    }
+}

@@ -27,6 +27,16 @@ fn nm_lab() -> anyhow::Result<Lab> {
     Lab::start(LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")))
 }
 
+/// The seed applied over D-Bus and settled on eth0, with the state it left.
+fn seed_applied() -> anyhow::Result<(Lab, String)> {
+    let lab = nm_lab()?;
+    lab.write_policy(SEED)?;
+    lab.multihome_ok(&["apply"])?;
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
+    let before = state(&lab);
+    Ok((lab, before))
+}
+
 fn nmcli(lab: &Lab, args: &[&str]) -> String {
     let out = lab.run_in_host("nmcli", args).expect("nmcli runs");
     assert!(out.status.success(), "nmcli {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
@@ -291,11 +301,7 @@ fn try_reverts_unless_confirmed() -> anyhow::Result<()> {
         return Ok(());
     }
     let _serial = serial();
-    let mut lab = nm_lab()?;
-    lab.write_policy(SEED)?;
-    lab.multihome_ok(&["apply"])?;
-    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
-    let before = state(&lab);
+    let (mut lab, before) = seed_applied()?;
     let moved = SEED.replace("192.168.178.99", "192.168.178.95");
     lab.write_policy(&moved)?;
 
@@ -372,11 +378,7 @@ fn a_killed_try_or_apply_is_rolled_back_by_networkmanager_itself() -> anyhow::Re
         return Ok(());
     }
     let _serial = serial();
-    let mut lab = nm_lab()?;
-    lab.write_policy(SEED)?;
-    lab.multihome_ok(&["apply"])?;
-    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
-    let before = state(&lab);
+    let (mut lab, before) = seed_applied()?;
 
     // `try --timeout 4s`, killed while it waits for the answer.
     lab.write_policy(&SEED.replace("192.168.178.99", "192.168.178.95"))?;

@@ -89,7 +89,7 @@ pub async fn survey(root: &Path) -> anyhow::Result<Reset> {
 /// routes back (stop it first).
 pub async fn run(root: &Path) -> anyhow::Result<Reset> {
     let live = is_live(root);
-    if live && has_owner(DAEMON_BUS_NAME).await {
+    if live && crate::bus::runs_on_system_bus(DAEMON_BUS_NAME).await {
         bail!("the multihome daemon is running and would put its routes back: stop it first (systemctl stop multihome)");
     }
     // Read before the sysctl.d file goes: it names what to restore.
@@ -98,7 +98,7 @@ pub async fn run(root: &Path) -> anyhow::Result<Reset> {
     for backend in backends(root).await {
         let target = match backend {
             _ if !live => Target::Image,
-            Backend::Networkd if !has_owner(NETWORKD_BUS_NAME).await => Target::LiveNoReload,
+            Backend::Networkd if !crate::bus::runs_on_system_bus(NETWORKD_BUS_NAME).await => Target::LiveNoReload,
             _ => Target::Live,
         };
         backend.apply_and_commit(&plan, root, target).await.with_context(|| format!("cannot reset {}", backend.name()))?;
@@ -131,13 +131,6 @@ async fn backends(root: &Path) -> Vec<Backend> {
 
 async fn nm_runs(root: &Path) -> bool {
     is_live(root) && nm::apply::is_running().await
-}
-
-async fn has_owner(name: &str) -> bool {
-    match zbus::Connection::system().await {
-        Ok(bus) => crate::bus::has_owner(&bus, name).await.unwrap_or(false),
-        Err(_) => false,
-    }
 }
 
 /// Keyfiles `render --backend nm-keyfile` wrote, where no NetworkManager runs to remove their

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 
 use super::netns::{ip, run};
 use super::topology::{Names, UPLINKS};
-use super::{Lab, echo, spawn};
+use super::{Lab, echo};
 
 pub const PREFIX: &str = "2001:db8:178::/64";
 pub const GATEWAY6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x178, 0, 0, 0, 0, 1);
@@ -52,23 +52,9 @@ impl Lab {
     /// and at once to a router solicitation.
     pub(super) fn start_router_advertisements(&mut self) -> anyhow::Result<()> {
         let log = self.dir.join("log/dnsmasq-ra.log");
-        let args = [
-            "netns",
-            "exec",
-            &self.names.router(),
-            "dnsmasq",
-            "--no-daemon",
-            "--user=root",
-            "--group=root",
-            "--port=0",
-            "--interface=br0",
-            "--bind-interfaces",
-            "--enable-ra",
-            "--dhcp-range=2001:db8:178::,ra-only,64,10m",
-            "--ra-param=br0,4,600",
-            "--log-dhcp",
-        ];
-        self.spawned.push(spawn("ip", &args, &log)?);
+        let args = ["--enable-ra", "--dhcp-range=2001:db8:178::,ra-only,64,10m", "--ra-param=br0,4,600"];
+        let dnsmasq = self.router_dnsmasq(&args, &log)?;
+        self.spawned.push(dnsmasq);
         self._servers.push(echo::udp_source_echo(&self.names.internet(), INTERNET6)?);
         Ok(())
     }

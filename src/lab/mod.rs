@@ -237,26 +237,23 @@ impl Lab {
         let log = self.dir.join("log/dnsmasq.log");
         fs::create_dir_all(self.dir.join("log"))?;
         let leases = self.dir.join("dnsmasq.leases");
-        // As root: dropping to nobody would clear the parent-death signal (see spawn_command).
-        let args = [
-            "netns",
-            "exec",
-            &self.names.router(),
-            "dnsmasq",
-            "--no-daemon",
-            "--user=root",
-            "--group=root",
-            "--port=0",
-            "--interface=br0",
-            "--bind-interfaces",
-            "--dhcp-authoritative",
-            "--dhcp-range=192.168.178.150,192.168.178.199,255.255.255.0,2m",
-            "--dhcp-option=3,192.168.178.1",
-            &format!("--dhcp-leasefile={}", leases.display()),
-            "--log-dhcp",
-        ];
-        self.dnsmasq = Some(spawn("ip", &args, &log)?);
+        let leasefile = format!("--dhcp-leasefile={}", leases.display());
+        let args =
+            ["--dhcp-authoritative", "--dhcp-range=192.168.178.150,192.168.178.199,255.255.255.0,2m", "--dhcp-option=3,192.168.178.1", leasefile.as_str()];
+        self.dnsmasq = Some(self.router_dnsmasq(&args, &log)?);
         Ok(())
+    }
+
+    /// dnsmasq on the router's LAN bridge (no DNS, logging what it hands out), with `extra` to
+    /// say what it serves. As root: dropping to nobody would clear the parent-death signal (see
+    /// spawn_command).
+    fn router_dnsmasq(&self, extra: &[&str], log: &Path) -> anyhow::Result<Spawned> {
+        let router = self.names.router();
+        let mut args =
+            vec!["netns", "exec", router.as_str(), "dnsmasq", "--no-daemon", "--user=root", "--group=root", "--port=0", "--interface=br0", "--bind-interfaces"];
+        args.extend_from_slice(extra);
+        args.push("--log-dhcp");
+        spawn("ip", &args, log)
     }
 
     /// Starts the host's PID 1 (the script that mounts and starts the network manager, or a

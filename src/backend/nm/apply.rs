@@ -38,8 +38,7 @@ pub async fn system_bus() -> anyhow::Result<Connection> {
 
 /// Whether NetworkManager owns its name on the system bus (for `--backend auto`).
 pub async fn is_running() -> bool {
-    let Ok(bus) = Connection::system().await else { return false };
-    crate::bus::has_owner(&bus, NM_BUS_NAME).await.unwrap_or(false)
+    crate::bus::runs_on_system_bus(NM_BUS_NAME).await
 }
 
 /// The sysctl.d file NetworkManager does not write: rendered once for every backend.
