@@ -59,3 +59,10 @@ pub const MPTCP_MAX_ENDPOINTS: usize = (u8::MAX - MPTCP_FIRST_ID) as usize + 1;
 
 /// The kernel's largest `ip mptcp limits set subflows` (MPTCP_PM_ADDR_MAX).
 pub const MPTCP_MAX_SUBFLOWS: u32 = 8;
+
+/// How long NetworkManager's activation of an uplink with SLAAC or DHCPv6 waits for IPv6
+/// (`ipv6.required-timeout`) before it counts as up on IPv4 alone: a router answers a
+/// solicitation within half a second (RFC 4861) and DHCPv6 takes a few round trips, so this is
+/// only reached without an IPv6 router. Until then nm-dispatcher's `up`, which runs multihome's
+/// hook for the new addresses and the advertised router, waits too.
+pub const NM_IPV6_REQUIRED_TIMEOUT_MS: u32 = 10_000;

@@ -2,8 +2,10 @@
 //! IPv6 addresses and SLAAC from the router's advertisements on the uplinks, each static
 //! address answering inbound through its own interface, and IPv6 egress failing over eth0 ->
 //! wlan1 -> wlan0 and back on carrier loss, beside IPv4 doing the same. And static IPv6 by the
-//! real NetworkManager over D-Bus, the same way.
+//! real NetworkManager over D-Bus, the same way, and SLAAC and DHCPv6 by NetworkManager with
+//! the hook run by the real nm-dispatcher.
 
+use std::net::Ipv6Addr;
 use std::time::Duration;
 
 use multihome::lab::ipv6::STATIC_ADDRESSES6;
@@ -161,6 +163,184 @@ fn static_dual_stack_under_networkmanager_is_symmetric_inbound_and_fails_over_in
     lab.outbound6_settles_on("eth0", Duration::from_secs(20))?;
     lab.inbound6_is_symmetric(5)?;
 
+    let again = lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
+    assert!(again.contains("Nothing to do"), "second apply: {again}");
+    Ok(())
+}
+
+/// The seed with IPv4 static and IPv6 from the router alone: SLAAC and DHCPv6 on every uplink
+/// (the advertisements ask for DHCPv6 too), the advertised router as each one's IPv6 default.
+const DYNAMIC_IPV6: &str = "\
+[Uplink]
+Interface=eth0
+Priority=1
+Address=192.168.178.99/24
+Gateway=192.168.178.1
+IPv6AcceptRA=yes
+
+[Uplink]
+Interface=wlan1
+Priority=2
+Address=192.168.178.98/24
+Gateway=192.168.178.1
+DHCP=ipv6
+
+[Uplink]
+Interface=wlan0
+Priority=3
+Address=192.168.178.97/24
+Gateway=192.168.178.1
+IPv6AcceptRA=yes
+";
+
+/// (uplink, table) of [`DYNAMIC_IPV6`].
+const TABLES: [(&str, u32); 3] = [("eth0", 101), ("wlan1", 102), ("wlan0", 103)];
+
+/// Every dynamic IPv6 address of every uplink (SLAAC and DHCPv6), once each has both.
+fn dynamic_addresses(lab: &Lab, within: Duration) -> anyhow::Result<Vec<(&'static str, Ipv6Addr)>> {
+    let mut out = Vec::new();
+    for (uplink, _) in TABLES {
+        out.push((uplink, lab.wait_for_slaac(uplink, Ipv6Addr::UNSPECIFIED, within)?));
+        out.push((uplink, lab.wait_for_dhcpv6(uplink, within)?));
+    }
+    Ok(out)
+}
+
+/// What is missing of the hook's work for `addresses`: a `from`/`to` rule pair (protocol 77)
+/// into the uplink's table for each, and in each uplink's table the advertised router that
+/// NetworkManager put in main. Empty when all is there.
+fn missing_hook_work(lab: &Lab, addresses: &[(&str, Ipv6Addr)]) -> Vec<String> {
+    let rules = lab.ip_host(&["-6", "rule"]).unwrap_or_default();
+    let mut missing = Vec::new();
+    for (uplink, addr) in addresses {
+        let table = TABLES.iter().find(|(u, _)| u == uplink).expect("an uplink of the policy").1;
+        for rule in [format!("from {addr} lookup {table} proto 77"), format!("from all to {addr} lookup {table} proto 77")] {
+            if !rules.contains(&rule) {
+                missing.push(format!("rule {rule}"));
+            }
+        }
+    }
+    for (uplink, table) in TABLES {
+        let routes = lab.routes6(&table.to_string()).unwrap_or_default();
+        if !routes.lines().any(|l| l.starts_with("default via fe80:") && l.contains(&format!("dev {uplink} ")) && l.contains("proto 77")) {
+            missing.push(format!("the advertised router in table {table}:\n{routes}"));
+        }
+    }
+    missing
+}
+
+/// The temporary (privacy) addresses the kernel made on `uplink`.
+fn temporary_addresses(lab: &Lab, uplink: &str) -> Vec<Ipv6Addr> {
+    let json = lab.ip_host(&["-6", "-j", "addr", "show", "dev", uplink, "scope", "global"]).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+    v[0]["addr_info"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["temporary"].as_bool() == Some(true) && a["tentative"].as_bool() != Some(true))
+        .filter_map(|a| a["local"].as_str()?.parse().ok())
+        .collect()
+}
+
+/// Whether no IPv6 rule or uplink-table route of the hook is left.
+fn hook_work_gone(lab: &Lab) -> bool {
+    let rules = lab.ip_host(&["-6", "rule"]).unwrap_or_default();
+    let routes: String = TABLES.iter().map(|(_, t)| lab.routes6(&t.to_string()).unwrap_or_default()).collect();
+    !rules.contains("proto 77") && !routes.contains("proto 77")
+}
+
+#[test]
+fn slaac_and_dhcpv6_under_networkmanager_are_symmetric_inbound_and_fail_over_in_order() -> anyhow::Result<()> {
+    let options = LabOptions { ipv6: true, dhcpv6: true, ..LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")) };
+    if !lab::require_for(&options) {
+        return Ok(());
+    }
+    let _serial = serial();
+    let lab = Lab::start(options)?;
+    // The hook as the package installs it (fs::copy keeps its mode): nm-dispatcher runs it.
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/nm-dispatcher/90-multihome"), lab.dir().join("etc/NetworkManager/dispatcher.d/90-multihome"))?;
+    lab.write_policy(DYNAMIC_IPV6)?;
+    let out = lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
+    assert!(out.contains("Applied"), "{out}");
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
+    lab.outbound6_settles_on("eth0", Duration::from_secs(20))?;
+    let addresses = dynamic_addresses(&lab, Duration::from_secs(20))?;
+
+    // NetworkManager's advertised routers in main, one per uplink at its metric (ipv6.route-metric).
+    let main = lab.routes6("main")?;
+    let defaults: Vec<&str> = main.lines().filter(|l| l.starts_with("default")).collect();
+    for (dev, metric) in [("eth0", 100), ("wlan1", 101), ("wlan0", 102)] {
+        assert!(
+            defaults.iter().any(|l| l.starts_with("default via fe80:") && l.contains(&format!("dev {dev} ")) && l.contains(&format!("metric {metric} "))),
+            "{dev}'s advertised default route at metric {metric}:\n{main}"
+        );
+    }
+    assert_eq!(defaults.len(), 3, "one IPv6 default route per uplink in main:\n{main}");
+    // The hook's work, by apply and by nm-dispatcher's `up` and `dhcp6-change`.
+    let mut missing = Vec::new();
+    let done = lab.wait_for(Duration::from_secs(15), || {
+        missing = missing_hook_work(&lab, &addresses);
+        missing.is_empty()
+    });
+    assert!(done.is_ok(), "missing after apply:\n{}\n{}", missing.join("\n"), lab.ip_host(&["-6", "rule"])?);
+
+    // Inbound: every SLAAC and DHCPv6 address answers through the interface that owns it.
+    lab.inbound6_is_symmetric_on(&addresses, 20)?;
+    lab.inbound_is_symmetric(5)?;
+
+    // Outbound over IPv6: eth0, then wlan1, then wlan0 as links lose carrier; back on return.
+    lab.set_carrier("eth0", false)?;
+    lab.outbound6_settles_on("wlan1", Duration::from_secs(3))?;
+    lab.set_carrier("wlan1", false)?;
+    lab.outbound6_settles_on("wlan0", Duration::from_secs(3))?;
+    lab.set_carrier("wlan1", true)?;
+    lab.outbound6_settles_on("wlan1", Duration::from_secs(30))?;
+    lab.set_carrier("eth0", true)?;
+    lab.outbound6_settles_on("eth0", Duration::from_secs(30))?;
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
+    // Carrier flaps and the advertisements refreshed meanwhile (every 4 s): the copies of the
+    // routers in the tables and the rules are there, for the addresses the uplinks have now.
+    let addresses = dynamic_addresses(&lab, Duration::from_secs(30))?;
+    let done = lab.wait_for(Duration::from_secs(30), || {
+        missing = missing_hook_work(&lab, &addresses);
+        missing.is_empty()
+    });
+    assert!(done.is_ok(), "missing after the carrier flaps:\n{}", missing.join("\n"));
+    lab.inbound6_is_symmetric_on(&addresses, 5)?;
+
+    // Temporary addresses on eth0 from its next activation; then every uplink's carrier gone
+    // past NetworkManager's grace: nm-dispatcher's `down` takes the hook's rules and routes away,
+    // and when carrier returns its `up` (after IPv6, ipv6.required-timeout) and `dhcp6-change`
+    // bring them for the addresses the uplinks have then, the new temporary one included. Only
+    // nm-dispatcher runs the hook meanwhile.
+    let privacy = lab.run_in_host("nmcli", &["connection", "modify", "multihome-eth0", "ipv6.ip6-privacy", "2"])?;
+    assert!(privacy.status.success(), "nmcli: {}", String::from_utf8_lossy(&privacy.stderr));
+    for (uplink, _) in TABLES {
+        lab.set_carrier(uplink, false)?;
+    }
+    lab.wait_for(Duration::from_secs(30), || hook_work_gone(&lab))
+        .map_err(|_| anyhow::anyhow!("the hook's IPv6 rules and routes stayed after `down`:\n{}", lab.ip_host(&["-6", "rule"]).unwrap_or_default()))?;
+    let before: Vec<Ipv6Addr> = addresses.iter().map(|(_, a)| *a).collect();
+    for (uplink, _) in TABLES {
+        lab.set_carrier(uplink, true)?;
+    }
+    let addresses = dynamic_addresses(&lab, Duration::from_secs(30))?;
+    let mut temporary = Vec::new();
+    lab.wait_for(Duration::from_secs(20), || {
+        temporary = temporary_addresses(&lab, "eth0").into_iter().filter(|a| !before.contains(a)).collect();
+        !temporary.is_empty()
+    })
+    .map_err(|_| anyhow::anyhow!("eth0 got no temporary address: {}", lab.ip_host(&["-6", "addr", "show", "dev", "eth0"]).unwrap_or_default()))?;
+    let everything: Vec<(&str, Ipv6Addr)> = addresses.iter().copied().chain(temporary.iter().map(|a| ("eth0", *a))).collect();
+    let done = lab.wait_for(Duration::from_secs(30), || {
+        missing = missing_hook_work(&lab, &everything);
+        missing.is_empty()
+    });
+    assert!(done.is_ok(), "missing after carrier returned:\n{}\n{}", missing.join("\n"), lab.ip_host(&["-6", "rule"])?);
+    lab.inbound6_is_symmetric_on(&everything, 5)?;
+    lab.outbound6_settles_on("eth0", Duration::from_secs(15))?;
+
+    // ip6-privacy is the user's: a second apply keeps it and changes nothing.
     let again = lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
     assert!(again.contains("Nothing to do"), "second apply: {again}");
     Ok(())

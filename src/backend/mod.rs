@@ -64,10 +64,7 @@ impl Backend {
     /// What `apply` would change under `root`, for people (`multihome plan`).
     pub async fn diff(self, plan: &Plan, root: &Path) -> anyhow::Result<Diff> {
         let (placement, changes) = match self {
-            Backend::NetworkManager => {
-                nm_realises(plan)?;
-                (Vec::new(), nm::plan_diff(plan, root).await?)
-            }
+            Backend::NetworkManager => (Vec::new(), nm::plan_diff(plan, root).await?),
             Backend::Networkd => {
                 // The running networkd knows its links better than names alone, when this is its root.
                 let prepared = networkd::compare(plan, root, is_live(root)).await?;
@@ -86,7 +83,6 @@ impl Backend {
                 if target == Target::Image {
                     anyhow::bail!("--root is for images, where no NetworkManager runs: use `multihome render --backend nm-keyfile --out DIR`");
                 }
-                nm_realises(plan)?;
                 Ok(Applied::NetworkManager(nm::apply::apply_kept(plan, root, hold).await?))
             }
             Backend::Networkd => Ok(Applied::Networkd(networkd::apply(plan, root, target).await?)),
@@ -163,22 +159,6 @@ impl Applied {
             }
         }
     }
-}
-
-/// The NetworkManager backend (profiles over D-Bus and keyfiles) realises static IPv6 so far:
-/// router advertisements and DHCPv6 would need the uplink's table to get the advertised router
-/// (networkd does that itself, NetworkManager puts it in one table only), so a policy with them
-/// is refused there before anything is touched, rather than applied without symmetric routing.
-pub fn nm_realises(plan: &Plan) -> anyhow::Result<()> {
-    let dynamic = |u: &&crate::plan::UplinkPlan| u.ipv6.as_ref().is_some_and(|v6| v6.accept_ra || v6.dhcp);
-    let v6: Vec<&str> = plan.uplinks.iter().filter(dynamic).map(|u| u.interface.as_str()).collect();
-    if !v6.is_empty() {
-        anyhow::bail!(
-            "the NetworkManager backend does not realise IPv6AcceptRA= or DHCPv6 yet (the policy gives them to {}); use Backend=networkd, static IPv6 Address= and Gateway=, or leave IPv6 to NetworkManager by removing the uplinks' IPv6 keys",
-            v6.join(", ")
-        );
-    }
-    Ok(())
 }
 
 fn is_live(root: &Path) -> bool {

@@ -57,7 +57,7 @@ pub fn apply(config: &Path, backend: ApplyBackend, root: Option<PathBuf>, no_rel
     }
     // On this system (not an image), the lease of a DHCP uplink may have come before the
     // policy: its dispatcher event is past, so the hook's work is done now.
-    let refreshed = root.is_none() && refresh_dhcp_uplinks(&rt, &plan);
+    let refreshed = root.is_none() && refresh_dhcp_uplinks(&rt, &plan, backend);
     let mptcp = root.is_none() && sync_mptcp(&rt, &plan);
     if report.is_empty() && !refreshed && !mptcp {
         println!("Nothing to do: the system already matches the policy.");
@@ -73,7 +73,7 @@ pub fn try_and_confirm(config: &Path, backend: ApplyBackend, timeout: Duration) 
     let kept = rt.block_on(try_apply::run(backend, &plan, Path::new("/"), timeout))?;
     // As after apply, but only once kept: a revert could not take the hook's work back.
     if kept {
-        refresh_dhcp_uplinks(&rt, &plan);
+        refresh_dhcp_uplinks(&rt, &plan, backend);
         sync_mptcp(&rt, &plan);
     }
     // Reverted because nobody confirmed: scripts can tell it from an error.
@@ -84,8 +84,11 @@ pub fn try_and_confirm(config: &Path, backend: ApplyBackend, timeout: Duration) 
 /// sweep of what it added under an earlier policy; prints what it changed and says whether it
 /// changed anything. A failure is only a warning: the policy is applied, and the hook does the
 /// same at the uplink's next lease event.
-fn refresh_dhcp_uplinks(rt: &tokio::runtime::Runtime, plan: &Plan) -> bool {
-    match rt.block_on(multihome::dispatch::refresh(plan)) {
+fn refresh_dhcp_uplinks(rt: &tokio::runtime::Runtime, plan: &Plan, backend: Backend) -> bool {
+    use multihome::dispatch::ipv6::AdvertisedRouter;
+    // networkd puts the advertised router into the uplinks' tables itself; NetworkManager does not.
+    let router = if backend == Backend::NetworkManager { AdvertisedRouter::Hook } else { AdvertisedRouter::Manager };
+    match rt.block_on(multihome::dispatch::refresh(plan, router)) {
         Ok(refreshed) => {
             let changed: Vec<_> = refreshed.uplinks.iter().filter(|(_, o)| o.changed_anything()).collect();
             for (interface, outcome) in &changed {

@@ -32,10 +32,7 @@ pub fn render(config: &Path, backend: RenderBackend, out: Option<&Path>) -> anyh
             }
             (rendered, networkd::render::owned_patterns())
         }
-        RenderBackend::NmKeyfile => {
-            multihome::backend::nm_realises(&plan)?;
-            (nm::keyfile::render(&plan), nm::keyfile::owned_patterns())
-        }
+        RenderBackend::NmKeyfile => (nm::keyfile::render(&plan), nm::keyfile::owned_patterns()),
     };
     match out {
         Some(dir) => {

@@ -18,8 +18,9 @@ use std::ops::Range;
 
 use ipnet::{Ipv4Net, Ipv6Net};
 
+use super::event::Dispatcher;
 use super::event::{Event, Kind, MAX_ADDRESSES};
-use super::ipv6::{self, has_dynamic_ipv6};
+use super::ipv6::{self, AdvertisedRouter, has_dynamic_ipv6};
 use crate::netlink::{self, KernelRoute, KernelRule, Netlink, RouteKind};
 use crate::plan::{self, Addresses, DEFAULT_DESTINATION, Plan, RULE_PRIORITY_END, Route, Rule, Table, UplinkPlan};
 
@@ -64,7 +65,11 @@ pub async fn apply(plan: &Plan, event: &Event, nl: &Netlink) -> Result<Option<Ou
             (_, Err(e)) if !e.is_not_found() => return Err(e),
             _ => None,
         };
-        outcome.add_ipv6(ipv6::reconcile(uplink, ifindex, nl).await?);
+        let router = match event.dispatcher {
+            Dispatcher::NetworkManager => AdvertisedRouter::Hook,
+            Dispatcher::Networkd => AdvertisedRouter::Manager,
+        };
+        outcome.add_ipv6(ipv6::reconcile(uplink, ifindex, router, nl).await?);
     }
     Ok(Some(outcome))
 }
@@ -117,8 +122,9 @@ pub struct Swept {
 /// Makes every DHCP uplink's rules and table routes match the addresses its interface has now,
 /// without a dispatcher event: for `multihome apply` and a confirmed `multihome try` (a lease
 /// that arrived before the policy). IPv4 link-local addresses get no rules: they are no lease.
-/// Then sweeps what the hook added under an earlier policy (see [`stale_rules`]).
-pub async fn refresh(plan: &Plan, nl: &Netlink) -> Result<Refreshed, netlink::Error> {
+/// Then sweeps what the hook added under an earlier policy (see [`stale_rules`]). `router`:
+/// whether the manager that realised the plan puts the advertised router into the tables itself.
+pub async fn refresh(plan: &Plan, router: AdvertisedRouter, nl: &Netlink) -> Result<Refreshed, netlink::Error> {
     let mut refreshed = Refreshed::default();
     for uplink in plan.uplinks.iter().filter(|u| matches!(u.addresses, Addresses::Dhcp(_)) || has_dynamic_ipv6(u)) {
         let ifindex = match nl.ifindex(&uplink.interface).await {
@@ -128,7 +134,7 @@ pub async fn refresh(plan: &Plan, nl: &Netlink) -> Result<Refreshed, netlink::Er
         };
         let mut outcome = if matches!(uplink.addresses, Addresses::Dhcp(_)) { refresh_ipv4(uplink, nl).await? } else { Outcome::default() };
         if has_dynamic_ipv6(uplink) {
-            outcome.add_ipv6(ipv6::reconcile(uplink, ifindex, nl).await?);
+            outcome.add_ipv6(ipv6::reconcile(uplink, ifindex, router, nl).await?);
         }
         refreshed.uplinks.push((uplink.interface.clone(), outcome));
     }
@@ -338,6 +344,8 @@ impl Outcome {
         self.addresses6 = o.addresses;
         self.rules_added += o.rules_added;
         self.rules_removed += o.rules_removed;
+        self.routes_set += o.routes_set;
+        self.routes_removed += o.routes_removed;
     }
 }
 

@@ -2,16 +2,22 @@
 //! router advertisements, its temporary addresses that change every day, DHCPv6) gets a
 //! `from`/`to` rule pair into its table for each global address the kernel has now, after the
 //! priorities of its static IPv6 addresses (networkd's rules); the pairs of addresses that went
-//! are removed. Its table's default route is the manager's (networkd `Gateway=_ipv6ra`).
+//! are removed. Its table's default route through the advertised router is networkd's own
+//! (`Gateway=_ipv6ra`); NetworkManager puts that router in one table only, main (where
+//! `ipv6.route-metric` orders the uplinks), so under it the hook copies the router into the
+//! uplink's table ([`AdvertisedRouter::Hook`]) and takes the copy away when the router goes
+//! from main (lifetime 0, a new router) or the uplink goes down.
 //!
 //! Reconciled from the kernel's addresses, not from the event's: a dispatcher names at most
 //! some of them, and whatever runs the hook (an event of the uplink, `apply`) then sees them all.
+
+use std::net::Ipv6Addr;
 
 use ipnet::Ipv6Net;
 
 use super::event::MAX_ADDRESSES;
 use super::hook::is_uplink_rule;
-use crate::netlink::{self, KernelRule, Netlink};
+use crate::netlink::{self, DefaultRoute6, KernelRule, Netlink};
 use crate::plan::{self, Plan, Rule, Table, UplinkPlan};
 
 /// Whether the policy gives `u` IPv6 addresses that only the kernel knows.
@@ -38,18 +44,40 @@ pub fn wanted_rules(u: &UplinkPlan, on_link: &[Ipv6Net]) -> (Vec<Ipv6Net>, Vec<R
     (dynamic, rules)
 }
 
+/// Who puts an uplink's advertised router into its table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdvertisedRouter {
+    /// The network manager itself (networkd's `[Route] Gateway=_ipv6ra` in the uplink's table):
+    /// the hook leaves the table's default route alone.
+    Manager,
+    /// The hook: a copy of the manager's advertised default route in main (NetworkManager's,
+    /// protocol `ra`, at the uplink's metric), tagged with multihome's protocol.
+    Hook,
+}
+
+/// The router the uplink's table should have a copy of: the uplink takes the advertised router
+/// (no static IPv6 `Gateway=`) and main has a default route of someone else's through a router
+/// on its interface (the best one, should there be several). Pure.
+pub fn advertised_router(u: &UplinkPlan, ifindex: u32, routes: &[DefaultRoute6]) -> Option<Ipv6Addr> {
+    u.ipv6.as_ref().filter(|v6| v6.accept_ra && v6.gateway.is_none())?;
+    routes.iter().filter(|r| r.table == Table::Main.number() && r.ifindex == ifindex && !r.is_ours()).min_by_key(|r| (r.metric, r.gateway)).map(|r| r.gateway)
+}
+
 /// What one IPv6 reconcile did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Outcome6 {
     pub addresses: Vec<Ipv6Net>,
     pub rules_added: usize,
     pub rules_removed: usize,
+    pub routes_set: usize,
+    pub routes_removed: usize,
 }
 
-/// Makes `u`'s IPv6 rules of multihome's match the addresses on `ifindex` now; `None` (down,
-/// or gone): removes them all. Adds before it removes, so a changed address set never leaves a
-/// moment without its rules.
-pub async fn reconcile(u: &UplinkPlan, ifindex: Option<u32>, nl: &Netlink) -> Result<Outcome6, netlink::Error> {
+/// Makes `u`'s IPv6 rules of multihome's match the addresses on `ifindex` now, and, where the
+/// hook copies the advertised router, its table's default route the router in main; `None`
+/// (down, or gone): removes them all. Adds before it removes, so a changed address set or
+/// router never leaves a moment without its rules or route.
+pub async fn reconcile(u: &UplinkPlan, ifindex: Option<u32>, router: AdvertisedRouter, nl: &Netlink) -> Result<Outcome6, netlink::Error> {
     let on_link = match ifindex {
         Some(i) => nl.ipv6_addresses(i).await?,
         None => Vec::new(),
@@ -74,7 +102,32 @@ pub async fn reconcile(u: &UplinkPlan, ifindex: Option<u32>, nl: &Netlink) -> Re
             Err(e) => return Err(e),
         }
     }
+    if router == AdvertisedRouter::Hook {
+        reconcile_router(u, ifindex, nl, &mut out).await?;
+    }
     Ok(out)
+}
+
+/// The copy of the advertised router in `u`'s table: set to the router main has on `ifindex`
+/// now, removed when there is none (or `ifindex` is `None`).
+async fn reconcile_router(u: &UplinkPlan, ifindex: Option<u32>, nl: &Netlink, out: &mut Outcome6) -> Result<(), netlink::Error> {
+    let routes = nl.default_routes6().await?;
+    let wanted = ifindex.and_then(|i| Some((advertised_router(u, i, &routes)?, i)));
+    let existing: Vec<&DefaultRoute6> = routes.iter().filter(|r| r.table == u.table && r.is_ours()).collect();
+    if let Some((gateway, ifindex)) = wanted
+        && !existing.iter().any(|r| r.gateway == gateway && r.ifindex == ifindex)
+    {
+        nl.replace_default6(gateway, u.table, ifindex).await?;
+        out.routes_set += 1;
+    }
+    for have in existing.iter().filter(|r| wanted != Some((r.gateway, r.ifindex))) {
+        match nl.delete_default6(have).await {
+            Ok(()) => out.routes_removed += 1,
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The hook's IPv6 rules that no uplink with dynamic IPv6 owns any more (an earlier policy's).

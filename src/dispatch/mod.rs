@@ -71,7 +71,7 @@ pub async fn sync_mptcp(plan: &plan::Plan) -> anyhow::Result<mptcp::Synced> {
 /// now: after `multihome apply`, an uplink whose lease arrived before the policy gets its rules
 /// without waiting for its next lease event, and what the hook added under an earlier policy
 /// goes. Runs also without DHCP uplinks: one may have become static or left the policy.
-pub async fn refresh(plan: &plan::Plan) -> anyhow::Result<hook::Refreshed> {
+pub async fn refresh(plan: &plan::Plan, router: ipv6::AdvertisedRouter) -> anyhow::Result<hook::Refreshed> {
     let nl = Netlink::connect()?;
-    Ok(hook::refresh(plan, &nl).await?)
+    Ok(hook::refresh(plan, router, &nl).await?)
 }

@@ -208,7 +208,7 @@ fn refresh_follows_the_kernels_addresses_without_an_event() {
         let plan = plan.clone();
         ns.block_on(move || async move {
             let nl = crate::netlink::Netlink::connect().unwrap();
-            let refreshed = super::hook::refresh(&plan, &nl).await.unwrap();
+            let refreshed = super::hook::refresh(&plan, super::ipv6::AdvertisedRouter::Manager, &nl).await.unwrap();
             assert!(refreshed.swept.is_empty(), "{}", refreshed.swept);
             refreshed.uplinks.into_iter().map(|(i, o)| (i, o.changed_anything())).collect::<Vec<_>>()
         })
@@ -238,7 +238,7 @@ fn refresh_sweeps_what_an_earlier_policy_left_and_keeps_the_daemons() {
         let plan = plan.clone();
         ns.block_on(move || async move {
             let nl = crate::netlink::Netlink::connect().unwrap();
-            super::hook::refresh(&plan, &nl).await.unwrap()
+            super::hook::refresh(&plan, super::ipv6::AdvertisedRouter::Manager, &nl).await.unwrap()
         })
     };
     ns.ip(&["addr", "add", "192.168.178.160/24", "dev", "wlan0"]);

@@ -1,6 +1,7 @@
 //! IPv6 on the seed's network: the router's LAN gets 2001:db8:178::/64 (2001:db8:178::1, and
-//! fe80::1 as a link-local router address), advertised by dnsmasq for SLAAC; the internet host
-//! gets 2001:db8:100::10 behind it. Only inside the lab's namespaces, like the IPv4 side.
+//! fe80::1 as a link-local router address), advertised by dnsmasq for SLAAC, and on request
+//! for DHCPv6 too, served from [`DHCPV6_FIRST`] on; the internet host gets
+//! 2001:db8:100::10 behind it. Only inside the lab's namespaces, like the IPv4 side.
 
 use std::net::Ipv6Addr;
 use std::time::Duration;
@@ -14,6 +15,9 @@ use super::{Lab, echo};
 pub const PREFIX: &str = "2001:db8:178::/64";
 pub const GATEWAY6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x178, 0, 0, 0, 0, 1);
 pub const INTERNET6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 0x10);
+/// The DHCPv6 server's range (`LabOptions::dhcpv6`): 2001:db8:178::1000 to ::1fff.
+pub const DHCPV6_FIRST: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x178, 0, 0, 0, 0, 0x1000);
+pub const DHCPV6_LAST: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x178, 0, 0, 0, 0, 0x1fff);
 /// The static IPv6 addresses of `policies::DUAL_STACK`.
 pub const STATIC_ADDRESSES6: [(&str, Ipv6Addr); 3] = [
     ("eth0", Ipv6Addr::new(0x2001, 0xdb8, 0x178, 0, 0, 0, 0, 0x99)),
@@ -48,15 +52,39 @@ pub fn build(n: &Names) -> anyhow::Result<()> {
 }
 
 impl Lab {
-    /// dnsmasq advertising the LAN's prefix (SLAAC only: no DHCP, no DNS) every few seconds,
-    /// and at once to a router solicitation.
+    /// dnsmasq advertising the LAN's prefix every few seconds, and at once to a router
+    /// solicitation: for SLAAC only (no DHCP, no DNS), or with `LabOptions::dhcpv6` also
+    /// asking for DHCPv6 (the M flag) and serving it from [`DHCPV6_FIRST`] on, leases of 2
+    /// minutes (dnsmasq's shortest), so every uplink that takes the advertisements gets a SLAAC
+    /// and a DHCPv6 address.
     pub(super) fn start_router_advertisements(&mut self) -> anyhow::Result<()> {
         let log = self.dir.join("log/dnsmasq-ra.log");
-        let args = ["--enable-ra", "--dhcp-range=2001:db8:178::,ra-only,64,10m", "--ra-param=br0,4,600"];
+        let range = if self.options.dhcpv6 {
+            format!("--dhcp-range={DHCPV6_FIRST},{DHCPV6_LAST},slaac,64,2m")
+        } else {
+            "--dhcp-range=2001:db8:178::,ra-only,64,10m".to_string()
+        };
+        let leases = format!("--dhcp-leasefile={}", self.dir.join("dnsmasq-dhcpv6.leases").display());
+        let args = ["--enable-ra", range.as_str(), "--ra-param=br0,4,600", leases.as_str()];
         let dnsmasq = self.router_dnsmasq(&args, &log)?;
         self.spawned.push(dnsmasq);
         self._servers.push(echo::udp_source_echo(&self.names.internet(), INTERNET6)?);
         Ok(())
+    }
+
+    /// Waits until `uplink` has an address from the DHCPv6 server's range.
+    pub fn wait_for_dhcpv6(&self, uplink: &str, within: Duration) -> anyhow::Result<Ipv6Addr> {
+        let mut found = None;
+        if self
+            .wait_for(within, || {
+                found = self.addresses6(uplink).into_iter().find(|a| (DHCPV6_FIRST..=DHCPV6_LAST).contains(a));
+                found.is_some()
+            })
+            .is_err()
+        {
+            bail!("{uplink} got no DHCPv6 address within {within:?}: {:?}\n{}", self.addresses6(uplink), self.log("dnsmasq-ra.log"));
+        }
+        Ok(found.expect("found above"))
     }
 
     /// The host's global IPv6 addresses on `uplink`, static and SLAAC, that can be used (not
@@ -133,7 +161,8 @@ impl Lab {
     /// Waits until `uplink` has a SLAAC address from the advertised prefix beside `keep`.
     pub fn wait_for_slaac(&self, uplink: &str, keep: Ipv6Addr, within: Duration) -> anyhow::Result<Ipv6Addr> {
         let mut found = None;
-        let on_prefix = |a: &Ipv6Addr| a.segments()[..4] == GATEWAY6.segments()[..4];
+        // On the prefix, and not a DHCPv6 lease.
+        let on_prefix = |a: &Ipv6Addr| a.segments()[..4] == GATEWAY6.segments()[..4] && !(DHCPV6_FIRST..=DHCPV6_LAST).contains(a);
         if self
             .wait_for(within, || {
                 found = self.addresses6(uplink).into_iter().find(|a| *a != keep && on_prefix(a));

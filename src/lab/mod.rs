@@ -62,6 +62,8 @@ pub struct LabOptions {
     pub policy: Option<String>,
     /// IPv6 on the LAN and the internet host, with router advertisements (`ipv6`).
     pub ipv6: bool,
+    /// With `ipv6`: the advertisements ask for DHCPv6 too, and the router serves it.
+    pub dhcpv6: bool,
     /// Run multihome as the package installed it, not the binary under test: /usr/sbin/multihome,
     /// NetworkManager's dispatcher running the package's hook from its own directory, and
     /// networkd-dispatcher (with networkd) running the package's hooks from its default

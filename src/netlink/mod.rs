@@ -11,6 +11,7 @@ mod links;
 mod monitor;
 pub mod mptcp;
 mod routes;
+mod routes6;
 mod rules;
 #[cfg(test)]
 pub(crate) mod testns;
@@ -23,6 +24,7 @@ pub use error::Error;
 pub use links::{LinkState, OperState};
 pub use monitor::{Event, Monitor};
 pub use routes::{KernelRoute, RouteKind};
+pub use routes6::{DefaultRoute6, PROTOCOL_RA};
 pub use rules::{KernelRule, RuleAction};
 
 /// A netlink route socket and the task that drives it.

@@ -54,6 +54,10 @@ fn keyfile(plan: &Plan, u: &UplinkPlan) -> String {
     if let Addresses::Dhcp(_) = u.addresses {
         s.push_str("# The `from`/`to` rules of the lease's address are added by `multihome dispatch`.\n");
     }
+    if u.ipv6.as_ref().is_some_and(|v6| v6.accept_ra || v6.dhcp) {
+        s.push_str("# The rules of its SLAAC and DHCPv6 addresses, and the advertised router in table ");
+        let _ = writeln!(s, "{}, are added by `multihome dispatch`.", u.table);
+    }
     let kind = if is_wifi(&u.interface) { "wifi" } else { "ethernet" };
     let _ = writeln!(s, "\n[connection]\nid={}\nuuid={}\ntype={kind}\ninterface-name={}", profile_id(&u.interface), profile_uuid(&u.interface), u.interface);
     if want.mptcp_disabled {
@@ -96,7 +100,11 @@ fn keyfile(plan: &Plan, u: &UplinkPlan) -> String {
                     _ => s.push('\n'),
                 }
             }
-            let _ = writeln!(s, "method={}\nroute-metric={}", w6.method, want.route_metric);
+            let _ = writeln!(s, "method={}", w6.method);
+            if let Some(t) = w6.required_timeout {
+                let _ = writeln!(s, "required-timeout={t}");
+            }
+            let _ = writeln!(s, "route-metric={}", want.route_metric);
             for (i, r) in w6.routes.iter().enumerate() {
                 route(&mut s, i + 1, r);
             }

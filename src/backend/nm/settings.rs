@@ -85,9 +85,18 @@ pub struct Wanted {
 }
 
 /// What multihome decides in an uplink's `ipv6` setting: the same table and metric as IPv4.
+///
+/// Router advertisements and DHCPv6 (`method=auto`; DHCPv6 where the advertisement asks for
+/// it): NetworkManager puts the advertised router in main at `ipv6.route-metric`,
+/// where the uplinks' order needs it, and in no other table; the dispatcher hook copies it into
+/// the uplink's table (`dispatch::ipv6`) and gives the SLAAC and DHCPv6 addresses their rules
+/// when NetworkManager dispatches `up` and `dhcp6-change`. So that `up` comes once those are
+/// there, not with IPv4 alone, activation waits for IPv6 up to `required_timeout`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted6 {
     pub method: &'static str,
+    /// `ipv6.required-timeout` (ms) for a dynamic method; static IPv6 leaves it as it is.
+    pub required_timeout: Option<u32>,
     pub addresses: Vec<Ipv6Net>,
     pub gateway: Option<Ipv6Addr>,
     pub routes: Vec<Route<Ipv6Net>>,
@@ -123,8 +132,10 @@ impl Wanted {
         };
         let gateway = if method == "manual" { u.gateway } else { None };
         let ipv6 = u.ipv6.as_ref().map(|v6| Wanted6 {
-            // Router advertisements and DHCPv6 are refused before this (backend::nm_realises);
-            // without them and without addresses the uplink has no IPv6 of its own.
+            // SLAAC and the advertised router, and DHCPv6 when the advertisement asks for it (as
+            // every DHCPv6 network's does: DHCPv6 names no router, so the policy takes the
+            // advertisements with DHCP=ipv6). Without either and without addresses the uplink
+            // has no IPv6 of its own.
             method: if v6.accept_ra || v6.dhcp {
                 "auto"
             } else if v6.addresses.is_empty() {
@@ -132,6 +143,7 @@ impl Wanted {
             } else {
                 "manual"
             },
+            required_timeout: (v6.accept_ra || v6.dhcp).then_some(crate::numbers::NM_IPV6_REQUIRED_TIMEOUT_MS),
             addresses: v6.addresses.clone(),
             gateway: v6.gateway,
             routes: v6.routes.iter().filter(|r| r.table != Table::Main).cloned().collect(),
@@ -175,7 +187,7 @@ fn rule_entry<N: Prefix>(r: &Rule<N>) -> RuleEntry {
 }
 
 /// A new profile for `interface` with nothing but what the connection type needs, for
-/// [`merge`] to complete. IPv6 is left to NetworkManager's default, as the policy is IPv4 only.
+/// [`merge`] to complete. IPv6 is NetworkManager's default unless the policy has it.
 pub fn new_profile(interface: &str, connection_type: &str) -> Profile {
     let mut p = Profile::new();
     let mut c = Dict::new();
@@ -233,6 +245,9 @@ pub fn merge(current: &Profile, want: &Wanted) -> Profile {
             ipv6.route_metric = Some(i64::from(want.route_metric));
             ipv6.never_default = None;
             ipv6.route_table = None;
+            if let Some(t) = w6.required_timeout {
+                ipv6.required_timeout = i32::try_from(t).ok();
+            }
         }
         ipv6.routes.retain(|e| !ours(&e.text(), |r| &r.routes));
         ipv6.rules.retain(|e| !ours(&e.text(), |r| &r.rules));
@@ -427,6 +442,9 @@ fn family_lines(p: &Profile, family: Family) -> Vec<String> {
     out.push(format!("{family}.route-metric: {}", shown(ip.route_metric.map(|m| m.to_string()), "-1")));
     out.push(format!("{family}.never-default: {}", if ip.never_default.unwrap_or(false) { "yes" } else { "no" }));
     out.push(format!("{family}.route-table: {}", ip.route_table.unwrap_or(0)));
+    if let Some(t) = ip.required_timeout {
+        out.push(format!("{family}.required-timeout: {t}"));
+    }
     let mut routes: Vec<String> = ip.routes.iter().map(RouteEntry::text).collect();
     routes.sort();
     out.extend(routes.into_iter().map(|r| format!("{family}.routes: {r}")));

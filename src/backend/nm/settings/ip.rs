@@ -181,6 +181,9 @@ pub struct IpSetting {
     pub route_metric: Option<i64>,
     pub never_default: Option<bool>,
     pub route_table: Option<u32>,
+    /// How long activation waits for this family before the profile counts as up without it
+    /// (ms; NetworkManager 1.34+).
+    pub required_timeout: Option<i32>,
     pub routes: Vec<RouteEntry>,
     pub rules: Vec<RuleEntry>,
     /// Every other property (dns, dhcp-*, may-fail, ...), as NetworkManager sent it.
@@ -217,6 +220,7 @@ impl IpSetting {
             route_metric: take(&mut d, "route-metric"),
             never_default: take(&mut d, "never-default"),
             route_table: take(&mut d, "route-table"),
+            required_timeout: take(&mut d, "required-timeout"),
             routes: list(&mut d, "route-data").unwrap_or_default().into_iter().map(RouteEntry::read).collect(),
             rules: list(&mut d, "routing-rules").unwrap_or_default().into_iter().map(RuleEntry::read).collect(),
             other: d,
@@ -232,6 +236,7 @@ impl IpSetting {
         put(&mut d, "route-metric", self.route_metric);
         put(&mut d, "never-default", self.never_default);
         put(&mut d, "route-table", self.route_table);
+        put(&mut d, "required-timeout", self.required_timeout);
         put(&mut d, "route-data", Some(self.routes.iter().map(RouteEntry::to_dict).collect::<Vec<_>>()));
         put(&mut d, "routing-rules", Some(self.rules.iter().map(RuleEntry::to_dict).collect::<Vec<_>>()));
         d
