@@ -196,12 +196,15 @@ IPv6AcceptRA=yes
 /// (uplink, table) of [`DYNAMIC_IPV6`].
 const TABLES: [(&str, u32); 3] = [("eth0", 101), ("wlan1", 102), ("wlan0", 103)];
 
-/// Every dynamic IPv6 address of every uplink (SLAAC and DHCPv6), once each has both.
-fn dynamic_addresses(lab: &Lab, within: Duration) -> anyhow::Result<Vec<(&'static str, Ipv6Addr)>> {
+/// Every dynamic IPv6 address of every uplink (SLAAC, and DHCPv6 where the lab serves it),
+/// once each has them.
+fn dynamic_addresses(lab: &Lab, dhcpv6: bool, within: Duration) -> anyhow::Result<Vec<(&'static str, Ipv6Addr)>> {
     let mut out = Vec::new();
     for (uplink, _) in TABLES {
         out.push((uplink, lab.wait_for_slaac(uplink, Ipv6Addr::UNSPECIFIED, within)?));
-        out.push((uplink, lab.wait_for_dhcpv6(uplink, within)?));
+        if dhcpv6 {
+            out.push((uplink, lab.wait_for_dhcpv6(uplink, within)?));
+        }
     }
     Ok(out)
 }
@@ -251,7 +254,18 @@ fn hook_work_gone(lab: &Lab) -> bool {
 
 #[test]
 fn slaac_and_dhcpv6_under_networkmanager_are_symmetric_inbound_and_fail_over_in_order() -> anyhow::Result<()> {
-    let options = LabOptions { ipv6: true, dhcpv6: true, ..LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")) };
+    dynamic_ipv6_under_networkmanager(true)
+}
+
+/// SLAAC alone: no DHCPv6 event ever runs the hook, so the addresses and the router must be
+/// there when nm-dispatcher says `up` (ipv6.required-timeout).
+#[test]
+fn slaac_alone_under_networkmanager_gets_its_rules_and_router_at_up() -> anyhow::Result<()> {
+    dynamic_ipv6_under_networkmanager(false)
+}
+
+fn dynamic_ipv6_under_networkmanager(dhcpv6: bool) -> anyhow::Result<()> {
+    let options = LabOptions { ipv6: true, dhcpv6, ..LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")) };
     if !lab::require_for(&options) {
         return Ok(());
     }
@@ -264,7 +278,7 @@ fn slaac_and_dhcpv6_under_networkmanager_are_symmetric_inbound_and_fail_over_in_
     assert!(out.contains("Applied"), "{out}");
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     lab.outbound6_settles_on("eth0", Duration::from_secs(20))?;
-    let addresses = dynamic_addresses(&lab, Duration::from_secs(20))?;
+    let addresses = dynamic_addresses(&lab, dhcpv6, Duration::from_secs(20))?;
 
     // NetworkManager's advertised routers in main, one per uplink at its metric (ipv6.route-metric).
     let main = lab.routes6("main")?;
@@ -300,7 +314,7 @@ fn slaac_and_dhcpv6_under_networkmanager_are_symmetric_inbound_and_fail_over_in_
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     // Carrier flaps and the advertisements refreshed meanwhile (every 4 s): the copies of the
     // routers in the tables and the rules are there, for the addresses the uplinks have now.
-    let addresses = dynamic_addresses(&lab, Duration::from_secs(30))?;
+    let addresses = dynamic_addresses(&lab, dhcpv6, Duration::from_secs(30))?;
     let done = lab.wait_for(Duration::from_secs(30), || {
         missing = missing_hook_work(&lab, &addresses);
         missing.is_empty()
@@ -318,13 +332,20 @@ fn slaac_and_dhcpv6_under_networkmanager_are_symmetric_inbound_and_fail_over_in_
     for (uplink, _) in TABLES {
         lab.set_carrier(uplink, false)?;
     }
-    lab.wait_for(Duration::from_secs(30), || hook_work_gone(&lab))
-        .map_err(|_| anyhow::anyhow!("the hook's IPv6 rules and routes stayed after `down`:\n{}", lab.ip_host(&["-6", "rule"]).unwrap_or_default()))?;
+    lab.wait_for(Duration::from_secs(30), || hook_work_gone(&lab)).map_err(|_| {
+        let log = lab.manager_log();
+        let dispatcher: Vec<&str> = log.lines().filter(|l| l.contains("dispatch") || l.contains("state change")).collect();
+        anyhow::anyhow!(
+            "the hook's IPv6 rules and routes stayed after `down`:\n{}\n{}",
+            lab.ip_host(&["-6", "rule"]).unwrap_or_default(),
+            dispatcher.join("\n")
+        )
+    })?;
     let before: Vec<Ipv6Addr> = addresses.iter().map(|(_, a)| *a).collect();
     for (uplink, _) in TABLES {
         lab.set_carrier(uplink, true)?;
     }
-    let addresses = dynamic_addresses(&lab, Duration::from_secs(30))?;
+    let addresses = dynamic_addresses(&lab, dhcpv6, Duration::from_secs(30))?;
     let mut temporary = Vec::new();
     lab.wait_for(Duration::from_secs(20), || {
         temporary = temporary_addresses(&lab, "eth0").into_iter().filter(|a| !before.contains(a)).collect();

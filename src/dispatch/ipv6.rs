@@ -201,6 +201,34 @@ mod tests {
     }
 
     #[test]
+    fn the_hook_copies_the_best_foreign_router_in_main_on_the_uplinks_interface_only_where_the_uplink_takes_advertisements() {
+        let plan = plan();
+        let route = |gateway: &str, table: u32, metric: u32, ifindex: u32, protocol: u8| DefaultRoute6 {
+            gateway: gateway.parse().unwrap(),
+            table,
+            metric,
+            ifindex,
+            protocol,
+        };
+        let routes = [
+            // The daemon's copy in main (ours), another interface's router, another table's.
+            route("fe80::9", 254, 98, 3, 77),
+            route("fe80::8", 254, 100, 2, netlink::PROTOCOL_RA),
+            route("fe80::7", 103, 1024, 3, netlink::PROTOCOL_RA),
+            // Two routers advertised on wlan0 (ifindex 3): the better metric wins.
+            route("fe80::2", 254, 102, 3, netlink::PROTOCOL_RA),
+            route("fe80::1", 254, 101, 3, netlink::PROTOCOL_RA),
+        ];
+        let wlan0 = plan.uplink("wlan0").unwrap();
+        assert_eq!(advertised_router(wlan0, 3, &routes), Some("fe80::1".parse().unwrap()));
+        assert_eq!(advertised_router(wlan0, 4, &routes), None, "no router on that interface");
+        // eth0 takes advertisements but names its router (Gateway=fe80::1): its table has it already.
+        assert_eq!(advertised_router(plan.uplink("eth0").unwrap(), 2, &routes), None);
+        // wlan1 is static.
+        assert_eq!(advertised_router(plan.uplink("wlan1").unwrap(), 2, &routes), None);
+    }
+
+    #[test]
     fn an_earlier_policys_ipv6_rules_are_stale_and_the_current_ones_are_not() {
         let plan = plan();
         let rule = |priority: u32, table: u32, protocol: u8| KernelRule::<Ipv6Net> {

@@ -388,3 +388,36 @@ fn multihome_keeps_networkmanager_off_the_uplinks_mptcp_endpoints_unless_mptcp_i
     let merged = merge(&user, &Wanted::in_plan(&off, off.uplink("eth0").unwrap()));
     assert_eq!(flags(&merged), Some(0x22), "MPTCP=no must leave the user's mptcp-flags alone");
 }
+
+#[test]
+fn slaac_and_dhcpv6_take_the_advertisements_at_the_uplinks_metric_and_wait_for_ipv6_at_activation() {
+    let text = "[Uplink]\nInterface=eth0\nPriority=1\nAddress=192.168.178.99/24\nGateway=192.168.178.1\nIPv6AcceptRA=yes\n\
+                [Uplink]\nInterface=wlan1\nPriority=2\nDHCP=ipv6\n";
+    let plan = plan::plan(&policy::parse("p", text).unwrap());
+    for (uplink, metric) in [("eth0", 100), ("wlan1", 101)] {
+        let want = Wanted::for_uplink(plan.uplink(uplink).unwrap());
+        let merged = merge(&user_profile(), &want);
+        let lines = owned_lines(&merged);
+        for expected in [
+            "ipv6.method: auto".to_string(),
+            format!("ipv6.route-metric: {metric}"),
+            // main: the advertised router belongs there, in the uplinks' order (the hook copies it).
+            "ipv6.route-table: 0".to_string(),
+            format!("ipv6.required-timeout: {}", crate::numbers::NM_IPV6_REQUIRED_TIMEOUT_MS),
+            "user.multihome.ipv6: yes".to_string(),
+        ] {
+            assert!(lines.contains(&expected), "{uplink}: {expected} missing from {lines:#?}");
+        }
+        // Nothing of the uplink's own table is known before the advertisement.
+        assert!(!lines.iter().any(|l| l.starts_with("ipv6.routes:") || l.starts_with("ipv6.routing-rules:")), "{lines:#?}");
+        assert!(!needs_update(&merged, &merge(&merged, &want)), "{uplink}: a second merge changes something");
+    }
+    // Static IPv6 leaves a user's required-timeout alone.
+    let mut user = user_profile();
+    let mut ipv6 = IpSetting::of(&user, IPV6);
+    ipv6.required_timeout = Some(3000);
+    ipv6.write(&mut user, IPV6);
+    let dual = plan::plan(&policy::parse("p", STATIC_DUAL_STACK).unwrap());
+    let merged = merge(&user, &Wanted::for_uplink(dual.uplink("wlan1").unwrap()));
+    assert_eq!(IpSetting::of(&merged, IPV6).required_timeout, Some(3000));
+}
