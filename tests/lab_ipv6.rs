@@ -270,7 +270,7 @@ fn dynamic_ipv6_under_networkmanager(dhcpv6: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let _serial = serial();
-    let lab = Lab::start(options)?;
+    let mut lab = Lab::start(options)?;
     // The hook as the package installs it (fs::copy keeps its mode): nm-dispatcher runs it.
     std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/nm-dispatcher/90-multihome"), lab.dir().join("etc/NetworkManager/dispatcher.d/90-multihome"))?;
     lab.write_policy(DYNAMIC_IPV6)?;
@@ -321,6 +321,17 @@ fn dynamic_ipv6_under_networkmanager(dhcpv6: bool) -> anyhow::Result<()> {
     });
     assert!(done.is_ok(), "missing after the carrier flaps:\n{}", missing.join("\n"));
     lab.inbound6_is_symmetric_on(&addresses, 5)?;
+
+    // The router's lifetime changes (600 s -> 1800 s; NetworkManager keeps lifetimes itself, the
+    // kernel's routes show none): after a few of the new advertisements the copies in the
+    // tables are as they were.
+    lab.readvertise(1800)?;
+    lab.wait_for(Duration::from_secs(30), || lab.log("dnsmasq-ra.log").matches("RTR-ADVERT").count() >= 3)
+        .map_err(|_| anyhow::anyhow!("the router did not advertise again:\n{}", lab.log("dnsmasq-ra.log")))?;
+    missing = missing_hook_work(&lab, &addresses);
+    assert!(missing.is_empty(), "missing after the router's lifetime changed:\n{}", missing.join("\n"));
+    lab.inbound6_is_symmetric_on(&addresses, 5)?;
+    lab.outbound6_settles_on("eth0", Duration::from_secs(5))?;
 
     // Temporary addresses on eth0 from its next activation; then every uplink's carrier gone
     // past NetworkManager's grace: nm-dispatcher's `down` takes the hook's rules and routes away,

@@ -145,6 +145,8 @@ enum Tagged {
     Rule(Rule),
     Rule6(Rule<Ipv6Net>),
     Route(netlink::KernelRoute, String),
+    /// The hook's copy of an advertised router in an uplink's table (NetworkManager).
+    Route6(netlink::DefaultRoute6, String),
     /// An MPTCP endpoint with one of multihome's ids (240 + rank): multihome makes only these,
     /// and the kernel numbers everyone else's from 1.
     Endpoint(netlink::mptcp::Endpoint),
@@ -156,6 +158,7 @@ impl Tagged {
             Tagged::Rule(r) => format!("rule {r}"),
             Tagged::Rule6(r) => format!("rule {r}"),
             Tagged::Route(k, dev) => format!("route {} metric {}", crate::plan::show_route(&k.as_plan_route(), dev), k.metric),
+            Tagged::Route6(r, dev) => format!("route default via {} dev {dev} table {} metric {}", r.gateway, r.table, r.metric),
             Tagged::Endpoint(e) => format!("mptcp endpoint {e}"),
         }
     }
@@ -168,6 +171,7 @@ impl Tagged {
                 Some(ifindex) => nl.delete_route(&k.as_plan_route(), ifindex).await,
                 None => Ok(()),
             },
+            Tagged::Route6(r, _) => nl.delete_default6(r).await,
             Tagged::Endpoint(e) => match netlink::mptcp::Mptcp::open() {
                 Ok(Some(mut pm)) => pm.delete_endpoint(e.id),
                 Ok(None) => Ok(()),
@@ -198,6 +202,10 @@ async fn kernel_state(nl: &Netlink) -> anyhow::Result<Vec<Tagged>> {
     for k in nl.routes().await.context("cannot read the routes")?.into_iter().filter(|k| k.is_ours()) {
         let dev = k.ifindex.and_then(|i| names.get(&i).cloned()).unwrap_or_else(|| "?".into());
         out.push(Tagged::Route(k, dev));
+    }
+    for r in nl.default_routes6().await.context("cannot read the IPv6 routes")?.into_iter().filter(|r| r.is_ours()) {
+        let dev = names.get(&r.ifindex).cloned().unwrap_or_else(|| "?".into());
+        out.push(Tagged::Route6(r, dev));
     }
     // A kernel without MPTCP has no endpoints.
     if let Some(mut pm) = netlink::mptcp::Mptcp::open().context("cannot open the MPTCP path manager")? {

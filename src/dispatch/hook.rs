@@ -116,6 +116,8 @@ pub struct Refreshed {
 pub struct Swept {
     pub rules: Vec<Rule>,
     pub rules6: Vec<Rule<Ipv6Net>>,
+    /// Copies of advertised routers in tables no uplink with SLAAC or DHCPv6 has now.
+    pub routers6: usize,
     pub routes: Vec<Route>,
 }
 
@@ -139,7 +141,7 @@ pub async fn refresh(plan: &Plan, router: AdvertisedRouter, nl: &Netlink) -> Res
         refreshed.uplinks.push((uplink.interface.clone(), outcome));
     }
     refreshed.swept = sweep(plan, nl).await?;
-    refreshed.swept.rules6 = ipv6::sweep(plan, nl).await?;
+    (refreshed.swept.rules6, refreshed.swept.routers6) = ipv6::sweep(plan, nl).await?;
     Ok(refreshed)
 }
 
@@ -317,7 +319,7 @@ fn table_default_gateway(routes: &[KernelRoute], ifindex: u32, table: u32, named
 /// `2 rules and 1 route of an earlier policy removed`, or nothing when there were none.
 impl fmt::Display for Swept {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (rules, routes) = (self.rules.len() + self.rules6.len(), self.routes.len());
+        let (rules, routes) = (self.rules.len() + self.rules6.len(), self.routes.len() + self.routers6);
         let s = |n: usize| if n == 1 { "" } else { "s" };
         write!(f, "{rules} rule{} and {routes} route{} of an earlier policy removed", s(rules), s(routes))?;
         for r in &self.rules {
@@ -335,7 +337,7 @@ impl fmt::Display for Swept {
 
 impl Swept {
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty() && self.rules6.is_empty() && self.routes.is_empty()
+        self.rules.is_empty() && self.rules6.is_empty() && self.routes.is_empty() && self.routers6 == 0
     }
 }
 

@@ -136,8 +136,15 @@ pub fn stale_rules(plan: &Plan, kernel: &[KernelRule<Ipv6Net>]) -> Vec<Rule<Ipv6
     kernel.iter().filter(|r| r.is_ours() && !owned(r)).filter_map(KernelRule::as_plan_rule).collect()
 }
 
-/// Removes [`stale_rules`]; what it removed.
-pub async fn sweep(plan: &Plan, nl: &Netlink) -> Result<Vec<Rule<Ipv6Net>>, netlink::Error> {
+/// The hook's copies of advertised routers that no uplink with dynamic IPv6 owns any more (an
+/// earlier policy's table); main is the daemon's, never the hook's.
+pub fn stale_routers(plan: &Plan, kernel: &[DefaultRoute6]) -> Vec<DefaultRoute6> {
+    let owned = |r: &DefaultRoute6| r.table == Table::Main.number() || plan.uplinks.iter().filter(|u| has_dynamic_ipv6(u)).any(|u| u.table == r.table);
+    kernel.iter().filter(|r| r.is_ours() && !owned(r)).cloned().collect()
+}
+
+/// Removes [`stale_rules`] and [`stale_routers`]; the rules it removed, and how many routes.
+pub async fn sweep(plan: &Plan, nl: &Netlink) -> Result<(Vec<Rule<Ipv6Net>>, usize), netlink::Error> {
     let mut swept = Vec::new();
     for rule in stale_rules(plan, &nl.our_rules6().await?) {
         match nl.delete_rule6(&rule).await {
@@ -146,7 +153,15 @@ pub async fn sweep(plan: &Plan, nl: &Netlink) -> Result<Vec<Rule<Ipv6Net>>, netl
             Err(e) => return Err(e),
         }
     }
-    Ok(swept)
+    let mut routes = 0;
+    for route in stale_routers(plan, &nl.default_routes6().await?) {
+        match nl.delete_default6(&route).await {
+            Ok(()) => routes += 1,
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((swept, routes))
 }
 
 #[cfg(test)]
@@ -226,6 +241,16 @@ mod tests {
         assert_eq!(advertised_router(plan.uplink("eth0").unwrap(), 2, &routes), None);
         // wlan1 is static.
         assert_eq!(advertised_router(plan.uplink("wlan1").unwrap(), 2, &routes), None);
+    }
+
+    #[test]
+    fn router_copies_in_a_table_no_dynamic_uplink_has_are_stale_and_mains_are_the_daemons() {
+        let plan = plan();
+        let route = |table: u32, protocol: u8| DefaultRoute6 { gateway: "fe80::1".parse().unwrap(), table, metric: 1024, ifindex: 2, protocol };
+        // eth0 (101) and wlan0 (103) take advertisements; wlan1 (102) is static; 104 is no uplink's.
+        let kernel = [route(101, 77), route(102, 77), route(103, 77), route(104, 77), route(104, netlink::PROTOCOL_RA), route(254, 77)];
+        let stale: Vec<u32> = stale_routers(&plan, &kernel).iter().map(|r| r.table).collect();
+        assert_eq!(stale, [102, 104]);
     }
 
     #[test]

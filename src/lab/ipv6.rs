@@ -18,6 +18,9 @@ pub const INTERNET6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 
 /// The DHCPv6 server's range (`LabOptions::dhcpv6`): 2001:db8:178::1000 to ::1fff.
 pub const DHCPV6_FIRST: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x178, 0, 0, 0, 0, 0x1000);
 pub const DHCPV6_LAST: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x178, 0, 0, 0, 0, 0x1fff);
+/// How long the router's advertisements say it is a default router (s), unless readvertised.
+pub const ROUTER_LIFETIME: u32 = 600;
+const RA_LOG: &str = "dnsmasq-ra.log";
 /// The static IPv6 addresses of `policies::DUAL_STACK`.
 pub const STATIC_ADDRESSES6: [(&str, Ipv6Addr); 3] = [
     ("eth0", Ipv6Addr::new(0x2001, 0xdb8, 0x178, 0, 0, 0, 0, 0x99)),
@@ -58,17 +61,34 @@ impl Lab {
     /// minutes (dnsmasq's shortest), so every uplink that takes the advertisements gets a SLAAC
     /// and a DHCPv6 address.
     pub(super) fn start_router_advertisements(&mut self) -> anyhow::Result<()> {
-        let log = self.dir.join("log/dnsmasq-ra.log");
+        self.advertise(ROUTER_LIFETIME)?;
+        self._servers.push(echo::udp_source_echo(&self.names.internet(), INTERNET6)?);
+        Ok(())
+    }
+
+    /// The router advertises itself as a default router for `lifetime` seconds from now on:
+    /// its advertising dnsmasq is replaced by one that says so (at once, then every 4 s).
+    pub fn readvertise(&mut self, lifetime: u32) -> anyhow::Result<()> {
+        if let Some(i) = self.spawned.iter().position(|s| s.log.ends_with(RA_LOG)) {
+            let mut old = self.spawned.remove(i);
+            let _ = old.signal(nix::sys::signal::Signal::SIGKILL);
+            let _ = old.child.wait();
+        }
+        self.advertise(lifetime)
+    }
+
+    fn advertise(&mut self, lifetime: u32) -> anyhow::Result<()> {
+        let log = self.dir.join("log").join(RA_LOG);
         let range = if self.options.dhcpv6 {
             format!("--dhcp-range={DHCPV6_FIRST},{DHCPV6_LAST},slaac,64,2m")
         } else {
             "--dhcp-range=2001:db8:178::,ra-only,64,10m".to_string()
         };
         let leases = format!("--dhcp-leasefile={}", self.dir.join("dnsmasq-dhcpv6.leases").display());
-        let args = ["--enable-ra", range.as_str(), "--ra-param=br0,4,600", leases.as_str()];
+        let ra_param = format!("--ra-param=br0,4,{lifetime}");
+        let args = ["--enable-ra", range.as_str(), ra_param.as_str(), leases.as_str()];
         let dnsmasq = self.router_dnsmasq(&args, &log)?;
         self.spawned.push(dnsmasq);
-        self._servers.push(echo::udp_source_echo(&self.names.internet(), INTERNET6)?);
         Ok(())
     }
 
@@ -82,7 +102,7 @@ impl Lab {
             })
             .is_err()
         {
-            bail!("{uplink} got no DHCPv6 address within {within:?}: {:?}\n{}", self.addresses6(uplink), self.log("dnsmasq-ra.log"));
+            bail!("{uplink} got no DHCPv6 address within {within:?}: {:?}\n{}", self.addresses6(uplink), self.log(RA_LOG));
         }
         Ok(found.expect("found above"))
     }
@@ -170,7 +190,7 @@ impl Lab {
             })
             .is_err()
         {
-            bail!("{uplink} got no SLAAC address on {PREFIX} within {within:?}: {:?}\n{}", self.addresses6(uplink), self.log("dnsmasq-ra.log"));
+            bail!("{uplink} got no SLAAC address on {PREFIX} within {within:?}: {:?}\n{}", self.addresses6(uplink), self.log(RA_LOG));
         }
         Ok(found.expect("found above"))
     }
