@@ -377,3 +377,36 @@ fn dynamic_ipv6_under_networkmanager(dhcpv6: bool) -> anyhow::Result<()> {
     assert!(again.contains("Nothing to do"), "second apply: {again}");
     Ok(())
 }
+
+/// `render --backend nm-keyfile` of an uplink with SLAAC: NetworkManager loads the keyfile
+/// (ipv6.method=auto, required-timeout), nm-dispatcher runs the hook when it is up, and the
+/// profile is what apply wants (nothing to change).
+#[test]
+fn a_rendered_slaac_keyfile_loads_and_is_what_apply_wants() -> anyhow::Result<()> {
+    let options = LabOptions { ipv6: true, ..LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")) };
+    if !lab::require_for(&options) {
+        return Ok(());
+    }
+    let _serial = serial();
+    let lab = Lab::start(options)?;
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/nm-dispatcher/90-multihome"), lab.dir().join("etc/NetworkManager/dispatcher.d/90-multihome"))?;
+    // eth0 alone: the lab's other links are named like Wi-Fi, whose keyfiles need an SSID.
+    let eth0_only = &DYNAMIC_IPV6[..DYNAMIC_IPV6.find("[Uplink]\nInterface=wlan1").expect("the policy has wlan1")];
+    lab.write_policy(eth0_only)?;
+    let out = lab.multihome_ok(&["render", "--backend", "nm-keyfile", "--out", "/"])?;
+    assert!(out.contains("wrote /etc/NetworkManager/system-connections/multihome-eth0.nmconnection"), "{out}");
+    let reload = lab.run_in_host("nmcli", &["connection", "reload"])?;
+    assert!(reload.status.success(), "nmcli: {}", String::from_utf8_lossy(&reload.stderr));
+    let slaac = lab.wait_for_slaac("eth0", Ipv6Addr::UNSPECIFIED, Duration::from_secs(20))?;
+    lab.outbound6_settles_on("eth0", Duration::from_secs(15))?;
+    let mut missing = Vec::new();
+    let done = lab.wait_for(Duration::from_secs(15), || {
+        missing = missing_hook_work(&lab, &[("eth0", slaac)]).into_iter().filter(|m| !m.contains("table 102") && !m.contains("table 103")).collect();
+        missing.is_empty()
+    });
+    assert!(done.is_ok(), "nm-dispatcher's hook did not run for the keyfile's profile:\n{}", missing.join("\n"));
+    lab.inbound6_is_symmetric_on(&[("eth0", slaac)], 5)?;
+    let plan = lab.multihome_ok(&["plan", "--backend", "networkmanager"])?;
+    assert!(plan.contains("No changes"), "{plan}");
+    Ok(())
+}
