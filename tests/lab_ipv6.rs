@@ -2,8 +2,10 @@
 //! IPv6 addresses and SLAAC from the router's advertisements on the uplinks, each static
 //! address answering inbound through its own interface, and IPv6 egress failing over eth0 ->
 //! wlan1 -> wlan0 and back on carrier loss, beside IPv4 doing the same. And static IPv6 by the
-//! real NetworkManager over D-Bus, the same way, and SLAAC and DHCPv6 by NetworkManager with
-//! the hook run by the real nm-dispatcher.
+//! real NetworkManager over D-Bus, the same way; and SLAAC and DHCPv6 by NetworkManager, with
+//! the hook run by the real nm-dispatcher copying the advertised router into each uplink's
+//! table and giving every dynamic address its rules, through carrier flaps, a change of the
+//! router's lifetime and a new temporary address.
 
 use std::net::Ipv6Addr;
 use std::time::Duration;
@@ -408,5 +410,43 @@ fn a_rendered_slaac_keyfile_loads_and_is_what_apply_wants() -> anyhow::Result<()
     lab.inbound6_is_symmetric_on(&[("eth0", slaac)], 5)?;
     let plan = lab.multihome_ok(&["plan", "--backend", "networkmanager"])?;
     assert!(plan.contains("No changes"), "{plan}");
+    Ok(())
+}
+
+/// [`DUAL_STACK`] under NetworkManager: static addresses and routers beside SLAAC (eth0 names
+/// its router, wlan0 takes the advertised one), each address symmetric, one default route per
+/// uplink in main.
+#[test]
+fn dual_stack_with_slaac_under_networkmanager_is_symmetric_inbound() -> anyhow::Result<()> {
+    let options = LabOptions { ipv6: true, ..LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")) };
+    if !lab::require_for(&options) {
+        return Ok(());
+    }
+    let _serial = serial();
+    let lab = Lab::start(options)?;
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/nm-dispatcher/90-multihome"), lab.dir().join("etc/NetworkManager/dispatcher.d/90-multihome"))?;
+    lab.write_policy(DUAL_STACK)?;
+    lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
+    lab.outbound6_settles_on("eth0", Duration::from_secs(20))?;
+    let slaac_eth0 = lab.wait_for_slaac("eth0", STATIC_ADDRESSES6[0].1, Duration::from_secs(20))?;
+    let slaac_wlan0 = lab.wait_for_slaac("wlan0", STATIC_ADDRESSES6[2].1, Duration::from_secs(20))?;
+    let main = lab.routes6("main")?;
+    assert_eq!(main.lines().filter(|l| l.starts_with("default")).count(), 3, "one IPv6 default route per uplink in main:\n{main}");
+    // wlan0's table gets the advertised router from the hook, and the SLAAC addresses their
+    // rules (apply or nm-dispatcher's `up`, whichever comes first); eth0's table has its
+    // static router only.
+    let hooked = || {
+        let rules = lab.ip_host(&["-6", "rule"]).unwrap_or_default();
+        let t103 = lab.routes6("103").unwrap_or_default();
+        t103.lines().any(|l| l.starts_with("default via fe80:") && l.contains("dev wlan0") && l.contains("proto 77"))
+            && [(slaac_eth0, 101), (slaac_wlan0, 103)].iter().all(|(a, t)| rules.contains(&format!("from {a} lookup {t} proto 77")))
+    };
+    lab.wait_for(Duration::from_secs(15), hooked).map_err(|_| {
+        anyhow::anyhow!("the hook's work is missing:\n{}\n{}", lab.ip_host(&["-6", "rule"]).unwrap_or_default(), lab.routes6("103").unwrap_or_default())
+    })?;
+    let t101 = lab.routes6("101")?;
+    assert!(!t101.contains("proto 77") && t101.lines().any(|l| l.starts_with("default via fe80::1 dev eth0")), "table 101:\n{t101}");
+    lab.inbound6_is_symmetric(10)?;
+    lab.inbound6_is_symmetric_on(&[("eth0", slaac_eth0), ("wlan0", slaac_wlan0)], 10)?;
     Ok(())
 }
