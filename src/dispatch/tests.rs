@@ -273,3 +273,65 @@ fn refresh_sweeps_what_an_earlier_policy_left_and_keeps_the_daemons() {
     refresh(&static_only);
     assert_eq!(ours(&ns), "default via 192.168.178.1 dev eth0 proto 77 metric 99 onlink \n");
 }
+
+/// The IPv6 rules and routes tagged with multihome's protocol, as `ip -6` prints them.
+fn ours6(ns: &TestNs) -> String {
+    let all = format!("{}\n{}", ns.ip(&["-6", "rule", "show"]), ns.ip(&["-6", "route", "show", "table", "all"]));
+    all.lines().filter(|l| l.contains(" proto 77")).map(|l| format!("{l}\n")).collect()
+}
+
+/// Under NetworkManager the hook copies the router NetworkManager advertised into main into
+/// the uplink's table, follows it when it changes, removes it when it goes from main (lifetime
+/// 0) or the uplink goes down, and leaves every other interface's router and table alone; under
+/// networkd (which puts the router there itself) it copies nothing.
+#[test]
+fn the_advertised_router_is_copied_into_the_uplinks_table_and_follows_main() {
+    let Some(ns) = TestNs::new() else { return };
+    host(&ns);
+    let before = format!("{}\n{}", ns.ip(&["-6", "rule", "show"]), ns.ip(&["-6", "route", "show", "table", "all"]));
+    let plan = crate::plan::plan(&crate::policy::parse("t", "[Uplink]\nInterface=wlan0\nPriority=2\nIPv6AcceptRA=yes\n").unwrap());
+    let reconcile = |up: bool, router: super::ipv6::AdvertisedRouter| {
+        let plan = plan.clone();
+        ns.block_on(move || async move {
+            let nl = crate::netlink::Netlink::connect().unwrap();
+            let ifindex = if up { Some(nl.ifindex("wlan0").await.unwrap()) } else { None };
+            super::ipv6::reconcile(plan.uplink("wlan0").unwrap(), ifindex, router, &nl).await.unwrap()
+        })
+    };
+    use super::ipv6::AdvertisedRouter::{Hook, Manager};
+    ns.ip(&["-6", "addr", "add", "2001:db8:178::5/64", "dev", "wlan0", "nodad"]);
+    // NetworkManager's routes from advertisements (protocol ra), on wlan0 and on eth0.
+    ns.ip(&["-6", "route", "add", "default", "via", "fe80::1", "dev", "wlan0", "metric", "100", "proto", "ra"]);
+    ns.ip(&["-6", "route", "add", "default", "via", "fe80::2", "dev", "eth0", "metric", "99", "proto", "ra"]);
+    let rules = "10000:\tfrom 2001:db8:178::5 lookup 102 proto 77\n10001:\tfrom all to 2001:db8:178::5 lookup 102 proto 77\n";
+    let copy = |via: &str| format!("default via {via} dev wlan0 table 102 proto 77 metric 1024 pref medium\n");
+
+    assert_eq!(reconcile(true, Manager).routes_set, 0);
+    assert_eq!(ours6(&ns), rules, "networkd's own router: no copy");
+    let first = reconcile(true, Hook);
+    assert_eq!((first.routes_set, first.routes_removed), (1, 0));
+    assert_eq!(ours6(&ns), format!("{rules}{}", copy("fe80::1")));
+    assert_eq!(reconcile(true, Hook), super::ipv6::Outcome6 { addresses: first.addresses.clone(), ..Default::default() }, "a second run changes nothing");
+
+    // Another router takes over: the copy follows.
+    ns.ip(&["-6", "route", "del", "default", "via", "fe80::1", "dev", "wlan0", "metric", "100"]);
+    ns.ip(&["-6", "route", "add", "default", "via", "fe80::3", "dev", "wlan0", "metric", "100", "proto", "ra"]);
+    reconcile(true, Hook);
+    assert_eq!(ours6(&ns), format!("{rules}{}", copy("fe80::3")));
+    // The router says it is no default router any more (lifetime 0): NetworkManager removes its
+    // route, and the copy goes at the next run.
+    ns.ip(&["-6", "route", "del", "default", "via", "fe80::3", "dev", "wlan0", "metric", "100"]);
+    let gone = reconcile(true, Hook);
+    assert_eq!((gone.routes_set, gone.routes_removed), (0, 1));
+    assert_eq!(ours6(&ns), rules);
+    // Down: nothing of the hook's stays.
+    ns.ip(&["-6", "route", "add", "default", "via", "fe80::1", "dev", "wlan0", "metric", "100", "proto", "ra"]);
+    reconcile(true, Hook);
+    reconcile(false, Hook);
+    assert_eq!(ours6(&ns), "");
+    ns.ip(&["-6", "route", "del", "default", "via", "fe80::1", "dev", "wlan0", "metric", "100"]);
+    ns.ip(&["-6", "route", "del", "default", "via", "fe80::2", "dev", "eth0", "metric", "99"]);
+    ns.ip(&["-6", "addr", "del", "2001:db8:178::5/64", "dev", "wlan0"]);
+    let after = format!("{}\n{}", ns.ip(&["-6", "rule", "show"]), ns.ip(&["-6", "route", "show", "table", "all"]));
+    assert_eq!(after, before);
+}
