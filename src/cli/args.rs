@@ -152,6 +152,11 @@ pub enum Command {
         /// Without the failover daemon: what the network manager alone does.
         #[arg(long)]
         no_daemon: bool,
+        /// routes: a table per uplink (the default). bond: one active-backup bond over the
+        /// uplinks, an open TCP connection through the primary's carrier loss and return; on a
+        /// kernel without bonding it explains what it would do and exits with 6.
+        #[arg(long, value_enum, default_value = "routes")]
+        mode: LabMode,
     },
     /// For packagers: write the man page and the shell completions under DIR (src/docs.rs).
     #[command(hide = true)]
@@ -163,6 +168,12 @@ pub enum LabBackend {
     Networkd,
     #[value(name = "networkmanager")]
     NetworkManager,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LabMode {
+    Routes,
+    Bond,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

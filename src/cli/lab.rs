@@ -1,9 +1,12 @@
 //! `multihome lab`: the seed's network in namespaces, a fault, and the timeline of what new
 //! connections see.
 
-use super::args::{LabBackend, LabFault};
+use std::process::ExitCode;
 
-pub fn lab(backend: Option<LabBackend>, fault: LabFault, uplink: String, script: Option<String>, no_daemon: bool) -> anyhow::Result<()> {
+use super::args::{LabBackend, LabFault, LabMode};
+use super::exit;
+
+pub fn lab(backend: Option<LabBackend>, fault: LabFault, uplink: String, script: Option<String>, no_daemon: bool, mode: LabMode) -> anyhow::Result<ExitCode> {
     use multihome::lab::{self, scenario};
     let can_run = |manager| lab::prerequisites(&lab::LabOptions { manager, ..Default::default() }).is_ok();
     let manager = match backend {
@@ -12,6 +15,9 @@ pub fn lab(backend: Option<LabBackend>, fault: LabFault, uplink: String, script:
         None if !can_run(lab::Manager::Networkd) && can_run(lab::Manager::NetworkManager) => lab::Manager::NetworkManager,
         None => lab::Manager::Networkd,
     };
+    if mode == LabMode::Bond {
+        return bond(manager, fault, &uplink, script.is_some());
+    }
     lab::prerequisites(&lab::LabOptions { manager, ..Default::default() }).map_err(anyhow::Error::msg)?;
     let steps = match script {
         Some(text) => scenario::parse_script(&text)?,
@@ -22,5 +28,25 @@ pub fn lab(backend: Option<LabBackend>, fault: LabFault, uplink: String, script:
         }
     };
     scenario::run(scenario::Options { manager, steps, tail: std::time::Duration::from_secs(3), daemon: !no_daemon })?;
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--mode bond`: the primary's cable pulled at 3 s and back at 9 s, where the kernel can bond;
+/// elsewhere what the lab would do, the reason it cannot, and exit code 6.
+fn bond(manager: multihome::lab::Manager, fault: LabFault, uplink: &str, script: bool) -> anyhow::Result<ExitCode> {
+    use multihome::lab::{self, bond};
+    use std::time::Duration;
+    // What the bond's monitor sees is the primary's carrier; the other faults are the routes
+    // mode's (a silent failure needs the bond's ARP monitor, which the seed's bond does not use).
+    anyhow::ensure!(!script && uplink == "eth0", "--mode bond pulls the primary's (eth0's) cable: --script and --uplink are for --mode routes");
+    anyhow::ensure!(fault == LabFault::Link || std::env::args().all(|a| !a.starts_with("--fault")), "--mode bond shows a carrier loss (--fault link) only");
+    lab::prerequisites(&lab::LabOptions { manager, ..Default::default() }).map_err(anyhow::Error::msg)?;
+    let plan = bond::plan(manager)?;
+    if let Err(why) = bond::kernel_can_bond() {
+        print!("{}", bond::explain(manager, &plan));
+        println!("\nNot run here: {why}.");
+        return Ok(ExitCode::from(exit::LAB_CANNOT_BOND));
+    }
+    bond::run(bond::Options { manager, fail_at: Duration::from_secs(3), repair_at: Duration::from_secs(9), tail: Duration::from_secs(6) })?;
+    Ok(ExitCode::SUCCESS)
 }
