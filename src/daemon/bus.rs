@@ -243,7 +243,7 @@ mod tests {
         let (back, _): (UplinkEntry, _) = wire.deserialize().unwrap();
         assert_eq!(UplinkStatus::from(back), status);
         let (keys, _): (std::collections::HashMap<String, zbus::OwnedVariant>, _) = wire.deserialize().unwrap();
-        assert_eq!(bool::try_from(keys["bond_active"].clone()).unwrap(), true);
+        assert!(bool::try_from(keys["bond_active"].clone()).unwrap());
         assert_eq!(String::try_from(keys["mii"].clone()).unwrap(), "up");
         let shipped = include_str!("../../dbus/org.multihome1.Daemon.xml");
         for key in keys.keys() {

@@ -166,7 +166,7 @@ mod tests {
             "bond0",
             vec![LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bond), LinkInfo::Data(InfoData::Bond(vec![InfoBond::ActivePort(4)]))])],
         );
-        let dump = vec![
+        let dump = [
             link(1, "lo", vec![]),
             slave(3, "eth3", 7, MiiStatus::Down, BondPortState::Backup),
             slave(4, "eth4", 7, MiiStatus::Up, BondPortState::Active),
