@@ -72,6 +72,59 @@ fn networkd_parses_the_bonds_files_without_a_complaint() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An administrator's own .network files for two slaves are amended, not shadowed: networkd
+/// keeps configuring eth0 and wlan0 from them (with multihome's drop-ins, `Bond=` and
+/// `DHCP=no`), multihome writes no file of its own for them, and networkd complains about
+/// neither the files nor the drop-ins.
+#[test]
+fn networkd_takes_the_drop_ins_that_enslave_an_administrators_links() -> anyhow::Result<()> {
+    if !lab::require(Manager::Networkd) {
+        return Ok(());
+    }
+    let lab = Lab::start(LabOptions::new(Manager::Networkd, env!("CARGO_BIN_EXE_multihome")))?;
+    let dir = lab.dir().join("etc/systemd/network");
+    std::fs::write(dir.join("20-eth0.network"), "[Match]\nName=eth0\n\n[Link]\nRequiredForOnline=no\n\n[Network]\nDHCP=yes\n")?;
+    std::fs::write(dir.join("25-wlan0.network"), "[Match]\nName=wlan0\n\n[Network]\nDHCP=ipv4\nLLDP=no\n")?;
+    lab.write_policy(BOND)?;
+    let plan = lab.multihome_ok(&["plan"])?;
+    assert!(plan.contains("eth0: amends /etc/systemd/network/20-eth0.network with the drop-in"), "{plan}");
+    apply_bond(&lab)?;
+    let files = networkd_files(&lab);
+    for want in [
+        "etc/systemd/network/20-eth0.network.d/60-multihome.conf",
+        "etc/systemd/network/25-wlan0.network.d/60-multihome.conf",
+        "etc/systemd/network/10-multihome-wlan1.network",
+    ] {
+        assert!(files.iter().any(|f| f == want), "{want} not written: {files:?}");
+    }
+    assert!(!files.iter().any(|f| f.ends_with("10-multihome-eth0.network") || f.ends_with("10-multihome-wlan0.network")), "a shadowing file: {files:?}");
+    let dropin = std::fs::read_to_string(dir.join("20-eth0.network.d/60-multihome.conf"))?;
+    assert!(dropin.contains("\n[Network]\nBond=bond0\nDHCP=no\nPrimarySlave=yes\n"), "{dropin}");
+    for (slave, file) in [
+        ("eth0", "/etc/systemd/network/20-eth0.network"),
+        ("wlan0", "/etc/systemd/network/25-wlan0.network"),
+        ("wlan1", "/etc/systemd/network/10-multihome-wlan1.network"),
+    ] {
+        lab.wait_for(Duration::from_secs(10), || networkctl_status(&lab, slave).contains(file))
+            .map_err(|e| anyhow::anyhow!("networkd does not use {file} for {slave}: {e}\n{}", networkctl_status(&lab, slave)))?;
+    }
+    // The administrator's files have no Bond=: only the drop-ins make networkd enslave the links.
+    for slave in ["eth0", "wlan0"] {
+        let line = format!("{slave}: Requested to set master interface");
+        lab.wait_for(Duration::from_secs(10), || lab.manager_log().contains(&line))
+            .map_err(|e| anyhow::anyhow!("networkd did not take the drop-in's Bond= for {slave}: {e}\n{}", lab.manager_log()))?;
+    }
+    let complaints: Vec<String> = lab
+        .manager_log()
+        .lines()
+        .filter(|l| ["multihome", "20-eth0", "25-wlan0"].iter().any(|f| l.contains(f)))
+        .filter(|l| ["Unknown", "Invalid", "Failed to parse", "ignoring", "Cannot"].iter().any(|w| l.contains(w)))
+        .map(str::to_string)
+        .collect();
+    assert!(complaints.is_empty(), "networkd complained:\n{}", complaints.join("\n"));
+    Ok(())
+}
+
 /// The files under the lab's /etc/systemd (network and networkd.conf.d), sorted.
 fn networkd_files(lab: &Lab) -> Vec<String> {
     let mut found = Vec::new();

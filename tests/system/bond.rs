@@ -233,9 +233,7 @@ fn daemon_shows(vm: &mut Machine, active: &str, slaves: &[(&str, &str, bool)]) -
             let seen: Vec<(String, String, bool)> = v["uplinks"]
                 .as_array()
                 .map(|a| {
-                    a.iter()
-                        .map(|u| (u["interface"].as_str().unwrap_or("").into(), u["mii"].as_str().unwrap_or("").into(), u["bond_active"] == true))
-                        .collect()
+                    a.iter().map(|u| (u["interface"].as_str().unwrap_or("").into(), u["mii"].as_str().unwrap_or("").into(), u["bond_active"] == true)).collect()
                 })
                 .unwrap_or_default();
             if v["active"] == active && seen == want {
