@@ -151,8 +151,17 @@ fn switching_between_routes_and_bond_removes_the_other_modes_files() -> anyhow::
     }
     let lab = Lab::start(LabOptions::new(Manager::Networkd, env!("CARGO_BIN_EXE_multihome")))?;
     let seed = SEED.replace("Backend=auto", "Backend=networkd");
+    // Settings routes mode sets that no sysctl.d file of the machine names (rp_filter is in
+    // systemd's 50-default.conf, so its value after a reset is that file's, not the kernel's).
+    let keys = ["net/ipv4/conf/eth0/arp_ignore", "net/ipv4/conf/wlan0/arp_announce", "net/ipv4/conf/wlan1/ignore_routes_with_linkdown"];
+    let read =
+        |key: &str| lab.run_in_host("cat", &[&format!("/proc/sys/{key}")]).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    let sysctls_before: Vec<String> = keys.iter().map(|k| read(k)).collect();
     lab.write_policy(&seed)?;
     lab.multihome_ok(&["apply"])?;
+    let sysctls_routes: Vec<String> = keys.iter().map(|k| read(k)).collect();
+    assert_eq!(sysctls_routes, ["1", "2", "1"], "routes mode's sysctls {keys:?}");
+    assert_ne!(sysctls_routes, sysctls_before, "the test needs sysctls that routes mode changes");
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     let routes = networkd_files(&lab);
     assert!(routes.iter().any(|f| f.ends_with("networkd.conf.d/60-multihome.conf")), "{routes:?}");
@@ -167,6 +176,8 @@ fn switching_between_routes_and_bond_removes_the_other_modes_files() -> anyhow::
         !std::fs::read_to_string(lab.dir().join("etc/sysctl.d/60-multihome.conf")).is_ok_and(|t| t.contains("arp_ignore")),
         "bond mode keeps no sysctl.d file with the uplinks' sysctls"
     );
+    let sysctls_bond: Vec<String> = keys.iter().map(|k| read(k)).collect();
+    assert_eq!(sysctls_bond, sysctls_before, "bond mode left routes mode's sysctls {keys:?} set");
 
     lab.write_policy(&seed)?;
     lab.multihome_ok(&["apply"])?;
