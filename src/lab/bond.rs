@@ -157,7 +157,10 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     let mut faults = vec![(opts.fail_at, false), (opts.repair_at, true)].into_iter().peekable();
     let mut active = Some(bond.primary.clone());
     let started = Instant::now();
-    while started.elapsed() < end {
+    // On a slow machine (software emulation) the return may take longer than UpDelaySec=: the
+    // timeline goes on a while for it.
+    let back = |active: &Option<String>| active.as_deref() == Some(bond.primary.as_str());
+    while started.elapsed() < end || (!back(&active) && started.elapsed() < end + Duration::from_secs(20)) {
         if let Some((_, up)) = faults.next_if(|(at, _)| *at <= started.elapsed()) {
             lab.set_carrier(&bond.primary, up)?;
             println!("{}  FAULT   {} {}", t(stream.now()), bond.primary, if up { "gets its carrier back" } else { "loses carrier" });
@@ -169,6 +172,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    let end = started.elapsed().max(end);
     let record = stream.stop();
     let fail = opts.fail_at.saturating_sub(Duration::from_millis(100));
     println!(
