@@ -81,7 +81,13 @@ pub fn explain(manager: Manager, plan: &Plan) -> String {
 
 /// What the kernel's bond does when the primary fails and returns, in the plan's figures.
 pub fn failover_story(b: &BondPlan) -> String {
-    let next = b.slaves.iter().find(|s| **s != b.primary).map_or("the next slave", String::as_str);
+    let backups: Vec<&str> = b.slaves.iter().filter(|s| **s != b.primary).map(String::as_str).collect();
+    // Active-backup has no order among the backups: the kernel takes the first slave that is up
+    // in its own list (the order they were enslaved in), whatever the policy's priorities say.
+    let next = match backups.as_slice() {
+        [one] => one.to_string(),
+        more => format!("another slave that is up ({}: the first in the kernel's list of slaves, not by the policy's order)", more.join(" or ")),
+    };
     let detect = match &b.monitor {
         Monitor::Mii { interval, down_delay, .. } => {
             format!("the bond's MII monitor (every {}) sees the carrier go, waits DownDelaySec={}", timespan::format(*interval), timespan::format(*down_delay))
@@ -101,7 +107,7 @@ pub fn failover_story(b: &BondPlan) -> String {
     };
     format!(
         "Primary slave: {primary}. When {primary} loses its carrier, {detect} and makes {next} active; {name} keeps \
-         {mac}, so an open TCP connection (an scp, an SSH session) goes on through {next} after a pause of about the \
+         {mac}, so an open TCP connection (an scp, an SSH session) goes on through it after a pause of about the \
          detection time. When {primary} gets its carrier back, the bond makes it active again \
          {back} (PrimaryReselectPolicy={reselect}). The lab would show this with one TCP connection to the internet host \
          {INTERNET} open throughout, and the bond's active slave as the kernel reports it.",
