@@ -235,6 +235,9 @@ nothing was touched.
 .TP
 .B 5
 No daemon answers (\fBstatus\fR, \fBforce\fR, \fBreload\fR).
+.TP
+.B 6
+\fBlab --mode bond\fR on a kernel that cannot make a bond: it explained what it would do.
 .SH FILES
 .TP
 .I /etc/multihome/multihome.conf

@@ -11,32 +11,7 @@ use multihome::lab::policies::SEED;
 use multihome::lab::{self, Lab, LabOptions, Manager};
 
 /// The seed's bond over the lab's links (addresses that exist only inside the lab).
-const BOND: &str = "\
-[Policy]
-Backend=networkd
-Mode=bond
-
-[Bond]
-Name=bond0
-Address=192.168.178.99/24
-Gateway=192.168.178.1
-Primary=eth0
-MIIMonitorSec=10ms
-UpDelaySec=4s
-DownDelaySec=10ms
-
-[Uplink]
-Interface=eth0
-Priority=1
-
-[Uplink]
-Interface=wlan1
-Priority=2
-
-[Uplink]
-Interface=wlan0
-Priority=3
-";
+const BOND: &str = multihome::lab::policies::SEED_BOND;
 
 /// The same host with ARP monitoring instead (the other half of the .netdev's keys).
 fn bond_arp() -> String {
@@ -97,6 +72,59 @@ fn networkd_parses_the_bonds_files_without_a_complaint() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An administrator's own .network files for two slaves are amended, not shadowed: networkd
+/// keeps configuring eth0 and wlan0 from them (with multihome's drop-ins, `Bond=` and
+/// `DHCP=no`), multihome writes no file of its own for them, and networkd complains about
+/// neither the files nor the drop-ins.
+#[test]
+fn networkd_takes_the_drop_ins_that_enslave_an_administrators_links() -> anyhow::Result<()> {
+    if !lab::require(Manager::Networkd) {
+        return Ok(());
+    }
+    let lab = Lab::start(LabOptions::new(Manager::Networkd, env!("CARGO_BIN_EXE_multihome")))?;
+    let dir = lab.dir().join("etc/systemd/network");
+    std::fs::write(dir.join("20-eth0.network"), "[Match]\nName=eth0\n\n[Link]\nRequiredForOnline=no\n\n[Network]\nDHCP=yes\n")?;
+    std::fs::write(dir.join("25-wlan0.network"), "[Match]\nName=wlan0\n\n[Network]\nDHCP=ipv4\nLLDP=no\n")?;
+    lab.write_policy(BOND)?;
+    let plan = lab.multihome_ok(&["plan"])?;
+    assert!(plan.contains("eth0: amends /etc/systemd/network/20-eth0.network with the drop-in"), "{plan}");
+    apply_bond(&lab)?;
+    let files = networkd_files(&lab);
+    for want in [
+        "etc/systemd/network/20-eth0.network.d/60-multihome.conf",
+        "etc/systemd/network/25-wlan0.network.d/60-multihome.conf",
+        "etc/systemd/network/10-multihome-wlan1.network",
+    ] {
+        assert!(files.iter().any(|f| f == want), "{want} not written: {files:?}");
+    }
+    assert!(!files.iter().any(|f| f.ends_with("10-multihome-eth0.network") || f.ends_with("10-multihome-wlan0.network")), "a shadowing file: {files:?}");
+    let dropin = std::fs::read_to_string(dir.join("20-eth0.network.d/60-multihome.conf"))?;
+    assert!(dropin.contains("\n[Network]\nBond=bond0\nDHCP=no\nPrimarySlave=yes\n"), "{dropin}");
+    for (slave, file) in [
+        ("eth0", "/etc/systemd/network/20-eth0.network"),
+        ("wlan0", "/etc/systemd/network/25-wlan0.network"),
+        ("wlan1", "/etc/systemd/network/10-multihome-wlan1.network"),
+    ] {
+        lab.wait_for(Duration::from_secs(10), || networkctl_status(&lab, slave).contains(file))
+            .map_err(|e| anyhow::anyhow!("networkd does not use {file} for {slave}: {e}\n{}", networkctl_status(&lab, slave)))?;
+    }
+    // The administrator's files have no Bond=: only the drop-ins make networkd enslave the links.
+    for slave in ["eth0", "wlan0"] {
+        let line = format!("{slave}: Requested to set master interface");
+        lab.wait_for(Duration::from_secs(10), || lab.manager_log().contains(&line))
+            .map_err(|e| anyhow::anyhow!("networkd did not take the drop-in's Bond= for {slave}: {e}\n{}", lab.manager_log()))?;
+    }
+    let complaints: Vec<String> = lab
+        .manager_log()
+        .lines()
+        .filter(|l| ["multihome", "20-eth0", "25-wlan0"].iter().any(|f| l.contains(f)))
+        .filter(|l| ["Unknown", "Invalid", "Failed to parse", "ignoring", "Cannot"].iter().any(|w| l.contains(w)))
+        .map(str::to_string)
+        .collect();
+    assert!(complaints.is_empty(), "networkd complained:\n{}", complaints.join("\n"));
+    Ok(())
+}
+
 /// The files under the lab's /etc/systemd (network and networkd.conf.d), sorted.
 fn networkd_files(lab: &Lab) -> Vec<String> {
     let mut found = Vec::new();
@@ -123,8 +151,17 @@ fn switching_between_routes_and_bond_removes_the_other_modes_files() -> anyhow::
     }
     let lab = Lab::start(LabOptions::new(Manager::Networkd, env!("CARGO_BIN_EXE_multihome")))?;
     let seed = SEED.replace("Backend=auto", "Backend=networkd");
+    // Settings routes mode sets that no sysctl.d file of the machine names (rp_filter is in
+    // systemd's 50-default.conf, so its value after a reset is that file's, not the kernel's).
+    let keys = ["net/ipv4/conf/eth0/arp_ignore", "net/ipv4/conf/wlan0/arp_announce", "net/ipv4/conf/wlan1/ignore_routes_with_linkdown"];
+    let read =
+        |key: &str| lab.run_in_host("cat", &[&format!("/proc/sys/{key}")]).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    let sysctls_before: Vec<String> = keys.iter().map(|k| read(k)).collect();
     lab.write_policy(&seed)?;
     lab.multihome_ok(&["apply"])?;
+    let sysctls_routes: Vec<String> = keys.iter().map(|k| read(k)).collect();
+    assert_eq!(sysctls_routes, ["1", "2", "1"], "routes mode's sysctls {keys:?}");
+    assert_ne!(sysctls_routes, sysctls_before, "the test needs sysctls that routes mode changes");
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     let routes = networkd_files(&lab);
     assert!(routes.iter().any(|f| f.ends_with("networkd.conf.d/60-multihome.conf")), "{routes:?}");
@@ -139,6 +176,8 @@ fn switching_between_routes_and_bond_removes_the_other_modes_files() -> anyhow::
         !std::fs::read_to_string(lab.dir().join("etc/sysctl.d/60-multihome.conf")).is_ok_and(|t| t.contains("arp_ignore")),
         "bond mode keeps no sysctl.d file with the uplinks' sysctls"
     );
+    let sysctls_bond: Vec<String> = keys.iter().map(|k| read(k)).collect();
+    assert_eq!(sysctls_bond, sysctls_before, "bond mode left routes mode's sysctls {keys:?} set");
 
     lab.write_policy(&seed)?;
     lab.multihome_ok(&["apply"])?;
@@ -193,10 +232,12 @@ fn networkmanager_loads_the_bonds_keyfiles_with_their_options() -> anyhow::Resul
     Ok(())
 }
 
-/// The daemon in bond mode: it says why it has nothing to watch, stays up (the unit would
-/// otherwise restart it in a loop) and answers `status` with no uplink.
+/// The daemon in bond mode: it says what it does instead of probing, stays up (the unit would
+/// otherwise restart it in a loop) and answers `status` with the bond's slaves as the kernel
+/// reports them: on this kernel without bonding, each "no-bond" with the reason (the VM's test,
+/// tests/system/bond.rs, shows a real bond's active slave and MII states).
 #[test]
-fn the_daemon_idles_in_bond_mode_and_says_why() -> anyhow::Result<()> {
+fn the_daemon_in_bond_mode_shows_the_slaves_and_why_there_is_no_bond() -> anyhow::Result<()> {
     if !lab::require(Manager::None) {
         return Ok(());
     }
@@ -211,7 +252,18 @@ fn the_daemon_idles_in_bond_mode_and_says_why() -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("status never answered: {e}\n{}", std::fs::read_to_string(&log).unwrap_or_default()))?;
     let status = lab.multihome_ok(&["status", "--json"])?;
     let v: serde_json::Value = serde_json::from_str(&status)?;
-    assert_eq!(v["uplinks"].as_array().map(Vec::len), Some(0), "{status}");
+    let slaves: Vec<(&str, &str, bool)> = v["uplinks"]
+        .as_array()
+        .map(|a| a.iter().map(|u| (u["interface"].as_str().unwrap_or(""), u["state"].as_str().unwrap_or(""), u["bond_active"] == true)).collect())
+        .unwrap_or_default();
+    assert_eq!(slaves, vec![("eth0", "no-bond", false), ("wlan1", "no-bond", false), ("wlan0", "no-bond", false)], "{status}");
+    if multihome::backend::bonding::available().is_err() {
+        let reason = v["uplinks"][0]["reason"].as_str().unwrap_or("");
+        assert_eq!(reason, "bond bond0 does not exist: this kernel has no bonding driver", "{status}");
+    }
+    assert_eq!(v["active"], "", "{status}");
+    let text = lab.multihome_ok(&["status"])?;
+    assert!(text.contains("The bond has no active slave"), "{text}");
     // Still running: not exited (a zombie until the lab reaps it).
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let state = stat.rsplit_once(") ").map_or("", |(_, rest)| &rest[..1]);

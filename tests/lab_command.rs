@@ -123,3 +123,41 @@ fn ctrl_c_ends_the_lab_through_its_cleanup() {
     assert!(out.contains("Done: namespaces and processes removed"), "{out}");
     assert_eq!(leftovers(pid), Vec::<String>::new());
 }
+
+/// `multihome lab --mode bond`. On a kernel that cannot make a bond (this machine's), it
+/// explains for each manager what it would do: the plan, every file or profile the manager would
+/// get, the primary and what a failover does, and the reason it cannot run, found by trying a
+/// bond in a namespace; exit code 6, nothing left behind. Where the kernel can bond it runs the
+/// bond (tests/system/bond.rs shows that run in a Debian machine).
+#[test]
+fn the_bond_lab_explains_itself_where_the_kernel_cannot_bond() {
+    if !lab::require(Manager::Networkd) {
+        return;
+    }
+    let can_bond = multihome::lab::bond::kernel_can_bond();
+    for (backend, files) in [
+        ("networkd", &["10-multihome-bond0.netdev", "10-multihome-bond0.network", "10-multihome-eth0.network", "10-multihome-wlan0.network"][..]),
+        ("networkmanager", &["multihome-bond0.nmconnection", "multihome-eth0.nmconnection", "multihome-wlan1.nmconnection"][..]),
+    ] {
+        let (pid, out) = lab_run(&["--mode", "bond", "--backend", backend]);
+        let stdout = text(&out.stdout);
+        assert_eq!(leftovers(pid), Vec::<String>::new());
+        if let Err(why) = &can_bond {
+            assert_eq!(out.status.code(), Some(6), "{stdout}{}", text(&out.stderr));
+            assert!(stdout.contains("bond0 (active-backup bond): 192.168.178.99/24 via 192.168.178.1"), "no plan:\n{stdout}");
+            assert!(stdout.contains("slaves eth0 wlan1 wlan0 (primary eth0"), "{stdout}");
+            for f in files {
+                assert!(stdout.lines().any(|l| l.starts_with("--- /etc/") && l.ends_with(f)), "{backend}: {f} not shown:\n{stdout}");
+            }
+            assert!(stdout.contains("Primary slave: eth0. When eth0 loses its carrier"), "{stdout}");
+            assert!(stdout.contains("makes another slave that is up (wlan1 or wlan0: the first in the kernel's list"), "{stdout}");
+            let reason = stdout.lines().last().unwrap_or("");
+            assert!(reason.starts_with("Not run here: this kernel") && reason.contains("type bond"), "{reason}");
+            assert!(why.contains("Unknown device type") == reason.contains("Unknown device type"), "{why} / {reason}");
+        } else {
+            assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+            assert!(lines(&stdout, "BOND").iter().any(|l| l.ends_with("active slave wlan1") || l.ends_with("active slave wlan0")), "{stdout}");
+            assert!(lines(&stdout, "BOND").last().is_some_and(|l| l.ends_with("active slave eth0")), "{stdout}");
+        }
+    }
+}

@@ -215,6 +215,20 @@ async fn kernel_state(nl: &Netlink) -> anyhow::Result<Vec<Tagged>> {
     Ok(out)
 }
 
+/// What an apply of `plan` sets on the live kernel: the plan's sysctls, and those the sysctl.d
+/// file of an earlier apply set but `plan` no longer does (routes mode left for Mode=bond, an
+/// uplink dropped), each back to what the rest of the system says, as `reset` restores them.
+/// Read before the apply replaces that file, which names them. `try` takes both back.
+pub fn sysctls_for_apply(plan: &Plan, root: &Path) -> anyhow::Result<Vec<crate::plan::Sysctl>> {
+    let mut out = plan.sysctls.clone();
+    for (key, _, value) in sysctls(root)? {
+        if !plan.sysctls.iter().any(|s| s.key == key) {
+            out.push(crate::plan::Sysctl { key, value, why: "the policy no longer sets it: back to what the rest of the system says" });
+        }
+    }
+    Ok(out)
+}
+
 /// The sysctls multihome's sysctl.d file sets, each with its value now and the value it goes
 /// back to; only those that differ.
 fn sysctls(root: &Path) -> anyhow::Result<Vec<(String, String, String)>> {

@@ -141,9 +141,10 @@ pub enum Command {
         /// Default: networkd where it is installed, else NetworkManager.
         #[arg(long, value_enum)]
         backend: Option<LabBackend>,
-        /// The fault to inject on --uplink at 3 s (repaired at 9 s).
-        #[arg(long, value_enum, default_value = "silent")]
-        fault: LabFault,
+        /// The fault to inject on --uplink at 3 s (repaired at 9 s); silent unless given
+        /// (--mode bond: link, the carrier of the primary, which the monitor of the bond sees).
+        #[arg(long, value_enum)]
+        fault: Option<LabFault>,
         #[arg(long, default_value = "eth0")]
         uplink: String,
         /// A scripted sequence instead, e.g. "eth0:silent@2s, wlan1:link@4s, wlan1:repair@6s, eth0:repair@8s".
@@ -152,6 +153,11 @@ pub enum Command {
         /// Without the failover daemon: what the network manager alone does.
         #[arg(long)]
         no_daemon: bool,
+        /// routes: a table per uplink (the default). bond: one active-backup bond over the
+        /// uplinks, an open TCP connection through the carrier loss and return of the primary; on a
+        /// kernel without bonding it explains what it would do and exits with 6.
+        #[arg(long, value_enum, default_value = "routes")]
+        mode: LabMode,
     },
     /// For packagers: write the man page and the shell completions under DIR (src/docs.rs).
     #[command(hide = true)]
@@ -163,6 +169,12 @@ pub enum LabBackend {
     Networkd,
     #[value(name = "networkmanager")]
     NetworkManager,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LabMode {
+    Routes,
+    Bond,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

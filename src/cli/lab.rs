@@ -1,9 +1,19 @@
 //! `multihome lab`: the seed's network in namespaces, a fault, and the timeline of what new
 //! connections see.
 
-use super::args::{LabBackend, LabFault};
+use std::process::ExitCode;
 
-pub fn lab(backend: Option<LabBackend>, fault: LabFault, uplink: String, script: Option<String>, no_daemon: bool) -> anyhow::Result<()> {
+use super::args::{LabBackend, LabFault, LabMode};
+use super::exit;
+
+pub fn lab(
+    backend: Option<LabBackend>,
+    fault: Option<LabFault>,
+    uplink: String,
+    script: Option<String>,
+    no_daemon: bool,
+    mode: LabMode,
+) -> anyhow::Result<ExitCode> {
     use multihome::lab::{self, scenario};
     let can_run = |manager| lab::prerequisites(&lab::LabOptions { manager, ..Default::default() }).is_ok();
     let manager = match backend {
@@ -12,15 +22,38 @@ pub fn lab(backend: Option<LabBackend>, fault: LabFault, uplink: String, script:
         None if !can_run(lab::Manager::Networkd) && can_run(lab::Manager::NetworkManager) => lab::Manager::NetworkManager,
         None => lab::Manager::Networkd,
     };
+    if mode == LabMode::Bond {
+        return bond(manager, fault, &uplink, script.is_some());
+    }
     lab::prerequisites(&lab::LabOptions { manager, ..Default::default() }).map_err(anyhow::Error::msg)?;
     let steps = match script {
         Some(text) => scenario::parse_script(&text)?,
         None => {
             anyhow::ensure!(lab::UPLINKS.contains(&uplink.as_str()), "--uplink: the lab's uplinks are {}", lab::UPLINKS.join(", "));
-            let kind = if fault == LabFault::Link { scenario::FaultKind::Link } else { scenario::FaultKind::Silent };
+            let kind = if fault == Some(LabFault::Link) { scenario::FaultKind::Link } else { scenario::FaultKind::Silent };
             scenario::default_script(&uplink, kind)
         }
     };
     scenario::run(scenario::Options { manager, steps, tail: std::time::Duration::from_secs(3), daemon: !no_daemon })?;
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--mode bond`: the primary's cable pulled at 3 s and back at 9 s, where the kernel can bond;
+/// elsewhere what the lab would do, the reason it cannot, and exit code 6.
+fn bond(manager: multihome::lab::Manager, fault: Option<LabFault>, uplink: &str, script: bool) -> anyhow::Result<ExitCode> {
+    use multihome::lab::{self, bond};
+    use std::time::Duration;
+    // What the bond's monitor sees is the primary's carrier; the other faults are the routes
+    // mode's (a silent failure needs the bond's ARP monitor, which the seed's bond does not use).
+    anyhow::ensure!(!script && uplink == "eth0", "--mode bond pulls the primary's (eth0's) cable: --script and --uplink are for --mode routes");
+    anyhow::ensure!(fault != Some(LabFault::Silent), "--mode bond shows the primary's carrier loss (--fault link) only: the seed's bond watches carrier (MII)");
+    lab::prerequisites(&lab::LabOptions { manager, ..Default::default() }).map_err(anyhow::Error::msg)?;
+    let plan = bond::plan(manager)?;
+    if let Err(why) = bond::kernel_can_bond() {
+        print!("{}", bond::explain(manager, &plan));
+        println!("\nNot run here: {why}.");
+        return Ok(ExitCode::from(exit::LAB_CANNOT_BOND));
+    }
+    bond::run(bond::Options { manager, fail_at: Duration::from_secs(3), repair_at: Duration::from_secs(9), tail: Duration::from_secs(6) })?;
+    Ok(ExitCode::SUCCESS)
 }

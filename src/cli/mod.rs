@@ -25,6 +25,8 @@ pub mod exit {
     pub const INVALID_POLICY: u8 = 4;
     /// No daemon answers (status, force, reload).
     pub const NO_DAEMON: u8 = 5;
+    /// `lab --mode bond` on a kernel that cannot make a bond: it explained what it would do.
+    pub const LAB_CANNOT_BOND: u8 = 6;
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -41,7 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status { json } => return service::status(json),
         Command::Force { order, interface } => service::force(order, &interface)?,
         Command::Reload => service::reload()?,
-        Command::Lab { backend, fault, uplink, script, no_daemon } => lab::lab(backend, fault, uplink, script, no_daemon)?,
+        Command::Lab { backend, fault, uplink, script, no_daemon, mode } => return lab::lab(backend, fault, uplink, script, no_daemon, mode),
         Command::GenerateDocs { out } => drop(multihome::docs::generate(<Cli as clap::CommandFactory>::command(), &out)?),
     }
     Ok(ExitCode::SUCCESS)

@@ -23,16 +23,16 @@ pub fn daemon(config: &Path, cleanup: bool) -> anyhow::Result<()> {
     if cleanup { rt.block_on(daemon::cleanup()) } else { rt.block_on(daemon::run(config)) }
 }
 
-/// In bond mode the daemon has no uplink to watch: the kernel's bond fails over by itself. It
-/// still runs (the unit would otherwise restart it in a loop), removes what a daemon of an
-/// earlier Mode=routes left, answers `status` and takes a reload back to Mode=routes. An invalid
+/// In bond mode the daemon probes no uplink: the kernel's bond fails over by itself. It still
+/// runs, removes what a daemon of an earlier Mode=routes left, shows the bond's slaves in
+/// `status` and on the bus (daemon/bond.rs), and takes a reload back to Mode=routes. An invalid
 /// policy is left for the daemon to report.
 fn explain_bond_mode(config: &Path) {
     if let Ok(policy) = multihome::policy::load(config)
         && let Some(bond) = &policy.bond
     {
         eprintln!(
-            "multihome: Mode=bond: the kernel's bond {} fails over between {} by itself; the daemon watches no uplink and idles",
+            "multihome: Mode=bond: the kernel's bond {} fails over between {} by itself; the daemon probes nothing and shows the active slave and each slave's MII state",
             bond.name,
             bond.slaves.iter().map(|s| s.interface.as_str()).collect::<Vec<_>>().join(", ")
         );

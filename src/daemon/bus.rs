@@ -33,6 +33,12 @@ pub struct UplinkStatus {
     pub carrying: bool,
     pub address: String,
     pub gateway: String,
+    /// Mode=bond: whether the bond's active slave is this one; absent in Mode=routes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bond_active: Option<bool>,
+    /// Mode=bond: the bond's MII state of this slave (up, going-down, down, going-back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mii: Option<String>,
 }
 
 /// One uplink on the bus: a dictionary (`a{sv}`, keys as the field names), so a field added later
@@ -50,19 +56,21 @@ pub struct UplinkEntry {
     pub carrying: bool,
     pub address: String,
     pub gateway: String,
+    pub bond_active: Option<bool>,
+    pub mii: Option<String>,
 }
 
 impl From<&UplinkStatus> for UplinkEntry {
     fn from(u: &UplinkStatus) -> UplinkEntry {
-        let UplinkStatus { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway } = u.clone();
-        UplinkEntry { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway }
+        let UplinkStatus { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, bond_active, mii } = u.clone();
+        UplinkEntry { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, bond_active, mii }
     }
 }
 
 impl From<UplinkEntry> for UplinkStatus {
     fn from(u: UplinkEntry) -> UplinkStatus {
-        let UplinkEntry { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway } = u;
-        UplinkStatus { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway }
+        let UplinkEntry { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, bond_active, mii } = u;
+        UplinkStatus { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, bond_active, mii }
     }
 }
 
@@ -200,6 +208,8 @@ mod tests {
                 carrying: true,
                 address: "192.168.178.99".into(),
                 gateway: "192.168.178.1".into(),
+                bond_active: None,
+                mii: None,
             };
             let wire = zbus::wire::to_bytes(ctxt, &UplinkEntry::from(&status)).unwrap();
             let (back, _): (UplinkEntry, _) = wire.deserialize().unwrap();
@@ -209,6 +219,36 @@ mod tests {
             assert_eq!(keys.len(), if latency_ms.is_some() { 9 } else { 8 });
         }
         assert_eq!(UplinkEntry::SIGNATURE.to_string(), "a{sv}");
+    }
+
+    /// A bond's slave carries two more keys, `bond_active` and `mii`; an uplink in Mode=routes
+    /// has neither (see above).
+    #[test]
+    fn a_bonds_slave_carries_its_role_and_mii_state() {
+        let ctxt = zbus::wire::serialized::Context::new(zbus::wire::LE, 0);
+        let status = UplinkStatus {
+            interface: "eth4".into(),
+            rank: 1,
+            state: "up".into(),
+            loss_percent: 0.0,
+            latency_ms: None,
+            reason: "the active slave of bond0".into(),
+            carrying: true,
+            address: String::new(),
+            gateway: "192.168.178.1".into(),
+            bond_active: Some(true),
+            mii: Some("up".into()),
+        };
+        let wire = zbus::wire::to_bytes(ctxt, &UplinkEntry::from(&status)).unwrap();
+        let (back, _): (UplinkEntry, _) = wire.deserialize().unwrap();
+        assert_eq!(UplinkStatus::from(back), status);
+        let (keys, _): (std::collections::HashMap<String, zbus::OwnedVariant>, _) = wire.deserialize().unwrap();
+        assert!(bool::try_from(keys["bond_active"].clone()).unwrap());
+        assert_eq!(String::try_from(keys["mii"].clone()).unwrap(), "up");
+        let shipped = include_str!("../../dbus/org.multihome1.Daemon.xml");
+        for key in keys.keys() {
+            assert!(shipped.contains(&format!("{key} (")), "dbus/org.multihome1.Daemon.xml does not document the key {key}");
+        }
     }
 
     /// Every `<property>`, `<method>`, `<signal>` and `<arg>` line of the shipped XML, reduced to

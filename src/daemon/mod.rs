@@ -9,6 +9,7 @@
 //! verdicts (an uplink with a copy was trusted, one without was demoted) and converges. On
 //! SIGTERM it removes its routes, and the plain policy remains.
 
+mod bond;
 pub mod bus;
 pub mod forced;
 pub mod fsm;
@@ -94,6 +95,8 @@ struct Daemon {
     /// The earliest hold that may run out, while `wake_dirty` is false.
     wake: Option<Instant>,
     wake_dirty: bool,
+    /// Mode=bond: the kernel's bond, watched instead of uplinks.
+    bond: Option<bond::Watch>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT; then removes its rule and table.
@@ -135,7 +138,9 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
         touched: Vec::new(),
         wake: None,
         wake_dirty: true,
+        bond: None,
     };
+    d.bond = d.plan.bond.as_ref().map(bond::Watch::new);
     // The bus name first: a second daemon must stop before it touches a route.
     match start_bus(snapshot, commands_tx).await {
         Ok(conn) => d.bus = Some(conn),
@@ -403,10 +408,13 @@ impl Daemon {
             self.wake_dirty = false;
         }
         let far = self.started + self.now() + Duration::from_secs(3600);
-        self.wake.into_iter().chain(self.retry_at).min().unwrap_or(far)
+        self.wake.into_iter().chain(self.retry_at).chain(self.bond.as_ref().map(|b| b.next_read)).min().unwrap_or(far)
     }
 
     fn on_tick(&mut self) {
+        if self.bond.as_ref().is_some_and(|b| b.next_read <= Instant::now()) {
+            self.verdicts_dirty = true;
+        }
         if self.retry_at.is_some_and(|t| t <= Instant::now()) {
             self.retry_at = None;
             self.routes_dirty = true;
@@ -564,6 +572,7 @@ impl Daemon {
             gone.stop_prober();
             tracing::info!(iface = %gone.name(), "{}: no longer in the policy", gone.name());
         }
+        self.bond = plan.bond.as_ref().map(bond::Watch::new);
         self.plan = plan;
         for i in 0..self.links.len() {
             self.read_link(i).await;
@@ -617,7 +626,13 @@ impl Daemon {
             self.routes_dirty = false;
         }
         self.steer_mptcp(&carriers);
-        let active = self.links.iter().zip(&carriers).find(|(_, c)| **c).map(|(l, _)| l.name().to_string()).unwrap_or_default();
+        let mut active = self.links.iter().zip(&carriers).find(|(_, c)| **c).map(|(l, _)| l.name().to_string()).unwrap_or_default();
+        if let Some(watch) = &mut self.bond {
+            for c in watch.refresh(&self.nl).await {
+                self.pending.push(Logged { interface: c.interface, from: c.from, to: c.to, reason: c.reason });
+            }
+            active = watch.active();
+        }
         let active_changed = active != self.active;
         self.active = active;
         let n = self.pending.len();
@@ -655,6 +670,9 @@ impl Daemon {
     }
 
     fn active_phrase(&self) -> String {
+        if let Some(b) = &self.plan.bond {
+            return if self.active.is_empty() { format!("{} has no active slave", b.name) } else { format!("{}'s active slave is {}", b.name, self.active) };
+        }
         if self.active.is_empty() { "no uplink is healthy: the main table decides".to_string() } else { format!("new connections leave via {}", self.active) }
     }
 
@@ -726,11 +744,16 @@ impl Daemon {
             carrying: self.carriers.get(i).copied().unwrap_or(false),
             address: l.address.map(|a| a.to_string()).unwrap_or_default(),
             gateway: l.gateway().map(|g| g.to_string()).unwrap_or_default(),
+            bond_active: None,
+            mii: None,
         }
     }
 
     fn update_snapshot(&self) {
-        let uplinks = (0..self.links.len()).map(|i| self.uplink_status(i)).collect();
+        let uplinks = match &self.bond {
+            Some(watch) => watch.statuses(),
+            None => (0..self.links.len()).map(|i| self.uplink_status(i)).collect(),
+        };
         let mut s = self.snapshot.lock().expect("snapshot lock");
         s.uplinks = uplinks;
         s.active = self.active.clone();

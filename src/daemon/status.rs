@@ -63,7 +63,14 @@ pub fn render(s: &Snapshot) -> String {
             u.reason
         );
     }
-    if s.active.is_empty() {
+    if s.uplinks.iter().any(|u| u.bond_active.is_some()) {
+        // Mode=bond: the kernel's bond chose; there is no main table to follow.
+        if s.active.is_empty() {
+            let _ = writeln!(out, "The bond has no active slave: no slave is up.");
+        } else {
+            let _ = writeln!(out, "The bond's active slave is {} (*): all traffic, established connections too, goes through it.", s.active);
+        }
+    } else if s.active.is_empty() {
         let _ = writeln!(out, "No uplink is healthy: new connections follow the main table.");
     } else {
         let _ = writeln!(out, "New connections leave via {} (*).", s.active);
@@ -89,6 +96,8 @@ mod tests {
                     carrying: false,
                     address: "192.168.178.99/24".into(),
                     gateway: "192.168.178.1".into(),
+                    bond_active: None,
+                    mii: None,
                 },
                 UplinkStatus {
                     interface: "wlan1".into(),
@@ -100,6 +109,8 @@ mod tests {
                     carrying: true,
                     address: "192.168.178.98/24".into(),
                     gateway: "192.168.178.1".into(),
+                    bond_active: None,
+                    mii: None,
                 },
             ],
             active: "wlan1".into(),
@@ -110,5 +121,28 @@ mod tests {
         assert!(lines[1].starts_with(" eth0 ") && lines[1].contains("down") && lines[1].contains("100%"), "{t}");
         assert!(lines[2].starts_with("*wlan1") && lines[2].contains("0.25 ms"), "{t}");
         assert_eq!(lines[3], "New connections leave via wlan1 (*).");
+    }
+
+    #[test]
+    fn in_bond_mode_the_table_names_the_active_slave() {
+        let slave = |interface: &str, rank, mii: &str, active| UplinkStatus {
+            interface: interface.into(),
+            rank,
+            state: mii.into(),
+            loss_percent: 0.0,
+            latency_ms: None,
+            reason: String::new(),
+            carrying: active,
+            address: String::new(),
+            gateway: "192.168.178.1".into(),
+            bond_active: Some(active),
+            mii: Some(mii.into()),
+        };
+        let s = Snapshot { uplinks: vec![slave("eth3", 0, "down", false), slave("eth4", 1, "up", true)], active: "eth4".into(), policy: String::new() };
+        let t = render(&s);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[1].starts_with(" eth3 ") && lines[1].contains("down"), "{t}");
+        assert!(lines[2].starts_with("*eth4 ") && lines[2].contains("up"), "{t}");
+        assert!(lines[3].starts_with("The bond's active slave is eth4 (*)"), "{t}");
     }
 }

@@ -5,6 +5,7 @@
 //! Everything runs inside namespaces the lab made; the root namespace is snapshotted when a lab
 //! starts and compared when it ends, and a difference fails loudly.
 
+pub mod bond;
 pub mod echo;
 pub mod ipv6;
 pub mod lossy;

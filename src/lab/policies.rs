@@ -5,6 +5,36 @@
 /// internet host.
 pub const SEED: &str = include_str!("../../examples/seed.conf");
 
+/// The seed's bond (its second answer) on the lab's links: bond0 with eth0's seed address over
+/// eth0 (primary), wlan1 and wlan0, with the seed's MII monitor and delays (miimon 10,
+/// downdelay 10, updelay 4000). `multihome lab --mode bond` and tests/lab_bond.rs.
+pub const SEED_BOND: &str = "\
+[Policy]
+Backend=networkd
+Mode=bond
+
+[Bond]
+Name=bond0
+Address=192.168.178.99/24
+Gateway=192.168.178.1
+Primary=eth0
+MIIMonitorSec=10ms
+UpDelaySec=4s
+DownDelaySec=10ms
+
+[Uplink]
+Interface=eth0
+Priority=1
+
+[Uplink]
+Interface=wlan1
+Priority=2
+
+[Uplink]
+Interface=wlan0
+Priority=3
+";
+
 /// eth0 static and first; wlan0 by DHCP from the lab's dnsmasq (rank 2 of 2: table 103, rules
 /// at 10100 and 10101). No [Probe].
 pub const DHCP_WLAN0: &str = "\

@@ -6,6 +6,7 @@
 //! multihome adds is tagged with [`crate::plan::PROTOCOL`], so it can find and remove exactly its
 //! own. The socket lives in the network namespace of the thread that calls [`Netlink::connect`].
 
+pub mod bond;
 mod error;
 mod links;
 mod monitor;

@@ -3,7 +3,9 @@
 //! with the running networkd, then with NetworkManager over the system bus, and each time an
 //! established TCP connection and a bulk transfer (what an `scp` does) to the lab's internet
 //! host survive the primary's carrier loss (qemu's `set_link`, the cable pulled); the primary
-//! becomes active again when it returns.
+//! becomes active again when it returns. The package's daemon shows the bond's active slave and
+//! each slave's MII state as they change (`multihome status`), and `multihome lab --mode bond`
+//! runs the seed's bond in namespaces inside the machine, whose kernel can bond.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
@@ -166,6 +168,11 @@ fn a_bond_keeps_established_connections_through_the_primarys_carrier_loss() -> a
     vm.wait_for("the internet host through the bond", &format!("ping -n -c1 -W2 -I 192.168.178.60 {INTERNET}"), Duration::from_secs(60))?;
     let again = vm.ok("multihome apply 2>&1")?;
     assert!(again.contains("Nothing to do"), "second apply: {again}");
+    // The daemon of the package, in bond mode: the kernel's bond as it is.
+    vm.ok("systemctl restart multihome")?;
+    daemon_shows(&mut vm, "eth3", &[("eth3", "up", true), ("eth4", "up", false)])?;
+    let text = vm.ok("multihome status")?;
+    assert!(text.contains("The bond's active slave is eth3 (*)"), "{text}");
 
     connections_survive_the_primarys_carrier_loss(&mut vm, &servers)?;
 
@@ -197,9 +204,48 @@ fn a_bond_keeps_established_connections_through_the_primarys_carrier_loss() -> a
     let again = vm.ok("multihome apply 2>&1")?;
     assert!(again.contains("Nothing to do"), "second apply: {again}");
     connections_survive_the_primarys_carrier_loss(&mut vm, &servers)?;
+
+    // `multihome lab --mode bond` on a kernel that can bond: the seed's host in namespaces in
+    // the machine, networkd making the bond from multihome's files, an open TCP connection
+    // through eth0's carrier loss (a Wi-Fi slave becomes active, the kernel's choice: wlan0 in
+    // the first run) and its return (eth0 again).
+    let lab = vm.sh("multihome lab --mode bond --backend networkd 2>&1")?;
+    assert_eq!(lab.code, 0, "multihome lab --mode bond:\n{}", lab.output);
+    let bond_lines: Vec<&str> = lab.output.lines().filter(|l| l.split_whitespace().nth(1) == Some("BOND")).collect();
+    assert!(bond_lines.first().is_some_and(|l| l.ends_with("bond0 active slave eth0")), "{}", lab.output);
+    assert!(bond_lines.iter().any(|l| l.ends_with("bond0 active slave wlan1") || l.ends_with("bond0 active slave wlan0")), "{}", lab.output);
+    assert!(bond_lines.last().is_some_and(|l| l.ends_with("bond0 active slave eth0")), "{}", lab.output);
+    assert!(lab.output.contains(" 0 bytes lost") && !lab.output.contains("it ended:"), "{}", lab.output);
+    assert!(lab.output.contains("Done: namespaces and processes removed"), "{}", lab.output);
+    println!("multihome lab --mode bond in the machine:\n{}", lab.output);
     vm.journal()?;
     vm.passed();
     Ok(())
+}
+
+/// Waits until the daemon (`multihome status --json`) shows `active` as the bond's active slave
+/// and each slave with its MII state and role; the error shows what it showed last.
+fn daemon_shows(vm: &mut Machine, active: &str, slaves: &[(&str, &str, bool)]) -> anyhow::Result<()> {
+    let want: Vec<(String, String, bool)> = slaves.iter().map(|(i, m, a)| (i.to_string(), m.to_string(), *a)).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let last = vm.sh("multihome status --json")?.output;
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&last) {
+            let seen: Vec<(String, String, bool)> = v["uplinks"]
+                .as_array()
+                .map(|a| {
+                    a.iter().map(|u| (u["interface"].as_str().unwrap_or("").into(), u["mii"].as_str().unwrap_or("").into(), u["bond_active"] == true)).collect()
+                })
+                .unwrap_or_default();
+            if v["active"] == active && seen == want {
+                return Ok(());
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!("the daemon does not show {active} active and {want:?} within 60 s; it shows:\n{last}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// An established connection (a line every 50 ms, each answer awaited) and a bulk transfer, both
@@ -223,6 +269,7 @@ fn connections_survive_the_primarys_carrier_loss(vm: &mut Machine, servers: &Ser
     // The cable of the primary: the bond's MII monitor moves everything to eth4.
     vm.set_link("eth3", false)?;
     vm.wait_for("eth4 active after eth3's carrier loss", &format!("{ACTIVE_SLAVE} | grep -qx eth4"), Duration::from_secs(60))?;
+    daemon_shows(vm, "eth4", &[("eth3", "down", false), ("eth4", "up", true)])?;
     let at_failover = servers.echoed.load(Ordering::Relaxed);
     wait("the echo answering through eth4", Duration::from_secs(90), || servers.echoed.load(Ordering::Relaxed) >= at_failover + 40)?;
     vm.wait_for("the transfer finished", "test -e /run/mh-sink.done", Duration::from_secs(120))?;
@@ -232,6 +279,7 @@ fn connections_survive_the_primarys_carrier_loss(vm: &mut Machine, servers: &Ser
     // The cable back: after UpDelaySec= the primary is active again, the connection still up.
     vm.set_link("eth3", true)?;
     vm.wait_for("eth3 active again", &format!("{ACTIVE_SLAVE} | grep -qx eth3"), Duration::from_secs(60))?;
+    daemon_shows(vm, "eth3", &[("eth3", "up", true), ("eth4", "up", false)])?;
     let at_return = servers.echoed.load(Ordering::Relaxed);
     wait("the echo answering through eth3 again", Duration::from_secs(90), || servers.echoed.load(Ordering::Relaxed) >= at_return + 40)?;
     assert_eq!(vm.sh("test -e /run/mh-echo.lost")?.code, 1, "the client lost an answer: {}", vm.ok("cat /run/mh-echo.lost; true")?);

@@ -104,6 +104,97 @@ fn is_main(table: Option<&str>) -> bool {
     matches!(table, None | Some("main") | Some("254"))
 }
 
+/// Judges `file` (the one networkd uses for `slave`'s link) for bond mode, where the drop-in only
+/// enslaves the link (`Bond=`, `PrimarySlave=`): the file's other settings keep applying, but
+/// networkd gives a bond's slave no address, route or DHCP lease of its own (systemd 252 drops
+/// them with "Cannot set addresses when Bond= is specified"), since the bond holds the address.
+pub fn judge_slave(bond: &str, slave: &str, file: &NetworkFile) -> Amendment {
+    let parts = parts(file);
+    let mut findings = Vec::new();
+    let mut dhcp = None;
+    let mut say = |severity, part: &Part, line, text: String| findings.push(Finding::new(severity, slave, Some((part.path, line)), text));
+    for (p, _, e) in assignments(&parts, &["Link"], "Unmanaged") {
+        if parse_bool(&e.value) == Some(true) {
+            say(
+                Severity::Error,
+                p,
+                e.line,
+                format!(
+                    "[Link] Unmanaged={}: networkd leaves {slave} alone with this file, so it would never join {bond}; remove Unmanaged= {}, or take {slave} out of the policy",
+                    e.value,
+                    here(p.path)
+                ),
+            );
+        }
+    }
+    for (p, _, e) in assignments(&parts, &["Network"], "Bond") {
+        if p.after_ours && e.value != bond {
+            say(
+                Severity::Error,
+                p,
+                e.line,
+                format!(
+                    "[Network] Bond={}: this drop-in sorts after {DROPIN_NAME}, so networkd would enslave {slave} to {} instead of {bond}; remove Bond= from it",
+                    e.value, e.value
+                ),
+            );
+        } else if e.value != bond {
+            say(Severity::Warning, p, e.line, format!("[Network] Bond={}: the policy makes {slave} a slave of {bond}; the drop-in says Bond={bond}", e.value));
+        }
+    }
+    // DHCP=: the last value read wins. A slave asks for no lease: the bond does.
+    let mut last: Option<(&Part, &Entry, bool)> = None;
+    for (p, _, e) in assignments(&parts, &["Network"], "DHCP") {
+        if let Some(f) = dhcp_families(&e.value) {
+            last = Some((p, e, f != (false, false)));
+        }
+    }
+    if let Some((p, e, true)) = last {
+        if p.after_ours {
+            say(
+                Severity::Error,
+                p,
+                e.line,
+                format!(
+                    "[Network] DHCP={}: this drop-in sorts after {DROPIN_NAME}, so networkd would keep it for {slave}, a slave of {bond}, which takes no lease of its own; remove DHCP= from it",
+                    e.value
+                ),
+            );
+        } else {
+            dhcp = Some("no");
+            say(
+                Severity::Warning,
+                p,
+                e.line,
+                format!(
+                    "[Network] DHCP={}: {slave} becomes a slave of {bond}, which holds the address ([Bond] in the policy), so the drop-in sets DHCP=no",
+                    e.value
+                ),
+            );
+        }
+    }
+    let addressing = assignments(&parts, &["Network"], "Address")
+        .chain(assignments(&parts, &["Network"], "Gateway"))
+        .chain(assignments(&parts, &["Address"], "Address"))
+        .chain(assignments(&parts, &["Route"], "Gateway"))
+        .chain(assignments(&parts, &["Route"], "Destination"));
+    for (p, s, e) in addressing {
+        say(
+            Severity::Warning,
+            p,
+            e.line,
+            format!(
+                "[{}] {}={}: networkd gives a bond's slave no address or route of its own and ignores this for {slave}; {bond}'s addressing is the policy's [Bond]: remove it {}",
+                s.name,
+                e.key,
+                e.value,
+                here(p.path)
+            ),
+        );
+    }
+    Amendment { dhcp, dhcp_route_table_main: false, findings }
+}
+
 /// Judges `file` (the one networkd uses for `u`'s link) against the plan.
 pub fn judge(plan: &Plan, u: &UplinkPlan, file: &NetworkFile) -> Amendment {
     let parts = parts(file);

@@ -105,9 +105,10 @@ pub async fn apply(plan: &Plan, root: &Path, target: Target) -> anyhow::Result<A
         crate::backend::bonding::available()?;
     }
     let Prepared { layout, changes } = compare(plan, root, target == Target::Live).await?;
+    // Before the files: the sysctl.d file being replaced names what an earlier apply set.
+    let sysctls = if target == Target::Image { Vec::new() } else { crate::backend::reset::sysctls_for_apply(plan, root)? };
     let undo_files = files::apply(root, &changes)?;
-    let sysctls: &[_] = if target == Target::Image { &[] } else { &plan.sysctls };
-    let undo_sysctls = match sysctl::apply(sysctls) {
+    let undo_sysctls = match sysctl::apply(&sysctls) {
         Ok(u) => u,
         Err(e) => {
             let _ = files::apply(root, &undo_files);

@@ -1,10 +1,13 @@
 //! Bond mode for networkd: a `.netdev` that makes the bond (Kind=bond, its `[Bond]` options), a
 //! `.network` for the bond with the address, and one per slave that only enslaves it (`Bond=`,
-//! `PrimarySlave=yes` on the primary). Pure; the keys are systemd 252's (systemd.netdev(5),
-//! systemd.network(5)), and the lab proves networkd parses them without a complaint.
+//! `PrimarySlave=yes` on the primary), or, for a slave that an administrator's .network file
+//! takes, a drop-in for that file with just these, as the routes mode amends uplinks' files
+//! (`placement`). Pure; the keys are systemd 252's (systemd.netdev(5), systemd.network(5)), and
+//! the lab proves networkd parses them without a complaint.
 
 use std::fmt::Write;
 
+use super::placement::{Home, Layout, Placement};
 use super::render::{NETWORK_DIR, network_file_name};
 use crate::backend::files::{GeneratedFile, marker};
 use crate::plan::bond::BondPlan;
@@ -18,15 +21,17 @@ pub fn netdev_file_name(name: &str) -> String {
     format!("10-multihome-{name}.netdev")
 }
 
-/// The bond's files, none outside bond mode.
-pub fn render(plan: &Plan) -> Vec<GeneratedFile> {
+/// The bond's files, none outside bond mode; each slave's where `layout` puts it (a drop-in for
+/// an administrator's file that takes the link, or a file of multihome's own).
+pub fn render(plan: &Plan, layout: &Layout) -> Vec<GeneratedFile> {
     let Some(bond) = &plan.bond else { return Vec::new() };
     let mut files = vec![
         GeneratedFile::new(format!("{NETWORK_DIR}/{}", netdev_file_name(&bond.name)), netdev(plan, bond), 0o644),
         GeneratedFile::new(format!("{NETWORK_DIR}/{}", network_file_name(&bond.name)), bond_network(plan, bond), 0o644),
     ];
     for (rank, slave) in bond.slaves.iter().enumerate() {
-        files.push(GeneratedFile::new(format!("{NETWORK_DIR}/{}", network_file_name(slave)), slave_network(plan, bond, rank, slave), 0o644));
+        let placement = layout.placement(slave).expect("the layout places every slave of its plan's bond");
+        files.push(GeneratedFile::new(placement.path(), slave_network(plan, bond, rank, placement), 0o644));
     }
     files
 }
@@ -88,13 +93,28 @@ fn bond_network(plan: &Plan, b: &BondPlan) -> String {
     s
 }
 
-fn slave_network(plan: &Plan, b: &BondPlan, rank: usize, slave: &str) -> String {
+fn slave_network(plan: &Plan, b: &BondPlan, rank: usize, placement: &Placement) -> String {
+    let slave = placement.interface.as_str();
     let mut s = marker(&plan.source, '#');
     let _ = writeln!(s, "# Slave {} of {} of {}.", rank + 1, b.slaves.len(), b.name);
     if crate::policy::bond::is_wifi(slave) {
         s.push_str("# networkd does not associate Wi-Fi: wpa_supplicant does, as without the bond.\n");
     }
-    let _ = writeln!(s, "\n[Match]\nName={slave}\n\n[Network]\nBond={}", b.name);
+    match &placement.home {
+        Home::Own { .. } => {
+            let _ = writeln!(s, "\n[Match]\nName={slave}\n\n[Network]\nBond={}", b.name);
+        }
+        Home::DropIn { network } => {
+            let _ = writeln!(
+                s,
+                "# A drop-in for {network}, which networkd uses for {slave}: that file stays as it is,\n# and networkd adds what follows to it.\n\n[Network]\nBond={}",
+                b.name
+            );
+            if let Some(dhcp) = placement.amendment.dhcp {
+                let _ = writeln!(s, "DHCP={dhcp}");
+            }
+        }
+    }
     if b.primary == slave {
         s.push_str("PrimarySlave=yes\n");
     }

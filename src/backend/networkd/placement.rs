@@ -25,7 +25,7 @@ use crate::plan::Plan;
 /// Where every uplink's settings go, and what was found on the way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
-    /// In the plan's order.
+    /// In the plan's order (in bond mode: the bond's slaves).
     pub uplinks: Vec<Placement>,
     /// Most severe first, then in the plan's order.
     pub findings: Vec<Finding>,
@@ -101,11 +101,14 @@ pub fn alone(plan: &Plan) -> Layout {
 /// Places every uplink of `plan` among `files`; `live` holds what the running networkd said about
 /// the uplinks' links (empty for an image).
 pub fn place(plan: &Plan, files: &NetworkFiles, live: &BTreeMap<String, LiveLink>) -> Layout {
-    let mut uplinks = Vec::new();
+    let mut placed = Vec::new();
     let mut findings = Vec::new();
     let mut taken: BTreeMap<&str, &str> = BTreeMap::new();
-    for u in &plan.uplinks {
-        let iface = u.interface.as_str();
+    // In bond mode the slaves are placed as uplinks are: an administrator's file for one is
+    // amended (its [Link] settings, its wpa_supplicant hooks keep applying), not shadowed.
+    let uplinks = plan.uplinks.iter().map(|u| (u.interface.as_str(), Role::Uplink(u)));
+    let slaves = plan.bond.iter().flat_map(|b| b.slaves.iter().map(|s| (s.as_str(), Role::SlaveOf(&b.name))));
+    for (iface, role) in uplinks.chain(slaves) {
         let own_name = network_file_name(iface);
         let Choice { chosen, findings: mut found, assumed_not } = choose(files, iface, live.get(iface));
         findings.append(&mut found);
@@ -141,7 +144,10 @@ pub fn place(plan: &Plan, files: &NetworkFiles, live: &BTreeMap<String, LiveLink
         };
         let amendment = match (&home, &chosen) {
             (Home::DropIn { .. }, Some((file, _))) => {
-                let mut a = conflicts::judge(plan, u, file);
+                let mut a = match role {
+                    Role::Uplink(u) => conflicts::judge(plan, u, file),
+                    Role::SlaveOf(bond) => conflicts::judge_slave(bond, iface, file),
+                };
                 findings.append(&mut a.findings);
                 a
             }
@@ -155,12 +161,20 @@ pub fn place(plan: &Plan, files: &NetworkFiles, live: &BTreeMap<String, LiveLink
             }
             findings.push(finding);
         }
-        uplinks.push(Placement { interface: u.interface.clone(), home, amendment });
+        placed.push(Placement { interface: iface.to_string(), home, amendment });
     }
     // Errors first: they are what stops an apply. The sort is stable, so each severity keeps
     // the plan's order and each file's line order.
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
-    Layout { uplinks, findings }
+    Layout { uplinks: placed, findings }
+}
+
+/// What a placed link is to the plan.
+#[derive(Clone, Copy)]
+enum Role<'a> {
+    Uplink(&'a crate::plan::UplinkPlan),
+    /// Mode=bond: a slave of this bond.
+    SlaveOf(&'a str),
 }
 
 /// What [`choose`] found.

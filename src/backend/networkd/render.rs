@@ -46,7 +46,7 @@ pub fn render(plan: &Plan, layout: &Layout) -> Vec<GeneratedFile> {
             GeneratedFile::new(placement.path(), network_file(plan, u, placement), 0o644)
         })
         .collect();
-    files.extend(super::netdev::render(plan));
+    files.extend(super::netdev::render(plan, layout));
     files.extend(sysctl::file(plan));
     // Whatever the policy: the daemon can run with any (the unit starts it whenever a policy
     // exists), and networkd must then leave its routes and the hook's rules alone. Only the

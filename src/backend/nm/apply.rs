@@ -124,6 +124,7 @@ pub async fn apply_kept(plan: &Plan, root: &Path, rollback_timeout: Duration) ->
     let bus = system_bus().await?;
     let nm = NetworkManagerProxy::new(&bus).await?;
     let Survey { targets, stale, released } = survey(&bus, plan).await?;
+    let sysctls = crate::backend::reset::sysctls_for_apply(plan, root)?;
     let file_changes = sysctl_file_changes(plan, root)?;
     let mut applied = Applied::default();
     let nothing = targets.iter().all(|t| !t.profile_changes() && !t.needs_activation())
@@ -132,7 +133,7 @@ pub async fn apply_kept(plan: &Plan, root: &Path, rollback_timeout: Duration) ->
         && file_changes.iter().all(|c| c.is_noop());
     if nothing {
         // Still set live sysctls that something else reset; that is no NetworkManager change.
-        applied.undo_sysctls = sysctl::apply(&plan.sysctls)?;
+        applied.undo_sysctls = sysctl::apply(&sysctls)?;
         return Ok(applied);
     }
     let devices: Vec<ObjectPath<'_>> = targets
@@ -147,7 +148,7 @@ pub async fn apply_kept(plan: &Plan, root: &Path, rollback_timeout: Duration) ->
         .await
         .context("NetworkManager refused a checkpoint (is a `multihome try` still waiting?); nothing was changed")?;
     applied.checkpoint = Some(checkpoint.clone());
-    let result = change_and_verify(&bus, plan, root, &Survey { targets, stale, released }, &file_changes, &mut applied).await;
+    let result = change_and_verify(&bus, root, &Survey { targets, stale, released }, &sysctls, &file_changes, &mut applied).await;
     if let Err(e) = result {
         let restored = revert(&mut applied, root).await;
         return Err(match restored {
@@ -158,10 +159,17 @@ pub async fn apply_kept(plan: &Plan, root: &Path, rollback_timeout: Duration) ->
     Ok(applied)
 }
 
-async fn change_and_verify(bus: &Connection, plan: &Plan, root: &Path, survey: &Survey, file_changes: &[Change], applied: &mut Applied) -> anyhow::Result<()> {
+async fn change_and_verify(
+    bus: &Connection,
+    root: &Path,
+    survey: &Survey,
+    sysctls: &[crate::plan::Sysctl],
+    file_changes: &[Change],
+    applied: &mut Applied,
+) -> anyhow::Result<()> {
     let (targets, stale): (&[Target], &[Stale]) = (&survey.targets, &survey.stale);
     // Sysctls first: ignore_routes_with_linkdown must be on before the new default routes are.
-    applied.undo_sysctls = sysctl::apply(&plan.sysctls)?;
+    applied.undo_sysctls = sysctl::apply(sysctls)?;
     applied.undo_files = files::apply(root, file_changes)?;
     for s in stale {
         let conn = ConnectionProxy::builder(bus).path(s.path.clone()).build().await?;

@@ -161,6 +161,8 @@ pub async fn apply_kept(plan: &Plan, b: &BondPlan, root: &Path, rollback_timeout
     let bus = system_bus().await?;
     let nm = NetworkManagerProxy::new(&bus).await?;
     let s = survey(&bus, b).await?;
+    // Routes mode's sysctls (arp_ignore, rp_filter, ...) go back with its sysctl.d file.
+    let sysctls = crate::backend::reset::sysctls_for_apply(plan, root)?;
     let file_changes = sysctl_file_changes(plan, root)?;
     let mut applied = Applied::default();
     let nothing = !changes(&s.bond, &s.bond_wanted)
@@ -179,7 +181,7 @@ pub async fn apply_kept(plan: &Plan, b: &BondPlan, root: &Path, rollback_timeout
         .await
         .context("NetworkManager refused a checkpoint (is a `multihome try` still waiting?); nothing was changed")?;
     applied.checkpoint = Some(checkpoint);
-    if let Err(e) = change_and_verify(&bus, b, root, &s, &file_changes, &mut applied).await {
+    if let Err(e) = change_and_verify(&bus, b, root, &s, &sysctls, &file_changes, &mut applied).await {
         let restored = revert(&mut applied, root).await;
         return Err(match restored {
             Ok(()) => e.context("the NetworkManager checkpoint was rolled back; the previous configuration is back"),
@@ -215,9 +217,11 @@ async fn change_and_verify(
     b: &BondPlan,
     root: &Path,
     s: &Survey,
+    sysctls: &[crate::plan::Sysctl],
     file_changes: &[files::Change],
     applied: &mut Applied,
 ) -> anyhow::Result<()> {
+    applied.undo_sysctls = crate::backend::sysctl::apply(sysctls)?;
     applied.undo_files = files::apply(root, file_changes)?;
     for (path, name, _) in &s.stale {
         ConnectionProxy::builder(bus)

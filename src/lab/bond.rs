@@ -1,0 +1,203 @@
+//! `multihome lab --mode bond`: the seed's host with one active-backup bond over eth0, wlan1 and
+//! wlan0 instead of a table per uplink. Where the kernel can bond, the lab runs it: the real
+//! network manager makes the bond from multihome's files (or profiles), one TCP connection to
+//! the internet host stays open, the primary loses its carrier and gets it back, and the
+//! timeline shows the bond's active slave and the connection's answers. Where it cannot (this
+//! kernel has no bonding driver), [`explain`] says what the lab would do and why it cannot.
+
+use std::fmt::Write as _;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use super::netns::run as run_cmd;
+use super::stream::Stream;
+use super::{INTERNET, Lab, LabOptions, Manager, policies};
+use crate::plan::Plan;
+use crate::plan::bond::BondPlan;
+use crate::policy::bond::{FailOverMac, Monitor};
+use crate::policy::timespan;
+
+/// The lab's bond (policies::SEED_BOND) as a plan, for the explanation and the run.
+pub fn plan(manager: Manager) -> anyhow::Result<Plan> {
+    let text = policy_text(manager);
+    let policy = crate::policy::parse("the lab's bond policy", &text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(crate::plan::plan(&policy))
+}
+
+fn policy_text(manager: Manager) -> String {
+    let backend = if manager == Manager::NetworkManager { "networkmanager" } else { "networkd" };
+    policies::SEED_BOND.replace("Backend=networkd", &format!("Backend={backend}"))
+}
+
+/// Whether this kernel can make a bond, found by making one: `ip link add ... type bond` in a
+/// namespace of the lab's own (removed at once), which also loads the module where it exists.
+/// `Err`: the one-line reason, with the kernel's answer.
+pub fn kernel_can_bond() -> Result<(), String> {
+    // The lab's naming (mh<PID>x...), so a leftover of a killed run is an orphan the next lab removes.
+    let ns = format!("mh{}xbond-check", std::process::id());
+    run_cmd("ip", &["netns", "add", &ns]).map_err(|e| format!("cannot make a namespace to try a bond in: {e:#}"))?;
+    let tried = Command::new("ip").args(["-n", &ns, "link", "add", "mhbond0", "type", "bond", "mode", "active-backup"]).output();
+    let _ = run_cmd("ip", &["netns", "del", &ns]);
+    match tried {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => {
+            let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+            Err(format!(
+                "this kernel ({}) cannot make a bond: `ip link add mhbond0 type bond` in a lab namespace answered {:?}",
+                release.trim(),
+                String::from_utf8_lossy(&o.stderr).trim()
+            ))
+        }
+        Err(e) => Err(format!("cannot run ip: {e}")),
+    }
+}
+
+/// What the lab would do with a bond, for a kernel that cannot make one: the plan, the files or
+/// profiles the manager would get, which slave is primary and what happens on failover.
+pub fn explain(manager: Manager, plan: &Plan) -> String {
+    let bond = plan.bond.as_ref().expect("the lab's bond policy is Mode=bond");
+    let mut s = String::new();
+    let _ = writeln!(s, "multihome lab --mode bond: the seed's host (eth0, wlan1, wlan0 on 192.168.178.0/24) with one active-backup bond.");
+    let _ = writeln!(s, "\nThe plan (of the policy SEED_BOND in src/lab/policies.rs):{bond}");
+    let (what, files) = match manager {
+        Manager::NetworkManager => {
+            ("NetworkManager would get these profiles (as keyfiles; over D-Bus the same settings)", crate::backend::nm::keyfile::render(plan))
+        }
+        _ => {
+            let layout = crate::backend::networkd::placement::alone(plan);
+            ("systemd-networkd would get these files", crate::backend::networkd::render::render(plan, &layout))
+        }
+    };
+    let _ = writeln!(s, "{what}:");
+    for f in files {
+        let _ = writeln!(s, "\n--- /{}", f.path.display());
+        s.push_str(&f.contents);
+    }
+    let _ = writeln!(s, "\n{}", failover_story(bond));
+    s
+}
+
+/// What the kernel's bond does when the primary fails and returns, in the plan's figures.
+pub fn failover_story(b: &BondPlan) -> String {
+    let backups: Vec<&str> = b.slaves.iter().filter(|s| **s != b.primary).map(String::as_str).collect();
+    // Active-backup has no order among the backups: the kernel takes the first slave that is up
+    // in its own list (the order they were enslaved in), whatever the policy's priorities say.
+    let next = match backups.as_slice() {
+        [one] => one.to_string(),
+        more => format!("another slave that is up ({}: the first in the kernel's list of slaves, not by the policy's order)", more.join(" or ")),
+    };
+    let detect = match &b.monitor {
+        Monitor::Mii { interval, down_delay, .. } => {
+            format!("the bond's MII monitor (every {}) sees the carrier go, waits DownDelaySec={}", timespan::format(*interval), timespan::format(*down_delay))
+        }
+        Monitor::Arp { interval, .. } => format!("the bond's ARP monitor (every {}) misses its answers", timespan::format(*interval)),
+    };
+    let back = match &b.monitor {
+        Monitor::Mii { up_delay, .. } => format!("after UpDelaySec={}", timespan::format(*up_delay)),
+        Monitor::Arp { .. } => "once its ARP answers come back".to_string(),
+    };
+    let mac = match b.fail_over_mac {
+        FailOverMac::None => "its address and MAC (fail_over_mac=none: every slave carries the bond's MAC)".to_string(),
+        FailOverMac::Active => {
+            format!("its address and takes {next}'s MAC, announced by gratuitous ARP (fail_over_mac=active: no slave's MAC changes, which a Wi-Fi slave needs)")
+        }
+        FailOverMac::Follow => format!("its address and MAC, which {next} takes over (fail_over_mac=follow)"),
+    };
+    format!(
+        "Primary slave: {primary}. When {primary} loses its carrier, {detect} and makes {next} active; {name} keeps \
+         {mac}, so an open TCP connection (an scp, an SSH session) goes on through it after a pause of about the \
+         detection time. When {primary} gets its carrier back, the bond makes it active again \
+         {back} (PrimaryReselectPolicy={reselect}). The lab would show this with one TCP connection to the internet host \
+         {INTERNET} open throughout, and the bond's active slave as the kernel reports it.",
+        primary = b.primary,
+        name = b.name,
+        reselect = b.primary_reselect.word(),
+    )
+}
+
+pub struct Options {
+    pub manager: Manager,
+    /// When the primary loses its carrier, and when it gets it back.
+    pub fail_at: Duration,
+    pub repair_at: Duration,
+    /// How long to watch after the repair.
+    pub tail: Duration,
+}
+
+/// The bond's active slave, from the kernel's /proc/net/bonding (in the lab host's namespace).
+fn active_slave(lab: &Lab, name: &str) -> Option<String> {
+    let out = lab.run_in_host("cat", &[&format!("/proc/net/bonding/{name}")]).ok()?;
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| l.strip_prefix("Currently Active Slave: ")).map(|s| s.trim().to_string())
+}
+
+/// Runs the bond in the lab and prints its timeline. Fails when the connection broke.
+pub fn run(opts: Options) -> anyhow::Result<()> {
+    let plan = plan(opts.manager)?;
+    let bond = plan.bond.clone().expect("Mode=bond");
+    let networkd = opts.manager == Manager::Networkd;
+    println!("Building the seed's network in namespaces (host with eth0, wlan1, wlan0; a switch per uplink; router; internet)...");
+    let text = policy_text(opts.manager);
+    let mut lab = Lab::start(LabOptions { manager: opts.manager, policy: networkd.then(|| text.clone()), ..Default::default() })?;
+    if !networkd {
+        lab.write_policy(&text)?;
+        print!("{}", lab.multihome_ok(&["apply"])?);
+    }
+    println!("{}", failover_story(&bond));
+    lab.wait_for(Duration::from_secs(60), || active_slave(&lab, &bond.name).as_deref() == Some(bond.primary.as_str()))
+        .map_err(|e| anyhow::anyhow!("{} did not come up with {} active: {e}\n{}", bond.name, bond.primary, lab.manager_log()))?;
+    lab.start_stream_echo()?;
+    // The bond's address may still be settling (duplicate address detection, the gateway's ARP).
+    let mut stream = None;
+    lab.wait_for(Duration::from_secs(30), || {
+        stream = Stream::start(&lab.host(), INTERNET, false, Duration::from_millis(20)).ok();
+        stream.is_some()
+    })
+    .context("no TCP connection to the internet host through the bond")?;
+    let stream = stream.expect("set above");
+    println!("\nOne TCP connection from the host to {INTERNET}, a 100-byte message every 20 ms, each answer awaited. Timeline:");
+    let t = |d: Duration| format!("{:>7.3}s", d.as_secs_f64());
+    println!("{}  BOND    {} active slave {}", t(stream.now()), bond.name, bond.primary);
+    let end = opts.repair_at + opts.tail;
+    let mut faults = vec![(opts.fail_at, false), (opts.repair_at, true)].into_iter().peekable();
+    let mut active = Some(bond.primary.clone());
+    let started = Instant::now();
+    // On a slow machine (software emulation) the return may take longer than UpDelaySec=: the
+    // timeline goes on a while for it.
+    let back = |active: &Option<String>| active.as_deref() == Some(bond.primary.as_str());
+    while started.elapsed() < end || (!back(&active) && started.elapsed() < end + Duration::from_secs(20)) {
+        if let Some((_, up)) = faults.next_if(|(at, _)| *at <= started.elapsed()) {
+            lab.set_carrier(&bond.primary, up)?;
+            println!("{}  FAULT   {} {}", t(stream.now()), bond.primary, if up { "gets its carrier back" } else { "loses carrier" });
+        }
+        let now = active_slave(&lab, &bond.name).filter(|s| s != "None");
+        if now != active {
+            println!("{}  BOND    {} active slave {}", t(stream.now()), bond.name, now.as_deref().unwrap_or("none"));
+            active = now;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let end = started.elapsed().max(end);
+    let record = stream.stop();
+    let fail = opts.fail_at.saturating_sub(Duration::from_millis(100));
+    println!(
+        "\nThe connection: {} answers, {} bytes lost, longest wait for an answer {:.0} ms (around the failover), {:.0} ms (around the return){}.",
+        record.echoes.len(),
+        record.bytes_lost(),
+        record.worst_stall(fail, opts.repair_at).as_secs_f64() * 1e3,
+        record.worst_stall(opts.repair_at, end).as_secs_f64() * 1e3,
+        record.error.as_ref().map_or(String::new(), |e| format!("; it ended: {e}"))
+    );
+    let survived = record.error.is_none() && record.bytes_lost() == 0 && record.echoes_between(opts.repair_at + Duration::from_secs(1), end) > 0;
+    println!("Cleaning up the lab...");
+    drop(lab);
+    println!("Done: namespaces and processes removed, the machine's network untouched.");
+    if !survived {
+        bail!("the TCP connection did not survive the failover");
+    }
+    if active.as_deref() != Some(bond.primary.as_str()) {
+        bail!("{} is not the active slave again after its return", bond.primary);
+    }
+    Ok(())
+}

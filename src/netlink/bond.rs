@@ -1,0 +1,192 @@
+//! A bond as the kernel reports it over rtnetlink: its active slave (IFLA_BOND_ACTIVE_SLAVE in
+//! the bond's link info) and each slave's MII state (IFLA_BOND_SLAVE_MII_STATUS in the slave's).
+//!
+//! rtnetlink rather than /sys/class/net/BOND/bonding: the socket answers for the network
+//! namespace it was opened in whatever /sys is mounted there (a namespace that kept the parent's
+//! sysfs shows the parent's links), it is the one the daemon already holds, and the kernel
+//! announces a failover as an RTM_NEWLINK on it, so nothing has to poll files.
+
+use futures::TryStreamExt;
+use netlink_packet_route::link::{InfoBond, InfoBondPort, InfoData, InfoPortData, LinkAttribute, LinkInfo, LinkMessage, MiiStatus};
+
+use super::{Error, Netlink};
+
+/// The MII state the bond keeps for a slave (with its up/down delays, not the bare carrier).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mii {
+    Up,
+    /// Carrier lost, DownDelaySec= still running.
+    GoingDown,
+    Down,
+    /// Carrier back, UpDelaySec= still running.
+    GoingBack,
+    Other(u8),
+}
+
+impl Mii {
+    /// As /proc/net/bonding shows it.
+    pub fn word(self) -> String {
+        match self {
+            Mii::Up => "up".into(),
+            Mii::GoingDown => "going-down".into(),
+            Mii::Down => "down".into(),
+            Mii::GoingBack => "going-back".into(),
+            Mii::Other(n) => format!("mii-{n}"),
+        }
+    }
+}
+
+/// One slave of a bond.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BondSlave {
+    pub name: String,
+    pub index: u32,
+    pub mii: Mii,
+    /// The bond's own view: the slave that carries the traffic (active-backup).
+    pub active: bool,
+}
+
+/// A bond and its slaves, in the kernel's order of their interface indexes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BondState {
+    pub name: String,
+    pub index: u32,
+    /// The active slave's name; `None` while no slave is up.
+    pub active: Option<String>,
+    pub slaves: Vec<BondSlave>,
+}
+
+impl Netlink {
+    /// The bond called `name` and its slaves, from one dump of the links; `None` when there is
+    /// no link of that name or it is not a bond.
+    pub async fn bond(&self, name: &str) -> Result<Option<BondState>, Error> {
+        let messages: Vec<LinkMessage> = self.handle.link().get().execute().try_collect().await.map_err(|e| Error::from_rtnetlink("list links", e))?;
+        Ok(bond_state(name, &messages))
+    }
+}
+
+fn link_info(m: &LinkMessage) -> impl Iterator<Item = &LinkInfo> {
+    m.attributes.iter().flat_map(|a| match a {
+        LinkAttribute::LinkInfo(infos) => infos.as_slice(),
+        _ => &[],
+    })
+}
+
+fn name_of(m: &LinkMessage) -> Option<&str> {
+    m.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfName(n) => Some(n.as_str()),
+        _ => None,
+    })
+}
+
+/// Reads the bond `name` out of a link dump. Pure, so the parsing is tested on a kernel without
+/// the bonding driver.
+pub(super) fn bond_state(name: &str, messages: &[LinkMessage]) -> Option<BondState> {
+    let bond = messages.iter().find(|m| name_of(m) == Some(name))?;
+    let data = link_info(bond).find_map(|i| match i {
+        LinkInfo::Data(InfoData::Bond(data)) => Some(data),
+        _ => None,
+    })?;
+    let active_index = data.iter().find_map(|d| match d {
+        InfoBond::ActivePort(i) => Some(*i),
+        _ => None,
+    });
+    let index = bond.header.index;
+    let mut slaves = Vec::new();
+    for m in messages {
+        let master = m.attributes.iter().find_map(|a| match a {
+            LinkAttribute::Controller(i) => Some(*i),
+            _ => None,
+        });
+        if master != Some(index) {
+            continue;
+        }
+        let port = link_info(m)
+            .find_map(|i| match i {
+                LinkInfo::PortData(InfoPortData::BondPort(p)) => Some(p.as_slice()),
+                _ => None,
+            })
+            .unwrap_or(&[]);
+        let mii = port.iter().find_map(|p| match p {
+            InfoBondPort::MiiStatus(s) => Some(mii(*s)),
+            _ => None,
+        });
+        let active = active_index == Some(m.header.index);
+        slaves.push(BondSlave { name: name_of(m).unwrap_or_default().to_string(), index: m.header.index, mii: mii.unwrap_or(Mii::Other(u8::MAX)), active });
+    }
+    let active = slaves.iter().find(|s| s.active).map(|s| s.name.clone());
+    Some(BondState { name: name.to_string(), index, active, slaves })
+}
+
+fn mii(s: MiiStatus) -> Mii {
+    match s {
+        MiiStatus::Up => Mii::Up,
+        MiiStatus::GoingDown => Mii::GoingDown,
+        MiiStatus::Down => Mii::Down,
+        MiiStatus::GoingBack => Mii::GoingBack,
+        other => Mii::Other(u8::from(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_route::link::{BondPortState, InfoKind, InfoPortKind};
+
+    fn link(index: u32, name: &str, mut attributes: Vec<LinkAttribute>) -> LinkMessage {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        attributes.insert(0, LinkAttribute::IfName(name.into()));
+        m.attributes = attributes;
+        m
+    }
+
+    fn slave(index: u32, name: &str, master: u32, mii: MiiStatus, state: BondPortState) -> LinkMessage {
+        link(
+            index,
+            name,
+            vec![
+                LinkAttribute::Controller(master),
+                LinkAttribute::LinkInfo(vec![
+                    LinkInfo::Kind(InfoKind::Veth),
+                    LinkInfo::PortKind(InfoPortKind::Bond),
+                    LinkInfo::PortData(InfoPortData::BondPort(vec![InfoBondPort::MiiStatus(mii), InfoBondPort::BondPortState(state)])),
+                ]),
+            ],
+        )
+    }
+
+    /// What the kernel sends (its bytes through the crate's parser) for bond0 over eth3 and eth4
+    /// after eth3 lost its carrier: eth4 active, eth3 down.
+    #[test]
+    fn the_active_slave_and_each_slaves_mii_state_are_read_from_the_link_dump() {
+        use netlink_packet_core::{Emitable, Parseable};
+        let bond = link(
+            7,
+            "bond0",
+            vec![LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bond), LinkInfo::Data(InfoData::Bond(vec![InfoBond::ActivePort(4)]))])],
+        );
+        let dump = [
+            link(1, "lo", vec![]),
+            slave(3, "eth3", 7, MiiStatus::Down, BondPortState::Backup),
+            slave(4, "eth4", 7, MiiStatus::Up, BondPortState::Active),
+            slave(5, "eth5", 9, MiiStatus::Up, BondPortState::Active),
+            bond,
+        ];
+        // Through the wire format, as the socket delivers them.
+        let dump: Vec<LinkMessage> = dump
+            .iter()
+            .map(|m| {
+                let mut buf = vec![0u8; m.buffer_len()];
+                m.emit(&mut buf);
+                LinkMessage::parse(buf.as_slice()).expect("parses back")
+            })
+            .collect();
+        let got = bond_state("bond0", &dump).expect("bond0 is a bond");
+        assert_eq!(got.active.as_deref(), Some("eth4"));
+        let seen: Vec<(&str, Mii, bool)> = got.slaves.iter().map(|s| (s.name.as_str(), s.mii, s.active)).collect();
+        assert_eq!(seen, vec![("eth3", Mii::Down, false), ("eth4", Mii::Up, true)], "eth5 is another bond's");
+        assert_eq!(bond_state("eth3", &dump), None, "not a bond");
+        assert_eq!(bond_state("bond1", &dump), None, "no such link");
+    }
+}
