@@ -1,4 +1,4 @@
-//! The thin typed edge over rtnetlink: read and change IPv4 rules, routes, links and addresses,
+//! The thin typed edge over rtnetlink: read and change rules, routes, links and addresses,
 //! and watch them change.
 //!
 //! Callers (the dispatcher hook, the failover daemon) speak `plan::Rule`/`plan::Route` and the
@@ -11,6 +11,7 @@ mod links;
 mod monitor;
 pub mod mptcp;
 mod routes;
+mod routes6;
 mod rules;
 #[cfg(test)]
 pub(crate) mod testns;
@@ -23,6 +24,7 @@ pub use error::Error;
 pub use links::{LinkState, OperState};
 pub use monitor::{Event, Monitor};
 pub use routes::{KernelRoute, RouteKind};
+pub use routes6::KernelRoute6;
 pub use rules::{KernelRule, RuleAction};
 
 /// A netlink route socket and the task that drives it.
