@@ -350,11 +350,8 @@ impl Daemon {
         }
         let carrying: Vec<Carrying<Ipv6Net>> = (0..self.links.len()).filter_map(|i| self.carrying6(i)).collect();
         self.v6.carriers = (0..self.links.len()).map(|i| self.carrying6(i).is_some()).collect();
-        let demoted: Vec<Ipv6Net> = self
-            .links
-            .iter()
-            .filter_map(|l| l.v6.as_ref().filter(|v6| v6.fsm.state().is_demoted() && l.carrier).and_then(|v6| v6.address))
-            .collect();
+        let demoted: Vec<Ipv6Net> =
+            self.links.iter().filter_map(|l| l.v6.as_ref().filter(|v6| v6.fsm.state().is_demoted() && l.carrier).and_then(|v6| v6.address)).collect();
         let want = routes::desired(&carrying, &demoted, &self.v6.foreign);
         if self.v6.routes_dirty || self.v6.last_routes.as_ref() != Some(&want) {
             if let Err(e) = routes6::reconcile(&self.nl, &want).await {

@@ -141,11 +141,16 @@ impl Link {
         self.carrying().is_some()
     }
 
-    /// Stops both families' probers.
+    /// Stops the IPv4 prober.
     pub(super) fn stop_prober(&mut self) {
         if let Some((_, _, task)) = self.prober.take() {
             task.abort();
         }
+    }
+
+    /// Stops both families' probers.
+    pub(super) fn stop_probers(&mut self) {
+        self.stop_prober();
         if let Some(v6) = &mut self.v6 {
             v6.stop_prober();
         }

@@ -190,7 +190,7 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
         }
     }
     for l in &mut d.links {
-        l.stop_prober();
+        l.stop_probers();
     }
     // The plan's flags back, as the routes: without the daemon nothing is demoted.
     d.steer_mptcp(&vec![true; d.links.len()]);
@@ -205,7 +205,8 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
 /// itself, kill -9, a crash, the watchdog), so that no routing outlives it.
 pub async fn cleanup() -> anyhow::Result<()> {
     let nl = Netlink::connect().context("cannot open a netlink socket")?;
-    let left = routes::current(&nl).await.context("cannot read the main table")?.len() + routes6::current(&nl).await.context("cannot read the IPv6 main table")?.len();
+    let left =
+        routes::current(&nl).await.context("cannot read the main table")?.len() + routes6::current(&nl).await.context("cannot read the IPv6 main table")?.len();
     routes::remove_all(&nl).await.context("cannot remove the daemon's routes")?;
     routes6::remove_all(&nl).await.context("cannot remove the daemon's IPv6 routes")?;
     let legacy = routes::remove_legacy(&nl).await.context("cannot remove an older daemon's rule and table")?;
@@ -583,7 +584,7 @@ impl Daemon {
                     let mut l = old.swap_remove(j);
                     l.fsm.reconfigure(cfg);
                     l.plan = p.clone();
-                    l.stop_prober();
+                    l.stop_probers();
                     l.v6 = family6::side_for(p, l.v6.take(), cfg);
                     l
                 }
@@ -592,7 +593,7 @@ impl Daemon {
             self.links.push(link);
         }
         for mut gone in old {
-            gone.stop_prober();
+            gone.stop_probers();
             tracing::info!(iface = %gone.name(), "{}: no longer in the policy", gone.name());
         }
         self.plan = plan;

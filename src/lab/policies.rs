@@ -23,7 +23,7 @@ DHCP=ipv4
 /// The seed, dual-stack, on the lab's IPv6 LAN 2001:db8:178::/64 (router 2001:db8:178::1 and
 /// fe80::1, advertising the prefix): eth0 static with the link-local router and SLAAC beside
 /// it, wlan1 static with the global router, wlan0 static with the advertised router and SLAAC.
-/// No [Probe]: the daemon's IPv6 probing is not in yet.
+/// No [Probe] ([`dual_stack_probed`] has one).
 pub const DUAL_STACK: &str = "\
 [Uplink]
 Interface=eth0
@@ -78,3 +78,9 @@ Address=2001:db8:178::97/64
 Gateway=192.168.178.1
 Gateway=fe80::1
 ";
+
+/// [`DUAL_STACK`] with the daemon's probes for both families: the gateway and the internet host
+/// of each, so each uplink's IPv4 and IPv6 are judged apart.
+pub fn dual_stack_probed() -> String {
+    format!("[Probe]\nTarget=192.168.178.1\nTarget=198.51.100.10\nTarget=2001:db8:178::1\nTarget=2001:db8:100::10\n\n{DUAL_STACK}")
+}
