@@ -140,3 +140,26 @@ fn a_new_ipv6_address_gets_its_rules_from_the_daemon_without_a_dispatcher() -> a
     eprintln!("the new address had its rules {took:?} after it was added");
     Ok(())
 }
+
+/// `multihome lab --fault silent6` shows both families: new IPv6 connections (TRAFFIC6) leave
+/// eth0 for wlan1 and come back, while new IPv4 connections (TRAFFIC) never leave eth0.
+#[test]
+fn the_lab_command_shows_both_families() {
+    if !lab::require_for(&LabOptions { ipv6: true, ..LabOptions::new(Manager::Networkd, binary()) }) {
+        return;
+    }
+    let out = std::process::Command::new(binary())
+        .args(["lab", "--backend", "networkd", "--fault", "silent6"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("multihome lab runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let lines = |kind: &str| stdout.lines().filter(|l| l.split_whitespace().nth(1) == Some(kind)).map(str::to_string).collect::<Vec<_>>();
+    let (traffic, traffic6) = (lines("TRAFFIC"), lines("TRAFFIC6"));
+    assert!(lines("FAULT")[0].contains("eth0 loses its IPv6 silently"), "{stdout}");
+    assert!(!traffic.is_empty() && traffic.iter().all(|l| l.contains("via eth0")), "IPv4 left eth0:\n{stdout}");
+    let via: Vec<&str> = traffic6.iter().filter_map(|l| l.split(" via ").nth(1)?.split_whitespace().next()).collect();
+    assert!(via.first() == Some(&"eth0") && via.contains(&"wlan1") && via.last() == Some(&"eth0"), "IPv6 did not move to wlan1 and back:\n{stdout}");
+    assert!(stdout.contains("Done: namespaces and processes removed"), "{stdout}");
+}

@@ -12,12 +12,16 @@ pub fn lab(backend: Option<LabBackend>, fault: LabFault, uplink: String, script:
         None if !can_run(lab::Manager::Networkd) && can_run(lab::Manager::NetworkManager) => lab::Manager::NetworkManager,
         None => lab::Manager::Networkd,
     };
-    lab::prerequisites(&lab::LabOptions { manager, ..Default::default() }).map_err(anyhow::Error::msg)?;
+    lab::prerequisites(&lab::LabOptions { manager, ipv6: true, ..Default::default() }).map_err(anyhow::Error::msg)?;
     let steps = match script {
         Some(text) => scenario::parse_script(&text)?,
         None => {
             anyhow::ensure!(lab::UPLINKS.contains(&uplink.as_str()), "--uplink: the lab's uplinks are {}", lab::UPLINKS.join(", "));
-            let kind = if fault == LabFault::Link { scenario::FaultKind::Link } else { scenario::FaultKind::Silent };
+            let kind = match fault {
+                LabFault::Link => scenario::FaultKind::Link,
+                LabFault::Silent => scenario::FaultKind::Silent,
+                LabFault::Silent6 => scenario::FaultKind::Silent6,
+            };
             scenario::default_script(&uplink, kind)
         }
     };

@@ -101,6 +101,8 @@ pub(super) struct State6 {
     pub(super) carriers: Vec<bool>,
     /// The uplink new IPv6 connections leave through; "" when none is healthy.
     pub(super) active: String,
+    /// A change of `active` not yet logged.
+    pub(super) announce: Option<String>,
     pub(super) dirty: bool,
 }
 
@@ -364,11 +366,12 @@ impl Daemon {
         let active = (0..self.links.len()).find(|&i| self.v6.carriers[i]).map(|i| self.links[i].name().to_string()).unwrap_or_default();
         if active != self.v6.active && self.links.iter().any(|l| l.v6.is_some()) {
             self.verdicts_dirty = true;
-            if active.is_empty() {
-                tracing::info!("no uplink's IPv6 is healthy: the IPv6 main table decides");
+            // Logged after the transitions that led to it (see `Daemon::converge`).
+            self.v6.announce = Some(if active.is_empty() {
+                "no uplink's IPv6 is healthy: the IPv6 main table decides".to_string()
             } else {
-                tracing::info!("new IPv6 connections leave via {active}");
-            }
+                format!("new IPv6 connections leave via {active}")
+            });
         }
         self.v6.active = active;
     }

@@ -664,6 +664,9 @@ impl Daemon {
         if active_changed && n == 0 {
             tracing::info!("{}", self.active_phrase());
         }
+        if let Some(phrase) = self.v6.announce.take() {
+            tracing::info!("{phrase}");
+        }
         self.update_snapshot();
     }
 

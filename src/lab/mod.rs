@@ -11,6 +11,7 @@ pub mod lossy;
 pub mod netns;
 pub mod policies;
 pub mod probe;
+pub mod probe6;
 pub mod root_guard;
 pub mod scale;
 pub mod scenario;
