@@ -170,7 +170,8 @@ fn dual_stack_client(v6: &[ProbeRecord<Ipv6Addr>], fault6: Duration, v4: &[Probe
             let at = r.sent - fault6;
             let fallback = at + FALLBACK_DELAY;
             // The IPv4 probe nearest to the fallback moment; none after the run: no fallback.
-            let v4_ok = after4.iter().min_by_key(|(t, _)| t.abs_diff(fallback)).filter(|(t, _)| t.abs_diff(fallback) <= PROBE_INTERVAL).is_some_and(|(_, ok)| *ok);
+            let v4_ok =
+                after4.iter().min_by_key(|(t, _)| t.abs_diff(fallback)).filter(|(t, _)| t.abs_diff(fallback) <= PROBE_INTERVAL).is_some_and(|(_, ok)| *ok);
             let source = r.source.map(IpAddr::V6).or_else(|| v4_ok.then_some(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)));
             ProbeRecord { sent: at, source }
         })
@@ -188,7 +189,10 @@ fn dual_stack(runs: usize, report: &mut Report) -> anyhow::Result<()> {
     );
     report.line(
         "ipv6",
-        format!("| {:<40} | {:>14} | {:>12} | {:>14} | {:>12} | {:>14} | {:>12} |", "setup", "IPv4 median", "IPv4 worst", "IPv6 median", "IPv6 worst", "client median", "client worst"),
+        format!(
+            "| {:<40} | {:>14} | {:>12} | {:>14} | {:>12} | {:>14} | {:>12} |",
+            "setup", "IPv4 median", "IPv4 worst", "IPv6 median", "IPv6 worst", "client median", "client worst"
+        ),
     );
     report.line("ipv6", format!("|{:-<42}|{:->16}|{:->14}|{:->16}|{:->14}|{:->16}|{:->14}|", "", "", "", "", "", "", ""));
     let manager = Manager::Networkd;
