@@ -57,7 +57,7 @@ pub fn desired<N: Prefix>(carrying: &[Carrying<N>], demoted: &[N], foreign: &[Fo
     push_copies(&mut routes, N::DEFAULT, &default_users, foreign, |c| Some(c.gateway));
     // Host addresses (/32, /128) have no prefix route to copy.
     let mut prefixes: Vec<N> = demoted.iter().filter(|a| a.prefix_len() < N::host(a.addr()).prefix_len()).map(Prefix::trunc).collect();
-    prefixes.sort_by_key(|p| (std::net::IpAddr::from(p.addr().into()), p.prefix_len()));
+    prefixes.sort_by_key(|p| -> (std::net::IpAddr, u8) { (p.addr().into(), p.prefix_len()) });
     prefixes.dedup();
     for prefix in prefixes {
         let users: Vec<&Carrying<N>> = ranked.iter().copied().filter(|c| c.address.trunc() == prefix).collect();
