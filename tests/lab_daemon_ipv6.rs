@@ -1,4 +1,5 @@
-//! The failover daemon over IPv6, in the lab with the real systemd-networkd (issue 12): each
+//! The failover daemon over IPv6, in the lab with the real systemd-networkd and NetworkManager
+//! (issue 12): each
 //! family of an uplink is judged on its own. A silent failure of eth0's IPv6 alone (its
 //! router drops everything for eth0's IPv6 addresses; carrier, IPv4, neighbour discovery and
 //! the advertisements go on) moves new IPv6 connections to wlan1 and back after the repair,
@@ -10,7 +11,7 @@ use std::net::Ipv6Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use multihome::lab::policies::dual_stack_probed;
+use multihome::lab::policies::{dual_stack_probed, seed_dual_stack};
 use multihome::lab::{self, Lab, LabOptions, Manager, seed_address};
 
 /// Bounds that catch a daemon that never judges IPv6 apart (no switch at all, or IPv4 moved
@@ -56,12 +57,22 @@ fn copies6(lab: &Lab) -> Vec<String> {
     routes.into_iter().map(|(_, dev)| dev).collect()
 }
 
-fn start() -> anyhow::Result<Option<Lab>> {
-    let options = LabOptions { ipv6: true, policy: Some(dual_stack_probed()), ..LabOptions::new(Manager::Networkd, binary()) };
+/// A dual-stack lab with the daemon running and every family of every uplink judged up: with
+/// networkd the dual-stack policy with advertisements (applied before networkd starts, as at
+/// boot), with NetworkManager the lab's static dual-stack seed over D-Bus (its backend takes no
+/// advertisements yet).
+fn start_with(manager: Manager) -> anyhow::Result<Option<Lab>> {
+    let networkd = manager == Manager::Networkd;
+    let options = LabOptions { ipv6: true, policy: networkd.then(dual_stack_probed), ..LabOptions::new(manager, binary()) };
     if !lab::require_for(&options) {
         return Ok(None);
     }
     let mut lab = Lab::start(options)?;
+    if !networkd {
+        lab.write_policy(&seed_dual_stack())?;
+        let out = lab.multihome_ok(&["apply"])?;
+        assert!(out.contains("Applied"), "{out}");
+    }
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     lab.outbound6_settles_on("eth0", Duration::from_secs(15))?;
     lab.spawn_multihome(&["daemon"])?;
@@ -71,20 +82,34 @@ fn start() -> anyhow::Result<Option<Lab>> {
     Ok(Some(lab))
 }
 
+fn start() -> anyhow::Result<Option<Lab>> {
+    start_with(Manager::Networkd)
+}
+
 #[test]
 fn a_silent_ipv6_failure_moves_ipv6_alone_and_back() -> anyhow::Result<()> {
     let Some(lab) = start()? else { return Ok(()) };
+    silent_ipv6_failure_and_back(&lab)
+}
+
+#[test]
+fn networkmanager_a_silent_ipv6_failure_moves_ipv6_alone_and_back() -> anyhow::Result<()> {
+    let Some(lab) = start_with(Manager::NetworkManager)? else { return Ok(()) };
+    silent_ipv6_failure_and_back(&lab)
+}
+
+fn silent_ipv6_failure_and_back(lab: &Lab) -> anyhow::Result<()> {
     let eth0_v4 = seed_address("eth0");
 
     lab.set_upstream6("eth0", false)?;
     let cut = Instant::now();
-    lab.outbound6_settles_on("wlan1", SWITCH_WITHIN).map_err(|e| anyhow::anyhow!("{e}\n{}\n{}", status(&lab), daemon_logs(&lab)))?;
+    lab.outbound6_settles_on("wlan1", SWITCH_WITHIN).map_err(|e| anyhow::anyhow!("{e}\n{}\n{}", status(lab), daemon_logs(lab)))?;
     let moved = cut.elapsed();
     // IPv4 stays where it was: eth0's IPv4 side was never at fault.
     for _ in 0..20 {
-        assert_eq!(lab.outbound_source(Duration::from_millis(500)), Some(eth0_v4), "IPv4 left eth0 during eth0's IPv6 failure\n{}", daemon_logs(&lab));
+        assert_eq!(lab.outbound_source(Duration::from_millis(500)), Some(eth0_v4), "IPv4 left eth0 during eth0's IPv6 failure\n{}", daemon_logs(lab));
     }
-    let s = status(&lab);
+    let s = status(lab);
     let eth0 = uplink(&s, "eth0");
     assert_eq!(eth0["state"], "up", "eth0's IPv4 was judged by IPv6's failure: {s}");
     assert_eq!(eth0["ipv6"]["state"], "down", "{s}");
@@ -92,7 +117,7 @@ fn a_silent_ipv6_failure_moves_ipv6_alone_and_back() -> anyhow::Result<()> {
     assert_eq!(uplink(&s, "wlan1")["ipv6"]["carrying"], true, "{s}");
     assert_eq!(s["active"], "eth0", "{s}");
     assert_eq!(s["active6"], "wlan1", "{s}");
-    assert_eq!(copies6(&lab), ["wlan1", "wlan0"], "the IPv6 copies, in the uplinks' order");
+    assert_eq!(copies6(lab), ["wlan1", "wlan0"], "the IPv6 copies, in the uplinks' order");
     let copies4 = lab.ip_host(&["-4", "route", "show", "table", "main", "proto", "77"])?;
     assert!(copies4.is_empty(), "IPv4 copies while only IPv6 failed:\n{copies4}");
     // The text status shows both families, each with its own mark.
@@ -100,10 +125,10 @@ fn a_silent_ipv6_failure_moves_ipv6_alone_and_back() -> anyhow::Result<()> {
     assert!(text.contains("New connections leave via eth0 (*).") && text.contains("New IPv6 connections leave via wlan1"), "{text}");
 
     lab.set_upstream6("eth0", true)?;
-    lab.outbound6_settles_on("eth0", FAILBACK_WITHIN).map_err(|e| anyhow::anyhow!("{e}\n{}\n{}", status(&lab), daemon_logs(&lab)))?;
-    lab.wait_for(Duration::from_secs(5), || copies6(&lab).is_empty()).map_err(|_| anyhow::anyhow!("IPv6 copies left after failback: {:?}", copies6(&lab)))?;
+    lab.outbound6_settles_on("eth0", FAILBACK_WITHIN).map_err(|e| anyhow::anyhow!("{e}\n{}\n{}", status(lab), daemon_logs(lab)))?;
+    lab.wait_for(Duration::from_secs(5), || copies6(lab).is_empty()).map_err(|_| anyhow::anyhow!("IPv6 copies left after failback: {:?}", copies6(lab)))?;
     assert_eq!(lab.outbound_source(Duration::from_millis(500)), Some(eth0_v4));
-    let log = daemon_logs(&lab);
+    let log = daemon_logs(lab);
     assert!(log.lines().any(|l| l.contains("eth0 IPv6: ") && l.contains("-> down")), "no IPv6 transition of eth0 logged:\n{log}");
     assert!(!log.lines().any(|l| l.starts_with("eth0: ") && l.contains("-> down")), "eth0's IPv4 side went down:\n{log}");
     eprintln!("new IPv6 connections moved to wlan1 {moved:?} after the cut (bounded by {SWITCH_WITHIN:?} here; figures in docs/BENCHMARKS.md)");
