@@ -1,8 +1,7 @@
 //! The failover daemon over IPv6, in the lab with the real systemd-networkd and NetworkManager
-//! (issue 12): each
-//! family of an uplink is judged on its own. A silent failure of eth0's IPv6 alone (its
-//! router drops everything for eth0's IPv6 addresses; carrier, IPv4, neighbour discovery and
-//! the advertisements go on) moves new IPv6 connections to wlan1 and back after the repair,
+//! (issue 12): each family of an uplink is judged on its own. A silent failure of eth0's IPv6
+//! alone (its router drops everything for eth0's IPv6 addresses; carrier, IPv4, neighbour
+//! discovery and the advertisements go on) moves new IPv6 connections to wlan1 and back after the repair,
 //! while IPv4 stays on eth0 throughout. And a new IPv6 address (SLAAC, temporary) gets its
 //! `from`/`to` rules from the daemon, which watches the kernel's address events, with no
 //! dispatcher running at all (the lab starts none unless asked).
