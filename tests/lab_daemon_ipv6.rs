@@ -60,7 +60,8 @@ fn copies6(lab: &Lab) -> Vec<String> {
 /// networkd the dual-stack policy with advertisements (applied before networkd starts, as at
 /// boot), with NetworkManager the lab's static dual-stack seed over D-Bus (its backend takes no
 /// advertisements yet).
-fn start_with(manager: Manager) -> anyhow::Result<Option<Lab>> {
+/// The lab and the daemon's process group.
+fn start_with(manager: Manager) -> anyhow::Result<Option<(Lab, u32)>> {
     let networkd = manager == Manager::Networkd;
     let options = LabOptions { ipv6: true, policy: networkd.then(dual_stack_probed), ..LabOptions::new(manager, binary()) };
     if !lab::require_for(&options) {
@@ -74,26 +75,26 @@ fn start_with(manager: Manager) -> anyhow::Result<Option<Lab>> {
     }
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     lab.outbound6_settles_on("eth0", Duration::from_secs(15))?;
-    lab.spawn_multihome(&["daemon"])?;
+    let pgid = lab.spawn_multihome(&["daemon"])?.id();
     lab.wait_for(Duration::from_secs(15), || all_up(&lab))
         .map_err(|e| anyhow::anyhow!("the daemon did not judge both families of every uplink up: {e}\n{}\n{}", status(&lab), daemon_logs(&lab)))?;
     assert!(copies6(&lab).is_empty(), "IPv6 copies with nothing demoted: {:?}", copies6(&lab));
-    Ok(Some(lab))
+    Ok(Some((lab, pgid)))
 }
 
-fn start() -> anyhow::Result<Option<Lab>> {
+fn start() -> anyhow::Result<Option<(Lab, u32)>> {
     start_with(Manager::Networkd)
 }
 
 #[test]
 fn a_silent_ipv6_failure_moves_ipv6_alone_and_back() -> anyhow::Result<()> {
-    let Some(lab) = start()? else { return Ok(()) };
+    let Some((lab, _)) = start()? else { return Ok(()) };
     silent_ipv6_failure_and_back(&lab)
 }
 
 #[test]
 fn networkmanager_a_silent_ipv6_failure_moves_ipv6_alone_and_back() -> anyhow::Result<()> {
-    let Some(lab) = start_with(Manager::NetworkManager)? else { return Ok(()) };
+    let Some((lab, _)) = start_with(Manager::NetworkManager)? else { return Ok(()) };
     silent_ipv6_failure_and_back(&lab)
 }
 
@@ -136,7 +137,7 @@ fn silent_ipv6_failure_and_back(lab: &Lab) -> anyhow::Result<()> {
 
 #[test]
 fn a_new_ipv6_address_gets_its_rules_from_the_daemon_without_a_dispatcher() -> anyhow::Result<()> {
-    let Some(lab) = start()? else { return Ok(()) };
+    let Some((lab, _)) = start()? else { return Ok(()) };
     assert!(lab.log("networkd-dispatcher.log").is_empty(), "this lab runs no dispatcher");
     let rules = || lab.ip_host(&["-6", "rule"]).unwrap_or_default();
     // The SLAAC address eth0 already has got its pair when the daemon started.
@@ -186,4 +187,22 @@ fn the_lab_command_shows_both_families() {
     let via: Vec<&str> = traffic6.iter().filter_map(|l| l.split(" via ").nth(1)?.split_whitespace().next()).collect();
     assert!(via.first() == Some(&"eth0") && via.contains(&"wlan1") && via.last() == Some(&"eth0"), "IPv6 did not move to wlan1 and back:\n{stdout}");
     assert!(stdout.contains("Done: namespaces and processes removed"), "{stdout}");
+}
+
+/// A daemon killed with -9 mid-failover leaves its IPv6 copies; `multihome reset --dry-run`
+/// names them and the unit's ExecStopPost (`multihome daemon --cleanup`) removes them.
+#[test]
+fn the_ipv6_copies_of_a_killed_daemon_are_found_and_cleaned_up() -> anyhow::Result<()> {
+    let Some((lab, pgid)) = start()? else { return Ok(()) };
+    lab.set_upstream6("eth0", false)?;
+    lab.wait_for(SWITCH_WITHIN, || !copies6(&lab).is_empty()).map_err(|_| anyhow::anyhow!("no IPv6 copies\n{}", daemon_logs(&lab)))?;
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid as i32), nix::sys::signal::Signal::SIGKILL)?;
+    lab.wait_for(Duration::from_secs(5), || lab.multihome(&["status"]).is_ok_and(|o| o.status.code() == Some(5)))
+        .map_err(|_| anyhow::anyhow!("the killed daemon still answers"))?;
+    assert_eq!(copies6(&lab), ["wlan1", "wlan0"], "kill -9 left no IPv6 copies to clean up");
+    let dry = lab.multihome_ok(&["reset", "--dry-run"])?;
+    assert!(dry.contains("route ::/0 via 2001:db8:178::1 dev wlan1"), "reset --dry-run does not name the IPv6 copy:\n{dry}");
+    lab.multihome_ok(&["daemon", "--cleanup"])?;
+    assert!(copies6(&lab).is_empty(), "IPv6 copies left after the cleanup: {:?}", copies6(&lab));
+    Ok(())
 }

@@ -145,6 +145,8 @@ enum Tagged {
     Rule(Rule),
     Rule6(Rule<Ipv6Net>),
     Route(netlink::KernelRoute, String),
+    /// The daemon's IPv6 copies (left by a daemon whose ExecStopPost never ran).
+    Route6(netlink::KernelRoute6, String),
     /// An MPTCP endpoint with one of multihome's ids (240 + rank): multihome makes only these,
     /// and the kernel numbers everyone else's from 1.
     Endpoint(netlink::mptcp::Endpoint),
@@ -156,6 +158,10 @@ impl Tagged {
             Tagged::Rule(r) => format!("rule {r}"),
             Tagged::Rule6(r) => format!("rule {r}"),
             Tagged::Route(k, dev) => format!("route {} metric {}", crate::plan::show_route(&k.as_plan_route(), dev), k.metric),
+            Tagged::Route6(k, dev) => {
+                let via = k.gateway.map(|g| format!(" via {g}")).unwrap_or_default();
+                format!("route {}{via} dev {dev} table {} metric {}", k.destination, k.table, k.metric)
+            }
             Tagged::Endpoint(e) => format!("mptcp endpoint {e}"),
         }
     }
@@ -166,6 +172,10 @@ impl Tagged {
             Tagged::Rule6(r) => nl.delete_rule6(r).await,
             Tagged::Route(k, _) => match k.ifindex {
                 Some(ifindex) => nl.delete_route(&k.as_plan_route(), ifindex).await,
+                None => Ok(()),
+            },
+            Tagged::Route6(k, _) => match k.ifindex {
+                Some(ifindex) => nl.delete_route6(&k.as_plan_route(), ifindex).await,
                 None => Ok(()),
             },
             Tagged::Endpoint(e) => match netlink::mptcp::Mptcp::open() {
@@ -198,6 +208,10 @@ async fn kernel_state(nl: &Netlink) -> anyhow::Result<Vec<Tagged>> {
     for k in nl.routes().await.context("cannot read the routes")?.into_iter().filter(|k| k.is_ours()) {
         let dev = k.ifindex.and_then(|i| names.get(&i).cloned()).unwrap_or_else(|| "?".into());
         out.push(Tagged::Route(k, dev));
+    }
+    for k in nl.routes6().await.context("cannot read the IPv6 routes")?.into_iter().filter(|k| k.is_ours()) {
+        let dev = k.ifindex.and_then(|i| names.get(&i).cloned()).unwrap_or_else(|| "?".into());
+        out.push(Tagged::Route6(k, dev));
     }
     // A kernel without MPTCP has no endpoints.
     if let Some(mut pm) = netlink::mptcp::Mptcp::open().context("cannot open the MPTCP path manager")? {
