@@ -10,6 +10,7 @@
 //!     cargo bench --bench failover -- --only silent,loss,quality,resources
 //!     cargo bench --bench failover -- --only resources --uplinks 32,200 --no-write
 //!     cargo bench --bench failover -- --runs 5 --only mptcp
+//!     cargo bench --bench failover -- --runs 5 --only ipv6
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,11 @@ use multihome::lab::policies::SEED;
 use multihome::lab::probe::{Outage, Prober, outage};
 use multihome::lab::stream::Stream;
 use multihome::lab::{self, INTERNET, Lab, LabOptions, Manager, seed_address};
+
+/// The `ipv6` group, in a file of its own.
+#[path = "failover/ipv6.rs"]
+mod ipv6;
+
 /// Probe spacing: an application opening a new connection every 10 ms.
 const PROBE_INTERVAL: Duration = Duration::from_millis(10);
 /// Time without link events before each fault: the kernel handles a carrier change of an
@@ -58,6 +64,9 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("mptcp") {
         mptcp_rows(runs, &mut report)?;
+    }
+    if wanted("ipv6") {
+        ipv6::rows(runs, &mut report)?;
     }
     if wanted("resources") {
         if scale_only.is_none() {

@@ -448,7 +448,7 @@ _multihome() {
                     return 0
                     ;;
                 --fault)
-                    COMPREPLY=($(compgen -W "link silent" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "link silent silent6" -- "${cur}"))
                     return 0
                     ;;
                 --uplink)

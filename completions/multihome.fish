@@ -111,16 +111,17 @@ complete -c multihome -n "__fish_multihome_using_subcommand reload" -s h -l help
 complete -c multihome -n "__fish_multihome_using_subcommand lab" -l backend -d 'Default: networkd where it is installed, else NetworkManager' -r -f -a "networkd\t''
 networkmanager\t''"
 complete -c multihome -n "__fish_multihome_using_subcommand lab" -l fault -d 'The fault to inject on --uplink at 3 s (repaired at 9 s); silent unless given (--mode bond: link, the carrier of the primary, which the monitor of the bond sees)' -r -f -a "link\t''
-silent\t''"
+silent\t''
+silent6\t'Only the uplink\'s IPv6 fails silently; its IPv4 goes on'"
 complete -c multihome -n "__fish_multihome_using_subcommand lab" -l uplink -r
-complete -c multihome -n "__fish_multihome_using_subcommand lab" -l script -d 'A scripted sequence instead, e.g. "eth0:silent@2s, wlan1:link@4s, wlan1:repair@6s, eth0:repair@8s"' -r
+complete -c multihome -n "__fish_multihome_using_subcommand lab" -l script -d 'A scripted sequence instead, e.g. "eth0:silent@2s, wlan1:link@4s, wlan1:repair@6s, eth0:repair@8s" (faults: link, silent, silent6)' -r
 complete -c multihome -n "__fish_multihome_using_subcommand lab" -l mode -d 'routes: a table per uplink (the default). bond: one active-backup bond over the uplinks, an open TCP connection through the carrier loss and return of the primary; on a kernel without bonding it explains what it would do and exits with 6' -r -f -a "routes\t''
 bond\t''"
 complete -c multihome -n "__fish_multihome_using_subcommand lab" -s c -l config -d 'The policy file' -r -F
 complete -c multihome -n "__fish_multihome_using_subcommand lab" -l no-daemon -d 'Without the failover daemon: what the network manager alone does'
 complete -c multihome -n "__fish_multihome_using_subcommand lab" -s v -l verbose -d 'More log detail (the daemon and the hook): -v debug, -vv trace'
 complete -c multihome -n "__fish_multihome_using_subcommand lab" -s q -l quiet -d 'Less: -q warnings and errors only, -qq errors only'
-complete -c multihome -n "__fish_multihome_using_subcommand lab" -s h -l help -d 'Print help'
+complete -c multihome -n "__fish_multihome_using_subcommand lab" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c multihome -n "__fish_multihome_using_subcommand help; and not __fish_seen_subcommand_from check render plan apply try reset dispatch daemon status force reload lab help" -f -a "check" -d 'Validate the policy and print the plan'
 complete -c multihome -n "__fish_multihome_using_subcommand help; and not __fish_seen_subcommand_from check render plan apply try reset dispatch daemon status force reload lab help" -f -a "render" -d 'Print the files a backend would write, or write them under --out (used as a root)'
 complete -c multihome -n "__fish_multihome_using_subcommand help; and not __fish_seen_subcommand_from check render plan apply try reset dispatch daemon status force reload lab help" -f -a "plan" -d 'Show what `apply` would change'

@@ -133,3 +133,43 @@ fn the_readme_quotes_the_benchmark_and_the_goals_are_met() {
     );
     assert!(readme.contains(&claim), "the README should say: {claim}");
 }
+
+/// IPv6 (issue 12): the same goals for the second family, in the `ipv6` group's three tables.
+#[test]
+fn the_ipv6_figures_are_the_benchmarks_and_the_goals_are_met() {
+    let doc = read("docs/BENCHMARKS.md");
+    let readme = read("README.md").split_whitespace().collect::<Vec<_>>().join(" ");
+    let ipv6 = rows(&doc, "ipv6");
+    for with in ["systemd-networkd + multihome, IPv6", "NetworkManager + multihome, IPv6"] {
+        assert_eq!(row(&ipv6, with)[3], "0", "{with}: the median run lost new IPv6 connections on carrier loss (goal: none)");
+    }
+    let worst = ["systemd-networkd + multihome, IPv6", "NetworkManager + multihome, IPv6"].map(|w| millis(&row(&ipv6, w)[2]));
+    let claim = if worst.iter().all(|w| *w == 0.0) {
+        "Over IPv6, carrier loss on eth0 loses no new IPv6 connection".to_string()
+    } else {
+        format!(
+            "Over IPv6, carrier loss on eth0 loses no new IPv6 connection in the median run (the worst run lost {:.1} s",
+            worst.iter().fold(0.0f64, |a, b| a.max(*b)) / 1000.0
+        )
+    };
+    assert!(readme.contains(&claim), "the README should say: {claim}");
+
+    for with in ["systemd-networkd + daemon, IPv6 silent", "NetworkManager + daemon, IPv6 silent"] {
+        let worst = millis(&row(&ipv6, with)[3]);
+        assert!(worst <= 1000.0, "{with}: new IPv6 connections restored after {worst} ms at worst (goal: at most 1 s)");
+    }
+    assert_eq!(row(&ipv6, "systemd-networkd alone, IPv6 silent")[2], "never");
+    let restore = millis(&row(&ipv6, "systemd-networkd + daemon, IPv6 silent")[2]);
+    let claim = format!("a silent failure of eth0's IPv6 alone is over for new IPv6 connections in {:.1} s while IPv4 stays on eth0", restore / 1000.0);
+    assert!(readme.contains(&claim), "the README should say: {claim}");
+
+    let dual = row(&ipv6, "systemd-networkd + daemon, dual-stack");
+    let (v4_worst, client_worst) = (millis(&dual[2]), millis(&dual[6]));
+    assert!(client_worst <= v4_worst, "the dual-stack client's worst outage {client_worst} ms is longer than IPv4's {v4_worst} ms");
+    let claim = format!(
+        "a dual-stack client that tries IPv6 first sees a {:.1} s outage where new IPv4 connections see {:.1} s",
+        millis(&dual[5]) / 1000.0,
+        millis(&dual[1]) / 1000.0
+    );
+    assert!(readme.contains(&claim), "the README should say: {claim}");
+}

@@ -145,8 +145,8 @@ enum Tagged {
     Rule(Rule),
     Rule6(Rule<Ipv6Net>),
     Route(netlink::KernelRoute, String),
-    /// The hook's copy of an advertised router in an uplink's table (NetworkManager).
-    Route6(netlink::DefaultRoute6, String),
+    /// The daemon's IPv6 copies (left by a daemon whose ExecStopPost never ran).
+    Route6(netlink::KernelRoute6, String),
     /// An MPTCP endpoint with one of multihome's ids (240 + rank): multihome makes only these,
     /// and the kernel numbers everyone else's from 1.
     Endpoint(netlink::mptcp::Endpoint),
@@ -158,7 +158,10 @@ impl Tagged {
             Tagged::Rule(r) => format!("rule {r}"),
             Tagged::Rule6(r) => format!("rule {r}"),
             Tagged::Route(k, dev) => format!("route {} metric {}", crate::plan::show_route(&k.as_plan_route(), dev), k.metric),
-            Tagged::Route6(r, dev) => format!("route default via {} dev {dev} table {} metric {}", r.gateway, r.table, r.metric),
+            Tagged::Route6(k, dev) => {
+                let via = k.gateway.map(|g| format!(" via {g}")).unwrap_or_default();
+                format!("route {}{via} dev {dev} table {} metric {}", k.destination, k.table, k.metric)
+            }
             Tagged::Endpoint(e) => format!("mptcp endpoint {e}"),
         }
     }
@@ -171,7 +174,10 @@ impl Tagged {
                 Some(ifindex) => nl.delete_route(&k.as_plan_route(), ifindex).await,
                 None => Ok(()),
             },
-            Tagged::Route6(r, _) => nl.delete_default6(r).await,
+            Tagged::Route6(k, _) => match k.ifindex {
+                Some(ifindex) => nl.delete_route6(&k.as_plan_route(), ifindex).await,
+                None => Ok(()),
+            },
             Tagged::Endpoint(e) => match netlink::mptcp::Mptcp::open() {
                 Ok(Some(mut pm)) => pm.delete_endpoint(e.id),
                 Ok(None) => Ok(()),
@@ -203,9 +209,9 @@ async fn kernel_state(nl: &Netlink) -> anyhow::Result<Vec<Tagged>> {
         let dev = k.ifindex.and_then(|i| names.get(&i).cloned()).unwrap_or_else(|| "?".into());
         out.push(Tagged::Route(k, dev));
     }
-    for r in nl.default_routes6().await.context("cannot read the IPv6 routes")?.into_iter().filter(|r| r.is_ours()) {
-        let dev = names.get(&r.ifindex).cloned().unwrap_or_else(|| "?".into());
-        out.push(Tagged::Route6(r, dev));
+    for k in nl.routes6().await.context("cannot read the IPv6 routes")?.into_iter().filter(|k| k.is_ours()) {
+        let dev = k.ifindex.and_then(|i| names.get(&i).cloned()).unwrap_or_else(|| "?".into());
+        out.push(Tagged::Route6(k, dev));
     }
     // A kernel without MPTCP has no endpoints.
     if let Some(mut pm) = netlink::mptcp::Mptcp::open().context("cannot open the MPTCP path manager")? {

@@ -147,7 +147,8 @@ pub enum Command {
         fault: Option<LabFault>,
         #[arg(long, default_value = "eth0")]
         uplink: String,
-        /// A scripted sequence instead, e.g. "eth0:silent@2s, wlan1:link@4s, wlan1:repair@6s, eth0:repair@8s".
+        /// A scripted sequence instead, e.g. "eth0:silent@2s, wlan1:link@4s, wlan1:repair@6s, eth0:repair@8s"
+        /// (faults: link, silent, silent6).
         #[arg(long, conflicts_with_all = ["fault", "uplink"])]
         script: Option<String>,
         /// Without the failover daemon: what the network manager alone does.
@@ -181,6 +182,8 @@ pub enum LabMode {
 pub enum LabFault {
     Link,
     Silent,
+    /// Only the uplink's IPv6 fails silently; its IPv4 goes on.
+    Silent6,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -25,12 +25,16 @@ pub fn lab(
     if mode == LabMode::Bond {
         return bond(manager, fault, &uplink, script.is_some());
     }
-    lab::prerequisites(&lab::LabOptions { manager, ..Default::default() }).map_err(anyhow::Error::msg)?;
+    lab::prerequisites(&lab::LabOptions { manager, ipv6: true, ..Default::default() }).map_err(anyhow::Error::msg)?;
     let steps = match script {
         Some(text) => scenario::parse_script(&text)?,
         None => {
             anyhow::ensure!(lab::UPLINKS.contains(&uplink.as_str()), "--uplink: the lab's uplinks are {}", lab::UPLINKS.join(", "));
-            let kind = if fault == Some(LabFault::Link) { scenario::FaultKind::Link } else { scenario::FaultKind::Silent };
+            let kind = match fault {
+                Some(LabFault::Link) => scenario::FaultKind::Link,
+                Some(LabFault::Silent6) => scenario::FaultKind::Silent6,
+                Some(LabFault::Silent) | None => scenario::FaultKind::Silent,
+            };
             scenario::default_script(&uplink, kind)
         }
     };
@@ -46,7 +50,10 @@ fn bond(manager: multihome::lab::Manager, fault: Option<LabFault>, uplink: &str,
     // What the bond's monitor sees is the primary's carrier; the other faults are the routes
     // mode's (a silent failure needs the bond's ARP monitor, which the seed's bond does not use).
     anyhow::ensure!(!script && uplink == "eth0", "--mode bond pulls the primary's (eth0's) cable: --script and --uplink are for --mode routes");
-    anyhow::ensure!(fault != Some(LabFault::Silent), "--mode bond shows the primary's carrier loss (--fault link) only: the seed's bond watches carrier (MII)");
+    anyhow::ensure!(
+        matches!(fault, None | Some(LabFault::Link)),
+        "--mode bond shows the primary's carrier loss (--fault link) only: the seed's bond watches carrier (MII)"
+    );
     lab::prerequisites(&lab::LabOptions { manager, ..Default::default() }).map_err(anyhow::Error::msg)?;
     let plan = bond::plan(manager)?;
     if let Err(why) = bond::kernel_can_bond() {

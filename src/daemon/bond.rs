@@ -105,6 +105,7 @@ impl Watch {
                     gateway: gateway.clone(),
                     bond_active: Some(active),
                     mii,
+                    ipv6: None,
                 }
             })
             .collect()

@@ -39,6 +39,21 @@ pub struct UplinkStatus {
     /// Mode=bond: the bond's MII state of this slave (up, going-down, down, going-back).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mii: Option<String>,
+    /// Its IPv6 side, judged on its own; absent when the policy gives it no IPv6.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Status6>,
+}
+
+/// An uplink's IPv6 side, with the meanings of [`UplinkStatus`]'s fields of the same names.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status6 {
+    pub state: String,
+    pub loss_percent: f64,
+    pub latency_ms: Option<f64>,
+    pub reason: String,
+    pub carrying: bool,
+    pub address: String,
+    pub gateway: String,
 }
 
 /// One uplink on the bus: a dictionary (`a{sv}`, keys as the field names), so a field added later
@@ -58,19 +73,48 @@ pub struct UplinkEntry {
     pub gateway: String,
     pub bond_active: Option<bool>,
     pub mii: Option<String>,
+    /// The IPv6 side's keys (added with IPv6): all absent for an uplink without IPv6, and
+    /// `latency_ms6` also when the last IPv6 round had no answer.
+    pub state6: Option<String>,
+    pub loss_percent6: Option<f64>,
+    pub latency_ms6: Option<f64>,
+    pub reason6: Option<String>,
+    pub carrying6: Option<bool>,
+    pub address6: Option<String>,
+    pub gateway6: Option<String>,
 }
 
 impl From<&UplinkStatus> for UplinkEntry {
     fn from(u: &UplinkStatus) -> UplinkEntry {
-        let UplinkStatus { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, bond_active, mii } = u.clone();
-        UplinkEntry { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, bond_active, mii }
+        let UplinkStatus { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, bond_active, mii, ipv6 } = u.clone();
+        let mut e =
+            UplinkEntry { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, bond_active, mii, ..UplinkEntry::default() };
+        if let Some(v6) = ipv6 {
+            e.state6 = Some(v6.state);
+            e.loss_percent6 = Some(v6.loss_percent);
+            e.latency_ms6 = v6.latency_ms;
+            e.reason6 = Some(v6.reason);
+            e.carrying6 = Some(v6.carrying);
+            e.address6 = Some(v6.address);
+            e.gateway6 = Some(v6.gateway);
+        }
+        e
     }
 }
 
 impl From<UplinkEntry> for UplinkStatus {
     fn from(u: UplinkEntry) -> UplinkStatus {
-        let UplinkEntry { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, bond_active, mii } = u;
-        UplinkStatus { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, bond_active, mii }
+        let UplinkEntry { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, bond_active, mii, state6, .. } = u.clone();
+        let ipv6 = state6.map(|state| Status6 {
+            state,
+            loss_percent: u.loss_percent6.unwrap_or(0.0),
+            latency_ms: u.latency_ms6,
+            reason: u.reason6.unwrap_or_default(),
+            carrying: u.carrying6.unwrap_or(false),
+            address: u.address6.unwrap_or_default(),
+            gateway: u.gateway6.unwrap_or_default(),
+        });
+        UplinkStatus { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, bond_active, mii, ipv6 }
     }
 }
 
@@ -80,6 +124,8 @@ pub struct Snapshot {
     pub uplinks: Vec<UplinkStatus>,
     /// The uplink new connections leave through; "" when none is healthy (main table decides).
     pub active: String,
+    /// The uplink new IPv6 connections leave through; "" when none is healthy or none has IPv6.
+    pub active6: String,
     pub policy: String,
 }
 
@@ -140,6 +186,12 @@ impl Service {
         self.snapshot.lock().expect("snapshot lock").active.clone()
     }
 
+    /// The uplink new IPv6 connections leave through, "" when none is healthy.
+    #[zbus(property)]
+    fn active6(&self) -> String {
+        self.snapshot.lock().expect("snapshot lock").active6.clone()
+    }
+
     /// The policy file the daemon follows.
     #[zbus(property)]
     fn policy(&self) -> String {
@@ -180,6 +232,8 @@ pub trait Daemon {
     #[zbus(property)]
     fn active(&self) -> zbus::Result<String>;
     #[zbus(property)]
+    fn active6(&self) -> zbus::Result<String>;
+    #[zbus(property)]
     fn policy(&self) -> zbus::Result<String>;
     fn reload(&self) -> zbus::Result<()>;
     fn force_down(&self, interface: &str) -> zbus::Result<()>;
@@ -210,13 +264,14 @@ mod tests {
                 gateway: "192.168.178.1".into(),
                 bond_active: None,
                 mii: None,
+                ipv6: None,
             };
             let wire = zbus::wire::to_bytes(ctxt, &UplinkEntry::from(&status)).unwrap();
             let (back, _): (UplinkEntry, _) = wire.deserialize().unwrap();
             assert_eq!(UplinkStatus::from(back), status);
             let (keys, _): (std::collections::HashMap<String, zbus::OwnedVariant>, _) = wire.deserialize().unwrap();
             assert_eq!(keys.contains_key("latency_ms"), latency_ms.is_some(), "{keys:?}");
-            assert_eq!(keys.len(), if latency_ms.is_some() { 9 } else { 8 });
+            assert_eq!(keys.len(), if latency_ms.is_some() { 9 } else { 8 }, "an uplink without IPv6 has no IPv6 keys: {keys:?}");
         }
         assert_eq!(UplinkEntry::SIGNATURE.to_string(), "a{sv}");
     }
@@ -238,6 +293,7 @@ mod tests {
             gateway: "192.168.178.1".into(),
             bond_active: Some(true),
             mii: Some("up".into()),
+            ipv6: None,
         };
         let wire = zbus::wire::to_bytes(ctxt, &UplinkEntry::from(&status)).unwrap();
         let (back, _): (UplinkEntry, _) = wire.deserialize().unwrap();
@@ -249,6 +305,42 @@ mod tests {
         for key in keys.keys() {
             assert!(shipped.contains(&format!("{key} (")), "dbus/org.multihome1.Daemon.xml does not document the key {key}");
         }
+    }
+
+    /// Both families cross the bus: the IPv4 keys as before, the IPv6 side's beside them.
+    #[test]
+    fn a_dual_stack_uplink_crosses_the_bus_with_both_families() {
+        let ctxt = zbus::wire::serialized::Context::new(zbus::wire::LE, 0);
+        let status = UplinkStatus {
+            interface: "eth0".into(),
+            rank: 0,
+            state: "up".into(),
+            loss_percent: 0.0,
+            latency_ms: Some(0.3),
+            reason: String::new(),
+            carrying: true,
+            address: "192.168.178.99/24".into(),
+            gateway: "192.168.178.1".into(),
+            bond_active: None,
+            mii: None,
+            ipv6: Some(Status6 {
+                state: "down".into(),
+                loss_percent: 100.0,
+                latency_ms: None,
+                reason: "3 probe rounds in a row failed".into(),
+                carrying: false,
+                address: "2001:db8:178::99/64".into(),
+                gateway: "fe80::1".into(),
+            }),
+        };
+        let wire = zbus::wire::to_bytes(ctxt, &UplinkEntry::from(&status)).unwrap();
+        let (back, _): (UplinkEntry, _) = wire.deserialize().unwrap();
+        assert_eq!(UplinkStatus::from(back), status);
+        let (keys, _): (std::collections::HashMap<String, zbus::OwnedVariant>, _) = wire.deserialize().unwrap();
+        for key in ["state", "carrying", "state6", "loss_percent6", "reason6", "carrying6", "address6", "gateway6"] {
+            assert!(keys.contains_key(key), "{key} missing: {keys:?}");
+        }
+        assert!(!keys.contains_key("latency_ms6"), "no answer: no latency");
     }
 
     /// Every `<property>`, `<method>`, `<signal>` and `<arg>` line of the shipped XML, reduced to

@@ -1,5 +1,6 @@
 //! One uplink at run time: what the kernel says about it (link, carrier, address, the DHCP
-//! gateway), its health state machine, its probe statistics, and the task that probes it.
+//! gateway), its health state machine, its probe statistics, and the task that probes it; its
+//! IPv6 side is [`Side6`].
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
@@ -12,8 +13,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
+use super::family6::Side6;
 use super::fsm;
-use super::probe::{Prober, RoundPlan, RoundResult};
+use super::probe::{Prober, RoundPlan, RoundResult, Wire};
 use super::quality::{self, Quality, Round};
 use super::routes;
 use crate::plan::{Addresses, UplinkPlan, UplinkProbe};
@@ -27,16 +29,18 @@ pub(super) struct RoundDone {
     /// The uplink's place in the daemon's list when the prober started (the generation says
     /// whether it is still that uplink's prober).
     pub(super) link: usize,
+    /// Which of the uplink's probers: each family is judged on its own.
+    pub(super) ipv6: bool,
     pub(super) generation: u64,
     pub(super) result: RoundResult,
 }
 
 /// What identifies a running prober: a change of any part means new sockets.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct ProberKey {
+pub(super) struct ProberKey<A = Ipv4Addr> {
     pub(super) ifindex: u32,
-    pub(super) source: Ipv4Addr,
-    pub(super) arp: Option<Ipv4Addr>,
+    pub(super) source: A,
+    pub(super) arp: Option<A>,
 }
 
 /// One uplink as the daemon tracks it.
@@ -65,11 +69,15 @@ pub(super) struct Link {
     pub(super) probes_wanted: Arc<AtomicU32>,
     /// The state machine's [`fsm::Uplink::follow_ups`], for the prober.
     pub(super) follow_ups: Arc<AtomicU32>,
+    /// Its IPv6 side, judged on its own; `None` when the policy gives it no IPv6.
+    pub(super) v6: Option<Side6>,
 }
 
 impl Link {
     pub(super) fn new(plan: UplinkPlan, machine: fsm::Uplink) -> Link {
+        let v6 = plan.ipv6.as_ref().map(|_| Side6::new(fsm::Uplink::new(machine.config())));
         Link {
+            v6,
             plan,
             ifindex: None,
             carrier: true,
@@ -133,9 +141,18 @@ impl Link {
         self.carrying().is_some()
     }
 
+    /// Stops the IPv4 prober.
     pub(super) fn stop_prober(&mut self) {
         if let Some((_, _, task)) = self.prober.take() {
             task.abort();
+        }
+    }
+
+    /// Stops both families' probers.
+    pub(super) fn stop_probers(&mut self) {
+        self.stop_prober();
+        if let Some(v6) = &mut self.v6 {
+            v6.stop_prober();
         }
     }
 
@@ -150,12 +167,14 @@ impl Link {
 }
 
 /// What a prober task is given: whose rounds, with which settings, and where they go.
-pub(super) struct ProberTask {
+pub(super) struct ProberTask<A = Ipv4Addr> {
     /// The uplink's place in the daemon's list, and the generation of this prober.
     pub(super) link: usize,
     pub(super) generation: u64,
     pub(super) interface: String,
-    pub(super) key: ProberKey,
+    pub(super) key: ProberKey<A>,
+    /// The targets of the prober's family.
+    pub(super) targets: Vec<A>,
     /// Tells the uplinks' echo identifiers apart (see `Prober::open`).
     pub(super) salt: u16,
     pub(super) probe: Probe,
@@ -168,11 +187,12 @@ pub(super) struct ProberTask {
 
 /// One uplink's probe rounds, every interval of its own (`ProbeInterval=`, else `[Probe]`'s),
 /// to its own targets (`ProbeTarget=`, else `[Probe]`'s), until aborted.
-pub(super) async fn probe_loop(task: ProberTask) {
-    let ProberTask { link, generation, interface, key, salt, probe, own, wanted, follow_ups, rounds } = task;
+pub(super) async fn probe_loop<W: Wire>(task: ProberTask<W::Addr>) {
+    let ProberTask { link, generation, interface, key, targets, salt, probe, own, wanted, follow_ups, rounds } = task;
+    let ipv6 = W::IPV6;
     let mut logged = false;
     let mut prober = loop {
-        match Prober::open(&interface, key.source, salt) {
+        match Prober::<W>::open(&interface, key.source, salt) {
             Ok(p) => break p,
             Err(e) => {
                 if !logged {
@@ -188,7 +208,7 @@ pub(super) async fn probe_loop(task: ProberTask) {
     loop {
         tick.tick().await;
         let plan = RoundPlan {
-            targets: own.targets.clone(),
+            targets: targets.clone(),
             require: probe.require,
             arp: key.arp,
             probes: wanted.load(Ordering::Relaxed),
@@ -199,7 +219,7 @@ pub(super) async fn probe_loop(task: ProberTask) {
             continue; // nothing to ask: the uplink stays unknown and the main table decides
         }
         let result = prober.round(&plan).await;
-        if rounds.send(RoundDone { link, generation, result }).is_err() {
+        if rounds.send(RoundDone { link, ipv6, generation, result }).is_err() {
             return;
         }
     }

@@ -11,6 +11,7 @@
 
 mod bond;
 pub mod bus;
+mod family6;
 pub mod forced;
 pub mod fsm;
 mod link;
@@ -18,8 +19,10 @@ mod mptcp;
 pub mod notify;
 mod polkit;
 pub mod probe;
+pub mod probe6;
 pub mod quality;
 pub mod routes;
+pub mod routes6;
 pub mod status;
 
 use std::path::{Path, PathBuf};
@@ -53,6 +56,8 @@ struct Logged {
     from: String,
     to: String,
     reason: String,
+    /// A transition of the uplink's IPv6 side.
+    ipv6: bool,
 }
 
 /// How soon a failed change of the table is tried again.
@@ -97,6 +102,8 @@ struct Daemon {
     wake_dirty: bool,
     /// Mode=bond: the kernel's bond, watched instead of uplinks.
     bond: Option<bond::Watch>,
+    /// The same for the uplinks' IPv6 sides (see [`family6`]).
+    v6: family6::State6,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT; then removes its rule and table.
@@ -139,6 +146,7 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
         wake: None,
         wake_dirty: true,
         bond: None,
+        v6: family6::State6::new(),
     };
     d.bond = d.plan.bond.as_ref().map(bond::Watch::new);
     // The bus name first: a second daemon must stop before it touches a route.
@@ -187,11 +195,12 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
         }
     }
     for l in &mut d.links {
-        l.stop_prober();
+        l.stop_probers();
     }
     // The plan's flags back, as the routes: without the daemon nothing is demoted.
     d.steer_mptcp(&vec![true; d.links.len()]);
     routes::remove_all(&d.nl).await.context("cannot remove the daemon's routes")?;
+    routes6::remove_all(&d.nl).await.context("cannot remove the daemon's IPv6 routes")?;
     tracing::info!("stopped: removed the daemon's routes; the plain policy routes alone");
     Ok(())
 }
@@ -201,8 +210,10 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
 /// itself, kill -9, a crash, the watchdog), so that no routing outlives it.
 pub async fn cleanup() -> anyhow::Result<()> {
     let nl = Netlink::connect().context("cannot open a netlink socket")?;
-    let left = routes::current(&nl).await.context("cannot read the main table")?.len();
+    let left =
+        routes::current(&nl).await.context("cannot read the main table")?.len() + routes6::current(&nl).await.context("cannot read the IPv6 main table")?.len();
     routes::remove_all(&nl).await.context("cannot remove the daemon's routes")?;
+    routes6::remove_all(&nl).await.context("cannot remove the daemon's IPv6 routes")?;
     let legacy = routes::remove_legacy(&nl).await.context("cannot remove an older daemon's rule and table")?;
     match (left, legacy) {
         (0, false) => tracing::info!("no routes of the daemon were left"),
@@ -269,6 +280,7 @@ impl Daemon {
                 if carrying.is_empty() { "no uplink was carrying traffic".to_string() } else { format!("{} carrying traffic", carrying.join(", ")) }
             );
         }
+        self.adopt6(&kernel_links).await;
         for i in 0..self.links.len() {
             self.read_link(i).await;
         }
@@ -328,6 +340,7 @@ impl Daemon {
         self.set_carrier(i, carrier);
         self.read_addresses(i).await;
         self.read_gateway(i).await;
+        self.read_link6(i).await;
     }
 
     async fn read_addresses(&mut self, i: usize) {
@@ -392,19 +405,24 @@ impl Daemon {
             l.reason = t.reason.clone();
             let poor = l.quality.poor().is_some() && t.to.carries_traffic();
             let (from, to) = (t.from.to_string(), if poor { "poor".to_string() } else { t.to.to_string() });
-            self.pending.push(Logged { interface: l.name().to_string(), from, to, reason: t.reason });
+            self.pending.push(Logged { interface: l.name().to_string(), from, to, reason: t.reason, ipv6: false });
             self.verdicts_dirty = true;
         }
         self.wake_dirty |= l.fsm.wake_at() != wake_before;
         l.probes_wanted.store(l.fsm.probes_per_round(), Ordering::Relaxed);
         l.follow_ups.store(l.fsm.follow_ups(), Ordering::Relaxed);
+        // The link's events (carrier, maintenance, time) are both families'.
+        if matches!(event, Event::Carrier(_) | Event::Force(_) | Event::Tick) {
+            self.feed6(i, event);
+        }
     }
 
     /// When the loop must wake without an event: the earliest hold that may run out, or a retry.
     /// The holds are gathered again only when one of them changed (not after every round).
     fn next_wake(&mut self) -> Instant {
         if self.wake_dirty {
-            self.wake = self.links.iter().filter_map(|l| l.fsm.wake_at()).map(|t| self.started + t).min();
+            let v6 = self.links.iter().filter_map(|l| l.v6.as_ref()?.fsm.wake_at());
+            self.wake = self.links.iter().filter_map(|l| l.fsm.wake_at()).chain(v6).map(|t| self.started + t).min();
             self.wake_dirty = false;
         }
         let far = self.started + self.now() + Duration::from_secs(3600);
@@ -419,6 +437,7 @@ impl Daemon {
             self.retry_at = None;
             self.routes_dirty = true;
             self.foreign_dirty = true;
+            self.v6.reread();
         }
         for i in 0..self.links.len() {
             self.feed(i, Event::Tick);
@@ -426,6 +445,9 @@ impl Daemon {
     }
 
     fn on_round(&mut self, done: RoundDone) {
+        if done.ipv6 {
+            return self.on_round6(done);
+        }
         let i = done.link;
         if self.links.get(i).and_then(|l| l.prober.as_ref()).map(|(_, g, _)| *g) != Some(done.generation) {
             return; // from a prober that has since been replaced (or a reload reordered the uplinks)
@@ -456,7 +478,7 @@ impl Daemon {
                 quality::Change::Trusted(why) => (self.links[i].fsm.state().to_string(), why),
             };
             self.links[i].reason = reason.clone();
-            self.pending.push(Logged { interface: self.links[i].name().to_string(), from: shown, to, reason });
+            self.pending.push(Logged { interface: self.links[i].name().to_string(), from: shown, to, reason, ipv6: false });
             self.verdicts_dirty = true;
         }
         // A round whose follow-ups were all lost stands for that many failed rounds.
@@ -478,6 +500,7 @@ impl Daemon {
                     if new_index {
                         self.read_addresses(i).await;
                         self.read_gateway(i).await;
+                        self.read_link6(i).await;
                     }
                 }
             }
@@ -486,6 +509,7 @@ impl Daemon {
                     self.links[i].ifindex = None;
                     self.set_carrier(i, false);
                     self.read_addresses(i).await;
+                    self.read_link6(i).await;
                 }
             }
             E::AddressAdded { ifindex, .. } | E::AddressRemoved { ifindex, .. } => {
@@ -493,6 +517,12 @@ impl Daemon {
                     self.read_addresses(i).await;
                 }
             }
+            E::Address6Changed { ifindex } => {
+                if let Some(i) = self.links.iter().position(|l| l.ifindex == Some(ifindex)) {
+                    self.read_addresses6(i).await;
+                }
+            }
+            E::Route6Changed(r) => self.on_route6(r).await,
             E::RouteAdded(r) | E::RouteRemoved(r) if r.is_ours() => {
                 // Our own changes come back as events too; reconciling again is a no-op then.
                 if r.table() == plan::Table::Main {
@@ -519,6 +549,7 @@ impl Daemon {
                 }
                 self.routes_dirty = true;
                 self.foreign_dirty = true;
+                self.v6.reread();
             }
         }
     }
@@ -561,7 +592,8 @@ impl Daemon {
                     let mut l = old.swap_remove(j);
                     l.fsm.reconfigure(cfg);
                     l.plan = p.clone();
-                    l.stop_prober();
+                    l.stop_probers();
+                    l.v6 = family6::side_for(p, l.v6.take(), cfg);
                     l
                 }
                 None => Link::new(p.clone(), fsm::Uplink::new(cfg)),
@@ -569,7 +601,7 @@ impl Daemon {
             self.links.push(link);
         }
         for mut gone in old {
-            gone.stop_prober();
+            gone.stop_probers();
             tracing::info!(iface = %gone.name(), "{}: no longer in the policy", gone.name());
         }
         self.bond = plan.bond.as_ref().map(bond::Watch::new);
@@ -580,6 +612,7 @@ impl Daemon {
         self.routes_dirty = true;
         self.verdicts_dirty = true;
         self.wake_dirty = true;
+        self.v6.reread();
         tracing::info!("reloaded {}", self.config.display());
         // Before the caller hears back: a `multihome status` right after a reload shows it.
         self.carriers = self.carriers_now();
@@ -589,6 +622,7 @@ impl Daemon {
 
     /// Probers where they can run, the table as the states say, the snapshot current.
     async fn converge(&mut self) {
+        self.converge6().await;
         if !(self.verdicts_dirty || self.routes_dirty || self.foreign_dirty) {
             // An ordinary round: nothing but its uplink's figures changed.
             self.update_touched();
@@ -629,7 +663,7 @@ impl Daemon {
         let mut active = self.links.iter().zip(&carriers).find(|(_, c)| **c).map(|(l, _)| l.name().to_string()).unwrap_or_default();
         if let Some(watch) = &mut self.bond {
             for c in watch.refresh(&self.nl).await {
-                self.pending.push(Logged { interface: c.interface, from: c.from, to: c.to, reason: c.reason });
+                self.pending.push(Logged { interface: c.interface, from: c.from, to: c.to, reason: c.reason, ipv6: false });
             }
             active = watch.active();
         }
@@ -639,10 +673,14 @@ impl Daemon {
         for (k, t) in self.pending.iter().enumerate() {
             let tail = if active_changed && k + 1 == n { format!("; {}", self.active_phrase()) } else { String::new() };
             let name = &t.interface;
-            tracing::info!(iface = %name, state = t.to.as_str(), "{name}: {} -> {} ({}){tail}", t.from, t.to, t.reason);
+            let family = if t.ipv6 { " IPv6" } else { "" };
+            tracing::info!(iface = %name, state = t.to.as_str(), ipv6 = t.ipv6, "{name}{family}: {} -> {} ({}){tail}", t.from, t.to, t.reason);
         }
         if active_changed && n == 0 {
             tracing::info!("{}", self.active_phrase());
+        }
+        if let Some(phrase) = self.v6.announce.take() {
+            tracing::info!("{phrase}");
         }
         self.update_snapshot();
     }
@@ -695,11 +733,12 @@ impl Daemon {
             l.stop_prober();
             let Some(key) = key else { continue };
             self.generation += 1;
-            let task = tokio::spawn(probe_loop(ProberTask {
+            let task = tokio::spawn(probe_loop::<probe::Wire4>(ProberTask {
                 link: i,
                 generation: self.generation,
                 interface: l.name().to_string(),
                 key: key.clone(),
+                targets: l.plan.probe.targets.clone(),
                 salt: l.plan.rank as u16,
                 probe: self.probe.clone(),
                 own: l.plan.probe.clone(),
@@ -746,6 +785,7 @@ impl Daemon {
             gateway: l.gateway().map(|g| g.to_string()).unwrap_or_default(),
             bond_active: None,
             mii: None,
+            ipv6: self.status6(i),
         }
     }
 
@@ -757,6 +797,7 @@ impl Daemon {
         let mut s = self.snapshot.lock().expect("snapshot lock");
         s.uplinks = uplinks;
         s.active = self.active.clone();
+        s.active6 = self.v6.active.clone();
     }
 
     /// Only the uplinks whose figures changed since the last update (one per round).
@@ -784,7 +825,9 @@ impl Daemon {
         let Some(conn) = &self.bus else { return };
         let Ok(iface) = conn.object_server().interface::<_, bus::Service>(bus::OBJECT_PATH).await else { return };
         let emitter = iface.signal_emitter();
-        for t in &pending {
+        // IPv6 changes show in Uplinks (its state6 key); the signal keeps meaning the uplink's
+        // IPv4 state, as clients before IPv6 read it.
+        for t in pending.iter().filter(|t| !t.ipv6) {
             let _ = bus::Service::state_changed(emitter, &t.interface, &t.from, &t.to, &t.reason).await;
         }
         let service = iface.get().await;

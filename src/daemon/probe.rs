@@ -46,13 +46,13 @@ use tokio::time::Instant;
 
 use crate::policy::Require;
 
-/// What one round is to do.
+/// What one round is to do (`A`: the family's address, IPv4 unless said).
 #[derive(Debug, Clone)]
-pub struct RoundPlan {
-    pub targets: Vec<Ipv4Addr>,
+pub struct RoundPlan<A = Ipv4Addr> {
+    pub targets: Vec<A>,
     pub require: Require,
-    /// Ask this gateway by ARP.
-    pub arp: Option<Ipv4Addr>,
+    /// Ask this gateway on the link (ARP for IPv4, neighbour solicitation for IPv6).
+    pub arp: Option<A>,
     /// Echoes per target at most (the first answer ends a target's series).
     pub probes: u32,
     pub timeout: Duration,
@@ -106,31 +106,59 @@ pub fn verdict(targets: &[bool], require: Require, gateway_arp: Option<bool>) ->
     if targets.is_empty() { gateway_arp.unwrap_or(false) } else { combine(targets, require) }
 }
 
-/// Open probe sockets of one uplink.
-pub struct Prober {
+/// One family's probe sockets on one uplink: how an echo and a gateway question are sent, and
+/// how their answers are read. The round itself ([`Prober::round`]) is the same for both
+/// families; IPv4's sockets are [`Wire4`], IPv6's are `probe6::Wire6`.
+pub trait Wire: Sized {
+    type Addr: Copy + Eq + std::fmt::Display + Send + Sync + 'static;
+    const IPV6: bool;
+    /// Opens the sockets on `interface` (index `ifindex`), sending from `source`.
+    fn open(interface: &str, ifindex: u32, source: Self::Addr) -> io::Result<Self>;
+    fn echo_socket(&self) -> &AsyncFd<Socket>;
+    fn gateway_socket(&self) -> &AsyncFd<Socket>;
+    fn send_echo(&self, target: Self::Addr, ident: u16, seq: u16) -> io::Result<usize>;
+    /// Asks `gateway` on the link; `known` is its hardware address from its last answer.
+    fn send_gateway(&self, gateway: Self::Addr, known: Option<[u8; 6]>) -> io::Result<usize>;
+    /// Reads one packet from the echo socket: (source, sequence) if it answers one of ours.
+    fn recv_echo(&self, buf: &mut [u8], ident: u16) -> io::Result<Option<(Self::Addr, u16)>>;
+    /// Reads one packet from the gateway socket: (who, hardware address) if it is an answer.
+    fn recv_gateway(&self, buf: &mut [u8]) -> io::Result<Option<(Self::Addr, [u8; 6])>>;
+}
+
+/// Open probe sockets of one uplink, for one family.
+pub struct Prober<W: Wire = Wire4> {
     interface: String,
-    source: Ipv4Addr,
-    icmp: AsyncFd<Socket>,
-    arp: AsyncFd<Socket>,
-    ifindex: u32,
-    mac: [u8; 6],
-    gateway_mac: Option<(Ipv4Addr, [u8; 6])>,
+    source: W::Addr,
+    wire: W,
+    gateway_mac: Option<(W::Addr, [u8; 6])>,
     ident: u16,
     seq: u16,
     /// Smoothed round trip of the answers (RFC 6298's 1/8 gain), for [`late`].
     srtt: Option<Duration>,
 }
 
-impl Prober {
-    /// Opens the sockets on `interface`, sending from `source`. `salt` tells uplinks apart in
-    /// the echo identifier (every raw ICMP socket sees replies meant for the others).
-    pub fn open(interface: &str, source: Ipv4Addr, salt: u16) -> io::Result<Prober> {
-        let name = std::ffi::CString::new(interface).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: a NUL-terminated string that outlives the call.
-        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-        if ifindex == 0 {
-            return Err(io::Error::last_os_error());
-        }
+/// IPv4's sockets: a raw ICMP socket and an ARP packet socket.
+pub struct Wire4 {
+    source: Ipv4Addr,
+    icmp: AsyncFd<Socket>,
+    arp: AsyncFd<Socket>,
+    ifindex: u32,
+    mac: [u8; 6],
+}
+
+/// The index of the interface called `name`.
+pub fn interface_index(interface: &str) -> io::Result<u32> {
+    let name = std::ffi::CString::new(interface).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: a NUL-terminated string that outlives the call.
+    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if ifindex == 0 { Err(io::Error::last_os_error()) } else { Ok(ifindex) }
+}
+
+impl Wire for Wire4 {
+    type Addr = Ipv4Addr;
+    const IPV6: bool = false;
+
+    fn open(interface: &str, ifindex: u32, source: Ipv4Addr) -> io::Result<Wire4> {
         let icmp = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?;
         icmp.bind_device(Some(interface.as_bytes()))?;
         icmp.bind(&SockAddr::from(SocketAddrV4::new(source, 0)))?;
@@ -145,33 +173,59 @@ impl Prober {
         arp.bind(&link_address(ifindex, &[0; 6]))?;
         arp.set_nonblocking(true)?;
         let mac = hardware_address(arp.as_raw_fd(), interface)?;
+        Ok(Wire4 { source, icmp: register(icmp)?, arp: register(arp)?, ifindex, mac })
+    }
 
+    fn echo_socket(&self) -> &AsyncFd<Socket> {
+        &self.icmp
+    }
+
+    fn gateway_socket(&self) -> &AsyncFd<Socket> {
+        &self.arp
+    }
+
+    fn send_echo(&self, target: Ipv4Addr, ident: u16, seq: u16) -> io::Result<usize> {
+        let packet = echo_request(ident, seq);
+        self.icmp.get_ref().send_to(&packet, &SockAddr::from(SocketAddrV4::new(target, 0)))
+    }
+
+    fn send_gateway(&self, gateway: Ipv4Addr, known: Option<[u8; 6]>) -> io::Result<usize> {
+        let frame = arp_request(self.mac, self.source, gateway);
+        self.arp.get_ref().send_to(&frame, &link_address(self.ifindex, &known.unwrap_or([0xff; 6])))
+    }
+
+    fn recv_echo(&self, buf: &mut [u8], ident: u16) -> io::Result<Option<(Ipv4Addr, u16)>> {
+        let len = recv(self.icmp.get_ref().as_raw_fd(), buf)?;
+        Ok(parse_echo_reply(&buf[..len], ident))
+    }
+
+    fn recv_gateway(&self, buf: &mut [u8]) -> io::Result<Option<(Ipv4Addr, [u8; 6])>> {
+        let len = recv(self.arp.get_ref().as_raw_fd(), buf)?;
+        Ok(parse_arp_reply(&buf[..len], self.source))
+    }
+}
+
+impl<W: Wire> Prober<W> {
+    /// Opens the sockets on `interface`, sending from `source`. `salt` tells uplinks apart in
+    /// the echo identifier (every raw ICMP socket sees replies meant for the others).
+    pub fn open(interface: &str, source: W::Addr, salt: u16) -> io::Result<Prober<W>> {
+        let ifindex = interface_index(interface)?;
+        let wire = W::open(interface, ifindex, source)?;
         let ident = (std::process::id() as u16).wrapping_mul(31).wrapping_add(salt);
-        Ok(Prober {
-            interface: interface.to_string(),
-            source,
-            icmp: register(icmp)?,
-            arp: register(arp)?,
-            ifindex,
-            mac,
-            gateway_mac: None,
-            ident,
-            seq: 0,
-            srtt: None,
-        })
+        Ok(Prober { interface: interface.to_string(), source, wire, gateway_mac: None, ident, seq: 0, srtt: None })
     }
 
     pub fn interface(&self) -> &str {
         &self.interface
     }
 
-    pub fn source(&self) -> Ipv4Addr {
+    pub fn source(&self) -> W::Addr {
         self.source
     }
 
     /// Runs one round: sends, waits for answers until `plan.timeout` (or until everything
     /// asked has answered), and judges it.
-    pub async fn round(&mut self, plan: &RoundPlan) -> RoundResult {
+    pub async fn round(&mut self, plan: &RoundPlan<W::Addr>) -> RoundResult {
         let start = Instant::now();
         let deadline = start + plan.timeout;
         let probes = plan.probes.max(1);
@@ -185,8 +239,9 @@ impl Prober {
         let mut send_times: Vec<(u16, usize, Instant)> = Vec::new();
         let mut result = RoundResult::default();
         let mut arp_answered = plan.arp.map(|_| false);
+        let known = self.gateway_mac.filter(|(ip, _)| Some(*ip) == plan.arp).map(|(_, mac)| mac);
         if let Some(gw) = plan.arp
-            && self.send_arp(gw).is_err()
+            && self.wire.send_gateway(gw, known).is_err()
         {
             arp_answered = Some(false);
         }
@@ -214,7 +269,7 @@ impl Prober {
                     let seq = self.seq;
                     self.seq = self.seq.wrapping_add(1);
                     // A failed send (no route, link gone) is a lost probe, nothing more.
-                    let _ = self.send_echo(*target, seq);
+                    let _ = self.wire.send_echo(*target, self.ident, seq);
                     send_times.push((seq, i, Instant::now()));
                     sent_per_target[i] += 1;
                     result.sent += 1;
@@ -245,11 +300,9 @@ impl Prober {
             }
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => {}
-                guard = self.icmp.readable() => {
+                guard = self.wire.echo_socket().readable() => {
                     let Ok(mut guard) = guard else { break };
-                    if let Ok(Ok(len)) = guard.try_io(|fd| recv(fd.get_ref().as_raw_fd(), &mut buf))
-                        && let Some((from, seq)) = parse_echo_reply(&buf[..len], self.ident)
-                    {
+                    if let Ok(Ok(Some((from, seq)))) = guard.try_io(|_| self.wire.recv_echo(&mut buf, self.ident)) {
                         let in_round = seq.wrapping_sub(first_seq) < self.seq.wrapping_sub(first_seq);
                         if let Some((_, i, sent_at)) = send_times.iter().find(|(s, _, _)| *s == seq).filter(|_| in_round)
                             && plan.targets[*i] == from
@@ -263,11 +316,11 @@ impl Prober {
                         }
                     }
                 }
-                guard = self.arp.readable(), if plan.arp.is_some() => {
+                guard = self.wire.gateway_socket().readable(), if plan.arp.is_some() => {
                     let Ok(mut guard) = guard else { break };
-                    if let Ok(Ok(len)) = guard.try_io(|fd| recv(fd.get_ref().as_raw_fd(), &mut buf))
-                        && let (Some(gw), Some((ip, mac))) = (plan.arp, parse_arp_reply(&buf[..len], self.source))
-                        && ip == gw
+                    if let Ok(Ok(Some((ip, mac)))) = guard.try_io(|_| self.wire.recv_gateway(&mut buf))
+                        && Some(ip) == plan.arp
+                        && let Some(gw) = plan.arp
                     {
                         arp_answered = Some(true);
                         self.gateway_mac = Some((gw, mac));
@@ -285,20 +338,6 @@ impl Prober {
         result.rounds = if result.ok { 1 } else { 1 + follow_ups_sent / super::fsm::SUSPECT_PROBES };
         result
     }
-
-    fn send_echo(&self, target: Ipv4Addr, seq: u16) -> io::Result<usize> {
-        let packet = echo_request(self.ident, seq);
-        self.icmp.get_ref().send_to(&packet, &SockAddr::from(SocketAddrV4::new(target, 0)))
-    }
-
-    fn send_arp(&self, gateway: Ipv4Addr) -> io::Result<usize> {
-        let to = match self.gateway_mac {
-            Some((ip, mac)) if ip == gateway => mac,
-            _ => [0xff; 6],
-        };
-        let frame = arp_request(self.mac, self.source, gateway);
-        self.arp.get_ref().send_to(&frame, &link_address(self.ifindex, &to))
-    }
 }
 
 const ETH_P_ARP: u16 = 0x0806;
@@ -307,12 +346,12 @@ const ICMP_ECHO_REQUEST: u8 = 8;
 /// Payload of our echoes, so a capture shows whose they are.
 const PAYLOAD: &[u8; 8] = b"multihom";
 
-fn register(socket: Socket) -> io::Result<AsyncFd<Socket>> {
+pub(super) fn register(socket: Socket) -> io::Result<AsyncFd<Socket>> {
     // SAFETY: the Socket owns its descriptor and keeps it open until the AsyncFd drops it.
     unsafe { AsyncFd::register(socket) }.map_err(|e| e.into_parts().1)
 }
 
-fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+pub(super) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: buf is valid for buf.len() bytes for the duration of the call.
     let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
     if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
@@ -327,7 +366,7 @@ fn icmp_filter_echo_replies(fd: RawFd) -> io::Result<()> {
     if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
-fn hardware_address(fd: RawFd, interface: &str) -> io::Result<[u8; 6]> {
+pub(super) fn hardware_address(fd: RawFd, interface: &str) -> io::Result<[u8; 6]> {
     // SAFETY: ifreq is plain old data; zeroed is a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (dst, src) in req.ifr_name.iter_mut().zip(interface.as_bytes()) {

@@ -17,28 +17,27 @@
 //! A carrier-dead uplink needs no copies: the kernel already skips its routes
 //! (`ignore_routes_with_linkdown`, set by the plan's sysctls).
 
-use std::net::Ipv4Addr;
-
 use ipnet::Ipv4Net;
 
 use crate::netlink::{self, KernelRoute, Netlink};
-use crate::plan::{DEFAULT_DESTINATION, FAILOVER_METRIC_SLOTS, LEGACY_DAEMON_RULE_PRIORITY, LEGACY_DAEMON_TABLE, METRIC_BASE, Route, Rule, Table};
+use crate::plan::{FAILOVER_METRIC_SLOTS, LEGACY_DAEMON_RULE_PRIORITY, LEGACY_DAEMON_TABLE, METRIC_BASE, Prefix, Route, Rule, Table};
 
-/// An uplink that carries traffic, as far as its routes need to know.
+/// An uplink that carries traffic (of one family: IPv4 unless said), as far as its routes need
+/// to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Carrying {
+pub struct Carrying<N: Prefix = Ipv4Net> {
     pub ifindex: u32,
-    pub address: Ipv4Net,
-    pub gateway: Ipv4Addr,
+    pub address: N,
+    pub gateway: N::Addr,
     /// The plan's main-table metric: the uplinks' order.
     pub metric: u32,
 }
 
 /// A route of the daemon and the interface it leaves through.
-pub type FailoverRoute = (Route, u32);
+pub type FailoverRoute<N = Ipv4Net> = (Route<N>, u32);
 
 /// A route in main that is not multihome's: its destination and metric.
-pub type Foreign = (Ipv4Net, u32);
+pub type Foreign<N = Ipv4Net> = (N, u32);
 
 /// The copies main should hold. `carrying` in any order; `demoted` the addresses of the uplinks
 /// that have an address and a carrier but must not be used (their routes in main are live);
@@ -46,31 +45,33 @@ pub type Foreign = (Ipv4Net, u32);
 /// to (the default, its link's prefix), the carrying uplinks with a route there get a copy, best
 /// first, at the highest free metrics below the uplinks' own and above every foreign route to the
 /// same destination that is in front of the uplinks (so a VPN's default route stays in front).
-pub fn desired(carrying: &[Carrying], demoted: &[Ipv4Net], foreign: &[Foreign]) -> Vec<FailoverRoute> {
+/// The same for both families: IPv6 gets its `::/0` and prefix copies from its own verdicts.
+pub fn desired<N: Prefix>(carrying: &[Carrying<N>], demoted: &[N], foreign: &[Foreign<N>]) -> Vec<FailoverRoute<N>> {
     if demoted.is_empty() || carrying.is_empty() {
         return Vec::new();
     }
-    let mut ranked: Vec<&Carrying> = carrying.iter().collect();
+    let mut ranked: Vec<&Carrying<N>> = carrying.iter().collect();
     ranked.sort_by_key(|c| c.metric);
     let mut routes = Vec::new();
-    let default_users: Vec<&Carrying> = ranked.clone();
-    push_copies(&mut routes, DEFAULT_DESTINATION, &default_users, foreign, |c| Some(c.gateway));
-    let mut prefixes: Vec<Ipv4Net> = demoted.iter().filter(|a| a.prefix_len() < 32).map(Ipv4Net::trunc).collect();
-    prefixes.sort();
+    let default_users: Vec<&Carrying<N>> = ranked.clone();
+    push_copies(&mut routes, N::DEFAULT, &default_users, foreign, |c| Some(c.gateway));
+    // Host addresses (/32, /128) have no prefix route to copy.
+    let mut prefixes: Vec<N> = demoted.iter().filter(|a| a.prefix_len() < N::host(a.addr()).prefix_len()).map(Prefix::trunc).collect();
+    prefixes.sort_by_key(|p| -> (std::net::IpAddr, u8) { (p.addr().into(), p.prefix_len()) });
     prefixes.dedup();
     for prefix in prefixes {
-        let users: Vec<&Carrying> = ranked.iter().copied().filter(|c| c.address.trunc() == prefix).collect();
+        let users: Vec<&Carrying<N>> = ranked.iter().copied().filter(|c| c.address.trunc() == prefix).collect();
         push_copies(&mut routes, prefix, &users, foreign, |_| None);
     }
     routes
 }
 
-fn push_copies(
-    routes: &mut Vec<FailoverRoute>,
-    destination: Ipv4Net,
-    users: &[&Carrying],
-    foreign: &[Foreign],
-    gateway: impl Fn(&Carrying) -> Option<Ipv4Addr>,
+fn push_copies<N: Prefix>(
+    routes: &mut Vec<FailoverRoute<N>>,
+    destination: N,
+    users: &[&Carrying<N>],
+    foreign: &[Foreign<N>],
+    gateway: impl Fn(&Carrying<N>) -> Option<N::Addr>,
 ) {
     let floor = METRIC_BASE - FAILOVER_METRIC_SLOTS;
     let in_front = foreign.iter().filter(|(d, m)| *d == destination && *m < METRIC_BASE).map(|(_, m)| m + 1).max().unwrap_or(0);
@@ -152,6 +153,7 @@ pub async fn remove_legacy(nl: &Netlink) -> Result<bool, netlink::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::DEFAULT_DESTINATION;
 
     fn uplink(ifindex: u32, address: &str, metric: u32) -> Carrying {
         Carrying { ifindex, address: address.parse().unwrap(), gateway: "192.168.178.1".parse().unwrap(), metric }
@@ -171,7 +173,7 @@ mod tests {
 
     #[test]
     fn nothing_carrying_means_no_copies_and_main_decides() {
-        assert!(desired(&[], &["192.168.178.99/24".parse().unwrap()], &[]).is_empty());
+        assert!(desired::<Ipv4Net>(&[], &["192.168.178.99/24".parse().unwrap()], &[]).is_empty());
     }
 
     #[test]
@@ -230,5 +232,31 @@ mod tests {
         assert_eq!(routes[0].1, 10);
         assert_eq!(routes[0].0.metric, Some(METRIC_BASE - FAILOVER_METRIC_SLOTS));
         assert_eq!(routes.last().unwrap().0.metric, Some(METRIC_BASE - 1));
+    }
+
+    #[test]
+    fn ipv6_gets_the_same_copies_from_its_own_verdicts() {
+        let six = |ifindex: u32, address: &str, gateway: &str, metric: u32| Carrying::<ipnet::Ipv6Net> {
+            ifindex,
+            address: address.parse().unwrap(),
+            gateway: gateway.parse().unwrap(),
+            metric,
+        };
+        let carrying = [six(4, "2001:db8:178::97/64", "fe80::1", 102), six(3, "2001:db8:178::98/64", "2001:db8:178::1", 101)];
+        let demoted: [ipnet::Ipv6Net; 1] = ["2001:db8:178::99/64".parse().unwrap()];
+        let routes = desired(&carrying, &demoted, &[("::/0".parse().unwrap(), 1024)]);
+        let shown: Vec<(String, Option<String>, u32, u32)> =
+            routes.iter().map(|(r, i)| (r.destination.to_string(), r.gateway.map(|g| g.to_string()), r.metric.unwrap(), *i)).collect();
+        assert_eq!(
+            shown,
+            [
+                ("::/0".to_string(), Some("2001:db8:178::1".to_string()), 98, 3),
+                ("::/0".to_string(), Some("fe80::1".to_string()), 99, 4),
+                ("2001:db8:178::/64".to_string(), None, 98, 3),
+                ("2001:db8:178::/64".to_string(), None, 99, 4),
+            ]
+        );
+        assert_eq!(routes[0].0.preferred_source, Some("2001:db8:178::98".parse().unwrap()), "new connections take the carrying uplink's address");
+        assert!(desired::<ipnet::Ipv6Net>(&carrying, &[], &[]).is_empty(), "nothing demoted over IPv6: no copies, whatever IPv4 says");
     }
 }

@@ -22,7 +22,9 @@ async fn proxy() -> anyhow::Result<(zbus::Connection, DaemonProxy<'static>)> {
 /// Reads the daemon's state.
 pub async fn fetch() -> anyhow::Result<Snapshot> {
     let (_conn, p) = proxy().await?;
-    Ok(Snapshot { uplinks: p.uplinks().await?.into_iter().map(UplinkStatus::from).collect(), active: p.active().await?, policy: p.policy().await? })
+    // A daemon from before IPv6 has no Active6: no uplink of it carries IPv6.
+    let active6 = p.active6().await.unwrap_or_default();
+    Ok(Snapshot { uplinks: p.uplinks().await?.into_iter().map(UplinkStatus::from).collect(), active: p.active().await?, active6, policy: p.policy().await? })
 }
 
 /// A maintenance order or a reload, as the CLI names them.
@@ -48,20 +50,28 @@ pub async fn call(c: Call<'_>) -> anyhow::Result<()> {
 pub fn render(s: &Snapshot) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{:<16} {:<12} {:>6} {:>9}  {:<18} {:<15}  REASON", "UPLINK", "STATE", "LOSS", "LATENCY", "ADDRESS", "GATEWAY");
-    for u in &s.uplinks {
-        let mark = if u.interface == s.active { "*" } else { " " };
-        let latency = u.latency_ms.map_or("-".to_string(), |ms| format!("{ms:.2} ms"));
+    let row = |out: &mut String, mark: bool, name: &str, state: &str, loss: f64, latency: Option<f64>, address: &str, gateway: &str, reason: &str| {
+        let latency = latency.map_or("-".to_string(), |ms| format!("{ms:.2} ms"));
         let _ = writeln!(
             out,
-            "{mark}{:<15} {:<12} {:>5.0}% {:>9}  {:<18} {:<15}  {}",
-            u.interface,
-            u.state,
-            u.loss_percent,
+            "{}{:<15} {:<12} {:>5.0}% {:>9}  {:<18} {:<15}  {}",
+            if mark { "*" } else { " " },
+            name,
+            state,
+            loss,
             latency,
-            if u.address.is_empty() { "-" } else { &u.address },
-            if u.gateway.is_empty() { "-" } else { &u.gateway },
-            u.reason
+            if address.is_empty() { "-" } else { address },
+            if gateway.is_empty() { "-" } else { gateway },
+            reason
         );
+    };
+    for u in &s.uplinks {
+        row(&mut out, u.interface == s.active, &u.interface, &u.state, u.loss_percent, u.latency_ms, &u.address, &u.gateway, &u.reason);
+        // Its IPv6 side on a line of its own under it: each family is judged on its own.
+        if let Some(v6) = &u.ipv6 {
+            let mark = u.interface == s.active6;
+            row(&mut out, mark, "  IPv6", &v6.state, v6.loss_percent, v6.latency_ms, &v6.address, &v6.gateway, &v6.reason);
+        }
     }
     if s.uplinks.iter().any(|u| u.bond_active.is_some()) {
         // Mode=bond: the kernel's bond chose; there is no main table to follow.
@@ -74,6 +84,13 @@ pub fn render(s: &Snapshot) -> String {
         let _ = writeln!(out, "No uplink is healthy: new connections follow the main table.");
     } else {
         let _ = writeln!(out, "New connections leave via {} (*).", s.active);
+    }
+    if s.uplinks.iter().any(|u| u.ipv6.is_some()) {
+        if s.active6.is_empty() {
+            let _ = writeln!(out, "No uplink's IPv6 is healthy: new IPv6 connections follow the main table.");
+        } else {
+            let _ = writeln!(out, "New IPv6 connections leave via {} (* on an IPv6 line).", s.active6);
+        }
     }
     out
 }
@@ -98,6 +115,7 @@ mod tests {
                     gateway: "192.168.178.1".into(),
                     bond_active: None,
                     mii: None,
+                    ipv6: None,
                 },
                 UplinkStatus {
                     interface: "wlan1".into(),
@@ -111,9 +129,11 @@ mod tests {
                     gateway: "192.168.178.1".into(),
                     bond_active: None,
                     mii: None,
+                    ipv6: None,
                 },
             ],
             active: "wlan1".into(),
+            active6: String::new(),
             policy: "/etc/multihome/multihome.conf".into(),
         };
         let t = render(&s);
@@ -121,6 +141,46 @@ mod tests {
         assert!(lines[1].starts_with(" eth0 ") && lines[1].contains("down") && lines[1].contains("100%"), "{t}");
         assert!(lines[2].starts_with("*wlan1") && lines[2].contains("0.25 ms"), "{t}");
         assert_eq!(lines[3], "New connections leave via wlan1 (*).");
+        assert_eq!(lines.len(), 4, "no IPv6 lines without IPv6: {t}");
+    }
+
+    #[test]
+    fn the_ipv6_side_has_its_own_line_and_its_own_mark() {
+        let v4 = |name: &str, state: &str, v6_state: &str, carrying6: bool| UplinkStatus {
+            interface: name.into(),
+            rank: 0,
+            state: state.into(),
+            loss_percent: 0.0,
+            latency_ms: Some(0.2),
+            reason: String::new(),
+            carrying: true,
+            address: String::new(),
+            gateway: String::new(),
+            bond_active: None,
+            mii: None,
+            ipv6: Some(super::super::bus::Status6 {
+                state: v6_state.into(),
+                loss_percent: if carrying6 { 0.0 } else { 100.0 },
+                latency_ms: None,
+                reason: String::new(),
+                carrying: carrying6,
+                address: "2001:db8:178::99/64".into(),
+                gateway: "fe80::1".into(),
+            }),
+        };
+        let s = Snapshot {
+            uplinks: vec![v4("eth0", "up", "down", false), v4("wlan1", "up", "up", true)],
+            active: "eth0".into(),
+            active6: "wlan1".into(),
+            policy: String::new(),
+        };
+        let t = render(&s);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[1].starts_with("*eth0 "), "{t}");
+        assert!(lines[2].starts_with("   IPv6 ") && lines[2].contains("down") && lines[2].contains("fe80::1"), "{t}");
+        assert!(lines[3].starts_with(" wlan1 "), "{t}");
+        assert!(lines[4].starts_with("*  IPv6 ") && lines[4].contains("up"), "{t}");
+        assert_eq!(lines[6], "New IPv6 connections leave via wlan1 (* on an IPv6 line).");
     }
 
     #[test]
@@ -137,8 +197,14 @@ mod tests {
             gateway: "192.168.178.1".into(),
             bond_active: Some(active),
             mii: Some(mii.into()),
+            ipv6: None,
         };
-        let s = Snapshot { uplinks: vec![slave("eth3", 0, "down", false), slave("eth4", 1, "up", true)], active: "eth4".into(), policy: String::new() };
+        let s = Snapshot {
+            uplinks: vec![slave("eth3", 0, "down", false), slave("eth4", 1, "up", true)],
+            active: "eth4".into(),
+            active6: String::new(),
+            policy: String::new(),
+        };
         let t = render(&s);
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[1].starts_with(" eth3 ") && lines[1].contains("down"), "{t}");

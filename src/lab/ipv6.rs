@@ -173,6 +173,31 @@ impl Lab {
         Ok(String::from_utf8_lossy(&out.stderr).into_owned())
     }
 
+    /// A silent failure of `uplink`'s IPv6 alone (or its repair): the router blackholes the
+    /// uplink's global IPv6 addresses, so nothing sent from them is ever answered, while the
+    /// link, its IPv4, neighbour discovery and the advertisements (all link-local) go on as
+    /// before. The lab has no ip6tables or nft: a route on the router is the IPv6-only cut.
+    /// Repair removes every blackhole route of the router (only this makes them).
+    pub fn set_upstream6(&self, uplink: &str, up: bool) -> anyhow::Result<()> {
+        let router = self.names.router();
+        if up {
+            let out = ip(&router, &["-j", "-6", "route", "show", "type", "blackhole"])?;
+            let routes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            for dst in routes.as_array().into_iter().flatten().filter_map(|r| r["dst"].as_str()) {
+                ip(&router, &["-6", "route", "del", "blackhole", dst])?;
+            }
+            return Ok(());
+        }
+        let addresses = self.addresses6(uplink);
+        if addresses.is_empty() {
+            bail!("{uplink} has no global IPv6 address to cut off");
+        }
+        for a in addresses {
+            ip(&router, &["-6", "route", "replace", "blackhole", &format!("{a}/128")])?;
+        }
+        Ok(())
+    }
+
     /// The host's IPv6 routes in `table` (`main` or a number), as `ip -6 route` prints them.
     pub fn routes6(&self, table: &str) -> anyhow::Result<String> {
         self.ip_host(&["-6", "route", "show", "table", table]).with_context(|| format!("cannot read IPv6 table {table}"))

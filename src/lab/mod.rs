@@ -12,6 +12,7 @@ pub mod lossy;
 pub mod netns;
 pub mod policies;
 pub mod probe;
+pub mod probe6;
 pub mod root_guard;
 pub mod scale;
 pub mod scenario;

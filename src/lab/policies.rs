@@ -53,7 +53,7 @@ DHCP=ipv4
 /// The seed, dual-stack, on the lab's IPv6 LAN 2001:db8:178::/64 (router 2001:db8:178::1 and
 /// fe80::1, advertising the prefix): eth0 static with the link-local router and SLAAC beside
 /// it, wlan1 static with the global router, wlan0 static with the advertised router and SLAAC.
-/// No [Probe]: the daemon's IPv6 probing is not in yet.
+/// No [Probe] ([`dual_stack_probed`] has one).
 pub const DUAL_STACK: &str = "\
 [Uplink]
 Interface=eth0
@@ -108,3 +108,47 @@ Address=2001:db8:178::97/64
 Gateway=192.168.178.1
 Gateway=fe80::1
 ";
+
+/// [`DUAL_STACK`] with the daemon's probes for both families: the gateway and the internet host
+/// of each, so each uplink's IPv4 and IPv6 are judged apart.
+pub fn dual_stack_probed() -> String {
+    format!("[Probe]\nTarget=192.168.178.1\nTarget=198.51.100.10\nTarget=2001:db8:178::1\nTarget=2001:db8:100::10\n\n{DUAL_STACK}")
+}
+
+/// [`SEED`], dual-stack, for `multihome lab`: each uplink also has its static IPv6 address on
+/// the lab's IPv6 LAN (eth0 and wlan0 with the link-local router, wlan1 with the global one, no
+/// SLAAC, so each source names its uplink), and `[Probe]` the IPv6 router and internet host.
+pub fn seed_dual_stack() -> String {
+    SEED.replace("Target=198.51.100.10\n", "Target=198.51.100.10\nTarget=2001:db8:178::1\nTarget=2001:db8:100::10\n")
+        .replace(
+            "Address=192.168.178.99/24\nGateway=192.168.178.1\n",
+            "Address=192.168.178.99/24\nGateway=192.168.178.1\nAddress=2001:db8:178::99/64\nGateway=fe80::1\n",
+        )
+        .replace(
+            "Address=192.168.178.98/24\nGateway=192.168.178.1\n",
+            "Address=192.168.178.98/24\nGateway=192.168.178.1\nAddress=2001:db8:178::98/64\nGateway=2001:db8:178::1\n",
+        )
+        .replace(
+            "Address=192.168.178.97/24\nGateway=192.168.178.1\n",
+            "Address=192.168.178.97/24\nGateway=192.168.178.1\nAddress=2001:db8:178::97/64\nGateway=fe80::1\n",
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lab's dual-stack seed is the seed with IPv6 on every uplink (a changed seed.conf that
+    /// the insertions no longer find fails here, not in the lab).
+    #[test]
+    fn the_dual_stack_seed_gives_every_uplink_ipv6_and_ipv6_targets() {
+        let policy = crate::policy::parse("seed-dual-stack", &seed_dual_stack()).unwrap();
+        let plan = crate::plan::plan(&policy);
+        assert_eq!(plan.uplinks.len(), 3);
+        for (u, (iface, addr)) in plan.uplinks.iter().zip(super::super::ipv6::STATIC_ADDRESSES6) {
+            assert_eq!(u.interface, iface);
+            assert_eq!(u.ipv6.as_ref().map(|v6| v6.addresses[0].addr()), Some(addr), "{iface}");
+        }
+        assert_eq!(policy.probe.unwrap().targets6.len(), 2);
+    }
+}

@@ -1,9 +1,10 @@
 //! A stream of application-like probes for measuring an outage: every `interval` a new unbound
 //! UDP socket (so every probe takes a fresh routing decision, as a new connection would) sends
 //! one datagram to the internet echo; each probe records whether and with which source address
-//! it was answered.
+//! it was answered. IPv4 unless said: `Prober<Ipv6Addr>` probes an IPv6 echo the same way.
 
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
@@ -19,32 +20,36 @@ use super::echo::{ECHO_PORT, parse_source};
 const ANSWER_WITHIN: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Copy)]
-pub struct ProbeRecord {
+pub struct ProbeRecord<A = Ipv4Addr> {
     /// When it was sent, since the prober started.
     pub sent: Duration,
     /// The source address the echo saw; `None`: lost.
-    pub source: Option<Ipv4Addr>,
+    pub source: Option<A>,
 }
 
-pub struct Prober {
+/// The addresses a prober can aim at (`Ipv4Addr`, `Ipv6Addr`).
+pub trait Target: Copy + Into<IpAddr> + FromStr + Send + 'static {}
+impl<A: Copy + Into<IpAddr> + FromStr + Send + 'static> Target for A {}
+
+pub struct Prober<A: Target = Ipv4Addr> {
     started: Instant,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<anyhow::Result<Vec<ProbeRecord>>>>,
+    thread: Option<JoinHandle<anyhow::Result<Vec<ProbeRecord<A>>>>>,
 }
 
-impl Prober {
-    pub fn start(ns: &str, target: Ipv4Addr, interval: Duration) -> anyhow::Result<Prober> {
+impl<A: Target> Prober<A> {
+    pub fn start(ns: &str, target: A, interval: Duration) -> anyhow::Result<Prober<A>> {
         Self::start_streaming(ns, target, interval, None)
     }
 
     /// Like `start`, and each probe's record is also sent to `live` as soon as it is settled
     /// (answered or given up), for a live view.
-    pub fn start_streaming(ns: &str, target: Ipv4Addr, interval: Duration, live: Option<Sender<ProbeRecord>>) -> anyhow::Result<Prober> {
+    pub fn start_streaming(ns: &str, target: A, interval: Duration, live: Option<Sender<ProbeRecord<A>>>) -> anyhow::Result<Prober<A>> {
         let path = format!("/run/netns/{ns}");
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let started = Instant::now();
-        let thread = std::thread::spawn(move || -> anyhow::Result<Vec<ProbeRecord>> {
+        let thread = std::thread::spawn(move || -> anyhow::Result<Vec<ProbeRecord<A>>> {
             let f = std::fs::File::open(&path).with_context(|| format!("no namespace {path}"))?;
             setns(&f, CloneFlags::CLONE_NEWNET).context("cannot enter the lab host")?;
             run(started, target, interval, &flag, live)
@@ -57,14 +62,14 @@ impl Prober {
         self.started.elapsed()
     }
 
-    pub fn stop(mut self) -> anyhow::Result<Vec<ProbeRecord>> {
+    pub fn stop(mut self) -> anyhow::Result<Vec<ProbeRecord<A>>> {
         self.stop.store(true, Ordering::Relaxed);
         let t = self.thread.take().expect("joined once");
         t.join().map_err(|_| anyhow::anyhow!("prober panicked"))?
     }
 }
 
-impl Drop for Prober {
+impl<A: Target> Drop for Prober<A> {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
@@ -73,8 +78,15 @@ impl Drop for Prober {
     }
 }
 
-fn run(started: Instant, target: Ipv4Addr, interval: Duration, stop: &AtomicBool, live: Option<Sender<ProbeRecord>>) -> anyhow::Result<Vec<ProbeRecord>> {
-    let to = SocketAddr::from((target, ECHO_PORT));
+fn run<A: Target>(
+    started: Instant,
+    target: A,
+    interval: Duration,
+    stop: &AtomicBool,
+    live: Option<Sender<ProbeRecord<A>>>,
+) -> anyhow::Result<Vec<ProbeRecord<A>>> {
+    let to = SocketAddr::new(target.into(), ECHO_PORT);
+    let any = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
     let mut records = Vec::new();
     let mut pending: Vec<(usize, UdpSocket, Instant)> = Vec::new();
     let mut next = Instant::now();
@@ -82,7 +94,7 @@ fn run(started: Instant, target: Ipv4Addr, interval: Duration, stop: &AtomicBool
     while !stop.load(Ordering::Relaxed) || !pending.is_empty() {
         let now = Instant::now();
         if now >= next && !stop.load(Ordering::Relaxed) {
-            let socket = UdpSocket::bind("0.0.0.0:0")?;
+            let socket = UdpSocket::bind(any)?;
             socket.set_nonblocking(true)?;
             records.push(ProbeRecord { sent: now - started, source: None });
             // A send error (no route) is a lost probe, like a connect() that fails.
@@ -120,8 +132,8 @@ pub struct Outage {
     pub restore: Duration,
 }
 
-pub fn outage(records: &[ProbeRecord], fault: Duration) -> Outage {
-    let after: Vec<&ProbeRecord> = records.iter().filter(|r| r.sent >= fault).collect();
+pub fn outage<A>(records: &[ProbeRecord<A>], fault: Duration) -> Outage {
+    let after: Vec<&ProbeRecord<A>> = records.iter().filter(|r| r.sent >= fault).collect();
     let lost = after.iter().filter(|r| r.source.is_none()).count();
     let restore = match after.iter().rposition(|r| r.source.is_none()) {
         None => Duration::ZERO,

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use super::ipv6::INTERNET6;
 use super::probe::{ProbeRecord, Prober};
+use super::probe6::Track6;
 use super::{INTERNET, Lab, LabOptions, Manager, SEED_ADDRESSES, UPLINKS, policies};
 
 /// Probe spacing of the timeline: a new connection every 10 ms.
@@ -22,6 +24,8 @@ pub enum FaultKind {
     Link,
     /// The link stays up but nothing behind its switch answers (dead gateway or provider).
     Silent,
+    /// Only its IPv6 dies silently (a provider's IPv6 outage); IPv4 goes on.
+    Silent6,
 }
 
 /// One scheduled change: at `at` after the start, `uplink` fails (`fail`) or is repaired.
@@ -53,11 +57,12 @@ pub fn parse_script(text: &str) -> anyhow::Result<Vec<Step>> {
         let (kind, fail) = match fault {
             "link" => (FaultKind::Link, true),
             "silent" => (FaultKind::Silent, true),
+            "silent6" => (FaultKind::Silent6, true),
             "repair" => {
                 let last = steps.iter().rev().find(|s| s.uplink == uplink && s.fail);
                 (last.with_context(|| format!("{item:?}: {uplink} has no fault to repair before then"))?.kind, false)
             }
-            _ => bail!("{item:?}: the fault is link, silent or repair"),
+            _ => bail!("{item:?}: the fault is link, silent, silent6 or repair"),
         };
         steps.push(Step { at, uplink: uplink.to_string(), kind, fail });
     }
@@ -104,14 +109,15 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     }
     let networkd = opts.manager == Manager::Networkd;
     println!("Building the seed's network in namespaces (host with eth0, wlan1, wlan0; a switch per uplink; router; internet)...");
-    let mut lab = Lab::start(LabOptions { manager: opts.manager, policy: Some(policies::SEED.to_string()), ..Default::default() })?;
+    let mut lab = Lab::start(LabOptions { manager: opts.manager, policy: Some(policies::seed_dual_stack()), ipv6: true, ..Default::default() })?;
     let manager_name = if networkd { "systemd-networkd" } else { "NetworkManager" };
     if !networkd {
         // networkd took the policy before it started; NetworkManager takes it over D-Bus now.
         print!("{}", lab.multihome_ok(&["apply"])?);
     }
-    println!("{manager_name} runs the policy of examples/seed.conf in the lab host.");
+    println!("{manager_name} runs the policy of examples/seed.conf, dual-stack, in the lab host.");
     lab.outbound_settles_on("eth0", Duration::from_secs(30))?;
+    lab.outbound6_settles_on("eth0", Duration::from_secs(30))?;
     // A Ctrl-C while the lab started (up to a minute with NetworkManager) ends it here.
     if STOP.load(Ordering::Relaxed) {
         println!("Interrupted. Cleaning up the lab...");
@@ -128,9 +134,12 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
 
     let (tx, rx) = mpsc::channel::<ProbeRecord>();
     let prober = Prober::start_streaming(&lab.host(), INTERNET, PROBE_INTERVAL, Some(tx))?;
+    let mut track6 = Track6::start(&lab.host(), PROBE_INTERVAL, prober.now())?;
     let started = Instant::now();
     let t = |d: Duration| format!("{:>7.3}s", d.as_secs_f64());
-    println!("\nA new connection every {PROBE_INTERVAL:?} from the host to the internet host {INTERNET}. Timeline:");
+    println!(
+        "\nA new connection every {PROBE_INTERVAL:?} from the host to the internet host {INTERNET}, and one to {INTERNET6} (TRAFFIC6, OUTAGE6). Timeline:"
+    );
     let end = opts.steps.last().map_or(Duration::ZERO, |s| s.at) + opts.tail;
     let mut steps = opts.steps.iter().peekable();
     let mut timeline = Timeline::default();
@@ -142,12 +151,15 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             match (step.kind, step.fail) {
                 (FaultKind::Link, fail) => lab.set_carrier(&step.uplink, !fail)?,
                 (FaultKind::Silent, fail) => lab.set_upstream(&step.uplink, !fail)?,
+                (FaultKind::Silent6, fail) => lab.set_upstream6(&step.uplink, !fail)?,
             }
             let what = match (step.kind, step.fail) {
                 (FaultKind::Link, true) => "loses carrier",
                 (FaultKind::Link, false) => "gets its carrier back",
                 (FaultKind::Silent, true) => "fails silently (link up, nothing answers behind it)",
                 (FaultKind::Silent, false) => "is repaired upstream",
+                (FaultKind::Silent6, true) => "loses its IPv6 silently (link and IPv4 up, nothing answers its IPv6)",
+                (FaultKind::Silent6, false) => "gets its IPv6 back upstream",
             };
             timeline.lines.push((now, format!("FAULT   {} {what}", step.uplink)));
         }
@@ -160,6 +172,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         for r in pending.drain(..ready) {
             timeline.probe(r);
         }
+        track6.drain(settled_before, &mut timeline.lines);
         timeline.print_until(settled_before, &t);
         if let Some(log) = &daemon_log {
             daemon_pos = read_new_lines(log, daemon_pos, prober.now(), &mut timeline.lines);
@@ -172,12 +185,13 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     for r in pending.drain(..) {
         timeline.probe(r);
     }
+    let (tried6, lost6) = track6.finish(&mut timeline.lines)?;
     if let Some((since, lost)) = timeline.outage_from {
         timeline.lines.push((since, format!("OUTAGE  {lost} new connection(s) failed, still failing at the end")));
     }
     timeline.print_until(Duration::MAX, &t);
     let lost = records.iter().filter(|r| r.source.is_none()).count();
-    println!("\n{} connections tried, {lost} failed. Cleaning up the lab...", records.len());
+    println!("\n{} connections tried, {lost} failed; over IPv6 {tried6} tried, {lost6} failed. Cleaning up the lab...", records.len());
     drop(lab);
     println!("Done: namespaces and processes removed, the machine's network untouched.");
     Ok(())

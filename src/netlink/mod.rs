@@ -1,4 +1,4 @@
-//! The thin typed edge over rtnetlink: read and change IPv4 rules, routes, links and addresses,
+//! The thin typed edge over rtnetlink: read and change rules, routes, links and addresses,
 //! and watch them change.
 //!
 //! Callers (the dispatcher hook, the failover daemon) speak `plan::Rule`/`plan::Route` and the
@@ -6,6 +6,7 @@
 //! multihome adds is tagged with [`crate::plan::PROTOCOL`], so it can find and remove exactly its
 //! own. The socket lives in the network namespace of the thread that calls [`Netlink::connect`].
 
+mod advertised6;
 pub mod bond;
 mod error;
 mod links;
@@ -21,11 +22,12 @@ mod tests;
 
 use tokio::task::JoinHandle;
 
+pub use advertised6::{DefaultRoute6, PROTOCOL_RA};
 pub use error::Error;
 pub use links::{LinkState, OperState};
 pub use monitor::{Event, Monitor};
 pub use routes::{KernelRoute, RouteKind};
-pub use routes6::{DefaultRoute6, PROTOCOL_RA};
+pub use routes6::KernelRoute6;
 pub use rules::{KernelRule, RuleAction};
 
 /// A netlink route socket and the task that drives it.

@@ -1,4 +1,4 @@
-//! A stream of link, IPv4 address, route and rule changes, from rtnetlink's multicast groups
+//! A stream of link, address, route and rule changes, from rtnetlink's multicast groups
 //! (as `ip monitor`), in multihome's own words.
 
 use std::pin::Pin;
@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use futures::Stream;
 use futures::channel::mpsc::UnboundedReceiver;
 use ipnet::Ipv4Net;
-use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::MulticastGroup;
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::sys::SocketAddr;
@@ -15,8 +15,9 @@ use tokio::task::JoinHandle;
 
 use super::links::{ipv4_address, link_state};
 use super::routes::kernel_route;
+use super::routes6::kernel_route6;
 use super::rules::kernel_rule;
-use super::{Error, KernelRoute, KernelRule, LinkState};
+use super::{Error, KernelRoute, KernelRoute6, KernelRule, LinkState};
 
 /// One change the kernel announced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,8 +33,15 @@ pub enum Event {
         ifindex: u32,
         address: Ipv4Net,
     },
+    /// An IPv6 address came, went or changed (a new temporary address, one that expired, one
+    /// no longer tentative): whoever cares reads the link's addresses again.
+    Address6Changed {
+        ifindex: u32,
+    },
     RouteAdded(KernelRoute),
     RouteRemoved(KernelRoute),
+    /// An IPv6 unicast route came or went (an advertised router, the daemon's own copies).
+    Route6Changed(KernelRoute6),
     RuleAdded(KernelRule),
     RuleRemoved(KernelRule),
     /// The socket's buffer overflowed and events were lost: whoever keeps state from these
@@ -48,10 +56,17 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// Subscribes, in the calling thread's network namespace, to links, IPv4 addresses, IPv4
-    /// routes and IPv4 rules. Must run inside a tokio runtime.
+    /// Subscribes, in the calling thread's network namespace, to links, addresses of both
+    /// families, routes of both families and IPv4 rules. Must run inside a tokio runtime.
     pub fn connect() -> Result<Monitor, Error> {
-        let groups = [MulticastGroup::Link, MulticastGroup::Ipv4Ifaddr, MulticastGroup::Ipv4Route, MulticastGroup::Ipv4Rule];
+        let groups = [
+            MulticastGroup::Link,
+            MulticastGroup::Ipv4Ifaddr,
+            MulticastGroup::Ipv4Route,
+            MulticastGroup::Ipv4Rule,
+            MulticastGroup::Ipv6Ifaddr,
+            MulticastGroup::Ipv6Route,
+        ];
         let (connection, _handle, messages) = rtnetlink::new_multicast_connection(&groups).map_err(Error::Socket)?;
         let connection = tokio::spawn(connection);
         Ok(Monitor { messages, connection })
@@ -82,7 +97,7 @@ impl Stream for Monitor {
     }
 }
 
-/// The event a notification means, if it is one callers care about (IPv6 and the like are not).
+/// The event a notification means, if it is one callers care about.
 fn event(payload: NetlinkPayload<RouteNetlinkMessage>) -> Option<Event> {
     use RouteNetlinkMessage as M;
     match payload {
@@ -90,8 +105,10 @@ fn event(payload: NetlinkPayload<RouteNetlinkMessage>) -> Option<Event> {
         NetlinkPayload::InnerMessage(m) => match m {
             M::NewLink(l) => Some(Event::Link(link_state(&l))),
             M::DelLink(l) => Some(Event::LinkRemoved(link_state(&l))),
+            M::NewAddress(a) | M::DelAddress(a) if a.header.family == AddressFamily::Inet6 => Some(Event::Address6Changed { ifindex: a.header.index }),
             M::NewAddress(a) => ipv4_address(&a).map(|(ifindex, address)| Event::AddressAdded { ifindex, address }),
             M::DelAddress(a) => ipv4_address(&a).map(|(ifindex, address)| Event::AddressRemoved { ifindex, address }),
+            M::NewRoute(r) | M::DelRoute(r) if r.header.address_family == AddressFamily::Inet6 => kernel_route6(&r).map(Event::Route6Changed),
             M::NewRoute(r) => kernel_route(&r).map(Event::RouteAdded),
             M::DelRoute(r) => kernel_route(&r).map(Event::RouteRemoved),
             M::NewRule(r) => kernel_rule(&r).map(Event::RuleAdded),

@@ -1,99 +1,141 @@
-//! IPv6 default routes, as far as the hook needs them: list them, and put an advertised router
-//! (link-local, learnt from a router advertisement by NetworkManager) into an uplink's table,
-//! tagged with multihome's protocol, or take it out again.
+//! IPv6 routes, for the failover daemon's `::/0` copies: list those of a table, and replace or
+//! delete a `plan::Route<Ipv6Net>` on an interface, tagged with multihome's protocol. A gateway
+//! route is not on-link (see `plan::Prefix::GATEWAY_ONLINK`): the router is usually link-local,
+//! which the kernel resolves on the route's own device.
 
 use std::net::Ipv6Addr;
 
 use futures::TryStreamExt;
+use ipnet::Ipv6Net;
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType};
 use rtnetlink::RouteMessageBuilder;
 
 use super::{Error, Netlink};
-use crate::plan::PROTOCOL;
+use crate::plan::{PROTOCOL, Route, Table};
 
-/// `ip -6 route`'s protocol `ra`: a route from a router advertisement (the kernel's, or
-/// NetworkManager's, which tags its routes from advertisements so).
-pub const PROTOCOL_RA: u8 = 9;
-
-/// An IPv6 default route through one router on one interface, as the kernel reports it.
+/// An IPv6 unicast route as the kernel reports it (the kernel's local, multicast and
+/// unreachable routes are left out: none of them is an uplink's).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DefaultRoute6 {
-    pub gateway: Ipv6Addr,
+pub struct KernelRoute6 {
+    pub destination: Ipv6Net,
+    pub gateway: Option<Ipv6Addr>,
     pub table: u32,
-    /// 1024 when added without one (the kernel's default for IPv6).
     pub metric: u32,
-    pub ifindex: u32,
+    pub preferred_source: Option<Ipv6Addr>,
+    pub ifindex: Option<u32>,
     pub protocol: u8,
 }
 
-impl DefaultRoute6 {
+impl KernelRoute6 {
+    pub fn table(&self) -> Table {
+        if self.table == Table::Main.number() { Table::Main } else { Table::Id(self.table) }
+    }
+
     pub fn is_ours(&self) -> bool {
         self.protocol == PROTOCOL
+    }
+
+    /// The plan's view of this route (interface aside).
+    pub fn as_plan_route(&self) -> Route<Ipv6Net> {
+        Route {
+            destination: self.destination,
+            gateway: self.gateway,
+            table: self.table(),
+            metric: (self.metric != 0).then_some(self.metric),
+            preferred_source: self.preferred_source,
+        }
+    }
+
+    /// Whether this is the kernel's copy of `route` on `ifindex`.
+    pub fn is_same(&self, route: &Route<Ipv6Net>, ifindex: u32) -> bool {
+        self.ifindex == Some(ifindex) && self.as_plan_route() == *route
     }
 }
 
 impl Netlink {
-    /// Every unicast IPv6 default route through a router on one interface, in every table
-    /// (multipath routes, which name no single interface, are left out).
-    pub async fn default_routes6(&self) -> Result<Vec<DefaultRoute6>, Error> {
+    /// Every IPv6 unicast route of every table.
+    pub async fn routes6(&self) -> Result<Vec<KernelRoute6>, Error> {
         let mut query = RouteMessage::default();
         query.header.address_family = AddressFamily::Inet6;
         let messages: Vec<RouteMessage> =
             self.handle.route().get(query).execute().try_collect().await.map_err(|e| Error::from_rtnetlink("list IPv6 routes", e))?;
-        Ok(messages.iter().filter_map(default_route6).collect())
+        Ok(messages.iter().filter_map(kernel_route6).collect())
     }
 
-    /// Adds the default route via `gateway` on `ifindex` into `table` with [`PROTOCOL`], or
-    /// replaces the one with the same metric there (no moment without a route).
-    pub async fn replace_default6(&self, gateway: Ipv6Addr, table: u32, ifindex: u32) -> Result<(), Error> {
+    /// The IPv6 unicast routes of one table.
+    pub async fn routes6_in(&self, table: Table) -> Result<Vec<KernelRoute6>, Error> {
+        Ok(self.routes6().await?.into_iter().filter(|r| r.table == table.number()).collect())
+    }
+
+    /// Adds `route` or replaces the one with the same destination, table and metric.
+    pub async fn replace_route6(&self, route: &Route<Ipv6Net>, ifindex: u32) -> Result<(), Error> {
         self.handle
             .route()
-            .add(message(gateway, table, ifindex))
+            .add(route_message6(route, ifindex))
             .replace()
             .execute()
             .await
-            .map_err(|e| Error::from_rtnetlink(format!("replace route default via {gateway} dev #{ifindex} table {table}"), e))
+            .map_err(|e| Error::from_rtnetlink(format!("replace route {}", describe(route, ifindex)), e))
     }
 
-    /// Deletes `route` if it carries [`PROTOCOL`]; [`Error::NotFound`] if there is none such.
-    pub async fn delete_default6(&self, route: &DefaultRoute6) -> Result<(), Error> {
-        let mut m = message(route.gateway, route.table, route.ifindex);
-        m.header.scope = RouteScope::NoWhere;
-        m.attributes.push(RouteAttribute::Priority(route.metric));
-        self.handle
-            .route()
-            .del(m)
-            .execute()
-            .await
-            .map_err(|e| Error::from_rtnetlink(format!("delete route default via {} dev #{} table {}", route.gateway, route.ifindex, route.table), e))
+    /// Deletes `route` on `ifindex` if it carries [`PROTOCOL`]; [`Error::NotFound`] otherwise.
+    pub async fn delete_route6(&self, route: &Route<Ipv6Net>, ifindex: u32) -> Result<(), Error> {
+        let mut message = route_message6(route, ifindex);
+        message.header.scope = RouteScope::NoWhere;
+        self.handle.route().del(message).execute().await.map_err(|e| Error::from_rtnetlink(format!("delete route {}", describe(route, ifindex)), e))
     }
 }
 
-fn message(gateway: Ipv6Addr, table: u32, ifindex: u32) -> RouteMessage {
-    RouteMessageBuilder::<Ipv6Addr>::new()
-        .destination_prefix(Ipv6Addr::UNSPECIFIED, 0)
-        .table_id(table)
+fn describe(route: &Route<Ipv6Net>, ifindex: u32) -> String {
+    let via = route.gateway.map(|g| format!(" via {g}")).unwrap_or_default();
+    let src = route.preferred_source.map(|s| format!(" src {s}")).unwrap_or_default();
+    let metric = route.metric.map(|m| format!(" metric {m}")).unwrap_or_default();
+    format!("-6 {}{via} dev #{ifindex}{src} table {}{metric}", route.destination, route.table.number())
+}
+
+fn route_message6(route: &Route<Ipv6Net>, ifindex: u32) -> RouteMessage {
+    let mut b = RouteMessageBuilder::<Ipv6Addr>::new()
+        .destination_prefix(route.destination.network(), route.destination.prefix_len())
+        .table_id(route.table.number())
         .protocol(RouteProtocol::from(PROTOCOL))
         .output_interface(ifindex)
-        .gateway(gateway)
-        .scope(RouteScope::Universe)
-        .build()
+        .scope(RouteScope::Universe);
+    if let Some(gw) = route.gateway {
+        b = b.gateway(gw);
+    }
+    if let Some(src) = route.preferred_source {
+        b = b.pref_source(src);
+    }
+    if let Some(metric) = route.metric {
+        b = b.priority(metric);
+    }
+    b.build()
 }
 
-fn default_route6(m: &RouteMessage) -> Option<DefaultRoute6> {
-    if m.header.address_family != AddressFamily::Inet6 || m.header.destination_prefix_length != 0 || m.header.kind != RouteType::Unicast {
+pub(super) fn kernel_route6(m: &RouteMessage) -> Option<KernelRoute6> {
+    if m.header.address_family != AddressFamily::Inet6 || m.header.kind != RouteType::Unicast {
         return None;
     }
-    let (mut gateway, mut ifindex, mut table, mut metric) = (None, None, u32::from(m.header.table), 0);
+    let mut r = KernelRoute6 {
+        destination: Ipv6Net::new(Ipv6Addr::UNSPECIFIED, m.header.destination_prefix_length).ok()?,
+        gateway: None,
+        table: u32::from(m.header.table),
+        metric: 0,
+        preferred_source: None,
+        ifindex: None,
+        protocol: u8::from(m.header.protocol),
+    };
     for a in &m.attributes {
         match a {
-            RouteAttribute::Gateway(RouteAddress::Inet6(g)) => gateway = Some(*g),
-            RouteAttribute::Oif(i) => ifindex = Some(*i),
-            RouteAttribute::Table(t) => table = *t,
-            RouteAttribute::Priority(p) => metric = *p,
+            RouteAttribute::Destination(RouteAddress::Inet6(d)) => r.destination = Ipv6Net::new(*d, m.header.destination_prefix_length).ok()?,
+            RouteAttribute::Gateway(RouteAddress::Inet6(g)) => r.gateway = Some(*g),
+            RouteAttribute::PrefSource(RouteAddress::Inet6(s)) => r.preferred_source = Some(*s),
+            RouteAttribute::Table(t) => r.table = *t,
+            RouteAttribute::Priority(p) => r.metric = *p,
+            RouteAttribute::Oif(i) => r.ifindex = Some(*i),
             _ => {}
         }
     }
-    Some(DefaultRoute6 { gateway: gateway?, table, metric, ifindex: ifindex?, protocol: u8::from(m.header.protocol) })
+    Some(r)
 }

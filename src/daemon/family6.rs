@@ -1,0 +1,437 @@
+//! Each uplink's IPv6 side, judged on its own: its own state machine (the same pure
+//! [`fsm::Uplink`] as IPv4's), its own prober (ICMPv6 echo to `[Probe]`'s IPv6 targets and a
+//! neighbour solicitation for its IPv6 router, [`super::probe6`]), and the daemon's `::/0` and
+//! prefix copies in main from those verdicts alone ([`super::routes6`]). IPv4 and IPv6 of one
+//! uplink fail apart (a provider's IPv6 dies, its IPv4 stays), so neither family's verdict
+//! moves the other's connections.
+//!
+//! Carrier and maintenance orders belong to the link and reach both machines; rounds and the
+//! address belong to the family. The router of an uplink that takes advertisements is the
+//! link-local one the kernel learnt (its `::/0` route through the interface, in main or in the
+//! uplink's table). Its SLAAC, temporary and DHCPv6 addresses get their `from`/`to` rules here
+//! as soon as the kernel announces them (RTM_NEWADDR/RTM_DELADDR), with the dispatcher hook's
+//! own reconcile ([`crate::dispatch::ipv6`]): networkd-dispatcher runs the hook only when the
+//! link's state changes, and a new temporary address changes no state.
+
+use std::collections::VecDeque;
+use std::net::Ipv6Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use ipnet::Ipv6Net;
+use tokio::task::JoinHandle;
+
+use super::fsm::{self, Event};
+use super::link::{LOSS_WINDOW, ProberKey, ProberTask, RoundDone, probe_loop};
+use super::probe6::Wire6;
+use super::quality::{self, Round};
+use super::routes::{self, Carrying, FailoverRoute, Foreign};
+use super::{Daemon, Logged, RETRY_AFTER, routes6};
+use crate::dispatch::ipv6 as hook6;
+use crate::plan::{self, Ipv6Plan, UplinkPlan};
+
+/// One uplink's IPv6 side at run time.
+pub(super) struct Side6 {
+    pub(super) fsm: fsm::Uplink,
+    /// The address it probes from and its copies carry as source: the first static address the
+    /// kernel has, else the first global one (SLAAC, DHCPv6).
+    pub(super) address: Option<Ipv6Net>,
+    /// Address presence as last told to the state machine.
+    has_address: bool,
+    /// The router the kernel learnt (advertisements), when the policy names none.
+    pub(super) learned_gateway: Option<Ipv6Addr>,
+    window: VecDeque<Round>,
+    pub(super) loss: f64,
+    pub(super) rtt: Option<Duration>,
+    pub(super) reason: String,
+    prober: Option<(ProberKey<Ipv6Addr>, u64, JoinHandle<()>)>,
+    probes_wanted: Arc<AtomicU32>,
+    follow_ups: Arc<AtomicU32>,
+}
+
+impl Side6 {
+    pub(super) fn new(machine: fsm::Uplink) -> Side6 {
+        Side6 {
+            fsm: machine,
+            address: None,
+            has_address: true,
+            learned_gateway: None,
+            window: VecDeque::new(),
+            loss: 0.0,
+            rtt: None,
+            reason: String::new(),
+            prober: None,
+            probes_wanted: Arc::new(AtomicU32::new(1)),
+            follow_ups: Arc::new(AtomicU32::new(0)),
+        }
+    }
+
+    pub(super) fn stop_prober(&mut self) {
+        if let Some((_, _, task)) = self.prober.take() {
+            task.abort();
+        }
+    }
+
+    pub(super) fn gateway(&self, plan: &Ipv6Plan) -> Option<Ipv6Addr> {
+        plan.gateway.or(self.learned_gateway)
+    }
+}
+
+/// The address to probe and route from among the global ones `present` (see [`Side6::address`]).
+pub fn choose_address(plan: &Ipv6Plan, present: &[Ipv6Net]) -> Option<Ipv6Net> {
+    plan.addresses.iter().find(|p| present.iter().any(|k| k.addr() == p.addr())).copied().or_else(|| {
+        if plan.accept_ra || plan.dhcp {
+            let mut dynamic = present.to_vec();
+            dynamic.sort_by_key(|n| n.addr());
+            dynamic.first().copied()
+        } else {
+            None
+        }
+    })
+}
+
+/// The daemon's IPv6 bookkeeping beside IPv4's (see the fields of the same names in `Daemon`).
+#[derive(Default)]
+pub(super) struct State6 {
+    routes_dirty: bool,
+    last_routes: Option<Vec<FailoverRoute<Ipv6Net>>>,
+    foreign: Vec<Foreign<Ipv6Net>>,
+    foreign_dirty: bool,
+    pub(super) carriers: Vec<bool>,
+    /// The uplink new IPv6 connections leave through; "" when none is healthy.
+    pub(super) active: String,
+    /// A change of `active` not yet logged.
+    pub(super) announce: Option<String>,
+    pub(super) dirty: bool,
+}
+
+impl State6 {
+    pub(super) fn new() -> State6 {
+        State6 { routes_dirty: true, foreign_dirty: true, dirty: true, ..State6::default() }
+    }
+
+    pub(super) fn needs_converge(&self) -> bool {
+        self.dirty || self.routes_dirty || self.foreign_dirty
+    }
+
+    /// Everything read again (after lost events or a failed change).
+    pub(super) fn reread(&mut self) {
+        self.routes_dirty = true;
+        self.foreign_dirty = true;
+        self.dirty = true;
+    }
+}
+
+impl Daemon {
+    fn plan6(&self, i: usize) -> Option<&Ipv6Plan> {
+        self.links[i].plan.ipv6.as_ref()
+    }
+
+    /// After a restart: an IPv6 side whose `::/0` copy is in main was trusted by the previous
+    /// daemon, as for IPv4.
+    pub(super) async fn adopt6(&mut self, kernel_links: &[crate::netlink::LinkState]) {
+        let previous = match routes6::current(&self.nl).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("cannot read the daemon's IPv6 routes in main: {e}; judging IPv6 afresh");
+                return;
+            }
+        };
+        if previous.is_empty() {
+            return;
+        }
+        let (cfg, now) = (self.fsm_config(), self.now());
+        for l in &mut self.links {
+            let ifindex = kernel_links.iter().find(|k| k.name == l.plan.interface).map(|k| k.index);
+            let carrying = ifindex.is_some_and(|i| previous.iter().any(|r| r.ifindex == Some(i) && r.destination.prefix_len() == 0));
+            if let Some(v6) = &mut l.v6 {
+                v6.fsm = fsm::Uplink::adopted(cfg, now, carrying);
+            }
+        }
+    }
+
+    /// Reads uplink `i`'s IPv6 addresses and router; keeps the rules of its dynamic addresses.
+    pub(super) async fn read_link6(&mut self, i: usize) {
+        if self.links[i].v6.is_none() {
+            return;
+        }
+        self.read_addresses6(i).await;
+        self.read_gateway6(i).await;
+    }
+
+    pub(super) async fn read_addresses6(&mut self, i: usize) {
+        let Some(plan6) = self.plan6(i).cloned() else { return };
+        let name = self.links[i].name().to_string();
+        let ifindex = self.links[i].ifindex;
+        let present = match ifindex {
+            Some(ifx) => match self.nl.ipv6_addresses(ifx).await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(iface = %name, "{name}: cannot read IPv6 addresses: {e}");
+                    return;
+                }
+            },
+            None => Vec::new(),
+        };
+        let chosen = choose_address(&plan6, &present);
+        let Some(v6) = self.links[i].v6.as_mut() else { return };
+        if v6.address != chosen {
+            v6.address = chosen;
+            self.v6.dirty = true;
+        }
+        if v6.has_address != chosen.is_some() {
+            v6.has_address = chosen.is_some();
+            self.feed6(i, Event::Address(chosen.is_some()));
+        }
+        if hook6::has_dynamic_ipv6(&self.links[i].plan) {
+            let plan = self.links[i].plan.clone();
+            // Rules only: under NetworkManager the router's copy in the table is the hook's.
+            match hook6::reconcile(&plan, ifindex, hook6::AdvertisedRouter::Manager, &self.nl).await {
+                Ok(out) if out.rules_added + out.rules_removed > 0 => {
+                    let list = out.addresses.iter().map(|a| a.addr().to_string()).collect::<Vec<_>>().join(", ");
+                    tracing::info!(
+                        iface = %name,
+                        "{name}: IPv6 address rules: {} added, {} removed; addresses with rules: {}",
+                        out.rules_added,
+                        out.rules_removed,
+                        if list.is_empty() { "none".to_string() } else { list }
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(iface = %name, "{name}: cannot keep the rules of its IPv6 addresses: {e}"),
+            }
+        }
+    }
+
+    pub(super) async fn read_gateway6(&mut self, i: usize) {
+        let Some(plan6) = self.plan6(i) else { return };
+        if plan6.gateway.is_some() {
+            return;
+        }
+        let own_table = self.links[i].plan.table;
+        let gw = match self.links[i].ifindex {
+            None => None,
+            Some(ifx) => match self.nl.routes6().await {
+                Ok(routes) => routes
+                    .iter()
+                    .filter(|r| r.destination.prefix_len() == 0 && r.ifindex == Some(ifx) && !r.is_ours())
+                    .filter(|r| r.table == plan::Table::Main.number() || r.table == own_table)
+                    .find_map(|r| r.gateway),
+                Err(e) => {
+                    tracing::warn!(iface = %self.links[i].name(), "{}: cannot read IPv6 routes: {e}", self.links[i].name());
+                    return;
+                }
+            },
+        };
+        if let Some(v6) = self.links[i].v6.as_mut()
+            && v6.learned_gateway != gw
+        {
+            v6.learned_gateway = gw;
+            self.v6.routes_dirty = true;
+            self.v6.dirty = true;
+        }
+    }
+
+    /// An IPv6 route came or went: the copies' metrics, a learnt router, or one of ours.
+    pub(super) async fn on_route6(&mut self, r: crate::netlink::KernelRoute6) {
+        if r.table() == plan::Table::Main {
+            if r.is_ours() {
+                self.v6.routes_dirty = true;
+            } else {
+                self.v6.foreign_dirty = true;
+            }
+        }
+        if r.destination.prefix_len() == 0
+            && !r.is_ours()
+            && let Some(i) = self.links.iter().position(|l| l.ifindex == r.ifindex && l.plan.ipv6.as_ref().is_some_and(|p| p.gateway.is_none()))
+        {
+            self.read_gateway6(i).await;
+        }
+    }
+
+    pub(super) fn feed6(&mut self, i: usize, event: Event) {
+        let now = self.now();
+        let l = &mut self.links[i];
+        let name = l.name().to_string();
+        let Some(v6) = l.v6.as_mut() else { return };
+        let wake_before = v6.fsm.wake_at();
+        if let Some(t) = v6.fsm.handle(now, event) {
+            v6.reason = t.reason.clone();
+            self.pending.push(Logged { interface: name, from: t.from.to_string(), to: t.to.to_string(), reason: t.reason, ipv6: true });
+            self.v6.dirty = true;
+            // So that the transition is logged and the snapshot shows it in this converge.
+            self.verdicts_dirty = true;
+        }
+        self.wake_dirty |= v6.fsm.wake_at() != wake_before;
+        v6.probes_wanted.store(v6.fsm.probes_per_round(), Ordering::Relaxed);
+        v6.follow_ups.store(v6.fsm.follow_ups(), Ordering::Relaxed);
+    }
+
+    pub(super) fn on_round6(&mut self, done: RoundDone) {
+        let i = done.link;
+        let Some(v6) = self.links.get_mut(i).and_then(|l| l.v6.as_mut()) else { return };
+        if v6.prober.as_ref().map(|(_, g, _)| *g) != Some(done.generation) {
+            return;
+        }
+        v6.window.push_back(Round { sent: done.result.sent, answered: done.result.answered, rtt: done.result.rtt });
+        while v6.window.len() > LOSS_WINDOW {
+            v6.window.pop_front();
+        }
+        v6.loss = quality::measure(&v6.window).0;
+        v6.rtt = done.result.rtt;
+        self.touched.push(i);
+        for _ in 0..if done.result.ok { 1 } else { done.result.rounds.max(1) } {
+            self.feed6(i, Event::Round(done.result.ok));
+        }
+    }
+
+    /// IPv6 probers where an IPv6 side has an address, IPv6 targets or a router, and probing
+    /// makes sense.
+    pub(super) fn sync_probers6(&mut self) {
+        let arp = self.probe.arp_gateway;
+        let targets6 = self.probe.targets6.clone();
+        for (i, l) in self.links.iter_mut().enumerate() {
+            let (Some(plan6), Some(v6)) = (l.plan.ipv6.as_ref(), l.v6.as_mut()) else { continue };
+            let gateway = v6.gateway(plan6);
+            let key = match (l.ifindex, v6.address, v6.fsm.probing()) {
+                (Some(ifindex), Some(address), true) if !targets6.is_empty() || (arp && gateway.is_some()) => {
+                    Some(ProberKey { ifindex, source: address.addr(), arp: if arp { gateway } else { None } })
+                }
+                _ => None,
+            };
+            if v6.prober.as_ref().map(|(k, _, _)| k) == key.as_ref() {
+                continue;
+            }
+            v6.stop_prober();
+            let Some(key) = key else { continue };
+            self.generation += 1;
+            let task = tokio::spawn(probe_loop::<Wire6>(ProberTask {
+                link: i,
+                generation: self.generation,
+                interface: l.plan.interface.clone(),
+                key: key.clone(),
+                targets: targets6.clone(),
+                salt: l.plan.rank as u16,
+                probe: self.probe.clone(),
+                own: l.plan.probe.clone(),
+                wanted: v6.probes_wanted.clone(),
+                follow_ups: v6.follow_ups.clone(),
+                rounds: self.rounds.clone(),
+            }));
+            v6.prober = Some((key, self.generation, task));
+        }
+    }
+
+    fn carrying6(&self, i: usize) -> Option<Carrying<Ipv6Net>> {
+        let l = &self.links[i];
+        let (plan6, v6) = (l.plan.ipv6.as_ref()?, l.v6.as_ref()?);
+        if !v6.fsm.state().carries_traffic() {
+            return None;
+        }
+        Some(Carrying { ifindex: l.ifindex?, address: v6.address?, gateway: v6.gateway(plan6)?, metric: l.plan.metric })
+    }
+
+    /// The IPv6 copies as the IPv6 verdicts say; the snapshot's IPv6 fields.
+    pub(super) async fn converge6(&mut self) {
+        if !self.v6.needs_converge() {
+            return;
+        }
+        self.v6.dirty = false;
+        self.sync_probers6();
+        if self.v6.foreign_dirty {
+            match self.nl.routes6_in(plan::Table::Main).await {
+                Ok(main) => {
+                    self.v6.foreign = routes6::foreign(&main);
+                    self.v6.foreign_dirty = false;
+                }
+                Err(e) => {
+                    tracing::error!("cannot read the IPv6 main table: {e}; retrying in {RETRY_AFTER:?}");
+                    self.retry_at = Some(tokio::time::Instant::now() + RETRY_AFTER);
+                }
+            }
+        }
+        let carrying: Vec<Carrying<Ipv6Net>> = (0..self.links.len()).filter_map(|i| self.carrying6(i)).collect();
+        self.v6.carriers = (0..self.links.len()).map(|i| self.carrying6(i).is_some()).collect();
+        let demoted: Vec<Ipv6Net> =
+            self.links.iter().filter_map(|l| l.v6.as_ref().filter(|v6| v6.fsm.state().is_demoted() && l.carrier).and_then(|v6| v6.address)).collect();
+        let want = routes::desired(&carrying, &demoted, &self.v6.foreign);
+        if self.v6.routes_dirty || self.v6.last_routes.as_ref() != Some(&want) {
+            if let Err(e) = routes6::reconcile(&self.nl, &want).await {
+                tracing::error!("cannot update the daemon's IPv6 routes in main: {e}; retrying in {RETRY_AFTER:?}");
+                self.retry_at = Some(tokio::time::Instant::now() + RETRY_AFTER);
+            }
+            self.v6.last_routes = Some(want);
+            self.v6.routes_dirty = false;
+        }
+        let active = (0..self.links.len()).find(|&i| self.v6.carriers[i]).map(|i| self.links[i].name().to_string()).unwrap_or_default();
+        if active != self.v6.active && self.links.iter().any(|l| l.v6.is_some()) {
+            self.verdicts_dirty = true;
+            // Logged after the transitions that led to it (see `Daemon::converge`).
+            self.v6.announce = Some(if active.is_empty() {
+                "no uplink's IPv6 is healthy: the IPv6 main table decides".to_string()
+            } else {
+                format!("new IPv6 connections leave via {active}")
+            });
+        }
+        self.v6.active = active;
+    }
+
+    /// Uplink `i`'s IPv6 side as the bus shows it; `None` without one.
+    pub(super) fn status6(&self, i: usize) -> Option<super::bus::Status6> {
+        let l = &self.links[i];
+        let (plan6, v6) = (l.plan.ipv6.as_ref()?, l.v6.as_ref()?);
+        Some(super::bus::Status6 {
+            state: v6.fsm.state().to_string(),
+            loss_percent: v6.loss,
+            latency_ms: v6.rtt.map(|d| d.as_secs_f64() * 1000.0),
+            reason: v6.reason.clone(),
+            carrying: self.v6.carriers.get(i).copied().unwrap_or(false),
+            address: v6.address.map(|a| a.to_string()).unwrap_or_default(),
+            gateway: v6.gateway(plan6).map(|g| g.to_string()).unwrap_or_default(),
+        })
+    }
+}
+
+/// The IPv6 side a (re)loaded uplink plan needs: kept when it had one, new when IPv6 came in,
+/// none when it went.
+pub(super) fn side_for(plan: &UplinkPlan, old: Option<Side6>, cfg: fsm::Config) -> Option<Side6> {
+    plan.ipv6.as_ref()?;
+    Some(match old {
+        Some(mut s) => {
+            s.fsm.reconfigure(cfg);
+            s.stop_prober();
+            s
+        }
+        None => Side6::new(fsm::Uplink::new(cfg)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan6(addresses: &[&str], accept_ra: bool) -> Ipv6Plan {
+        Ipv6Plan {
+            addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
+            gateway: None,
+            dhcp: false,
+            accept_ra,
+            routes: Vec::new(),
+            rules: Vec::new(),
+        }
+    }
+
+    fn nets(s: &[&str]) -> Vec<Ipv6Net> {
+        s.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_static_address_wins_over_slaac_and_slaac_serves_without_one() {
+        let present = nets(&["2001:db8:178:0:ffff::1/64", "2001:db8:178::99/64"]);
+        assert_eq!(choose_address(&plan6(&["2001:db8:178::99/64"], true), &present), Some(present[1]));
+        assert_eq!(choose_address(&plan6(&[], true), &present), Some(present[1]), "the lowest global address, stable across temporary ones");
+        assert_eq!(choose_address(&plan6(&["2001:db8:178::98/64"], false), &present), None, "a static uplink waits for its own address");
+        assert_eq!(choose_address(&plan6(&[], true), &[]), None);
+    }
+}

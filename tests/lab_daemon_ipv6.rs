@@ -1,0 +1,208 @@
+//! The failover daemon over IPv6, in the lab with the real systemd-networkd and NetworkManager
+//! (issue 12): each family of an uplink is judged on its own. A silent failure of eth0's IPv6
+//! alone (its router drops everything for eth0's IPv6 addresses; carrier, IPv4, neighbour
+//! discovery and the advertisements go on) moves new IPv6 connections to wlan1 and back after the repair,
+//! while IPv4 stays on eth0 throughout. And a new IPv6 address (SLAAC, temporary) gets its
+//! `from`/`to` rules from the daemon, which watches the kernel's address events, with no
+//! dispatcher running at all (the lab starts none unless asked).
+
+use std::net::Ipv6Addr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use multihome::lab::policies::{dual_stack_probed, seed_dual_stack};
+use multihome::lab::{self, Lab, LabOptions, Manager, seed_address};
+
+/// Bounds that catch a daemon that never judges IPv6 apart (no switch at all, or IPv4 moved
+/// too) without flaking on a loaded machine; the figures are measured by the benchmark.
+const SWITCH_WITHIN: Duration = Duration::from_secs(5);
+/// The hold (2 s) and RecoverAfter (5 rounds) at the defaults, with room for a loaded machine.
+const FAILBACK_WITHIN: Duration = Duration::from_secs(15);
+
+fn binary() -> PathBuf {
+    std::env::var_os("MULTIHOME_TEST_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_multihome")), PathBuf::from)
+}
+
+fn daemon_logs(lab: &Lab) -> String {
+    (0..4).map(|n| lab.log(&format!("spawned-{n}.log"))).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n---\n")
+}
+
+fn status(lab: &Lab) -> serde_json::Value {
+    let out = lab.multihome(&["status", "--json"]).expect("run multihome status");
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+fn uplink<'a>(s: &'a serde_json::Value, iface: &str) -> &'a serde_json::Value {
+    s["uplinks"].as_array().and_then(|a| a.iter().find(|u| u["interface"] == iface)).unwrap_or(&serde_json::Value::Null)
+}
+
+/// Both families of every uplink up.
+fn all_up(lab: &Lab) -> bool {
+    let s = status(lab);
+    ["eth0", "wlan1", "wlan0"].iter().all(|u| uplink(&s, u)["state"] == "up" && uplink(&s, u)["ipv6"]["state"] == "up")
+}
+
+/// The interfaces of the daemon's IPv6 default-route copies in main, best first.
+fn copies6(lab: &Lab) -> Vec<String> {
+    let out = lab.ip_host(&["-6", "route", "show", "table", "main", "proto", "77", "default"]).unwrap_or_default();
+    let mut routes: Vec<(u32, String)> = out
+        .lines()
+        .filter_map(|l| {
+            let word = |key: &str| l.split_whitespace().skip_while(|w| *w != key).nth(1).map(str::to_string);
+            Some((word("metric")?.parse().ok()?, word("dev")?))
+        })
+        .collect();
+    routes.sort();
+    routes.into_iter().map(|(_, dev)| dev).collect()
+}
+
+/// A dual-stack lab with the daemon running and every family of every uplink judged up: with
+/// networkd the dual-stack policy with advertisements (applied before networkd starts, as at
+/// boot), with NetworkManager the lab's static dual-stack seed over D-Bus (its backend takes no
+/// advertisements yet).
+/// The lab and the daemon's process group.
+fn start_with(manager: Manager) -> anyhow::Result<Option<(Lab, u32)>> {
+    let networkd = manager == Manager::Networkd;
+    let options = LabOptions { ipv6: true, policy: networkd.then(dual_stack_probed), ..LabOptions::new(manager, binary()) };
+    if !lab::require_for(&options) {
+        return Ok(None);
+    }
+    let mut lab = Lab::start(options)?;
+    if !networkd {
+        lab.write_policy(&seed_dual_stack())?;
+        let out = lab.multihome_ok(&["apply"])?;
+        assert!(out.contains("Applied"), "{out}");
+    }
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
+    lab.outbound6_settles_on("eth0", Duration::from_secs(15))?;
+    let pgid = lab.spawn_multihome(&["daemon"])?.id();
+    lab.wait_for(Duration::from_secs(15), || all_up(&lab))
+        .map_err(|e| anyhow::anyhow!("the daemon did not judge both families of every uplink up: {e}\n{}\n{}", status(&lab), daemon_logs(&lab)))?;
+    assert!(copies6(&lab).is_empty(), "IPv6 copies with nothing demoted: {:?}", copies6(&lab));
+    Ok(Some((lab, pgid)))
+}
+
+fn start() -> anyhow::Result<Option<(Lab, u32)>> {
+    start_with(Manager::Networkd)
+}
+
+#[test]
+fn a_silent_ipv6_failure_moves_ipv6_alone_and_back() -> anyhow::Result<()> {
+    let Some((lab, _)) = start()? else { return Ok(()) };
+    silent_ipv6_failure_and_back(&lab)
+}
+
+#[test]
+fn networkmanager_a_silent_ipv6_failure_moves_ipv6_alone_and_back() -> anyhow::Result<()> {
+    let Some((lab, _)) = start_with(Manager::NetworkManager)? else { return Ok(()) };
+    silent_ipv6_failure_and_back(&lab)
+}
+
+fn silent_ipv6_failure_and_back(lab: &Lab) -> anyhow::Result<()> {
+    let eth0_v4 = seed_address("eth0");
+
+    lab.set_upstream6("eth0", false)?;
+    let cut = Instant::now();
+    lab.outbound6_settles_on("wlan1", SWITCH_WITHIN).map_err(|e| anyhow::anyhow!("{e}\n{}\n{}", status(lab), daemon_logs(lab)))?;
+    let moved = cut.elapsed();
+    // IPv4 stays where it was: eth0's IPv4 side was never at fault.
+    for _ in 0..20 {
+        assert_eq!(lab.outbound_source(Duration::from_millis(500)), Some(eth0_v4), "IPv4 left eth0 during eth0's IPv6 failure\n{}", daemon_logs(lab));
+    }
+    let s = status(lab);
+    let eth0 = uplink(&s, "eth0");
+    assert_eq!(eth0["state"], "up", "eth0's IPv4 was judged by IPv6's failure: {s}");
+    assert_eq!(eth0["ipv6"]["state"], "down", "{s}");
+    assert_eq!(eth0["ipv6"]["carrying"], false, "{s}");
+    assert_eq!(uplink(&s, "wlan1")["ipv6"]["carrying"], true, "{s}");
+    assert_eq!(s["active"], "eth0", "{s}");
+    assert_eq!(s["active6"], "wlan1", "{s}");
+    assert_eq!(copies6(lab), ["wlan1", "wlan0"], "the IPv6 copies, in the uplinks' order");
+    let copies4 = lab.ip_host(&["-4", "route", "show", "table", "main", "proto", "77"])?;
+    assert!(copies4.is_empty(), "IPv4 copies while only IPv6 failed:\n{copies4}");
+    // The text status shows both families, each with its own mark.
+    let text = String::from_utf8_lossy(&lab.multihome(&["status"])?.stdout).into_owned();
+    assert!(text.contains("New connections leave via eth0 (*).") && text.contains("New IPv6 connections leave via wlan1"), "{text}");
+
+    lab.set_upstream6("eth0", true)?;
+    lab.outbound6_settles_on("eth0", FAILBACK_WITHIN).map_err(|e| anyhow::anyhow!("{e}\n{}\n{}", status(lab), daemon_logs(lab)))?;
+    lab.wait_for(Duration::from_secs(5), || copies6(lab).is_empty()).map_err(|_| anyhow::anyhow!("IPv6 copies left after failback: {:?}", copies6(lab)))?;
+    assert_eq!(lab.outbound_source(Duration::from_millis(500)), Some(eth0_v4));
+    let log = daemon_logs(lab);
+    assert!(log.lines().any(|l| l.contains("eth0 IPv6: ") && l.contains("-> down")), "no IPv6 transition of eth0 logged:\n{log}");
+    assert!(!log.lines().any(|l| l.starts_with("eth0: ") && l.contains("-> down")), "eth0's IPv4 side went down:\n{log}");
+    eprintln!("new IPv6 connections moved to wlan1 {moved:?} after the cut (bounded by {SWITCH_WITHIN:?} here; figures in docs/BENCHMARKS.md)");
+    Ok(())
+}
+
+#[test]
+fn a_new_ipv6_address_gets_its_rules_from_the_daemon_without_a_dispatcher() -> anyhow::Result<()> {
+    let Some((lab, _)) = start()? else { return Ok(()) };
+    assert!(lab.log("networkd-dispatcher.log").is_empty(), "this lab runs no dispatcher");
+    let rules = || lab.ip_host(&["-6", "rule"]).unwrap_or_default();
+    // The SLAAC address eth0 already has got its pair when the daemon started.
+    let slaac = lab.wait_for_slaac("eth0", "2001:db8:178::99".parse()?, Duration::from_secs(15))?;
+    lab.wait_for(Duration::from_secs(5), || rules().contains(&format!("from {slaac} lookup 101 proto 77")))
+        .map_err(|_| anyhow::anyhow!("no rule for eth0's SLAAC address {slaac}:\n{}", rules()))?;
+
+    // A new temporary-like address, by hand: no link state changes, no dispatcher would run.
+    let temporary: Ipv6Addr = "2001:db8:178:0:5eed:1:2:3".parse()?;
+    let added = Instant::now();
+    lab.ip_host(&["-6", "addr", "add", &format!("{temporary}/64"), "dev", "eth0", "nodad"])?;
+    lab.wait_for(Duration::from_secs(5), || {
+        let r = rules();
+        r.contains(&format!("from {temporary} lookup 101 proto 77")) && r.contains(&format!("from all to {temporary} lookup 101 proto 77"))
+    })
+    .map_err(|_| anyhow::anyhow!("no rules for the new address {temporary}:\n{}\n{}", rules(), daemon_logs(&lab)))?;
+    let took = added.elapsed();
+    // Its answers leave through eth0, where the rule sends them.
+    lab.inbound6_is_symmetric_on(&[("eth0", temporary)], 10)?;
+
+    lab.ip_host(&["-6", "addr", "del", &format!("{temporary}/64"), "dev", "eth0"])?;
+    lab.wait_for(Duration::from_secs(5), || !rules().contains(&temporary.to_string()))
+        .map_err(|_| anyhow::anyhow!("the rules of the removed address {temporary} stayed:\n{}", rules()))?;
+    assert!(rules().contains(&format!("from {slaac} lookup 101 proto 77")), "the SLAAC address lost its rule:\n{}", rules());
+    eprintln!("the new address had its rules {took:?} after it was added");
+    Ok(())
+}
+
+/// `multihome lab --fault silent6` shows both families: new IPv6 connections (TRAFFIC6) leave
+/// eth0 for wlan1 and come back, while new IPv4 connections (TRAFFIC) never leave eth0.
+#[test]
+fn the_lab_command_shows_both_families() {
+    if !lab::require_for(&LabOptions { ipv6: true, ..LabOptions::new(Manager::Networkd, binary()) }) {
+        return;
+    }
+    let out = std::process::Command::new(binary())
+        .args(["lab", "--backend", "networkd", "--fault", "silent6"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("multihome lab runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let lines = |kind: &str| stdout.lines().filter(|l| l.split_whitespace().nth(1) == Some(kind)).map(str::to_string).collect::<Vec<_>>();
+    let (traffic, traffic6) = (lines("TRAFFIC"), lines("TRAFFIC6"));
+    assert!(lines("FAULT")[0].contains("eth0 loses its IPv6 silently"), "{stdout}");
+    assert!(!traffic.is_empty() && traffic.iter().all(|l| l.contains("via eth0")), "IPv4 left eth0:\n{stdout}");
+    let via: Vec<&str> = traffic6.iter().filter_map(|l| l.split(" via ").nth(1)?.split_whitespace().next()).collect();
+    assert!(via.first() == Some(&"eth0") && via.contains(&"wlan1") && via.last() == Some(&"eth0"), "IPv6 did not move to wlan1 and back:\n{stdout}");
+    assert!(stdout.contains("Done: namespaces and processes removed"), "{stdout}");
+}
+
+/// A daemon killed with -9 mid-failover leaves its IPv6 copies; `multihome reset --dry-run`
+/// names them and the unit's ExecStopPost (`multihome daemon --cleanup`) removes them.
+#[test]
+fn the_ipv6_copies_of_a_killed_daemon_are_found_and_cleaned_up() -> anyhow::Result<()> {
+    let Some((lab, pgid)) = start()? else { return Ok(()) };
+    lab.set_upstream6("eth0", false)?;
+    lab.wait_for(SWITCH_WITHIN, || !copies6(&lab).is_empty()).map_err(|_| anyhow::anyhow!("no IPv6 copies\n{}", daemon_logs(&lab)))?;
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid as i32), nix::sys::signal::Signal::SIGKILL)?;
+    lab.wait_for(Duration::from_secs(5), || lab.multihome(&["status"]).is_ok_and(|o| o.status.code() == Some(5)))
+        .map_err(|_| anyhow::anyhow!("the killed daemon still answers"))?;
+    assert_eq!(copies6(&lab), ["wlan1", "wlan0"], "kill -9 left no IPv6 copies to clean up");
+    let dry = lab.multihome_ok(&["reset", "--dry-run"])?;
+    assert!(dry.contains("route ::/0 via 2001:db8:178::1 dev wlan1"), "reset --dry-run does not name the IPv6 copy:\n{dry}");
+    lab.multihome_ok(&["daemon", "--cleanup"])?;
+    assert!(copies6(&lab).is_empty(), "IPv6 copies left after the cleanup: {:?}", copies6(&lab));
+    Ok(())
+}
