@@ -1,16 +1,14 @@
-//! IPv6 default routes, as far as the hook needs them: list them, and put an advertised router
-//! (link-local, learnt from a router advertisement by NetworkManager) into an uplink's table,
-//! tagged with multihome's protocol, or take it out again.
+//! IPv6 default routes through one router, as far as the hook needs them: list them, and put an
+//! advertised router (link-local, learnt from a router advertisement by NetworkManager) into an
+//! uplink's table, tagged with multihome's protocol, or take it out again. A view over
+//! [`super::routes6`]'s listing and messages, so both read and write routes one way.
 
 use std::net::Ipv6Addr;
 
-use futures::TryStreamExt;
-use netlink_packet_route::AddressFamily;
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType};
-use rtnetlink::RouteMessageBuilder;
+use ipnet::Ipv6Net;
 
-use super::{Error, Netlink};
-use crate::plan::PROTOCOL;
+use super::{Error, KernelRoute6, Netlink};
+use crate::plan::{PROTOCOL, Route, Table};
 
 /// `ip -6 route`'s protocol `ra`: a route from a router advertisement (the kernel's, or
 /// NetworkManager's, which tags its routes from advertisements so).
@@ -31,69 +29,42 @@ impl DefaultRoute6 {
     pub fn is_ours(&self) -> bool {
         self.protocol == PROTOCOL
     }
+
+    /// A default route through a router on one interface; `None` for every other route
+    /// (multipath routes name no single interface).
+    fn from_kernel(k: &KernelRoute6) -> Option<DefaultRoute6> {
+        if k.destination.prefix_len() != 0 {
+            return None;
+        }
+        Some(DefaultRoute6 { gateway: k.gateway?, table: k.table, metric: k.metric, ifindex: k.ifindex?, protocol: k.protocol })
+    }
+
+    fn as_plan_route(&self) -> Route<Ipv6Net> {
+        default_via(self.gateway, self.table, Some(self.metric))
+    }
+}
+
+fn default_via(gateway: Ipv6Addr, table: u32, metric: Option<u32>) -> Route<Ipv6Net> {
+    let table = if table == Table::Main.number() { Table::Main } else { Table::Id(table) };
+    // ::/0; a prefix length of 0 is always valid.
+    let destination = Ipv6Net::new(Ipv6Addr::UNSPECIFIED, 0).expect("::/0");
+    Route { destination, gateway: Some(gateway), table, metric, preferred_source: None }
 }
 
 impl Netlink {
-    /// Every unicast IPv6 default route through a router on one interface, in every table
-    /// (multipath routes, which name no single interface, are left out).
+    /// Every unicast IPv6 default route through a router on one interface, in every table.
     pub async fn default_routes6(&self) -> Result<Vec<DefaultRoute6>, Error> {
-        let mut query = RouteMessage::default();
-        query.header.address_family = AddressFamily::Inet6;
-        let messages: Vec<RouteMessage> =
-            self.handle.route().get(query).execute().try_collect().await.map_err(|e| Error::from_rtnetlink("list IPv6 routes", e))?;
-        Ok(messages.iter().filter_map(default_route6).collect())
+        Ok(self.routes6().await?.iter().filter_map(DefaultRoute6::from_kernel).collect())
     }
 
     /// Adds the default route via `gateway` on `ifindex` into `table` with [`PROTOCOL`], or
     /// replaces the one with the same metric there (no moment without a route).
     pub async fn replace_default6(&self, gateway: Ipv6Addr, table: u32, ifindex: u32) -> Result<(), Error> {
-        self.handle
-            .route()
-            .add(message(gateway, table, ifindex))
-            .replace()
-            .execute()
-            .await
-            .map_err(|e| Error::from_rtnetlink(format!("replace route default via {gateway} dev #{ifindex} table {table}"), e))
+        self.replace_route6(&default_via(gateway, table, None), ifindex).await
     }
 
     /// Deletes `route` if it carries [`PROTOCOL`]; [`Error::NotFound`] if there is none such.
     pub async fn delete_default6(&self, route: &DefaultRoute6) -> Result<(), Error> {
-        let mut m = message(route.gateway, route.table, route.ifindex);
-        m.header.scope = RouteScope::NoWhere;
-        m.attributes.push(RouteAttribute::Priority(route.metric));
-        self.handle
-            .route()
-            .del(m)
-            .execute()
-            .await
-            .map_err(|e| Error::from_rtnetlink(format!("delete route default via {} dev #{} table {}", route.gateway, route.ifindex, route.table), e))
+        self.delete_route6(&route.as_plan_route(), route.ifindex).await
     }
-}
-
-fn message(gateway: Ipv6Addr, table: u32, ifindex: u32) -> RouteMessage {
-    RouteMessageBuilder::<Ipv6Addr>::new()
-        .destination_prefix(Ipv6Addr::UNSPECIFIED, 0)
-        .table_id(table)
-        .protocol(RouteProtocol::from(PROTOCOL))
-        .output_interface(ifindex)
-        .gateway(gateway)
-        .scope(RouteScope::Universe)
-        .build()
-}
-
-fn default_route6(m: &RouteMessage) -> Option<DefaultRoute6> {
-    if m.header.address_family != AddressFamily::Inet6 || m.header.destination_prefix_length != 0 || m.header.kind != RouteType::Unicast {
-        return None;
-    }
-    let (mut gateway, mut ifindex, mut table, mut metric) = (None, None, u32::from(m.header.table), 0);
-    for a in &m.attributes {
-        match a {
-            RouteAttribute::Gateway(RouteAddress::Inet6(g)) => gateway = Some(*g),
-            RouteAttribute::Oif(i) => ifindex = Some(*i),
-            RouteAttribute::Table(t) => table = *t,
-            RouteAttribute::Priority(p) => metric = *p,
-            _ => {}
-        }
-    }
-    Some(DefaultRoute6 { gateway: gateway?, table, metric, ifindex: ifindex?, protocol: u8::from(m.header.protocol) })
 }
