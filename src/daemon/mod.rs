@@ -94,6 +94,8 @@ struct Daemon {
     /// The earliest hold that may run out, while `wake_dirty` is false.
     wake: Option<Instant>,
     wake_dirty: bool,
+    /// The MPTCP endpoints removed at carrier loss (see [`mptcp`]).
+    mptcp: mptcp::Steering,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT; then removes its rule and table.
@@ -135,6 +137,7 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
         touched: Vec::new(),
         wake: None,
         wake_dirty: true,
+        mptcp: mptcp::Steering::default(),
     };
     // The bus name first: a second daemon must stop before it touches a route.
     match start_bus(snapshot, commands_tx).await {
@@ -639,15 +642,17 @@ impl Daemon {
             return;
         }
         let uplinks: Vec<&plan::UplinkPlan> = self.links.iter().map(|l| &l.plan).collect();
-        let want = mptcp::desired(&uplinks, carriers);
+        let carrier: Vec<bool> = self.links.iter().map(|l| l.carrier).collect();
+        let want = mptcp::desired(&uplinks, carriers, &carrier);
         let links = &self.links;
-        let ours =
-            |e: &netlink::mptcp::Endpoint| links.iter().any(|l| l.plan.mptcp.is_some_and(|m| m.id == e.id) && l.ifindex.is_some() && l.ifindex == e.ifindex);
-        match mptcp::steer(&want, ours) {
-            Ok(changed) => {
-                for (e, backup) in changed {
-                    let name = links.iter().find(|l| l.plan.mptcp.is_some_and(|m| m.id == e.id)).map_or("?", |l| l.name());
-                    tracing::info!(iface = %name, "{name}: MPTCP endpoint {} is now {}", e.address.map_or_else(String::new, |a| a.to_string()), if backup { "backup" } else { "a normal subflow" });
+        let of = |id: u8| links.iter().find(|l| l.plan.mptcp.is_some_and(|m| m.id == id));
+        let ours = |e: &netlink::mptcp::Endpoint| of(e.id).is_some_and(|l| l.ifindex.is_some() && l.ifindex == e.ifindex);
+        let locate = |id: u8| of(id).and_then(|l| Some((l.address?.addr(), l.ifindex?)));
+        match self.mptcp.steer(&want, ours, locate) {
+            Ok(done) => {
+                for (id, line) in done {
+                    let name = of(id).map_or("?", |l| l.name());
+                    tracing::info!(iface = %name, "{name}: {line}");
                 }
             }
             Err(e) => tracing::warn!("cannot steer the MPTCP endpoints: {e}"),

@@ -119,7 +119,7 @@ impl fmt::Display for Synced {
 /// Makes the kernel's endpoints and subflow limit match the plan in the calling thread's
 /// network namespace: a static uplink's endpoint carries its first address, a DHCP uplink's
 /// the first (not link-local) IPv4 address its interface has now, and an uplink without an
-/// interface or address has none. With `MPTCP=no`, or where MPTCP is disabled, multihome's
+/// interface or address has none, nor, in the hook's sync, one without carrier. With `MPTCP=no`, or where MPTCP is disabled, multihome's
 /// endpoints are removed and nothing else is touched.
 pub async fn sync(plan: &Plan, nl: &Netlink, flags: Flags) -> Result<Synced, Error> {
     let mut synced = Synced::default();
@@ -132,10 +132,17 @@ pub async fn sync(plan: &Plan, nl: &Netlink, flags: Flags) -> Result<Synced, Err
 
     let links = nl.links().await?;
     let uplink_index = |name: &str| links.iter().find(|l| l.name == name).map(|l| l.index);
+    let has_carrier = |i: u32| links.iter().any(|l| l.index == i && l.admin_up && l.carrier);
     let uplink_ifindexes: BTreeSet<u32> = plan.uplinks.iter().filter_map(|u| uplink_index(&u.interface)).collect();
     let mut wanted = Vec::new();
     for u in plan.uplinks.iter().filter(|_| on) {
         let (Some(e), Some(ifindex)) = (u.mptcp, uplink_index(&u.interface)) else { continue };
+        // The hook keeps no endpoint on a link without carrier, as the daemon (which removes it
+        // at carrier loss, so that data moves at once, and adds it back once the uplink works
+        // again): a hook run by the carrier's loss must not add it back.
+        if flags == Flags::Kept && !has_carrier(ifindex) {
+            continue;
+        }
         let address = match (&u.addresses, e.address) {
             (Addresses::Static(_), a) => a,
             (Addresses::Dhcp(_), _) => nl.ipv4_addresses(ifindex).await?.into_iter().map(|n| n.addr()).find(|a| !a.is_link_local()),
