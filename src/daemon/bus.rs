@@ -33,6 +33,10 @@ pub struct UplinkStatus {
     pub carrying: bool,
     pub address: String,
     pub gateway: String,
+    /// Its MPTCP endpoint and the open MPTCP connections with a subflow through it, read from
+    /// the kernel when asked (see [`super::mptcp::annotate`]); `None` where there is none.
+    #[serde(flatten)]
+    pub mptcp: super::mptcp::UplinkMptcp,
 }
 
 /// One uplink on the bus: a dictionary (`a{sv}`, keys as the field names), so a field added later
@@ -50,19 +54,25 @@ pub struct UplinkEntry {
     pub carrying: bool,
     pub address: String,
     pub gateway: String,
+    pub mptcp_id: Option<u32>,
+    pub mptcp_address: Option<String>,
+    pub mptcp_flags: Option<Vec<String>>,
+    pub mptcp_connections: Option<u32>,
 }
 
 impl From<&UplinkStatus> for UplinkEntry {
     fn from(u: &UplinkStatus) -> UplinkEntry {
-        let UplinkStatus { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway } = u.clone();
-        UplinkEntry { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway }
+        let UplinkStatus { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, mptcp } = u.clone();
+        let super::mptcp::UplinkMptcp { mptcp_id, mptcp_address, mptcp_flags, mptcp_connections } = mptcp;
+        UplinkEntry { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, mptcp_id, mptcp_address, mptcp_flags, mptcp_connections }
     }
 }
 
 impl From<UplinkEntry> for UplinkStatus {
     fn from(u: UplinkEntry) -> UplinkStatus {
-        let UplinkEntry { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway } = u;
-        UplinkStatus { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway }
+        let UplinkEntry { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, mptcp_id, mptcp_address, mptcp_flags, mptcp_connections } = u;
+        let mptcp = super::mptcp::UplinkMptcp { mptcp_id, mptcp_address, mptcp_flags, mptcp_connections };
+        UplinkStatus { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, mptcp }
     }
 }
 
@@ -123,7 +133,9 @@ impl Service {
     /// StateChanged and an invalidation; loss and latency change every round without a signal.
     #[zbus(property(emits_changed_signal = "invalidates"))]
     fn uplinks(&self) -> Vec<UplinkEntry> {
-        self.snapshot.lock().expect("snapshot lock").uplinks.iter().map(UplinkEntry::from).collect()
+        let mut uplinks = self.snapshot.lock().expect("snapshot lock").uplinks.clone();
+        super::mptcp::annotate(&mut uplinks);
+        uplinks.iter().map(UplinkEntry::from).collect()
     }
 
     /// The uplink new connections leave through, "" when none is healthy.
@@ -200,13 +212,25 @@ mod tests {
                 carrying: true,
                 address: "192.168.178.99".into(),
                 gateway: "192.168.178.1".into(),
+                mptcp: match latency_ms {
+                    Some(_) => super::super::mptcp::UplinkMptcp {
+                        mptcp_id: Some(240),
+                        mptcp_address: Some("192.168.178.99".into()),
+                        mptcp_flags: Some(vec!["subflow".into(), "backup".into()]),
+                        mptcp_connections: Some(2),
+                    },
+                    None => Default::default(),
+                },
             };
             let wire = zbus::wire::to_bytes(ctxt, &UplinkEntry::from(&status)).unwrap();
             let (back, _): (UplinkEntry, _) = wire.deserialize().unwrap();
             assert_eq!(UplinkStatus::from(back), status);
             let (keys, _): (std::collections::HashMap<String, zbus::OwnedVariant>, _) = wire.deserialize().unwrap();
             assert_eq!(keys.contains_key("latency_ms"), latency_ms.is_some(), "{keys:?}");
-            assert_eq!(keys.len(), if latency_ms.is_some() { 9 } else { 8 });
+            for key in ["mptcp_id", "mptcp_address", "mptcp_flags", "mptcp_connections"] {
+                assert_eq!(keys.contains_key(key), latency_ms.is_some(), "{key}: {keys:?}");
+            }
+            assert_eq!(keys.len(), if latency_ms.is_some() { 13 } else { 8 });
         }
         assert_eq!(UplinkEntry::SIGNATURE.to_string(), "a{sv}");
     }

@@ -731,6 +731,7 @@ impl Daemon {
             carrying: self.carriers.get(i).copied().unwrap_or(false),
             address: l.address.map(|a| a.to_string()).unwrap_or_default(),
             gateway: l.gateway().map(|g| g.to_string()).unwrap_or_default(),
+            mptcp: Default::default(),
         }
     }
 

@@ -17,10 +17,15 @@
 //! [`Steering::steer`] against the kernel.
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
-use crate::netlink::mptcp::{Endpoint, Mptcp};
+use serde::Serialize;
+
+use super::bus::{Snapshot, UplinkStatus};
+use crate::netlink::mptcp::{self, Endpoint, Mptcp};
 use crate::plan::UplinkPlan;
+use crate::plan::mptcp::rank_of;
 
 /// One endpoint as the daemon wants it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +93,16 @@ impl Steering {
             if !f.present {
                 if let Some(k) = kernel.iter().find(|k| k.id == f.id) {
                     delete(&mut pm, k.id)?;
+                    // The kernel told the peers on the first subflow that could send, often the
+                    // one just closed, so the word was lost and a peer's data in flight on it
+                    // would wait for its retransmission timeout. The connections that started
+                    // from this address say it again (RM_ADDR, id 0), now on a live subflow.
+                    if let Some(address) = k.address {
+                        match pm.delete_id_zero(address) {
+                            Err(e) if !e.is_not_found() => return Err(e),
+                            _ => {}
+                        }
+                    }
                     done.push((f.id, format!("MPTCP endpoint {} removed (no carrier): open connections move off it at once", describe(k))));
                     self.removed.insert(f.id);
                     kernel.retain(|k| k.id != f.id);
@@ -129,6 +144,55 @@ impl Steering {
     }
 }
 
+/// An uplink's MPTCP side as `status` and the bus show it (keys of the `Uplinks` dictionary).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct UplinkMptcp {
+    /// Its endpoint's id, address and flags ("subflow", "backup", ...); `None` without one.
+    pub mptcp_id: Option<u32>,
+    pub mptcp_address: Option<String>,
+    pub mptcp_flags: Option<Vec<String>>,
+    /// Open MPTCP connections with a subflow through it; `None` where the kernel has no MPTCP.
+    pub mptcp_connections: Option<u32>,
+}
+
+/// Fills in each uplink's [`UplinkMptcp`] from the kernel, when a client asks: the endpoints
+/// change with the daemon's steering and the hook, the connections all the time, and reading
+/// them costs two netlink dumps, nothing on the daemon's probe rounds. An error leaves the
+/// fields empty: `status` still answers.
+pub fn annotate(uplinks: &mut [UplinkStatus]) {
+    let Ok(Some(mut pm)) = Mptcp::open() else { return };
+    let endpoints = pm.endpoints().unwrap_or_default();
+    let subflows = mptcp::subflows().ok();
+    for u in uplinks {
+        // SAFETY: a NUL-terminated string that outlives the call.
+        let ifindex = std::ffi::CString::new(u.interface.as_str()).ok().map(|n| unsafe { libc::if_nametoindex(n.as_ptr()) }).filter(|i| *i != 0);
+        let address = u.address.split('/').next().and_then(|a| a.parse::<Ipv4Addr>().ok());
+        let own = endpoints.iter().find(|e| rank_of(e.id) == Some(u.rank as usize) && e.ifindex.is_some() && e.ifindex == ifindex);
+        u.mptcp = UplinkMptcp {
+            mptcp_id: own.map(|e| u32::from(e.id)),
+            mptcp_address: own.and_then(|e| e.address).map(|a| a.to_string()),
+            mptcp_flags: own.map(|e| e.flag_names().into_iter().map(String::from).collect()),
+            mptcp_connections: subflows.as_ref().map(|s| mptcp::connections(s, address, ifindex) as u32),
+        };
+    }
+}
+
+/// `status`'s lines on MPTCP, below the table; `None` when no uplink has anything to show.
+pub fn render(s: &Snapshot) -> Option<String> {
+    let mut out = String::new();
+    for u in s.uplinks.iter().filter(|u| u.mptcp != UplinkMptcp::default()) {
+        let endpoint = match (&u.mptcp.mptcp_id, &u.mptcp.mptcp_address, &u.mptcp.mptcp_flags) {
+            (Some(id), address, flags) => {
+                format!("endpoint {} id {id} {}", address.as_deref().unwrap_or("(IPv6)"), flags.as_deref().unwrap_or_default().join(" "))
+            }
+            _ => "no endpoint".to_string(),
+        };
+        let connections = u.mptcp.mptcp_connections.map_or(String::new(), |n| format!(", {n} MPTCP connection{}", if n == 1 { "" } else { "s" }));
+        let _ = writeln!(out, "MPTCP {:<10} {endpoint}{connections}", u.interface);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 fn delete(pm: &mut Mptcp, id: u8) -> Result<(), crate::netlink::Error> {
     match pm.delete_endpoint(id) {
         Err(e) if e.is_not_found() => Ok(()),
@@ -165,6 +229,40 @@ mod tests {
         assert_eq!(flags([false, false, true], up), [(240, true, true), (241, true, true), (242, false, true)]);
         // Nothing carries: every endpoint backup, so any path that still works is used.
         assert_eq!(flags([false, false, false], up), [(240, true, true), (241, true, true), (242, true, true)]);
+    }
+
+    #[test]
+    fn status_shows_each_uplinks_endpoint_and_connections() {
+        let mut s = Snapshot::default();
+        for (name, mptcp) in [
+            ("eth0", UplinkMptcp { mptcp_connections: Some(0), ..Default::default() }),
+            (
+                "wlan1",
+                UplinkMptcp {
+                    mptcp_id: Some(241),
+                    mptcp_address: Some("192.168.178.98".into()),
+                    mptcp_flags: Some(vec!["subflow".into()]),
+                    mptcp_connections: Some(1),
+                },
+            ),
+        ] {
+            s.uplinks.push(UplinkStatus {
+                interface: name.into(),
+                rank: 0,
+                state: "up".into(),
+                loss_percent: 0.0,
+                latency_ms: None,
+                reason: String::new(),
+                carrying: true,
+                address: String::new(),
+                gateway: String::new(),
+                mptcp,
+            });
+        }
+        assert_eq!(
+            render(&s).unwrap(),
+            "MPTCP eth0       no endpoint, 0 MPTCP connections\nMPTCP wlan1      endpoint 192.168.178.98 id 241 subflow, 1 MPTCP connection\n"
+        );
     }
 
     #[test]

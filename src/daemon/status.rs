@@ -63,6 +63,7 @@ pub fn render(s: &Snapshot) -> String {
             u.reason
         );
     }
+    out.extend(super::mptcp::render(s));
     if s.active.is_empty() {
         let _ = writeln!(out, "No uplink is healthy: new connections follow the main table.");
     } else {
@@ -89,6 +90,7 @@ mod tests {
                     carrying: false,
                     address: "192.168.178.99/24".into(),
                     gateway: "192.168.178.1".into(),
+                    mptcp: Default::default(),
                 },
                 UplinkStatus {
                     interface: "wlan1".into(),
@@ -100,6 +102,7 @@ mod tests {
                     carrying: true,
                     address: "192.168.178.98/24".into(),
                     gateway: "192.168.178.1".into(),
+                    mptcp: Default::default(),
                 },
             ],
             active: "wlan1".into(),
