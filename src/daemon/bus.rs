@@ -64,13 +64,41 @@ impl From<&UplinkStatus> for UplinkEntry {
     fn from(u: &UplinkStatus) -> UplinkEntry {
         let UplinkStatus { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, mptcp } = u.clone();
         let super::mptcp::UplinkMptcp { mptcp_id, mptcp_address, mptcp_flags, mptcp_connections } = mptcp;
-        UplinkEntry { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, mptcp_id, mptcp_address, mptcp_flags, mptcp_connections }
+        UplinkEntry {
+            interface,
+            rank,
+            state,
+            loss_percent,
+            latency_ms,
+            reason,
+            carrying,
+            address,
+            gateway,
+            mptcp_id,
+            mptcp_address,
+            mptcp_flags,
+            mptcp_connections,
+        }
     }
 }
 
 impl From<UplinkEntry> for UplinkStatus {
     fn from(u: UplinkEntry) -> UplinkStatus {
-        let UplinkEntry { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, mptcp_id, mptcp_address, mptcp_flags, mptcp_connections } = u;
+        let UplinkEntry {
+            interface,
+            rank,
+            state,
+            loss_percent,
+            latency_ms,
+            reason,
+            carrying,
+            address,
+            gateway,
+            mptcp_id,
+            mptcp_address,
+            mptcp_flags,
+            mptcp_connections,
+        } = u;
         let mptcp = super::mptcp::UplinkMptcp { mptcp_id, mptcp_address, mptcp_flags, mptcp_connections };
         UplinkStatus { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, mptcp }
     }

@@ -196,9 +196,11 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
 
 /// Removes every route a daemon (this one or one before 0.2) left, whatever the policy says now:
 /// for the unit's ExecStopPost, after the daemon ended for any reason (a SIGTERM it handled
-/// itself, kill -9, a crash, the watchdog), so that no routing outlives it.
-pub async fn cleanup() -> anyhow::Result<()> {
+/// itself, kill -9, a crash, the watchdog), so that no routing outlives it. The MPTCP endpoints
+/// get the policy's flags back, and those removed at carrier loss come back (see [`mptcp::restore`]).
+pub async fn cleanup(config: &Path) -> anyhow::Result<()> {
     let nl = Netlink::connect().context("cannot open a netlink socket")?;
+    mptcp::restore(config, &nl).await;
     let left = routes::current(&nl).await.context("cannot read the main table")?.len();
     routes::remove_all(&nl).await.context("cannot remove the daemon's routes")?;
     let legacy = routes::remove_legacy(&nl).await.context("cannot remove an older daemon's rule and table")?;

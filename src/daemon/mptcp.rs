@@ -193,6 +193,25 @@ pub fn render(s: &Snapshot) -> Option<String> {
     (!out.is_empty()).then_some(out)
 }
 
+/// After the daemon ended without its own goodbye (kill -9, a crash): multihome's endpoints as
+/// `multihome apply` makes them without a daemon, the plan's flags on all, an endpoint removed
+/// at carrier loss back. A policy that does not load now leaves them as they are, said in the
+/// log: the routes' cleanup does not depend on it.
+pub async fn restore(config: &std::path::Path, nl: &crate::netlink::Netlink) {
+    let plan = match crate::policy::load(config) {
+        Ok(policy) => crate::plan::plan(&policy),
+        Err(e) => {
+            tracing::warn!("MPTCP endpoints left as the daemon left them: cannot read the policy ({e:#})");
+            return;
+        }
+    };
+    match mptcp::sync(&plan, nl, mptcp::Flags::Planned).await {
+        Ok(synced) if synced.changed_anything() => tracing::info!("{synced}"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot restore the MPTCP endpoints: {e}"),
+    }
+}
+
 fn delete(pm: &mut Mptcp, id: u8) -> Result<(), crate::netlink::Error> {
     match pm.delete_endpoint(id) {
         Err(e) if e.is_not_found() => Ok(()),

@@ -22,7 +22,7 @@ use socket::Genl;
 
 use super::Error;
 pub use diag::{Subflow, connections, subflows};
-pub use sync::{Change, Flags, Synced, Wanted, changes, sync};
+pub use sync::{Change, Flags, Preview, Synced, Wanted, changes, preview, sync};
 
 /// An endpoint as the kernel holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
