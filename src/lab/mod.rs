@@ -9,6 +9,7 @@ pub mod echo;
 pub mod ipv6;
 pub mod lossy;
 pub mod netns;
+pub mod notice;
 pub mod policies;
 pub mod probe;
 pub mod root_guard;
