@@ -17,6 +17,7 @@ pub mod scale;
 pub mod scenario;
 mod services;
 pub mod stream;
+pub mod timeline_mptcp;
 pub mod topology;
 
 use std::fs;
