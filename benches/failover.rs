@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use multihome::lab::lossy::LossyResponder;
+use multihome::lab::notice::CarrierNotice;
 use multihome::lab::policies::SEED;
 use multihome::lab::probe::{Outage, Prober, outage};
 use multihome::lab::stream::Stream;
@@ -359,11 +360,11 @@ fn mptcp_rows(runs: usize, report: &mut Report) -> anyhow::Result<()> {
     report.line(
         "mptcp",
         format!(
-            "| {:<40} | {:>8} | {:>13} | {:>12} | {:>10} | {:>12} | {:>12} |",
-            "setup", "fault", "MPTCP median", "MPTCP worst", "bytes lost", "TCP median", "eth0 again"
+            "| {:<40} | {:>8} | {:>13} | {:>12} | {:>10} | {:>12} | {:>12} | {:>13} | {:>12} |",
+            "setup", "fault", "MPTCP median", "MPTCP worst", "bytes lost", "TCP median", "eth0 again", "notice median", "after notice"
         ),
     );
-    report.line("mptcp", format!("|{:-<42}|{:->10}|{:->15}|{:->14}|{:->12}|{:->14}|{:->14}|", "", "", "", "", "", "", ""));
+    report.line("mptcp", format!("|{:-<42}|{:->10}|{:->15}|{:->14}|{:->12}|{:->14}|{:->14}|{:->15}|{:->14}|", "", "", "", "", "", "", "", "", ""));
     for (name, manager) in [("systemd-networkd + multihome daemon", Manager::Networkd), ("NetworkManager + multihome daemon", Manager::NetworkManager)] {
         if lab::prerequisites(&options(manager, None)).is_err() {
             report.line("mptcp", format!("| {name:<40} | not installed |"));
@@ -389,8 +390,14 @@ fn mptcp_rows(runs: usize, report: &mut Report) -> anyhow::Result<()> {
                 v[v.len() / 2]
             };
             let mptcp: Vec<Duration> = runs_seen.iter().map(|r| r.mptcp_stall).collect();
+            // Carrier loss: when the kernel told user space (see lab::notice), and the longest
+            // an echo took from then on, over the runs.
+            let noticed = |f: fn(&MptcpRun) -> Option<Duration>| -> String {
+                let v: Option<Vec<Duration>> = runs_seen.iter().map(f).collect();
+                v.map_or("-".to_string(), |v| ms(median(v)))
+            };
             let line = format!(
-                "| {:<40} | {:>8} | {:>13} | {:>12} | {:>10} | {:>12} | {:>12} |",
+                "| {:<40} | {:>8} | {:>13} | {:>12} | {:>10} | {:>12} | {:>12} | {:>13} | {:>12} |",
                 name,
                 if silent { "silent" } else { "carrier" },
                 ms(median(mptcp.clone())),
@@ -398,6 +405,8 @@ fn mptcp_rows(runs: usize, report: &mut Report) -> anyhow::Result<()> {
                 runs_seen.iter().map(|r| r.bytes_lost).max().expect("runs > 0"),
                 ms(median(runs_seen.iter().map(|r| r.tcp_stall).collect())),
                 ms(median(runs_seen.iter().map(|r| r.back_on_eth0).collect())),
+                noticed(|r| r.notice),
+                noticed(|r| r.after_notice),
             );
             report.line("mptcp", line);
         }
@@ -411,6 +420,10 @@ struct MptcpRun {
     tcp_stall: Duration,
     /// From the repair until eth0 carries the MPTCP connection's data again.
     back_on_eth0: Duration,
+    /// Carrier loss only: from the fault until the kernel reported it, and from then until
+    /// the MPTCP connection's next echo.
+    notice: Option<Duration>,
+    after_notice: Option<Duration>,
 }
 
 fn mptcp_once(lab: &Lab, silent: bool) -> anyhow::Result<MptcpRun> {
@@ -418,9 +431,11 @@ fn mptcp_once(lab: &Lab, silent: bool) -> anyhow::Result<MptcpRun> {
     let tcp = Stream::start(&lab.host(), INTERNET, false, STREAM_EVERY)?;
     let mptcp = Stream::start(&lab.host(), INTERNET, true, STREAM_EVERY)?;
     std::thread::sleep(QUIET);
-    let (fault, tcp_fault) = (mptcp.now(), tcp.now());
+    let watch = if silent { None } else { Some(CarrierNotice::start(&lab.host(), "eth0")?) };
+    let (fault, tcp_fault, fault_at) = (mptcp.now(), tcp.now(), Instant::now());
     set(true)?;
-    std::thread::sleep(MPTCP_FAULT);
+    let notice = watch.and_then(|w| w.seen(MPTCP_FAULT)).map(|at| at - fault_at);
+    std::thread::sleep(MPTCP_FAULT.saturating_sub(fault_at.elapsed()));
     let (repair, tcp_repair) = (mptcp.now(), tcp.now());
     // The plain connection is done: its retransmissions would count as eth0's traffic below.
     let tcp = tcp.stop();
@@ -446,6 +461,8 @@ fn mptcp_once(lab: &Lab, silent: bool) -> anyhow::Result<MptcpRun> {
         bytes_lost: mptcp.bytes_lost(),
         tcp_stall: tcp.worst_stall(tcp_fault, tcp_repair),
         back_on_eth0,
+        after_notice: notice.map(|n| mptcp.echoes.iter().find(|t| **t > fault + n).map_or(Duration::MAX, |t| *t - (fault + n))),
+        notice,
     })
 }
 

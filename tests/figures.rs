@@ -127,9 +127,20 @@ fn the_readme_quotes_the_benchmark_and_the_goals_are_met() {
     assert!(readme.contains(&claim), "the README should say: {claim}");
     let networkd = |fault: &str| millis(&of("systemd-networkd + multihome daemon", fault)[2]);
     let claim = format!(
-        "an open MPTCP connection stalls {:.1} s on a silent failure of eth0 and {:.1} s on carrier loss, and loses no byte, where plain TCP stalls as long as eth0 is broken",
+        "an open MPTCP connection stalls {:.1} s on a silent failure of eth0 and {:.0} ms on carrier loss, and loses no byte, where plain TCP stalls as long as eth0 is broken",
         networkd("silent") / 1000.0,
-        networkd("carrier") / 1000.0
+        networkd("carrier")
+    );
+    assert!(readme.contains(&claim), "the README should say: {claim}");
+    // Carrier loss: from the kernel's report on, the goal's 0.1 s (the time until the report is
+    // the kernel's linkwatch, see BENCHMARKS).
+    let after_notice = ["systemd-networkd + multihome daemon", "NetworkManager + multihome daemon"].map(|setup| millis(&of(setup, "carrier")[8]));
+    for (setup, ms) in ["networkd", "NetworkManager"].iter().zip(after_notice) {
+        assert!(ms <= 100.0, "{setup}: MPTCP stalled {ms} ms after the kernel reported the carrier loss (goal: at most 0.1 s)");
+    }
+    let claim = format!(
+        "carries on over another uplink at most {:.0} ms after the kernel reports the carrier loss",
+        after_notice.iter().fold(0.0, |a: f64, b| a.max(*b))
     );
     assert!(readme.contains(&claim), "the README should say: {claim}");
 }

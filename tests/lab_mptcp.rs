@@ -56,31 +56,58 @@ struct Seen {
     /// eth0's endpoint during the fault (the daemon has demoted eth0 by then) and after.
     endpoint_during: String,
     endpoint_after: String,
+    /// What an apply during the fault printed.
+    apply_during: String,
+    /// `status --json`'s (eth0's endpoint id, its MPTCP connections, wlan1's) before the fault,
+    /// during it and after the repair.
+    status_before: Uplinks,
+    status_during: Uplinks,
+    status_after: Uplinks,
+}
+
+/// (eth0's `mptcp_id`, eth0's `mptcp_connections`, wlan1's `mptcp_connections`).
+type Uplinks = (Option<u64>, Option<u64>, Option<u64>);
+
+fn status(lab: &Lab) -> anyhow::Result<Uplinks> {
+    let json: serde_json::Value = serde_json::from_str(&lab.multihome_ok(&["status", "--json"])?)?;
+    let uplink = |name: &str| json["uplinks"].as_array().and_then(|a| a.iter().find(|u| u["interface"] == name).cloned()).unwrap_or_default();
+    let (eth0, wlan1) = (uplink("eth0"), uplink("wlan1"));
+    Ok((eth0["mptcp_id"].as_u64(), eth0["mptcp_connections"].as_u64(), wlan1["mptcp_connections"].as_u64()))
 }
 
 fn eth0_endpoint(lab: &Lab) -> String {
     lab.ip_host(&["mptcp", "endpoint", "show"]).unwrap_or_default().lines().find(|l| l.contains(" id 240 ")).unwrap_or("").trim().to_string()
 }
 
-fn run_fault(lab: &Lab, fault: Fault) -> anyhow::Result<Seen> {
+fn run_fault(lab: &Lab, fault: Fault, networkd: bool) -> anyhow::Result<Seen> {
     let tcp = Stream::start(&lab.host(), INTERNET, false, EVERY)?;
     let mptcp = Stream::start(&lab.host(), INTERNET, true, EVERY)?;
     std::thread::sleep(Duration::from_secs(1));
+    let status_before = status(lab)?;
     let (fault_at, tcp_fault_at) = (mptcp.now(), tcp.now());
     break_eth0(lab, fault, true)?;
     std::thread::sleep(FAULT);
+    // An apply while the daemon steers keeps its steering (the flags are the daemon's while it
+    // runs; nor does it add an endpoint to a link without carrier).
+    let apply_during = lab.multihome_ok(if networkd { &["apply", "--no-reload"] } else { &["apply"] })?;
     let endpoint_during = eth0_endpoint(lab);
+    let status_during = status(lab)?;
     let (repair_at, tcp_repair_at) = (mptcp.now(), tcp.now());
     break_eth0(lab, fault, false)?;
     std::thread::sleep(SETTLE);
     let (e0, w0) = (lab.tx_packets("eth0")?, lab.tx_packets("wlan1")?);
     std::thread::sleep(WINDOW);
     let (e1, w1) = (lab.tx_packets("eth0")?, lab.tx_packets("wlan1")?);
+    let status_after = status(lab)?;
     let (tcp, mptcp) = (tcp.stop(), mptcp.stop());
     Ok(Seen {
         mptcp_stalls: mptcp.stalls(fault_at, repair_at, Duration::from_millis(100)),
         endpoint_during,
+        apply_during,
         endpoint_after: eth0_endpoint(lab),
+        status_before,
+        status_during,
+        status_after,
         tcp_stall: tcp.worst_stall(tcp_fault_at, tcp_repair_at),
         mptcp_stall: mptcp.worst_stall(fault_at, repair_at),
         tcp,
@@ -110,6 +137,13 @@ fn survives(manager: Manager) -> anyhow::Result<()> {
     let mut lab = Lab::start(LabOptions { policy: networkd.then(|| SEED.to_string()), ..LabOptions::new(manager, binary()) })?;
     if !networkd {
         lab.write_policy(SEED)?;
+        // `plan` shows the endpoints apply would add, beside the profiles.
+        let plan: serde_json::Value = serde_json::from_str(&lab.multihome_ok(&["plan", "--json"])?)?;
+        let created: Vec<&str> =
+            plan["changes"].as_array().into_iter().flatten().filter(|c| c["action"] == "create").filter_map(|c| c["subject"].as_str()).collect();
+        for want in ["MPTCP endpoint id 240 (eth0)", "MPTCP endpoint id 241 (wlan1)", "MPTCP endpoint id 242 (wlan0)"] {
+            assert!(created.contains(&want), "plan --json does not create {want:?}: {created:?}");
+        }
         let out = lab.multihome_ok(&["apply"])?;
         assert!(out.contains("MPTCP endpoints: added"), "{out}");
     }
@@ -118,18 +152,26 @@ fn survives(manager: Manager) -> anyhow::Result<()> {
     for want in ["192.168.178.99 id 240 subflow dev eth0", "192.168.178.98 id 241 subflow dev wlan1", "192.168.178.97 id 242 subflow backup dev wlan0"] {
         assert!(endpoints.contains(want), "no endpoint {want:?} after apply:\n{endpoints}");
     }
-    assert!(lab.ip_host(&["mptcp", "limits", "show"])?.contains("subflows 2"));
-    // A second apply changes nothing, the endpoints included.
+    assert!(lab.ip_host(&["mptcp", "limits", "show"])?.contains("subflows 3"));
+    // A second apply changes nothing, the endpoints included, and `plan` shows none.
     let again = lab.multihome_ok(if networkd { &["apply", "--no-reload"] } else { &["apply"] })?;
     assert!(!again.contains("MPTCP endpoints:"), "{again}");
     assert_eq!(lab.ip_host(&["mptcp", "endpoint", "show"])?, endpoints);
+    let plan = lab.multihome_ok(&["plan"])?;
+    assert!(!plan.contains("MPTCP endpoint"), "{plan}");
+    // An endpoint changed behind multihome's back is in the plan as an update.
+    lab.ip_host(&["mptcp", "endpoint", "change", "id", "241", "backup"])?;
+    let plan = lab.multihome_ok(&["plan"])?;
+    assert!(plan.contains("-192.168.178.98 id 241 subflow backup dev wlan1\n+192.168.178.98 id 241 subflow dev wlan1\n"), "{plan}");
+    lab.multihome_ok(if networkd { &["apply", "--no-reload"] } else { &["apply"] })?;
+    assert_eq!(lab.ip_host(&["mptcp", "endpoint", "show"])?, endpoints);
 
     lab.start_stream_echo()?;
-    lab.spawn_multihome(&["daemon"])?;
+    let daemon = lab.spawn_multihome(&["daemon"])?.id();
     lab.wait_for(Duration::from_secs(10), || lab.log("spawned-0.log").matches("-> up").count() >= 3)?;
 
     for fault in [Fault::Silent, Fault::Carrier] {
-        let seen = run_fault(&lab, fault)?;
+        let seen = run_fault(&lab, fault, networkd)?;
         eprintln!(
             "{manager:?}, {fault:?}: plain TCP stalled {:?} ({:?}); MPTCP stalled {:?} ({} gaps over 100 ms), {} bytes lost ({:?}); after the repair eth0 sent {} packets and wlan1 {} in {WINDOW:?}",
             seen.tcp_stall,
@@ -144,8 +186,21 @@ fn survives(manager: Manager) -> anyhow::Result<()> {
         assert!(seen.tcp_stall >= FAULT - Duration::from_secs(1), "{fault:?}: plain TCP did not stall for the fault: {:?}", seen.tcp_stall);
         assert_eq!(seen.mptcp.error, None, "{fault:?}: the MPTCP connection broke");
         assert_eq!(seen.mptcp.bytes_lost(), 0, "{fault:?}: MPTCP lost bytes");
-        // The daemon steers: eth0's endpoint is backup while eth0 is demoted, normal again after.
-        assert!(seen.endpoint_during.ends_with("subflow backup dev eth0"), "{fault:?}: during the fault: {:?}", seen.endpoint_during);
+        // The daemon steers: eth0's endpoint is backup while eth0 fails silently, gone while it
+        // has no carrier (its subflows closed, their data moved at once), normal again after.
+        match fault {
+            Fault::Silent => assert!(seen.endpoint_during.ends_with("subflow backup dev eth0"), "{fault:?}: during the fault: {:?}", seen.endpoint_during),
+            Fault::Carrier => assert_eq!(seen.endpoint_during, "", "{fault:?}: during the fault"),
+        }
+        // `status` (over D-Bus, from the kernel) shows it: the one MPTCP connection (plain TCP is
+        // not counted) has a subflow through eth0 and one through wlan1; without carrier eth0
+        // has no endpoint and no subflow, and after the repair both are back.
+        assert!(!seen.apply_during.contains("MPTCP endpoints:"), "{fault:?}: an apply during the fault changed endpoints: {}", seen.apply_during);
+        assert_eq!(seen.status_before, (Some(240), Some(1), Some(1)), "{fault:?}: status before the fault");
+        if let Fault::Carrier = fault {
+            assert_eq!(seen.status_during, (None, Some(0), Some(1)), "{fault:?}: status during the fault");
+        }
+        assert_eq!(seen.status_after, (Some(240), Some(1), Some(1)), "{fault:?}: status after the repair");
         assert!(seen.endpoint_after.ends_with("id 240 subflow dev eth0"), "{fault:?}: after the repair: {:?}", seen.endpoint_after);
         assert!(seen.mptcp_stall < FAULT / 4, "{fault:?}: the MPTCP connection stalled {:?} of the {FAULT:?} fault", seen.mptcp_stall);
         // 100 echoes a second in the window: most of their packets leave through eth0 again.
@@ -157,5 +212,17 @@ fn survives(manager: Manager) -> anyhow::Result<()> {
             String::from_utf8_lossy(&lab.run_in_host("ss", &["-tniM"])?.stdout)
         );
     }
+
+    // kill -9 while eth0 has no carrier (its endpoint removed, wlan1's steered): the unit's
+    // `daemon --cleanup` puts the plan's endpoints and flags back.
+    break_eth0(&lab, Fault::Carrier, true)?;
+    lab.wait_for(Duration::from_secs(5), || eth0_endpoint(&lab).is_empty())?;
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(daemon as i32), nix::sys::signal::Signal::SIGKILL)?;
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(eth0_endpoint(&lab), "", "kill -9 leaves eth0 without its endpoint");
+    let out = lab.multihome(&["daemon", "--cleanup"])?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(lab.ip_host(&["mptcp", "endpoint", "show"])?, endpoints, "after the cleanup: {}", String::from_utf8_lossy(&out.stderr));
+    break_eth0(&lab, Fault::Carrier, false)?;
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::files;
+use crate::netlink::mptcp;
 
 /// What an apply would do to one subject (a file, a profile, a device).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -54,6 +55,47 @@ impl Change {
                 Change { subject: root.join(&c.path).display().to_string(), action, note: None, diff: files::unified_diff(root, std::slice::from_ref(c)) }
             })
             .collect()
+    }
+}
+
+impl Change {
+    /// The MPTCP endpoints an apply would add, change or remove (`netlink::mptcp::preview`),
+    /// each as `ip mptcp endpoint show` prints it, and the subflow limit it would raise;
+    /// `names` gives the interfaces' names by index.
+    pub fn of_mptcp(steps: &[mptcp::Change], raise: Option<(u32, u32)>, names: &[(u32, String)]) -> Vec<Change> {
+        let name = |i: Option<u32>| i.and_then(|i| names.iter().find(|(n, _)| *n == i)).map_or_else(|| "?".to_string(), |(_, n)| n.clone());
+        let wanted = |w: &mptcp::Wanted, backup: bool| format!("{} id {} subflow{} dev {}", w.address, w.id, if backup { " backup" } else { "" }, w.interface);
+        let kernel = |k: &mptcp::Endpoint| {
+            let address = k.address.map_or_else(|| "(IPv6)".to_string(), |a| a.to_string());
+            format!("{address} id {} {} dev {}", k.id, k.flag_names().join(" "), name(k.ifindex))
+        };
+        let one = |id: u8, interface: &str, action: Action, old: Option<String>, new: Option<String>| {
+            let subject = format!("MPTCP endpoint id {id} ({interface})");
+            let mut diff = format!("--- {subject}\n+++ {subject}\n");
+            diff.extend(old.map(|l| format!("-{l}\n")));
+            diff.extend(new.map(|l| format!("+{l}\n")));
+            Change { subject, action, note: None, diff }
+        };
+        let mut out: Vec<Change> = steps
+            .iter()
+            .filter_map(|s| match s {
+                mptcp::Change::Delete(k) => Some(one(k.id, &name(k.ifindex), Action::Remove, Some(kernel(k)), None)),
+                mptcp::Change::Add(w) => Some(one(w.id, &w.interface, Action::Create, None, Some(wanted(w, w.backup)))),
+                mptcp::Change::SetBackup(w) => Some(one(w.id, &w.interface, Action::Update, Some(wanted(w, !w.backup)), Some(wanted(w, w.backup)))),
+                // `apply` says why; nothing of it would change.
+                mptcp::Change::Blocked(..) => None,
+            })
+            .collect();
+        if let Some((from, to)) = raise {
+            let subject = "MPTCP limits".to_string();
+            out.push(Change {
+                subject: subject.clone(),
+                action: Action::Update,
+                note: None,
+                diff: format!("--- {subject}\n+++ {subject}\n-subflows {from}\n+subflows {to}\n"),
+            });
+        }
+        out
     }
 }
 

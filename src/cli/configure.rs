@@ -17,7 +17,15 @@ pub fn plan(config: &Path, backend: ApplyBackend, root: &Path, json: bool) -> an
     let plan = plan::plan(&policy);
     let rt = runtime()?;
     let backend = rt.block_on(Backend::choose(backend.or(policy.backend), root));
-    let diff = rt.block_on(backend.diff(&plan, root))?;
+    let mut diff = rt.block_on(backend.diff(&plan, root))?;
+    // On this system, beside the files or profiles: the MPTCP endpoints, as apply would leave
+    // them. A kernel that cannot be read (no MPTCP, no privilege) only loses this part.
+    if files::is_system_root(root) {
+        match rt.block_on(multihome::dispatch::preview_mptcp(&plan, mptcp_flags(&rt))) {
+            Ok((steps, raise, names)) => diff.changes.extend(multihome::backend::diff::Change::of_mptcp(&steps, raise, &names)),
+            Err(e) => eprintln!("multihome: warning: cannot read the MPTCP endpoints ({e:#}); their changes are not shown"),
+        }
+    }
     if json {
         #[derive(serde::Serialize)]
         struct PlanJson<'a> {
@@ -122,13 +130,22 @@ pub fn reset(root: Option<PathBuf>, dry_run: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How an apply treats the backup flags of multihome's endpoints that are otherwise right:
+/// the plan's, unless the daemon runs: then they are its own (it steers them by health, and
+/// keeps an uplink without carrier without endpoint until the uplink works again), and an apply
+/// must not undo that; the daemon sets the plan's flags itself when it reloads the policy.
+fn mptcp_flags(rt: &tokio::runtime::Runtime) -> multihome::netlink::mptcp::Flags {
+    use multihome::netlink::mptcp::Flags;
+    if rt.block_on(multihome::bus::runs_on_system_bus(multihome::daemon::bus::BUS_NAME)) { Flags::Kept } else { Flags::Planned }
+}
+
 /// The uplinks' MPTCP endpoints and the subflow limit, after an apply (or a kept try), with
 /// either backend: networkd (252) has no MPTCP settings, and NetworkManager's per-profile
 /// `connection.mptcp-flags` cannot be steered by the daemon without touching endpoints it made.
 /// Prints what it changed and says whether it changed anything; a failure is a warning, as the
 /// policy itself is applied.
 fn sync_mptcp(rt: &tokio::runtime::Runtime, plan: &Plan) -> bool {
-    match rt.block_on(multihome::dispatch::sync_mptcp(plan)) {
+    match rt.block_on(multihome::dispatch::sync_mptcp(plan, mptcp_flags(rt))) {
         Ok(synced) => {
             let changed = synced.changed_anything();
             if changed || !synced.blocked.is_empty() || synced.unavailable {

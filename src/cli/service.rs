@@ -20,7 +20,7 @@ pub fn daemon(config: &Path, cleanup: bool) -> anyhow::Result<()> {
     if !cleanup {
         explain_bond_mode(config);
     }
-    if cleanup { rt.block_on(daemon::cleanup()) } else { rt.block_on(daemon::run(config)) }
+    if cleanup { rt.block_on(daemon::cleanup(config)) } else { rt.block_on(daemon::run(config)) }
 }
 
 /// In bond mode the daemon probes no uplink: the kernel's bond fails over by itself. It still

@@ -106,6 +106,7 @@ impl Watch {
                     bond_active: Some(active),
                     mii,
                     ipv6: None,
+                    ..Default::default()
                 }
             })
             .collect()

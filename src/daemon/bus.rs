@@ -21,7 +21,7 @@ pub const OBJECT_PATH: &str = "/org/multihome1";
 pub const INTERFACE: &str = "org.multihome1.Daemon";
 
 /// One uplink as `status` shows it and `status --json` writes it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct UplinkStatus {
     pub interface: String,
     pub rank: u32,
@@ -42,6 +42,10 @@ pub struct UplinkStatus {
     /// Its IPv6 side, judged on its own; absent when the policy gives it no IPv6.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ipv6: Option<Status6>,
+    /// Its MPTCP endpoint and the open MPTCP connections with a subflow through it, read from
+    /// the kernel when asked (see [`super::mptcp::annotate`]); `None` where there is none.
+    #[serde(flatten)]
+    pub mptcp: super::mptcp::UplinkMptcp,
 }
 
 /// An uplink's IPv6 side, with the meanings of [`UplinkStatus`]'s fields of the same names.
@@ -82,13 +86,34 @@ pub struct UplinkEntry {
     pub carrying6: Option<bool>,
     pub address6: Option<String>,
     pub gateway6: Option<String>,
+    pub mptcp_id: Option<u32>,
+    pub mptcp_address: Option<String>,
+    pub mptcp_flags: Option<Vec<String>>,
+    pub mptcp_connections: Option<u32>,
 }
 
 impl From<&UplinkStatus> for UplinkEntry {
     fn from(u: &UplinkStatus) -> UplinkEntry {
-        let UplinkStatus { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, bond_active, mii, ipv6 } = u.clone();
-        let mut e =
-            UplinkEntry { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, bond_active, mii, ..UplinkEntry::default() };
+        let UplinkStatus { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, bond_active, mii, ipv6, mptcp } = u.clone();
+        let super::mptcp::UplinkMptcp { mptcp_id, mptcp_address, mptcp_flags, mptcp_connections } = mptcp;
+        let mut e = UplinkEntry {
+            interface,
+            rank,
+            state,
+            loss_percent,
+            latency_ms,
+            reason,
+            carrying,
+            address,
+            gateway,
+            bond_active,
+            mii,
+            mptcp_id,
+            mptcp_address,
+            mptcp_flags,
+            mptcp_connections,
+            ..UplinkEntry::default()
+        };
         if let Some(v6) = ipv6 {
             e.state6 = Some(v6.state);
             e.loss_percent6 = Some(v6.loss_percent);
@@ -104,7 +129,26 @@ impl From<&UplinkStatus> for UplinkEntry {
 
 impl From<UplinkEntry> for UplinkStatus {
     fn from(u: UplinkEntry) -> UplinkStatus {
-        let UplinkEntry { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, bond_active, mii, state6, .. } = u.clone();
+        let UplinkEntry {
+            interface,
+            rank,
+            state,
+            loss_percent,
+            latency_ms,
+            reason,
+            carrying,
+            address,
+            gateway,
+            bond_active,
+            mii,
+            state6,
+            mptcp_id,
+            mptcp_address,
+            mptcp_flags,
+            mptcp_connections,
+            ..
+        } = u.clone();
+        let mptcp = super::mptcp::UplinkMptcp { mptcp_id, mptcp_address, mptcp_flags, mptcp_connections };
         let ipv6 = state6.map(|state| Status6 {
             state,
             loss_percent: u.loss_percent6.unwrap_or(0.0),
@@ -114,7 +158,7 @@ impl From<UplinkEntry> for UplinkStatus {
             address: u.address6.unwrap_or_default(),
             gateway: u.gateway6.unwrap_or_default(),
         });
-        UplinkStatus { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, bond_active, mii, ipv6 }
+        UplinkStatus { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, bond_active, mii, ipv6, mptcp }
     }
 }
 
@@ -177,7 +221,9 @@ impl Service {
     /// StateChanged and an invalidation; loss and latency change every round without a signal.
     #[zbus(property(emits_changed_signal = "invalidates"))]
     fn uplinks(&self) -> Vec<UplinkEntry> {
-        self.snapshot.lock().expect("snapshot lock").uplinks.iter().map(UplinkEntry::from).collect()
+        let mut uplinks = self.snapshot.lock().expect("snapshot lock").uplinks.clone();
+        super::mptcp::annotate(&mut uplinks);
+        uplinks.iter().map(UplinkEntry::from).collect()
     }
 
     /// The uplink new connections leave through, "" when none is healthy.
@@ -265,13 +311,25 @@ mod tests {
                 bond_active: None,
                 mii: None,
                 ipv6: None,
+                mptcp: match latency_ms {
+                    Some(_) => super::super::mptcp::UplinkMptcp {
+                        mptcp_id: Some(240),
+                        mptcp_address: Some("192.168.178.99".into()),
+                        mptcp_flags: Some(vec!["subflow".into(), "backup".into()]),
+                        mptcp_connections: Some(2),
+                    },
+                    None => Default::default(),
+                },
             };
             let wire = zbus::wire::to_bytes(ctxt, &UplinkEntry::from(&status)).unwrap();
             let (back, _): (UplinkEntry, _) = wire.deserialize().unwrap();
             assert_eq!(UplinkStatus::from(back), status);
             let (keys, _): (std::collections::HashMap<String, zbus::OwnedVariant>, _) = wire.deserialize().unwrap();
             assert_eq!(keys.contains_key("latency_ms"), latency_ms.is_some(), "{keys:?}");
-            assert_eq!(keys.len(), if latency_ms.is_some() { 9 } else { 8 }, "an uplink without IPv6 has no IPv6 keys: {keys:?}");
+            for key in ["mptcp_id", "mptcp_address", "mptcp_flags", "mptcp_connections"] {
+                assert_eq!(keys.contains_key(key), latency_ms.is_some(), "{key}: {keys:?}");
+            }
+            assert_eq!(keys.len(), if latency_ms.is_some() { 13 } else { 8 }, "an uplink without IPv6 has no IPv6 keys: {keys:?}");
         }
         assert_eq!(UplinkEntry::SIGNATURE.to_string(), "a{sv}");
     }
@@ -294,6 +352,7 @@ mod tests {
             bond_active: Some(true),
             mii: Some("up".into()),
             ipv6: None,
+            ..Default::default()
         };
         let wire = zbus::wire::to_bytes(ctxt, &UplinkEntry::from(&status)).unwrap();
         let (back, _): (UplinkEntry, _) = wire.deserialize().unwrap();
@@ -332,6 +391,7 @@ mod tests {
                 address: "2001:db8:178::99/64".into(),
                 gateway: "fe80::1".into(),
             }),
+            ..Default::default()
         };
         let wire = zbus::wire::to_bytes(ctxt, &UplinkEntry::from(&status)).unwrap();
         let (back, _): (UplinkEntry, _) = wire.deserialize().unwrap();

@@ -104,6 +104,8 @@ struct Daemon {
     bond: Option<bond::Watch>,
     /// The same for the uplinks' IPv6 sides (see [`family6`]).
     v6: family6::State6,
+    /// The MPTCP endpoints removed at carrier loss (see [`mptcp`]).
+    mptcp: mptcp::Steering,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT; then removes its rule and table.
@@ -147,6 +149,7 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
         wake_dirty: true,
         bond: None,
         v6: family6::State6::new(),
+        mptcp: mptcp::Steering::default(),
     };
     d.bond = d.plan.bond.as_ref().map(bond::Watch::new);
     // The bus name first: a second daemon must stop before it touches a route.
@@ -207,9 +210,11 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
 
 /// Removes every route a daemon (this one or one before 0.2) left, whatever the policy says now:
 /// for the unit's ExecStopPost, after the daemon ended for any reason (a SIGTERM it handled
-/// itself, kill -9, a crash, the watchdog), so that no routing outlives it.
-pub async fn cleanup() -> anyhow::Result<()> {
+/// itself, kill -9, a crash, the watchdog), so that no routing outlives it. The MPTCP endpoints
+/// get the policy's flags back, and those removed at carrier loss come back (see [`mptcp::restore`]).
+pub async fn cleanup(config: &Path) -> anyhow::Result<()> {
     let nl = Netlink::connect().context("cannot open a netlink socket")?;
+    mptcp::restore(config, &nl).await;
     let left =
         routes::current(&nl).await.context("cannot read the main table")?.len() + routes6::current(&nl).await.context("cannot read the IPv6 main table")?.len();
     routes::remove_all(&nl).await.context("cannot remove the daemon's routes")?;
@@ -692,15 +697,17 @@ impl Daemon {
             return;
         }
         let uplinks: Vec<&plan::UplinkPlan> = self.links.iter().map(|l| &l.plan).collect();
-        let want = mptcp::desired(&uplinks, carriers);
+        let carrier: Vec<bool> = self.links.iter().map(|l| l.carrier).collect();
+        let want = mptcp::desired(&uplinks, carriers, &carrier);
         let links = &self.links;
-        let ours =
-            |e: &netlink::mptcp::Endpoint| links.iter().any(|l| l.plan.mptcp.is_some_and(|m| m.id == e.id) && l.ifindex.is_some() && l.ifindex == e.ifindex);
-        match mptcp::steer(&want, ours) {
-            Ok(changed) => {
-                for (e, backup) in changed {
-                    let name = links.iter().find(|l| l.plan.mptcp.is_some_and(|m| m.id == e.id)).map_or("?", |l| l.name());
-                    tracing::info!(iface = %name, "{name}: MPTCP endpoint {} is now {}", e.address.map_or_else(String::new, |a| a.to_string()), if backup { "backup" } else { "a normal subflow" });
+        let of = |id: u8| links.iter().find(|l| l.plan.mptcp.is_some_and(|m| m.id == id));
+        let ours = |e: &netlink::mptcp::Endpoint| of(e.id).is_some_and(|l| l.ifindex.is_some() && l.ifindex == e.ifindex);
+        let locate = |id: u8| of(id).and_then(|l| Some((l.address?.addr(), l.ifindex?)));
+        match self.mptcp.steer(&want, ours, locate) {
+            Ok(done) => {
+                for (id, line) in done {
+                    let name = of(id).map_or("?", |l| l.name());
+                    tracing::info!(iface = %name, "{name}: {line}");
                 }
             }
             Err(e) => tracing::warn!("cannot steer the MPTCP endpoints: {e}"),
@@ -786,6 +793,7 @@ impl Daemon {
             bond_active: None,
             mii: None,
             ipv6: self.status6(i),
+            mptcp: Default::default(),
         }
     }
 

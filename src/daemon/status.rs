@@ -73,6 +73,7 @@ pub fn render(s: &Snapshot) -> String {
             row(&mut out, mark, "  IPv6", &v6.state, v6.loss_percent, v6.latency_ms, &v6.address, &v6.gateway, &v6.reason);
         }
     }
+    out.extend(super::mptcp::render(s));
     if s.uplinks.iter().any(|u| u.bond_active.is_some()) {
         // Mode=bond: the kernel's bond chose; there is no main table to follow.
         if s.active.is_empty() {
@@ -116,6 +117,7 @@ mod tests {
                     bond_active: None,
                     mii: None,
                     ipv6: None,
+                    mptcp: Default::default(),
                 },
                 UplinkStatus {
                     interface: "wlan1".into(),
@@ -130,6 +132,7 @@ mod tests {
                     bond_active: None,
                     mii: None,
                     ipv6: None,
+                    mptcp: Default::default(),
                 },
             ],
             active: "wlan1".into(),
@@ -167,6 +170,7 @@ mod tests {
                 address: "2001:db8:178::99/64".into(),
                 gateway: "fe80::1".into(),
             }),
+            ..Default::default()
         };
         let s = Snapshot {
             uplinks: vec![v4("eth0", "up", "down", false), v4("wlan1", "up", "up", true)],
@@ -198,6 +202,7 @@ mod tests {
             bond_active: Some(active),
             mii: Some(mii.into()),
             ipv6: None,
+            ..Default::default()
         };
         let s = Snapshot {
             uplinks: vec![slave("eth3", 0, "down", false), slave("eth4", 1, "up", true)],

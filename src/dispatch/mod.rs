@@ -62,9 +62,15 @@ pub fn run(args: &[String], env: &BTreeMap<String, String>, policy_path: &Path) 
 /// Brings the MPTCP endpoints and limits in line with the plan (see [`mptcp::sync`]): after
 /// `multihome apply` and a kept `try`, with either backend, for the static uplinks' addresses
 /// and the leases that are already there.
-pub async fn sync_mptcp(plan: &plan::Plan) -> anyhow::Result<mptcp::Synced> {
+pub async fn sync_mptcp(plan: &plan::Plan, flags: mptcp::Flags) -> anyhow::Result<mptcp::Synced> {
     let nl = Netlink::connect()?;
-    Ok(mptcp::sync(plan, &nl, mptcp::Flags::Planned).await?)
+    Ok(mptcp::sync(plan, &nl, flags).await?)
+}
+
+/// What [`sync_mptcp`] would change (see [`mptcp::preview`]), for `multihome plan`.
+pub async fn preview_mptcp(plan: &plan::Plan, flags: mptcp::Flags) -> anyhow::Result<mptcp::Preview> {
+    let nl = Netlink::connect()?;
+    Ok(mptcp::preview(plan, &nl, flags).await?)
 }
 
 /// The hook for every DHCP uplink at once, without an event, from the addresses the kernel has

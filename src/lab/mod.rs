@@ -10,6 +10,7 @@ pub mod echo;
 pub mod ipv6;
 pub mod lossy;
 pub mod netns;
+pub mod notice;
 pub mod policies;
 pub mod probe;
 pub mod probe6;
@@ -18,6 +19,7 @@ pub mod scale;
 pub mod scenario;
 mod services;
 pub mod stream;
+pub mod timeline_mptcp;
 pub mod topology;
 
 use std::fs;

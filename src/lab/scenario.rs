@@ -143,6 +143,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     let end = opts.steps.last().map_or(Duration::ZERO, |s| s.at) + opts.tail;
     let mut steps = opts.steps.iter().peekable();
     let mut timeline = Timeline::default();
+    let mut streams = super::timeline_mptcp::Connections::start(&mut lab, prober.now(), &mut timeline.lines)?;
     let mut pending: Vec<ProbeRecord> = Vec::new();
     let mut daemon_pos = 0u64;
     while started.elapsed() < end && !STOP.load(Ordering::Relaxed) {
@@ -177,8 +178,10 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         if let Some(log) = &daemon_log {
             daemon_pos = read_new_lines(log, daemon_pos, prober.now(), &mut timeline.lines);
         }
+        streams.poll(&lab, prober.now(), &mut timeline.lines);
         std::thread::sleep(Duration::from_millis(20));
     }
+    streams.finish(prober.now(), &mut timeline.lines);
     let records = prober.stop()?;
     pending.extend(rx.try_iter());
     pending.sort_by_key(|r| r.sent);

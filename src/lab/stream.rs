@@ -7,7 +7,7 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -127,6 +127,8 @@ pub struct Stream {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<StreamRecord>>,
     started: Instant,
+    /// Microseconds from the start to the last echo (0: none yet), for a live view.
+    last_echo: Arc<AtomicU64>,
 }
 
 impl Stream {
@@ -144,8 +146,20 @@ impl Stream {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let started = Instant::now();
-        let thread = std::thread::spawn(move || run(conn, &flag, started, every));
-        Ok(Stream { stop, thread: Some(thread), started })
+        let last_echo = Arc::new(AtomicU64::new(0));
+        let last = last_echo.clone();
+        let thread = std::thread::spawn(move || run(conn, &flag, started, every, &last));
+        Ok(Stream { stop, thread: Some(thread), started, last_echo })
+    }
+
+    /// When the last echo came back, since the start, while the stream runs.
+    pub fn last_echo(&self) -> Option<Duration> {
+        Some(self.last_echo.load(Ordering::Relaxed)).filter(|us| *us > 0).map(Duration::from_micros)
+    }
+
+    /// Whether the connection ended (an error, or closed by the peer).
+    pub fn ended(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
     }
 
     /// Time since the stream started.
@@ -179,7 +193,7 @@ fn message(n: u64) -> [u8; MESSAGE] {
     m
 }
 
-fn run(mut conn: TcpStream, stop: &AtomicBool, started: Instant, every: Duration) -> StreamRecord {
+fn run(mut conn: TcpStream, stop: &AtomicBool, started: Instant, every: Duration, last_echo: &AtomicU64) -> StreamRecord {
     let mut record = StreamRecord { started: Some(started), ..Default::default() };
     let mut n = 0u64;
     'messages: while !stop.load(Ordering::Relaxed) {
@@ -213,7 +227,9 @@ fn run(mut conn: TcpStream, stop: &AtomicBool, started: Instant, every: Duration
             break;
         }
         record.echoed += MESSAGE as u64;
-        record.echoes.push(started.elapsed());
+        let at = started.elapsed();
+        record.echoes.push(at);
+        last_echo.store((at.as_micros() as u64).max(1), Ordering::Relaxed);
         n += 1;
         std::thread::sleep(every);
     }

@@ -1,8 +1,9 @@
 //! MPTCP in the plan: which uplink's address is an endpoint of the kernel's path manager (so an
 //! open MPTCP connection has a subflow through it and survives the failure of another uplink),
 //! whether as a normal subflow or as backup, and the subflow limit that lets every uplink carry
-//! one. Applied only where the kernel has MPTCP enabled (`net.mptcp.enabled`), which the
-//! backends read; the plan itself stays a function of the policy alone.
+//! one (and carry one again after it lost carrier). Applied only where the kernel has MPTCP
+//! enabled (`net.mptcp.enabled`), which the backends read; the plan itself stays a function of
+//! the policy alone.
 
 use std::net::Ipv4Addr;
 
@@ -30,9 +31,10 @@ pub struct Endpoint {
 /// What the kernel's path manager must allow for the endpoints to be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Limits {
-    /// Extra subflows per connection (`ip mptcp limits set subflows N`): one per uplink beside
-    /// the one the connection started on. Raised to this, never lowered (an administrator's
-    /// larger limit stays).
+    /// Extra subflows per connection (`ip mptcp limits set subflows N`): one per uplink, the
+    /// one the connection started on included: when that uplink loses carrier the daemon
+    /// removes its endpoint, and its subflow comes back as an extra one (a join). Raised to
+    /// this, never lowered (an administrator's larger limit stays).
     pub subflows: u32,
 }
 
@@ -53,7 +55,7 @@ pub fn endpoint(rank: usize, given: Option<Subflows>, address: Option<Ipv4Addr>)
 
 /// The limits for `endpoints` uplinks with an endpoint.
 pub fn limits(endpoints: usize) -> Limits {
-    Limits { subflows: (endpoints.saturating_sub(1) as u32).min(MPTCP_MAX_SUBFLOWS) }
+    Limits { subflows: (endpoints as u32).min(MPTCP_MAX_SUBFLOWS) }
 }
 
 /// The uplink of an endpoint id, if the id is one of multihome's.
@@ -80,10 +82,11 @@ mod tests {
     }
 
     #[test]
-    fn limits_allow_a_subflow_per_other_uplink_up_to_the_kernels_eight() {
+    fn limits_allow_a_subflow_per_uplink_up_to_the_kernels_eight() {
+        // One per uplink, the first one's included: it returns as a join after carrier loss.
         assert_eq!(limits(0).subflows, 0);
-        assert_eq!(limits(1).subflows, 0);
-        assert_eq!(limits(3).subflows, 2);
+        assert_eq!(limits(1).subflows, 1);
+        assert_eq!(limits(3).subflows, 3);
         assert_eq!(limits(16).subflows, MPTCP_MAX_SUBFLOWS);
     }
 }

@@ -61,7 +61,7 @@ pub const FLAG_BACKUP: u32 = 4;
 pub const FLAG_FULLMESH: u32 = 8;
 pub const FLAG_IMPLICIT: u32 = 16;
 
-const AF_INET: u16 = libc::AF_INET as u16;
+pub(super) const AF_INET: u16 = libc::AF_INET as u16;
 
 /// An attribute of an endpoint (MPTCP_PM_ADDR_ATTR_*).
 #[derive(Debug, Clone, PartialEq, Eq)]

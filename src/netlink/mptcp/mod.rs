@@ -1,6 +1,6 @@
 //! The kernel's MPTCP path manager over generic netlink (`ip mptcp endpoint`, `ip mptcp
 //! limits`): read, add, change and remove endpoints, read and raise the subflow limit, and
-//! [`sync`] them with the plan.
+//! [`sync`] them with the plan; and which addresses open connections use ([`subflows`]).
 //!
 //! rust-netlink's `mptcp-pm` crate (0.2) only dumps endpoints and limits, so the messages are
 //! built here on its sibling crates (netlink-packet-generic, netlink-sys); their types stay in
@@ -8,6 +8,7 @@
 //! uplink's rank, see `numbers::MPTCP_FIRST_ID`) on an uplink's interface, and it never
 //! changes or removes any other.
 
+mod diag;
 mod message;
 mod socket;
 mod sync;
@@ -20,7 +21,8 @@ pub(crate) use message::{FLAG_BACKUP, FLAG_SUBFLOW};
 use socket::Genl;
 
 use super::Error;
-pub use sync::{Change, Flags, Synced, Wanted, changes, sync};
+pub use diag::{Subflow, connections, subflows};
+pub use sync::{Change, Flags, Preview, Synced, Wanted, changes, preview, sync};
 
 /// An endpoint as the kernel holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,18 +46,25 @@ impl Endpoint {
     }
 }
 
+impl Endpoint {
+    /// Its flags as `ip mptcp endpoint` names them.
+    pub fn flag_names(&self) -> Vec<&'static str> {
+        [(FLAG_SIGNAL, "signal"), (FLAG_SUBFLOW, "subflow"), (FLAG_BACKUP, "backup"), (FLAG_FULLMESH, "fullmesh"), (FLAG_IMPLICIT, "implicit")]
+            .into_iter()
+            .filter(|(bit, _)| self.flags & bit != 0)
+            .map(|(_, word)| word)
+            .collect()
+    }
+}
+
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.address {
             Some(a) => write!(f, "{a} id {}", self.id)?,
             None => write!(f, "(IPv6) id {}", self.id)?,
         }
-        for (bit, word) in
-            [(FLAG_SIGNAL, "signal"), (FLAG_SUBFLOW, "subflow"), (FLAG_BACKUP, "backup"), (FLAG_FULLMESH, "fullmesh"), (FLAG_IMPLICIT, "implicit")]
-        {
-            if self.flags & bit != 0 {
-                write!(f, " {word}")?;
-            }
+        for word in self.flag_names() {
+            write!(f, " {word}")?;
         }
         if let Some(i) = self.ifindex {
             write!(f, " dev #{i}")?;
@@ -104,6 +113,14 @@ impl Mptcp {
     /// `ip mptcp endpoint delete id ID`: the kernel also closes the subflows that use it.
     pub fn delete_endpoint(&mut self, id: u8) -> Result<(), Error> {
         self.genl.execute(Message::new(Command::DelAddr, vec![Attr::Addr(vec![AddrAttr::Id(id)])]), &format!("ip mptcp endpoint delete id {id}"))
+    }
+
+    /// `ip mptcp endpoint delete id 0 ADDRESS`: every connection that started from `address`
+    /// tells its peer (RM_ADDR for id 0) that the address is gone, on whichever of its subflows
+    /// still works, and closes its subflows from it.
+    pub fn delete_id_zero(&mut self, address: Ipv4Addr) -> Result<(), Error> {
+        let attrs = vec![AddrAttr::Id(0), AddrAttr::Family(message::AF_INET), AddrAttr::Addr4(address)];
+        self.genl.execute(Message::new(Command::DelAddr, vec![Attr::Addr(attrs)]), &format!("ip mptcp endpoint delete id 0 {address}"))
     }
 
     /// `ip mptcp endpoint change id ID [no]backup`: the kernel marks the subflows that use it

@@ -31,8 +31,9 @@ pub struct Wanted {
 pub enum Flags {
     /// To the plan's: `multihome apply`, a kept `try` (a changed policy takes effect).
     Planned,
-    /// As it is: the dispatcher hook, which runs beside the daemon that steers the flags by
-    /// health and must not undo that (a new endpoint still gets the plan's flag).
+    /// As it is: the dispatcher hook, and `multihome apply` while the daemon runs, which steers
+    /// the flags by health and must not see that undone (a new endpoint still gets the plan's
+    /// flag). Nor is an endpoint kept on, or added to, a link without carrier.
     Kept,
 }
 
@@ -116,26 +117,32 @@ impl fmt::Display for Synced {
     }
 }
 
-/// Makes the kernel's endpoints and subflow limit match the plan in the calling thread's
-/// network namespace: a static uplink's endpoint carries its first address, a DHCP uplink's
-/// the first (not link-local) IPv4 address its interface has now, and an uplink without an
-/// interface or address has none. With `MPTCP=no`, or where MPTCP is disabled, multihome's
-/// endpoints are removed and nothing else is touched.
-pub async fn sync(plan: &Plan, nl: &Netlink, flags: Flags) -> Result<Synced, Error> {
-    let mut synced = Synced::default();
-    let Some(mut pm) = Mptcp::open()? else {
-        synced.unavailable = plan.mptcp.is_some();
-        return Ok(synced);
-    };
-    let on = plan.mptcp.is_some() && enabled();
-    synced.unavailable = plan.mptcp.is_some() && !on;
+/// What the kernel holds against what the plan wants, and the steps between them.
+struct Survey {
+    pm: Mptcp,
+    links: Vec<crate::netlink::LinkState>,
+    changes: Vec<Change>,
+    /// The subflow limit now and the plan's, where it must be raised.
+    raise: Option<(u32, u32)>,
+}
 
+/// Reads the kernel and decides; `Ok(None)` when the kernel has no MPTCP path manager.
+async fn survey(plan: &Plan, nl: &Netlink, flags: Flags) -> Result<Option<Survey>, Error> {
+    let Some(mut pm) = Mptcp::open()? else { return Ok(None) };
+    let on = plan.mptcp.is_some() && enabled();
     let links = nl.links().await?;
     let uplink_index = |name: &str| links.iter().find(|l| l.name == name).map(|l| l.index);
+    let has_carrier = |i: u32| links.iter().any(|l| l.index == i && l.admin_up && l.carrier);
     let uplink_ifindexes: BTreeSet<u32> = plan.uplinks.iter().filter_map(|u| uplink_index(&u.interface)).collect();
     let mut wanted = Vec::new();
     for u in plan.uplinks.iter().filter(|_| on) {
         let (Some(e), Some(ifindex)) = (u.mptcp, uplink_index(&u.interface)) else { continue };
+        // The hook keeps no endpoint on a link without carrier, as the daemon (which removes it
+        // at carrier loss, so that data moves at once, and adds it back once the uplink works
+        // again): a hook run by the carrier's loss must not add it back.
+        if flags == Flags::Kept && !has_carrier(ifindex) {
+            continue;
+        }
         let address = match (&u.addresses, e.address) {
             (Addresses::Static(_), a) => a,
             (Addresses::Dhcp(_), _) => nl.ipv4_addresses(ifindex).await?.into_iter().map(|n| n.addr()).find(|a| !a.is_link_local()),
@@ -147,7 +154,40 @@ pub async fn sync(plan: &Plan, nl: &Netlink, flags: Flags) -> Result<Synced, Err
 
     let kernel = pm.endpoints()?;
     let ours = |k: &Endpoint| rank_of(k.id).is_some() && k.ifindex.is_some_and(|i| uplink_ifindexes.contains(&i) || !links.iter().any(|l| l.index == i));
-    for change in changes(&wanted, &kernel, ours, flags) {
+    let changes = changes(&wanted, &kernel, ours, flags);
+    let raise = match (on, plan.mptcp) {
+        (true, Some(limits)) => Some(pm.limits()?.subflows).filter(|now| *now < limits.subflows).map(|now| (now, limits.subflows)),
+        _ => None,
+    };
+    Ok(Some(Survey { pm, links, changes, raise }))
+}
+
+/// The steps, the limit to raise (now, then), and the interfaces' names by index.
+pub type Preview = (Vec<Change>, Option<(u32, u32)>, Vec<(u32, String)>);
+
+/// What a [`sync`] with the same arguments would do, without doing it (`multihome plan`):
+/// each step with the endpoint as `ip mptcp endpoint` shows it (the interface by name), and
+/// the subflow limit to raise. Empty where the kernel has no MPTCP.
+pub async fn preview(plan: &Plan, nl: &Netlink, flags: Flags) -> Result<Preview, Error> {
+    Ok(match survey(plan, nl, flags).await? {
+        Some(s) => (s.changes, s.raise, s.links.into_iter().map(|l| (l.index, l.name)).collect()),
+        None => (Vec::new(), None, Vec::new()),
+    })
+}
+
+/// Makes the kernel's endpoints and subflow limit match the plan in the calling thread's
+/// network namespace: a static uplink's endpoint carries its first address, a DHCP uplink's
+/// the first (not link-local) IPv4 address its interface has now, and an uplink without an
+/// interface or address has none, nor, in the hook's sync, one without carrier. With
+/// `MPTCP=no`, or where MPTCP is disabled, multihome's endpoints are removed and nothing else
+/// is touched.
+pub async fn sync(plan: &Plan, nl: &Netlink, flags: Flags) -> Result<Synced, Error> {
+    let mut synced = Synced { unavailable: plan.mptcp.is_some() && !enabled(), ..Synced::default() };
+    let Some(Survey { mut pm, changes, raise, .. }) = survey(plan, nl, flags).await? else {
+        synced.unavailable = plan.mptcp.is_some();
+        return Ok(synced);
+    };
+    for change in changes {
         match change {
             Change::Delete(k) => match pm.delete_endpoint(k.id) {
                 Ok(()) => synced.removed.push(k.to_string()),
@@ -170,18 +210,14 @@ pub async fn sync(plan: &Plan, nl: &Netlink, flags: Flags) -> Result<Synced, Err
             )),
         }
     }
-
-    if let (true, Some(limits)) = (on, plan.mptcp) {
-        let now = pm.limits()?;
-        if now.subflows < limits.subflows {
-            pm.set_subflows(limits.subflows)?;
-            synced.raised = Some((now.subflows, limits.subflows));
-        }
+    if let Some((from, to)) = raise {
+        pm.set_subflows(to)?;
+        synced.raised = Some((from, to));
     }
     Ok(synced)
 }
 
-fn describe(w: &Wanted) -> String {
+pub fn describe(w: &Wanted) -> String {
     format!("{} id {} dev {} subflow{}", w.address, w.id, w.interface, if w.backup { " backup" } else { "" })
 }
 

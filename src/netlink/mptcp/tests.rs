@@ -43,13 +43,13 @@ fn sync_makes_the_plans_endpoints_leaves_others_alone_and_is_idempotent() {
     let run = |p: crate::plan::Plan| ns.block_on(move || async move { sync(&p, &Netlink::connect().unwrap(), Flags::Planned).await.unwrap() });
     let first = run(seed.clone());
     assert!(first.changed_anything(), "{first}");
-    assert_eq!(first.raised, Some((1, 2)), "{first}");
+    assert_eq!(first.raised, Some((1, 3)), "{first}");
     let mut want = admin.clone();
     // wlan1 has no lease yet: no endpoint.
     want.extend(["192.168.178.99 id 240 subflow dev eth0".to_string(), "192.168.178.97 id 242 subflow backup dev wlan0".to_string()]);
     want.sort();
     assert_eq!(endpoints(&ns), want);
-    assert_eq!(ns.ip(&["mptcp", "limits", "show"]).trim(), "add_addr_accepted 3 subflows 2");
+    assert_eq!(ns.ip(&["mptcp", "limits", "show"]).trim(), "add_addr_accepted 3 subflows 3");
 
     let again = run(seed.clone());
     assert!(!again.changed_anything(), "a second sync changed something: {again}");
@@ -62,6 +62,18 @@ fn sync_makes_the_plans_endpoints_leaves_others_alone_and_is_idempotent() {
     ns.ip(&["addr", "add", "192.168.178.151/24", "dev", "wlan1"]);
     run(seed.clone());
     assert!(endpoints(&ns).contains(&"192.168.178.151 id 241 subflow dev wlan1".to_string()), "{:?}", endpoints(&ns));
+
+    // The daemon removed eth0's endpoint at its carrier loss (the peers are down: no link here
+    // has carrier): the hook's sync does not add it back until the carrier returns (apply,
+    // below, adds the others back whatever the carrier).
+    ns.ip(&["mptcp", "endpoint", "delete", "id", "240"]);
+    let hook = |p: crate::plan::Plan| ns.block_on(move || async move { sync(&p, &Netlink::connect().unwrap(), Flags::Kept).await.unwrap() });
+    let without_carrier = hook(seed.clone());
+    assert!(without_carrier.added.is_empty(), "{without_carrier}");
+    // Nor keeps one on such a link: wlan1's and wlan0's go too.
+    assert_eq!(without_carrier.removed.len(), 2, "{without_carrier}");
+    ns.ip(&["link", "set", "p0", "up"]);
+    assert_eq!(hook(seed.clone()).added, vec!["192.168.178.99 id 240 dev eth0 subflow"]);
 
     // An administrator who wanted more subflows keeps them.
     ns.ip(&["mptcp", "limits", "set", "subflows", "8"]);
