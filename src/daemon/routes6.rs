@@ -28,14 +28,14 @@ pub async fn reconcile(nl: &Netlink, want: &[FailoverRoute<Ipv6Net>]) -> Result<
     let mut changed = false;
     for (route, ifindex) in want {
         if !have.iter().any(|k| k.is_same(route, *ifindex)) {
-            nl.replace_route6(route, *ifindex).await?;
+            nl.replace_route(route, *ifindex).await?;
             changed = true;
         }
     }
     for k in &have {
         if !want.iter().any(|(route, ifindex)| k.is_same(route, *ifindex)) {
             let Some(ifindex) = k.ifindex else { continue };
-            match nl.delete_route6(&k.as_plan_route(), ifindex).await {
+            match nl.delete_route(&k.as_plan_route(), ifindex).await {
                 Ok(()) => changed = true,
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e),
