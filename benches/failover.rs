@@ -13,6 +13,7 @@
 //!     cargo bench --bench failover -- --runs 5 --only ipv6
 
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,7 @@ use anyhow::{Context, bail};
 use multihome::lab::lossy::LossyResponder;
 use multihome::lab::notice::CarrierNotice;
 use multihome::lab::policies::SEED;
-use multihome::lab::probe::{Outage, Prober, outage};
+use multihome::lab::probe::{Outage, Prober, Target, outage};
 use multihome::lab::stream::Stream;
 use multihome::lab::{self, INTERNET, Lab, LabOptions, Manager, seed_address};
 
@@ -195,35 +196,73 @@ fn settle_on_eth0(lab: &Lab) -> anyhow::Result<()> {
     lab.outbound_settles_on("eth0", Duration::from_secs(30))
 }
 
+/// What the IPv4 rows and the `ipv6` group differ in: what the probes reach, the lab and how it
+/// settles after a fault, how eth0's upstream fails silently, and the daemon's verdict line.
+struct Family<A: Target> {
+    target: A,
+    options: fn(Manager) -> LabOptions,
+    /// The manager with the family's seed policy applied.
+    lab: fn(Manager) -> anyhow::Result<Lab>,
+    settle: fn(&Lab) -> anyhow::Result<()>,
+    /// Breaks (false) or repairs (true) an uplink's upstream for this family, link up.
+    set_upstream: fn(&Lab, &str, bool) -> anyhow::Result<()>,
+    /// How the daemon's log line with eth0's verdict for this family starts.
+    verdict: &'static str,
+}
+
+const IPV4: Family<Ipv4Addr> = Family {
+    target: INTERNET,
+    options: |manager| options(manager, None),
+    lab: |manager| with_multihome(manager, SEED),
+    settle: settle_on_eth0,
+    set_upstream: Lab::set_upstream,
+    verdict: "eth0:",
+};
+
+fn median<T: Ord + Copy>(mut v: Vec<T>) -> T {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn worst<T: Ord + Copy>(v: &[T]) -> T {
+    *v.iter().max().expect("runs > 0")
+}
+
 // ---- carrier loss --------------------------------------------------------------------------
 
 fn carrier_rows(runs: usize, report: &mut Report) -> anyhow::Result<()> {
     println!("\n## Carrier loss on eth0 (the preferred uplink)\n");
-    report.line("carrier", format!("| {:<40} | {:>14} | {:>14} | {:>11} | {:>10} |", "setup", "restore median", "restore worst", "lost median", "lost worst"));
-    report.line("carrier", format!("|{:-<42}|{:->16}|{:->16}|{:->13}|{:->12}|", "", "", "", "", ""));
     let setups: [(&str, Manager, bool); 4] = [
         ("systemd-networkd + multihome", Manager::Networkd, true),
         ("systemd-networkd alone (same routes)", Manager::Networkd, false),
         ("NetworkManager + multihome", Manager::NetworkManager, true),
         ("NetworkManager alone (same profiles)", Manager::NetworkManager, false),
     ];
-    for (name, manager, multihome) in setups {
-        if lab::prerequisites(&options(manager, None)).is_err() {
-            report.line("carrier", format!("| {name:<40} | not installed |"));
+    carrier_table(runs, report, "carrier", &IPV4, &setups)
+}
+
+/// `group`'s table of carrier loss on eth0 over `family`, a row per setup (name, manager, with
+/// multihome or the manager [`alone`]).
+fn carrier_table<A: Target>(runs: usize, report: &mut Report, group: &'static str, family: &Family<A>, setups: &[(&str, Manager, bool)]) -> anyhow::Result<()> {
+    report.line(group, format!("| {:<40} | {:>14} | {:>14} | {:>11} | {:>10} |", "setup", "restore median", "restore worst", "lost median", "lost worst"));
+    report.line(group, format!("|{:-<42}|{:->16}|{:->16}|{:->13}|{:->12}|", "", "", "", "", ""));
+    for &(name, manager, multihome) in setups {
+        if lab::prerequisites(&(family.options)(manager)).is_err() {
+            report.line(group, format!("| {name:<40} | not installed |"));
             continue;
         }
-        let lab = if multihome { with_multihome(manager, SEED)? } else { alone(manager)? };
+        let lab = if multihome { (family.lab)(manager)? } else { alone(manager)? };
         let mut outcomes = Vec::new();
         for _ in 0..runs {
-            outcomes.push(carrier_loss_once(&lab)?);
+            outcomes.push(carrier_loss_once(&lab, family)?);
         }
-        report.line("carrier", row(name, &outcomes));
+        report.line(group, row(name, &outcomes));
     }
     Ok(())
 }
 
-fn carrier_loss_once(lab: &Lab) -> anyhow::Result<Outage> {
-    let prober = Prober::start(&lab.host(), INTERNET, PROBE_INTERVAL)?;
+fn carrier_loss_once<A: Target>(lab: &Lab, family: &Family<A>) -> anyhow::Result<Outage> {
+    let prober = Prober::start(&lab.host(), family.target, PROBE_INTERVAL)?;
     std::thread::sleep(QUIET);
     let fault = prober.now();
     lab.set_carrier("eth0", false)?;
@@ -231,7 +270,7 @@ fn carrier_loss_once(lab: &Lab) -> anyhow::Result<Outage> {
     std::thread::sleep(Duration::from_secs(8));
     let records = prober.stop()?;
     lab.set_carrier("eth0", true)?;
-    settle_on_eth0(lab)?;
+    (family.settle)(lab)?;
     Ok(outage(&records, fault))
 }
 
@@ -258,55 +297,53 @@ fn ms(d: Duration) -> String {
 
 fn silent_rows(runs: usize, report: &mut Report) -> anyhow::Result<()> {
     println!("\n## Silent failure of eth0 (link up, nothing answers behind its switch), default [Probe] settings\n");
+    let setups = [
+        ("systemd-networkd + multihome daemon", Manager::Networkd, true),
+        ("NetworkManager + multihome daemon", Manager::NetworkManager, true),
+        ("systemd-networkd alone", Manager::Networkd, false),
+    ];
+    silent_table(runs, report, "silent", &IPV4, &setups)
+}
+
+/// `group`'s table of a silent failure of eth0's upstream over `family`, a row per setup (name,
+/// manager, with the daemon or without).
+fn silent_table<A: Target>(runs: usize, report: &mut Report, group: &'static str, family: &Family<A>, setups: &[(&str, Manager, bool)]) -> anyhow::Result<()> {
     report.line(
-        "silent",
+        group,
         format!(
             "| {:<40} | {:>16} | {:>14} | {:>14} | {:>11} | {:>15} |",
             "setup", "detection median", "restore median", "restore worst", "lost median", "failback median"
         ),
     );
-    report.line("silent", format!("|{:-<42}|{:->18}|{:->16}|{:->16}|{:->13}|{:->17}|", "", "", "", "", "", ""));
-    for (name, manager, daemon) in [
-        ("systemd-networkd + multihome daemon", Manager::Networkd, true),
-        ("NetworkManager + multihome daemon", Manager::NetworkManager, true),
-        ("systemd-networkd alone", Manager::Networkd, false),
-    ] {
-        if lab::prerequisites(&options(manager, None)).is_err() {
-            report.line("silent", format!("| {name:<40} | not installed |"));
+    report.line(group, format!("|{:-<42}|{:->18}|{:->16}|{:->16}|{:->13}|{:->17}|", "", "", "", "", "", ""));
+    for &(name, manager, daemon) in setups {
+        if lab::prerequisites(&(family.options)(manager)).is_err() {
+            report.line(group, format!("| {name:<40} | not installed |"));
             continue;
         }
-        let mut lab = with_multihome(manager, SEED)?;
+        let mut lab = (family.lab)(manager)?;
         let mut rows = Vec::new();
         // Without the daemon nothing ever notices: one run shows it.
         for _ in 0..if daemon { runs } else { 1 } {
             // A fresh daemon per run: its flap damping would rightly stretch the hold of an
             // uplink that fails every few seconds, which is not the failback this row measures.
             let started = if daemon { Some(start_daemon(&mut lab)?) } else { None };
-            rows.push(silent_once(&lab, started.as_ref().map(|(log, _)| log))?);
+            rows.push(silent_once(&lab, started.as_ref().map(|(log, _)| log), family)?);
             if let Some((log, pgid)) = started {
                 stop_daemon(&lab, &log, pgid)?;
             }
         }
-        let median = |mut v: Vec<Duration>| {
-            v.sort();
-            v[v.len() / 2]
-        };
-        let detection = median(rows.iter().map(|r| r.detection).collect());
-        let failback = median(rows.iter().map(|r| r.failback).collect());
-        let mut restore: Vec<Duration> = rows.iter().map(|r| r.outage.restore).collect();
-        restore.sort();
-        let mut lost: Vec<usize> = rows.iter().map(|r| r.outage.lost).collect();
-        lost.sort();
+        let restore: Vec<Duration> = rows.iter().map(|r| r.outage.restore).collect();
         let line = format!(
             "| {:<40} | {:>16} | {:>14} | {:>14} | {:>11} | {:>15} |",
             name,
-            ms(detection),
-            ms(restore[restore.len() / 2]),
-            ms(*restore.last().expect("runs > 0")),
-            lost[lost.len() / 2],
-            if daemon { ms(failback) } else { "n/a".to_string() }
+            ms(median(rows.iter().map(|r| r.detection).collect())),
+            ms(median(restore.clone())),
+            ms(worst(&restore)),
+            median(rows.iter().map(|r| r.outage.lost).collect()),
+            if daemon { ms(median(rows.iter().map(|r| r.failback).collect())) } else { "n/a".to_string() }
         );
-        report.line("silent", line);
+        report.line(group, line);
     }
     Ok(())
 }
@@ -319,30 +356,36 @@ struct Silent {
 
 const SILENT_WATCH: Duration = Duration::from_secs(4);
 
-fn silent_once(lab: &Lab, log: Option<&PathBuf>) -> anyhow::Result<Silent> {
-    let prober = Prober::start(&lab.host(), INTERNET, PROBE_INTERVAL)?;
+fn silent_once<A: Target>(lab: &Lab, log: Option<&PathBuf>, family: &Family<A>) -> anyhow::Result<Silent> {
+    let prober = Prober::start(&lab.host(), family.target, PROBE_INTERVAL)?;
     std::thread::sleep(QUIET);
     let log_len = log.map_or(0, |l| std::fs::read_to_string(l).map_or(0, |s| s.len()));
     let fault = prober.now();
-    let started = Instant::now();
-    lab.set_upstream("eth0", false)?;
+    let cut = Instant::now();
+    (family.set_upstream)(lab, "eth0", false)?;
+    let detection = watch_for_down(log, log_len, cut, family.verdict);
+    let records = prober.stop()?;
+    let repaired = Instant::now();
+    (family.set_upstream)(lab, "eth0", true)?;
+    (family.settle)(lab)?;
+    Ok(Silent { detection, outage: outage(&records, fault), failback: repaired.elapsed() })
+}
+
+/// Watches the daemon's log for `prefix` ... "-> down" for [`SILENT_WATCH`]; when it came.
+fn watch_for_down(log: Option<&PathBuf>, log_len: usize, cut: Instant, prefix: &str) -> Duration {
     let mut detection = Duration::MAX;
-    while started.elapsed() < SILENT_WATCH {
+    while cut.elapsed() < SILENT_WATCH {
         if detection == Duration::MAX
             && let Some(l) = log
         {
             let text = std::fs::read_to_string(l).unwrap_or_default();
-            if text.get(log_len..).is_some_and(|new| new.lines().any(|x| x.starts_with("eth0:") && x.contains("-> down"))) {
-                detection = started.elapsed();
+            if text.get(log_len..).is_some_and(|new| new.lines().any(|x| x.starts_with(prefix) && x.contains("-> down"))) {
+                detection = cut.elapsed();
             }
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let records = prober.stop()?;
-    let repaired = Instant::now();
-    lab.set_upstream("eth0", true)?;
-    settle_on_eth0(lab)?;
-    Ok(Silent { detection, outage: outage(&records, fault), failback: repaired.elapsed() })
+    detection
 }
 
 // ---- open connections across a failover (MPTCP) ---------------------------------------------

@@ -41,21 +41,6 @@ fn start(manager: Manager) -> anyhow::Result<Lab> {
     Ok(lab)
 }
 
-/// The interfaces of the daemon's default-route copies in main (protocol 77), best first: empty
-/// while no uplink is demoted.
-fn copies(lab: &Lab) -> Vec<String> {
-    let out = lab.ip_host(&["-4", "route", "show", "table", "main", "proto", "77", "default"]).unwrap_or_default();
-    let mut routes: Vec<(u32, String)> = out
-        .lines()
-        .filter_map(|l| {
-            let word = |key: &str| l.split_whitespace().skip_while(|w| *w != key).nth(1).map(str::to_string);
-            Some((word("metric")?.parse().ok()?, word("dev")?))
-        })
-        .collect();
-    routes.sort();
-    routes.into_iter().map(|(_, dev)| dev).collect()
-}
-
 /// Rules of multihome's protocol: the daemon adds none (the static uplinks' rules are networkd's
 /// or NetworkManager's).
 fn protocol_77_rules(lab: &Lab) -> Vec<String> {
@@ -80,7 +65,7 @@ fn start_daemon(lab: &mut Lab) -> anyhow::Result<u32> {
     // Ready when the bus answers and every uplink has its verdict: up, so main decides alone.
     lab.wait_for(Duration::from_secs(10), || all_up(lab, &["eth0", "wlan1", "wlan0"]))
         .map_err(|e| anyhow::anyhow!("the daemon did not judge every uplink up: {e}\n{}", daemon_logs(lab)))?;
-    assert!(copies(lab).is_empty(), "copies in main with nothing demoted: {:?}", copies(lab));
+    assert!(lab.daemon_copies("-4").is_empty(), "copies in main with nothing demoted: {:?}", lab.daemon_copies("-4"));
     Ok(pid)
 }
 
@@ -132,7 +117,7 @@ fn silent_failure_and_failback(manager: Manager) -> anyhow::Result<()> {
     lab.set_upstream("eth0", false)?;
     let mut detected = None;
     lab.wait_for(Duration::from_secs(3), || {
-        let c = copies(&lab);
+        let c = lab.daemon_copies("-4");
         let gone = !c.is_empty() && !c.contains(&"eth0".to_string());
         if gone && detected.is_none() {
             detected = Some(t0.elapsed());
@@ -165,7 +150,8 @@ fn silent_failure_and_failback(manager: Manager) -> anyhow::Result<()> {
     // Repair: eth0 comes back once, after RecoverAfter good rounds and the hold, and stays.
     let t1 = Instant::now();
     lab.set_upstream("eth0", true)?;
-    lab.wait_for(Duration::from_secs(10), || copies(&lab).is_empty()).map_err(|e| anyhow::anyhow!("eth0 did not come back: {e}\n{}", daemon_logs(&lab)))?;
+    lab.wait_for(Duration::from_secs(10), || lab.daemon_copies("-4").is_empty())
+        .map_err(|e| anyhow::anyhow!("eth0 did not come back: {e}\n{}", daemon_logs(&lab)))?;
     let failback = t1.elapsed();
     eprintln!("{manager:?}: failback after {failback:?}");
     // Five good rounds 200 ms apart span at least 800 ms.
@@ -176,7 +162,7 @@ fn silent_failure_and_failback(manager: Manager) -> anyhow::Result<()> {
     assert_eq!(transitions_to(&log, "eth0", "down"), 1, "eth0 went down more than once:\n{log}");
     assert_eq!(transitions_to(&log, "eth0", "up"), 2, "eth0 came up other than at start and once after repair:\n{log}");
     assert_eq!(transitions_to(&log, "wlan1", "down"), 0, "wlan1 never failed:\n{log}");
-    assert!(copies(&lab).is_empty(), "copies left with nothing demoted: {:?}", copies(&lab));
+    assert!(lab.daemon_copies("-4").is_empty(), "copies left with nothing demoted: {:?}", lab.daemon_copies("-4"));
     assert!(protocol_77_rules(&lab).is_empty(), "{:?}", protocol_77_rules(&lab));
     let (rss_kib, cpu) = daemon_usage(pgid).expect("the daemon's /proc entry");
     let per_hour = cpu.as_secs_f64() * 3600.0 / started.elapsed().as_secs_f64();
@@ -250,12 +236,12 @@ fn kill_9_mid_failover_then_restart_converges_and_sigterm_leaves_the_plain_polic
     let mut lab = start(Manager::Networkd)?;
     let first = start_daemon(&mut lab)?;
     lab.set_upstream("eth0", false)?;
-    lab.wait_for(Duration::from_secs(3), || copies(&lab).first().map(String::as_str) == Some("wlan1"))?;
+    lab.wait_for(Duration::from_secs(3), || lab.daemon_copies("-4").first().map(String::as_str) == Some("wlan1"))?;
 
     // kill -9: the kernel keeps the copies as they were; nothing cleans up.
     signal_daemon(first, Signal::SIGKILL)?;
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(copies(&lab), ["wlan1", "wlan0"], "the copies outlive the daemon");
+    assert_eq!(lab.daemon_copies("-4"), ["wlan1", "wlan0"], "the copies outlive the daemon");
     assert_eq!(status(&lab).0, 5, "status says no daemon runs");
 
     // Restart: it adopts the copies (eth0 stays out, wlan1 stays in) instead of starting blind.
@@ -274,14 +260,15 @@ fn kill_9_mid_failover_then_restart_converges_and_sigterm_leaves_the_plain_polic
 
     // It converges: eth0 back after repair.
     lab.set_upstream("eth0", true)?;
-    lab.wait_for(Duration::from_secs(10), || copies(&lab).is_empty())?;
+    lab.wait_for(Duration::from_secs(10), || lab.daemon_copies("-4").is_empty())?;
 
     // SIGTERM while something is demoted: the copies go; the plain policy (main, metric order)
     // remains.
     lab.multihome_ok(&["force", "down", "wlan0"])?;
-    lab.wait_for(Duration::from_secs(3), || copies(&lab) == ["eth0", "wlan1"])?;
+    lab.wait_for(Duration::from_secs(3), || lab.daemon_copies("-4") == ["eth0", "wlan1"])?;
     signal_daemon(second, Signal::SIGTERM)?;
-    lab.wait_for(Duration::from_secs(5), || copies(&lab).is_empty()).map_err(|e| anyhow::anyhow!("the daemon left its routes: {e}\n{}", daemon_logs(&lab)))?;
+    lab.wait_for(Duration::from_secs(5), || lab.daemon_copies("-4").is_empty())
+        .map_err(|e| anyhow::anyhow!("the daemon left its routes: {e}\n{}", daemon_logs(&lab)))?;
     assert!(protocol_77_rules(&lab).is_empty(), "{:?}", protocol_77_rules(&lab));
     assert_eq!(lab.outbound_source(QUICK), Some(seed_address("eth0")));
     assert_eq!(status(&lab).0, 5);
@@ -298,10 +285,10 @@ fn cleanup_after_kill_9_leaves_no_routing_of_the_daemon() -> anyhow::Result<()> 
     let mut lab = start(Manager::Networkd)?;
     let pgid = start_daemon(&mut lab)?;
     lab.multihome_ok(&["force", "down", "eth0"])?;
-    lab.wait_for(Duration::from_secs(3), || copies(&lab) == ["wlan1", "wlan0"])?;
+    lab.wait_for(Duration::from_secs(3), || lab.daemon_copies("-4") == ["wlan1", "wlan0"])?;
     signal_daemon(pgid, Signal::SIGKILL)?;
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(copies(&lab), ["wlan1", "wlan0"], "kill -9 leaves the copies");
+    assert_eq!(lab.daemon_copies("-4"), ["wlan1", "wlan0"], "kill -9 leaves the copies");
     let out = lab.multihome(&["daemon", "--cleanup"])?;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("removed 4 route(s)"), "{}", String::from_utf8_lossy(&out.stderr));
@@ -330,7 +317,7 @@ fn a_forced_down_uplink_stays_down_across_a_restart() -> anyhow::Result<()> {
     lab.multihome_ok(&["daemon", "--cleanup"])?;
     assert_eq!(lab.outbound_source(QUICK), Some(seed_address("eth0")), "without a daemon the plain policy decides");
     lab.spawn_in_host("env", &daemon)?;
-    lab.wait_for(Duration::from_secs(10), || state_of(&status(&lab).1, "eth0") == "forced-down" && copies(&lab) == ["wlan1", "wlan0"])
+    lab.wait_for(Duration::from_secs(10), || state_of(&status(&lab).1, "eth0") == "forced-down" && lab.daemon_copies("-4") == ["wlan1", "wlan0"])
         .map_err(|e| anyhow::anyhow!("the order was not kept: {e}\n{}", daemon_logs(&lab)))?;
     assert_eq!(lab.outbound_source(QUICK), Some(seed_address("wlan1")));
     assert!(daemon_logs(&lab).contains("eth0: keeping the maintenance order from before the restart"), "{}", daemon_logs(&lab));
@@ -406,7 +393,7 @@ fn a_dhcp_uplink_takes_over_with_the_gateway_of_its_lease() -> anyhow::Result<()
         last == Some(lease)
     })
     .map_err(|e| anyhow::anyhow!("new connections did not move to wlan0's lease {lease}: {e}; last {last:?}\n{}", daemon_logs(&lab)))?;
-    assert_eq!(copies(&lab), ["wlan0"]);
+    assert_eq!(lab.daemon_copies("-4"), ["wlan0"]);
     Ok(())
 }
 
@@ -418,7 +405,7 @@ fn manager_leaves_the_copies_alone(manager: Manager, commands: &[&[&str]]) -> an
     start_daemon(&mut lab)?;
     lab.multihome_ok(&["force", "down", "eth0"])?;
     let table = |lab: &Lab| lab.ip_host(&["-4", "route", "show", "table", "main", "proto", "77"]).unwrap_or_default();
-    lab.wait_for(Duration::from_secs(3), || copies(&lab) == ["wlan1", "wlan0"])?;
+    lab.wait_for(Duration::from_secs(3), || lab.daemon_copies("-4") == ["wlan1", "wlan0"])?;
     let before = table(&lab);
     let t0 = Instant::now();
     for c in commands {

@@ -42,20 +42,6 @@ fn all_up(lab: &Lab) -> bool {
     ["eth0", "wlan1", "wlan0"].iter().all(|u| uplink(&s, u)["state"] == "up" && uplink(&s, u)["ipv6"]["state"] == "up")
 }
 
-/// The interfaces of the daemon's IPv6 default-route copies in main, best first.
-fn copies6(lab: &Lab) -> Vec<String> {
-    let out = lab.ip_host(&["-6", "route", "show", "table", "main", "proto", "77", "default"]).unwrap_or_default();
-    let mut routes: Vec<(u32, String)> = out
-        .lines()
-        .filter_map(|l| {
-            let word = |key: &str| l.split_whitespace().skip_while(|w| *w != key).nth(1).map(str::to_string);
-            Some((word("metric")?.parse().ok()?, word("dev")?))
-        })
-        .collect();
-    routes.sort();
-    routes.into_iter().map(|(_, dev)| dev).collect()
-}
-
 /// A dual-stack lab with the daemon running and every family of every uplink judged up: with
 /// networkd the dual-stack policy with advertisements (applied before networkd starts, as at
 /// boot), with NetworkManager the lab's static dual-stack seed over D-Bus (its backend takes no
@@ -78,7 +64,7 @@ fn start_with(manager: Manager) -> anyhow::Result<Option<(Lab, u32)>> {
     let pgid = lab.spawn_multihome(&["daemon"])?.id();
     lab.wait_for(Duration::from_secs(15), || all_up(&lab))
         .map_err(|e| anyhow::anyhow!("the daemon did not judge both families of every uplink up: {e}\n{}\n{}", status(&lab), daemon_logs(&lab)))?;
-    assert!(copies6(&lab).is_empty(), "IPv6 copies with nothing demoted: {:?}", copies6(&lab));
+    assert!(lab.daemon_copies("-6").is_empty(), "IPv6 copies with nothing demoted: {:?}", lab.daemon_copies("-6"));
     Ok(Some((lab, pgid)))
 }
 
@@ -117,7 +103,7 @@ fn silent_ipv6_failure_and_back(lab: &Lab) -> anyhow::Result<()> {
     assert_eq!(uplink(&s, "wlan1")["ipv6"]["carrying"], true, "{s}");
     assert_eq!(s["active"], "eth0", "{s}");
     assert_eq!(s["active6"], "wlan1", "{s}");
-    assert_eq!(copies6(lab), ["wlan1", "wlan0"], "the IPv6 copies, in the uplinks' order");
+    assert_eq!(lab.daemon_copies("-6"), ["wlan1", "wlan0"], "the IPv6 copies, in the uplinks' order");
     let copies4 = lab.ip_host(&["-4", "route", "show", "table", "main", "proto", "77"])?;
     assert!(copies4.is_empty(), "IPv4 copies while only IPv6 failed:\n{copies4}");
     // The text status shows both families, each with its own mark.
@@ -126,7 +112,8 @@ fn silent_ipv6_failure_and_back(lab: &Lab) -> anyhow::Result<()> {
 
     lab.set_upstream6("eth0", true)?;
     lab.outbound6_settles_on("eth0", FAILBACK_WITHIN).map_err(|e| anyhow::anyhow!("{e}\n{}\n{}", status(lab), daemon_logs(lab)))?;
-    lab.wait_for(Duration::from_secs(5), || copies6(lab).is_empty()).map_err(|_| anyhow::anyhow!("IPv6 copies left after failback: {:?}", copies6(lab)))?;
+    lab.wait_for(Duration::from_secs(5), || lab.daemon_copies("-6").is_empty())
+        .map_err(|_| anyhow::anyhow!("IPv6 copies left after failback: {:?}", lab.daemon_copies("-6")))?;
     assert_eq!(lab.outbound_source(Duration::from_millis(500)), Some(eth0_v4));
     let log = daemon_logs(lab);
     assert!(log.lines().any(|l| l.contains("eth0 IPv6: ") && l.contains("-> down")), "no IPv6 transition of eth0 logged:\n{log}");
@@ -195,14 +182,14 @@ fn the_lab_command_shows_both_families() {
 fn the_ipv6_copies_of_a_killed_daemon_are_found_and_cleaned_up() -> anyhow::Result<()> {
     let Some((lab, pgid)) = start()? else { return Ok(()) };
     lab.set_upstream6("eth0", false)?;
-    lab.wait_for(SWITCH_WITHIN, || !copies6(&lab).is_empty()).map_err(|_| anyhow::anyhow!("no IPv6 copies\n{}", daemon_logs(&lab)))?;
+    lab.wait_for(SWITCH_WITHIN, || !lab.daemon_copies("-6").is_empty()).map_err(|_| anyhow::anyhow!("no IPv6 copies\n{}", daemon_logs(&lab)))?;
     nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid as i32), nix::sys::signal::Signal::SIGKILL)?;
     lab.wait_for(Duration::from_secs(5), || lab.multihome(&["status"]).is_ok_and(|o| o.status.code() == Some(5)))
         .map_err(|_| anyhow::anyhow!("the killed daemon still answers"))?;
-    assert_eq!(copies6(&lab), ["wlan1", "wlan0"], "kill -9 left no IPv6 copies to clean up");
+    assert_eq!(lab.daemon_copies("-6"), ["wlan1", "wlan0"], "kill -9 left no IPv6 copies to clean up");
     let dry = lab.multihome_ok(&["reset", "--dry-run"])?;
     assert!(dry.contains("route ::/0 via 2001:db8:178::1 dev wlan1"), "reset --dry-run does not name the IPv6 copy:\n{dry}");
     lab.multihome_ok(&["daemon", "--cleanup"])?;
-    assert!(copies6(&lab).is_empty(), "IPv6 copies left after the cleanup: {:?}", copies6(&lab));
+    assert!(lab.daemon_copies("-6").is_empty(), "IPv6 copies left after the cleanup: {:?}", lab.daemon_copies("-6"));
     Ok(())
 }

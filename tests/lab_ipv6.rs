@@ -8,6 +8,8 @@
 //! router's lifetime and a new temporary address.
 
 use std::net::Ipv6Addr;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use multihome::lab::ipv6::STATIC_ADDRESSES6;
@@ -15,19 +17,65 @@ use multihome::lab::policies::{DUAL_STACK, STATIC_DUAL_STACK};
 use multihome::lab::{self, Lab, LabOptions, Manager};
 
 /// One lab of this file at a time: carrier changes of one delay those of another.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A lab of this file, holding the file's lock until it is gone (fields drop in order: the lab
+/// first).
+struct SerialLab {
+    lab: Lab,
+    _serial: MutexGuard<'static, ()>,
+}
+
+impl Deref for SerialLab {
+    type Target = Lab;
+    fn deref(&self) -> &Lab {
+        &self.lab
+    }
+}
+
+impl DerefMut for SerialLab {
+    fn deref_mut(&mut self) -> &mut Lab {
+        &mut self.lab
+    }
+}
+
+/// A dual-stack lab under `manager` (DHCPv6 served if asked), once this file's previous one is
+/// gone; `None` where the lab's prerequisites are missing (`require_for` fails that with CI=true).
+fn start(manager: Manager, dhcpv6: bool) -> anyhow::Result<Option<SerialLab>> {
+    let options = LabOptions { ipv6: true, dhcpv6, ..LabOptions::new(manager, env!("CARGO_BIN_EXE_multihome")) };
+    if !lab::require_for(&options) {
+        return Ok(None);
+    }
+    let _serial = serial();
+    let lab = Lab::start(options)?;
+    Ok(Some(SerialLab { lab, _serial }))
+}
+
+/// The hook as the package installs it (fs::copy keeps its mode): nm-dispatcher runs it.
+fn install_hook(lab: &Lab) -> anyhow::Result<()> {
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/nm-dispatcher/90-multihome"), lab.dir().join("etc/NetworkManager/dispatcher.d/90-multihome"))?;
+    Ok(())
+}
+
+/// Outbound over IPv6: eth0, then wlan1, then wlan0 as links lose carrier; back on return.
+/// `within`: how long each of the four moves may take (returning carrier waits for the manager).
+fn fails_over_in_order6(lab: &Lab, within: [u64; 4]) -> anyhow::Result<()> {
+    let steps = [("eth0", false, "wlan1"), ("wlan1", false, "wlan0"), ("wlan1", true, "wlan1"), ("eth0", true, "eth0")];
+    for ((link, up, settles_on), secs) in steps.into_iter().zip(within) {
+        lab.set_carrier(link, up)?;
+        lab.outbound6_settles_on(settles_on, Duration::from_secs(secs))?;
+    }
+    Ok(())
 }
 
 #[test]
 fn dual_stack_is_symmetric_inbound_and_fails_over_in_order_over_ipv6() -> anyhow::Result<()> {
-    let options = LabOptions { ipv6: true, ..LabOptions::new(Manager::Networkd, env!("CARGO_BIN_EXE_multihome")) };
-    if !lab::require_for(&options) {
+    let Some(lab) = start(Manager::Networkd, false)? else {
         return Ok(());
-    }
-    let _serial = serial();
-    let lab = Lab::start(options)?;
+    };
     lab.write_policy(DUAL_STACK)?;
     let out = lab.multihome_ok(&["apply"])?;
     assert!(out.contains("Applied"), "{out}");
@@ -74,15 +122,7 @@ fn dual_stack_is_symmetric_inbound_and_fails_over_in_order_over_ipv6() -> anyhow
     let again = lab.dispatch_networkd("wlan0", "routable")?;
     assert!(again.contains("already in place"), "{again}");
 
-    // Outbound over IPv6: eth0, then wlan1, then wlan0 as links lose carrier; back on return.
-    lab.set_carrier("eth0", false)?;
-    lab.outbound6_settles_on("wlan1", Duration::from_secs(3))?;
-    lab.set_carrier("wlan1", false)?;
-    lab.outbound6_settles_on("wlan0", Duration::from_secs(3))?;
-    lab.set_carrier("wlan1", true)?;
-    lab.outbound6_settles_on("wlan1", Duration::from_secs(15))?;
-    lab.set_carrier("eth0", true)?;
-    lab.outbound6_settles_on("eth0", Duration::from_secs(15))?;
+    fails_over_in_order6(&lab, [3, 3, 15, 15])?;
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     lab.inbound6_is_symmetric(5)?;
     lab.inbound_is_symmetric(5)?;
@@ -119,12 +159,9 @@ fn dual_stack_is_symmetric_inbound_and_fails_over_in_order_over_ipv6() -> anyhow
 
 #[test]
 fn static_dual_stack_under_networkmanager_is_symmetric_inbound_and_fails_over_in_order() -> anyhow::Result<()> {
-    let options = LabOptions { ipv6: true, ..LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")) };
-    if !lab::require_for(&options) {
+    let Some(lab) = start(Manager::NetworkManager, false)? else {
         return Ok(());
-    }
-    let _serial = serial();
-    let lab = Lab::start(options)?;
+    };
     lab.write_policy(STATIC_DUAL_STACK)?;
     let out = lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
     assert!(out.contains("Applied"), "{out}");
@@ -155,14 +192,7 @@ fn static_dual_stack_under_networkmanager_is_symmetric_inbound_and_fails_over_in
     // NetworkManager keeps a link's routes for seconds after carrier loss; the kernel skips
     // eth0's at once (ignore_routes_with_linkdown), and wlan1's (a global router, see the
     // plan's sysctls) once NetworkManager removes them.
-    lab.set_carrier("eth0", false)?;
-    lab.outbound6_settles_on("wlan1", Duration::from_secs(3))?;
-    lab.set_carrier("wlan1", false)?;
-    lab.outbound6_settles_on("wlan0", Duration::from_secs(15))?;
-    lab.set_carrier("wlan1", true)?;
-    lab.outbound6_settles_on("wlan1", Duration::from_secs(20))?;
-    lab.set_carrier("eth0", true)?;
-    lab.outbound6_settles_on("eth0", Duration::from_secs(20))?;
+    fails_over_in_order6(&lab, [3, 15, 20, 20])?;
     lab.inbound6_is_symmetric(5)?;
 
     let again = lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
@@ -212,9 +242,9 @@ fn dynamic_addresses(lab: &Lab, dhcpv6: bool, within: Duration) -> anyhow::Resul
 }
 
 /// What is missing of the hook's work for `addresses`: a `from`/`to` rule pair (protocol 77)
-/// into the uplink's table for each, and in each uplink's table the advertised router that
-/// NetworkManager put in main. Empty when all is there.
-fn missing_hook_work(lab: &Lab, addresses: &[(&str, Ipv6Addr)]) -> Vec<String> {
+/// into the uplink's table for each, and in the table of each of `uplinks` the advertised
+/// router that NetworkManager put in main. Empty when all is there.
+fn missing_hook_work(lab: &Lab, addresses: &[(&str, Ipv6Addr)], uplinks: &[(&str, u32)]) -> Vec<String> {
     let rules = lab.ip_host(&["-6", "rule"]).unwrap_or_default();
     let mut missing = Vec::new();
     for (uplink, addr) in addresses {
@@ -225,12 +255,24 @@ fn missing_hook_work(lab: &Lab, addresses: &[(&str, Ipv6Addr)]) -> Vec<String> {
             }
         }
     }
-    for (uplink, table) in TABLES {
+    for (uplink, table) in uplinks {
         let routes = lab.routes6(&table.to_string()).unwrap_or_default();
         if !routes.lines().any(|l| l.starts_with("default via fe80:") && l.contains(&format!("dev {uplink} ")) && l.contains("proto 77")) {
             missing.push(format!("the advertised router in table {table}:\n{routes}"));
         }
     }
+    missing
+}
+
+/// What is still missing of the hook's work (see [`missing_hook_work`]) once all is there or
+/// `within` has passed: empty when it came in time.
+fn hook_work_missing_after(lab: &Lab, addresses: &[(&str, Ipv6Addr)], uplinks: &[(&str, u32)], within: Duration) -> Vec<String> {
+    let mut missing = Vec::new();
+    // The last look decides: `missing` is empty exactly when the wait succeeded.
+    let _ = lab.wait_for(within, || {
+        missing = missing_hook_work(lab, addresses, uplinks);
+        missing.is_empty()
+    });
     missing
 }
 
@@ -267,14 +309,10 @@ fn slaac_alone_under_networkmanager_gets_its_rules_and_router_at_up() -> anyhow:
 }
 
 fn dynamic_ipv6_under_networkmanager(dhcpv6: bool) -> anyhow::Result<()> {
-    let options = LabOptions { ipv6: true, dhcpv6, ..LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")) };
-    if !lab::require_for(&options) {
+    let Some(mut lab) = start(Manager::NetworkManager, dhcpv6)? else {
         return Ok(());
-    }
-    let _serial = serial();
-    let mut lab = Lab::start(options)?;
-    // The hook as the package installs it (fs::copy keeps its mode): nm-dispatcher runs it.
-    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/nm-dispatcher/90-multihome"), lab.dir().join("etc/NetworkManager/dispatcher.d/90-multihome"))?;
+    };
+    install_hook(&lab)?;
     lab.write_policy(DYNAMIC_IPV6)?;
     let out = lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
     assert!(out.contains("Applied"), "{out}");
@@ -293,35 +331,20 @@ fn dynamic_ipv6_under_networkmanager(dhcpv6: bool) -> anyhow::Result<()> {
     }
     assert_eq!(defaults.len(), 3, "one IPv6 default route per uplink in main:\n{main}");
     // The hook's work, by apply and by nm-dispatcher's `up` and `dhcp6-change`.
-    let mut missing = Vec::new();
-    let done = lab.wait_for(Duration::from_secs(15), || {
-        missing = missing_hook_work(&lab, &addresses);
-        missing.is_empty()
-    });
-    assert!(done.is_ok(), "missing after apply:\n{}\n{}", missing.join("\n"), lab.ip_host(&["-6", "rule"])?);
+    let mut missing = hook_work_missing_after(&lab, &addresses, &TABLES, Duration::from_secs(15));
+    assert!(missing.is_empty(), "missing after apply:\n{}\n{}", missing.join("\n"), lab.ip_host(&["-6", "rule"])?);
 
     // Inbound: every SLAAC and DHCPv6 address answers through the interface that owns it.
     lab.inbound6_is_symmetric_on(&addresses, 20)?;
     lab.inbound_is_symmetric(5)?;
 
-    // Outbound over IPv6: eth0, then wlan1, then wlan0 as links lose carrier; back on return.
-    lab.set_carrier("eth0", false)?;
-    lab.outbound6_settles_on("wlan1", Duration::from_secs(3))?;
-    lab.set_carrier("wlan1", false)?;
-    lab.outbound6_settles_on("wlan0", Duration::from_secs(3))?;
-    lab.set_carrier("wlan1", true)?;
-    lab.outbound6_settles_on("wlan1", Duration::from_secs(30))?;
-    lab.set_carrier("eth0", true)?;
-    lab.outbound6_settles_on("eth0", Duration::from_secs(30))?;
+    fails_over_in_order6(&lab, [3, 3, 30, 30])?;
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     // Carrier flaps and the advertisements refreshed meanwhile (every 4 s): the copies of the
     // routers in the tables and the rules are there, for the addresses the uplinks have now.
     let addresses = dynamic_addresses(&lab, dhcpv6, Duration::from_secs(30))?;
-    let done = lab.wait_for(Duration::from_secs(30), || {
-        missing = missing_hook_work(&lab, &addresses);
-        missing.is_empty()
-    });
-    assert!(done.is_ok(), "missing after the carrier flaps:\n{}", missing.join("\n"));
+    missing = hook_work_missing_after(&lab, &addresses, &TABLES, Duration::from_secs(30));
+    assert!(missing.is_empty(), "missing after the carrier flaps:\n{}", missing.join("\n"));
     lab.inbound6_is_symmetric_on(&addresses, 5)?;
 
     // The router's lifetime changes (600 s -> 1800 s; NetworkManager keeps lifetimes itself, the
@@ -330,7 +353,7 @@ fn dynamic_ipv6_under_networkmanager(dhcpv6: bool) -> anyhow::Result<()> {
     lab.readvertise(1800)?;
     lab.wait_for(Duration::from_secs(30), || lab.log("dnsmasq-ra.log").matches("RTR-ADVERT").count() >= 3)
         .map_err(|_| anyhow::anyhow!("the router did not advertise again:\n{}", lab.log("dnsmasq-ra.log")))?;
-    missing = missing_hook_work(&lab, &addresses);
+    missing = missing_hook_work(&lab, &addresses, &TABLES);
     assert!(missing.is_empty(), "missing after the router's lifetime changed:\n{}", missing.join("\n"));
     lab.inbound6_is_symmetric_on(&addresses, 5)?;
     lab.outbound6_settles_on("eth0", Duration::from_secs(5))?;
@@ -366,11 +389,8 @@ fn dynamic_ipv6_under_networkmanager(dhcpv6: bool) -> anyhow::Result<()> {
     })
     .map_err(|_| anyhow::anyhow!("eth0 got no temporary address: {}", lab.ip_host(&["-6", "addr", "show", "dev", "eth0"]).unwrap_or_default()))?;
     let everything: Vec<(&str, Ipv6Addr)> = addresses.iter().copied().chain(temporary.iter().map(|a| ("eth0", *a))).collect();
-    let done = lab.wait_for(Duration::from_secs(30), || {
-        missing = missing_hook_work(&lab, &everything);
-        missing.is_empty()
-    });
-    assert!(done.is_ok(), "missing after carrier returned:\n{}\n{}", missing.join("\n"), lab.ip_host(&["-6", "rule"])?);
+    missing = hook_work_missing_after(&lab, &everything, &TABLES, Duration::from_secs(30));
+    assert!(missing.is_empty(), "missing after carrier returned:\n{}\n{}", missing.join("\n"), lab.ip_host(&["-6", "rule"])?);
     lab.inbound6_is_symmetric_on(&everything, 5)?;
     lab.outbound6_settles_on("eth0", Duration::from_secs(15))?;
 
@@ -385,13 +405,10 @@ fn dynamic_ipv6_under_networkmanager(dhcpv6: bool) -> anyhow::Result<()> {
 /// profile is what apply wants (nothing to change).
 #[test]
 fn a_rendered_slaac_keyfile_loads_and_is_what_apply_wants() -> anyhow::Result<()> {
-    let options = LabOptions { ipv6: true, ..LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")) };
-    if !lab::require_for(&options) {
+    let Some(lab) = start(Manager::NetworkManager, false)? else {
         return Ok(());
-    }
-    let _serial = serial();
-    let lab = Lab::start(options)?;
-    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/nm-dispatcher/90-multihome"), lab.dir().join("etc/NetworkManager/dispatcher.d/90-multihome"))?;
+    };
+    install_hook(&lab)?;
     // eth0 alone: the lab's other links are named like Wi-Fi, whose keyfiles need an SSID.
     let eth0_only = &DYNAMIC_IPV6[..DYNAMIC_IPV6.find("[Uplink]\nInterface=wlan1").expect("the policy has wlan1")];
     lab.write_policy(eth0_only)?;
@@ -401,12 +418,8 @@ fn a_rendered_slaac_keyfile_loads_and_is_what_apply_wants() -> anyhow::Result<()
     assert!(reload.status.success(), "nmcli: {}", String::from_utf8_lossy(&reload.stderr));
     let slaac = lab.wait_for_slaac("eth0", Ipv6Addr::UNSPECIFIED, Duration::from_secs(20))?;
     lab.outbound6_settles_on("eth0", Duration::from_secs(15))?;
-    let mut missing = Vec::new();
-    let done = lab.wait_for(Duration::from_secs(15), || {
-        missing = missing_hook_work(&lab, &[("eth0", slaac)]).into_iter().filter(|m| !m.contains("table 102") && !m.contains("table 103")).collect();
-        missing.is_empty()
-    });
-    assert!(done.is_ok(), "nm-dispatcher's hook did not run for the keyfile's profile:\n{}", missing.join("\n"));
+    let missing = hook_work_missing_after(&lab, &[("eth0", slaac)], &TABLES[..1], Duration::from_secs(15));
+    assert!(missing.is_empty(), "nm-dispatcher's hook did not run for the keyfile's profile:\n{}", missing.join("\n"));
     lab.inbound6_is_symmetric_on(&[("eth0", slaac)], 5)?;
     let plan = lab.multihome_ok(&["plan", "--backend", "networkmanager"])?;
     assert!(plan.contains("No changes"), "{plan}");
@@ -418,13 +431,10 @@ fn a_rendered_slaac_keyfile_loads_and_is_what_apply_wants() -> anyhow::Result<()
 /// uplink in main.
 #[test]
 fn dual_stack_with_slaac_under_networkmanager_is_symmetric_inbound() -> anyhow::Result<()> {
-    let options = LabOptions { ipv6: true, ..LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")) };
-    if !lab::require_for(&options) {
+    let Some(lab) = start(Manager::NetworkManager, false)? else {
         return Ok(());
-    }
-    let _serial = serial();
-    let lab = Lab::start(options)?;
-    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/nm-dispatcher/90-multihome"), lab.dir().join("etc/NetworkManager/dispatcher.d/90-multihome"))?;
+    };
+    install_hook(&lab)?;
     lab.write_policy(DUAL_STACK)?;
     lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
     lab.outbound6_settles_on("eth0", Duration::from_secs(20))?;

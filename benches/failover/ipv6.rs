@@ -5,19 +5,27 @@
 //! families) beside the IPv4 and IPv6 outages it is made of.
 
 use std::net::{IpAddr, Ipv6Addr};
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use multihome::lab::ipv6::INTERNET6;
 use multihome::lab::policies::seed_dual_stack;
 use multihome::lab::probe::{Outage, ProbeRecord, Prober, outage};
-use multihome::lab::{self, INTERNET, Lab, LabOptions, Manager};
+use multihome::lab::{INTERNET, Lab, LabOptions, Manager};
 
-use super::{PROBE_INTERVAL, QUIET, Report, SILENT_WATCH, ms, row, start_daemon, stop_daemon};
+use super::{Family, PROBE_INTERVAL, QUIET, Report, SILENT_WATCH, carrier_table, median, ms, silent_table, start_daemon, stop_daemon, worst};
 
 /// What a dual-stack client waits for its IPv6 attempt before it starts the IPv4 one (RFC
 /// 8305's recommended Connection Attempt Delay).
 const FALLBACK_DELAY: Duration = Duration::from_millis(250);
+
+const IPV6: Family<Ipv6Addr> = Family {
+    target: INTERNET6,
+    options: |manager| options6(manager, None),
+    lab: lab6,
+    settle: settle6,
+    set_upstream: Lab::set_upstream6,
+    verdict: "eth0 IPv6:",
+};
 
 fn options6(manager: Manager, policy: Option<String>) -> LabOptions {
     LabOptions { ipv6: true, policy, ..LabOptions::new(manager, env!("CARGO_BIN_EXE_multihome")) }
@@ -39,15 +47,6 @@ fn settle6(lab: &Lab) -> anyhow::Result<()> {
     lab.outbound6_settles_on("eth0", Duration::from_secs(30))
 }
 
-fn median<T: Ord + Copy>(mut v: Vec<T>) -> T {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn worst<T: Ord + Copy>(v: &[T]) -> T {
-    *v.iter().max().expect("runs > 0")
-}
-
 pub fn rows(runs: usize, report: &mut Report) -> anyhow::Result<()> {
     carrier6(runs, report)?;
     silent6(runs, report)?;
@@ -57,106 +56,19 @@ pub fn rows(runs: usize, report: &mut Report) -> anyhow::Result<()> {
 fn carrier6(runs: usize, report: &mut Report) -> anyhow::Result<()> {
     println!("\n## Carrier loss on eth0, new IPv6 connections\n");
     report.line("ipv6", "Carrier loss on eth0, new IPv6 connections:\n");
-    report.line("ipv6", format!("| {:<40} | {:>14} | {:>14} | {:>11} | {:>10} |", "setup", "restore median", "restore worst", "lost median", "lost worst"));
-    report.line("ipv6", format!("|{:-<42}|{:->16}|{:->16}|{:->13}|{:->12}|", "", "", "", "", ""));
-    for (name, manager) in [("systemd-networkd + multihome, IPv6", Manager::Networkd), ("NetworkManager + multihome, IPv6", Manager::NetworkManager)] {
-        if lab::prerequisites(&options6(manager, None)).is_err() {
-            report.line("ipv6", format!("| {name:<40} | not installed |"));
-            continue;
-        }
-        let lab = lab6(manager)?;
-        let mut outcomes = Vec::new();
-        for _ in 0..runs {
-            let prober = Prober::start(&lab.host(), INTERNET6, PROBE_INTERVAL)?;
-            std::thread::sleep(QUIET);
-            let fault = prober.now();
-            lab.set_carrier("eth0", false)?;
-            std::thread::sleep(Duration::from_secs(8));
-            let records = prober.stop()?;
-            lab.set_carrier("eth0", true)?;
-            settle6(&lab)?;
-            outcomes.push(outage(&records, fault));
-        }
-        report.line("ipv6", row(name, &outcomes));
-    }
-    Ok(())
+    let setups = [("systemd-networkd + multihome, IPv6", Manager::Networkd, true), ("NetworkManager + multihome, IPv6", Manager::NetworkManager, true)];
+    carrier_table(runs, report, "ipv6", &IPV6, &setups)
 }
 
 fn silent6(runs: usize, report: &mut Report) -> anyhow::Result<()> {
     println!("\n## Silent failure of eth0's IPv6 alone (its IPv4 and link up), default [Probe] settings\n");
     report.line("ipv6", "\nSilent failure of eth0's IPv6 alone (link and IPv4 up; the router drops eth0's IPv6), default `[Probe]` settings:\n");
-    report.line(
-        "ipv6",
-        format!(
-            "| {:<40} | {:>16} | {:>14} | {:>14} | {:>11} | {:>15} |",
-            "setup", "detection median", "restore median", "restore worst", "lost median", "failback median"
-        ),
-    );
-    report.line("ipv6", format!("|{:-<42}|{:->18}|{:->16}|{:->16}|{:->13}|{:->17}|", "", "", "", "", "", ""));
-    for (name, manager, daemon) in [
+    let setups = [
         ("systemd-networkd + daemon, IPv6 silent", Manager::Networkd, true),
         ("NetworkManager + daemon, IPv6 silent", Manager::NetworkManager, true),
         ("systemd-networkd alone, IPv6 silent", Manager::Networkd, false),
-    ] {
-        if lab::prerequisites(&options6(manager, None)).is_err() {
-            report.line("ipv6", format!("| {name:<40} | not installed |"));
-            continue;
-        }
-        let mut lab = lab6(manager)?;
-        let (mut detection, mut restore, mut lost, mut failback) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..if daemon { runs } else { 1 } {
-            let started = if daemon { Some(start_daemon(&mut lab)?) } else { None };
-            let log = started.as_ref().map(|(log, _)| log);
-            let prober = Prober::start(&lab.host(), INTERNET6, PROBE_INTERVAL)?;
-            std::thread::sleep(QUIET);
-            let log_len = log.map_or(0, |l| std::fs::read_to_string(l).map_or(0, |s| s.len()));
-            let fault = prober.now();
-            let cut = Instant::now();
-            lab.set_upstream6("eth0", false)?;
-            detection.push(watch_for_down(log, log_len, cut, "eth0 IPv6:"));
-            let records = prober.stop()?;
-            let repaired = Instant::now();
-            lab.set_upstream6("eth0", true)?;
-            settle6(&lab)?;
-            failback.push(repaired.elapsed());
-            let o = outage(&records, fault);
-            restore.push(o.restore);
-            lost.push(o.lost);
-            if let Some((log, pgid)) = started {
-                stop_daemon(&lab, &log, pgid)?;
-            }
-        }
-        report.line(
-            "ipv6",
-            format!(
-                "| {:<40} | {:>16} | {:>14} | {:>14} | {:>11} | {:>15} |",
-                name,
-                ms(median(detection)),
-                ms(median(restore.clone())),
-                ms(worst(&restore)),
-                median(lost),
-                if daemon { ms(median(failback)) } else { "n/a".to_string() }
-            ),
-        );
-    }
-    Ok(())
-}
-
-/// Watches the daemon's log for `prefix` ... "-> down" for [`SILENT_WATCH`]; when it came.
-fn watch_for_down(log: Option<&PathBuf>, log_len: usize, cut: Instant, prefix: &str) -> Duration {
-    let mut detection = Duration::MAX;
-    while cut.elapsed() < SILENT_WATCH {
-        if detection == Duration::MAX
-            && let Some(l) = log
-        {
-            let text = std::fs::read_to_string(l).unwrap_or_default();
-            if text.get(log_len..).is_some_and(|new| new.lines().any(|x| x.starts_with(prefix) && x.contains("-> down"))) {
-                detection = cut.elapsed();
-            }
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    detection
+    ];
+    silent_table(runs, report, "ipv6", &IPV6, &setups)
 }
 
 /// A client that tries IPv6 first, one new socket per attempt, and IPv4 [`FALLBACK_DELAY`]

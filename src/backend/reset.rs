@@ -175,7 +175,7 @@ impl Tagged {
                 None => Ok(()),
             },
             Tagged::Route6(k, _) => match k.ifindex {
-                Some(ifindex) => nl.delete_route6(&k.as_plan_route(), ifindex).await,
+                Some(ifindex) => nl.delete_route(&k.as_plan_route(), ifindex).await,
                 None => Ok(()),
             },
             Tagged::Endpoint(e) => match netlink::mptcp::Mptcp::open() {

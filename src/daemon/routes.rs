@@ -19,7 +19,7 @@
 
 use ipnet::Ipv4Net;
 
-use crate::netlink::{self, KernelRoute, Netlink};
+use crate::netlink::{self, KernelRoute, Netlink, RouteFamily};
 use crate::plan::{FAILOVER_METRIC_SLOTS, LEGACY_DAEMON_RULE_PRIORITY, LEGACY_DAEMON_TABLE, METRIC_BASE, Prefix, Route, Rule, Table};
 
 /// An uplink that carries traffic (of one family: IPv4 unless said), as far as its routes need
@@ -86,18 +86,24 @@ fn push_copies<N: Prefix>(
 
 /// The daemon's routes in main now.
 pub async fn current(nl: &Netlink) -> Result<Vec<KernelRoute>, netlink::Error> {
-    Ok(nl.routes_in(Table::Main).await?.into_iter().filter(KernelRoute::is_ours).collect())
+    current_of(nl).await
+}
+
+/// The daemon's routes of the family in main now.
+pub async fn current_of<N: RouteFamily>(nl: &Netlink) -> Result<Vec<KernelRoute<N>>, netlink::Error> {
+    Ok(nl.routes_of_table::<N>(Table::Main).await?.into_iter().filter(KernelRoute::is_ours).collect())
 }
 
 /// Every route in main that is not multihome's, as [`desired`] takes them.
-pub fn foreign(main: &[KernelRoute]) -> Vec<Foreign> {
+pub fn foreign<N: RouteFamily>(main: &[KernelRoute<N>]) -> Vec<Foreign<N>> {
     main.iter().filter(|r| !r.is_ours() && r.table() == Table::Main).map(|r| (r.destination, r.metric)).collect()
 }
 
-/// Makes main hold exactly `want` of ours: adds first, then removes, so a switch never leaves a
-/// moment where the demoted uplink's route is the best. Returns whether anything changed.
-pub async fn reconcile(nl: &Netlink, want: &[FailoverRoute]) -> Result<bool, netlink::Error> {
-    let have = current(nl).await?;
+/// Makes main hold exactly `want` of ours (of `want`'s family): adds first, then removes, so a
+/// switch never leaves a moment where the demoted uplink's route is the best. Returns whether
+/// anything changed.
+pub async fn reconcile<N: RouteFamily>(nl: &Netlink, want: &[FailoverRoute<N>]) -> Result<bool, netlink::Error> {
+    let have = current_of::<N>(nl).await?;
     let mut changed = false;
     for (route, ifindex) in want {
         if !have.iter().any(|k| k.is_installed_as(route, *ifindex)) {
@@ -122,9 +128,9 @@ pub async fn reconcile(nl: &Netlink, want: &[FailoverRoute]) -> Result<bool, net
     Ok(changed)
 }
 
-/// Removes the daemon's copies: the plain policy remains.
+/// Removes the daemon's IPv4 copies: the plain policy remains.
 pub async fn remove_all(nl: &Netlink) -> Result<(), netlink::Error> {
-    reconcile(nl, &[]).await.map(|_| ())
+    reconcile::<Ipv4Net>(nl, &[]).await.map(|_| ())
 }
 
 /// Removes what a daemon before 0.2 left: its rule ahead of main and its table's routes of ours.

@@ -513,6 +513,21 @@ impl Lab {
         Ok(String::from_utf8_lossy(&ip(&self.host(), args)?.stdout).into_owned())
     }
 
+    /// The interfaces of the daemon's default-route copies in main (protocol 77) of one family
+    /// (`ip`'s "-4" or "-6"), best first: empty while no uplink (of that family) is demoted.
+    pub fn daemon_copies(&self, family: &str) -> Vec<String> {
+        let out = self.ip_host(&[family, "route", "show", "table", "main", "proto", "77", "default"]).unwrap_or_default();
+        let mut routes: Vec<(u32, String)> = out
+            .lines()
+            .filter_map(|l| {
+                let word = |key: &str| l.split_whitespace().skip_while(|w| *w != key).nth(1).map(str::to_string);
+                Some((word("metric")?.parse().ok()?, word("dev")?))
+            })
+            .collect();
+        routes.sort();
+        routes.into_iter().map(|(_, dev)| dev).collect()
+    }
+
     /// Polls `cond` every 20 ms until it holds or `timeout` passes.
     pub fn wait_for(&self, timeout: Duration, mut cond: impl FnMut() -> bool) -> anyhow::Result<()> {
         let end = Instant::now() + timeout;

@@ -1,7 +1,7 @@
 //! IPv6 default routes through one router, as far as the hook needs them: list them, and put an
 //! advertised router (link-local, learnt from a router advertisement by NetworkManager) into an
 //! uplink's table, tagged with multihome's protocol, or take it out again. A view over
-//! [`super::routes6`]'s listing and messages, so both read and write routes one way.
+//! [`super::routes`]'s listing and messages, so both read and write routes one way.
 
 use std::net::Ipv6Addr;
 
@@ -60,11 +60,11 @@ impl Netlink {
     /// Adds the default route via `gateway` on `ifindex` into `table` with [`PROTOCOL`], or
     /// replaces the one with the same metric there (no moment without a route).
     pub async fn replace_default6(&self, gateway: Ipv6Addr, table: u32, ifindex: u32) -> Result<(), Error> {
-        self.replace_route6(&default_via(gateway, table, None), ifindex).await
+        self.replace_route(&default_via(gateway, table, None), ifindex).await
     }
 
     /// Deletes `route` if it carries [`PROTOCOL`]; [`Error::NotFound`] if there is none such.
     pub async fn delete_default6(&self, route: &DefaultRoute6) -> Result<(), Error> {
-        self.delete_route6(&route.as_plan_route(), route.ifindex).await
+        self.delete_route(&route.as_plan_route(), route.ifindex).await
     }
 }

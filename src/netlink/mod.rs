@@ -12,8 +12,8 @@ mod error;
 mod links;
 mod monitor;
 pub mod mptcp;
+mod route_family;
 mod routes;
-mod routes6;
 mod rules;
 #[cfg(test)]
 pub(crate) mod testns;
@@ -26,8 +26,8 @@ pub use advertised6::{DefaultRoute6, PROTOCOL_RA};
 pub use error::Error;
 pub use links::{LinkState, OperState};
 pub use monitor::{Event, Monitor};
-pub use routes::{KernelRoute, RouteKind};
-pub use routes6::KernelRoute6;
+pub use route_family::RouteFamily;
+pub use routes::{KernelRoute, KernelRoute6, RouteKind};
 pub use rules::{KernelRule, RuleAction};
 
 /// A netlink route socket and the task that drives it.

@@ -15,7 +15,6 @@ use tokio::task::JoinHandle;
 
 use super::links::{ipv4_address, link_state};
 use super::routes::kernel_route;
-use super::routes6::kernel_route6;
 use super::rules::kernel_rule;
 use super::{Error, KernelRoute, KernelRoute6, KernelRule, LinkState};
 
@@ -108,7 +107,7 @@ fn event(payload: NetlinkPayload<RouteNetlinkMessage>) -> Option<Event> {
             M::NewAddress(a) | M::DelAddress(a) if a.header.family == AddressFamily::Inet6 => Some(Event::Address6Changed { ifindex: a.header.index }),
             M::NewAddress(a) => ipv4_address(&a).map(|(ifindex, address)| Event::AddressAdded { ifindex, address }),
             M::DelAddress(a) => ipv4_address(&a).map(|(ifindex, address)| Event::AddressRemoved { ifindex, address }),
-            M::NewRoute(r) | M::DelRoute(r) if r.header.address_family == AddressFamily::Inet6 => kernel_route6(&r).map(Event::Route6Changed),
+            M::NewRoute(r) | M::DelRoute(r) if r.header.address_family == AddressFamily::Inet6 => kernel_route(&r).map(Event::Route6Changed),
             M::NewRoute(r) => kernel_route(&r).map(Event::RouteAdded),
             M::DelRoute(r) => kernel_route(&r).map(Event::RouteRemoved),
             M::NewRule(r) => kernel_rule(&r).map(Event::RuleAdded),
