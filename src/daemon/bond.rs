@@ -265,7 +265,7 @@ impl Watch {
             p.failover.path_failed(&path, now, p.holds());
             p.pending.push(Change {
                 interface: path.clone(),
-                from: format!("path {}", p.fsm.state()),
+                from: "path trial".into(),
                 to: "path down".into(),
                 reason: format!("probes through {bond} via {path} still fail while {path}'s MII is up"),
             });
@@ -346,10 +346,11 @@ impl Watch {
                 u.address = p.address.map(|a| a.to_string()).unwrap_or_default();
                 u.latency_ms = p.rtt.map(|d| d.as_secs_f64() * 1000.0);
                 let state = p.fsm.state();
+                let trial = p.failover.trial().is_some_and(|t| t.slave == u.interface);
                 if state != State::Up && state != State::Unknown {
                     u.state = format!("path-{state}");
-                    u.reason =
-                        format!("probes through {} via {}: {} (MII {})", self.plan.name, u.interface, p.fsm.down_reason(), u.mii.as_deref().unwrap_or("?"));
+                    let why = if trial { "tried again after its hold, trusted after RecoverAfter= good rounds" } else { p.fsm.down_reason() };
+                    u.reason = format!("probes through {} via {}: {why} (MII {})", self.plan.name, u.interface, u.mii.as_deref().unwrap_or("?"));
                 } else if state == State::Up {
                     u.reason = format!("{}; probes through it answer", u.reason);
                 }

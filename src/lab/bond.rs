@@ -195,6 +195,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     let mut faults = vec![(opts.fail_at, false), (opts.repair_at, true)].into_iter().peekable();
     let mut active = Some(bond.primary.clone());
     let mut daemon_pos = 0u64;
+    let (mut status_at, mut status_shown) = (None, false);
     let started = Instant::now();
     // On a slow machine (software emulation) the return may take longer than UpDelaySec=: the
     // timeline goes on a while for it.
@@ -224,7 +225,19 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         let now = active_slave(&lab, &bond.name).filter(|s| s != "None");
         if now != active {
             println!("{}  BOND    {} active slave {}", t(stream.now()), bond.name, now.as_deref().unwrap_or("none"));
+            if daemon_log.is_some() && !status_shown && now.as_deref().is_some_and(|s| s != bond.primary) {
+                status_at = Some(Instant::now() + Duration::from_millis(300));
+            }
             active = now;
+        }
+        // Once, shortly after the daemon moved the bond: what `multihome status` says then.
+        if status_at.is_some_and(|at| at <= Instant::now()) {
+            status_at = None;
+            status_shown = true;
+            let out = lab.multihome(&["status"])?;
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                println!("{}  STATUS  {line}", t(stream.now()));
+            }
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -254,6 +254,12 @@ fn the_daemon_moves_the_bond_off_a_primary_that_failed_silently() -> anyhow::Res
     let daemon: Vec<&str> = lab.output.lines().skip(fault).filter(|l| kind(l, "DAEMON")).collect();
     assert!(daemon.iter().any(|l| l.contains("fail while eth0's MII is up: a silent failure")), "{}", lab.output);
     assert!(daemon.iter().any(|l| l.contains("made wlan1 the active slave instead of eth0")), "{}", lab.output);
+    // `multihome status` after the move: eth0's path down (its MII up), wlan1 active and answering.
+    let status: Vec<&str> = lab.output.lines().filter(|l| kind(l, "STATUS")).collect();
+    let row = |iface: &str| status.iter().find(|l| l.split_whitespace().nth(2).is_some_and(|w| w.trim_start_matches('*') == iface)).copied().unwrap_or("");
+    assert!(row("eth0").contains("path-down") && row("eth0").contains("probes through bond0 via eth0 failed while its MII was up"), "{}", lab.output);
+    assert!(row("wlan1").contains("probes through it answer"), "{}", lab.output);
+    assert!(status.iter().any(|l| l.contains("The bond's active slave is wlan1 (*)")), "{}", lab.output);
     assert!(lab.output.contains(" 0 bytes lost") && !lab.output.contains("it ended:"), "{}", lab.output);
     assert!(lab.output.contains("Done: namespaces and processes removed"), "{}", lab.output);
     vm.journal()?;
