@@ -9,7 +9,7 @@
 //! the trial keeps it once `RecoverAfter=` rounds in a row answered through it, and gives it up
 //! at its first failed round (back to the slave it came from), doubling its hold up to
 //! `MaxHoldTime=`. A slave that fails again within `MaxHoldTime=` of being kept also gets a
-//! doubled hold. So a path that stays dead costs one probe timeout of lost traffic per hold,
+//! doubled hold. So a path that stays dead costs one failed round of lost traffic per trial,
 //! ever rarer, and a flapping one cannot make the bond flap faster than its hold.
 
 use std::time::Duration;

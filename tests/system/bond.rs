@@ -254,6 +254,15 @@ fn the_daemon_moves_the_bond_off_a_primary_that_failed_silently() -> anyhow::Res
     let daemon: Vec<&str> = lab.output.lines().skip(fault).filter(|l| kind(l, "DAEMON")).collect();
     assert!(daemon.iter().any(|l| l.contains("fail while eth0's MII is up: a silent failure")), "{}", lab.output);
     assert!(daemon.iter().any(|l| l.contains("made wlan1 the active slave instead of eth0")), "{}", lab.output);
+    // Before the repair (6 s after the fault, the hold 2 s): a trial of eth0, which fails and
+    // goes back to wlan1; after it, a trial that keeps eth0.
+    let repair = lab.output.lines().position(|l| kind(l, "FAULT") && l.contains("is repaired upstream")).expect("the repair");
+    let before: Vec<&str> = lab.output.lines().take(repair).skip(fault).filter(|l| kind(l, "DAEMON")).collect();
+    assert!(before.iter().any(|l| l.contains("made eth0 the active slave instead of wlan1: trying eth0 again after a 2.0 s hold")), "{}", lab.output);
+    assert!(before.iter().any(|l| l.contains("made wlan1 the active slave instead of eth0: probes through eth0 still fail")), "{}", lab.output);
+    let after: Vec<&str> = lab.output.lines().skip(repair).filter(|l| kind(l, "DAEMON")).collect();
+    assert!(after.iter().any(|l| l.contains("made eth0 the active slave instead of wlan1: trying eth0 again")), "{}", lab.output);
+    assert!(after.iter().any(|l| l.contains("eth0: path recovering -> path up")), "{}", lab.output);
     // `multihome status` after the move: eth0's path down (its MII up), wlan1 active and answering.
     let status: Vec<&str> = lab.output.lines().filter(|l| kind(l, "STATUS")).collect();
     let row = |iface: &str| status.iter().find(|l| l.split_whitespace().nth(2).is_some_and(|w| w.trim_start_matches('*') == iface)).copied().unwrap_or("");
