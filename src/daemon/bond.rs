@@ -175,8 +175,12 @@ impl Watch {
         if p.path == active {
             return;
         }
-        let cfg = fsm::Config::from(&p.probe);
+        let mut cfg = fsm::Config::from(&p.probe);
         let trial = active.as_ref().is_some_and(|a| p.failover.trial().is_some_and(|t| &t.slave == a));
+        if let Some(hold) = active.as_deref().filter(|_| trial).and_then(|a| p.failover.hold_of(a)) {
+            // The hold it served, so that its promotion says so.
+            cfg.hold_time = hold;
+        }
         if !trial {
             p.failover.kernel_switched();
         }

@@ -73,6 +73,11 @@ impl Failover {
         self.failed.iter().any(|f| f.name == slave)
     }
 
+    /// The hold `slave` served before its trial (none: its path has not failed).
+    pub fn hold_of(&self, slave: &str) -> Option<Duration> {
+        self.failed.iter().find(|f| f.name == slave).map(|f| f.hold)
+    }
+
     /// When the next trial may start (for the daemon's wake-up).
     pub fn next_retry(&self) -> Option<Duration> {
         self.failed.iter().map(|f| f.retry_at).min()
@@ -225,6 +230,7 @@ mod tests {
         f.path_trusted("eth0", s(3.0));
         f.path_failed("eth0", s(10.0), HOLDS);
         assert_eq!(f.next_retry(), Some(s(14.0)), "4 s: a relapse within MaxHoldTime");
+        assert_eq!(f.hold_of("eth0"), Some(s(4.0)));
         f.next(&slaves, "eth0", false, s(10.0));
         f.next(&slaves, "wlan1", true, s(14.0)).expect("a trial");
         f.path_trusted("eth0", s(15.0));
