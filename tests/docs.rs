@@ -234,6 +234,7 @@ fn policy_page_gives_the_parsers_defaults() {
         ("Bond", "ARPValidate", validate.word().to_string()),
         ("Bond", "ARPAllTargets", all_targets.word().to_string()),
         ("Bond", "FailOverMACPolicy", bond.fail_over_mac.word().to_string()),
+        ("Bond", "ProbeFailover", yes_no(bond.probe_failover)),
     ]);
     for (section, key, value) in expected {
         assert_eq!(page_default(&default(section, key)).as_deref(), Some(value.as_str()), "{CONF_PAGE}: the default of [{section}] {key}=");

@@ -191,3 +191,30 @@ fn the_lab_shows_an_mptcp_connection_surviving_where_plain_tcp_stalls() {
     assert!(summary.contains(" 0 bytes lost, still open"), "{stdout}");
     assert_eq!(leftovers(pid), Vec::<String>::new());
 }
+
+/// `multihome lab --mode bond --fault silent`: the lab's bond with [Probe] and ProbeFailover=yes.
+/// Here (no bonding driver) it explains the daemon's part: the plan shows the probes through the
+/// bond, and the story what a silent failure behind eth0 does; exit code 6, nothing left
+/// behind. Where the kernel can bond, tests/system/bond.rs runs it. IPv6's fault is refused.
+#[test]
+fn the_bond_lab_explains_a_silent_failure_where_the_kernel_cannot_bond() {
+    if !lab::require(Manager::Networkd) {
+        return;
+    }
+    let (_, refused) = lab_run(&["--mode", "bond", "--fault", "silent6"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stderr));
+    assert!(text(&refused.stderr).contains("--fault silent"), "{}", text(&refused.stderr));
+    let Err(_) = multihome::lab::bond::kernel_can_bond() else {
+        return; // runs it: tests/system/bond.rs
+    };
+    let (pid, out) = lab_run(&["--mode", "bond", "--fault", "silent", "--backend", "networkd"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+    assert_eq!(out.status.code(), Some(6), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("probes through bond0 to 192.168.178.1 198.51.100.10; when they fail while the active slave's MII is up, the daemon makes the next slave up active (ProbeFailover=yes)"), "{stdout}");
+    assert!(
+        stdout.contains("When eth0 fails silently") && stdout.contains("makes wlan1 (the next slave up in the policy's order) the active slave"),
+        "{stdout}"
+    );
+    assert!(stdout.lines().last().unwrap_or("").starts_with("Not run here: this kernel"), "{stdout}");
+}

@@ -47,20 +47,22 @@ pub fn lab(
 fn bond(manager: multihome::lab::Manager, fault: Option<LabFault>, uplink: &str, script: bool) -> anyhow::Result<ExitCode> {
     use multihome::lab::{self, bond};
     use std::time::Duration;
-    // What the bond's monitor sees is the primary's carrier; the other faults are the routes
-    // mode's (a silent failure needs the bond's ARP monitor, which the seed's bond does not use).
-    anyhow::ensure!(!script && uplink == "eth0", "--mode bond pulls the primary's (eth0's) cable: --script and --uplink are for --mode routes");
+    // The bond's MII monitor sees the primary's carrier (--fault link, the default); a silent
+    // failure behind it is seen by the daemon's probes through the bond (--fault silent, with
+    // [Probe] and ProbeFailover=yes in the lab's policy). IPv6 is the routes mode's.
+    anyhow::ensure!(!script && uplink == "eth0", "--mode bond fails the primary (eth0): --script and --uplink are for --mode routes");
     anyhow::ensure!(
-        matches!(fault, None | Some(LabFault::Link)),
-        "--mode bond shows the primary's carrier loss (--fault link) only: the seed's bond watches carrier (MII)"
+        matches!(fault, None | Some(LabFault::Link) | Some(LabFault::Silent)),
+        "--mode bond shows the primary's carrier loss (--fault link) or its silent failure (--fault silent); the bond has no IPv6"
     );
+    let silent = fault == Some(LabFault::Silent);
     lab::prerequisites(&lab::LabOptions { manager, ..Default::default() }).map_err(anyhow::Error::msg)?;
-    let plan = bond::plan(manager)?;
+    let plan = bond::plan(manager, silent)?;
     if let Err(why) = bond::kernel_can_bond() {
-        print!("{}", bond::explain(manager, &plan));
+        print!("{}", bond::explain(manager, &plan, silent));
         println!("\nNot run here: {why}.");
         return Ok(ExitCode::from(exit::LAB_CANNOT_BOND));
     }
-    bond::run(bond::Options { manager, fail_at: Duration::from_secs(3), repair_at: Duration::from_secs(9), tail: Duration::from_secs(6) })?;
+    bond::run(bond::Options { manager, silent, fail_at: Duration::from_secs(3), repair_at: Duration::from_secs(9), tail: Duration::from_secs(6) })?;
     Ok(ExitCode::SUCCESS)
 }

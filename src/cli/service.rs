@@ -25,14 +25,21 @@ pub fn daemon(config: &Path, cleanup: bool) -> anyhow::Result<()> {
 
 /// In bond mode the daemon probes no uplink: the kernel's bond fails over by itself. It still
 /// runs, removes what a daemon of an earlier Mode=routes left, shows the bond's slaves in
-/// `status` and on the bus (daemon/bond.rs), and takes a reload back to Mode=routes. An invalid
-/// policy is left for the daemon to report.
+/// `status` and on the bus (daemon/bond.rs), with `[Probe]` probes through the bond, and takes a
+/// reload back to Mode=routes. An invalid policy is left for the daemon to report.
 fn explain_bond_mode(config: &Path) {
     if let Ok(policy) = multihome::policy::load(config)
         && let Some(bond) = &policy.bond
     {
+        let probes = match (&policy.probe, bond.probe_failover) {
+            (None, _) => "the daemon probes nothing",
+            (Some(_), false) => "the daemon probes through it and reports a silent failure of the active slave's path (ProbeFailover=no)",
+            (Some(_), true) => {
+                "the daemon probes through it and makes the next slave active on a silent failure of the active slave's path (ProbeFailover=yes)"
+            }
+        };
         eprintln!(
-            "multihome: Mode=bond: the kernel's bond {} fails over between {} by itself; the daemon probes nothing and shows the active slave and each slave's MII state",
+            "multihome: Mode=bond: the kernel's bond {} fails over between {} by itself; {probes}, and shows the active slave and each slave's MII state",
             bond.name,
             bond.slaves.iter().map(|s| s.interface.as_str()).collect::<Vec<_>>().join(", ")
         );

@@ -1,16 +1,33 @@
-//! The daemon in bond mode: the kernel's bonding driver fails over by itself, so the daemon
-//! probes nothing and changes nothing; it reads the bond's active slave and each slave's MII
-//! state from the kernel ([`crate::netlink::bond`]), logs and signals a failover, and shows the
-//! slaves in `status` and on D-Bus (the `bond_active` and `mii` keys of an uplink).
+//! The daemon in bond mode: the kernel's bonding driver fails over by itself on what its own
+//! monitor sees; the daemon reads the bond's active slave and each slave's MII state from the
+//! kernel ([`crate::netlink::bond`]), logs and signals a failover, and shows the slaves in
+//! `status` and on D-Bus (the `bond_active` and `mii` keys of an uplink).
+//!
+//! With `[Probe]` it also probes through the bond (the bond is one interface with one address:
+//! one [`probe_loop`] over [`probe::Wire4`], as for an uplink), and judges the path through the
+//! active slave with the uplinks' state machine ([`fsm`]). When that path is declared down while
+//! the active slave's MII is up (a silent failure: the MII monitor sees a live link), the status
+//! and the log say which slave; with `ProbeFailover=yes` the daemon makes another slave active
+//! ([`bond_failover`] decides which, and when to try a more preferred one again).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::bond_failover::{self, Failover, Holds};
 use super::bus::UplinkStatus;
+use super::fsm::{self, Event, State};
+use super::link::{ProberKey, ProberTask, RoundDone, probe_loop};
+use super::probe;
 use crate::netlink::Netlink;
-use crate::netlink::bond::BondState;
+use crate::netlink::bond::{BondState, Mii};
 use crate::plan::bond::BondPlan;
+use crate::plan::{Addresses, UplinkProbe};
+use crate::policy::Probe;
 
 /// The kernel announces a failover on the netlink socket; this read is the fallback should an
 /// announcement be lost, cheap enough (one link dump) to do every few seconds.
@@ -30,15 +47,87 @@ pub struct Watch {
     state: Option<BondState>,
     read_once: bool,
     pub next_read: Instant,
+    /// With `[Probe]`: the path through the active slave, probed and judged.
+    probing: Option<Probing>,
+}
+
+/// The probes through the bond and what they say of the active slave's path.
+struct Probing {
+    probe: Probe,
+    /// Judges the path through `path`; a new one whenever another slave becomes active.
+    fsm: fsm::Uplink,
+    /// The slave whose path `fsm` judges (the active one when it was last read).
+    path: Option<String>,
+    failover: Failover,
+    /// The bond's address to probe from.
+    address: Option<std::net::Ipv4Addr>,
+    prober: Option<(ProberKey, u64, JoinHandle<()>)>,
+    wanted: Arc<AtomicU32>,
+    follow_ups: Arc<AtomicU32>,
+    rtt: Option<Duration>,
+    /// Transitions of the path, to log and signal with the next refresh.
+    pending: Vec<Change>,
+    /// The path's verdict changed since the last decision.
+    decide: bool,
+}
+
+impl Probing {
+    fn holds(&self) -> Holds {
+        Holds { hold_time: self.probe.hold_time, max_hold_time: self.probe.max_hold_time }
+    }
+
+    fn stop_prober(&mut self) {
+        if let Some((_, _, task)) = self.prober.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Probing {
+    fn drop(&mut self) {
+        self.stop_prober();
+    }
 }
 
 impl Watch {
-    pub fn new(plan: &BondPlan) -> Watch {
-        Watch { plan: plan.clone(), state: None, read_once: false, next_read: Instant::now() }
+    pub fn new(plan: &BondPlan, probe: Option<&Probe>) -> Watch {
+        let probing = probe.filter(|_| !plan.probe_targets.is_empty()).map(|p| Probing {
+            probe: p.clone(),
+            fsm: fsm::Uplink::new(fsm::Config::from(p)),
+            path: None,
+            failover: Failover::default(),
+            address: None,
+            prober: None,
+            wanted: Arc::new(AtomicU32::new(1)),
+            follow_ups: Arc::new(AtomicU32::new(0)),
+            rtt: None,
+            pending: Vec::new(),
+            decide: false,
+        });
+        Watch { plan: plan.clone(), state: None, read_once: false, next_read: Instant::now(), probing }
     }
 
-    /// Reads the bond again; what changed for each slave (its role or its MII state).
-    pub async fn refresh(&mut self, nl: &Netlink) -> Vec<Change> {
+    /// Reads the bond again; what changed for each slave (its role or its MII state), and what
+    /// the probes through it said since. With `ProbeFailover=yes`, makes another slave active
+    /// where the probes ask for it (`now`: the daemon's clock, as its state machines see it).
+    pub async fn refresh(&mut self, nl: &Netlink, now: Duration) -> Vec<Change> {
+        let mut changes = self.read(nl).await;
+        if self.probing.is_some() {
+            self.read_address(nl).await;
+            self.follow_path(now);
+            if let Some(switch) = self.decide(now) {
+                self.switch(nl, switch, now).await;
+                changes.extend(self.read(nl).await);
+                self.follow_path(now);
+            }
+            if let Some(p) = &mut self.probing {
+                changes.append(&mut p.pending);
+            }
+        }
+        changes
+    }
+
+    async fn read(&mut self, nl: &Netlink) -> Vec<Change> {
         self.next_read = Instant::now() + REREAD;
         let state = match nl.bond(&self.plan.name).await {
             Ok(s) => s,
@@ -47,11 +136,11 @@ impl Watch {
                 return Vec::new();
             }
         };
-        let before: Vec<UplinkStatus> = self.statuses();
+        let before: Vec<UplinkStatus> = self.kernel_statuses();
         let (first, was_there) = (!self.read_once, self.state.is_some());
         self.read_once = true;
         self.state = state;
-        let after = self.statuses();
+        let after = self.kernel_statuses();
         if self.state.is_none() && (first || was_there) {
             tracing::warn!("{}", self.absent_reason());
         }
@@ -61,6 +150,180 @@ impl Watch {
             .filter(|(b, a)| b.state != a.state || b.carrying != a.carrying)
             .map(|(b, a)| Change { interface: a.interface.clone(), from: role(b), to: role(a), reason: a.reason.clone() })
             .collect()
+    }
+
+    /// The bond's address to probe from: the planned one once the kernel has it, else (DHCP)
+    /// its first.
+    async fn read_address(&mut self, nl: &Netlink) {
+        let Some(p) = &mut self.probing else { return };
+        let present = match &self.state {
+            Some(s) => nl.ipv4_addresses(s.index).await.unwrap_or_default(),
+            None => Vec::new(),
+        };
+        p.address = match &self.plan.addresses {
+            Addresses::Static(planned) => planned.iter().find(|a| present.iter().any(|k| k.addr() == a.addr())).map(|a| a.addr()),
+            Addresses::Dhcp(_) => present.first().map(|a| a.addr()),
+        };
+    }
+
+    /// Another slave is active (the kernel's choice or ours): its path is judged afresh, and
+    /// the probe sockets are opened again (with fail_over_mac=active the bond's MAC changed, and
+    /// an ARP request with the old one would point the gateway at the old slave).
+    fn follow_path(&mut self, now: Duration) {
+        let active = self.state.as_ref().and_then(|s| s.active.clone());
+        let Some(p) = &mut self.probing else { return };
+        if p.path == active {
+            return;
+        }
+        let mut cfg = fsm::Config::from(&p.probe);
+        let trial = active.as_ref().is_some_and(|a| p.failover.trial().is_some_and(|t| &t.slave == a));
+        if let Some(hold) = active.as_deref().filter(|_| trial).and_then(|a| p.failover.hold_of(a)) {
+            // The hold it served, so that its promotion says so.
+            cfg.hold_time = hold;
+        }
+        if !trial {
+            p.failover.kernel_switched();
+        }
+        // A trial starts out demoted: it is trusted after RecoverAfter= good rounds (its hold
+        // has already run out), and its first failed round ends it.
+        p.fsm = if trial { fsm::Uplink::adopted(cfg, now, false) } else { fsm::Uplink::new(cfg) };
+        p.path = active;
+        p.stop_prober();
+        p.wanted.store(p.fsm.probes_per_round(), Ordering::Relaxed);
+        p.follow_ups.store(p.fsm.follow_ups(), Ordering::Relaxed);
+    }
+
+    fn decide(&mut self, now: Duration) -> Option<bond_failover::Switch> {
+        let state = self.state.as_ref()?;
+        let p = self.probing.as_mut()?;
+        let decide = std::mem::take(&mut p.decide);
+        if !self.plan.probe_failover {
+            return None;
+        }
+        let active = state.active.as_deref()?;
+        let slaves: Vec<bond_failover::Slave> = self
+            .plan
+            .slaves
+            .iter()
+            .map(|name| bond_failover::Slave { name, mii_up: state.slaves.iter().any(|s| s.name == *name && s.mii == Mii::Up) })
+            .collect();
+        let due = p.failover.next_retry().is_some_and(|t| t <= now);
+        if !decide && !due {
+            return None;
+        }
+        p.failover.next(&slaves, active, p.fsm.state().carries_traffic(), now)
+    }
+
+    async fn switch(&mut self, nl: &Netlink, switch: bond_failover::Switch, now: Duration) {
+        let Some(state) = &self.state else { return };
+        let Some(slave) = state.slaves.iter().find(|s| s.name == switch.slave) else { return };
+        let from = state.active.clone().unwrap_or_default();
+        let bond = self.plan.name.clone();
+        match nl.set_bond_active(state.index, slave.index).await {
+            Ok(()) => tracing::info!(iface = %switch.slave, "{bond}: made {} the active slave instead of {from}: {}", switch.slave, switch.why),
+            Err(e) => {
+                tracing::error!(iface = %switch.slave, "{bond}: cannot make {} the active slave ({}): {e}", switch.slave, switch.why);
+                if let Some(p) = &mut self.probing
+                    && switch.trial
+                {
+                    // Counted as a failed trial: tried again after a longer hold.
+                    p.failover.path_failed(&switch.slave, now, p.holds());
+                    p.failover.kernel_switched();
+                }
+            }
+        }
+    }
+
+    /// A round through the bond; `true` when the path's verdict changed (the daemon converges).
+    pub fn on_round(&mut self, done: RoundDone, now: Duration) -> bool {
+        let active_mii_up = self.active_mii() == Some(Mii::Up);
+        let bond = self.plan.name.clone();
+        let Some(p) = &mut self.probing else { return false };
+        if p.prober.as_ref().map(|(_, g, _)| *g) != Some(done.generation) {
+            return false; // the prober of an earlier path
+        }
+        let Some(path) = p.path.clone() else { return false };
+        p.rtt = done.result.rtt;
+        let trial = p.failover.trial().is_some_and(|t| t.slave == path);
+        let mut changed = false;
+        for _ in 0..if done.result.ok { 1 } else { done.result.rounds.max(1) } {
+            if let Some(t) = p.fsm.handle(now, Event::Round(done.result.ok)) {
+                let silent = t.to == State::Down && active_mii_up;
+                let reason = if silent {
+                    format!("probes through {bond} via {path} fail while {path}'s MII is up: a silent failure ({})", t.reason)
+                } else {
+                    format!("probes through {bond} via {path}: {}", t.reason)
+                };
+                p.pending.push(Change { interface: path.clone(), from: format!("path {}", t.from), to: format!("path {}", t.to), reason });
+                if silent {
+                    p.failover.path_failed(&path, now, p.holds());
+                }
+                if t.to.carries_traffic() && p.failover.is_failed(&path) {
+                    p.failover.path_trusted(&path, now);
+                }
+                changed = true;
+            }
+        }
+        if trial && !done.result.ok && !changed {
+            // A trial ends at its first failed round: back to the slave it came from.
+            p.failover.path_failed(&path, now, p.holds());
+            p.pending.push(Change {
+                interface: path.clone(),
+                from: "path trial".into(),
+                to: "path down".into(),
+                reason: format!("probes through {bond} via {path} still fail while {path}'s MII is up"),
+            });
+            changed = true;
+        }
+        p.wanted.store(p.fsm.probes_per_round(), Ordering::Relaxed);
+        p.follow_ups.store(p.fsm.follow_ups(), Ordering::Relaxed);
+        p.decide |= changed;
+        changed
+    }
+
+    /// Starts the prober through the bond where it can run (the bond with its address).
+    pub fn sync_prober(&mut self, rounds: &mpsc::UnboundedSender<RoundDone>, generation: &mut u64) {
+        let index = self.state.as_ref().map(|s| s.index);
+        let gateway = self.plan.gateway;
+        let name = self.plan.name.clone();
+        let targets = self.plan.probe_targets.clone();
+        let Some(p) = &mut self.probing else { return };
+        let key = match (index, p.address, p.path.is_some()) {
+            (Some(ifindex), Some(source), true) => Some(ProberKey { ifindex, source, arp: if p.probe.arp_gateway { gateway } else { None } }),
+            _ => None,
+        };
+        if p.prober.as_ref().map(|(k, _, _)| k) == key.as_ref() {
+            return;
+        }
+        p.stop_prober();
+        let Some(key) = key else { return };
+        *generation += 1;
+        let own = UplinkProbe { targets: targets.clone(), interval: p.probe.interval, timeout: p.probe.timeout.min(p.probe.interval), own: false };
+        let task = tokio::spawn(probe_loop::<probe::Wire4>(ProberTask {
+            link: 0,
+            generation: *generation,
+            interface: name,
+            key: key.clone(),
+            targets,
+            salt: 0,
+            probe: p.probe.clone(),
+            own,
+            wanted: p.wanted.clone(),
+            follow_ups: p.follow_ups.clone(),
+            rounds: rounds.clone(),
+        }));
+        p.prober = Some((key, *generation, task));
+    }
+
+    /// When the daemon must look again without an event: a slave's hold runs out.
+    pub fn retry_at(&self, started: Instant) -> Option<Instant> {
+        let p = self.probing.as_ref().filter(|_| self.plan.probe_failover)?;
+        p.failover.next_retry().map(|t| started + t).filter(|t| *t > Instant::now())
+    }
+
+    fn active_mii(&self) -> Option<Mii> {
+        let s = self.state.as_ref()?;
+        s.slaves.iter().find(|x| x.active).map(|x| x.mii)
     }
 
     fn absent_reason(&self) -> String {
@@ -76,8 +339,35 @@ impl Watch {
         self.state.as_ref().and_then(|s| s.active.clone()).unwrap_or_default()
     }
 
-    /// Every slave of the policy, most preferred first, as `status` and the bus show it.
+    /// Every slave of the policy as `status` and the bus show it: the kernel's view, and where
+    /// the daemon probes, what the probes say of the active slave's path (its state and reason)
+    /// and which slaves' paths failed.
     pub fn statuses(&self) -> Vec<UplinkStatus> {
+        let mut all = self.kernel_statuses();
+        let Some(p) = &self.probing else { return all };
+        for u in &mut all {
+            if p.path.as_deref() == Some(u.interface.as_str()) && u.carrying {
+                u.address = p.address.map(|a| a.to_string()).unwrap_or_default();
+                u.latency_ms = p.rtt.map(|d| d.as_secs_f64() * 1000.0);
+                let state = p.fsm.state();
+                let trial = p.failover.trial().is_some_and(|t| t.slave == u.interface);
+                if state != State::Up && state != State::Unknown {
+                    u.state = format!("path-{state}");
+                    let why = if trial { "tried again after its hold, trusted after RecoverAfter= good rounds" } else { p.fsm.down_reason() };
+                    u.reason = format!("probes through {} via {}: {why} (MII {})", self.plan.name, u.interface, u.mii.as_deref().unwrap_or("?"));
+                } else if state == State::Up {
+                    u.reason = format!("{}; probes through it answer", u.reason);
+                }
+            } else if p.failover.is_failed(&u.interface) {
+                u.state = "path-down".into();
+                u.reason = format!("probes through {} via {} failed while its MII was up; tried again after a hold", self.plan.name, u.interface);
+            }
+        }
+        all
+    }
+
+    /// The slaves as the kernel shows them, most preferred first.
+    fn kernel_statuses(&self) -> Vec<UplinkStatus> {
         let gateway = self.plan.gateway.map(|g| g.to_string()).unwrap_or_default();
         self.plan
             .slaves

@@ -10,6 +10,7 @@
 //! SIGTERM it removes its routes, and the plain policy remains.
 
 mod bond;
+mod bond_failover;
 pub mod bus;
 mod family6;
 pub mod forced;
@@ -151,7 +152,7 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
         v6: family6::State6::new(),
         mptcp: mptcp::Steering::default(),
     };
-    d.bond = d.plan.bond.as_ref().map(bond::Watch::new);
+    d.bond = d.plan.bond.as_ref().map(|b| bond::Watch::new(b, d.plan.probe.as_ref()));
     // The bus name first: a second daemon must stop before it touches a route.
     match start_bus(snapshot, commands_tx).await {
         Ok(conn) => d.bus = Some(conn),
@@ -431,11 +432,12 @@ impl Daemon {
             self.wake_dirty = false;
         }
         let far = self.started + self.now() + Duration::from_secs(3600);
-        self.wake.into_iter().chain(self.retry_at).chain(self.bond.as_ref().map(|b| b.next_read)).min().unwrap_or(far)
+        let bond = self.bond.as_ref().map(|b| b.next_read.min(b.retry_at(self.started).unwrap_or(b.next_read)));
+        self.wake.into_iter().chain(self.retry_at).chain(bond).min().unwrap_or(far)
     }
 
     fn on_tick(&mut self) {
-        if self.bond.as_ref().is_some_and(|b| b.next_read <= Instant::now()) {
+        if self.bond.as_ref().is_some_and(|b| b.next_read <= Instant::now() || b.retry_at(self.started).is_some_and(|t| t <= Instant::now())) {
             self.verdicts_dirty = true;
         }
         if self.retry_at.is_some_and(|t| t <= Instant::now()) {
@@ -452,6 +454,12 @@ impl Daemon {
     fn on_round(&mut self, done: RoundDone) {
         if done.ipv6 {
             return self.on_round6(done);
+        }
+        let now = self.now();
+        if let Some(watch) = &mut self.bond {
+            // Mode=bond has no uplinks: every IPv4 round is the bond's.
+            self.verdicts_dirty |= watch.on_round(done, now);
+            return;
         }
         let i = done.link;
         if self.links.get(i).and_then(|l| l.prober.as_ref()).map(|(_, g, _)| *g) != Some(done.generation) {
@@ -609,7 +617,7 @@ impl Daemon {
             gone.stop_probers();
             tracing::info!(iface = %gone.name(), "{}: no longer in the policy", gone.name());
         }
-        self.bond = plan.bond.as_ref().map(bond::Watch::new);
+        self.bond = plan.bond.as_ref().map(|b| bond::Watch::new(b, plan.probe.as_ref()));
         self.plan = plan;
         for i in 0..self.links.len() {
             self.read_link(i).await;
@@ -666,10 +674,12 @@ impl Daemon {
         }
         self.steer_mptcp(&carriers);
         let mut active = self.links.iter().zip(&carriers).find(|(_, c)| **c).map(|(l, _)| l.name().to_string()).unwrap_or_default();
+        let now = self.now();
         if let Some(watch) = &mut self.bond {
-            for c in watch.refresh(&self.nl).await {
+            for c in watch.refresh(&self.nl, now).await {
                 self.pending.push(Logged { interface: c.interface, from: c.from, to: c.to, reason: c.reason, ipv6: false });
             }
+            watch.sync_prober(&self.rounds, &mut self.generation);
             active = watch.active();
         }
         let active_changed = active != self.active;

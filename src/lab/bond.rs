@@ -19,16 +19,18 @@ use crate::plan::bond::BondPlan;
 use crate::policy::bond::{FailOverMac, Monitor};
 use crate::policy::timespan;
 
-/// The lab's bond (policies::SEED_BOND) as a plan, for the explanation and the run.
-pub fn plan(manager: Manager) -> anyhow::Result<Plan> {
-    let text = policy_text(manager);
+/// The lab's bond (policies::SEED_BOND; with `silent`, policies::seed_bond_probe) as a plan,
+/// for the explanation and the run.
+pub fn plan(manager: Manager, silent: bool) -> anyhow::Result<Plan> {
+    let text = policy_text(manager, silent);
     let policy = crate::policy::parse("the lab's bond policy", &text).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(crate::plan::plan(&policy))
 }
 
-fn policy_text(manager: Manager) -> String {
+fn policy_text(manager: Manager, silent: bool) -> String {
     let backend = if manager == Manager::NetworkManager { "networkmanager" } else { "networkd" };
-    policies::SEED_BOND.replace("Backend=networkd", &format!("Backend={backend}"))
+    let text = if silent { policies::seed_bond_probe() } else { policies::SEED_BOND.to_string() };
+    text.replace("Backend=networkd", &format!("Backend={backend}"))
 }
 
 /// Whether this kernel can make a bond, found by making one: `ip link add ... type bond` in a
@@ -56,7 +58,7 @@ pub fn kernel_can_bond() -> Result<(), String> {
 
 /// What the lab would do with a bond, for a kernel that cannot make one: the plan, the files or
 /// profiles the manager would get, which slave is primary and what happens on failover.
-pub fn explain(manager: Manager, plan: &Plan) -> String {
+pub fn explain(manager: Manager, plan: &Plan, silent: bool) -> String {
     let bond = plan.bond.as_ref().expect("the lab's bond policy is Mode=bond");
     let mut s = String::new();
     let _ = writeln!(s, "multihome lab --mode bond: the seed's host (eth0, wlan1, wlan0 on 192.168.178.0/24) with one active-backup bond.");
@@ -75,8 +77,26 @@ pub fn explain(manager: Manager, plan: &Plan) -> String {
         let _ = writeln!(s, "\n--- /{}", f.path.display());
         s.push_str(&f.contents);
     }
-    let _ = writeln!(s, "\n{}", failover_story(bond));
+    let _ = writeln!(s, "\n{}", if silent { silent_story(bond) } else { failover_story(bond) });
     s
+}
+
+/// What a silent failure behind the primary does with the daemon probing through the bond
+/// (ProbeFailover=yes), in the plan's figures.
+pub fn silent_story(b: &BondPlan) -> String {
+    let next = b.slaves.iter().find(|s| **s != b.primary).map_or("the next slave", String::as_str);
+    let targets: Vec<String> = b.probe_targets.iter().map(|t| t.to_string()).collect();
+    format!(
+        "Primary slave: {primary}. When {primary} fails silently (its link stays up, nothing answers behind its switch), the bond's \
+         MII monitor sees nothing; the daemon's probes through {name} (to {targets}) fail, and the daemon makes {next} (the next slave \
+         up in the policy's order) the active slave (ProbeFailover=yes), so an open TCP connection goes on through it. After the \
+         hold it tries {primary} again, goes back to {next} at the first failed round (each failed try doubles the hold), and keeps \
+         {primary} once its probes answer. The lab would show this with one TCP connection to the internet host {INTERNET} open \
+         throughout, the bond's active slave as the kernel reports it, and the daemon's log.",
+        primary = b.primary,
+        name = b.name,
+        targets = targets.join(" and "),
+    )
 }
 
 /// What the kernel's bond does when the primary fails and returns, in the plan's figures.
@@ -119,6 +139,9 @@ pub fn failover_story(b: &BondPlan) -> String {
 
 pub struct Options {
     pub manager: Manager,
+    /// The primary fails silently (its switch's upstream) instead of losing its carrier, and
+    /// the daemon runs, probing through the bond.
+    pub silent: bool,
     /// When the primary loses its carrier, and when it gets it back.
     pub fail_at: Duration,
     pub repair_at: Duration,
@@ -134,19 +157,28 @@ fn active_slave(lab: &Lab, name: &str) -> Option<String> {
 
 /// Runs the bond in the lab and prints its timeline. Fails when the connection broke.
 pub fn run(opts: Options) -> anyhow::Result<()> {
-    let plan = plan(opts.manager)?;
+    let plan = plan(opts.manager, opts.silent)?;
     let bond = plan.bond.clone().expect("Mode=bond");
     let networkd = opts.manager == Manager::Networkd;
     println!("Building the seed's network in namespaces (host with eth0, wlan1, wlan0; a switch per uplink; router; internet)...");
-    let text = policy_text(opts.manager);
+    let text = policy_text(opts.manager, opts.silent);
     let mut lab = Lab::start(LabOptions { manager: opts.manager, policy: networkd.then(|| text.clone()), ..Default::default() })?;
     if !networkd {
         lab.write_policy(&text)?;
         print!("{}", lab.multihome_ok(&["apply"])?);
     }
-    println!("{}", failover_story(&bond));
+    println!("{}", if opts.silent { silent_story(&bond) } else { failover_story(&bond) });
     lab.wait_for(Duration::from_secs(60), || active_slave(&lab, &bond.name).as_deref() == Some(bond.primary.as_str()))
         .map_err(|e| anyhow::anyhow!("{} did not come up with {} active: {e}\n{}", bond.name, bond.primary, lab.manager_log()))?;
+    let daemon_log = if opts.silent {
+        lab.write_policy(&text)?;
+        let log = lab.spawn_multihome(&["daemon"])?.log.clone();
+        // Its first verdict on the path through the primary.
+        lab.wait_for_log(&log, "-> path up", Duration::from_secs(30))?;
+        Some(log)
+    } else {
+        None
+    };
     lab.start_stream_echo()?;
     // The bond's address may still be settling (duplicate address detection, the gateway's ARP).
     let mut stream = None;
@@ -162,19 +194,50 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     let end = opts.repair_at + opts.tail;
     let mut faults = vec![(opts.fail_at, false), (opts.repair_at, true)].into_iter().peekable();
     let mut active = Some(bond.primary.clone());
+    let mut daemon_pos = 0u64;
+    let (mut status_at, mut status_shown) = (None, false);
     let started = Instant::now();
     // On a slow machine (software emulation) the return may take longer than UpDelaySec=: the
     // timeline goes on a while for it.
     let back = |active: &Option<String>| active.as_deref() == Some(bond.primary.as_str());
     while started.elapsed() < end || (!back(&active) && started.elapsed() < end + Duration::from_secs(20)) {
         if let Some((_, up)) = faults.next_if(|(at, _)| *at <= started.elapsed()) {
-            lab.set_carrier(&bond.primary, up)?;
-            println!("{}  FAULT   {} {}", t(stream.now()), bond.primary, if up { "gets its carrier back" } else { "loses carrier" });
+            let what = match (opts.silent, up) {
+                (true, false) => "fails silently (link up, nothing answers behind it)",
+                (true, true) => "is repaired upstream",
+                (false, false) => "loses carrier",
+                (false, true) => "gets its carrier back",
+            };
+            if opts.silent {
+                lab.set_upstream(&bond.primary, up)?;
+            } else {
+                lab.set_carrier(&bond.primary, up)?;
+            }
+            println!("{}  FAULT   {} {what}", t(stream.now()), bond.primary);
+        }
+        if let Some(log) = &daemon_log {
+            let mut lines = Vec::new();
+            daemon_pos = super::scenario::read_new_lines(log, daemon_pos, stream.now(), &mut lines);
+            for (at, line) in lines {
+                println!("{}  {line}", t(at));
+            }
         }
         let now = active_slave(&lab, &bond.name).filter(|s| s != "None");
         if now != active {
             println!("{}  BOND    {} active slave {}", t(stream.now()), bond.name, now.as_deref().unwrap_or("none"));
+            if daemon_log.is_some() && !status_shown && now.as_deref().is_some_and(|s| s != bond.primary) {
+                status_at = Some(Instant::now() + Duration::from_millis(300));
+            }
             active = now;
+        }
+        // Once, shortly after the daemon moved the bond: what `multihome status` says then.
+        if status_at.is_some_and(|at| at <= Instant::now()) {
+            status_at = None;
+            status_shown = true;
+            let out = lab.multihome(&["status"])?;
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                println!("{}  STATUS  {line}", t(stream.now()));
+            }
         }
         std::thread::sleep(Duration::from_millis(20));
     }

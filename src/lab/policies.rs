@@ -35,6 +35,15 @@ Interface=wlan0
 Priority=3
 ";
 
+/// The lab's bond with the daemon probing through it (`multihome lab --mode bond --fault
+/// silent`): the gateway and the internet host as targets, and ProbeFailover=yes, so a silent
+/// failure behind the primary (its MII up) makes the daemon switch the active slave.
+pub fn seed_bond_probe() -> String {
+    SEED_BOND
+        .replace("[Bond]\n", "[Probe]\nTarget=192.168.178.1\nTarget=198.51.100.10\n\n[Bond]\n")
+        .replace("DownDelaySec=10ms\n", "DownDelaySec=10ms\nProbeFailover=yes\n")
+}
+
 /// eth0 static and first; wlan0 by DHCP from the lab's dnsmasq (rank 2 of 2: table 103, rules
 /// at 10100 and 10101). No [Probe].
 pub const DHCP_WLAN0: &str = "\

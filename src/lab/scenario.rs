@@ -243,7 +243,7 @@ impl Timeline {
 }
 
 /// Adds the daemon's log lines written since `pos` at time `now`; returns the new position.
-fn read_new_lines(log: &std::path::Path, pos: u64, now: Duration, lines: &mut Vec<(Duration, String)>) -> u64 {
+pub(super) fn read_new_lines(log: &std::path::Path, pos: u64, now: Duration, lines: &mut Vec<(Duration, String)>) -> u64 {
     let Ok(mut f) = std::fs::File::open(log) else { return pos };
     if f.seek(SeekFrom::Start(pos)).is_err() {
         return pos;

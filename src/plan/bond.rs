@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::Addresses;
 use crate::policy::bond::{Bond, FailOverMac, Monitor, PrimaryReselect};
-use crate::policy::{Addressing, timespan};
+use crate::policy::{Addressing, Probe, timespan};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BondPlan {
@@ -23,11 +23,17 @@ pub struct BondPlan {
     pub primary_reselect: PrimaryReselect,
     pub monitor: Monitor,
     pub fail_over_mac: FailOverMac,
+    /// The daemon makes the next slave active when its probes through the bond fail while the
+    /// active slave's MII is up (`ProbeFailover=yes`); otherwise it only reports it.
+    pub probe_failover: bool,
+    /// What the daemon probes through the bond (`[Probe]`'s IPv4 targets); empty: it only
+    /// watches the bond.
+    pub probe_targets: Vec<Ipv4Addr>,
     /// Where the policy's wish was replaced by a safe setting, and why.
     pub notes: Vec<String>,
 }
 
-pub fn plan(bond: &Bond) -> BondPlan {
+pub fn plan(bond: &Bond, probe: Option<&Probe>) -> BondPlan {
     BondPlan {
         name: bond.name.clone(),
         addresses: match &bond.addressing {
@@ -40,6 +46,8 @@ pub fn plan(bond: &Bond) -> BondPlan {
         primary_reselect: bond.primary_reselect,
         monitor: bond.monitor.clone(),
         fail_over_mac: bond.fail_over_mac,
+        probe_failover: bond.probe_failover,
+        probe_targets: probe.map(|p| p.targets.clone()).unwrap_or_default(),
         notes: bond.notes.clone(),
     }
 }
@@ -78,6 +86,11 @@ impl fmt::Display for BondPlan {
         }
         writeln!(f, "  monitor {monitor}")?;
         writeln!(f, "  fail_over_mac {}", self.fail_over_mac.word())?;
+        if !self.probe_targets.is_empty() {
+            let targets: Vec<String> = self.probe_targets.iter().map(|t| t.to_string()).collect();
+            let then = if self.probe_failover { "makes the next slave up active (ProbeFailover=yes)" } else { "reports it (ProbeFailover=no)" };
+            writeln!(f, "  probes through {} to {}; when they fail while the active slave's MII is up, the daemon {then}", self.name, targets.join(" "))?;
+        }
         for n in &self.notes {
             writeln!(f, "  note: {n}")?;
         }

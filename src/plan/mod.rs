@@ -243,7 +243,14 @@ pub fn plan(policy: &Policy) -> Plan {
     let sysctls =
         if policy.bond.is_some() { Vec::new() } else { sysctl::for_uplinks(uplinks.iter().map(|u| (u.interface.as_str(), u.ipv6.as_ref().map(router)))) };
     let mptcp = (policy.mptcp && policy.bond.is_none()).then(|| mptcp::limits(uplinks.iter().filter(|u| u.mptcp.is_some()).count()));
-    Plan { uplinks, sysctls, probe: policy.probe.clone(), mptcp, source: policy.source.clone(), bond: policy.bond.as_ref().map(bond::plan) }
+    Plan {
+        uplinks,
+        sysctls,
+        probe: policy.probe.clone(),
+        mptcp,
+        source: policy.source.clone(),
+        bond: policy.bond.as_ref().map(|b| bond::plan(b, policy.probe.as_ref())),
+    }
 }
 
 #[cfg(test)]

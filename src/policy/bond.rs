@@ -24,6 +24,10 @@ pub struct Bond {
     pub primary_reselect: PrimaryReselect,
     pub monitor: Monitor,
     pub fail_over_mac: FailOverMac,
+    /// `ProbeFailover=yes`: when the daemon's probes through the bond fail while the active
+    /// slave's MII is up (a silent failure the MII monitor cannot see), the daemon makes the next
+    /// slave active; no (the default): it reports it only.
+    pub probe_failover: bool,
     /// Settings the file asked for that were replaced by a safe one, each with its reason, for
     /// `check` to show as warnings (a Wi-Fi slave cannot take another MAC while associated).
     pub notes: Vec<String>,

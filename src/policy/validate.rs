@@ -119,6 +119,7 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
     let mut uplinks: Vec<Located> = Vec::new();
     let bond_mode = bond::wanted(sections);
     let (mut bond_section, mut slaves, mut mode_line) = (None, Vec::new(), 1);
+    let mut probe_at: Option<&Section> = None;
 
     for section in sections {
         if matches!(section.name.as_str(), "Policy" | "Probe" | "Bond")
@@ -152,10 +153,7 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
             }
             "Probe" => {
                 probe = Some(probe_section(&mut c, section, &mut target_lines));
-                if bond_mode {
-                    // The daemon probes through each uplink alone; a bond has one path at a time.
-                    c.problem(section.line, "[Probe] with Mode=bond: the daemon does not probe through a bond; the bond's ARP monitor (ARPIntervalSec= with ARPIPTargets=) sees a dead gateway");
-                }
+                probe_at = Some(section);
             }
             "Bond" if bond_mode => bond_section = Some(section),
             "Bond" => bond::unused_section(&mut c, section),
@@ -175,7 +173,7 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
         }
     }
 
-    let bond = if bond_mode { bond::bond(&mut c, bond_section, slaves, mode_line) } else { None };
+    let bond = if bond_mode { bond::bond(&mut c, bond_section, slaves, mode_line, probe.as_ref().zip(probe_at)) } else { None };
     if !bond_mode {
         cross_check(&mut c, &uplinks, sections);
         check_target_families(&mut c, &uplinks, &target_lines);

@@ -223,6 +223,59 @@ fn a_bond_keeps_established_connections_through_the_primarys_carrier_loss() -> a
     Ok(())
 }
 
+/// `multihome lab --mode bond --fault silent` inside the machine, whose kernel can bond: the
+/// seed's bond with the daemon probing through it (ProbeFailover=yes); eth0's switch loses its
+/// upstream while eth0 keeps its carrier, which the bond's MII monitor cannot see. The daemon's
+/// probes fail, it makes wlan1 (the next slave in the policy's order) active over rtnetlink, the
+/// open TCP connection goes on without losing a byte, and after the repair the daemon's trial
+/// of eth0 keeps it.
+#[test]
+fn the_daemon_moves_the_bond_off_a_primary_that_failed_silently() -> anyhow::Result<()> {
+    let _one = crate::one_machine_at_a_time();
+    if !image::require() {
+        return Ok(());
+    }
+    let image = image::machine()?;
+    let nics = network::seed_and_bond_nics();
+    let net = Network::build(&nics)?;
+    let deb = image::deb();
+    let mut vm = Machine::boot(&image, &net, &nics, &[("multihome.deb", &deb)])?;
+    vm.ok("mount -o ro /dev/vdb /mnt")?;
+    vm.ok("DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends /mnt/multihome.deb")?;
+    let lab = vm.sh("multihome lab --mode bond --fault silent --backend networkd 2>&1")?;
+    println!("multihome lab --mode bond --fault silent in the machine:\n{}", lab.output);
+    assert_eq!(lab.code, 0, "multihome lab --mode bond --fault silent:\n{}", lab.output);
+    let kind = |l: &str, k: &str| l.split_whitespace().nth(1) == Some(k);
+    let bond_lines: Vec<&str> = lab.output.lines().filter(|l| kind(l, "BOND")).collect();
+    assert!(bond_lines.first().is_some_and(|l| l.ends_with("bond0 active slave eth0")), "{}", lab.output);
+    assert!(bond_lines.iter().any(|l| l.ends_with("bond0 active slave wlan1")), "the daemon did not make wlan1 active:\n{}", lab.output);
+    assert!(bond_lines.last().is_some_and(|l| l.ends_with("bond0 active slave eth0")), "{}", lab.output);
+    let fault = lab.output.lines().position(|l| kind(l, "FAULT") && l.contains("fails silently")).expect("the fault");
+    let daemon: Vec<&str> = lab.output.lines().skip(fault).filter(|l| kind(l, "DAEMON")).collect();
+    assert!(daemon.iter().any(|l| l.contains("fail while eth0's MII is up: a silent failure")), "{}", lab.output);
+    assert!(daemon.iter().any(|l| l.contains("made wlan1 the active slave instead of eth0")), "{}", lab.output);
+    // Before the repair (6 s after the fault, the hold 2 s): a trial of eth0, which fails and
+    // goes back to wlan1; after it, a trial that keeps eth0.
+    let repair = lab.output.lines().position(|l| kind(l, "FAULT") && l.contains("is repaired upstream")).expect("the repair");
+    let before: Vec<&str> = lab.output.lines().take(repair).skip(fault).filter(|l| kind(l, "DAEMON")).collect();
+    assert!(before.iter().any(|l| l.contains("made eth0 the active slave instead of wlan1: trying eth0 again after a 2.0 s hold")), "{}", lab.output);
+    assert!(before.iter().any(|l| l.contains("made wlan1 the active slave instead of eth0: probes through eth0 still fail")), "{}", lab.output);
+    let after: Vec<&str> = lab.output.lines().skip(repair).filter(|l| kind(l, "DAEMON")).collect();
+    assert!(after.iter().any(|l| l.contains("made eth0 the active slave instead of wlan1: trying eth0 again")), "{}", lab.output);
+    assert!(after.iter().any(|l| l.contains("eth0: path recovering -> path up")), "{}", lab.output);
+    // `multihome status` after the move: eth0's path down (its MII up), wlan1 active and answering.
+    let status: Vec<&str> = lab.output.lines().filter(|l| kind(l, "STATUS")).collect();
+    let row = |iface: &str| status.iter().find(|l| l.split_whitespace().nth(2).is_some_and(|w| w.trim_start_matches('*') == iface)).copied().unwrap_or("");
+    assert!(row("eth0").contains("path-down") && row("eth0").contains("probes through bond0 via eth0 failed while its MII was up"), "{}", lab.output);
+    assert!(row("wlan1").contains("probes through it answer"), "{}", lab.output);
+    assert!(status.iter().any(|l| l.contains("The bond's active slave is wlan1 (*)")), "{}", lab.output);
+    assert!(lab.output.contains(" 0 bytes lost") && !lab.output.contains("it ended:"), "{}", lab.output);
+    assert!(lab.output.contains("Done: namespaces and processes removed"), "{}", lab.output);
+    vm.journal()?;
+    vm.passed();
+    Ok(())
+}
+
 /// Waits until the daemon (`multihome status --json`) shows `active` as the bond's active slave
 /// and each slave with its MII state and role; the error shows what it showed last.
 fn daemon_shows(vm: &mut Machine, active: &str, slaves: &[(&str, &str, bool)]) -> anyhow::Result<()> {

@@ -12,7 +12,7 @@ use super::{Checker, first, is_host_of, parse_bool, parse_ipv4};
 use crate::numbers::{MAX_ADDRESSES, MAX_UPLINKS};
 use crate::policy::bond::{ArpAllTargets, ArpValidate, Bond, DEFAULT_MII_INTERVAL, FailOverMac, Monitor, PrimaryReselect, Slave, is_wifi};
 use crate::policy::unit_file::{Entry, Section};
-use crate::policy::{Addressing, Dhcp, timespan, valid_uplink_name};
+use crate::policy::{Addressing, Dhcp, Probe, timespan, valid_uplink_name};
 
 /// Every key of `[Bond]`, single-valued ones first.
 const SINGLE: &[&str] = &[
@@ -28,6 +28,7 @@ const SINGLE: &[&str] = &[
     "ARPValidate",
     "ARPAllTargets",
     "FailOverMACPolicy",
+    "ProbeFailover",
 ];
 const REPEATABLE: &[&str] = &["Address", "ARPIPTargets"];
 
@@ -78,7 +79,7 @@ pub struct Located {
 
 /// `[Bond]` with its slaves (each with the line of its Interface=): the bond, or `None` with the
 /// problems recorded.
-pub fn bond(c: &mut Checker, section: Option<&Section>, slaves: Vec<Located>, policy_line: usize) -> Option<Bond> {
+pub fn bond(c: &mut Checker, section: Option<&Section>, slaves: Vec<Located>, policy_line: usize, probe: Option<(&Probe, &Section)>) -> Option<Bond> {
     let Some(section) = section else {
         c.problem(policy_line, "Mode=bond needs a [Bond] section: the bond's Name= and its Address= with Gateway=, or DHCP=");
         return None;
@@ -158,10 +159,51 @@ pub fn bond(c: &mut Checker, section: Option<&Section>, slaves: Vec<Located>, po
         fail_over_mac = FailOverMac::Active;
     }
 
+    let probe_failover = c.parse_one(first(&map, "ProbeFailover"), "yes or no", parse_bool).unwrap_or(false);
+    if let (Some(e), None) = (first(&map, "ProbeFailover"), probe) {
+        c.problem(
+            e.line,
+            format!("ProbeFailover={}: the daemon probes through the bond only with a [Probe] section; add [Probe] with Target= (such as the gateway and a host behind it), or remove ProbeFailover=", e.value),
+        );
+    }
+    if let Some((p, probe_section)) = probe {
+        probe_through_bond(c, p, probe_section, monitor.as_ref(), &mut notes);
+    }
+
     if c.problems.len() != before {
         return None;
     }
-    Some(Bond { name: name?, addressing: addressing?, gateway, slaves: ranked, primary: primary?, primary_reselect, monitor: monitor?, fail_over_mac, notes })
+    Some(Bond {
+        name: name?,
+        addressing: addressing?,
+        gateway,
+        slaves: ranked,
+        primary: primary?,
+        primary_reselect,
+        monitor: monitor?,
+        fail_over_mac,
+        probe_failover,
+        notes,
+    })
+}
+
+/// `[Probe]` in bond mode: the daemon probes through the bond (its one IPv4 address, out of the
+/// active slave), so it needs IPv4 targets; with ARP monitoring the bond already sees a dead
+/// gateway itself, and the probes are the second line (a dead path behind the gateway).
+fn probe_through_bond(c: &mut Checker, p: &Probe, section: &Section, monitor: Option<&Monitor>, notes: &mut Vec<String>) {
+    let target_line = |v6: bool| section.entries.iter().find(|e| e.key == "Target" && e.value.contains(':') == v6).map(|e| e.line);
+    if let Some(line) = target_line(true) {
+        c.problem(line, format!("Target={}: a bond has IPv4 only; give IPv4 targets to probe through it", p.targets6[0]));
+    }
+    if p.targets.is_empty() && target_line(true).is_none() {
+        c.problem(section.line, "[Probe] has no Target=; give at least one address to probe through the bond, such as the gateway and a host behind it");
+    }
+    if let Some(Monitor::Arp { .. }) = monitor {
+        notes.push(format!(
+            "{}:{}: [Probe] with ARP monitoring: the bond's ARP monitor is the first line (it sees a dead gateway and fails over by itself); the daemon's probes see what lies behind the gateway",
+            c.file, section.line
+        ));
+    }
 }
 
 fn addressing(c: &mut Checker, section: &Section, map: &HashMap<&str, Vec<&Entry>>) -> (Option<Addressing>, Option<Ipv4Addr>) {
