@@ -308,9 +308,10 @@ impl Daemon {
     /// makes sense.
     pub(super) fn sync_probers6(&mut self) {
         let arp = self.probe.arp_gateway;
-        let targets6 = self.probe.targets6.clone();
         for (i, l) in self.links.iter_mut().enumerate() {
             let (Some(plan6), Some(v6)) = (l.plan.ipv6.as_ref(), l.v6.as_mut()) else { continue };
+            // Its own IPv6 `ProbeTarget=`, else [Probe]'s IPv6 targets (see `plan::UplinkProbe`).
+            let targets6 = &l.plan.probe.targets6;
             let gateway = v6.gateway(plan6);
             let key = match (l.ifindex, v6.address, v6.fsm.probing()) {
                 (Some(ifindex), Some(address), true) if !targets6.is_empty() || (arp && gateway.is_some()) => {
