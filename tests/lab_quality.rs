@@ -169,3 +169,45 @@ fn sixty_percent_ipv6_loss_moves_ipv6_alone() -> anyhow::Result<()> {
     assert!(!log.lines().any(|l| l.starts_with("eth0: ") && l.contains("-> poor")), "eth0's IPv4 side was judged poor:\n{log}");
     Ok(())
 }
+
+/// An uplink's own IPv6 target (issue 12): eth0's IPv6 side probes its router
+/// (`ProbeTarget=2001:db8:178::1`), the others `[Probe]`'s IPv6 internet host. The internet
+/// host stops answering eth0's and wlan1's IPv6: wlan1's IPv6 side, judged on it, goes down;
+/// eth0's, judged on its own target, stays up and keeps new IPv6 connections.
+#[test]
+fn an_uplinks_own_ipv6_target_judges_its_ipv6_side() -> anyhow::Result<()> {
+    let options = LabOptions { ipv6: true, ..LabOptions::new(Manager::Networkd, binary()) };
+    if !lab::require_for(&options) {
+        return Ok(());
+    }
+    let policy = seed_dual_stack().replace("Target=2001:db8:178::1\n", "").replace("[Probe]\n", "[Probe]\nArpGateway=no\n").replacen(
+        "Gateway=fe80::1\n",
+        "Gateway=fe80::1\nProbeTarget=2001:db8:178::1\n",
+        1,
+    );
+    assert!(policy.contains("Address=2001:db8:178::99/64\nGateway=fe80::1\nProbeTarget=2001:db8:178::1\n"), "the dual-stack seed's eth0 changed:\n{policy}");
+    let mut lab = Lab::start(LabOptions { policy: Some(policy), ..options })?;
+    lab.outbound6_settles_on("eth0", Duration::from_secs(15))?;
+    let eth0_v6: Ipv6Addr = "2001:db8:178::99".parse()?;
+    let dead = HashMap::from([(eth0_v6, 1.0), ("2001:db8:178::98".parse()?, 1.0)]);
+    let _responder = LossyResponder::start6(&lab.internet(), dead, 0x5eed)?;
+    lab.spawn_multihome(&["daemon"])?;
+    let state6 = |iface: &str| {
+        let out = lab.multihome(&["status", "--json"]).map(|o| o.stdout).unwrap_or_default();
+        let s: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+        s["uplinks"].as_array().into_iter().flatten().find(|u| u["interface"] == iface).and_then(|u| u["ipv6"]["state"].as_str()).unwrap_or("").to_string()
+    };
+    lab.wait_for(Duration::from_secs(10), || state6("wlan1") == "down")
+        .map_err(|e| anyhow::anyhow!("wlan1's IPv6 (probed on the silent internet host) did not go down: {e}\n{}", daemon_log(&lab)))?;
+    let mut samples = 0;
+    let end = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < end {
+        assert_eq!(state6("eth0"), "up", "eth0's IPv6 was judged on another target than its own\n{}", daemon_log(&lab));
+        assert_eq!(lab.outbound6_source(QUICK), Some(eth0_v6), "new IPv6 connections left eth0\n{}", daemon_log(&lab));
+        samples += 1;
+    }
+    assert!(samples > 3);
+    let log = daemon_log(&lab);
+    assert!(!log.lines().any(|l| l.starts_with("eth0 IPv6: ") && l.contains("-> down")), "eth0's IPv6 went down:\n{log}");
+    Ok(())
+}
