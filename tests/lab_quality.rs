@@ -4,11 +4,12 @@
 //! (this kernel has no netem); the policy probes that target alone, as the bench's loss row does.
 
 use std::collections::HashMap;
+use std::net::Ipv6Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use multihome::lab::lossy::LossyResponder;
-use multihome::lab::policies::SEED;
+use multihome::lab::policies::{SEED, seed_dual_stack};
 use multihome::lab::{self, Lab, LabOptions, Manager, seed_address};
 
 const QUICK: Duration = Duration::from_millis(300);
@@ -24,8 +25,9 @@ fn policy() -> String {
     p
 }
 
+/// The daemon's log (the first process the test spawns; an IPv6 lab's own come before it).
 fn daemon_log(lab: &Lab) -> String {
-    lab.log("spawned-0.log")
+    (0..4).map(|n| lab.log(&format!("spawned-{n}.log"))).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n---\n")
 }
 
 fn state(lab: &Lab, iface: &str) -> String {
@@ -121,5 +123,124 @@ fn an_uplink_with_its_own_target_is_judged_on_it() -> anyhow::Result<()> {
     assert!(samples > 3);
     let log = daemon_log(&lab);
     assert!(!log.contains("eth0: up -> down") && !log.contains("eth0: unknown -> down"), "eth0 went down:\n{log}");
+    Ok(())
+}
+
+const ETH0_V6: &str = "2001:db8:178::99";
+
+/// A dual-stack lab whose [Probe] asks the internet host alone, without ARP or NDP, with eth0's
+/// ICMPv6 probes lost at `loss` (its IPv4 ones all answered), the daemon running; `None` where
+/// the lab cannot run.
+fn lossy_eth0_v6(loss: f64) -> anyhow::Result<Option<(Lab, LossyResponder)>> {
+    let options = LabOptions { ipv6: true, ..LabOptions::new(Manager::Networkd, binary()) };
+    if !lab::require_for(&options) {
+        return Ok(None);
+    }
+    let policy = seed_dual_stack().replace("Target=2001:db8:178::1\n", "").replace("[Probe]\n", "[Probe]\nArpGateway=no\n");
+    assert!(policy.contains("ArpGateway=no\n") && policy.contains("Target=2001:db8:100::10\n") && !policy.contains("Target=2001:db8:178::1\n"), "{policy}");
+    let mut lab = Lab::start(LabOptions { policy: Some(policy), ..options })?;
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
+    lab.outbound6_settles_on("eth0", Duration::from_secs(15))?;
+    let responder = LossyResponder::start6(&lab.internet(), HashMap::from([(ETH0_V6.parse()?, loss)]), 0x5eed)?;
+    lab.spawn_multihome(&["daemon"])?;
+    Ok(Some((lab, responder)))
+}
+
+/// The IPv6 side is judged on its own path quality (issue 12): eth0's ICMPv6 probes to the
+/// internet host are lost at 60 % (its IPv4 probes are all answered), so new IPv6 connections
+/// move to wlan1 within 10 s and stay there, while IPv4 stays on eth0.
+#[test]
+fn sixty_percent_ipv6_loss_moves_ipv6_alone() -> anyhow::Result<()> {
+    let Some((lab, _responder)) = lossy_eth0_v6(0.6)? else { return Ok(()) };
+    let wlan1_v6: Ipv6Addr = "2001:db8:178::98".parse()?;
+    let t0 = Instant::now();
+    lab.wait_for(Duration::from_secs(12), || lab.outbound6_source(QUICK) == Some(wlan1_v6))
+        .map_err(|e| anyhow::anyhow!("new IPv6 connections did not leave eth0: {e}\n{}", daemon_log(&lab)))?;
+    let moved = t0.elapsed();
+    eprintln!("60% IPv6 loss on eth0: new IPv6 connections on wlan1 after {moved:?}");
+    assert!(moved <= Duration::from_secs(10) + QUICK, "moved only after {moved:?} (goal: within 10 s)");
+    let (mut off_wlan1, mut off_eth0) = (0, 0);
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        off_wlan1 += usize::from(lab.outbound6_source(QUICK) != Some(wlan1_v6));
+        off_eth0 += usize::from(lab.outbound_source(QUICK) != Some(seed_address("eth0")));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = daemon_log(&lab);
+    assert_eq!(off_wlan1, 0, "{off_wlan1} IPv6 samples left another way than wlan1 after the move\n{log}");
+    assert_eq!(off_eth0, 0, "{off_eth0} IPv4 samples left eth0, whose IPv4 side is clean\n{log}");
+    let out = lab.multihome(&["status", "--json"]).map(|o| o.stdout).unwrap_or_default();
+    let s: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+    let eth0 = s["uplinks"].as_array().into_iter().flatten().find(|u| u["interface"] == "eth0").cloned().unwrap_or_default();
+    assert_eq!(eth0["state"], "up", "eth0's IPv4 side: {s}");
+    let v6 = eth0["ipv6"]["state"].as_str().unwrap_or("");
+    assert!(["poor", "down", "recovering", "degraded"].contains(&v6), "eth0's IPv6 side is {v6}: {s}");
+    assert!(log.lines().any(|l| l.contains("eth0 IPv6: ") && l.contains("-> poor (loss ")), "the log names the limit:\n{log}");
+    assert!(!log.lines().any(|l| l.starts_with("eth0: ") && l.contains("-> poor")), "eth0's IPv4 side was judged poor:\n{log}");
+    Ok(())
+}
+
+/// An uplink's own IPv6 target (issue 12): eth0's IPv6 side probes its router
+/// (`ProbeTarget=2001:db8:178::1`), the others `[Probe]`'s IPv6 internet host. The internet
+/// host stops answering eth0's and wlan1's IPv6: wlan1's IPv6 side, judged on it, goes down;
+/// eth0's, judged on its own target, stays up and keeps new IPv6 connections.
+#[test]
+fn an_uplinks_own_ipv6_target_judges_its_ipv6_side() -> anyhow::Result<()> {
+    let options = LabOptions { ipv6: true, ..LabOptions::new(Manager::Networkd, binary()) };
+    if !lab::require_for(&options) {
+        return Ok(());
+    }
+    let policy = seed_dual_stack().replace("Target=2001:db8:178::1\n", "").replace("[Probe]\n", "[Probe]\nArpGateway=no\n").replacen(
+        "Gateway=fe80::1\n",
+        "Gateway=fe80::1\nProbeTarget=2001:db8:178::1\n",
+        1,
+    );
+    assert!(policy.contains("Address=2001:db8:178::99/64\nGateway=fe80::1\nProbeTarget=2001:db8:178::1\n"), "the dual-stack seed's eth0 changed:\n{policy}");
+    let mut lab = Lab::start(LabOptions { policy: Some(policy), ..options })?;
+    lab.outbound6_settles_on("eth0", Duration::from_secs(15))?;
+    let eth0_v6: Ipv6Addr = ETH0_V6.parse()?;
+    let dead = HashMap::from([(eth0_v6, 1.0), ("2001:db8:178::98".parse()?, 1.0)]);
+    let _responder = LossyResponder::start6(&lab.internet(), dead, 0x5eed)?;
+    lab.spawn_multihome(&["daemon"])?;
+    let state6 = |iface: &str| {
+        let out = lab.multihome(&["status", "--json"]).map(|o| o.stdout).unwrap_or_default();
+        let s: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+        s["uplinks"].as_array().into_iter().flatten().find(|u| u["interface"] == iface).and_then(|u| u["ipv6"]["state"].as_str()).unwrap_or("").to_string()
+    };
+    lab.wait_for(Duration::from_secs(10), || state6("wlan1") == "down")
+        .map_err(|e| anyhow::anyhow!("wlan1's IPv6 (probed on the silent internet host) did not go down: {e}\n{}", daemon_log(&lab)))?;
+    let mut samples = 0;
+    let end = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < end {
+        assert_eq!(state6("eth0"), "up", "eth0's IPv6 was judged on another target than its own\n{}", daemon_log(&lab));
+        assert_eq!(lab.outbound6_source(QUICK), Some(eth0_v6), "new IPv6 connections left eth0\n{}", daemon_log(&lab));
+        samples += 1;
+    }
+    assert!(samples > 3);
+    let log = daemon_log(&lab);
+    assert!(!log.lines().any(|l| l.starts_with("eth0 IPv6: ") && l.contains("-> down")), "eth0's IPv6 went down:\n{log}");
+    Ok(())
+}
+
+/// 20 % IPv6 probe loss on eth0 is no reason to move: new IPv6 connections stay on eth0.
+#[test]
+fn twenty_percent_ipv6_loss_never_moves_ipv6() -> anyhow::Result<()> {
+    let Some((lab, _responder)) = lossy_eth0_v6(0.2)? else { return Ok(()) };
+    let eth0_v6: Ipv6Addr = ETH0_V6.parse()?;
+    let state6 = || {
+        let out = lab.multihome(&["status", "--json"]).map(|o| o.stdout).unwrap_or_default();
+        let s: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+        s["uplinks"].as_array().into_iter().flatten().find(|u| u["interface"] == "eth0").and_then(|u| u["ipv6"]["state"].as_str()).unwrap_or("").to_string()
+    };
+    lab.wait_for(Duration::from_secs(10), || state6() == "up")?;
+    let mut moved = 0;
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end {
+        moved += usize::from(lab.outbound6_source(QUICK) != Some(eth0_v6));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = daemon_log(&lab);
+    assert_eq!(moved, 0, "{moved} IPv6 samples left eth0 at 20% probe loss\n{log}");
+    assert!(!log.lines().any(|l| l.starts_with("eth0 IPv6: ") && (l.contains("-> poor") || l.contains("-> down"))), "a false switch:\n{log}");
     Ok(())
 }

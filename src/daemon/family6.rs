@@ -13,7 +13,6 @@
 //! own reconcile ([`crate::dispatch::ipv6`]): networkd-dispatcher runs the hook only when the
 //! link's state changes, and a new temporary address changes no state.
 
-use std::collections::VecDeque;
 use std::net::Ipv6Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -41,8 +40,8 @@ pub(super) struct Side6 {
     has_address: bool,
     /// The router the kernel learnt (advertisements), when the policy names none.
     pub(super) learned_gateway: Option<Ipv6Addr>,
-    window: VecDeque<Round>,
-    pub(super) loss: f64,
+    /// Its own rounds and path-quality verdict (the same [`quality::Path`] as IPv4's).
+    pub(super) path: quality::Path,
     pub(super) rtt: Option<Duration>,
     pub(super) reason: String,
     prober: Option<(ProberKey<Ipv6Addr>, u64, JoinHandle<()>)>,
@@ -57,8 +56,7 @@ impl Side6 {
             address: None,
             has_address: true,
             learned_gateway: None,
-            window: VecDeque::new(),
-            loss: 0.0,
+            path: quality::Path::default(),
             rtt: None,
             reason: String::new(),
             prober: None,
@@ -75,6 +73,12 @@ impl Side6 {
 
     pub(super) fn gateway(&self, plan: &Ipv6Plan) -> Option<Ipv6Addr> {
         plan.gateway.or(self.learned_gateway)
+    }
+
+    /// The state as the log, `status` and the bus show it: the state machine's, or "poor"
+    /// while it trusts a path whose quality is below the limits (as for IPv4).
+    pub(super) fn shown_state(&self) -> String {
+        if self.path.poor().is_some() && self.fsm.state().carries_traffic() { "poor".to_string() } else { self.fsm.state().to_string() }
     }
 }
 
@@ -258,7 +262,9 @@ impl Daemon {
         let wake_before = v6.fsm.wake_at();
         if let Some(t) = v6.fsm.handle(now, event) {
             v6.reason = t.reason.clone();
-            self.pending.push(Logged { interface: name, from: t.from.to_string(), to: t.to.to_string(), reason: t.reason, ipv6: true });
+            let poor = v6.path.poor().is_some() && t.to.carries_traffic();
+            let (from, to) = (t.from.to_string(), if poor { "poor".to_string() } else { t.to.to_string() });
+            self.pending.push(Logged { interface: name, from, to, reason: t.reason, ipv6: true });
             self.v6.dirty = true;
             // So that the transition is logged and the snapshot shows it in this converge.
             self.verdicts_dirty = true;
@@ -270,16 +276,28 @@ impl Daemon {
 
     pub(super) fn on_round6(&mut self, done: RoundDone) {
         let i = done.link;
+        let (now, limits) = (self.now(), quality::Limits::from(&self.probe));
         let Some(v6) = self.links.get_mut(i).and_then(|l| l.v6.as_mut()) else { return };
         if v6.prober.as_ref().map(|(_, g, _)| *g) != Some(done.generation) {
             return;
         }
-        v6.window.push_back(Round { sent: done.result.sent, answered: done.result.answered, rtt: done.result.rtt });
-        while v6.window.len() > LOSS_WINDOW {
-            v6.window.pop_front();
-        }
-        v6.loss = quality::measure(&v6.window).0;
+        let round = Round { sent: done.result.sent, answered: done.result.answered, rtt: done.result.rtt };
+        let shown = v6.shown_state();
+        let change = v6.path.record(now, round, v6.fsm.state() == fsm::State::Down, LOSS_WINDOW, &limits);
         v6.rtt = done.result.rtt;
+        // A poor side's loss ranks it against the other poor ones (see `quality::carriers`).
+        self.v6.dirty |= v6.path.poor().is_some();
+        if let Some(change) = change {
+            let (to, reason) = match change {
+                quality::Change::Poor(why) => ("poor".to_string(), why),
+                quality::Change::Trusted(why) => (v6.fsm.state().to_string(), why),
+            };
+            v6.reason = reason.clone();
+            let interface = self.links[i].name().to_string();
+            self.pending.push(Logged { interface, from: shown, to, reason, ipv6: true });
+            self.v6.dirty = true;
+            self.verdicts_dirty = true;
+        }
         self.touched.push(i);
         for _ in 0..if done.result.ok { 1 } else { done.result.rounds.max(1) } {
             self.feed6(i, Event::Round(done.result.ok));
@@ -290,9 +308,10 @@ impl Daemon {
     /// makes sense.
     pub(super) fn sync_probers6(&mut self) {
         let arp = self.probe.arp_gateway;
-        let targets6 = self.probe.targets6.clone();
         for (i, l) in self.links.iter_mut().enumerate() {
             let (Some(plan6), Some(v6)) = (l.plan.ipv6.as_ref(), l.v6.as_mut()) else { continue };
+            // Its own IPv6 `ProbeTarget=`, else [Probe]'s IPv6 targets (see `plan::UplinkProbe`).
+            let targets6 = &l.plan.probe.targets6;
             let gateway = v6.gateway(plan6);
             let key = match (l.ifindex, v6.address, v6.fsm.probing()) {
                 (Some(ifindex), Some(address), true) if !targets6.is_empty() || (arp && gateway.is_some()) => {
@@ -332,6 +351,19 @@ impl Daemon {
         Some(Carrying { ifindex: l.ifindex?, address: v6.address?, gateway: v6.gateway(plan6)?, metric: l.plan.metric })
     }
 
+    /// Which IPv6 sides carry new IPv6 connections: those the state machine trusts, less the
+    /// poor ones while one that is not poor is among them (see [`quality::carriers`]).
+    fn carriers6(&self) -> Vec<bool> {
+        let fit: Vec<usize> = (0..self.links.len()).filter(|&i| self.carrying6(i).is_some()).collect();
+        let judged = |i: usize| self.links[i].v6.as_ref().map_or((false, 0.0), |v6| (v6.path.poor().is_some(), v6.path.judged_loss()));
+        let verdicts = quality::carriers(&fit.iter().map(|&i| judged(i)).collect::<Vec<_>>());
+        let mut carriers = vec![false; self.links.len()];
+        for (&i, v) in fit.iter().zip(verdicts) {
+            carriers[i] = v;
+        }
+        carriers
+    }
+
     /// The IPv6 copies as the IPv6 verdicts say; the snapshot's IPv6 fields.
     pub(super) async fn converge6(&mut self) {
         if !self.v6.needs_converge() {
@@ -351,10 +383,18 @@ impl Daemon {
                 }
             }
         }
-        let carrying: Vec<Carrying<Ipv6Net>> = (0..self.links.len()).filter_map(|i| self.carrying6(i)).collect();
-        self.v6.carriers = (0..self.links.len()).map(|i| self.carrying6(i).is_some()).collect();
-        let demoted: Vec<Ipv6Net> =
-            self.links.iter().filter_map(|l| l.v6.as_ref().filter(|v6| v6.fsm.state().is_demoted() && l.carrier).and_then(|v6| v6.address)).collect();
+        self.v6.carriers = self.carriers6();
+        let carrying: Vec<Carrying<Ipv6Net>> = (0..self.links.len()).filter(|&i| self.v6.carriers[i]).filter_map(|i| self.carrying6(i)).collect();
+        // Demoted by the state machine, or fit but poor while a better side carries: either way
+        // its routes in main are live and need the copies in front (as for IPv4).
+        let demoted: Vec<Ipv6Net> = (0..self.links.len())
+            .filter_map(|i| {
+                let (l, v6) = (&self.links[i], self.links[i].v6.as_ref()?);
+                let demoted = v6.fsm.state().is_demoted() && l.carrier;
+                let passed_over = self.carrying6(i).is_some() && !self.v6.carriers[i];
+                if demoted || passed_over { v6.address } else { None }
+            })
+            .collect();
         let want = routes::desired(&carrying, &demoted, &self.v6.foreign);
         if self.v6.routes_dirty || self.v6.last_routes.as_ref() != Some(&want) {
             if let Err(e) = routes6::reconcile(&self.nl, &want).await {
@@ -382,8 +422,8 @@ impl Daemon {
         let l = &self.links[i];
         let (plan6, v6) = (l.plan.ipv6.as_ref()?, l.v6.as_ref()?);
         Some(super::bus::Status6 {
-            state: v6.fsm.state().to_string(),
-            loss_percent: v6.loss,
+            state: v6.shown_state(),
+            loss_percent: v6.path.loss(),
             latency_ms: v6.rtt.map(|d| d.as_secs_f64() * 1000.0),
             reason: v6.reason.clone(),
             carrying: self.v6.carriers.get(i).copied().unwrap_or(false),

@@ -2,7 +2,6 @@
 //! gateway), its health state machine, its probe statistics, and the task that probes it; its
 //! IPv6 side is [`Side6`].
 
-use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -16,7 +15,7 @@ use tokio::time::MissedTickBehavior;
 use super::family6::Side6;
 use super::fsm;
 use super::probe::{Prober, RoundPlan, RoundResult, Wire};
-use super::quality::{self, Quality, Round};
+use super::quality::Path;
 use super::routes;
 use crate::plan::{Addresses, UplinkPlan, UplinkProbe};
 use crate::policy::Probe;
@@ -55,14 +54,8 @@ pub(super) struct Link {
     /// A DHCP uplink's router, from the kernel's default route through the interface.
     pub(super) learned_gateway: Option<Ipv4Addr>,
     pub(super) fsm: fsm::Uplink,
-    /// The last rounds, for the loss `status` shows.
-    pub(super) window: VecDeque<Round>,
-    /// The last rounds the quality verdict judges: those while the path was not declared down.
-    pub(super) judged: VecDeque<Round>,
-    pub(super) quality: Quality,
-    /// Loss over `window` and over `judged`, worked out once per round (see `Link::measure`).
-    loss: f64,
-    judged_loss: f64,
+    /// The last rounds and the path-quality verdict on them.
+    pub(super) path: Path,
     pub(super) rtt: Option<Duration>,
     pub(super) reason: String,
     pub(super) prober: Option<(ProberKey, u64, JoinHandle<()>)>,
@@ -85,11 +78,7 @@ impl Link {
             address: None,
             learned_gateway: None,
             fsm: machine,
-            window: VecDeque::new(),
-            judged: VecDeque::new(),
-            quality: Quality::default(),
-            loss: 0.0,
-            judged_loss: 0.0,
+            path: Path::default(),
             rtt: None,
             reason: String::new(),
             prober: None,
@@ -117,23 +106,6 @@ impl Link {
             return None;
         }
         Some(routes::Carrying { ifindex: self.ifindex?, address: self.address?, gateway: self.gateway()?, metric: self.plan.metric })
-    }
-
-    /// Works out the loss figures after a round: once here, not every time the bus snapshot or
-    /// the carriers are read (at 200 uplinks that was 50-round sums for every uplink after every
-    /// uplink's round, the square in the daemon's cost).
-    pub(super) fn measure(&mut self) {
-        self.loss = quality::measure(&self.window).0;
-        self.judged_loss = quality::measure(&self.judged).0;
-    }
-
-    pub(super) fn loss_percent(&self) -> f64 {
-        self.loss
-    }
-
-    /// The loss the quality verdict sees (which ranks poor uplinks against each other).
-    pub(super) fn judged_loss_percent(&self) -> f64 {
-        self.judged_loss
     }
 
     /// Trusted by the state machine (probes answer, carrier, address), before path quality.

@@ -44,13 +44,6 @@ use bus::{Command, Snapshot, UplinkStatus};
 use fsm::Event;
 use link::{LOSS_WINDOW, Link, ProberKey, ProberTask, RoundDone, probe_loop};
 
-fn push_bounded(window: &mut std::collections::VecDeque<quality::Round>, round: quality::Round) {
-    window.push_back(round);
-    while window.len() > LOSS_WINDOW {
-        window.pop_front();
-    }
-}
-
 /// A change of an uplink's shown state, to log and to signal on the bus.
 struct Logged {
     interface: String,
@@ -409,7 +402,7 @@ impl Daemon {
         let wake_before = l.fsm.wake_at();
         if let Some(t) = l.fsm.handle(now, event) {
             l.reason = t.reason.clone();
-            let poor = l.quality.poor().is_some() && t.to.carries_traffic();
+            let poor = l.path.poor().is_some() && t.to.carries_traffic();
             let (from, to) = (t.from.to_string(), if poor { "poor".to_string() } else { t.to.to_string() });
             self.pending.push(Logged { interface: l.name().to_string(), from, to, reason: t.reason, ipv6: false });
             self.verdicts_dirty = true;
@@ -467,25 +460,16 @@ impl Daemon {
         }
         let now = self.now();
         let limits = quality::Limits::from(&self.probe);
-        let l = &mut self.links[i];
         let round = quality::Round { sent: done.result.sent, answered: done.result.answered, rtt: done.result.rtt };
-        push_bounded(&mut l.window, round);
-        // The verdict leaves out the rounds of a path the state machine has declared down: a
-        // dead spell (a silent failure, until it is repaired) is its business, and would
-        // otherwise keep a repaired uplink "poor" for a whole window. A lossy path's loss stays
-        // as it is (simulated with the state machine's rules: 20/40/60/80 % in, the same out).
-        if l.fsm.state() != fsm::State::Down {
-            push_bounded(&mut l.judged, round);
-        }
-        l.measure();
+        let shown = self.shown_state(i);
+        let l = &mut self.links[i];
+        let change = l.path.record(now, round, l.fsm.state() == fsm::State::Down, LOSS_WINDOW, &limits);
         // An unanswered round clears it: a dead uplink shows no latency rather than an old one.
         l.rtt = done.result.rtt;
         // A poor uplink's loss ranks it against the other poor ones (see `quality::carriers`).
-        self.verdicts_dirty |= l.quality.poor().is_some();
+        self.verdicts_dirty |= l.path.poor().is_some();
         self.touched.push(i);
-        let shown = self.shown_state(i);
-        let l = &mut self.links[i];
-        if let Some(change) = l.quality.judge(now, &l.judged, &limits) {
+        if let Some(change) = change {
             let (to, reason) = match change {
                 quality::Change::Poor(why) => ("poor".to_string(), why),
                 quality::Change::Trusted(why) => (self.links[i].fsm.state().to_string(), why),
@@ -771,8 +755,7 @@ impl Daemon {
     /// while one that is not poor is among them (see [`quality::carriers`]).
     fn carriers_now(&self) -> Vec<bool> {
         let fit: Vec<usize> = (0..self.links.len()).filter(|&i| self.links[i].fit()).collect();
-        let verdicts =
-            quality::carriers(&fit.iter().map(|&i| (self.links[i].quality.poor().is_some(), self.links[i].judged_loss_percent())).collect::<Vec<_>>());
+        let verdicts = quality::carriers(&fit.iter().map(|&i| (self.links[i].path.poor().is_some(), self.links[i].path.judged_loss())).collect::<Vec<_>>());
         let mut carriers = vec![false; self.links.len()];
         for (&i, v) in fit.iter().zip(verdicts) {
             carriers[i] = v;
@@ -784,7 +767,7 @@ impl Daemon {
     /// an uplink it trusts whose path quality is below the limits.
     fn shown_state(&self, i: usize) -> String {
         let l = &self.links[i];
-        if l.quality.poor().is_some() && l.fsm.state().carries_traffic() { "poor".to_string() } else { l.fsm.state().to_string() }
+        if l.path.poor().is_some() && l.fsm.state().carries_traffic() { "poor".to_string() } else { l.fsm.state().to_string() }
     }
 
     /// Uplink `i` as the bus shows it, from the carriers of the last converge.
@@ -794,7 +777,7 @@ impl Daemon {
             interface: l.name().to_string(),
             rank: l.plan.rank as u32,
             state: self.shown_state(i),
-            loss_percent: l.loss_percent(),
+            loss_percent: l.path.loss(),
             latency_ms: l.rtt.map(|d| d.as_secs_f64() * 1000.0),
             reason: l.reason.clone(),
             carrying: self.carriers.get(i).copied().unwrap_or(false),

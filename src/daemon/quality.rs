@@ -112,6 +112,59 @@ impl Quality {
     }
 }
 
+/// One family's probe history and verdict (an uplink's IPv4 side and its IPv6 side each have one,
+/// judged the same way): the rounds `status` shows, the rounds the verdict judges, the verdict,
+/// and their losses worked out once per round, not every time the snapshot or the carriers are
+/// read (at 200 uplinks that was 50-round sums for every uplink after every uplink's round).
+#[derive(Debug, Clone, Default)]
+pub struct Path {
+    window: VecDeque<Round>,
+    /// Those of the last rounds taken while the path was not declared down.
+    judged: VecDeque<Round>,
+    quality: Quality,
+    loss: f64,
+    judged_loss: f64,
+}
+
+impl Path {
+    /// Takes a round at `now` into the last `size`; returns the change of verdict, if any.
+    ///
+    /// The verdict leaves out the rounds of a path the state machine has declared `down`: a
+    /// dead spell (a silent failure, until it is repaired) is the state machine's business,
+    /// and would otherwise keep a repaired uplink "poor" for a whole window. A lossy path's
+    /// loss stays as it is.
+    pub fn record(&mut self, now: Duration, round: Round, down: bool, size: usize, limits: &Limits) -> Option<Change> {
+        push_bounded(&mut self.window, round, size);
+        if !down {
+            push_bounded(&mut self.judged, round, size);
+        }
+        self.loss = measure(&self.window).0;
+        self.judged_loss = measure(&self.judged).0;
+        self.quality.judge(now, &self.judged, limits)
+    }
+
+    pub fn poor(&self) -> Option<&str> {
+        self.quality.poor()
+    }
+
+    /// The loss over the last rounds, as `status` shows it.
+    pub fn loss(&self) -> f64 {
+        self.loss
+    }
+
+    /// The loss the verdict sees (which ranks poor uplinks against each other).
+    pub fn judged_loss(&self) -> f64 {
+        self.judged_loss
+    }
+}
+
+fn push_bounded(window: &mut VecDeque<Round>, round: Round, size: usize) {
+    window.push_back(round);
+    while window.len() > size {
+        window.pop_front();
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     Poor(String),
@@ -199,6 +252,27 @@ mod tests {
         assert!(matches!(q.judge(Duration::ZERO, &slow, &l), Some(Change::Poor(why)) if why.contains("latency 150 ms")));
         let mut q = Quality::default();
         assert_eq!(q.judge(Duration::ZERO, &slow, &limits()), None, "no latency limit by default");
+    }
+
+    #[test]
+    fn a_path_judges_the_rounds_before_it_was_declared_down_and_shows_them_all() {
+        let l = limits();
+        let lost = Round { sent: 1, answered: 0, rtt: None };
+        let good = Round { sent: 1, answered: 1, rtt: Some(Duration::from_millis(5)) };
+        let mut p = Path::default();
+        let mut changes = Vec::new();
+        for i in 0..60u64 {
+            let round = if i % 10 < 6 { lost } else { good };
+            changes.extend(p.record(Duration::from_millis(200 * i), round, false, 50, &l));
+        }
+        assert!(matches!(changes.as_slice(), [Change::Poor(why)] if why.contains("loss 60%")), "{changes:?}");
+        assert!(p.poor().is_some());
+        // Declared down: shown, not judged.
+        for i in 60..110u64 {
+            assert_eq!(p.record(Duration::from_millis(200 * i), lost, true, 50, &l), None);
+        }
+        assert_eq!(p.loss(), 100.0);
+        assert_eq!(p.judged_loss(), 60.0);
     }
 
     #[test]

@@ -150,6 +150,9 @@ pub struct Ipv6Plan {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UplinkProbe {
     pub targets: Vec<Ipv4Addr>,
+    /// Its IPv6 side's targets: its own IPv6 `ProbeTarget=`, else `[Probe]`'s IPv6 `Target=`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub targets6: Vec<Ipv6Addr>,
     #[serde(rename = "interval_ms", serialize_with = "timespan::serialize_ms")]
     pub interval: Duration,
     /// How long one probe waits: `[Probe] Timeout=`, or the uplink's interval when shorter.
@@ -161,9 +164,12 @@ pub struct UplinkProbe {
 
 impl UplinkProbe {
     fn of(uplink: &crate::policy::Uplink, probe: &Probe) -> UplinkProbe {
+        // Each family's own targets replace [Probe]'s of that family alone.
         let targets = if uplink.probe_targets.is_empty() { probe.targets.clone() } else { uplink.probe_targets.clone() };
+        let targets6 = if uplink.probe_targets6.is_empty() { probe.targets6.clone() } else { uplink.probe_targets6.clone() };
         let interval = uplink.probe_interval.unwrap_or(probe.interval);
-        UplinkProbe { targets, interval, timeout: probe.timeout.min(interval), own: !uplink.probe_targets.is_empty() || uplink.probe_interval.is_some() }
+        let own = !uplink.probe_targets.is_empty() || !uplink.probe_targets6.is_empty() || uplink.probe_interval.is_some();
+        UplinkProbe { targets, targets6, interval, timeout: probe.timeout.min(interval), own }
     }
 }
 

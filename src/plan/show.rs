@@ -112,10 +112,9 @@ impl fmt::Display for Plan {
             }
             // Only where the uplink differs from [Probe]: the daemon's settings for the rest.
             if u.probe.own {
-                let targets = match u.probe.targets.is_empty() {
-                    true => "the gateway by ARP".to_string(),
-                    false => u.probe.targets.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" "),
-                };
+                let v4 = u.probe.targets.iter().map(|t| t.to_string());
+                let all: Vec<String> = v4.chain(u.probe.targets6.iter().map(|t| t.to_string())).collect();
+                let targets = if all.is_empty() { "the gateway by ARP".to_string() } else { all.join(" ") };
                 let interval = crate::policy::timespan::format(u.probe.interval);
                 let timeout = crate::policy::timespan::format(u.probe.timeout);
                 writeln!(f, "  probe {targets} every {interval} (timeout {timeout}), its own")?;

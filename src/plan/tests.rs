@@ -76,6 +76,18 @@ fn an_uplinks_own_probe_settings_replace_the_probe_sections_and_the_rest_falls_b
 }
 
 #[test]
+fn an_uplinks_own_ipv6_targets_replace_the_probe_sections_ipv6_ones_alone() {
+    let text = "[Probe]\nTarget=198.51.100.10\nTarget=2001:db8:100::10\n\
+                [Uplink]\nInterface=a\nPriority=1\nAddress=10.0.0.2/24\nAddress=2001:db8:1::2/64\nGateway=10.0.0.1\nGateway=fe80::1\nProbeTarget=2001:db8:1::1\n\
+                [Uplink]\nInterface=b\nPriority=2\nAddress=10.0.1.2/24\nAddress=2001:db8:2::2/64\nGateway=10.0.1.1\nGateway=fe80::1\nProbeTarget=10.0.1.1\n";
+    let plan = plan(&policy::parse("t", text).unwrap());
+    let probe = |i: usize| &plan.uplinks[i].probe;
+    let (inet, inet6): (Ipv4Addr, Ipv6Addr) = ("198.51.100.10".parse().unwrap(), "2001:db8:100::10".parse().unwrap());
+    assert_eq!((probe(0).targets.clone(), probe(0).targets6.clone(), probe(0).own), (vec![inet], vec!["2001:db8:1::1".parse::<Ipv6Addr>().unwrap()], true));
+    assert_eq!((probe(1).targets.clone(), probe(1).targets6.clone()), (vec!["10.0.1.1".parse::<Ipv4Addr>().unwrap()], vec![inet6]));
+}
+
+#[test]
 fn uplinks_with_targets_of_their_own_need_none_in_probe() {
     let own = "[Probe]\nInterval=1s\n[Uplink]\nInterface=a\nPriority=1\nDHCP=ipv4\nProbeTarget=10.0.0.1\n";
     let plan = plan(&policy::parse("t", own).unwrap());

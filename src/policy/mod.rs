@@ -104,9 +104,13 @@ pub struct Uplink {
     pub table: Option<u32>,
     /// `MPTCP=` of the uplink, or `None` to derive it from the priority (see `plan::mptcp`).
     pub mptcp: Option<Subflows>,
-    /// `ProbeTarget=`: this uplink's own probe targets, in place of `[Probe]`'s (mwan3's
-    /// per-interface `track_ip`); empty: `[Probe] Target=`.
+    /// `ProbeTarget=`'s IPv4 addresses: this uplink's own probe targets, in place of `[Probe]`'s
+    /// IPv4 ones (mwan3's per-interface `track_ip`); empty: `[Probe]`'s IPv4 `Target=`.
     pub probe_targets: Vec<Ipv4Addr>,
+    /// `ProbeTarget=`'s IPv6 addresses: its IPv6 side's own targets, in place of `[Probe]`'s IPv6
+    /// ones (each family is replaced on its own); empty: `[Probe]`'s IPv6 `Target=`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub probe_targets6: Vec<Ipv6Addr>,
     /// `ProbeInterval=`: this uplink's own round interval (a metered uplink probed less often);
     /// `None`: `[Probe] Interval=`.
     #[serde(rename = "probe_interval_ms", serialize_with = "timespan::serialize_ms_opt")]

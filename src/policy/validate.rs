@@ -271,38 +271,8 @@ fn probe_section(c: &mut Checker, section: &Section, target_lines: &mut TargetLi
         &["Target"],
     );
     let mut p = Probe::default();
-    let targets: Vec<&&Entry> = map.get("Target").into_iter().flatten().collect();
-    if targets.len() > MAX_TARGETS {
-        c.problem(
-            targets[MAX_TARGETS].line,
-            format!("{} Target= lines; at most {MAX_TARGETS}, each probed through every uplink in every round", targets.len()),
-        );
-    }
-    let mut seen: HashMap<IpAddr, usize> = HashMap::new();
-    for e in targets.into_iter().take(MAX_TARGETS) {
-        match e.value.parse::<IpAddr>() {
-            Ok(IpAddr::V4(a)) if a.is_unspecified() || a.is_broadcast() || a.is_multicast() => c.bad_value(e, "a unicast IPv4 address"),
-            // A link-local target would need a zone; the gateway is already asked by NDP.
-            Ok(IpAddr::V6(a)) if a.is_unspecified() || a.is_multicast() || a.is_loopback() || is_link_local6(a) => {
-                c.bad_value(e, "a global unicast IPv6 address (a link-local one names no link)")
-            }
-            Ok(a) => match seen.insert(a, e.line) {
-                // A second copy would count twice towards Require=.
-                Some(first) => c.problem(e.line, format!("Target={a} is already a target (line {first})")),
-                None => match a {
-                    IpAddr::V4(a) => {
-                        target_lines.ipv4.get_or_insert(e.line);
-                        p.targets.push(a)
-                    }
-                    IpAddr::V6(a) => {
-                        target_lines.ipv6.get_or_insert(e.line);
-                        p.targets6.push(a)
-                    }
-                },
-            },
-            Err(_) => c.bad_value(e, "an IPv4 or IPv6 address such as 192.168.178.1 or 2001:db8::1"),
-        }
-    }
+    let found = targets(c, &map, "Target", "each probed through every uplink in every round");
+    (p.targets, p.targets6, *target_lines) = (found.v4, found.v6, found.lines);
     let bounded = |min: Duration, max: Duration| move |s: &str| timespan::parse(s).filter(|d| (min..=max).contains(d));
     let span = bounded(Duration::from_millis(1), MAX_HOLD);
     let count = |s: &str| s.parse::<u32>().ok().filter(|n| (1..=1000).contains(n));
@@ -402,24 +372,44 @@ fn probe_section(c: &mut Checker, section: &Section, target_lines: &mut TargetLi
     p
 }
 
-/// The probe targets of `key` (`Target=` in [Probe], `ProbeTarget=` in [Uplink]): unicast,
-/// each once, at most [`MAX_TARGETS`].
-fn targets(c: &mut Checker, map: &HashMap<&str, Vec<&Entry>>, key: &str, why_bounded: &str) -> Vec<Ipv4Addr> {
+/// The probe targets of `key` (`Target=` in [Probe], `ProbeTarget=` in [Uplink]), by family.
+struct Targets {
+    v4: Vec<Ipv4Addr>,
+    v6: Vec<Ipv6Addr>,
+    lines: TargetLines,
+}
+
+/// The probe targets of `key`, both with the same rules: unicast, a global IPv6 address, each
+/// once, at most [`MAX_TARGETS`].
+fn targets(c: &mut Checker, map: &HashMap<&str, Vec<&Entry>>, key: &str, why_bounded: &str) -> Targets {
     let entries: Vec<&&Entry> = map.get(key).into_iter().flatten().collect();
     if entries.len() > MAX_TARGETS {
         c.problem(entries[MAX_TARGETS].line, format!("{} {key}= lines; at most {MAX_TARGETS}, {why_bounded}", entries.len()));
     }
-    let mut found = Vec::new();
-    let mut seen: HashMap<Ipv4Addr, usize> = HashMap::new();
+    let mut found = Targets { v4: Vec::new(), v6: Vec::new(), lines: TargetLines::default() };
+    let mut seen: HashMap<IpAddr, usize> = HashMap::new();
     for e in entries.into_iter().take(MAX_TARGETS) {
-        match parse_ipv4(&e.value) {
-            Some(a) if a.is_unspecified() || a.is_broadcast() || a.is_multicast() => c.bad_value(e, "a unicast IPv4 address"),
-            Some(a) => match seen.insert(a, e.line) {
+        match e.value.parse::<IpAddr>() {
+            Ok(IpAddr::V4(a)) if a.is_unspecified() || a.is_broadcast() || a.is_multicast() => c.bad_value(e, "a unicast IPv4 address"),
+            // A link-local target would need a zone; the gateway is already asked by NDP.
+            Ok(IpAddr::V6(a)) if a.is_unspecified() || a.is_multicast() || a.is_loopback() || is_link_local6(a) => {
+                c.bad_value(e, "a global unicast IPv6 address (a link-local one names no link)")
+            }
+            Ok(a) => match seen.insert(a, e.line) {
                 // A second copy would count twice towards Require=.
                 Some(first) => c.problem(e.line, format!("{key}={a} is already a target (line {first})")),
-                None => found.push(a),
+                None => match a {
+                    IpAddr::V4(a) => {
+                        found.lines.ipv4.get_or_insert(e.line);
+                        found.v4.push(a)
+                    }
+                    IpAddr::V6(a) => {
+                        found.lines.ipv6.get_or_insert(e.line);
+                        found.v6.push(a)
+                    }
+                },
             },
-            None => c.bad_value(e, "an IPv4 address such as 192.168.178.1"),
+            Err(_) => c.bad_value(e, "an IPv4 or IPv6 address such as 192.168.178.1 or 2001:db8::1"),
         }
     }
     found
@@ -432,7 +422,7 @@ fn targets(c: &mut Checker, map: &HashMap<&str, Vec<&Entry>>, key: &str, why_bou
 fn probe_against_uplinks(c: &mut Checker, probe: &Probe, sections: &[Section], uplinks: &[Located]) {
     let Some(section) = sections.iter().find(|s| s.name == "Probe") else { return };
     let line_of = |key: &str| section.entries.iter().find(|e| e.key == key).map(|e| e.line);
-    let borrowing: Vec<&Located> = uplinks.iter().filter(|l| l.uplink.probe_targets.is_empty()).collect();
+    let borrowing: Vec<&Located> = uplinks.iter().filter(|l| l.uplink.probe_targets.is_empty() && l.uplink.probe_targets6.is_empty()).collect();
     if probe.targets.is_empty() && probe.targets6.is_empty() && (!borrowing.is_empty() || uplinks.is_empty()) {
         let own = if borrowing.len() < uplinks.len() {
             let names: Vec<&str> = borrowing.iter().map(|l| l.uplink.interface.as_str()).collect();
@@ -457,13 +447,17 @@ fn probe_against_uplinks(c: &mut Checker, probe: &Probe, sections: &[Section], u
             };
             c.problem(line, format!("Require={n}: {only}"));
         }
-        for l in uplinks.iter().filter(|l| !l.uplink.probe_targets.is_empty() && l.uplink.probe_targets.len() < n) {
+        for l in uplinks {
+            // Each family of its own targets is judged on its own, as [Probe]'s are.
+            let (v4, v6) = (l.uplink.probe_targets.len(), l.uplink.probe_targets6.len());
+            let short = [(v4, "IPv4 "), (v6, "IPv6 ")].into_iter().find(|&(have, _)| have > 0 && have < n);
+            let Some((have, family)) = short else { continue };
+            let family = if v4 > 0 && v6 > 0 { family } else { "" };
             c.problem(
                 l.keys["ProbeTarget"],
                 format!(
-                    "ProbeTarget=: {} has {} target(s) of its own, but Require={n} (line {line}) asks for {n} answers in every round",
-                    l.uplink.interface,
-                    l.uplink.probe_targets.len()
+                    "ProbeTarget=: {} has {have} {family}target(s) of its own, but Require={n} (line {line}) asks for {n} answers in every round",
+                    l.uplink.interface
                 ),
             );
         }
@@ -724,7 +718,23 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
         }
     }
 
-    let probe_targets = targets(c, &map, "ProbeTarget", "each probed through this uplink in every round");
+    let own = targets(c, &map, "ProbeTarget", "each probed through this uplink in every round");
+    // Each family of the uplink is judged on targets of that family: one it lacks is never probed.
+    let has6 = ipv6.as_ref().is_some_and(|v6| !v6.addresses.is_empty() || v6.dhcp || v6.accept_ra);
+    let has4 = match &addressing {
+        Addressing::Static(nets) => !nets.is_empty(),
+        Addressing::Dhcp(_) => true,
+    };
+    if let (Some(line), false) = (own.lines.ipv6, has6) {
+        c.problem(
+            line,
+            "ProbeTarget= is an IPv6 address, but this uplink has no IPv6; give it an IPv6 Address=, DHCP=ipv6 or IPv6AcceptRA=yes, or an IPv4 target",
+        );
+    }
+    if let (Some(line), false) = (own.lines.ipv4, has4) {
+        c.problem(line, "ProbeTarget= is an IPv4 address, but this uplink has no IPv4; give it an IPv4 Address= or DHCP=ipv4, or an IPv6 target");
+    }
+    let (probe_targets, probe_targets6) = (own.v4, own.v6);
     let interval_expected = format!("a time span from {} to {} such as 2s", timespan::format(MIN_INTERVAL), timespan::format(MAX_INTERVAL));
     let probe_interval =
         c.parse_one(first(&map, "ProbeInterval"), &interval_expected, |s| timespan::parse(s).filter(|d| (MIN_INTERVAL..=MAX_INTERVAL).contains(d)));
@@ -733,7 +743,7 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
         return None;
     }
     Some(Located {
-        uplink: Uplink { interface: interface?, priority: priority?, addressing, gateway, ipv6, table, mptcp, probe_targets, probe_interval },
+        uplink: Uplink { interface: interface?, priority: priority?, addressing, gateway, ipv6, table, mptcp, probe_targets, probe_targets6, probe_interval },
         line: section.line,
         keys: lines,
         address_lines,
