@@ -298,7 +298,13 @@ impl Watch {
         p.stop_prober();
         let Some(key) = key else { return };
         *generation += 1;
-        let own = UplinkProbe { targets: targets.clone(), interval: p.probe.interval, timeout: p.probe.timeout.min(p.probe.interval), own: false };
+        let own = UplinkProbe {
+            targets: targets.clone(),
+            targets6: Vec::new(),
+            interval: p.probe.interval,
+            timeout: p.probe.timeout.min(p.probe.interval),
+            own: false,
+        };
         let task = tokio::spawn(probe_loop::<probe::Wire4>(ProberTask {
             link: 0,
             generation: *generation,
