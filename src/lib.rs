@@ -3,6 +3,7 @@
 //! systemd-networkd or NetworkManager, kept right at run time by dispatcher hooks and a daemon.
 
 pub mod backend;
+pub mod bonding;
 pub mod bus;
 pub mod daemon;
 pub mod dispatch;

@@ -25,7 +25,7 @@ fn bond_arp() -> String {
 /// apply refuses and changes nothing, so the files are written as at boot (`--no-reload`) and
 /// networkd is told to reload by hand.
 fn apply_bond(lab: &Lab) -> anyhow::Result<()> {
-    if multihome::backend::bonding::available().is_ok() {
+    if multihome::bonding::available().is_ok() {
         let out = lab.multihome_ok(&["apply"])?;
         assert!(out.contains("Applied"), "{out}");
         return Ok(());
@@ -257,7 +257,7 @@ fn the_daemon_in_bond_mode_shows_the_slaves_and_why_there_is_no_bond() -> anyhow
         .map(|a| a.iter().map(|u| (u["interface"].as_str().unwrap_or(""), u["state"].as_str().unwrap_or(""), u["bond_active"] == true)).collect())
         .unwrap_or_default();
     assert_eq!(slaves, vec![("eth0", "no-bond", false), ("wlan1", "no-bond", false), ("wlan0", "no-bond", false)], "{status}");
-    if multihome::backend::bonding::available().is_err() {
+    if multihome::bonding::available().is_err() {
         let reason = v["uplinks"][0]["reason"].as_str().unwrap_or("");
         assert_eq!(reason, "bond bond0 does not exist: this kernel has no bonding driver", "{status}");
     }
@@ -280,7 +280,7 @@ fn networkmanager_apply_of_a_bond_is_rolled_back_where_the_kernel_cannot_bond() 
     if !lab::require(Manager::NetworkManager) {
         return Ok(());
     }
-    if multihome::backend::bonding::available().is_ok() {
+    if multihome::bonding::available().is_ok() {
         eprintln!("SKIPPED: this kernel has bonding; the rollback on a kernel without it is not shown here");
         return Ok(());
     }

@@ -3,7 +3,6 @@
 //! can still be taken back, then commit or revert. A new backend is a module here and an arm in
 //! each method below; nothing outside this folder branches on which one runs.
 
-pub mod bonding;
 pub mod diff;
 pub mod files;
 pub mod networkd;

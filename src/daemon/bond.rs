@@ -333,7 +333,7 @@ impl Watch {
     }
 
     fn absent_reason(&self) -> String {
-        let why = match crate::backend::bonding::available() {
+        let why = match crate::bonding::available() {
             Err(_) => "this kernel has no bonding driver",
             Ok(()) => "the network manager has not made it (yet)",
         };

@@ -102,7 +102,7 @@ pub use super::Target;
 /// fails, everything is put back as it was.
 pub async fn apply(plan: &Plan, root: &Path, target: Target) -> anyhow::Result<Applied> {
     if target == Target::Live && plan.bond.is_some() {
-        crate::backend::bonding::available()?;
+        crate::bonding::available()?;
     }
     let Prepared { layout, changes } = compare(plan, root, target == Target::Live).await?;
     // Before the files: the sysctl.d file being replaced names what an earlier apply set.
