@@ -152,7 +152,7 @@ fn polkit_decides_for_callers_other_than_root() -> anyhow::Result<()> {
     }
     let polkitd = "/usr/lib/polkit-1/polkitd";
     if !std::path::Path::new(polkitd).exists() {
-        assert!(std::env::var_os("CI").is_none(), "polkitd is not installed (.ci/deps installs polkitd)");
+        assert!(std::env::var_os("CI").is_none(), "polkitd is not installed (bash .ci/deps --tests installs polkitd)");
         eprintln!("skipped: no {polkitd}");
         return Ok(());
     }

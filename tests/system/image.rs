@@ -55,7 +55,7 @@ pub fn prerequisites() -> Result<(), String> {
     }
     for tool in ["qemu-system-x86_64", "qemu-img", "debootstrap", "busybox", "cpio", "mkfs.ext4", "apt-get", "dpkg-deb", "ip", "dnsmasq"] {
         if multihome::lab::which(tool).is_none() && !Path::new("/usr/sbin").join(tool).exists() && !Path::new("/sbin").join(tool).exists() {
-            return Err(format!("{tool} is not installed (bash .ci/deps installs qemu-system-x86, debootstrap, busybox-static, cpio)"));
+            return Err(format!("{tool} is not installed (bash .ci/deps --tests installs qemu-system-x86, debootstrap, busybox-static, cpio)"));
         }
     }
     if !deb().exists() {

@@ -2,32 +2,52 @@
 # Builds (once) the Debian machine the system tests boot: Debian's cloud kernel, a busybox
 # initramfs and a bookworm root with systemd, networkd, NetworkManager and networkd-dispatcher,
 # cached under $MULTIHOME_SYSTEM_CACHE (/var/cache/multihome-system-tests) in a directory named
-# after this script's hash, so that any change here builds a fresh machine. multihome itself is
+# after this script's hash and the kernel's package and version, so that a change here or a new
+# kernel in Debian's archive builds a fresh machine. multihome itself is
 # not in it: each test installs the .deb the way a user does. Prints the directory. As root.
 set -euo pipefail
 cache=${MULTIHOME_SYSTEM_CACHE:-/var/cache/multihome-system-tests}
-key=$(sha256sum "$0" | cut -c1-16)
-out=$cache/bookworm-$key
 mkdir -p "$cache"
 # One build at a time: parallel tests wait for the first one's machine.
 exec 9>"$cache/lock"
 flock 9
+
+# The kernel: the package linux-image-cloud-amd64 points at today, unpacked, never installed
+# here. The machine is named after this script and that kernel (package and version), so a new
+# kernel in the archive builds a new machine even when this script did not change.
+kernel() {
+  kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[^ ]*\)$/\1/p' | head -n1)
+  kversion=$(apt-cache policy "$kpkg" 2>/dev/null | sed -n 's/^ *Candidate: //p')
+  [ -n "$kpkg" ] && [ -n "$kversion" ] && [ "$kversion" != "(none)" ]
+}
+named() {
+  key=$( (cat "$0"; echo "$kpkg $kversion") | sha256sum | cut -c1-16)
+  out=$cache/bookworm-$key
+}
+kernel || { echo "no linux-image-cloud-amd64 in this machine's apt lists (apt-get update?)" >&2; exit 1; }
+named
 if [ -e "$out/root.img" ]; then
   echo "$out"
   exit 0
 fi
-# Older machines (another hash) are stale: their space goes to this one.
-find "$cache" -mindepth 1 -maxdepth 1 -name 'bookworm-*' -exec rm -rf {} +
 work=$(mktemp -d /var/tmp/multihome-system-build.XXXXXX)
 trap 'rm -rf "$work"' EXIT
+# Lists older than the archive name a kernel it no longer serves: refresh them once.
+if ! (cd "$work" && apt-get download -q -o APT::Sandbox::User=root "$kpkg" >/dev/null 2>&1); then
+  apt-get update -qq
+  kernel || { echo "no linux-image-cloud-amd64 in Debian's archive" >&2; exit 1; }
+  named
+  if [ -e "$out/root.img" ]; then
+    echo "$out"
+    exit 0
+  fi
+  (cd "$work" && apt-get download -q -o APT::Sandbox::User=root "$kpkg" >/dev/null)
+fi
+# Older machines (another script or kernel) are stale: their space goes to this one.
+find "$cache" -mindepth 1 -maxdepth 1 -name 'bookworm-*' ! -name "bookworm-$key" -exec rm -rf {} +
 # The archive this machine's apt uses (deb822 or one-line sources).
 mirror=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p; s/^deb \(\[[^]]*\] \)\{0,1\}\([^ ]*\) .*/\2/p' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | grep -v security | head -n1 || true)
 mirror=${mirror:-http://deb.debian.org/debian}
-
-# The kernel: the package linux-image-cloud-amd64 points at, unpacked, never installed here.
-kpkg=$(apt-cache depends linux-image-cloud-amd64 | sed -n 's/^ *Depends: \(linux-image-[^ ]*\)$/\1/p' | head -n1)
-[ -n "$kpkg" ] || { echo "no linux-image-cloud-amd64 in this machine's apt lists (apt-get update?)" >&2; exit 1; }
-(cd "$work" && apt-get download -q -o APT::Sandbox::User=root "$kpkg" >/dev/null)
 dpkg-deb -x "$work"/linux-image-*.deb "$work/kernel"
 kver=$(ls "$work/kernel/lib/modules")
 
@@ -90,12 +110,33 @@ chroot "$root" apt-get clean
 ird=$work/initramfs
 mkdir -p "$ird/bin" "$ird/dev" "$ird/proc" "$ird/sys" "$ird/newroot" "$ird/modules"
 cp /bin/busybox "$ird/bin/busybox"
-for m in virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk; do
-  f=$(find "$root/lib/modules/$kver" -name "$m.ko*" | head -n1)
-  [ -n "$f" ] || { echo "module $m missing from $kver" >&2; exit 1; }
-  cp "$f" "$ird/modules/"
-  echo "$(basename "$f")" >>"$ird/modules/order"
-done
+# The modules that give /dev/vda and its file system, each after what it depends on, in the
+# order this kernel's own modules.dep gives (no fixed list: Debian's kernel updates change the
+# dependencies, as virtio -> virtio_ring in 6.1.0-57). Built-in ones need nothing.
+mods=$root/lib/modules/$kver
+declare -A loaded=()
+load() {
+  local name=$1 path dep
+  path=$(awk -F: -v n="$name" '{ m = $1; sub(/.*\//, "", m); sub(/\.ko(\.[a-z]+)?$/, "", m); gsub(/-/, "_", m) } m == n { print $1; exit }' "$mods/modules.dep")
+  if [ -z "$path" ]; then
+    grep -qE "/$name\.ko$" "$mods/modules.builtin" || { echo "module $name is neither in $kver's modules.dep nor built in" >&2; exit 1; }
+    return 0
+  fi
+  [ -z "${loaded[$path]:-}" ] || return 0
+  loaded[$path]=1
+  # modules.dep lists every dependency, the ones loaded first last.
+  for dep in $(awk -F': *' -v p="$path" '$1 == p { print $2; exit }' "$mods/modules.dep" | tr ' ' '\n' | tac); do
+    load "$(basename "$dep" | sed -E 's/\.ko(\.[a-z]+)?$//; s/-/_/g')"
+  done
+  case "$path" in
+    *.ko) cp "$mods/$path" "$ird/modules/" ;;
+    *.ko.xz) xz -dc "$mods/$path" >"$ird/modules/$(basename "$path" .xz)" ;;
+    *.ko.zst) zstd -qdc "$mods/$path" >"$ird/modules/$(basename "$path" .zst)" ;;
+    *) echo "module $path: unknown compression" >&2; exit 1 ;;
+  esac
+  basename "${path%.ko*}.ko" >>"$ird/modules/order"
+}
+for m in virtio_pci virtio_blk ext4; do load "$m"; done
 cat >"$ird/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
