@@ -30,7 +30,7 @@ complete -c multihome -n "__fish_multihome_needs_command" -s q -l quiet -d 'Less
 complete -c multihome -n "__fish_multihome_needs_command" -s h -l help -d 'Print help'
 complete -c multihome -n "__fish_multihome_needs_command" -s V -l version -d 'Print version'
 complete -c multihome -n "__fish_multihome_needs_command" -f -a "check" -d 'Validate the policy and print the plan'
-complete -c multihome -n "__fish_multihome_needs_command" -f -a "render" -d 'Print the files a backend would write, or write them under --out (used as a root)'
+complete -c multihome -n "__fish_multihome_needs_command" -f -a "render" -d 'Print the files a backend would write, or write them under --out (used as a root; never this system\'s /, and never through a symlink inside it)'
 complete -c multihome -n "__fish_multihome_needs_command" -f -a "plan" -d 'Show what `apply` would change'
 complete -c multihome -n "__fish_multihome_needs_command" -f -a "apply" -d 'Write the configuration and have the network manager take it'
 complete -c multihome -n "__fish_multihome_needs_command" -f -a "try" -d 'Apply, then revert by itself unless confirmed (Enter, y, or SIGUSR1) within the timeout'
@@ -57,7 +57,7 @@ complete -c multihome -n "__fish_multihome_using_subcommand render" -s h -l help
 complete -c multihome -n "__fish_multihome_using_subcommand plan" -l backend -r -f -a "auto\t'The policy\'s Backend= (whose own auto is NetworkManager when it owns its name on the system bus, else systemd-networkd)'
 networkd\t''
 networkmanager\t''"
-complete -c multihome -n "__fish_multihome_using_subcommand plan" -l root -d 'Compare with the files under this root instead of /' -r -F
+complete -c multihome -n "__fish_multihome_using_subcommand plan" -l root -d 'Compare with the files under this root (an image) instead of this system\'s' -r -F
 complete -c multihome -n "__fish_multihome_using_subcommand plan" -s c -l config -d 'The policy file' -r -F
 complete -c multihome -n "__fish_multihome_using_subcommand plan" -l json -d 'Print the changes and the plan they lead to as JSON'
 complete -c multihome -n "__fish_multihome_using_subcommand plan" -s v -l verbose -d 'More log detail (the daemon and the hook): -v debug, -vv trace'
@@ -123,7 +123,7 @@ complete -c multihome -n "__fish_multihome_using_subcommand lab" -s v -l verbose
 complete -c multihome -n "__fish_multihome_using_subcommand lab" -s q -l quiet -d 'Less: -q warnings and errors only, -qq errors only'
 complete -c multihome -n "__fish_multihome_using_subcommand lab" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c multihome -n "__fish_multihome_using_subcommand help; and not __fish_seen_subcommand_from check render plan apply try reset dispatch daemon status force reload lab help" -f -a "check" -d 'Validate the policy and print the plan'
-complete -c multihome -n "__fish_multihome_using_subcommand help; and not __fish_seen_subcommand_from check render plan apply try reset dispatch daemon status force reload lab help" -f -a "render" -d 'Print the files a backend would write, or write them under --out (used as a root)'
+complete -c multihome -n "__fish_multihome_using_subcommand help; and not __fish_seen_subcommand_from check render plan apply try reset dispatch daemon status force reload lab help" -f -a "render" -d 'Print the files a backend would write, or write them under --out (used as a root; never this system\'s /, and never through a symlink inside it)'
 complete -c multihome -n "__fish_multihome_using_subcommand help; and not __fish_seen_subcommand_from check render plan apply try reset dispatch daemon status force reload lab help" -f -a "plan" -d 'Show what `apply` would change'
 complete -c multihome -n "__fish_multihome_using_subcommand help; and not __fish_seen_subcommand_from check render plan apply try reset dispatch daemon status force reload lab help" -f -a "apply" -d 'Write the configuration and have the network manager take it'
 complete -c multihome -n "__fish_multihome_using_subcommand help; and not __fish_seen_subcommand_from check render plan apply try reset dispatch daemon status force reload lab help" -f -a "try" -d 'Apply, then revert by itself unless confirmed (Enter, y, or SIGUSR1) within the timeout'

@@ -42,8 +42,12 @@ type Render = fn(&Plan, &Path) -> Rendered;
 const RENDERERS: &[(&str, Render, bool)] = &[("networkd", render_networkd, true), ("nm-keyfile", render_nm_keyfile, false)];
 
 fn render_networkd(plan: &Plan, root: &Path) -> Rendered {
-    let files =
-        if root.exists() { survey::read(root).unwrap_or_else(|e| panic!("cannot survey {}: {e:#}", root.display())) } else { survey::NetworkFiles::default() };
+    let files = if root.exists() {
+        let held = multihome::backend::Root::image(root, "--root", "render", false).unwrap_or_else(|e| panic!("{e:#}"));
+        survey::read(&held).unwrap_or_else(|e| panic!("cannot survey {}: {e:#}", root.display()))
+    } else {
+        survey::NetworkFiles::default()
+    };
     let layout = placement::place(plan, &files, &Default::default());
     let files = if layout.errors().is_empty() { networkd::render::render(plan, &layout) } else { Vec::new() };
     Rendered { files, report: Some(layout.to_string()) }

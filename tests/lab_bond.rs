@@ -208,8 +208,10 @@ fn networkmanager_loads_the_bonds_keyfiles_with_their_options() -> anyhow::Resul
     ] {
         let lab = Lab::start(LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")))?;
         lab.write_policy(&policy)?;
-        let out = lab.multihome_ok(&["render", "--backend", "nm-keyfile", "--out", "/"])?;
-        assert!(out.contains("wrote /etc/NetworkManager/system-connections/multihome-bond0.nmconnection"), "{out}");
+        // Into the lab's directory that the host's private mounts show as /etc/NetworkManager:
+        // `--out /` is refused (an image option never writes the running system).
+        let out = lab.multihome_ok(&["render", "--backend", "nm-keyfile", "--out", &lab.dir().display().to_string()])?;
+        assert!(out.contains(&format!("wrote {}/etc/NetworkManager/system-connections/multihome-bond0.nmconnection", lab.dir().display())), "{out}");
         for wifi in ["wlan1", "wlan0"] {
             let file = lab.dir().join(format!("etc/NetworkManager/system-connections/multihome-{wifi}.nmconnection"));
             let text = std::fs::read_to_string(&file)?;

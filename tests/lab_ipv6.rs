@@ -412,8 +412,10 @@ fn a_rendered_slaac_keyfile_loads_and_is_what_apply_wants() -> anyhow::Result<()
     // eth0 alone: the lab's other links are named like Wi-Fi, whose keyfiles need an SSID.
     let eth0_only = &DYNAMIC_IPV6[..DYNAMIC_IPV6.find("[Uplink]\nInterface=wlan1").expect("the policy has wlan1")];
     lab.write_policy(eth0_only)?;
-    let out = lab.multihome_ok(&["render", "--backend", "nm-keyfile", "--out", "/"])?;
-    assert!(out.contains("wrote /etc/NetworkManager/system-connections/multihome-eth0.nmconnection"), "{out}");
+    // Into the lab's directory that the host's private mounts show as /etc/NetworkManager:
+    // `--out /` is refused (an image option never writes the running system).
+    let out = lab.multihome_ok(&["render", "--backend", "nm-keyfile", "--out", &lab.dir().display().to_string()])?;
+    assert!(out.contains(&format!("wrote {}/etc/NetworkManager/system-connections/multihome-eth0.nmconnection", lab.dir().display())), "{out}");
     let reload = lab.run_in_host("nmcli", &["connection", "reload"])?;
     assert!(reload.status.success(), "nmcli: {}", String::from_utf8_lossy(&reload.stderr));
     let slaac = lab.wait_for_slaac("eth0", Ipv6Addr::UNSPECIFIED, Duration::from_secs(20))?;

@@ -344,8 +344,10 @@ fn rendered_keyfiles_load_and_are_what_apply_wants() -> anyhow::Result<()> {
     // eth0 alone: the lab's other links are named like Wi-Fi, whose keyfiles need an SSID.
     let eth0_only = &SEED[..SEED.find("[Uplink]\nInterface=wlan1").expect("the seed has wlan1")];
     lab.write_policy(eth0_only)?;
-    let out = lab.multihome_ok(&["render", "--backend", "nm-keyfile", "--out", "/"])?;
-    assert!(out.contains("wrote /etc/NetworkManager/system-connections/multihome-eth0.nmconnection"), "{out}");
+    // Into the lab's directory that the host's private mounts show as /etc/NetworkManager:
+    // `--out /` is refused (an image option never writes the running system).
+    let out = lab.multihome_ok(&["render", "--backend", "nm-keyfile", "--out", &lab.dir().display().to_string()])?;
+    assert!(out.contains(&format!("wrote {}/etc/NetworkManager/system-connections/multihome-eth0.nmconnection", lab.dir().display())), "{out}");
     nmcli(&lab, &["connection", "reload"]);
     lab.wait_for(Duration::from_secs(15), || nmcli(&lab, &["-t", "-f", "DEVICE,CONNECTION", "device"]).contains("eth0:multihome-eth0"))?;
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;

@@ -8,15 +8,16 @@ pub mod files;
 pub mod networkd;
 pub mod nm;
 pub mod reset;
+pub mod root;
 pub mod sysctl;
 pub mod try_apply;
 
-use std::path::Path;
 use std::time::Duration;
 
 use crate::plan::Plan;
 use crate::policy;
 pub use diff::Diff;
+pub use root::Root;
 
 /// The network manager that realises the plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +52,7 @@ impl Backend {
     /// The policy's (or the command line's) choice made concrete: `auto` is NetworkManager when
     /// it owns its name on the system bus, else systemd-networkd. An image (`root` other than
     /// `/`) has no running manager to ask, and gets networkd files.
-    pub async fn choose(choice: policy::Backend, root: &Path) -> Backend {
+    pub async fn choose(choice: policy::Backend, root: &Root) -> Backend {
         match choice {
             policy::Backend::Networkd => Backend::Networkd,
             policy::Backend::NetworkManager => Backend::NetworkManager,
@@ -61,22 +62,22 @@ impl Backend {
     }
 
     /// What `apply` would change under `root`, for people (`multihome plan`).
-    pub async fn diff(self, plan: &Plan, root: &Path) -> anyhow::Result<Diff> {
+    pub async fn diff(self, plan: &Plan, root: &Root) -> anyhow::Result<Diff> {
         let (placement, changes) = match self {
             Backend::NetworkManager => (Vec::new(), nm::plan_diff(plan, root).await?),
             Backend::Networkd => {
                 // The running networkd knows its links better than names alone, when this is its root.
                 let prepared = networkd::compare(plan, root, is_live(root)).await?;
-                (prepared.layout.to_string().lines().map(String::from).collect(), diff::Change::of_files(root, &prepared.changes))
+                (prepared.layout.to_string().lines().map(String::from).collect(), diff::Change::of_files(root.path(), &prepared.changes))
             }
         };
-        Ok(Diff { backend: self.name(), root: root.display().to_string(), placement, changes })
+        Ok(Diff { backend: self.name(), root: root.path().display().to_string(), placement, changes })
     }
 
     /// Realises the plan under `root`, verified, but not yet committed: [`Backend::commit`] keeps
     /// it, [`Backend::revert`] takes it back. `hold`: how long NetworkManager waits before rolling
     /// back by itself should multihome die before either (networkd keeps the previous files).
-    pub async fn apply(self, plan: &Plan, root: &Path, target: Target, hold: Duration) -> anyhow::Result<Applied> {
+    pub async fn apply(self, plan: &Plan, root: &Root, target: Target, hold: Duration) -> anyhow::Result<Applied> {
         match self {
             Backend::NetworkManager => {
                 if target == Target::Image {
@@ -89,13 +90,13 @@ impl Backend {
     }
 
     /// Apply and commit in one: `multihome apply`.
-    pub async fn apply_and_commit(self, plan: &Plan, root: &Path, target: Target) -> anyhow::Result<Applied> {
+    pub async fn apply_and_commit(self, plan: &Plan, root: &Root, target: Target) -> anyhow::Result<Applied> {
         let mut applied = self.apply(plan, root, target, APPLY_HOLD).await?;
         self.commit(&mut applied, root).await?;
         Ok(applied)
     }
 
-    pub async fn commit(self, applied: &mut Applied, root: &Path) -> anyhow::Result<()> {
+    pub async fn commit(self, applied: &mut Applied, root: &Root) -> anyhow::Result<()> {
         match applied {
             Applied::NetworkManager(a) => nm::apply::commit(a, root).await,
             // The files are in place and networkd took them: nothing is held.
@@ -103,7 +104,7 @@ impl Backend {
         }
     }
 
-    pub async fn revert(self, applied: &mut Applied, root: &Path) -> anyhow::Result<()> {
+    pub async fn revert(self, applied: &mut Applied, root: &Root) -> anyhow::Result<()> {
         match applied {
             Applied::NetworkManager(a) => nm::apply::revert(a, root).await,
             Applied::Networkd(a) => networkd::revert(a, root, true).await,
@@ -160,6 +161,6 @@ impl Applied {
     }
 }
 
-fn is_live(root: &Path) -> bool {
-    files::is_system_root(root)
+fn is_live(root: &Root) -> bool {
+    root.is_system()
 }

@@ -11,6 +11,8 @@ use std::fmt;
 use std::fs;
 use std::path::Path;
 
+use crate::backend::Root;
+
 use anyhow::{Context, bail};
 use ipnet::Ipv6Net;
 
@@ -63,7 +65,7 @@ impl fmt::Display for Reset {
 }
 
 /// What `reset` would take away under `root` (`/`: this running system).
-pub async fn survey(root: &Path) -> anyhow::Result<Reset> {
+pub async fn survey(root: &Root) -> anyhow::Result<Reset> {
     let plan = Plan::nothing(SOURCE);
     let mut reset = Reset::default();
     for backend in backends(root).await {
@@ -87,7 +89,7 @@ pub async fn survey(root: &Path) -> anyhow::Result<Reset> {
 
 /// Takes away everything [`survey`] lists. Refuses while the daemon runs: it would put its
 /// routes back (stop it first).
-pub async fn run(root: &Path) -> anyhow::Result<Reset> {
+pub async fn run(root: &Root) -> anyhow::Result<Reset> {
     let live = is_live(root);
     if live && crate::bus::runs_on_system_bus(DAEMON_BUS_NAME).await {
         bail!("the multihome daemon is running and would put its routes back: stop it first (systemctl stop multihome)");
@@ -121,7 +123,7 @@ pub async fn run(root: &Path) -> anyhow::Result<Reset> {
 
 /// The backends whose files or profiles a reset looks at: networkd's files always (they may be
 /// there whichever manager runs now), NetworkManager's profiles when it runs on this system.
-async fn backends(root: &Path) -> Vec<Backend> {
+async fn backends(root: &Root) -> Vec<Backend> {
     let mut out = vec![Backend::Networkd];
     if nm_runs(root).await {
         out.push(Backend::NetworkManager);
@@ -129,15 +131,20 @@ async fn backends(root: &Path) -> Vec<Backend> {
     out
 }
 
-async fn nm_runs(root: &Path) -> bool {
+async fn nm_runs(root: &Root) -> bool {
     is_live(root) && nm::apply::is_running().await
 }
 
 /// Keyfiles `render --backend nm-keyfile` wrote, where no NetworkManager runs to remove their
 /// profiles.
-fn keyfiles(root: &Path) -> anyhow::Result<Diff> {
+fn keyfiles(root: &Root) -> anyhow::Result<Diff> {
     let changes = files::compare(root, &[], &nm::keyfile::owned_patterns())?;
-    Ok(Diff { backend: "NetworkManager keyfiles", root: root.display().to_string(), placement: Vec::new(), changes: diff::Change::of_files(root, &changes) })
+    Ok(Diff {
+        backend: "NetworkManager keyfiles",
+        root: root.path().display().to_string(),
+        placement: Vec::new(),
+        changes: diff::Change::of_files(root.path(), &changes),
+    })
 }
 
 /// One rule or route of multihome's in the kernel; a route with its device's name.
@@ -225,7 +232,7 @@ async fn kernel_state(nl: &Netlink) -> anyhow::Result<Vec<Tagged>> {
 /// file of an earlier apply set but `plan` no longer does (routes mode left for Mode=bond, an
 /// uplink dropped), each back to what the rest of the system says, as `reset` restores them.
 /// Read before the apply replaces that file, which names them. `try` takes both back.
-pub fn sysctls_for_apply(plan: &Plan, root: &Path) -> anyhow::Result<Vec<crate::plan::Sysctl>> {
+pub fn sysctls_for_apply(plan: &Plan, root: &Root) -> anyhow::Result<Vec<crate::plan::Sysctl>> {
     let mut out = plan.sysctls.clone();
     for (key, _, value) in sysctls(root)? {
         if !plan.sysctls.iter().any(|s| s.key == key) {
@@ -237,7 +244,7 @@ pub fn sysctls_for_apply(plan: &Plan, root: &Path) -> anyhow::Result<Vec<crate::
 
 /// The sysctls multihome's sysctl.d file sets, each with its value now and the value it goes
 /// back to; only those that differ.
-fn sysctls(root: &Path) -> anyhow::Result<Vec<(String, String, String)>> {
+fn sysctls(root: &Root) -> anyhow::Result<Vec<(String, String, String)>> {
     let ours = match read_bounded(&root.join(sysctl::FILE)) {
         Some(text) if files::is_ours(&text) => assignments(&text),
         _ => return Ok(Vec::new()),
@@ -335,7 +342,7 @@ fn glob_match(pattern: &str, key: &str) -> bool {
 /// The other sysctl.d files in the order systemd-sysctl applies them: by file name across
 /// /etc, /run, /usr/local/lib and /usr/lib (a name in an earlier directory hides the same name
 /// in a later one), then /etc/sysctl.conf, which Debian's procps applies last.
-fn other_sysctl_files(root: &Path) -> Vec<(String, String)> {
+fn other_sysctl_files(root: &Root) -> Vec<(String, String)> {
     let mut by_name: BTreeMap<String, std::path::PathBuf> = BTreeMap::new();
     for dir in ["etc/sysctl.d", "run/sysctl.d", "usr/local/lib/sysctl.d", "usr/lib/sysctl.d", "lib/sysctl.d"] {
         let Ok(entries) = fs::read_dir(root.join(dir)) else { continue };

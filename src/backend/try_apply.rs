@@ -6,8 +6,8 @@
 //! `try` went away, which is exactly the case to protect) is ignored and the revert still comes;
 //! end of input is no confirmation either. SIGINT and SIGTERM revert at once.
 
+use crate::backend::Root;
 use std::io::{BufRead, Write};
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -95,7 +95,7 @@ const BACKSTOP: Duration = Duration::from_secs(2);
 
 /// Applies, waits, and keeps or reverts, with any backend. Returns whether the new configuration
 /// was kept. The waiter listens before anything is applied (see [`Waiter`]).
-pub async fn run(backend: Backend, plan: &Plan, root: &Path, timeout: Duration) -> anyhow::Result<bool> {
+pub async fn run(backend: Backend, plan: &Plan, root: &Root, timeout: Duration) -> anyhow::Result<bool> {
     let waiter = Waiter::new()?;
     let mut applied = backend.apply(plan, root, Target::Live, timeout + BACKSTOP).await?;
     for w in applied.warnings() {

@@ -59,7 +59,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print the files a backend would write, or write them under --out (used as a root).
+    /// Print the files a backend would write, or write them under --out (used as a root; never
+    /// this system's /, and never through a symlink inside it).
     Render {
         #[arg(long, value_enum, default_value = "networkd")]
         backend: RenderBackend,
@@ -70,9 +71,9 @@ pub enum Command {
     Plan {
         #[arg(long, value_enum, default_value = "auto")]
         backend: ApplyBackend,
-        /// Compare with the files under this root instead of /.
-        #[arg(long, default_value = "/")]
-        root: PathBuf,
+        /// Compare with the files under this root (an image) instead of this system's.
+        #[arg(long)]
+        root: Option<PathBuf>,
         /// Print the changes and the plan they lead to as JSON.
         #[arg(long)]
         json: bool,

@@ -1,26 +1,27 @@
 //! `plan`, `apply` and `try`: the policy realised by a backend ([`Backend`]), then the DHCP
 //! uplinks' hook work that no lease event will do for a lease that came before the policy.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use multihome::backend::{Backend, Target, files, try_apply};
+use multihome::backend::{Backend, Root, Target, try_apply};
 use multihome::plan::{self, Plan};
 use multihome::policy;
 
 use super::args::ApplyBackend;
-use super::{exit, runtime};
+use super::{exit, open_root, runtime};
 
-pub fn plan(config: &Path, backend: ApplyBackend, root: &Path, json: bool) -> anyhow::Result<()> {
+pub fn plan(config: &Path, backend: ApplyBackend, image: Option<&Path>, json: bool) -> anyhow::Result<()> {
     let policy = policy::load(config)?;
     let plan = plan::plan(&policy);
+    let root = &open_root(image, "--root", "plan", false)?;
     let rt = runtime()?;
     let backend = rt.block_on(Backend::choose(backend.or(policy.backend), root));
     let mut diff = rt.block_on(backend.diff(&plan, root))?;
     // On this system, beside the files or profiles: the MPTCP endpoints, as apply would leave
     // them. A kernel that cannot be read (no MPTCP, no privilege) only loses this part.
-    if files::is_system_root(root) {
+    if root.is_system() {
         match rt.block_on(multihome::dispatch::preview_mptcp(&plan, mptcp_flags(&rt))) {
             Ok((steps, raise, names)) => diff.changes.extend(multihome::backend::diff::Change::of_mptcp(&steps, raise, &names)),
             Err(e) => eprintln!("multihome: warning: cannot read the MPTCP endpoints ({e:#}); their changes are not shown"),
@@ -41,21 +42,21 @@ pub fn plan(config: &Path, backend: ApplyBackend, root: &Path, json: bool) -> an
     Ok(())
 }
 
-pub fn apply(config: &Path, backend: ApplyBackend, root: Option<PathBuf>, no_reload: bool) -> anyhow::Result<()> {
+pub fn apply(config: &Path, backend: ApplyBackend, image: Option<&Path>, no_reload: bool) -> anyhow::Result<()> {
     let policy = policy::load(config)?;
     let plan = plan::plan(&policy);
     super::warn_about(&plan);
+    // `--root /` (or a symlink to it) is refused here, before anything under it is read or
+    // written: an image option never turns into a live apply.
+    let root = &open_root(image, "--root", "apply", true)?;
     let rt = runtime()?;
-    // `--root /` (or `/etc/..`) is this system, not an image: it gets the live apply.
-    let root = root.filter(|r| !files::is_system_root(r));
-    let target = match (&root, no_reload) {
-        (Some(_), _) => Target::Image,
-        (None, true) => Target::LiveNoReload,
-        (None, false) => Target::Live,
+    let target = match (root.is_system(), no_reload) {
+        (false, _) => Target::Image,
+        (true, true) => Target::LiveNoReload,
+        (true, false) => Target::Live,
     };
-    let root_path = root.as_deref().unwrap_or(Path::new("/"));
-    let backend = rt.block_on(Backend::choose(backend.or(policy.backend), root_path));
-    let applied = rt.block_on(backend.apply_and_commit(&plan, root_path, target))?;
+    let backend = rt.block_on(Backend::choose(backend.or(policy.backend), root));
+    let applied = rt.block_on(backend.apply_and_commit(&plan, root, target))?;
     for w in applied.warnings() {
         eprintln!("multihome: warning: {w}");
     }
@@ -65,8 +66,8 @@ pub fn apply(config: &Path, backend: ApplyBackend, root: Option<PathBuf>, no_rel
     }
     // On this system (not an image), the lease of a DHCP uplink may have come before the
     // policy: its dispatcher event is past, so the hook's work is done now.
-    let refreshed = root.is_none() && refresh_dhcp_uplinks(&rt, &plan, backend);
-    let mptcp = root.is_none() && sync_mptcp(&rt, &plan);
+    let refreshed = root.is_system() && refresh_dhcp_uplinks(&rt, &plan, backend);
+    let mptcp = root.is_system() && sync_mptcp(&rt, &plan);
     if report.is_empty() && !refreshed && !mptcp {
         println!("Nothing to do: the system already matches the policy.");
     }
@@ -77,8 +78,9 @@ pub fn try_and_confirm(config: &Path, backend: ApplyBackend, timeout: Duration) 
     let policy = policy::load(config)?;
     let plan = plan::plan(&policy);
     let rt = runtime()?;
-    let backend = rt.block_on(Backend::choose(backend.or(policy.backend), Path::new("/")));
-    let kept = rt.block_on(try_apply::run(backend, &plan, Path::new("/"), timeout))?;
+    let root = &Root::system()?;
+    let backend = rt.block_on(Backend::choose(backend.or(policy.backend), root));
+    let kept = rt.block_on(try_apply::run(backend, &plan, root, timeout))?;
     // As after apply, but only once kept: a revert could not take the hook's work back.
     if kept {
         refresh_dhcp_uplinks(&rt, &plan, backend);
@@ -114,18 +116,18 @@ fn refresh_dhcp_uplinks(rt: &tokio::runtime::Runtime, plan: &Plan, backend: Back
     }
 }
 
-pub fn reset(root: Option<PathBuf>, dry_run: bool) -> anyhow::Result<()> {
+pub fn reset(image: Option<&Path>, dry_run: bool) -> anyhow::Result<()> {
     use multihome::backend::reset;
-    let root = root.unwrap_or_else(|| PathBuf::from("/"));
+    let root = &open_root(image, "--root", "reset", false)?;
     let rt = runtime()?;
     if dry_run {
-        print!("{}", rt.block_on(reset::survey(&root))?);
+        print!("{}", rt.block_on(reset::survey(root))?);
         return Ok(());
     }
-    let done = rt.block_on(reset::run(&root))?;
+    let done = rt.block_on(reset::run(root))?;
     print!("{done}");
     if !done.is_empty() {
-        println!("Reset: nothing of multihome's is left under {}; the policy file stays.", root.display());
+        println!("Reset: nothing of multihome's is left under {}; the policy file stays.", root.path().display());
     }
     Ok(())
 }

@@ -34,9 +34,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check { json } => show::check(config, json)?,
         Command::Render { backend, out } => show::render(config, backend, out.as_deref())?,
-        Command::Plan { backend, root, json } => configure::plan(config, backend, &root, json)?,
-        Command::Apply { backend, root, no_reload } => configure::apply(config, backend, root, no_reload)?,
-        Command::Reset { dry_run, root } => configure::reset(root, dry_run)?,
+        Command::Plan { backend, root, json } => configure::plan(config, backend, root.as_deref(), json)?,
+        Command::Apply { backend, root, no_reload } => configure::apply(config, backend, root.as_deref(), no_reload)?,
+        Command::Reset { dry_run, root } => configure::reset(root.as_deref(), dry_run)?,
         Command::Try { backend, timeout } => return configure::try_and_confirm(config, backend, timeout),
         Command::Dispatch { args } => service::dispatch(config, &args)?,
         Command::Daemon { cleanup } => service::daemon(config, cleanup)?,
@@ -58,6 +58,17 @@ fn load(config: &Path) -> anyhow::Result<Plan> {
 fn warn_about(plan: &Plan) {
     for note in plan.bond.iter().flat_map(|b| &b.notes) {
         eprintln!("multihome: warning: {note}");
+    }
+}
+
+/// The root a command works under, opened before anything else is done: this system's `/`, or
+/// the image named by `option` (`--root`, `--out`), which must not be `/`. `create`: an output
+/// directory that does not exist yet is made.
+fn open_root(image: Option<&Path>, option: &str, command: &str, create: bool) -> anyhow::Result<multihome::backend::Root> {
+    use multihome::backend::Root;
+    match image {
+        None => Root::system(),
+        Some(path) => Root::image(path, option, command, create),
     }
 }
 

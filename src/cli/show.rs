@@ -6,7 +6,7 @@ use std::path::Path;
 use multihome::backend::{files, networkd, nm};
 
 use super::args::RenderBackend;
-use super::{load, runtime};
+use super::{load, open_root, runtime};
 
 pub fn check(config: &Path, json: bool) -> anyhow::Result<()> {
     let plan = load(config)?;
@@ -21,11 +21,13 @@ pub fn check(config: &Path, json: bool) -> anyhow::Result<()> {
 
 pub fn render(config: &Path, backend: RenderBackend, out: Option<&Path>) -> anyhow::Result<()> {
     let plan = load(config)?;
+    // The output root (or this system's, for printing), opened and checked before anything is
+    // read under it or written.
+    let root = &open_root(out, "--out", "render", true)?;
     let (rendered, owned) = match backend {
         RenderBackend::Networkd => {
-            // The files already under the output root (or this system's, for printing)
-            // decide which uplinks get a drop-in; nothing running is asked.
-            let root = out.unwrap_or(Path::new("/"));
+            // The files already under the root decide which uplinks get a drop-in; nothing
+            // running is asked.
             let (layout, rendered) = runtime()?.block_on(networkd::layout(&plan, root, false))?;
             for w in networkd::warnings(&layout) {
                 eprintln!("multihome: warning: {w}");
@@ -36,7 +38,7 @@ pub fn render(config: &Path, backend: RenderBackend, out: Option<&Path>) -> anyh
     };
     match out {
         Some(dir) => {
-            let changes = files::write_out(dir, &rendered, &owned)?;
+            let changes = files::write_out(root, &rendered, &owned)?;
             for c in &changes {
                 let what = if c.is_noop() {
                     "unchanged"

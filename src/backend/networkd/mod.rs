@@ -21,8 +21,8 @@ pub mod unit;
 #[cfg(test)]
 mod tests;
 
+use crate::backend::Root;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -63,7 +63,7 @@ pub struct Prepared {
 /// Places the plan among the .network files under `root` and renders it. `live`: `root` is the
 /// running system, whose networkd is asked about the links (where it cannot be, by name alone).
 /// A conflict that a drop-in cannot settle is an error that lists every finding.
-pub async fn layout(plan: &Plan, root: &Path, live: bool) -> anyhow::Result<(Layout, Vec<GeneratedFile>)> {
+pub async fn layout(plan: &Plan, root: &Root, live: bool) -> anyhow::Result<(Layout, Vec<GeneratedFile>)> {
     let files = survey::read(root)?;
     let (links, asked) = if live {
         match live::links().await {
@@ -89,7 +89,7 @@ pub fn warnings(layout: &Layout) -> Vec<String> {
     layout.findings.iter().filter(|f| f.severity == Severity::Warning).map(ToString::to_string).collect()
 }
 
-pub async fn compare(plan: &Plan, root: &Path, live: bool) -> anyhow::Result<Prepared> {
+pub async fn compare(plan: &Plan, root: &Root, live: bool) -> anyhow::Result<Prepared> {
     let (layout, rendered) = layout(plan, root, live).await?;
     let changes = files::compare(root, &rendered, &render::owned_patterns())?;
     Ok(Prepared { layout, changes })
@@ -100,7 +100,7 @@ pub use super::Target;
 /// Writes the plan's files under `root` and, for a live target, sets its sysctls and asks the
 /// running networkd to reload, checking that no uplink fails with the new files; when anything
 /// fails, everything is put back as it was.
-pub async fn apply(plan: &Plan, root: &Path, target: Target) -> anyhow::Result<Applied> {
+pub async fn apply(plan: &Plan, root: &Root, target: Target) -> anyhow::Result<Applied> {
     if target == Target::Live && plan.bond.is_some() {
         crate::bonding::available()?;
     }
@@ -155,7 +155,7 @@ pub async fn apply(plan: &Plan, root: &Path, target: Target) -> anyhow::Result<A
 /// Takes an apply back: the previous files, the previous sysctl values, and a reload. Each part
 /// is tried even when an earlier one fails, so as much as possible is back; the first failure
 /// is returned.
-pub async fn revert(applied: &Applied, root: &Path, reload: bool) -> anyhow::Result<()> {
+pub async fn revert(applied: &Applied, root: &Root, reload: bool) -> anyhow::Result<()> {
     let files = files::apply(root, &applied.undo_files).map(|_| ());
     let sysctls = sysctl::revert(&applied.undo_sysctls);
     // Reloading matters even when a file could not be restored: networkd then takes the rest.

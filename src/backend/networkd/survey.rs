@@ -16,17 +16,17 @@
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use anyhow::{Context, bail};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2, readlinkat};
-use nix::sys::stat::{Mode, SFlag, fstat};
+use nix::sys::stat::{SFlag, fstat};
 
 use super::unit::{self, Section};
-use crate::backend::files;
+use crate::backend::{Root, files};
 
 /// networkd's search path for .network files, relative to the root, most important first.
 pub const SEARCH_DIRS: [&str; 5] =
@@ -124,19 +124,15 @@ impl NetworkFiles {
     }
 }
 
-/// Reads what networkd would read under `root`.
-/// A root that does not exist yet (`render --out` into a new directory) holds no files.
-pub fn read(root: &Path) -> anyhow::Result<NetworkFiles> {
-    let root_fd = match nix::fcntl::open(root, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Ok(NetworkFiles::default()),
-        Err(e) => return Err(e).with_context(|| format!("cannot open {}", root.display())),
-    };
+/// Reads what networkd would read under `root`, through the root's held descriptor: symlinks
+/// resolve as in the image itself, never out of it.
+pub fn read(root: &Root) -> anyhow::Result<NetworkFiles> {
+    let (root_fd, root) = (root.fd(), root.path());
     let mut found = Vec::new();
     for (index, dir) in SEARCH_DIRS.iter().enumerate() {
-        for name in list(&root_fd, root, dir, ".network")? {
+        for name in list(root_fd, root, dir, ".network")? {
             let rel = format!("{dir}/{name}");
-            if let Some(text) = read_file(&root_fd, root, &rel)? {
+            if let Some(text) = read_file(root_fd, root, &rel)? {
                 found.push(Found { dir: index, dropin_of: None, name, text });
             }
         }
@@ -145,9 +141,9 @@ pub fn read(root: &Path) -> anyhow::Result<NetworkFiles> {
     for main in mains {
         for (index, dir) in SEARCH_DIRS.iter().enumerate() {
             let dropin_dir = format!("{dir}/{main}.d");
-            for name in list(&root_fd, root, &dropin_dir, ".conf")? {
+            for name in list(root_fd, root, &dropin_dir, ".conf")? {
                 let rel = format!("{dropin_dir}/{name}");
-                if let Some(text) = read_file(&root_fd, root, &rel)? {
+                if let Some(text) = read_file(root_fd, root, &rel)? {
                     found.push(Found { dir: index, dropin_of: Some(main.clone()), name, text });
                 }
             }
@@ -160,13 +156,13 @@ fn how(flags: OFlag) -> OpenHow {
     OpenHow::new().flags(flags | OFlag::O_CLOEXEC).resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
 }
 
-fn open_in_root(root_fd: &OwnedFd, rel: &str, flags: OFlag) -> nix::Result<OwnedFd> {
-    openat2(root_fd.as_fd(), rel, how(flags))
+fn open_in_root(root_fd: BorrowedFd<'_>, rel: &str, flags: OFlag) -> nix::Result<OwnedFd> {
+    openat2(root_fd, rel, how(flags))
 }
 
 /// The names in `rel` (a directory under the root) that networkd would consider: not hidden,
 /// not a backup, ending in `suffix`. A missing directory is an empty one.
-fn list(root_fd: &OwnedFd, root: &Path, rel: &str, suffix: &str) -> anyhow::Result<Vec<String>> {
+fn list(root_fd: BorrowedFd<'_>, root: &Path, rel: &str, suffix: &str) -> anyhow::Result<Vec<String>> {
     let dir = match open_in_root(root_fd, rel, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
         Ok(fd) => fd,
         Err(Errno::ENOENT | Errno::ENOTDIR) => return Ok(Vec::new()),
@@ -200,7 +196,7 @@ fn list(root_fd: &OwnedFd, root: &Path, rel: &str, suffix: &str) -> anyhow::Resu
 
 /// One file's text: `Ok(None)` when networkd would skip it (a directory, a dangling symlink),
 /// `Ok(Some(None))` when it is masked.
-fn read_file(root_fd: &OwnedFd, root: &Path, rel: &str) -> anyhow::Result<Option<Option<String>>> {
+fn read_file(root_fd: BorrowedFd<'_>, root: &Path, rel: &str) -> anyhow::Result<Option<Option<String>>> {
     let shown = || root.join(rel).display().to_string();
     let (parent, name) = rel.rsplit_once('/').expect("a path under a search directory");
     if let Ok(parent_fd) = open_in_root(root_fd, parent, OFlag::O_PATH | OFlag::O_DIRECTORY)
@@ -310,7 +306,7 @@ mod tests {
         fs::write(etc.join("20-wired.network"), "[Match]\nName=eth0\n").unwrap();
         fs::create_dir_all(etc.join("20-wired.network.d")).unwrap();
         fs::write(etc.join("20-wired.network.d/60-multihome.conf"), files::marker("p", '#')).unwrap();
-        let files = read(&root).unwrap();
+        let files = read(&Root::image(&root, "--root", "plan", false).unwrap()).unwrap();
         let seen: Vec<_> = files.files.iter().map(|f| (f.path.as_str(), f.masked, f.dropins.len())).collect();
         assert_eq!(
             seen,
@@ -326,19 +322,19 @@ mod tests {
 
         // Not UTF-8: an error naming the file.
         fs::write(etc.join("25-latin1.network"), b"[Match]\nName=caf\xe9\n").unwrap();
-        let err = format!("{:#}", read(&root).unwrap_err());
+        let err = format!("{:#}", read(&Root::image(&root, "--root", "plan", false).unwrap()).unwrap_err());
         assert!(err.contains("25-latin1.network") && err.contains("not UTF-8"), "{err}");
         fs::remove_file(etc.join("25-latin1.network")).unwrap();
 
         // Not a regular file: refused.
-        nix::unistd::mkfifo(&etc.join("26-fifo.network"), Mode::from_bits_truncate(0o600)).unwrap();
-        let err = format!("{:#}", read(&root).unwrap_err());
+        nix::unistd::mkfifo(&etc.join("26-fifo.network"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let err = format!("{:#}", read(&Root::image(&root, "--root", "plan", false).unwrap()).unwrap_err());
         assert!(err.contains("26-fifo.network") && err.contains("not a regular file"), "{err}");
         fs::remove_file(etc.join("26-fifo.network")).unwrap();
 
         // Too big: refused.
         fs::write(etc.join("27-big.network"), vec![b'#'; MAX_FILE_SIZE as usize + 1]).unwrap();
-        let err = format!("{:#}", read(&root).unwrap_err());
+        let err = format!("{:#}", read(&Root::image(&root, "--root", "plan", false).unwrap()).unwrap_err());
         assert!(err.contains("27-big.network") && err.contains("bytes"), "{err}");
         let _ = fs::remove_dir_all(&root);
     }

@@ -5,8 +5,8 @@
 //! or failed verification rolls the checkpoint back and says what failed. A profile whose
 //! multihome-owned values already match is not sent at all, so a second apply changes nothing.
 
+use crate::backend::Root;
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -42,13 +42,13 @@ pub async fn is_running() -> bool {
 }
 
 /// The sysctl.d file NetworkManager does not write: rendered once for every backend.
-pub(super) fn sysctl_file_changes(plan: &Plan, root: &Path) -> anyhow::Result<Vec<Change>> {
+pub(super) fn sysctl_file_changes(plan: &Plan, root: &Root) -> anyhow::Result<Vec<Change>> {
     files::compare(root, &Vec::from_iter(sysctl::file(plan)), &[sysctl::OWNED])
 }
 
 /// `multihome plan --backend networkmanager`: each profile's change in nmcli's words, and what
 /// would happen on the device.
-pub async fn plan_diff(plan: &Plan, root: &Path) -> anyhow::Result<Vec<diff::Change>> {
+pub async fn plan_diff(plan: &Plan, root: &Root) -> anyhow::Result<Vec<diff::Change>> {
     if let Some(b) = &plan.bond {
         return super::bond_apply::plan_diff(plan, b, root).await;
     }
@@ -86,7 +86,7 @@ pub async fn plan_diff(plan: &Plan, root: &Path) -> anyhow::Result<Vec<diff::Cha
             out.push(device(Action::AwaitCarrier, format!("{}: no carrier; NetworkManager activates the profile when it comes up", t.interface)));
         }
     }
-    out.extend(diff::Change::of_files(root, &sysctl_file_changes(plan, root)?));
+    out.extend(diff::Change::of_files(root.path(), &sysctl_file_changes(plan, root)?));
     Ok(out)
 }
 
@@ -109,7 +109,7 @@ impl Applied {
 
 /// Applies the plan and commits it: the checkpoint is destroyed once the devices show the
 /// policy. The sysctl.d file is written under `root`.
-pub async fn apply(plan: &Plan, root: &Path) -> anyhow::Result<Applied> {
+pub async fn apply(plan: &Plan, root: &Root) -> anyhow::Result<Applied> {
     let mut applied = apply_kept(plan, root, APPLY_ROLLBACK_TIMEOUT).await?;
     commit(&mut applied, root).await?;
     Ok(applied)
@@ -117,7 +117,7 @@ pub async fn apply(plan: &Plan, root: &Path) -> anyhow::Result<Applied> {
 
 /// Applies the plan and keeps the checkpoint, which NetworkManager rolls back by itself after
 /// `rollback_timeout` unless [`commit`] destroys it first (`multihome try`).
-pub async fn apply_kept(plan: &Plan, root: &Path, rollback_timeout: Duration) -> anyhow::Result<Applied> {
+pub async fn apply_kept(plan: &Plan, root: &Root, rollback_timeout: Duration) -> anyhow::Result<Applied> {
     if let Some(b) = &plan.bond {
         return super::bond_apply::apply_kept(plan, b, root, rollback_timeout).await;
     }
@@ -161,7 +161,7 @@ pub async fn apply_kept(plan: &Plan, root: &Path, rollback_timeout: Duration) ->
 
 async fn change_and_verify(
     bus: &Connection,
-    root: &Path,
+    root: &Root,
     survey: &Survey,
     sysctls: &[crate::plan::Sysctl],
     file_changes: &[Change],
@@ -253,7 +253,7 @@ async fn release(bus: &Connection, r: &Released, applied: &mut Applied) -> anyho
 /// Keeps what [`apply_kept`] did: destroys the checkpoint. When that fails, NetworkManager has
 /// rolled the profiles back by itself (its timer ran out) or will when the timer does, so the
 /// sysctls and the sysctl.d file are put back too: nothing stays half-applied.
-pub async fn commit(applied: &mut Applied, root: &Path) -> anyhow::Result<()> {
+pub async fn commit(applied: &mut Applied, root: &Root) -> anyhow::Result<()> {
     let Some(checkpoint) = applied.checkpoint.take() else { return Ok(()) };
     let destroyed = async {
         let bus = system_bus().await?;
@@ -273,7 +273,7 @@ pub async fn commit(applied: &mut Applied, root: &Path) -> anyhow::Result<()> {
 /// Undoes what [`apply_kept`] did: NetworkManager rolls the checkpoint back (profiles, created
 /// ones removed, devices reactivated as they were), multihome puts back the sysctls and the
 /// sysctl.d file. Each part is tried even when an earlier one fails.
-pub async fn revert(applied: &mut Applied, root: &Path) -> anyhow::Result<()> {
+pub async fn revert(applied: &mut Applied, root: &Root) -> anyhow::Result<()> {
     let checkpoint = match applied.checkpoint.take() {
         Some(c) => rollback(&c).await,
         None => Ok(()),

@@ -5,8 +5,8 @@
 //! (the bond and its primary activated) -> the checkpoint destroyed by `commit`. Any failure
 //! rolls the checkpoint back, which also deletes the profiles it created.
 
+use crate::backend::Root;
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
@@ -116,7 +116,7 @@ async fn survey(bus: &Connection, b: &BondPlan) -> anyhow::Result<Survey> {
 }
 
 /// `multihome plan --backend networkmanager` in bond mode.
-pub async fn plan_diff(plan: &Plan, b: &BondPlan, root: &Path) -> anyhow::Result<Vec<plan_diff::Change>> {
+pub async fn plan_diff(plan: &Plan, b: &BondPlan, root: &Root) -> anyhow::Result<Vec<plan_diff::Change>> {
     let bus = system_bus().await?;
     let s = survey(&bus, b).await?;
     let mut out = Vec::new();
@@ -152,12 +152,12 @@ pub async fn plan_diff(plan: &Plan, b: &BondPlan, root: &Path) -> anyhow::Result
             diff: String::new(),
         });
     }
-    out.extend(plan_diff::Change::of_files(root, &sysctl_file_changes(plan, root)?));
+    out.extend(plan_diff::Change::of_files(root.path(), &sysctl_file_changes(plan, root)?));
     Ok(out)
 }
 
 /// Applies the bond and keeps the checkpoint for [`super::apply::commit`] or `revert`.
-pub async fn apply_kept(plan: &Plan, b: &BondPlan, root: &Path, rollback_timeout: Duration) -> anyhow::Result<Applied> {
+pub async fn apply_kept(plan: &Plan, b: &BondPlan, root: &Root, rollback_timeout: Duration) -> anyhow::Result<Applied> {
     let bus = system_bus().await?;
     let nm = NetworkManagerProxy::new(&bus).await?;
     let s = survey(&bus, b).await?;
@@ -215,7 +215,7 @@ async fn put(bus: &Connection, found: &Found, wanted: &Profile, label: &str, app
 async fn change_and_verify(
     bus: &Connection,
     b: &BondPlan,
-    root: &Path,
+    root: &Root,
     s: &Survey,
     sysctls: &[crate::plan::Sysctl],
     file_changes: &[files::Change],
