@@ -26,6 +26,8 @@ pub fn parse(text: &str) -> Option<Duration> {
             "ms" | "msec" => 1e-3,
             "m" | "min" | "minute" | "minutes" => 60.0,
             "h" | "hr" | "hour" | "hours" => 3600.0,
+            "d" | "day" | "days" => 86_400.0,
+            "w" | "week" | "weeks" => 604_800.0,
             _ => return None,
         };
         // A span too long for a Duration is not a span, not a reason to panic.
@@ -34,10 +36,17 @@ pub fn parse(text: &str) -> Option<Duration> {
     Some(total)
 }
 
-/// Formats a duration the way systemd prints spans, so rendered files and `check` agree with it.
+/// Formats a duration the way systemd reads spans, in the largest unit that holds it exactly
+/// (`1d`, `10min`, `2s`, `200ms`), so rendered files, `check` and messages agree with it.
+/// Below a millisecond it is truncated: the policy takes whole milliseconds only.
 pub fn format(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms.is_multiple_of(1000) { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
+    let units = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "min"), (1000, "s")];
+    match units.iter().find(|(size, _)| ms > 0 && ms.is_multiple_of(*size)) {
+        Some((size, unit)) => format!("{}{unit}", ms / size),
+        None if ms == 0 => "0s".into(),
+        None => format!("{ms}ms"),
+    }
 }
 
 /// A duration in JSON as whole milliseconds (`"interval_ms": 200`), the unit the policy's
@@ -71,5 +80,10 @@ mod tests {
         assert_eq!(parse("18446744073709551615s 1s"), None);
         assert_eq!(format(Duration::from_millis(500)), "500ms");
         assert_eq!(format(Duration::from_secs(3)), "3s");
+        assert_eq!(parse("1d"), Some(Duration::from_secs(86_400)));
+        assert_eq!(format(Duration::from_secs(86_400)), "1d");
+        assert_eq!(format(Duration::from_secs(600)), "10min");
+        assert_eq!(format(Duration::from_secs(90)), "90s");
+        assert_eq!(format(Duration::ZERO), "0s");
     }
 }

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::Duration;
 
 use ipnet::{Ipv4Net, Ipv6Net};
 
@@ -12,7 +11,11 @@ use super::unit_file::{Entry, Section};
 use super::{Addressing, Backend, Dhcp, Ipv6, Mode, Policy, Probe, Require, Subflows, Uplink, timespan, valid_uplink_name};
 use crate::numbers::{KERNEL_TABLES, LEGACY_DAEMON_TABLE, MAX_ADDRESSES, MAX_UPLINKS};
 
+mod addresses;
 mod bond;
+pub(crate) mod bounds;
+
+use addresses::{Use, unfit};
 
 /// A valid `[Uplink]` with the lines its checks between uplinks point at.
 struct Located<'s> {
@@ -41,6 +44,15 @@ impl Checker<'_> {
 
     fn bad_value(&mut self, e: &Entry, expected: &str) {
         self.problem(e.line, format!("{}={}: expected {expected}", e.key, e.value));
+    }
+
+    /// Whether `a`, the value of `e`, can serve as `what`; the problem recorded when not.
+    fn fit(&mut self, e: &Entry, a: IpAddr, what: Use) -> bool {
+        let why = unfit(a, what);
+        if let Some(why) = why {
+            self.problem(e.line, format!("{}={}: {why}", e.key, e.value));
+        }
+        why.is_none()
     }
 
     /// Groups a section's entries by key, refusing keys the section does not know and repeats of
@@ -105,7 +117,7 @@ fn parse_ipv4(s: &str) -> Option<Ipv4Addr> {
 
 /// fe80::/10: the kernel gives every link such an address itself, and a router is known by it.
 fn is_link_local6(a: Ipv6Addr) -> bool {
-    a.segments()[0] & 0xffc0 == 0xfe80
+    addresses::is_link_local(IpAddr::V6(a))
 }
 
 pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
@@ -177,6 +189,7 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
     if !bond_mode {
         cross_check(&mut c, &uplinks, sections);
         check_target_families(&mut c, &uplinks, &target_lines);
+        check_targets_are_not_uplinks(&mut c, &uplinks, sections);
     }
     if !mptcp {
         for l in &uplinks {
@@ -212,13 +225,6 @@ fn subflows_word(s: Option<Subflows>) -> &'static str {
     }
 }
 
-/// The shortest probe interval (and timeout): each round sends a packet per target and an ARP
-/// broadcast per uplink, so a shorter one floods the LAN without detecting any faster than the
-/// round trip itself.
-const MIN_INTERVAL: Duration = Duration::from_millis(20);
-const MAX_INTERVAL: Duration = Duration::from_secs(3600);
-/// Hold times beyond a day are a typo; the daemon's clock arithmetic stays far from overflow.
-const MAX_HOLD: Duration = Duration::from_secs(86_400);
 /// Targets per [Probe]: each is probed through every uplink every round.
 const MAX_TARGETS: usize = 16;
 
@@ -273,24 +279,19 @@ fn probe_section(c: &mut Checker, section: &Section, target_lines: &mut TargetLi
     let mut p = Probe::default();
     let found = targets(c, &map, "Target", "each probed through every uplink in every round");
     (p.targets, p.targets6, *target_lines) = (found.v4, found.v6, found.lines);
-    let bounded = |min: Duration, max: Duration| move |s: &str| timespan::parse(s).filter(|d| (min..=max).contains(d));
-    let span = bounded(Duration::from_millis(1), MAX_HOLD);
-    let count = |s: &str| s.parse::<u32>().ok().filter(|n| (1..=1000).contains(n));
-    const SPAN: &str = "a time span from 1ms to 1d such as 200ms or 2s";
-    const COUNT: &str = "a whole number from 1 to 1000";
-    let interval_expected = format!("a time span from {} to {} such as 200ms", timespan::format(MIN_INTERVAL), timespan::format(MAX_INTERVAL));
-    if let Some(d) = c.parse_one(first(&map, "Interval"), &interval_expected, bounded(MIN_INTERVAL, MAX_INTERVAL)) {
+    if let Some(d) = c.span_of(&map, &bounds::INTERVAL) {
         p.interval = d;
         p.timeout = d;
     }
-    if let Some(d) = c.parse_one(first(&map, "Timeout"), &interval_expected, bounded(MIN_INTERVAL, MAX_INTERVAL)) {
+    if let Some(d) = c.span_of(&map, &bounds::TIMEOUT) {
         p.timeout = d;
     }
-    if let Some(n) = c.parse_one(first(&map, "FailAfter"), COUNT, count) {
-        p.fail_after = n;
+    // The table's bounds fit a u32.
+    if let Some(n) = c.whole_of(&map, &bounds::FAIL_AFTER) {
+        p.fail_after = n as u32;
     }
-    if let Some(n) = c.parse_one(first(&map, "RecoverAfter"), COUNT, count) {
-        p.recover_after = n;
+    if let Some(n) = c.whole_of(&map, &bounds::RECOVER_AFTER) {
+        p.recover_after = n as u32;
     }
     if let Some(r) = c.parse_one(first(&map, "Require"), "all or a number of targets", |s| {
         if s == "all" { Some(Require::All) } else { s.parse::<usize>().ok().filter(|n| *n >= 1).map(Require::AtLeast) }
@@ -300,10 +301,10 @@ fn probe_section(c: &mut Checker, section: &Section, target_lines: &mut TargetLi
     if let Some(b) = c.parse_one(first(&map, "ArpGateway"), "yes or no", parse_bool) {
         p.arp_gateway = b;
     }
-    if let Some(d) = c.parse_one(first(&map, "HoldTime"), SPAN, span) {
+    if let Some(d) = c.span_of(&map, &bounds::HOLD_TIME) {
         p.hold_time = d;
     }
-    if let Some(d) = c.parse_one(first(&map, "MaxHoldTime"), SPAN, span) {
+    if let Some(d) = c.span_of(&map, &bounds::MAX_HOLD_TIME) {
         p.max_hold_time = d;
     }
     if p.timeout > p.interval {
@@ -317,14 +318,10 @@ fn probe_section(c: &mut Checker, section: &Section, target_lines: &mut TargetLi
             ),
         );
     }
-    let percent = |s: &str| s.strip_suffix('%').unwrap_or(s).parse::<u8>().ok().filter(|n| (1..=100).contains(n));
-    const PERCENT: &str = "a percentage from 1% to 100%";
-    if let Some(n) = c.parse_one(first(&map, "MaxLoss"), PERCENT, percent) {
+    if let Some(n) = c.percent_of(&map, &bounds::MAX_LOSS) {
         p.max_loss = n;
     }
-    if let Some(n) =
-        c.parse_one(first(&map, "RecoverLoss"), "a percentage from 0% to 99%", |s| s.strip_suffix('%').unwrap_or(s).parse::<u8>().ok().filter(|n| *n < 100))
-    {
+    if let Some(n) = c.percent_of(&map, &bounds::RECOVER_LOSS) {
         p.recover_loss = n;
     }
     if p.recover_loss >= p.max_loss {
@@ -334,9 +331,8 @@ fn probe_section(c: &mut Checker, section: &Section, target_lines: &mut TargetLi
             format!("RecoverLoss={}% is not below MaxLoss={}%; an uplink must get clearly better before it is trusted again", p.recover_loss, p.max_loss),
         );
     }
-    let latency = bounded(Duration::from_millis(1), MAX_INTERVAL);
-    p.max_latency = c.parse_one(first(&map, "MaxLatency"), SPAN, latency);
-    p.recover_latency = c.parse_one(first(&map, "RecoverLatency"), SPAN, latency);
+    p.max_latency = c.span_of(&map, &bounds::MAX_LATENCY);
+    p.recover_latency = c.span_of(&map, &bounds::RECOVER_LATENCY);
     match (p.max_latency, p.recover_latency, first(&map, "MaxLatency"), first(&map, "RecoverLatency")) {
         (Some(max), _, Some(e), _) if max >= p.timeout => c.problem(
             e.line,
@@ -372,6 +368,32 @@ fn probe_section(c: &mut Checker, section: &Section, target_lines: &mut TargetLi
     p
 }
 
+/// A probe to one of this host's own addresses is answered by the host itself through `lo`,
+/// never through an uplink: it would keep a dead uplink looking alive.
+fn check_targets_are_not_uplinks(c: &mut Checker, uplinks: &[Located], sections: &[Section]) {
+    let mut own: HashMap<IpAddr, &str> = HashMap::new();
+    for l in uplinks {
+        let name = l.uplink.interface.as_str();
+        if let Addressing::Static(nets) = &l.uplink.addressing {
+            own.extend(nets.iter().map(|n| (IpAddr::V4(n.addr()), name)));
+        }
+        own.extend(l.uplink.ipv6.iter().flat_map(|v6| &v6.addresses).map(|n| (IpAddr::V6(n.addr()), name)));
+    }
+    let keyed = |s: &Section| match s.name.as_str() {
+        "Probe" => Some("Target"),
+        "Uplink" => Some("ProbeTarget"),
+        _ => None,
+    };
+    for section in sections {
+        let Some(key) = keyed(section) else { continue };
+        for e in section.entries.iter().filter(|e| e.key == key) {
+            if let Some(name) = e.value.parse::<IpAddr>().ok().and_then(|a| own.get(&a)) {
+                c.problem(e.line, format!("{key}={}: that is {name}'s own address; a probe to it is answered by this host, never through an uplink", e.value));
+            }
+        }
+    }
+}
+
 /// The probe targets of `key` (`Target=` in [Probe], `ProbeTarget=` in [Uplink]), by family.
 struct Targets {
     v4: Vec<Ipv4Addr>,
@@ -390,11 +412,7 @@ fn targets(c: &mut Checker, map: &HashMap<&str, Vec<&Entry>>, key: &str, why_bou
     let mut seen: HashMap<IpAddr, usize> = HashMap::new();
     for e in entries.into_iter().take(MAX_TARGETS) {
         match e.value.parse::<IpAddr>() {
-            Ok(IpAddr::V4(a)) if a.is_unspecified() || a.is_broadcast() || a.is_multicast() => c.bad_value(e, "a unicast IPv4 address"),
-            // A link-local target would need a zone; the gateway is already asked by NDP.
-            Ok(IpAddr::V6(a)) if a.is_unspecified() || a.is_multicast() || a.is_loopback() || is_link_local6(a) => {
-                c.bad_value(e, "a global unicast IPv6 address (a link-local one names no link)")
-            }
+            Ok(a) if !c.fit(e, a, Use::Target) => {}
             Ok(a) => match seen.insert(a, e.line) {
                 // A second copy would count twice towards Require=.
                 Some(first) => c.problem(e.line, format!("{key}={a} is already a target (line {first})")),
@@ -529,9 +547,8 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
                 Ok(net) if is_link_local6(net.addr()) => {
                     c.problem(e.line, format!("Address={}: a link-local address; the kernel gives every link one itself, give a global address", e.value))
                 }
-                Ok(net) if net.addr().is_unspecified() || net.addr().is_multicast() || net.addr().is_loopback() => {
-                    c.bad_value(e, "a unicast IPv6 address with prefix length")
-                }
+                Ok(net) if !c.fit(e, IpAddr::V6(net.addr()), Use::Address) => {}
+                Ok(net) if net.prefix_len() == 0 => c.problem(e.line, zero_prefix(&e.value)),
                 Ok(_) if addresses6.len() == MAX_ADDRESSES => c.problem(
                     e.line,
                     format!(
@@ -551,6 +568,8 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
             continue;
         }
         match e.value.parse::<Ipv4Net>() {
+            Ok(net) if !c.fit(e, IpAddr::V4(net.addr()), Use::Address) => {}
+            Ok(net) if net.prefix_len() == 0 => c.problem(e.line, zero_prefix(&e.value)),
             Ok(net) if !is_host_of(&net, net.addr()) => c.problem(
                 e.line,
                 format!(
@@ -560,9 +579,6 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
                     net.trunc()
                 ),
             ),
-            Ok(net) if net.addr().is_unspecified() || net.addr().is_multicast() || net.addr().is_loopback() || net.addr().is_broadcast() => {
-                c.bad_value(e, "a unicast IPv4 host address with prefix length")
-            }
             Ok(_) if addresses.len() == MAX_ADDRESSES => c.problem(
                 e.line,
                 format!("Address={}: an uplink has room for {MAX_ADDRESSES} addresses (each takes two rule priorities of the uplink's range)", e.value),
@@ -591,6 +607,7 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
     let mut gateway_lines = (None, None);
     for e in map.get("Gateway").into_iter().flatten() {
         match e.value.parse::<IpAddr>() {
+            Ok(a) if !c.fit(e, a, Use::Gateway) => {}
             Ok(IpAddr::V4(a)) if gateway.is_some() => c.problem(
                 e.line,
                 format!("Gateway={a}: an IPv4 Gateway= is already set on line {}; an uplink has one router per family", gateway_lines.0.unwrap_or(0)),
@@ -603,7 +620,6 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
                 gateway = Some(a);
                 gateway_lines.0 = Some(e.line);
             }
-            Ok(IpAddr::V6(a)) if a.is_unspecified() || a.is_multicast() || a.is_loopback() => c.bad_value(e, "a unicast IPv6 address such as fe80::1"),
             Ok(IpAddr::V6(a)) => {
                 gateway6 = Some(a);
                 gateway_lines.1 = Some(e.line);
@@ -612,9 +628,10 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
         }
     }
     // The kernel's own names are understood, so that `Table=main` is refused for the right reason.
-    let table = c.parse_one(first(&map, "Table"), "a routing table number from 1 to 4294967295", |s| match KERNEL_TABLES.iter().find(|(_, name)| *name == s) {
+    let table = c.parse_one(first(&map, "Table"), &bounds::TABLE.expected(), |s| match KERNEL_TABLES.iter().find(|(_, name)| *name == s) {
         Some((n, _)) => Some(*n),
-        None => s.parse::<u32>().ok(),
+        // The table's bounds fit a u32.
+        None => bounds::TABLE.whole(s).map(|n| n as u32),
     });
     let mptcp = c.parse_one(first(&map, "MPTCP"), "subflow, backup or no", |s| match s {
         "subflow" => Some(Subflows::Subflow),
@@ -735,9 +752,7 @@ fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'
         c.problem(line, "ProbeTarget= is an IPv4 address, but this uplink has no IPv4; give it an IPv4 Address= or DHCP=ipv4, or an IPv6 target");
     }
     let (probe_targets, probe_targets6) = (own.v4, own.v6);
-    let interval_expected = format!("a time span from {} to {} such as 2s", timespan::format(MIN_INTERVAL), timespan::format(MAX_INTERVAL));
-    let probe_interval =
-        c.parse_one(first(&map, "ProbeInterval"), &interval_expected, |s| timespan::parse(s).filter(|d| (MIN_INTERVAL..=MAX_INTERVAL).contains(d)));
+    let probe_interval = c.span_of(&map, &bounds::PROBE_INTERVAL);
 
     if c.problems.len() != before {
         return None;
@@ -844,6 +859,11 @@ fn cross_check(c: &mut Checker, uplinks: &[Located], sections: &[Section]) {
 /// point-to-point links (RFC 3021) and /32, where every address is a host.
 fn is_host_of(net: &Ipv4Net, addr: Ipv4Addr) -> bool {
     net.prefix_len() >= 31 || (addr != net.network() && addr != net.broadcast())
+}
+
+/// A prefix of length 0 would make the whole address space this link's.
+fn zero_prefix(value: &str) -> String {
+    format!("Address={value}: a /0 prefix would put every address on this link; give the subnet's prefix length, such as /24 or /64")
 }
 
 fn list(prefixes: &[Ipv4Net]) -> String {

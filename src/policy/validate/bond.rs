@@ -3,12 +3,13 @@
 //! has them, so a reader of `man systemd.netdev` knows what they do.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
 
-use super::{Checker, first, is_host_of, parse_bool, parse_ipv4};
+use super::addresses::Use;
+use super::{Checker, bounds, first, is_host_of, parse_bool, parse_ipv4, zero_prefix};
 use crate::numbers::{MAX_ADDRESSES, MAX_UPLINKS};
 use crate::policy::bond::{ArpAllTargets, ArpValidate, Bond, DEFAULT_MII_INTERVAL, FailOverMac, Monitor, PrimaryReselect, Slave, is_wifi};
 use crate::policy::unit_file::{Entry, Section};
@@ -34,11 +35,6 @@ const REPEATABLE: &[&str] = &["Address", "ARPIPTargets"];
 
 /// The kernel's limit (BOND_MAX_ARP_TARGETS).
 const MAX_ARP_TARGETS: usize = 16;
-/// The kernel keeps the monitors' intervals and delays in whole milliseconds; beyond a minute a
-/// failover is no longer one.
-const MAX_MONITOR: Duration = Duration::from_secs(60);
-/// A delay longer than this is a typo (the seed's 4 s up-delay is a typical long one).
-const MAX_DELAY: Duration = Duration::from_secs(600);
 
 /// Whether the policy asks for bond mode, before its sections are read in order: the `[Uplink]`
 /// sections mean slaves then, wherever `[Policy]` stands.
@@ -210,9 +206,9 @@ fn addressing(c: &mut Checker, section: &Section, map: &HashMap<&str, Vec<&Entry
     let mut addresses: Vec<(Ipv4Net, usize)> = Vec::new();
     for e in map.get("Address").into_iter().flatten() {
         match e.value.parse::<Ipv4Net>() {
-            Ok(net) if !is_host_of(&net, net.addr()) || net.addr().is_unspecified() || net.addr().is_multicast() || net.addr().is_loopback() => {
-                c.bad_value(e, "a unicast IPv4 host address with prefix length")
-            }
+            Ok(net) if !c.fit(e, IpAddr::V4(net.addr()), Use::Address) => {}
+            Ok(net) if net.prefix_len() == 0 => c.problem(e.line, zero_prefix(&e.value)),
+            Ok(net) if !is_host_of(&net, net.addr()) => c.bad_value(e, "a unicast IPv4 host address with prefix length"),
             Ok(_) if addresses.len() == MAX_ADDRESSES => c.problem(e.line, format!("Address={}: a bond has room for {MAX_ADDRESSES} addresses", e.value)),
             Ok(net) => match addresses.iter().find(|(a, _)| a.addr() == net.addr()) {
                 Some((_, first)) => c.problem(e.line, format!("Address={net}: {} is already an address of the bond (line {first})", net.addr())),
@@ -228,7 +224,9 @@ fn addressing(c: &mut Checker, section: &Section, map: &HashMap<&str, Vec<&Entry
         "ipv4" => Some(Some(Dhcp::Ipv4)),
         s => parse_bool(s).map(|b| b.then_some(Dhcp::Yes)),
     });
-    let gateway = c.parse_one(first(map, "Gateway"), "an IPv4 address such as 192.168.178.1", parse_ipv4);
+    let gateway = c
+        .parse_one(first(map, "Gateway"), "an IPv4 address such as 192.168.178.1", parse_ipv4)
+        .filter(|a| first(map, "Gateway").is_some_and(|e| c.fit(e, IpAddr::V4(*a), Use::Gateway)));
     let addressing = match (dhcp.flatten(), addresses.is_empty()) {
         (Some(_), false) => {
             let e = first(map, "DHCP").expect("parsed above");
@@ -267,18 +265,13 @@ fn list(prefixes: &[Ipv4Net]) -> String {
     prefixes.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
 }
 
-/// A span in whole milliseconds (the kernel's unit for both monitors) within `min..=max`.
-fn span(c: &mut Checker, e: Option<&&Entry>, min: Duration, max: Duration) -> Option<Duration> {
-    let expected = format!("a time span of whole milliseconds from {} to {}, such as 100ms", timespan::format(min), timespan::format(max));
-    c.parse_one(e, &expected, |s| timespan::parse(s).filter(|d| (min..=max).contains(d) && d.subsec_nanos() % 1_000_000 == 0))
-}
-
 fn monitor(c: &mut Checker, section: &Section, map: &HashMap<&str, Vec<&Entry>>) -> Option<Monitor> {
     let before = c.problems.len();
-    let mii = span(c, first(map, "MIIMonitorSec"), Duration::from_millis(1), MAX_MONITOR);
-    let up = span(c, first(map, "UpDelaySec"), Duration::ZERO, MAX_DELAY);
-    let down = span(c, first(map, "DownDelaySec"), Duration::ZERO, MAX_DELAY);
-    let arp = span(c, first(map, "ARPIntervalSec"), Duration::from_millis(1), MAX_MONITOR);
+    // Whole milliseconds, the kernel's unit for both monitors.
+    let mii = c.span_of(map, &bounds::MII_MONITOR);
+    let up = c.span_of(map, &bounds::UP_DELAY);
+    let down = c.span_of(map, &bounds::DOWN_DELAY);
+    let arp = c.span_of(map, &bounds::ARP_INTERVAL);
     let validate = c.parse_one(first(map, "ARPValidate"), "none, active, backup or all", ArpValidate::parse);
     let all_targets = c.parse_one(first(map, "ARPAllTargets"), "any or all", ArpAllTargets::parse);
     let mut targets: Vec<Ipv4Addr> = Vec::new();
@@ -287,9 +280,7 @@ fn monitor(c: &mut Checker, section: &Section, map: &HashMap<&str, Vec<&Entry>>)
     for e in map.get("ARPIPTargets").into_iter().flatten() {
         for word in e.value.split_whitespace() {
             match parse_ipv4(word) {
-                Some(a) if a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback() => {
-                    c.problem(e.line, format!("ARPIPTargets={word}: expected a unicast IPv4 address"))
-                }
+                Some(a) if let Some(why) = super::addresses::unfit(IpAddr::V4(a), Use::Target) => c.problem(e.line, format!("ARPIPTargets={word}: {why}")),
                 Some(a) => match target_lines.insert(a, e.line) {
                     Some(first) => c.problem(e.line, format!("ARPIPTargets={a} is already a target (line {first})")),
                     None => targets.push(a),
