@@ -12,9 +12,9 @@
 //! subflows by their age, so the subflows of the normal endpoints ranked below it are
 //! re-opened right after it: the returning, more preferred uplink carries the data again.
 //!
-//! Only multihome's own endpoints are touched; which ones exist otherwise is `multihome
-//! apply`'s and the hook's business (`netlink::mptcp::sync`). A pure [`desired`], then
-//! [`Steering::steer`] against the kernel.
+//! Only multihome's own endpoints are touched; which ones exist otherwise is the business of
+//! `multihome apply`, the hook and the daemon's own run of the hook's sync (`super::hook`,
+//! `netlink::mptcp::sync`). A pure [`desired`], then [`Steering::steer`] against the kernel.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -219,10 +219,12 @@ pub fn render(s: &Snapshot) -> Option<String> {
     (!out.is_empty()).then_some(out)
 }
 
-/// After the daemon ended without its own goodbye (kill -9, a crash): multihome's endpoints as
-/// `multihome apply` makes them without a daemon, the plan's flags on all, an endpoint removed
-/// at carrier loss back. A policy that does not load now leaves them as they are, said in the
-/// log: the routes' cleanup does not depend on it.
+/// After the daemon ended, whatever ended it (a stop, a restart, the watchdog, kill -9):
+/// multihome's endpoints as `multihome apply` makes them without a daemon, the plan's flags on
+/// all (a backup flag the daemon set goes back to the plan's), an endpoint removed at carrier
+/// loss back; nothing the plan wants is removed, also where /proc/sys cannot be read (the
+/// unit's `ProcSubset=pid`: see `mptcp::Enabled`). A policy that does not load now leaves them
+/// as they are, said in the log: the routes' cleanup does not depend on it.
 pub async fn restore(config: &std::path::Path, nl: &crate::netlink::Netlink) {
     let plan = match crate::policy::load(config) {
         Ok(policy) => crate::plan::plan(&policy),
