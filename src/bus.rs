@@ -4,6 +4,10 @@
 use zbus::Connection;
 use zbus::names::BusName;
 
+/// NetworkManager's name on the system bus: its backend talks to it, and the daemon asks
+/// whether it runs (who copies the advertised IPv6 router, see `dispatch::ipv6`).
+pub const NETWORK_MANAGER: &str = "org.freedesktop.NetworkManager";
+
 /// Whether someone owns `name` on `bus`. A name that is not a valid bus name has no owner.
 pub async fn has_owner(bus: &Connection, name: &str) -> zbus::Result<bool> {
     let Ok(name) = BusName::try_from(name) else { return Ok(false) };

@@ -8,10 +8,10 @@
 //! Carrier and maintenance orders belong to the link and reach both machines; rounds and the
 //! address belong to the family. The router of an uplink that takes advertisements is the
 //! link-local one the kernel learnt (its `::/0` route through the interface, in main or in the
-//! uplink's table). Its SLAAC, temporary and DHCPv6 addresses get their `from`/`to` rules here
-//! as soon as the kernel announces them (RTM_NEWADDR/RTM_DELADDR), with the dispatcher hook's
-//! own reconcile ([`crate::dispatch::ipv6`]): networkd-dispatcher runs the hook only when the
-//! link's state changes, and a new temporary address changes no state.
+//! uplink's table). Its SLAAC, temporary and DHCPv6 addresses get their `from`/`to` rules as
+//! soon as the kernel announces them (RTM_NEWADDR/RTM_DELADDR), with the dispatcher hook's own
+//! reconcile ([`super::hook`]): networkd-dispatcher runs the hook only when the link's state
+//! changes, and a new temporary address changes no state.
 
 use std::net::Ipv6Addr;
 use std::sync::Arc;
@@ -27,7 +27,6 @@ use super::probe6::Wire6;
 use super::quality::{self, Round};
 use super::routes::{self, Carrying, FailoverRoute, Foreign};
 use super::{Daemon, Logged, RETRY_AFTER, routes6};
-use crate::dispatch::ipv6 as hook6;
 use crate::plan::{self, Ipv6Plan, UplinkPlan};
 
 /// One uplink's IPv6 side at run time.
@@ -188,24 +187,6 @@ impl Daemon {
             v6.has_address = chosen.is_some();
             self.feed6(i, Event::Address(chosen.is_some()));
         }
-        if hook6::has_dynamic_ipv6(&self.links[i].plan) {
-            let plan = self.links[i].plan.clone();
-            // Rules only: under NetworkManager the router's copy in the table is the hook's.
-            match hook6::reconcile(&plan, ifindex, hook6::AdvertisedRouter::Manager, &self.nl).await {
-                Ok(out) if out.rules_added + out.rules_removed > 0 => {
-                    let list = out.addresses.iter().map(|a| a.addr().to_string()).collect::<Vec<_>>().join(", ");
-                    tracing::info!(
-                        iface = %name,
-                        "{name}: IPv6 address rules: {} added, {} removed; addresses with rules: {}",
-                        out.rules_added,
-                        out.rules_removed,
-                        if list.is_empty() { "none".to_string() } else { list }
-                    );
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(iface = %name, "{name}: cannot keep the rules of its IPv6 addresses: {e}"),
-            }
-        }
     }
 
     pub(super) async fn read_gateway6(&mut self, i: usize) {
@@ -250,6 +231,8 @@ impl Daemon {
             && !r.is_ours()
             && let Some(i) = self.links.iter().position(|l| l.ifindex == r.ifindex && l.plan.ipv6.as_ref().is_some_and(|p| p.gateway.is_none()))
         {
+            // The router the hook's copy in the uplink's table follows (under NetworkManager).
+            self.hook.route_changed(i);
             self.read_gateway6(i).await;
         }
     }

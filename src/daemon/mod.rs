@@ -15,6 +15,7 @@ pub mod bus;
 mod family6;
 pub mod forced;
 pub mod fsm;
+mod hook;
 mod link;
 mod mptcp;
 pub mod notify;
@@ -37,6 +38,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::dispatch::ipv6::AdvertisedRouter;
 use crate::netlink::{self, Monitor, Netlink};
 use crate::plan::{self, Plan};
 use crate::policy::{self, Probe};
@@ -100,6 +102,8 @@ struct Daemon {
     v6: family6::State6,
     /// The MPTCP endpoints removed at carrier loss (see [`mptcp`]).
     mptcp: mptcp::Steering,
+    /// The hook's work for the uplinks whose links or addresses changed (see [`hook`]).
+    hook: hook::HookWork,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT; then removes its rule and table.
@@ -117,6 +121,7 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
     let (rounds_tx, mut rounds_rx) = mpsc::unbounded_channel();
     let (commands_tx, mut commands_rx) = mpsc::unbounded_channel();
     let probe = plan.probe.clone().unwrap_or_default();
+    let router = AdvertisedRouter::on_this_host(policy.backend).await;
     let snapshot = Arc::new(Mutex::new(Snapshot { policy: config.display().to_string(), ..Snapshot::default() }));
     let mut d = Daemon {
         config: config.to_path_buf(),
@@ -144,6 +149,7 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
         bond: None,
         v6: family6::State6::new(),
         mptcp: mptcp::Steering::default(),
+        hook: hook::HookWork::new(router),
     };
     d.bond = d.plan.bond.as_ref().map(|b| bond::Watch::new(b, d.plan.probe.as_ref()));
     // The bus name first: a second daemon must stop before it touches a route.
@@ -195,7 +201,7 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
         l.stop_probers();
     }
     // The plan's flags back, as the routes: without the daemon nothing is demoted.
-    d.steer_mptcp(&vec![true; d.links.len()]);
+    d.steer_mptcp(&vec![true; d.links.len()], true);
     routes::remove_all(&d.nl).await.context("cannot remove the daemon's routes")?;
     routes6::remove_all(&d.nl).await.context("cannot remove the daemon's IPv6 routes")?;
     tracing::info!("stopped: removed the daemon's routes; the plain policy routes alone");
@@ -337,6 +343,7 @@ impl Daemon {
         };
         self.links[i].ifindex = ifindex;
         self.set_carrier(i, carrier);
+        self.hook.link_changed(i);
         self.read_addresses(i).await;
         self.read_gateway(i).await;
         self.read_link6(i).await;
@@ -438,6 +445,7 @@ impl Daemon {
             self.routes_dirty = true;
             self.foreign_dirty = true;
             self.v6.reread();
+            self.hook.retry();
         }
         for i in 0..self.links.len() {
             self.feed(i, Event::Tick);
@@ -494,6 +502,7 @@ impl Daemon {
                     let new_index = self.links[i].ifindex != Some(ls.index);
                     self.links[i].ifindex = Some(ls.index);
                     self.set_carrier(i, ls.admin_up && ls.carrier);
+                    self.hook.link_changed(i);
                     if new_index {
                         self.read_addresses(i).await;
                         self.read_gateway(i).await;
@@ -505,17 +514,20 @@ impl Daemon {
                 if let Some(i) = self.links.iter().position(|l| l.ifindex == Some(ls.index)) {
                     self.links[i].ifindex = None;
                     self.set_carrier(i, false);
+                    self.hook.link_changed(i);
                     self.read_addresses(i).await;
                     self.read_link6(i).await;
                 }
             }
             E::AddressAdded { ifindex, .. } | E::AddressRemoved { ifindex, .. } => {
                 if let Some(i) = self.links.iter().position(|l| l.ifindex == Some(ifindex)) {
+                    self.hook.link_changed(i);
                     self.read_addresses(i).await;
                 }
             }
             E::Address6Changed { ifindex } => {
                 if let Some(i) = self.links.iter().position(|l| l.ifindex == Some(ifindex)) {
+                    self.hook.link_changed(i);
                     self.read_addresses6(i).await;
                 }
             }
@@ -532,10 +544,15 @@ impl Daemon {
                     // copies' metrics may have to move.
                     self.foreign_dirty = true;
                 }
+                // The manager's default route through an uplink: the router the hook's copy in
+                // the uplink's table follows (NetworkManager's DHCP uplinks).
                 if r.destination.prefix_len() == 0
-                    && let Some(i) = self.links.iter().position(|l| l.ifindex == r.ifindex && l.plan.gateway.is_none())
+                    && let Some(i) = self.links.iter().position(|l| l.ifindex == r.ifindex)
                 {
-                    self.read_gateway(i).await;
+                    self.hook.route_changed(i);
+                    if self.links[i].plan.gateway.is_none() {
+                        self.read_gateway(i).await;
+                    }
                 }
             }
             E::RuleAdded(_) | E::RuleRemoved(_) => {}
@@ -603,6 +620,7 @@ impl Daemon {
         }
         self.bond = plan.bond.as_ref().map(|b| bond::Watch::new(b, plan.probe.as_ref()));
         self.plan = plan;
+        self.hook.router = AdvertisedRouter::on_this_host(policy.backend).await;
         for i in 0..self.links.len() {
             self.read_link(i).await;
         }
@@ -619,6 +637,7 @@ impl Daemon {
 
     /// Probers where they can run, the table as the states say, the snapshot current.
     async fn converge(&mut self) {
+        self.run_hook().await;
         self.converge6().await;
         if !(self.verdicts_dirty || self.routes_dirty || self.foreign_dirty) {
             // An ordinary round: nothing but its uplink's figures changed.
@@ -656,7 +675,7 @@ impl Daemon {
             self.last_routes = Some(want);
             self.routes_dirty = false;
         }
-        self.steer_mptcp(&carriers);
+        self.steer_mptcp(&carriers, false);
         let mut active = self.links.iter().zip(&carriers).find(|(_, c)| **c).map(|(l, _)| l.name().to_string()).unwrap_or_default();
         let now = self.now();
         if let Some(watch) = &mut self.bond {
@@ -686,13 +705,16 @@ impl Daemon {
 
     /// The uplinks' MPTCP endpoints as `carriers` says (see [`mptcp`]): on every converge that
     /// found a verdict, link or address changed, also to take back what a hook's sync reset.
-    fn steer_mptcp(&mut self, carriers: &[bool]) {
+    /// An uplink without a verdict keeps its endpoint's flag, unless `stopping` (the plan's
+    /// flags for all).
+    fn steer_mptcp(&mut self, carriers: &[bool], stopping: bool) {
         if self.plan.mptcp.is_none() {
             return;
         }
         let uplinks: Vec<&plan::UplinkPlan> = self.links.iter().map(|l| &l.plan).collect();
         let carrier: Vec<bool> = self.links.iter().map(|l| l.carrier).collect();
-        let want = mptcp::desired(&uplinks, carriers, &carrier);
+        let judged: Vec<bool> = self.links.iter().map(|l| stopping || l.fsm.state() != fsm::State::Unknown).collect();
+        let want = mptcp::desired(&uplinks, carriers, &carrier, &judged);
         let links = &self.links;
         let of = |id: u8| links.iter().find(|l| l.plan.mptcp.is_some_and(|m| m.id == id));
         let ours = |e: &netlink::mptcp::Endpoint| of(e.id).is_some_and(|l| l.ifindex.is_some() && l.ifindex == e.ifindex);

@@ -12,9 +12,9 @@
 //! subflows by their age, so the subflows of the normal endpoints ranked below it are
 //! re-opened right after it: the returning, more preferred uplink carries the data again.
 //!
-//! Only multihome's own endpoints are touched; which ones exist otherwise is `multihome
-//! apply`'s and the hook's business (`netlink::mptcp::sync`). A pure [`desired`], then
-//! [`Steering::steer`] against the kernel.
+//! Only multihome's own endpoints are touched; which ones exist otherwise is the business of
+//! `multihome apply`, the hook and the daemon's own run of the hook's sync (`super::hook`,
+//! `netlink::mptcp::sync`). A pure [`desired`], then [`Steering::steer`] against the kernel.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -38,24 +38,31 @@ pub struct Flag {
     /// (not at the carrier's return, when the manager may not have put its routes back yet and
     /// the kernel would try the new subflows once and give up).
     pub carrying: bool,
+    /// The uplink has a verdict (its state machine left `unknown`). Until then its endpoint
+    /// keeps the flag the kernel has (the plan's after `apply` or a stop's cleanup, a previous
+    /// daemon's after a crash): a daemon that starts changes nothing the probes have not judged
+    /// (it flipped every endpoint to backup and back at start, an MP_PRIO to every peer each).
+    pub judged: bool,
 }
 
-/// For each uplink with an endpoint (`uplinks` most preferred first, `carrying` and `carrier`
-/// beside them): the plan's flag while it carries, backup while it does not, absent without
-/// carrier; and if that leaves no carrying uplink with a normal subflow, the most preferred
-/// carrying one gets one, so data never waits for a backup subflow to be promoted while a
-/// healthy path is there.
-pub fn desired(uplinks: &[&UplinkPlan], carrying: &[bool], carrier: &[bool]) -> Vec<Flag> {
+/// For each uplink with an endpoint (`uplinks` most preferred first, `carrying`, `carrier` and
+/// `judged` beside them): the plan's flag while it carries, backup while it does not, absent
+/// without carrier, the kernel's own while it has no verdict yet; and if that leaves no
+/// carrying uplink with a normal subflow (nor one without a verdict that may have one), the
+/// most preferred carrying one gets one, so data never waits for a backup subflow to be
+/// promoted while a healthy path is there.
+pub fn desired(uplinks: &[&UplinkPlan], carrying: &[bool], carrier: &[bool], judged: &[bool]) -> Vec<Flag> {
     let mut flags: Vec<Flag> = Vec::new();
     let mut best_carrying = None;
-    for ((u, &c), &present) in uplinks.iter().zip(carrying).zip(carrier) {
+    for (((u, &c), &present), &judged) in uplinks.iter().zip(carrying).zip(carrier).zip(judged) {
         let Some(e) = u.mptcp else { continue };
         if c && best_carrying.is_none() {
             best_carrying = Some(flags.len());
         }
-        flags.push(Flag { id: e.id, backup: e.backup || !c, present, carrying: c });
+        flags.push(Flag { id: e.id, backup: e.backup || !c, present, carrying: c, judged });
     }
-    let any_normal_carrying = uplinks.iter().zip(carrying).filter(|(u, c)| **c && u.mptcp.is_some_and(|e| !e.backup)).count() > 0;
+    // An uplink without a verdict but with carrier keeps its flag, and may carry.
+    let any_normal_carrying = (0..uplinks.len()).any(|i| (carrying[i] || (!judged[i] && carrier[i])) && uplinks[i].mptcp.is_some_and(|e| !e.backup));
     if let (false, Some(i)) = (any_normal_carrying, best_carrying) {
         flags[i].backup = false;
     }
@@ -76,6 +83,12 @@ pub struct Steering {
 }
 
 impl Steering {
+    /// The endpoints it removed at carrier loss and adds back itself once their uplinks carry:
+    /// the daemon's own sync leaves them alone (see `super::hook`).
+    pub fn held(&self) -> &BTreeSet<u8> {
+        &self.removed
+    }
+
     /// Brings multihome's endpoints in line with `want`, returning what it did for the log (by
     /// endpoint id).
     /// `ours(endpoint)` says whether an endpoint with one of the ids is multihome's (on the
@@ -148,7 +161,7 @@ impl Steering {
         }
         for k in &kernel {
             let Some(f) = want.iter().find(|f| f.id == k.id) else { continue };
-            if k.subflow() && k.backup() != f.backup {
+            if k.subflow() && f.judged && k.backup() != f.backup {
                 pm.set_backup(k.id, f.backup)?;
                 done.push((k.id, format!("MPTCP endpoint {} is now {}", describe(k), if f.backup { "backup" } else { "a normal subflow" })));
             }
@@ -206,10 +219,12 @@ pub fn render(s: &Snapshot) -> Option<String> {
     (!out.is_empty()).then_some(out)
 }
 
-/// After the daemon ended without its own goodbye (kill -9, a crash): multihome's endpoints as
-/// `multihome apply` makes them without a daemon, the plan's flags on all, an endpoint removed
-/// at carrier loss back. A policy that does not load now leaves them as they are, said in the
-/// log: the routes' cleanup does not depend on it.
+/// After the daemon ended, whatever ended it (a stop, a restart, the watchdog, kill -9):
+/// multihome's endpoints as `multihome apply` makes them without a daemon, the plan's flags on
+/// all (a backup flag the daemon set goes back to the plan's), an endpoint removed at carrier
+/// loss back; nothing the plan wants is removed, also where /proc/sys cannot be read (the
+/// unit's `ProcSubset=pid`: see `mptcp::Enabled`). A policy that does not load now leaves them
+/// as they are, said in the log: the routes' cleanup does not depend on it.
 pub async fn restore(config: &std::path::Path, nl: &crate::netlink::Netlink) {
     let plan = match crate::policy::load(config) {
         Ok(policy) => crate::plan::plan(&policy),
@@ -247,7 +262,7 @@ mod tests {
     fn flags(carrying: [bool; 3], carrier: [bool; 3]) -> Vec<(u8, bool, bool)> {
         let p = plan(&parse("seed", SEED).unwrap());
         let uplinks: Vec<&UplinkPlan> = p.uplinks.iter().collect();
-        desired(&uplinks, &carrying, &carrier).into_iter().map(|f| (f.id, f.backup, f.present)).collect()
+        desired(&uplinks, &carrying, &carrier, &[true; 3]).into_iter().map(|f| (f.id, f.backup, f.present)).collect()
     }
 
     #[test]
@@ -296,6 +311,18 @@ mod tests {
             render(&s).unwrap(),
             "MPTCP eth0       no endpoint, 0 MPTCP connections\nMPTCP wlan1      endpoint 192.168.178.98 id 241 subflow, 1 MPTCP connection\n"
         );
+    }
+
+    #[test]
+    fn an_uplink_without_a_verdict_keeps_the_kernels_flag_and_no_backup_is_promoted_meanwhile() {
+        let p = plan(&parse("seed", SEED).unwrap());
+        let uplinks: Vec<&UplinkPlan> = p.uplinks.iter().collect();
+        // Just started: wlan0 (the planned backup) answered first, eth0 and wlan1 not yet.
+        let want = desired(&uplinks, &[false, false, true], &[true; 3], &[false, false, true]);
+        let seen: Vec<(u8, bool, bool)> = want.iter().map(|f| (f.id, f.backup, f.judged)).collect();
+        // eth0 and wlan1 are left as the kernel has them; wlan0 stays backup (eth0 and wlan1
+        // may still carry as normal subflows).
+        assert_eq!(seen, [(240, true, false), (241, true, false), (242, true, true)]);
     }
 
     #[test]

@@ -147,14 +147,47 @@ pub async fn refresh(plan: &Plan, router: AdvertisedRouter, nl: &Netlink) -> Res
 
 async fn refresh_ipv4(uplink: &UplinkPlan, nl: &Netlink) -> Result<Outcome, netlink::Error> {
     match nl.ifindex(&uplink.interface).await {
-        Ok(ifindex) => {
-            let current: Vec<Ipv4Net> = nl.ipv4_addresses(ifindex).await?.into_iter().filter(|n| !n.addr().is_link_local()).collect();
-            let current = &current[..current.len().min(MAX_ADDRESSES)];
-            reconcile(uplink, Some(ifindex), current, None).run(nl).await
-        }
+        Ok(ifindex) => refresh_ipv4_on(uplink, ifindex, nl).await,
         Err(e) if e.is_not_found() => reconcile(uplink, None, &[], None).run(nl).await,
         Err(e) => Err(e),
     }
+}
+
+/// The rules and routes of the IPv4 addresses `ifindex` has now, as `up` with all of them.
+async fn refresh_ipv4_on(uplink: &UplinkPlan, ifindex: u32, nl: &Netlink) -> Result<Outcome, netlink::Error> {
+    let current: Vec<Ipv4Net> = nl.ipv4_addresses(ifindex).await?.into_iter().filter(|n| !n.addr().is_link_local()).collect();
+    let current = &current[..current.len().min(MAX_ADDRESSES)];
+    reconcile(uplink, Some(ifindex), current, None).run(nl).await
+}
+
+/// The hook's work for one uplink from the kernel's state instead of a dispatcher's event: what
+/// [`apply`] does for the event the link's state would bring now (`up` with every address it
+/// has while it has carrier; `down` without carrier, as networkd-dispatcher's `no-carrier`, or
+/// when it is gone), IPv4 and IPv6 alike. The daemon runs it at start and on the uplink's link
+/// and address events, so a host without a dispatcher (networkd without networkd-dispatcher, a
+/// reboot without `apply`) gets the hook's rules as soon as the kernel has the lease; the hook
+/// and the daemon compute the same state from the same kernel, so neither undoes the other.
+/// `None` for an uplink that is not the hook's business (static addresses only).
+pub async fn reconcile_uplink(uplink: &UplinkPlan, router: AdvertisedRouter, nl: &Netlink) -> Result<Option<Outcome>, netlink::Error> {
+    let dhcp4 = matches!(uplink.addresses, Addresses::Dhcp(_));
+    if !dhcp4 && !has_dynamic_ipv6(uplink) {
+        return Ok(None);
+    }
+    let ifindex = match nl.link(&uplink.interface).await {
+        Ok(l) if l.admin_up && l.carrier => Some(l.index),
+        Ok(_) => None,
+        Err(e) if e.is_not_found() => None,
+        Err(e) => return Err(e),
+    };
+    let mut outcome = match (dhcp4, ifindex) {
+        (false, _) => Outcome::default(),
+        (true, Some(i)) => refresh_ipv4_on(uplink, i, nl).await?,
+        (true, None) => reconcile(uplink, None, &[], None).run(nl).await?,
+    };
+    if has_dynamic_ipv6(uplink) {
+        outcome.add_ipv6(ipv6::reconcile(uplink, ifindex, router, nl).await?);
+    }
+    Ok(Some(outcome))
 }
 
 fn dhcp_uplinks(plan: &Plan) -> impl Iterator<Item = &UplinkPlan> {

@@ -19,6 +19,7 @@ use super::event::MAX_ADDRESSES;
 use super::hook::is_uplink_rule;
 use crate::netlink::{self, DefaultRoute6, KernelRule, Netlink};
 use crate::plan::{self, Plan, Rule, Table, UplinkPlan};
+use crate::policy;
 
 /// Whether the policy gives `u` IPv6 addresses that only the kernel knows.
 pub fn has_dynamic_ipv6(u: &UplinkPlan) -> bool {
@@ -53,6 +54,20 @@ pub enum AdvertisedRouter {
     /// The hook: a copy of the manager's advertised default route in main (NetworkManager's,
     /// protocol `ra`, at the uplink's metric), tagged with multihome's protocol.
     Hook,
+}
+
+impl AdvertisedRouter {
+    /// Who puts the advertised router into the uplinks' tables on this host, for the daemon
+    /// (which has no dispatcher to tell it): the choice `apply` makes of its backend, from the
+    /// policy's `Backend=`, and with `auto` whether NetworkManager owns its name on the bus.
+    pub async fn on_this_host(backend: policy::Backend) -> AdvertisedRouter {
+        let nm = match backend {
+            policy::Backend::NetworkManager => true,
+            policy::Backend::Networkd => false,
+            policy::Backend::Auto => crate::bus::runs_on_system_bus(crate::bus::NETWORK_MANAGER).await,
+        };
+        if nm { AdvertisedRouter::Hook } else { AdvertisedRouter::Manager }
+    }
 }
 
 /// The router the uplink's table should have a copy of: the uplink takes the advertised router

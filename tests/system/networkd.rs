@@ -13,6 +13,9 @@ use super::policy::{DAEMON_LEFTOVERS, assert_seed_holds};
 
 const SHOW: &str = "systemctl show -p ActiveState -p SubState -p MainPID -p NRestarts -p StatusText multihome";
 
+/// How many of the seed's MPTCP endpoints (ids 240-242) the kernel has.
+const ENDPOINTS: &str = "ip mptcp endpoint show | grep -c ' id 24[012] '";
+
 fn property(show: &str, key: &str) -> String {
     show.lines().find_map(|l| l.strip_prefix(&format!("{key}="))).unwrap_or_default().to_string()
 }
@@ -97,10 +100,15 @@ fn networkd_machine_from_install_to_purge() -> anyhow::Result<()> {
     let show = vm.ok(SHOW)?;
     assert_eq!((property(&show, "ActiveState"), property(&show, "MainPID")), ("active".to_string(), pid), "{show}");
 
-    // stop: its routes go with it, the policy's stay.
+    // stop: its routes go with it, the policy's stay, and so do the plan's MPTCP endpoints:
+    // ExecStopPost runs in the unit's sandbox, where ProcSubset=pid hides net.mptcp.enabled,
+    // and "cannot tell" is not "off" (issue 22).
     vm.ok("systemctl stop multihome")?;
     assert_eq!(vm.ok(DAEMON_LEFTOVERS)?.trim(), "", "stop left routes of the daemon");
     assert_seed_holds(&mut vm)?;
+    assert_eq!(vm.ok(ENDPOINTS)?.trim(), "3", "the plan's MPTCP endpoints after a stop:\n{}", vm.ok("ip mptcp endpoint show")?);
+    let off = vm.sh("journalctl -b -u multihome --no-pager | grep 'MPTCP is not enabled'")?;
+    assert_ne!(off.code, 0, "the cleanup took the sandbox's hidden /proc/sys for MPTCP off:\n{}", off.output);
 
     // kill -9: ExecStopPost removes what the daemon left, Restart= brings it back, stop.
     vm.ok("systemctl start multihome")?;
@@ -129,6 +137,7 @@ fn networkd_machine_from_install_to_purge() -> anyhow::Result<()> {
         Duration::from_secs(60),
     )?;
     vm.ok("journalctl -b -u multihome --no-pager | grep -q 'status=6/ABRT'")?;
+    assert_eq!(vm.ok(ENDPOINTS)?.trim(), "3", "the MPTCP endpoints after the watchdog's restart:\n{}", vm.ok("ip mptcp endpoint show")?);
 
     // A reboot: the policy holds and the daemon is back, without apply.
     net.set_upstream("eth0", true)?;
@@ -141,6 +150,8 @@ fn networkd_machine_from_install_to_purge() -> anyhow::Result<()> {
     vm.wait_for("the seed's routes after the reboot", "ip -4 route show table 103 | grep -q default", Duration::from_secs(60))?;
     assert_seed_holds(&mut vm)?;
     vm.wait_for("eth0 up after the reboot", "multihome status | grep -q 'New connections leave via eth0'", Duration::from_secs(60))?;
+    // No apply and no networkd-dispatcher: the daemon makes the endpoints itself (issue 22).
+    vm.wait_for("every uplink's MPTCP endpoint after the reboot", &format!("test $({ENDPOINTS}) -eq 3"), Duration::from_secs(10))?;
     vm.wait_for("the internet host answering", "ping -n -c1 -W2 198.51.100.10", Duration::from_secs(30))?;
     // Carrier loss (the cable, in qemu): the kernel skips eth0's routes at once
     // (ignore_routes_with_linkdown), and they are used again when it returns.

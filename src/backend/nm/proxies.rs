@@ -11,7 +11,7 @@ pub type SettingsIn = HashMap<String, HashMap<String, OwnedVariant>>;
 pub type SettingsOut<'a> = HashMap<&'a str, HashMap<&'a str, Variant<'a>>>;
 
 /// NetworkManager's name on the system bus; an owner makes `--backend auto` choose it.
-pub const NM_BUS_NAME: &str = "org.freedesktop.NetworkManager";
+pub const NM_BUS_NAME: &str = crate::bus::NETWORK_MANAGER;
 
 /// NMCheckpointCreateFlags: remove profiles added after the checkpoint when rolling back, so a
 /// created `multihome-IFACE` goes away with the rest.

@@ -22,7 +22,7 @@ use socket::Genl;
 
 use super::Error;
 pub use diag::{Subflow, connections, subflows};
-pub use sync::{Change, Flags, Preview, Synced, Wanted, changes, preview, sync};
+pub use sync::{Change, Flags, Preview, Synced, Wanted, changes, preview, sync, sync_holding};
 
 /// An endpoint as the kernel holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,10 +80,33 @@ pub struct Limits {
     pub subflows: u32,
 }
 
-/// Whether MPTCP is enabled for new sockets in the calling thread's network namespace
-/// (`net.mptcp.enabled`); false also when the kernel has no MPTCP at all.
-pub fn enabled() -> bool {
-    std::fs::read_to_string("/proc/sys/net/mptcp/enabled").is_ok_and(|s| s.trim() == "1")
+/// Whether MPTCP is enabled for new sockets (`net.mptcp.enabled`), as far as this process can
+/// tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enabled {
+    Yes,
+    /// The sysctl says 0, or the kernel has no MPTCP (the sysctls are there, this one is not).
+    No,
+    /// /proc/sys cannot be read here: the shipped unit's `ProcSubset=pid` hides it. Never taken
+    /// for "off": endpoints cost nothing where MPTCP is off (no socket uses them), while taking
+    /// them away under a sandbox destroyed a working host's endpoints at every daemon stop.
+    Unknown,
+}
+
+/// [`Enabled`] in the calling thread's network namespace.
+pub fn enabled() -> Enabled {
+    enabled_in(std::path::Path::new("/proc/sys"))
+}
+
+/// [`enabled`] under `sys` (/proc/sys, or a test's stand-in).
+pub fn enabled_in(sys: &std::path::Path) -> Enabled {
+    match std::fs::read_to_string(sys.join("net/mptcp/enabled")) {
+        Ok(s) if s.trim() == "1" => Enabled::Yes,
+        Ok(_) => Enabled::No,
+        // The other sysctls are readable, this one is not there: a kernel without MPTCP.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && sys.join("net/ipv4").is_dir() => Enabled::No,
+        Err(_) => Enabled::Unknown,
+    }
 }
 
 /// A path manager socket in the calling thread's network namespace.

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use super::{Endpoint, Mptcp, enabled};
+use super::{Enabled, Endpoint, Mptcp, enabled};
 use crate::netlink::{Error, Netlink};
 use crate::plan::mptcp::rank_of;
 use crate::plan::{Addresses, Plan};
@@ -127,9 +127,14 @@ struct Survey {
 }
 
 /// Reads the kernel and decides; `Ok(None)` when the kernel has no MPTCP path manager.
-async fn survey(plan: &Plan, nl: &Netlink, flags: Flags) -> Result<Option<Survey>, Error> {
+/// `held`: ids of multihome's endpoints that someone else steers now (the daemon keeps the
+/// endpoint of an uplink that lost carrier away until the uplink carries again): neither added,
+/// changed nor removed.
+async fn survey(plan: &Plan, nl: &Netlink, flags: Flags, held: &BTreeSet<u8>) -> Result<Option<Survey>, Error> {
     let Some(mut pm) = Mptcp::open()? else { return Ok(None) };
-    let on = plan.mptcp.is_some() && enabled();
+    // The path manager answered: the kernel has MPTCP. Only a sysctl that says 0 turns the
+    // endpoints off; one this process cannot read (a sandbox) does not.
+    let on = plan.mptcp.is_some() && enabled() != Enabled::No;
     let links = nl.links().await?;
     let uplink_index = |name: &str| links.iter().find(|l| l.name == name).map(|l| l.index);
     let has_carrier = |i: u32| links.iter().any(|l| l.index == i && l.admin_up && l.carrier);
@@ -147,13 +152,17 @@ async fn survey(plan: &Plan, nl: &Netlink, flags: Flags) -> Result<Option<Survey
             (Addresses::Static(_), a) => a,
             (Addresses::Dhcp(_), _) => nl.ipv4_addresses(ifindex).await?.into_iter().map(|n| n.addr()).find(|a| !a.is_link_local()),
         };
-        if let Some(address) = address {
+        if let Some(address) = address
+            && !held.contains(&e.id)
+        {
             wanted.push(Wanted { interface: u.interface.clone(), id: e.id, address, ifindex, backup: e.backup });
         }
     }
 
     let kernel = pm.endpoints()?;
-    let ours = |k: &Endpoint| rank_of(k.id).is_some() && k.ifindex.is_some_and(|i| uplink_ifindexes.contains(&i) || !links.iter().any(|l| l.index == i));
+    let ours = |k: &Endpoint| {
+        rank_of(k.id).is_some() && !held.contains(&k.id) && k.ifindex.is_some_and(|i| uplink_ifindexes.contains(&i) || !links.iter().any(|l| l.index == i))
+    };
     let changes = changes(&wanted, &kernel, ours, flags);
     let raise = match (on, plan.mptcp) {
         (true, Some(limits)) => Some(pm.limits()?.subflows).filter(|now| *now < limits.subflows).map(|now| (now, limits.subflows)),
@@ -169,7 +178,7 @@ pub type Preview = (Vec<Change>, Option<(u32, u32)>, Vec<(u32, String)>);
 /// each step with the endpoint as `ip mptcp endpoint` shows it (the interface by name), and
 /// the subflow limit to raise. Empty where the kernel has no MPTCP.
 pub async fn preview(plan: &Plan, nl: &Netlink, flags: Flags) -> Result<Preview, Error> {
-    Ok(match survey(plan, nl, flags).await? {
+    Ok(match survey(plan, nl, flags, &BTreeSet::new()).await? {
         Some(s) => (s.changes, s.raise, s.links.into_iter().map(|l| (l.index, l.name)).collect()),
         None => (Vec::new(), None, Vec::new()),
     })
@@ -182,8 +191,15 @@ pub async fn preview(plan: &Plan, nl: &Netlink, flags: Flags) -> Result<Preview,
 /// `MPTCP=no`, or where MPTCP is disabled, multihome's endpoints are removed and nothing else
 /// is touched.
 pub async fn sync(plan: &Plan, nl: &Netlink, flags: Flags) -> Result<Synced, Error> {
-    let mut synced = Synced { unavailable: plan.mptcp.is_some() && !enabled(), ..Synced::default() };
-    let Some(Survey { mut pm, changes, raise, .. }) = survey(plan, nl, flags).await? else {
+    sync_holding(plan, nl, flags, &BTreeSet::new()).await
+}
+
+/// [`sync`], leaving the endpoints with the ids in `held` as they are (see [`survey`]): the
+/// daemon's sync, which must not add back an endpoint it took away at carrier loss before the
+/// uplink carries again.
+pub async fn sync_holding(plan: &Plan, nl: &Netlink, flags: Flags, held: &BTreeSet<u8>) -> Result<Synced, Error> {
+    let mut synced = Synced { unavailable: plan.mptcp.is_some() && enabled() == Enabled::No, ..Synced::default() };
+    let Some(Survey { mut pm, changes, raise, .. }) = survey(plan, nl, flags, held).await? else {
         synced.unavailable = plan.mptcp.is_some();
         return Ok(synced);
     };

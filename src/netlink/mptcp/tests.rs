@@ -85,3 +85,21 @@ fn sync_makes_the_plans_endpoints_leaves_others_alone_and_is_idempotent() {
     assert_eq!(endpoints(&ns), admin);
     assert_eq!(ns.ip(&["mptcp", "limits", "show"]).trim(), "add_addr_accepted 3 subflows 8");
 }
+
+/// Issue 22: a /proc/sys the sandbox hides (ProcSubset=pid) is "cannot tell", never "off".
+#[test]
+fn a_hidden_proc_sys_is_unknown_not_off() {
+    use super::{Enabled, enabled_in};
+    let dir = std::env::temp_dir().join(format!("multihome-sysctl-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    assert_eq!(enabled_in(&dir), Enabled::Unknown, "an empty /proc/sys (a tmpfs over it, ProcSubset=pid)");
+    std::fs::create_dir_all(dir.join("net/ipv4")).unwrap();
+    assert_eq!(enabled_in(&dir), Enabled::No, "other sysctls readable, no MPTCP's: a kernel without MPTCP");
+    std::fs::create_dir_all(dir.join("net/mptcp")).unwrap();
+    for (value, want) in [("1\n", Enabled::Yes), ("0\n", Enabled::No)] {
+        std::fs::write(dir.join("net/mptcp/enabled"), value).unwrap();
+        assert_eq!(enabled_in(&dir), want, "net.mptcp.enabled = {value}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
