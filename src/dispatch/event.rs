@@ -116,7 +116,7 @@ fn network_manager(args: &[OsString], env: &Input) -> Result<Event, Refused> {
     let [interface, action] = args else {
         return Err(Refused(format!("NetworkManager passes 2 arguments (interface, action), not {}", args.len())));
     };
-    let action = word("action", argument("action argument", action)?)?;
+    let action = word("action argument", argument("action argument", action)?)?;
     if let Some(from_env) = env.get("NM_DISPATCHER_ACTION")?
         && from_env != action
     {
