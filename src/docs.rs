@@ -221,7 +221,8 @@ const EPILOGUE: &str = r#".SH EXIT STATUS
 Done.
 .TP
 .B 1
-An error; the message names it.
+An error; the message names it. Also the dispatcher hook's refusal of input no dispatcher
+sends (a value that is not UTF-8, a name the kernel refuses), in one line of the journal.
 .TP
 .B 2
 A usage error: an unknown option or a missing argument.

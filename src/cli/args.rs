@@ -1,6 +1,7 @@
 //! The command line as clap reads it: options, subcommands and their arguments. The man page and
 //! the shell completions are generated from these definitions (`generate-docs`, src/docs.rs).
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -111,8 +112,10 @@ pub enum Command {
     /// (IFACE, STATE in the environment) on every link event.
     Dispatch {
         /// What the dispatcher passed; the scripts put `--` before it.
+        // Bytes, not text: the hook refuses what is not UTF-8 itself (exit code 1), where
+        // clap would stop with a usage error (2).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
+        args: Vec<OsString>,
     },
     /// Run the failover daemon (as multihome.service does): probe the uplinks, keep new
     /// connections on the best healthy one.

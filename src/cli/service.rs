@@ -1,5 +1,6 @@
 //! The daemon and the dispatcher hook, and the commands that talk to the daemon over D-Bus.
 
+use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -8,9 +9,9 @@ use multihome::daemon;
 use super::args::ForceOrder;
 use super::{exit, runtime};
 
-pub fn dispatch(config: &Path, args: &[String]) -> anyhow::Result<()> {
-    // Untrusted text: read lossily and judged by the event parser, never by a shell.
-    let env = std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())).collect();
+pub fn dispatch(config: &Path, args: &[OsString]) -> anyhow::Result<()> {
+    // Untrusted bytes, judged by the event parser as bytes (never lossily, never by a shell).
+    let env = std::env::vars_os().collect();
     multihome::dispatch::run(args, &env, config)
 }
 

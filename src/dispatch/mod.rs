@@ -7,10 +7,11 @@
 pub mod event;
 pub mod hook;
 pub mod ipv6;
+pub mod quote;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::Path;
 
 use anyhow::Context;
@@ -20,12 +21,13 @@ use crate::netlink::mptcp;
 use crate::plan;
 use crate::policy;
 
-pub use event::{Event, Kind, Refused};
+pub use event::{Environment, Event, Kind, Refused};
 pub use hook::{Outcome, Refreshed, Swept};
 
 /// Runs the hook for one dispatcher call. Quiet (and successful) for events that are not
-/// multihome's business; one line on stderr (the journal) when it looked at an uplink.
-pub fn run(args: &[String], env: &BTreeMap<String, String>, policy_path: &Path) -> anyhow::Result<()> {
+/// multihome's business; one line on stderr (the journal) when it looked at an uplink. The
+/// arguments and environment are bytes as the dispatcher passed them (see [`event::parse`]).
+pub fn run(args: &[OsString], env: &Environment, policy_path: &Path) -> anyhow::Result<()> {
     // Refuse hostile input before reading anything else.
     let event = event::parse(args, env)?;
     if event.kind == Kind::Ignore {

@@ -2,11 +2,11 @@
 //! up / dhcp4-change / down are exactly the planned ones, a second run changes nothing, and
 //! what is not multihome's (a foreign rule, a static uplink, another interface) is untouched.
 
-use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use super::hook::rule_priorities;
-use super::run;
+use super::{Environment, run};
 use crate::netlink::testns::TestNs;
 
 const POLICY: &str = "\
@@ -39,13 +39,13 @@ impl Drop for PolicyFile {
     }
 }
 
-fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+fn env(pairs: &[(&str, &str)]) -> Environment {
+    pairs.iter().map(|(k, v)| (k.into(), v.into())).collect()
 }
 
 /// Runs `multihome dispatch` inside the namespace, as the dispatcher would.
-fn dispatch(ns: &TestNs, policy: &PolicyFile, args: &[&str], env: BTreeMap<String, String>) {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+fn dispatch(ns: &TestNs, policy: &PolicyFile, args: &[&str], env: Environment) {
+    let args: Vec<OsString> = args.iter().map(OsString::from).collect();
     let path = policy.0.clone();
     ns.run(move || run(&args, &env, &path)).unwrap();
 }
@@ -85,7 +85,7 @@ fn host(ns: &TestNs) {
     ns.ip(&["rule", "add", "pref", "10150", "from", "192.168.178.200", "lookup", "102"]);
 }
 
-fn nm_up(action: &str, address: &str) -> BTreeMap<String, String> {
+fn nm_up(action: &str, address: &str) -> Environment {
     env(&[
         ("NM_DISPATCHER_ACTION", action),
         ("DEVICE_IFACE", "wlan0"),
@@ -181,10 +181,37 @@ fn networkd_routable_takes_the_prefix_from_the_kernel_and_no_carrier_removes() {
 
 #[test]
 fn hostile_input_is_refused_before_anything_is_read() {
-    let args = vec!["wlan0; reboot".to_string(), "up".to_string()];
+    let args: Vec<OsString> = vec!["wlan0; reboot".into(), "up".into()];
     let missing = std::path::Path::new("/nonexistent/multihome.conf");
     let e = run(&args, &env(&[("NM_DISPATCHER_ACTION", "up")]), missing).unwrap_err();
     assert!(e.to_string().starts_with("refused: interface argument:"), "{e}");
+}
+
+/// Issue 23: `IFACE=up\xff` was read lossily as `up\u{FFFD}`, the name of another DHCP uplink,
+/// whose rules and routes the event's no-carrier then removed. As bytes it is refused, and
+/// that uplink keeps what the hook gave it.
+#[test]
+fn a_name_that_is_not_utf8_is_refused_and_never_taken_for_another_uplink() {
+    use std::os::unix::ffi::OsStringExt;
+    let Some(ns) = TestNs::new() else { return };
+    let lossy = "up\u{FFFD}";
+    let path = std::env::temp_dir().join(format!("multihome-dispatch-{}-lossy.conf", std::process::id()));
+    std::fs::write(&path, format!("[Uplink]\nInterface={lossy}\nPriority=1\nDHCP=ipv4\n")).unwrap();
+    let policy = PolicyFile(path);
+    ns.ip(&["link", "add", lossy, "type", "veth", "peer", "name", "sw-up"]);
+    ns.ip(&["link", "set", lossy, "up"]);
+    ns.ip(&["link", "set", "sw-up", "up"]);
+    ns.ip(&["addr", "add", "192.168.178.156/24", "dev", lossy]);
+    dispatch(&ns, &policy, &[], env(&[("IFACE", lossy), ("STATE", "routable"), ("IP_ADDRS", "192.168.178.156")]));
+    let given = ours(&ns);
+    assert_eq!(given.lines().count(), 3, "{given}");
+
+    let mut hostile = env(&[("STATE", "no-carrier")]);
+    hostile.insert("IFACE".into(), OsString::from_vec(b"up\xff".to_vec()));
+    let path = policy.0.clone();
+    let e = ns.run(move || run(&[], &hostile, &path)).unwrap_err();
+    assert_eq!(e.to_string(), r#"refused: IFACE: "up\xff" is not UTF-8; no dispatcher passes such a name and no uplink of a policy has one"#);
+    assert_eq!(ours(&ns), given, "another uplink's rules or routes changed");
 }
 
 #[test]

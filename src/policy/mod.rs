@@ -269,6 +269,8 @@ pub fn valid_uplink_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A name the kernel's dev_valid_name accepts (1 to 15 bytes, not `.` or `..`, no `/`, `:` or
+/// space), without what networkd would read as a pattern, control characters or `%`.
 pub fn valid_interface_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("an interface name cannot be empty".into());
@@ -281,6 +283,11 @@ pub fn valid_interface_name(name: &str) -> Result<(), String> {
     }
     if let Some(c) = name.chars().find(|c| matches!(c, '/' | ':' | '%') || c.is_whitespace() || c.is_control()) {
         return Err(format!("{name:?} contains {c:?}, which the kernel refuses in interface names"));
+    }
+    // The kernel's isspace() is Latin-1's: the byte 0xa0 (no-break space) is a space to it, also
+    // inside a UTF-8 character such as 'à' (c3 a0), so dev_valid_name refuses such a name.
+    if let Some(c) = name.chars().find(|c| c.to_string().bytes().any(|b| b == 0xa0)) {
+        return Err(format!("{name:?} contains {c:?}, whose byte 0xa0 the kernel counts as a space and refuses in interface names"));
     }
     if let Some(c) = name.chars().find(|c| matches!(c, '*' | '?' | '[' | ']')).or(name.starts_with('!').then_some('!')) {
         return Err(format!("{name:?} contains {c:?}, which networkd would read as a pattern matching other interfaces; name one interface"));

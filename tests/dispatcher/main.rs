@@ -1,78 +1,22 @@
 //! Dispatcher fixtures, in the shape of NetworkManager's src/nm-dispatcher/tests: each
 //! directory holds what a dispatcher passes (`argv`: one argument per line; `env`: KEY=VALUE
 //! per line) and what multihome must make of it (`expected`: the event, or `refused: why`).
-//! Values may use `\n`, `\t`, `\\` and `\xHH` for bytes a line cannot hold.
+//! Values may use `\n`, `\t`, `\\` and `\xHH` for bytes a line cannot hold: `\xff` is the byte
+//! 0xff, so a fixture holds any byte string, UTF-8 or not, exactly as a dispatcher could pass it.
 //!
 //! Each case runs twice: through the pure parser, and through the real binary with exactly that
 //! environment (and a policy path that does not exist, so nothing is touched), which must refuse
 //! with exit status 1 and the same message, or succeed.
 //! `MULTIHOME_BLESS=1` rewrites `expected` from the parser's answer.
 
-use std::collections::BTreeMap;
+mod fixtures;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use multihome::dispatch::event;
-
-struct Case {
-    name: String,
-    dir: PathBuf,
-    args: Vec<String>,
-    env: BTreeMap<String, String>,
-}
-
-fn unescape(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('\\') => out.push('\\'),
-            Some('x') => {
-                let hex: String = chars.by_ref().take(2).collect();
-                out.push(char::from(u8::from_str_radix(&hex, 16).expect("\\xHH")));
-            }
-            other => panic!("unknown escape \\{other:?} in {s:?}"),
-        }
-    }
-    out
-}
-
-fn lines(path: &Path) -> Vec<String> {
-    match fs::read_to_string(path) {
-        Ok(text) => text.lines().map(unescape).collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
-fn cases() -> Vec<Case> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dispatcher");
-    let mut cases: Vec<Case> = fs::read_dir(&root)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().is_dir())
-        .map(|e| {
-            let dir = e.path();
-            let env = lines(&dir.join("env"))
-                .into_iter()
-                .map(|l| {
-                    let (k, v) = l.split_once('=').unwrap_or_else(|| panic!("{}: env line {l:?} has no =", dir.display()));
-                    (k.to_string(), v.to_string())
-                })
-                .collect();
-            Case { name: e.file_name().to_string_lossy().into_owned(), args: lines(&dir.join("argv")), env, dir }
-        })
-        .collect();
-    cases.sort_by(|a, b| a.name.cmp(&b.name));
-    assert!(cases.len() >= 40, "fixtures missing: found {}", cases.len());
-    cases
-}
+use fixtures::{Case, cases};
+use multihome::dispatch::event::{self, Environment};
 
 fn answer(case: &Case) -> String {
     match event::parse(&case.args, &case.env) {
@@ -125,6 +69,37 @@ fn binary_refuses_or_accepts_as_the_parser_does() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Issue 23: a 128 KiB `IP_ADDRS` with one bad entry wrote a 126 KB line to the journal. The
+/// refusal, from the parser and from the binary, is one short line that still names the entry.
+#[test]
+fn a_huge_value_with_one_bad_entry_gives_one_short_line() {
+    let mut value = String::from("192.168.178.157 10.0.0.x");
+    let mut i = 0u32;
+    // Just under the kernel's limit for one environment string (MAX_ARG_STRLEN, 128 KiB).
+    while value.len() < (128 << 10) - 64 {
+        value.push_str(&format!(" 10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255 | 1));
+        i += 1;
+    }
+    let env: Environment = [("IFACE", "wlan0"), ("STATE", "routable"), ("IP_ADDRS", value.as_str())].iter().map(|(k, v)| (k.into(), v.into())).collect();
+    let refused = event::parse(&[], &env).unwrap_err().to_string();
+    assert!(refused.ends_with(r#": "10.0.0.x" is not an IPv4 address"#), "{refused}");
+    assert!(refused.len() <= event::MAX_REFUSAL && !refused.contains('\n'), "{} bytes: {refused}", refused.len());
+
+    let out = Command::new(env!("CARGO_BIN_EXE_multihome")).args(["-c", "/nonexistent/multihome.conf", "dispatch"]).env_clear().envs(&env).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), format!("multihome: {refused}\n"));
+}
+
+/// Every fixture's refusal is one line of at most [`event::MAX_REFUSAL`] bytes, printable ASCII
+/// but for what a UTF-8 name shows as itself.
+#[test]
+fn every_refusal_is_one_bounded_line() {
+    for case in cases() {
+        let answer = answer(&case);
+        assert!(answer.len() <= event::MAX_REFUSAL && !answer.chars().any(char::is_control), "{}: {answer}", case.name);
+    }
+}
+
 /// The shipped hooks: each only execs multihome (no shell logic that could see the input),
 /// and networkd-dispatcher gets a hook for exactly the states the parser acts on.
 #[test]
@@ -161,8 +136,7 @@ fn shipped_hooks_only_exec_multihome_for_the_states_that_matter() {
     ];
     let dir = root.join("networkd-units/networkd-dispatcher");
     for state in states {
-        let env: BTreeMap<String, String> =
-            [("IFACE", "wlan0"), ("STATE", state), ("IP_ADDRS", "")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: Environment = [("IFACE", "wlan0"), ("STATE", state), ("IP_ADDRS", "")].iter().map(|(k, v)| (k.into(), v.into())).collect();
         let acts = event::parse(&[], &env).unwrap().kind != event::Kind::Ignore;
         let hook = dir.join(format!("{state}.d/90-multihome"));
         assert_eq!(hook.exists(), acts, "{state}: a hook must exist exactly when multihome acts on the state");

@@ -188,10 +188,12 @@ pub fn bond(c: &mut Checker, section: Option<&Section>, slaves: Vec<Located>, po
 /// gateway itself, and the probes are the second line (a dead path behind the gateway).
 fn probe_through_bond(c: &mut Checker, p: &Probe, section: &Section, monitor: Option<&Monitor>, notes: &mut Vec<String>) {
     let target_line = |v6: bool| section.entries.iter().find(|e| e.key == "Target" && e.value.contains(':') == v6).map(|e| e.line);
-    if let Some(line) = target_line(true) {
-        c.problem(line, format!("Target={}: a bond has IPv4 only; give IPv4 targets to probe through it", p.targets6[0]));
+    // A Target= with a ':' that is no IPv6 address ("Target=:") is refused as a bad value, and
+    // is not among targets6: the message quotes a target that was read (issue 23, a panic).
+    if let (Some(line), Some(first)) = (target_line(true), p.targets6.first()) {
+        c.problem(line, format!("Target={first}: a bond has IPv4 only; give IPv4 targets to probe through it"));
     }
-    if p.targets.is_empty() && target_line(true).is_none() {
+    if p.targets.is_empty() && p.targets6.is_empty() {
         c.problem(section.line, "[Probe] has no Target=; give at least one address to probe through the bond, such as the gateway and a host behind it");
     }
     if let Some(Monitor::Arp { .. }) = monitor {
