@@ -33,7 +33,40 @@ pub(super) fn to_wire(p: &Profile) -> SettingsOut<'_> {
 }
 
 pub async fn system_bus() -> anyhow::Result<Connection> {
-    Connection::system().await.context("cannot connect to the system D-Bus to talk to NetworkManager")
+    let bus = Connection::system().await.context("cannot connect to the system D-Bus to talk to NetworkManager")?;
+    settings_exported(&bus).await?;
+    Ok(bus)
+}
+
+/// How long a NetworkManager that has just started may take to export its settings.
+const STARTUP_WAIT: Duration = Duration::from_secs(30);
+
+/// NetworkManager takes its bus name before it has loaded its profiles and exported
+/// /org/freedesktop/NetworkManager/Settings; `systemctl start NetworkManager && multihome apply`
+/// (and a boot) lands in that gap, seen as "Object does not exist" from a busy machine. So wait,
+/// bounded, for the settings to answer. Without NetworkManager there is nothing to wait for: the
+/// caller says it is not running.
+async fn settings_exported(bus: &Connection) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + STARTUP_WAIT;
+    loop {
+        if !crate::bus::has_owner(bus, NM_BUS_NAME).await.unwrap_or(false) {
+            return Ok(());
+        }
+        match SettingsProxy::new(bus).await?.list_connections().await {
+            Ok(_) => return Ok(()),
+            Err(zbus::Error::MethodError(name, _, _))
+                if matches!(name.as_str(), "org.freedesktop.DBus.Error.UnknownMethod" | "org.freedesktop.DBus.Error.UnknownObject")
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("NetworkManager owns {NM_BUS_NAME} but its settings do not answer (waited up to {} s after its start)", STARTUP_WAIT.as_secs())
+                });
+            }
+        }
+    }
 }
 
 /// Whether NetworkManager owns its name on the system bus (for `--backend auto`).
