@@ -270,7 +270,7 @@ fn apply_one(root: &Path, c: &Change) -> anyhow::Result<()> {
 /// Writes `path` so that readers see the old file or the new one, never a part.
 pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
     let dir = path.parent().context("a generated file needs a directory")?;
-    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    create_dirs(dir)?;
     let name = path.file_name().context("a generated file needs a name")?.to_string_lossy();
     // A fresh name, created exclusively and never through a symlink: nothing planted beside the
     // file can redirect the write or its chmod.
@@ -291,6 +291,29 @@ pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> anyhow::Resu
         let _ = fs::remove_file(&tmp);
     }
     result.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The mode of every directory multihome creates: networkd reads its files as the user
+/// systemd-network, so a drop-in directory or networkd.conf.d it cannot enter is ignored
+/// (silently: the policy's rules and `ManageForeignRoutingPolicyRules=no` with it).
+pub const DIR_MODE: u32 = 0o755;
+
+/// Creates `dir` and its missing parents with [`DIR_MODE`] whatever the umask (which masks
+/// mkdir's mode: under `umask 077` a plain create_dir_all makes them `drwx------`), so each is
+/// chmod-ed after it is made. A directory that already exists keeps its mode: it is the
+/// administrator's, not ours.
+pub fn create_dirs(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.as_os_str().is_empty() && fs::symlink_metadata(d).is_err()).collect();
+    for d in missing.into_iter().rev() {
+        match fs::DirBuilder::new().mode(DIR_MODE).create(d) {
+            // Made by someone else in the meantime: theirs, left as it is.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            other => other.with_context(|| format!("cannot create {}", d.display()))?,
+        }
+        fs::set_permissions(d, fs::Permissions::from_mode(DIR_MODE)).with_context(|| format!("cannot set the mode of {}", d.display()))?;
+    }
+    Ok(())
 }
 
 /// Writes rendered files into an output directory (for `multihome render --out`), under the
