@@ -17,6 +17,7 @@ pub mod forced;
 pub mod fsm;
 mod link;
 mod mptcp;
+mod mptcp_view;
 pub mod notify;
 mod polkit;
 pub mod probe;
@@ -24,6 +25,7 @@ pub mod probe6;
 pub mod quality;
 pub mod routes;
 pub mod routes6;
+mod stamp;
 pub mod status;
 
 use std::path::{Path, PathBuf};
