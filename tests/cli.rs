@@ -361,3 +361,74 @@ fn a_usage_error_is_not_an_invalid_policy() {
     let out = multihome(&["-c", "/nonexistent/multihome.conf", "check"]);
     assert_eq!(out.status.code(), Some(1), "a missing file is an error, not an invalid policy: {}", text(&out.stderr));
 }
+
+/// Every directory and file under `root` with its mode, by path relative to it.
+fn modes(root: &Path) -> BTreeMap<PathBuf, (bool, u32)> {
+    fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<PathBuf, (bool, u32)>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            out.insert(path.strip_prefix(base).unwrap().to_path_buf(), (meta.is_dir(), meta.permissions().mode() & 0o7777));
+            if meta.is_dir() {
+                walk(&path, base, out);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// `multihome ARGS` under `umask`, set by the shell that then becomes multihome.
+fn multihome_under_umask(umask: u32, args: &[&str]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("umask {umask:03o} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_multihome"))
+        .args(args)
+        .output()
+        .expect("sh runs")
+}
+
+/// Issue 22, item 5: the modes of what multihome writes do not depend on the umask. Under the
+/// hardened umasks 077 and 027, `apply --root` into an empty image and into one with the
+/// administrator's .network file (a drop-in directory), and `render --backend nm-keyfile`, make
+/// every directory 0755, networkd's files and the sysctl.d file 0644 and the keyfiles 0600:
+/// networkd reads its files as systemd-network, and would ignore a directory it cannot enter.
+#[test]
+fn modes_do_not_depend_on_the_umask() {
+    let policy = golden_policy("seed");
+    for umask in [0o077, 0o027] {
+        let tmp = TempDir::new(&format!("umask-{umask:o}"));
+        let image = tmp.path().join("image");
+        let image_arg = image.to_str().unwrap();
+        let applied = multihome_under_umask(umask, &["-c", &policy, "apply", "--backend", "networkd", "--root", image_arg]);
+        assert!(applied.status.success(), "{}", text(&applied.stderr));
+        let keyfiles = multihome_under_umask(umask, &["-c", &policy, "render", "--backend", "nm-keyfile", "--out", image_arg]);
+        assert!(keyfiles.status.success(), "{}", text(&keyfiles.stderr));
+        let seen = modes(&image);
+        for (path, (dir, mode)) in &seen {
+            let want = match (dir, path.starts_with("etc/NetworkManager")) {
+                (true, _) => 0o755,
+                (false, true) => 0o600,
+                (false, false) => 0o644,
+            };
+            assert_eq!(*mode, want, "umask {umask:03o}: {} is {mode:04o}, not {want:04o}\n{seen:#?}", path.display());
+        }
+        for expected in ["etc/systemd/networkd.conf.d/60-multihome.conf", "etc/sysctl.d/60-multihome.conf", "etc/systemd/network/10-multihome-eth0.network"] {
+            assert!(seen.contains_key(Path::new(expected)), "umask {umask:03o}: no {expected}\n{seen:#?}");
+        }
+        assert!(seen.keys().any(|p| p.starts_with("etc/NetworkManager/system-connections") && !seen[p].0), "no keyfile\n{seen:#?}");
+
+        // The administrator's eth0 file: multihome makes the drop-in directory beside it.
+        let amended = tmp.path().join("amended");
+        let network_dir = amended.join(networkd::render::NETWORK_DIR);
+        fs::create_dir_all(&network_dir).unwrap();
+        fs::write(network_dir.join("20-wired.network"), "[Match]\nName=eth0\n").unwrap();
+        let out = multihome_under_umask(umask, &["-c", &policy, "apply", "--backend", "networkd", "--root", amended.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let dropin_dir = network_dir.join("20-wired.network.d");
+        assert_eq!(fs::metadata(&dropin_dir).unwrap().permissions().mode() & 0o7777, 0o755, "umask {umask:03o}: the drop-in directory");
+        assert_eq!(fs::metadata(dropin_dir.join("60-multihome.conf")).unwrap().permissions().mode() & 0o7777, 0o644, "umask {umask:03o}: the drop-in");
+    }
+}

@@ -14,7 +14,28 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
-use nix::sys::stat::{Mode, fstat, mkdirat, stat};
+use nix::sys::stat::{Mode, fchmod, fstat, mkdirat, stat};
+
+/// The mode of every directory multihome creates: networkd reads its files as the user
+/// systemd-network, so a drop-in directory or networkd.conf.d it cannot enter is ignored,
+/// silently (the policy's rules and `ManageForeignRoutingPolicyRules=no` with it).
+pub const DIR_MODE: u32 = 0o755;
+
+/// Makes `path` (an output directory) and its missing parents with [`DIR_MODE`] whatever the
+/// umask; parents that exist keep their mode.
+fn make_dirs(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let missing: Vec<&Path> = path.ancestors().take_while(|d| !d.as_os_str().is_empty() && std::fs::symlink_metadata(d).is_err()).collect();
+    for d in missing.into_iter().rev() {
+        match std::fs::DirBuilder::new().mode(DIR_MODE).create(d) {
+            // Made by someone else in the meantime: theirs, left as it is.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            other => other.with_context(|| format!("cannot create {}", d.display()))?,
+        }
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(DIR_MODE)).with_context(|| format!("cannot set the mode of {}", d.display()))?;
+    }
+    Ok(())
+}
 
 /// A root, held open.
 #[derive(Debug)]
@@ -39,7 +60,7 @@ impl Root {
         let open = || nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty());
         let fd = match open() {
             Err(Errno::ENOENT) if create => {
-                std::fs::create_dir_all(path).with_context(|| format!("cannot create {}", path.display()))?;
+                make_dirs(path)?;
                 open()
             }
             other => other,
@@ -101,12 +122,18 @@ impl Root {
         let mut fd = self.open(&at, OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(|e| self.refusal(&at, e))?;
         for part in rel.components() {
             let name = part.as_os_str();
-            match mkdirat(fd.as_fd(), name, Mode::from_bits_truncate(0o755)) {
-                Ok(()) | Err(Errno::EEXIST) => {}
+            let made = match mkdirat(fd.as_fd(), name, Mode::from_bits_truncate(DIR_MODE)) {
+                Ok(()) => true,
+                Err(Errno::EEXIST) => false,
                 Err(e) => return Err(e).with_context(|| format!("cannot create {}", self.join(at.join(name)).display())),
-            }
+            };
             at.push(name);
             fd = self.open(&at, OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(|e| self.refusal(&at, e))?;
+            // The umask masks mkdir's mode (umask 077 makes drwx------), so a directory made here
+            // gets its mode again; one that existed keeps its own: it is the administrator's.
+            if made {
+                fchmod(&fd, Mode::from_bits_truncate(DIR_MODE)).with_context(|| format!("cannot set the mode of {}", self.join(&at).display()))?;
+            }
         }
         Ok(fd)
     }

@@ -43,7 +43,7 @@ pub struct UplinkStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ipv6: Option<Status6>,
     /// Its MPTCP endpoint and the open MPTCP connections with a subflow through it, read from
-    /// the kernel when asked (see [`super::mptcp::annotate`]); `None` where there is none.
+    /// the kernel when asked (see [`super::mptcp_view`]); `None` where there is none.
     #[serde(flatten)]
     pub mptcp: super::mptcp::UplinkMptcp,
 }
@@ -183,11 +183,13 @@ pub enum Command {
 pub struct Service {
     snapshot: Arc<Mutex<Snapshot>>,
     commands: mpsc::UnboundedSender<Command>,
+    /// The uplinks' MPTCP endpoints and connection counts, read off the probes' thread.
+    mptcp: super::mptcp_view::View,
 }
 
 impl Service {
     pub fn new(snapshot: Arc<Mutex<Snapshot>>, commands: mpsc::UnboundedSender<Command>) -> Service {
-        Service { snapshot, commands }
+        Service { snapshot, commands, mptcp: Default::default() }
     }
 
     async fn ask(&self, make: impl FnOnce(oneshot::Sender<Result<(), String>>) -> Command) -> fdo::Result<()> {
@@ -219,10 +221,12 @@ async fn require_root(header: &Header<'_>, conn: &Connection) -> fdo::Result<()>
 impl Service {
     /// Every uplink, most preferred first (see [`UplinkEntry`]). Changes are announced by
     /// StateChanged and an invalidation; loss and latency change every round without a signal.
+    /// The MPTCP keys are at most a second old (see [`super::mptcp_view`]).
     #[zbus(property(emits_changed_signal = "invalidates"))]
-    fn uplinks(&self) -> Vec<UplinkEntry> {
+    async fn uplinks(&self) -> Vec<UplinkEntry> {
+        let reading = self.mptcp.current().await;
         let mut uplinks = self.snapshot.lock().expect("snapshot lock").uplinks.clone();
-        super::mptcp::annotate(&mut uplinks);
+        super::mptcp_view::annotate(&reading, &mut uplinks);
         uplinks.iter().map(UplinkEntry::from).collect()
     }
 

@@ -18,6 +18,7 @@ pub mod fsm;
 mod hook;
 mod link;
 mod mptcp;
+mod mptcp_view;
 pub mod notify;
 mod polkit;
 pub mod probe;
@@ -25,6 +26,7 @@ pub mod probe6;
 pub mod quality;
 pub mod routes;
 pub mod routes6;
+mod stamp;
 pub mod status;
 
 use std::path::{Path, PathBuf};

@@ -22,10 +22,9 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
-use super::bus::{Snapshot, UplinkStatus};
+use super::bus::Snapshot;
 use crate::netlink::mptcp::{self, Endpoint, Mptcp};
 use crate::plan::UplinkPlan;
-use crate::plan::mptcp::rank_of;
 
 /// One endpoint as the daemon wants it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,28 +180,6 @@ pub struct UplinkMptcp {
     pub mptcp_connections: Option<u32>,
 }
 
-/// Fills in each uplink's [`UplinkMptcp`] from the kernel, when a client asks: the endpoints
-/// change with the daemon's steering and the hook, the connections all the time, and reading
-/// them costs two netlink dumps, nothing on the daemon's probe rounds. An error leaves the
-/// fields empty: `status` still answers.
-pub fn annotate(uplinks: &mut [UplinkStatus]) {
-    let Ok(Some(mut pm)) = Mptcp::open() else { return };
-    let endpoints = pm.endpoints().unwrap_or_default();
-    let subflows = mptcp::subflows().ok();
-    for u in uplinks {
-        // SAFETY: a NUL-terminated string that outlives the call.
-        let ifindex = std::ffi::CString::new(u.interface.as_str()).ok().map(|n| unsafe { libc::if_nametoindex(n.as_ptr()) }).filter(|i| *i != 0);
-        let address = u.address.split('/').next().and_then(|a| a.parse::<Ipv4Addr>().ok());
-        let own = endpoints.iter().find(|e| rank_of(e.id) == Some(u.rank as usize) && e.ifindex.is_some() && e.ifindex == ifindex);
-        u.mptcp = UplinkMptcp {
-            mptcp_id: own.map(|e| u32::from(e.id)),
-            mptcp_address: own.and_then(|e| e.address).map(|a| a.to_string()),
-            mptcp_flags: own.map(|e| e.flag_names().into_iter().map(String::from).collect()),
-            mptcp_connections: subflows.as_ref().map(|s| mptcp::connections(s, address, ifindex) as u32),
-        };
-    }
-}
-
 /// `status`'s lines on MPTCP, below the table; `None` when no uplink has anything to show.
 pub fn render(s: &Snapshot) -> Option<String> {
     let mut out = String::new();
@@ -254,6 +231,7 @@ fn describe(k: &Endpoint) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::bus::UplinkStatus;
     use crate::plan::plan;
     use crate::policy::parse;
 

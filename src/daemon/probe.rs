@@ -119,10 +119,20 @@ pub trait Wire: Sized {
     fn send_echo(&self, target: Self::Addr, ident: u16, seq: u16) -> io::Result<usize>;
     /// Asks `gateway` on the link; `known` is its hardware address from its last answer.
     fn send_gateway(&self, gateway: Self::Addr, known: Option<[u8; 6]>) -> io::Result<usize>;
-    /// Reads one packet from the echo socket: (source, sequence) if it answers one of ours.
-    fn recv_echo(&self, buf: &mut [u8], ident: u16) -> io::Result<Option<(Self::Addr, u16)>>;
+    /// Reads one packet from the echo socket, without blocking: the echo reply it is if it
+    /// answers one of ours.
+    fn recv_echo(&self, buf: &mut [u8], ident: u16) -> io::Result<Option<Echo<Self::Addr>>>;
     /// Reads one packet from the gateway socket: (who, hardware address) if it is an answer.
     fn recv_gateway(&self, buf: &mut [u8]) -> io::Result<Option<(Self::Addr, [u8; 6])>>;
+}
+
+/// An answer to one of our echoes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Echo<A> {
+    pub from: A,
+    pub seq: u16,
+    /// When the kernel received it (see [`super::stamp`]); `None` if it gave no stamp.
+    pub stamp: Option<std::time::SystemTime>,
 }
 
 /// Open probe sockets of one uplink, for one family.
@@ -164,6 +174,7 @@ impl Wire for Wire4 {
         icmp.bind(&SockAddr::from(SocketAddrV4::new(source, 0)))?;
         icmp.set_nonblocking(true)?;
         icmp_filter_echo_replies(icmp.as_raw_fd())?;
+        super::stamp::enable(icmp.as_raw_fd())?;
 
         // Opened for no protocol and bound to ARP on the interface in one step: a packet socket
         // opened for ARP already receives every interface's ARP, and binding it then has the
@@ -194,9 +205,9 @@ impl Wire for Wire4 {
         self.arp.get_ref().send_to(&frame, &link_address(self.ifindex, &known.unwrap_or([0xff; 6])))
     }
 
-    fn recv_echo(&self, buf: &mut [u8], ident: u16) -> io::Result<Option<(Ipv4Addr, u16)>> {
-        let len = recv(self.icmp.get_ref().as_raw_fd(), buf)?;
-        Ok(parse_echo_reply(&buf[..len], ident))
+    fn recv_echo(&self, buf: &mut [u8], ident: u16) -> io::Result<Option<Echo<Ipv4Addr>>> {
+        let (len, _, stamp) = super::stamp::recv(self.icmp.get_ref().as_raw_fd(), buf)?;
+        Ok(parse_echo_reply(&buf[..len], ident).map(|(from, seq)| Echo { from, seq, stamp }))
     }
 
     fn recv_gateway(&self, buf: &mut [u8]) -> io::Result<Option<(Ipv4Addr, [u8; 6])>> {
@@ -268,9 +279,11 @@ impl<W: Wire> Prober<W> {
                     }
                     let seq = self.seq;
                     self.seq = self.seq.wrapping_add(1);
-                    // A failed send (no route, link gone) is a lost probe, nothing more.
-                    let _ = self.wire.send_echo(*target, self.ident, seq);
+                    // Taken just before the send: the round trip starts there, whenever the
+                    // round itself got to run. A failed send (no route, link gone) is a lost
+                    // probe, nothing more.
                     send_times.push((seq, i, Instant::now()));
+                    let _ = self.wire.send_echo(*target, self.ident, seq);
                     sent_per_target[i] += 1;
                     result.sent += 1;
                 }
@@ -286,7 +299,22 @@ impl<W: Wire> Prober<W> {
                 continue;
             }
             let all_done = answered.iter().all(|a| *a) && arp_answered != Some(false);
-            if all_done || now >= deadline {
+            if all_done {
+                break;
+            }
+            if now >= deadline {
+                // Answers that came in time but were not read by then (the daemon's thread was
+                // busy, or not scheduled) still count: the kernel's stamp says when they came.
+                while let Ok(Some(echo)) = self.wire.recv_echo(&mut buf, self.ident) {
+                    if echo.stamp.is_some_and(|_| now - super::stamp::waited(echo.stamp) <= deadline) {
+                        self.take_answer(echo, &plan.targets, first_seq, &send_times, &mut answered, &mut result);
+                    }
+                }
+                if plan.arp.is_some() {
+                    while let Ok(Some((ip, mac))) = self.wire.recv_gateway(&mut buf) {
+                        self.take_gateway(ip, mac, plan.arp, &mut arp_answered);
+                    }
+                }
                 break;
             }
             let mut wake = if next_burst < probes { next_send_at.min(deadline) } else { deadline };
@@ -302,28 +330,14 @@ impl<W: Wire> Prober<W> {
                 _ = tokio::time::sleep_until(wake) => {}
                 guard = self.wire.echo_socket().readable() => {
                     let Ok(mut guard) = guard else { break };
-                    if let Ok(Ok(Some((from, seq)))) = guard.try_io(|_| self.wire.recv_echo(&mut buf, self.ident)) {
-                        let in_round = seq.wrapping_sub(first_seq) < self.seq.wrapping_sub(first_seq);
-                        if let Some((_, i, sent_at)) = send_times.iter().find(|(s, _, _)| *s == seq).filter(|_| in_round)
-                            && plan.targets[*i] == from
-                            && !answered[*i]
-                        {
-                            answered[*i] = true;
-                            result.answered += 1;
-                            let rtt = sent_at.elapsed();
-                            result.rtt = Some(result.rtt.map_or(rtt, |r: Duration| r.min(rtt)));
-                            self.srtt = Some(self.srtt.map_or(rtt, |s| s * 7 / 8 + rtt / 8));
-                        }
+                    if let Ok(Ok(Some(echo))) = guard.try_io(|_| self.wire.recv_echo(&mut buf, self.ident)) {
+                        self.take_answer(echo, &plan.targets, first_seq, &send_times, &mut answered, &mut result);
                     }
                 }
                 guard = self.wire.gateway_socket().readable(), if plan.arp.is_some() => {
                     let Ok(mut guard) = guard else { break };
-                    if let Ok(Ok(Some((ip, mac)))) = guard.try_io(|_| self.wire.recv_gateway(&mut buf))
-                        && Some(ip) == plan.arp
-                        && let Some(gw) = plan.arp
-                    {
-                        arp_answered = Some(true);
-                        self.gateway_mac = Some((gw, mac));
+                    if let Ok(Ok(Some((ip, mac)))) = guard.try_io(|_| self.wire.recv_gateway(&mut buf)) {
+                        self.take_gateway(ip, mac, plan.arp, &mut arp_answered);
                     }
                 }
             }
@@ -338,6 +352,42 @@ impl<W: Wire> Prober<W> {
         result.rounds = if result.ok { 1 } else { 1 + follow_ups_sent / super::fsm::SUSPECT_PROBES };
         result
     }
+
+    /// Counts `echo` if it answers an echo of this round to its target not answered yet. Its
+    /// round trip ends when the kernel received it, not when it was read (see [`super::stamp`]).
+    fn take_answer(
+        &mut self,
+        echo: Echo<W::Addr>,
+        targets: &[W::Addr],
+        first_seq: u16,
+        send_times: &[(u16, usize, Instant)],
+        answered: &mut [bool],
+        result: &mut RoundResult,
+    ) {
+        let in_round = echo.seq.wrapping_sub(first_seq) < self.seq.wrapping_sub(first_seq);
+        let Some((_, i, sent_at)) = send_times.iter().find(|(s, _, _)| *s == echo.seq).filter(|_| in_round) else { return };
+        if targets[*i] != echo.from || answered[*i] {
+            return;
+        }
+        answered[*i] = true;
+        result.answered += 1;
+        let rtt = round_trip(*sent_at, Instant::now(), super::stamp::waited(echo.stamp));
+        result.rtt = Some(result.rtt.map_or(rtt, |r: Duration| r.min(rtt)));
+        self.srtt = Some(self.srtt.map_or(rtt, |s| s * 7 / 8 + rtt / 8));
+    }
+
+    fn take_gateway(&mut self, ip: W::Addr, mac: [u8; 6], asked: Option<W::Addr>, arp_answered: &mut Option<bool>) {
+        if Some(ip) == asked {
+            *arp_answered = Some(true);
+            self.gateway_mac = Some((ip, mac));
+        }
+    }
+}
+
+/// The round trip of an echo sent at `sent_at` whose answer is read at `read_at` after waiting
+/// `waited` in the socket: from the send to the answer's arrival, never less than zero.
+pub fn round_trip(sent_at: Instant, read_at: Instant, waited: Duration) -> Duration {
+    read_at.saturating_duration_since(sent_at).saturating_sub(waited)
 }
 
 const ETH_P_ARP: u16 = 0x0806;
@@ -470,6 +520,16 @@ pub fn parse_arp_reply(p: &[u8], us: Ipv4Addr) -> Option<(Ipv4Addr, [u8; 6])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_time_an_answer_waited_to_be_read_is_not_its_round_trip() {
+        let sent = Instant::now();
+        let ms = Duration::from_millis;
+        // Read 80 ms after the send, having waited 79.5 ms for a busy daemon: 0.5 ms.
+        assert_eq!(round_trip(sent, sent + ms(80), Duration::from_micros(79_500)), Duration::from_micros(500));
+        assert_eq!(round_trip(sent, sent + ms(3), Duration::ZERO), ms(3), "no stamp: the daemon's own clock");
+        assert_eq!(round_trip(sent, sent + ms(3), ms(10)), Duration::ZERO, "a stamp from a stepped clock never makes it negative");
+    }
 
     #[test]
     fn require_combines_per_target_answers() {

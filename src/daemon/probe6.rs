@@ -25,7 +25,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 
-use super::probe::{Wire, hardware_address, register};
+use super::probe::{Echo, Wire, hardware_address, register};
 
 const ICMP6_ECHO_REQUEST: u8 = 128;
 const ICMP6_ECHO_REPLY: u8 = 129;
@@ -56,6 +56,7 @@ impl Wire for Wire6 {
             Ok(s)
         };
         let echo = open(ICMP6_ECHO_REPLY)?;
+        super::stamp::enable(echo.as_raw_fd())?;
         let ndp = open(ND_NEIGHBOR_ADVERT)?;
         ndp.set_multicast_hops_v6(255)?;
         ndp.set_unicast_hops_v6(255)?;
@@ -83,9 +84,10 @@ impl Wire for Wire6 {
         self.ndp.get_ref().send_to(&neighbour_solicitation(gateway, self.mac), &SockAddr::from(SocketAddrV6::new(to, 0, 0, self.ifindex)))
     }
 
-    fn recv_echo(&self, buf: &mut [u8], ident: u16) -> io::Result<Option<(Ipv6Addr, u16)>> {
-        let (len, from) = recv_from6(self.echo.get_ref().as_raw_fd(), buf)?;
-        Ok(parse_echo_reply6(&buf[..len], ident).map(|seq| (from, seq)))
+    fn recv_echo(&self, buf: &mut [u8], ident: u16) -> io::Result<Option<Echo<Ipv6Addr>>> {
+        let (len, from, stamp) = super::stamp::recv(self.echo.get_ref().as_raw_fd(), buf)?;
+        let from = Ipv6Addr::from(from.sin6_addr.s6_addr);
+        Ok(parse_echo_reply6(&buf[..len], ident).map(|seq| Echo { from, seq, stamp }))
     }
 
     fn recv_gateway(&self, buf: &mut [u8]) -> io::Result<Option<(Ipv6Addr, [u8; 6])>> {

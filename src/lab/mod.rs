@@ -64,6 +64,9 @@ pub struct LabOptions {
     /// A policy for /etc/multihome/multihome.conf, applied (`multihome apply --no-reload`)
     /// before networkd starts, as at boot: networkd reads its networkd.conf.d drop-in only then.
     pub policy: Option<String>,
+    /// The umask that apply of `policy` runs under (a hardened host's 077 or 027); default: the
+    /// test's own.
+    pub umask: Option<u32>,
     /// IPv6 on the LAN and the internet host, with router advertisements (`ipv6`).
     pub ipv6: bool,
     /// With `ipv6`: the advertisements ask for DHCPv6 too, and the router serves it.

@@ -1,8 +1,8 @@
 //! The network manager under test, started inside the lab host: its own mount, UTS and PID
 //! namespaces, a private /run (system bus, networkd state), a read-only /sys (networkd then
 //! configures links without udev), a read-only overlay over /etc with the lab's directories
-//! bound over the few places a manager or multihome writes (systemd/network, networkd.conf.d,
-//! sysctl.d, NetworkManager, multihome, resolv.conf) and over /var/lib/NetworkManager, so
+//! bound over the few places a manager or multihome writes (systemd, sysctl.d, NetworkManager,
+//! multihome, resolv.conf) and over /var/lib/NetworkManager, so
 //! neither networkd nor NetworkManager can write anything of the machine's (../shared/LAB.md).
 
 use std::fs;
@@ -39,8 +39,9 @@ pub fn prepare(dir: &Path, opts: &LabOptions, multihome: &Path) -> anyhow::Resul
     }
     let d = |p: &str| dir.join(p);
     for sub in [
+        // Not networkd.conf.d: multihome makes it, as on a host that has none (its mode is
+        // multihome's, which networkd, reading as systemd-network, must be able to enter).
         "etc/systemd/network",
-        "etc/systemd/networkd.conf.d",
         "etc/sysctl.d",
         "etc/NetworkManager/conf.d",
         "etc/NetworkManager/dispatcher.d",
@@ -79,14 +80,14 @@ pub fn prepare(dir: &Path, opts: &LabOptions, multihome: &Path) -> anyhow::Resul
     let mut s = String::from("set -e\nmount -t tmpfs tmpfs /run\nmkdir -p /run/dbus /run/systemd/network /run/systemd/netif\n");
     s.push_str("mount -o remount,ro,bind /sys\n");
     // A read-only overlay over /etc adds the mount points the machine may lack (/etc/multihome,
-    // networkd.conf.d) and makes every other write to /etc fail instead of reaching the machine.
-    for extra in ["etc-extra/multihome", "etc-extra/systemd/networkd.conf.d", "etc-extra/sysctl.d", "etc-extra/NetworkManager", "etc-extra/dbus-1/system.d"] {
+    // sysctl.d) and makes every other write to /etc fail instead of reaching the machine.
+    for extra in ["etc-extra/multihome", "etc-extra/systemd", "etc-extra/sysctl.d", "etc-extra/NetworkManager", "etc-extra/dbus-1/system.d"] {
         fs::create_dir_all(d(extra))?;
     }
     s.push_str(&format!("mount -t overlay overlay -o lowerdir='{}':/etc /etc\n", q(d("etc-extra"))));
     let mut binds = vec![
-        ("etc/systemd/network", "/etc/systemd/network"),
-        ("etc/systemd/networkd.conf.d", "/etc/systemd/networkd.conf.d"),
+        // All of /etc/systemd: networkd reads nothing of the machine's there either.
+        ("etc/systemd", "/etc/systemd"),
         ("etc/sysctl.d", "/etc/sysctl.d"),
         ("etc/dbus-1/system.d", "/etc/dbus-1/system.d"),
         ("etc/multihome", "/etc/multihome"),
@@ -109,7 +110,10 @@ pub fn prepare(dir: &Path, opts: &LabOptions, multihome: &Path) -> anyhow::Resul
         Manager::None => s.push_str("exec sleep infinity\n"),
         Manager::Networkd => {
             if opts.policy.is_some() {
-                s.push_str("/usr/sbin/multihome apply --no-reload\n");
+                match opts.umask {
+                    Some(umask) => s.push_str(&format!("(umask {umask:03o} && /usr/sbin/multihome apply --no-reload)\n")),
+                    None => s.push_str("/usr/sbin/multihome apply --no-reload\n"),
+                }
             }
             if opts.networkd_dispatcher_scripts.is_some() {
                 s.push_str(&format!("networkd-dispatcher -S '{}' -T >'{}' 2>&1 &\n", q(d("networkd-dispatcher")), q(d("log/networkd-dispatcher.log"))));
