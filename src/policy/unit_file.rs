@@ -1,9 +1,8 @@
 //! The systemd unit-file syntax (sections, `Key=value`, `#`/`;` comments, `\` continuations),
 //! kept with line numbers so that every later error can point at the line it is about.
 //!
-//! rust-ini drops line numbers and folds repeated keys, and both matter here: `Target=` and
-//! `Address=` repeat, and an error without a line is of little use in a file with three
-//! `[Uplink]` sections.
+//! Our own rather than rust-ini's: that keeps no line numbers, and an error without a line is of
+//! little use in a file with three `[Uplink]` sections (docs/ARCHITECTURE.md, "Crates").
 
 use super::error::{Diagnostic, Diagnostics};
 
@@ -74,6 +73,17 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Section>, Diagnostics> {
     if problems.is_empty() { Ok(sections) } else { Err(Diagnostics(problems)) }
 }
 
+/// A boolean as systemd reads one (its parse_boolean): 1/yes/y/true/t/on and 0/no/n/false/f/off,
+/// in any case. The one reader of booleans for the policy and for administrators' .network files,
+/// so both mean what networkd means.
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "yes" | "y" | "true" | "t" | "on" => Some(true),
+        "0" | "no" | "n" | "false" | "f" | "off" => Some(false),
+        _ => None,
+    }
+}
+
 /// systemd itself only knows whole-line comments, but the policy file's documented examples put
 /// `# why` after a value, and none of our values can contain `#` or `;` legitimately.
 fn strip_inline_comment(value: &str) -> &str {
@@ -84,6 +94,19 @@ fn strip_inline_comment(value: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn booleans_are_systemds() {
+        for yes in ["1", "yes", "Y", "TRUE", "t", "On"] {
+            assert_eq!(parse_bool(yes), Some(true), "{yes}");
+        }
+        for no in ["0", "No", "n", "false", "F", "OFF"] {
+            assert_eq!(parse_bool(no), Some(false), "{no}");
+        }
+        for neither in ["", "2", "yess", "enable"] {
+            assert_eq!(parse_bool(neither), None, "{neither}");
+        }
+    }
 
     #[test]
     fn a_comment_ending_in_a_backslash_does_not_swallow_the_next_line() {

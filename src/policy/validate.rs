@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::{Ipv4Net, Ipv6Net};
 
 use super::error::{Diagnostic, Diagnostics};
-use super::unit_file::{Entry, Section};
+use super::unit_file::{Entry, Section, parse_bool};
 use super::{Addressing, Backend, Dhcp, Ipv6, Mode, Policy, Probe, Require, Subflows, Uplink, timespan, valid_uplink_name};
 use crate::numbers::{KERNEL_TABLES, LEGACY_DAEMON_TABLE, MAX_ADDRESSES, MAX_UPLINKS};
 
@@ -101,14 +101,6 @@ impl Checker<'_> {
 
 fn first<'a>(map: &'a HashMap<&str, Vec<&'a Entry>>, key: &str) -> Option<&'a &'a Entry> {
     map.get(key).and_then(|v| v.first())
-}
-
-fn parse_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "yes" | "y" | "true" | "t" | "on" => Some(true),
-        "0" | "no" | "n" | "false" | "f" | "off" => Some(false),
-        _ => None,
-    }
 }
 
 fn parse_ipv4(s: &str) -> Option<Ipv4Addr> {

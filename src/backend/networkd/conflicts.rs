@@ -24,6 +24,7 @@ use super::survey::NetworkFile;
 use super::unit::{Entry, Section};
 use crate::plan::{Addresses, Plan, UplinkPlan};
 use crate::policy::Dhcp;
+use crate::policy::unit_file::parse_bool;
 
 /// What the drop-in must set beyond the policy's addresses, routes and rules, and what was found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -88,15 +89,6 @@ fn dhcp_value(families: (bool, bool)) -> &'static str {
         (true, false) => "ipv4",
         (false, true) => "ipv6",
         (false, false) => "no",
-    }
-}
-
-/// networkd's booleans.
-fn parse_bool(value: &str) -> Option<bool> {
-    match value.to_ascii_lowercase().as_str() {
-        "yes" | "true" | "on" | "1" => Some(true),
-        "no" | "false" | "off" | "0" => Some(false),
-        _ => None,
     }
 }
 
