@@ -4,13 +4,19 @@
 //! discovery and the advertisements go on) moves new IPv6 connections to wlan1 and back after the repair,
 //! while IPv4 stays on eth0 throughout. And a new IPv6 address (SLAAC, temporary) gets its
 //! `from`/`to` rules from the daemon, which watches the kernel's address events, with no
-//! dispatcher running at all (the lab starts none unless asked).
+//! dispatcher running at all (the lab starts none unless asked). And where every uplink has a
+//! global IPv6 router (whose routes the kernel keeps using at carrier loss), a carrier loss of
+//! eth0 loses no new IPv6 connection with either manager (issue 22): the daemon takes eth0's
+//! IPv6 routes out of use the moment the kernel reports it.
 
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use multihome::lab::policies::{dual_stack_probed, seed_dual_stack};
+use multihome::lab::ipv6::{INTERNET6, STATIC_ADDRESSES6};
+use multihome::lab::notice::CarrierNotice;
+use multihome::lab::policies::{dual_stack_probed, seed_dual_stack, seed_global_router6};
+use multihome::lab::probe::{Prober, outage};
 use multihome::lab::{self, Lab, LabOptions, Manager, seed_address};
 
 /// Bounds that catch a daemon that never judges IPv6 apart (no switch at all, or IPv4 moved
@@ -18,6 +24,11 @@ use multihome::lab::{self, Lab, LabOptions, Manager, seed_address};
 const SWITCH_WITHIN: Duration = Duration::from_secs(5);
 /// The hold (2 s) and RecoverAfter (5 rounds) at the defaults, with room for a loaded machine.
 const FAILBACK_WITHIN: Duration = Duration::from_secs(15);
+/// New IPv6 connections around a carrier loss: a new unbound socket this often.
+const PROBE_INTERVAL: Duration = Duration::from_millis(5);
+/// How long new connections are watched after a carrier loss: past NetworkManager's ~6 s
+/// carrier grace, during which it keeps the link's routes.
+const CARRIER_WATCH: Duration = Duration::from_secs(8);
 
 fn binary() -> PathBuf {
     std::env::var_os("MULTIHOME_TEST_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_multihome")), PathBuf::from)
@@ -48,14 +59,20 @@ fn all_up(lab: &Lab) -> bool {
 /// advertisements yet).
 /// The lab and the daemon's process group.
 fn start_with(manager: Manager) -> anyhow::Result<Option<(Lab, u32)>> {
+    start_policy(manager, if manager == Manager::Networkd { dual_stack_probed() } else { seed_dual_stack() })
+}
+
+/// [`start_with`] for `policy` (with networkd applied before it starts, with NetworkManager
+/// over D-Bus).
+fn start_policy(manager: Manager, policy: String) -> anyhow::Result<Option<(Lab, u32)>> {
     let networkd = manager == Manager::Networkd;
-    let options = LabOptions { ipv6: true, policy: networkd.then(dual_stack_probed), ..LabOptions::new(manager, binary()) };
+    let options = LabOptions { ipv6: true, policy: networkd.then(|| policy.clone()), ..LabOptions::new(manager, binary()) };
     if !lab::require_for(&options) {
         return Ok(None);
     }
     let mut lab = Lab::start(options)?;
     if !networkd {
-        lab.write_policy(&seed_dual_stack())?;
+        lab.write_policy(&policy)?;
         let out = lab.multihome_ok(&["apply"])?;
         assert!(out.contains("Applied"), "{out}");
     }
@@ -191,5 +208,65 @@ fn the_ipv6_copies_of_a_killed_daemon_are_found_and_cleaned_up() -> anyhow::Resu
     assert!(dry.contains("route ::/0 via 2001:db8:178::1 dev wlan1"), "reset --dry-run does not name the IPv6 copy:\n{dry}");
     lab.multihome_ok(&["daemon", "--cleanup"])?;
     assert!(lab.daemon_copies("-6").is_empty(), "IPv6 copies left after the cleanup: {:?}", lab.daemon_copies("-6"));
+    Ok(())
+}
+
+#[test]
+fn a_carrier_loss_with_global_routers_loses_no_new_ipv6_connection() -> anyhow::Result<()> {
+    carrier_loss_with_global_routers(Manager::Networkd)
+}
+
+#[test]
+fn networkmanager_a_carrier_loss_with_global_routers_loses_no_new_ipv6_connection() -> anyhow::Result<()> {
+    carrier_loss_with_global_routers(Manager::NetworkManager)
+}
+
+/// Every uplink with the global router 2001:db8:178::1: eth0 keeps `ignore_routes_with_linkdown=0`,
+/// so the kernel goes on sending into eth0's routes after its carrier is gone until the manager
+/// deletes them (networkd within milliseconds, NetworkManager about 6 s later). New IPv6
+/// connections every few ms across the carrier loss: none lost once the kernel handled it, and
+/// all on wlan1; on return eth0 carries again with its manager's own routes and no copy left.
+fn carrier_loss_with_global_routers(manager: Manager) -> anyhow::Result<()> {
+    let Some((lab, _)) = start_policy(manager, seed_global_router6())? else { return Ok(()) };
+    let sysctl = lab.run_in_host("sysctl", &["-n", "net.ipv6.conf.eth0.ignore_routes_with_linkdown"])?;
+    assert_eq!(String::from_utf8_lossy(&sysctl.stdout).trim(), "0", "the case under test: the kernel keeps eth0's IPv6 routes at carrier loss");
+
+    let prober = Prober::start(&lab.host(), INTERNET6, PROBE_INTERVAL)?;
+    std::thread::sleep(Duration::from_millis(500));
+    let notice = CarrierNotice::start(&lab.host(), "eth0")?;
+    let (fault, fault_at) = (prober.now(), Instant::now());
+    lab.set_carrier("eth0", false)?;
+    // The kernel reports the lab's carrier loss up to a second late (linkwatch, see
+    // src/lab/notice.rs), to the managers and the daemon alike: what is lost before its report
+    // is lost with any policy. Counted from the report, on the prober's clock.
+    let seen = notice.seen(Duration::from_secs(3)).ok_or_else(|| anyhow::anyhow!("the kernel did not report eth0's carrier loss within 3 s"))?;
+    let reported = fault + (seen - fault_at);
+    std::thread::sleep(CARRIER_WATCH.saturating_sub(prober.now() - fault));
+    let records = prober.stop()?;
+    let after = outage(&records, reported);
+    let before = outage(&records, fault).lost - after.lost;
+    let sent = records.iter().filter(|r| r.sent >= reported).count();
+    let wlan1 = STATIC_ADDRESSES6[1].1;
+    let lost_at: Vec<String> =
+        records.iter().filter(|r| r.sent >= reported && r.source.is_none()).map(|r| format!("{:?}", r.sent - reported)).take(10).collect();
+    eprintln!(
+        "{manager:?}: the kernel reported the carrier loss {:?} after it ({before} lost meanwhile); after that {} of {sent} new IPv6 connections lost (the first at {}), working again {:?} later",
+        reported - fault,
+        after.lost,
+        lost_at.join(", "),
+        after.restore
+    );
+    assert_eq!(after.lost, 0, "new IPv6 connections lost after the kernel reported eth0's carrier loss, at {lost_at:?}\n{}", daemon_logs(&lab));
+    assert_eq!(records.last().and_then(|r| r.source), Some(wlan1), "new IPv6 connections did not end on wlan1");
+
+    lab.set_carrier("eth0", true)?;
+    lab.outbound6_settles_on("eth0", FAILBACK_WITHIN).map_err(|e| anyhow::anyhow!("{e}\n{}\n{}", status(&lab), daemon_logs(&lab)))?;
+    lab.wait_for(Duration::from_secs(5), || lab.daemon_copies("-6").is_empty())
+        .map_err(|_| anyhow::anyhow!("IPv6 copies left after eth0 returned: {:?}", lab.daemon_copies("-6")))?;
+    let main = lab.routes6("main")?;
+    assert!(
+        main.lines().any(|l| l.starts_with("default via 2001:db8:178::1 dev eth0") && l.contains("metric 100") && !l.contains("proto 77")),
+        "eth0's manager did not put its own default route back:\n{main}"
+    );
     Ok(())
 }

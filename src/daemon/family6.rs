@@ -12,6 +12,13 @@
 //! soon as the kernel announces them (RTM_NEWADDR/RTM_DELADDR), with the dispatcher hook's own
 //! reconcile ([`super::hook`]): networkd-dispatcher runs the hook only when the link's state
 //! changes, and a new temporary address changes no state.
+//!
+//! An uplink with a global IPv6 router keeps `ignore_routes_with_linkdown=0` (see
+//! `plan::sysctl`: the kernel would refuse that router's route while carrier returns), so the
+//! kernel goes on using its IPv6 routes after carrier loss until the manager deletes them
+//! (networkd within milliseconds, NetworkManager about 6 s later). Such a side without carrier
+//! counts as demoted ([`shadowed`]): the copies of the carrying uplinks go in front of its
+//! routes at the carrier event, as for a silent failure, and leave as they do after one.
 
 use std::net::Ipv6Addr;
 use std::sync::Arc;
@@ -27,7 +34,7 @@ use super::probe6::Wire6;
 use super::quality::{self, Round};
 use super::routes::{self, Carrying, FailoverRoute, Foreign};
 use super::{Daemon, Logged, RETRY_AFTER, routes6};
-use crate::plan::{self, Ipv6Plan, UplinkPlan};
+use crate::plan::{self, Ipv6Plan, Ipv6Router, UplinkPlan};
 
 /// One uplink's IPv6 side at run time.
 pub(super) struct Side6 {
@@ -35,6 +42,9 @@ pub(super) struct Side6 {
     /// The address it probes from and its copies carry as source: the first static address the
     /// kernel has, else the first global one (SLAAC, DHCPv6).
     pub(super) address: Option<Ipv6Net>,
+    /// The last address it had: the copies' prefix while the link has no carrier, when the
+    /// manager may remove the address before the routes that outlive the carrier.
+    last_address: Option<Ipv6Net>,
     /// Address presence as last told to the state machine.
     has_address: bool,
     /// The router the kernel learnt (advertisements), when the policy names none.
@@ -53,6 +63,7 @@ impl Side6 {
         Side6 {
             fsm: machine,
             address: None,
+            last_address: None,
             has_address: true,
             learned_gateway: None,
             path: quality::Path::default(),
@@ -79,6 +90,15 @@ impl Side6 {
     pub(super) fn shown_state(&self) -> String {
         if self.path.poor().is_some() && self.fsm.state().carries_traffic() { "poor".to_string() } else { self.fsm.state().to_string() }
     }
+}
+
+/// Whether an IPv6 side's routes in main are live while it must not carry new connections, so
+/// that the carrying uplinks' copies have to go in front of them: demoted by the probes or an
+/// administrator with its carrier up (as for IPv4), or without carrier behind a global router,
+/// whose routes the kernel does not skip at carrier loss (see the module's doc). A link-local
+/// router's routes are skipped by the kernel the moment carrier goes: no copies for those.
+pub fn shadowed(state: fsm::State, carrier: bool, router: Ipv6Router) -> bool {
+    if carrier { state.is_demoted() } else { router == Ipv6Router::Global }
 }
 
 /// The address to probe and route from among the global ones `present` (see [`Side6::address`]).
@@ -181,6 +201,7 @@ impl Daemon {
         let Some(v6) = self.links[i].v6.as_mut() else { return };
         if v6.address != chosen {
             v6.address = chosen;
+            v6.last_address = chosen.or(v6.last_address);
             self.v6.dirty = true;
         }
         if v6.has_address != chosen.is_some() {
@@ -243,6 +264,9 @@ impl Daemon {
         let name = l.name().to_string();
         let Some(v6) = l.v6.as_mut() else { return };
         let wake_before = v6.fsm.wake_at();
+        // A carrier change may shadow or unshadow its routes (see [`shadowed`]) with no
+        // transition (a side forced down).
+        self.v6.dirty |= matches!(event, Event::Carrier(_));
         if let Some(t) = v6.fsm.handle(now, event) {
             v6.reason = t.reason.clone();
             let poor = v6.path.poor().is_some() && t.to.carries_traffic();
@@ -368,14 +392,15 @@ impl Daemon {
         }
         self.v6.carriers = self.carriers6();
         let carrying: Vec<Carrying<Ipv6Net>> = (0..self.links.len()).filter(|&i| self.v6.carriers[i]).filter_map(|i| self.carrying6(i)).collect();
-        // Demoted by the state machine, or fit but poor while a better side carries: either way
-        // its routes in main are live and need the copies in front (as for IPv4).
+        // Demoted by the state machine (or, behind a global router, without carrier), or fit but
+        // poor while a better side carries: either way its routes in main are live and need the
+        // copies in front (as for IPv4).
         let demoted: Vec<Ipv6Net> = (0..self.links.len())
             .filter_map(|i| {
                 let (l, v6) = (&self.links[i], self.links[i].v6.as_ref()?);
-                let demoted = v6.fsm.state().is_demoted() && l.carrier;
+                let router = l.plan.ipv6.as_ref()?.router();
                 let passed_over = self.carrying6(i).is_some() && !self.v6.carriers[i];
-                if demoted || passed_over { v6.address } else { None }
+                if shadowed(v6.fsm.state(), l.carrier, router) || passed_over { v6.address.or(v6.last_address) } else { None }
             })
             .collect();
         let want = routes::desired(&carrying, &demoted, &self.v6.foreign);
@@ -447,6 +472,28 @@ mod tests {
 
     fn nets(s: &[&str]) -> Vec<Ipv6Net> {
         s.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_global_routers_side_without_carrier_is_shadowed_and_a_link_local_ones_is_not() {
+        use Ipv6Router::{Global, LinkLocal};
+        use fsm::State::*;
+        // (state, carrier, router, shadowed)
+        let table = [
+            (Up, true, Global, false),
+            (Unknown, true, Global, false),
+            (Down, true, LinkLocal, true),
+            (Recovering, true, Global, true),
+            (ForcedDown, true, LinkLocal, true),
+            // Without carrier: the kernel skips a link-local router's routes, not a global one's.
+            (NoCarrier, false, LinkLocal, false),
+            (NoCarrier, false, Global, true),
+            (ForcedDown, false, LinkLocal, false),
+            (ForcedDown, false, Global, true),
+        ];
+        for (state, carrier, router, want) in table {
+            assert_eq!(shadowed(state, carrier, router), want, "{state} carrier={carrier} {router:?}");
+        }
     }
 
     #[test]

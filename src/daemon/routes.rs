@@ -15,7 +15,9 @@
 //! host resolves exactly as without the daemon.
 //!
 //! A carrier-dead uplink needs no copies: the kernel already skips its routes
-//! (`ignore_routes_with_linkdown`, set by the plan's sysctls).
+//! (`ignore_routes_with_linkdown`, set by the plan's sysctls) — except an IPv6 side behind a
+//! global router, which keeps that sysctl at 0 and so gets copies in front while its carrier is
+//! gone (see `family6::shadowed`).
 
 use ipnet::Ipv4Net;
 

@@ -5,7 +5,9 @@
 //! protocol 77 in main alone.
 //!
 //! The kernel skips a carrier-dead link's IPv6 routes as it does its IPv4 ones: the plan sets
-//! `ignore_routes_with_linkdown` for both families.
+//! `ignore_routes_with_linkdown` for both families. Not those of an uplink with a global IPv6
+//! router (the plan keeps its sysctl at 0): its side counts as demoted while the carrier is
+//! gone, and these copies go in front of its routes (`family6::shadowed`).
 
 use ipnet::Ipv6Net;
 

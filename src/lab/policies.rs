@@ -143,6 +143,14 @@ pub fn seed_dual_stack() -> String {
         )
 }
 
+/// [`seed_dual_stack`] with the global router 2001:db8:178::1 as every uplink's IPv6 `Gateway=`,
+/// as static IPv6 setups often have it: such uplinks keep `ignore_routes_with_linkdown=0` (see
+/// `plan::sysctl`), so at carrier loss the kernel goes on using their routes and the daemon takes
+/// them out of use (tests/lab_daemon_ipv6.rs).
+pub fn seed_global_router6() -> String {
+    seed_dual_stack().replace("Gateway=fe80::1\n", "Gateway=2001:db8:178::1\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +167,19 @@ mod tests {
             assert_eq!(u.ipv6.as_ref().map(|v6| v6.addresses[0].addr()), Some(addr), "{iface}");
         }
         assert_eq!(policy.probe.unwrap().targets6.len(), 2);
+    }
+
+    /// Every uplink of the global-router seed has the global router, and so keeps its IPv6
+    /// routes at carrier loss (the case the daemon covers).
+    #[test]
+    fn the_global_router_seed_gives_every_uplink_a_global_router() {
+        let plan = crate::plan::plan(&crate::policy::parse("seed-global-router6", &seed_global_router6()).unwrap());
+        assert_eq!(plan.uplinks.len(), 3);
+        for u in &plan.uplinks {
+            let v6 = u.ipv6.as_ref().unwrap();
+            assert_eq!(v6.gateway, Some(super::super::ipv6::GATEWAY6), "{}", u.interface);
+            let key = format!("net/ipv6/conf/{}/ignore_routes_with_linkdown", u.interface);
+            assert_eq!(plan.sysctls.iter().find(|s| s.key == key).map(|s| s.value.as_str()), Some("0"), "{key}");
+        }
     }
 }

@@ -144,6 +144,17 @@ pub struct Ipv6Plan {
     pub rules: Vec<Rule<Ipv6Net>>,
 }
 
+impl Ipv6Plan {
+    /// Its router's kind: what decides its `ignore_routes_with_linkdown` (see [`sysctl`]) and
+    /// so whether the kernel skips its routes at carrier loss or the daemon has to.
+    pub fn router(&self) -> Ipv6Router {
+        match self.gateway {
+            Some(g) if g.segments()[0] & 0xffc0 != 0xfe80 => Ipv6Router::Global,
+            _ => Ipv6Router::LinkLocal,
+        }
+    }
+}
+
 /// One uplink's probe rounds: its own `ProbeTarget=` and `ProbeInterval=` where the policy
 /// gives them, `[Probe]`'s (or its defaults) otherwise. Everything else of `[Probe]` (FailAfter,
 /// the hold, the quality limits) is the same for every uplink.
@@ -240,14 +251,13 @@ pub fn plan(policy: &Policy) -> Plan {
             UplinkPlan { interface: u.interface.clone(), rank, table, metric, addresses, gateway: u.gateway, routes, rules, ipv6, mptcp: endpoint, probe }
         })
         .collect();
-    let router = |v6: &Ipv6Plan| match v6.gateway {
-        Some(g) if g.segments()[0] & 0xffc0 != 0xfe80 => Ipv6Router::Global,
-        _ => Ipv6Router::LinkLocal,
-    };
     // A bond has one address and its own routes: none of the uplinks' sysctls are wanted, and
     // its slaves carry no MPTCP endpoints of their own.
-    let sysctls =
-        if policy.bond.is_some() { Vec::new() } else { sysctl::for_uplinks(uplinks.iter().map(|u| (u.interface.as_str(), u.ipv6.as_ref().map(router)))) };
+    let sysctls = if policy.bond.is_some() {
+        Vec::new()
+    } else {
+        sysctl::for_uplinks(uplinks.iter().map(|u| (u.interface.as_str(), u.ipv6.as_ref().map(Ipv6Plan::router))))
+    };
     let mptcp = (policy.mptcp && policy.bond.is_none()).then(|| mptcp::limits(uplinks.iter().filter(|u| u.mptcp.is_some()).count()));
     Plan {
         uplinks,
