@@ -639,9 +639,12 @@ impl Daemon {
 
     /// Probers where they can run, the table as the states say, the snapshot current.
     async fn converge(&mut self) {
-        self.run_hook().await;
+        // The failover first, the hook's work after it: at a carrier loss new connections must
+        // leave the dead uplink within milliseconds, and the hook's netlink reads and rule
+        // changes for its leases (a few ms) would come before that otherwise.
         self.converge6().await;
         if !(self.verdicts_dirty || self.routes_dirty || self.foreign_dirty) {
+            self.run_hook().await;
             // An ordinary round: nothing but its uplink's figures changed.
             self.update_touched();
             return;
@@ -677,6 +680,8 @@ impl Daemon {
             self.last_routes = Some(want);
             self.routes_dirty = false;
         }
+        // Before the steering: the endpoints the hook's sync adds get the daemon's flags at once.
+        self.run_hook().await;
         self.steer_mptcp(&carriers, false);
         let mut active = self.links.iter().zip(&carriers).find(|(_, c)| **c).map(|(l, _)| l.name().to_string()).unwrap_or_default();
         let now = self.now();
