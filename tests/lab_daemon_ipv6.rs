@@ -263,7 +263,12 @@ fn carrier_loss_with_global_routers(manager: Manager) -> anyhow::Result<()> {
     // The daemon reacts to the kernel's report in about a millisecond (two on a busy machine):
     // a connection opened in that moment may still take eth0's route, none after it.
     let late = records.iter().filter(|r| r.sent >= reported + REACTION && r.source.is_none()).count();
-    assert_eq!(late, 0, "new IPv6 connections lost more than {REACTION:?} after the kernel reported eth0's carrier loss, at {lost_at:?}\n{}", daemon_logs(&lab));
+    assert_eq!(
+        late,
+        0,
+        "new IPv6 connections lost more than {REACTION:?} after the kernel reported eth0's carrier loss, at {lost_at:?}\n{}",
+        daemon_logs(&lab)
+    );
     assert!(after.lost <= 1, "new IPv6 connections lost while the daemon reacted to the carrier loss, at {lost_at:?}\n{}", daemon_logs(&lab));
     assert_eq!(records.last().and_then(|r| r.source), Some(wlan1), "new IPv6 connections did not end on wlan1");
 
