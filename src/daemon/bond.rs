@@ -3,6 +3,10 @@
 //! kernel ([`crate::netlink::bond`]), logs and signals a failover, and shows the slaves in
 //! `status` and on D-Bus (the `bond_active` and `mii` keys of an uplink).
 //!
+//! It keeps the backups in the policy's order ([`bond_order`]): each slave's priority in the
+//! kernel (most preferred highest), set at start and whenever a slave is enslaved again; on a
+//! kernel without priorities it makes the most preferred slave up active after a failover.
+//!
 //! With `[Probe]` it also probes through the bond (the bond is one interface with one address:
 //! one [`probe_loop`] over [`probe::Wire4`], as for an uplink), and judges the path through the
 //! active slave with the uplinks' state machine ([`fsm`]). When that path is declared down while
@@ -19,6 +23,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::bond_failover::{self, Failover, Holds};
+use super::bond_order;
 use super::bus::UplinkStatus;
 use super::fsm::{self, Event, State};
 use super::link::{ProberKey, ProberTask, RoundDone, probe_loop};
@@ -46,6 +51,12 @@ pub struct Watch {
     /// `None` until read, and while the bond does not exist.
     state: Option<BondState>,
     read_once: bool,
+    /// The last active slave seen, to tell the kernel's failover from the previous read.
+    last_active: Option<String>,
+    /// Priorities the kernel refused (slave index, priority): not asked again (every event
+    /// would repeat the error) until a read no longer sees that slave in the bond (released, to
+    /// be enslaved anew) or the wanted priority changes.
+    prio_refused: Vec<(u32, i32)>,
     pub next_read: Instant,
     /// With `[Probe]`: the path through the active slave, probed and judged.
     probing: Option<Probing>,
@@ -104,14 +115,18 @@ impl Watch {
             pending: Vec::new(),
             decide: false,
         });
-        Watch { plan: plan.clone(), state: None, read_once: false, next_read: Instant::now(), probing }
+        Watch { plan: plan.clone(), state: None, read_once: false, last_active: None, prio_refused: Vec::new(), next_read: Instant::now(), probing }
     }
 
     /// Reads the bond again; what changed for each slave (its role or its MII state), and what
     /// the probes through it said since. With `ProbeFailover=yes`, makes another slave active
     /// where the probes ask for it (`now`: the daemon's clock, as its state machines see it).
     pub async fn refresh(&mut self, nl: &Netlink, now: Duration) -> Vec<Change> {
+        let previous = self.last_active.clone();
         let mut changes = self.read(nl).await;
+        if self.order_backups(nl, previous.as_deref()).await {
+            changes.extend(self.read(nl).await);
+        }
         if self.probing.is_some() {
             self.read_address(nl).await;
             self.follow_path(now);
@@ -127,6 +142,46 @@ impl Watch {
         changes
     }
 
+    /// The backups in the policy's order (see [`bond_order`]): the kernel's priorities where they
+    /// differ, or on a kernel without them the most preferred slave up after a failover. `true`
+    /// when it changed something (the caller reads the bond again).
+    async fn order_backups(&mut self, nl: &Netlink, previous: Option<&str>) -> bool {
+        let Some(state) = self.state.clone() else { return false };
+        let bond = self.plan.name.clone();
+        let mut changed = false;
+        for c in bond_order::prio_changes(&self.plan.slaves, &state) {
+            if self.prio_refused.contains(&(c.index, c.to)) {
+                continue;
+            }
+            match nl.set_bond_slave_prio(c.index, c.to).await {
+                Ok(()) => {
+                    tracing::info!(iface = %c.slave, "{bond}: {}'s priority set to {} (was {}): backups follow the policy's order {}", c.slave, c.to, c.from, self.plan.slaves.join(", "));
+                    changed = true;
+                }
+                Err(e) => {
+                    tracing::warn!(iface = %c.slave, "{bond}: cannot set {}'s priority to {}: {e}; the kernel chooses its backups in its own order", c.slave, c.to);
+                    self.prio_refused.push((c.index, c.to));
+                }
+            }
+        }
+        let failed = |s: &str| self.probing.as_ref().is_some_and(|p| p.failover.is_failed(s));
+        if let Some(best) = bond_order::reselect(&self.plan.slaves, previous, &state, failed) {
+            let from = state.active.clone().unwrap_or_default();
+            let Some(slave) = state.slaves.iter().find(|s| s.name == best) else { return changed };
+            match nl.set_bond_active(state.index, slave.index).await {
+                Ok(()) => {
+                    tracing::info!(
+                        iface = %best,
+                        "{bond}: made {best} the active slave instead of {from}: it comes first in the policy's order among the slaves up (this kernel has no per-slave priority)"
+                    );
+                    changed = true;
+                }
+                Err(e) => tracing::error!(iface = %best, "{bond}: cannot make {best} the active slave instead of {from}: {e}"),
+            }
+        }
+        changed
+    }
+
     async fn read(&mut self, nl: &Netlink) -> Vec<Change> {
         self.next_read = Instant::now() + REREAD;
         let state = match nl.bond(&self.plan.name).await {
@@ -140,6 +195,13 @@ impl Watch {
         let (first, was_there) = (!self.read_once, self.state.is_some());
         self.read_once = true;
         self.state = state;
+        if let Some(active) = self.state.as_ref().and_then(|s| s.active.clone()) {
+            self.last_active = Some(active);
+        }
+        if let Some(s) = &self.state {
+            // A slave released from the bond may be enslaved anew: ask again then.
+            self.prio_refused.retain(|(index, _)| s.slaves.iter().any(|x| x.index == *index));
+        }
         let after = self.kernel_statuses();
         if self.state.is_none() && (first || was_there) {
             tracing::warn!("{}", self.absent_reason());
@@ -385,8 +447,9 @@ impl Watch {
                     (None, _) => ("no-bond".to_string(), None, false, self.absent_reason()),
                     (Some(_), None) => ("not-enslaved".to_string(), None, false, format!("{name} is not a slave of {}", self.plan.name)),
                     (Some(_), Some(s)) => {
-                        let why = if s.active { format!("the active slave of {}", self.plan.name) } else { format!("a backup slave of {}", self.plan.name) };
-                        (s.mii.word(), Some(s.mii.word()), s.active, why)
+                        let role = if s.active { "the active slave" } else { "a backup slave" };
+                        let prio = s.prio.map(|p| format!(", prio {p}")).unwrap_or_default();
+                        (s.mii.word(), Some(s.mii.word()), s.active, format!("{role} of {}{prio}", self.plan.name))
                     }
                 };
                 UplinkStatus {
@@ -401,6 +464,7 @@ impl Watch {
                     gateway: gateway.clone(),
                     bond_active: Some(active),
                     mii,
+                    bond_prio: seen.and_then(|s| s.prio),
                     ipv6: None,
                     ..Default::default()
                 }

@@ -39,6 +39,11 @@ pub struct UplinkStatus {
     /// Mode=bond: the bond's MII state of this slave (up, going-down, down, going-back).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mii: Option<String>,
+    /// Mode=bond: the slave's priority in the kernel (IFLA_BOND_SLAVE_PRIO, higher is taken
+    /// first when the active slave fails; the daemon sets it from the policy's order); absent
+    /// on a kernel before 6.0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bond_prio: Option<i32>,
     /// Its IPv6 side, judged on its own; absent when the policy gives it no IPv6.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ipv6: Option<Status6>,
@@ -77,6 +82,7 @@ pub struct UplinkEntry {
     pub gateway: String,
     pub bond_active: Option<bool>,
     pub mii: Option<String>,
+    pub bond_prio: Option<i32>,
     /// The IPv6 side's keys (added with IPv6): all absent for an uplink without IPv6, and
     /// `latency_ms6` also when the last IPv6 round had no answer.
     pub state6: Option<String>,
@@ -94,7 +100,8 @@ pub struct UplinkEntry {
 
 impl From<&UplinkStatus> for UplinkEntry {
     fn from(u: &UplinkStatus) -> UplinkEntry {
-        let UplinkStatus { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, bond_active, mii, ipv6, mptcp } = u.clone();
+        let UplinkStatus { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, bond_active, mii, bond_prio, ipv6, mptcp } =
+            u.clone();
         let super::mptcp::UplinkMptcp { mptcp_id, mptcp_address, mptcp_flags, mptcp_connections } = mptcp;
         let mut e = UplinkEntry {
             interface,
@@ -108,6 +115,7 @@ impl From<&UplinkStatus> for UplinkEntry {
             gateway,
             bond_active,
             mii,
+            bond_prio,
             mptcp_id,
             mptcp_address,
             mptcp_flags,
@@ -141,6 +149,7 @@ impl From<UplinkEntry> for UplinkStatus {
             gateway,
             bond_active,
             mii,
+            bond_prio,
             state6,
             mptcp_id,
             mptcp_address,
@@ -158,7 +167,7 @@ impl From<UplinkEntry> for UplinkStatus {
             address: u.address6.unwrap_or_default(),
             gateway: u.gateway6.unwrap_or_default(),
         });
-        UplinkStatus { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, bond_active, mii, ipv6, mptcp }
+        UplinkStatus { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, bond_active, mii, bond_prio, ipv6, mptcp }
     }
 }
 
@@ -313,6 +322,7 @@ mod tests {
                 address: "192.168.178.99".into(),
                 gateway: "192.168.178.1".into(),
                 bond_active: None,
+                bond_prio: None,
                 mii: None,
                 ipv6: None,
                 mptcp: match latency_ms {
@@ -338,8 +348,8 @@ mod tests {
         assert_eq!(UplinkEntry::SIGNATURE.to_string(), "a{sv}");
     }
 
-    /// A bond's slave carries two more keys, `bond_active` and `mii`; an uplink in Mode=routes
-    /// has neither (see above).
+    /// A bond's slave carries more keys, `bond_active`, `mii` and `bond_prio`; an uplink in
+    /// Mode=routes has none of them (see above).
     #[test]
     fn a_bonds_slave_carries_its_role_and_mii_state() {
         let ctxt = zbus::wire::serialized::Context::new(zbus::wire::LE, 0);
@@ -355,6 +365,7 @@ mod tests {
             gateway: "192.168.178.1".into(),
             bond_active: Some(true),
             mii: Some("up".into()),
+            bond_prio: Some(2),
             ipv6: None,
             ..Default::default()
         };
@@ -364,6 +375,7 @@ mod tests {
         let (keys, _): (std::collections::HashMap<String, zbus::OwnedVariant>, _) = wire.deserialize().unwrap();
         assert!(bool::try_from(keys["bond_active"].clone()).unwrap());
         assert_eq!(String::try_from(keys["mii"].clone()).unwrap(), "up");
+        assert_eq!(i32::try_from(keys["bond_prio"].clone()).unwrap(), 2);
         let shipped = include_str!("../../dbus/org.multihome1.Daemon.xml");
         for key in keys.keys() {
             assert!(shipped.contains(&format!("{key} (")), "dbus/org.multihome1.Daemon.xml does not document the key {key}");
@@ -385,6 +397,7 @@ mod tests {
             address: "192.168.178.99/24".into(),
             gateway: "192.168.178.1".into(),
             bond_active: None,
+            bond_prio: None,
             mii: None,
             ipv6: Some(Status6 {
                 state: "down".into(),

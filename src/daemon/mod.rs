@@ -11,6 +11,7 @@
 
 mod bond;
 mod bond_failover;
+mod bond_order;
 pub mod bus;
 mod family6;
 pub mod forced;
@@ -813,6 +814,7 @@ impl Daemon {
             address: l.address.map(|a| a.to_string()).unwrap_or_default(),
             gateway: l.gateway().map(|g| g.to_string()).unwrap_or_default(),
             bond_active: None,
+            bond_prio: None,
             mii: None,
             ipv6: self.status6(i),
             mptcp: Default::default(),

@@ -115,6 +115,7 @@ mod tests {
                     address: "192.168.178.99/24".into(),
                     gateway: "192.168.178.1".into(),
                     bond_active: None,
+                    bond_prio: None,
                     mii: None,
                     ipv6: None,
                     mptcp: Default::default(),
@@ -130,6 +131,7 @@ mod tests {
                     address: "192.168.178.98/24".into(),
                     gateway: "192.168.178.1".into(),
                     bond_active: None,
+                    bond_prio: None,
                     mii: None,
                     ipv6: None,
                     mptcp: Default::default(),
@@ -160,6 +162,7 @@ mod tests {
             address: String::new(),
             gateway: String::new(),
             bond_active: None,
+            bond_prio: None,
             mii: None,
             ipv6: Some(super::super::bus::Status6 {
                 state: v6_state.into(),

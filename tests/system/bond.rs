@@ -1,11 +1,13 @@
 //! Mode=bond on a Debian machine whose kernel has the bonding driver (the lab's has not): the
-//! package's `multihome apply` makes the active-backup bond over two NICs on the lab's LAN, first
-//! with the running networkd, then with NetworkManager over the system bus, and each time an
-//! established TCP connection and a bulk transfer (what an `scp` does) to the lab's internet
-//! host survive the primary's carrier loss (qemu's `set_link`, the cable pulled); the primary
-//! becomes active again when it returns. The package's daemon shows the bond's active slave and
-//! each slave's MII state as they change (`multihome status`), and `multihome lab --mode bond`
-//! runs the seed's bond in namespaces inside the machine, whose kernel can bond.
+//! package's `multihome apply` makes the active-backup bond over three NICs on the lab's LAN,
+//! first with the running networkd, then with NetworkManager over the system bus, and each time
+//! an established TCP connection and a bulk transfer (what an `scp` does) to the lab's internet
+//! host survive the primary's carrier loss (qemu's `set_link`, the cable pulled), the backup the
+//! bond takes is the policy's second (Priority=2) even when the kernel's own list puts it last,
+//! and the primary becomes active again when it returns. The package's daemon shows the bond's
+//! active slave, each slave's MII state and priority as they change (`multihome status`), and
+//! `multihome lab --mode bond` runs the seed's bond in namespaces inside the machine, whose
+//! kernel can bond.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
@@ -19,7 +21,8 @@ use super::image;
 use super::machine::Machine;
 use super::network::{self, Network};
 
-/// The bond over eth3 (on eth0's switch) and eth4 (on wlan1's), both on the lab's LAN.
+/// The bond over eth3 (on eth0's switch), eth4 (on wlan1's) and eth5 (on wlan0's), all on the
+/// lab's LAN, in this order of preference.
 const BOND: &str = "\
 [Policy]
 Backend=networkd
@@ -40,6 +43,10 @@ Priority=1
 [Uplink]
 Interface=eth4
 Priority=2
+
+[Uplink]
+Interface=eth5
+Priority=3
 ";
 
 const INTERNET: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
@@ -162,6 +169,7 @@ fn a_bond_keeps_established_connections_through_the_primarys_carrier_loss() -> a
         "MII Polling Interval (ms): 100",
         "Up Delay (ms): 1000",
         "Slave Interface: eth4",
+        "Slave Interface: eth5",
     ] {
         assert!(bonding.contains(line), "{line:?} not in /proc/net/bonding/bond0:\n{bonding}");
     }
@@ -170,10 +178,13 @@ fn a_bond_keeps_established_connections_through_the_primarys_carrier_loss() -> a
     assert!(again.contains("Nothing to do"), "second apply: {again}");
     // The daemon of the package, in bond mode: the kernel's bond as it is.
     vm.ok("systemctl restart multihome")?;
-    daemon_shows(&mut vm, "eth3", &[("eth3", "up", true), ("eth4", "up", false)])?;
+    daemon_shows(&mut vm, "eth3", &[("eth3", "up", true), ("eth4", "up", false), ("eth5", "up", false)])?;
     let text = vm.ok("multihome status")?;
     assert!(text.contains("The bond's active slave is eth3 (*)"), "{text}");
 
+    // eth4 enslaved again, as an administrator's or a manager's reactivation does: the kernel's
+    // list of slaves then ends with it, and its priority is back at 0.
+    vm.ok("ip link set eth4 nomaster && ip link set eth4 down && ip link set eth4 master bond0 && ip link set eth4 up")?;
     connections_survive_the_primarys_carrier_loss(&mut vm, &servers)?;
 
     // The same bond through NetworkManager over the system bus: the administrator moves the
@@ -192,7 +203,12 @@ fn a_bond_keeps_established_connections_through_the_primarys_carrier_loss() -> a
     vm.ok("sed -i 's/^Backend=networkd$/Backend=networkmanager/' /etc/multihome/multihome.conf")?;
     let applied = vm.ok("multihome apply 2>&1")?;
     assert!(applied.contains("NetworkManager's checkpoint committed"), "{applied}");
-    for p in ["new profile \"multihome-bond0\" of bond bond0", "new profile \"multihome-eth3\" on eth3", "new profile \"multihome-eth4\" on eth4"] {
+    for p in [
+        "new profile \"multihome-bond0\" of bond bond0",
+        "new profile \"multihome-eth3\" on eth3",
+        "new profile \"multihome-eth4\" on eth4",
+        "new profile \"multihome-eth5\" on eth5",
+    ] {
         assert!(applied.contains(&format!("created {p}")), "{applied}");
     }
     vm.wait_for("bond0 with eth3 active", &format!("{ACTIVE_SLAVE} | grep -qx eth3"), Duration::from_secs(60))?;
@@ -203,6 +219,9 @@ fn a_bond_keeps_established_connections_through_the_primarys_carrier_loss() -> a
     vm.wait_for("the internet host through the bond", &format!("ping -n -c1 -W2 -I 192.168.178.60 {INTERNET}"), Duration::from_secs(60))?;
     let again = vm.ok("multihome apply 2>&1")?;
     assert!(again.contains("Nothing to do"), "second apply: {again}");
+    // NetworkManager 1.42 has no bond-port.prio; it enslaves eth4 again when its profile is
+    // activated again.
+    vm.ok("nmcli connection up multihome-eth4 2>&1")?;
     connections_survive_the_primarys_carrier_loss(&mut vm, &servers)?;
 
     // `multihome lab --mode bond` on a kernel that can bond: the seed's host in namespaces in
@@ -301,10 +320,29 @@ fn daemon_shows(vm: &mut Machine, active: &str, slaves: &[(&str, &str, bool)]) -
     }
 }
 
+/// The kernel's view of each slave's priority (`ip -d -j link`: IFLA_BOND_SLAVE_PRIO), or `None`.
+fn kernel_prio(vm: &mut Machine, slave: &str) -> anyhow::Result<Option<i64>> {
+    let v: serde_json::Value = serde_json::from_str(&vm.ok(&format!("ip -d -j link show {slave}"))?)?;
+    Ok(v[0]["linkinfo"]["info_slave_data"]["prio"].as_i64())
+}
+
 /// An established connection (a line every 50 ms, each answer awaited) and a bulk transfer, both
-/// opened before the primary's cable is pulled, still going after the failover to eth4 and after
-/// eth3's return; the client gives up if an answer takes 10 s.
+/// opened before the primary's cable is pulled, still going after the failover to eth4 (the
+/// policy's Priority=2, enslaved last: the kernel's own order would take eth5) and after eth3's
+/// return; the client gives up if an answer takes 10 s.
 fn connections_survive_the_primarys_carrier_loss(vm: &mut Machine, servers: &Servers) -> anyhow::Result<()> {
+    // The test is only worth something where the kernel's list would choose wrong.
+    let order = vm.ok("sed -n 's/^Slave Interface: //p' /proc/net/bonding/bond0")?;
+    assert_eq!(order.split_whitespace().last(), Some("eth4"), "eth4 should be the last slave in the kernel's list:\n{order}");
+    // The daemon sets the priorities after the enslavement; a daemon that does not leaves the
+    // failover below to the kernel's list.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while kernel_prio(vm, "eth4")? != Some(2) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // eth4 back up after its UpDelaySec= (a slave still going back is no candidate).
+    daemon_shows(vm, "eth3", &[("eth3", "up", true), ("eth4", "up", false), ("eth5", "up", false)])?;
+
     let connections = servers.echo_connections.load(Ordering::Relaxed);
     let start = servers.echoed.load(Ordering::Relaxed);
     servers.transferred.store(0, Ordering::Relaxed);
@@ -319,10 +357,16 @@ fn connections_survive_the_primarys_carrier_loss(vm: &mut Machine, servers: &Ser
     ))?;
     wait("the echo answering", Duration::from_secs(90), || servers.echoed.load(Ordering::Relaxed) >= start + 20)?;
 
-    // The cable of the primary: the bond's MII monitor moves everything to eth4.
+    // The cable of the primary: the bond's MII monitor moves everything to the next slave in
+    // the policy's order, eth4.
     vm.set_link("eth3", false)?;
-    vm.wait_for("eth4 active after eth3's carrier loss", &format!("{ACTIVE_SLAVE} | grep -qx eth4"), Duration::from_secs(60))?;
-    daemon_shows(vm, "eth4", &[("eth3", "down", false), ("eth4", "up", true)])?;
+    let moved = vm.wait_for("a failover after eth3's carrier loss", &format!("{ACTIVE_SLAVE} | grep -x 'eth[45]'"), Duration::from_secs(60))?;
+    assert_eq!(moved.trim(), "eth4", "the bond took {} instead of eth4 (Priority=2):\n{}", moved.trim(), vm.ok("cat /proc/net/bonding/bond0")?);
+    daemon_shows(vm, "eth4", &[("eth3", "down", false), ("eth4", "up", true), ("eth5", "up", false)])?;
+    let prios = (kernel_prio(vm, "eth3")?, kernel_prio(vm, "eth4")?, kernel_prio(vm, "eth5")?);
+    assert_eq!(prios, (Some(3), Some(2), Some(1)), "the slaves' priorities in the kernel (eth3, eth4, eth5)");
+    let text = vm.ok("multihome status")?;
+    assert!(text.lines().any(|l| l.starts_with(" eth5 ") && l.contains("a backup slave of bond0, prio 1")), "{text}");
     let at_failover = servers.echoed.load(Ordering::Relaxed);
     wait("the echo answering through eth4", Duration::from_secs(90), || servers.echoed.load(Ordering::Relaxed) >= at_failover + 40)?;
     vm.wait_for("the transfer finished", "test -e /run/mh-sink.done", Duration::from_secs(120))?;
@@ -332,7 +376,7 @@ fn connections_survive_the_primarys_carrier_loss(vm: &mut Machine, servers: &Ser
     // The cable back: after UpDelaySec= the primary is active again, the connection still up.
     vm.set_link("eth3", true)?;
     vm.wait_for("eth3 active again", &format!("{ACTIVE_SLAVE} | grep -qx eth3"), Duration::from_secs(60))?;
-    daemon_shows(vm, "eth3", &[("eth3", "up", true), ("eth4", "up", false)])?;
+    daemon_shows(vm, "eth3", &[("eth3", "up", true), ("eth4", "up", false), ("eth5", "up", false)])?;
     let at_return = servers.echoed.load(Ordering::Relaxed);
     wait("the echo answering through eth3 again", Duration::from_secs(90), || servers.echoed.load(Ordering::Relaxed) >= at_return + 40)?;
     assert_eq!(vm.sh("test -e /run/mh-echo.lost")?.code, 1, "the client lost an answer: {}", vm.ok("cat /run/mh-echo.lost; true")?);

@@ -66,7 +66,7 @@ printf '/dev/vda / ext4 defaults 0 1\n' >"$root/etc/fstab"
 mkdir -p "$root/var/log/journal" # persistent: the previous boot's journal after a reboot
 # The NICs by their MAC (the harness sets 52:54:00:00:00:0N): the seed's names.
 n=1
-for name in eth0 wlan1 wlan0 eth3 eth4; do
+for name in eth0 wlan1 wlan0 eth3 eth4 eth5; do
   printf '[Match]\nMACAddress=52:54:00:00:00:0%d\n\n[Link]\nName=%s\n' "$n" "$name" >"$root/etc/systemd/network/10-lab-$name.link"
   n=$((n + 1))
 done

@@ -23,7 +23,8 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 pub struct Nic {
     pub guest_name: &'static str,
     pub switch: &'static str,
-    /// The image's .link files name 52:54:00:00:00:0N: 1 eth0, 2 wlan1, 3 wlan0, 4 eth3, 5 eth4.
+    /// The image's .link files name 52:54:00:00:00:0N: 1 eth0, 2 wlan1, 3 wlan0, 4 eth3, 5 eth4,
+    /// 6 eth5.
     pub mac_index: u8,
 }
 
@@ -40,12 +41,13 @@ impl Nic {
     }
 }
 
-/// The seed's three uplinks, each on its own switch, and two more NICs for a bond (eth3 on
-/// eth0's switch, eth4 on wlan1's), which the seed's policy leaves alone.
+/// The seed's three uplinks, each on its own switch, and three more NICs for a bond (eth3 on
+/// eth0's switch, eth4 on wlan1's, eth5 on wlan0's), which the seed's policy leaves alone.
 pub fn seed_and_bond_nics() -> Vec<Nic> {
     let mut nics = seed_nics();
     nics.push(Nic { guest_name: "eth3", switch: "eth0", mac_index: 4 });
     nics.push(Nic { guest_name: "eth4", switch: "wlan1", mac_index: 5 });
+    nics.push(Nic { guest_name: "eth5", switch: "wlan0", mac_index: 6 });
     nics
 }
 

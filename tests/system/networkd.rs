@@ -34,7 +34,7 @@ fn networkd_machine_from_install_to_purge() -> anyhow::Result<()> {
     let mut vm = Machine::boot(&image, &net, &nics, &[("multihome.deb", &deb), ("seed.conf", &seed)])?;
     vm.ok("mount -o ro /dev/vdb /mnt")?;
     let links = vm.ok("ip -br link show")?;
-    for name in ["eth0", "wlan1", "wlan0", "eth3", "eth4"] {
+    for name in ["eth0", "wlan1", "wlan0", "eth3", "eth4", "eth5"] {
         assert!(links.lines().any(|l| l.starts_with(name)), "the machine has no {name}:\n{links}");
     }
     // Debian's kernel has the bonding driver the lab's lacks, and qemu's carrier loss moves an
