@@ -10,7 +10,8 @@
 //! datagram socket is gated by `net.ipv4.ping_group_range`, which excludes every group by
 //! default. An `ICMP_FILTER` keeps everything but echo replies out of it.
 //!
-//! Traffic at the defaults (Interval=200ms): per uplink and round one echo per target and one ARP
+//! Traffic at the defaults (Interval=200ms; the ceiling for any policy: [`super::probe_rate`]):
+//! per uplink and round one echo per target and one ARP
 //! request, i.e. 5 × (targets + 1) packets per second out and as many replies in — 15 pps each way
 //! with two targets, about 0.7 kB/s out (42-byte ARP frames, 36-byte IP echo packets). ARP goes
 //! unicast to the gateway's known MAC (as the kernel's own neighbour probes do), broadcast only
@@ -33,6 +34,14 @@
 //! A round's verdict: with targets, whether the answered targets satisfy `Require=`; without
 //! targets, whether the gateway answered ARP. ARP alone never vouches for an uplink that has
 //! targets: a gateway whose upstream is dead still answers ARP (the silent failure).
+//!
+//! What is an answer (issue 23): an echo reply with this prober's identifier and a sequence
+//! number of the round, both random ([`super::random`]); an ARP reply from the gateway to our
+//! address and MAC while our question is outstanding (packets queued before the question are
+//! discarded unread); for IPv6 see `probe6::answer_from`. Kernel filters ([`super::bpf`]) keep
+//! everything else out of the sockets. ARP and NDP carry no nonce: a host on the link that
+//! answers for the gateway's address passes as the gateway, which is why ARP never decides for
+//! an uplink with targets.
 
 use std::io;
 use std::mem::size_of;

@@ -7,7 +7,9 @@
 //! its table, so an echo leaves through this uplink and its router alone, and only answers that
 //! arrived on it, to that address, are read. The kernel fills in the ICMPv6 checksum (the
 //! pseudo-header needs the source it picks). An `ICMP6_FILTER` lets only echo replies into one
-//! socket and only neighbour advertisements into the other.
+//! socket and only neighbour advertisements into the other, and a socket filter
+//! ([`super::bpf`]) narrows that to replies with our identifier and to solicited advertisements
+//! that came with hop limit 255.
 //!
 //! The solicitation goes to the gateway's solicited-node multicast group with hop limit 255 (a
 //! router ignores neighbour discovery with any other, RFC 4861 7.1.1) and carries our hardware
@@ -16,6 +18,12 @@
 //! the kernel's cache says so: the kernel's neighbour state (REACHABLE for 30 s after any
 //! traffic) would vouch for a gateway long after it died. As with ARP, an answer never vouches
 //! for an uplink that has targets: a router whose upstream is dead still answers.
+//!
+//! An advertisement answers only when RFC 4861 says it may ([`answer_from`]): hop limit 255 (the
+//! kernel reports it, `IPV6_RECVHOPLIMIT`), the Solicited flag, the router as target and as
+//! source, read while our solicitation is outstanding. With no nonce in NDP, a host on the link
+//! that answers for the router's address still passes: an IPv6 side without IPv6 targets is
+//! judged by its link alone (README, "The failover daemon").
 
 use std::io;
 use std::net::{Ipv6Addr, SocketAddrV6};
