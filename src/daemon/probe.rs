@@ -36,7 +36,7 @@
 //! targets: a gateway whose upstream is dead still answers ARP (the silent failure).
 //!
 //! What is an answer (issue 23): an echo reply with this prober's identifier and a sequence
-//! number of the round, both random ([`super::random`]); an ARP reply from the gateway to our
+//! number of the round, both random (from `getrandom`); an ARP reply from the gateway to our
 //! address and MAC while our question is outstanding (packets queued before the question are
 //! discarded unread); for IPv6 see `probe6::answer_from`. Kernel filters ([`super::bpf`]) keep
 //! everything else out of the sockets. ARP and NDP carry no nonce: a host on the link that
