@@ -73,6 +73,10 @@ pub struct RoundPlan<A = Ipv4Addr> {
 /// trip, and short next to the timeout that decides the round.
 pub const LATE_MIN: Duration = Duration::from_millis(20);
 
+/// The most packets read and thrown away from the gateway socket before a question (see
+/// [`Prober::round`]): a default receive buffer holds a few hundred ARP frames.
+const DRAIN_AT_MOST: usize = 1024;
+
 /// Between two follow-up echoes to a target: spread a little, so that one short burst of loss
 /// (a queue overflowing once) does not take all of them, and all ten still leave within 45 ms.
 pub const FOLLOW_UP_SPACING: Duration = Duration::from_millis(5);
@@ -277,7 +281,13 @@ impl<W: Wire> Prober<W> {
         if let Some(gw) = plan.arp {
             // What waits in the socket came before this question: not an answer to it, whatever
             // it says (a forged reply sent between rounds must not vouch for the next one).
-            while self.wire.recv_gateway(&mut buf, gw).is_ok() {}
+            // Bounded, so that a flood cannot hold the round here: more than a receive buffer's
+            // worth of replies in one interval is a flood, and the round then runs on it.
+            for _ in 0..DRAIN_AT_MOST {
+                if self.wire.recv_gateway(&mut buf, gw).is_err() {
+                    break;
+                }
+            }
             if self.wire.send_gateway(gw, known).is_err() {
                 arp_answered = Some(false);
             }
