@@ -432,3 +432,21 @@ fn modes_do_not_depend_on_the_umask() {
         assert_eq!(fs::metadata(dropin_dir.join("60-multihome.conf")).unwrap().permissions().mode() & 0o7777, 0o644, "umask {umask:03o}: the drop-in");
     }
 }
+
+/// `check` prints each uplink's probe ceiling, and FailAfter no longer scales it without bound
+/// (issue 23): FailAfter=1000 with one target and ARP every second is 21 echoes and one ARP
+/// question per round at most — it was 4,996 echoes.
+#[test]
+fn check_prints_the_probe_packet_ceiling_per_uplink() {
+    let dir = TempDir::new("ceiling");
+    let seed = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/seed.conf")).unwrap();
+    let policy = seed.replace("Target=192.168.178.1\nTarget=198.51.100.10\n", "Target=198.51.100.10\nInterval=1s\nFailAfter=1000\n");
+    assert_ne!(policy, seed, "the seed's [Probe] targets moved");
+    let file = dir.path().join("policy.conf");
+    fs::write(&file, policy).unwrap();
+    let out = multihome(&["-c", file.to_str().unwrap(), "check"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.trim_start().starts_with("probes:")).collect();
+    assert_eq!(lines, ["  probes: at most 22 packets/s out, as many answers in"; 3], "{stdout}");
+}

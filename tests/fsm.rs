@@ -414,3 +414,27 @@ fn states_round_trip_through_their_names() {
     }
     assert_eq!(State::parse("sideways"), None);
 }
+
+/// A large FailAfter no longer sends FailAfter - 1 groups at once (issue 23: 999 groups of five
+/// echoes per target for FailAfter=1000): at most four, and a round that loses them all stands
+/// for five failed rounds; the suspect rounds after it count the rest, one interval apart.
+#[test]
+fn follow_ups_are_capped_and_the_rest_of_fail_after_is_counted_by_suspect_rounds() {
+    let cfg = Config { fail_after: 1000, ..Config::default() };
+    let mut u = Uplink::new(cfg);
+    feed_round(&mut u, ROUND, (true, 1));
+    assert_eq!(u.follow_ups(), fsm::MAX_FOLLOW_UP_GROUPS);
+    let r = round_with_follow_ups(&u, &mut XorShift(9), 1.0);
+    assert_eq!(r, (false, 1 + fsm::MAX_FOLLOW_UP_GROUPS));
+    feed_round(&mut u, ROUND * 2, r);
+    assert_ne!(u.state(), State::Down, "five failed rounds are not a thousand");
+    assert_eq!((u.probes_per_round(), u.follow_ups()), (SUSPECT_PROBES, 0), "suspect: five echoes a round, no follow-ups");
+    let mut t = ROUND * 2;
+    for _ in 0..(1000 - 1 - fsm::MAX_FOLLOW_UP_GROUPS - 1) {
+        t += ROUND;
+        feed_round(&mut u, t, (false, 1));
+    }
+    assert_ne!(u.state(), State::Down, "one failed round short");
+    feed_round(&mut u, t + ROUND, (false, 1));
+    assert_eq!(u.state(), State::Down);
+}

@@ -373,7 +373,6 @@ impl Watch {
             interface: name,
             key: key.clone(),
             targets,
-            salt: 0,
             probe: p.probe.clone(),
             own,
             wanted: p.wanted.clone(),

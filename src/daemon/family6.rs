@@ -338,7 +338,6 @@ impl Daemon {
                 interface: l.plan.interface.clone(),
                 key: key.clone(),
                 targets: targets6.clone(),
-                salt: l.plan.rank as u16,
                 probe: self.probe.clone(),
                 own: l.plan.probe.clone(),
                 wanted: v6.probes_wanted.clone(),

@@ -28,6 +28,13 @@ use crate::policy::Probe;
 /// healthy keeps the steady probe traffic at 1/Interval per target.
 pub const SUSPECT_PROBES: u32 = 5;
 
+/// The most groups of follow-up echoes one late answer starts (see [`Uplink::follow_ups`]):
+/// `FailAfter - 1` up to here. Without a ceiling FailAfter=1000 had one late answer send 4,995
+/// echoes per target within seconds (issue 23); beyond these four groups (21 echoes in a row
+/// lost: 0.2^21 at 20 % random loss) the suspect rounds that follow, one interval apart, count
+/// the rest of FailAfter.
+pub const MAX_FOLLOW_UP_GROUPS: u32 = 4;
+
 /// The knobs of the machine, from the policy's `[Probe]` section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
@@ -257,10 +264,10 @@ impl Uplink {
 
     /// Groups of follow-up echoes a late answer may start at once (see `probe`): while the
     /// uplink is trusted and no round has failed, the FailAfter - 1 suspect rounds a failed
-    /// round would lead to; none while it is suspect (its rounds already send
+    /// round would lead to (at most [`MAX_FOLLOW_UP_GROUPS`]); none while it is suspect (its rounds already send
     /// [`SUSPECT_PROBES`]) or down (one failed round more changes nothing there).
     pub fn follow_ups(&self) -> u32 {
-        if self.fails == 0 && self.health != Health::Down { self.cfg.fail_after - 1 } else { 0 }
+        if self.fails == 0 && self.health != Health::Down { (self.cfg.fail_after - 1).min(MAX_FOLLOW_UP_GROUPS) } else { 0 }
     }
 
     /// The hold of the current demotion (for status and tests).

@@ -147,8 +147,6 @@ pub(super) struct ProberTask<A = Ipv4Addr> {
     pub(super) key: ProberKey<A>,
     /// The targets of the prober's family.
     pub(super) targets: Vec<A>,
-    /// Tells the uplinks' echo identifiers apart (see `Prober::open`).
-    pub(super) salt: u16,
     pub(super) probe: Probe,
     pub(super) own: UplinkProbe,
     /// The state machine's wishes, read before each round.
@@ -160,11 +158,11 @@ pub(super) struct ProberTask<A = Ipv4Addr> {
 /// One uplink's probe rounds, every interval of its own (`ProbeInterval=`, else `[Probe]`'s),
 /// to its own targets (`ProbeTarget=`, else `[Probe]`'s), until aborted.
 pub(super) async fn probe_loop<W: Wire>(task: ProberTask<W::Addr>) {
-    let ProberTask { link, generation, interface, key, targets, salt, probe, own, wanted, follow_ups, rounds } = task;
+    let ProberTask { link, generation, interface, key, targets, probe, own, wanted, follow_ups, rounds } = task;
     let ipv6 = W::IPV6;
     let mut logged = false;
     let mut prober = loop {
-        match Prober::<W>::open(&interface, key.source, salt) {
+        match Prober::<W>::open(&interface, key.source) {
             Ok(p) => break p,
             Err(e) => {
                 if !logged {

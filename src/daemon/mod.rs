@@ -12,6 +12,7 @@
 mod bond;
 mod bond_failover;
 mod bond_order;
+pub mod bpf;
 pub mod bus;
 mod family6;
 pub mod forced;
@@ -22,9 +23,13 @@ mod mptcp;
 mod mptcp_view;
 pub mod notify;
 mod polkit;
+#[cfg(test)]
+mod private_net;
 pub mod probe;
 pub mod probe6;
+pub mod probe_rate;
 pub mod quality;
+mod random;
 pub mod routes;
 pub mod routes6;
 mod stamp;
@@ -770,7 +775,6 @@ impl Daemon {
                 interface: l.name().to_string(),
                 key: key.clone(),
                 targets: l.plan.probe.targets.clone(),
-                salt: l.plan.rank as u16,
                 probe: self.probe.clone(),
                 own: l.plan.probe.clone(),
                 wanted: l.probes_wanted.clone(),

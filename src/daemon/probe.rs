@@ -10,7 +10,8 @@
 //! datagram socket is gated by `net.ipv4.ping_group_range`, which excludes every group by
 //! default. An `ICMP_FILTER` keeps everything but echo replies out of it.
 //!
-//! Traffic at the defaults (Interval=200ms): per uplink and round one echo per target and one ARP
+//! Traffic at the defaults (Interval=200ms; the ceiling for any policy: [`super::probe_rate`]):
+//! per uplink and round one echo per target and one ARP
 //! request, i.e. 5 × (targets + 1) packets per second out and as many replies in — 15 pps each way
 //! with two targets, about 0.7 kB/s out (42-byte ARP frames, 36-byte IP echo packets). ARP goes
 //! unicast to the gateway's known MAC (as the kernel's own neighbour probes do), broadcast only
@@ -33,6 +34,14 @@
 //! A round's verdict: with targets, whether the answered targets satisfy `Require=`; without
 //! targets, whether the gateway answered ARP. ARP alone never vouches for an uplink that has
 //! targets: a gateway whose upstream is dead still answers ARP (the silent failure).
+//!
+//! What is an answer (issue 23): an echo reply with this prober's identifier and a sequence
+//! number of the round, both random (from `getrandom`); an ARP reply from the gateway to our
+//! address and MAC while our question is outstanding (packets queued before the question are
+//! discarded unread); for IPv6 see `probe6::answer_from`. Kernel filters ([`super::bpf`]) keep
+//! everything else out of the sockets. ARP and NDP carry no nonce: a host on the link that
+//! answers for the gateway's address passes as the gateway, which is why ARP never decides for
+//! an uplink with targets.
 
 use std::io;
 use std::mem::size_of;
@@ -63,6 +72,10 @@ pub struct RoundPlan<A = Ipv4Addr> {
 /// The least time an echo may take before its answer counts as late: far above a LAN's round
 /// trip, and short next to the timeout that decides the round.
 pub const LATE_MIN: Duration = Duration::from_millis(20);
+
+/// The most packets read and thrown away from the gateway socket before a question (see
+/// [`Prober::round`]): a default receive buffer holds a few hundred ARP frames.
+const DRAIN_AT_MOST: usize = 1024;
 
 /// Between two follow-up echoes to a target: spread a little, so that one short burst of loss
 /// (a queue overflowing once) does not take all of them, and all ten still leave within 45 ms.
@@ -112,8 +125,9 @@ pub fn verdict(targets: &[bool], require: Require, gateway_arp: Option<bool>) ->
 pub trait Wire: Sized {
     type Addr: Copy + Eq + std::fmt::Display + Send + Sync + 'static;
     const IPV6: bool;
-    /// Opens the sockets on `interface` (index `ifindex`), sending from `source`.
-    fn open(interface: &str, ifindex: u32, source: Self::Addr) -> io::Result<Self>;
+    /// Opens the sockets on `interface` (index `ifindex`), sending from `source`; the echo
+    /// socket's kernel filter passes only replies with identifier `ident` (see [`super::bpf`]).
+    fn open(interface: &str, ifindex: u32, source: Self::Addr, ident: u16) -> io::Result<Self>;
     fn echo_socket(&self) -> &AsyncFd<Socket>;
     fn gateway_socket(&self) -> &AsyncFd<Socket>;
     fn send_echo(&self, target: Self::Addr, ident: u16, seq: u16) -> io::Result<usize>;
@@ -122,8 +136,10 @@ pub trait Wire: Sized {
     /// Reads one packet from the echo socket, without blocking: the echo reply it is if it
     /// answers one of ours.
     fn recv_echo(&self, buf: &mut [u8], ident: u16) -> io::Result<Option<Echo<Self::Addr>>>;
-    /// Reads one packet from the gateway socket: (who, hardware address) if it is an answer.
-    fn recv_gateway(&self, buf: &mut [u8]) -> io::Result<Option<(Self::Addr, [u8; 6])>>;
+    /// Reads one packet from the gateway socket: the gateway's hardware address if it is a
+    /// valid answer from `gateway` to a question of ours (the caller knows whether one is
+    /// outstanding).
+    fn recv_gateway(&self, buf: &mut [u8], gateway: Self::Addr) -> io::Result<Option<[u8; 6]>>;
 }
 
 /// An answer to one of our echoes.
@@ -168,12 +184,13 @@ impl Wire for Wire4 {
     type Addr = Ipv4Addr;
     const IPV6: bool = false;
 
-    fn open(interface: &str, ifindex: u32, source: Ipv4Addr) -> io::Result<Wire4> {
+    fn open(interface: &str, ifindex: u32, source: Ipv4Addr, ident: u16) -> io::Result<Wire4> {
         let icmp = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?;
         icmp.bind_device(Some(interface.as_bytes()))?;
         icmp.bind(&SockAddr::from(SocketAddrV4::new(source, 0)))?;
         icmp.set_nonblocking(true)?;
         icmp_filter_echo_replies(icmp.as_raw_fd())?;
+        super::bpf::attach(icmp.as_raw_fd(), &super::bpf::icmp_echo_replies(ident))?;
         super::stamp::enable(icmp.as_raw_fd())?;
 
         // Opened for no protocol and bound to ARP on the interface in one step: a packet socket
@@ -181,6 +198,8 @@ impl Wire for Wire4 {
         // kernel wait for an RCU grace period (`synchronize_net`) to unhook it — 7 to 16 ms
         // each, measured, which at 64 uplinks held every first verdict back by a second.
         let arp = Socket::new(Domain::PACKET, Type::DGRAM, None)?;
+        // Filtered before it is bound: from the bind on, frames are queued.
+        super::bpf::attach(arp.as_raw_fd(), &super::bpf::arp_replies_to(source))?;
         arp.bind(&link_address(ifindex, &[0; 6]))?;
         arp.set_nonblocking(true)?;
         let mac = hardware_address(arp.as_raw_fd(), interface)?;
@@ -206,24 +225,31 @@ impl Wire for Wire4 {
     }
 
     fn recv_echo(&self, buf: &mut [u8], ident: u16) -> io::Result<Option<Echo<Ipv4Addr>>> {
-        let (len, _, stamp) = super::stamp::recv(self.icmp.get_ref().as_raw_fd(), buf)?;
-        Ok(parse_echo_reply(&buf[..len], ident).map(|(from, seq)| Echo { from, seq, stamp }))
+        let got = super::stamp::recv(self.icmp.get_ref().as_raw_fd(), buf)?;
+        Ok(parse_echo_reply(&buf[..got.len], ident).map(|(from, seq)| Echo { from, seq, stamp: got.stamp }))
     }
 
-    fn recv_gateway(&self, buf: &mut [u8]) -> io::Result<Option<(Ipv4Addr, [u8; 6])>> {
+    fn recv_gateway(&self, buf: &mut [u8], gateway: Ipv4Addr) -> io::Result<Option<[u8; 6]>> {
         let len = recv(self.arp.get_ref().as_raw_fd(), buf)?;
-        Ok(parse_arp_reply(&buf[..len], self.source))
+        Ok(parse_arp_reply(&buf[..len], self.source, self.mac, gateway))
     }
 }
 
 impl<W: Wire> Prober<W> {
-    /// Opens the sockets on `interface`, sending from `source`. `salt` tells uplinks apart in
-    /// the echo identifier (every raw ICMP socket sees replies meant for the others).
-    pub fn open(interface: &str, source: W::Addr, salt: u16) -> io::Result<Prober<W>> {
+    /// Opens the sockets on `interface`, sending from `source`. The echo identifier and the
+    /// first sequence number are random, so a host that does not see our requests cannot forge
+    /// their answers by guessing (issue 23).
+    pub fn open(interface: &str, source: W::Addr) -> io::Result<Prober<W>> {
         let ifindex = interface_index(interface)?;
-        let wire = W::open(interface, ifindex, source)?;
-        let ident = (std::process::id() as u16).wrapping_mul(31).wrapping_add(salt);
-        Ok(Prober { interface: interface.to_string(), source, wire, gateway_mac: None, ident, seq: 0, srtt: None })
+        let ident = super::random::random_u16()?;
+        let seq = super::random::random_u16()?;
+        let wire = W::open(interface, ifindex, source, ident)?;
+        Ok(Prober { interface: interface.to_string(), source, wire, gateway_mac: None, ident, seq, srtt: None })
+    }
+
+    /// The echo identifier and the next sequence number (for tests).
+    pub fn echo_ids(&self) -> (u16, u16) {
+        (self.ident, self.seq)
     }
 
     pub fn interface(&self) -> &str {
@@ -251,10 +277,20 @@ impl<W: Wire> Prober<W> {
         let mut result = RoundResult::default();
         let mut arp_answered = plan.arp.map(|_| false);
         let known = self.gateway_mac.filter(|(ip, _)| Some(*ip) == plan.arp).map(|(_, mac)| mac);
-        if let Some(gw) = plan.arp
-            && self.wire.send_gateway(gw, known).is_err()
-        {
-            arp_answered = Some(false);
+        let mut buf = [0u8; 1500];
+        if let Some(gw) = plan.arp {
+            // What waits in the socket came before this question: not an answer to it, whatever
+            // it says (a forged reply sent between rounds must not vouch for the next one).
+            // Bounded, so that a flood cannot hold the round here: more than a receive buffer's
+            // worth of replies in one interval is a flood, and the round then runs on it.
+            for _ in 0..DRAIN_AT_MOST {
+                if self.wire.recv_gateway(&mut buf, gw).is_err() {
+                    break;
+                }
+            }
+            if self.wire.send_gateway(gw, known).is_err() {
+                arp_answered = Some(false);
+            }
         }
         let mut next_burst = 0u32;
         let mut next_send_at = start;
@@ -264,7 +300,6 @@ impl<W: Wire> Prober<W> {
         let mut follow_ups_sent = 0u32;
         let mut next_follow_up: Option<Instant> = None;
         let mut deadline = deadline;
-        let mut buf = [0u8; 1500];
         loop {
             let now = Instant::now();
             let regular = next_burst < probes && now >= next_send_at;
@@ -310,9 +345,9 @@ impl<W: Wire> Prober<W> {
                         self.take_answer(echo, &plan.targets, first_seq, &send_times, &mut answered, &mut result);
                     }
                 }
-                if plan.arp.is_some() {
-                    while let Ok(Some((ip, mac))) = self.wire.recv_gateway(&mut buf) {
-                        self.take_gateway(ip, mac, plan.arp, &mut arp_answered);
+                if let Some(gw) = plan.arp {
+                    while let Ok(Some(mac)) = self.wire.recv_gateway(&mut buf, gw) {
+                        self.take_gateway(gw, mac, &mut arp_answered);
                     }
                 }
                 break;
@@ -336,8 +371,9 @@ impl<W: Wire> Prober<W> {
                 }
                 guard = self.wire.gateway_socket().readable(), if plan.arp.is_some() => {
                     let Ok(mut guard) = guard else { break };
-                    if let Ok(Ok(Some((ip, mac)))) = guard.try_io(|_| self.wire.recv_gateway(&mut buf)) {
-                        self.take_gateway(ip, mac, plan.arp, &mut arp_answered);
+                    let gw = plan.arp.expect("read only when asked");
+                    if let Ok(Ok(Some(mac))) = guard.try_io(|_| self.wire.recv_gateway(&mut buf, gw)) {
+                        self.take_gateway(gw, mac, &mut arp_answered);
                     }
                 }
             }
@@ -376,10 +412,11 @@ impl<W: Wire> Prober<W> {
         self.srtt = Some(self.srtt.map_or(rtt, |s| s * 7 / 8 + rtt / 8));
     }
 
-    fn take_gateway(&mut self, ip: W::Addr, mac: [u8; 6], asked: Option<W::Addr>, arp_answered: &mut Option<bool>) {
-        if Some(ip) == asked {
+    /// Counts the gateway's answer while our question is outstanding (one answer ends it).
+    fn take_gateway(&mut self, gw: W::Addr, mac: [u8; 6], arp_answered: &mut Option<bool>) {
+        if *arp_answered == Some(false) {
             *arp_answered = Some(true);
-            self.gateway_mac = Some((ip, mac));
+            self.gateway_mac = Some((gw, mac));
         }
     }
 }
@@ -436,7 +473,7 @@ pub(super) fn hardware_address(fd: RawFd, interface: &str) -> io::Result<[u8; 6]
     Ok(mac)
 }
 
-fn link_address(ifindex: u32, mac: &[u8; 6]) -> SockAddr {
+pub(super) fn link_address(ifindex: u32, mac: &[u8; 6]) -> SockAddr {
     // SAFETY: sockaddr_ll is plain old data; zeroed is a valid value.
     let mut ll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     ll.sll_family = libc::AF_PACKET as u16;
@@ -505,8 +542,10 @@ pub fn arp_request(mac: [u8; 6], source: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> 
     p
 }
 
-/// An ARP payload -> (sender IP, sender MAC) if it is a reply addressed to `us`.
-pub fn parse_arp_reply(p: &[u8], us: Ipv4Addr) -> Option<(Ipv4Addr, [u8; 6])> {
+/// An ARP payload -> the sender's MAC if it is a reply (opcode 2, Ethernet/IPv4) from
+/// `gateway` to our request: sender IP the gateway's, target IP and MAC ours. A gratuitous or
+/// broadcast "reply", or one naming another host, is not an answer.
+pub fn parse_arp_reply(p: &[u8], us: Ipv4Addr, our_mac: [u8; 6], gateway: Ipv4Addr) -> Option<[u8; 6]> {
     if p.len() < 28 || p[0..8] != [0, 1, 8, 0, 6, 4, 0, 2] {
         return None;
     }
@@ -514,7 +553,7 @@ pub fn parse_arp_reply(p: &[u8], us: Ipv4Addr) -> Option<(Ipv4Addr, [u8; 6])> {
     mac.copy_from_slice(&p[8..14]);
     let sender = Ipv4Addr::new(p[14], p[15], p[16], p[17]);
     let target = Ipv4Addr::new(p[24], p[25], p[26], p[27]);
-    (target == us).then_some((sender, mac))
+    (sender == gateway && target == us && p[18..24] == our_mac && mac != [0xff; 6] && mac != [0; 6]).then_some(mac)
 }
 
 #[cfg(test)]
@@ -581,14 +620,108 @@ mod tests {
         assert_eq!(parse_echo_reply(&reply, 0x1234), None, "a request is not a reply");
     }
 
+    fn plan<A>(arp: A) -> RoundPlan<A> {
+        RoundPlan { targets: Vec::new(), require: Require::AtLeast(1), arp: Some(arp), probes: 1, timeout: Duration::from_millis(150), follow_ups: 0 }
+    }
+
+    /// An off-path host must guess both: no two probers share an identifier by design, and no
+    /// series starts at a known sequence number.
     #[test]
-    fn arp_replies_are_parsed() {
+    fn echo_identifiers_and_sequence_starts_are_random() {
+        super::super::private_net::run(|| {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let _g = rt.enter();
+            let ids: Vec<(u16, u16)> = (0..4).map(|_| Prober::<Wire4>::open("lo", Ipv4Addr::LOCALHOST).unwrap().echo_ids()).collect();
+            // All four equal by chance: 2^-48.
+            assert!(ids.iter().any(|(i, _)| *i != ids[0].0), "identifiers {ids:?}");
+            assert!(ids.iter().any(|(_, s)| *s != ids[0].1), "sequence starts {ids:?}");
+            assert!(ids.iter().any(|(_, s)| *s != 0), "sequence starts {ids:?}");
+        });
+    }
+
+    /// A reply sent before our question (between rounds) is not an answer to it; the same
+    /// reply sent while the question is outstanding is. (Both ends are in one namespace, where
+    /// the kernel does not answer ARP from its own address; the IPv6 test below has the real
+    /// neighbour answer.)
+    #[test]
+    fn an_arp_reply_nobody_asked_for_does_not_vouch_for_the_gateway() {
+        super::super::private_net::run(|| {
+            super::super::private_net::veth_pair();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let us = Ipv4Addr::new(10, 9, 0, 1);
+                let mut prober = Prober::<Wire4>::open("va", us).unwrap();
+                // A gateway that does not exist, and a forged reply for it, correct in every field.
+                let ghost = Ipv4Addr::new(10, 9, 0, 50);
+                let mut forged = arp_request([2, 0, 0, 0, 0, 0x50], ghost, us);
+                forged[7] = 2;
+                forged[18..24].copy_from_slice(&prober.wire.mac);
+                let tx = Socket::new(Domain::PACKET, Type::DGRAM, None).unwrap();
+                let to = link_address(interface_index("vb").unwrap(), &prober.wire.mac);
+                tx.send_to(&forged, &to).unwrap();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                assert_eq!(prober.round(&plan(ghost)).await.gateway_arp, Some(false), "the reply sent before the question counted");
+                let send_later = async {
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    tx.send_to(&forged, &to).unwrap();
+                };
+                let asked = plan(ghost);
+                let (during, ()) = tokio::join!(prober.round(&asked), send_later);
+                assert_eq!((during.gateway_arp, during.ok), (Some(true), true), "the same reply while the question is outstanding");
+            });
+        });
+    }
+
+    /// The same for IPv6: the real neighbour's advertisement passes every RFC 4861 check, and
+    /// one sent before the solicitation does not count.
+    #[test]
+    fn a_neighbour_advertisement_nobody_asked_for_does_not_vouch_for_the_router() {
+        use super::super::probe6::{Wire6, neighbour_solicitation};
+        use std::net::{Ipv6Addr, SocketAddrV6};
+        super::super::private_net::run(|| {
+            super::super::private_net::veth_pair();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let us: Ipv6Addr = "2001:db8:9::1".parse().unwrap();
+                let ghost: Ipv6Addr = "2001:db8:9::50".parse().unwrap();
+                let mut prober = Prober::<Wire6>::open("va", us).unwrap();
+                // Sent from the ghost's address (there for the send alone), to us, hop limit 255,
+                // Solicited and Override set, naming the ghost.
+                super::super::private_net::ip(&["addr", "add", "2001:db8:9::50/64", "dev", "vb", "nodad"]);
+                let tx = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6)).unwrap();
+                tx.bind(&SockAddr::from(SocketAddrV6::new(ghost, 0, 0, 0))).unwrap();
+                tx.set_unicast_hops_v6(255).unwrap();
+                let mut na = neighbour_solicitation(ghost, [2, 0, 0, 0, 0, 0x50]);
+                na[0] = 136;
+                na[4] = 0x60;
+                na[24] = 2;
+                tx.send_to(&na, &SockAddr::from(SocketAddrV6::new(us, 0, 0, 0))).unwrap();
+                super::super::private_net::ip(&["addr", "del", "2001:db8:9::50/64", "dev", "vb"]);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                assert_eq!(prober.round(&plan(ghost)).await.gateway_arp, Some(false), "the forged advertisement counted");
+                let real = prober.round(&plan("2001:db8:9::2".parse::<Ipv6Addr>().unwrap())).await;
+                assert_eq!((real.gateway_arp, real.ok), (Some(true), true), "the real neighbour answers");
+            });
+        });
+    }
+
+    #[test]
+    fn arp_replies_count_only_from_the_gateway_to_us() {
         let us = Ipv4Addr::new(192, 168, 178, 99);
+        let our_mac = [2, 0, 0, 0, 0, 99];
         let gw = Ipv4Addr::new(192, 168, 178, 1);
-        let mut reply = arp_request([2, 0, 0, 0, 0, 1], gw, us);
-        reply[7] = 2;
-        assert_eq!(parse_arp_reply(&reply, us), Some((gw, [2, 0, 0, 0, 0, 1])));
-        assert_eq!(parse_arp_reply(&reply, gw), None, "addressed to someone else");
-        assert_eq!(parse_arp_reply(&arp_request([2; 6], gw, us), us), None, "a request");
+        let reply = |sender_mac: [u8; 6], sender: Ipv4Addr, target_mac: [u8; 6], target: Ipv4Addr| {
+            let mut p = arp_request(sender_mac, sender, target);
+            p[7] = 2;
+            p[18..24].copy_from_slice(&target_mac);
+            p
+        };
+        assert_eq!(parse_arp_reply(&reply([2, 0, 0, 0, 0, 1], gw, our_mac, us), us, our_mac, gw), Some([2, 0, 0, 0, 0, 1]));
+        assert_eq!(parse_arp_reply(&reply([2, 0, 0, 0, 0, 1], gw, our_mac, gw), us, our_mac, gw), None, "addressed to someone else");
+        let other = Ipv4Addr::new(192, 168, 178, 7);
+        assert_eq!(parse_arp_reply(&reply([2, 0, 0, 0, 0, 7], other, our_mac, us), us, our_mac, gw), None, "not from the gateway");
+        assert_eq!(parse_arp_reply(&reply([2, 0, 0, 0, 0, 1], gw, [0xff; 6], us), us, our_mac, gw), None, "broadcast: not an answer to us");
+        assert_eq!(parse_arp_reply(&reply([0xff; 6], gw, our_mac, us), us, our_mac, gw), None, "a broadcast sender");
+        assert_eq!(parse_arp_reply(&arp_request([2; 6], gw, us), us, our_mac, gw), None, "a request");
     }
 }

@@ -7,7 +7,9 @@
 //! its table, so an echo leaves through this uplink and its router alone, and only answers that
 //! arrived on it, to that address, are read. The kernel fills in the ICMPv6 checksum (the
 //! pseudo-header needs the source it picks). An `ICMP6_FILTER` lets only echo replies into one
-//! socket and only neighbour advertisements into the other.
+//! socket and only neighbour advertisements into the other, and a socket filter
+//! ([`super::bpf`]) narrows that to replies with our identifier and to solicited advertisements
+//! that came with hop limit 255.
 //!
 //! The solicitation goes to the gateway's solicited-node multicast group with hop limit 255 (a
 //! router ignores neighbour discovery with any other, RFC 4861 7.1.1) and carries our hardware
@@ -16,9 +18,14 @@
 //! the kernel's cache says so: the kernel's neighbour state (REACHABLE for 30 s after any
 //! traffic) would vouch for a gateway long after it died. As with ARP, an answer never vouches
 //! for an uplink that has targets: a router whose upstream is dead still answers.
+//!
+//! An advertisement answers only when RFC 4861 says it may ([`answer_from`]): hop limit 255 (the
+//! kernel reports it, `IPV6_RECVHOPLIMIT`), the Solicited flag, the router as target and as
+//! source, read while our solicitation is outstanding. With no nonce in NDP, a host on the link
+//! that answers for the router's address still passes: an IPv6 side without IPv6 targets is
+//! judged by its link alone (README, "The failover daemon").
 
 use std::io;
-use std::mem::MaybeUninit;
 use std::net::{Ipv6Addr, SocketAddrV6};
 use std::os::fd::{AsRawFd, RawFd};
 
@@ -46,7 +53,7 @@ impl Wire for Wire6 {
     type Addr = Ipv6Addr;
     const IPV6: bool = true;
 
-    fn open(interface: &str, ifindex: u32, source: Ipv6Addr) -> io::Result<Wire6> {
+    fn open(interface: &str, ifindex: u32, source: Ipv6Addr, ident: u16) -> io::Result<Wire6> {
         let open = |pass: u8| -> io::Result<Socket> {
             let s = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))?;
             s.bind_device(Some(interface.as_bytes()))?;
@@ -56,8 +63,12 @@ impl Wire for Wire6 {
             Ok(s)
         };
         let echo = open(ICMP6_ECHO_REPLY)?;
+        super::bpf::attach(echo.as_raw_fd(), &super::bpf::icmp6_echo_replies(ident))?;
         super::stamp::enable(echo.as_raw_fd())?;
         let ndp = open(ND_NEIGHBOR_ADVERT)?;
+        super::bpf::attach(ndp.as_raw_fd(), &super::bpf::neighbour_advertisements())?;
+        // The hop limit each advertisement came with, checked again when it is read.
+        ndp.set_recv_hoplimit_v6(true)?;
         ndp.set_multicast_hops_v6(255)?;
         ndp.set_unicast_hops_v6(255)?;
         ndp.set_multicast_if_v6(ifindex)?;
@@ -85,14 +96,15 @@ impl Wire for Wire6 {
     }
 
     fn recv_echo(&self, buf: &mut [u8], ident: u16) -> io::Result<Option<Echo<Ipv6Addr>>> {
-        let (len, from, stamp) = super::stamp::recv(self.echo.get_ref().as_raw_fd(), buf)?;
-        let from = Ipv6Addr::from(from.sin6_addr.s6_addr);
-        Ok(parse_echo_reply6(&buf[..len], ident).map(|seq| Echo { from, seq, stamp }))
+        let got = super::stamp::recv(self.echo.get_ref().as_raw_fd(), buf)?;
+        let from = Ipv6Addr::from(got.from.sin6_addr.s6_addr);
+        Ok(parse_echo_reply6(&buf[..got.len], ident).map(|seq| Echo { from, seq, stamp: got.stamp }))
     }
 
-    fn recv_gateway(&self, buf: &mut [u8]) -> io::Result<Option<(Ipv6Addr, [u8; 6])>> {
-        let (len, _) = recv_from6(self.ndp.get_ref().as_raw_fd(), buf)?;
-        Ok(parse_neighbour_advertisement(&buf[..len]))
+    fn recv_gateway(&self, buf: &mut [u8], gateway: Ipv6Addr) -> io::Result<Option<[u8; 6]>> {
+        let got = super::stamp::recv(self.ndp.get_ref().as_raw_fd(), buf)?;
+        let from = Ipv6Addr::from(got.from.sin6_addr.s6_addr);
+        Ok(answer_from(&buf[..got.len], got.hop_limit, from, gateway))
     }
 }
 
@@ -103,20 +115,6 @@ fn scope(addr: Ipv6Addr, ifindex: u32) -> u32 {
 
 pub fn is_link_local(addr: Ipv6Addr) -> bool {
     addr.segments()[0] & 0xffc0 == 0xfe80
-}
-
-/// Receives one datagram and its IPv6 source (a raw ICMPv6 socket gets no IPv6 header).
-fn recv_from6(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Ipv6Addr)> {
-    let mut from = MaybeUninit::<libc::sockaddr_in6>::zeroed();
-    let mut len = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-    // SAFETY: buf is valid for buf.len() bytes and `from` for `len` bytes during the call.
-    let n = unsafe { libc::recvfrom(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT, from.as_mut_ptr().cast(), &mut len) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: zero-initialised, then written by the kernel; every bit pattern is valid.
-    let from = unsafe { from.assume_init() };
-    Ok((n as usize, Ipv6Addr::from(from.sin6_addr.s6_addr)))
 }
 
 /// Lets only ICMPv6 messages of type `pass` reach the raw socket (`ICMP6_FILTER`, whose set
@@ -161,6 +159,22 @@ pub fn neighbour_solicitation(target: Ipv6Addr, mac: [u8; 6]) -> Vec<u8> {
     p.extend_from_slice(&[1, 1]);
     p.extend_from_slice(&mac);
     p
+}
+
+/// The Solicited flag of an advertisement (RFC 4861 4.4).
+const NA_SOLICITED: u8 = 0x40;
+
+/// A packet read from the NDP socket -> the gateway's hardware address if it is a valid answer
+/// to our solicitation for `gateway` (RFC 4861 7.1.2 and 7.2.5): it came with hop limit 255 (any
+/// other was forwarded from off the link), has the Solicited flag, names `gateway` as its
+/// target, comes from `gateway` itself (a router answers for its own address from it), and
+/// carries the target's link-layer address.
+pub fn answer_from(p: &[u8], hop_limit: Option<u8>, source: Ipv6Addr, gateway: Ipv6Addr) -> Option<[u8; 6]> {
+    if hop_limit != Some(255) || source != gateway {
+        return None;
+    }
+    let (target, mac) = parse_neighbour_advertisement(p)?;
+    (target == gateway && p[4] & NA_SOLICITED != 0).then_some(mac)
 }
 
 /// A neighbour advertisement -> (its target, its target link-layer address) when it carries
@@ -218,5 +232,24 @@ mod tests {
         assert_eq!(parse_neighbour_advertisement(&na), Some((gw, [2, 0, 0, 0, 0, 1])));
         na[25] = 0;
         assert_eq!(parse_neighbour_advertisement(&na), None, "a zero-length option");
+    }
+
+    /// RFC 4861 7.1.2: what a forged or stray advertisement lacks.
+    #[test]
+    fn only_a_solicited_advertisement_from_the_router_on_the_link_answers() {
+        let gw: Ipv6Addr = "fe80::1".parse().unwrap();
+        let mac = [2, 0, 0, 0, 0, 1];
+        let mut na = neighbour_solicitation(gw, mac);
+        na[0] = ND_NEIGHBOR_ADVERT;
+        na[24] = 2;
+        na[4] = NA_SOLICITED;
+        assert_eq!(answer_from(&na, Some(255), gw, gw), Some(mac));
+        assert_eq!(answer_from(&na, Some(64), gw, gw), None, "forwarded: not sent on this link");
+        assert_eq!(answer_from(&na, None, gw, gw), None, "hop limit unknown");
+        assert_eq!(answer_from(&na, Some(255), "fe80::66".parse().unwrap(), gw), None, "from another host");
+        let other: Ipv6Addr = "fe80::2".parse().unwrap();
+        assert_eq!(answer_from(&na, Some(255), gw, other), None, "names another target");
+        na[4] = 0x20;
+        assert_eq!(answer_from(&na, Some(255), gw, gw), None, "unsolicited (Override alone)");
     }
 }

@@ -23,10 +23,21 @@ pub fn enable(fd: RawFd) -> io::Result<()> {
     if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
-/// One datagram read without blocking: its length, its source address (as the kernel wrote it
-/// into a `sockaddr_in6`-sized buffer: IPv4's `sockaddr_in` fits too) and the kernel's receive
-/// stamp, when there is one.
-pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, libc::sockaddr_in6, Option<SystemTime>)> {
+/// One datagram read by [`recv`].
+#[derive(Debug)]
+pub struct Received {
+    pub len: usize,
+    /// Its source address, as the kernel wrote it into a `sockaddr_in6`-sized buffer (IPv4's
+    /// `sockaddr_in` fits too).
+    pub from: libc::sockaddr_in6,
+    /// The kernel's receive stamp, when the socket asks for one ([`enable`]).
+    pub stamp: Option<SystemTime>,
+    /// The IPv6 hop limit it arrived with, when the socket asks for it (`IPV6_RECVHOPLIMIT`).
+    pub hop_limit: Option<u8>,
+}
+
+/// One datagram read without blocking, with what the kernel said about it.
+pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
     let mut from = MaybeUninit::<libc::sockaddr_in6>::zeroed();
     // u64s: the control buffer must be aligned for cmsghdr.
     let mut control = [0u64; 16];
@@ -45,6 +56,7 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, libc::sockaddr_in6,
         return Err(io::Error::last_os_error());
     }
     let mut stamp = None;
+    let mut hop_limit = None;
     // SAFETY: the CMSG_* walk stays inside the control buffer the kernel filled (msg_controllen).
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(&msg);
@@ -53,11 +65,15 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, libc::sockaddr_in6,
                 let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
                 stamp = Some(UNIX_EPOCH + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32));
             }
+            if (*c).cmsg_level == libc::IPPROTO_IPV6 && (*c).cmsg_type == libc::IPV6_HOPLIMIT {
+                let hops: libc::c_int = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                hop_limit = u8::try_from(hops).ok();
+            }
             c = libc::CMSG_NXTHDR(&msg, c);
         }
     }
     // SAFETY: zero-initialised, then written by the kernel; every bit pattern is valid.
-    Ok((n as usize, unsafe { from.assume_init() }, stamp))
+    Ok(Received { len: n as usize, from: unsafe { from.assume_init() }, stamp, hop_limit })
 }
 
 /// How long a packet stamped `stamp` has waited since it arrived: 0 without a stamp, or when the
@@ -87,7 +103,7 @@ mod tests {
             tx.send_to(b"ping", rx.local_addr().unwrap()).unwrap();
             std::thread::sleep(Duration::from_millis(50));
             let mut buf = [0u8; 16];
-            let (n, from, stamp) = recv(rx.as_raw_fd(), &mut buf).unwrap();
+            let Received { len: n, from, stamp, .. } = recv(rx.as_raw_fd(), &mut buf).unwrap();
             assert_eq!(&buf[..n], b"ping");
             assert_eq!(from.sin6_family as i32, libc::AF_INET);
             assert!(stamp.is_some(), "no SCM_TIMESTAMPNS");

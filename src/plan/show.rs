@@ -57,6 +57,7 @@ impl fmt::Display for Plan {
             return write!(f, "{bond}");
         }
         writeln!(f, "# Plan for {}: uplinks from most to least preferred", self.source)?;
+        let probe = self.probe.clone().unwrap_or_default();
         for u in &self.uplinks {
             let addrs = match &u.addresses {
                 Addresses::Static(nets) if nets.is_empty() => None,
@@ -119,6 +120,13 @@ impl fmt::Display for Plan {
                 let timeout = crate::policy::timespan::format(u.probe.timeout);
                 writeln!(f, "  probe {targets} every {interval} (timeout {timeout}), its own")?;
             }
+            // The daemon's probe traffic on this uplink at most (see daemon::probe_rate).
+            let has_ipv4 = !matches!(&u.addresses, Addresses::Static(nets) if nets.is_empty());
+            let has_router6 = u.ipv6.as_ref().is_some_and(|v6| v6.gateway.is_some() || v6.accept_ra);
+            let questions = if probe.arp_gateway { usize::from(has_ipv4) + usize::from(has_router6) } else { 0 };
+            let targets = if has_ipv4 { u.probe.targets.len() } else { 0 } + if u.ipv6.is_some() { u.probe.targets6.len() } else { 0 };
+            let ceiling = crate::daemon::probe_rate::ceiling(targets, questions, probe.fail_after, u.probe.interval);
+            writeln!(f, "  probes: at most {ceiling} packets/s out, as many answers in")?;
         }
         writeln!(f, "\nsysctls:")?;
         for s in &self.sysctls {

@@ -1,0 +1,222 @@
+//! A spoofer on eth0's access switch while eth0's upstream is dead (issue 23, item 5): a
+//! namespace with a veth into the switch's bridge that owns the gateway's address 192.168.178.1
+//! itself (another MAC), so it answers ARP for the gateway and echoes to it as the real router
+//! would, and that floods unsolicited ARP replies naming itself the gateway, to the host's
+//! address and MAC. What the daemon can tell: the internet target 198.51.100.10 lies behind the
+//! gateway and stops answering, so eth0 is judged down within the normal detection time and
+//! stays down while the spoofer answers everything it can; the unsolicited replies change
+//! nothing. What it cannot tell (README, "Probing"): a host on the link that also answers for
+//! every target is indistinguishable from a working path.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use multihome::lab::netns::{in_netns, ip, run};
+use multihome::lab::policies::SEED;
+use multihome::lab::{self, GATEWAY, Lab, LabOptions, Manager, seed_address};
+use socket2::{Domain, SockAddr, Socket, Type};
+
+fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_multihome"))
+}
+
+fn start(manager: Manager) -> anyhow::Result<Lab> {
+    let lab = Lab::start(LabOptions { policy: (manager == Manager::Networkd).then(|| SEED.to_string()), ..LabOptions::new(manager, binary()) })?;
+    if manager != Manager::Networkd {
+        lab.write_policy(SEED)?;
+        let out = lab.multihome_ok(&["apply"])?;
+        assert!(out.contains("Applied"), "{out}");
+    }
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
+    Ok(lab)
+}
+
+fn daemon_logs(lab: &Lab) -> String {
+    (0..8).map(|n| lab.log(&format!("spawned-{n}.log"))).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n---\n")
+}
+
+fn state_of(lab: &Lab, iface: &str) -> String {
+    let out = lab.multihome(&["status", "--json"]).expect("run multihome status");
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    s["uplinks"].as_array().into_iter().flatten().find(|u| u["interface"] == iface).map(|u| u["state"].as_str().unwrap_or("").to_string()).unwrap_or_default()
+}
+
+fn transitions_to(log: &str, iface: &str, to: &str) -> usize {
+    log.lines().filter(|l| l.starts_with(&format!("{iface}: ")) && l.contains(&format!(" -> {to} "))).count()
+}
+
+/// The MAC of `dev` in namespace `ns`.
+fn mac_of(ns: &str, dev: &str) -> anyhow::Result<[u8; 6]> {
+    let out = ip(ns, &["-j", "link", "show", "dev", dev])?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let text = v[0]["address"].as_str().ok_or_else(|| anyhow::anyhow!("no address of {dev} in {ns}"))?;
+    let mut mac = [0u8; 6];
+    for (m, part) in mac.iter_mut().zip(text.split(':')) {
+        *m = u8::from_str_radix(part, 16)?;
+    }
+    Ok(mac)
+}
+
+/// The spoofer's namespace and its ARP flood; Drop stops the flood and deletes the namespace
+/// (and with it the veth into the switch), also when the test fails.
+struct Spoofer {
+    ns: String,
+    mac: [u8; 6],
+    stop: Arc<AtomicBool>,
+    flood: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Spoofer {
+    /// A host on `uplink`'s access switch with the gateway's address.
+    fn on(lab: &Lab, uplink: &str) -> anyhow::Result<Spoofer> {
+        let prefix = lab.host().strip_suffix("-host").expect("lab namespaces end in -host").to_string();
+        let ns = format!("{prefix}-spoof");
+        run("ip", &["netns", "add", &ns])?;
+        let mut spoofer = Spoofer { ns: ns.clone(), mac: [0; 6], stop: Arc::new(AtomicBool::new(false)), flood: None };
+        let sw = lab.switch(uplink);
+        ip(&ns, &["link", "set", "lo", "up"])?;
+        ip(&sw, &["link", "add", "spoof", "type", "veth", "peer", "name", "lan", "netns", &ns])?;
+        ip(&sw, &["link", "set", "dev", "spoof", "master", "br0"])?;
+        ip(&sw, &["link", "set", "dev", "spoof", "up"])?;
+        ip(&ns, &["addr", "add", &format!("{GATEWAY}/24"), "dev", "lan"])?;
+        ip(&ns, &["link", "set", "lan", "up"])?;
+        spoofer.mac = mac_of(&ns, "lan")?;
+        Ok(spoofer)
+    }
+
+    /// Sends, every 10 ms, an ARP reply "192.168.178.1 is at <spoofer>" to `us` at `us_mac`,
+    /// asked by nobody.
+    fn flood_arp(&mut self, us: Ipv4Addr, us_mac: [u8; 6]) -> anyhow::Result<()> {
+        let ns = self.ns.clone();
+        let socket = in_netns(&ns, || {
+            let s = Socket::new(Domain::PACKET, Type::DGRAM, None)?;
+            Ok(s)
+        })?;
+        let ifindex = in_netns(&ns, || multihome::daemon::probe::interface_index("lan"))?;
+        let mut reply = multihome::daemon::probe::arp_request(self.mac, GATEWAY, us);
+        reply[7] = 2;
+        reply[18..24].copy_from_slice(&us_mac);
+        let to = link_address(ifindex, us_mac);
+        let stop = self.stop.clone();
+        self.flood = Some(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let _ = socket.send_to(&reply, &to);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }));
+        Ok(())
+    }
+}
+
+impl Drop for Spoofer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(f) = self.flood.take() {
+            let _ = f.join();
+        }
+        let _ = run("ip", &["netns", "del", &self.ns]);
+    }
+}
+
+fn link_address(ifindex: u32, mac: [u8; 6]) -> SockAddr {
+    // SAFETY: sockaddr_ll is plain old data; zeroed is a valid value.
+    let mut ll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    ll.sll_family = libc::AF_PACKET as u16;
+    ll.sll_protocol = 0x0806u16.to_be();
+    ll.sll_ifindex = ifindex as i32;
+    ll.sll_halen = 6;
+    ll.sll_addr[..6].copy_from_slice(&mac);
+    // SAFETY: sockaddr_ll fits in sockaddr_storage, and the length says exactly what we wrote.
+    let (_, addr) = unsafe {
+        SockAddr::try_init(|storage, len| {
+            std::ptr::write(storage.cast::<libc::sockaddr_ll>(), ll);
+            *len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            Ok(())
+        })
+    }
+    .expect("filling a sockaddr_ll cannot fail");
+    addr
+}
+
+/// Whether an ICMP echo from `source` on `dev` in `ns` to `to` is answered within 500 ms (the
+/// lab has no `ping`).
+fn echo_answered(ns: &str, dev: &'static str, source: Ipv4Addr, to: Ipv4Addr) -> bool {
+    let socket = in_netns(ns, move || {
+        let s = Socket::new(Domain::IPV4, Type::RAW, Some(socket2::Protocol::ICMPV4))?;
+        s.bind_device(Some(dev.as_bytes()))?;
+        s.bind(&SockAddr::from(std::net::SocketAddrV4::new(source, 0)))?;
+        s.set_read_timeout(Some(Duration::from_millis(100)))?;
+        Ok(s)
+    });
+    let Ok(socket) = socket else { return false };
+    let ident = 0x5e0f;
+    if socket.send_to(&multihome::daemon::probe::echo_request(ident, 1), &SockAddr::from(std::net::SocketAddrV4::new(to, 0))).is_err() {
+        return false;
+    }
+    let until = Instant::now() + Duration::from_millis(500);
+    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1500];
+    while Instant::now() < until {
+        if let Ok(n) = socket.recv(&mut buf) {
+            // SAFETY: recv initialised the first n bytes.
+            let p: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
+            if multihome::daemon::probe::parse_echo_reply(&p, ident).is_some_and(|(from, _)| from == to) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+fn a_spoofed_gateway_does_not_keep_a_dead_uplink_up(manager: Manager) -> anyhow::Result<()> {
+    let mut lab = start(manager)?;
+    lab.spawn_multihome(&["daemon"])?;
+    lab.wait_for(Duration::from_secs(10), || ["eth0", "wlan1", "wlan0"].iter().all(|u| state_of(&lab, u) == "up"))
+        .map_err(|e| anyhow::anyhow!("the daemon did not judge every uplink up: {e}\n{}", daemon_logs(&lab)))?;
+
+    let t0 = Instant::now();
+    lab.set_upstream("eth0", false)?;
+    let mut spoofer = Spoofer::on(&lab, "eth0")?;
+    spoofer.flood_arp(seed_address("eth0"), mac_of(&lab.host(), "eth0")?)?;
+    // The same bound as the silent failure without a spoofer (tests/lab_daemon.rs).
+    lab.wait_for(Duration::from_secs(3), || {
+        let c = lab.daemon_copies("-4");
+        !c.is_empty() && !c.contains(&"eth0".to_string())
+    })
+    .map_err(|e| anyhow::anyhow!("eth0 was not demoted with a spoofer on its switch: {e}\n{}", daemon_logs(&lab)))?;
+    eprintln!("{manager:?}: eth0 demoted {:?} after its upstream died, a spoofer answering for the gateway", t0.elapsed());
+
+    // The spoofer does answer for the gateway on eth0's link: ARP and echo, from the host.
+    lab.wait_for(Duration::from_secs(10), || echo_answered(&lab.host(), "eth0", seed_address("eth0"), GATEWAY))
+        .map_err(|e| anyhow::anyhow!("the spoofer never answered the host's echo to the gateway: {e}"))?;
+    let neigh = lab.ip_host(&["neigh", "show", &GATEWAY.to_string(), "dev", "eth0"])?;
+    let spoof_mac = spoofer.mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+    assert!(neigh.contains(&spoof_mac), "the host's kernel did not take the spoofer for the gateway: {neigh} (spoofer {spoof_mac})");
+
+    // And yet eth0 stays down while the spoofer keeps answering: its probe of the internet
+    // target, behind the gateway, is never answered.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(state_of(&lab, "eth0"), "down", "{}", daemon_logs(&lab));
+    let log = daemon_logs(&lab);
+    assert_eq!(transitions_to(&log, "eth0", "up"), 1, "eth0 came up again with the spoofer answering:\n{log}");
+    assert_eq!(lab.outbound_source(Duration::from_millis(300)), Some(seed_address("wlan1")));
+    Ok(())
+}
+
+#[test]
+fn networkd_a_spoofed_gateway_does_not_keep_a_dead_uplink_up() -> anyhow::Result<()> {
+    if !lab::require(Manager::Networkd) {
+        return Ok(());
+    }
+    a_spoofed_gateway_does_not_keep_a_dead_uplink_up(Manager::Networkd)
+}
+
+#[test]
+fn networkmanager_a_spoofed_gateway_does_not_keep_a_dead_uplink_up() -> anyhow::Result<()> {
+    if !lab::require(Manager::NetworkManager) {
+        return Ok(());
+    }
+    a_spoofed_gateway_does_not_keep_a_dead_uplink_up(Manager::NetworkManager)
+}
