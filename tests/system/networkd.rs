@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::image;
 use super::machine::Machine;
 use super::network::{self, Network};
-use super::policy::{DAEMON_LEFTOVERS, assert_seed_holds};
+use super::policy::{DAEMON_LEFTOVERS, SEED_ROUTES, assert_seed_holds};
 
 const SHOW: &str = "systemctl show -p ActiveState -p SubState -p MainPID -p NRestarts -p StatusText multihome";
 
@@ -66,7 +66,7 @@ fn networkd_machine_from_install_to_purge() -> anyhow::Result<()> {
     let networkd_after = vm.ok("systemctl show -p InvocationID --value systemd-networkd")?;
     assert_ne!(networkd_before, networkd_after, "apply wrote networkd.conf.d but networkd was not restarted");
     vm.ok("test -f /etc/systemd/networkd.conf.d/60-multihome.conf && test -f /etc/sysctl.d/60-multihome.conf")?;
-    vm.wait_for("the seed's routes", "ip -4 route show table 103 | grep -q default", Duration::from_secs(60))?;
+    vm.wait_for("the seed's routes", SEED_ROUTES, Duration::from_secs(60))?;
     assert_seed_holds(&mut vm)?;
     // Real traffic through the lab: out of each uplink to the internet host.
     for addr in ["192.168.178.99", "192.168.178.98", "192.168.178.97"] {
@@ -147,7 +147,7 @@ fn networkd_machine_from_install_to_purge() -> anyhow::Result<()> {
     assert_ne!(vm.boot_id(), first_boot);
     vm.ok("mount -o ro /dev/vdb /mnt")?;
     vm.wait_for("the daemon after the reboot", "systemctl is-active multihome", Duration::from_secs(120))?;
-    vm.wait_for("the seed's routes after the reboot", "ip -4 route show table 103 | grep -q default", Duration::from_secs(60))?;
+    vm.wait_for("the seed's routes after the reboot", SEED_ROUTES, Duration::from_secs(60))?;
     assert_seed_holds(&mut vm)?;
     vm.wait_for("eth0 up after the reboot", "multihome status | grep -q 'New connections leave via eth0'", Duration::from_secs(60))?;
     // No apply and no networkd-dispatcher: the daemon makes the endpoints itself (issue 22).

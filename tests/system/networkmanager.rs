@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::image;
 use super::machine::Machine;
 use super::network::{self, Network};
-use super::policy::assert_seed_holds;
+use super::policy::{SEED_ROUTES, assert_seed_holds};
 
 /// eth0 and wlan1 static, wlan0 by DHCP from the lab's dnsmasq (src/lab/policies.rs' DHCP_WLAN0
 /// with wlan1 kept): the hook writes wlan0's rules (10200, 10201, table 103) for its lease.
@@ -63,7 +63,7 @@ fn networkmanager_machine_applies_hooks_and_reboots() -> anyhow::Result<()> {
     for u in ["eth0", "wlan1", "wlan0"] {
         assert!(applied.contains(&format!("created new profile \"multihome-{u}\" on {u}")), "{applied}");
     }
-    vm.wait_for("the seed's routes", "ip -4 route show table 103 | grep -q default", Duration::from_secs(60))?;
+    vm.wait_for("the seed's routes", SEED_ROUTES, Duration::from_secs(60))?;
     assert_seed_holds(&mut vm)?;
     for addr in ["192.168.178.99", "192.168.178.98", "192.168.178.97"] {
         vm.wait_for("the internet host answering", &format!("ping -n -c1 -W2 -I {addr} 198.51.100.10"), Duration::from_secs(30))?;

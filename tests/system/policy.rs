@@ -12,6 +12,11 @@ pub const SEED_RULES: [&str; 6] = [
     "10201:\tfrom all to 192.168.178.97 lookup 103",
 ];
 
+/// A shell test that holds once the manager has installed the seed's routes: each uplink's
+/// default route in main and in its table (each link is configured on its own, in any order).
+pub const SEED_ROUTES: &str = "test $(ip -4 route show table main default | grep -c 'via 192.168.178.1') -ge 3 && \
+    for t in 101 102 103; do ip -4 route show table $t | grep -q default || exit 1; done";
+
 /// Fails with what the machine holds unless the seed's policy is realised in its kernel.
 pub fn assert_seed_holds(vm: &mut Machine) -> anyhow::Result<()> {
     let rules = vm.ok("ip -4 rule show")?;

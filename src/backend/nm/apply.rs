@@ -38,6 +38,18 @@ pub async fn system_bus() -> anyhow::Result<Connection> {
     Ok(bus)
 }
 
+/// "No such object (yet)": zbus reports the standard D-Bus names as `Error::FDO`, others as
+/// `MethodError`.
+fn not_exported(e: &zbus::Error) -> bool {
+    match e {
+        zbus::Error::FDO(e) => matches!(**e, zbus::fdo::Error::UnknownMethod(_) | zbus::fdo::Error::UnknownObject(_)),
+        zbus::Error::MethodError(name, _, _) => {
+            matches!(name.as_str(), "org.freedesktop.DBus.Error.UnknownMethod" | "org.freedesktop.DBus.Error.UnknownObject")
+        }
+        _ => false,
+    }
+}
+
 /// How long a NetworkManager that has just started may take to export its settings.
 const STARTUP_WAIT: Duration = Duration::from_secs(30);
 
@@ -54,10 +66,7 @@ async fn settings_exported(bus: &Connection) -> anyhow::Result<()> {
         }
         match SettingsProxy::new(bus).await?.list_connections().await {
             Ok(_) => return Ok(()),
-            Err(zbus::Error::MethodError(name, _, _))
-                if matches!(name.as_str(), "org.freedesktop.DBus.Error.UnknownMethod" | "org.freedesktop.DBus.Error.UnknownObject")
-                    && tokio::time::Instant::now() < deadline =>
-            {
+            Err(e) if not_exported(&e) && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => {
