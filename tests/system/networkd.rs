@@ -16,6 +16,9 @@ const SHOW: &str = "systemctl show -p ActiveState -p SubState -p MainPID -p NRes
 /// How many of the seed's MPTCP endpoints (ids 240-242) the kernel has.
 const ENDPOINTS: &str = "ip mptcp endpoint show | grep -c ' id 24[012] '";
 
+/// networkd has configured the seed's three links.
+const CONFIGURED: &str = "for l in eth0 wlan1 wlan0; do networkctl status $l --no-pager | grep -q 'State: routable (configured)' || exit 1; done";
+
 fn property(show: &str, key: &str) -> String {
     show.lines().find_map(|l| l.strip_prefix(&format!("{key}="))).unwrap_or_default().to_string()
 }
@@ -66,7 +69,11 @@ fn networkd_machine_from_install_to_purge() -> anyhow::Result<()> {
     let networkd_after = vm.ok("systemctl show -p InvocationID --value systemd-networkd")?;
     assert_ne!(networkd_before, networkd_after, "apply wrote networkd.conf.d but networkd was not restarted");
     vm.ok("test -f /etc/systemd/networkd.conf.d/60-multihome.conf && test -f /etc/sysctl.d/60-multihome.conf")?;
-    vm.wait_for("the seed's routes", SEED_ROUTES, Duration::from_secs(60))?;
+    // apply restarted networkd (its networkd.conf.d): the new networkd takes the links over
+    // again, routes included, a moment after apply returns. Settled: every link configured and
+    // the seed's routes in place, twice, 2 s apart.
+    let settled = format!("{CONFIGURED} && {SEED_ROUTES} && sleep 2 && {CONFIGURED} && {SEED_ROUTES}");
+    vm.wait_for("the seed's routes", &settled, Duration::from_secs(90))?;
     assert_seed_holds(&mut vm)?;
     // Real traffic through the lab: out of each uplink to the internet host.
     for addr in ["192.168.178.99", "192.168.178.98", "192.168.178.97"] {
