@@ -24,10 +24,10 @@ use tokio::time::Instant;
 
 use super::bond_failover::{self, Failover, Holds};
 use super::bond_order;
-use super::bus::UplinkStatus;
 use super::fsm::{self, Event, State};
 use super::link::{ProberKey, ProberTask, RoundDone, probe_loop};
 use super::probe;
+use super::status_record::{FamilyStatus, Shown, UplinkStatus};
 use crate::netlink::Netlink;
 use crate::netlink::bond::{BondState, Mii};
 use crate::plan::bond::BondPlan;
@@ -209,8 +209,8 @@ impl Watch {
         before
             .iter()
             .zip(&after)
-            .filter(|(b, a)| b.state != a.state || b.carrying != a.carrying)
-            .map(|(b, a)| Change { interface: a.interface.clone(), from: role(b), to: role(a), reason: a.reason.clone() })
+            .filter(|(b, a)| b.v4.state != a.v4.state || b.v4.carrying != a.v4.carrying)
+            .map(|(b, a)| Change { interface: a.interface.clone(), from: role(b), to: role(a), reason: a.v4.reason.clone() })
             .collect()
     }
 
@@ -413,21 +413,21 @@ impl Watch {
         let mut all = self.kernel_statuses();
         let Some(p) = &self.probing else { return all };
         for u in &mut all {
-            if p.path.as_deref() == Some(u.interface.as_str()) && u.carrying {
-                u.address = p.address.map(|a| a.to_string()).unwrap_or_default();
-                u.latency_ms = p.rtt.map(|d| d.as_secs_f64() * 1000.0);
+            if p.path.as_deref() == Some(u.interface.as_str()) && u.v4.carrying {
+                u.v4.address = p.address.map(|a| a.to_string()).unwrap_or_default();
+                u.v4.latency_ms = p.rtt.map(|d| d.as_secs_f64() * 1000.0);
                 let state = p.fsm.state();
                 let trial = p.failover.trial().is_some_and(|t| t.slave == u.interface);
                 if state != State::Up && state != State::Unknown {
-                    u.state = format!("path-{state}");
+                    u.v4.state = Shown::Path(state);
                     let why = if trial { "tried again after its hold, trusted after RecoverAfter= good rounds" } else { p.fsm.down_reason() };
-                    u.reason = format!("probes through {} via {}: {why} (MII {})", self.plan.name, u.interface, u.mii.as_deref().unwrap_or("?"));
+                    u.v4.reason = format!("probes through {} via {}: {why} (MII {})", self.plan.name, u.interface, u.mii.as_deref().unwrap_or("?"));
                 } else if state == State::Up {
-                    u.reason = format!("{}; probes through it answer", u.reason);
+                    u.v4.reason = format!("{}; probes through it answer", u.v4.reason);
                 }
             } else if p.failover.is_failed(&u.interface) {
-                u.state = "path-down".into();
-                u.reason = format!("probes through {} via {} failed while its MII was up; tried again after a hold", self.plan.name, u.interface);
+                u.v4.state = Shown::Path(State::Down);
+                u.v4.reason = format!("probes through {} via {} failed while its MII was up; tried again after a hold", self.plan.name, u.interface);
             }
         }
         all
@@ -443,28 +443,21 @@ impl Watch {
             .map(|(rank, name)| {
                 let seen = self.state.as_ref().and_then(|s| s.slaves.iter().find(|x| x.name == *name));
                 let (state, mii, active, reason) = match (&self.state, seen) {
-                    (None, _) => ("no-bond".to_string(), None, false, self.absent_reason()),
-                    (Some(_), None) => ("not-enslaved".to_string(), None, false, format!("{name} is not a slave of {}", self.plan.name)),
+                    (None, _) => (Shown::NoBond, None, false, self.absent_reason()),
+                    (Some(_), None) => (Shown::NotEnslaved, None, false, format!("{name} is not a slave of {}", self.plan.name)),
                     (Some(_), Some(s)) => {
                         let role = if s.active { "the active slave" } else { "a backup slave" };
                         let prio = s.prio.map(|p| format!(", prio {p}")).unwrap_or_default();
-                        (s.mii.word(), Some(s.mii.word()), s.active, format!("{role} of {}{prio}", self.plan.name))
+                        (Shown::from(s.mii), Some(s.mii.word()), s.active, format!("{role} of {}{prio}", self.plan.name))
                     }
                 };
                 UplinkStatus {
                     interface: name.clone(),
                     rank: rank as u32,
-                    state,
-                    loss_percent: 0.0,
-                    latency_ms: None,
-                    reason,
-                    carrying: active,
-                    address: String::new(),
-                    gateway: gateway.clone(),
+                    v4: FamilyStatus { state, reason, carrying: active, gateway: gateway.clone(), ..Default::default() },
                     bond_active: Some(active),
                     mii,
                     bond_prio: seen.and_then(|s| s.prio),
-                    ipv6: None,
                     ..Default::default()
                 }
             })
@@ -475,7 +468,7 @@ impl Watch {
 /// A slave's role in a log line or signal: "active (up)", "backup (down)", "no-bond".
 fn role(s: &UplinkStatus) -> String {
     match &s.mii {
-        Some(mii) => format!("{} ({mii})", if s.carrying { "active" } else { "backup" }),
-        None => s.state.clone(),
+        Some(mii) => format!("{} ({mii})", if s.v4.carrying { "active" } else { "backup" }),
+        None => s.v4.state.to_string(),
     }
 }

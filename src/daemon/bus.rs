@@ -4,183 +4,22 @@
 //! (polkit/org.multihome1.policy) — checked here, whatever the bus policy lets through.
 //!
 //! Properties are read from a snapshot the daemon loop keeps current; methods turn into
-//! [`Command`]s for that loop, which answers each one.
+//! [`Command`]s for that loop, which answers each one. What an uplink's entry holds is the
+//! status record's business ([`super::status_record`]): this module only carries it.
 
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
-use zbus::{Connection, DeserializeDict, SerializeDict, Type, fdo, interface, proxy};
+use zbus::{Connection, fdo, interface, proxy};
 
 use super::fsm::Force;
+use super::status_record::{Entry, Snapshot, UplinkStatus};
 
 pub const BUS_NAME: &str = "org.multihome1";
 pub const OBJECT_PATH: &str = "/org/multihome1";
 pub const INTERFACE: &str = "org.multihome1.Daemon";
-
-/// One uplink as `status` shows it and `status --json` writes it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct UplinkStatus {
-    pub interface: String,
-    pub rank: u32,
-    pub state: String,
-    pub loss_percent: f64,
-    /// Fastest answer of the last round; `None` when it had none.
-    pub latency_ms: Option<f64>,
-    pub reason: String,
-    pub carrying: bool,
-    pub address: String,
-    pub gateway: String,
-    /// Mode=bond: whether the bond's active slave is this one; absent in Mode=routes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bond_active: Option<bool>,
-    /// Mode=bond: the bond's MII state of this slave (up, going-down, down, going-back).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mii: Option<String>,
-    /// Mode=bond: the slave's priority in the kernel (IFLA_BOND_SLAVE_PRIO, higher is taken
-    /// first when the active slave fails; the daemon sets it from the policy's order); absent
-    /// on a kernel before 6.0.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bond_prio: Option<i32>,
-    /// Its IPv6 side, judged on its own; absent when the policy gives it no IPv6.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ipv6: Option<Status6>,
-    /// Its MPTCP endpoint and the open MPTCP connections with a subflow through it, read from
-    /// the kernel when asked (see [`super::mptcp_view`]); `None` where there is none.
-    #[serde(flatten)]
-    pub mptcp: super::mptcp::UplinkMptcp,
-}
-
-/// An uplink's IPv6 side, with the meanings of [`UplinkStatus`]'s fields of the same names.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Status6 {
-    pub state: String,
-    pub loss_percent: f64,
-    pub latency_ms: Option<f64>,
-    pub reason: String,
-    pub carrying: bool,
-    pub address: String,
-    pub gateway: String,
-}
-
-/// One uplink on the bus: a dictionary (`a{sv}`, keys as the field names), so a field added later
-/// is a new key that older clients skip, and an unknown latency is a missing key rather than a
-/// magic number. dbus/org.multihome1.Daemon.xml documents the keys.
-#[derive(Debug, Clone, PartialEq, Default, SerializeDict, DeserializeDict, Type)]
-#[zbus(signature = "a{sv}")]
-pub struct UplinkEntry {
-    pub interface: String,
-    pub rank: u32,
-    pub state: String,
-    pub loss_percent: f64,
-    pub latency_ms: Option<f64>,
-    pub reason: String,
-    pub carrying: bool,
-    pub address: String,
-    pub gateway: String,
-    pub bond_active: Option<bool>,
-    pub mii: Option<String>,
-    pub bond_prio: Option<i32>,
-    /// The IPv6 side's keys (added with IPv6): all absent for an uplink without IPv6, and
-    /// `latency_ms6` also when the last IPv6 round had no answer.
-    pub state6: Option<String>,
-    pub loss_percent6: Option<f64>,
-    pub latency_ms6: Option<f64>,
-    pub reason6: Option<String>,
-    pub carrying6: Option<bool>,
-    pub address6: Option<String>,
-    pub gateway6: Option<String>,
-    pub mptcp_id: Option<u32>,
-    pub mptcp_address: Option<String>,
-    pub mptcp_flags: Option<Vec<String>>,
-    pub mptcp_connections: Option<u32>,
-}
-
-impl From<&UplinkStatus> for UplinkEntry {
-    fn from(u: &UplinkStatus) -> UplinkEntry {
-        let UplinkStatus { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, bond_active, mii, bond_prio, ipv6, mptcp } =
-            u.clone();
-        let super::mptcp::UplinkMptcp { mptcp_id, mptcp_address, mptcp_flags, mptcp_connections } = mptcp;
-        let mut e = UplinkEntry {
-            interface,
-            rank,
-            state,
-            loss_percent,
-            latency_ms,
-            reason,
-            carrying,
-            address,
-            gateway,
-            bond_active,
-            mii,
-            bond_prio,
-            mptcp_id,
-            mptcp_address,
-            mptcp_flags,
-            mptcp_connections,
-            ..UplinkEntry::default()
-        };
-        if let Some(v6) = ipv6 {
-            e.state6 = Some(v6.state);
-            e.loss_percent6 = Some(v6.loss_percent);
-            e.latency_ms6 = v6.latency_ms;
-            e.reason6 = Some(v6.reason);
-            e.carrying6 = Some(v6.carrying);
-            e.address6 = Some(v6.address);
-            e.gateway6 = Some(v6.gateway);
-        }
-        e
-    }
-}
-
-impl From<UplinkEntry> for UplinkStatus {
-    fn from(u: UplinkEntry) -> UplinkStatus {
-        let UplinkEntry {
-            interface,
-            rank,
-            state,
-            loss_percent,
-            latency_ms,
-            reason,
-            carrying,
-            address,
-            gateway,
-            bond_active,
-            mii,
-            bond_prio,
-            state6,
-            mptcp_id,
-            mptcp_address,
-            mptcp_flags,
-            mptcp_connections,
-            ..
-        } = u.clone();
-        let mptcp = super::mptcp::UplinkMptcp { mptcp_id, mptcp_address, mptcp_flags, mptcp_connections };
-        let ipv6 = state6.map(|state| Status6 {
-            state,
-            loss_percent: u.loss_percent6.unwrap_or(0.0),
-            latency_ms: u.latency_ms6,
-            reason: u.reason6.unwrap_or_default(),
-            carrying: u.carrying6.unwrap_or(false),
-            address: u.address6.unwrap_or_default(),
-            gateway: u.gateway6.unwrap_or_default(),
-        });
-        UplinkStatus { interface, rank, state, loss_percent, latency_ms, reason, carrying, address, gateway, bond_active, mii, bond_prio, ipv6, mptcp }
-    }
-}
-
-/// What the bus shows.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Snapshot {
-    pub uplinks: Vec<UplinkStatus>,
-    /// The uplink new connections leave through; "" when none is healthy (main table decides).
-    pub active: String,
-    /// The uplink new IPv6 connections leave through; "" when none is healthy or none has IPv6.
-    pub active6: String,
-    pub policy: String,
-}
 
 /// A request from the bus for the daemon loop.
 #[derive(Debug)]
@@ -228,15 +67,15 @@ async fn require_root(header: &Header<'_>, conn: &Connection) -> fdo::Result<()>
 
 #[interface(name = "org.multihome1.Daemon")]
 impl Service {
-    /// Every uplink, most preferred first (see [`UplinkEntry`]). Changes are announced by
+    /// Every uplink, most preferred first (see [`UplinkStatus::to_entry`]). Changes are announced by
     /// StateChanged and an invalidation; loss and latency change every round without a signal.
     /// The MPTCP keys are at most a second old (see [`super::mptcp_view`]).
     #[zbus(property(emits_changed_signal = "invalidates"))]
-    async fn uplinks(&self) -> Vec<UplinkEntry> {
+    async fn uplinks(&self) -> Vec<Entry> {
         let reading = self.mptcp.current().await;
         let mut uplinks = self.snapshot.lock().expect("snapshot lock").uplinks.clone();
         super::mptcp_view::annotate(&reading, &mut uplinks);
-        uplinks.iter().map(UplinkEntry::from).collect()
+        uplinks.iter().map(UplinkStatus::to_entry).collect()
     }
 
     /// The uplink new connections leave through, "" when none is healthy.
@@ -287,7 +126,7 @@ impl Service {
 #[proxy(interface = "org.multihome1.Daemon", default_service = "org.multihome1", default_path = "/org/multihome1")]
 pub trait Daemon {
     #[zbus(property)]
-    fn uplinks(&self) -> zbus::Result<Vec<UplinkEntry>>;
+    fn uplinks(&self) -> zbus::Result<Vec<Entry>>;
     #[zbus(property)]
     fn active(&self) -> zbus::Result<String>;
     #[zbus(property)]
@@ -302,31 +141,40 @@ pub trait Daemon {
 
 #[cfg(test)]
 mod tests {
+    use super::super::fsm::State;
+    use super::super::status_record::{FamilyStatus, Shown, UplinkMptcp};
     use super::*;
+    use zbus::Type;
     use zbus::object_server::Interface;
+
+    /// `status` through the wire and back, and the keys the bus carries.
+    fn cross(status: &UplinkStatus) -> std::collections::HashMap<String, zbus::OwnedVariant> {
+        let ctxt = zbus::wire::serialized::Context::new(zbus::wire::LE, 0);
+        let wire = zbus::wire::to_bytes(ctxt, &status.to_entry()).unwrap();
+        let (back, _): (Entry, _) = wire.deserialize().unwrap();
+        assert_eq!(&UplinkStatus::from_entry(&back), status);
+        back
+    }
+
+    fn family(state: Shown, latency_ms: Option<f64>, carrying: bool, address: &str, gateway: &str) -> FamilyStatus {
+        FamilyStatus { state, loss_percent: 0.0, latency_ms, reason: String::new(), carrying, address: address.into(), gateway: gateway.into() }
+    }
 
     /// An uplink crosses the bus as a dictionary and comes back as it was; an unknown latency is
     /// an absent key.
     #[test]
     fn an_uplink_crosses_the_bus_unchanged() {
-        let ctxt = zbus::wire::serialized::Context::new(zbus::wire::LE, 0);
         for latency_ms in [Some(12.5), None] {
             let status = UplinkStatus {
                 interface: "eth0".into(),
                 rank: 1,
-                state: "up".into(),
-                loss_percent: 4.0,
-                latency_ms,
-                reason: "probes answered".into(),
-                carrying: true,
-                address: "192.168.178.99".into(),
-                gateway: "192.168.178.1".into(),
-                bond_active: None,
-                bond_prio: None,
-                mii: None,
-                ipv6: None,
+                v4: FamilyStatus {
+                    loss_percent: 4.0,
+                    reason: "probes answered".into(),
+                    ..family(State::Up.into(), latency_ms, true, "192.168.178.99", "192.168.178.1")
+                },
                 mptcp: match latency_ms {
-                    Some(_) => super::super::mptcp::UplinkMptcp {
+                    Some(_) => UplinkMptcp {
                         mptcp_id: Some(240),
                         mptcp_address: Some("192.168.178.99".into()),
                         mptcp_flags: Some(vec!["subflow".into(), "backup".into()]),
@@ -334,45 +182,32 @@ mod tests {
                     },
                     None => Default::default(),
                 },
+                ..Default::default()
             };
-            let wire = zbus::wire::to_bytes(ctxt, &UplinkEntry::from(&status)).unwrap();
-            let (back, _): (UplinkEntry, _) = wire.deserialize().unwrap();
-            assert_eq!(UplinkStatus::from(back), status);
-            let (keys, _): (std::collections::HashMap<String, zbus::OwnedVariant>, _) = wire.deserialize().unwrap();
+            let keys = cross(&status);
             assert_eq!(keys.contains_key("latency_ms"), latency_ms.is_some(), "{keys:?}");
             for key in ["mptcp_id", "mptcp_address", "mptcp_flags", "mptcp_connections"] {
                 assert_eq!(keys.contains_key(key), latency_ms.is_some(), "{key}: {keys:?}");
             }
             assert_eq!(keys.len(), if latency_ms.is_some() { 13 } else { 8 }, "an uplink without IPv6 has no IPv6 keys: {keys:?}");
         }
-        assert_eq!(UplinkEntry::SIGNATURE.to_string(), "a{sv}");
+        assert_eq!(Entry::SIGNATURE.to_string(), "a{sv}");
     }
 
     /// A bond's slave carries more keys, `bond_active`, `mii` and `bond_prio`; an uplink in
     /// Mode=routes has none of them (see above).
     #[test]
     fn a_bonds_slave_carries_its_role_and_mii_state() {
-        let ctxt = zbus::wire::serialized::Context::new(zbus::wire::LE, 0);
         let status = UplinkStatus {
             interface: "eth4".into(),
             rank: 1,
-            state: "up".into(),
-            loss_percent: 0.0,
-            latency_ms: None,
-            reason: "the active slave of bond0".into(),
-            carrying: true,
-            address: String::new(),
-            gateway: "192.168.178.1".into(),
+            v4: FamilyStatus { reason: "the active slave of bond0".into(), ..family(State::Up.into(), None, true, "", "192.168.178.1") },
             bond_active: Some(true),
             mii: Some("up".into()),
             bond_prio: Some(2),
-            ipv6: None,
             ..Default::default()
         };
-        let wire = zbus::wire::to_bytes(ctxt, &UplinkEntry::from(&status)).unwrap();
-        let (back, _): (UplinkEntry, _) = wire.deserialize().unwrap();
-        assert_eq!(UplinkStatus::from(back), status);
-        let (keys, _): (std::collections::HashMap<String, zbus::OwnedVariant>, _) = wire.deserialize().unwrap();
+        let keys = cross(&status);
         assert!(bool::try_from(keys["bond_active"].clone()).unwrap());
         assert_eq!(String::try_from(keys["mii"].clone()).unwrap(), "up");
         assert_eq!(i32::try_from(keys["bond_prio"].clone()).unwrap(), 2);
@@ -385,39 +220,24 @@ mod tests {
     /// Both families cross the bus: the IPv4 keys as before, the IPv6 side's beside them.
     #[test]
     fn a_dual_stack_uplink_crosses_the_bus_with_both_families() {
-        let ctxt = zbus::wire::serialized::Context::new(zbus::wire::LE, 0);
         let status = UplinkStatus {
             interface: "eth0".into(),
             rank: 0,
-            state: "up".into(),
-            loss_percent: 0.0,
-            latency_ms: Some(0.3),
-            reason: String::new(),
-            carrying: true,
-            address: "192.168.178.99/24".into(),
-            gateway: "192.168.178.1".into(),
-            bond_active: None,
-            bond_prio: None,
-            mii: None,
-            ipv6: Some(Status6 {
-                state: "down".into(),
+            v4: family(State::Up.into(), Some(0.3), true, "192.168.178.99/24", "192.168.178.1"),
+            ipv6: Some(FamilyStatus {
                 loss_percent: 100.0,
-                latency_ms: None,
                 reason: "3 probe rounds in a row failed".into(),
-                carrying: false,
-                address: "2001:db8:178::99/64".into(),
-                gateway: "fe80::1".into(),
+                ..family(State::Down.into(), None, false, "2001:db8:178::99/64", "fe80::1")
             }),
             ..Default::default()
         };
-        let wire = zbus::wire::to_bytes(ctxt, &UplinkEntry::from(&status)).unwrap();
-        let (back, _): (UplinkEntry, _) = wire.deserialize().unwrap();
-        assert_eq!(UplinkStatus::from(back), status);
-        let (keys, _): (std::collections::HashMap<String, zbus::OwnedVariant>, _) = wire.deserialize().unwrap();
+        let keys = cross(&status);
         for key in ["state", "carrying", "state6", "loss_percent6", "reason6", "carrying6", "address6", "gateway6"] {
             assert!(keys.contains_key(key), "{key} missing: {keys:?}");
         }
         assert!(!keys.contains_key("latency_ms6"), "no answer: no latency");
+        assert_eq!(String::try_from(keys["state6"].clone()).unwrap(), "down");
+        assert_eq!(f64::try_from(keys["loss_percent6"].clone()).unwrap(), 100.0);
     }
 
     /// Every `<property>`, `<method>`, `<signal>` and `<arg>` line of the shipped XML, reduced to

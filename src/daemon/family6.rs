@@ -33,6 +33,7 @@ use super::link::{LOSS_WINDOW, ProberKey, ProberTask, RoundDone, probe_loop};
 use super::probe6::Wire6;
 use super::quality::{self, Round};
 use super::routes::{self, Carrying, FailoverRoute, Foreign};
+use super::status_record::{FamilyStatus, Shown};
 use super::{Daemon, Logged, RETRY_AFTER, routes6};
 use crate::plan::{self, Ipv6Plan, Ipv6Router, UplinkPlan};
 
@@ -87,8 +88,8 @@ impl Side6 {
 
     /// The state as the log, `status` and the bus show it: the state machine's, or "poor"
     /// while it trusts a path whose quality is below the limits (as for IPv4).
-    pub(super) fn shown_state(&self) -> String {
-        if self.path.poor().is_some() && self.fsm.state().carries_traffic() { "poor".to_string() } else { self.fsm.state().to_string() }
+    pub(super) fn shown_state(&self) -> Shown {
+        Shown::of(self.fsm.state(), self.path.poor().is_some())
     }
 }
 
@@ -269,8 +270,7 @@ impl Daemon {
         self.v6.dirty |= matches!(event, Event::Carrier(_));
         if let Some(t) = v6.fsm.handle(now, event) {
             v6.reason = t.reason.clone();
-            let poor = v6.path.poor().is_some() && t.to.carries_traffic();
-            let (from, to) = (t.from.to_string(), if poor { "poor".to_string() } else { t.to.to_string() });
+            let (from, to) = (t.from.to_string(), Shown::of(t.to, v6.path.poor().is_some()).to_string());
             self.pending.push(Logged { interface: name, from, to, reason: t.reason, ipv6: true });
             self.v6.dirty = true;
             // So that the transition is logged and the snapshot shows it in this converge.
@@ -296,12 +296,12 @@ impl Daemon {
         self.v6.dirty |= v6.path.poor().is_some();
         if let Some(change) = change {
             let (to, reason) = match change {
-                quality::Change::Poor(why) => ("poor".to_string(), why),
-                quality::Change::Trusted(why) => (v6.fsm.state().to_string(), why),
+                quality::Change::Poor(why) => (Shown::Poor, why),
+                quality::Change::Trusted(why) => (v6.fsm.state().into(), why),
             };
             v6.reason = reason.clone();
             let interface = self.links[i].name().to_string();
-            self.pending.push(Logged { interface, from: shown, to, reason, ipv6: true });
+            self.pending.push(Logged { interface, from: shown.to_string(), to: to.to_string(), reason, ipv6: true });
             self.v6.dirty = true;
             self.verdicts_dirty = true;
         }
@@ -425,10 +425,10 @@ impl Daemon {
     }
 
     /// Uplink `i`'s IPv6 side as the bus shows it; `None` without one.
-    pub(super) fn status6(&self, i: usize) -> Option<super::bus::Status6> {
+    pub(super) fn status6(&self, i: usize) -> Option<FamilyStatus> {
         let l = &self.links[i];
         let (plan6, v6) = (l.plan.ipv6.as_ref()?, l.v6.as_ref()?);
-        Some(super::bus::Status6 {
+        Some(FamilyStatus {
             state: v6.shown_state(),
             loss_percent: v6.path.loss(),
             latency_ms: v6.rtt.map(|d| d.as_secs_f64() * 1000.0),

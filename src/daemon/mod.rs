@@ -34,6 +34,7 @@ pub mod routes;
 pub mod routes6;
 mod stamp;
 pub mod status;
+pub mod status_record;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -50,9 +51,10 @@ use crate::dispatch::ipv6::AdvertisedRouter;
 use crate::netlink::{self, Monitor, Netlink};
 use crate::plan::{self, Plan};
 use crate::policy::{self, Probe};
-use bus::{Command, Snapshot, UplinkStatus};
+use bus::Command;
 use fsm::Event;
 use link::{LOSS_WINDOW, Link, ProberKey, ProberTask, RoundDone, probe_loop};
+use status_record::{FamilyStatus, Shown, Snapshot, UplinkStatus};
 
 /// A change of an uplink's shown state, to log and to signal on the bus.
 struct Logged {
@@ -417,8 +419,7 @@ impl Daemon {
         let wake_before = l.fsm.wake_at();
         if let Some(t) = l.fsm.handle(now, event) {
             l.reason = t.reason.clone();
-            let poor = l.path.poor().is_some() && t.to.carries_traffic();
-            let (from, to) = (t.from.to_string(), if poor { "poor".to_string() } else { t.to.to_string() });
+            let (from, to) = (t.from.to_string(), Shown::of(t.to, l.path.poor().is_some()).to_string());
             self.pending.push(Logged { interface: l.name().to_string(), from, to, reason: t.reason, ipv6: false });
             self.verdicts_dirty = true;
         }
@@ -487,11 +488,11 @@ impl Daemon {
         self.touched.push(i);
         if let Some(change) = change {
             let (to, reason) = match change {
-                quality::Change::Poor(why) => ("poor".to_string(), why),
-                quality::Change::Trusted(why) => (self.links[i].fsm.state().to_string(), why),
+                quality::Change::Poor(why) => (Shown::Poor, why),
+                quality::Change::Trusted(why) => (self.links[i].fsm.state().into(), why),
             };
             self.links[i].reason = reason.clone();
-            self.pending.push(Logged { interface: self.links[i].name().to_string(), from: shown, to, reason, ipv6: false });
+            self.pending.push(Logged { interface: self.links[i].name().to_string(), from: shown.to_string(), to: to.to_string(), reason, ipv6: false });
             self.verdicts_dirty = true;
         }
         // A round whose follow-ups were all lost stands for that many failed rounds.
@@ -799,9 +800,9 @@ impl Daemon {
 
     /// The state as the log, `status` and the bus show it: the state machine's, or "poor" for
     /// an uplink it trusts whose path quality is below the limits.
-    fn shown_state(&self, i: usize) -> String {
+    fn shown_state(&self, i: usize) -> Shown {
         let l = &self.links[i];
-        if l.path.poor().is_some() && l.fsm.state().carries_traffic() { "poor".to_string() } else { l.fsm.state().to_string() }
+        Shown::of(l.fsm.state(), l.path.poor().is_some())
     }
 
     /// Uplink `i` as the bus shows it, from the carriers of the last converge.
@@ -810,18 +811,17 @@ impl Daemon {
         UplinkStatus {
             interface: l.name().to_string(),
             rank: l.plan.rank as u32,
-            state: self.shown_state(i),
-            loss_percent: l.path.loss(),
-            latency_ms: l.rtt.map(|d| d.as_secs_f64() * 1000.0),
-            reason: l.reason.clone(),
-            carrying: self.carriers.get(i).copied().unwrap_or(false),
-            address: l.address.map(|a| a.to_string()).unwrap_or_default(),
-            gateway: l.gateway().map(|g| g.to_string()).unwrap_or_default(),
-            bond_active: None,
-            bond_prio: None,
-            mii: None,
+            v4: FamilyStatus {
+                state: self.shown_state(i),
+                loss_percent: l.path.loss(),
+                latency_ms: l.rtt.map(|d| d.as_secs_f64() * 1000.0),
+                reason: l.reason.clone(),
+                carrying: self.carriers.get(i).copied().unwrap_or(false),
+                address: l.address.map(|a| a.to_string()).unwrap_or_default(),
+                gateway: l.gateway().map(|g| g.to_string()).unwrap_or_default(),
+            },
             ipv6: self.status6(i),
-            mptcp: Default::default(),
+            ..Default::default()
         }
     }
 

@@ -20,9 +20,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
-use serde::Serialize;
-
-use super::bus::Snapshot;
+use super::status_record::{Snapshot, UplinkMptcp};
 use crate::netlink::mptcp::{self, Endpoint, Mptcp};
 use crate::plan::UplinkPlan;
 
@@ -169,17 +167,6 @@ impl Steering {
     }
 }
 
-/// An uplink's MPTCP side as `status` and the bus show it (keys of the `Uplinks` dictionary).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct UplinkMptcp {
-    /// Its endpoint's id, address and flags ("subflow", "backup", ...); `None` without one.
-    pub mptcp_id: Option<u32>,
-    pub mptcp_address: Option<String>,
-    pub mptcp_flags: Option<Vec<String>>,
-    /// Open MPTCP connections with a subflow through it; `None` where the kernel has no MPTCP.
-    pub mptcp_connections: Option<u32>,
-}
-
 /// `status`'s lines on MPTCP, below the table; `None` when no uplink has anything to show.
 pub fn render(s: &Snapshot) -> Option<String> {
     let mut out = String::new();
@@ -231,7 +218,7 @@ fn describe(k: &Endpoint) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::bus::UplinkStatus;
+    use crate::daemon::status_record::{FamilyStatus, UplinkStatus};
     use crate::plan::plan;
     use crate::policy::parse;
 
@@ -274,13 +261,7 @@ mod tests {
             s.uplinks.push(UplinkStatus {
                 interface: name.into(),
                 rank: 0,
-                state: "up".into(),
-                loss_percent: 0.0,
-                latency_ms: None,
-                reason: String::new(),
-                carrying: true,
-                address: String::new(),
-                gateway: String::new(),
+                v4: FamilyStatus { state: crate::daemon::fsm::State::Up.into(), carrying: true, ..Default::default() },
                 mptcp,
                 ..Default::default()
             });

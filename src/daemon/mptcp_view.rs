@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::bus::UplinkStatus;
-use super::mptcp::UplinkMptcp;
+use super::status_record::{UplinkMptcp, UplinkStatus};
 use crate::netlink::mptcp::{self, Endpoint, Mptcp, Subflow};
 use crate::plan::mptcp::rank_of;
 
@@ -45,7 +44,7 @@ pub fn annotate(reading: &Reading, uplinks: &mut [UplinkStatus]) {
     for u in uplinks {
         // SAFETY: a NUL-terminated string that outlives the call.
         let ifindex = std::ffi::CString::new(u.interface.as_str()).ok().map(|n| unsafe { libc::if_nametoindex(n.as_ptr()) }).filter(|i| *i != 0);
-        let address = u.address.split('/').next().and_then(|a| a.parse::<Ipv4Addr>().ok());
+        let address = u.v4.address.split('/').next().and_then(|a| a.parse::<Ipv4Addr>().ok());
         let own = reading.endpoints.iter().find(|e| rank_of(e.id) == Some(u.rank as usize) && e.ifindex.is_some() && e.ifindex == ifindex);
         u.mptcp = UplinkMptcp {
             mptcp_id: own.map(|e| u32::from(e.id)),

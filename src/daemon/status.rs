@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::bus::{BUS_NAME, DaemonProxy, Snapshot, UplinkStatus};
+use super::bus::{BUS_NAME, DaemonProxy};
+use super::status_record::{FamilyStatus, Snapshot, UplinkStatus};
 
 /// No daemon answers on the system bus (or there is no system bus).
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +25,7 @@ pub async fn fetch() -> anyhow::Result<Snapshot> {
     let (_conn, p) = proxy().await?;
     // A daemon from before IPv6 has no Active6: no uplink of it carries IPv6.
     let active6 = p.active6().await.unwrap_or_default();
-    Ok(Snapshot { uplinks: p.uplinks().await?.into_iter().map(UplinkStatus::from).collect(), active: p.active().await?, active6, policy: p.policy().await? })
+    Ok(Snapshot { uplinks: p.uplinks().await?.iter().map(UplinkStatus::from_entry).collect(), active: p.active().await?, active6, policy: p.policy().await? })
 }
 
 /// A maintenance order or a reload, as the CLI names them.
@@ -50,27 +51,27 @@ pub async fn call(c: Call<'_>) -> anyhow::Result<()> {
 pub fn render(s: &Snapshot) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{:<16} {:<12} {:>6} {:>9}  {:<18} {:<15}  REASON", "UPLINK", "STATE", "LOSS", "LATENCY", "ADDRESS", "GATEWAY");
-    let row = |out: &mut String, mark: bool, name: &str, state: &str, loss: f64, latency: Option<f64>, address: &str, gateway: &str, reason: &str| {
-        let latency = latency.map_or("-".to_string(), |ms| format!("{ms:.2} ms"));
+    let row = |out: &mut String, mark: bool, name: &str, f: &FamilyStatus| {
+        let latency = f.latency_ms.map_or("-".to_string(), |ms| format!("{ms:.2} ms"));
         let _ = writeln!(
             out,
             "{}{:<15} {:<12} {:>5.0}% {:>9}  {:<18} {:<15}  {}",
             if mark { "*" } else { " " },
             name,
-            state,
-            loss,
+            f.state,
+            f.loss_percent,
             latency,
-            if address.is_empty() { "-" } else { address },
-            if gateway.is_empty() { "-" } else { gateway },
-            reason
+            if f.address.is_empty() { "-" } else { &f.address },
+            if f.gateway.is_empty() { "-" } else { &f.gateway },
+            f.reason
         );
     };
     for u in &s.uplinks {
-        row(&mut out, u.interface == s.active, &u.interface, &u.state, u.loss_percent, u.latency_ms, &u.address, &u.gateway, &u.reason);
+        row(&mut out, u.interface == s.active, &u.interface, &u.v4);
         // Its IPv6 side on a line of its own under it: each family is judged on its own.
         if let Some(v6) = &u.ipv6 {
             let mark = u.interface == s.active6;
-            row(&mut out, mark, "  IPv6", &v6.state, v6.loss_percent, v6.latency_ms, &v6.address, &v6.gateway, &v6.reason);
+            row(&mut out, mark, "  IPv6", v6);
         }
     }
     out.extend(super::mptcp::render(s));
@@ -98,6 +99,8 @@ pub fn render(s: &Snapshot) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::fsm::State;
+    use super::super::status_record::Shown;
     use super::*;
 
     #[test]
@@ -107,34 +110,30 @@ mod tests {
                 UplinkStatus {
                     interface: "eth0".into(),
                     rank: 0,
-                    state: "down".into(),
-                    loss_percent: 100.0,
-                    latency_ms: None,
-                    reason: "3 probe rounds in a row failed".into(),
-                    carrying: false,
-                    address: "192.168.178.99/24".into(),
-                    gateway: "192.168.178.1".into(),
-                    bond_active: None,
-                    bond_prio: None,
-                    mii: None,
-                    ipv6: None,
-                    mptcp: Default::default(),
+                    v4: FamilyStatus {
+                        state: State::Down.into(),
+                        loss_percent: 100.0,
+                        latency_ms: None,
+                        reason: "3 probe rounds in a row failed".into(),
+                        carrying: false,
+                        address: "192.168.178.99/24".into(),
+                        gateway: "192.168.178.1".into(),
+                    },
+                    ..Default::default()
                 },
                 UplinkStatus {
                     interface: "wlan1".into(),
                     rank: 1,
-                    state: "up".into(),
-                    loss_percent: 0.0,
-                    latency_ms: Some(0.25),
-                    reason: String::new(),
-                    carrying: true,
-                    address: "192.168.178.98/24".into(),
-                    gateway: "192.168.178.1".into(),
-                    bond_active: None,
-                    bond_prio: None,
-                    mii: None,
-                    ipv6: None,
-                    mptcp: Default::default(),
+                    v4: FamilyStatus {
+                        state: State::Up.into(),
+                        loss_percent: 0.0,
+                        latency_ms: Some(0.25),
+                        reason: String::new(),
+                        carrying: true,
+                        address: "192.168.178.98/24".into(),
+                        gateway: "192.168.178.1".into(),
+                    },
+                    ..Default::default()
                 },
             ],
             active: "wlan1".into(),
@@ -151,20 +150,11 @@ mod tests {
 
     #[test]
     fn the_ipv6_side_has_its_own_line_and_its_own_mark() {
-        let v4 = |name: &str, state: &str, v6_state: &str, carrying6: bool| UplinkStatus {
+        let v4 = |name: &str, state: State, v6_state: State, carrying6: bool| UplinkStatus {
             interface: name.into(),
             rank: 0,
-            state: state.into(),
-            loss_percent: 0.0,
-            latency_ms: Some(0.2),
-            reason: String::new(),
-            carrying: true,
-            address: String::new(),
-            gateway: String::new(),
-            bond_active: None,
-            bond_prio: None,
-            mii: None,
-            ipv6: Some(super::super::bus::Status6 {
+            v4: FamilyStatus { state: state.into(), latency_ms: Some(0.2), carrying: true, ..Default::default() },
+            ipv6: Some(FamilyStatus {
                 state: v6_state.into(),
                 loss_percent: if carrying6 { 0.0 } else { 100.0 },
                 latency_ms: None,
@@ -176,7 +166,7 @@ mod tests {
             ..Default::default()
         };
         let s = Snapshot {
-            uplinks: vec![v4("eth0", "up", "down", false), v4("wlan1", "up", "up", true)],
+            uplinks: vec![v4("eth0", State::Up, State::Down, false), v4("wlan1", State::Up, State::Up, true)],
             active: "eth0".into(),
             active6: "wlan1".into(),
             policy: String::new(),
@@ -195,13 +185,7 @@ mod tests {
         let slave = |interface: &str, rank, mii: &str, active| UplinkStatus {
             interface: interface.into(),
             rank,
-            state: mii.into(),
-            loss_percent: 0.0,
-            latency_ms: None,
-            reason: String::new(),
-            carrying: active,
-            address: String::new(),
-            gateway: "192.168.178.1".into(),
+            v4: FamilyStatus { state: Shown::parse(mii), carrying: active, gateway: "192.168.178.1".into(), ..Default::default() },
             bond_active: Some(active),
             mii: Some(mii.into()),
             ipv6: None,
