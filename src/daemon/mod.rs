@@ -14,7 +14,9 @@ mod bond_failover;
 mod bond_order;
 pub mod bpf;
 pub mod bus;
-mod family6;
+mod families;
+mod family;
+mod family_state;
 pub mod forced;
 pub mod fsm;
 mod hook;
@@ -28,21 +30,22 @@ mod private_net;
 pub mod probe;
 pub mod probe6;
 pub mod probe_rate;
+mod prober;
 pub mod quality;
 mod random;
 pub mod routes;
-pub mod routes6;
+mod side;
 mod stamp;
 pub mod status;
 pub mod status_record;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use futures::StreamExt;
+use ipnet::{Ipv4Net, Ipv6Net};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -52,9 +55,12 @@ use crate::netlink::{self, Monitor, Netlink};
 use crate::plan::{self, Plan};
 use crate::policy::{self, Probe};
 use bus::Command;
+use family_state::States;
 use fsm::Event;
-use link::{LOSS_WINDOW, Link, ProberKey, ProberTask, RoundDone, probe_loop};
-use status_record::{FamilyStatus, Shown, Snapshot, UplinkStatus};
+use link::Link;
+use probe::Family;
+use prober::RoundDone;
+use status_record::{Snapshot, UplinkStatus};
 
 /// A change of an uplink's shown state, to log and to signal on the bus.
 struct Logged {
@@ -62,8 +68,8 @@ struct Logged {
     from: String,
     to: String,
     reason: String,
-    /// A transition of the uplink's IPv6 side.
-    ipv6: bool,
+    /// Which side of the uplink changed.
+    family: Family,
 }
 
 /// How soon a failed change of the table is tried again.
@@ -80,26 +86,17 @@ struct Daemon {
     generation: u64,
     snapshot: Arc<Mutex<Snapshot>>,
     bus: Option<zbus::Connection>,
+    /// The uplink new connections leave through (Mode=bond: the active slave); "" for none.
     active: String,
     /// Transitions not yet logged and signalled.
     pending: Vec<Logged>,
-    /// Main may differ from what it should be (a route of ours vanished, a restart).
-    routes_dirty: bool,
-    last_routes: Option<Vec<routes::FailoverRoute>>,
-    /// The other routes in main, which decide the metrics of the copies; reread when a route
-    /// event in main says they changed.
-    foreign: Vec<routes::Foreign>,
-    foreign_dirty: bool,
+    /// Each family's carriers, copies and what of them must be worked out again.
+    fam: States,
     /// After a failed table update: when to try again (not at every event, which would flood
     /// the journal with the same error many times a second).
     retry_at: Option<Instant>,
-    /// Which uplinks carry new connections, as of the last [`Daemon::converge`] that found
-    /// `verdicts_dirty`.
-    carriers: Vec<bool>,
-    /// An uplink's verdict, link, address or gateway changed: who carries, the copies, the
-    /// probers and the whole snapshot are worked out again. An ordinary round changes none of
-    /// them and costs only its own uplink's figures: the daemon's work per round does not grow
-    /// with the number of uplinks.
+    /// Something the log, the snapshot, the hook or the MPTCP steering must see (a transition,
+    /// a link or address event): the whole converge runs, IPv4's included.
     verdicts_dirty: bool,
     /// Uplinks whose figures (loss, latency) changed since the snapshot was last updated.
     touched: Vec<usize>,
@@ -108,8 +105,6 @@ struct Daemon {
     wake_dirty: bool,
     /// Mode=bond: the kernel's bond, watched instead of uplinks.
     bond: Option<bond::Watch>,
-    /// The same for the uplinks' IPv6 sides (see [`family6`]).
-    v6: family6::State6,
     /// The MPTCP endpoints removed at carrier loss (see [`mptcp`]).
     mptcp: mptcp::Steering,
     /// The hook's work for the uplinks whose links or addresses changed (see [`hook`]).
@@ -146,18 +141,13 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
         bus: None,
         active: String::new(),
         pending: Vec::new(),
-        routes_dirty: true,
-        last_routes: None,
-        foreign: Vec::new(),
-        foreign_dirty: true,
+        fam: States::new(),
         retry_at: None,
-        carriers: Vec::new(),
         verdicts_dirty: true,
         touched: Vec::new(),
         wake: None,
         wake_dirty: true,
         bond: None,
-        v6: family6::State6::new(),
         mptcp: mptcp::Steering::default(),
         hook: hook::HookWork::new(router),
     };
@@ -212,8 +202,8 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
     }
     // The plan's flags back, as the routes: without the daemon nothing is demoted.
     d.steer_mptcp(&vec![true; d.links.len()], true);
-    routes::remove_all(&d.nl).await.context("cannot remove the daemon's routes")?;
-    routes6::remove_all(&d.nl).await.context("cannot remove the daemon's IPv6 routes")?;
+    routes::remove_all::<Ipv4Net>(&d.nl).await.context("cannot remove the daemon's routes")?;
+    routes::remove_all::<Ipv6Net>(&d.nl).await.context("cannot remove the daemon's IPv6 routes")?;
     tracing::info!("stopped: removed the daemon's routes; the plain policy routes alone");
     Ok(())
 }
@@ -225,10 +215,10 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
 pub async fn cleanup(config: &Path) -> anyhow::Result<()> {
     let nl = Netlink::connect().context("cannot open a netlink socket")?;
     mptcp::restore(config, &nl).await;
-    let left =
-        routes::current(&nl).await.context("cannot read the main table")?.len() + routes6::current(&nl).await.context("cannot read the IPv6 main table")?.len();
-    routes::remove_all(&nl).await.context("cannot remove the daemon's routes")?;
-    routes6::remove_all(&nl).await.context("cannot remove the daemon's IPv6 routes")?;
+    let left = routes::current::<Ipv4Net>(&nl).await.context("cannot read the main table")?.len()
+        + routes::current::<Ipv6Net>(&nl).await.context("cannot read the IPv6 main table")?.len();
+    routes::remove_all::<Ipv4Net>(&nl).await.context("cannot remove the daemon's routes")?;
+    routes::remove_all::<Ipv6Net>(&nl).await.context("cannot remove the daemon's IPv6 routes")?;
     let legacy = routes::remove_legacy(&nl).await.context("cannot remove an older daemon's rule and table")?;
     match (left, legacy) {
         (0, false) => tracing::info!("no routes of the daemon were left"),
@@ -276,26 +266,24 @@ impl Daemon {
         if routes::remove_legacy(&self.nl).await.context("cannot remove an older daemon's rule and table")? {
             tracing::info!("removed the rule and table of a daemon before 0.2");
         }
-        let previous = routes::current(&self.nl).await.context("cannot read the daemon's routes in main")?;
+        let previous = routes::current::<Ipv4Net>(&self.nl).await.context("cannot read the daemon's routes in main")?;
         let restart = !previous.is_empty();
         let cfg = self.fsm_config();
-        let now = self.now();
         let kernel_links = self.nl.links().await.context("cannot list links")?;
-        let plans = self.plan.uplinks.clone();
-        for p in plans {
-            let ifindex = kernel_links.iter().find(|l| l.name == p.interface).map(|l| l.index);
-            let was_carrying = ifindex.is_some_and(|i| previous.iter().any(|r| r.ifindex == Some(i) && r.destination.prefix_len() == 0));
-            let machine = if restart { fsm::Uplink::adopted(cfg, now, was_carrying) } else { fsm::Uplink::new(cfg) };
-            self.links.push(Link::new(p, machine));
-        }
+        self.links = self.plan.uplinks.iter().map(|p| Link::new(p.clone(), cfg)).collect();
         if restart {
-            let carrying: Vec<&str> = self.links.iter().filter(|l| l.fsm.state().carries_traffic()).map(Link::name).collect();
+            self.adopt_sides::<Ipv4Net>(&previous, &kernel_links);
+            let carrying: Vec<&str> = self.links.iter().filter(|l| l.v4.fsm.state().carries_traffic()).map(Link::name).collect();
             tracing::info!(
                 "adopted the routes of a previous daemon: {}",
                 if carrying.is_empty() { "no uplink was carrying traffic".to_string() } else { format!("{} carrying traffic", carrying.join(", ")) }
             );
         }
-        self.adopt6(&kernel_links).await;
+        // IPv6 as IPv4, on its own copies: a side whose `::/0` copy is in main was trusted.
+        match routes::current::<Ipv6Net>(&self.nl).await {
+            Ok(previous) => self.adopt_sides::<Ipv6Net>(&previous, &kernel_links),
+            Err(e) => tracing::warn!("cannot read the daemon's IPv6 routes in main: {e}; judging IPv6 afresh"),
+        }
         for i in 0..self.links.len() {
             self.read_link(i).await;
         }
@@ -329,7 +317,7 @@ impl Daemon {
     }
 
     fn forced_orders(&self) -> Vec<(String, fsm::Force)> {
-        self.links.iter().filter_map(|l| Some((l.name().to_string(), l.fsm.forced()?))).collect()
+        self.links.iter().filter_map(|l| Some((l.name().to_string(), l.v4.fsm.forced()?))).collect()
     }
 
     fn save_forced(&self) {
@@ -339,8 +327,8 @@ impl Daemon {
         }
     }
 
-    /// Reads one uplink's link, addresses and (DHCP) gateway from the kernel and feeds what
-    /// changed to its state machine.
+    /// Reads one uplink's link, addresses and routers from the kernel and feeds what changed to
+    /// its state machines.
     async fn read_link(&mut self, i: usize) {
         let name = self.links[i].name().to_string();
         let (ifindex, carrier) = match self.nl.link(&name).await {
@@ -354,56 +342,13 @@ impl Daemon {
         self.links[i].ifindex = ifindex;
         self.set_carrier(i, carrier);
         self.hook.link_changed(i);
-        self.read_addresses(i).await;
-        self.read_gateway(i).await;
-        self.read_link6(i).await;
+        self.read_sides(i).await;
     }
 
-    async fn read_addresses(&mut self, i: usize) {
-        let present = match self.links[i].ifindex {
-            Some(ifx) => match self.nl.ipv4_addresses(ifx).await {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(iface = %self.links[i].name(), "{}: cannot read addresses: {e}", self.links[i].name());
-                    return;
-                }
-            },
-            None => Vec::new(),
-        };
-        let chosen = self.links[i].choose_address(&present);
-        self.links[i].address = chosen;
-        if self.links[i].has_address != chosen.is_some() {
-            self.links[i].has_address = chosen.is_some();
-            self.feed(i, Event::Address(chosen.is_some()));
-        }
-        self.routes_dirty = true;
-        self.verdicts_dirty = true;
-    }
-
-    async fn read_gateway(&mut self, i: usize) {
-        if self.links[i].plan.gateway.is_some() {
-            return;
-        }
-        let Some(ifx) = self.links[i].ifindex else {
-            self.links[i].learned_gateway = None;
-            return;
-        };
-        let own_table = self.links[i].plan.table;
-        match self.nl.routes().await {
-            Ok(routes) => {
-                let gw = routes
-                    .iter()
-                    .filter(|r| r.destination.prefix_len() == 0 && r.ifindex == Some(ifx) && !r.is_ours())
-                    .filter(|r| r.table == plan::Table::Main.number() || r.table == own_table)
-                    .find_map(|r| r.gateway);
-                if gw != self.links[i].learned_gateway {
-                    self.links[i].learned_gateway = gw;
-                    self.routes_dirty = true;
-                    self.verdicts_dirty = true;
-                }
-            }
-            Err(e) => tracing::warn!(iface = %self.links[i].name(), "{}: cannot read routes: {e}", self.links[i].name()),
-        }
+    /// Both families' addresses and routers of uplink `i`.
+    async fn read_sides(&mut self, i: usize) {
+        self.read_family::<Ipv4Net>(i).await;
+        self.read_family::<Ipv6Net>(i).await;
     }
 
     fn set_carrier(&mut self, i: usize, carrier: bool) {
@@ -413,31 +358,12 @@ impl Daemon {
         }
     }
 
-    fn feed(&mut self, i: usize, event: Event) {
-        let now = self.now();
-        let l = &mut self.links[i];
-        let wake_before = l.fsm.wake_at();
-        if let Some(t) = l.fsm.handle(now, event) {
-            l.reason = t.reason.clone();
-            let (from, to) = (t.from.to_string(), Shown::of(t.to, l.path.poor().is_some()).to_string());
-            self.pending.push(Logged { interface: l.name().to_string(), from, to, reason: t.reason, ipv6: false });
-            self.verdicts_dirty = true;
-        }
-        self.wake_dirty |= l.fsm.wake_at() != wake_before;
-        l.probes_wanted.store(l.fsm.probes_per_round(), Ordering::Relaxed);
-        l.follow_ups.store(l.fsm.follow_ups(), Ordering::Relaxed);
-        // The link's events (carrier, maintenance, time) are both families'.
-        if matches!(event, Event::Carrier(_) | Event::Force(_) | Event::Tick) {
-            self.feed6(i, event);
-        }
-    }
-
     /// When the loop must wake without an event: the earliest hold that may run out, or a retry.
     /// The holds are gathered again only when one of them changed (not after every round).
     fn next_wake(&mut self) -> Instant {
         if self.wake_dirty {
             let v6 = self.links.iter().filter_map(|l| l.v6.as_ref()?.fsm.wake_at());
-            self.wake = self.links.iter().filter_map(|l| l.fsm.wake_at()).chain(v6).map(|t| self.started + t).min();
+            self.wake = self.links.iter().filter_map(|l| l.v4.fsm.wake_at()).chain(v6).map(|t| self.started + t).min();
             self.wake_dirty = false;
         }
         let far = self.started + self.now() + Duration::from_secs(3600);
@@ -451,9 +377,8 @@ impl Daemon {
         }
         if self.retry_at.is_some_and(|t| t <= Instant::now()) {
             self.retry_at = None;
-            self.routes_dirty = true;
-            self.foreign_dirty = true;
-            self.v6.reread();
+            self.fam.v4.reread();
+            self.fam.v6.reread();
             self.hook.retry();
         }
         for i in 0..self.links.len() {
@@ -462,8 +387,8 @@ impl Daemon {
     }
 
     fn on_round(&mut self, done: RoundDone) {
-        if done.ipv6 {
-            return self.on_round6(done);
+        if done.family == Family::V6 {
+            return self.on_side_round::<Ipv6Net>(done);
         }
         let now = self.now();
         if let Some(watch) = &mut self.bond {
@@ -471,34 +396,7 @@ impl Daemon {
             self.verdicts_dirty |= watch.on_round(done, now);
             return;
         }
-        let i = done.link;
-        if self.links.get(i).and_then(|l| l.prober.as_ref()).map(|(_, g, _)| *g) != Some(done.generation) {
-            return; // from a prober that has since been replaced (or a reload reordered the uplinks)
-        }
-        let now = self.now();
-        let limits = quality::Limits::from(&self.probe);
-        let round = quality::Round { sent: done.result.sent, answered: done.result.answered, rtt: done.result.rtt };
-        let shown = self.shown_state(i);
-        let l = &mut self.links[i];
-        let change = l.path.record(now, round, l.fsm.state() == fsm::State::Down, LOSS_WINDOW, &limits);
-        // An unanswered round clears it: a dead uplink shows no latency rather than an old one.
-        l.rtt = done.result.rtt;
-        // A poor uplink's loss ranks it against the other poor ones (see `quality::carriers`).
-        self.verdicts_dirty |= l.path.poor().is_some();
-        self.touched.push(i);
-        if let Some(change) = change {
-            let (to, reason) = match change {
-                quality::Change::Poor(why) => (Shown::Poor, why),
-                quality::Change::Trusted(why) => (self.links[i].fsm.state().into(), why),
-            };
-            self.links[i].reason = reason.clone();
-            self.pending.push(Logged { interface: self.links[i].name().to_string(), from: shown.to_string(), to: to.to_string(), reason, ipv6: false });
-            self.verdicts_dirty = true;
-        }
-        // A round whose follow-ups were all lost stands for that many failed rounds.
-        for _ in 0..if done.result.ok { 1 } else { done.result.rounds.max(1) } {
-            self.feed(i, Event::Round(done.result.ok));
-        }
+        self.on_side_round::<Ipv4Net>(done);
     }
 
     async fn on_netlink(&mut self, event: netlink::Event) {
@@ -513,9 +411,7 @@ impl Daemon {
                     self.set_carrier(i, ls.admin_up && ls.carrier);
                     self.hook.link_changed(i);
                     if new_index {
-                        self.read_addresses(i).await;
-                        self.read_gateway(i).await;
-                        self.read_link6(i).await;
+                        self.read_sides(i).await;
                     }
                 }
             }
@@ -524,55 +420,31 @@ impl Daemon {
                     self.links[i].ifindex = None;
                     self.set_carrier(i, false);
                     self.hook.link_changed(i);
-                    self.read_addresses(i).await;
-                    self.read_link6(i).await;
+                    self.read_sides(i).await;
                 }
             }
             E::AddressAdded { ifindex, .. } | E::AddressRemoved { ifindex, .. } => {
                 if let Some(i) = self.links.iter().position(|l| l.ifindex == Some(ifindex)) {
                     self.hook.link_changed(i);
-                    self.read_addresses(i).await;
+                    self.read_addresses::<Ipv4Net>(i).await;
                 }
             }
             E::Address6Changed { ifindex } => {
                 if let Some(i) = self.links.iter().position(|l| l.ifindex == Some(ifindex)) {
                     self.hook.link_changed(i);
-                    self.read_addresses6(i).await;
+                    self.read_addresses::<Ipv6Net>(i).await;
                 }
             }
-            E::Route6Changed(r) => self.on_route6(r).await,
-            E::RouteAdded(r) | E::RouteRemoved(r) if r.is_ours() => {
-                // Our own changes come back as events too; reconciling again is a no-op then.
-                if r.table() == plan::Table::Main {
-                    self.routes_dirty = true;
-                }
-            }
-            E::RouteAdded(r) | E::RouteRemoved(r) => {
-                if r.table() == plan::Table::Main {
-                    // A VPN's default route came or went, a manager re-added a route: the
-                    // copies' metrics may have to move.
-                    self.foreign_dirty = true;
-                }
-                // The manager's default route through an uplink: the router the hook's copy in
-                // the uplink's table follows (NetworkManager's DHCP uplinks).
-                if r.destination.prefix_len() == 0
-                    && let Some(i) = self.links.iter().position(|l| l.ifindex == r.ifindex)
-                {
-                    self.hook.route_changed(i);
-                    if self.links[i].plan.gateway.is_none() {
-                        self.read_gateway(i).await;
-                    }
-                }
-            }
+            E::Route6Changed(r) => self.on_route::<Ipv6Net>(r).await,
+            E::RouteAdded(r) | E::RouteRemoved(r) => self.on_route::<Ipv4Net>(r).await,
             E::RuleAdded(_) | E::RuleRemoved(_) => {}
             E::Overrun => {
                 tracing::warn!("netlink events were lost; reading the kernel's state again");
                 for i in 0..self.links.len() {
                     self.read_link(i).await;
                 }
-                self.routes_dirty = true;
-                self.foreign_dirty = true;
-                self.v6.reread();
+                self.fam.v4.reread();
+                self.fam.v6.reread();
             }
         }
     }
@@ -613,13 +485,10 @@ impl Daemon {
             let link = match old.iter().position(|l| l.name() == p.interface) {
                 Some(j) => {
                     let mut l = old.swap_remove(j);
-                    l.fsm.reconfigure(cfg);
-                    l.plan = p.clone();
-                    l.stop_probers();
-                    l.v6 = family6::side_for(p, l.v6.take(), cfg);
+                    l.reconfigure(p, cfg);
                     l
                 }
-                None => Link::new(p.clone(), fsm::Uplink::new(cfg)),
+                None => Link::new(p.clone(), cfg),
             };
             self.links.push(link);
         }
@@ -633,24 +502,25 @@ impl Daemon {
         for i in 0..self.links.len() {
             self.read_link(i).await;
         }
-        self.routes_dirty = true;
         self.verdicts_dirty = true;
         self.wake_dirty = true;
-        self.v6.reread();
+        self.fam.v4.routes_dirty = true;
+        self.fam.v6.reread();
         tracing::info!("reloaded {}", self.config.display());
         // Before the caller hears back: a `multihome status` right after a reload shows it.
-        self.carriers = self.carriers_now();
+        self.fam.v4.carriers = self.carriers::<Ipv4Net>();
         self.update_snapshot();
         Ok(())
     }
 
-    /// Probers where they can run, the table as the states say, the snapshot current.
+    /// Probers where they can run, the tables as the states say, the snapshot current.
     async fn converge(&mut self) {
         // The failover first, the hook's work after it: at a carrier loss new connections must
         // leave the dead uplink within milliseconds, and the hook's netlink reads and rule
         // changes for its leases (a few ms) would come before that otherwise.
-        self.converge6().await;
-        if !(self.verdicts_dirty || self.routes_dirty || self.foreign_dirty) {
+        self.converge_family::<Ipv6Net>().await;
+        self.follow_active6();
+        if !(self.verdicts_dirty || self.fam.v4.needs_converge()) {
             self.run_hook().await;
             // An ordinary round: nothing but its uplink's figures changed.
             self.update_touched();
@@ -658,63 +528,59 @@ impl Daemon {
         }
         self.verdicts_dirty = false;
         self.touched.clear();
-        self.sync_probers();
-        if self.foreign_dirty {
-            match self.nl.routes_in(plan::Table::Main).await {
-                Ok(main) => {
-                    self.foreign = routes::foreign(&main);
-                    self.foreign_dirty = false;
-                }
-                Err(e) => {
-                    tracing::error!("cannot read the main table: {e}; retrying in {RETRY_AFTER:?}");
-                    self.retry_at = Some(Instant::now() + RETRY_AFTER);
-                }
-            }
-        }
-        self.carriers = self.carriers_now();
-        let carriers = self.carriers.clone();
-        let carrying: Vec<routes::Carrying> = self.links.iter().zip(&carriers).filter(|(_, c)| **c).filter_map(|(l, _)| l.carrying()).collect();
-        // Demoted by the state machine, or fit but poor while a better uplink carries: either
-        // way its routes in main are live and need the copies in front.
-        let demoted: Vec<ipnet::Ipv4Net> =
-            self.links.iter().zip(&carriers).filter_map(|(l, c)| l.demoted_address().or_else(|| (l.fit() && !c).then_some(l.address).flatten())).collect();
-        let want = routes::desired(&carrying, &demoted, &self.foreign);
-        if self.routes_dirty || self.last_routes.as_ref() != Some(&want) {
-            if let Err(e) = routes::reconcile(&self.nl, &want).await {
-                tracing::error!("cannot update the daemon's routes in main: {e}; retrying in {RETRY_AFTER:?}");
-                self.retry_at = Some(Instant::now() + RETRY_AFTER);
-            }
-            self.last_routes = Some(want);
-            self.routes_dirty = false;
-        }
+        // Whatever made the whole converge run: IPv4's carriers and copies with it.
+        self.fam.v4.dirty = true;
+        self.converge_family::<Ipv4Net>().await;
         // Before the steering: the endpoints the hook's sync adds get the daemon's flags at once.
         self.run_hook().await;
+        let carriers = self.fam.v4.carriers.clone();
         self.steer_mptcp(&carriers, false);
-        let mut active = self.links.iter().zip(&carriers).find(|(_, c)| **c).map(|(l, _)| l.name().to_string()).unwrap_or_default();
+        let mut active = self.first_carrier::<Ipv4Net>();
         let now = self.now();
         if let Some(watch) = &mut self.bond {
             for c in watch.refresh(&self.nl, now).await {
-                self.pending.push(Logged { interface: c.interface, from: c.from, to: c.to, reason: c.reason, ipv6: false });
+                self.pending.push(Logged { interface: c.interface, from: c.from, to: c.to, reason: c.reason, family: Family::V4 });
             }
             watch.sync_prober(&self.rounds, &mut self.generation);
             active = watch.active();
         }
+        self.log_transitions(active);
+        self.update_snapshot();
+    }
+
+    /// IPv6's carrier after its converge: a change is announced after the transitions that led
+    /// to it (see [`Daemon::log_transitions`]).
+    fn follow_active6(&mut self) {
+        let active = self.first_carrier::<Ipv6Net>();
+        if active != self.fam.v6.active && self.links.iter().any(|l| l.v6.is_some()) {
+            self.verdicts_dirty = true;
+            self.fam.v6.announce = Some(if active.is_empty() {
+                "no uplink's IPv6 is healthy: the IPv6 main table decides".to_string()
+            } else {
+                format!("new IPv6 connections leave via {active}")
+            });
+        }
+        self.fam.v6.active = active;
+    }
+
+    /// Logs the pending transitions, the new active uplink after the last of them.
+    fn log_transitions(&mut self, active: String) {
         let active_changed = active != self.active;
         self.active = active;
         let n = self.pending.len();
         for (k, t) in self.pending.iter().enumerate() {
             let tail = if active_changed && k + 1 == n { format!("; {}", self.active_phrase()) } else { String::new() };
             let name = &t.interface;
-            let family = if t.ipv6 { " IPv6" } else { "" };
-            tracing::info!(iface = %name, state = t.to.as_str(), ipv6 = t.ipv6, "{name}{family}: {} -> {} ({}){tail}", t.from, t.to, t.reason);
+            let ipv6 = t.family == Family::V6;
+            let family = if ipv6 { " IPv6" } else { "" };
+            tracing::info!(iface = %name, state = t.to.as_str(), ipv6, "{name}{family}: {} -> {} ({}){tail}", t.from, t.to, t.reason);
         }
         if active_changed && n == 0 {
             tracing::info!("{}", self.active_phrase());
         }
-        if let Some(phrase) = self.v6.announce.take() {
+        if let Some(phrase) = self.fam.v6.announce.take() {
             tracing::info!("{phrase}");
         }
-        self.update_snapshot();
     }
 
     /// The uplinks' MPTCP endpoints as `carriers` says (see [`mptcp`]): on every converge that
@@ -727,12 +593,12 @@ impl Daemon {
         }
         let uplinks: Vec<&plan::UplinkPlan> = self.links.iter().map(|l| &l.plan).collect();
         let carrier: Vec<bool> = self.links.iter().map(|l| l.carrier).collect();
-        let judged: Vec<bool> = self.links.iter().map(|l| stopping || l.fsm.state() != fsm::State::Unknown).collect();
+        let judged: Vec<bool> = self.links.iter().map(|l| stopping || l.v4.fsm.state() != fsm::State::Unknown).collect();
         let want = mptcp::desired(&uplinks, carriers, &carrier, &judged);
         let links = &self.links;
         let of = |id: u8| links.iter().find(|l| l.plan.mptcp.is_some_and(|m| m.id == id));
         let ours = |e: &netlink::mptcp::Endpoint| of(e.id).is_some_and(|l| l.ifindex.is_some() && l.ifindex == e.ifindex);
-        let locate = |id: u8| of(id).and_then(|l| Some((l.address?.addr(), l.ifindex?)));
+        let locate = |id: u8| of(id).and_then(|l| Some((l.v4.address?.addr(), l.ifindex?)));
         match self.mptcp.steer(&want, ours, locate) {
             Ok(done) => {
                 for (id, line) in done {
@@ -753,56 +619,8 @@ impl Daemon {
 
     /// systemd's STATUS=: the active uplink first, then every uplink's state.
     fn status_line(&self) -> String {
-        let states = (0..self.links.len()).map(|i| format!("{} {}", self.links[i].name(), self.shown_state(i))).collect::<Vec<_>>().join(", ");
+        let states = self.links.iter().map(|l| format!("{} {}", l.name(), l.v4.shown_state())).collect::<Vec<_>>().join(", ");
         format!("{}; {states}", self.active_phrase())
-    }
-
-    fn sync_probers(&mut self) {
-        let arp = self.probe.arp_gateway;
-        for (i, l) in self.links.iter_mut().enumerate() {
-            let key = match (l.ifindex, l.address, l.fsm.probing()) {
-                (Some(ifindex), Some(address), true) => Some(ProberKey { ifindex, source: address.addr(), arp: if arp { l.gateway() } else { None } }),
-                _ => None,
-            };
-            if l.prober.as_ref().map(|(k, _, _)| k) == key.as_ref() {
-                continue;
-            }
-            l.stop_prober();
-            let Some(key) = key else { continue };
-            self.generation += 1;
-            let task = tokio::spawn(probe_loop::<probe::Wire4>(ProberTask {
-                link: i,
-                generation: self.generation,
-                interface: l.name().to_string(),
-                key: key.clone(),
-                targets: l.plan.probe.targets.clone(),
-                probe: self.probe.clone(),
-                own: l.plan.probe.clone(),
-                wanted: l.probes_wanted.clone(),
-                follow_ups: l.follow_ups.clone(),
-                rounds: self.rounds.clone(),
-            }));
-            l.prober = Some((key, self.generation, task));
-        }
-    }
-
-    /// Which uplinks carry new connections: those the state machine trusts, less the poor ones
-    /// while one that is not poor is among them (see [`quality::carriers`]).
-    fn carriers_now(&self) -> Vec<bool> {
-        let fit: Vec<usize> = (0..self.links.len()).filter(|&i| self.links[i].fit()).collect();
-        let verdicts = quality::carriers(&fit.iter().map(|&i| (self.links[i].path.poor().is_some(), self.links[i].path.judged_loss())).collect::<Vec<_>>());
-        let mut carriers = vec![false; self.links.len()];
-        for (&i, v) in fit.iter().zip(verdicts) {
-            carriers[i] = v;
-        }
-        carriers
-    }
-
-    /// The state as the log, `status` and the bus show it: the state machine's, or "poor" for
-    /// an uplink it trusts whose path quality is below the limits.
-    fn shown_state(&self, i: usize) -> Shown {
-        let l = &self.links[i];
-        Shown::of(l.fsm.state(), l.path.poor().is_some())
     }
 
     /// Uplink `i` as the bus shows it, from the carriers of the last converge.
@@ -811,16 +629,8 @@ impl Daemon {
         UplinkStatus {
             interface: l.name().to_string(),
             rank: l.plan.rank as u32,
-            v4: FamilyStatus {
-                state: self.shown_state(i),
-                loss_percent: l.path.loss(),
-                latency_ms: l.rtt.map(|d| d.as_secs_f64() * 1000.0),
-                reason: l.reason.clone(),
-                carrying: self.carriers.get(i).copied().unwrap_or(false),
-                address: l.address.map(|a| a.to_string()).unwrap_or_default(),
-                gateway: l.gateway().map(|g| g.to_string()).unwrap_or_default(),
-            },
-            ipv6: self.status6(i),
+            v4: self.side_status::<Ipv4Net>(i).unwrap_or_default(),
+            ipv6: self.side_status::<Ipv6Net>(i),
             ..Default::default()
         }
     }
@@ -833,7 +643,7 @@ impl Daemon {
         let mut s = self.snapshot.lock().expect("snapshot lock");
         s.uplinks = uplinks;
         s.active = self.active.clone();
-        s.active6 = self.v6.active.clone();
+        s.active6 = self.fam.v6.active.clone();
     }
 
     /// Only the uplinks whose figures changed since the last update (one per round).
@@ -863,7 +673,7 @@ impl Daemon {
         let emitter = iface.signal_emitter();
         // IPv6 changes show in Uplinks (its state6 key); the signal keeps meaning the uplink's
         // IPv4 state, as clients before IPv6 read it.
-        for t in pending.iter().filter(|t| !t.ipv6) {
+        for t in pending.iter().filter(|t| t.family == Family::V4) {
             let _ = bus::Service::state_changed(emitter, &t.interface, &t.from, &t.to, &t.reason).await;
         }
         let service = iface.get().await;

@@ -119,12 +119,20 @@ pub fn verdict(targets: &[bool], require: Require, gateway_arp: Option<bool>) ->
     if targets.is_empty() { gateway_arp.unwrap_or(false) } else { combine(targets, require) }
 }
 
+/// An address family as a value: which of an uplink's sides a round, a transition or a log
+/// line is of (the type-level side of it is `super::family::IpFamily`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
 /// One family's probe sockets on one uplink: how an echo and a gateway question are sent, and
 /// how their answers are read. The round itself ([`Prober::round`]) is the same for both
 /// families; IPv4's sockets are [`Wire4`], IPv6's are `probe6::Wire6`.
 pub trait Wire: Sized {
     type Addr: Copy + Eq + std::fmt::Display + Send + Sync + 'static;
-    const IPV6: bool;
+    const FAMILY: Family;
     /// Opens the sockets on `interface` (index `ifindex`), sending from `source`; the echo
     /// socket's kernel filter passes only replies with identifier `ident` (see [`super::bpf`]).
     fn open(interface: &str, ifindex: u32, source: Self::Addr, ident: u16) -> io::Result<Self>;
@@ -182,7 +190,7 @@ pub fn interface_index(interface: &str) -> io::Result<u32> {
 
 impl Wire for Wire4 {
     type Addr = Ipv4Addr;
-    const IPV6: bool = false;
+    const FAMILY: Family = Family::V4;
 
     fn open(interface: &str, ifindex: u32, source: Ipv4Addr, ident: u16) -> io::Result<Wire4> {
         let icmp = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?;

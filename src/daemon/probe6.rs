@@ -32,7 +32,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 
-use super::probe::{Echo, Wire, hardware_address, register};
+use super::probe::{Echo, Family, Wire, hardware_address, register};
 
 const ICMP6_ECHO_REQUEST: u8 = 128;
 const ICMP6_ECHO_REPLY: u8 = 129;
@@ -51,7 +51,7 @@ pub struct Wire6 {
 
 impl Wire for Wire6 {
     type Addr = Ipv6Addr;
-    const IPV6: bool = true;
+    const FAMILY: Family = Family::V6;
 
     fn open(interface: &str, ifindex: u32, source: Ipv6Addr, ident: u16) -> io::Result<Wire6> {
         let open = |pass: u8| -> io::Result<Socket> {

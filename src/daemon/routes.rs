@@ -17,7 +17,7 @@
 //! A carrier-dead uplink needs no copies: the kernel already skips its routes
 //! (`ignore_routes_with_linkdown`, set by the plan's sysctls) — except an IPv6 side behind a
 //! global router, which keeps that sysctl at 0 and so gets copies in front while its carrier is
-//! gone (see `family6::shadowed`).
+//! gone (see `side::shadowed`).
 
 use ipnet::Ipv4Net;
 
@@ -86,13 +86,8 @@ fn push_copies<N: Prefix>(
     }
 }
 
-/// The daemon's routes in main now.
-pub async fn current(nl: &Netlink) -> Result<Vec<KernelRoute>, netlink::Error> {
-    current_of(nl).await
-}
-
 /// The daemon's routes of the family in main now.
-pub async fn current_of<N: RouteFamily>(nl: &Netlink) -> Result<Vec<KernelRoute<N>>, netlink::Error> {
+pub async fn current<N: RouteFamily>(nl: &Netlink) -> Result<Vec<KernelRoute<N>>, netlink::Error> {
     Ok(nl.routes_of_table::<N>(Table::Main).await?.into_iter().filter(KernelRoute::is_ours).collect())
 }
 
@@ -105,7 +100,7 @@ pub fn foreign<N: RouteFamily>(main: &[KernelRoute<N>]) -> Vec<Foreign<N>> {
 /// switch never leaves a moment where the demoted uplink's route is the best. Returns whether
 /// anything changed.
 pub async fn reconcile<N: RouteFamily>(nl: &Netlink, want: &[FailoverRoute<N>]) -> Result<bool, netlink::Error> {
-    let have = current_of::<N>(nl).await?;
+    let have = current::<N>(nl).await?;
     let mut changed = false;
     for (route, ifindex) in want {
         if !have.iter().any(|k| k.is_installed_as(route, *ifindex)) {
@@ -130,9 +125,9 @@ pub async fn reconcile<N: RouteFamily>(nl: &Netlink, want: &[FailoverRoute<N>]) 
     Ok(changed)
 }
 
-/// Removes the daemon's IPv4 copies: the plain policy remains.
-pub async fn remove_all(nl: &Netlink) -> Result<(), netlink::Error> {
-    reconcile::<Ipv4Net>(nl, &[]).await.map(|_| ())
+/// Removes the daemon's copies of the family: the plain policy remains.
+pub async fn remove_all<N: RouteFamily>(nl: &Netlink) -> Result<(), netlink::Error> {
+    reconcile::<N>(nl, &[]).await.map(|_| ())
 }
 
 /// Removes what a daemon before 0.2 left: its rule ahead of main and its table's routes of ours.
