@@ -401,6 +401,11 @@ impl Watch {
         format!("bond {} does not exist: {why}", self.plan.name)
     }
 
+    /// The bond's name.
+    pub fn name(&self) -> &str {
+        &self.plan.name
+    }
+
     /// The active slave, "" when there is none (or no bond).
     pub fn active(&self) -> String {
         self.state.as_ref().and_then(|s| s.active.clone()).unwrap_or_default()

@@ -10,51 +10,13 @@
 //! kernel and are idempotent, so neither undoes the other; the one difference is the MPTCP
 //! endpoint of an uplink that lost carrier, which the daemon's sync leaves to the daemon's
 //! steering ([`super::mptcp`]): it comes back once the uplink carries again, not at the
-//! carrier's return.
-
-use std::collections::BTreeSet;
+//! carrier's return. What is left to do is [`super::hook_work::HookWork`], the daemon's field.
 
 use tokio::time::Instant;
 
 use super::{Daemon, RETRY_AFTER};
 use crate::dispatch::hook;
-use crate::dispatch::ipv6::AdvertisedRouter;
 use crate::netlink::mptcp;
-
-/// What is left to reconcile, and how.
-pub(super) struct HookWork {
-    /// Uplinks (by index) whose link, addresses or default routes changed since their last run.
-    uplinks: BTreeSet<usize>,
-    /// A link or address changed: the endpoints may have to follow.
-    endpoints: bool,
-    /// After a failure: nothing until the retry (not at every probe round).
-    waiting: bool,
-    /// Who copies the advertised IPv6 router into the uplinks' tables on this host.
-    pub(super) router: AdvertisedRouter,
-}
-
-impl HookWork {
-    pub(super) fn new(router: AdvertisedRouter) -> HookWork {
-        HookWork { uplinks: BTreeSet::new(), endpoints: false, waiting: false, router }
-    }
-
-    /// Uplink `i`'s link or addresses changed: its rules and the endpoints.
-    pub(super) fn link_changed(&mut self, i: usize) {
-        self.uplinks.insert(i);
-        self.endpoints = true;
-    }
-
-    /// A default route on uplink `i`'s interface came or went (the router a table's copy
-    /// follows): its rules and routes only.
-    pub(super) fn route_changed(&mut self, i: usize) {
-        self.uplinks.insert(i);
-    }
-
-    /// The retry's time has come.
-    pub(super) fn retry(&mut self) {
-        self.waiting = false;
-    }
-}
 
 impl Daemon {
     /// Runs what [`HookWork`] holds, before the steering (which then sees the endpoints the

@@ -20,7 +20,9 @@ mod family_state;
 pub mod forced;
 pub mod fsm;
 mod hook;
+mod hook_work;
 mod link;
+mod mode;
 mod mptcp;
 mod mptcp_view;
 pub mod notify;
@@ -58,6 +60,7 @@ use bus::Command;
 use family_state::States;
 use fsm::Event;
 use link::Link;
+use mode::Mode;
 use probe::Family;
 use prober::RoundDone;
 use status_record::{Snapshot, UplinkStatus};
@@ -103,12 +106,12 @@ struct Daemon {
     /// The earliest hold that may run out, while `wake_dirty` is false.
     wake: Option<Instant>,
     wake_dirty: bool,
-    /// Mode=bond: the kernel's bond, watched instead of uplinks.
-    bond: Option<bond::Watch>,
+    /// Mode=routes or Mode=bond (the kernel's bond, watched instead of uplinks).
+    mode: Box<dyn Mode>,
     /// The MPTCP endpoints removed at carrier loss (see [`mptcp`]).
     mptcp: mptcp::Steering,
     /// The hook's work for the uplinks whose links or addresses changed (see [`hook`]).
-    hook: hook::HookWork,
+    hook: hook_work::HookWork,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT; then removes its rule and table.
@@ -128,6 +131,7 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
     let probe = plan.probe.clone().unwrap_or_default();
     let router = AdvertisedRouter::on_this_host(policy.backend).await;
     let snapshot = Arc::new(Mutex::new(Snapshot { policy: config.display().to_string(), ..Snapshot::default() }));
+    let mode = mode::of(&plan);
     let mut d = Daemon {
         config: config.to_path_buf(),
         links: Vec::new(),
@@ -147,11 +151,10 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
         touched: Vec::new(),
         wake: None,
         wake_dirty: true,
-        bond: None,
+        mode,
         mptcp: mptcp::Steering::default(),
-        hook: hook::HookWork::new(router),
+        hook: hook_work::HookWork::new(router),
     };
-    d.bond = d.plan.bond.as_ref().map(|b| bond::Watch::new(b, d.plan.probe.as_ref()));
     // The bus name first: a second daemon must stop before it touches a route.
     match start_bus(snapshot, commands_tx).await {
         Ok(conn) => d.bus = Some(conn),
@@ -367,12 +370,11 @@ impl Daemon {
             self.wake_dirty = false;
         }
         let far = self.started + self.now() + Duration::from_secs(3600);
-        let bond = self.bond.as_ref().map(|b| b.next_read.min(b.retry_at(self.started).unwrap_or(b.next_read)));
-        self.wake.into_iter().chain(self.retry_at).chain(bond).min().unwrap_or(far)
+        self.wake.into_iter().chain(self.retry_at).chain(self.mode.wake(self.started)).min().unwrap_or(far)
     }
 
     fn on_tick(&mut self) {
-        if self.bond.as_ref().is_some_and(|b| b.next_read <= Instant::now() || b.retry_at(self.started).is_some_and(|t| t <= Instant::now())) {
+        if self.mode.wake(self.started).is_some_and(|t| t <= Instant::now()) {
             self.verdicts_dirty = true;
         }
         if self.retry_at.is_some_and(|t| t <= Instant::now()) {
@@ -387,16 +389,12 @@ impl Daemon {
     }
 
     fn on_round(&mut self, done: RoundDone) {
-        if done.family == Family::V6 {
-            return self.on_side_round::<Ipv6Net>(done);
-        }
         let now = self.now();
-        if let Some(watch) = &mut self.bond {
-            // Mode=bond has no uplinks: every IPv4 round is the bond's.
-            self.verdicts_dirty |= watch.on_round(done, now);
-            return;
+        match self.mode.take_round(done, now) {
+            Ok(changed) => self.verdicts_dirty |= changed,
+            Err(done) if done.family == Family::V4 => self.on_side_round::<Ipv4Net>(done),
+            Err(done) => self.on_side_round::<Ipv6Net>(done),
         }
-        self.on_side_round::<Ipv4Net>(done);
     }
 
     async fn on_netlink(&mut self, event: netlink::Event) {
@@ -496,7 +494,7 @@ impl Daemon {
             gone.stop_probers();
             tracing::info!(iface = %gone.name(), "{}: no longer in the policy", gone.name());
         }
-        self.bond = plan.bond.as_ref().map(|b| bond::Watch::new(b, plan.probe.as_ref()));
+        self.mode = mode::of(&plan);
         self.plan = plan;
         self.hook.router = AdvertisedRouter::on_this_host(policy.backend).await;
         for i in 0..self.links.len() {
@@ -537,12 +535,11 @@ impl Daemon {
         self.steer_mptcp(&carriers, false);
         let mut active = self.first_carrier::<Ipv4Net>();
         let now = self.now();
-        if let Some(watch) = &mut self.bond {
-            for c in watch.refresh(&self.nl, now).await {
+        if let Some((changes, mode_active)) = self.mode.refresh(&self.nl, now, &self.rounds, &mut self.generation).await {
+            for c in changes {
                 self.pending.push(Logged { interface: c.interface, from: c.from, to: c.to, reason: c.reason, family: Family::V4 });
             }
-            watch.sync_prober(&self.rounds, &mut self.generation);
-            active = watch.active();
+            active = mode_active;
         }
         self.log_transitions(active);
         self.update_snapshot();
@@ -611,10 +608,7 @@ impl Daemon {
     }
 
     fn active_phrase(&self) -> String {
-        if let Some(b) = &self.plan.bond {
-            return if self.active.is_empty() { format!("{} has no active slave", b.name) } else { format!("{}'s active slave is {}", b.name, self.active) };
-        }
-        if self.active.is_empty() { "no uplink is healthy: the main table decides".to_string() } else { format!("new connections leave via {}", self.active) }
+        self.mode.phrase(&self.active)
     }
 
     /// systemd's STATUS=: the active uplink first, then every uplink's state.
@@ -636,10 +630,7 @@ impl Daemon {
     }
 
     fn update_snapshot(&self) {
-        let uplinks = match &self.bond {
-            Some(watch) => watch.statuses(),
-            None => (0..self.links.len()).map(|i| self.uplink_status(i)).collect(),
-        };
+        let uplinks = self.mode.statuses().unwrap_or_else(|| (0..self.links.len()).map(|i| self.uplink_status(i)).collect());
         let mut s = self.snapshot.lock().expect("snapshot lock");
         s.uplinks = uplinks;
         s.active = self.active.clone();

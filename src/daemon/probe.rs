@@ -287,18 +287,7 @@ impl<W: Wire> Prober<W> {
         let known = self.gateway_mac.filter(|(ip, _)| Some(*ip) == plan.arp).map(|(_, mac)| mac);
         let mut buf = [0u8; 1500];
         if let Some(gw) = plan.arp {
-            // What waits in the socket came before this question: not an answer to it, whatever
-            // it says (a forged reply sent between rounds must not vouch for the next one).
-            // Bounded, so that a flood cannot hold the round here: more than a receive buffer's
-            // worth of replies in one interval is a flood, and the round then runs on it.
-            for _ in 0..DRAIN_AT_MOST {
-                if self.wire.recv_gateway(&mut buf, gw).is_err() {
-                    break;
-                }
-            }
-            if self.wire.send_gateway(gw, known).is_err() {
-                arp_answered = Some(false);
-            }
+            self.ask_gateway(gw, known, &mut buf);
         }
         let mut next_burst = 0u32;
         let mut next_send_at = start;
@@ -316,20 +305,7 @@ impl<W: Wire> Prober<W> {
             }
             let follow_up = follow_ups_sent < follow_up_echoes && next_follow_up.is_some_and(|at| now >= at);
             if regular || follow_up {
-                for (i, target) in plan.targets.iter().enumerate() {
-                    if answered[i] {
-                        continue;
-                    }
-                    let seq = self.seq;
-                    self.seq = self.seq.wrapping_add(1);
-                    // Taken just before the send: the round trip starts there, whenever the
-                    // round itself got to run. A failed send (no route, link gone) is a lost
-                    // probe, nothing more.
-                    send_times.push((seq, i, Instant::now()));
-                    let _ = self.wire.send_echo(*target, self.ident, seq);
-                    sent_per_target[i] += 1;
-                    result.sent += 1;
-                }
+                self.send_echoes(&plan.targets, &answered, &mut send_times, &mut sent_per_target, &mut result);
                 if regular {
                     next_burst += 1;
                     next_send_at = start + spacing * next_burst;
@@ -395,6 +371,45 @@ impl<W: Wire> Prober<W> {
         result.ok = verdict(&result.targets, plan.require, result.gateway_arp);
         result.rounds = if result.ok { 1 } else { 1 + follow_ups_sent / super::fsm::SUSPECT_PROBES };
         result
+    }
+
+    /// Asks `gateway` its hardware address (ARP, NDP). What waits in the socket came before this
+    /// question: not an answer to it, whatever it says (a forged reply sent between rounds must
+    /// not vouch for the next one). Bounded, so that a flood cannot hold the round here: more
+    /// than a receive buffer's worth of replies in one interval is a flood, and the round then
+    /// runs on it. A failed send leaves the question unanswered.
+    fn ask_gateway(&mut self, gateway: W::Addr, known: Option<[u8; 6]>, buf: &mut [u8]) {
+        for _ in 0..DRAIN_AT_MOST {
+            if self.wire.recv_gateway(buf, gateway).is_err() {
+                break;
+            }
+        }
+        let _ = self.wire.send_gateway(gateway, known);
+    }
+
+    /// One echo to each target that has not answered in this round yet.
+    fn send_echoes(
+        &mut self,
+        targets: &[W::Addr],
+        answered: &[bool],
+        send_times: &mut Vec<(u16, usize, Instant)>,
+        sent_per_target: &mut [u32],
+        result: &mut RoundResult,
+    ) {
+        for (i, target) in targets.iter().enumerate() {
+            if answered[i] {
+                continue;
+            }
+            let seq = self.seq;
+            self.seq = self.seq.wrapping_add(1);
+            // Taken just before the send: the round trip starts there, whenever the round
+            // itself got to run. A failed send (no route, link gone) is a lost probe, nothing
+            // more.
+            send_times.push((seq, i, Instant::now()));
+            let _ = self.wire.send_echo(*target, self.ident, seq);
+            sent_per_target[i] += 1;
+            result.sent += 1;
+        }
     }
 
     /// Counts `echo` if it answers an echo of this round to its target not answered yet. Its
