@@ -31,6 +31,8 @@ mod polkit;
 mod private_net;
 pub mod probe;
 pub mod probe6;
+#[cfg(test)]
+mod probe_filters;
 pub mod probe_rate;
 mod prober;
 pub mod quality;
