@@ -1,18 +1,18 @@
 //! Bond mode through a running NetworkManager, the same transaction as the routes mode
-//! ([`super::apply`]): survey (read only) -> checkpoint over the slaves' devices -> the bond's
+//! ([`super::routes_apply`], in one [`super::checkpoint`]): survey (read only) -> checkpoint over the slaves' devices -> the bond's
 //! profile added or updated, each slave's profile (the one the interface has, so a Wi-Fi profile
 //! keeps its SSID and secrets, or a new wired one) made a slave -> the bond activated -> verified
 //! (the bond and its primary activated) -> the checkpoint destroyed by `commit`. Any failure
 //! rolls the checkpoint back, which also deletes the profiles it created.
 
 use crate::backend::Root;
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use zbus::{Connection, ObjectPath, OwnedObjectPath};
 
-use super::apply::{Applied, revert, sysctl_file_changes, system_bus, to_wire};
+use super::checkpoint::{self, Applied, sysctl_file_changes};
+use super::connection::system_bus;
 use super::proxies::{self, ConnectionProxy, DeviceProxy, DeviceState, NM_BUS_NAME, NetworkManagerProxy, SettingsProxy};
 use super::settings::bond::{bond_profile, diff, enslave, lines};
 use super::settings::{self, Profile, created_for};
@@ -156,60 +156,31 @@ pub async fn plan_diff(plan: &Plan, b: &BondPlan, root: &Root) -> anyhow::Result
     Ok(out)
 }
 
-/// Applies the bond and keeps the checkpoint for [`super::apply::commit`] or `revert`.
+/// Applies the bond and keeps the checkpoint for [`checkpoint::commit`] or `revert`.
 pub async fn apply_kept(plan: &Plan, b: &BondPlan, root: &Root, rollback_timeout: Duration) -> anyhow::Result<Applied> {
     let bus = system_bus().await?;
-    let nm = NetworkManagerProxy::new(&bus).await?;
     let s = survey(&bus, b).await?;
     // Routes mode's sysctls (arp_ignore, rp_filter, ...) go back with its sysctl.d file.
     let sysctls = crate::backend::reset::sysctls_for_apply(plan, root)?;
     let file_changes = sysctl_file_changes(plan, root)?;
-    let mut applied = Applied::default();
     let nothing = !changes(&s.bond, &s.bond_wanted)
         && s.slaves.iter().all(|sl| !changes(&sl.profile, &sl.wanted))
         && s.stale.is_empty()
         && file_changes.iter().all(|c| c.is_noop())
         && bond_is_up(&bus, b).await;
     if nothing {
-        return Ok(applied);
+        return Ok(Applied::default());
     }
     let devices: Vec<ObjectPath<'_>> =
         s.slaves.iter().map(|sl| sl.device.as_ref()).chain(s.stale.iter().filter_map(|(_, _, d)| d.as_ref().map(|d| d.as_ref()))).collect();
-    let secs = u32::try_from(rollback_timeout.as_secs().max(1)).unwrap_or(u32::MAX);
-    let checkpoint = nm
-        .checkpoint_create(&devices, secs, proxies::CHECKPOINT_DELETE_NEW_CONNECTIONS)
-        .await
-        .context("NetworkManager refused a checkpoint (is a `multihome try` still waiting?); nothing was changed")?;
-    applied.checkpoint = Some(checkpoint);
-    if let Err(e) = change_and_verify(&bus, b, root, &s, &sysctls, &file_changes, &mut applied).await {
-        let restored = revert(&mut applied, root).await;
-        return Err(match restored {
-            Ok(()) => e.context("the NetworkManager checkpoint was rolled back; the previous configuration is back"),
-            Err(r) => e.context(format!("and rolling back failed too: {r:#}")),
-        });
-    }
-    Ok(applied)
+    let mut applied = checkpoint::open(&bus, &devices, rollback_timeout).await?;
+    let result = change_and_verify(&bus, b, root, &s, &sysctls, &file_changes, &mut applied).await;
+    checkpoint::settle(result, applied, root).await
 }
 
 /// Adds or updates `wanted` (at `found`, when there is one); returns its path.
 async fn put(bus: &Connection, found: &Found, wanted: &Profile, label: &str, applied: &mut Applied) -> anyhow::Result<OwnedObjectPath> {
-    match found {
-        Some((path, current)) => {
-            if lines(current) != lines(wanted) {
-                let conn = ConnectionProxy::builder(bus).path(path.clone()).build().await?;
-                conn.update2(to_wire(wanted), proxies::UPDATE2_TO_DISK, HashMap::new())
-                    .await
-                    .with_context(|| format!("NetworkManager refused the update of {label}"))?;
-                applied.changes.push(format!("updated {label}"));
-            }
-            Ok(path.clone())
-        }
-        None => {
-            let path = SettingsProxy::new(bus).await?.add_connection(to_wire(wanted)).await.with_context(|| format!("NetworkManager refused the {label}"))?;
-            applied.changes.push(format!("created {label}"));
-            Ok(path)
-        }
-    }
+    checkpoint::put(bus, found.as_ref(), wanted, changes(found, wanted), label, applied).await
 }
 
 async fn change_and_verify(
@@ -221,17 +192,9 @@ async fn change_and_verify(
     file_changes: &[files::Change],
     applied: &mut Applied,
 ) -> anyhow::Result<()> {
-    applied.undo_sysctls = crate::backend::sysctl::apply(sysctls)?;
-    applied.undo_files = files::apply(root, file_changes)?;
+    checkpoint::write_host_files(applied, root, sysctls, file_changes)?;
     for (path, name, _) in &s.stale {
-        ConnectionProxy::builder(bus)
-            .path(path.clone())
-            .build()
-            .await?
-            .delete()
-            .await
-            .with_context(|| format!("NetworkManager refused to remove profile {name:?}"))?;
-        applied.changes.push(format!("removed profile {name:?}: the bond does not use its interface"));
+        checkpoint::remove(bus, path, name, "the bond does not use its interface", applied).await?;
     }
     // The bond's profile first: NetworkManager checks that a slave's master exists.
     let bond_path = put(bus, &s.bond, &s.bond_wanted, &bond_label(b, &s.bond), applied).await?;
