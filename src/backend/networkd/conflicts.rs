@@ -19,7 +19,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use super::findings::{Finding, Severity};
-use super::render::DROPIN_NAME;
+use super::names::DROPIN_NAME;
 use super::survey::NetworkFile;
 use super::unit::{Entry, Section};
 use crate::plan::{Addresses, Plan, UplinkPlan};

@@ -11,6 +11,7 @@ mod bond_apply;
 mod checkpoint;
 mod connection;
 pub mod keyfile;
+mod keyfile_names;
 mod leftovers;
 pub mod proxies;
 mod routes_apply;
