@@ -21,10 +21,10 @@ use ipnet::Ipv4Net;
 use super::findings::{Finding, Severity};
 use super::names::DROPIN_NAME;
 use super::survey::NetworkFile;
-use super::unit::{Entry, Section};
 use crate::plan::{Addresses, Plan, UplinkPlan};
 use crate::policy::Dhcp;
 use crate::policy::unit_file::parse_bool;
+use crate::policy::unit_file::{Entry, Section};
 
 /// What the drop-in must set beyond the policy's addresses, routes and rules, and what was found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

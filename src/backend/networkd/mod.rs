@@ -17,7 +17,6 @@ pub mod netdev;
 pub mod placement;
 pub mod render;
 pub mod survey;
-pub mod unit;
 
 #[cfg(test)]
 mod tests;
