@@ -8,15 +8,15 @@
 use crate::backend::Root;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use zbus::{Connection, ObjectPath, OwnedObjectPath};
 
 use super::checkpoint::{self, Applied, sysctl_file_changes};
 use super::connection::system_bus;
-use super::proxies::{self, ConnectionProxy, DeviceProxy, DeviceState, NM_BUS_NAME, NetworkManagerProxy, SettingsProxy};
+use super::proxies::{DeviceProxy, DeviceState, NetworkManagerProxy};
 use super::settings::bond::{bond_profile, diff, enslave, lines};
 use super::settings::{self, Profile, created_for};
-use super::survey::{bound_profile, profile_name, to_profile};
+use super::survey::{self, active_profile, all_profiles, base_profile, bound_profile, device, profile_name};
 use crate::backend::diff::{self as plan_diff, Action};
 use crate::backend::files;
 use crate::plan::Plan;
@@ -28,7 +28,7 @@ const VERIFY_TIMEOUT: Duration = Duration::from_secs(20);
 const VERIFY_INTERVAL: Duration = Duration::from_millis(200);
 
 /// A profile as found: its path and settings, or `None` when it is to be created.
-type Found = Option<(OwnedObjectPath, Profile)>;
+type Found = Option<survey::Found>;
 
 struct Slave {
     interface: String,
@@ -66,43 +66,17 @@ fn bond_label(b: &BondPlan, found: &Found) -> String {
 }
 
 async fn survey(bus: &Connection, b: &BondPlan) -> anyhow::Result<Survey> {
-    if !crate::bus::has_owner(bus, NM_BUS_NAME).await.unwrap_or(false) {
-        bail!("NetworkManager is not running (nobody owns {NM_BUS_NAME} on the system bus); nothing was changed");
-    }
+    let all = all_profiles(bus).await?;
     let nm = NetworkManagerProxy::new(bus).await?;
-    let mut all = Vec::new();
-    for path in SettingsProxy::new(bus).await?.list_connections().await? {
-        let conn = ConnectionProxy::builder(bus).path(path.clone()).build().await?;
-        all.push((path, to_profile(conn.get_settings().await?)));
-    }
     let bond = all.iter().find(|(_, p)| created_for(p).as_deref() == Some(b.name.as_str())).cloned();
     let mut slaves = Vec::new();
     for interface in &b.slaves {
-        let device = nm.get_device_by_ip_iface(interface).await.map_err(|e| anyhow!("NetworkManager has no device {interface} ({e}); nothing was changed"))?;
-        let dev = DeviceProxy::builder(bus).path(device.clone()).build().await?;
-        let active = dev.active_connection().await?;
-        let mut profile = None;
-        if active.as_str() != "/" {
-            let path = proxies::ActiveProxy::builder(bus).path(active).build().await?.connection().await?;
-            profile = all.iter().find(|(p, _)| *p == path).cloned();
+        let (device, dev) = device(bus, &nm, interface).await?;
+        let profile = active_profile(bus, &dev, &all).await?.or_else(|| bound_profile(&all, interface));
+        let mut base = base_profile(&dev, profile.as_ref(), interface, &format!(" to make a slave of {}", b.name)).await?;
+        if profile.is_none() {
+            base.remove(settings::IPV6);
         }
-        let profile = profile.or_else(|| bound_profile(&all, interface));
-        let base = match &profile {
-            Some((_, p)) => p.clone(),
-            None => {
-                let kind = dev.device_type().await?;
-                let Some(ctype) = settings::connection_type(kind) else {
-                    bail!(
-                        "{interface} has no NetworkManager profile to make a slave of {}, and multihome creates only wired ones (device type {kind}); \
-                         connect it once (for Wi-Fi: nmcli device wifi connect SSID ifname {interface}) and apply again; nothing was changed",
-                        b.name
-                    );
-                };
-                let mut p = settings::new_profile(interface, ctype);
-                p.remove(settings::IPV6);
-                p
-            }
-        };
         slaves.push(Slave { interface: interface.clone(), device, wanted: enslave(&base, b), profile });
     }
     let mut stale = Vec::new();
