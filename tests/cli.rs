@@ -158,7 +158,7 @@ fn render_out_writes_the_rendered_files_and_a_second_run_changes_nothing() {
 fn render_out_never_overwrites_a_file_without_the_marker() {
     let tmp = TempDir::new("foreign");
     let out_dir = tmp.path().join("out");
-    let target = out_dir.join(networkd::render::NETWORK_DIR).join(networkd::render::network_file_name("wlan1"));
+    let target = out_dir.join(networkd::names::NETWORK_DIR).join(networkd::names::network_file_name("wlan1"));
     fs::create_dir_all(target.parent().unwrap()).unwrap();
     // By hand, under multihome's name, for another link (one for wlan1 would be amended instead).
     fs::write(&target, "# Written by hand.\n[Match]\nName=wlan9\n").unwrap();
@@ -180,13 +180,13 @@ fn render_out_removes_its_own_stale_files_and_keeps_foreign_ones() {
     let tmp = TempDir::new("stale");
     let out_dir = tmp.path().join("out");
     let out_arg = out_dir.to_str().unwrap();
-    let network_dir = out_dir.join(networkd::render::NETWORK_DIR);
+    let network_dir = out_dir.join(networkd::names::NETWORK_DIR);
 
     // The seed (three uplinks, with [Probe]) first ...
     let first = multihome(&["-c", &golden_policy("seed"), "render", "--out", out_arg]);
     assert!(first.status.success(), "{}", text(&first.stderr));
     // ... beside an administrator's own files, one of them named like ours but without the marker.
-    let foreign_lookalike = network_dir.join(networkd::render::network_file_name("lan9"));
+    let foreign_lookalike = network_dir.join(networkd::names::network_file_name("lan9"));
     let foreign_plain = network_dir.join("20-wired.network");
     fs::write(&foreign_lookalike, "[Match]\nName=lan9\n").unwrap();
     fs::write(&foreign_plain, format!("# Not {MARKER}: the marker must open the file.\n[Match]\nName=eth9\n")).unwrap();
@@ -205,9 +205,9 @@ fn render_out_removes_its_own_stale_files_and_keeps_foreign_ones() {
     assert!(second.status.success(), "{}", text(&second.stderr));
     let after = snapshot(&out_dir);
 
-    let wlan0 = Path::new(networkd::render::NETWORK_DIR).join(networkd::render::network_file_name("wlan0"));
+    let wlan0 = Path::new(networkd::names::NETWORK_DIR).join(networkd::names::network_file_name("wlan0"));
     // The networkd.conf.d drop-in stays: the daemon runs with any policy.
-    let dropin = PathBuf::from(networkd::render::NETWORKD_CONF_FILE);
+    let dropin = PathBuf::from(networkd::names::NETWORKD_CONF_FILE);
     assert!(after.contains_key(&dropin), "the networkd.conf.d drop-in went with [Probe]");
     let stale = &wlan0;
     assert!(before.contains_key(stale), "the seed should have rendered {}", stale.display());
@@ -326,12 +326,12 @@ fn render_out_amends_a_file_that_takes_an_uplink_and_follows_it() {
     let out_dir = tmp.path().join("out");
     let out_arg = out_dir.to_str().unwrap();
     let policy = golden_policy("seed");
-    let network_dir = out_dir.join(networkd::render::NETWORK_DIR);
+    let network_dir = out_dir.join(networkd::names::NETWORK_DIR);
     fs::create_dir_all(&network_dir).unwrap();
     let wired = network_dir.join("20-wired.network");
     fs::write(&wired, "[Match]\nName=eth0\n\n[Link]\nMTUBytes=1400\n").unwrap();
     let dropin = network_dir.join("20-wired.network.d/60-multihome.conf");
-    let own = network_dir.join(networkd::render::network_file_name("eth0"));
+    let own = network_dir.join(networkd::names::network_file_name("eth0"));
     let seen_wired = |s: &BTreeMap<PathBuf, Seen>| s.get(wired.strip_prefix(&out_dir).unwrap()).map(|w| (w.contents.clone(), w.inode, w.mtime));
     let before = seen_wired(&snapshot(&out_dir));
 
@@ -422,7 +422,7 @@ fn modes_do_not_depend_on_the_umask() {
 
         // The administrator's eth0 file: multihome makes the drop-in directory beside it.
         let amended = tmp.path().join("amended");
-        let network_dir = amended.join(networkd::render::NETWORK_DIR);
+        let network_dir = amended.join(networkd::names::NETWORK_DIR);
         fs::create_dir_all(&network_dir).unwrap();
         fs::write(network_dir.join("20-wired.network"), "[Match]\nName=eth0\n").unwrap();
         let out = multihome_under_umask(umask, &["-c", &policy, "apply", "--backend", "networkd", "--root", amended.to_str().unwrap()]);

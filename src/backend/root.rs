@@ -24,17 +24,14 @@ pub const DIR_MODE: u32 = 0o755;
 /// Makes `path` (an output directory) and its missing parents with [`DIR_MODE`] whatever the
 /// umask; parents that exist keep their mode.
 fn make_dirs(path: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    let missing: Vec<&Path> = path.ancestors().take_while(|d| !d.as_os_str().is_empty() && std::fs::symlink_metadata(d).is_err()).collect();
-    for d in missing.into_iter().rev() {
-        match std::fs::DirBuilder::new().mode(DIR_MODE).create(d) {
-            // Made by someone else in the meantime: theirs, left as it is.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            other => other.with_context(|| format!("cannot create {}", d.display()))?,
-        }
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(DIR_MODE)).with_context(|| format!("cannot set the mode of {}", d.display()))?;
-    }
-    Ok(())
+    // The nearest directory that exists, held as a root of its own (the user's path, links and
+    // all, as they named it), and the rest made below it the one way multihome makes directories.
+    let base = path.ancestors().skip(1).find(|d| d.as_os_str().is_empty() || d.is_dir()).unwrap_or(Path::new(""));
+    let at = if base.as_os_str().is_empty() { Path::new(".") } else { base };
+    let fd =
+        nix::fcntl::open(at, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).with_context(|| format!("cannot open {}", at.display()))?;
+    let rel = path.strip_prefix(base).with_context(|| format!("{} is not under {}", path.display(), base.display()))?;
+    Root { path: at.to_path_buf(), fd, image: false }.make_dir(rel).map(drop)
 }
 
 /// A root, held open.

@@ -32,7 +32,7 @@ pub fn render(config: &Path, backend: RenderBackend, out: Option<&Path>) -> anyh
             for w in networkd::warnings(&layout) {
                 eprintln!("multihome: warning: {w}");
             }
-            (rendered, networkd::render::owned_patterns())
+            (rendered, networkd::names::owned_patterns())
         }
         RenderBackend::NmKeyfile => (nm::keyfile::render(&plan), nm::keyfile::owned_patterns()),
     };

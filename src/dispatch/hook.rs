@@ -14,15 +14,15 @@
 
 use std::fmt;
 use std::net::Ipv4Addr;
-use std::ops::Range;
 
 use ipnet::{Ipv4Net, Ipv6Net};
 
 use super::event::Dispatcher;
 use super::event::{Event, Kind, MAX_ADDRESSES};
 use super::ipv6::{self, AdvertisedRouter, has_dynamic_ipv6};
+use super::rule_range::is_uplink_rule;
 use crate::netlink::{self, KernelRoute, KernelRule, Netlink, RouteKind};
-use crate::plan::{self, Addresses, DEFAULT_DESTINATION, Plan, RULE_PRIORITY_END, Route, Rule, Table, UplinkPlan};
+use crate::plan::{self, Addresses, DEFAULT_DESTINATION, Plan, Route, Rule, Table, UplinkPlan};
 
 /// What one run changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -229,20 +229,6 @@ pub fn stale_rules(plan: &Plan, kernel: &[KernelRule]) -> Vec<Rule> {
 pub fn stale_routes(plan: &Plan, kernel: &[KernelRoute]) -> Vec<(Route, u32)> {
     let owned = |r: &KernelRoute| r.table() == Table::Main || dhcp_uplinks(plan).any(|u| u.table == r.table);
     kernel.iter().filter(|r| r.is_ours() && !owned(r)).filter_map(|r| Some((r.as_plan_route(), r.ifindex?))).collect()
-}
-
-/// A rule of the hook (`ours`, its table and priority) for an uplink whose table is `table`,
-/// at any rank's priorities (so one from before the policy re-ranked the uplinks still counts).
-/// The same test for both families.
-pub(super) fn is_uplink_rule(rule_table: u32, priority: u32, ours: bool, table: u32) -> bool {
-    let uplink_rules = rule_priorities(0).start..RULE_PRIORITY_END;
-    ours && rule_table == table && uplink_rules.contains(&priority)
-}
-
-/// The rule priorities the hook may use for the uplink of `rank`: those of its first
-/// [`MAX_ADDRESSES`] addresses.
-pub fn rule_priorities(rank: usize) -> Range<u32> {
-    plan::rule_priority(rank, 0)..plan::rule_priority(rank, MAX_ADDRESSES)
 }
 
 struct Reconcile<'a> {

@@ -16,7 +16,7 @@ use std::net::Ipv6Addr;
 use ipnet::Ipv6Net;
 
 use super::event::MAX_ADDRESSES;
-use super::hook::is_uplink_rule;
+use super::rule_range::is_uplink_rule;
 use crate::netlink::{self, DefaultRoute6, KernelRule, Netlink};
 use crate::plan::{self, Plan, Rule, Table, UplinkPlan};
 use crate::policy;

@@ -8,6 +8,7 @@ pub mod event;
 pub mod hook;
 pub mod ipv6;
 pub mod quote;
+pub mod rule_range;
 #[cfg(test)]
 mod tests;
 

@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use super::hook::rule_priorities;
+use super::rule_range::rule_priorities;
 use super::{Environment, run};
 use crate::netlink::testns::TestNs;
 

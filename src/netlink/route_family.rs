@@ -1,7 +1,7 @@
 //! What IPv4 and IPv6 routes differ in at the netlink edge: the address family, how an address
 //! attribute reads, how a message gets its (typed) addresses, which kernel routes a listing
 //! keeps, how an error names a route. Everything else about routes, listing, reading a message
-//! and building one, is one path for both families in [`super::routes`].
+//! and building one, is one path for both families in the sibling `routes` module.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 

@@ -4,16 +4,17 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::{Ipv4Net, Ipv6Net};
+use ipnet::Ipv4Net;
 
 use super::error::{Diagnostic, Diagnostics};
 use super::unit_file::{Entry, Section, parse_bool};
-use super::{Addressing, Backend, Dhcp, Ipv6, Mode, Policy, Probe, Require, Subflows, Uplink, timespan, valid_uplink_name};
-use crate::numbers::{KERNEL_TABLES, LEGACY_DAEMON_TABLE, MAX_ADDRESSES, MAX_UPLINKS};
+use super::{Addressing, Backend, Mode, Policy, Probe, Require, Subflows, Uplink, timespan, valid_uplink_name};
+use crate::numbers::MAX_UPLINKS;
 
 mod addresses;
 mod bond;
 pub(crate) mod bounds;
+mod uplink;
 
 use addresses::{Use, unfit};
 
@@ -31,6 +32,33 @@ struct Located<'s> {
     /// The line of each family's `Gateway=`.
     gateway_lines: (Option<usize>, Option<usize>),
 }
+
+/// The keys a section knows: those that take one value, and those that may repeat (an empty
+/// assignment resets such a list).
+struct Keys {
+    single: &'static [&'static str],
+    repeatable: &'static [&'static str],
+}
+
+const PROBE_KEYS: Keys = Keys {
+    single: &[
+        "Interval",
+        "Timeout",
+        "FailAfter",
+        "RecoverAfter",
+        "Require",
+        "ArpGateway",
+        "HoldTime",
+        "MaxHoldTime",
+        "MaxLoss",
+        "RecoverLoss",
+        "MaxLatency",
+        "RecoverLatency",
+    ],
+    repeatable: &["Target"],
+};
+
+const POLICY_KEYS: Keys = Keys { single: &["Backend", "Mode", "MPTCP"], repeatable: &[] };
 
 struct Checker<'a> {
     file: &'a str,
@@ -58,7 +86,8 @@ impl Checker<'_> {
     /// Groups a section's entries by key, refusing keys the section does not know and repeats of
     /// keys that take one value (systemd would silently keep the last; for a network policy a
     /// silent choice between two values is a trap). An empty assignment resets a repeatable list.
-    fn entries<'s>(&mut self, section: &'s Section, single: &[&str], repeatable: &[&str]) -> HashMap<&'s str, Vec<&'s Entry>> {
+    fn entries<'s>(&mut self, section: &'s Section, keys: &Keys) -> HashMap<&'s str, Vec<&'s Entry>> {
+        let (single, repeatable) = (keys.single, keys.repeatable);
         let mut by_key: HashMap<&str, Vec<&Entry>> = HashMap::new();
         for e in &section.entries {
             let key = e.key.as_str();
@@ -134,7 +163,7 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
         }
         match section.name.as_str() {
             "Policy" => {
-                let map = c.entries(section, &["Backend", "Mode", "MPTCP"], &[]);
+                let map = c.entries(section, &POLICY_KEYS);
                 if let Some(b) = c.parse_one(first(&map, "MPTCP"), "yes or no", parse_bool) {
                     mptcp = b;
                 }
@@ -163,7 +192,7 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
             "Bond" => bond::unused_section(&mut c, section),
             "Uplink" if bond_mode => slaves.extend(bond::slave_section(&mut c, section)),
             "Uplink" => {
-                if let Some(u) = uplink_section(&mut c, section) {
+                if let Some(u) = uplink::section(&mut c, section) {
                     uplinks.push(u);
                 }
             }
@@ -250,24 +279,7 @@ fn check_target_families(c: &mut Checker, uplinks: &[Located], lines: &TargetLin
 }
 
 fn probe_section(c: &mut Checker, section: &Section, target_lines: &mut TargetLines) -> Probe {
-    let map = c.entries(
-        section,
-        &[
-            "Interval",
-            "Timeout",
-            "FailAfter",
-            "RecoverAfter",
-            "Require",
-            "ArpGateway",
-            "HoldTime",
-            "MaxHoldTime",
-            "MaxLoss",
-            "RecoverLoss",
-            "MaxLatency",
-            "RecoverLatency",
-        ],
-        &["Target"],
-    );
+    let map = c.entries(section, &PROBE_KEYS);
     let mut p = Probe::default();
     let found = targets(c, &map, "Target", "each probed through every uplink in every round");
     (p.targets, p.targets6, *target_lines) = (found.v4, found.v6, found.lines);
@@ -519,244 +531,6 @@ fn uplink_priority(c: &mut Checker, section: &Section, map: &HashMap<&str, Vec<&
             None
         }
     }
-}
-
-fn uplink_section<'s>(c: &mut Checker, section: &'s Section) -> Option<Located<'s>> {
-    // Gateway= is repeatable for its two families; a second one of the same family is refused below.
-    let map = c.entries(section, &["Interface", "Priority", "DHCP", "IPv6AcceptRA", "Table", "MPTCP", "ProbeInterval"], &["Address", "Gateway", "ProbeTarget"]);
-    let lines: HashMap<&str, usize> = map.iter().filter_map(|(k, v)| v.first().map(|e| (*k, e.line))).collect();
-    let before = c.problems.len();
-
-    let interface = uplink_interface(c, section, &map).map(|(name, _)| name);
-    let priority = uplink_priority(c, section, &map).map(|(p, _)| p);
-    let mut addresses = Vec::new();
-    let mut address_lines = Vec::new();
-    let mut addresses6: Vec<Ipv6Net> = Vec::new();
-    let mut address6_lines = Vec::new();
-    for e in map.get("Address").into_iter().flatten() {
-        if e.value.contains(':') {
-            match e.value.parse::<Ipv6Net>() {
-                Ok(net) if is_link_local6(net.addr()) => {
-                    c.problem(e.line, format!("Address={}: a link-local address; the kernel gives every link one itself, give a global address", e.value))
-                }
-                Ok(net) if !c.fit(e, IpAddr::V6(net.addr()), Use::Address) => {}
-                Ok(net) if net.prefix_len() == 0 => c.problem(e.line, zero_prefix(&e.value)),
-                Ok(_) if addresses6.len() == MAX_ADDRESSES => c.problem(
-                    e.line,
-                    format!(
-                        "Address={}: an uplink has room for {MAX_ADDRESSES} IPv6 addresses (each takes two rule priorities of the uplink's range)",
-                        e.value
-                    ),
-                ),
-                Ok(net) => {
-                    addresses6.push(net);
-                    address6_lines.push(e.line);
-                }
-                Err(_) if e.value.parse::<Ipv6Addr>().is_ok() => {
-                    c.problem(e.line, format!("Address={}: the prefix length is missing; add the subnet's, such as {}/64", e.value, e.value))
-                }
-                Err(_) => c.bad_value(e, "an IPv6 address with prefix length such as 2001:db8:178::99/64"),
-            }
-            continue;
-        }
-        match e.value.parse::<Ipv4Net>() {
-            Ok(net) if !c.fit(e, IpAddr::V4(net.addr()), Use::Address) => {}
-            Ok(net) if net.prefix_len() == 0 => c.problem(e.line, zero_prefix(&e.value)),
-            Ok(net) if !is_host_of(&net, net.addr()) => c.problem(
-                e.line,
-                format!(
-                    "Address={}: that is the {} address of {}, not a host address",
-                    e.value,
-                    if net.addr() == net.network() { "network" } else { "broadcast" },
-                    net.trunc()
-                ),
-            ),
-            Ok(_) if addresses.len() == MAX_ADDRESSES => c.problem(
-                e.line,
-                format!("Address={}: an uplink has room for {MAX_ADDRESSES} addresses (each takes two rule priorities of the uplink's range)", e.value),
-            ),
-            Ok(net) => {
-                addresses.push(net);
-                address_lines.push(e.line);
-            }
-            Err(_) if parse_ipv4(&e.value).is_some() => {
-                c.problem(e.line, format!("Address={}: the prefix length is missing; add the subnet's, such as {}/24", e.value, e.value))
-            }
-            Err(_) => c.bad_value(e, "an IPv4 or IPv6 address with prefix length such as 192.168.178.99/24 or 2001:db8:178::99/64"),
-        }
-    }
-    // (DHCPv4, DHCPv6); `None` when the value is invalid.
-    let dhcp = c.parse_one(first(&map, "DHCP"), "yes, ipv4, ipv6 or no", |s| match s {
-        "ipv4" => Some((true, false)),
-        "ipv6" => Some((false, true)),
-        s => parse_bool(s).map(|b| (b, b)),
-    });
-    let (dhcp4, dhcp6) = dhcp.unwrap_or((false, false));
-    let accept_ra = c.parse_one(first(&map, "IPv6AcceptRA"), "yes or no", parse_bool);
-    // One router per family: Gateway= may be given twice, once for each.
-    let mut gateway = None;
-    let mut gateway6 = None;
-    let mut gateway_lines = (None, None);
-    for e in map.get("Gateway").into_iter().flatten() {
-        match e.value.parse::<IpAddr>() {
-            Ok(a) if !c.fit(e, a, Use::Gateway) => {}
-            Ok(IpAddr::V4(a)) if gateway.is_some() => c.problem(
-                e.line,
-                format!("Gateway={a}: an IPv4 Gateway= is already set on line {}; an uplink has one router per family", gateway_lines.0.unwrap_or(0)),
-            ),
-            Ok(IpAddr::V6(a)) if gateway6.is_some() => c.problem(
-                e.line,
-                format!("Gateway={a}: an IPv6 Gateway= is already set on line {}; an uplink has one router per family", gateway_lines.1.unwrap_or(0)),
-            ),
-            Ok(IpAddr::V4(a)) => {
-                gateway = Some(a);
-                gateway_lines.0 = Some(e.line);
-            }
-            Ok(IpAddr::V6(a)) => {
-                gateway6 = Some(a);
-                gateway_lines.1 = Some(e.line);
-            }
-            Err(_) => c.bad_value(e, "an IPv4 address such as 192.168.178.1 or an IPv6 one such as fe80::1"),
-        }
-    }
-    // The kernel's own names are understood, so that `Table=main` is refused for the right reason.
-    let table = c.parse_one(first(&map, "Table"), &bounds::TABLE.expected(), |s| match KERNEL_TABLES.iter().find(|(_, name)| *name == s) {
-        Some((n, _)) => Some(*n),
-        // The table's bounds fit a u32.
-        None => bounds::TABLE.whole(s).map(|n| n as u32),
-    });
-    let mptcp = c.parse_one(first(&map, "MPTCP"), "subflow, backup or no", |s| match s {
-        "subflow" => Some(Subflows::Subflow),
-        "backup" => Some(Subflows::Backup),
-        s => parse_bool(s).filter(|b| !b).map(|_| Subflows::No),
-    });
-    if let (Some(t), Some(e)) = (table, first(&map, "Table")) {
-        if let Some((_, name)) = KERNEL_TABLES.iter().find(|(n, _)| *n == t) {
-            c.problem(
-                e.line,
-                format!("Table={}: that is the kernel's {name} table ({t}); choose a number from 1 to 4294967295 other than 253, 254 and 255", e.value),
-            );
-        } else if t == LEGACY_DAEMON_TABLE {
-            c.problem(
-                e.line,
-                format!(
-                    "Table={t}: reserved (the failover daemon before multihome 0.2 used it, and a new daemon clears its routes there); choose another number"
-                ),
-            );
-        }
-    }
-
-    let of = interface.as_deref().map_or(String::new(), |n| format!(" of {n}"));
-    let dhcp_value = first(&map, "DHCP").map_or("", |e| e.value.as_str());
-    // Per family: static addresses or DHCP, not both (a lease beside fixed addresses would add
-    // one without rules, and a default route outside the order).
-    if dhcp4 && !addresses.is_empty() {
-        c.problem(
-            lines["DHCP"],
-            format!("DHCP={dhcp_value}: this [Uplink] also has an IPv4 Address= (line {}); give either static addresses or DHCP=, not both", address_lines[0]),
-        );
-    }
-    if dhcp6 && !addresses6.is_empty() {
-        c.problem(
-            lines["DHCP"],
-            format!("DHCP={dhcp_value}: this [Uplink] also has an IPv6 Address= (line {}); give either static IPv6 addresses or DHCP=ipv4", address6_lines[0]),
-        );
-    }
-    let addressing = if dhcp4 { Addressing::Dhcp(if dhcp6 { Dhcp::Yes } else { Dhcp::Ipv4 }) } else { Addressing::Static(addresses) };
-    let has4 = !matches!(&addressing, Addressing::Static(a) if a.is_empty());
-    // DHCPv6 and SLAAC give no router of their own: the advertisements name it. Without an
-    // explicit IPv6AcceptRA= they are wanted whenever the uplink has dynamic IPv6.
-    let accept_ra = accept_ra.unwrap_or(dhcp6);
-    // `DHCP=yes` alone keeps its meaning from before IPv6 was in the policy: IPv6 as the
-    // network manager does it. `DHCP=ipv6`, or any IPv6 key beside `DHCP=yes`, puts it here.
-    let says_ipv6 = !addresses6.is_empty() || gateway6.is_some() || (dhcp6 && !dhcp4) || map.contains_key("IPv6AcceptRA");
-    let ipv6 = says_ipv6.then_some(Ipv6 { addresses: addresses6, gateway: gateway6, dhcp: dhcp6, accept_ra });
-    let has6 = ipv6.as_ref().is_some_and(|v6| !v6.addresses.is_empty() || v6.dhcp || v6.accept_ra);
-
-    if !has4 && !has6 && !map.contains_key("Address") && c.problems.len() == before {
-        c.problem(section.line, format!("[Uplink]{of} gets no address: give Address= with Gateway=, or DHCP=ipv4, ipv6 or yes, or IPv6AcceptRA=yes"));
-    }
-    if let (Addressing::Dhcp(_), Some(line), true) = (&addressing, gateway_lines.0, c.problems.len() == before) {
-        // The lease names the router and may change it; a fixed one beside it would go stale.
-        c.problem(line, "Gateway= on a DHCP uplink: the lease's router is used; remove Gateway= or give a static Address=");
-    }
-    if let (Addressing::Static(nets), Some(line)) = (&addressing, gateway_lines.0)
-        && nets.is_empty()
-        && c.problems.len() == before
-    {
-        c.problem(
-            line,
-            format!(
-                "Gateway={}: [Uplink]{of} has no IPv4 address; give an IPv4 Address= or remove this Gateway=",
-                gateway.map_or(String::new(), |g| g.to_string())
-            ),
-        );
-    }
-    if matches!(&addressing, Addressing::Static(a) if !a.is_empty()) && gateway.is_none() && gateway_lines.0.is_none() && c.problems.len() == before {
-        c.problem(section.line, format!("[Uplink]{of} has a static Address= but no Gateway=; give the address of the router on its subnet"));
-    }
-    if let Some(v6) = &ipv6 {
-        if let (Some(g), Some(line)) = (v6.gateway, gateway_lines.1)
-            && v6.addresses.is_empty()
-            && c.problems.len() == before
-        {
-            c.problem(
-                line,
-                format!(
-                    "Gateway={g}: [Uplink]{of} has no static IPv6 Address=; {}",
-                    if v6.accept_ra || v6.dhcp {
-                        "the router advertisements name the router, remove this Gateway="
-                    } else {
-                        "give an IPv6 Address= or remove this Gateway="
-                    }
-                ),
-            );
-        }
-        if !v6.addresses.is_empty() && v6.gateway.is_none() && !v6.accept_ra && gateway_lines.1.is_none() && c.problems.len() == before {
-            c.problem(
-                section.line,
-                format!("[Uplink]{of} has a static IPv6 Address= but no IPv6 Gateway=; give the router (its link-local address such as fe80::1 will do), or IPv6AcceptRA=yes"),
-            );
-        }
-        if v6.dhcp && !v6.accept_ra {
-            let line = first(&map, "IPv6AcceptRA").map_or(section.line, |e| e.line);
-            c.problem(
-                line,
-                format!("IPv6AcceptRA=no with DHCP={dhcp_value}: DHCPv6 names no router, only the router advertisements do; remove IPv6AcceptRA=no"),
-            );
-        }
-    }
-
-    let own = targets(c, &map, "ProbeTarget", "each probed through this uplink in every round");
-    // Each family of the uplink is judged on targets of that family: one it lacks is never probed.
-    let has6 = ipv6.as_ref().is_some_and(|v6| !v6.addresses.is_empty() || v6.dhcp || v6.accept_ra);
-    let has4 = match &addressing {
-        Addressing::Static(nets) => !nets.is_empty(),
-        Addressing::Dhcp(_) => true,
-    };
-    if let (Some(line), false) = (own.lines.ipv6, has6) {
-        c.problem(
-            line,
-            "ProbeTarget= is an IPv6 address, but this uplink has no IPv6; give it an IPv6 Address=, DHCP=ipv6 or IPv6AcceptRA=yes, or an IPv4 target",
-        );
-    }
-    if let (Some(line), false) = (own.lines.ipv4, has4) {
-        c.problem(line, "ProbeTarget= is an IPv4 address, but this uplink has no IPv4; give it an IPv4 Address= or DHCP=ipv4, or an IPv6 target");
-    }
-    let (probe_targets, probe_targets6) = (own.v4, own.v6);
-    let probe_interval = c.span_of(&map, &bounds::PROBE_INTERVAL);
-
-    if c.problems.len() != before {
-        return None;
-    }
-    Some(Located {
-        uplink: Uplink { interface: interface?, priority: priority?, addressing, gateway, ipv6, table, mptcp, probe_targets, probe_targets6, probe_interval },
-        line: section.line,
-        keys: lines,
-        address_lines,
-        address6_lines,
-        gateway_lines,
-    })
 }
 
 /// Invariants between uplinks: unique interface, priority, table and address; each static

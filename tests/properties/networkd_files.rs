@@ -9,9 +9,9 @@ use std::sync::LazyLock;
 
 use multihome::backend::networkd::placement;
 use multihome::backend::networkd::survey::{Found, NetworkFiles, SEARCH_DIRS};
-use multihome::backend::networkd::unit;
 use multihome::plan::{self, Plan};
 use multihome::policy;
+use multihome::policy::unit_file::parse_as_networkd;
 use proptest::prelude::*;
 use proptest::sample::Index;
 
@@ -53,7 +53,7 @@ static CORPUS: LazyLock<Vec<Case>> = LazyLock::new(|| {
 /// Reads one file's text and checks where each part says it starts.
 fn read(text: String) -> Result<(), TestCaseError> {
     let shown = text.clone();
-    let sections = within("unit::parse", move || unit::parse(&text));
+    let sections = within("parse_as_networkd", move || parse_as_networkd(&text));
     let lines: Vec<&str> = shown.lines().collect();
     for s in &sections {
         prop_assert!((1..=lines.len()).contains(&s.line), "[{}] at line {} of {}", s.name, s.line, lines.len());

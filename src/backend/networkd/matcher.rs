@@ -10,7 +10,7 @@
 //! Offline, `Name=` is tested against the kernel name only; networkd also tries the link's
 //! alternative names, which only the running system knows.
 
-use super::unit::Section;
+use crate::policy::unit_file::Section;
 
 /// What is known about one link for matching. Offline everything but the name is `Unknown`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -256,10 +256,10 @@ fn bracket(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::networkd::unit;
+    use crate::policy::unit_file::parse_as_networkd;
 
     fn keys(text: &str) -> MatchKeys {
-        MatchKeys::collect([unit::parse(text).as_slice()])
+        MatchKeys::collect([parse_as_networkd(text).as_slice()])
     }
 
     #[test]
@@ -299,7 +299,7 @@ mod tests {
         assert_eq!(keys("[Match]\nName=eth0\nName=\nName=wlan1\n").verdict(&eth0), Verdict::DoesNotMatch);
         assert_eq!(keys("[Match]\n").verdict(&eth0), Verdict::DoesNotMatch);
         assert_eq!(keys("[Network]\nDHCP=yes\n").verdict(&eth0), Verdict::DoesNotMatch);
-        let split = MatchKeys::collect([unit::parse("[Match]\nName=eth0\n").as_slice(), unit::parse("[Match]\nName=\nName=wlan1\n").as_slice()]);
+        let split = MatchKeys::collect([parse_as_networkd("[Match]\nName=eth0\n").as_slice(), parse_as_networkd("[Match]\nName=\nName=wlan1\n").as_slice()]);
         assert_eq!(split.verdict(&wlan1), Verdict::Matches);
         assert_eq!(split.verdict(&eth0), Verdict::DoesNotMatch);
     }

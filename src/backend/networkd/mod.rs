@@ -12,11 +12,11 @@ pub mod dbus;
 pub mod findings;
 pub mod live;
 pub mod matcher;
+pub mod names;
 pub mod netdev;
 pub mod placement;
 pub mod render;
 pub mod survey;
-pub mod unit;
 
 #[cfg(test)]
 mod tests;
@@ -91,7 +91,7 @@ pub fn warnings(layout: &Layout) -> Vec<String> {
 
 pub async fn compare(plan: &Plan, root: &Root, live: bool) -> anyhow::Result<Prepared> {
     let (layout, rendered) = layout(plan, root, live).await?;
-    let changes = files::compare(root, &rendered, &render::owned_patterns())?;
+    let changes = files::compare(root, &rendered, &names::owned_patterns())?;
     Ok(Prepared { layout, changes })
 }
 
@@ -140,13 +140,13 @@ pub async fn apply(plan: &Plan, root: &Root, target: Target) -> anyhow::Result<A
     }
     // networkd reads networkd.conf only when it starts; Reload does not cover it.
     if target == Target::Live
-        && applied.undo_files.iter().any(|c| c.path.starts_with(render::NETWORKD_CONF_DIR))
+        && applied.undo_files.iter().any(|c| c.path.starts_with(names::NETWORKD_CONF_DIR))
         && let Err(e) = restart_networkd().await
     {
         eprintln!(
             "multihome: warning: {} changed, and networkd reads it only when it starts; \
              restart systemd-networkd (could not ask systemd: {e:#})",
-            render::NETWORKD_CONF_FILE
+            names::NETWORKD_CONF_FILE
         );
     }
     Ok(applied)

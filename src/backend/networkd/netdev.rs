@@ -7,8 +7,8 @@
 
 use std::fmt::Write;
 
+use super::names::{NETWORK_DIR, network_file_name};
 use super::placement::{Home, Layout, Placement};
-use super::render::{NETWORK_DIR, network_file_name};
 use crate::backend::files::{GeneratedFile, marker};
 use crate::plan::bond::BondPlan;
 use crate::plan::{Addresses, Plan};

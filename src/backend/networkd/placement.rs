@@ -18,7 +18,7 @@ use super::conflicts::{self, Amendment};
 use super::findings::{Finding, Severity};
 use super::live::LiveLink;
 use super::matcher::{LinkFacts, MatchKeys, Verdict};
-use super::render::{DROPIN_NAME, NETWORK_DIR, network_file_name};
+use super::names::{DROPIN_NAME, NETWORK_DIR, network_file_name};
 use super::survey::{NetworkFile, NetworkFiles};
 use crate::plan::Plan;
 

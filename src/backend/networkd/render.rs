@@ -4,37 +4,12 @@
 
 use std::fmt::Write;
 
+use super::names::NETWORKD_CONF_FILE;
 use super::placement::{Home, Layout, Placement};
-use crate::backend::files::{GeneratedFile, Owned, marker};
+use crate::backend::files::{GeneratedFile, marker};
 use crate::backend::sysctl;
 use crate::plan::{Addresses, Plan, Prefix, Route, Rule, Table, UplinkPlan};
 use crate::policy::Dhcp;
-
-pub const NETWORK_DIR: &str = "etc/systemd/network";
-pub const NETWORKD_CONF_DIR: &str = "etc/systemd/networkd.conf.d";
-pub const NETWORKD_CONF_FILE: &str = "etc/systemd/networkd.conf.d/60-multihome.conf";
-
-/// `10-`: networkd uses the first .network file (in lexical order over all its directories)
-/// whose [Match] fits a link, so ours must sort before the usual 20-/50-/80- files.
-pub fn network_file_name(interface: &str) -> String {
-    format!("10-multihome-{interface}.network")
-}
-
-/// The name of multihome's drop-in in `<file>.network.d/`: after the usual 10-/50- drop-ins, so
-/// its single values win over theirs; an administrator's drop-in that must win over it sorts
-/// later (placement reports one that undoes the policy).
-pub const DROPIN_NAME: &str = "60-multihome.conf";
-
-/// Everything multihome owns under a root for this backend, so stale files can be found.
-pub fn owned_patterns() -> Vec<Owned> {
-    vec![
-        (NETWORK_DIR, "10-multihome-", ".network"),
-        (NETWORK_DIR, "10-multihome-", ".netdev"),
-        ("etc/systemd/network/*.network.d", "60-multihome", ".conf"),
-        sysctl::OWNED,
-        ("etc/systemd/networkd.conf.d", "60-multihome", ".conf"),
-    ]
-}
 
 /// The files for `plan`, each uplink's where `layout` puts it.
 pub fn render(plan: &Plan, layout: &Layout) -> Vec<GeneratedFile> {

@@ -25,8 +25,8 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2, readlinkat};
 use nix::sys::stat::{SFlag, fstat};
 
-use super::unit::{self, Section};
 use crate::backend::{Root, files};
+use crate::policy::unit_file::{Section, parse_as_networkd};
 
 /// networkd's search path for .network files, relative to the root, most important first.
 pub const SEARCH_DIRS: [&str; 5] =
@@ -101,7 +101,7 @@ impl NetworkFiles {
                     .filter_map(|n| winner(Some(&main.name), n))
                     .filter_map(|d| {
                         let text = d.text.as_deref()?;
-                        Some(DropIn { path: path(d), name: d.name.clone(), ours: files::is_ours(text), sections: unit::parse(text) })
+                        Some(DropIn { path: path(d), name: d.name.clone(), ours: files::is_ours(text), sections: parse_as_networkd(text) })
                     })
                     .collect();
                 let text = main.text.as_deref().unwrap_or("");
@@ -110,7 +110,7 @@ impl NetworkFiles {
                     name: main.name.clone(),
                     ours: files::is_ours(text),
                     masked: main.text.is_none(),
-                    sections: unit::parse(text),
+                    sections: parse_as_networkd(text),
                     dropins,
                 }
             })

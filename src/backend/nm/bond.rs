@@ -1,10 +1,10 @@
 //! Bond mode as NetworkManager keyfiles: a `bond` profile with the bond's options and addressing,
 //! and a profile per slave that only enslaves its interface (`master=`, `slave-type=bond`). Pure,
-//! like [`super::keyfile`], whose names, derived UUIDs and mode it shares.
+//! like [`super::keyfile`], with names, derived UUIDs and mode it shares.
 
 use std::fmt::Write;
 
-use super::keyfile::{KEYFILE_MODE, path};
+use super::keyfile_names::{KEYFILE_MODE, path};
 use super::settings::{profile_id, profile_uuid};
 use crate::backend::files::{GeneratedFile, marker};
 use crate::plan::bond::BondPlan;

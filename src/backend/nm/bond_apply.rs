@@ -1,22 +1,22 @@
 //! Bond mode through a running NetworkManager, the same transaction as the routes mode
-//! ([`super::apply`]): survey (read only) -> checkpoint over the slaves' devices -> the bond's
+//! ([`super::routes_apply`], in one [`super::checkpoint`]): survey (read only) -> checkpoint over the slaves' devices -> the bond's
 //! profile added or updated, each slave's profile (the one the interface has, so a Wi-Fi profile
 //! keeps its SSID and secrets, or a new wired one) made a slave -> the bond activated -> verified
 //! (the bond and its primary activated) -> the checkpoint destroyed by `commit`. Any failure
 //! rolls the checkpoint back, which also deletes the profiles it created.
 
 use crate::backend::Root;
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use zbus::{Connection, ObjectPath, OwnedObjectPath};
 
-use super::apply::{Applied, revert, sysctl_file_changes, system_bus, to_wire};
-use super::proxies::{self, ConnectionProxy, DeviceProxy, DeviceState, NM_BUS_NAME, NetworkManagerProxy, SettingsProxy};
+use super::checkpoint::{self, Applied, sysctl_file_changes};
+use super::connection::system_bus;
+use super::proxies::{DeviceProxy, DeviceState, NetworkManagerProxy};
 use super::settings::bond::{bond_profile, diff, enslave, lines};
 use super::settings::{self, Profile, created_for};
-use super::survey::{bound_profile, profile_name, to_profile};
+use super::survey::{self, active_profile, all_profiles, base_profile, bound_profile, device, profile_name};
 use crate::backend::diff::{self as plan_diff, Action};
 use crate::backend::files;
 use crate::plan::Plan;
@@ -28,7 +28,7 @@ const VERIFY_TIMEOUT: Duration = Duration::from_secs(20);
 const VERIFY_INTERVAL: Duration = Duration::from_millis(200);
 
 /// A profile as found: its path and settings, or `None` when it is to be created.
-type Found = Option<(OwnedObjectPath, Profile)>;
+type Found = Option<survey::Found>;
 
 struct Slave {
     interface: String,
@@ -66,43 +66,17 @@ fn bond_label(b: &BondPlan, found: &Found) -> String {
 }
 
 async fn survey(bus: &Connection, b: &BondPlan) -> anyhow::Result<Survey> {
-    if !crate::bus::has_owner(bus, NM_BUS_NAME).await.unwrap_or(false) {
-        bail!("NetworkManager is not running (nobody owns {NM_BUS_NAME} on the system bus); nothing was changed");
-    }
+    let all = all_profiles(bus).await?;
     let nm = NetworkManagerProxy::new(bus).await?;
-    let mut all = Vec::new();
-    for path in SettingsProxy::new(bus).await?.list_connections().await? {
-        let conn = ConnectionProxy::builder(bus).path(path.clone()).build().await?;
-        all.push((path, to_profile(conn.get_settings().await?)));
-    }
     let bond = all.iter().find(|(_, p)| created_for(p).as_deref() == Some(b.name.as_str())).cloned();
     let mut slaves = Vec::new();
     for interface in &b.slaves {
-        let device = nm.get_device_by_ip_iface(interface).await.map_err(|e| anyhow!("NetworkManager has no device {interface} ({e}); nothing was changed"))?;
-        let dev = DeviceProxy::builder(bus).path(device.clone()).build().await?;
-        let active = dev.active_connection().await?;
-        let mut profile = None;
-        if active.as_str() != "/" {
-            let path = proxies::ActiveProxy::builder(bus).path(active).build().await?.connection().await?;
-            profile = all.iter().find(|(p, _)| *p == path).cloned();
+        let (device, dev) = device(bus, &nm, interface).await?;
+        let profile = active_profile(bus, &dev, &all).await?.or_else(|| bound_profile(&all, interface));
+        let mut base = base_profile(&dev, profile.as_ref(), interface, &format!(" to make a slave of {}", b.name)).await?;
+        if profile.is_none() {
+            base.remove(settings::IPV6);
         }
-        let profile = profile.or_else(|| bound_profile(&all, interface));
-        let base = match &profile {
-            Some((_, p)) => p.clone(),
-            None => {
-                let kind = dev.device_type().await?;
-                let Some(ctype) = settings::connection_type(kind) else {
-                    bail!(
-                        "{interface} has no NetworkManager profile to make a slave of {}, and multihome creates only wired ones (device type {kind}); \
-                         connect it once (for Wi-Fi: nmcli device wifi connect SSID ifname {interface}) and apply again; nothing was changed",
-                        b.name
-                    );
-                };
-                let mut p = settings::new_profile(interface, ctype);
-                p.remove(settings::IPV6);
-                p
-            }
-        };
         slaves.push(Slave { interface: interface.clone(), device, wanted: enslave(&base, b), profile });
     }
     let mut stale = Vec::new();
@@ -156,60 +130,31 @@ pub async fn plan_diff(plan: &Plan, b: &BondPlan, root: &Root) -> anyhow::Result
     Ok(out)
 }
 
-/// Applies the bond and keeps the checkpoint for [`super::apply::commit`] or `revert`.
+/// Applies the bond and keeps the checkpoint for [`checkpoint::commit`] or `revert`.
 pub async fn apply_kept(plan: &Plan, b: &BondPlan, root: &Root, rollback_timeout: Duration) -> anyhow::Result<Applied> {
     let bus = system_bus().await?;
-    let nm = NetworkManagerProxy::new(&bus).await?;
     let s = survey(&bus, b).await?;
     // Routes mode's sysctls (arp_ignore, rp_filter, ...) go back with its sysctl.d file.
     let sysctls = crate::backend::reset::sysctls_for_apply(plan, root)?;
     let file_changes = sysctl_file_changes(plan, root)?;
-    let mut applied = Applied::default();
     let nothing = !changes(&s.bond, &s.bond_wanted)
         && s.slaves.iter().all(|sl| !changes(&sl.profile, &sl.wanted))
         && s.stale.is_empty()
         && file_changes.iter().all(|c| c.is_noop())
         && bond_is_up(&bus, b).await;
     if nothing {
-        return Ok(applied);
+        return Ok(Applied::default());
     }
     let devices: Vec<ObjectPath<'_>> =
         s.slaves.iter().map(|sl| sl.device.as_ref()).chain(s.stale.iter().filter_map(|(_, _, d)| d.as_ref().map(|d| d.as_ref()))).collect();
-    let secs = u32::try_from(rollback_timeout.as_secs().max(1)).unwrap_or(u32::MAX);
-    let checkpoint = nm
-        .checkpoint_create(&devices, secs, proxies::CHECKPOINT_DELETE_NEW_CONNECTIONS)
-        .await
-        .context("NetworkManager refused a checkpoint (is a `multihome try` still waiting?); nothing was changed")?;
-    applied.checkpoint = Some(checkpoint);
-    if let Err(e) = change_and_verify(&bus, b, root, &s, &sysctls, &file_changes, &mut applied).await {
-        let restored = revert(&mut applied, root).await;
-        return Err(match restored {
-            Ok(()) => e.context("the NetworkManager checkpoint was rolled back; the previous configuration is back"),
-            Err(r) => e.context(format!("and rolling back failed too: {r:#}")),
-        });
-    }
-    Ok(applied)
+    let mut applied = checkpoint::open(&bus, &devices, rollback_timeout).await?;
+    let result = change_and_verify(&bus, b, root, &s, &sysctls, &file_changes, &mut applied).await;
+    checkpoint::settle(result, applied, root).await
 }
 
 /// Adds or updates `wanted` (at `found`, when there is one); returns its path.
 async fn put(bus: &Connection, found: &Found, wanted: &Profile, label: &str, applied: &mut Applied) -> anyhow::Result<OwnedObjectPath> {
-    match found {
-        Some((path, current)) => {
-            if lines(current) != lines(wanted) {
-                let conn = ConnectionProxy::builder(bus).path(path.clone()).build().await?;
-                conn.update2(to_wire(wanted), proxies::UPDATE2_TO_DISK, HashMap::new())
-                    .await
-                    .with_context(|| format!("NetworkManager refused the update of {label}"))?;
-                applied.changes.push(format!("updated {label}"));
-            }
-            Ok(path.clone())
-        }
-        None => {
-            let path = SettingsProxy::new(bus).await?.add_connection(to_wire(wanted)).await.with_context(|| format!("NetworkManager refused the {label}"))?;
-            applied.changes.push(format!("created {label}"));
-            Ok(path)
-        }
-    }
+    checkpoint::put(bus, found.as_ref(), wanted, changes(found, wanted), label, applied).await
 }
 
 async fn change_and_verify(
@@ -221,17 +166,9 @@ async fn change_and_verify(
     file_changes: &[files::Change],
     applied: &mut Applied,
 ) -> anyhow::Result<()> {
-    applied.undo_sysctls = crate::backend::sysctl::apply(sysctls)?;
-    applied.undo_files = files::apply(root, file_changes)?;
+    checkpoint::write_host_files(applied, root, sysctls, file_changes)?;
     for (path, name, _) in &s.stale {
-        ConnectionProxy::builder(bus)
-            .path(path.clone())
-            .build()
-            .await?
-            .delete()
-            .await
-            .with_context(|| format!("NetworkManager refused to remove profile {name:?}"))?;
-        applied.changes.push(format!("removed profile {name:?}: the bond does not use its interface"));
+        checkpoint::remove(bus, path, name, "the bond does not use its interface", applied).await?;
     }
     // The bond's profile first: NetworkManager checks that a slave's master exists.
     let bond_path = put(bus, &s.bond, &s.bond_wanted, &bond_label(b, &s.bond), applied).await?;

@@ -7,24 +7,12 @@
 
 use std::fmt::Write;
 
-use crate::backend::files::{GeneratedFile, Owned, marker};
+use crate::backend::files::{GeneratedFile, marker};
 use crate::backend::sysctl;
 use crate::plan::{Addresses, Plan, Prefix, Route, Rule, UplinkPlan};
 
+pub use super::keyfile_names::{CONNECTIONS_DIR, KEYFILE_MODE, owned_patterns, path};
 use super::settings::{Wanted, profile_id, profile_uuid, record, record_for};
-
-pub const CONNECTIONS_DIR: &str = "etc/NetworkManager/system-connections";
-
-/// NetworkManager ignores keyfiles that others than root can read.
-pub const KEYFILE_MODE: u32 = 0o600;
-
-pub fn path(interface: &str) -> String {
-    format!("{CONNECTIONS_DIR}/{}.nmconnection", profile_id(interface))
-}
-
-pub fn owned_patterns() -> Vec<Owned> {
-    vec![(CONNECTIONS_DIR, "multihome-", ".nmconnection"), sysctl::OWNED]
-}
 
 /// Wi-Fi interfaces by the kernel's and udev's naming (wlan0, wlp2s0, wlx...): their profile
 /// needs an SSID, which no policy holds.

@@ -8,9 +8,13 @@
 pub mod apply;
 pub mod bond;
 mod bond_apply;
+mod checkpoint;
+mod connection;
 pub mod keyfile;
+mod keyfile_names;
 mod leftovers;
 pub mod proxies;
+mod routes_apply;
 pub mod settings;
 mod survey;
 mod verify;

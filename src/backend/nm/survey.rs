@@ -92,51 +92,17 @@ pub(super) struct Survey {
 
 /// Finds each uplink's device and profile and computes what it should become. Reads only.
 pub(super) async fn survey(bus: &Connection, plan: &Plan) -> anyhow::Result<Survey> {
-    if !crate::bus::has_owner(bus, NM_BUS_NAME).await.unwrap_or(false) {
-        bail!("NetworkManager is not running (nobody owns {NM_BUS_NAME} on the system bus); nothing was changed");
-    }
+    let all_profiles = all_profiles(bus).await?;
     let nm = NetworkManagerProxy::new(bus).await?;
-    let settings_proxy = SettingsProxy::new(bus).await?;
-    let mut all_profiles = Vec::new();
-    for path in settings_proxy.list_connections().await? {
-        let conn = ConnectionProxy::builder(bus).path(path.clone()).build().await?;
-        all_profiles.push((path, to_profile(conn.get_settings().await?)));
-    }
     let mut targets = Vec::new();
     for u in &plan.uplinks {
-        let device =
-            nm.get_device_by_ip_iface(&u.interface).await.map_err(|e| anyhow!("NetworkManager has no device {} ({e}); nothing was changed", u.interface))?;
-        let dev = DeviceProxy::builder(bus).path(device.clone()).build().await?;
+        let (device, dev) = device(bus, &nm, &u.interface).await?;
         let device_state = DeviceState::from_number(dev.state().await?);
-        let active = dev.active_connection().await?;
-        let mut profile = None;
-        let mut active_with_profile = false;
-        if active.as_str() != "/" {
-            let ac = ActiveProxy::builder(bus).path(active.clone()).build().await?;
-            let path = ac.connection().await?;
-            let conn = ConnectionProxy::builder(bus).path(path.clone()).build().await?;
-            profile = Some((path, to_profile(conn.get_settings().await?)));
-            active_with_profile = true;
-        }
-        if profile.is_none() {
-            profile = bound_profile(&all_profiles, &u.interface);
-        }
+        let active = active_profile(bus, &dev, &all_profiles).await?;
+        let active_with_profile = active.is_some();
+        let profile = active.or_else(|| bound_profile(&all_profiles, &u.interface));
         let want = Wanted::in_plan(plan, u);
-        let base = match &profile {
-            Some((_, p)) => p.clone(),
-            None => {
-                let kind = dev.device_type().await?;
-                let Some(ctype) = settings::connection_type(kind) else {
-                    bail!(
-                        "{} has no NetworkManager profile, and multihome creates only wired ones (device type {kind}); \
-                         connect it once (for Wi-Fi: nmcli device wifi connect SSID ifname {}) and apply again; nothing was changed",
-                        u.interface,
-                        u.interface
-                    );
-                };
-                settings::new_profile(&u.interface, ctype)
-            }
-        };
+        let base = base_profile(&dev, profile.as_ref(), &u.interface, "").await?;
         let merged = settings::merge(&base, &want);
         let applied_matches = if active_with_profile {
             let (applied, _) = dev.get_applied_connection(0).await?;
@@ -183,6 +149,61 @@ pub(super) async fn survey(bus: &Connection, plan: &Plan) -> anyhow::Result<Surv
         released.push(Released { path: path.clone(), interface, profile: p.clone(), released: without, active_on });
     }
     Ok(Survey { targets, stale, released })
+}
+
+/// A profile as found: its path and settings.
+pub(super) type Found = (OwnedObjectPath, Profile);
+
+/// Every profile NetworkManager has, once NetworkManager is known to run.
+pub(super) async fn all_profiles(bus: &Connection) -> anyhow::Result<Vec<Found>> {
+    if !crate::bus::has_owner(bus, NM_BUS_NAME).await.unwrap_or(false) {
+        bail!("NetworkManager is not running (nobody owns {NM_BUS_NAME} on the system bus); nothing was changed");
+    }
+    let mut all = Vec::new();
+    for path in SettingsProxy::new(bus).await?.list_connections().await? {
+        let conn = ConnectionProxy::builder(bus).path(path.clone()).build().await?;
+        all.push((path, to_profile(conn.get_settings().await?)));
+    }
+    Ok(all)
+}
+
+/// `interface`'s device, which the policy needs: its absence ends the apply before any change.
+pub(super) async fn device<'b>(bus: &'b Connection, nm: &NetworkManagerProxy<'_>, interface: &str) -> anyhow::Result<(OwnedObjectPath, DeviceProxy<'b>)> {
+    let device = nm.get_device_by_ip_iface(interface).await.map_err(|e| anyhow!("NetworkManager has no device {interface} ({e}); nothing was changed"))?;
+    let dev = DeviceProxy::builder(bus).path(device.clone()).build().await?;
+    Ok((device, dev))
+}
+
+/// The profile active on `dev`, if any.
+pub(super) async fn active_profile(bus: &Connection, dev: &DeviceProxy<'_>, all: &[Found]) -> anyhow::Result<Option<Found>> {
+    let active = dev.active_connection().await?;
+    if active.as_str() == "/" {
+        return Ok(None);
+    }
+    let path = ActiveProxy::builder(bus).path(active).build().await?.connection().await?;
+    if let Some(found) = all.iter().find(|(p, _)| *p == path) {
+        return Ok(Some(found.clone()));
+    }
+    // Added since the listing: read it.
+    let conn = ConnectionProxy::builder(bus).path(path.clone()).build().await?;
+    Ok(Some((path, to_profile(conn.get_settings().await?))))
+}
+
+/// What the profile for `interface` starts from: the one it has, else a new one of its device's
+/// type; multihome creates only wired ones (a Wi-Fi profile needs an SSID and a secret no policy
+/// holds). `purpose` completes "has no NetworkManager profile" in the error.
+pub(super) async fn base_profile(dev: &DeviceProxy<'_>, found: Option<&Found>, interface: &str, purpose: &str) -> anyhow::Result<Profile> {
+    if let Some((_, p)) = found {
+        return Ok(p.clone());
+    }
+    let kind = dev.device_type().await?;
+    let Some(ctype) = settings::connection_type(kind) else {
+        bail!(
+            "{interface} has no NetworkManager profile{purpose}, and multihome creates only wired ones (device type {kind}); \
+             connect it once (for Wi-Fi: nmcli device wifi connect SSID ifname {interface}) and apply again; nothing was changed"
+        );
+    };
+    Ok(settings::new_profile(interface, ctype))
 }
 
 pub(super) fn interface_name(p: &Profile) -> Option<String> {

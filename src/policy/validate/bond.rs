@@ -9,29 +9,34 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 
 use super::addresses::Use;
-use super::{Checker, bounds, first, is_host_of, parse_bool, parse_ipv4, zero_prefix};
+use super::{Checker, Keys, bounds, first, is_host_of, parse_bool, parse_ipv4, zero_prefix};
 use crate::numbers::{MAX_ADDRESSES, MAX_UPLINKS};
 use crate::policy::bond::{ArpAllTargets, ArpValidate, Bond, DEFAULT_MII_INTERVAL, FailOverMac, Monitor, PrimaryReselect, Slave, is_wifi};
 use crate::policy::unit_file::{Entry, Section};
 use crate::policy::{Addressing, Dhcp, Probe, timespan, valid_uplink_name};
 
-/// Every key of `[Bond]`, single-valued ones first.
-const SINGLE: &[&str] = &[
-    "Name",
-    "DHCP",
-    "Gateway",
-    "Primary",
-    "PrimaryReselectPolicy",
-    "MIIMonitorSec",
-    "UpDelaySec",
-    "DownDelaySec",
-    "ARPIntervalSec",
-    "ARPValidate",
-    "ARPAllTargets",
-    "FailOverMACPolicy",
-    "ProbeFailover",
-];
-const REPEATABLE: &[&str] = &["Address", "ARPIPTargets"];
+/// Every key of `[Bond]`.
+const BOND_KEYS: Keys = Keys {
+    single: &[
+        "Name",
+        "DHCP",
+        "Gateway",
+        "Primary",
+        "PrimaryReselectPolicy",
+        "MIIMonitorSec",
+        "UpDelaySec",
+        "DownDelaySec",
+        "ARPIntervalSec",
+        "ARPValidate",
+        "ARPAllTargets",
+        "FailOverMACPolicy",
+        "ProbeFailover",
+    ],
+    repeatable: &["Address", "ARPIPTargets"],
+};
+
+/// A slave's `[Uplink]`: the addressing keys are known so that they are refused for a reason.
+const SLAVE_KEYS: Keys = Keys { single: &["Interface", "Priority", "DHCP", "Gateway", "Table"], repeatable: &["Address"] };
 
 /// The kernel's limit (BOND_MAX_ARP_TARGETS).
 const MAX_ARP_TARGETS: usize = 16;
@@ -45,13 +50,13 @@ pub fn wanted(sections: &[Section]) -> bool {
 /// A `[Bond]` section without `Mode=bond`: its keys are still checked (a typo is a typo), and the
 /// section is refused, since it would otherwise be silently ignored.
 pub fn unused_section(c: &mut Checker, section: &Section) {
-    c.entries(section, SINGLE, REPEATABLE);
+    c.entries(section, &BOND_KEYS);
     c.problem(section.line, "[Bond] is read only with Mode=bond in [Policy]; add Mode=bond, or remove [Bond] to keep a table per uplink");
 }
 
 /// One `[Uplink]` of a bond: an interface and its rank. Addressing keys belong to `[Bond]`.
 pub fn slave_section(c: &mut Checker, section: &Section) -> Option<Located> {
-    let map = c.entries(section, &["Interface", "Priority", "DHCP", "Gateway", "Table"], &["Address"]);
+    let map = c.entries(section, &SLAVE_KEYS);
     for key in ["Address", "DHCP", "Gateway"] {
         if let Some(e) = first(&map, key) {
             c.problem(e.line, format!("{key}={}: with Mode=bond the address is the bond's; move {key}= to [Bond]", e.value));
@@ -81,7 +86,7 @@ pub fn bond(c: &mut Checker, section: Option<&Section>, slaves: Vec<Located>, po
         return None;
     };
     let before = c.problems.len();
-    let map = c.entries(section, SINGLE, REPEATABLE);
+    let map = c.entries(section, &BOND_KEYS);
 
     let name = match first(&map, "Name") {
         Some(e) => match valid_uplink_name(&e.value) {
