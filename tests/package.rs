@@ -1,4 +1,4 @@
-//! The Debian package (README, "Packages"), as `cargo deb --locked` writes it to
+//! The Debian package (docs/package.md; README, "Install"), as `cargo deb --locked` writes it to
 //! `target/debian/multihome_<version>_<arch>.deb` (.ci/run builds it before the tests), inspected
 //! with the real tools and without installing it or needing a running systemd:
 //!
@@ -167,8 +167,9 @@ fn layout() -> Vec<Shipped> {
 fn the_readme_installs_this_versions_package() {
     let readme = fs::read_to_string(root().join("README.md")).unwrap();
     let name = format!("target/debian/multihome_{VERSION}_");
-    assert!(readme.contains(&name), "README's \"Packages\" does not name {name}<arch>.deb");
-    assert!(readme.contains("cargo deb --locked"), "README's \"Packages\" does not give the command that builds the package");
+    let install = readme.split_once("## Install").expect("README has \"## Install\"").1.split("\n## ").next().unwrap();
+    assert!(install.contains(&name), "README's \"Install\" does not name {name}<arch>.deb");
+    assert!(install.contains("cargo deb --locked"), "README's \"Install\" does not give the command that builds the package");
 }
 
 /// `-rwxr-xr-x` as 0o755 (no special bits expected anywhere in the package).
@@ -185,7 +186,7 @@ fn the_deb_holds_the_layout_and_its_scripts_enable_but_never_start_the_daemon() 
     let arch = stdout(Command::new("dpkg").arg("--print-architecture")).trim().to_string();
     let deb = deb_path(&arch);
     let Ok(built) = fs::metadata(&deb).and_then(|m| m.modified()) else {
-        unavailable(&format!("{} does not exist; build it with `cargo deb --locked` (README, \"Packages\")", deb.display()));
+        unavailable(&format!("{} does not exist; build it with `cargo deb --locked` (README, \"Install\")", deb.display()));
         return;
     };
     let (newest, source) = newest_source();
