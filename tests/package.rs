@@ -95,9 +95,21 @@ fn newest_source() -> (SystemTime, PathBuf) {
         }
     }
     let mut newest = (SystemTime::UNIX_EPOCH, PathBuf::new());
-    for p in
-        ["Cargo.toml", "Cargo.lock", "README.md", "src", "man", "completions", "packaging", "dbus", "examples", "nm-dispatcher", "networkd-units", "polkit"]
-    {
+    for p in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "README.md",
+        "docs",
+        "src",
+        "man",
+        "completions",
+        "packaging",
+        "dbus",
+        "examples",
+        "nm-dispatcher",
+        "networkd-units",
+        "polkit",
+    ] {
         walk(&root().join(p), &mut newest);
     }
     newest
@@ -156,6 +168,17 @@ fn layout() -> Vec<Shipped> {
         fs::read_dir(root().join("networkd-units/networkd-dispatcher")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     states.sort();
     assert!(states.len() >= 4, "{states:?}");
+    // The pages of docs/ beside the README, so that its links lead somewhere on the installed host.
+    let mut pages: Vec<String> = fs::read_dir(root().join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".md"))
+        .collect();
+    pages.sort();
+    assert!(pages.iter().any(|p| p == "policy.md"), "{pages:?}");
+    for page in pages {
+        files.push(Shipped { path: format!("usr/share/doc/multihome/docs/{page}"), mode: 0o644, source: Some((format!("docs/{page}"), false)) });
+    }
     for state in states {
         let source = format!("networkd-units/networkd-dispatcher/{state}/90-multihome");
         files.push(Shipped { path: format!("usr/lib/networkd-dispatcher/{state}/90-multihome"), mode: 0o755, source: Some((source, false)) });
