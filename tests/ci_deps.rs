@@ -65,3 +65,14 @@ fn an_unknown_flag_is_refused() {
     let out = Command::new("bash").arg(&deps).arg("--test").output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// The README's first two commands are these two, as a reader on a fresh machine copies them:
+/// `.ci/deps` for the main job, then `.ci/deps --tests` for the tests (issue 24 moved the rest
+/// of the README to docs/; these stay its front door).
+#[test]
+fn the_readme_opens_with_the_two_commands() {
+    let readme = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let block = readme.split_once("```sh\n").expect("README has a ```sh block").1.split_once("```").unwrap().0;
+    let commands: Vec<&str> = block.lines().map(|l| l.split_once('#').map_or(l, |(c, _)| c).trim()).collect();
+    assert_eq!(commands, ["bash .ci/deps && cargo run --release -- lab", "bash .ci/deps --tests && cargo test --locked"]);
+}

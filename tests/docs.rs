@@ -1,11 +1,14 @@
-//! The manual pages and shell completions the package ships (README, "Packages"):
+//! The manual pages and shell completions the package ships (docs/package.md), and the policy's
+//! documentation:
 //!
 //! - `man/multihome.8` and `completions/*` are what `multihome generate-docs` makes of the command
 //!   line's own definition, so they say what `--help` says (`MULTIHOME_BLESS=1 cargo test --test
 //!   docs` rewrites them; review `git diff man completions`);
 //! - `man/multihome.conf.5`, written by hand, names every section and key the policy parser knows,
-//!   with the parser's defaults, the same keys and defaults as the README's policy section, and an
-//!   example the parser accepts;
+//!   with the parser's defaults, the same keys and defaults as the policy reference
+//!   (docs/policy.md), and an example the parser accepts;
+//! - the README's first policy is the shipped example, examples/seed.conf, which the parser
+//!   accepts;
 //! - both pages render with `man` without a warning, and the completions are valid scripts of
 //!   their shells (bash also completes a command).
 //!
@@ -22,6 +25,8 @@ use multihome::policy::{self, Require, timespan};
 
 const BLESS_VAR: &str = "MULTIHOME_BLESS";
 const CONF_PAGE: &str = "man/multihome.conf.5";
+/// The policy reference, with every key and its default in one ```ini block.
+const POLICY_DOC: &str = "docs/policy.md";
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -245,11 +250,11 @@ fn policy_page_gives_the_parsers_defaults() {
     assert!(timeout.contains("\\fBInterval=\\fR") && timeout.contains(&format!("\\fB{}\\fR", timespan::format(probe.timeout))), "{timeout}");
 }
 
-/// The README's policy reference: the ```ini block of "## The policy file", as (section, key,
-/// value) in order, and the whole block's text.
-fn readme_policy() -> (Vec<(String, String, String)>, String) {
-    let readme = fs::read_to_string(root().join("README.md")).unwrap();
-    let section = readme.split_once("## The policy file").expect("README has a policy section").1;
+/// The policy reference: the ```ini block of docs/policy.md's "## Syntax and every key", as
+/// (section, key, value) in order, and the whole block's text.
+fn policy_reference() -> (Vec<(String, String, String)>, String) {
+    let page = fs::read_to_string(root().join(POLICY_DOC)).unwrap();
+    let section = page.split_once("## Syntax and every key").unwrap_or_else(|| panic!("{POLICY_DOC} has no \"## Syntax and every key\"")).1;
     let block = section.split_once("```ini\n").expect("a ```ini block").1.split_once("```").unwrap().0;
     let mut current = String::new();
     let mut entries = Vec::new();
@@ -265,26 +270,61 @@ fn readme_policy() -> (Vec<(String, String, String)>, String) {
 }
 
 #[test]
-fn policy_page_and_readme_describe_the_same_keys_and_defaults() {
+fn policy_page_and_policy_reference_describe_the_same_keys_and_defaults() {
     let page = conf_page();
-    let (readme, block) = readme_policy();
-    for (section, key, value) in &readme {
-        let entry = page.get(section).and_then(|s| s.get(key)).unwrap_or_else(|| panic!("README's [{section}] {key}= is not in {CONF_PAGE}"));
-        // In [Policy] and [Probe] the README shows the defaults (bar the examples of Target=).
+    let (reference, block) = policy_reference();
+    for (section, key, value) in &reference {
+        let entry = page.get(section).and_then(|s| s.get(key)).unwrap_or_else(|| panic!("{POLICY_DOC}'s [{section}] {key}= is not in {CONF_PAGE}"));
+        // In [Policy] and [Probe] the reference shows the defaults (bar the examples of Target=).
         if section != "Uplink" && key != "Target" {
             let default = page_default(entry).unwrap_or_else(|| panic!("{CONF_PAGE}: [{section}] {key}= gives no default"));
             let shown = if key == "Timeout" { page_default(&page["Probe"]["Interval"]).unwrap() } else { default };
-            assert_eq!(&shown, value, "README and {CONF_PAGE} disagree on the default of [{section}] {key}=");
+            assert_eq!(&shown, value, "{POLICY_DOC} and {CONF_PAGE} disagree on the default of [{section}] {key}=");
         }
     }
     for (section, keys) in &page {
         for key in keys.keys() {
             assert!(
                 block.contains(&format!("[{section}]")) && block.contains(&format!("{key}=")),
-                "{CONF_PAGE}'s [{section}] {key}= is not in the README's policy section"
+                "{CONF_PAGE}'s [{section}] {key}= is not in {POLICY_DOC}'s policy block"
             );
         }
     }
+}
+
+/// The README and the pages of docs/ link to each other by relative paths (`[IPv6](ipv6.md)`,
+/// `[docs/bond.md](docs/bond.md)`): every such link leads to a file of the repository.
+#[test]
+fn the_readme_and_docs_link_only_to_files_that_exist() {
+    let mut pages = vec![root().join("README.md")];
+    pages.extend(fs::read_dir(root().join("docs")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "md")));
+    let mut links = 0;
+    for page in &pages {
+        let text = fs::read_to_string(page).unwrap();
+        for target in text.split("](").skip(1).filter_map(|rest| rest.split_once(')')).map(|(target, _)| target) {
+            if target.contains("://") {
+                continue;
+            }
+            let file = target.split('#').next().unwrap();
+            links += 1;
+            assert!(page.parent().unwrap().join(file).exists(), "{}: the link ({target}) leads nowhere", page.display());
+        }
+    }
+    assert!(links >= 20, "only {links} relative links in the README and docs/");
+}
+
+/// The README's "A first policy" shows the example the package ships, as it is, and it is a
+/// valid policy of the seed's three uplinks.
+#[test]
+fn the_readmes_first_policy_is_the_shipped_example() {
+    let readme = fs::read_to_string(root().join("README.md")).unwrap();
+    let section = readme.split_once("## A first policy").expect("README has \"## A first policy\"").1;
+    let shown = section.split_once("```ini\n").expect("a ```ini block").1.split_once("```").unwrap().0;
+    let example = fs::read_to_string(root().join("examples/seed.conf")).unwrap();
+    assert_eq!(shown, example, "README's first policy is not examples/seed.conf");
+    let policy = policy::parse("README", shown).unwrap_or_else(|e| panic!("README's first policy: {e}"));
+    let names: Vec<&str> = policy.uplinks.iter().map(|u| u.interface.as_str()).collect();
+    assert_eq!(names, ["eth0", "wlan1", "wlan0"]);
 }
 
 #[test]

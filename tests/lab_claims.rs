@@ -1,6 +1,6 @@
-//! README claims not proven elsewhere, each against the real programs in the lab: `try`
-//! confirmed by typing `y` keeps the change and exits 0, and an unconfirmed one exits 3; the
-//! daemon's `reload` takes a changed policy; flap damping doubles the hold of an uplink that
+//! Claims of the README and docs/ not proven elsewhere, each against the real programs in the
+//! lab: `try` confirmed by typing `y` keeps the change and exits 0, and an unconfirmed one exits
+//! 3; the daemon's `reload` takes a changed policy; flap damping doubles the hold of an uplink that
 //! fails again soon after it recovered; every state change is announced on the bus (the
 //! StateChanged signal and the invalidation of Uplinks), `force up` included.
 

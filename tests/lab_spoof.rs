@@ -5,8 +5,8 @@
 //! address and MAC. What the daemon can tell: the internet target 198.51.100.10 lies behind the
 //! gateway and stops answering, so eth0 is judged down within the normal detection time and
 //! stays down while the spoofer answers everything it can; the unsolicited replies change
-//! nothing. What it cannot tell (README, "Probing"): a host on the link that also answers for
-//! every target is indistinguishable from a working path.
+//! nothing. What it cannot tell (docs/daemon.md, "What counts as an answer"): a host on the link
+//! that also answers for every target is indistinguishable from a working path.
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;

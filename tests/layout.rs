@@ -1,6 +1,7 @@
-//! One install layout (README, "Dispatcher hooks"): every file of the project that names where
-//! multihome is installed names the same place, so a host set up from the README runs the hooks,
-//! the unit and the lab with the one binary that is there.
+//! One install layout (docs/backends.md, "Dispatcher hooks"): every file of the project that names
+//! where multihome is installed names the same place, so a host set up from the README runs the
+//! hooks, the unit and the lab with the one binary that is there. And one source layout:
+//! docs/ARCHITECTURE.md places every module of src/ and names none that is not there.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -54,4 +55,154 @@ fn the_unit_runs_and_cleans_up_with_the_installed_binary() {
     let unit = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("networkd-units/multihome.service")).unwrap();
     let exec: Vec<&str> = unit.lines().filter(|l| l.starts_with("Exec") && !l.starts_with("ExecReload")).collect();
     assert_eq!(exec, [&format!("ExecStart={BINARY} daemon") as &str, &format!("ExecStopPost={BINARY} daemon --cleanup")]);
+}
+
+/// The architecture page and the tree agree (issue 24): every module under src/ is placed in
+/// docs/ARCHITECTURE.md, and every module or path the page names is there. A module is placed
+/// by its path under src/ (`daemon/fsm.rs`, `netlink/mptcp/`), or by the end of its path in
+/// backticks within the bullet of its top folder (`fsm` under **daemon/**, `settings/ip` under
+/// **backend/**). A name in backticks under a folder's bullet is a module there or an item
+/// (function, type, field, constant) defined in src/, so a module that is gone fails here even
+/// when the page names it by its last word alone.
+#[test]
+fn the_architecture_page_places_every_module_and_names_only_real_ones() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let page = fs::read_to_string(root.join("docs/ARCHITECTURE.md")).unwrap();
+    let prose = without_code_blocks(&page);
+    let mut sources = Vec::new();
+    files(&root.join("src"), &mut sources);
+    // "daemon/fsm.rs" -> "daemon/fsm"; "daemon/mod.rs" -> "daemon"; "lib.rs" -> "lib".
+    let modules: Vec<(String, String)> = sources
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .map(|p| {
+            let file = p.strip_prefix(root.join("src")).unwrap().to_string_lossy().into_owned();
+            let path = normalize(&file);
+            (file, path)
+        })
+        .collect();
+    assert!(modules.len() > 50, "only {} modules under src/", modules.len());
+    let source_text: String = sources.iter().map(|p| fs::read_to_string(p).unwrap()).collect::<Vec<_>>().join("\n");
+
+    let everywhere: Vec<String> = spans(&prose, "`").into_iter().chain(bold_heads(&prose)).collect();
+    let bullets = folder_bullets(&prose);
+    let mut unplaced = Vec::new();
+    for (file, path) in &modules {
+        let top = path.split('/').next().unwrap();
+        let by_path = everywhere.iter().any(|t| normalize(t) == *path);
+        let in_bullet =
+            bullets.iter().any(|(folders, body)| folders.iter().any(|f| f == top) && spans(body, "`").iter().any(|t| is_suffix(path, &normalize(t))));
+        if !by_path && !in_bullet {
+            unplaced.push(format!("src/{file}"));
+        }
+    }
+    assert!(unplaced.is_empty(), "docs/ARCHITECTURE.md does not place these modules:\n{}", unplaced.join("\n"));
+
+    // Folders count as paths too (`networkd/`); a path may be written from any folder on
+    // (`settings/ip` in the backend's bullet, `verify.rs` in a table row).
+    let mut paths: Vec<String> = modules.iter().map(|(_, m)| m.clone()).collect();
+    paths.extend(modules.iter().filter_map(|(file, _)| file.rsplit_once('/').map(|(dir, _)| dir.to_string())));
+    let mut missing = Vec::new();
+    for token in &everywhere {
+        let Some(path) = path_like(token) else { continue };
+        let in_src = paths.iter().any(|m| is_suffix(m, &normalize(path))) || modules.iter().any(|(file, _)| is_suffix(file, path));
+        if !root.join(path).exists() && !in_src {
+            missing.push(format!("`{token}`"));
+        }
+    }
+    for (folders, body) in &bullets {
+        for token in spans(body, "`") {
+            let segments: Vec<&str> = token.split("::").collect();
+            if !segments.iter().all(|s| is_identifier(s)) {
+                continue;
+            }
+            let a_module = folders.iter().any(|f| modules.iter().any(|(_, m)| m.starts_with(&format!("{f}/")) && is_suffix(m, &token.replace("::", "/"))));
+            if !a_module && !segments.iter().all(|s| modules.iter().any(|(_, m)| is_suffix(m, s)) || defines(&source_text, s)) {
+                missing.push(format!("`{token}` (under {})", folders.join(", ")));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "docs/ARCHITECTURE.md names what src/ does not hold:\n{}", missing.join("\n"));
+}
+
+/// The page without its ``` blocks (the layer diagram), whose words are not names.
+fn without_code_blocks(text: &str) -> String {
+    text.split("```").step_by(2).collect::<Vec<_>>().join("\n")
+}
+
+/// The texts between pairs of `mark` (backticks, or `**` for bold).
+fn spans(text: &str, mark: &str) -> Vec<String> {
+    text.split(mark).skip(1).step_by(2).map(str::to_owned).collect()
+}
+
+/// The bold heads of the bullets, split at commas: `- **main.rs, cli/**` -> main.rs, cli/.
+fn bold_heads(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("- **"))
+        .filter_map(|l| l.split_once("**"))
+        .flat_map(|(head, _)| head.split(", ").map(str::to_owned).collect::<Vec<_>>())
+        .collect()
+}
+
+/// Each bullet whose bold head names folders of src/ (`- **daemon/**: ...`), with its text up to
+/// the next bullet or heading.
+fn folder_bullets(text: &str) -> Vec<(Vec<String>, String)> {
+    let mut out: Vec<(Vec<String>, String)> = Vec::new();
+    let mut current: Option<(Vec<String>, String)> = None;
+    for line in text.lines() {
+        if line.starts_with("- **") || line.starts_with('#') {
+            out.extend(current.take());
+            let folders: Vec<String> = bold_heads(line).iter().filter_map(|h| h.strip_suffix('/')).map(str::to_owned).collect();
+            if !folders.is_empty() {
+                current = Some((folders, line.to_string()));
+            }
+        } else if let Some((_, body)) = current.as_mut() {
+            body.push('\n');
+            body.push_str(line);
+        }
+    }
+    out.extend(current);
+    out
+}
+
+/// A module's path as the page may write it: without `.rs`, a trailing `/` or `/mod`.
+fn normalize(name: &str) -> String {
+    let name = name.trim_end_matches('/');
+    let name = name.strip_suffix(".rs").unwrap_or(name);
+    name.strip_suffix("/mod").unwrap_or(name).to_string()
+}
+
+/// Whether `tail` is `path` or its last components (`settings/ip` of `backend/nm/settings/ip`).
+fn is_suffix(path: &str, tail: &str) -> bool {
+    !tail.is_empty() && (path == tail || path.ends_with(&format!("/{tail}")))
+}
+
+/// A token that names a file or folder of the repository: relative, one word, with a `/` or
+/// ending in `.rs`.
+fn path_like(token: &str) -> Option<&str> {
+    let plain = token.chars().all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c));
+    (plain && !token.starts_with('/') && (token.contains('/') || token.ends_with(".rs"))).then_some(token)
+}
+
+fn is_identifier(word: &str) -> bool {
+    word.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Whether src/ defines `name` (a function, type, constant, module, field or enum variant),
+/// imports it (a dependency's type) or speaks it as a word of another program (`"user"`).
+fn defines(source: &str, name: &str) -> bool {
+    if source.contains(&format!("\"{name}\"")) {
+        return true;
+    }
+    let boundary = |rest: &str| rest.chars().next().is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
+    let items = ["fn ", "struct ", "enum ", "const ", "static ", "mod ", "trait ", "type "];
+    source.lines().any(|line| {
+        let line = line.trim_start();
+        let line = line.strip_prefix("pub(crate) ").or_else(|| line.strip_prefix("pub ")).unwrap_or(line);
+        let line = line.strip_prefix("async ").unwrap_or(line);
+        let imported = line.starts_with("use ") && line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).any(|w| w == name);
+        imported
+            || items.iter().any(|k| line.strip_prefix(k).and_then(|r| r.strip_prefix(name)).is_some_and(boundary))
+            || line.strip_prefix(name).is_some_and(|r| r.starts_with(':') && !r.starts_with("::") || r.starts_with(['(', ',', ' ', '{']) && boundary(r))
+    })
 }

@@ -1,4 +1,4 @@
-//! The Debian package (README, "Packages"), as `cargo deb --locked` writes it to
+//! The Debian package (docs/package.md; README, "Install"), as `cargo deb --locked` writes it to
 //! `target/debian/multihome_<version>_<arch>.deb` (.ci/run builds it before the tests), inspected
 //! with the real tools and without installing it or needing a running systemd:
 //!
@@ -95,9 +95,21 @@ fn newest_source() -> (SystemTime, PathBuf) {
         }
     }
     let mut newest = (SystemTime::UNIX_EPOCH, PathBuf::new());
-    for p in
-        ["Cargo.toml", "Cargo.lock", "README.md", "src", "man", "completions", "packaging", "dbus", "examples", "nm-dispatcher", "networkd-units", "polkit"]
-    {
+    for p in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "README.md",
+        "docs",
+        "src",
+        "man",
+        "completions",
+        "packaging",
+        "dbus",
+        "examples",
+        "nm-dispatcher",
+        "networkd-units",
+        "polkit",
+    ] {
         walk(&root().join(p), &mut newest);
     }
     newest
@@ -156,6 +168,17 @@ fn layout() -> Vec<Shipped> {
         fs::read_dir(root().join("networkd-units/networkd-dispatcher")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     states.sort();
     assert!(states.len() >= 4, "{states:?}");
+    // The pages of docs/ beside the README, so that its links lead somewhere on the installed host.
+    let mut pages: Vec<String> = fs::read_dir(root().join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".md"))
+        .collect();
+    pages.sort();
+    assert!(pages.iter().any(|p| p == "policy.md"), "{pages:?}");
+    for page in pages {
+        files.push(Shipped { path: format!("usr/share/doc/multihome/docs/{page}"), mode: 0o644, source: Some((format!("docs/{page}"), false)) });
+    }
     for state in states {
         let source = format!("networkd-units/networkd-dispatcher/{state}/90-multihome");
         files.push(Shipped { path: format!("usr/lib/networkd-dispatcher/{state}/90-multihome"), mode: 0o755, source: Some((source, false)) });
@@ -167,8 +190,9 @@ fn layout() -> Vec<Shipped> {
 fn the_readme_installs_this_versions_package() {
     let readme = fs::read_to_string(root().join("README.md")).unwrap();
     let name = format!("target/debian/multihome_{VERSION}_");
-    assert!(readme.contains(&name), "README's \"Packages\" does not name {name}<arch>.deb");
-    assert!(readme.contains("cargo deb --locked"), "README's \"Packages\" does not give the command that builds the package");
+    let install = readme.split_once("## Install").expect("README has \"## Install\"").1.split("\n## ").next().unwrap();
+    assert!(install.contains(&name), "README's \"Install\" does not name {name}<arch>.deb");
+    assert!(install.contains("cargo deb --locked"), "README's \"Install\" does not give the command that builds the package");
 }
 
 /// `-rwxr-xr-x` as 0o755 (no special bits expected anywhere in the package).
@@ -185,7 +209,7 @@ fn the_deb_holds_the_layout_and_its_scripts_enable_but_never_start_the_daemon() 
     let arch = stdout(Command::new("dpkg").arg("--print-architecture")).trim().to_string();
     let deb = deb_path(&arch);
     let Ok(built) = fs::metadata(&deb).and_then(|m| m.modified()) else {
-        unavailable(&format!("{} does not exist; build it with `cargo deb --locked` (README, \"Packages\")", deb.display()));
+        unavailable(&format!("{} does not exist; build it with `cargo deb --locked` (README, \"Install\")", deb.display()));
         return;
     };
     let (newest, source) = newest_source();

@@ -23,7 +23,7 @@
 //! kernel reports it, `IPV6_RECVHOPLIMIT`), the Solicited flag, the router as target and as
 //! source, read while our solicitation is outstanding. With no nonce in NDP, a host on the link
 //! that answers for the router's address still passes: an IPv6 side without IPv6 targets is
-//! judged by its link alone (README, "The failover daemon").
+//! judged by its link alone (docs/daemon.md, "What counts as an answer").
 
 use std::io;
 use std::net::{Ipv6Addr, SocketAddrV6};

@@ -51,7 +51,7 @@ fn networkd_machine_from_install_to_purge() -> anyhow::Result<()> {
     vm.wait_for("the bond back on eth3", "grep -q 'Currently Active Slave: eth3' /proc/net/bonding/mhbond0", Duration::from_secs(30))?;
     vm.ok("ip link del mhbond0")?;
 
-    // Install, as the README says: enabled, not started, nothing applied.
+    // Install, as the README and docs/package.md say: enabled, not started, nothing applied.
     vm.ok("DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends /mnt/multihome.deb")?;
     let shipped = vm.ok("dpkg -L multihome | while read -r f; do [ -f \"$f\" ] && echo \"$f\"; done")?;
     assert!(shipped.lines().any(|l| l == "/usr/sbin/multihome"), "{shipped}");
