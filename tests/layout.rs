@@ -198,7 +198,7 @@ fn defines(source: &str, name: &str) -> bool {
     let items = ["fn ", "struct ", "enum ", "const ", "static ", "mod ", "trait ", "type "];
     source.lines().any(|line| {
         let line = line.trim_start();
-        let line = line.strip_prefix("pub(crate) ").or_else(|| line.strip_prefix("pub ")).unwrap_or(line);
+        let line = ["pub(crate) ", "pub(super) ", "pub "].iter().find_map(|p| line.strip_prefix(p)).unwrap_or(line);
         let line = line.strip_prefix("async ").unwrap_or(line);
         let imported = line.starts_with("use ") && line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).any(|w| w == name);
         imported
