@@ -46,18 +46,11 @@ fn start_with(manager: Manager) -> anyhow::Result<Option<(Lab, u32)>> {
 /// [`start_with`] for `policy` (with networkd applied before it starts, with NetworkManager
 /// over D-Bus).
 fn start_policy(manager: Manager, policy: String) -> anyhow::Result<Option<(Lab, u32)>> {
-    let networkd = manager == Manager::Networkd;
-    let options = LabOptions { ipv6: true, policy: networkd.then(|| policy.clone()), ..LabOptions::new(manager, common::binary()) };
+    let options = LabOptions { ipv6: true, ..LabOptions::new(manager, common::binary()) };
     if !common::lab::require_for(&options) {
         return Ok(None);
     }
-    let mut lab = Lab::start(options)?;
-    if !networkd {
-        lab.write_policy(&policy)?;
-        let out = lab.multihome_ok(&["apply"])?;
-        assert!(out.contains("Applied"), "{out}");
-    }
-    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
+    let mut lab = common::lab::applied(options, &policy)?;
     lab.outbound6_settles_on("eth0", Duration::from_secs(15))?;
     let pgid = lab.spawn_multihome(&["daemon"])?.id();
     lab.wait_for(Duration::from_secs(15), || status::all_up_both_families(&lab, &["eth0", "wlan1", "wlan0"]))

@@ -129,22 +129,15 @@ fn run_fault(lab: &Lab, fault: Fault, networkd: bool) -> anyhow::Result<Seen> {
     })
 }
 
-#[test]
-fn networkd_an_mptcp_connection_survives_silent_failure_and_carrier_loss_of_eth0_and_returns_to_it() -> anyhow::Result<()> {
-    survives(Manager::Networkd)
-}
-
-#[test]
-fn networkmanager_an_mptcp_connection_survives_silent_failure_and_carrier_loss_of_eth0_and_returns_to_it() -> anyhow::Result<()> {
-    survives(Manager::NetworkManager)
+both_managers! {
+    networkd_an_mptcp_connection_survives_silent_failure_and_carrier_loss_of_eth0_and_returns_to_it,
+    networkmanager_an_mptcp_connection_survives_silent_failure_and_carrier_loss_of_eth0_and_returns_to_it
+        => survives
 }
 
 /// Under networkd the policy is applied before networkd starts, as at boot (see lab_daemon);
 /// NetworkManager takes it over D-Bus. Either way `multihome apply` also makes the endpoints.
 fn survives(manager: Manager) -> anyhow::Result<()> {
-    if !common::lab::require(manager) {
-        return Ok(());
-    }
     let networkd = manager == Manager::Networkd;
     let mut lab = Lab::start(LabOptions { policy: networkd.then(|| SEED.to_string()), ..LabOptions::new(manager, common::binary()) })?;
     if !networkd {

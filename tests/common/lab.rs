@@ -83,14 +83,21 @@ pub fn dhcp_options(manager: Manager) -> LabOptions {
 }
 
 /// The logs of every process the test spawned in the lab host (the daemon among them), in the
-/// order they were started.
+/// order they were started. They are numbered by the lab's list of processes, which also holds
+/// some of its own (an IPv6 lab's router advertisements): a number can be missing.
 pub fn spawned_logs(lab: &Lab) -> String {
-    (0..)
-        .map(|n| lab.dir().join(format!("log/spawned-{n}.log")))
-        .take_while(|p| p.exists())
-        .map(|p| fs::read_to_string(p).unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join("\n---\n")
+    let mut logs: Vec<(u32, String)> = fs::read_dir(lab.dir().join("log"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let n = name.strip_prefix("spawned-")?.strip_suffix(".log")?.parse().ok()?;
+            Some((n, fs::read_to_string(e.path()).unwrap_or_default()))
+        })
+        .collect();
+    logs.sort();
+    logs.into_iter().map(|(_, text)| text).filter(|t| !t.is_empty()).collect::<Vec<_>>().join("\n---\n")
 }
 
 /// How often the daemon's log says `iface` became `to`.
