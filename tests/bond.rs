@@ -4,55 +4,12 @@
 //! bond's.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn multihome(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_multihome")).args(args).output().expect("the multihome binary runs")
-}
+use common::files::{TempDir, list};
+use common::{golden_policy, multihome, text};
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn golden_policy(case: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(case).join("policy.conf").display().to_string()
-}
-
-/// A directory of one test, removed again when the test ends (also when it fails).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bond-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Every file under `dir`, relative to it, sorted.
-fn files(dir: &Path) -> Vec<String> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        for e in fs::read_dir(dir).into_iter().flatten().flatten() {
-            if e.path().is_dir() {
-                walk(base, &e.path(), out);
-            } else {
-                out.push(e.path().strip_prefix(base).unwrap().display().to_string());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
-}
+#[allow(dead_code)]
+mod common;
 
 #[test]
 fn check_warns_about_a_wifi_slaves_mac_policy_and_shows_the_bond_in_json() {
@@ -76,7 +33,7 @@ fn check_warns_about_a_wifi_slaves_mac_policy_and_shows_the_bond_in_json() {
 #[test]
 fn apply_root_switches_an_image_between_routes_and_bond_and_reset_removes_the_bond() {
     let tmp = TempDir::new("switch");
-    let root = tmp.0.join("root");
+    let root = tmp.join("root");
     let admin = root.join("etc/systemd/network/90-admin.network");
     fs::create_dir_all(admin.parent().unwrap()).unwrap();
     fs::write(&admin, "[Match]\nName=en*\n").unwrap();
@@ -84,7 +41,7 @@ fn apply_root_switches_an_image_between_routes_and_bond_and_reset_removes_the_bo
     let apply = |case: &str| {
         let out = multihome(&["-c", &golden_policy(case), "apply", "--backend", "networkd", "--root", root_arg]);
         assert!(out.status.success(), "apply {case}: {}", text(&out.stderr));
-        files(&root)
+        list(&root)
     };
     let routes = apply("seed");
     assert!(routes.contains(&"etc/systemd/networkd.conf.d/60-multihome.conf".to_string()), "{routes:#?}");
@@ -100,5 +57,5 @@ fn apply_root_switches_an_image_between_routes_and_bond_and_reset_removes_the_bo
     apply("bond-seed");
     let reset = multihome(&["reset", "--root", root_arg]);
     assert!(reset.status.success(), "{}", text(&reset.stderr));
-    assert_eq!(files(&root), ["etc/systemd/network/90-admin.network"], "{}", text(&reset.stdout));
+    assert_eq!(list(&root), ["etc/systemd/network/90-admin.network"], "{}", text(&reset.stdout));
 }

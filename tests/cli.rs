@@ -8,85 +8,20 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use multihome::backend::files::MARKER;
 use multihome::backend::networkd;
 use multihome::{plan, policy};
 
-/// A directory of one test, removed again when the test ends (also when it fails).
-struct TempDir(PathBuf);
+use common::files::{Entry, TempDir, file_paths, snapshot};
+use common::policy::Policy;
+use common::{golden_policy, multihome, text};
 
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn multihome(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_multihome")).args(args).output().expect("the multihome binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// What a file looks like to someone checking that nothing changed: contents, mode, inode and
-/// modification time (a rewrite with the same text still changes the last two).
-#[derive(Debug, PartialEq, Eq)]
-struct Seen {
-    contents: String,
-    mode: u32,
-    inode: u64,
-    mtime: (i64, i64),
-}
-
-/// Every file under `dir`, by path relative to it.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Seen> {
-    fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<PathBuf, Seen>) {
-        let Ok(entries) = fs::read_dir(dir) else { return };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            let meta = fs::symlink_metadata(&path).unwrap();
-            if meta.is_dir() {
-                walk(&path, base, out);
-            } else {
-                let seen = Seen {
-                    contents: fs::read_to_string(&path).unwrap(),
-                    mode: meta.permissions().mode() & 0o7777,
-                    inode: meta.ino(),
-                    mtime: (meta.mtime(), meta.mtime_nsec()),
-                };
-                out.insert(path.strip_prefix(base).unwrap().to_path_buf(), seen);
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
-fn golden_policy(case: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(case).join("policy.conf").display().to_string()
-}
+#[allow(dead_code)]
+mod common;
 
 const INVALID: &str = "[Uplink]\nInterface=eth0\nPriority=1\nAddress=192.168.178.99\nGateway=192.168.178.1\n";
 
@@ -141,7 +76,13 @@ fn render_out_writes_the_rendered_files_and_a_second_run_changes_nothing() {
     let plan = plan::plan(&policy::parse(&policy, &fs::read_to_string(&policy).unwrap()).unwrap());
     let rendered = networkd::render::render(&plan, &networkd::placement::alone(&plan));
     let want: BTreeMap<PathBuf, (String, u32)> = rendered.iter().map(|f| (f.path.clone(), (f.contents.clone(), f.mode))).collect();
-    let got: BTreeMap<PathBuf, (String, u32)> = written.iter().map(|(p, s)| (p.clone(), (s.contents.clone(), s.mode))).collect();
+    let got: BTreeMap<PathBuf, (String, u32)> = written
+        .iter()
+        .filter_map(|(p, e)| match e {
+            Entry::File { contents, mode, .. } => Some((p.clone(), (contents.clone(), *mode))),
+            _ => None,
+        })
+        .collect();
     assert_eq!(got, want);
     let stdout = text(&first.stdout);
     assert_eq!(stdout.lines().filter(|l| l.starts_with("wrote ")).count(), rendered.len(), "first run:\n{stdout}");
@@ -306,7 +247,7 @@ fn reset_root_removes_only_what_multihome_wrote() {
     let dry = multihome(&["reset", "--dry-run", "--root", root_arg]);
     assert!(dry.status.success(), "{}", text(&dry.stderr));
     let listed = text(&dry.stdout);
-    for path in written.keys().filter(|p| !with_admin.contains_key(*p)) {
+    for path in file_paths(&written).into_iter().filter(|p| !with_admin.contains_key(*p)) {
         assert!(listed.contains(&format!("--- {}", root.join(path).display())), "{} not listed:\n{listed}", path.display());
     }
     assert!(!listed.contains("90-admin"), "{listed}");
@@ -315,7 +256,7 @@ fn reset_root_removes_only_what_multihome_wrote() {
     let done = multihome(&["reset", "--root", root_arg]);
     assert!(done.status.success(), "{}", text(&done.stderr));
     let left = snapshot(&root);
-    assert_eq!(left.keys().collect::<Vec<_>>(), with_admin.keys().collect::<Vec<_>>(), "{}", text(&done.stdout));
+    assert_eq!(file_paths(&left), file_paths(&with_admin), "{}", text(&done.stdout));
     let again = multihome(&["reset", "--dry-run", "--root", root_arg]);
     assert_eq!(text(&again.stdout).trim(), "Nothing of multihome's is on this host.");
 }
@@ -332,7 +273,7 @@ fn render_out_amends_a_file_that_takes_an_uplink_and_follows_it() {
     fs::write(&wired, "[Match]\nName=eth0\n\n[Link]\nMTUBytes=1400\n").unwrap();
     let dropin = network_dir.join("20-wired.network.d/60-multihome.conf");
     let own = network_dir.join(networkd::names::network_file_name("eth0"));
-    let seen_wired = |s: &BTreeMap<PathBuf, Seen>| s.get(wired.strip_prefix(&out_dir).unwrap()).map(|w| (w.contents.clone(), w.inode, w.mtime));
+    let seen_wired = |s: &BTreeMap<PathBuf, Entry>| s.get(wired.strip_prefix(&out_dir).unwrap()).cloned();
     let before = seen_wired(&snapshot(&out_dir));
 
     let first = multihome(&["-c", &policy, "render", "--out", out_arg]);
@@ -439,11 +380,9 @@ fn modes_do_not_depend_on_the_umask() {
 #[test]
 fn check_prints_the_probe_packet_ceiling_per_uplink() {
     let dir = TempDir::new("ceiling");
-    let seed = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/seed.conf")).unwrap();
-    let policy = seed.replace("Target=192.168.178.1\nTarget=198.51.100.10\n", "Target=198.51.100.10\nInterval=1s\nFailAfter=1000\n");
-    assert_ne!(policy, seed, "the seed's [Probe] targets moved");
+    let policy = Policy::seed().without_line("Target=192.168.178.1").probe("Interval", "1s").probe("FailAfter", "1000");
     let file = dir.path().join("policy.conf");
-    fs::write(&file, policy).unwrap();
+    fs::write(&file, policy.text()).unwrap();
     let out = multihome(&["-c", file.to_str().unwrap(), "check"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);

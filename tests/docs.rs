@@ -16,42 +16,24 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use multihome::docs;
 use multihome::policy::bond::Monitor;
 use multihome::policy::{self, Require, timespan};
 
+use common::files::TempDir;
+use common::repo;
+use common::tools::require_tool;
+
+#[allow(dead_code)]
+mod common;
+
 const BLESS_VAR: &str = "MULTIHOME_BLESS";
 const CONF_PAGE: &str = "man/multihome.conf.5";
 /// The policy reference, with every key and its default in one ```ini block.
 const POLICY_DOC: &str = "docs/policy.md";
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Whether `tool` runs; when not, a skip outside CI and a failure in it.
-fn have(tool: &str, what: &str) -> bool {
-    let found = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(!in_ci(), "{tool} is missing in CI (CI=true), needed to check {what}; .ci/run installs it");
-        eprintln!("SKIPPED (not in CI): {tool} is not installed, so {what} is not checked");
-    }
-    found
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("multihome-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// The generated files: what `multihome generate-docs` writes, relative to its output directory.
 fn generated() -> Vec<&'static str> {
@@ -60,14 +42,15 @@ fn generated() -> Vec<&'static str> {
 
 #[test]
 fn generated_man_page_and_completions_are_up_to_date() {
-    let out = temp_dir("docs");
-    let status = Command::new(env!("CARGO_BIN_EXE_multihome")).arg("generate-docs").arg(&out).status().unwrap();
+    let tmp = TempDir::new("docs");
+    let out = tmp.path();
+    let status = Command::new(env!("CARGO_BIN_EXE_multihome")).arg("generate-docs").arg(out).status().unwrap();
     assert!(status.success(), "multihome generate-docs failed: {status}");
     let bless = std::env::var(BLESS_VAR).as_deref() == Ok("1");
     let mut stale = Vec::new();
     for path in generated() {
         let new = fs::read_to_string(out.join(path)).unwrap();
-        let committed = root().join(path);
+        let committed = repo(path);
         if fs::read_to_string(&committed).ok().as_deref() == Some(new.as_str()) {
             continue;
         }
@@ -79,7 +62,6 @@ fn generated_man_page_and_completions_are_up_to_date() {
             stale.push(path);
         }
     }
-    fs::remove_dir_all(&out).unwrap();
     assert!(
         stale.is_empty(),
         "{} differ(s) from what the command line's definition gives (`multihome generate-docs DIR`). If the command line changed on purpose, run `{BLESS_VAR}=1 cargo test --test docs` and review `git diff man completions`.",
@@ -89,14 +71,14 @@ fn generated_man_page_and_completions_are_up_to_date() {
 
 #[test]
 fn man_pages_render_without_warnings() {
-    if !have("man", "the man pages' rendering") {
+    if !require_tool("man", "the man pages' rendering") {
         return;
     }
     for page in [docs::MAN_PAGE, CONF_PAGE] {
         // As lintian checks a page (its manpages check): groff's warnings on, output discarded.
         let out = Command::new("man")
             .args(["--warnings", "-E", "UTF-8", "-l", "-Tutf8", "-Z"])
-            .arg(root().join(page))
+            .arg(repo(page))
             .env("LC_ALL", "C.UTF-8")
             .env("MANWIDTH", "80")
             .env("MANROFFSEQ", "")
@@ -110,7 +92,7 @@ fn man_pages_render_without_warnings() {
 
 #[test]
 fn completions_are_valid_scripts_and_bash_completes_a_command() {
-    let file = |shell: clap_complete::Shell| root().join(docs::COMPLETIONS.iter().find(|(s, _)| *s == shell).unwrap().1);
+    let file = |shell: clap_complete::Shell| repo(docs::COMPLETIONS.iter().find(|(s, _)| *s == shell).unwrap().1);
     let check = |tool: &str, args: &[&str], path: &Path| {
         let out = Command::new(tool).args(args).arg(path).output().unwrap();
         assert!(out.status.success(), "{tool} {args:?} {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
@@ -125,17 +107,17 @@ COMP_WORDS=(multihome apply --backend ""); COMP_CWORD=3; _multihome multihome ""
     );
     let out = Command::new("bash").args(["-c", &script]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "apply\nauto networkd networkmanager\n", "{}", String::from_utf8_lossy(&out.stderr));
-    if have("zsh", "the zsh completion") {
+    if require_tool("zsh", "the zsh completion") {
         check("zsh", &["-n"], &file(clap_complete::Shell::Zsh));
     }
-    if have("fish", "the fish completion") {
+    if require_tool("fish", "the fish completion") {
         check("fish", &["--no-execute"], &file(clap_complete::Shell::Fish));
     }
 }
 
 /// The page's sections and, per section, its keys with the entry's text (roff source).
 fn conf_page() -> BTreeMap<String, BTreeMap<String, String>> {
-    let text = fs::read_to_string(root().join(CONF_PAGE)).unwrap();
+    let text = fs::read_to_string(repo(CONF_PAGE)).unwrap();
     let mut sections: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut section: Option<String> = None;
     let mut key: Option<String> = None;
@@ -253,7 +235,7 @@ fn policy_page_gives_the_parsers_defaults() {
 /// The policy reference: the ```ini block of docs/policy.md's "## Syntax and every key", as
 /// (section, key, value) in order, and the whole block's text.
 fn policy_reference() -> (Vec<(String, String, String)>, String) {
-    let page = fs::read_to_string(root().join(POLICY_DOC)).unwrap();
+    let page = fs::read_to_string(repo(POLICY_DOC)).unwrap();
     let section = page.split_once("## Syntax and every key").unwrap_or_else(|| panic!("{POLICY_DOC} has no \"## Syntax and every key\"")).1;
     let block = section.split_once("```ini\n").expect("a ```ini block").1.split_once("```").unwrap().0;
     let mut current = String::new();
@@ -296,8 +278,8 @@ fn policy_page_and_policy_reference_describe_the_same_keys_and_defaults() {
 /// `[docs/bond.md](docs/bond.md)`): every such link leads to a file of the repository.
 #[test]
 fn the_readme_and_docs_link_only_to_files_that_exist() {
-    let mut pages = vec![root().join("README.md")];
-    pages.extend(fs::read_dir(root().join("docs")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "md")));
+    let mut pages = vec![repo("README.md")];
+    pages.extend(fs::read_dir(repo("docs")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "md")));
     let mut links = 0;
     for page in &pages {
         let text = fs::read_to_string(page).unwrap();
@@ -317,10 +299,10 @@ fn the_readme_and_docs_link_only_to_files_that_exist() {
 /// valid policy of the seed's three uplinks.
 #[test]
 fn the_readmes_first_policy_is_the_shipped_example() {
-    let readme = fs::read_to_string(root().join("README.md")).unwrap();
+    let readme = fs::read_to_string(repo("README.md")).unwrap();
     let section = readme.split_once("## A first policy").expect("README has \"## A first policy\"").1;
     let shown = section.split_once("```ini\n").expect("a ```ini block").1.split_once("```").unwrap().0;
-    let example = fs::read_to_string(root().join("examples/seed.conf")).unwrap();
+    let example = fs::read_to_string(repo("examples/seed.conf")).unwrap();
     assert_eq!(shown, example, "README's first policy is not examples/seed.conf");
     let policy = policy::parse("README", shown).unwrap_or_else(|e| panic!("README's first policy: {e}"));
     let names: Vec<&str> = policy.uplinks.iter().map(|u| u.interface.as_str()).collect();
@@ -329,14 +311,14 @@ fn the_readmes_first_policy_is_the_shipped_example() {
 
 #[test]
 fn policy_page_example_is_a_valid_policy_and_pages_carry_the_version() {
-    let text = fs::read_to_string(root().join(CONF_PAGE)).unwrap();
+    let text = fs::read_to_string(repo(CONF_PAGE)).unwrap();
     let example = text.split_once(".SH EXAMPLE").unwrap().1.split_once(".nf\n").unwrap().1.split_once(".fi").unwrap().0;
     let example: String = example.lines().filter(|l| !l.starts_with('.')).map(|l| format!("{}\n", l.replace("\\-", "-"))).collect();
     let policy = policy::parse("example", &example).unwrap_or_else(|e| panic!("{CONF_PAGE}'s example: {e}"));
     assert_eq!(policy.uplinks.len(), 3);
     let version = format!("\"multihome {}\"", env!("CARGO_PKG_VERSION"));
     for page in [CONF_PAGE, docs::MAN_PAGE] {
-        let text = fs::read_to_string(root().join(page)).unwrap();
+        let text = fs::read_to_string(repo(page)).unwrap();
         let th = text.lines().find(|l| l.starts_with(".TH ")).unwrap();
         assert!(th.contains(&version), "{page}: {th} does not name {version}");
         assert!(th.contains(docs::DATE), "{page}: {th} is not dated {} as the other page", docs::DATE);

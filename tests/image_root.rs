@@ -8,74 +8,20 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// A directory of one test, removed again when the test ends (also when it fails).
-struct TempDir(PathBuf);
+use common::files::{Entry, TempDir, snapshot};
+use common::{golden_policy, multihome, text};
 
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("image-root-{name}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn multihome(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_multihome")).args(args).output().expect("the multihome binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn seed_policy() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/seed/policy.conf").display().to_string()
-}
-
-/// Every entry under `dir` (not following symlinks): a file as its contents, inode and
-/// modification time; a symlink as its target. Any write, removal or rewrite shows.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
-    fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<PathBuf, String>) {
-        let Ok(entries) = fs::read_dir(dir) else { return };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            let meta = fs::symlink_metadata(&path).unwrap();
-            let rel = path.strip_prefix(base).unwrap().to_path_buf();
-            if meta.file_type().is_symlink() {
-                out.insert(rel, format!("-> {}", fs::read_link(&path).unwrap().display()));
-            } else if meta.is_dir() {
-                out.insert(rel, "dir".into());
-                walk(&path, base, out);
-            } else {
-                let seen = format!("{:?} ino {} mtime {}.{}", fs::read(&path).unwrap(), meta.ino(), meta.mtime(), meta.mtime_nsec());
-                out.insert(rel, seen);
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
+#[allow(dead_code)]
+mod common;
 
 /// An image with everything multihome writes (networkd files, the sysctl.d file, keyfiles), and
 /// then `depth` (a directory under it) moved to `outside` and replaced by a symlink to it.
 fn image_with_symlinked(tmp: &TempDir, depth: &str) -> (PathBuf, PathBuf) {
-    let root = tmp.0.join("image");
-    let outside = tmp.0.join("outside");
-    let policy = seed_policy();
+    let root = tmp.join("image");
+    let outside = tmp.join("outside");
+    let policy = golden_policy("seed");
     let root_arg = root.to_str().unwrap();
     let applied = multihome(&["-c", &policy, "apply", "--backend", "networkd", "--root", root_arg]);
     assert!(applied.status.success(), "{}", text(&applied.stderr));
@@ -132,7 +78,7 @@ fn render_and_apply_refuse_a_symlinked_directory_at_each_depth() {
         let tmp = TempDir::new("write");
         let (root, outside) = image_with_symlinked(&tmp, depth);
         let before = (snapshot(&root), snapshot(&outside));
-        let policy = seed_policy();
+        let policy = golden_policy("seed");
         let policy = policy.as_str();
         let root_arg = root.to_str().unwrap();
         for args in [
@@ -157,7 +103,7 @@ fn render_and_apply_refuse_a_symlinked_directory_at_each_depth() {
 }
 
 /// What multihome writes on a running system, to show that a refused command wrote none of it.
-fn system_dirs() -> BTreeMap<PathBuf, String> {
+fn system_dirs() -> BTreeMap<PathBuf, Entry> {
     ["/etc/systemd/network", "/etc/sysctl.d", "/etc/NetworkManager/system-connections", "/etc/systemd/networkd.conf.d"]
         .iter()
         .flat_map(|d| snapshot(Path::new(d)).into_iter().map(move |(k, v)| (Path::new(d).join(k), v)))
@@ -167,9 +113,9 @@ fn system_dirs() -> BTreeMap<PathBuf, String> {
 #[test]
 fn a_root_that_is_this_systems_slash_is_refused_by_every_command() {
     let tmp = TempDir::new("slash");
-    let link = tmp.0.join("to-slash");
+    let link = tmp.join("to-slash");
     std::os::unix::fs::symlink("/", &link).unwrap();
-    let policy = seed_policy();
+    let policy = golden_policy("seed");
     let before = system_dirs();
     for (link_or_slash, spelled) in [(link.to_str().unwrap(), "a symlink to /"), ("/", "/"), ("/etc/..", "/etc/..")] {
         for (args, option, command) in [

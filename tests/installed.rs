@@ -8,8 +8,12 @@
 use std::process::Command;
 use std::time::Duration;
 
+use common::lab::{require, require_for};
 use multihome::lab::policies::DHCP_WLAN0;
-use multihome::lab::{self, INSTALLED_BINARY, Lab, LabOptions, Manager};
+use multihome::lab::{INSTALLED_BINARY, Lab, LabOptions, Manager};
+
+#[allow(dead_code)]
+mod common;
 
 /// Whether this version of the package is installed; in CI (MULTIHOME_INSTALLED=1) it must be.
 fn installed() -> bool {
@@ -50,7 +54,7 @@ fn the_installed_binary_checks_the_example_and_its_man_pages_render() {
 
 #[test]
 fn the_installed_lab_runs_and_leaves_nothing() {
-    if !installed() || !lab::require(Manager::Networkd) {
+    if !installed() || !require(Manager::Networkd) {
         return;
     }
     let (ok, out, err) = run(INSTALLED_BINARY, &["lab", "--backend", "networkd", "--no-daemon", "--fault", "link"]);
@@ -69,7 +73,7 @@ fn installed_hooks_give_the_lease_its_rules(manager: Manager) -> anyhow::Result<
         // Applied before networkd starts, as at boot (the networkd.conf.d drop-in).
         options.policy = Some(DHCP_WLAN0.to_string());
     }
-    if !lab::require_for(&options) {
+    if !require_for(&options) {
         return Ok(());
     }
     let lab = Lab::start(options)?;

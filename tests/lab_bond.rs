@@ -7,8 +7,13 @@
 
 use std::time::Duration;
 
-use multihome::lab::policies::SEED;
-use multihome::lab::{self, Lab, LabOptions, Manager};
+use common::lab::{nmcli, require};
+use common::policy::Policy;
+use common::status::{self, State};
+use multihome::lab::{Lab, LabOptions, Manager};
+
+#[allow(dead_code)]
+mod common;
 
 /// The seed's bond over the lab's links (addresses that exist only inside the lab).
 const BOND: &str = multihome::lab::policies::SEED_BOND;
@@ -49,11 +54,11 @@ fn networkctl_status(lab: &Lab, link: &str) -> String {
 
 #[test]
 fn networkd_parses_the_bonds_files_without_a_complaint() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return Ok(());
     }
     for policy in [BOND.to_string(), bond_arp()] {
-        let lab = Lab::start(LabOptions::new(Manager::Networkd, env!("CARGO_BIN_EXE_multihome")))?;
+        let lab = Lab::start(LabOptions::new(Manager::Networkd, common::binary()))?;
         lab.write_policy(&policy)?;
         apply_bond(&lab)?;
         // networkd read the .netdev (its debug log says so) and tried to make the bond, which
@@ -78,10 +83,10 @@ fn networkd_parses_the_bonds_files_without_a_complaint() -> anyhow::Result<()> {
 /// neither the files nor the drop-ins.
 #[test]
 fn networkd_takes_the_drop_ins_that_enslave_an_administrators_links() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return Ok(());
     }
-    let lab = Lab::start(LabOptions::new(Manager::Networkd, env!("CARGO_BIN_EXE_multihome")))?;
+    let lab = Lab::start(LabOptions::new(Manager::Networkd, common::binary()))?;
     let dir = lab.dir().join("etc/systemd/network");
     std::fs::write(dir.join("20-eth0.network"), "[Match]\nName=eth0\n\n[Link]\nRequiredForOnline=no\n\n[Network]\nDHCP=yes\n")?;
     std::fs::write(dir.join("25-wlan0.network"), "[Match]\nName=wlan0\n\n[Network]\nDHCP=ipv4\nLLDP=no\n")?;
@@ -129,35 +134,28 @@ fn networkd_takes_the_drop_ins_that_enslave_an_administrators_links() -> anyhow:
 fn networkd_files(lab: &Lab) -> Vec<String> {
     let mut found = Vec::new();
     for dir in ["etc/systemd/network", "etc/systemd/networkd.conf.d"] {
-        for e in walk(&lab.dir().join(dir)) {
-            found.push(e.strip_prefix(lab.dir()).unwrap().display().to_string());
-        }
+        found.extend(common::files::list(&lab.dir().join(dir)).into_iter().map(|f| format!("{dir}/{f}")));
     }
     found.sort();
     found
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    entries.flatten().flat_map(|e| if e.path().is_dir() { walk(&e.path()) } else { vec![e.path()] }).collect()
 }
 
 /// Switching a host from routes to bond and back with `multihome apply`: each mode's files
 /// replace the other's, and the routes mode works again afterwards (traffic leaves by eth0).
 #[test]
 fn switching_between_routes_and_bond_removes_the_other_modes_files() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return Ok(());
     }
-    let lab = Lab::start(LabOptions::new(Manager::Networkd, env!("CARGO_BIN_EXE_multihome")))?;
-    let seed = SEED.replace("Backend=auto", "Backend=networkd");
+    let lab = Lab::start(LabOptions::new(Manager::Networkd, common::binary()))?;
+    let seed = Policy::seed().policy("Backend", "networkd");
     // Settings routes mode sets that no sysctl.d file of the machine names (rp_filter is in
     // systemd's 50-default.conf, so its value after a reset is that file's, not the kernel's).
     let keys = ["net/ipv4/conf/eth0/arp_ignore", "net/ipv4/conf/wlan0/arp_announce", "net/ipv4/conf/wlan1/ignore_routes_with_linkdown"];
     let read =
         |key: &str| lab.run_in_host("cat", &[&format!("/proc/sys/{key}")]).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
     let sysctls_before: Vec<String> = keys.iter().map(|k| read(k)).collect();
-    lab.write_policy(&seed)?;
+    lab.write_policy(seed.text())?;
     lab.multihome_ok(&["apply"])?;
     let sysctls_routes: Vec<String> = keys.iter().map(|k| read(k)).collect();
     assert_eq!(sysctls_routes, ["1", "2", "1"], "routes mode's sysctls {keys:?}");
@@ -179,7 +177,7 @@ fn switching_between_routes_and_bond_removes_the_other_modes_files() -> anyhow::
     let sysctls_bond: Vec<String> = keys.iter().map(|k| read(k)).collect();
     assert_eq!(sysctls_bond, sysctls_before, "bond mode left routes mode's sysctls {keys:?} set");
 
-    lab.write_policy(&seed)?;
+    lab.write_policy(seed.text())?;
     lab.multihome_ok(&["apply"])?;
     assert_eq!(networkd_files(&lab), routes, "back in routes mode, the same files as before the bond");
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
@@ -188,25 +186,19 @@ fn switching_between_routes_and_bond_removes_the_other_modes_files() -> anyhow::
     Ok(())
 }
 
-fn nmcli(lab: &Lab, args: &[&str]) -> String {
-    let out = lab.run_in_host("nmcli", args).expect("nmcli runs");
-    assert!(out.status.success(), "nmcli {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The keyfiles of `render --backend nm-keyfile` in bond mode, loaded by the real
 /// NetworkManager: the bond with the policy's options as NetworkManager reads them back, and
 /// every slave enslaved to it. A Wi-Fi slave's file gets the SSID its comment asks for first.
 #[test]
 fn networkmanager_loads_the_bonds_keyfiles_with_their_options() -> anyhow::Result<()> {
-    if !lab::require(Manager::NetworkManager) {
+    if !require(Manager::NetworkManager) {
         return Ok(());
     }
     for (policy, options) in [
         (BOND.to_string(), &["mode=active-backup", "primary=eth0", "miimon=10", "updelay=4000", "downdelay=10", "fail_over_mac=active"][..]),
         (bond_arp(), &["arp_interval=200", "arp_ip_target=192.168.178.1", "arp_validate=all", "arp_all_targets=all", "primary_reselect=better"][..]),
     ] {
-        let lab = Lab::start(LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")))?;
+        let lab = Lab::start(LabOptions::new(Manager::NetworkManager, common::binary()))?;
         lab.write_policy(&policy)?;
         // Into the lab's directory that the host's private mounts show as /etc/NetworkManager:
         // `--out /` is refused (an image option never writes the running system).
@@ -240,10 +232,10 @@ fn networkmanager_loads_the_bonds_keyfiles_with_their_options() -> anyhow::Resul
 /// tests/system/bond.rs, shows a real bond's active slave and MII states).
 #[test]
 fn the_daemon_in_bond_mode_shows_the_slaves_and_why_there_is_no_bond() -> anyhow::Result<()> {
-    if !lab::require(Manager::None) {
+    if !require(Manager::None) {
         return Ok(());
     }
-    let mut lab = Lab::start(LabOptions::new(Manager::None, env!("CARGO_BIN_EXE_multihome")))?;
+    let mut lab = Lab::start(LabOptions::new(Manager::None, common::binary()))?;
     lab.write_policy(BOND)?;
     let (log, pid) = {
         let d = lab.spawn_multihome(&["daemon"])?;
@@ -252,18 +244,14 @@ fn the_daemon_in_bond_mode_shows_the_slaves_and_why_there_is_no_bond() -> anyhow
     lab.wait_for_log(&log, "Mode=bond: the kernel's bond bond0 fails over between eth0, wlan1, wlan0 by itself", Duration::from_secs(10))?;
     lab.wait_for(Duration::from_secs(10), || lab.multihome(&["status"]).is_ok_and(|o| o.status.success()))
         .map_err(|e| anyhow::anyhow!("status never answered: {e}\n{}", std::fs::read_to_string(&log).unwrap_or_default()))?;
-    let status = lab.multihome_ok(&["status", "--json"])?;
-    let v: serde_json::Value = serde_json::from_str(&status)?;
-    let slaves: Vec<(&str, &str, bool)> = v["uplinks"]
-        .as_array()
-        .map(|a| a.iter().map(|u| (u["interface"].as_str().unwrap_or(""), u["state"].as_str().unwrap_or(""), u["bond_active"] == true)).collect())
-        .unwrap_or_default();
-    assert_eq!(slaves, vec![("eth0", "no-bond", false), ("wlan1", "no-bond", false), ("wlan0", "no-bond", false)], "{status}");
+    let status = status::read(&lab)?;
+    let slaves: Vec<(&str, State, Option<bool>)> = status.uplinks.iter().map(|u| (u.interface.as_str(), u.state.clone(), u.bond_active)).collect();
+    let no_bond = || State::Other("no-bond".into());
+    assert_eq!(slaves, vec![("eth0", no_bond(), Some(false)), ("wlan1", no_bond(), Some(false)), ("wlan0", no_bond(), Some(false))], "{status}");
     if multihome::bonding::available().is_err() {
-        let reason = v["uplinks"][0]["reason"].as_str().unwrap_or("");
-        assert_eq!(reason, "bond bond0 does not exist: this kernel has no bonding driver", "{status}");
+        assert_eq!(status.uplinks[0].reason, "bond bond0 does not exist: this kernel has no bonding driver", "{status}");
     }
-    assert_eq!(v["active"], "", "{status}");
+    assert_eq!(status.active, "", "{status}");
     let text = lab.multihome_ok(&["status"])?;
     assert!(text.contains("The bond has no active slave"), "{text}");
     // Still running: not exited (a zombie until the lab reaps it).
@@ -279,14 +267,14 @@ fn the_daemon_in_bond_mode_shows_the_slaves_and_why_there_is_no_bond() -> anyhow
 /// user's profile on eth0 as it was, the bond's profile gone, no checkpoint left.
 #[test]
 fn networkmanager_apply_of_a_bond_is_rolled_back_where_the_kernel_cannot_bond() -> anyhow::Result<()> {
-    if !lab::require(Manager::NetworkManager) {
+    if !require(Manager::NetworkManager) {
         return Ok(());
     }
     if multihome::bonding::available().is_ok() {
         eprintln!("SKIPPED: this kernel has bonding; the rollback on a kernel without it is not shown here");
         return Ok(());
     }
-    let lab = Lab::start(LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")))?;
+    let lab = Lab::start(LabOptions::new(Manager::NetworkManager, common::binary()))?;
     nmcli(
         &lab,
         &[

@@ -7,13 +7,17 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use multihome::lab::policies::SEED;
-use multihome::lab::{self, Lab, LabOptions, Manager};
+use common::lab::require;
+use common::policy::Policy;
+use common::status::{self, State};
+use multihome::lab::{Lab, LabOptions, Manager};
+
+#[allow(dead_code)]
+mod common;
 
 const CONNECTIONS: usize = 30_000;
 /// Listening ports, one per helper process: below the ephemeral range (32768-60999), where the
@@ -23,10 +27,6 @@ const HOLD_ENV: &str = "MH_HOLD_CONNECTIONS";
 const READERS: usize = 12;
 const READ_FOR: Duration = Duration::from_secs(20);
 const GET_UPLINKS: &str = "busctl --system get-property org.multihome1 /org/multihome1 org.multihome1.Daemon Uplinks";
-
-fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_multihome"))
-}
 
 /// Processes in the lab host's network namespace that hold loopback connections open; killed
 /// (by pid) and reaped when dropped.
@@ -104,17 +104,6 @@ fn daemon_log(lab: &Lab) -> String {
     lab.log("spawned-0.log")
 }
 
-fn states(lab: &Lab) -> Vec<(String, String)> {
-    let out = lab.multihome(&["status", "--json"]).map(|o| o.stdout).unwrap_or_default();
-    let s: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
-    s["uplinks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|u| (u["interface"].as_str().unwrap_or("").to_string(), u["state"].as_str().unwrap_or("").to_string()))
-        .collect()
-}
-
 /// How long one `Uplinks` read takes, as a client sees it (the median of `n`, `gap` apart: more
 /// than a second, and each read has the kernel read again).
 fn read_cost(lab: &Lab, n: usize, gap: Duration) -> Duration {
@@ -133,19 +122,15 @@ fn read_cost(lab: &Lab, n: usize, gap: Duration) -> Duration {
 
 #[test]
 fn bus_readers_and_many_sockets_change_no_uplinks_state() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return Ok(());
     }
-    let policy = SEED.replace("[Probe]\n", "[Probe]\nMaxLatency=50ms\n");
-    assert!(policy.contains("MaxLatency=50ms\n"), "the seed has no [Probe]:\n{policy}");
-    let mut lab = Lab::start(LabOptions { policy: Some(policy), ..LabOptions::new(Manager::Networkd, binary()) })?;
+    let policy = Policy::seed().probe("MaxLatency", "50ms");
+    let mut lab = Lab::start(LabOptions { policy: Some(policy.into()), ..LabOptions::new(Manager::Networkd, common::binary()) })?;
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     lab.spawn_multihome(&["daemon"])?;
-    let all_up = |lab: &Lab| {
-        let s = states(lab);
-        s.len() == 3 && s.iter().all(|(_, state)| state == "up")
-    };
-    lab.wait_for(Duration::from_secs(10), || all_up(&lab)).map_err(|e| anyhow::anyhow!("the uplinks did not come up: {e}\n{}", daemon_log(&lab)))?;
+    lab.wait_for(Duration::from_secs(10), || status::all_up(&lab, &["eth0", "wlan1", "wlan0"]))
+        .map_err(|e| anyhow::anyhow!("the uplinks did not come up: {e}\n{}", daemon_log(&lab)))?;
     let idle = read_cost(&lab, 5, Duration::ZERO);
 
     let t = Instant::now();
@@ -169,7 +154,10 @@ fn bus_readers_and_many_sockets_change_no_uplinks_state() -> anyhow::Result<()> 
     let end = Instant::now() + READ_FOR + Duration::from_secs(2);
     let mut seen = Vec::new();
     while Instant::now() < end {
-        seen.push(states(&lab));
+        // Every uplink's state, or the reason there was no status.
+        seen.push(
+            status::read(&lab).map(|s| s.uplinks.iter().map(|u| (u.interface.clone(), u.state.clone())).collect::<Vec<_>>()).map_err(|e| format!("{e:#}")),
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     let reads: usize = (1..=READERS)
@@ -180,7 +168,14 @@ fn bus_readers_and_many_sockets_change_no_uplinks_state() -> anyhow::Result<()> 
     let during = &log[before.min(log.len())..];
     let changes: Vec<&str> = during.lines().filter(|l| l.contains(" -> ")).collect();
     assert!(changes.is_empty(), "uplinks changed state under {READERS} readers and {} sockets:\n{}\n---\n{log}", sockets, changes.join("\n"));
-    let not_up: Vec<_> = seen.iter().flatten().filter(|(_, s)| s != "up").collect();
+    let not_up: Vec<String> = seen
+        .iter()
+        .flat_map(|s| match s {
+            Ok(states) if states.len() == 3 => states.iter().filter(|(_, s)| *s != State::Up).map(|u| format!("{u:?}")).collect(),
+            Ok(states) => vec![format!("{states:?}")],
+            Err(e) => vec![e.clone()],
+        })
+        .collect();
     assert!(not_up.is_empty(), "status showed {not_up:?}");
     assert!(reads >= READERS * 10, "the readers made only {reads} reads: the test proves nothing\n{}", lab.log("spawned-1.log"));
     drop(held);

@@ -6,81 +6,67 @@
 
 use std::time::{Duration, Instant};
 
-use multihome::lab::policies::SEED;
-use multihome::lab::{self, Lab, LabOptions, Manager, seed_address};
+use common::lab::{QUICK, has_address, require};
+use common::policy::Policy;
+use common::status::{self, State};
+use multihome::lab::{Lab, Manager, seed_address};
 
-const QUICK: Duration = Duration::from_millis(300);
-
-fn start() -> anyhow::Result<Lab> {
-    let lab = Lab::start(LabOptions { policy: Some(SEED.to_string()), ..LabOptions::new(Manager::Networkd, env!("CARGO_BIN_EXE_multihome")) })?;
-    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
-    Ok(lab)
-}
-
-fn eth0_has(lab: &Lab, address: &str) -> bool {
-    lab.ip_host(&["-4", "-br", "addr", "show", "eth0"]).unwrap_or_default().contains(address)
-}
-
-fn status(lab: &Lab) -> serde_json::Value {
-    let out = lab.multihome(&["status", "--json"]).map(|o| o.stdout).unwrap_or_default();
-    serde_json::from_slice(&out).unwrap_or_default()
-}
+#[allow(dead_code)]
+mod common;
 
 #[test]
 fn try_answered_y_keeps_and_exits_0_and_unanswered_exits_3() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return Ok(());
     }
-    let lab = start()?;
-    lab.write_policy(&SEED.replace("192.168.178.99", "192.168.178.95"))?;
+    let lab = common::lab::seed(Manager::Networkd)?;
+    lab.write_policy(Policy::seed().uplink("eth0", "Address", "192.168.178.95/24").text())?;
     let bin = lab.multihome_path().display().to_string();
     // The answer typed at the prompt (a fixed script, in the lab host only).
     let answered = lab.run_in_host("sh", &["-c", &format!("echo y | {bin} try --backend networkd --timeout 30s")])?;
     assert_eq!(answered.status.code(), Some(0), "{}", String::from_utf8_lossy(&answered.stderr));
     assert!(String::from_utf8_lossy(&answered.stderr).contains("Kept."), "{}", String::from_utf8_lossy(&answered.stderr));
-    lab.wait_for(Duration::from_secs(15), || eth0_has(&lab, "192.168.178.95"))?;
+    lab.wait_for(Duration::from_secs(15), || has_address(&lab, "eth0", "192.168.178.95"))?;
 
-    lab.write_policy(SEED)?;
+    lab.write_policy(Policy::seed().text())?;
     let unanswered = lab.run_in_host("sh", &["-c", &format!("{bin} try --backend networkd --timeout 3s < /dev/null")])?;
     assert_eq!(unanswered.status.code(), Some(3), "{}", String::from_utf8_lossy(&unanswered.stderr));
     assert!(String::from_utf8_lossy(&unanswered.stderr).contains("Not confirmed"), "{}", String::from_utf8_lossy(&unanswered.stderr));
-    lab.wait_for(Duration::from_secs(15), || eth0_has(&lab, "192.168.178.95") && !eth0_has(&lab, "192.168.178.99"))?;
+    lab.wait_for(Duration::from_secs(15), || has_address(&lab, "eth0", "192.168.178.95") && !has_address(&lab, "eth0", "192.168.178.99"))?;
     Ok(())
 }
 
 #[test]
 fn reload_takes_a_changed_policy_and_keeps_the_other_uplinks_states() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return Ok(());
     }
-    let mut lab = start()?;
+    let mut lab = common::lab::seed(Manager::Networkd)?;
     lab.spawn_multihome(&["daemon"])?;
-    lab.wait_for(Duration::from_secs(10), || status(&lab)["uplinks"].as_array().is_some_and(|u| u.len() == 3 && u.iter().all(|u| u["state"] == "up")))?;
+    lab.wait_for(Duration::from_secs(10), || status::all_up(&lab, &["eth0", "wlan1", "wlan0"]))?;
     lab.multihome_ok(&["force", "down", "wlan1"])?;
     // wlan0 leaves the policy; wlan1 keeps its forced state through the reload.
-    let without_wlan0 = &SEED[..SEED.find("\n[Uplink]\nInterface=wlan0").expect("the seed names wlan0 last")];
-    lab.write_policy(without_wlan0)?;
+    lab.write_policy(Policy::seed().without_uplink("wlan0").text())?;
     lab.multihome_ok(&["reload"])?;
-    let s = status(&lab);
-    let names: Vec<&str> = s["uplinks"].as_array().into_iter().flatten().filter_map(|u| u["interface"].as_str()).collect();
-    assert_eq!(names, ["eth0", "wlan1"], "{s}");
-    assert_eq!(s["uplinks"][1]["state"], "forced-down", "{s}");
+    let s = status::read(&lab)?;
+    assert_eq!(s.interfaces(), ["eth0", "wlan1"], "{s}");
+    assert_eq!(s.state("wlan1"), Some(State::ForcedDown), "{s}");
     // A policy that does not parse is refused and the running one kept.
     lab.write_policy("[Uplink]\nInterface=eth0\n")?;
     let refused = lab.multihome(&["reload"])?;
     assert!(!refused.status.success(), "a broken policy was accepted");
-    assert_eq!(status(&lab)["uplinks"].as_array().map(Vec::len), Some(2));
+    assert_eq!(status::read(&lab)?.interfaces(), ["eth0", "wlan1"]);
     Ok(())
 }
 
 #[test]
 fn a_quick_relapse_doubles_the_hold() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return Ok(());
     }
-    let mut lab = start()?;
+    let mut lab = common::lab::seed(Manager::Networkd)?;
     lab.spawn_multihome(&["daemon"])?;
-    lab.wait_for(Duration::from_secs(10), || status(&lab)["uplinks"][0]["state"] == "up")?;
+    lab.wait_for(Duration::from_secs(10), || status::state(&lab, "eth0") == Some(State::Up))?;
     let failback = |lab: &Lab| -> anyhow::Result<Duration> {
         lab.set_upstream("eth0", false)?;
         lab.wait_for(Duration::from_secs(3), || lab.outbound_source(QUICK) == Some(seed_address("wlan1")))?;
@@ -99,12 +85,12 @@ fn a_quick_relapse_doubles_the_hold() -> anyhow::Result<()> {
 
 #[test]
 fn state_changes_are_signalled_on_the_bus_and_force_up_overrides_the_probes() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return Ok(());
     }
-    let mut lab = start()?;
+    let mut lab = common::lab::seed(Manager::Networkd)?;
     lab.spawn_multihome(&["daemon"])?;
-    lab.wait_for(Duration::from_secs(10), || status(&lab)["uplinks"].as_array().is_some_and(|u| u.len() == 3 && u.iter().all(|u| u["state"] == "up")))?;
+    lab.wait_for(Duration::from_secs(10), || status::all_up(&lab, &["eth0", "wlan1", "wlan0"]))?;
     // A client of the lab's system bus, as a desktop applet would be.
     let log = lab
         .spawn_in_host(
@@ -131,11 +117,11 @@ fn state_changes_are_signalled_on_the_bus_and_force_up_overrides_the_probes() ->
     // Maintenance: eth0 trusted whatever its probes say, until released.
     lab.multihome_ok(&["force", "up", "eth0"])?;
     lab.wait_for(Duration::from_secs(3), || changed_to("forced-up")).map_err(|e| anyhow::anyhow!("no StateChanged to forced-up: {e}\n{}", seen()))?;
-    let s = status(&lab);
-    assert_eq!(s["uplinks"][0]["state"], "forced-up", "{s}");
-    assert_eq!(s["active"], "eth0", "{s}");
+    let s = status::read(&lab)?;
+    assert_eq!(s.state("eth0"), Some(State::ForcedUp), "{s}");
+    assert_eq!(s.active, "eth0", "{s}");
     lab.multihome_ok(&["force", "release", "eth0"])?;
-    lab.wait_for(Duration::from_secs(5), || status(&lab)["uplinks"][0]["state"] == "down")?;
+    lab.wait_for(Duration::from_secs(5), || status::state(&lab, "eth0") == Some(State::Down))?;
     lab.set_upstream("eth0", true)?;
     lab.wait_for(Duration::from_secs(15), || changed_to("up")).map_err(|e| anyhow::anyhow!("no StateChanged back to up: {e}\n{}", seen()))?;
     Ok(())
@@ -147,7 +133,7 @@ fn state_changes_are_signalled_on_the_bus_and_force_up_overrides_the_probes() ->
 /// daemon refuses.
 #[test]
 fn polkit_decides_for_callers_other_than_root() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return Ok(());
     }
     let polkitd = "/usr/lib/polkit-1/polkitd";
@@ -156,9 +142,9 @@ fn polkit_decides_for_callers_other_than_root() -> anyhow::Result<()> {
         eprintln!("skipped: no {polkitd}");
         return Ok(());
     }
-    let mut lab = start()?;
+    let mut lab = common::lab::seed(Manager::Networkd)?;
     lab.spawn_multihome(&["daemon"])?;
-    lab.wait_for(Duration::from_secs(10), || status(&lab)["uplinks"][0]["state"] == "up")?;
+    lab.wait_for(Duration::from_secs(10), || status::state(&lab, "eth0") == Some(State::Up))?;
     fn as_uid(lab: &Lab, uid: &str, args: &[&str]) -> std::process::Output {
         let bin = lab.multihome_path().display().to_string();
         let (reuid, regid) = (format!("--reuid={uid}"), format!("--regid={uid}"));
@@ -206,10 +192,10 @@ fn polkit_decides_for_callers_other_than_root() -> anyhow::Result<()> {
         allowed = as_uid(&lab, "65534", &["force", "down", "eth0"]);
     }
     assert!(allowed.status.success(), "polkit's rule allows nobody: {}\n{}", stderr(&allowed), std::fs::read_to_string(&log).unwrap_or_default());
-    assert_eq!(status(&lab)["uplinks"][0]["state"], "forced-down");
+    assert_eq!(status::state(&lab, "eth0"), Some(State::ForcedDown));
     let other = as_uid(&lab, "1", &["force", "release", "eth0"]);
     assert!(!other.status.success() && stderr(&other).contains("AccessDenied"), "{}", stderr(&other));
-    assert_eq!(status(&lab)["uplinks"][0]["state"], "forced-down");
+    assert_eq!(status::state(&lab, "eth0"), Some(State::ForcedDown));
     lab.multihome_ok(&["force", "release", "eth0"])?;
     Ok(())
 }

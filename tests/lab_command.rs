@@ -6,15 +6,16 @@ use std::io::Read;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use multihome::lab::{self, Manager};
+use common::lab::require;
+use common::text;
+use multihome::lab::Manager;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-const BIN: &str = env!("CARGO_BIN_EXE_multihome");
+#[allow(dead_code)]
+mod common;
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+const BIN: &str = env!("CARGO_BIN_EXE_multihome");
 
 /// The namespaces and processes a `multihome lab` with this pid left: none, after it ended.
 fn leftovers(pid: u32) -> Vec<String> {
@@ -40,7 +41,7 @@ fn lines<'a>(out: &'a str, kind: &str) -> Vec<&'a str> {
 
 #[test]
 fn the_lab_shows_the_fault_the_move_and_the_return_and_leaves_nothing() {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return;
     }
     // Without the daemon, a carrier loss: networkd alone moves the traffic to wlan1 and back.
@@ -72,7 +73,7 @@ fn the_lab_shows_the_fault_the_move_and_the_return_and_leaves_nothing() {
 
 #[test]
 fn ctrl_c_ends_the_lab_through_its_cleanup() {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return;
     }
     let mut child = Command::new(BIN)
@@ -131,7 +132,7 @@ fn ctrl_c_ends_the_lab_through_its_cleanup() {
 /// bond (tests/system/bond.rs shows that run in a Debian machine).
 #[test]
 fn the_bond_lab_explains_itself_where_the_kernel_cannot_bond() {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return;
     }
     let can_bond = multihome::lab::bond::kernel_can_bond();
@@ -169,7 +170,7 @@ fn the_bond_lab_explains_itself_where_the_kernel_cannot_bond() {
 /// connection (the stalls are measured by the bench, group mptcp).
 #[test]
 fn the_lab_shows_an_mptcp_connection_surviving_where_plain_tcp_stalls() {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return;
     }
     let (pid, out) = lab_run(&["--backend", "networkd", "--script", "eth0:silent@2s, eth0:repair@6s, eth0:link@10s, eth0:repair@14s"]);
@@ -198,7 +199,7 @@ fn the_lab_shows_an_mptcp_connection_surviving_where_plain_tcp_stalls() {
 /// behind. Where the kernel can bond, tests/system/bond.rs runs it. IPv6's fault is refused.
 #[test]
 fn the_bond_lab_explains_a_silent_failure_where_the_kernel_cannot_bond() {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return;
     }
     let (_, refused) = lab_run(&["--mode", "bond", "--fault", "silent6"]);

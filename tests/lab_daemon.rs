@@ -5,15 +5,19 @@
 //! status` shows all of it. Every probe target is a lab address (examples/seed.conf).
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use multihome::lab::policies::{DHCP_WLAN0, SEED};
+use common::lab::{QUICK, require, spawned_logs, transitions_to};
+use common::status::{self, State};
+use multihome::lab::policies::DHCP_WLAN0;
 use multihome::lab::probe::{Prober, outage};
-use multihome::lab::{self, INTERNET, Lab, LabOptions, Manager, seed_address};
+use multihome::lab::{self, INTERNET, Lab, Manager, seed_address};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-const QUICK: Duration = Duration::from_millis(300);
+
+#[allow(dead_code)]
+mod common;
+
 /// A bound that catches a broken detector (FailAfter ignored, no switch at all) without
 /// flaking on a loaded CI machine. The figure, at most 1 s at the defaults, is
 /// measured by `cargo bench --bench failover` (docs/BENCHMARKS.md: about 0.7 s).
@@ -21,35 +25,10 @@ const RESTORE_WITHIN: Duration = Duration::from_millis(1500);
 /// How often the application-like prober opens a new connection.
 const PROBE_EVERY: Duration = Duration::from_millis(10);
 
-/// The binary under test: this build's, or MULTIHOME_TEST_BIN (e.g. a release build, for its
-/// memory figure).
-fn binary() -> PathBuf {
-    std::env::var_os("MULTIHOME_TEST_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_multihome")), PathBuf::from)
-}
-
-/// A lab with the seed policy applied. Under networkd it is applied before networkd starts, as on
-/// an installed system at boot: networkd reads the drop-in that keeps it away from the daemon's
-/// rule and routes (ManageForeign...=no) only when it starts.
-fn start(manager: Manager) -> anyhow::Result<Lab> {
-    let lab = Lab::start(LabOptions { policy: (manager == Manager::Networkd).then(|| SEED.to_string()), ..LabOptions::new(manager, binary()) })?;
-    if manager != Manager::Networkd {
-        lab.write_policy(SEED)?;
-        let out = lab.multihome_ok(&["apply"])?;
-        assert!(out.contains("Applied"), "{out}");
-    }
-    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
-    Ok(lab)
-}
-
 /// Rules of multihome's protocol: the daemon adds none (the static uplinks' rules are networkd's
 /// or NetworkManager's).
 fn protocol_77_rules(lab: &Lab) -> Vec<String> {
     lab.ip_host(&["-4", "rule"]).unwrap_or_default().lines().filter(|l| l.contains("proto 77")).map(str::to_string).collect()
-}
-
-fn all_up(lab: &Lab, uplinks: &[&str]) -> bool {
-    let (code, s) = status(lab);
-    code == 0 && uplinks.iter().all(|u| state_of(&s, u) == "up")
 }
 
 /// Signals a daemon the test started, with everything in its process group (nsenter and the
@@ -63,8 +42,8 @@ fn signal_daemon(pgid: u32, signal: Signal) -> anyhow::Result<()> {
 fn start_daemon(lab: &mut Lab) -> anyhow::Result<u32> {
     let pid = lab.spawn_multihome(&["daemon"])?.id();
     // Ready when the bus answers and every uplink has its verdict: up, so main decides alone.
-    lab.wait_for(Duration::from_secs(10), || all_up(lab, &["eth0", "wlan1", "wlan0"]))
-        .map_err(|e| anyhow::anyhow!("the daemon did not judge every uplink up: {e}\n{}", daemon_logs(lab)))?;
+    lab.wait_for(Duration::from_secs(10), || status::all_up(lab, &["eth0", "wlan1", "wlan0"]))
+        .map_err(|e| anyhow::anyhow!("the daemon did not judge every uplink up: {e}\n{}", spawned_logs(lab)))?;
     assert!(lab.daemon_copies("-4").is_empty(), "copies in main with nothing demoted: {:?}", lab.daemon_copies("-4"));
     Ok(pid)
 }
@@ -84,28 +63,8 @@ fn daemon_usage(pgid: u32) -> Option<(u64, Duration)> {
     Some((rss, Duration::from_millis(ticks * 1000 / hz)))
 }
 
-fn daemon_logs(lab: &Lab) -> String {
-    (0..8).map(|n| lab.log(&format!("spawned-{n}.log"))).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n---\n")
-}
-
-/// `multihome status --json`: exit code and parsed output.
-fn status(lab: &Lab) -> (i32, serde_json::Value) {
-    let out = lab.multihome(&["status", "--json"]).expect("run multihome status");
-    let code = out.status.code().unwrap_or(-1);
-    (code, serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null))
-}
-
-fn state_of(s: &serde_json::Value, iface: &str) -> String {
-    s["uplinks"].as_array().into_iter().flatten().find(|u| u["interface"] == iface).map(|u| u["state"].as_str().unwrap_or("").to_string()).unwrap_or_default()
-}
-
-/// Counts the daemon's log lines where `iface` became `to`.
-fn transitions_to(log: &str, iface: &str, to: &str) -> usize {
-    log.lines().filter(|l| l.starts_with(&format!("{iface}: ")) && l.contains(&format!(" -> {to} "))).count()
-}
-
 fn silent_failure_and_failback(manager: Manager) -> anyhow::Result<()> {
-    let mut lab = start(manager)?;
+    let mut lab = common::lab::seed(manager)?;
     let pgid = start_daemon(&mut lab)?;
     let started = Instant::now();
 
@@ -124,7 +83,7 @@ fn silent_failure_and_failback(manager: Manager) -> anyhow::Result<()> {
         }
         gone
     })
-    .map_err(|e| anyhow::anyhow!("eth0 was not demoted: {e}\n{}", daemon_logs(&lab)))?;
+    .map_err(|e| anyhow::anyhow!("eth0 was not demoted: {e}\n{}", spawned_logs(&lab)))?;
     std::thread::sleep(Duration::from_millis(1500));
     let records = prober.stop()?;
     let o = outage(&records, fault);
@@ -134,15 +93,14 @@ fn silent_failure_and_failback(manager: Manager) -> anyhow::Result<()> {
         o.restore,
         o.lost
     );
-    assert!(o.restore <= RESTORE_WITHIN, "new connections restored only after {:?} ({} lost)\n{}", o.restore, o.lost, daemon_logs(&lab));
+    assert!(o.restore <= RESTORE_WITHIN, "new connections restored only after {:?} ({} lost)\n{}", o.restore, o.lost, spawned_logs(&lab));
     assert_eq!(records.last().and_then(|r| r.source), Some(seed_address("wlan1")), "after the failover new connections leave via wlan1");
     assert_eq!(lab.outbound_source(QUICK), Some(seed_address("wlan1")));
 
-    let (code, s) = status(&lab);
-    assert_eq!(code, 0);
-    assert_eq!(s["active"], "wlan1", "{s}");
-    assert_eq!(state_of(&s, "eth0"), "down", "{s}");
-    assert_eq!(state_of(&s, "wlan1"), "up", "{s}");
+    let s = status::read(&lab)?;
+    assert_eq!(s.active, "wlan1", "{s}");
+    assert_eq!(s.state("eth0"), Some(State::Down), "{s}");
+    assert_eq!(s.state("wlan1"), Some(State::Up), "{s}");
     let table = lab.multihome_ok(&["status"])?;
     assert!(table.contains("New connections leave via wlan1"), "{table}");
     eprintln!("multihome status during the failover:\n{table}");
@@ -151,14 +109,14 @@ fn silent_failure_and_failback(manager: Manager) -> anyhow::Result<()> {
     let t1 = Instant::now();
     lab.set_upstream("eth0", true)?;
     lab.wait_for(Duration::from_secs(10), || lab.daemon_copies("-4").is_empty())
-        .map_err(|e| anyhow::anyhow!("eth0 did not come back: {e}\n{}", daemon_logs(&lab)))?;
+        .map_err(|e| anyhow::anyhow!("eth0 did not come back: {e}\n{}", spawned_logs(&lab)))?;
     let failback = t1.elapsed();
     eprintln!("{manager:?}: failback after {failback:?}");
     // Five good rounds 200 ms apart span at least 800 ms.
     assert!(failback >= Duration::from_millis(780), "failback after {failback:?}: faster than RecoverAfter=5 rounds of 200 ms");
     assert_eq!(lab.outbound_source(QUICK), Some(seed_address("eth0")));
     std::thread::sleep(Duration::from_secs(3));
-    let log = daemon_logs(&lab);
+    let log = spawned_logs(&lab);
     assert_eq!(transitions_to(&log, "eth0", "down"), 1, "eth0 went down more than once:\n{log}");
     assert_eq!(transitions_to(&log, "eth0", "up"), 2, "eth0 came up other than at start and once after repair:\n{log}");
     assert_eq!(transitions_to(&log, "wlan1", "down"), 0, "wlan1 never failed:\n{log}");
@@ -170,28 +128,18 @@ fn silent_failure_and_failback(manager: Manager) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[test]
-fn networkd_silent_failure_moves_new_connections_within_a_second_and_fails_back_once() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
-        return Ok(());
-    }
-    silent_failure_and_failback(Manager::Networkd)
-}
-
-#[test]
-fn networkmanager_silent_failure_moves_new_connections_within_a_second_and_fails_back_once() -> anyhow::Result<()> {
-    if !lab::require(Manager::NetworkManager) {
-        return Ok(());
-    }
-    silent_failure_and_failback(Manager::NetworkManager)
+both_managers! {
+    networkd_silent_failure_moves_new_connections_within_a_second_and_fails_back_once,
+    networkmanager_silent_failure_moves_new_connections_within_a_second_and_fails_back_once
+        => silent_failure_and_failback
 }
 
 #[test]
 fn carrier_loss_with_the_daemon_loses_no_connection() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return Ok(());
     }
-    let mut lab = start(Manager::Networkd)?;
+    let mut lab = common::lab::seed(Manager::Networkd)?;
     start_daemon(&mut lab)?;
     let prober = Prober::start(&lab.host(), INTERNET, Duration::from_millis(5))?;
     std::thread::sleep(Duration::from_millis(300));
@@ -219,10 +167,10 @@ fn carrier_loss_with_the_daemon_loses_no_connection() -> anyhow::Result<()> {
         lab.ip_host(&["-4", "route", "show", "table", "all"]).unwrap_or_default(),
         lab::netns::ip(&lab.router(), &["neigh"]).map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
             + &lab.ip_host(&["link"]).unwrap_or_default(),
-        daemon_logs(&lab)
+        spawned_logs(&lab)
     );
     assert_eq!(records.last().and_then(|r| r.source), Some(seed_address("wlan1")));
-    lab.wait_for(Duration::from_secs(2), || state_of(&status(&lab).1, "eth0") == "no-carrier")?;
+    lab.wait_for(Duration::from_secs(2), || status::state(&lab, "eth0") == Some(State::NoCarrier))?;
     lab.set_carrier("eth0", true)?;
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     Ok(())
@@ -230,10 +178,10 @@ fn carrier_loss_with_the_daemon_loses_no_connection() -> anyhow::Result<()> {
 
 #[test]
 fn kill_9_mid_failover_then_restart_converges_and_sigterm_leaves_the_plain_policy() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return Ok(());
     }
-    let mut lab = start(Manager::Networkd)?;
+    let mut lab = common::lab::seed(Manager::Networkd)?;
     let first = start_daemon(&mut lab)?;
     lab.set_upstream("eth0", false)?;
     lab.wait_for(Duration::from_secs(3), || lab.daemon_copies("-4").first().map(String::as_str) == Some("wlan1"))?;
@@ -242,21 +190,21 @@ fn kill_9_mid_failover_then_restart_converges_and_sigterm_leaves_the_plain_polic
     signal_daemon(first, Signal::SIGKILL)?;
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(lab.daemon_copies("-4"), ["wlan1", "wlan0"], "the copies outlive the daemon");
-    assert_eq!(status(&lab).0, 5, "status says no daemon runs");
+    assert_eq!(status::code(&lab), 5, "status says no daemon runs");
 
     // Restart: it adopts the copies (eth0 stays out, wlan1 stays in) instead of starting blind.
     let second = lab.spawn_multihome(&["daemon"])?.id();
     let prober = Prober::start(&lab.host(), INTERNET, PROBE_EVERY)?;
-    lab.wait_for(Duration::from_secs(5), || status(&lab).0 == 0)?;
+    lab.wait_for(Duration::from_secs(5), || status::code(&lab) == 0)?;
     std::thread::sleep(Duration::from_secs(1));
     let records = prober.stop()?;
     let lost = records.iter().filter(|r| r.source.is_none()).count();
-    assert_eq!(lost, 0, "the restart lost {lost} new connections\n{}", daemon_logs(&lab));
+    assert_eq!(lost, 0, "the restart lost {lost} new connections\n{}", spawned_logs(&lab));
     assert!(records.iter().all(|r| r.source == Some(seed_address("wlan1"))), "a connection left via another uplink during the restart");
-    let s = status(&lab).1;
-    assert_eq!(state_of(&s, "eth0"), "down", "{s}");
-    assert_eq!(s["active"], "wlan1");
-    assert!(daemon_logs(&lab).contains("adopted the routes of a previous daemon"), "{}", daemon_logs(&lab));
+    let s = status::read(&lab)?;
+    assert_eq!(s.state("eth0"), Some(State::Down), "{s}");
+    assert_eq!(s.active, "wlan1");
+    assert!(spawned_logs(&lab).contains("adopted the routes of a previous daemon"), "{}", spawned_logs(&lab));
 
     // It converges: eth0 back after repair.
     lab.set_upstream("eth0", true)?;
@@ -268,10 +216,10 @@ fn kill_9_mid_failover_then_restart_converges_and_sigterm_leaves_the_plain_polic
     lab.wait_for(Duration::from_secs(3), || lab.daemon_copies("-4") == ["eth0", "wlan1"])?;
     signal_daemon(second, Signal::SIGTERM)?;
     lab.wait_for(Duration::from_secs(5), || lab.daemon_copies("-4").is_empty())
-        .map_err(|e| anyhow::anyhow!("the daemon left its routes: {e}\n{}", daemon_logs(&lab)))?;
+        .map_err(|e| anyhow::anyhow!("the daemon left its routes: {e}\n{}", spawned_logs(&lab)))?;
     assert!(protocol_77_rules(&lab).is_empty(), "{:?}", protocol_77_rules(&lab));
     assert_eq!(lab.outbound_source(QUICK), Some(seed_address("eth0")));
-    assert_eq!(status(&lab).0, 5);
+    assert_eq!(status::code(&lab), 5);
     Ok(())
 }
 
@@ -279,10 +227,10 @@ fn kill_9_mid_failover_then_restart_converges_and_sigterm_leaves_the_plain_polic
 /// --cleanup` removes the copies, and main's own order decides again.
 #[test]
 fn cleanup_after_kill_9_leaves_no_routing_of_the_daemon() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return Ok(());
     }
-    let mut lab = start(Manager::Networkd)?;
+    let mut lab = common::lab::seed(Manager::Networkd)?;
     let pgid = start_daemon(&mut lab)?;
     lab.multihome_ok(&["force", "down", "eth0"])?;
     lab.wait_for(Duration::from_secs(3), || lab.daemon_copies("-4") == ["wlan1", "wlan0"])?;
@@ -303,24 +251,24 @@ fn cleanup_after_kill_9_leaves_no_routing_of_the_daemon() -> anyhow::Result<()> 
 /// daemon has a runtime directory, as the unit gives it.
 #[test]
 fn a_forced_down_uplink_stays_down_across_a_restart() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return Ok(());
     }
-    let mut lab = start(Manager::Networkd)?;
+    let mut lab = common::lab::seed(Manager::Networkd)?;
     lab.run_in_host("mkdir", &["-p", "/run/multihome"])?;
     let daemon = ["RUNTIME_DIRECTORY=/run/multihome", "/usr/sbin/multihome", "daemon"];
     let first = lab.spawn_in_host("env", &daemon)?.id();
-    lab.wait_for(Duration::from_secs(10), || all_up(&lab, &["eth0", "wlan1", "wlan0"]))?;
+    lab.wait_for(Duration::from_secs(10), || status::all_up(&lab, &["eth0", "wlan1", "wlan0"]))?;
     lab.multihome_ok(&["force", "down", "eth0"])?;
     signal_daemon(first, Signal::SIGKILL)?;
-    lab.wait_for(Duration::from_secs(5), || status(&lab).0 == 5)?;
+    lab.wait_for(Duration::from_secs(5), || status::code(&lab) == 5)?;
     lab.multihome_ok(&["daemon", "--cleanup"])?;
     assert_eq!(lab.outbound_source(QUICK), Some(seed_address("eth0")), "without a daemon the plain policy decides");
     lab.spawn_in_host("env", &daemon)?;
-    lab.wait_for(Duration::from_secs(10), || state_of(&status(&lab).1, "eth0") == "forced-down" && lab.daemon_copies("-4") == ["wlan1", "wlan0"])
-        .map_err(|e| anyhow::anyhow!("the order was not kept: {e}\n{}", daemon_logs(&lab)))?;
+    lab.wait_for(Duration::from_secs(10), || status::state(&lab, "eth0") == Some(State::ForcedDown) && lab.daemon_copies("-4") == ["wlan1", "wlan0"])
+        .map_err(|e| anyhow::anyhow!("the order was not kept: {e}\n{}", spawned_logs(&lab)))?;
     assert_eq!(lab.outbound_source(QUICK), Some(seed_address("wlan1")));
-    assert!(daemon_logs(&lab).contains("eth0: keeping the maintenance order from before the restart"), "{}", daemon_logs(&lab));
+    assert!(spawned_logs(&lab).contains("eth0: keeping the maintenance order from before the restart"), "{}", spawned_logs(&lab));
     lab.multihome_ok(&["force", "release", "eth0"])?;
     let kept = lab.run_in_host("cat", &["/run/multihome/forced"])?;
     assert_eq!(String::from_utf8_lossy(&kept.stdout), "", "a released order is not kept");
@@ -329,10 +277,10 @@ fn a_forced_down_uplink_stays_down_across_a_restart() -> anyhow::Result<()> {
 
 #[test]
 fn maintenance_forces_an_uplink_down_and_releases_it() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return Ok(());
     }
-    let mut lab = start(Manager::Networkd)?;
+    let mut lab = common::lab::seed(Manager::Networkd)?;
     start_daemon(&mut lab)?;
     // A second daemon refuses to start, before it touches a route; the first keeps its name.
     let second = lab.run_in_host("timeout", &["5", lab.multihome_path().to_str().unwrap(), "daemon"])?;
@@ -340,7 +288,7 @@ fn maintenance_forces_an_uplink_down_and_releases_it() -> anyhow::Result<()> {
     assert!(String::from_utf8_lossy(&second.stderr).contains("another multihome daemon is running"), "{}", String::from_utf8_lossy(&second.stderr));
     lab.multihome_ok(&["force", "down", "eth0"])?;
     assert_eq!(lab.outbound_source(QUICK), Some(seed_address("wlan1")));
-    assert_eq!(state_of(&status(&lab).1, "eth0"), "forced-down");
+    assert_eq!(status::state(&lab, "eth0"), Some(State::ForcedDown));
     let unknown = lab.multihome(&["force", "down", "eth9"])?;
     assert!(!unknown.status.success(), "an interface outside the policy is refused");
 
@@ -356,12 +304,12 @@ fn maintenance_forces_an_uplink_down_and_releases_it() -> anyhow::Result<()> {
     let denied = nobody(&["force", "release", "eth0"]);
     assert!(!denied.status.success(), "nobody released a forced uplink");
     assert!(String::from_utf8_lossy(&denied.stderr).contains("AccessDenied"), "{}", String::from_utf8_lossy(&denied.stderr));
-    assert_eq!(state_of(&status(&lab).1, "eth0"), "forced-down");
+    assert_eq!(status::state(&lab, "eth0"), Some(State::ForcedDown));
     lab.multihome_ok(&["force", "release", "eth0"])?;
     assert_eq!(lab.outbound_source(QUICK), Some(seed_address("eth0")));
-    assert_eq!(state_of(&status(&lab).1, "eth0"), "up");
+    assert_eq!(status::state(&lab, "eth0"), Some(State::Up));
     lab.multihome_ok(&["reload"])?;
-    assert_eq!(state_of(&status(&lab).1, "eth0"), "up", "a reload keeps the states");
+    assert_eq!(status::state(&lab, "eth0"), Some(State::Up), "a reload keeps the states");
     Ok(())
 }
 
@@ -369,8 +317,8 @@ fn maintenance_forces_an_uplink_down_and_releases_it() -> anyhow::Result<()> {
 /// from the kernel's routes of wlan0.
 #[test]
 fn a_dhcp_uplink_takes_over_with_the_gateway_of_its_lease() -> anyhow::Result<()> {
-    let options = LabOptions { dhcp: true, ..LabOptions::new(Manager::Networkd, binary()) };
-    if !lab::require_for(&options) {
+    let options = common::lab::dhcp_options(Manager::Networkd);
+    if !common::lab::require_for(&options) {
         return Ok(());
     }
     let mut lab = Lab::start(options)?;
@@ -378,13 +326,13 @@ fn a_dhcp_uplink_takes_over_with_the_gateway_of_its_lease() -> anyhow::Result<()
     lab.multihome_ok(&["apply"])?;
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     lab.spawn_multihome(&["daemon"])?;
-    lab.wait_for(Duration::from_secs(20), || all_up(&lab, &["eth0", "wlan0"])).map_err(|e| {
-        anyhow::anyhow!("wlan0 was never judged up: {e}\n{}\n{}", lab.ip_host(&["route", "show", "table", "all"]).unwrap_or_default(), daemon_logs(&lab))
+    lab.wait_for(Duration::from_secs(20), || status::all_up(&lab, &["eth0", "wlan0"])).map_err(|e| {
+        anyhow::anyhow!("wlan0 was never judged up: {e}\n{}\n{}", lab.ip_host(&["route", "show", "table", "all"]).unwrap_or_default(), spawned_logs(&lab))
     })?;
-    let s = status(&lab).1;
-    let wlan0 = s["uplinks"].as_array().into_iter().flatten().find(|u| u["interface"] == "wlan0").cloned().unwrap_or_default();
-    assert_eq!(wlan0["gateway"], "192.168.178.1", "the lease's router: {s}");
-    let lease: Ipv4Addr = wlan0["address"].as_str().and_then(|a| a.split('/').next()).and_then(|a| a.parse().ok()).expect("wlan0's leased address");
+    let s = status::read(&lab)?;
+    let wlan0 = s.uplink("wlan0").expect("wlan0 in the status");
+    assert_eq!(wlan0.gateway, "192.168.178.1", "the lease's router: {s}");
+    let lease: Ipv4Addr = wlan0.address.split('/').next().and_then(|a| a.parse().ok()).expect("wlan0's leased address");
 
     lab.set_upstream("eth0", false)?;
     let mut last = None;
@@ -392,7 +340,7 @@ fn a_dhcp_uplink_takes_over_with_the_gateway_of_its_lease() -> anyhow::Result<()
         last = lab.outbound_source(QUICK);
         last == Some(lease)
     })
-    .map_err(|e| anyhow::anyhow!("new connections did not move to wlan0's lease {lease}: {e}; last {last:?}\n{}", daemon_logs(&lab)))?;
+    .map_err(|e| anyhow::anyhow!("new connections did not move to wlan0's lease {lease}: {e}; last {last:?}\n{}", spawned_logs(&lab)))?;
     assert_eq!(lab.daemon_copies("-4"), ["wlan0"]);
     Ok(())
 }
@@ -401,7 +349,7 @@ fn a_dhcp_uplink_takes_over_with_the_gateway_of_its_lease() -> anyhow::Result<()
 /// copies in main are the same once the uplinks are configured again (an address the manager
 /// drops and re-adds takes the kernel's routes from it with it; the daemon puts them back).
 fn manager_leaves_the_copies_alone(manager: Manager, commands: &[&[&str]]) -> anyhow::Result<()> {
-    let mut lab = start(manager)?;
+    let mut lab = common::lab::seed(manager)?;
     start_daemon(&mut lab)?;
     lab.multihome_ok(&["force", "down", "eth0"])?;
     let table = |lab: &Lab| lab.ip_host(&["-4", "route", "show", "table", "main", "proto", "77"]).unwrap_or_default();
@@ -414,16 +362,16 @@ fn manager_leaves_the_copies_alone(manager: Manager, commands: &[&[&str]]) -> an
     }
     std::thread::sleep(Duration::from_millis(200));
     lab.wait_for(Duration::from_secs(8), || table(&lab) == before).map_err(|e| {
-        anyhow::anyhow!("{manager:?}: the daemon's copies did not return: {e}\nbefore:\n{before}\nnow:\n{}\n{}", table(&lab), daemon_logs(&lab))
+        anyhow::anyhow!("{manager:?}: the daemon's copies did not return: {e}\nbefore:\n{before}\nnow:\n{}\n{}", table(&lab), spawned_logs(&lab))
     })?;
     assert_eq!(lab.outbound_source(QUICK), Some(seed_address("wlan1")), "eth0 is forced down");
-    eprintln!("{manager:?}: copies as before {:?} after the reconfiguration; daemon log:\n{}", t0.elapsed(), daemon_logs(&lab));
+    eprintln!("{manager:?}: copies as before {:?} after the reconfiguration; daemon log:\n{}", t0.elapsed(), spawned_logs(&lab));
     Ok(())
 }
 
 #[test]
 fn networkd_leaves_the_daemons_routes_alone() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return Ok(());
     }
     manager_leaves_the_copies_alone(Manager::Networkd, &[&["networkctl", "reload"], &["networkctl", "reconfigure", "eth0", "wlan1", "wlan0"]])
@@ -431,7 +379,7 @@ fn networkd_leaves_the_daemons_routes_alone() -> anyhow::Result<()> {
 
 #[test]
 fn networkmanager_leaves_the_daemons_routes_alone() -> anyhow::Result<()> {
-    if !lab::require(Manager::NetworkManager) {
+    if !require(Manager::NetworkManager) {
         return Ok(());
     }
     manager_leaves_the_copies_alone(
@@ -447,10 +395,10 @@ fn networkmanager_leaves_the_daemons_routes_alone() -> anyhow::Result<()> {
 #[test]
 #[ignore]
 fn idle_cost() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return Ok(());
     }
-    let mut lab = start(Manager::Networkd)?;
+    let mut lab = common::lab::seed(Manager::Networkd)?;
     let pgid = start_daemon(&mut lab)?;
     let (_, cpu0) = daemon_usage(pgid).expect("the daemon's /proc entry");
     let tx0 = lab.tx_packets("eth0")?;

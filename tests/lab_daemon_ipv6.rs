@@ -10,14 +10,18 @@
 //! IPv6 routes out of use the moment the kernel reports it.
 
 use std::net::Ipv6Addr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use common::lab::spawned_logs;
+use common::status::{self, State};
 use multihome::lab::ipv6::{INTERNET6, STATIC_ADDRESSES6};
 use multihome::lab::notice::CarrierNotice;
 use multihome::lab::policies::{dual_stack_probed, seed_dual_stack, seed_global_router6};
 use multihome::lab::probe::{Prober, outage};
-use multihome::lab::{self, Lab, LabOptions, Manager, seed_address};
+use multihome::lab::{Lab, LabOptions, Manager, seed_address};
+
+#[allow(dead_code)]
+mod common;
 
 /// Bounds that catch a daemon that never judges IPv6 apart (no switch at all, or IPv4 moved
 /// too) without flaking on a loaded machine; the figures are measured by the benchmark.
@@ -29,29 +33,6 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(5);
 /// How long new connections are watched after a carrier loss: past NetworkManager's ~6 s
 /// carrier grace, during which it keeps the link's routes.
 const CARRIER_WATCH: Duration = Duration::from_secs(8);
-
-fn binary() -> PathBuf {
-    std::env::var_os("MULTIHOME_TEST_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_multihome")), PathBuf::from)
-}
-
-fn daemon_logs(lab: &Lab) -> String {
-    (0..4).map(|n| lab.log(&format!("spawned-{n}.log"))).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n---\n")
-}
-
-fn status(lab: &Lab) -> serde_json::Value {
-    let out = lab.multihome(&["status", "--json"]).expect("run multihome status");
-    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
-}
-
-fn uplink<'a>(s: &'a serde_json::Value, iface: &str) -> &'a serde_json::Value {
-    s["uplinks"].as_array().and_then(|a| a.iter().find(|u| u["interface"] == iface)).unwrap_or(&serde_json::Value::Null)
-}
-
-/// Both families of every uplink up.
-fn all_up(lab: &Lab) -> bool {
-    let s = status(lab);
-    ["eth0", "wlan1", "wlan0"].iter().all(|u| uplink(&s, u)["state"] == "up" && uplink(&s, u)["ipv6"]["state"] == "up")
-}
 
 /// A dual-stack lab with the daemon running and every family of every uplink judged up: with
 /// networkd the dual-stack policy with advertisements (applied before networkd starts, as at
@@ -65,22 +46,15 @@ fn start_with(manager: Manager) -> anyhow::Result<Option<(Lab, u32)>> {
 /// [`start_with`] for `policy` (with networkd applied before it starts, with NetworkManager
 /// over D-Bus).
 fn start_policy(manager: Manager, policy: String) -> anyhow::Result<Option<(Lab, u32)>> {
-    let networkd = manager == Manager::Networkd;
-    let options = LabOptions { ipv6: true, policy: networkd.then(|| policy.clone()), ..LabOptions::new(manager, binary()) };
-    if !lab::require_for(&options) {
+    let options = LabOptions { ipv6: true, ..LabOptions::new(manager, common::binary()) };
+    if !common::lab::require_for(&options) {
         return Ok(None);
     }
-    let mut lab = Lab::start(options)?;
-    if !networkd {
-        lab.write_policy(&policy)?;
-        let out = lab.multihome_ok(&["apply"])?;
-        assert!(out.contains("Applied"), "{out}");
-    }
-    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
+    let mut lab = common::lab::applied(options, &policy)?;
     lab.outbound6_settles_on("eth0", Duration::from_secs(15))?;
     let pgid = lab.spawn_multihome(&["daemon"])?.id();
-    lab.wait_for(Duration::from_secs(15), || all_up(&lab))
-        .map_err(|e| anyhow::anyhow!("the daemon did not judge both families of every uplink up: {e}\n{}\n{}", status(&lab), daemon_logs(&lab)))?;
+    lab.wait_for(Duration::from_secs(15), || status::all_up_both_families(&lab, &["eth0", "wlan1", "wlan0"]))
+        .map_err(|e| anyhow::anyhow!("the daemon did not judge both families of every uplink up: {e}\n{}\n{}", status::show(&lab), spawned_logs(&lab)))?;
     assert!(lab.daemon_copies("-6").is_empty(), "IPv6 copies with nothing demoted: {:?}", lab.daemon_copies("-6"));
     Ok(Some((lab, pgid)))
 }
@@ -106,20 +80,20 @@ fn silent_ipv6_failure_and_back(lab: &Lab) -> anyhow::Result<()> {
 
     lab.set_upstream6("eth0", false)?;
     let cut = Instant::now();
-    lab.outbound6_settles_on("wlan1", SWITCH_WITHIN).map_err(|e| anyhow::anyhow!("{e}\n{}\n{}", status(lab), daemon_logs(lab)))?;
+    lab.outbound6_settles_on("wlan1", SWITCH_WITHIN).map_err(|e| anyhow::anyhow!("{e}\n{}\n{}", status::show(lab), spawned_logs(lab)))?;
     let moved = cut.elapsed();
     // IPv4 stays where it was: eth0's IPv4 side was never at fault.
     for _ in 0..20 {
-        assert_eq!(lab.outbound_source(Duration::from_millis(500)), Some(eth0_v4), "IPv4 left eth0 during eth0's IPv6 failure\n{}", daemon_logs(lab));
+        assert_eq!(lab.outbound_source(Duration::from_millis(500)), Some(eth0_v4), "IPv4 left eth0 during eth0's IPv6 failure\n{}", spawned_logs(lab));
     }
-    let s = status(lab);
-    let eth0 = uplink(&s, "eth0");
-    assert_eq!(eth0["state"], "up", "eth0's IPv4 was judged by IPv6's failure: {s}");
-    assert_eq!(eth0["ipv6"]["state"], "down", "{s}");
-    assert_eq!(eth0["ipv6"]["carrying"], false, "{s}");
-    assert_eq!(uplink(&s, "wlan1")["ipv6"]["carrying"], true, "{s}");
-    assert_eq!(s["active"], "eth0", "{s}");
-    assert_eq!(s["active6"], "wlan1", "{s}");
+    let s = status::read(lab)?;
+    let carrying6 = |iface: &str| s.uplink(iface).and_then(|u| u.ipv6.as_ref()).map(|v6| v6.carrying);
+    assert_eq!(s.state("eth0"), Some(State::Up), "eth0's IPv4 was judged by IPv6's failure: {s}");
+    assert_eq!(s.state6("eth0"), Some(State::Down), "{s}");
+    assert_eq!(carrying6("eth0"), Some(false), "{s}");
+    assert_eq!(carrying6("wlan1"), Some(true), "{s}");
+    assert_eq!(s.active, "eth0", "{s}");
+    assert_eq!(s.active6, "wlan1", "{s}");
     assert_eq!(lab.daemon_copies("-6"), ["wlan1", "wlan0"], "the IPv6 copies, in the uplinks' order");
     let copies4 = lab.ip_host(&["-4", "route", "show", "table", "main", "proto", "77"])?;
     assert!(copies4.is_empty(), "IPv4 copies while only IPv6 failed:\n{copies4}");
@@ -128,11 +102,11 @@ fn silent_ipv6_failure_and_back(lab: &Lab) -> anyhow::Result<()> {
     assert!(text.contains("New connections leave via eth0 (*).") && text.contains("New IPv6 connections leave via wlan1"), "{text}");
 
     lab.set_upstream6("eth0", true)?;
-    lab.outbound6_settles_on("eth0", FAILBACK_WITHIN).map_err(|e| anyhow::anyhow!("{e}\n{}\n{}", status(lab), daemon_logs(lab)))?;
+    lab.outbound6_settles_on("eth0", FAILBACK_WITHIN).map_err(|e| anyhow::anyhow!("{e}\n{}\n{}", status::show(lab), spawned_logs(lab)))?;
     lab.wait_for(Duration::from_secs(5), || lab.daemon_copies("-6").is_empty())
         .map_err(|_| anyhow::anyhow!("IPv6 copies left after failback: {:?}", lab.daemon_copies("-6")))?;
     assert_eq!(lab.outbound_source(Duration::from_millis(500)), Some(eth0_v4));
-    let log = daemon_logs(lab);
+    let log = spawned_logs(lab);
     assert!(log.lines().any(|l| l.contains("eth0 IPv6: ") && l.contains("-> down")), "no IPv6 transition of eth0 logged:\n{log}");
     assert!(!log.lines().any(|l| l.starts_with("eth0: ") && l.contains("-> down")), "eth0's IPv4 side went down:\n{log}");
     eprintln!("new IPv6 connections moved to wlan1 {moved:?} after the cut (bounded by {SWITCH_WITHIN:?} here; figures in docs/BENCHMARKS.md)");
@@ -157,10 +131,10 @@ fn a_new_ipv6_address_gets_its_rules_from_the_daemon_without_a_dispatcher() -> a
         let r = rules();
         r.contains(&format!("from {temporary} lookup 101 proto 77")) && r.contains(&format!("from all to {temporary} lookup 101 proto 77"))
     })
-    .map_err(|_| anyhow::anyhow!("no rules for the new address {temporary}:\n{}\n{}", rules(), daemon_logs(&lab)))?;
+    .map_err(|_| anyhow::anyhow!("no rules for the new address {temporary}:\n{}\n{}", rules(), spawned_logs(&lab)))?;
     let took = added.elapsed();
     // Its answers leave through eth0, where the rule sends them.
-    lab.inbound6_is_symmetric_on(&[("eth0", temporary)], 10)?;
+    common::lab::inbound6_is_symmetric_on(&lab, &[("eth0", temporary)], 10)?;
 
     lab.ip_host(&["-6", "addr", "del", &format!("{temporary}/64"), "dev", "eth0"])?;
     lab.wait_for(Duration::from_secs(5), || !rules().contains(&temporary.to_string()))
@@ -174,10 +148,10 @@ fn a_new_ipv6_address_gets_its_rules_from_the_daemon_without_a_dispatcher() -> a
 /// eth0 for wlan1 and come back, while new IPv4 connections (TRAFFIC) never leave eth0.
 #[test]
 fn the_lab_command_shows_both_families() {
-    if !lab::require_for(&LabOptions { ipv6: true, ..LabOptions::new(Manager::Networkd, binary()) }) {
+    if !common::lab::require_for(&LabOptions { ipv6: true, ..LabOptions::new(Manager::Networkd, common::binary()) }) {
         return;
     }
-    let out = std::process::Command::new(binary())
+    let out = std::process::Command::new(common::binary())
         .args(["lab", "--backend", "networkd", "--fault", "silent6"])
         .stdin(std::process::Stdio::null())
         .output()
@@ -199,10 +173,9 @@ fn the_lab_command_shows_both_families() {
 fn the_ipv6_copies_of_a_killed_daemon_are_found_and_cleaned_up() -> anyhow::Result<()> {
     let Some((lab, pgid)) = start()? else { return Ok(()) };
     lab.set_upstream6("eth0", false)?;
-    lab.wait_for(SWITCH_WITHIN, || !lab.daemon_copies("-6").is_empty()).map_err(|_| anyhow::anyhow!("no IPv6 copies\n{}", daemon_logs(&lab)))?;
+    lab.wait_for(SWITCH_WITHIN, || !lab.daemon_copies("-6").is_empty()).map_err(|_| anyhow::anyhow!("no IPv6 copies\n{}", spawned_logs(&lab)))?;
     nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid as i32), nix::sys::signal::Signal::SIGKILL)?;
-    lab.wait_for(Duration::from_secs(5), || lab.multihome(&["status"]).is_ok_and(|o| o.status.code() == Some(5)))
-        .map_err(|_| anyhow::anyhow!("the killed daemon still answers"))?;
+    lab.wait_for(Duration::from_secs(5), || status::code(&lab) == 5).map_err(|_| anyhow::anyhow!("the killed daemon still answers"))?;
     assert_eq!(lab.daemon_copies("-6"), ["wlan1", "wlan0"], "kill -9 left no IPv6 copies to clean up");
     let dry = lab.multihome_ok(&["reset", "--dry-run"])?;
     assert!(dry.contains("route ::/0 via 2001:db8:178::1 dev wlan1"), "reset --dry-run does not name the IPv6 copy:\n{dry}");
@@ -211,14 +184,10 @@ fn the_ipv6_copies_of_a_killed_daemon_are_found_and_cleaned_up() -> anyhow::Resu
     Ok(())
 }
 
-#[test]
-fn a_carrier_loss_with_global_routers_loses_no_new_ipv6_connection() -> anyhow::Result<()> {
-    carrier_loss_with_global_routers(Manager::Networkd)
-}
-
-#[test]
-fn networkmanager_a_carrier_loss_with_global_routers_loses_no_new_ipv6_connection() -> anyhow::Result<()> {
-    carrier_loss_with_global_routers(Manager::NetworkManager)
+both_managers! {
+    a_carrier_loss_with_global_routers_loses_no_new_ipv6_connection,
+    networkmanager_a_carrier_loss_with_global_routers_loses_no_new_ipv6_connection
+        => carrier_loss_with_global_routers
 }
 
 /// Every uplink with the global router 2001:db8:178::1: eth0 keeps `ignore_routes_with_linkdown=0`,
@@ -267,13 +236,13 @@ fn carrier_loss_with_global_routers(manager: Manager) -> anyhow::Result<()> {
         late,
         0,
         "new IPv6 connections lost more than {REACTION:?} after the kernel reported eth0's carrier loss, at {lost_at:?}\n{}",
-        daemon_logs(&lab)
+        spawned_logs(&lab)
     );
-    assert!(after.lost <= 1, "new IPv6 connections lost while the daemon reacted to the carrier loss, at {lost_at:?}\n{}", daemon_logs(&lab));
+    assert!(after.lost <= 1, "new IPv6 connections lost while the daemon reacted to the carrier loss, at {lost_at:?}\n{}", spawned_logs(&lab));
     assert_eq!(records.last().and_then(|r| r.source), Some(wlan1), "new IPv6 connections did not end on wlan1");
 
     lab.set_carrier("eth0", true)?;
-    lab.outbound6_settles_on("eth0", FAILBACK_WITHIN).map_err(|e| anyhow::anyhow!("{e}\n{}\n{}", status(&lab), daemon_logs(&lab)))?;
+    lab.outbound6_settles_on("eth0", FAILBACK_WITHIN).map_err(|e| anyhow::anyhow!("{e}\n{}\n{}", status::show(&lab), spawned_logs(&lab)))?;
     lab.wait_for(Duration::from_secs(5), || lab.daemon_copies("-6").is_empty())
         .map_err(|_| anyhow::anyhow!("IPv6 copies left after eth0 returned: {:?}", lab.daemon_copies("-6")))?;
     let main = lab.routes6("main")?;

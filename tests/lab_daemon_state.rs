@@ -10,20 +10,20 @@
 //!   state the daemon steered them to, and does not say MPTCP is off.
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::lab::{dhcp_wlan0_rules, lease, our_rules, require_for, spawned_logs};
+use common::status;
 use multihome::lab::policies::{DHCP_WLAN0, SEED};
-use multihome::lab::{self, Lab, LabOptions, Manager};
+use multihome::lab::{Lab, LabOptions, Manager};
+
+#[allow(dead_code)]
+mod common;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-
-fn binary() -> PathBuf {
-    std::env::var_os("MULTIHOME_TEST_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_multihome")), PathBuf::from)
-}
 
 /// A shell line that hides /proc/sys as the unit's `ProcSubset=pid` does (an empty tmpfs over
 /// it, in a mount namespace of its own), checks that net.mptcp.enabled cannot be read, then
@@ -48,27 +48,6 @@ fn endpoints(host: &str) -> Vec<String> {
     lines
 }
 
-/// The rules tagged with multihome's protocol, as `ip rule` prints them.
-fn our_rules(lab: &Lab) -> Vec<String> {
-    lab.ip_host(&["rule", "show"]).unwrap_or_default().lines().filter(|l| l.contains(" proto 77")).map(str::to_string).collect()
-}
-
-/// DHCP_WLAN0's rules for wlan0's lease (rank 2 of 2: table 103, priorities 10100 and 10101).
-fn expected_rules(a: Ipv4Addr) -> Vec<String> {
-    vec![format!("10100:\tfrom {a} lookup 103 proto 77"), format!("10101:\tfrom all to {a} lookup 103 proto 77")]
-}
-
-/// wlan0's address from dnsmasq's range, once it has one.
-fn lease(lab: &Lab) -> Option<Ipv4Addr> {
-    let out = lab.ip_host(&["-j", "-4", "addr", "show", "dev", "wlan0"]).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&out).ok()?;
-    v.get(0)?["addr_info"].as_array()?.iter().filter_map(|a| a["local"].as_str()?.parse::<Ipv4Addr>().ok()).find(|a| (150..=199).contains(&a.octets()[3]))
-}
-
-fn logs(lab: &Lab) -> String {
-    (0..6).map(|n| lab.log(&format!("spawned-{n}.log"))).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n---\n")
-}
-
 /// Waits for `cond`; how long it took. The error shows the rules, endpoints and daemon logs.
 fn within(lab: &Lab, limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -> anyhow::Result<Duration> {
     let start = Instant::now();
@@ -78,7 +57,7 @@ fn within(lab: &Lab, limit: Duration, what: &str, mut cond: impl FnMut() -> bool
             lab.ip_host(&["rule", "show"]).unwrap_or_else(|e| format!("{e:#}")),
             endpoints(&lab.host()),
             lab.ip_host(&["-4", "-br", "addr"]).unwrap_or_default(),
-            logs(lab)
+            spawned_logs(lab)
         )
     })?;
     Ok(start.elapsed())
@@ -87,8 +66,8 @@ fn within(lab: &Lab, limit: Duration, what: &str, mut cond: impl FnMut() -> bool
 #[test]
 fn networkd_without_dispatcher_the_daemon_gives_the_lease_its_rules_and_every_uplink_its_endpoint() -> anyhow::Result<()> {
     // The policy applied before networkd starts, as at boot; no networkd-dispatcher.
-    let options = LabOptions { dhcp: true, policy: Some(DHCP_WLAN0.to_string()), ..LabOptions::new(Manager::Networkd, binary()) };
-    if !lab::require_for(&options) {
+    let options = LabOptions { dhcp: true, policy: Some(DHCP_WLAN0.to_string()), ..LabOptions::new(Manager::Networkd, common::binary()) };
+    if !require_for(&options) {
         return Ok(());
     }
     let mut lab = Lab::start(options)?;
@@ -112,7 +91,7 @@ fn networkd_without_dispatcher_the_daemon_gives_the_lease_its_rules_and_every_up
     };
     // From the process's start, its connection to the bus included.
     let started = within(&lab, Duration::from_secs(1), "no rules and endpoints within a second of the daemon's start", || {
-        our_rules(&lab) == expected_rules(a) && endpoints(&host) == want_endpoints(a)
+        our_rules(&lab) == dhcp_wlan0_rules(a) && endpoints(&host) == want_endpoints(a)
     })?;
     let limits = lab.ip_host(&["mptcp", "limits", "show"])?;
     assert!(limits.contains("subflows 2"), "the plan's subflow limit: {limits}");
@@ -131,7 +110,7 @@ fn networkd_without_dispatcher_the_daemon_gives_the_lease_its_rules_and_every_up
     })?;
     let b = back.expect("checked");
     let rules_after_lease =
-        within(&lab, Duration::from_secs(1), &format!("no rules within a second of the lease {b}"), || our_rules(&lab) == expected_rules(b))?;
+        within(&lab, Duration::from_secs(1), &format!("no rules within a second of the lease {b}"), || our_rules(&lab) == dhcp_wlan0_rules(b))?;
     within(&lab, Duration::from_secs(5), "wlan0's endpoint did not come back", || endpoints(&host) == want_endpoints(b))?;
     eprintln!("rules and endpoints {started:?} after the daemon's start; rules gone {gone:?} after carrier loss; back {rules_after_lease:?} after the lease");
     Ok(())
@@ -168,17 +147,10 @@ impl FlagWatch {
     }
 }
 
-fn all_up(lab: &Lab) -> bool {
-    let Ok(out) = lab.multihome(&["status", "--json"]) else { return false };
-    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    let states: Vec<&str> = s["uplinks"].as_array().into_iter().flatten().filter_map(|u| u["state"].as_str()).collect();
-    out.status.success() && states == ["up", "up", "up"]
-}
-
 #[test]
 fn a_daemon_restart_keeps_the_endpoints_and_changes_no_flag_at_start() -> anyhow::Result<()> {
-    let options = LabOptions { policy: Some(SEED.to_string()), ..LabOptions::new(Manager::Networkd, binary()) };
-    if !lab::require_for(&options) {
+    let options = LabOptions { policy: Some(SEED.to_string()), ..LabOptions::new(Manager::Networkd, common::binary()) };
+    if !require_for(&options) {
         return Ok(());
     }
     let mut lab = Lab::start(options)?;
@@ -192,7 +164,7 @@ fn a_daemon_restart_keeps_the_endpoints_and_changes_no_flag_at_start() -> anyhow
     );
 
     let first = lab.spawn_multihome(&["daemon"])?.id();
-    within(&lab, Duration::from_secs(10), "the first daemon did not judge every uplink up", || all_up(&lab))?;
+    within(&lab, Duration::from_secs(10), "the first daemon did not judge every uplink up", || status::all_up(&lab, &["eth0", "wlan1", "wlan0"]))?;
     // The unit's stop: SIGTERM, then ExecStopPost in its sandbox.
     killpg(Pid::from_raw(first as i32), Signal::SIGTERM)?;
     within(&lab, Duration::from_secs(5), "the first daemon did not stop", || lab.log("spawned-0.log").contains("stopped:"))?;
@@ -205,19 +177,19 @@ fn a_daemon_restart_keeps_the_endpoints_and_changes_no_flag_at_start() -> anyhow
     // The restart, in the same sandbox: no endpoint's flag changes while it judges the uplinks.
     let watch = FlagWatch::start(host.clone());
     lab.spawn_in_host("unshare", &["--mount", "sh", "-c", &sandboxed(&lab, "daemon")])?;
-    within(&lab, Duration::from_secs(10), "the restarted daemon did not judge every uplink up", || all_up(&lab))?;
+    within(&lab, Duration::from_secs(10), "the restarted daemon did not judge every uplink up", || status::all_up(&lab, &["eth0", "wlan1", "wlan0"]))?;
     std::thread::sleep(Duration::from_secs(1));
     let (seen, polls) = watch.stop();
     eprintln!("{polls} looks at the endpoints during the restart");
     assert!(polls >= 20, "too few looks at the endpoints to see a change: {polls}");
-    assert_eq!(seen, [planned], "the endpoints changed at start:\n{seen:#?}\n{}", logs(&lab));
+    assert_eq!(seen, [planned], "the endpoints changed at start:\n{seen:#?}\n{}", spawned_logs(&lab));
     Ok(())
 }
 
 #[test]
 fn cleanup_with_proc_sys_hidden_restores_the_plans_endpoints_and_flags() -> anyhow::Result<()> {
-    let options = LabOptions { policy: Some(SEED.to_string()), ..LabOptions::new(Manager::Networkd, binary()) };
-    if !lab::require_for(&options) {
+    let options = LabOptions { policy: Some(SEED.to_string()), ..LabOptions::new(Manager::Networkd, common::binary()) };
+    if !require_for(&options) {
         return Ok(());
     }
     let lab = Lab::start(options)?;

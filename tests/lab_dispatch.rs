@@ -7,32 +7,15 @@
 
 use std::fs;
 use std::net::Ipv4Addr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::lab::{dhcp_options, dhcp_wlan0_rules, lease, our_rules, require_for};
+use common::repo;
 use multihome::lab::policies::DHCP_WLAN0 as POLICY;
-use multihome::lab::{self, Lab, LabOptions, Manager};
+use multihome::lab::{Lab, LabOptions, Manager};
 
-/// A lab with dnsmasq on the router's LAN.
-fn dhcp_lab_options(manager: Manager) -> LabOptions {
-    LabOptions { dhcp: true, ..LabOptions::new(manager, env!("CARGO_BIN_EXE_multihome")) }
-}
-
-fn repo(path: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-/// wlan0's address from dnsmasq's range, once it has one.
-fn lease(lab: &Lab) -> Option<Ipv4Addr> {
-    let out = lab.ip_host(&["-j", "-4", "addr", "show", "dev", "wlan0"]).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&out).ok()?;
-    v.get(0)?["addr_info"].as_array()?.iter().filter_map(|a| a["local"].as_str()?.parse::<Ipv4Addr>().ok()).find(|a| (150..=199).contains(&a.octets()[3]))
-}
-
-/// The rules tagged with multihome's protocol, as `ip rule` prints them.
-fn our_rules(lab: &Lab) -> Vec<String> {
-    lab.ip_host(&["rule", "show"]).unwrap_or_default().lines().filter(|l| l.contains(" proto 77")).map(str::to_string).collect()
-}
+#[allow(dead_code)]
+mod common;
 
 /// multihome's MPTCP endpoint for wlan0 (rank 2 of 2: id 241, a normal subflow), if any: the
 /// hook makes it for the lease (issue 15).
@@ -42,10 +25,6 @@ fn wlan0_endpoint(lab: &Lab) -> Option<String> {
 
 fn expected_endpoint(a: Ipv4Addr) -> Option<String> {
     Some(format!("{a} id 241 subflow dev wlan0"))
-}
-
-fn expected_rules(a: Ipv4Addr) -> Vec<String> {
-    vec![format!("10100:\tfrom {a} lookup 103 proto 77"), format!("10101:\tfrom all to {a} lookup 103 proto 77")]
 }
 
 /// Waits for `cond`; how long it took.
@@ -76,12 +55,12 @@ fn lease_gives_rules_and_down_takes_them(lab: &Lab, down_within: Duration) {
         address.is_some()
     });
     let a = address.expect("checked");
-    let rules_after_lease = time_until(lab, Duration::from_secs(10), &format!("no rules for the lease {a}"), || our_rules(lab) == expected_rules(a));
+    let rules_after_lease = time_until(lab, Duration::from_secs(10), &format!("no rules for the lease {a}"), || our_rules(lab) == dhcp_wlan0_rules(a));
     assert_eq!(wlan0_endpoint(lab), expected_endpoint(a), "{}", lab.ip_host(&["mptcp", "endpoint", "show"]).unwrap_or_default());
     let table = lab.ip_host(&["route", "show", "table", "103"]).unwrap();
     assert!(table.contains(&format!("192.168.178.0/24 dev wlan0 proto 77 scope link src {a}")), "table 103:\n{table}");
     // Nothing else of ours: eth0 is static (the manager's), the daemon is not running.
-    assert_eq!(our_rules(lab), expected_rules(a));
+    assert_eq!(our_rules(lab), dhcp_wlan0_rules(a));
     eprintln!("lease {a} after {got_lease:?}; its rules {rules_after_lease:?} later");
     inbound_to_the_lease_is_answered_through_wlan0(lab, a);
 
@@ -96,7 +75,7 @@ fn lease_gives_rules_and_down_takes_them(lab: &Lab, down_within: Duration) {
     let mut back = None;
     let again = time_until(lab, Duration::from_secs(30), "no rules after the link returned", || {
         back = lease(lab);
-        back.is_some_and(|b| our_rules(lab) == expected_rules(b) && wlan0_endpoint(lab) == expected_endpoint(b))
+        back.is_some_and(|b| our_rules(lab) == dhcp_wlan0_rules(b) && wlan0_endpoint(lab) == expected_endpoint(b))
     });
     eprintln!("rules for {} back {again:?} after carrier returned", back.expect("checked"));
 }
@@ -147,9 +126,9 @@ fn networkd_dispatcher_applies_and_removes_a_dhcp_uplinks_rules() {
         // Applied before networkd starts, as at boot: networkd reads the networkd.conf.d
         // drop-in that keeps the hook's rules only then.
         policy: Some(POLICY.to_string()),
-        ..dhcp_lab_options(Manager::Networkd)
+        ..dhcp_options(Manager::Networkd)
     };
-    if !lab::require_for(&options) {
+    if !require_for(&options) {
         return;
     }
     let lab = Lab::start(options).unwrap();
@@ -168,8 +147,8 @@ fn networkd_dispatcher_applies_and_removes_a_dhcp_uplinks_rules() {
 
 #[test]
 fn nm_dispatcher_applies_and_removes_a_dhcp_uplinks_rules() {
-    let options = dhcp_lab_options(Manager::NetworkManager);
-    if !lab::require_for(&options) {
+    let options = dhcp_options(Manager::NetworkManager);
+    if !require_for(&options) {
         return;
     }
     let lab = Lab::start(options).unwrap();
@@ -194,8 +173,8 @@ fn nm_dispatcher_applies_and_removes_a_dhcp_uplinks_rules() {
 /// bring it): `multihome apply` brings the DHCP uplink's rules up to date itself.
 #[test]
 fn apply_gives_rules_to_a_lease_that_came_before_the_policy() {
-    let options = dhcp_lab_options(Manager::NetworkManager);
-    if !lab::require_for(&options) {
+    let options = dhcp_options(Manager::NetworkManager);
+    if !require_for(&options) {
         return;
     }
     let lab = Lab::start(options).unwrap();
@@ -207,5 +186,5 @@ fn apply_gives_rules_to_a_lease_that_came_before_the_policy() {
     let out = lab.multihome_ok(&["apply", "--backend", "networkmanager"]).unwrap();
     let a = lease(&lab).expect("the lease survives the apply");
     assert!(out.contains(&format!("wlan0: rules for {a}")), "apply did not report the lease's rules:\n{out}");
-    assert_eq!(our_rules(&lab), expected_rules(a), "right after apply, without any dispatcher event");
+    assert_eq!(our_rules(&lab), dhcp_wlan0_rules(a), "right after apply, without any dispatcher event");
 }

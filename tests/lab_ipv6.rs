@@ -9,18 +9,17 @@
 
 use std::net::Ipv6Addr;
 use std::ops::{Deref, DerefMut};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::Duration;
 
+use common::lab::{inbound_is_symmetric, inbound6_is_symmetric, inbound6_is_symmetric_on, require_for};
+use common::serial;
 use multihome::lab::ipv6::STATIC_ADDRESSES6;
 use multihome::lab::policies::{DUAL_STACK, STATIC_DUAL_STACK};
-use multihome::lab::{self, Lab, LabOptions, Manager};
+use multihome::lab::{Lab, LabOptions, Manager};
 
-/// One lab of this file at a time: carrier changes of one delay those of another.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+#[allow(dead_code)]
+mod common;
 
 /// A lab of this file, holding the file's lock until it is gone (fields drop in order: the lab
 /// first).
@@ -45,8 +44,8 @@ impl DerefMut for SerialLab {
 /// A dual-stack lab under `manager` (DHCPv6 served if asked), once this file's previous one is
 /// gone; `None` where the lab's prerequisites are missing (`require_for` fails that with CI=true).
 fn start(manager: Manager, dhcpv6: bool) -> anyhow::Result<Option<SerialLab>> {
-    let options = LabOptions { ipv6: true, dhcpv6, ..LabOptions::new(manager, env!("CARGO_BIN_EXE_multihome")) };
-    if !lab::require_for(&options) {
+    let options = LabOptions { ipv6: true, dhcpv6, ..LabOptions::new(manager, common::binary()) };
+    if !require_for(&options) {
         return Ok(None);
     }
     let _serial = serial();
@@ -105,7 +104,7 @@ fn dual_stack_is_symmetric_inbound_and_fails_over_in_order_over_ipv6() -> anyhow
     }
 
     // Inbound: each static IPv6 address answers, through the interface that owns it.
-    lab.inbound6_is_symmetric(20)?;
+    inbound6_is_symmetric(&lab, 20)?;
 
     // The hook gives each SLAAC address its rules (after the static address's priorities) when
     // it runs for the uplink, as networkd-dispatcher runs it; wlan0's SLAAC address then answers
@@ -117,15 +116,15 @@ fn dual_stack_is_symmetric_inbound_and_fails_over_in_order_over_ipv6() -> anyhow
         assert!(rules.contains(&format!("{priority}:\tfrom {slaac} lookup {table} proto 77")), "no rule for {slaac}:\n{rules}");
         assert!(rules.contains(&format!("{}:\tfrom all to {slaac} lookup {table} proto 77", priority + 1)), "no to rule for {slaac}:\n{rules}");
     }
-    lab.inbound6_is_symmetric_on(&[("eth0", slaac_eth0), ("wlan0", slaac_wlan0)], 20)?;
+    inbound6_is_symmetric_on(&lab, &[("eth0", slaac_eth0), ("wlan0", slaac_wlan0)], 20)?;
     // A second run changes nothing.
     let again = lab.dispatch_networkd("wlan0", "routable")?;
     assert!(again.contains("already in place"), "{again}");
 
     fails_over_in_order6(&lab, [3, 3, 15, 15])?;
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
-    lab.inbound6_is_symmetric(5)?;
-    lab.inbound_is_symmetric(5)?;
+    inbound6_is_symmetric(&lab, 5)?;
+    inbound_is_symmetric(&lab, 5)?;
 
     // An address that goes loses its rules when the hook next runs (unless the next
     // advertisement brought it back already).
@@ -186,14 +185,14 @@ fn static_dual_stack_under_networkmanager_is_symmetric_inbound_and_fails_over_in
         assert!(routes.lines().any(|l| l.starts_with(&format!("default via {via} dev {dev} "))), "table {table}:\n{routes}");
     }
 
-    lab.inbound6_is_symmetric(20)?;
-    lab.inbound_is_symmetric(5)?;
+    inbound6_is_symmetric(&lab, 20)?;
+    inbound_is_symmetric(&lab, 5)?;
 
     // NetworkManager keeps a link's routes for seconds after carrier loss; the kernel skips
     // eth0's at once (ignore_routes_with_linkdown), and wlan1's (a global router, see the
     // plan's sysctls) once NetworkManager removes them.
     fails_over_in_order6(&lab, [3, 15, 20, 20])?;
-    lab.inbound6_is_symmetric(5)?;
+    inbound6_is_symmetric(&lab, 5)?;
 
     let again = lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
     assert!(again.contains("Nothing to do"), "second apply: {again}");
@@ -335,8 +334,8 @@ fn dynamic_ipv6_under_networkmanager(dhcpv6: bool) -> anyhow::Result<()> {
     assert!(missing.is_empty(), "missing after apply:\n{}\n{}", missing.join("\n"), lab.ip_host(&["-6", "rule"])?);
 
     // Inbound: every SLAAC and DHCPv6 address answers through the interface that owns it.
-    lab.inbound6_is_symmetric_on(&addresses, 20)?;
-    lab.inbound_is_symmetric(5)?;
+    inbound6_is_symmetric_on(&lab, &addresses, 20)?;
+    inbound_is_symmetric(&lab, 5)?;
 
     fails_over_in_order6(&lab, [3, 3, 30, 30])?;
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
@@ -345,7 +344,7 @@ fn dynamic_ipv6_under_networkmanager(dhcpv6: bool) -> anyhow::Result<()> {
     let addresses = dynamic_addresses(&lab, dhcpv6, Duration::from_secs(30))?;
     missing = hook_work_missing_after(&lab, &addresses, &TABLES, Duration::from_secs(30));
     assert!(missing.is_empty(), "missing after the carrier flaps:\n{}", missing.join("\n"));
-    lab.inbound6_is_symmetric_on(&addresses, 5)?;
+    inbound6_is_symmetric_on(&lab, &addresses, 5)?;
 
     // The router's lifetime changes (600 s -> 1800 s; NetworkManager keeps lifetimes itself, the
     // kernel's routes show none): after a few of the new advertisements the copies in the
@@ -355,7 +354,7 @@ fn dynamic_ipv6_under_networkmanager(dhcpv6: bool) -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("the router did not advertise again:\n{}", lab.log("dnsmasq-ra.log")))?;
     missing = missing_hook_work(&lab, &addresses, &TABLES);
     assert!(missing.is_empty(), "missing after the router's lifetime changed:\n{}", missing.join("\n"));
-    lab.inbound6_is_symmetric_on(&addresses, 5)?;
+    inbound6_is_symmetric_on(&lab, &addresses, 5)?;
     lab.outbound6_settles_on("eth0", Duration::from_secs(5))?;
 
     // Temporary addresses on eth0 from its next activation; then every uplink's carrier gone
@@ -391,7 +390,7 @@ fn dynamic_ipv6_under_networkmanager(dhcpv6: bool) -> anyhow::Result<()> {
     let everything: Vec<(&str, Ipv6Addr)> = addresses.iter().copied().chain(temporary.iter().map(|a| ("eth0", *a))).collect();
     missing = hook_work_missing_after(&lab, &everything, &TABLES, Duration::from_secs(30));
     assert!(missing.is_empty(), "missing after carrier returned:\n{}\n{}", missing.join("\n"), lab.ip_host(&["-6", "rule"])?);
-    lab.inbound6_is_symmetric_on(&everything, 5)?;
+    inbound6_is_symmetric_on(&lab, &everything, 5)?;
     lab.outbound6_settles_on("eth0", Duration::from_secs(15))?;
 
     // ip6-privacy is the user's: a second apply keeps it and changes nothing.
@@ -422,7 +421,7 @@ fn a_rendered_slaac_keyfile_loads_and_is_what_apply_wants() -> anyhow::Result<()
     lab.outbound6_settles_on("eth0", Duration::from_secs(15))?;
     let missing = hook_work_missing_after(&lab, &[("eth0", slaac)], &TABLES[..1], Duration::from_secs(15));
     assert!(missing.is_empty(), "nm-dispatcher's hook did not run for the keyfile's profile:\n{}", missing.join("\n"));
-    lab.inbound6_is_symmetric_on(&[("eth0", slaac)], 5)?;
+    inbound6_is_symmetric_on(&lab, &[("eth0", slaac)], 5)?;
     let plan = lab.multihome_ok(&["plan", "--backend", "networkmanager"])?;
     assert!(plan.contains("No changes"), "{plan}");
     Ok(())
@@ -458,7 +457,7 @@ fn dual_stack_with_slaac_under_networkmanager_is_symmetric_inbound() -> anyhow::
     })?;
     let t101 = lab.routes6("101")?;
     assert!(!t101.contains("proto 77") && t101.lines().any(|l| l.starts_with("default via fe80::1 dev eth0")), "table 101:\n{t101}");
-    lab.inbound6_is_symmetric(10)?;
-    lab.inbound6_is_symmetric_on(&[("eth0", slaac_eth0), ("wlan0", slaac_wlan0)], 10)?;
+    inbound6_is_symmetric(&lab, 10)?;
+    inbound6_is_symmetric_on(&lab, &[("eth0", slaac_eth0), ("wlan0", slaac_wlan0)], 10)?;
     Ok(())
 }

@@ -9,12 +9,14 @@
 //! so a loaded machine cannot make them flake; the figures (worst stall, time back on eth0)
 //! are measured by `cargo bench --bench failover` (docs/BENCHMARKS.md, group mptcp).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use multihome::lab::policies::SEED;
 use multihome::lab::stream::{Stream, StreamRecord};
-use multihome::lab::{self, INTERNET, Lab, LabOptions, Manager};
+use multihome::lab::{INTERNET, Lab, LabOptions, Manager};
+
+#[allow(dead_code)]
+mod common;
 
 /// How long eth0 stays broken.
 const FAULT: Duration = Duration::from_secs(6);
@@ -24,10 +26,6 @@ const EVERY: Duration = Duration::from_millis(10);
 /// (about 3 s at the seed's settings) and the subflow's retransmission backoff.
 const SETTLE: Duration = Duration::from_secs(5);
 const WINDOW: Duration = Duration::from_secs(2);
-
-fn binary() -> PathBuf {
-    std::env::var_os("MULTIHOME_TEST_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_multihome")), PathBuf::from)
-}
 
 #[derive(Debug, Clone, Copy)]
 enum Fault {
@@ -66,13 +64,13 @@ struct Seen {
 }
 
 /// (eth0's `mptcp_id`, eth0's `mptcp_connections`, wlan1's `mptcp_connections`).
-type Uplinks = (Option<u64>, Option<u64>, Option<u64>);
+type Uplinks = (Option<u32>, Option<u32>, Option<u32>);
 
 fn status(lab: &Lab) -> anyhow::Result<Uplinks> {
-    let json: serde_json::Value = serde_json::from_str(&lab.multihome_ok(&["status", "--json"])?)?;
-    let uplink = |name: &str| json["uplinks"].as_array().and_then(|a| a.iter().find(|u| u["interface"] == name).cloned()).unwrap_or_default();
-    let (eth0, wlan1) = (uplink("eth0"), uplink("wlan1"));
-    Ok((eth0["mptcp_id"].as_u64(), eth0["mptcp_connections"].as_u64(), wlan1["mptcp_connections"].as_u64()))
+    let s = common::status::read(lab)?;
+    let uplink = |name: &str| s.uplink(name).ok_or_else(|| anyhow::anyhow!("no {name} in the status: {s}"));
+    let (eth0, wlan1) = (uplink("eth0")?, uplink("wlan1")?);
+    Ok((eth0.mptcp_id, eth0.mptcp_connections, wlan1.mptcp_connections))
 }
 
 /// `status` until it shows `want` or `within` has passed; the last one seen.
@@ -131,24 +129,17 @@ fn run_fault(lab: &Lab, fault: Fault, networkd: bool) -> anyhow::Result<Seen> {
     })
 }
 
-#[test]
-fn networkd_an_mptcp_connection_survives_silent_failure_and_carrier_loss_of_eth0_and_returns_to_it() -> anyhow::Result<()> {
-    survives(Manager::Networkd)
-}
-
-#[test]
-fn networkmanager_an_mptcp_connection_survives_silent_failure_and_carrier_loss_of_eth0_and_returns_to_it() -> anyhow::Result<()> {
-    survives(Manager::NetworkManager)
+both_managers! {
+    networkd_an_mptcp_connection_survives_silent_failure_and_carrier_loss_of_eth0_and_returns_to_it,
+    networkmanager_an_mptcp_connection_survives_silent_failure_and_carrier_loss_of_eth0_and_returns_to_it
+        => survives
 }
 
 /// Under networkd the policy is applied before networkd starts, as at boot (see lab_daemon);
 /// NetworkManager takes it over D-Bus. Either way `multihome apply` also makes the endpoints.
 fn survives(manager: Manager) -> anyhow::Result<()> {
-    if !lab::require(manager) {
-        return Ok(());
-    }
     let networkd = manager == Manager::Networkd;
-    let mut lab = Lab::start(LabOptions { policy: networkd.then(|| SEED.to_string()), ..LabOptions::new(manager, binary()) })?;
+    let mut lab = Lab::start(LabOptions { policy: networkd.then(|| SEED.to_string()), ..LabOptions::new(manager, common::binary()) })?;
     if !networkd {
         lab.write_policy(SEED)?;
         // `plan` shows the endpoints apply would add, beside the profiles.

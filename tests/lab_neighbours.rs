@@ -11,15 +11,17 @@
 //! took, not only what `ip route get` says.
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use std::time::Duration;
 
+use common::lab::{QUICK, spawned_logs};
+use common::status;
 use multihome::lab::echo::{self, udp_probe};
 use multihome::lab::netns::ip;
-use multihome::lab::policies::SEED;
-use multihome::lab::{self, INTERNET, Lab, LabOptions, Manager, seed_address};
+use multihome::lab::{INTERNET, Lab, Manager, seed_address};
 
-const QUICK: Duration = Duration::from_millis(300);
+#[allow(dead_code)]
+mod common;
+
 const TUNNEL_HOST: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
 const SPLIT_TARGET: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
 const CONTAINER: Ipv4Addr = Ipv4Addr::new(172, 17, 0, 5);
@@ -34,11 +36,8 @@ const ADMIN_TARGET: Ipv4Addr = Ipv4Addr::new(10, 7, 0, 1);
 const WG_MARK: &str = "0xca6c";
 const WG_TABLE: &str = "51820";
 
-fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_multihome"))
-}
-
-fn run(ns: &str, args: &[&str]) -> anyhow::Result<()> {
+/// `ip -n NS ARGS`, which must succeed.
+fn ip_ok(ns: &str, args: &[&str]) -> anyhow::Result<()> {
     let out = ip(ns, args)?;
     anyhow::ensure!(out.status.success(), "ip -n {ns} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
     Ok(())
@@ -49,9 +48,9 @@ fn run(ns: &str, args: &[&str]) -> anyhow::Result<()> {
 fn add_neighbours(lab: &Lab, manager: Manager) -> anyhow::Result<Vec<echo::Server>> {
     let (host, internet, router) = (lab.host(), lab.internet(), lab.router());
     // The host's own devices, made before any is addressed.
-    run(&host, &["link", "add", "tun0", "type", "veth", "peer", "name", "vpn0", "netns", &internet])?;
-    run(&host, &["link", "add", "docker0", "type", "bridge"])?;
-    run(&host, &["link", "add", "vethc", "type", "veth", "peer", "name", "ctr0", "netns", &internet])?;
+    ip_ok(&host, &["link", "add", "tun0", "type", "veth", "peer", "name", "vpn0", "netns", &internet])?;
+    ip_ok(&host, &["link", "add", "docker0", "type", "bridge"])?;
+    ip_ok(&host, &["link", "add", "vethc", "type", "veth", "peer", "name", "ctr0", "netns", &internet])?;
     if manager == Manager::NetworkManager {
         // As on a real desktop: NetworkManager leaves a VPN's tunnel (it made it, or the VPN
         // client did) and Docker's devices (Docker ships `unmanaged-devices` for them) alone.
@@ -63,33 +62,33 @@ fn add_neighbours(lab: &Lab, manager: Manager) -> anyhow::Result<Vec<echo::Serve
         }
     }
     // A VPN's tunnel device, its server at the other end.
-    run(&host, &["addr", "add", "10.99.0.2/30", "dev", "tun0"])?;
-    run(&host, &["link", "set", "tun0", "up"])?;
-    run(&internet, &["addr", "add", "10.99.0.1/30", "dev", "vpn0"])?;
-    run(&internet, &["addr", "add", &format!("{SPLIT_TARGET}/32"), "dev", "lo"])?;
-    run(&internet, &["link", "set", "vpn0", "up"])?;
+    ip_ok(&host, &["addr", "add", "10.99.0.2/30", "dev", "tun0"])?;
+    ip_ok(&host, &["link", "set", "tun0", "up"])?;
+    ip_ok(&internet, &["addr", "add", "10.99.0.1/30", "dev", "vpn0"])?;
+    ip_ok(&internet, &["addr", "add", &format!("{SPLIT_TARGET}/32"), "dev", "lo"])?;
+    ip_ok(&internet, &["link", "set", "vpn0", "up"])?;
     // Split tunnel: one network through the tunnel.
-    run(&host, &["route", "add", "10.200.0.0/16", "dev", "tun0"])?;
+    ip_ok(&host, &["route", "add", "10.200.0.0/16", "dev", "tun0"])?;
     // A container bridge as Docker makes it, with one container.
-    run(&host, &["addr", "add", &format!("{BRIDGE}/16"), "dev", "docker0"])?;
-    run(&host, &["link", "set", "vethc", "master", "docker0", "up"])?;
-    run(&host, &["link", "set", "docker0", "up"])?;
-    run(&internet, &["addr", "add", &format!("{CONTAINER}/16"), "dev", "ctr0"])?;
-    run(&internet, &["link", "set", "ctr0", "up"])?;
+    ip_ok(&host, &["addr", "add", &format!("{BRIDGE}/16"), "dev", "docker0"])?;
+    ip_ok(&host, &["link", "set", "vethc", "master", "docker0", "up"])?;
+    ip_ok(&host, &["link", "set", "docker0", "up"])?;
+    ip_ok(&internet, &["addr", "add", &format!("{CONTAINER}/16"), "dev", "ctr0"])?;
+    ip_ok(&internet, &["link", "set", "ctr0", "up"])?;
     // A static route through the LAN: a second router (192.168.178.50, on the router's bridge)
     // in front of 10.8.0.0/24, reached through wlan0 as the administrator wrote.
-    run(&router, &["addr", "add", "192.168.178.50/24", "dev", "br0"])?;
-    run(&router, &["addr", "add", &format!("{STATIC_TARGET}/32"), "dev", "lo"])?;
-    run(&router, &["addr", "add", &format!("{LATE_TARGET}/32"), "dev", "lo"])?;
-    run(&host, &["route", "add", "10.8.0.0/24", "via", "192.168.178.50", "dev", "wlan0"])?;
+    ip_ok(&router, &["addr", "add", "192.168.178.50/24", "dev", "br0"])?;
+    ip_ok(&router, &["addr", "add", &format!("{STATIC_TARGET}/32"), "dev", "lo"])?;
+    ip_ok(&router, &["addr", "add", &format!("{LATE_TARGET}/32"), "dev", "lo"])?;
+    ip_ok(&host, &["route", "add", "10.8.0.0/24", "via", "192.168.178.50", "dev", "wlan0"])?;
     // Tailscale's way: its own table behind its own rule, long before multihome's.
-    run(&internet, &["addr", "add", &format!("{TAILNET_TARGET}/32"), "dev", "lo"])?;
-    run(&host, &["route", "add", "100.64.0.0/10", "dev", "tun0", "table", "52"])?;
-    run(&host, &["rule", "add", "pref", "5270", "lookup", "52"])?;
+    ip_ok(&internet, &["addr", "add", &format!("{TAILNET_TARGET}/32"), "dev", "lo"])?;
+    ip_ok(&host, &["route", "add", "100.64.0.0/10", "dev", "tun0", "table", "52"])?;
+    ip_ok(&host, &["rule", "add", "pref", "5270", "lookup", "52"])?;
     // An administrator's rule below 10000: a network through wlan1 whatever main says.
-    run(&router, &["addr", "add", &format!("{ADMIN_TARGET}/32"), "dev", "lo"])?;
-    run(&host, &["route", "add", "10.7.0.0/24", "via", "192.168.178.50", "dev", "wlan1", "table", "200"])?;
-    run(&host, &["rule", "add", "pref", "9000", "to", "10.7.0.0/24", "lookup", "200"])?;
+    ip_ok(&router, &["addr", "add", &format!("{ADMIN_TARGET}/32"), "dev", "lo"])?;
+    ip_ok(&host, &["route", "add", "10.7.0.0/24", "via", "192.168.178.50", "dev", "wlan1", "table", "200"])?;
+    ip_ok(&host, &["rule", "add", "pref", "9000", "to", "10.7.0.0/24", "lookup", "200"])?;
     Ok(vec![
         echo::udp_source_echo(&internet, SPLIT_TARGET)?,
         echo::udp_source_echo(&internet, CONTAINER)?,
@@ -144,23 +143,8 @@ fn expect_neighbours(lab: &Lab, view: &[(String, Option<Ipv4Addr>)]) {
     );
 }
 
-fn daemon_log(lab: &Lab) -> String {
-    (0..4).map(|n| lab.log(&format!("spawned-{n}.log"))).collect::<Vec<_>>().join("\n")
-}
-
-fn state(lab: &Lab, iface: &str) -> String {
-    let out = lab.multihome(&["status", "--json"]).map(|o| o.stdout).unwrap_or_default();
-    let s: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
-    s["uplinks"].as_array().into_iter().flatten().find(|u| u["interface"] == iface).and_then(|u| u["state"].as_str()).unwrap_or("").to_string()
-}
-
 fn neighbours_resolve_as_without_the_daemon(manager: Manager) -> anyhow::Result<()> {
-    let mut lab = Lab::start(LabOptions { policy: (manager == Manager::Networkd).then(|| SEED.to_string()), ..LabOptions::new(manager, binary()) })?;
-    if manager != Manager::Networkd {
-        lab.write_policy(SEED)?;
-        lab.multihome_ok(&["apply"])?;
-    }
-    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
+    let mut lab = common::lab::seed(manager)?;
     let _servers = add_neighbours(&lab, manager)?;
 
     // Without the daemon: the reference.
@@ -170,39 +154,39 @@ fn neighbours_resolve_as_without_the_daemon(manager: Manager) -> anyhow::Result<
     assert!(internet_without.contains("dev eth0"), "{internet_without}");
 
     lab.spawn_multihome(&["daemon"])?;
-    lab.wait_for(Duration::from_secs(10), || ["eth0", "wlan1", "wlan0"].iter().all(|u| state(&lab, u) == "up"))
-        .map_err(|e| anyhow::anyhow!("the daemon did not judge the uplinks up: {e}\n{}", daemon_log(&lab)))?;
+    lab.wait_for(Duration::from_secs(10), || status::all_up(&lab, &["eth0", "wlan1", "wlan0"]))
+        .map_err(|e| anyhow::anyhow!("the daemon did not judge the uplinks up: {e}\n{}", spawned_logs(&lab)))?;
     assert_eq!(neighbours_view(&lab), without, "healthy uplinks: the daemon changed how a neighbour resolves");
     assert_eq!(route_get(&lab, &[&INTERNET.to_string()]), internet_without);
 
     // A silent failure of eth0: only what left through eth0 moves, to wlan1.
     lab.set_upstream("eth0", false)?;
     lab.wait_for(Duration::from_secs(3), || lab.outbound_source(QUICK) == Some(seed_address("wlan1")))
-        .map_err(|e| anyhow::anyhow!("no failover to wlan1: {e}\n{}", daemon_log(&lab)))?;
+        .map_err(|e| anyhow::anyhow!("no failover to wlan1: {e}\n{}", spawned_logs(&lab)))?;
     assert_eq!(neighbours_view(&lab), without, "eth0 demoted: the daemon changed how a neighbour resolves");
     // A route added while the daemon runs (and eth0 is demoted) is used as without it.
-    run(&lab.host(), &["route", "add", "10.9.0.0/24", "via", "192.168.178.50", "dev", "wlan1"])?;
+    ip_ok(&lab.host(), &["route", "add", "10.9.0.0/24", "via", "192.168.178.50", "dev", "wlan1"])?;
     assert_eq!(udp_probe(&lab.host(), LATE_TARGET, QUICK)?, Some(seed_address("wlan1")), "{}", route_get(&lab, &[&LATE_TARGET.to_string()]));
 
     // A full-tunnel VPN connects (its default route at metric 50, as NetworkManager's VPNs):
     // new connections go into the tunnel, not around it; it disconnects, and they go to wlan1.
-    run(&lab.host(), &["route", "add", "default", "dev", "tun0", "metric", "50"])?;
+    ip_ok(&lab.host(), &["route", "add", "default", "dev", "tun0", "metric", "50"])?;
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(lab.outbound_source(QUICK), Some(TUNNEL_HOST), "traffic for the tunnel left in clear: {}", route_get(&lab, &[&INTERNET.to_string()]));
     assert!(route_get(&lab, &[&INTERNET.to_string()]).contains("dev tun0"));
-    run(&lab.host(), &["route", "del", "default", "dev", "tun0", "metric", "50"])?;
+    ip_ok(&lab.host(), &["route", "del", "default", "dev", "tun0", "metric", "50"])?;
     assert_eq!(lab.outbound_source(QUICK), Some(seed_address("wlan1")));
     // ...and reconnects: in front again.
-    run(&lab.host(), &["route", "add", "default", "dev", "tun0", "metric", "50"])?;
+    ip_ok(&lab.host(), &["route", "add", "default", "dev", "tun0", "metric", "50"])?;
     assert_eq!(lab.outbound_source(QUICK), Some(TUNNEL_HOST));
-    run(&lab.host(), &["route", "del", "default", "dev", "tun0", "metric", "50"])?;
+    ip_ok(&lab.host(), &["route", "del", "default", "dev", "tun0", "metric", "50"])?;
 
     // wg-quick's full tunnel (Table=auto): everything unmarked into its table, its own marked
     // packets through main without main's default routes, then main. Unmarked traffic stays in
     // the tunnel; the tunnel's own packets avoid the demoted eth0.
-    run(&lab.host(), &["route", "add", "default", "dev", "tun0", "table", WG_TABLE])?;
-    run(&lab.host(), &["rule", "add", "not", "fwmark", WG_MARK, "table", WG_TABLE, "pref", "32764"])?;
-    run(&lab.host(), &["rule", "add", "table", "main", "suppress_prefixlength", "0", "pref", "32765"])?;
+    ip_ok(&lab.host(), &["route", "add", "default", "dev", "tun0", "table", WG_TABLE])?;
+    ip_ok(&lab.host(), &["rule", "add", "not", "fwmark", WG_MARK, "table", WG_TABLE, "pref", "32764"])?;
+    ip_ok(&lab.host(), &["rule", "add", "table", "main", "suppress_prefixlength", "0", "pref", "32765"])?;
     assert_eq!(lab.outbound_source(QUICK), Some(TUNNEL_HOST), "wg-quick's tunnel was bypassed");
     let marked = route_get(&lab, &[&INTERNET.to_string(), "mark", WG_MARK]);
     assert!(marked.contains("dev wlan1"), "the tunnel's own packets took {marked}");
@@ -218,10 +202,10 @@ fn neighbours_resolve_as_without_the_daemon(manager: Manager) -> anyhow::Result<
     // Repair: back on eth0, for the tunnel's packets too; the neighbours as without the daemon.
     lab.set_upstream("eth0", true)?;
     lab.wait_for(Duration::from_secs(10), || route_get(&lab, &[&INTERNET.to_string(), "mark", WG_MARK]).contains("dev eth0"))
-        .map_err(|e| anyhow::anyhow!("eth0 did not come back: {e}\n{}", daemon_log(&lab)))?;
+        .map_err(|e| anyhow::anyhow!("eth0 did not come back: {e}\n{}", spawned_logs(&lab)))?;
     assert_eq!(lab.outbound_source(QUICK), Some(TUNNEL_HOST));
-    run(&lab.host(), &["rule", "del", "pref", "32764"])?;
-    run(&lab.host(), &["rule", "del", "pref", "32765"])?;
+    ip_ok(&lab.host(), &["rule", "del", "pref", "32764"])?;
+    ip_ok(&lab.host(), &["rule", "del", "pref", "32765"])?;
     lab.outbound_settles_on("eth0", Duration::from_secs(3))?;
     assert_eq!(neighbours_view(&lab), without, "after failback: a neighbour resolves differently");
     assert_eq!(route_get(&lab, &[&INTERNET.to_string()]), internet_without);
@@ -230,18 +214,7 @@ fn neighbours_resolve_as_without_the_daemon(manager: Manager) -> anyhow::Result<
     Ok(())
 }
 
-#[test]
-fn networkd_neighbours_resolve_as_without_the_daemon() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
-        return Ok(());
-    }
-    neighbours_resolve_as_without_the_daemon(Manager::Networkd)
-}
-
-#[test]
-fn networkmanager_neighbours_resolve_as_without_the_daemon() -> anyhow::Result<()> {
-    if !lab::require(Manager::NetworkManager) {
-        return Ok(());
-    }
-    neighbours_resolve_as_without_the_daemon(Manager::NetworkManager)
+both_managers! {
+    networkd_neighbours_resolve_as_without_the_daemon, networkmanager_neighbours_resolve_as_without_the_daemon
+        => neighbours_resolve_as_without_the_daemon
 }

@@ -3,27 +3,31 @@
 
 use std::time::Duration;
 
+use common::lab::{inbound_is_symmetric, require, seed_fails_over_to_wlan0_and_back};
 use multihome::lab::policies::SEED;
-use multihome::lab::{self, Lab, LabOptions, Manager};
+use multihome::lab::{Lab, LabOptions, Manager};
+
+#[allow(dead_code)]
+mod common;
 
 #[test]
 fn seed_is_symmetric_inbound_and_fails_over_in_order() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return Ok(());
     }
-    let lab = Lab::start(LabOptions::new(Manager::Networkd, env!("CARGO_BIN_EXE_multihome")))?;
+    let lab = Lab::start(LabOptions::new(Manager::Networkd, common::binary()))?;
     lab.write_policy(SEED)?;
     let out = lab.multihome_ok(&["apply"])?;
     assert!(out.contains("Applied"), "{out}");
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
 
     // Inbound: each address answers, and the answers leave through the interface owning it.
-    lab.inbound_is_symmetric(20)?;
+    inbound_is_symmetric(&lab, 20)?;
 
     // Outbound: eth0, then wlan1, then wlan0 as links lose carrier; back to eth0 on return.
     lab.set_carrier("eth0", false)?;
     lab.outbound_settles_on("wlan1", Duration::from_secs(3))?;
-    lab.seed_fails_over_to_wlan0_and_back()?;
+    seed_fails_over_to_wlan0_and_back(&lab)?;
 
     // Every key multihome wrote is one this networkd understands.
     let complaints = lab.networkd_complaints();

@@ -8,9 +8,13 @@
 
 use std::time::Duration;
 
+use common::lab::{inbound_is_symmetric, require, seed_fails_over_to_wlan0_and_back};
 use multihome::backend::networkd::live;
 use multihome::lab::policies::SEED;
-use multihome::lab::{self, Lab, LabOptions, Manager};
+use multihome::lab::{Lab, LabOptions, Manager};
+
+#[allow(dead_code)]
+mod common;
 
 const WIRED: &str = "/etc/systemd/network/20-wired.network";
 const WIRED_TEXT: &str = "\
@@ -160,10 +164,10 @@ const SEED_UPLINKS: [(&str, &str, u32, u32); 3] =
 
 #[test]
 fn administrators_and_netplans_files_are_amended_and_the_policy_holds() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return Ok(());
     }
-    let lab = Lab::start(LabOptions::new(Manager::Networkd, env!("CARGO_BIN_EXE_multihome")))?;
+    let lab = Lab::start(LabOptions::new(Manager::Networkd, common::binary()))?;
     // The host as it runs before multihome: the administrator's file and netplan's, taken by a
     // running networkd (which configured wlan1's address from netplan's file).
     write_in_host(&lab, WIRED, WIRED_TEXT)?;
@@ -205,10 +209,10 @@ fn administrators_and_netplans_files_are_amended_and_the_policy_holds() -> anyho
     // The policy holds: rules, tables, metrics; eth0 first; symmetric inbound; carrier failover.
     policy_holds(&lab, &SEED_UPLINKS)?;
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
-    lab.inbound_is_symmetric(20)?;
+    inbound_is_symmetric(&lab, 20)?;
     lab.set_carrier("eth0", false)?;
     lab.outbound_settles_on("wlan1", Duration::from_secs(3))?;
-    lab.seed_fails_over_to_wlan0_and_back()?;
+    seed_fails_over_to_wlan0_and_back(&lab)?;
     // After the links came back, networkd configured them again from the same files.
     their_settings_apply(&lab)?;
     policy_holds(&lab, &SEED_UPLINKS)?;

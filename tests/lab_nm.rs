@@ -7,24 +7,24 @@ use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
+use common::lab::{inbound_is_symmetric, nmcli, require, seed_fails_over_to_wlan0_and_back};
+use common::policy::Policy;
+use common::serial;
 use multihome::lab::policies::SEED;
 use multihome::lab::probe::{Prober, outage};
-use multihome::lab::{self, INTERNET, Lab, LabOptions, Manager, SEED_ADDRESSES, UPLINKS, seed_address};
+use multihome::lab::{INTERNET, Lab, LabOptions, Manager, SEED_ADDRESSES, UPLINKS, seed_address};
 use nix::sys::signal::Signal;
+
+#[allow(dead_code)]
+mod common;
+
 /// The measure for a live failover: a new connection every 10 ms.
 const PROBE_INTERVAL: Duration = Duration::from_millis(10);
 /// Probes run this long before a fault, so the records show the uplink working.
 const BEFORE_FAULT: Duration = Duration::from_millis(500);
 
-/// Lab tests of this file one at a time: links made or failed by one lab delay the carrier
-/// events of another (see [`CarrierLoss`]) and would blur the measurements.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 fn nm_lab() -> anyhow::Result<Lab> {
-    Lab::start(LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")))
+    Lab::start(LabOptions::new(Manager::NetworkManager, common::binary()))
 }
 
 /// The seed applied over D-Bus and settled on eth0, with the state it left.
@@ -35,12 +35,6 @@ fn seed_applied() -> anyhow::Result<(Lab, String)> {
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     let before = state(&lab);
     Ok((lab, before))
-}
-
-fn nmcli(lab: &Lab, args: &[&str]) -> String {
-    let out = lab.run_in_host("nmcli", args).expect("nmcli runs");
-    assert!(out.status.success(), "nmcli {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// What new connections saw around a carrier loss.
@@ -161,7 +155,7 @@ fn user_profiles(lab: &Lab) {
 
 #[test]
 fn seed_applied_over_dbus_is_symmetric_and_fails_over_at_once_in_order() -> anyhow::Result<()> {
-    if !lab::require(Manager::NetworkManager) {
+    if !require(Manager::NetworkManager) {
         return Ok(());
     }
     let _serial = serial();
@@ -192,7 +186,7 @@ fn seed_applied_over_dbus_is_symmetric_and_fails_over_at_once_in_order() -> anyh
     );
 
     // Inbound: each address answers, through the interface that owns it.
-    lab.inbound_is_symmetric(20)?;
+    inbound_is_symmetric(&lab, 20)?;
 
     // Outbound: carrier loss on eth0 loses no 10 ms probe (ignore_routes_with_linkdown skips the
     // dead route at once, long before NetworkManager removes it), then wlan1, then back.
@@ -201,7 +195,7 @@ fn seed_applied_over_dbus_is_symmetric_and_fails_over_at_once_in_order() -> anyh
     assert!(m.restore_after_kernel <= PROBE_INTERVAL, "{m}");
     assert_eq!(m.lost_after_kernel, 0, "probes lost after the kernel processed the carrier loss, with multihome's policy: {m:?}");
     assert_eq!(m.source_at_end, Some(seed_address("wlan1")), "new connections after eth0's loss must leave by wlan1");
-    lab.seed_fails_over_to_wlan0_and_back()?;
+    seed_fails_over_to_wlan0_and_back(&lab)?;
 
     // Applying twice changes nothing.
     let before = state(&lab);
@@ -215,7 +209,7 @@ fn seed_applied_over_dbus_is_symmetric_and_fails_over_at_once_in_order() -> anyh
 
 #[test]
 fn user_profiles_keep_their_settings_and_stop_losing_traffic_on_carrier_loss() -> anyhow::Result<()> {
-    if !lab::require(Manager::NetworkManager) {
+    if !require(Manager::NetworkManager) {
         return Ok(());
     }
     let _serial = serial();
@@ -258,7 +252,7 @@ fn user_profiles_keep_their_settings_and_stop_losing_traffic_on_carrier_loss() -
 
 #[test]
 fn failed_apply_rolls_back_to_the_state_before() -> anyhow::Result<()> {
-    if !lab::require(Manager::NetworkManager) {
+    if !require(Manager::NetworkManager) {
         return Ok(());
     }
     let _serial = serial();
@@ -278,8 +272,9 @@ fn failed_apply_rolls_back_to_the_state_before() -> anyhow::Result<()> {
     // eth0 moved to DHCP, with no DHCP server on the LAN, and wlan0 dropped: the device never
     // shows the policy, so the checkpoint is rolled back: the static configuration returns,
     // and so does the removed multihome-wlan0 (same UUID, active again).
-    let without_wlan0 = &SEED[..SEED.find("[Uplink]\nInterface=wlan0").expect("the seed has wlan0")];
-    lab.write_policy(&without_wlan0.replace("Address=192.168.178.99/24\nGateway=192.168.178.1", "DHCP=ipv4"))?;
+    let dhcp_without_wlan0 =
+        Policy::seed().without_uplink("wlan0").uplink_without("eth0", "Address").uplink_without("eth0", "Gateway").uplink("eth0", "DHCP", "ipv4");
+    lab.write_policy(dhcp_without_wlan0.text())?;
     let out = lab.multihome(&["apply"])?;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "apply succeeded without a lease: {}", String::from_utf8_lossy(&out.stdout));
@@ -288,7 +283,7 @@ fn failed_apply_rolls_back_to_the_state_before() -> anyhow::Result<()> {
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
 
     // The same without the failure: the profile multihome made for wlan0 goes.
-    lab.write_policy(without_wlan0)?;
+    lab.write_policy(Policy::seed().without_uplink("wlan0").text())?;
     let out = lab.multihome_ok(&["apply"])?;
     assert!(out.contains("removed profile \"multihome-wlan0\""), "{out}");
     assert!(!nmcli(&lab, &["-t", "-f", "NAME", "connection", "show"]).contains("multihome-wlan0"));
@@ -297,13 +292,13 @@ fn failed_apply_rolls_back_to_the_state_before() -> anyhow::Result<()> {
 
 #[test]
 fn try_reverts_unless_confirmed() -> anyhow::Result<()> {
-    if !lab::require(Manager::NetworkManager) {
+    if !require(Manager::NetworkManager) {
         return Ok(());
     }
     let _serial = serial();
     let (mut lab, before) = seed_applied()?;
-    let moved = SEED.replace("192.168.178.99", "192.168.178.95");
-    lab.write_policy(&moved)?;
+    let moved = Policy::seed().uplink("eth0", "Address", "192.168.178.95/24");
+    lab.write_policy(moved.text())?;
 
     // Not confirmed (stdin is /dev/null, no signal; a hangup does not count): reverted.
     let (group, log) = {
@@ -336,14 +331,13 @@ fn signal_group(group: u32, signal: Signal) {
 
 #[test]
 fn rendered_keyfiles_load_and_are_what_apply_wants() -> anyhow::Result<()> {
-    if !lab::require(Manager::NetworkManager) {
+    if !require(Manager::NetworkManager) {
         return Ok(());
     }
     let _serial = serial();
     let lab = nm_lab()?;
     // eth0 alone: the lab's other links are named like Wi-Fi, whose keyfiles need an SSID.
-    let eth0_only = &SEED[..SEED.find("[Uplink]\nInterface=wlan1").expect("the seed has wlan1")];
-    lab.write_policy(eth0_only)?;
+    lab.write_policy(Policy::seed().without_uplink("wlan1").without_uplink("wlan0").text())?;
     // Into the lab's directory that the host's private mounts show as /etc/NetworkManager:
     // `--out /` is refused (an image option never writes the running system).
     let out = lab.multihome_ok(&["render", "--backend", "nm-keyfile", "--out", &lab.dir().display().to_string()])?;
@@ -378,14 +372,14 @@ fn checkpoints(lab: &Lab) -> String {
 /// for `try` (its timeout plus 2 s) and for a plain apply (60 s), and no checkpoint stays.
 #[test]
 fn a_killed_try_or_apply_is_rolled_back_by_networkmanager_itself() -> anyhow::Result<()> {
-    if !lab::require(Manager::NetworkManager) {
+    if !require(Manager::NetworkManager) {
         return Ok(());
     }
     let _serial = serial();
     let (mut lab, before) = seed_applied()?;
 
     // `try --timeout 4s`, killed while it waits for the answer.
-    lab.write_policy(&SEED.replace("192.168.178.99", "192.168.178.95"))?;
+    lab.write_policy(Policy::seed().uplink("eth0", "Address", "192.168.178.95/24").text())?;
     let (group, log) = {
         let t = lab.spawn_multihome(&["try", "--timeout", "4s"])?;
         (t.id(), t.log.clone())
@@ -399,9 +393,8 @@ fn a_killed_try_or_apply_is_rolled_back_by_networkmanager_itself() -> anyhow::Re
 
     // A plain apply killed during its verification: eth0 turned to DHCP where no DHCP server
     // answers, so the device stays in "getting IP configuration" and apply keeps waiting.
-    let dhcp = SEED.replace("Address=192.168.178.99/24\nGateway=192.168.178.1\n", "DHCP=yes\n");
-    assert_ne!(dhcp, SEED, "the seed's eth0 section changed; update this test");
-    lab.write_policy(&dhcp)?;
+    let dhcp = Policy::seed().uplink_without("eth0", "Address").uplink_without("eth0", "Gateway").uplink("eth0", "DHCP", "yes");
+    lab.write_policy(dhcp.text())?;
     let (group, _log) = {
         let t = lab.spawn_multihome(&["apply"])?;
         (t.id(), t.log.clone())

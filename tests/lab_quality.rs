@@ -5,40 +5,26 @@
 
 use std::collections::HashMap;
 use std::net::Ipv6Addr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use common::lab::{QUICK, require, require_for, spawned_logs};
+use common::policy::Policy;
+use common::status::{self, State};
 use multihome::lab::lossy::LossyResponder;
-use multihome::lab::policies::{SEED, seed_dual_stack};
-use multihome::lab::{self, Lab, LabOptions, Manager, seed_address};
+use multihome::lab::policies::seed_dual_stack;
+use multihome::lab::{Lab, LabOptions, Manager, seed_address};
 
-const QUICK: Duration = Duration::from_millis(300);
-
-fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_multihome"))
-}
+#[allow(dead_code)]
+mod common;
 
 /// The seed with only the internet target and no ARP: every round depends on the lossy target.
 fn policy() -> String {
-    let p = SEED.replace("Target=192.168.178.1\n", "").replace("[Probe]\n", "[Probe]\nArpGateway=no\n");
-    assert!(!p.contains("Target=192.168.178.1\n") && p.contains("ArpGateway=no"), "the seed's [Probe] changed:\n{p}");
-    p
-}
-
-/// The daemon's log (the first process the test spawns; an IPv6 lab's own come before it).
-fn daemon_log(lab: &Lab) -> String {
-    (0..4).map(|n| lab.log(&format!("spawned-{n}.log"))).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n---\n")
-}
-
-fn state(lab: &Lab, iface: &str) -> String {
-    let out = lab.multihome(&["status", "--json"]).map(|o| o.stdout).unwrap_or_default();
-    let s: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
-    s["uplinks"].as_array().into_iter().flatten().find(|u| u["interface"] == iface).and_then(|u| u["state"].as_str()).unwrap_or("").to_string()
+    Policy::seed().without_line("Target=192.168.178.1").probe("ArpGateway", "no").into()
 }
 
 /// A lab with eth0's probes lost at `loss`, the daemon running; returns it with the responder.
 fn lossy_eth0(loss: f64) -> anyhow::Result<(Lab, LossyResponder)> {
-    let mut lab = Lab::start(LabOptions { policy: Some(policy()), ..LabOptions::new(Manager::Networkd, binary()) })?;
+    let mut lab = Lab::start(LabOptions { policy: Some(policy()), ..LabOptions::new(Manager::Networkd, common::binary()) })?;
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     let responder = LossyResponder::start(&lab.internet(), HashMap::from([(seed_address("eth0"), loss)]), 0x5eed)?;
     lab.spawn_multihome(&["daemon"])?;
@@ -47,13 +33,13 @@ fn lossy_eth0(loss: f64) -> anyhow::Result<(Lab, LossyResponder)> {
 
 #[test]
 fn sixty_percent_loss_moves_the_traffic_within_ten_seconds_and_it_stays_away() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return Ok(());
     }
     let (lab, _responder) = lossy_eth0(0.6)?;
     let t0 = Instant::now();
     lab.wait_for(Duration::from_secs(12), || lab.outbound_source(QUICK) == Some(seed_address("wlan1")))
-        .map_err(|e| anyhow::anyhow!("new connections did not leave eth0: {e}\n{}", daemon_log(&lab)))?;
+        .map_err(|e| anyhow::anyhow!("new connections did not leave eth0: {e}\n{}", spawned_logs(&lab)))?;
     let moved = t0.elapsed();
     eprintln!("60% loss on eth0: new connections on wlan1 after {moved:?}");
     assert!(moved <= Duration::from_secs(10) + QUICK, "moved only after {moved:?} (goal: within 10 s)");
@@ -66,21 +52,22 @@ fn sixty_percent_loss_moves_the_traffic_within_ten_seconds_and_it_stays_away() -
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let log = daemon_log(&lab);
+    let log = spawned_logs(&lab);
     assert_eq!(on_eth0, 0, "{on_eth0} samples left another way than wlan1 after the move\n{log}");
-    let eth0_state = state(&lab, "eth0");
-    assert!(["poor", "down", "recovering", "degraded"].contains(&eth0_state.as_str()), "eth0 is {eth0_state}\n{log}");
+    let eth0_state = status::state(&lab, "eth0");
+    let away = [State::Poor, State::Down, State::Recovering, State::Degraded];
+    assert!(eth0_state.as_ref().is_some_and(|s| away.contains(s)), "eth0 is {eth0_state:?}\n{log}");
     assert!(log.contains("eth0: ") && log.contains("-> poor (loss "), "the log names the limit:\n{log}");
     Ok(())
 }
 
 #[test]
 fn twenty_percent_loss_never_moves_the_traffic() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return Ok(());
     }
     let (lab, _responder) = lossy_eth0(0.2)?;
-    lab.wait_for(Duration::from_secs(10), || state(&lab, "eth0") == "up")?;
+    lab.wait_for(Duration::from_secs(10), || status::state(&lab, "eth0") == Some(State::Up))?;
     let mut moved = 0;
     let end = Instant::now() + Duration::from_secs(20);
     while Instant::now() < end {
@@ -89,7 +76,7 @@ fn twenty_percent_loss_never_moves_the_traffic() -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let log = daemon_log(&lab);
+    let log = spawned_logs(&lab);
     assert_eq!(moved, 0, "{moved} samples left eth0 at 20% probe loss\n{log}");
     assert!(!log.contains("eth0: up -> poor") && !log.contains("-> down"), "a false switch:\n{log}");
     Ok(())
@@ -101,27 +88,26 @@ fn twenty_percent_loss_never_moves_the_traffic() -> anyhow::Result<()> {
 /// traffic. Were eth0 probed on `[Probe]`'s target, it would go down as wlan1 does.
 #[test]
 fn an_uplink_with_its_own_target_is_judged_on_it() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return Ok(());
     }
-    let own = policy().replacen("Gateway=192.168.178.1\n", "Gateway=192.168.178.1\nProbeTarget=192.168.178.1\n", 1);
-    assert!(own.contains("Interface=eth0\nPriority=1\nAddress=192.168.178.99/24\nGateway=192.168.178.1\nProbeTarget="), "the seed's eth0 changed:\n{own}");
-    let mut lab = Lab::start(LabOptions { policy: Some(own), ..LabOptions::new(Manager::Networkd, binary()) })?;
+    let own = Policy::from(policy()).uplink("eth0", "ProbeTarget", "192.168.178.1").into();
+    let mut lab = Lab::start(LabOptions { policy: Some(own), ..LabOptions::new(Manager::Networkd, common::binary()) })?;
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     let dead = HashMap::from([(seed_address("eth0"), 1.0), (seed_address("wlan1"), 1.0)]);
     let _responder = LossyResponder::start(&lab.internet(), dead, 0x5eed)?;
     lab.spawn_multihome(&["daemon"])?;
-    lab.wait_for(Duration::from_secs(10), || state(&lab, "wlan1") == "down")
-        .map_err(|e| anyhow::anyhow!("wlan1 (probed on the silent internet host) did not go down: {e}\n{}", daemon_log(&lab)))?;
+    lab.wait_for(Duration::from_secs(10), || status::state(&lab, "wlan1") == Some(State::Down))
+        .map_err(|e| anyhow::anyhow!("wlan1 (probed on the silent internet host) did not go down: {e}\n{}", spawned_logs(&lab)))?;
     let mut samples = 0;
     let end = Instant::now() + Duration::from_secs(3);
     while Instant::now() < end {
-        assert_eq!(state(&lab, "eth0"), "up", "eth0 was judged on another target than its own\n{}", daemon_log(&lab));
-        assert_eq!(lab.outbound_source(QUICK), Some(seed_address("eth0")), "new connections left eth0\n{}", daemon_log(&lab));
+        assert_eq!(status::state(&lab, "eth0"), Some(State::Up), "eth0 was judged on another target than its own\n{}", spawned_logs(&lab));
+        assert_eq!(lab.outbound_source(QUICK), Some(seed_address("eth0")), "new connections left eth0\n{}", spawned_logs(&lab));
         samples += 1;
     }
     assert!(samples > 3);
-    let log = daemon_log(&lab);
+    let log = spawned_logs(&lab);
     assert!(!log.contains("eth0: up -> down") && !log.contains("eth0: unknown -> down"), "eth0 went down:\n{log}");
     Ok(())
 }
@@ -131,14 +117,18 @@ const ETH0_V6: &str = "2001:db8:178::99";
 /// A dual-stack lab whose [Probe] asks the internet host alone, without ARP or NDP, with eth0's
 /// ICMPv6 probes lost at `loss` (its IPv4 ones all answered), the daemon running; `None` where
 /// the lab cannot run.
+/// The dual-stack seed with only the internet targets and no ARP: every IPv6 round depends on the
+/// lossy target.
+fn policy6() -> Policy {
+    Policy::from(seed_dual_stack()).without_line("Target=2001:db8:178::1").probe("ArpGateway", "no")
+}
+
 fn lossy_eth0_v6(loss: f64) -> anyhow::Result<Option<(Lab, LossyResponder)>> {
-    let options = LabOptions { ipv6: true, ..LabOptions::new(Manager::Networkd, binary()) };
-    if !lab::require_for(&options) {
+    let options = LabOptions { ipv6: true, ..LabOptions::new(Manager::Networkd, common::binary()) };
+    if !require_for(&options) {
         return Ok(None);
     }
-    let policy = seed_dual_stack().replace("Target=2001:db8:178::1\n", "").replace("[Probe]\n", "[Probe]\nArpGateway=no\n");
-    assert!(policy.contains("ArpGateway=no\n") && policy.contains("Target=2001:db8:100::10\n") && !policy.contains("Target=2001:db8:178::1\n"), "{policy}");
-    let mut lab = Lab::start(LabOptions { policy: Some(policy), ..options })?;
+    let mut lab = Lab::start(LabOptions { policy: Some(policy6().into()), ..options })?;
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     lab.outbound6_settles_on("eth0", Duration::from_secs(15))?;
     let responder = LossyResponder::start6(&lab.internet(), HashMap::from([(ETH0_V6.parse()?, loss)]), 0x5eed)?;
@@ -155,7 +145,7 @@ fn sixty_percent_ipv6_loss_moves_ipv6_alone() -> anyhow::Result<()> {
     let wlan1_v6: Ipv6Addr = "2001:db8:178::98".parse()?;
     let t0 = Instant::now();
     lab.wait_for(Duration::from_secs(12), || lab.outbound6_source(QUICK) == Some(wlan1_v6))
-        .map_err(|e| anyhow::anyhow!("new IPv6 connections did not leave eth0: {e}\n{}", daemon_log(&lab)))?;
+        .map_err(|e| anyhow::anyhow!("new IPv6 connections did not leave eth0: {e}\n{}", spawned_logs(&lab)))?;
     let moved = t0.elapsed();
     eprintln!("60% IPv6 loss on eth0: new IPv6 connections on wlan1 after {moved:?}");
     assert!(moved <= Duration::from_secs(10) + QUICK, "moved only after {moved:?} (goal: within 10 s)");
@@ -166,15 +156,13 @@ fn sixty_percent_ipv6_loss_moves_ipv6_alone() -> anyhow::Result<()> {
         off_eth0 += usize::from(lab.outbound_source(QUICK) != Some(seed_address("eth0")));
         std::thread::sleep(Duration::from_millis(200));
     }
-    let log = daemon_log(&lab);
+    let log = spawned_logs(&lab);
     assert_eq!(off_wlan1, 0, "{off_wlan1} IPv6 samples left another way than wlan1 after the move\n{log}");
     assert_eq!(off_eth0, 0, "{off_eth0} IPv4 samples left eth0, whose IPv4 side is clean\n{log}");
-    let out = lab.multihome(&["status", "--json"]).map(|o| o.stdout).unwrap_or_default();
-    let s: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
-    let eth0 = s["uplinks"].as_array().into_iter().flatten().find(|u| u["interface"] == "eth0").cloned().unwrap_or_default();
-    assert_eq!(eth0["state"], "up", "eth0's IPv4 side: {s}");
-    let v6 = eth0["ipv6"]["state"].as_str().unwrap_or("");
-    assert!(["poor", "down", "recovering", "degraded"].contains(&v6), "eth0's IPv6 side is {v6}: {s}");
+    let s = status::read(&lab)?;
+    assert_eq!(s.state("eth0"), Some(State::Up), "eth0's IPv4 side: {s}");
+    let v6 = s.state6("eth0");
+    assert!(v6.as_ref().is_some_and(|v6| [State::Poor, State::Down, State::Recovering, State::Degraded].contains(v6)), "eth0's IPv6 side is {v6:?}: {s}");
     assert!(log.lines().any(|l| l.contains("eth0 IPv6: ") && l.contains("-> poor (loss ")), "the log names the limit:\n{log}");
     assert!(!log.lines().any(|l| l.starts_with("eth0: ") && l.contains("-> poor")), "eth0's IPv4 side was judged poor:\n{log}");
     Ok(())
@@ -186,38 +174,29 @@ fn sixty_percent_ipv6_loss_moves_ipv6_alone() -> anyhow::Result<()> {
 /// eth0's, judged on its own target, stays up and keeps new IPv6 connections.
 #[test]
 fn an_uplinks_own_ipv6_target_judges_its_ipv6_side() -> anyhow::Result<()> {
-    let options = LabOptions { ipv6: true, ..LabOptions::new(Manager::Networkd, binary()) };
-    if !lab::require_for(&options) {
+    let options = LabOptions { ipv6: true, ..LabOptions::new(Manager::Networkd, common::binary()) };
+    if !require_for(&options) {
         return Ok(());
     }
-    let policy = seed_dual_stack().replace("Target=2001:db8:178::1\n", "").replace("[Probe]\n", "[Probe]\nArpGateway=no\n").replacen(
-        "Gateway=fe80::1\n",
-        "Gateway=fe80::1\nProbeTarget=2001:db8:178::1\n",
-        1,
-    );
-    assert!(policy.contains("Address=2001:db8:178::99/64\nGateway=fe80::1\nProbeTarget=2001:db8:178::1\n"), "the dual-stack seed's eth0 changed:\n{policy}");
-    let mut lab = Lab::start(LabOptions { policy: Some(policy), ..options })?;
+    let policy = policy6().uplink("eth0", "ProbeTarget", "2001:db8:178::1");
+    let mut lab = Lab::start(LabOptions { policy: Some(policy.into()), ..options })?;
     lab.outbound6_settles_on("eth0", Duration::from_secs(15))?;
     let eth0_v6: Ipv6Addr = ETH0_V6.parse()?;
     let dead = HashMap::from([(eth0_v6, 1.0), ("2001:db8:178::98".parse()?, 1.0)]);
     let _responder = LossyResponder::start6(&lab.internet(), dead, 0x5eed)?;
     lab.spawn_multihome(&["daemon"])?;
-    let state6 = |iface: &str| {
-        let out = lab.multihome(&["status", "--json"]).map(|o| o.stdout).unwrap_or_default();
-        let s: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
-        s["uplinks"].as_array().into_iter().flatten().find(|u| u["interface"] == iface).and_then(|u| u["ipv6"]["state"].as_str()).unwrap_or("").to_string()
-    };
-    lab.wait_for(Duration::from_secs(10), || state6("wlan1") == "down")
-        .map_err(|e| anyhow::anyhow!("wlan1's IPv6 (probed on the silent internet host) did not go down: {e}\n{}", daemon_log(&lab)))?;
+    let state6 = |iface: &str| status::read(&lab).ok().and_then(|s| s.state6(iface));
+    lab.wait_for(Duration::from_secs(10), || state6("wlan1") == Some(State::Down))
+        .map_err(|e| anyhow::anyhow!("wlan1's IPv6 (probed on the silent internet host) did not go down: {e}\n{}", spawned_logs(&lab)))?;
     let mut samples = 0;
     let end = Instant::now() + Duration::from_secs(3);
     while Instant::now() < end {
-        assert_eq!(state6("eth0"), "up", "eth0's IPv6 was judged on another target than its own\n{}", daemon_log(&lab));
-        assert_eq!(lab.outbound6_source(QUICK), Some(eth0_v6), "new IPv6 connections left eth0\n{}", daemon_log(&lab));
+        assert_eq!(state6("eth0"), Some(State::Up), "eth0's IPv6 was judged on another target than its own\n{}", spawned_logs(&lab));
+        assert_eq!(lab.outbound6_source(QUICK), Some(eth0_v6), "new IPv6 connections left eth0\n{}", spawned_logs(&lab));
         samples += 1;
     }
     assert!(samples > 3);
-    let log = daemon_log(&lab);
+    let log = spawned_logs(&lab);
     assert!(!log.lines().any(|l| l.starts_with("eth0 IPv6: ") && l.contains("-> down")), "eth0's IPv6 went down:\n{log}");
     Ok(())
 }
@@ -227,19 +206,14 @@ fn an_uplinks_own_ipv6_target_judges_its_ipv6_side() -> anyhow::Result<()> {
 fn twenty_percent_ipv6_loss_never_moves_ipv6() -> anyhow::Result<()> {
     let Some((lab, _responder)) = lossy_eth0_v6(0.2)? else { return Ok(()) };
     let eth0_v6: Ipv6Addr = ETH0_V6.parse()?;
-    let state6 = || {
-        let out = lab.multihome(&["status", "--json"]).map(|o| o.stdout).unwrap_or_default();
-        let s: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
-        s["uplinks"].as_array().into_iter().flatten().find(|u| u["interface"] == "eth0").and_then(|u| u["ipv6"]["state"].as_str()).unwrap_or("").to_string()
-    };
-    lab.wait_for(Duration::from_secs(10), || state6() == "up")?;
+    lab.wait_for(Duration::from_secs(10), || status::read(&lab).is_ok_and(|s| s.state6("eth0") == Some(State::Up)))?;
     let mut moved = 0;
     let end = Instant::now() + Duration::from_secs(20);
     while Instant::now() < end {
         moved += usize::from(lab.outbound6_source(QUICK) != Some(eth0_v6));
         std::thread::sleep(Duration::from_millis(200));
     }
-    let log = daemon_log(&lab);
+    let log = spawned_logs(&lab);
     assert_eq!(moved, 0, "{moved} IPv6 samples left eth0 at 20% probe loss\n{log}");
     assert!(!log.lines().any(|l| l.starts_with("eth0 IPv6: ") && (l.contains("-> poor") || l.contains("-> down"))), "a false switch:\n{log}");
     Ok(())

@@ -7,7 +7,10 @@ use std::fs;
 use std::time::Duration;
 
 use multihome::lab::policies::SEED;
-use multihome::lab::{self, Lab, LabOptions, Manager};
+use multihome::lab::{Lab, LabOptions, Manager};
+
+#[allow(dead_code)]
+mod common;
 
 const SYSCTLS: [&str; 5] = [
     "net/ipv4/conf/default/ignore_routes_with_linkdown",
@@ -30,7 +33,7 @@ fn host_state(lab: &Lab) -> String {
 }
 
 fn reset_leaves_the_host_as_before(manager: Manager) -> anyhow::Result<()> {
-    let mut lab = Lab::start(LabOptions::new(manager, env!("CARGO_BIN_EXE_multihome")))?;
+    let mut lab = Lab::start(LabOptions::new(manager, common::binary()))?;
     // What the host looks like without multihome: the lab's links, no configuration of theirs.
     std::thread::sleep(Duration::from_secs(2));
     let before = host_state(&lab);
@@ -79,18 +82,6 @@ fn reset_leaves_the_host_as_before(manager: Manager) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[test]
-fn networkd_reset_leaves_the_host_as_before() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
-        return Ok(());
-    }
-    reset_leaves_the_host_as_before(Manager::Networkd)
-}
-
-#[test]
-fn networkmanager_reset_leaves_the_host_as_before() -> anyhow::Result<()> {
-    if !lab::require(Manager::NetworkManager) {
-        return Ok(());
-    }
-    reset_leaves_the_host_as_before(Manager::NetworkManager)
+both_managers! {
+    networkd_reset_leaves_the_host_as_before, networkmanager_reset_leaves_the_host_as_before => reset_leaves_the_host_as_before
 }

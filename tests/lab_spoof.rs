@@ -9,44 +9,18 @@
 //! that also answers for every target is indistinguishable from a working path.
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::lab::{spawned_logs, transitions_to};
+use common::status::{self, State};
 use multihome::lab::netns::{in_netns, ip, run};
-use multihome::lab::policies::SEED;
-use multihome::lab::{self, GATEWAY, Lab, LabOptions, Manager, seed_address};
+use multihome::lab::{GATEWAY, Lab, Manager, seed_address};
 use socket2::{Domain, SockAddr, Socket, Type};
 
-fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_multihome"))
-}
-
-fn start(manager: Manager) -> anyhow::Result<Lab> {
-    let lab = Lab::start(LabOptions { policy: (manager == Manager::Networkd).then(|| SEED.to_string()), ..LabOptions::new(manager, binary()) })?;
-    if manager != Manager::Networkd {
-        lab.write_policy(SEED)?;
-        let out = lab.multihome_ok(&["apply"])?;
-        assert!(out.contains("Applied"), "{out}");
-    }
-    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
-    Ok(lab)
-}
-
-fn daemon_logs(lab: &Lab) -> String {
-    (0..8).map(|n| lab.log(&format!("spawned-{n}.log"))).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n---\n")
-}
-
-fn state_of(lab: &Lab, iface: &str) -> String {
-    let out = lab.multihome(&["status", "--json"]).expect("run multihome status");
-    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-    s["uplinks"].as_array().into_iter().flatten().find(|u| u["interface"] == iface).map(|u| u["state"].as_str().unwrap_or("").to_string()).unwrap_or_default()
-}
-
-fn transitions_to(log: &str, iface: &str, to: &str) -> usize {
-    log.lines().filter(|l| l.starts_with(&format!("{iface}: ")) && l.contains(&format!(" -> {to} "))).count()
-}
+#[allow(dead_code)]
+mod common;
 
 /// The MAC of `dev` in namespace `ns`.
 fn mac_of(ns: &str, dev: &str) -> anyhow::Result<[u8; 6]> {
@@ -99,7 +73,7 @@ impl Spoofer {
         let mut reply = multihome::daemon::probe::arp_request(self.mac, GATEWAY, us);
         reply[7] = 2;
         reply[18..24].copy_from_slice(&us_mac);
-        let to = link_address(ifindex, us_mac);
+        let to = multihome::daemon::probe::link_address(ifindex, &us_mac);
         let stop = self.stop.clone();
         self.flood = Some(std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
@@ -119,26 +93,6 @@ impl Drop for Spoofer {
         }
         let _ = run("ip", &["netns", "del", &self.ns]);
     }
-}
-
-fn link_address(ifindex: u32, mac: [u8; 6]) -> SockAddr {
-    // SAFETY: sockaddr_ll is plain old data; zeroed is a valid value.
-    let mut ll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    ll.sll_family = libc::AF_PACKET as u16;
-    ll.sll_protocol = 0x0806u16.to_be();
-    ll.sll_ifindex = ifindex as i32;
-    ll.sll_halen = 6;
-    ll.sll_addr[..6].copy_from_slice(&mac);
-    // SAFETY: sockaddr_ll fits in sockaddr_storage, and the length says exactly what we wrote.
-    let (_, addr) = unsafe {
-        SockAddr::try_init(|storage, len| {
-            std::ptr::write(storage.cast::<libc::sockaddr_ll>(), ll);
-            *len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-            Ok(())
-        })
-    }
-    .expect("filling a sockaddr_ll cannot fail");
-    addr
 }
 
 /// Whether an ICMP echo from `source` on `dev` in `ns` to `to` is answered within 500 ms (the
@@ -171,10 +125,10 @@ fn echo_answered(ns: &str, dev: &'static str, source: Ipv4Addr, to: Ipv4Addr) ->
 }
 
 fn a_spoofed_gateway_does_not_keep_a_dead_uplink_up(manager: Manager) -> anyhow::Result<()> {
-    let mut lab = start(manager)?;
+    let mut lab = common::lab::seed(manager)?;
     lab.spawn_multihome(&["daemon"])?;
-    lab.wait_for(Duration::from_secs(10), || ["eth0", "wlan1", "wlan0"].iter().all(|u| state_of(&lab, u) == "up"))
-        .map_err(|e| anyhow::anyhow!("the daemon did not judge every uplink up: {e}\n{}", daemon_logs(&lab)))?;
+    lab.wait_for(Duration::from_secs(10), || status::all_up(&lab, &["eth0", "wlan1", "wlan0"]))
+        .map_err(|e| anyhow::anyhow!("the daemon did not judge every uplink up: {e}\n{}", spawned_logs(&lab)))?;
 
     let t0 = Instant::now();
     lab.set_upstream("eth0", false)?;
@@ -185,7 +139,7 @@ fn a_spoofed_gateway_does_not_keep_a_dead_uplink_up(manager: Manager) -> anyhow:
         let c = lab.daemon_copies("-4");
         !c.is_empty() && !c.contains(&"eth0".to_string())
     })
-    .map_err(|e| anyhow::anyhow!("eth0 was not demoted with a spoofer on its switch: {e}\n{}", daemon_logs(&lab)))?;
+    .map_err(|e| anyhow::anyhow!("eth0 was not demoted with a spoofer on its switch: {e}\n{}", spawned_logs(&lab)))?;
     eprintln!("{manager:?}: eth0 demoted {:?} after its upstream died, a spoofer answering for the gateway", t0.elapsed());
 
     // The spoofer does answer for the gateway on eth0's link: ARP and echo, from the host.
@@ -198,25 +152,14 @@ fn a_spoofed_gateway_does_not_keep_a_dead_uplink_up(manager: Manager) -> anyhow:
     // And yet eth0 stays down while the spoofer keeps answering: its probe of the internet
     // target, behind the gateway, is never answered.
     std::thread::sleep(Duration::from_secs(4));
-    assert_eq!(state_of(&lab, "eth0"), "down", "{}", daemon_logs(&lab));
-    let log = daemon_logs(&lab);
+    assert_eq!(status::state(&lab, "eth0"), Some(State::Down), "{}", spawned_logs(&lab));
+    let log = spawned_logs(&lab);
     assert_eq!(transitions_to(&log, "eth0", "up"), 1, "eth0 came up again with the spoofer answering:\n{log}");
     assert_eq!(lab.outbound_source(Duration::from_millis(300)), Some(seed_address("wlan1")));
     Ok(())
 }
 
-#[test]
-fn networkd_a_spoofed_gateway_does_not_keep_a_dead_uplink_up() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
-        return Ok(());
-    }
-    a_spoofed_gateway_does_not_keep_a_dead_uplink_up(Manager::Networkd)
-}
-
-#[test]
-fn networkmanager_a_spoofed_gateway_does_not_keep_a_dead_uplink_up() -> anyhow::Result<()> {
-    if !lab::require(Manager::NetworkManager) {
-        return Ok(());
-    }
-    a_spoofed_gateway_does_not_keep_a_dead_uplink_up(Manager::NetworkManager)
+both_managers! {
+    networkd_a_spoofed_gateway_does_not_keep_a_dead_uplink_up, networkmanager_a_spoofed_gateway_does_not_keep_a_dead_uplink_up
+        => a_spoofed_gateway_does_not_keep_a_dead_uplink_up
 }

@@ -8,27 +8,18 @@ use std::fs;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use multihome::lab::{self, Lab, LabOptions, Manager};
+use common::lab::{dhcp_options, lease, nmcli, require, require_for};
+use common::policy::Policy;
+use common::serial;
+use multihome::lab::policies::{DHCP_WLAN0, SEED};
+use multihome::lab::{Lab, LabOptions, Manager};
 
-const SEED: &str = include_str!("../examples/seed.conf");
-
-/// Lab tests of this file one at a time (as in lab_nm): parallel labs blur carrier timing.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn nmcli(lab: &Lab, args: &[&str]) -> String {
-    let out = lab.run_in_host("nmcli", args).expect("nmcli runs");
-    assert!(out.status.success(), "nmcli {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+#[allow(dead_code)]
+mod common;
 
 /// The seed with eth0 in table 200 (from 101) and wlan0 at Priority=7: table 107 (from 103).
 fn moved_seed() -> String {
-    let moved = SEED.replacen("Priority=1\n", "Priority=1\nTable=200\n", 1).replacen("Priority=3\n", "Priority=7\n", 1);
-    assert_ne!(moved, SEED);
-    moved
+    Policy::seed().uplink("eth0", "Table", "200").uplink("wlan0", "Priority", "7").into()
 }
 
 /// The keyfile of the profile called `id`, wherever NetworkManager wrote it in the lab.
@@ -72,11 +63,11 @@ fn profile_routing(lab: &Lab, id: &str) -> String {
 
 #[test]
 fn a_changed_table_leaves_nothing_of_the_old_one_in_the_kernel_or_the_profile() -> anyhow::Result<()> {
-    if !lab::require(Manager::NetworkManager) {
+    if !require(Manager::NetworkManager) {
         return Ok(());
     }
     let _serial = serial();
-    let lab = Lab::start(LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")))?;
+    let lab = Lab::start(LabOptions::new(Manager::NetworkManager, common::binary()))?;
     // The user's own profile for eth0, with a route and a rule of their own in the table eth0
     // moves to, and a route in the table it leaves: none of them is multihome's.
     add_user_eth0(
@@ -186,21 +177,12 @@ fn a_changed_table_leaves_nothing_of_the_old_one_in_the_kernel_or_the_profile() 
     Ok(())
 }
 
-/// lab::policies::DHCP_WLAN0, with wlan0's table set when `table` is given.
+/// policies::DHCP_WLAN0, with wlan0's table set when `table` is given.
 fn dhcp_policy(table: Option<u32>) -> String {
-    let mut policy = lab::policies::DHCP_WLAN0.to_string();
-    if let Some(t) = table {
-        // The last section is wlan0's.
-        policy.push_str(&format!("Table={t}\n"));
+    match table {
+        Some(t) => Policy::from(DHCP_WLAN0).uplink("wlan0", "Table", &t.to_string()).into(),
+        None => DHCP_WLAN0.to_string(),
     }
-    policy
-}
-
-/// wlan0's address from dnsmasq's range, once it has one.
-fn lease(lab: &Lab) -> Option<Ipv4Addr> {
-    let out = lab.ip_host(&["-j", "-4", "addr", "show", "dev", "wlan0"]).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&out).ok()?;
-    v.get(0)?["addr_info"].as_array()?.iter().filter_map(|a| a["local"].as_str()?.parse::<Ipv4Addr>().ok()).find(|a| (150..=199).contains(&a.octets()[3]))
 }
 
 /// The rules and routes (of all tables) with multihome's protocol.
@@ -242,18 +224,13 @@ fn the_hooks_old_table_goes_with_the_apply(lab: &Lab, apply: &[&str]) {
     assert_eq!(ours(lab), after);
 }
 
-/// A lab with dnsmasq on the router's LAN.
-fn dhcp_lab_options(manager: Manager) -> LabOptions {
-    LabOptions { dhcp: true, ..LabOptions::new(manager, env!("CARGO_BIN_EXE_multihome")) }
-}
-
 #[test]
 fn network_manager_dhcp_uplinks_old_table_leaves_no_rule() {
-    if !lab::require_for(&dhcp_lab_options(Manager::NetworkManager)) {
+    if !require_for(&dhcp_options(Manager::NetworkManager)) {
         return;
     }
     let _serial = serial();
-    let lab = Lab::start(dhcp_lab_options(Manager::NetworkManager)).unwrap();
+    let lab = Lab::start(dhcp_options(Manager::NetworkManager)).unwrap();
     lab.activate_user_dhcp_profile("wlan0").unwrap();
     lab.write_policy(&dhcp_policy(None)).unwrap();
     the_hooks_old_table_goes_with_the_apply(&lab, &["apply", "--backend", "networkmanager"]);
@@ -261,11 +238,11 @@ fn network_manager_dhcp_uplinks_old_table_leaves_no_rule() {
 
 #[test]
 fn networkd_dhcp_uplinks_old_table_leaves_no_rule() {
-    if !lab::require_for(&dhcp_lab_options(Manager::Networkd)) {
+    if !require_for(&dhcp_options(Manager::Networkd)) {
         return;
     }
     let _serial = serial();
-    let lab = Lab::start(LabOptions { policy: Some(dhcp_policy(None)), ..dhcp_lab_options(Manager::Networkd) }).unwrap();
+    let lab = Lab::start(LabOptions { policy: Some(dhcp_policy(None)), ..dhcp_options(Manager::Networkd) }).unwrap();
     the_hooks_old_table_goes_with_the_apply(&lab, &["apply", "--backend", "networkd"]);
     let complaints = lab.networkd_complaints();
     assert!(complaints.is_empty(), "networkd complained about multihome's files:\n{}", complaints.join("\n"));
@@ -276,15 +253,15 @@ fn networkd_dhcp_uplinks_old_table_leaves_no_rule() {
 /// stays in the kernel or the profile.
 #[test]
 fn a_changed_rank_leaves_nothing_of_the_old_one() -> anyhow::Result<()> {
-    if !lab::require(Manager::NetworkManager) {
+    if !require(Manager::NetworkManager) {
         return Ok(());
     }
     let _serial = serial();
-    let lab = Lab::start(LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")))?;
-    lab.write_policy(&SEED.replacen("Priority=1\n", "Priority=1\nTable=101\n", 1))?;
+    let lab = Lab::start(LabOptions::new(Manager::NetworkManager, common::binary()))?;
+    lab.write_policy(Policy::seed().uplink("eth0", "Table", "101").text())?;
     lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
-    lab.write_policy(&SEED.replacen("Priority=1\n", "Priority=4\nTable=101\n", 1))?;
+    lab.write_policy(Policy::seed().uplink("eth0", "Priority", "4").uplink("eth0", "Table", "101").text())?;
     let out = lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
     eprintln!("{out}");
     lab.outbound_settles_on("wlan1", Duration::from_secs(15))?;
@@ -305,19 +282,16 @@ fn a_changed_rank_leaves_nothing_of_the_old_one() -> anyhow::Result<()> {
 /// but that route.
 #[test]
 fn an_uplink_that_leaves_the_policy_leaves_nothing_of_multihome_in_the_users_profile() -> anyhow::Result<()> {
-    if !lab::require(Manager::NetworkManager) {
+    if !require(Manager::NetworkManager) {
         return Ok(());
     }
     let _serial = serial();
-    let lab = Lab::start(LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")))?;
+    let lab = Lab::start(LabOptions::new(Manager::NetworkManager, common::binary()))?;
     add_user_eth0(&lab, &["ipv4.routes", "10.8.0.0/16 192.168.178.254 table=101"]);
     lab.write_policy(SEED)?;
     lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
-    let start = SEED.find("[Uplink]\nInterface=eth0").expect("the seed has eth0");
-    let end = start + SEED[start..].find("\n[Uplink]").expect("eth0 is not the last uplink") + 1;
-    let without_eth0 = format!("{}{}", &SEED[..start], &SEED[end..]);
-    lab.write_policy(&without_eth0)?;
+    lab.write_policy(Policy::seed().without_uplink("eth0").text())?;
     let plan = lab.multihome_ok(&["plan", "--backend", "networkmanager"])?;
     assert!(plan.contains("-ipv4.routes: 0.0.0.0/0 192.168.178.1 onlink=true table=101"), "{plan}");
     let out = lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
@@ -339,11 +313,11 @@ fn an_uplink_that_leaves_the_policy_leaves_nothing_of_multihome_in_the_users_pro
 /// tried tables stays in the kernel.
 #[test]
 fn an_unconfirmed_try_of_a_table_change_leaves_nothing_of_the_tried_tables() -> anyhow::Result<()> {
-    if !lab::require(Manager::NetworkManager) {
+    if !require(Manager::NetworkManager) {
         return Ok(());
     }
     let _serial = serial();
-    let mut lab = Lab::start(LabOptions::new(Manager::NetworkManager, env!("CARGO_BIN_EXE_multihome")))?;
+    let mut lab = Lab::start(LabOptions::new(Manager::NetworkManager, common::binary()))?;
     lab.write_policy(SEED)?;
     lab.multihome_ok(&["apply", "--backend", "networkmanager"])?;
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;

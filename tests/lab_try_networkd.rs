@@ -5,8 +5,13 @@
 use std::fs;
 use std::time::Duration;
 
+use common::lab::{has_address, require};
+use common::policy::Policy;
 use multihome::lab::policies::SEED;
-use multihome::lab::{self, Lab, LabOptions, Manager};
+use multihome::lab::{Lab, LabOptions, Manager};
+
+#[allow(dead_code)]
+mod common;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
@@ -23,21 +28,17 @@ fn state(lab: &Lab) -> String {
     s
 }
 
-fn eth0_has(lab: &Lab, address: &str) -> bool {
-    lab.ip_host(&["-4", "-br", "addr", "show", "eth0"]).unwrap_or_default().contains(address)
-}
-
 #[test]
 fn networkd_try_reverts_unless_confirmed() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return Ok(());
     }
-    let mut lab = Lab::start(LabOptions::new(Manager::Networkd, env!("CARGO_BIN_EXE_multihome")))?;
+    let mut lab = Lab::start(LabOptions::new(Manager::Networkd, common::binary()))?;
     lab.write_policy(SEED)?;
     lab.multihome_ok(&["apply", "--backend", "networkd"])?;
-    lab.wait_for(Duration::from_secs(15), || eth0_has(&lab, "192.168.178.99"))?;
+    lab.wait_for(Duration::from_secs(15), || has_address(&lab, "eth0", "192.168.178.99"))?;
     let before = state(&lab);
-    lab.write_policy(&SEED.replace("192.168.178.99", "192.168.178.95"))?;
+    lab.write_policy(Policy::seed().uplink("eth0", "Address", "192.168.178.95/24").text())?;
 
     // Not confirmed: stdin is /dev/null, and the hangup of the session does not count.
     let (group, log) = {
@@ -45,7 +46,7 @@ fn networkd_try_reverts_unless_confirmed() -> anyhow::Result<()> {
         (t.id(), t.log.clone())
     };
     lab.wait_for_log(&log, "Press Enter", Duration::from_secs(10))?;
-    lab.wait_for(Duration::from_secs(10), || eth0_has(&lab, "192.168.178.95"))?;
+    lab.wait_for(Duration::from_secs(10), || has_address(&lab, "eth0", "192.168.178.95"))?;
     killpg(Pid::from_raw(group as i32), Signal::SIGHUP)?;
     lab.wait_for_log(&log, "Not confirmed", Duration::from_secs(15))?;
     let mut now = String::new();
@@ -67,7 +68,7 @@ fn networkd_try_reverts_unless_confirmed() -> anyhow::Result<()> {
     lab.wait_for_log(&log, "Press Enter", Duration::from_secs(10))?;
     killpg(Pid::from_raw(group as i32), Signal::SIGUSR1)?;
     lab.wait_for_log(&log, "Kept.", Duration::from_secs(10))?;
-    lab.wait_for(Duration::from_secs(15), || eth0_has(&lab, "192.168.178.95"))?;
+    lab.wait_for(Duration::from_secs(15), || has_address(&lab, "eth0", "192.168.178.95"))?;
     let file = fs::read_to_string(lab.dir().join("etc/systemd/network/10-multihome-eth0.network"))?;
     assert!(file.contains("Address=192.168.178.95/24"), "{file}");
     Ok(())
@@ -78,10 +79,10 @@ fn networkd_try_reverts_unless_confirmed() -> anyhow::Result<()> {
 /// generation: the files and the kernel's state are as before, and apply says so and fails.
 #[test]
 fn a_live_apply_that_fails_half_way_puts_the_previous_files_back() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return Ok(());
     }
-    let lab = Lab::start(LabOptions { policy: Some(SEED.to_string()), ..LabOptions::new(Manager::Networkd, env!("CARGO_BIN_EXE_multihome")) })?;
+    let lab = Lab::start(LabOptions { policy: Some(SEED.to_string()), ..LabOptions::new(Manager::Networkd, common::binary()) })?;
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
     // A value the next apply must write, then its key made read-only.
     let run = |program: &str, args: &[&str]| {
@@ -92,13 +93,13 @@ fn a_live_apply_that_fails_half_way_puts_the_previous_files_back() -> anyhow::Re
     let before = state(&lab);
     run("mount", &["--bind", "-o", "ro", "/proc/sys/net/ipv4/conf/eth0", "/proc/sys/net/ipv4/conf/eth0"]);
     run("mount", &["-o", "remount,bind,ro", "/proc/sys/net/ipv4/conf/eth0"]);
-    lab.write_policy(&SEED.replace("192.168.178.99", "192.168.178.95"))?;
+    lab.write_policy(Policy::seed().uplink("eth0", "Address", "192.168.178.95/24").text())?;
     let out = lab.multihome(&["apply"])?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "apply succeeded with a read-only sysctl:\n{stderr}");
     assert!(stderr.contains("arp_ignore"), "{stderr}");
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(state(&lab), before, "the failed apply left something changed");
-    assert!(eth0_has(&lab, "192.168.178.99"));
+    assert!(has_address(&lab, "eth0", "192.168.178.99"));
     Ok(())
 }

@@ -9,8 +9,12 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
+use common::lab::require;
 use multihome::lab::policies::SEED;
-use multihome::lab::{self, Lab, LabOptions, Manager};
+use multihome::lab::{Lab, LabOptions, Manager};
+
+#[allow(dead_code)]
+mod common;
 
 const CONF_DIR: &str = "etc/systemd/networkd.conf.d";
 /// A rule of someone else's: not networkd's, not multihome's (its priority is far from theirs).
@@ -22,10 +26,10 @@ fn foreign_rule_present(lab: &Lab) -> bool {
 
 #[test]
 fn under_umask_077_networkd_reads_the_drop_in_and_foreign_rules_survive() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return Ok(());
     }
-    let options = LabOptions { policy: Some(SEED.to_string()), umask: Some(0o077), ..LabOptions::new(Manager::Networkd, env!("CARGO_BIN_EXE_multihome")) };
+    let options = LabOptions { policy: Some(SEED.to_string()), umask: Some(0o077), ..LabOptions::new(Manager::Networkd, common::binary()) };
     let lab = Lab::start(options)?;
     lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
 

@@ -24,28 +24,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::SystemTime;
 
+use common::files::TempDir;
+use common::repo;
+use common::tools::{have, unavailable};
+
+#[allow(dead_code)]
+mod common;
+
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 const BINARY: &str = "usr/sbin/multihome";
 const UNIT: &str = "usr/lib/systemd/system/multihome.service";
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Skips (returns false) outside CI, fails in CI.
-fn unavailable(why: &str) -> bool {
-    assert!(!in_ci(), "{why} (CI=true; .ci/run installs cargo-deb and the tools and builds the package with `cargo deb --locked`)");
-    eprintln!("SKIPPED (not in CI): {why}");
-    false
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success())
-}
 
 fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -55,24 +43,6 @@ fn run(cmd: &mut Command) -> Output {
 
 fn stdout(cmd: &mut Command) -> String {
     String::from_utf8(run(cmd).stdout).unwrap()
-}
-
-/// A directory of this test, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("multihome-package-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Where cargo-deb wrote the package: `debian/` in the target directory this test was built in.
@@ -110,7 +80,7 @@ fn newest_source() -> (SystemTime, PathBuf) {
         "networkd-units",
         "polkit",
     ] {
-        walk(&root().join(p), &mut newest);
+        walk(&repo(p), &mut newest);
     }
     newest
 }
@@ -165,15 +135,12 @@ fn layout() -> Vec<Shipped> {
     ];
     // One networkd-dispatcher hook per state directory of the repository.
     let mut states: Vec<String> =
-        fs::read_dir(root().join("networkd-units/networkd-dispatcher")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        fs::read_dir(repo("networkd-units/networkd-dispatcher")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     states.sort();
     assert!(states.len() >= 4, "{states:?}");
     // The pages of docs/ beside the README, so that its links lead somewhere on the installed host.
-    let mut pages: Vec<String> = fs::read_dir(root().join("docs"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name.ends_with(".md"))
-        .collect();
+    let mut pages: Vec<String> =
+        fs::read_dir(repo("docs")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|name| name.ends_with(".md")).collect();
     pages.sort();
     assert!(pages.iter().any(|p| p == "policy.md"), "{pages:?}");
     for page in pages {
@@ -188,7 +155,7 @@ fn layout() -> Vec<Shipped> {
 
 #[test]
 fn the_readme_installs_this_versions_package() {
-    let readme = fs::read_to_string(root().join("README.md")).unwrap();
+    let readme = fs::read_to_string(repo("README.md")).unwrap();
     let name = format!("target/debian/multihome_{VERSION}_");
     let install = readme.split_once("## Install").expect("README has \"## Install\"").1.split("\n## ").next().unwrap();
     assert!(install.contains(&name), "README's \"Install\" does not name {name}<arch>.deb");
@@ -238,24 +205,24 @@ fn the_deb_holds_the_layout_and_its_scripts_enable_but_never_start_the_daemon() 
     assert_eq!(files, expected, "the package's files and modes (left) are not the layout (right)");
 
     let tmp = TempDir::new("deb");
-    let tree = tmp.0.join("root");
+    let tree = tmp.join("root");
     run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tree));
     for Shipped { path, source, .. } in &layout {
         let Some((source, gz)) = source else { continue };
         let shipped = if *gz { run(Command::new("gzip").arg("-dc").arg(tree.join(path))).stdout } else { fs::read(tree.join(path)).unwrap() };
-        assert!(shipped == fs::read(root().join(source)).unwrap(), "{path} is not {source} of the repository");
+        assert!(shipped == fs::read(repo(source)).unwrap(), "{path} is not {source} of the repository");
     }
 
     // The binary: this version, from this command line, and it works.
     let binary = tree.join(BINARY);
     assert_eq!(stdout(Command::new(&binary).arg("--version")), format!("multihome {VERSION}\n"));
-    let plan = stdout(Command::new(&binary).args(["-c", "examples/seed.conf", "check"]).current_dir(root()));
-    assert_eq!(plan, stdout(Command::new(env!("CARGO_BIN_EXE_multihome")).args(["-c", "examples/seed.conf", "check"]).current_dir(root())));
-    let docs = tmp.0.join("docs");
+    let plan = stdout(Command::new(&binary).args(["-c", "examples/seed.conf", "check"]).current_dir(repo("")));
+    assert_eq!(plan, stdout(Command::new(env!("CARGO_BIN_EXE_multihome")).args(["-c", "examples/seed.conf", "check"]).current_dir(repo(""))));
+    let docs = tmp.join("docs");
     run(Command::new(&binary).arg("generate-docs").arg(&docs));
     for path in std::iter::once(multihome::docs::MAN_PAGE).chain(multihome::docs::COMPLETIONS.iter().map(|(_, p)| *p)) {
         assert!(
-            fs::read(docs.join(path)).unwrap() == fs::read(root().join(path)).unwrap(),
+            fs::read(docs.join(path)).unwrap() == fs::read(repo(path)).unwrap(),
             "the packaged binary's {path} is not the repository's: built from another command line"
         );
     }
@@ -270,10 +237,10 @@ fn the_deb_holds_the_layout_and_its_scripts_enable_but_never_start_the_daemon() 
         let exec: Vec<&str> = hook.lines().filter(|l| !l.starts_with('#')).collect();
         assert!(matches!(exec[..], ["exec /usr/sbin/multihome dispatch -- \"$@\""] | ["exec /usr/sbin/multihome dispatch"]), "{path}:\n{hook}");
     }
-    assert!(fs::read_to_string(root().join(multihome::docs::MAN_PAGE)).unwrap().contains("/usr/sbin/multihome"));
+    assert!(fs::read_to_string(repo(multihome::docs::MAN_PAGE)).unwrap().contains("/usr/sbin/multihome"));
 
     // The control fields.
-    let info = tmp.0.join("control");
+    let info = tmp.join("control");
     run(Command::new("dpkg-deb").arg("-e").arg(&deb).arg(&info));
     let control = fs::read_to_string(info.join("control")).unwrap();
     let field =
@@ -293,7 +260,7 @@ fn the_deb_holds_the_layout_and_its_scripts_enable_but_never_start_the_daemon() 
     control_files.sort();
     assert_eq!(control_files, ["control", "postinst", "postrm", "prerm"], "no preinst, no config, no conffiles");
 
-    maintainer_scripts(&info, &tmp.0);
+    maintainer_scripts(&info, tmp.path());
     lintian(&deb);
     systemd_analyze_verify(&tree);
 }

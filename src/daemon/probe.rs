@@ -496,7 +496,9 @@ pub(super) fn hardware_address(fd: RawFd, interface: &str) -> io::Result<[u8; 6]
     Ok(mac)
 }
 
-pub(super) fn link_address(ifindex: u32, mac: &[u8; 6]) -> SockAddr {
+/// The `sockaddr_ll` an ARP frame is sent to: `mac` on the link `ifindex` (also the lab's ARP
+/// spoofer's, tests/lab_spoof.rs).
+pub fn link_address(ifindex: u32, mac: &[u8; 6]) -> SockAddr {
     // SAFETY: sockaddr_ll is plain old data; zeroed is a valid value.
     let mut ll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     ll.sll_family = libc::AF_PACKET as u16;

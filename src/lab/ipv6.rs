@@ -148,21 +148,6 @@ impl Lab {
         })
     }
 
-    /// [`Lab::inbound_is_symmetric`] for the static IPv6 addresses of `policies::DUAL_STACK`.
-    pub fn inbound6_is_symmetric(&self, connections: u64) -> anyhow::Result<()> {
-        self.inbound6_is_symmetric_on(&STATIC_ADDRESSES6, connections)
-    }
-
-    /// [`Lab::inbound_is_symmetric`] for these (uplink, IPv6 address) pairs.
-    pub fn inbound6_is_symmetric_on(&self, targets: &[(&str, Ipv6Addr)], connections: u64) -> anyhow::Result<()> {
-        let targets: Vec<(&str, std::net::IpAddr)> = targets.iter().map(|(u, a)| (*u, (*a).into())).collect();
-        self.inbound_symmetric_on(&targets, connections).map_err(|e| {
-            let state =
-                ["rule", "route show table all"].map(|what| self.ip_host(&[&["-6"][..], &what.split(' ').collect::<Vec<_>>()].concat()).unwrap_or_default());
-            anyhow::anyhow!("{e}\n{}", state.join("\n"))
-        })
-    }
-
     /// `multihome dispatch` in the host as networkd-dispatcher runs it for `iface` in `state`.
     pub fn dispatch_networkd(&self, iface: &str, state: &str) -> anyhow::Result<String> {
         let bin = self.multihome_path().display().to_string();

@@ -124,8 +124,8 @@ pub struct Lab {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// Whether this machine can run a lab with these options; the reason when not. CI=true turns
-/// a missing prerequisite into a test failure (see `require`).
+/// Whether this machine can run a lab with these options; the reason when not. (The tests turn
+/// a missing prerequisite into a skip, or a failure in CI: tests/common/lab.rs.)
 pub fn prerequisites(options: &LabOptions) -> Result<(), String> {
     if !nix::unistd::Uid::effective().is_root() {
         return Err("lab tests need root (network namespaces)".into());
@@ -152,24 +152,6 @@ pub fn prerequisites(options: &LabOptions) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// For lab tests: `true` when a lab with `manager` can run. Outside CI a missing prerequisite
-/// skips with a message; in CI (CI=true) it fails, so a lab test never passes without having run.
-pub fn require(manager: Manager) -> bool {
-    require_for(&LabOptions { manager, ..Default::default() })
-}
-
-/// `require` for a lab with these options (DHCP, networkd-dispatcher: their tools too).
-pub fn require_for(options: &LabOptions) -> bool {
-    match prerequisites(options) {
-        Ok(()) => true,
-        Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("lab prerequisite missing in CI: {why}"),
-        Err(why) => {
-            eprintln!("SKIPPED (not in CI): {why}");
-            false
-        }
-    }
 }
 
 pub fn which(program: &str) -> Option<PathBuf> {
@@ -448,60 +430,9 @@ impl Lab {
         Ok(s)
     }
 
-    /// The rest of the seed's failover story, once eth0 has lost carrier and new connections
-    /// leave via wlan1: wlan1 loses carrier too (wlan0 takes over), then wlan1 and eth0 return
-    /// and take over again in order, and every address answers from outside again.
-    pub fn seed_fails_over_to_wlan0_and_back(&self) -> anyhow::Result<()> {
-        // How fast is the benchmark's business (the kernel delays a carrier change by up to a
-        // second when other links changed just before); here only where traffic goes.
-        self.set_carrier("wlan1", false)?;
-        self.outbound_settles_on("wlan0", Duration::from_secs(3))?;
-        self.set_carrier("wlan1", true)?;
-        self.outbound_settles_on("wlan1", Duration::from_secs(15))?;
-        self.set_carrier("eth0", true)?;
-        self.outbound_settles_on("eth0", Duration::from_secs(15))?;
-        for (iface, a) in SEED_ADDRESSES {
-            if !self.inbound(a, Duration::from_secs(2)) {
-                bail!("no answer from {a} ({iface}) after the links returned");
-            }
-        }
-        Ok(())
-    }
-
     /// A TCP connection from the internet host to `host_addr`: whether it was answered.
     pub fn inbound(&self, host_addr: impl Into<IpAddr>, timeout: Duration) -> bool {
         echo::tcp_roundtrip(&self.internet(), host_addr, timeout).unwrap_or(false)
-    }
-
-    /// Symmetric inbound on the seed's addresses: `connections` TCP connections from the internet
-    /// host to each one are answered, and the answers leave through the uplink that owns the
-    /// address (SYN-ACK, ACK of data, data, FIN...: at least 3 packets each), hardly any elsewhere.
-    pub fn inbound_is_symmetric(&self, connections: u64) -> anyhow::Result<()> {
-        let targets: Vec<(&str, IpAddr)> = SEED_ADDRESSES.iter().map(|(u, a)| (*u, (*a).into())).collect();
-        self.inbound_symmetric_on(&targets, connections)
-    }
-
-    /// `inbound_is_symmetric` for these (uplink, address) pairs, of either family.
-    fn inbound_symmetric_on(&self, targets: &[(&str, IpAddr)], connections: u64) -> anyhow::Result<()> {
-        let tx_all = || UPLINKS.iter().map(|u| self.tx_packets(u)).collect::<anyhow::Result<Vec<u64>>>();
-        for &(iface, a) in targets {
-            let before = tx_all()?;
-            for _ in 0..connections {
-                if !self.inbound(a, Duration::from_secs(2)) {
-                    bail!("no answer from {a} ({iface})");
-                }
-            }
-            for ((u, before), after) in UPLINKS.iter().zip(before).zip(tx_all()?) {
-                let sent = after - before;
-                if *u == iface && sent < 3 * connections {
-                    bail!("{iface}: only {sent} packets left through it for {connections} connections to {a}");
-                }
-                if *u != iface && sent >= 10 {
-                    bail!("{sent} packets for connections to {a} ({iface}) left through {u}");
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Packets the host has sent on `iface`.
