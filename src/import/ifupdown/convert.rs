@@ -231,6 +231,8 @@ fn uplink(index: usize, name: &str, stanzas: &[&Iface], note: &mut NoteFn) -> Re
     let mut pending: Vec<(&Line, bool, String)> = Vec::new();
     let mut commands: Vec<&Opt> = Vec::new();
     let mut taken: Vec<&Iface> = Vec::new();
+    // The inet static stanza's own lines (iface, address, netmask), should its IPv4 be left out.
+    let mut v4_lines: Vec<&Line> = Vec::new();
     for iface in stanzas {
         let why = match (name, iface.family.as_str(), iface.method.as_str()) {
             ("lo", _, _) | (_, _, "loopback") => Some("the loopback is no uplink; ifupdown (or the kernel) keeps it".to_string()),
@@ -263,6 +265,9 @@ fn uplink(index: usize, name: &str, stanzas: &[&Iface], note: &mut NoteFn) -> Re
         for o in &iface.options {
             match o.key.as_str() {
                 "address" => {
+                    if !v6 {
+                        v4_lines.extend([&iface.line, &o.line].into_iter().chain(netmask.map(|m| &m.line)));
+                    }
                     let net = address(o, netmask, v6)?;
                     match net {
                         IpNet::V4(n) => u.addresses4.push(n),
@@ -302,6 +307,25 @@ fn uplink(index: usize, name: &str, stanzas: &[&Iface], note: &mut NoteFn) -> Re
                 _ => pending.push((&o.line, false, why_not(&o.key))),
             }
         }
+    }
+
+    // A gateway may come from a command alone (the seed's `post-up ip route add default via`).
+    let command_gateway =
+        |v4: bool| commands.iter().any(|o| recognise(&o.value, name, &[], &BTreeSet::new()).and_then(|r| r.gateway).is_some_and(|g| g.is_ipv4() == v4));
+    let v4_gateway_anywhere = u.gateway4.is_some() || command_gateway(true);
+    // Static IPv4 without any IPv4 gateway beside an IPv6 uplink (a LAN address next to SLAAC):
+    // the policy's static IPv4 needs Gateway=, so only the IPv6 side is imported.
+    // Only where the IPv6 side makes an uplink: otherwise the whole interface is reported below.
+    let ipv6_side = u.gateway6.is_some() || command_gateway(false) || u.dhcp6 || u.accept_ra;
+    if !u.addresses4.is_empty() && !v4_gateway_anywhere && !u.dhcp4 && ipv6_side {
+        u.addresses4.clear();
+        carried.retain(|line| {
+            let v4_line = v4_lines.contains(line);
+            if v4_line {
+                pending.push((line, false, format!("IPv4 without a gateway: the policy's static IPv4 needs Gateway=, so only {name}'s IPv6 side is imported")));
+            }
+            !v4_line
+        });
     }
 
     // The seed's hand-made routing: tables first (from the lines that add), then every command.
@@ -777,6 +801,19 @@ mod tests {
         assert!(i.policy.contains("Mode=bond\n") && i.policy.contains("Address=10.0.0.2/24\nGateway=10.0.0.1\nPrimary=eth0\n"), "{}", i.policy);
         assert!(!i.policy.contains("FailOverMACPolicy"), "no Wi-Fi slave");
         assert!(i.notes.is_empty(), "{:?}", i.notes);
+    }
+
+    #[test]
+    fn static_ipv4_without_a_gateway_beside_slaac_imports_the_ipv6_side() {
+        let i = import("iface eth9 inet static\n address 10.0.9.5/24\niface eth9 inet6 static\n address 2001:db8::5/64\n\niface eth0 inet dhcp\n");
+        let at: Vec<&str> = i.notes.iter().map(|n| n.at.as_str()).collect();
+        assert_eq!(at, ["interfaces:1", "interfaces:2", "interfaces:3", "interfaces:4"], "each line once: {:?}", i.notes);
+        let i = import("iface eth0 inet static\n address 10.0.0.5/24\n\niface eth0 inet6 auto\n");
+        assert!(!i.policy.contains("10.0.0.5") && i.policy.contains("IPv6AcceptRA=yes"), "{}", i.policy);
+        let at: Vec<&str> = i.notes.iter().map(|n| n.at.as_str()).collect();
+        assert_eq!(at, ["interfaces:1", "interfaces:2"]);
+        assert!(i.notes[0].why.starts_with("IPv4 without a gateway"), "{}", i.notes[0]);
+        crate::policy::parse("imported", &i.policy).unwrap();
     }
 
     #[test]

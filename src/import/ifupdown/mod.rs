@@ -81,26 +81,30 @@ fn read_into(
     let parsed = parse::parse(&name, &text)?;
     read.push(path.to_path_buf());
     stack.push(path.to_path_buf());
+    // interfaces(5): a path without a leading slash is relative to the directory containing the
+    // file in which the keyword is placed.
     let here = path.parent().unwrap_or(Path::new("/"));
     for item in parsed {
         match item {
             Item::Source { pattern, line } => {
-                for found in expand(&here.join(&pattern), files).map_err(|e| Error::at(&line, format!("source {pattern}: {e}")))? {
+                for found in expand(&here.join(&pattern), false, files) {
                     read_into(&found, Some(&line), files, stack, items, read)?;
                 }
             }
             Item::SourceDirectory { dir, line } => {
-                let dir_path = here.join(&dir);
-                let mut names: Vec<String> = files
-                    .list(&dir_path)
-                    .map_err(|e| Error::at(&line, format!("source-directory {dir}: cannot list {}: {e}", dir_path.display())))?
-                    .into_iter()
-                    .filter(|(n, is_dir)| !is_dir && parse::source_directory_takes(n))
-                    .map(|(n, _)| n)
-                    .collect();
-                names.sort();
-                for n in names {
-                    read_into(&dir_path.join(n), Some(&line), files, stack, items, read)?;
+                // interfaces(5): "In the directory path, shell wildcards may be used as well."
+                for dir_path in expand(&here.join(&dir), true, files) {
+                    let mut names: Vec<String> = files
+                        .list(&dir_path)
+                        .map_err(|e| Error::at(&line, format!("source-directory {dir}: cannot list {}: {e}", dir_path.display())))?
+                        .into_iter()
+                        .filter(|(n, is_dir)| !is_dir && parse::source_directory_takes(n))
+                        .map(|(n, _)| n)
+                        .collect();
+                    names.sort();
+                    for n in names {
+                        read_into(&dir_path.join(n), Some(&line), files, stack, items, read)?;
+                    }
                 }
             }
             other => items.push(other),
@@ -113,7 +117,8 @@ fn read_into(
 /// The files a `source` pattern names, sorted per component as a shell glob sorts; a pattern
 /// without wildcards names its one file (whose absence is then an error when it is read), a glob
 /// that matches nothing names none (as wordexp leaves ifupdown with nothing to read).
-fn expand(pattern: &Path, files: &dyn Files) -> io::Result<Vec<PathBuf>> {
+/// `dirs`: the pattern names directories (`source-directory`), so a glob matches only those.
+fn expand(pattern: &Path, dirs: bool, files: &dyn Files) -> Vec<PathBuf> {
     let mut found = vec![PathBuf::new()];
     let components: Vec<_> = pattern.components().collect();
     for (i, component) in components.iter().enumerate() {
@@ -128,14 +133,14 @@ fn expand(pattern: &Path, files: &dyn Files) -> io::Result<Vec<PathBuf>> {
             let Ok(mut names) = files.list(dir) else { continue };
             names.sort();
             for (name, is_dir) in names {
-                if parse::glob_match(&text, &name) && (last || is_dir) {
+                if parse::glob_match(&text, &name) && (is_dir || (last && !dirs)) {
                     next.push(dir.join(name));
                 }
             }
         }
         found = next;
     }
-    Ok(found)
+    found
 }
 
 #[cfg(test)]
@@ -209,6 +214,13 @@ mod tests {
         ]);
         let (items, _) = read(Path::new("/n/interfaces"), &files).unwrap();
         assert_eq!(names(&items), ["eth0@/n/d/eth0:1"]);
+    }
+
+    #[test]
+    fn source_directory_paths_may_hold_wildcards() {
+        let files = map(&[("/n/interfaces", "source-directory /n/d*\n"), ("/n/d1/eth0", "iface eth0 inet dhcp\n"), ("/n/d2/wlan0", "iface wlan0 inet dhcp\n")]);
+        let (items, _) = read(Path::new("/n/interfaces"), &files).unwrap();
+        assert_eq!(names(&items), ["eth0@/n/d1/eth0:1", "wlan0@/n/d2/wlan0:1"]);
     }
 
     #[test]
