@@ -68,7 +68,11 @@ pub fn convert(source: &str, items: &[Item]) -> Result<Import, Error> {
                 Some((_, g)) => g.push(iface),
                 None => groups.push((iface.name.clone(), vec![iface])),
             },
-            Item::Source { .. } | Item::SourceDirectory { .. } => unreachable!("read() replaces the directives by what they name"),
+            // read() replaces the directives by what they name; items straight from parse() keep
+            // them, and a file left unread is said rather than passed over.
+            Item::Source { line, .. } | Item::SourceDirectory { line, .. } => {
+                note(line, false, "not followed here: import through read(), which follows it".into())
+            }
         }
     }
 
