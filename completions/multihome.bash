@@ -34,6 +34,9 @@ _multihome() {
             multihome,help)
                 cmd="multihome__subcmd__help"
                 ;;
+            multihome,import)
+                cmd="multihome__subcmd__import"
+                ;;
             multihome,lab)
                 cmd="multihome__subcmd__lab"
                 ;;
@@ -73,6 +76,9 @@ _multihome() {
             multihome__subcmd__help,help)
                 cmd="multihome__subcmd__help__subcmd__help"
                 ;;
+            multihome__subcmd__help,import)
+                cmd="multihome__subcmd__help__subcmd__import"
+                ;;
             multihome__subcmd__help,lab)
                 cmd="multihome__subcmd__help__subcmd__lab"
                 ;;
@@ -94,6 +100,21 @@ _multihome() {
             multihome__subcmd__help,try)
                 cmd="multihome__subcmd__help__subcmd__try"
                 ;;
+            multihome__subcmd__help__subcmd__import,ifupdown)
+                cmd="multihome__subcmd__help__subcmd__import__subcmd__ifupdown"
+                ;;
+            multihome__subcmd__import,help)
+                cmd="multihome__subcmd__import__subcmd__help"
+                ;;
+            multihome__subcmd__import,ifupdown)
+                cmd="multihome__subcmd__import__subcmd__ifupdown"
+                ;;
+            multihome__subcmd__import__subcmd__help,help)
+                cmd="multihome__subcmd__import__subcmd__help__subcmd__help"
+                ;;
+            multihome__subcmd__import__subcmd__help,ifupdown)
+                cmd="multihome__subcmd__import__subcmd__help__subcmd__ifupdown"
+                ;;
             *)
                 ;;
         esac
@@ -101,7 +122,7 @@ _multihome() {
 
     case "${cmd}" in
         multihome)
-            opts="-c -v -q -h -V --config --verbose --quiet --help --version check render plan apply try reset dispatch daemon status force reload lab help"
+            opts="-c -v -q -h -V --config --verbose --quiet --help --version check render plan apply try reset dispatch daemon status force reload lab import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -241,7 +262,7 @@ _multihome() {
             return 0
             ;;
         multihome__subcmd__help)
-            opts="check render plan apply try reset dispatch daemon status force reload lab help"
+            opts="check render plan apply try reset dispatch daemon status force reload lab import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -327,6 +348,34 @@ _multihome() {
         multihome__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        multihome__subcmd__help__subcmd__import)
+            opts="ifupdown"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        multihome__subcmd__help__subcmd__import__subcmd__ifupdown)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -429,6 +478,92 @@ _multihome() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        multihome__subcmd__import)
+            opts="-c -v -q -h --config --verbose --quiet --help ifupdown help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        multihome__subcmd__import__subcmd__help)
+            opts="ifupdown help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        multihome__subcmd__import__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        multihome__subcmd__import__subcmd__help__subcmd__ifupdown)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        multihome__subcmd__import__subcmd__ifupdown)
+            opts="-c -v -q -h --config --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -64,7 +64,20 @@ pub fn completion(cmd: Command, shell: Shell) -> String {
 pub fn man_page(cmd: Command) -> String {
     let mut cmd = cmd.name(NAME).bin_name(NAME).disable_help_subcommand(true);
     cmd.build();
-    let commands: Vec<&Command> = cmd.get_subcommands().filter(|c| !c.is_hide_set()).collect();
+    // A command with commands of its own (`import ifupdown`) is shown as each of those, named
+    // by both words.
+    let commands: Vec<(String, &Command, Option<&Command>)> = cmd
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .flat_map(|c| {
+            let nested: Vec<&Command> = c.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help").collect();
+            if nested.is_empty() {
+                vec![(c.get_name().to_string(), c, None)]
+            } else {
+                nested.into_iter().map(|s| (format!("{} {}", c.get_name(), s.get_name()), s, Some(c))).collect()
+            }
+        })
+        .collect();
     let global: Vec<&str> = cmd.get_arguments().map(|a| a.get_id().as_str()).collect();
     let version = cmd.get_version().unwrap_or_default().to_string();
     let man = || Man::new(cmd.clone()).title("MULTIHOME").section("8").date(DATE).source(format!("{NAME} {version}")).manual("System Administration");
@@ -75,11 +88,11 @@ pub fn man_page(cmd: Command) -> String {
 
     let mut synopsis = Roff::new();
     synopsis.control("SH", ["SYNOPSIS"]);
-    for (i, sub) in commands.iter().enumerate() {
+    for (i, (name, sub, _)) in commands.iter().enumerate() {
         if i > 0 {
             synopsis.control("br", []);
         }
-        synopsis.text(usage(&cmd, sub));
+        synopsis.text(usage(&cmd, name, sub));
     }
     page += &roff(&synopsis);
     page += DESCRIPTION;
@@ -88,13 +101,15 @@ pub fn man_page(cmd: Command) -> String {
     let mut section = Roff::new();
     section.control("SH", ["COMMANDS"]);
     page += &roff(&section);
-    for sub in &commands {
+    for (name, sub, parent) in &commands {
         let mut head = Roff::new();
-        head.control("SS", [sub.get_name()]);
-        head.text(usage(&cmd, sub));
+        head.control("SS", [name.as_str()]);
+        head.text(usage(&cmd, name, sub));
         head.control("PP", []);
-        if let Some(about) = sub.get_long_about().or_else(|| sub.get_about()) {
-            head.text([roman(about.to_string())]);
+        let about = |c: &Command| c.get_long_about().or_else(|| c.get_about()).map(|a| a.to_string());
+        let text: Vec<String> = parent.iter().filter_map(|p| about(p)).chain(about(sub)).collect();
+        if !text.is_empty() {
+            head.text([roman(text.join(". "))]);
         }
         page += &roff(&head);
         // The command's own options, without the global ones (listed once, above).
@@ -115,9 +130,10 @@ pub fn man_page(cmd: Command) -> String {
     page
 }
 
-/// One command's synopsis line: `multihome [-c CONFIG] NAME [--option VALUE]... ARG`, the
+/// One command's synopsis line: `multihome [-c CONFIG] NAME [--option VALUE]... ARG` (`name`
+/// has both words of a nested command), the
 /// global options (those of `root`, bar help and version) first.
-fn usage(root: &Command, sub: &Command) -> Vec<Inline> {
+fn usage(root: &Command, name: &str, sub: &Command) -> Vec<Inline> {
     let global: Vec<&str> = root.get_arguments().map(|a| a.get_id().as_str()).collect();
     let mut line = vec![bold(NAME)];
     for arg in root.get_arguments().filter(|a| !a.is_hide_set() && a.get_num_args().is_some_and(|n| n.takes_values())) {
@@ -125,7 +141,7 @@ fn usage(root: &Command, sub: &Command) -> Vec<Inline> {
         line.extend(synopsis_arg(arg));
     }
     line.push(roman(" "));
-    line.push(bold(sub.get_name()));
+    line.push(bold(name));
     for arg in sub.get_arguments().filter(|a| !a.is_hide_set() && !global.contains(&a.get_id().as_str())) {
         line.push(roman(" "));
         line.extend(synopsis_arg(arg));

@@ -8,6 +8,7 @@ pub mod bus;
 pub mod daemon;
 pub mod dispatch;
 pub mod docs;
+pub mod import;
 pub mod json;
 pub mod lab;
 pub mod log;

@@ -164,9 +164,28 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "routes")]
         mode: LabMode,
     },
+    /// Print a policy made from another tool's configuration; every line not carried over is
+    /// listed on stderr with its file and line.
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
     /// For packagers: write the man page and the shell completions under DIR (src/docs.rs).
     #[command(hide = true)]
     GenerateDocs { out: PathBuf },
+}
+
+/// The formats `import` reads.
+#[derive(Subcommand)]
+pub enum ImportFrom {
+    /// ifupdown's interfaces(5), following its source and source-directory lines: uplinks with
+    /// a gateway or DHCP in metric order (else file order), an active-backup bond as Mode=bond;
+    /// the post-up ip route/ip rule lines the plan replaces are recognised and left out.
+    Ifupdown {
+        /// The file to read.
+        #[arg(default_value = multihome::import::ifupdown::DEFAULT_PATH)]
+        file: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,8 +1,10 @@
 //! One function per subcommand, grouped by what they touch: [`show`] (nothing running),
-//! [`configure`] (the network manager), [`service`] (the daemon and the hook), [`lab`].
+//! [`configure`] (the network manager), [`service`] (the daemon and the hook), [`lab`], [`import`]
+//! (a policy from another tool's configuration).
 
 pub mod args;
 mod configure;
+mod import;
 mod lab;
 mod service;
 mod show;
@@ -44,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Force { order, interface } => service::force(order, &interface)?,
         Command::Reload => service::reload()?,
         Command::Lab { backend, fault, uplink, script, no_daemon, mode } => return lab::lab(backend, fault, uplink, script, no_daemon, mode),
+        Command::Import { from: args::ImportFrom::Ifupdown { file } } => import::ifupdown(&file)?,
         Command::GenerateDocs { out } => drop(multihome::docs::generate(<Cli as clap::CommandFactory>::command(), &out)?),
     }
     Ok(ExitCode::SUCCESS)
