@@ -48,6 +48,18 @@ pub fn deb() -> PathBuf {
     target.join("debian").join(format!("multihome_{}_amd64.deb", env!("CARGO_PKG_VERSION")))
 }
 
+/// The version of the earlier package the upgrade test starts from: this tree's binary packaged
+/// with a lower version (.ci/run builds it after the real one), so that installing
+/// [`deb`] over it is dpkg's upgrade path (prerm upgrade, postinst configure with the old version).
+pub const EARLIER_VERSION: &str = "0.0.1";
+
+/// Where .ci/run writes the earlier package: beside the real one's directory, never in it
+/// (tests/package.rs inspects `debian/`).
+pub fn earlier_deb() -> PathBuf {
+    let dir = deb().parent().and_then(Path::parent).expect("the .deb is in <target>/debian/").join("debian-earlier");
+    dir.join(format!("multihome_{EARLIER_VERSION}_amd64.deb"))
+}
+
 /// Why this machine cannot run system tests, if it cannot.
 pub fn prerequisites() -> Result<(), String> {
     if !nix::unistd::Uid::effective().is_root() {
@@ -67,7 +79,27 @@ pub fn prerequisites() -> Result<(), String> {
 /// `true` when a system test can run. Outside CI a missing prerequisite skips with the reason;
 /// with CI=true it fails, so a system test never passes without having booted.
 pub fn require() -> bool {
-    match prerequisites() {
+    decide(prerequisites())
+}
+
+/// [`require`], and the earlier package the upgrade test installs first.
+pub fn require_earlier_deb() -> bool {
+    decide(prerequisites().and_then(|()| {
+        let earlier = earlier_deb();
+        if earlier.exists() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} is missing: after `cargo deb --locked`, build it with `cargo deb --locked --no-build --deb-version {EARLIER_VERSION} -o {}` (.ci/run does)",
+                earlier.display(),
+                earlier.display()
+            ))
+        }
+    }))
+}
+
+fn decide(prerequisites: Result<(), String>) -> bool {
+    match prerequisites {
         Ok(()) => true,
         Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("system test prerequisite missing in CI: {why}"),
         Err(why) => {

@@ -1,7 +1,8 @@
 //! One Debian virtual machine under qemu (software emulation: `-accel tcg`), started inside the
 //! lab's host namespace so that its NICs (taps) exist only there. It is driven through a test
 //! agent on its second serial port (image.sh: a base64 command line in, its output and exit code
-//! back); the first serial port is the console, kept in a file; QMP changes a NIC's carrier.
+//! back); the first serial port is the console, kept in a file; QMP changes a NIC's carrier and
+//! wakes a guest suspended to RAM.
 //! Dropping it kills qemu by its pid and removes its files (overlay disk, sockets, logs), after
 //! printing the journal and the console when the test failed.
 
@@ -68,6 +69,10 @@ impl Machine {
         let mut args: Vec<String> = vec!["netns".into(), "exec".into(), net.host(), "qemu-system-x86_64".into()];
         let mut add = |a: &[&str]| args.extend(a.iter().map(|s| s.to_string()));
         add(&["-accel", "tcg", "-smp", "2", "-m", "1024", "-nodefaults", "-no-user-config", "-display", "none"]);
+        // S3 (suspend to RAM) offered to the guest, as a laptop's firmware does (the pc machine's
+        // power management is the PIIX4's; said explicitly: machine types and distributions
+        // have changed this default).
+        add(&["-global", "PIIX4_PM.disable_s3=0"]);
         add(&["-kernel", &image.vmlinuz().to_string_lossy(), "-initrd", &image.initrd().to_string_lossy()]);
         // panic=-1: a kernel panic reboots, and the test's timeout reports it with the console.
         add(&["-append", "console=ttyS0 root=/dev/vda rw net.ifnames=0 panic=-1"]);
@@ -217,14 +222,63 @@ impl Machine {
     /// A NIC's carrier, as a cable pulled and plugged (QMP set_link).
     pub fn set_link(&mut self, guest_name: &str, up: bool) -> anyhow::Result<()> {
         let nic = self.nics.iter().find(|n| n.guest_name == guest_name).with_context(|| format!("no NIC {guest_name}"))?;
+        let netdev = nic.netdev();
+        self.qmp(&format!(r#"{{"execute":"set_link","arguments":{{"name":"{netdev}","up":{up}}}}}"#))?;
+        Ok(())
+    }
+
+    /// qemu's run state (QMP query-status): "running", "suspended" (the guest is in S3),
+    /// "paused" (stopped by QMP), ...
+    pub fn run_state(&mut self) -> anyhow::Result<String> {
+        let answer = self.qmp(r#"{"execute":"query-status"}"#)?;
+        let status = answer.split(r#""status":"#).nth(1).and_then(|s| s.trim_start().strip_prefix('"')).and_then(|s| s.split('"').next());
+        status.map(str::to_string).with_context(|| format!("QMP query-status: {answer}"))
+    }
+
+    /// Wakes a guest suspended to RAM, as a key press or a lid opened does (QMP system_wakeup),
+    /// and waits until its agent answers again.
+    pub fn wake_up(&mut self) -> anyhow::Result<()> {
+        self.qmp(r#"{"execute":"system_wakeup"}"#)?;
+        self.resync(Duration::from_secs(120))
+    }
+
+    /// qemu resets the machine's devices on a wake-up, the serial ports too, and the guest's
+    /// driver restores the port's settings only during its resume: a command sent before that
+    /// arrives garbled (seen: "bash: line 1: Ք: command not found"). So: numbered echoes until
+    /// one comes back right; the agent answers in order, so every answer after it is in step.
+    fn resync(&mut self, within: Duration) -> anyhow::Result<()> {
+        let start = Instant::now();
+        for n in 0.. {
+            let token = format!("AWAKE-{n}");
+            self.agent.write_all(format!("{}\n", base64::encode(format!("echo {token}").as_bytes())).as_bytes()).context("writing to the agent")?;
+            let deadline = (Instant::now() + Duration::from_secs(3)).min(start + within);
+            loop {
+                let line = match self.next_line(deadline) {
+                    Ok(line) => line,
+                    Err(_) if Instant::now() >= deadline => break,
+                    Err(e) => return Err(e),
+                };
+                let Some(rest) = line.strip_prefix("AGENT OUT ") else { continue };
+                let b64 = rest.rsplit_once(' ').map_or("", |(b, _)| b);
+                if base64::decode(b64).is_ok_and(|out| String::from_utf8_lossy(&out).trim() == token) {
+                    return Ok(());
+                }
+            }
+            if start.elapsed() >= within {
+                break;
+            }
+        }
+        bail!("the agent did not answer within {within:?} after the wake-up\nconsole:\n{}", self.console_tail(60))
+    }
+
+    /// One QMP command on a fresh connection; its `"return"` line (events before it are skipped).
+    fn qmp(&mut self, request: &str) -> anyhow::Result<String> {
         let mut qmp = UnixStream::connect(self.dir.join("qmp.sock")).context("qemu's QMP socket")?;
         qmp.set_read_timeout(Some(Duration::from_secs(30)))?;
         let mut reader = BufReader::new(qmp.try_clone()?);
         let mut line = String::new();
         reader.read_line(&mut line)?; // the greeting
-        for request in
-            [r#"{"execute":"qmp_capabilities"}"#.to_string(), format!(r#"{{"execute":"set_link","arguments":{{"name":"{}","up":{up}}}}}"#, nic.netdev())]
-        {
+        for request in [r#"{"execute":"qmp_capabilities"}"#, request] {
             qmp.write_all(format!("{request}\n").as_bytes())?;
             loop {
                 line.clear();
@@ -239,7 +293,7 @@ impl Machine {
                 }
             }
         }
-        Ok(())
+        Ok(line)
     }
 
     /// This boot's journal, also kept in the machine's directory.

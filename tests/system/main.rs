@@ -26,3 +26,6 @@ mod network;
 mod networkd;
 mod networkmanager;
 mod policy;
+mod seeded;
+mod suspend;
+mod upgrade;

@@ -3,21 +3,14 @@
 //! demotes from inside its sandbox, reload, stop and kill -9, the watchdog, a reboot, remove and
 //! purge.
 
-use std::path::Path;
 use std::time::Duration;
 
 use super::image;
-use super::machine::Machine;
 use super::network::{self, Network};
 use super::policy::{DAEMON_LEFTOVERS, SEED_ROUTES, assert_seed_holds};
+use super::seeded::{self, ENDPOINTS};
 
 const SHOW: &str = "systemctl show -p ActiveState -p SubState -p MainPID -p NRestarts -p StatusText multihome";
-
-/// How many of the seed's MPTCP endpoints (ids 240-242) the kernel has.
-const ENDPOINTS: &str = "ip mptcp endpoint show | grep -c ' id 24[012] '";
-
-/// networkd has configured the seed's three links.
-const CONFIGURED: &str = "for l in eth0 wlan1 wlan0; do networkctl status $l --no-pager | grep -q 'State: routable (configured)' || exit 1; done";
 
 fn property(show: &str, key: &str) -> String {
     show.lines().find_map(|l| l.strip_prefix(&format!("{key}="))).unwrap_or_default().to_string()
@@ -29,13 +22,9 @@ fn networkd_machine_from_install_to_purge() -> anyhow::Result<()> {
     if !image::require() {
         return Ok(());
     }
-    let image = image::machine()?;
     let nics = network::seed_and_bond_nics();
     let net = Network::build(&nics)?;
-    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/seed.conf");
-    let deb = image::deb();
-    let mut vm = Machine::boot(&image, &net, &nics, &[("multihome.deb", &deb), ("seed.conf", &seed)])?;
-    vm.ok("mount -o ro /dev/vdb /mnt")?;
+    let mut vm = seeded::boot(&net, &nics, &[("multihome.deb", &image::deb())])?;
     let links = vm.ok("ip -br link show")?;
     for name in ["eth0", "wlan1", "wlan0", "eth3", "eth4", "eth5"] {
         assert!(links.lines().any(|l| l.starts_with(name)), "the machine has no {name}:\n{links}");
@@ -52,7 +41,7 @@ fn networkd_machine_from_install_to_purge() -> anyhow::Result<()> {
     vm.ok("ip link del mhbond0")?;
 
     // Install, as the README and docs/package.md say: enabled, not started, nothing applied.
-    vm.ok("DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends /mnt/multihome.deb")?;
+    seeded::install(&mut vm, "multihome.deb")?;
     let shipped = vm.ok("dpkg -L multihome | while read -r f; do [ -f \"$f\" ] && echo \"$f\"; done")?;
     assert!(shipped.lines().any(|l| l == "/usr/sbin/multihome"), "{shipped}");
     assert_eq!(vm.ok("systemctl is-enabled multihome")?.trim(), "enabled");
@@ -62,24 +51,7 @@ fn networkd_machine_from_install_to_purge() -> anyhow::Result<()> {
 
     // apply with the running networkd: files, a reload and the restart its networkd.conf.d
     // drop-in needs, over the real system bus.
-    vm.ok("mkdir -p /etc/multihome && cp /mnt/seed.conf /etc/multihome/multihome.conf && multihome check")?;
-    let networkd_before = vm.ok("systemctl show -p InvocationID --value systemd-networkd")?;
-    let applied = vm.ok("multihome apply 2>&1")?;
-    assert!(applied.contains("Applied"), "{applied}");
-    let networkd_after = vm.ok("systemctl show -p InvocationID --value systemd-networkd")?;
-    assert_ne!(networkd_before, networkd_after, "apply wrote networkd.conf.d but networkd was not restarted");
-    vm.ok("test -f /etc/systemd/networkd.conf.d/60-multihome.conf && test -f /etc/sysctl.d/60-multihome.conf")?;
-    // apply restarted networkd (its networkd.conf.d): the new networkd takes the links over
-    // again, routes included, a moment after apply returns. Settled: every link configured and
-    // the seed's routes in place, twice, 2 s apart.
-    let settled = format!("{CONFIGURED} && {SEED_ROUTES} && sleep 2 && {CONFIGURED} && {SEED_ROUTES}");
-    vm.wait_for("the seed's routes", &settled, Duration::from_secs(90))?;
-    assert_seed_holds(&mut vm)?;
-    // Real traffic through the lab: out of each uplink to the internet host.
-    for addr in ["192.168.178.99", "192.168.178.98", "192.168.178.97"] {
-        vm.wait_for("the internet host answering", &format!("ping -n -c1 -W2 -I {addr} 198.51.100.10"), Duration::from_secs(30))?;
-    }
-    assert!(vm.ok("ip -4 route get 198.51.100.10")?.contains("dev eth0 "));
+    seeded::apply_seed(&mut vm)?;
 
     // The unit: Type=notify returns once READY=1 came; STATUS= is the daemon's summary.
     vm.ok("systemctl start multihome")?;
