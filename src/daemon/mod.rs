@@ -14,6 +14,7 @@ mod bond_failover;
 mod bond_order;
 pub mod bpf;
 pub mod bus;
+mod counters;
 mod families;
 mod family;
 mod family_state;
@@ -22,6 +23,8 @@ pub mod fsm;
 mod hook;
 mod hook_work;
 mod link;
+mod metrics;
+mod metrics_serve;
 mod mode;
 mod mptcp;
 mod mptcp_view;
@@ -114,6 +117,8 @@ struct Daemon {
     mptcp: mptcp::Steering,
     /// The hook's work for the uplinks whose links or addresses changed (see [`hook`]).
     hook: hook_work::HookWork,
+    /// `[Metrics] TextfileDirectory=`: told after every converge that changed something.
+    textfile_changed: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT; then removes its rule and table.
@@ -156,6 +161,7 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
         mode,
         mptcp: mptcp::Steering::default(),
         hook: hook_work::HookWork::new(router),
+        textfile_changed: None,
     };
     // The bus name first: a second daemon must stop before it touches a route.
     match start_bus(snapshot, commands_tx).await {
@@ -163,6 +169,7 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
         Err(e) if e.downcast_ref::<NameTaken>().is_some() => return Err(e),
         Err(e) => tracing::warn!("D-Bus: {e:#}; running without `multihome status`"),
     }
+    d.textfile_changed = start_metrics(&policy.metrics, &d.snapshot).await?;
     d.adopt().await?;
     d.converge().await;
     d.flush_signals().await;
@@ -230,6 +237,19 @@ pub async fn cleanup(config: &Path) -> anyhow::Result<()> {
         (n, legacy) => tracing::info!("removed {n} route(s) the daemon left{}", if legacy { ", and an older daemon's rule and table" } else { "" }),
     }
     Ok(())
+}
+
+/// `[Metrics]`: the listener bound (a failure stops the start, naming the address) and the
+/// textfile's writer started; the latter's wake-up returned.
+async fn start_metrics(m: &policy::Metrics, snapshot: &Arc<Mutex<Snapshot>>) -> anyhow::Result<Option<Arc<tokio::sync::Notify>>> {
+    let source = metrics_serve::Source { snapshot: snapshot.clone(), mptcp: mptcp_view::View::default() };
+    if let Some(address) = m.listen {
+        metrics_serve::listen(address, source.clone()).await?;
+    }
+    let Some(dir) = &m.textfile_directory else { return Ok(None) };
+    let changed = Arc::new(tokio::sync::Notify::new());
+    metrics_serve::write_textfile(dir.clone(), source, changed.clone());
+    Ok(Some(changed))
 }
 
 /// Another process owns the daemon's bus name: another daemon, which owns the routes.
@@ -545,6 +565,9 @@ impl Daemon {
         }
         self.log_transitions(active);
         self.update_snapshot();
+        if let Some(changed) = &self.textfile_changed {
+            changed.notify_one();
+        }
     }
 
     /// IPv6's carrier after its converge: a change is announced after the transitions that led

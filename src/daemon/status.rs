@@ -118,6 +118,7 @@ mod tests {
                         carrying: false,
                         address: "192.168.178.99/24".into(),
                         gateway: "192.168.178.1".into(),
+                        ..Default::default()
                     },
                     ..Default::default()
                 },
@@ -132,6 +133,7 @@ mod tests {
                         carrying: true,
                         address: "192.168.178.98/24".into(),
                         gateway: "192.168.178.1".into(),
+                        ..Default::default()
                     },
                     ..Default::default()
                 },
@@ -162,6 +164,7 @@ mod tests {
                 carrying: carrying6,
                 address: "2001:db8:178::99/64".into(),
                 gateway: "fe80::1".into(),
+                ..Default::default()
             }),
             ..Default::default()
         };

@@ -13,6 +13,7 @@ use std::fmt;
 use serde::Serialize;
 use zbus::{OwnedVariant, Variant};
 
+use super::counters::Counters;
 use super::fsm;
 use crate::netlink::bond::Mii;
 
@@ -120,6 +121,10 @@ pub struct FamilyStatus {
     pub carrying: bool,
     pub address: String,
     pub gateway: String,
+    /// What the metrics count (probes, transitions, round trips); neither JSON nor the bus
+    /// carries it.
+    #[serde(skip)]
+    pub counters: Counters,
 }
 
 /// An uplink's MPTCP endpoint and the open MPTCP connections with a subflow through it, read
@@ -196,7 +201,7 @@ impl FamilyStatus {
     /// Its keys, each name followed by `suffix` ("" for IPv4, "6" for IPv6); the latency only
     /// when a round had an answer.
     fn put(&self, e: &mut Entry, suffix: &str) {
-        let FamilyStatus { state, loss_percent, latency_ms, reason, carrying, address, gateway } = self;
+        let FamilyStatus { state, loss_percent, latency_ms, reason, carrying, address, gateway, counters: _ } = self;
         put(e, &format!("state{suffix}"), state.to_string());
         put(e, &format!("loss_percent{suffix}"), *loss_percent);
         put_some(e, &format!("latency_ms{suffix}"), *latency_ms);
@@ -217,6 +222,7 @@ impl FamilyStatus {
             carrying: get(e, &key("carrying")).unwrap_or(false),
             address: get(e, &key("address")).unwrap_or_default(),
             gateway: get(e, &key("gateway")).unwrap_or_default(),
+            counters: Counters::default(),
         })
     }
 }
