@@ -72,6 +72,10 @@ pub fn render(snapshot: &Snapshot, version: &str, format: Format) -> String {
     gauge(w, "multihome_uplink_active", "1 for the uplink new connections of this family leave by.", &|u, family, _| {
         flag(u.interface == if family == "ipv6" { snapshot.active6.as_str() } else { snapshot.active.as_str() })
     });
+    if let Some(max) = snapshot.max_loss_percent {
+        w.family("multihome_probe_max_loss_ratio", Kind::Gauge, "The policy's MaxLoss=: a path losing this share or more is poor.");
+        w.sample("multihome_probe_max_loss_ratio", &[], f64::from(max) / 100.0);
+    }
     gauge(w, "multihome_uplink_loss_ratio", "Share of probes lost over the path-quality window (the last 50 rounds).", &|_, _, s| s.loss_percent / 100.0);
     histogram(w, &sides);
     let counter = |w: &mut Writer, name: &str, help: &str, value: fn(&Counters) -> u64| {
@@ -224,7 +228,7 @@ mod tests {
             ..Default::default()
         };
         let wlan1 = UplinkStatus { interface: "wl\"an1".into(), v4: FamilyStatus { state: Shown::Poor, ..Default::default() }, ..Default::default() };
-        Snapshot { uplinks: vec![eth0, wlan1], active: "eth0".into(), ..Default::default() }
+        Snapshot { uplinks: vec![eth0, wlan1], active: "eth0".into(), max_loss_percent: Some(50), ..Default::default() }
     }
 
     #[test]
@@ -252,6 +256,7 @@ mod tests {
             "multihome_mptcp_connections{uplink=\"eth0\"} 2",
             "# TYPE multihome_uplink_transitions counter",
             "# TYPE multihome_build info",
+            "multihome_probe_max_loss_ratio 0.5",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }

@@ -660,6 +660,7 @@ impl Daemon {
         s.uplinks = uplinks;
         s.active = self.active.clone();
         s.active6 = self.fam.v6.active.clone();
+        s.max_loss_percent = self.plan.probe.as_ref().map(|p| p.max_loss);
     }
 
     /// Only the uplinks whose figures changed since the last update (one per round).

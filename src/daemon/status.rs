@@ -25,7 +25,13 @@ pub async fn fetch() -> anyhow::Result<Snapshot> {
     let (_conn, p) = proxy().await?;
     // A daemon from before IPv6 has no Active6: no uplink of it carries IPv6.
     let active6 = p.active6().await.unwrap_or_default();
-    Ok(Snapshot { uplinks: p.uplinks().await?.iter().map(UplinkStatus::from_entry).collect(), active: p.active().await?, active6, policy: p.policy().await? })
+    Ok(Snapshot {
+        uplinks: p.uplinks().await?.iter().map(UplinkStatus::from_entry).collect(),
+        active: p.active().await?,
+        active6,
+        policy: p.policy().await?,
+        max_loss_percent: None,
+    })
 }
 
 /// A maintenance order or a reload, as the CLI names them.

@@ -174,6 +174,9 @@ pub struct Snapshot {
     /// The uplink new IPv6 connections leave through; "" when none is healthy or none has IPv6.
     pub active6: String,
     pub policy: String,
+    /// `[Probe] MaxLoss=` while the policy probes, for the metrics' alerting rules.
+    #[serde(skip)]
+    pub max_loss_percent: Option<u8>,
 }
 
 /// One uplink on the bus: a dictionary (`a{sv}`, keys as the record's field names), so a field
