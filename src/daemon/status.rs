@@ -147,6 +147,7 @@ mod tests {
             active: "wlan1".into(),
             active6: String::new(),
             policy: "/etc/multihome/multihome.conf".into(),
+            max_loss_percent: None,
         };
         let t = render(&s);
         let lines: Vec<&str> = t.lines().collect();
@@ -179,6 +180,7 @@ mod tests {
             active: "eth0".into(),
             active6: "wlan1".into(),
             policy: String::new(),
+            max_loss_percent: None,
         };
         let t = render(&s);
         let lines: Vec<&str> = t.lines().collect();
@@ -205,6 +207,7 @@ mod tests {
             active: "eth4".into(),
             active6: String::new(),
             policy: String::new(),
+            max_loss_percent: None,
         };
         let t = render(&s);
         let lines: Vec<&str> = t.lines().collect();
