@@ -1,0 +1,168 @@
+//! The daemon's metrics in the lab (issue 26): the seed policy with `[Metrics] Listen=` on the
+//! lab host's loopback and a `TextfileDirectory=`, scraped from inside the lab host (never the
+//! root namespace). The families and their values follow a silent failure of eth0 within
+//! seconds (up 0, one more transition, wlan1 active) and its repair; the textfile has the same
+//! families; `promtool check metrics` accepts a real scrape.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use multihome::lab::netns::in_netns;
+use multihome::lab::policies::SEED;
+use multihome::lab::{self, Lab, LabOptions, Manager};
+
+/// The listener's port on the lab host's own loopback (each lab has its own namespace).
+const PORT: u16 = 9731;
+
+fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_multihome"))
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// One `GET /metrics` from inside the lab host: the answer's head and body.
+fn scrape(lab: &Lab, openmetrics: bool) -> anyhow::Result<(String, String)> {
+    let accept = if openmetrics { "Accept: application/openmetrics-text; version=1.0.0,text/plain;q=0.5\r\n" } else { "" };
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n{accept}\r\n");
+    let answer = in_netns(&lab.host(), move || {
+        let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], PORT).into(), Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.write_all(request.as_bytes())?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer)?;
+        Ok(answer)
+    })?;
+    let (head, body) = answer.split_once("\r\n\r\n").ok_or_else(|| anyhow::anyhow!("no HTTP head in {answer:?}"))?;
+    Ok((head.to_string(), body.to_string()))
+}
+
+/// The value of the sample `series` (name and labels as rendered), if present.
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+fn up(uplink: &str) -> String {
+    format!("multihome_uplink_up{{uplink=\"{uplink}\",family=\"ipv4\"}}")
+}
+
+fn series(name: &str, uplink: &str) -> String {
+    format!("{name}{{uplink=\"{uplink}\",family=\"ipv4\"}}")
+}
+
+/// The families a text declares (its `# TYPE` lines), in order.
+fn families(text: &str) -> Vec<String> {
+    text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).map(str::to_string).collect()
+}
+
+/// The changes of `uplink`'s IPv4 state the daemon logged (`eth0: up -> degraded (...)`).
+fn logged_transitions(lab: &Lab, uplink: &str) -> f64 {
+    daemon_log(lab).lines().filter(|l| l.starts_with(&format!("{uplink}: ")) && l.contains(" -> ")).count() as f64
+}
+
+fn daemon_log(lab: &Lab) -> String {
+    (0..4).map(|n| lab.log(&format!("spawned-{n}.log"))).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n---\n")
+}
+
+/// Waits until a scrape satisfies `cond`; the error shows the last scrape and the daemon's log.
+fn scrape_until(lab: &Lab, within: Duration, what: &str, cond: impl Fn(&str) -> bool) -> anyhow::Result<String> {
+    let mut last = String::new();
+    let ok = lab.wait_for(within, || {
+        last = scrape(lab, true).map(|(_, b)| b).unwrap_or_default();
+        cond(&last)
+    });
+    ok.map_err(|e| anyhow::anyhow!("{what}: {e}\nlast scrape:\n{last}\ndaemon:\n{}", daemon_log(lab)))?;
+    Ok(last)
+}
+
+/// `promtool check metrics` on `text`; `None` without promtool outside CI.
+fn promtool_check(text: &str) -> Option<String> {
+    if Command::new("promtool").arg("--version").output().is_err() {
+        assert!(!in_ci(), "promtool is missing in CI (CI=true); `bash .ci/deps --tests` installs it");
+        eprintln!("SKIPPED (not in CI): promtool is not installed, so the scrape is not linted");
+        return None;
+    }
+    let mut child = Command::new("promtool").args(["check", "metrics"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics complains:\n{said}\non:\n{text}");
+    Some(said)
+}
+
+fn textfile(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("multihome.prom")).unwrap_or_default()
+}
+
+#[test]
+fn a_silent_failure_of_eth0_shows_in_the_metrics_and_the_textfile() -> anyhow::Result<()> {
+    if !lab::require(Manager::Networkd) {
+        return Ok(());
+    }
+    // The directory is made first: the lab's directory is visible inside the lab host.
+    let mut lab = Lab::start(LabOptions { policy: Some(SEED.to_string()), ..LabOptions::new(Manager::Networkd, binary()) })?;
+    let dir = lab.dir().join("textfile");
+    std::fs::create_dir_all(&dir)?;
+    lab.write_policy(&format!("{SEED}\n[Metrics]\nListen=127.0.0.1:{PORT}\nTextfileDirectory={}\n", dir.display()))?;
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
+    lab.spawn_multihome(&["daemon"])?;
+
+    let seed = ["eth0", "wlan1", "wlan0"];
+    let body = scrape_until(&lab, Duration::from_secs(10), "every uplink up", |t| seed.iter().all(|u| value(t, &up(u)) == Some(1.0)))?;
+    let (head, _) = scrape(&lab, true)?;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("Content-Type: application/openmetrics-text; version=1.0.0; charset=utf-8"), "{head}");
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    assert_eq!(value(&body, &series("multihome_uplink_active", "eth0")), Some(1.0), "{body}");
+    assert_eq!(value(&body, &series("multihome_uplink_active", "wlan1")), Some(0.0), "{body}");
+    assert_eq!(value(&body, "multihome_uplink_state{uplink=\"eth0\",family=\"ipv4\",state=\"up\"}"), Some(1.0), "{body}");
+    assert!(body.contains(&format!("multihome_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"))), "{body}");
+    assert_eq!(value(&body, "multihome_probe_max_loss_ratio"), Some(0.5), "the seed's MaxLoss= is the default");
+    let sent = value(&body, &series("multihome_probes_sent_total", "eth0")).unwrap();
+    assert!(sent > 0.0, "{body}");
+    assert!(value(&body, "multihome_uplink_rtt_seconds_count{uplink=\"eth0\",family=\"ipv4\"}").unwrap() > 0.0, "{body}");
+    let before = value(&body, &series("multihome_uplink_transitions_total", "eth0")).unwrap();
+    assert_eq!(before, logged_transitions(&lab, "eth0"), "the counter and the journal disagree\n{}", daemon_log(&lab));
+
+    // The classic text format (what promtool and node_exporter read) passes promtool's lint.
+    let (plain_head, plain) = scrape(&lab, false)?;
+    assert!(plain_head.contains("Content-Type: text/plain; version=0.0.4"), "{plain_head}");
+    promtool_check(&plain);
+    // The textfile: written at the start, the same families as a scrape.
+    lab.wait_for(Duration::from_secs(5), || value(&textfile(&dir), &up("eth0")) == Some(1.0))?;
+    assert_eq!(families(&textfile(&dir)), families(&plain), "the textfile and a scrape show different families");
+
+    // eth0 fails silently: carrier stays, nothing behind its switch answers.
+    lab.set_upstream("eth0", false)?;
+    let t0 = std::time::Instant::now();
+    let down = scrape_until(&lab, Duration::from_secs(5), "eth0 up 0", |t| value(t, &up("eth0")) == Some(0.0))?;
+    eprintln!("eth0 up 0 in the metrics after {:?}", t0.elapsed());
+    assert_eq!(value(&down, "multihome_uplink_state{uplink=\"eth0\",family=\"ipv4\",state=\"down\"}"), Some(1.0), "{down}");
+    // Each change of state counts, as the journal logs it: up -> degraded -> down.
+    let failed = value(&down, &series("multihome_uplink_transitions_total", "eth0")).unwrap();
+    assert!(failed > before, "{down}");
+    assert_eq!(failed, logged_transitions(&lab, "eth0"), "the counter and the journal disagree\n{}", daemon_log(&lab));
+    let active = scrape_until(&lab, Duration::from_secs(2), "wlan1 active", |t| value(t, &series("multihome_uplink_active", "wlan1")) == Some(1.0))?;
+    assert_eq!(value(&active, &series("multihome_uplink_active", "eth0")), Some(0.0), "{active}");
+    assert!(value(&active, &series("multihome_probes_lost_total", "eth0")).unwrap() > 0.0, "{active}");
+    // The textfile follows the change at once (not at its 15 s refresh).
+    lab.wait_for(Duration::from_secs(2), || value(&textfile(&dir), &up("eth0")) == Some(0.0))
+        .map_err(|e| anyhow::anyhow!("the textfile did not follow: {e}\n{}", textfile(&dir)))?;
+
+    // Repair: back up, one more transition.
+    lab.set_upstream("eth0", true)?;
+    let back = scrape_until(&lab, Duration::from_secs(10), "eth0 up again", |t| value(t, &up("eth0")) == Some(1.0))?;
+    let repaired = value(&back, &series("multihome_uplink_transitions_total", "eth0")).unwrap();
+    assert!(repaired > failed, "{back}");
+    assert_eq!(repaired, logged_transitions(&lab, "eth0"), "the counter and the journal disagree\n{}", daemon_log(&lab));
+    eprintln!("eth0's transitions: {before} at start, {failed} after the failure, {repaired} after the repair");
+    assert_eq!(
+        value(&back, &series("multihome_uplink_transitions_total", "wlan1")),
+        Some(value(&body, &series("multihome_uplink_transitions_total", "wlan1")).unwrap())
+    );
+    Ok(())
+}
