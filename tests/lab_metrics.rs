@@ -2,7 +2,8 @@
 //! lab host's loopback and a `TextfileDirectory=`, scraped from inside the lab host (never the
 //! root namespace). The families and their values follow a silent failure of eth0 within
 //! seconds (up 0, one more transition, wlan1 active) and its repair; the textfile has the same
-//! families; `promtool check metrics` accepts a real scrape.
+//! families; `promtool check metrics` accepts a real scrape. And the real Prometheus, run inside
+//! the lab host, sees the same failure and the repair.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -164,5 +165,88 @@ fn a_silent_failure_of_eth0_shows_in_the_metrics_and_the_textfile() -> anyhow::R
         value(&back, &series("multihome_uplink_transitions_total", "wlan1")),
         Some(value(&body, &series("multihome_uplink_transitions_total", "wlan1")).unwrap())
     );
+    Ok(())
+}
+
+/// `GET path` of the Prometheus server inside the lab host: the body.
+fn prometheus_get(lab: &Lab, path: &str) -> anyhow::Result<String> {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    let answer = in_netns(&lab.host(), move || {
+        let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], PROMETHEUS_PORT).into(), Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.write_all(request.as_bytes())?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer)?;
+        Ok(answer)
+    })?;
+    Ok(answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+}
+
+/// The value Prometheus has now for an instant `query` (one series), if any.
+fn prometheus_value(lab: &Lab, query: &str) -> Option<f64> {
+    let encoded: String = query.bytes().map(|b| if b.is_ascii_alphanumeric() || b == b'_' { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
+    let body = prometheus_get(lab, &format!("/api/v1/query?query={encoded}")).ok()?;
+    // A chunked answer: the JSON is the line that starts with `{`.
+    let json = body.lines().find(|l| l.starts_with('{'))?;
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
+const PROMETHEUS_PORT: u16 = 9090;
+
+/// The "done when": the real Prometheus (Debian's package), run inside the lab host
+/// with a configuration and storage of the test's own, scrapes the daemon every second (in
+/// OpenMetrics, which it asks for) and sees eth0 go down and come back, one scrape after the
+/// daemon.
+#[test]
+fn a_real_prometheus_sees_eth0_go_down_and_come_back() -> anyhow::Result<()> {
+    if !lab::require(Manager::Networkd) {
+        return Ok(());
+    }
+    if lab::which("prometheus").is_none() {
+        assert!(!in_ci(), "prometheus is missing in CI (CI=true); `bash .ci/deps --tests` installs it");
+        eprintln!("SKIPPED (not in CI): prometheus is not installed");
+        return Ok(());
+    }
+    let mut lab = Lab::start(LabOptions { policy: Some(SEED.to_string()), ..LabOptions::new(Manager::Networkd, binary()) })?;
+    lab.write_policy(&format!("{SEED}\n[Metrics]\nListen=127.0.0.1:{PORT}\n"))?;
+    lab.outbound_settles_on("eth0", Duration::from_secs(15))?;
+    lab.spawn_multihome(&["daemon"])?;
+    let config = lab.dir().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: multihome\n    static_configs:\n      - targets: ['127.0.0.1:{PORT}']\n"
+        ),
+    )?;
+    let storage = lab.dir().join("prometheus-data");
+    let args = [
+        format!("--config.file={}", config.display()),
+        format!("--storage.tsdb.path={}", storage.display()),
+        format!("--web.listen-address=127.0.0.1:{PROMETHEUS_PORT}"),
+    ];
+    lab.spawn_in_host("prometheus", &args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let eth0_up = "multihome_uplink_up{uplink=\"eth0\",family=\"ipv4\"}";
+    let transitions = "multihome_uplink_transitions_total{uplink=\"eth0\",family=\"ipv4\"}";
+    let logs = |lab: &Lab| format!("{}\nprometheus:\n{}", daemon_log(lab), lab.log("spawned-1.log"));
+    lab.wait_for(Duration::from_secs(20), || prometheus_value(&lab, eth0_up) == Some(1.0))
+        .map_err(|e| anyhow::anyhow!("Prometheus never saw eth0 up: {e}\n{}", logs(&lab)))?;
+    let target = prometheus_get(&lab, "/api/v1/targets")?;
+    assert!(target.contains("\"health\":\"up\""), "{target}");
+    let before = prometheus_value(&lab, transitions).expect("the transitions counter");
+
+    lab.set_upstream("eth0", false)?;
+    let t0 = std::time::Instant::now();
+    lab.wait_for(Duration::from_secs(5), || prometheus_value(&lab, eth0_up) == Some(0.0))
+        .map_err(|e| anyhow::anyhow!("Prometheus did not see eth0 down: {e}\n{}", logs(&lab)))?;
+    eprintln!("Prometheus saw eth0 down {:?} after the fault", t0.elapsed());
+    let increase = prometheus_value(&lab, transitions).unwrap() - before;
+    assert!(increase >= 1.0, "no transition counted");
+    assert_eq!(prometheus_value(&lab, "multihome_uplink_active{uplink=\"wlan1\",family=\"ipv4\"}"), Some(1.0));
+
+    lab.set_upstream("eth0", true)?;
+    lab.wait_for(Duration::from_secs(10), || prometheus_value(&lab, eth0_up) == Some(1.0))
+        .map_err(|e| anyhow::anyhow!("Prometheus did not see eth0 back: {e}\n{}", logs(&lab)))?;
+    eprintln!("Prometheus saw eth0 back {:?} after the fault", t0.elapsed());
     Ok(())
 }
