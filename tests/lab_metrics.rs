@@ -95,6 +95,18 @@ fn promtool_check(text: &str) -> Option<String> {
     Some(said)
 }
 
+/// eth0's mean round trip over the next `span`, from the histogram's sum and count.
+fn mean_rtt_over(lab: &Lab, span: Duration) -> anyhow::Result<f64> {
+    let sum = "multihome_uplink_rtt_seconds_sum{uplink=\"eth0\",family=\"ipv4\"}";
+    let count = "multihome_uplink_rtt_seconds_count{uplink=\"eth0\",family=\"ipv4\"}";
+    let read = |t: &str| (value(t, sum).unwrap_or(0.0), value(t, count).unwrap_or(0.0));
+    let (s0, c0) = read(&scrape(lab, true)?.1);
+    std::thread::sleep(span);
+    let (s1, c1) = read(&scrape(lab, true)?.1);
+    anyhow::ensure!(c1 > c0, "no round trip in {span:?}");
+    Ok((s1 - s0) / (c1 - c0))
+}
+
 fn textfile(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("multihome.prom")).unwrap_or_default()
 }
@@ -136,6 +148,48 @@ fn a_silent_failure_of_eth0_shows_in_the_metrics_and_the_textfile() -> anyhow::R
     // The textfile: written at the start, the same families as a scrape.
     lab.wait_for(Duration::from_secs(5), || value(&textfile(&dir), &up("eth0")) == Some(1.0))?;
     assert_eq!(families(&textfile(&dir)), families(&plain), "the textfile and a scrape show different families");
+
+    // Scrapes cost the probes nothing: 4 scrapers in a loop for 3 s change no state, and the
+    // mean round trip stays that of 3 s without them.
+    let idle = mean_rtt_over(&lab, Duration::from_secs(3))?;
+    let (loaded, scrapes) = {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let host = lab.host();
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                let (stop, count, host) = (stop.clone(), count.clone(), host.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let got = in_netns(&host, || {
+                            let mut s = TcpStream::connect(("127.0.0.1", PORT))?;
+                            s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n")?;
+                            let mut b = Vec::new();
+                            s.read_to_end(&mut b)?;
+                            Ok(b.len())
+                        });
+                        if got.is_ok_and(|n| n > 0) {
+                            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        let loaded = mean_rtt_over(&lab, Duration::from_secs(3));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        workers.into_iter().for_each(|w| w.join().unwrap());
+        (loaded?, count.load(std::sync::atomic::Ordering::Relaxed))
+    };
+    eprintln!("eth0's mean round trip: {:.3} ms without scrapers, {:.3} ms during {scrapes} scrapes in 3 s", idle * 1e3, loaded * 1e3);
+    assert!(scrapes >= 100, "only {scrapes} scrapes in 3 s");
+    let after_load = scrape(&lab, true)?.1;
+    assert_eq!(
+        value(&after_load, &series("multihome_uplink_transitions_total", "eth0")),
+        Some(before),
+        "a state changed under the scrapes\n{}",
+        daemon_log(&lab)
+    );
+    assert!(loaded < idle + 0.002, "the scrapes slowed the probes: {idle} s -> {loaded} s");
 
     // eth0 fails silently: carrier stays, nothing behind its switch answers.
     lab.set_upstream("eth0", false)?;

@@ -113,6 +113,7 @@ async fn read_head(stream: &mut TcpStream) -> Result<String, &'static str> {
 }
 
 async fn serve(mut stream: TcpStream, source: &Source) -> std::io::Result<()> {
+    let mut head_only = false;
     let (status, content_type, body, allow) = match read_head(&mut stream).await {
         Err("") => return Ok(()), // the client went away
         Err(status) => (status, "text/plain; charset=utf-8", format!("{status}\n"), false),
@@ -122,15 +123,17 @@ async fn serve(mut stream: TcpStream, source: &Source) -> std::io::Result<()> {
             Some(r) if r.method != "GET" && r.method != "HEAD" => ("405 Method Not Allowed", "text/plain; charset=utf-8", "GET /metrics\n".to_string(), true),
             Some(r) => {
                 let format = Format::from_accept(r.accept.as_deref());
-                let body = source.text(format).await;
-                ("200 OK", format.content_type(), if r.method == "HEAD" { String::new() } else { body }, false)
+                head_only = r.method == "HEAD";
+                ("200 OK", format.content_type(), source.text(format).await, false)
             }
         },
     };
     let allow = if allow { "Allow: GET, HEAD\r\n" } else { "" };
     let head = format!("HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{allow}Connection: close\r\n\r\n", body.len());
     stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
+    if !head_only {
+        stream.write_all(body.as_bytes()).await?;
+    }
     stream.shutdown().await
 }
 
@@ -212,6 +215,8 @@ mod tests {
         assert!(ok.contains("Content-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\n"), "{ok}");
         assert!(ok.contains("multihome_build_info") && ok.ends_with("# EOF\n"), "{ok}");
         assert!(ask(b"GET / HTTP/1.1\r\n\r\n".to_vec()).await.starts_with("HTTP/1.1 404 "));
+        let head = ask(b"HEAD /metrics HTTP/1.1\r\n\r\n".to_vec()).await;
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n") && head.ends_with("\r\n\r\n") && !head.contains("Content-Length: 0\r\n"), "{head}");
         assert!(ask(b"POST /metrics HTTP/1.1\r\n\r\n".to_vec()).await.starts_with("HTTP/1.1 405 "));
         let big = [b"GET /metrics HTTP/1.1\r\nX: ".to_vec(), vec![b'a'; METRICS_MAX_REQUEST * 2]].concat();
         assert!(ask(big).await.starts_with("HTTP/1.1 431 "));
