@@ -215,6 +215,12 @@ fn a_silent_failure_of_eth0_shows_in_the_metrics_and_the_textfile() -> anyhow::R
     assert!(repaired > failed, "{back}");
     assert_eq!(repaired, logged_transitions(&lab, "eth0"), "the counter and the journal disagree\n{}", daemon_log(&lab));
     eprintln!("eth0's transitions: {before} at start, {failed} after the failure, {repaired} after the repair");
+
+    // A reload keeps the listener where it is, and the journal says that a change needs a restart.
+    lab.write_policy(&format!("{SEED}\n[Metrics]\nListen=127.0.0.1:{}\nTextfileDirectory={}\n", PORT + 1, dir.display()))?;
+    lab.multihome_ok(&["reload"])?;
+    assert!(scrape(&lab, true)?.1.ends_with("# EOF\n"), "the listener moved or stopped at a reload");
+    assert!(daemon_log(&lab).contains("[Metrics] changed: the metrics keep the settings the daemon started with"), "{}", daemon_log(&lab));
     assert_eq!(
         value(&back, &series("multihome_uplink_transitions_total", "wlan1")),
         Some(value(&body, &series("multihome_uplink_transitions_total", "wlan1")).unwrap())

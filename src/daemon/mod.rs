@@ -119,6 +119,8 @@ struct Daemon {
     hook: hook_work::HookWork,
     /// `[Metrics] TextfileDirectory=`: told after every converge that changed something.
     textfile_changed: Option<Arc<tokio::sync::Notify>>,
+    /// `[Metrics]` as the daemon started with it: a reload does not rebind the listener.
+    metrics: policy::Metrics,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT; then removes its rule and table.
@@ -162,6 +164,7 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
         mptcp: mptcp::Steering::default(),
         hook: hook_work::HookWork::new(router),
         textfile_changed: None,
+        metrics: policy.metrics.clone(),
     };
     // The bus name first: a second daemon must stop before it touches a route.
     match start_bus(snapshot, commands_tx).await {
@@ -498,6 +501,11 @@ impl Daemon {
     async fn reload(&mut self) -> Result<(), String> {
         let policy = policy::load(&self.config).map_err(|e| format!("{e:#}"))?;
         let plan = plan::plan(&policy);
+        if policy.metrics != self.metrics {
+            // Rebinding would drop scrapes in flight and could fail half-way; the old settings
+            // stay, and the journal says so.
+            tracing::warn!("[Metrics] changed: the metrics keep the settings the daemon started with until `systemctl restart multihome`");
+        }
         self.probe = plan.probe.clone().unwrap_or_default();
         let cfg = self.fsm_config();
         let mut old: Vec<Link> = std::mem::take(&mut self.links);
