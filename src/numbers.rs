@@ -66,3 +66,20 @@ pub const MPTCP_MAX_SUBFLOWS: u32 = 8;
 /// only reached without an IPv6 router. Until then nm-dispatcher's `up`, which runs multihome's
 /// hook for the new addresses and the advertised router, waits too.
 pub const NM_IPV6_REQUIRED_TIMEOUT_MS: u32 = 10_000;
+
+/// How often the daemon rewrites `[Metrics] TextfileDirectory=`'s file when nothing changed:
+/// node_exporter reads it at every scrape and reports its age (`node_textfile_mtime_seconds`),
+/// so a file that stops changing means a daemon that stopped; the default scrape interval of
+/// Prometheus is 15 s.
+pub const METRICS_TEXTFILE_REFRESH_SECS: u64 = 15;
+
+/// The largest HTTP request the metrics listener reads (request line and headers): a scraper's
+/// `GET /metrics` is a few hundred bytes; anything longer is refused, not buffered.
+pub const METRICS_MAX_REQUEST: usize = 8192;
+
+/// How long the metrics listener waits for a request's headers before it drops the connection,
+/// so an idle or slow client holds nothing for long.
+pub const METRICS_READ_TIMEOUT_MS: u64 = 2_000;
+
+/// Connections the metrics listener serves at once; more wait in the kernel's backlog.
+pub const METRICS_MAX_CONNECTIONS: usize = 8;

@@ -38,7 +38,7 @@ fn asked_to_install(args: &[&str]) -> Vec<String> {
 }
 
 const LAB: [&str; 5] = ["network-manager", "networkd-dispatcher", "dnsmasq-base", "iproute2", "systemd"];
-const TESTS_ONLY: [&str; 6] = ["qemu-utils", "debootstrap", "lintian", "dpkg-dev", "busybox-static", "polkitd"];
+const TESTS_ONLY: [&str; 7] = ["qemu-utils", "debootstrap", "lintian", "dpkg-dev", "busybox-static", "polkitd", "prometheus"];
 
 #[test]
 fn the_main_job_installs_the_lab_and_no_test_tool() {

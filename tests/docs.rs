@@ -205,6 +205,8 @@ fn policy_page_gives_the_parsers_defaults() {
         ("Probe", "MaxLoss", format!("{}%", probe.max_loss)),
         ("Probe", "RecoverLoss", format!("{}%", probe.recover_loss)),
         ("Uplink", "DHCP", "no".to_string()),
+        ("Metrics", "Listen", plain.metrics.listen.map_or("off".to_string(), |a| a.to_string())),
+        ("Metrics", "TextfileDirectory", plain.metrics.textfile_directory.as_ref().map_or("off".to_string(), |d| d.display().to_string())),
     ];
     let bond_policy = "[Policy]\nMode=bond\n[Bond]\nDHCP=yes\n[Uplink]\nInterface=eth0\nPriority=1\n[Uplink]\nInterface=eth1\nPriority=2\n";
     let bond = policy::parse("p", bond_policy).unwrap().bond.unwrap();

@@ -67,6 +67,27 @@ fn the_unit_runs_and_cleans_up_with_the_installed_binary() {
     assert_eq!(exec, [&format!("ExecStart={BINARY} daemon") as &str, &format!("ExecStopPost={BINARY} daemon --cleanup")]);
 }
 
+/// `[Metrics]` under the shipped unit (issue 26): its sandbox lets `Listen=` bind any IPv4 or
+/// IPv6 address (the address families, no IP filter, the host's network) and allows the
+/// syscalls a listener needs; its file system is read-only, and docs/metrics.md gives the
+/// drop-in that opens `TextfileDirectory=` (`ReadWritePaths=`).
+#[test]
+fn the_units_sandbox_lets_the_metrics_listen_and_the_docs_open_the_textfile_directory() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let unit = fs::read_to_string(root.join("networkd-units/multihome.service")).unwrap();
+    let value = |key: &str| unit.lines().filter_map(|l| l.strip_prefix(&format!("{key}="))).collect::<Vec<_>>();
+    let families = value("RestrictAddressFamilies").join(" ");
+    assert!(families.split(' ').any(|f| f == "AF_INET") && families.split(' ').any(|f| f == "AF_INET6"), "RestrictAddressFamilies={families}");
+    for key in ["IPAddressDeny", "IPAddressAllow", "PrivateNetwork", "SocketBindDeny", "SocketBindAllow", "RestrictNetworkInterfaces"] {
+        assert!(value(key).is_empty(), "{key}= in the unit: [Metrics] Listen= needs it documented in docs/metrics.md");
+    }
+    assert_eq!(value("SystemCallFilter").first(), Some(&"@system-service"), "bind, listen and accept are in @system-service (@network-io)");
+    assert_eq!(value("ProtectSystem"), ["strict"]);
+    assert!(value("ReadWritePaths").is_empty(), "the unit writes nowhere on its own; the textfile's directory is the administrator's drop-in");
+    let page = fs::read_to_string(root.join("docs/metrics.md")).unwrap();
+    assert!(page.contains("[Service]\nReadWritePaths=/var/lib/prometheus/node-exporter\n"), "docs/metrics.md has no drop-in for TextfileDirectory=");
+}
+
 /// The architecture page and the tree agree (issue 24): every module under src/ is placed in
 /// docs/ARCHITECTURE.md, and every module or path the page names is there. A module is placed
 /// by its path under src/ (`daemon/fsm.rs`, `netlink/mptcp/`), or by the end of its path in

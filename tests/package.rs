@@ -79,6 +79,7 @@ fn newest_source() -> (SystemTime, PathBuf) {
         "nm-dispatcher",
         "networkd-units",
         "polkit",
+        "prometheus",
     ] {
         walk(&repo(p), &mut newest);
     }
@@ -114,6 +115,11 @@ fn layout() -> Vec<Shipped> {
             path: "usr/share/polkit-1/actions/org.multihome1.policy".to_string(),
             mode: 0o644,
             source: Some(("polkit/org.multihome1.policy".into(), false)),
+        },
+        Shipped {
+            path: "usr/share/multihome/prometheus/multihome-rules.yml".to_string(),
+            mode: 0o644,
+            source: Some(("prometheus/multihome-rules.yml".into(), false)),
         },
         Shipped { path: "usr/share/doc/multihome/examples/seed.conf".to_string(), mode: 0o644, source: Some(("examples/seed.conf".into(), false)) },
         Shipped { path: "usr/share/doc/multihome/README.md".to_string(), mode: 0o644, source: Some(("README.md".into(), false)) },

@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use super::bond_failover::{self, Failover, Holds};
 use super::bond_order;
+use super::counters::Counters;
 use super::fsm::{self, Event, State};
 use super::probe;
 use super::prober::{ProberKey, ProberTask, RoundDone, probe_loop};
@@ -76,6 +77,9 @@ struct Probing {
     wanted: Arc<AtomicU32>,
     follow_ups: Arc<AtomicU32>,
     rtt: Option<Duration>,
+    /// For the metrics: each slave's probe rounds and path transitions while its path was probed
+    /// (one entry per slave, made at its first round: no allocation per round after that).
+    counters: Vec<(String, Counters)>,
     /// Transitions of the path, to log and signal with the next refresh.
     pending: Vec<Change>,
     /// The path's verdict changed since the last decision.
@@ -83,6 +87,18 @@ struct Probing {
 }
 
 impl Probing {
+    /// The counters of `slave`'s path.
+    fn counters_of(&mut self, slave: &str) -> &mut Counters {
+        let at = match self.counters.iter().position(|(s, _)| s == slave) {
+            Some(at) => at,
+            None => {
+                self.counters.push((slave.to_string(), Counters::default()));
+                self.counters.len() - 1
+            }
+        };
+        &mut self.counters[at].1
+    }
+
     fn holds(&self) -> Holds {
         Holds { hold_time: self.probe.hold_time, max_hold_time: self.probe.max_hold_time }
     }
@@ -112,6 +128,7 @@ impl Watch {
             wanted: Arc::new(AtomicU32::new(1)),
             follow_ups: Arc::new(AtomicU32::new(0)),
             rtt: None,
+            counters: Vec::new(),
             pending: Vec::new(),
             decide: false,
         });
@@ -306,6 +323,7 @@ impl Watch {
         }
         let Some(path) = p.path.clone() else { return false };
         p.rtt = done.result.rtt;
+        p.counters_of(&path).record_round(done.result.sent, done.result.answered, done.result.rtt);
         let trial = p.failover.trial().is_some_and(|t| t.slave == path);
         let mut changed = false;
         for _ in 0..if done.result.ok { 1 } else { done.result.rounds.max(1) } {
@@ -317,6 +335,7 @@ impl Watch {
                     format!("probes through {bond} via {path}: {}", t.reason)
                 };
                 p.pending.push(Change { interface: path.clone(), from: format!("path {}", t.from), to: format!("path {}", t.to), reason });
+                p.counters_of(&path).transitions += 1;
                 if silent {
                     p.failover.path_failed(&path, now, p.holds());
                 }
@@ -329,6 +348,7 @@ impl Watch {
         if trial && !done.result.ok && !changed {
             // A trial ends at its first failed round: back to the slave it came from.
             p.failover.path_failed(&path, now, p.holds());
+            p.counters_of(&path).transitions += 1;
             p.pending.push(Change {
                 interface: path.clone(),
                 from: "path trial".into(),
@@ -418,6 +438,7 @@ impl Watch {
         let mut all = self.kernel_statuses();
         let Some(p) = &self.probing else { return all };
         for u in &mut all {
+            u.v4.counters = p.counters.iter().find(|(s, _)| *s == u.interface).map(|(_, c)| *c).unwrap_or_default();
             if p.path.as_deref() == Some(u.interface.as_str()) && u.v4.carrying {
                 u.v4.address = p.address.map(|a| a.to_string()).unwrap_or_default();
                 u.v4.latency_ms = p.rtt.map(|d| d.as_secs_f64() * 1000.0);
@@ -475,5 +496,42 @@ fn role(s: &UplinkStatus) -> String {
     match &s.mii {
         Some(mii) => format!("{} ({mii})", if s.v4.carrying { "active" } else { "backup" }),
         None => s.v4.state.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::probe::{Family, RoundResult};
+
+    /// The metrics of Mode=bond: each slave's path keeps its own probe and transition counts,
+    /// shown on that slave.
+    #[tokio::test]
+    async fn each_slaves_path_keeps_its_own_counters() {
+        let text = "[Policy]\nMode=bond\n[Probe]\nTarget=192.168.178.1\n[Bond]\nAddress=192.168.178.99/24\nGateway=192.168.178.1\n\
+                    [Uplink]\nInterface=eth0\nPriority=1\n[Uplink]\nInterface=wlan1\nPriority=2\n";
+        let policy = crate::policy::parse("p", text).unwrap();
+        let plan = crate::plan::plan(&policy);
+        let mut w = Watch::new(plan.bond.as_ref().unwrap(), plan.probe.as_ref());
+        let key = ProberKey { ifindex: 1, source: std::net::Ipv4Addr::new(192, 168, 178, 99), arp: None };
+        let p = w.probing.as_mut().unwrap();
+        p.path = Some("eth0".into());
+        p.prober = Some((key, 7, tokio::spawn(async {})));
+        let round = |ok: bool| RoundDone {
+            link: 0,
+            family: Family::V4,
+            generation: 7,
+            result: RoundResult { ok, sent: 2, answered: if ok { 2 } else { 0 }, rtt: ok.then(|| Duration::from_millis(3)), rounds: 1, ..Default::default() },
+        };
+        let now = Duration::from_secs(10);
+        w.on_round(round(true), now);
+        for _ in 0..4 {
+            w.on_round(round(false), now);
+        }
+        let shown = w.statuses();
+        let eth0 = shown.iter().find(|u| u.interface == "eth0").unwrap().v4.counters;
+        assert_eq!((eth0.probes_sent, eth0.probes_lost, eth0.rtt_count), (10, 8, 1));
+        assert!(eth0.transitions >= 2, "unknown -> up, then towards down: {eth0:?}");
+        assert_eq!(shown.iter().find(|u| u.interface == "wlan1").unwrap().v4.counters, Counters::default());
     }
 }

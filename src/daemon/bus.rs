@@ -157,7 +157,16 @@ mod tests {
     }
 
     fn family(state: Shown, latency_ms: Option<f64>, carrying: bool, address: &str, gateway: &str) -> FamilyStatus {
-        FamilyStatus { state, loss_percent: 0.0, latency_ms, reason: String::new(), carrying, address: address.into(), gateway: gateway.into() }
+        FamilyStatus {
+            state,
+            loss_percent: 0.0,
+            latency_ms,
+            reason: String::new(),
+            carrying,
+            address: address.into(),
+            gateway: gateway.into(),
+            ..Default::default()
+        }
     }
 
     /// An uplink crosses the bus as a dictionary and comes back as it was; an unknown latency is

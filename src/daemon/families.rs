@@ -158,6 +158,7 @@ impl Daemon {
         if let Some(t) = side.fsm.handle(now, event) {
             side.reason = t.reason.clone();
             let (from, to) = (t.from.to_string(), Shown::of(t.to, side.path.poor().is_some()).to_string());
+            side.counters.transitions += 1;
             self.pending.push(Logged { interface: name, from, to, reason: t.reason, family: F::WHICH });
             state.dirty = true;
             // So that the transition is logged and the snapshot shows it in this converge.
@@ -182,6 +183,7 @@ impl Daemon {
         let change = side.path.record(now, round, side.fsm.state() == fsm::State::Down, LOSS_WINDOW, &limits);
         // An unanswered round clears it: a dead uplink shows no latency rather than an old one.
         side.rtt = done.result.rtt;
+        side.counters.record_round(done.result.sent, done.result.answered, done.result.rtt);
         let state = F::state_mut(&mut self.fam);
         // A poor side's loss ranks it against the other poor ones (see `quality::carriers`).
         state.dirty |= side.path.poor().is_some();
@@ -191,6 +193,7 @@ impl Daemon {
                 quality::Change::Trusted(why) => (side.fsm.state().into(), why),
             };
             side.reason = reason.clone();
+            side.counters.transitions += 1;
             self.pending.push(Logged { interface, from: shown.to_string(), to: to.to_string(), reason, family: F::WHICH });
             state.dirty = true;
             self.verdicts_dirty = true;

@@ -14,6 +14,7 @@ mod bond_failover;
 mod bond_order;
 pub mod bpf;
 pub mod bus;
+mod counters;
 mod families;
 mod family;
 mod family_state;
@@ -22,6 +23,8 @@ pub mod fsm;
 mod hook;
 mod hook_work;
 mod link;
+mod metrics;
+mod metrics_serve;
 mod mode;
 mod mptcp;
 mod mptcp_view;
@@ -114,6 +117,10 @@ struct Daemon {
     mptcp: mptcp::Steering,
     /// The hook's work for the uplinks whose links or addresses changed (see [`hook`]).
     hook: hook_work::HookWork,
+    /// `[Metrics] TextfileDirectory=`: told after every converge that changed something.
+    textfile_changed: Option<Arc<tokio::sync::Notify>>,
+    /// `[Metrics]` as the daemon started with it: a reload does not rebind the listener.
+    metrics: policy::Metrics,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT; then removes its rule and table.
@@ -156,6 +163,8 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
         mode,
         mptcp: mptcp::Steering::default(),
         hook: hook_work::HookWork::new(router),
+        textfile_changed: None,
+        metrics: policy.metrics.clone(),
     };
     // The bus name first: a second daemon must stop before it touches a route.
     match start_bus(snapshot, commands_tx).await {
@@ -163,6 +172,7 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
         Err(e) if e.downcast_ref::<NameTaken>().is_some() => return Err(e),
         Err(e) => tracing::warn!("D-Bus: {e:#}; running without `multihome status`"),
     }
+    d.textfile_changed = start_metrics(&policy.metrics, &d.snapshot).await?;
     d.adopt().await?;
     d.converge().await;
     d.flush_signals().await;
@@ -230,6 +240,19 @@ pub async fn cleanup(config: &Path) -> anyhow::Result<()> {
         (n, legacy) => tracing::info!("removed {n} route(s) the daemon left{}", if legacy { ", and an older daemon's rule and table" } else { "" }),
     }
     Ok(())
+}
+
+/// `[Metrics]`: the listener bound (a failure stops the start, naming the address) and the
+/// textfile's writer started; the latter's wake-up returned.
+async fn start_metrics(m: &policy::Metrics, snapshot: &Arc<Mutex<Snapshot>>) -> anyhow::Result<Option<Arc<tokio::sync::Notify>>> {
+    let source = metrics_serve::Source { snapshot: snapshot.clone(), mptcp: mptcp_view::View::default() };
+    if let Some(address) = m.listen {
+        metrics_serve::listen(address, source.clone()).await?;
+    }
+    let Some(dir) = &m.textfile_directory else { return Ok(None) };
+    let changed = Arc::new(tokio::sync::Notify::new());
+    metrics_serve::write_textfile(dir.clone(), source, changed.clone());
+    Ok(Some(changed))
 }
 
 /// Another process owns the daemon's bus name: another daemon, which owns the routes.
@@ -478,6 +501,11 @@ impl Daemon {
     async fn reload(&mut self) -> Result<(), String> {
         let policy = policy::load(&self.config).map_err(|e| format!("{e:#}"))?;
         let plan = plan::plan(&policy);
+        if policy.metrics != self.metrics {
+            // Rebinding would drop scrapes in flight and could fail half-way; the old settings
+            // stay, and the journal says so.
+            tracing::warn!("[Metrics] changed: the metrics keep the settings the daemon started with until `systemctl restart multihome`");
+        }
         self.probe = plan.probe.clone().unwrap_or_default();
         let cfg = self.fsm_config();
         let mut old: Vec<Link> = std::mem::take(&mut self.links);
@@ -545,6 +573,9 @@ impl Daemon {
         }
         self.log_transitions(active);
         self.update_snapshot();
+        if let Some(changed) = &self.textfile_changed {
+            changed.notify_one();
+        }
     }
 
     /// IPv6's carrier after its converge: a change is announced after the transitions that led
@@ -637,6 +668,7 @@ impl Daemon {
         s.uplinks = uplinks;
         s.active = self.active.clone();
         s.active6 = self.fam.v6.active.clone();
+        s.max_loss_percent = self.plan.probe.as_ref().map(|p| p.max_loss);
     }
 
     /// Only the uplinks whose figures changed since the last update (one per round).

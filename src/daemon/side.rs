@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use super::counters::Counters;
 use super::fsm;
 use super::prober::Running;
 use super::quality::Path;
@@ -39,6 +40,8 @@ pub(super) struct Side<N: Prefix> {
     pub(super) path: Path,
     pub(super) rtt: Option<Duration>,
     pub(super) reason: String,
+    /// For the metrics (see [`Counters`]).
+    pub(super) counters: Counters,
     pub(super) prober: Option<Running<N::Addr>>,
     pub(super) probes_wanted: Arc<AtomicU32>,
     /// The state machine's [`fsm::Uplink::follow_ups`], for the prober.
@@ -56,6 +59,7 @@ impl<N: Prefix> Side<N> {
             path: Path::default(),
             rtt: None,
             reason: String::new(),
+            counters: Counters::default(),
             prober: None,
             probes_wanted: Arc::new(AtomicU32::new(1)),
             follow_ups: Arc::new(AtomicU32::new(0)),
@@ -110,6 +114,7 @@ impl<N: Prefix> Side<N> {
             carrying,
             address: self.address.map(|a| a.to_string()).unwrap_or_default(),
             gateway: self.gateway(planned).map(|g| g.to_string()).unwrap_or_default(),
+            counters: self.counters,
         }
     }
 }

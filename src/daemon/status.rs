@@ -25,7 +25,13 @@ pub async fn fetch() -> anyhow::Result<Snapshot> {
     let (_conn, p) = proxy().await?;
     // A daemon from before IPv6 has no Active6: no uplink of it carries IPv6.
     let active6 = p.active6().await.unwrap_or_default();
-    Ok(Snapshot { uplinks: p.uplinks().await?.iter().map(UplinkStatus::from_entry).collect(), active: p.active().await?, active6, policy: p.policy().await? })
+    Ok(Snapshot {
+        uplinks: p.uplinks().await?.iter().map(UplinkStatus::from_entry).collect(),
+        active: p.active().await?,
+        active6,
+        policy: p.policy().await?,
+        max_loss_percent: None,
+    })
 }
 
 /// A maintenance order or a reload, as the CLI names them.
@@ -118,6 +124,7 @@ mod tests {
                         carrying: false,
                         address: "192.168.178.99/24".into(),
                         gateway: "192.168.178.1".into(),
+                        ..Default::default()
                     },
                     ..Default::default()
                 },
@@ -132,6 +139,7 @@ mod tests {
                         carrying: true,
                         address: "192.168.178.98/24".into(),
                         gateway: "192.168.178.1".into(),
+                        ..Default::default()
                     },
                     ..Default::default()
                 },
@@ -139,6 +147,7 @@ mod tests {
             active: "wlan1".into(),
             active6: String::new(),
             policy: "/etc/multihome/multihome.conf".into(),
+            max_loss_percent: None,
         };
         let t = render(&s);
         let lines: Vec<&str> = t.lines().collect();
@@ -162,6 +171,7 @@ mod tests {
                 carrying: carrying6,
                 address: "2001:db8:178::99/64".into(),
                 gateway: "fe80::1".into(),
+                ..Default::default()
             }),
             ..Default::default()
         };
@@ -170,6 +180,7 @@ mod tests {
             active: "eth0".into(),
             active6: "wlan1".into(),
             policy: String::new(),
+            max_loss_percent: None,
         };
         let t = render(&s);
         let lines: Vec<&str> = t.lines().collect();
@@ -196,6 +207,7 @@ mod tests {
             active: "eth4".into(),
             active6: String::new(),
             policy: String::new(),
+            max_loss_percent: None,
         };
         let t = render(&s);
         let lines: Vec<&str> = t.lines().collect();

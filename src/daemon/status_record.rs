@@ -13,6 +13,7 @@ use std::fmt;
 use serde::Serialize;
 use zbus::{OwnedVariant, Variant};
 
+use super::counters::Counters;
 use super::fsm;
 use crate::netlink::bond::Mii;
 
@@ -120,6 +121,10 @@ pub struct FamilyStatus {
     pub carrying: bool,
     pub address: String,
     pub gateway: String,
+    /// What the metrics count (probes, transitions, round trips); neither JSON nor the bus
+    /// carries it.
+    #[serde(skip)]
+    pub counters: Counters,
 }
 
 /// An uplink's MPTCP endpoint and the open MPTCP connections with a subflow through it, read
@@ -169,6 +174,9 @@ pub struct Snapshot {
     /// The uplink new IPv6 connections leave through; "" when none is healthy or none has IPv6.
     pub active6: String,
     pub policy: String,
+    /// `[Probe] MaxLoss=` while the policy probes, for the metrics' alerting rules.
+    #[serde(skip)]
+    pub max_loss_percent: Option<u8>,
 }
 
 /// One uplink on the bus: a dictionary (`a{sv}`, keys as the record's field names), so a field
@@ -196,7 +204,7 @@ impl FamilyStatus {
     /// Its keys, each name followed by `suffix` ("" for IPv4, "6" for IPv6); the latency only
     /// when a round had an answer.
     fn put(&self, e: &mut Entry, suffix: &str) {
-        let FamilyStatus { state, loss_percent, latency_ms, reason, carrying, address, gateway } = self;
+        let FamilyStatus { state, loss_percent, latency_ms, reason, carrying, address, gateway, counters: _ } = self;
         put(e, &format!("state{suffix}"), state.to_string());
         put(e, &format!("loss_percent{suffix}"), *loss_percent);
         put_some(e, &format!("latency_ms{suffix}"), *latency_ms);
@@ -217,6 +225,7 @@ impl FamilyStatus {
             carrying: get(e, &key("carrying")).unwrap_or(false),
             address: get(e, &key("address")).unwrap_or_default(),
             gateway: get(e, &key("gateway")).unwrap_or_default(),
+            counters: Counters::default(),
         })
     }
 }

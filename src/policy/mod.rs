@@ -201,6 +201,25 @@ pub struct Policy {
     /// `Some` exactly in bond mode.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bond: Option<bond::Bond>,
+    /// `[Metrics]`: the daemon's OpenMetrics exposition; off unless given.
+    #[serde(skip_serializing_if = "Metrics::is_off")]
+    pub metrics: Metrics,
+}
+
+/// `[Metrics]`: where the daemon shows its figures to Prometheus. Both off by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Metrics {
+    /// `Listen=`: the address and port of the HTTP listener that answers `GET /metrics`.
+    pub listen: Option<std::net::SocketAddr>,
+    /// `TextfileDirectory=`: where `multihome.prom` is written for node_exporter's textfile
+    /// collector (absolute).
+    pub textfile_directory: Option<std::path::PathBuf>,
+}
+
+impl Metrics {
+    pub fn is_off(&self) -> bool {
+        self.listen.is_none() && self.textfile_directory.is_none()
+    }
 }
 
 impl Policy {

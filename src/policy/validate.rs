@@ -14,6 +14,7 @@ use crate::numbers::MAX_UPLINKS;
 mod addresses;
 mod bond;
 pub(crate) mod bounds;
+mod metrics;
 mod uplink;
 
 use addresses::{Use, unfit};
@@ -153,9 +154,10 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
     let bond_mode = bond::wanted(sections);
     let (mut bond_section, mut slaves, mut mode_line) = (None, Vec::new(), 1);
     let mut probe_at: Option<&Section> = None;
+    let mut metrics = super::Metrics::default();
 
     for section in sections {
-        if matches!(section.name.as_str(), "Policy" | "Probe" | "Bond")
+        if matches!(section.name.as_str(), "Policy" | "Probe" | "Bond" | "Metrics")
             && let Some(line) = seen_once.insert(section.name.as_str(), section.line)
         {
             c.problem(section.line, format!("[{}] appears twice (first on line {line}); merge them", section.name));
@@ -188,6 +190,7 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
                 probe = Some(probe_section(&mut c, section, &mut target_lines));
                 probe_at = Some(section);
             }
+            "Metrics" => metrics = metrics::section(&mut c, section),
             "Bond" if bond_mode => bond_section = Some(section),
             "Bond" => bond::unused_section(&mut c, section),
             "Uplink" if bond_mode => slaves.extend(bond::slave_section(&mut c, section)),
@@ -197,11 +200,11 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
                 }
             }
             other => {
-                let hint = match ["Policy", "Probe", "Uplink", "Bond"].iter().find(|k| k.eq_ignore_ascii_case(other)) {
+                let hint = match ["Policy", "Probe", "Uplink", "Bond", "Metrics"].iter().find(|k| k.eq_ignore_ascii_case(other)) {
                     Some(k) => format!(" (section names are case-sensitive: [{k}])"),
                     None => String::new(),
                 };
-                c.problem(section.line, format!("unknown section [{other}]{hint}, expected [Policy], [Probe], [Uplink] or [Bond]"))
+                c.problem(section.line, format!("unknown section [{other}]{hint}, expected [Policy], [Probe], [Uplink], [Bond] or [Metrics]"))
             }
         }
     }
@@ -231,7 +234,7 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
     }
 
     if c.problems.is_empty() {
-        Ok(Policy { source: file.to_string(), backend, mode, probe, mptcp, uplinks: uplinks.into_iter().map(|l| l.uplink).collect(), bond })
+        Ok(Policy { source: file.to_string(), backend, mode, probe, mptcp, uplinks: uplinks.into_iter().map(|l| l.uplink).collect(), bond, metrics })
     } else {
         c.problems.sort_by_key(|d| d.line);
         Err(Diagnostics(c.problems))
