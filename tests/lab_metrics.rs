@@ -7,7 +7,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -15,16 +15,15 @@ use multihome::lab::netns::in_netns;
 use multihome::lab::policies::SEED;
 use multihome::lab::{self, Lab, LabOptions, Manager};
 
+use common::binary;
+use common::lab::require;
+use common::tools::in_ci;
+
+#[allow(dead_code)]
+mod common;
+
 /// The listener's port on the lab host's own loopback (each lab has its own namespace).
 const PORT: u16 = 9731;
-
-fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_multihome"))
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
 
 /// One `GET /metrics` from inside the lab host: the answer's head and body.
 fn scrape(lab: &Lab, openmetrics: bool) -> anyhow::Result<(String, String)> {
@@ -113,7 +112,7 @@ fn textfile(dir: &Path) -> String {
 
 #[test]
 fn a_silent_failure_of_eth0_shows_in_the_metrics_and_the_textfile() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return Ok(());
     }
     // The directory is made first: the lab's directory is visible inside the lab host.
@@ -260,7 +259,7 @@ const PROMETHEUS_PORT: u16 = 9090;
 /// daemon.
 #[test]
 fn a_real_prometheus_sees_eth0_go_down_and_come_back() -> anyhow::Result<()> {
-    if !lab::require(Manager::Networkd) {
+    if !require(Manager::Networkd) {
         return Ok(());
     }
     if lab::which("prometheus").is_none() {
