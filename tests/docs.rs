@@ -186,7 +186,7 @@ fn policy_page_gives_the_parsers_defaults() {
     let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
     let expected = [
         ("Policy", "Backend", serde_json::to_value(plain.backend).unwrap().as_str().unwrap().to_string()),
-        ("Policy", "Mode", serde_json::to_value(plain.mode).unwrap().as_str().unwrap().to_string()),
+        ("Policy", "Mode", plain.mode().to_string()),
         ("Policy", "MPTCP", yes_no(plain.mptcp)),
         ("Probe", "Interval", timespan::format(probe.interval)),
         ("Probe", "FailAfter", probe.fail_after.to_string()),
@@ -209,8 +209,8 @@ fn policy_page_gives_the_parsers_defaults() {
         ("Metrics", "TextfileDirectory", plain.metrics.textfile_directory.as_ref().map_or("off".to_string(), |d| d.display().to_string())),
     ];
     let bond_policy = "[Policy]\nMode=bond\n[Bond]\nDHCP=yes\n[Uplink]\nInterface=eth0\nPriority=1\n[Uplink]\nInterface=eth1\nPriority=2\n";
-    let bond = policy::parse("p", bond_policy).unwrap().bond.unwrap();
-    let arp = policy::parse("p", &bond_policy.replace("DHCP=yes\n", "DHCP=yes\nARPIntervalSec=1s\nARPIPTargets=192.0.2.1\n")).unwrap().bond.unwrap();
+    let bond = policy::parse("p", bond_policy).unwrap().bond().cloned().unwrap();
+    let arp = policy::parse("p", &bond_policy.replace("DHCP=yes\n", "DHCP=yes\nARPIntervalSec=1s\nARPIPTargets=192.0.2.1\n")).unwrap().bond().cloned().unwrap();
     let Monitor::Mii { interval, up_delay, down_delay } = bond.monitor else { panic!("MII is the default monitor") };
     let Monitor::Arp { validate, all_targets, .. } = arp.monitor else { panic!("ARP was asked for") };
     let expected = expected.into_iter().chain([
@@ -307,7 +307,7 @@ fn the_readmes_first_policy_is_the_shipped_example() {
     let example = fs::read_to_string(repo("examples/seed.conf")).unwrap();
     assert_eq!(shown, example, "README's first policy is not examples/seed.conf");
     let policy = policy::parse("README", shown).unwrap_or_else(|e| panic!("README's first policy: {e}"));
-    let names: Vec<&str> = policy.uplinks.iter().map(|u| u.interface.as_str()).collect();
+    let names: Vec<&str> = policy.uplinks().iter().map(|u| u.interface.as_str()).collect();
     assert_eq!(names, ["eth0", "wlan1", "wlan0"]);
 }
 
@@ -317,7 +317,7 @@ fn policy_page_example_is_a_valid_policy_and_pages_carry_the_version() {
     let example = text.split_once(".SH EXAMPLE").unwrap().1.split_once(".nf\n").unwrap().1.split_once(".fi").unwrap().0;
     let example: String = example.lines().filter(|l| !l.starts_with('.')).map(|l| format!("{}\n", l.replace("\\-", "-"))).collect();
     let policy = policy::parse("example", &example).unwrap_or_else(|e| panic!("{CONF_PAGE}'s example: {e}"));
-    assert_eq!(policy.uplinks.len(), 3);
+    assert_eq!(policy.uplinks().len(), 3);
     let version = format!("\"multihome {}\"", env!("CARGO_PKG_VERSION"));
     for page in [CONF_PAGE, docs::MAN_PAGE] {
         let text = fs::read_to_string(repo(page)).unwrap();

@@ -111,13 +111,13 @@ fn the_seeds_answer_becomes_the_plan_it_wrote_by_hand() {
     assert_eq!(order, ["eth0", "wlan1", "wlan0"], "the seed's answer orders by metric");
 
     // The same order, metrics rising, a table of its own per uplink.
-    let planned: Vec<&str> = plan.uplinks.iter().map(|u| u.interface.as_str()).collect();
+    let planned: Vec<&str> = plan.uplinks().iter().map(|u| u.interface.as_str()).collect();
     assert_eq!(planned, order);
-    assert!(plan.uplinks.windows(2).all(|w| w[0].metric < w[1].metric));
-    let mut tables: Vec<u32> = plan.uplinks.iter().map(|u| u.table).collect();
+    assert!(plan.uplinks().windows(2).all(|w| w[0].metric < w[1].metric));
+    let mut tables: Vec<u32> = plan.uplinks().iter().map(|u| u.table).collect();
     tables.dedup();
     assert_eq!(tables.len(), 3, "one table per uplink, as rt1, rt2, rt3");
-    for u in &plan.uplinks {
+    for u in plan.uplinks() {
         let gw = gateway_of[&u.interface];
         assert_eq!(u.gateway, Some(gw));
         assert!(
@@ -136,7 +136,7 @@ fn the_seeds_answer_becomes_the_plan_it_wrote_by_hand() {
     for (rules, kind) in [(&from_rules, "from"), (&to_rules, "to")] {
         assert_eq!(rules.len(), 3);
         for (addr, iface) in rules {
-            let u = plan.uplinks.iter().find(|u| u.interface == *iface).unwrap();
+            let u = plan.uplinks().iter().find(|u| u.interface == *iface).unwrap();
             assert_eq!(u.addresses, Addresses::Static(vec![Ipv4Net::new(*addr, 24).unwrap()]));
             let host = Some(Ipv4Net::new(*addr, 32).unwrap());
             let found = u.rules.iter().any(|r| r.table == Table::Id(u.table) && if kind == "from" { r.from == host && r.to.is_none() } else { r.to == host });
@@ -174,10 +174,10 @@ fn the_seeds_question_gives_two_uplinks_in_file_order() {
     let path = fixture("seed-question.interfaces");
     let text = fs::read_to_string(&path).unwrap();
     let (import, _, plan) = import(&path);
-    let order: Vec<(&str, Option<Ipv4Addr>)> = plan.uplinks.iter().map(|u| (u.interface.as_str(), u.gateway)).collect();
+    let order: Vec<(&str, Option<Ipv4Addr>)> = plan.uplinks().iter().map(|u| (u.interface.as_str(), u.gateway)).collect();
     let gw = Some(Ipv4Addr::new(192, 168, 178, 1));
     assert_eq!(order, [("eth0", gw), ("wlan0", gw)]);
-    assert_eq!(plan.uplinks[0].addresses, Addresses::Static(vec!["192.168.178.2/24".parse().unwrap()]));
+    assert_eq!(plan.uplinks()[0].addresses, Addresses::Static(vec!["192.168.178.2/24".parse().unwrap()]));
     let notes = notes_at(&import);
     for (n, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())) {
         if line.starts_with("post-up") {
@@ -191,8 +191,8 @@ fn the_seeds_question_gives_two_uplinks_in_file_order() {
 #[test]
 fn the_seeds_bond_becomes_mode_bond() {
     let (import, policy, plan) = import(&fixture("seed-bond.interfaces"));
-    assert_eq!(policy.mode, policy::Mode::Bond);
-    let bond = plan.bond.unwrap();
+    assert!(matches!(policy.failover, policy::Failover::Bond(_)), "{:?}", policy.failover);
+    let bond = plan.bond().unwrap();
     assert_eq!(bond.name, "bond0");
     assert_eq!(bond.slaves, ["eth0", "wlan0"]);
     assert_eq!(bond.primary, "eth0");
@@ -217,11 +217,11 @@ fn dhcp_of_both_families_and_netmask_lengths() {
         "dhcp",
         "auto eth0\niface eth0 inet dhcp\n    metric 200\niface eth0 inet6 dhcp\n\niface wlan0 inet static\n    address 10.0.0.5\n    netmask 255.255.255.128\n    gateway 10.0.0.1\n    metric 100\n",
     );
-    let order: Vec<&str> = plan.uplinks.iter().map(|u| u.interface.as_str()).collect();
+    let order: Vec<&str> = plan.uplinks().iter().map(|u| u.interface.as_str()).collect();
     assert_eq!(order, ["wlan0", "eth0"], "metric 100 before 200");
-    assert_eq!(plan.uplinks[0].addresses, Addresses::Static(vec!["10.0.0.5/25".parse().unwrap()]));
-    assert_eq!(plan.uplinks[1].addresses, Addresses::Dhcp(policy::Dhcp::Yes));
-    let eth0 = policy.uplinks.iter().find(|u| u.interface == "eth0").unwrap();
+    assert_eq!(plan.uplinks()[0].addresses, Addresses::Static(vec!["10.0.0.5/25".parse().unwrap()]));
+    assert_eq!(plan.uplinks()[1].addresses, Addresses::Dhcp(policy::Dhcp::Yes));
+    let eth0 = policy.uplinks().iter().find(|u| u.interface == "eth0").unwrap();
     assert!(eth0.ipv6.as_ref().is_some_and(|v6| v6.dhcp && v6.accept_ra), "{:?}", eth0.ipv6);
 }
 
@@ -231,12 +231,12 @@ fn inet6_static_and_auto() {
         "inet6",
         "iface eth0 inet static\n  address 192.0.2.10/24\n  gateway 192.0.2.1\niface eth0 inet6 static\n  address 2001:db8:1::10\n  netmask 64\n  gateway fe80::1\n\niface wlan0 inet6 auto\n",
     );
-    assert_eq!(plan.uplinks.len(), 2, "{}", import.policy);
-    let eth0 = policy.uplinks[0].ipv6.as_ref().unwrap();
+    assert_eq!(plan.uplinks().len(), 2, "{}", import.policy);
+    let eth0 = policy.uplinks()[0].ipv6.as_ref().unwrap();
     assert_eq!(eth0.addresses, ["2001:db8:1::10/64".parse().unwrap()]);
     assert_eq!(eth0.gateway, Some("fe80::1".parse().unwrap()));
     assert!(!eth0.accept_ra, "inet6 static: accept_ra 0 in ifupdown");
-    let wlan0 = &policy.uplinks[1];
+    let wlan0 = &policy.uplinks()[1];
     assert_eq!(wlan0.interface, "wlan0");
     assert_eq!(wlan0.addressing, policy::Addressing::Static(vec![]), "IPv6 only");
     assert!(wlan0.ipv6.as_ref().unwrap().accept_ra, "inet6 auto: SLAAC and the advertised router");
@@ -247,7 +247,7 @@ fn wifi_secrets_are_reported_and_never_copied() {
     let psk = "correct-horse-battery-staple";
     let (import, _, plan) =
         import_text("wifi", &format!("iface wlan0 inet dhcp\n    wpa-ssid home\n    wpa-psk {psk}\n    wireless-key s:secretwep\n\niface eth0 inet dhcp\n"));
-    assert_eq!(plan.uplinks.len(), 2);
+    assert_eq!(plan.uplinks().len(), 2);
     let all = format!("{}\n{}", import.policy, import.notes.iter().map(|n| n.to_string()).collect::<Vec<_>>().join("\n"));
     assert!(!all.contains(psk) && !all.contains("secretwep"), "{all}");
     let notes = notes_at(&import);
@@ -266,7 +266,7 @@ fn source_directives_are_followed_relative_to_the_file() {
     dir.write("etc/network/interfaces.d/a.cfg", "iface eth0 inet dhcp\n");
     dir.write("etc/network/interfaces.d/c.cfg.bak", "iface eth9 inet dhcp\n");
     let (import, _, plan) = import(&main);
-    let order: Vec<&str> = plan.uplinks.iter().map(|u| u.interface.as_str()).collect();
+    let order: Vec<&str> = plan.uplinks().iter().map(|u| u.interface.as_str()).collect();
     assert_eq!(order, ["eth0", "wlan0"], "a.cfg before b.cfg; the .bak is not matched");
     let b = dir.0.join("etc/network/interfaces.d/b.cfg");
     let note = import.notes.iter().find(|n| n.at == format!("{}:2", b.display())).expect("the unrelated post-up line is reported in its own file");
@@ -280,7 +280,7 @@ fn continuation_lines_are_one_line_reported_at_their_first() {
         "continuation",
         "iface eth0 inet static\n    address 192.0.2.10/24\n    gateway \\\n        192.0.2.1\n    post-up ip rule add \\\n        from 192.0.2.10/32 table 7\n    up logger \\\n        hello\n",
     );
-    assert_eq!(plan.uplinks[0].gateway, Some(Ipv4Addr::new(192, 0, 2, 1)));
+    assert_eq!(plan.uplinks()[0].gateway, Some(Ipv4Addr::new(192, 0, 2, 1)));
     let notes = notes_at(&import);
     assert!(notes[&5].0, "{:?}", notes[&5]);
     assert!(!notes[&7].0, "{:?}", notes[&7]);

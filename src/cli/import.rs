@@ -26,7 +26,7 @@ pub fn ifupdown(file: &Path) -> anyhow::Result<()> {
         ))
     })?;
     // What `check` would warn about too (a Wi-Fi slave's MAC policy).
-    for note in policy.bond.iter().flat_map(|b| &b.notes) {
+    for note in policy.bond().into_iter().flat_map(|b| &b.notes) {
         eprintln!("multihome: warning: {note}");
     }
     print!("{}", import.policy);

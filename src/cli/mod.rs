@@ -59,7 +59,7 @@ fn load(config: &Path) -> anyhow::Result<Plan> {
 
 /// Where the plan replaced a wish of the policy by a safe setting (a Wi-Fi slave's MAC policy).
 fn warn_about(plan: &Plan) {
-    for note in plan.bond.iter().flat_map(|b| &b.notes) {
+    for note in plan.bond().into_iter().flat_map(|b| &b.notes) {
         eprintln!("multihome: warning: {note}");
     }
 }

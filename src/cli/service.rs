@@ -30,7 +30,7 @@ pub fn daemon(config: &Path, cleanup: bool) -> anyhow::Result<()> {
 /// reload back to Mode=routes. An invalid policy is left for the daemon to report.
 fn explain_bond_mode(config: &Path) {
     if let Ok(policy) = multihome::policy::load(config)
-        && let Some(bond) = &policy.bond
+        && let Some(bond) = &policy.bond()
     {
         let probes = match (&policy.probe, bond.probe_failover) {
             (None, _) => "the daemon probes nothing",

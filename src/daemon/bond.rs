@@ -512,7 +512,7 @@ mod tests {
                     [Uplink]\nInterface=eth0\nPriority=1\n[Uplink]\nInterface=wlan1\nPriority=2\n";
         let policy = crate::policy::parse("p", text).unwrap();
         let plan = crate::plan::plan(&policy);
-        let mut w = Watch::new(plan.bond.as_ref().unwrap(), plan.probe.as_ref());
+        let mut w = Watch::new(plan.bond().unwrap(), plan.probe.as_ref());
         let key = ProberKey { ifindex: 1, source: std::net::Ipv4Addr::new(192, 168, 178, 99), arp: None };
         let p = w.probing.as_mut().unwrap();
         p.path = Some("eth0".into());

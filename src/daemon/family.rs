@@ -170,7 +170,7 @@ mod tests {
 
     fn uplink6(addresses: &[&str], accept_ra: bool, gateway: Option<&str>) -> UplinkPlan {
         let policy = crate::policy::parse("seed", include_str!("../../examples/seed.conf")).unwrap();
-        let mut u = crate::plan::plan(&policy).uplinks.remove(0);
+        let mut u = crate::plan::plan(&policy).uplinks()[0].clone();
         u.ipv6 = Some(Ipv6Plan {
             addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
             gateway: gateway.map(|g| g.parse().unwrap()),

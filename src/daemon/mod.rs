@@ -298,7 +298,7 @@ impl Daemon {
         let restart = !previous.is_empty();
         let cfg = self.fsm_config();
         let kernel_links = self.nl.links().await.context("cannot list links")?;
-        self.links = self.plan.uplinks.iter().map(|p| Link::new(p.clone(), cfg)).collect();
+        self.links = self.plan.uplinks().iter().map(|p| Link::new(p.clone(), cfg)).collect();
         if restart {
             self.adopt_sides::<Ipv4Net>(&previous, &kernel_links);
             let carrying: Vec<&str> = self.links.iter().filter(|l| l.v4.fsm.state().carries_traffic()).map(Link::name).collect();
@@ -509,7 +509,7 @@ impl Daemon {
         self.probe = plan.probe.clone().unwrap_or_default();
         let cfg = self.fsm_config();
         let mut old: Vec<Link> = std::mem::take(&mut self.links);
-        for p in &plan.uplinks {
+        for p in plan.uplinks() {
             let link = match old.iter().position(|l| l.name() == p.interface) {
                 Some(j) => {
                     let mut l = old.swap_remove(j);

@@ -14,7 +14,7 @@ use super::bond::{self, Change};
 use super::prober::RoundDone;
 use super::status_record::UplinkStatus;
 use crate::netlink::Netlink;
-use crate::plan::Plan;
+use crate::plan::{Failover, Plan};
 
 pub(super) trait Mode {
     /// The earliest moment it must look again without an event; `None` for never.
@@ -39,9 +39,9 @@ pub(super) trait Mode {
 
 /// The plan's mode.
 pub(super) fn of(plan: &Plan) -> Box<dyn Mode> {
-    match &plan.bond {
-        Some(b) => Box::new(bond::Watch::new(b, plan.probe.as_ref())),
-        None => Box::new(Routes),
+    match &plan.failover {
+        Failover::Bond(b) => Box::new(bond::Watch::new(b, plan.probe.as_ref())),
+        Failover::Routes(_) => Box::new(Routes),
     }
 }
 

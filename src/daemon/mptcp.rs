@@ -226,7 +226,7 @@ mod tests {
 
     fn flags(carrying: [bool; 3], carrier: [bool; 3]) -> Vec<(u8, bool, bool)> {
         let p = plan(&parse("seed", SEED).unwrap());
-        let uplinks: Vec<&UplinkPlan> = p.uplinks.iter().collect();
+        let uplinks: Vec<&UplinkPlan> = p.uplinks().iter().collect();
         desired(&uplinks, &carrying, &carrier, &[true; 3]).into_iter().map(|f| (f.id, f.backup, f.present)).collect()
     }
 
@@ -275,7 +275,7 @@ mod tests {
     #[test]
     fn an_uplink_without_a_verdict_keeps_the_kernels_flag_and_no_backup_is_promoted_meanwhile() {
         let p = plan(&parse("seed", SEED).unwrap());
-        let uplinks: Vec<&UplinkPlan> = p.uplinks.iter().collect();
+        let uplinks: Vec<&UplinkPlan> = p.uplinks().iter().collect();
         // Just started: wlan0 (the planned backup) answered first, eth0 and wlan1 not yet.
         let want = desired(&uplinks, &[false, false, true], &[true; 3], &[false, false, true]);
         let seen: Vec<(u8, bool, bool)> = want.iter().map(|f| (f.id, f.backup, f.judged)).collect();

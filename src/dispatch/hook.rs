@@ -128,7 +128,7 @@ pub struct Swept {
 /// whether the manager that realised the plan puts the advertised router into the tables itself.
 pub async fn refresh(plan: &Plan, router: AdvertisedRouter, nl: &Netlink) -> Result<Refreshed, netlink::Error> {
     let mut refreshed = Refreshed::default();
-    for uplink in plan.uplinks.iter().filter(|u| matches!(u.addresses, Addresses::Dhcp(_)) || has_dynamic_ipv6(u)) {
+    for uplink in plan.uplinks().iter().filter(|u| matches!(u.addresses, Addresses::Dhcp(_)) || has_dynamic_ipv6(u)) {
         let ifindex = match nl.ifindex(&uplink.interface).await {
             Ok(i) => Some(i),
             Err(e) if e.is_not_found() => None,
@@ -191,7 +191,7 @@ pub async fn reconcile_uplink(uplink: &UplinkPlan, router: AdvertisedRouter, nl:
 }
 
 fn dhcp_uplinks(plan: &Plan) -> impl Iterator<Item = &UplinkPlan> {
-    plan.uplinks.iter().filter(|u| matches!(u.addresses, Addresses::Dhcp(_)))
+    plan.uplinks().iter().filter(|u| matches!(u.addresses, Addresses::Dhcp(_)))
 }
 
 /// Mark and sweep, as networkd does with what it configured: everything of multihome's

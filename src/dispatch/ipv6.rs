@@ -147,14 +147,14 @@ async fn reconcile_router(u: &UplinkPlan, ifindex: Option<u32>, nl: &Netlink, ou
 
 /// The hook's IPv6 rules that no uplink with dynamic IPv6 owns any more (an earlier policy's).
 pub fn stale_rules(plan: &Plan, kernel: &[KernelRule<Ipv6Net>]) -> Vec<Rule<Ipv6Net>> {
-    let owned = |r: &KernelRule<Ipv6Net>| plan.uplinks.iter().filter(|u| has_dynamic_ipv6(u)).any(|u| is_uplink_rule(r.table, r.priority, true, u.table));
+    let owned = |r: &KernelRule<Ipv6Net>| plan.uplinks().iter().filter(|u| has_dynamic_ipv6(u)).any(|u| is_uplink_rule(r.table, r.priority, true, u.table));
     kernel.iter().filter(|r| r.is_ours() && !owned(r)).filter_map(KernelRule::as_plan_rule).collect()
 }
 
 /// The hook's copies of advertised routers that no uplink with dynamic IPv6 owns any more (an
 /// earlier policy's table); main is the daemon's, never the hook's.
 pub fn stale_routers(plan: &Plan, kernel: &[DefaultRoute6]) -> Vec<DefaultRoute6> {
-    let owned = |r: &DefaultRoute6| r.table == Table::Main.number() || plan.uplinks.iter().filter(|u| has_dynamic_ipv6(u)).any(|u| u.table == r.table);
+    let owned = |r: &DefaultRoute6| r.table == Table::Main.number() || plan.uplinks().iter().filter(|u| has_dynamic_ipv6(u)).any(|u| u.table == r.table);
     kernel.iter().filter(|r| r.is_ours() && !owned(r)).cloned().collect()
 }
 
@@ -221,7 +221,7 @@ mod tests {
     #[test]
     fn only_uplinks_with_addresses_of_their_own_are_the_hooks_and_room_is_bounded() {
         let plan = plan();
-        let dynamic: Vec<&str> = plan.uplinks.iter().filter(|u| has_dynamic_ipv6(u)).map(|u| u.interface.as_str()).collect();
+        let dynamic: Vec<&str> = plan.uplinks().iter().filter(|u| has_dynamic_ipv6(u)).map(|u| u.interface.as_str()).collect();
         assert_eq!(dynamic, ["eth0", "wlan0"]);
         let eth0 = plan.uplink("eth0").unwrap();
         let many: Vec<Ipv6Net> = (1..=80u16).map(|i| Ipv6Net::new(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x178, 0, 0, 0, 1, i), 64).unwrap()).collect();

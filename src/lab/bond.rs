@@ -59,7 +59,7 @@ pub fn kernel_can_bond() -> Result<(), String> {
 /// What the lab would do with a bond, for a kernel that cannot make one: the plan, the files or
 /// profiles the manager would get, which slave is primary and what happens on failover.
 pub fn explain(manager: Manager, plan: &Plan, silent: bool) -> String {
-    let bond = plan.bond.as_ref().expect("the lab's bond policy is Mode=bond");
+    let bond = plan.bond().expect("the lab's bond policy is Mode=bond");
     let mut s = String::new();
     let _ = writeln!(s, "multihome lab --mode bond: the seed's host (eth0, wlan1, wlan0 on 192.168.178.0/24) with one active-backup bond.");
     let _ = writeln!(s, "\nThe plan (of the policy SEED_BOND in src/lab/policies.rs):{bond}");
@@ -158,7 +158,7 @@ fn active_slave(lab: &Lab, name: &str) -> Option<String> {
 /// Runs the bond in the lab and prints its timeline. Fails when the connection broke.
 pub fn run(opts: Options) -> anyhow::Result<()> {
     let plan = plan(opts.manager, opts.silent)?;
-    let bond = plan.bond.clone().expect("Mode=bond");
+    let bond = plan.bond().cloned().expect("Mode=bond");
     let networkd = opts.manager == Manager::Networkd;
     println!("Building the seed's network in namespaces (host with eth0, wlan1, wlan0; a switch per uplink; router; internet)...");
     let text = policy_text(opts.manager, opts.silent);

@@ -161,8 +161,8 @@ mod tests {
     fn the_dual_stack_seed_gives_every_uplink_ipv6_and_ipv6_targets() {
         let policy = crate::policy::parse("seed-dual-stack", &seed_dual_stack()).unwrap();
         let plan = crate::plan::plan(&policy);
-        assert_eq!(plan.uplinks.len(), 3);
-        for (u, (iface, addr)) in plan.uplinks.iter().zip(super::super::ipv6::STATIC_ADDRESSES6) {
+        assert_eq!(plan.uplinks().len(), 3);
+        for (u, (iface, addr)) in plan.uplinks().iter().zip(super::super::ipv6::STATIC_ADDRESSES6) {
             assert_eq!(u.interface, iface);
             assert_eq!(u.ipv6.as_ref().map(|v6| v6.addresses[0].addr()), Some(addr), "{iface}");
         }
@@ -174,8 +174,8 @@ mod tests {
     #[test]
     fn the_global_router_seed_gives_every_uplink_a_global_router() {
         let plan = crate::plan::plan(&crate::policy::parse("seed-global-router6", &seed_global_router6()).unwrap());
-        assert_eq!(plan.uplinks.len(), 3);
-        for u in &plan.uplinks {
+        assert_eq!(plan.uplinks().len(), 3);
+        for u in plan.uplinks() {
             let v6 = u.ipv6.as_ref().unwrap();
             assert_eq!(v6.gateway, Some(super::super::ipv6::GATEWAY6), "{}", u.interface);
             let key = format!("net/ipv6/conf/{}/ignore_routes_with_linkdown", u.interface);

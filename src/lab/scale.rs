@@ -47,7 +47,7 @@ pub fn add_uplinks(lab: &Lab, n: usize) -> anyhow::Result<String> {
         let _ = writeln!(router, "addr add 10.77.{i}.1/24 dev r{i}\nlink set r{i} up");
         let _ = writeln!(host, "addr add 10.77.{i}.2/24 dev {name}\nlink set {name} up");
     }
-    for u in &plan.uplinks {
+    for u in plan.uplinks() {
         for r in &u.rules {
             let _ = write!(host, "rule add priority {}", r.priority);
             if let Some(from) = r.from {

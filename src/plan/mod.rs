@@ -184,11 +184,20 @@ impl UplinkProbe {
     }
 }
 
+/// How the plan fails over: routes over its uplinks, or one bond over their interfaces. Bond mode
+/// has no uplinks of its own (their interfaces are the bond's slaves), so it holds none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failover {
+    /// A table, rules and a metric-ordered default route per uplink, most preferred first.
+    Routes(Vec<UplinkPlan>),
+    /// One active-backup bond.
+    Bond(bond::BondPlan),
+}
+
 /// The desired state for the whole host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// Most preferred first.
-    pub uplinks: Vec<UplinkPlan>,
+    pub failover: Failover,
     pub sysctls: Vec<Sysctl>,
     pub probe: Option<Probe>,
     /// The MPTCP path manager's limits; `None` with `MPTCP=no` (multihome then removes only the
@@ -196,20 +205,52 @@ pub struct Plan {
     pub mptcp: Option<mptcp::Limits>,
     /// The policy file the plan came from, named in generated files.
     pub source: String,
-    /// Bond mode: the bond, and no uplinks (their interfaces are its slaves).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bond: Option<bond::BondPlan>,
 }
 
 impl Plan {
     /// The plan of a host without multihome, for `multihome reset`: applied, it takes away what
     /// earlier plans made and adds nothing.
     pub fn nothing(source: &str) -> Plan {
-        Plan { uplinks: Vec::new(), sysctls: Vec::new(), probe: None, mptcp: None, source: source.to_string(), bond: None }
+        Plan { failover: Failover::Routes(Vec::new()), sysctls: Vec::new(), probe: None, mptcp: None, source: source.to_string() }
+    }
+
+    /// The uplinks, most preferred first; none in bond mode.
+    pub fn uplinks(&self) -> &[UplinkPlan] {
+        match &self.failover {
+            Failover::Routes(uplinks) => uplinks,
+            Failover::Bond(_) => &[],
+        }
+    }
+
+    /// The bond, in bond mode.
+    pub fn bond(&self) -> Option<&bond::BondPlan> {
+        match &self.failover {
+            Failover::Routes(_) => None,
+            Failover::Bond(b) => Some(b),
+        }
     }
 
     pub fn uplink(&self, interface: &str) -> Option<&UplinkPlan> {
-        self.uplinks.iter().find(|u| u.interface == interface)
+        self.uplinks().iter().find(|u| u.interface == interface)
+    }
+}
+
+/// The plan's JSON (`check --json`, `plan --json`) keeps the shape it had before the failover
+/// was a sum type: `uplinks` always (empty in bond mode), `bond` only in bond mode.
+impl Serialize for Plan {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Plan", 6)?;
+        st.serialize_field("uplinks", self.uplinks())?;
+        st.serialize_field("sysctls", &self.sysctls)?;
+        st.serialize_field("probe", &self.probe)?;
+        st.serialize_field("mptcp", &self.mptcp)?;
+        st.serialize_field("source", &self.source)?;
+        match self.bond() {
+            Some(b) => st.serialize_field("bond", b)?,
+            None => st.skip_field("bond")?,
+        }
+        st.end()
     }
 }
 
@@ -253,20 +294,17 @@ pub fn plan(policy: &Policy) -> Plan {
         .collect();
     // A bond has one address and its own routes: none of the uplinks' sysctls are wanted, and
     // its slaves carry no MPTCP endpoints of their own.
-    let sysctls = if policy.bond.is_some() {
+    let sysctls = if policy.bond().is_some() {
         Vec::new()
     } else {
         sysctl::for_uplinks(uplinks.iter().map(|u| (u.interface.as_str(), u.ipv6.as_ref().map(Ipv6Plan::router))))
     };
-    let mptcp = (policy.mptcp && policy.bond.is_none()).then(|| mptcp::limits(uplinks.iter().filter(|u| u.mptcp.is_some()).count()));
-    Plan {
-        uplinks,
-        sysctls,
-        probe: policy.probe.clone(),
-        mptcp,
-        source: policy.source.clone(),
-        bond: policy.bond.as_ref().map(|b| bond::plan(b, policy.probe.as_ref())),
-    }
+    let mptcp = (policy.mptcp && policy.bond().is_none()).then(|| mptcp::limits(uplinks.iter().filter(|u| u.mptcp.is_some()).count()));
+    let failover = match policy.bond() {
+        Some(b) => Failover::Bond(bond::plan(b, policy.probe.as_ref())),
+        None => Failover::Routes(uplinks),
+    };
+    Plan { failover, sysctls, probe: policy.probe.clone(), mptcp, source: policy.source.clone() }
 }
 
 #[cfg(test)]

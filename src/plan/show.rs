@@ -51,14 +51,14 @@ pub fn route<N: Prefix>(r: &Route<N>, dev: &str) -> String {
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(bond) = &self.bond {
+        if let Some(bond) = &self.bond() {
             // No per-uplink routing, sysctls or run-time rules: the kernel's bond fails over.
             writeln!(f, "# Plan for {}: one active-backup bond, slaves from most to least preferred", self.source)?;
             return write!(f, "{bond}");
         }
         writeln!(f, "# Plan for {}: uplinks from most to least preferred", self.source)?;
         let probe = self.probe.clone().unwrap_or_default();
-        for u in &self.uplinks {
+        for u in self.uplinks() {
             let addrs = match &u.addresses {
                 Addresses::Static(nets) if nets.is_empty() => None,
                 Addresses::Static(nets) => Some(nets.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" ")),

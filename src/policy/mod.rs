@@ -33,14 +33,16 @@ pub enum Backend {
     NetworkManager,
 }
 
-/// How failover is realised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// How failover is realised (`[Policy] Mode=`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// A table per uplink, `from`/`to` rules and metric-ordered default routes.
-    Routes,
-    /// One active-backup bond over the uplinks' interfaces (see [`bond`]).
-    Bond,
+pub enum Failover {
+    /// A table per uplink, `from`/`to` rules and metric-ordered default routes; the uplinks in
+    /// file order.
+    Routes(Vec<Uplink>),
+    /// One active-backup bond over the uplinks' interfaces (see [`bond`]): its `[Uplink]`
+    /// sections are the bond's slaves, no uplinks of their own.
+    Bond(bond::Bond),
 }
 
 /// Which families an uplink asks DHCP for, as far as IPv4 goes (DHCPv6 is [`Ipv6::dhcp`]).
@@ -191,16 +193,11 @@ pub struct Policy {
     /// Where it came from, for messages and for the header of rendered files.
     pub source: String,
     pub backend: Backend,
-    pub mode: Mode,
+    pub failover: Failover,
     pub probe: Option<Probe>,
     /// `[Policy] MPTCP=`: whether multihome gives the uplinks MPTCP endpoints (where the kernel
     /// has MPTCP enabled); `false` keeps its hands off the kernel's path manager.
     pub mptcp: bool,
-    /// In file order; empty in bond mode, whose `[Uplink]` sections are the bond's slaves.
-    pub uplinks: Vec<Uplink>,
-    /// `Some` exactly in bond mode.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bond: Option<bond::Bond>,
     /// `[Metrics]`: the daemon's OpenMetrics exposition; off unless given.
     #[serde(skip_serializing_if = "Metrics::is_off")]
     pub metrics: Metrics,
@@ -223,9 +220,33 @@ impl Metrics {
 }
 
 impl Policy {
+    /// The uplinks in file order; none in bond mode.
+    pub fn uplinks(&self) -> &[Uplink] {
+        match &self.failover {
+            Failover::Routes(uplinks) => uplinks,
+            Failover::Bond(_) => &[],
+        }
+    }
+
+    /// `Mode=`'s word for the failover: `routes` or `bond`.
+    pub fn mode(&self) -> &'static str {
+        match self.failover {
+            Failover::Routes(_) => "routes",
+            Failover::Bond(_) => "bond",
+        }
+    }
+
+    /// The bond, in bond mode.
+    pub fn bond(&self) -> Option<&bond::Bond> {
+        match &self.failover {
+            Failover::Routes(_) => None,
+            Failover::Bond(b) => Some(b),
+        }
+    }
+
     /// Uplinks from most to least preferred.
     pub fn ranked(&self) -> Vec<&Uplink> {
-        let mut ranked: Vec<&Uplink> = self.uplinks.iter().collect();
+        let mut ranked: Vec<&Uplink> = self.uplinks().iter().collect();
         ranked.sort_by_key(|u| u.priority);
         ranked
     }

@@ -8,7 +8,7 @@ use ipnet::Ipv4Net;
 
 use super::error::{Diagnostic, Diagnostics};
 use super::unit_file::{Entry, Section, parse_bool};
-use super::{Addressing, Backend, Mode, Policy, Probe, Require, Subflows, Uplink, timespan, valid_uplink_name};
+use super::{Addressing, Backend, Failover, Policy, Probe, Require, Subflows, Uplink, timespan, valid_uplink_name};
 use crate::numbers::MAX_UPLINKS;
 
 mod addresses;
@@ -146,7 +146,6 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
     let mut c = Checker { file, problems: Vec::new() };
     let mut seen_once: HashMap<&str, usize> = HashMap::new();
     let mut backend = Backend::Auto;
-    let mut mode = Mode::Routes;
     let mut mptcp = true;
     let mut probe = None;
     let mut target_lines = TargetLines::default();
@@ -180,8 +179,8 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
                 if let Some(e) = first(&map, "Mode") {
                     mode_line = e.line;
                     match e.value.as_str() {
-                        "routes" => mode = Mode::Routes,
-                        "bond" => mode = Mode::Bond,
+                        // Whether it is bond is read before the sections (bond::wanted).
+                        "routes" | "bond" => {}
                         _ => c.bad_value(e, "routes or bond"),
                     }
                 }
@@ -234,7 +233,11 @@ pub fn policy(file: &str, sections: &[Section]) -> Result<Policy, Diagnostics> {
     }
 
     if c.problems.is_empty() {
-        Ok(Policy { source: file.to_string(), backend, mode, probe, mptcp, uplinks: uplinks.into_iter().map(|l| l.uplink).collect(), bond, metrics })
+        let failover = match bond {
+            Some(b) => Failover::Bond(b),
+            None => Failover::Routes(uplinks.into_iter().map(|l| l.uplink).collect()),
+        };
+        Ok(Policy { source: file.to_string(), backend, failover, probe, mptcp, metrics })
     } else {
         c.problems.sort_by_key(|d| d.line);
         Err(Diagnostics(c.problems))
@@ -649,7 +652,7 @@ mod tests {
             (0..n).map(|i| format!("[Uplink]\nInterface=u{i}\nPriority={i}\nAddress=10.0.{}.{}/16\nGateway=10.0.255.1\n", i / 250, i % 250 + 2)).collect()
         };
         let plan = crate::plan::plan(&crate::policy::parse("p", &policy(MAX_UPLINKS)).unwrap());
-        let last = plan.uplinks.last().unwrap().rules.iter().map(|r| r.priority).max().unwrap();
+        let last = plan.uplinks().last().unwrap().rules.iter().map(|r| r.priority).max().unwrap();
         assert!(last < crate::numbers::RULE_PRIORITY_END, "{last}");
         let err = crate::policy::parse("p", &policy(MAX_UPLINKS + 1)).unwrap_err().to_string();
         assert!(err.contains("one [Uplink] too many"), "{err}");

@@ -95,8 +95,13 @@ fn place(case: Case) -> Result<(), TestCaseError> {
             })
             .map(text)
     };
-    let names: Vec<&str> =
-        case.plan.uplinks.iter().map(|u| u.interface.as_str()).chain(case.plan.bond.iter().flat_map(|b| b.slaves.iter().map(String::as_str))).collect();
+    let names: Vec<&str> = case
+        .plan
+        .uplinks()
+        .iter()
+        .map(|u| u.interface.as_str())
+        .chain(case.plan.bond().into_iter().flat_map(|b| b.slaves.iter().map(String::as_str)))
+        .collect();
     for finding in &layout.findings {
         prop_assert!(!finding.text.trim().is_empty(), "a finding that says nothing");
         prop_assert!(names.contains(&finding.interface.as_str()), "{finding}: about {:?}, no uplink of the plan", finding.interface);

@@ -44,7 +44,7 @@ impl std::fmt::Display for Stale {
 /// `kernel` holds each uplink's addresses and metrics as the kernel reports them.
 pub fn stale(plan: &Plan, kernel: &[(String, Vec<(Ipv4Net, u32)>)]) -> Vec<Stale> {
     let mut out = Vec::new();
-    for u in &plan.uplinks {
+    for u in plan.uplinks() {
         let Addresses::Static(nets) = &u.addresses else {
             continue;
         };
@@ -68,7 +68,7 @@ pub async fn renew(plan: &Plan) -> anyhow::Result<Vec<Stale>> {
     let netlink = Netlink::connect()?;
     let mut kernel = Vec::new();
     let mut indexes = Vec::new();
-    for u in &plan.uplinks {
+    for u in plan.uplinks() {
         let Ok(index) = netlink.ifindex(&u.interface).await else {
             continue;
         };

@@ -470,7 +470,7 @@ fn ipv6_gateway(c: &Context, _: &Plan, u: &UplinkPlan, out: &mut Amendment) {
 
 /// The uplinks in their metric order, as the findings name them ("eth0 100, wlan1 200").
 fn metric_order(plan: &Plan) -> String {
-    plan.uplinks.iter().map(|x| format!("{} {}", x.interface, x.metric)).collect::<Vec<_>>().join(", ")
+    plan.uplinks().iter().map(|x| format!("{} {}", x.interface, x.metric)).collect::<Vec<_>>().join(", ")
 }
 
 /// A default route in main that competes with the policy's metric order. Gateway= is a list: a
@@ -524,7 +524,7 @@ fn foreign_routes_and_rules(c: &Context, plan: &Plan, u: &UplinkPlan, out: &mut 
 
 /// The uplink whose table `table` is in the policy.
 fn table_owner(plan: &Plan, table: u32) -> Option<&str> {
-    plan.uplinks.iter().find(|x| x.table == table).map(|x| x.interface.as_str())
+    plan.uplinks().iter().find(|x| x.table == table).map(|x| x.interface.as_str())
 }
 
 fn foreign_route(c: &Context, plan: &Plan, u: &UplinkPlan, p: &Part, s: &Section, out: &mut Amendment) {
@@ -557,7 +557,7 @@ fn foreign_route(c: &Context, plan: &Plan, u: &UplinkPlan, p: &Part, s: &Section
     if !default || !is_main(table.map(|t| t.value.as_str())) {
         return;
     }
-    let max_metric = plan.uplinks.iter().map(|x| x.metric).max().unwrap_or(u.metric);
+    let max_metric = plan.uplinks().iter().map(|x| x.metric).max().unwrap_or(u.metric);
     let order = metric_order(plan);
     let metric = get("Metric").and_then(|m| m.value.parse::<u32>().ok()).unwrap_or(0);
     let e = gateway.or(destination).expect("a default route has one of them");

@@ -101,7 +101,7 @@ pub use super::Target;
 /// running networkd to reload, checking that no uplink fails with the new files; when anything
 /// fails, everything is put back as it was.
 pub async fn apply(plan: &Plan, root: &Root, target: Target) -> anyhow::Result<Applied> {
-    if target == Target::Live && plan.bond.is_some() {
+    if target == Target::Live && plan.bond().is_some() {
         crate::bonding::available()?;
     }
     let Prepared { layout, changes } = compare(plan, root, target == Target::Live).await?;
@@ -194,8 +194,8 @@ async fn reload_and_verify(plan: &Plan, layout: &Layout) -> anyhow::Result<()> {
         let mut failed = Vec::new();
         let mut settling = false;
         // In bond mode, the bond and its slaves.
-        let bond = plan.bond.iter().flat_map(|b| std::iter::once(&b.name).chain(&b.slaves));
-        for name in plan.uplinks.iter().map(|u| &u.interface).chain(bond) {
+        let bond = plan.bond().into_iter().flat_map(|b| std::iter::once(&b.name).chain(&b.slaves));
+        for name in plan.uplinks().iter().map(|u| &u.interface).chain(bond) {
             // An uplink that does not exist yet (a USB adapter not plugged in) is not an error.
             let Ok((_, path)) = manager.get_link_by_name(name).await else { continue };
             let link = dbus::LinkProxy::builder(&bus).path(path).build().await?;

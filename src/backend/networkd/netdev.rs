@@ -24,7 +24,7 @@ pub fn netdev_file_name(name: &str) -> String {
 /// The bond's files, none outside bond mode; each slave's where `layout` puts it (a drop-in for
 /// an administrator's file that takes the link, or a file of multihome's own).
 pub fn render(plan: &Plan, layout: &Layout) -> Vec<GeneratedFile> {
-    let Some(bond) = &plan.bond else { return Vec::new() };
+    let Some(bond) = plan.bond() else { return Vec::new() };
     let mut files = vec![
         GeneratedFile::new(format!("{NETWORK_DIR}/{}", netdev_file_name(&bond.name)), netdev(plan, bond), 0o644),
         GeneratedFile::new(format!("{NETWORK_DIR}/{}", network_file_name(&bond.name)), bond_network(plan, bond), 0o644),

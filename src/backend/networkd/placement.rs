@@ -106,8 +106,8 @@ pub fn place(plan: &Plan, files: &NetworkFiles, live: &BTreeMap<String, LiveLink
     let mut taken: BTreeMap<&str, &str> = BTreeMap::new();
     // In bond mode the slaves are placed as uplinks are: an administrator's file for one is
     // amended (its [Link] settings, its wpa_supplicant hooks keep applying), not shadowed.
-    let uplinks = plan.uplinks.iter().map(|u| (u.interface.as_str(), Role::Uplink(u)));
-    let slaves = plan.bond.iter().flat_map(|b| b.slaves.iter().map(|s| (s.as_str(), Role::SlaveOf(&b.name))));
+    let uplinks = plan.uplinks().iter().map(|u| (u.interface.as_str(), Role::Uplink(u)));
+    let slaves = plan.bond().into_iter().flat_map(|b| b.slaves.iter().map(|s| (s.as_str(), Role::SlaveOf(&b.name))));
     for (iface, role) in uplinks.chain(slaves) {
         let own_name = network_file_name(iface);
         let Choice { chosen, findings: mut found, assumed_not } = choose(files, iface, live.get(iface));

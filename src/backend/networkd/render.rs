@@ -14,7 +14,7 @@ use crate::policy::Dhcp;
 /// The files for `plan`, each uplink's where `layout` puts it.
 pub fn render(plan: &Plan, layout: &Layout) -> Vec<GeneratedFile> {
     let mut files: Vec<GeneratedFile> = plan
-        .uplinks
+        .uplinks()
         .iter()
         .map(|u| {
             let placement = layout.placement(&u.interface).expect("the layout places every uplink of its plan");
@@ -26,7 +26,7 @@ pub fn render(plan: &Plan, layout: &Layout) -> Vec<GeneratedFile> {
     // Whatever the policy: the daemon can run with any (the unit starts it whenever a policy
     // exists), and networkd must then leave its routes and the hook's rules alone. Only the
     // plan of `multihome reset`, without uplinks, has no daemon to protect.
-    if !plan.uplinks.is_empty() {
+    if !plan.uplinks().is_empty() {
         files.push(GeneratedFile::new(NETWORKD_CONF_FILE, networkd_conf(plan), 0o644));
     }
     files
@@ -34,7 +34,7 @@ pub fn render(plan: &Plan, layout: &Layout) -> Vec<GeneratedFile> {
 
 fn network_file(plan: &Plan, u: &UplinkPlan, placement: &Placement) -> String {
     let mut s = marker(&plan.source, '#');
-    let _ = writeln!(s, "# Uplink {} of {}: table {}, main-table metric {}.", u.rank + 1, plan.uplinks.len(), u.table, u.metric);
+    let _ = writeln!(s, "# Uplink {} of {}: table {}, main-table metric {}.", u.rank + 1, plan.uplinks().len(), u.table, u.metric);
     let policy_dhcp = dhcp_value(u);
     // networkd's own word for SLAAC and the advertised router; absent when the policy leaves
     // IPv6 to the network manager.

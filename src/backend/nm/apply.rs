@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::{bond_apply, routes_apply};
 use crate::backend::diff;
-use crate::plan::Plan;
+use crate::plan::{Failover, Plan};
 
 pub use super::checkpoint::{Applied, commit, revert};
 pub use super::connection::is_running;
@@ -22,9 +22,9 @@ const APPLY_ROLLBACK_TIMEOUT: Duration = Duration::from_secs(60);
 /// `multihome plan --backend networkmanager`: each profile's change in nmcli's words, and what
 /// would happen on the device.
 pub async fn plan_diff(plan: &Plan, root: &Root) -> anyhow::Result<Vec<diff::Change>> {
-    match &plan.bond {
-        Some(b) => bond_apply::plan_diff(plan, b, root).await,
-        None => routes_apply::plan_diff(plan, root).await,
+    match &plan.failover {
+        Failover::Bond(b) => bond_apply::plan_diff(plan, b, root).await,
+        Failover::Routes(_) => routes_apply::plan_diff(plan, root).await,
     }
 }
 
@@ -39,8 +39,8 @@ pub async fn apply(plan: &Plan, root: &Root) -> anyhow::Result<Applied> {
 /// Applies the plan and keeps the checkpoint, which NetworkManager rolls back by itself after
 /// `rollback_timeout` unless [`commit`] destroys it first (`multihome try`).
 pub async fn apply_kept(plan: &Plan, root: &Root, rollback_timeout: Duration) -> anyhow::Result<Applied> {
-    match &plan.bond {
-        Some(b) => bond_apply::apply_kept(plan, b, root, rollback_timeout).await,
-        None => routes_apply::apply_kept(plan, root, rollback_timeout).await,
+    match &plan.failover {
+        Failover::Bond(b) => bond_apply::apply_kept(plan, b, root, rollback_timeout).await,
+        Failover::Routes(_) => routes_apply::apply_kept(plan, root, rollback_timeout).await,
     }
 }

@@ -13,7 +13,7 @@ use crate::policy::bond::{Monitor, is_wifi};
 
 /// The bond's profiles, none outside bond mode.
 pub fn keyfiles(plan: &Plan) -> Vec<GeneratedFile> {
-    let Some(bond) = &plan.bond else { return Vec::new() };
+    let Some(bond) = plan.bond() else { return Vec::new() };
     let mut files = vec![GeneratedFile::new(path(&bond.name), bond_profile(plan, bond), KEYFILE_MODE)];
     for (rank, slave) in bond.slaves.iter().enumerate() {
         files.push(GeneratedFile::new(path(slave), slave_profile(plan, bond, rank, slave), KEYFILE_MODE));

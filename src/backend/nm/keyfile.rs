@@ -21,7 +21,7 @@ fn is_wifi(interface: &str) -> bool {
 }
 
 pub fn render(plan: &Plan) -> Vec<GeneratedFile> {
-    let mut files: Vec<GeneratedFile> = plan.uplinks.iter().map(|u| GeneratedFile::new(path(&u.interface), keyfile(plan, u), KEYFILE_MODE)).collect();
+    let mut files: Vec<GeneratedFile> = plan.uplinks().iter().map(|u| GeneratedFile::new(path(&u.interface), keyfile(plan, u), KEYFILE_MODE)).collect();
     files.extend(super::bond::keyfiles(plan));
     files.extend(sysctl::file(plan));
     files
@@ -30,7 +30,7 @@ pub fn render(plan: &Plan) -> Vec<GeneratedFile> {
 fn keyfile(plan: &Plan, u: &UplinkPlan) -> String {
     let want = Wanted::in_plan(plan, u);
     let mut s = marker(&plan.source, '#');
-    let _ = writeln!(s, "# Uplink {} of {}: table {}, main-table metric {}.", u.rank + 1, plan.uplinks.len(), u.table, u.metric);
+    let _ = writeln!(s, "# Uplink {} of {}: table {}, main-table metric {}.", u.rank + 1, plan.uplinks().len(), u.table, u.metric);
     if is_wifi(&u.interface) {
         s.push_str(
             "# A Wi-Fi profile needs ssid= under [wifi] (and [wifi-security] for a protected network),\n\

@@ -95,7 +95,7 @@ pub(super) async fn survey(bus: &Connection, plan: &Plan) -> anyhow::Result<Surv
     let all_profiles = all_profiles(bus).await?;
     let nm = NetworkManagerProxy::new(bus).await?;
     let mut targets = Vec::new();
-    for u in &plan.uplinks {
+    for u in plan.uplinks() {
         let (device, dev) = device(bus, &nm, &u.interface).await?;
         let device_state = DeviceState::from_number(dev.state().await?);
         let active = active_profile(bus, &dev, &all_profiles).await?;

@@ -138,9 +138,9 @@ async fn survey(plan: &Plan, nl: &Netlink, flags: Flags, held: &BTreeSet<u8>) ->
     let links = nl.links().await?;
     let uplink_index = |name: &str| links.iter().find(|l| l.name == name).map(|l| l.index);
     let has_carrier = |i: u32| links.iter().any(|l| l.index == i && l.admin_up && l.carrier);
-    let uplink_ifindexes: BTreeSet<u32> = plan.uplinks.iter().filter_map(|u| uplink_index(&u.interface)).collect();
+    let uplink_ifindexes: BTreeSet<u32> = plan.uplinks().iter().filter_map(|u| uplink_index(&u.interface)).collect();
     let mut wanted = Vec::new();
-    for u in plan.uplinks.iter().filter(|_| on) {
+    for u in plan.uplinks().iter().filter(|_| on) {
         let (Some(e), Some(ifindex)) = (u.mptcp, uplink_index(&u.interface)) else { continue };
         // The hook keeps no endpoint on a link without carrier, as the daemon (which removes it
         // at carrier loss, so that data moves at once, and adds it back once the uplink works

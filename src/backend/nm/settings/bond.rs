@@ -143,7 +143,7 @@ mod tests {
 
     fn seed_bond() -> BondPlan {
         let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/bond-seed/policy.conf")).unwrap();
-        crate::plan::plan(&policy::parse("p", &text).unwrap()).bond.unwrap()
+        crate::plan::plan(&policy::parse("p", &text).unwrap()).bond().cloned().unwrap()
     }
 
     fn wifi_profile() -> Profile {

@@ -126,7 +126,7 @@ fn merge_keeps_every_unrelated_setting_of_a_user_profile() {
 #[test]
 fn merging_twice_changes_nothing() {
     let plan = seed();
-    for u in &plan.uplinks {
+    for u in plan.uplinks() {
         let want = Wanted::for_uplink(u);
         let once = merge(&user_profile(), &want);
         let twice = merge(&once, &want);
@@ -141,7 +141,7 @@ fn merging_twice_changes_nothing() {
 fn dhcp_uplink_leaves_addresses_to_the_lease() {
     let text = "[Uplink]\nInterface=eth0\nPriority=1\nDHCP=ipv4\n";
     let plan = plan::plan(&policy::parse("t", text).unwrap());
-    let merged = merge(&user_profile(), &Wanted::for_uplink(&plan.uplinks[0]));
+    let merged = merge(&user_profile(), &Wanted::for_uplink(&plan.uplinks()[0]));
     let lines = ipv4_lines(&merged);
     assert_eq!(&lines[..5], ["ipv4.method: auto", "ipv4.gateway: --", "ipv4.route-metric: 100", "ipv4.never-default: no", "ipv4.route-table: 0"]);
     assert!(!lines.iter().any(|l| l.contains("table=101") || l.contains("table 101")), "{lines:#?}");
@@ -256,7 +256,7 @@ fn the_record_fits_what_networkmanager_accepts() {
     let addresses: Vec<String> = (1..=50).map(|i| format!("Address=192.168.178.{i}/24\n")).collect();
     let text = format!("[Uplink]\nInterface=eth0\nPriority=1\n{}Gateway=192.168.178.254\n", addresses.concat());
     let plan = plan::plan(&policy::parse("t", &text).unwrap());
-    let record = record_for(&Wanted::for_uplink(&plan.uplinks[0]));
+    let record = record_for(&Wanted::for_uplink(&plan.uplinks()[0]));
     assert_eq!(record.rules.len(), 100);
     assert!(record.routes_value().len() <= 8 * 1024 && record.rules_value().len() <= 8 * 1024, "{}", record.rules_value().len());
     for key in [record::ROUTES_KEY, record::RULES_KEY] {
