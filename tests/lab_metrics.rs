@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use multihome::lab::netns::in_netns;
 use multihome::lab::policies::SEED;
-use multihome::lab::{self, Lab, LabOptions, Manager};
+use multihome::lab::{Lab, LabOptions, Manager};
 
 use common::binary;
 use common::lab::require;
-use common::tools::in_ci;
+use common::tools::require_tool;
 
 #[allow(dead_code)]
 mod common;
@@ -25,12 +25,12 @@ mod common;
 /// The listener's port on the lab host's own loopback (each lab has its own namespace).
 const PORT: u16 = 9731;
 
-/// One `GET /metrics` from inside the lab host: the answer's head and body.
-fn scrape(lab: &Lab, openmetrics: bool) -> anyhow::Result<(String, String)> {
-    let accept = if openmetrics { "Accept: application/openmetrics-text; version=1.0.0,text/plain;q=0.5\r\n" } else { "" };
-    let request = format!("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n{accept}\r\n");
+/// `GET path` of a server on the lab host's loopback at `port`, from inside the lab host (never
+/// the root namespace), with `headers` (each ending in CRLF): the answer's head and body.
+fn http_get(lab: &Lab, port: u16, path: &str, headers: &str) -> anyhow::Result<(String, String)> {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{headers}\r\n");
     let answer = in_netns(&lab.host(), move || {
-        let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], PORT).into(), Duration::from_secs(2))?;
+        let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))?;
         s.set_read_timeout(Some(Duration::from_secs(5)))?;
         s.write_all(request.as_bytes())?;
         let mut answer = String::new();
@@ -39,6 +39,12 @@ fn scrape(lab: &Lab, openmetrics: bool) -> anyhow::Result<(String, String)> {
     })?;
     let (head, body) = answer.split_once("\r\n\r\n").ok_or_else(|| anyhow::anyhow!("no HTTP head in {answer:?}"))?;
     Ok((head.to_string(), body.to_string()))
+}
+
+/// One `GET /metrics` of the daemon: the answer's head and body.
+fn scrape(lab: &Lab, openmetrics: bool) -> anyhow::Result<(String, String)> {
+    let accept = if openmetrics { "Accept: application/openmetrics-text; version=1.0.0,text/plain;q=0.5\r\n" } else { "" };
+    http_get(lab, PORT, "/metrics", accept)
 }
 
 /// The value of the sample `series` (name and labels as rendered), if present.
@@ -81,9 +87,7 @@ fn scrape_until(lab: &Lab, within: Duration, what: &str, cond: impl Fn(&str) -> 
 
 /// `promtool check metrics` on `text`; `None` without promtool outside CI.
 fn promtool_check(text: &str) -> Option<String> {
-    if Command::new("promtool").arg("--version").output().is_err() {
-        assert!(!in_ci(), "promtool is missing in CI (CI=true); `bash .ci/deps --tests` installs it");
-        eprintln!("SKIPPED (not in CI): promtool is not installed, so the scrape is not linted");
+    if !require_tool("promtool", "the scrape's syntax (promtool check metrics)") {
         return None;
     }
     let mut child = Command::new("promtool").args(["check", "metrics"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
@@ -229,16 +233,7 @@ fn a_silent_failure_of_eth0_shows_in_the_metrics_and_the_textfile() -> anyhow::R
 
 /// `GET path` of the Prometheus server inside the lab host: the body.
 fn prometheus_get(lab: &Lab, path: &str) -> anyhow::Result<String> {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    let answer = in_netns(&lab.host(), move || {
-        let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], PROMETHEUS_PORT).into(), Duration::from_secs(2))?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        s.write_all(request.as_bytes())?;
-        let mut answer = String::new();
-        s.read_to_string(&mut answer)?;
-        Ok(answer)
-    })?;
-    Ok(answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+    Ok(http_get(lab, PROMETHEUS_PORT, path, "")?.1)
 }
 
 /// The value Prometheus has now for an instant `query` (one series), if any.
@@ -262,9 +257,7 @@ fn a_real_prometheus_sees_eth0_go_down_and_come_back() -> anyhow::Result<()> {
     if !require(Manager::Networkd) {
         return Ok(());
     }
-    if lab::which("prometheus").is_none() {
-        assert!(!in_ci(), "prometheus is missing in CI (CI=true); `bash .ci/deps --tests` installs it");
-        eprintln!("SKIPPED (not in CI): prometheus is not installed");
+    if !require_tool("prometheus", "what a real Prometheus sees") {
         return Ok(());
     }
     let mut lab = Lab::start(LabOptions { policy: Some(SEED.to_string()), ..LabOptions::new(Manager::Networkd, binary()) })?;

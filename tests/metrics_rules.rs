@@ -7,21 +7,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::tools::require_tool;
+
+#[allow(dead_code)]
+mod common;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Whether promtool runs; when not, a skip outside CI and a failure in it.
-fn have_promtool() -> bool {
-    let found = Command::new("promtool").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            !std::env::var("CI").is_ok_and(|v| v == "true"),
-            "promtool is missing in CI (CI=true); `bash .ci/deps --tests` installs it (Debian's prometheus)"
-        );
-        eprintln!("SKIPPED (not in CI): promtool is not installed, so the alerting rules are not checked");
-    }
-    found
 }
 
 fn promtool(args: &[&str], dir: &Path) -> String {
@@ -33,7 +25,7 @@ fn promtool(args: &[&str], dir: &Path) -> String {
 
 #[test]
 fn promtool_accepts_the_rules_and_their_tests_pass() {
-    if !have_promtool() {
+    if !require_tool("promtool", "the alerting rules") {
         return;
     }
     let checked = promtool(&["check", "rules", "prometheus/multihome-rules.yml"], &root());

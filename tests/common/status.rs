@@ -1,5 +1,6 @@
-//! `multihome status --json`, typed: the shape src/daemon/bus.rs writes (`Snapshot`,
-//! `UplinkStatus`, `Status6`, the MPTCP keys). Unknown keys are refused, so a key the daemon
+//! `multihome status --json`, typed: the shape src/daemon/status_record.rs declares (`Snapshot`,
+//! `UplinkStatus`, its `FamilyStatus` per family, the MPTCP keys), written here on its own so that
+//! the test reads the JSON as a user's program would. Unknown keys are refused, so a key the daemon
 //! adds or renames fails here (tests/layout.rs checks this against the daemon's own types)
 //! rather than passing unread.
 
