@@ -164,6 +164,16 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "routes")]
         mode: LabMode,
     },
+    /// Print a first policy made from the running network manager (NetworkManager's profiles
+    /// over D-Bus, or systemd-networkd's .network files): an uplink per wired or Wi-Fi device
+    /// with a default route, wired first, then in the manager's own order, each choice
+    /// explained in a comment; what was left out is listed on stderr.
+    Init {
+        /// Write it to the policy file (-c, default /etc/multihome/multihome.conf) instead, only
+        /// if that does not exist yet.
+        #[arg(long)]
+        write: bool,
+    },
     /// Print a policy made from another tool's configuration; every line not carried over is
     /// listed on stderr with its file and line.
     Import {

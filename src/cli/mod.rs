@@ -1,6 +1,6 @@
 //! One function per subcommand, grouped by what they touch: [`show`] (nothing running),
 //! [`configure`] (the network manager), [`service`] (the daemon and the hook), [`lab`], [`import`]
-//! (a policy from another tool's configuration).
+//! (a policy from another tool's configuration, or from the running manager: `init`).
 
 pub mod args;
 mod configure;
@@ -46,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Force { order, interface } => service::force(order, &interface)?,
         Command::Reload => service::reload()?,
         Command::Lab { backend, fault, uplink, script, no_daemon, mode } => return lab::lab(backend, fault, uplink, script, no_daemon, mode),
+        Command::Init { write } => import::init(config, write)?,
         Command::Import { from: args::ImportFrom::Ifupdown { file } } => import::ifupdown(&file)?,
         Command::GenerateDocs { out } => drop(multihome::docs::generate(<Cli as clap::CommandFactory>::command(), &out)?),
     }

@@ -15,6 +15,8 @@ use super::matcher::{Fact, LinkFacts};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LiveLink {
     pub facts: LinkFacts,
+    /// The kernel's index of the link (0 when networkd does not say).
+    pub index: u32,
     /// The .network file networkd uses for the link, if any.
     pub network_file: Option<String>,
     pub network_file_dropins: Vec<String>,
@@ -30,6 +32,8 @@ struct Described {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct DescribedLink {
+    #[serde(default)]
+    index: u32,
     name: String,
     #[serde(default)]
     alternative_names: Vec<String>,
@@ -70,7 +74,7 @@ pub fn parse_describe(json: &str) -> anyhow::Result<BTreeMap<String, LiveLink>> 
                 driver: maybe(l.driver),
                 path: maybe(l.path),
             };
-            let link = LiveLink { facts, network_file: l.network_file, network_file_dropins: l.network_file_dropins.unwrap_or_default() };
+            let link = LiveLink { facts, index: l.index, network_file: l.network_file, network_file_dropins: l.network_file_dropins.unwrap_or_default() };
             (l.name, link)
         })
         .collect())
@@ -99,6 +103,7 @@ mod tests {
         let links = parse_describe(json).unwrap();
         let eth0 = &links["eth0"];
         assert_eq!(eth0.facts.mac, Fact::Value("525400123456".into()));
+        assert_eq!((eth0.index, links["wlan0"].index), (2, 3));
         assert_eq!(eth0.facts.kind, Fact::Value("veth".into()));
         assert_eq!(eth0.network_file.as_deref(), Some("/etc/systemd/network/20-wired.network"));
         assert_eq!(eth0.network_file_dropins.len(), 1);

@@ -160,6 +160,7 @@ fn the_running_networkd_decides_what_names_cannot() {
             facts: LinkFacts { link_type: Fact::Value("ether".into()), ..LinkFacts::offline("wlan0") },
             network_file: Some("/etc/systemd/network/50-wlan0.network".into()),
             network_file_dropins: Vec::new(),
+            index: 4,
         },
     );
     let l = place(&plan, &list, &live);

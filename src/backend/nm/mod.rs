@@ -9,14 +9,14 @@ pub mod apply;
 pub mod bond;
 mod bond_apply;
 mod checkpoint;
-mod connection;
+pub mod connection;
 pub mod keyfile;
 mod keyfile_names;
 mod leftovers;
 pub mod proxies;
 mod routes_apply;
 pub mod settings;
-mod survey;
+pub mod survey;
 mod verify;
 
 pub use apply::{Applied, NM_BUS_NAME, apply, plan_diff};

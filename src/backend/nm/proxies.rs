@@ -96,6 +96,8 @@ impl std::fmt::Display for DeviceState {
 #[proxy(interface = "org.freedesktop.NetworkManager", default_service = "org.freedesktop.NetworkManager", default_path = "/org/freedesktop/NetworkManager")]
 pub trait NetworkManager {
     fn get_device_by_ip_iface(&self, iface: &str) -> zbus::Result<OwnedObjectPath>;
+    /// The devices NetworkManager knows (realized ones), in its own order.
+    fn get_devices(&self) -> zbus::Result<Vec<OwnedObjectPath>>;
     fn activate_connection(
         &self,
         connection: &zbus::ObjectPath<'_>,
@@ -143,6 +145,12 @@ pub trait Device {
     fn state(&self) -> zbus::Result<u32>;
     #[zbus(property)]
     fn device_type(&self) -> zbus::Result<u32>;
+    /// The kernel's name of the device.
+    #[zbus(property)]
+    fn interface(&self) -> zbus::Result<String>;
+    /// The profiles NetworkManager could activate on the device now.
+    #[zbus(property)]
+    fn available_connections(&self) -> zbus::Result<Vec<OwnedObjectPath>>;
     #[zbus(property)]
     fn active_connection(&self) -> zbus::Result<OwnedObjectPath>;
     #[zbus(property)]

@@ -50,11 +50,11 @@ impl Target {
     }
 }
 
-pub(super) fn profile_name(p: &Profile) -> String {
+pub fn profile_name(p: &Profile) -> String {
     p.get("connection").and_then(|c| c.get("id")).and_then(|v| String::try_from(v.clone()).ok()).unwrap_or_default()
 }
 
-pub(super) fn to_profile(s: SettingsIn) -> Profile {
+pub fn to_profile(s: SettingsIn) -> Profile {
     s.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect()
 }
 /// A profile multihome created for an uplink the policy no longer has.
@@ -152,10 +152,10 @@ pub(super) async fn survey(bus: &Connection, plan: &Plan) -> anyhow::Result<Surv
 }
 
 /// A profile as found: its path and settings.
-pub(super) type Found = (OwnedObjectPath, Profile);
+pub type Found = (OwnedObjectPath, Profile);
 
 /// Every profile NetworkManager has, once NetworkManager is known to run.
-pub(super) async fn all_profiles(bus: &Connection) -> anyhow::Result<Vec<Found>> {
+pub async fn all_profiles(bus: &Connection) -> anyhow::Result<Vec<Found>> {
     if !crate::bus::has_owner(bus, NM_BUS_NAME).await.unwrap_or(false) {
         bail!("NetworkManager is not running (nobody owns {NM_BUS_NAME} on the system bus); nothing was changed");
     }
@@ -206,7 +206,7 @@ pub(super) async fn base_profile(dev: &DeviceProxy<'_>, found: Option<&Found>, i
     Ok(settings::new_profile(interface, ctype))
 }
 
-pub(super) fn interface_name(p: &Profile) -> Option<String> {
+pub fn interface_name(p: &Profile) -> Option<String> {
     p.get("connection").and_then(|c| c.get("interface-name")).and_then(|v| String::try_from(v.clone()).ok()).filter(|i| !i.is_empty())
 }
 

@@ -15,6 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::parse::{Error, Iface, Item, Line, Opt};
+use crate::import::policy_text::{self, UplinkKeys};
 
 /// A line that was not carried over as a key of the policy: recognised (the plan makes it) or
 /// left out, and why.
@@ -128,16 +129,12 @@ fn files_read(items: &[Item]) -> Vec<&str> {
 
 /// The policy's header comment and its `[Policy]` section up to `Mode=`.
 fn header(source: &str, files: &[&str]) -> String {
-    let mut text = String::new();
-    writeln!(text, "# Imported from {source} by `multihome import ifupdown`.").unwrap();
+    let mut comments = vec![format!("Imported from {source} by `multihome import ifupdown`.")];
     if files.iter().any(|f| *f != source) {
-        writeln!(text, "# Also read (source directives): {}.", files.iter().filter(|f| **f != source).copied().collect::<Vec<_>>().join(", ")).unwrap();
+        comments.push(format!("Also read (source directives): {}.", files.iter().filter(|f| **f != source).copied().collect::<Vec<_>>().join(", ")));
     }
-    writeln!(text, "# The lines it did not carry over were listed, each with its file and line, when it ran.").unwrap();
-    writeln!(text).unwrap();
-    writeln!(text, "[Policy]").unwrap();
-    writeln!(text, "Backend=auto").unwrap();
-    text
+    comments.push("The lines it did not carry over were listed, each with its file and line, when it ran.".into());
+    policy_text::header(&comments, "auto")
 }
 
 /// Mode=bond: the slaves as `[Uplink]`s in the bond's order, and `[Bond]`.
@@ -182,10 +179,8 @@ fn write_routes(text: &mut String, source: &str, mut uplinks: Vec<Uplink>) -> Re
     uplinks.sort_by_key(|u| (u.metric.is_none(), u.metric.as_ref().map(|(m, _)| *m).unwrap_or(0), u.index));
     writeln!(text, "Mode=routes").unwrap();
     let gateways: BTreeSet<Ipv4Addr> = uplinks.iter().filter_map(|u| u.gateway4).collect();
-    if !gateways.is_empty() {
-        writeln!(text, "\n[Probe]\n# The uplinks' gateways; add a host behind them to see a dead provider too.").unwrap();
-        gateways.iter().for_each(|g| writeln!(text, "Target={g}").unwrap());
-    }
+    let targets: Vec<IpAddr> = gateways.into_iter().map(IpAddr::V4).collect();
+    policy_text::write_probe(text, "The uplinks' gateways; add a host behind them to see a dead provider too.", &targets);
     for (rank, u) in uplinks.iter().enumerate() {
         write_uplink(text, rank, u);
     }
@@ -197,25 +192,17 @@ fn write_uplink(text: &mut String, rank: usize, u: &Uplink) {
         Some((m, line)) => format!("metric {m} ({})", line.at()),
         None => "no metric: file order".to_string(),
     };
-    writeln!(text, "\n[Uplink]\n# iface {} at {}; {order}", u.name, u.line.at()).unwrap();
-    writeln!(text, "Interface={}\nPriority={}", u.name, rank + 1).unwrap();
-    match (u.dhcp4, u.dhcp6) {
-        (true, true) => writeln!(text, "DHCP=yes").unwrap(),
-        (true, false) => writeln!(text, "DHCP=ipv4").unwrap(),
-        (false, true) => writeln!(text, "DHCP=ipv6").unwrap(),
-        (false, false) => {}
-    }
-    u.addresses4.iter().for_each(|a| writeln!(text, "Address={a}").unwrap());
-    u.addresses6.iter().for_each(|a| writeln!(text, "Address={a}").unwrap());
-    if let Some(g) = u.gateway4 {
-        writeln!(text, "Gateway={g}").unwrap();
-    }
-    if let Some(g) = u.gateway6 {
-        writeln!(text, "Gateway={g}").unwrap();
-    }
-    if u.accept_ra {
-        writeln!(text, "IPv6AcceptRA=yes").unwrap();
-    }
+    let keys = UplinkKeys {
+        interface: u.name.clone(),
+        dhcp4: u.dhcp4,
+        dhcp6: u.dhcp6,
+        addresses4: u.addresses4.clone(),
+        gateway4: u.gateway4,
+        addresses6: u.addresses6.clone(),
+        gateway6: u.gateway6,
+        accept_ra: u.accept_ra,
+    };
+    policy_text::write_uplink(text, &[format!("iface {} at {}; {order}", u.name, u.line.at())], rank, &keys);
 }
 
 /// The line as a note shows it: Wi-Fi secrets (a PSK, a WEP key, a password) are left out.
