@@ -1,6 +1,6 @@
 //! The command line's promises about files, checked on the real binary: an invalid policy exits
 //! with 4 and writes nothing; `render --out DIR` is idempotent, never overwrites a file it did not
-//! write, and removes only its own stale files.
+//! write, and removes only its own stale files; `init --write` never replaces a policy.
 //!
 //! Nothing here touches the running system: every command either fails validation or writes
 //! under a directory of its own in Cargo's target temp dir (`apply` is left to the lab, because
@@ -388,4 +388,25 @@ fn check_prints_the_probe_packet_ceiling_per_uplink() {
     let stdout = text(&out.stdout);
     let lines: Vec<&str> = stdout.lines().filter(|l| l.trim_start().starts_with("probes:")).collect();
     assert_eq!(lines, ["  probes: at most 22 packets/s out, as many answers in"; 3], "{stdout}");
+}
+
+/// `init --write` never replaces a policy (issue 27): an existing file, or a symlink in its place
+/// (also a dangling one), is refused before the manager is read, the exit code is 1, and nothing
+/// is written anywhere.
+#[test]
+fn init_write_refuses_an_existing_policy_or_a_symlink_and_writes_nothing() {
+    let tmp = TempDir::new("init-write");
+    let existing = tmp.join("multihome.conf");
+    fs::write(&existing, "# the administrator's policy\n").unwrap();
+    let dangling = tmp.join("link.conf");
+    std::os::unix::fs::symlink(tmp.join("elsewhere.conf"), &dangling).unwrap();
+    let before = snapshot(tmp.path());
+    for path in [&existing, &dangling] {
+        let out = multihome(&["-c", &path.display().to_string(), "init", "--write"]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(err.contains(&format!("{} exists", path.display())) && err.contains("nothing was written"), "{err}");
+    }
+    assert_eq!(snapshot(tmp.path()), before);
+    assert!(!tmp.join("elsewhere.conf").exists());
 }

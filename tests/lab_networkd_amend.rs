@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use common::lab::{inbound_is_symmetric, require, seed_fails_over_to_wlan0_and_back};
+use common::lab::{host_ok, inbound_is_symmetric, require, seed_fails_over_to_wlan0_and_back, write_in_host};
 use multihome::backend::networkd::live;
 use multihome::lab::policies::SEED;
 use multihome::lab::{Lab, LabOptions, Manager};
@@ -61,23 +61,9 @@ Address=192.168.178.97/24
 Gateway=192.168.178.1
 ";
 
-/// Writes `text` to `path` inside the lab host (its private /run, or /etc/systemd/network,
-/// which is the lab's directory). The text is an argument, never shell syntax.
-fn write_in_host(lab: &Lab, path: &str, text: &str) -> anyhow::Result<()> {
-    let out = lab.run_in_host("sh", &["-c", "mkdir -p \"${2%/*}\" && printf %s \"$1\" >\"$2\"", "sh", text, path])?;
-    anyhow::ensure!(out.status.success(), "cannot write {path} in the lab host: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(())
-}
-
 fn host_file(lab: &Lab, path: &str) -> Option<String> {
     let out = lab.run_in_host("cat", &[path]).ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn host_ok(lab: &Lab, program: &str, args: &[&str]) -> anyhow::Result<String> {
-    let out = lab.run_in_host(program, args)?;
-    anyhow::ensure!(out.status.success(), "{program} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// networkd's state file of a link (/run/systemd/netif/links/IFINDEX) as KEY=value pairs.

@@ -54,7 +54,7 @@ pub fn init(config: &Path, write: bool) -> anyhow::Result<()> {
     let found = super::runtime()?.block_on(from_manager::read::read())?;
     let made = from_manager::write::policy(&found).map_err(anyhow::Error::msg)?;
     for note in &made.notes {
-        eprintln!("multihome: left out: {note}");
+        eprintln!("multihome: note: {note}");
     }
     policy::parse("(init policy)", &made.policy).map_err(|e| {
         anyhow::Error::new(e)
@@ -101,4 +101,30 @@ fn create_new(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
         return Err(e).with_context(|| format!("cannot write {}", path.display()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::create_new;
+
+    #[test]
+    fn create_new_makes_the_directory_and_refuses_an_existing_file_and_a_symlinked_path() {
+        let base = std::env::temp_dir().join(format!("multihome-create-new-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let file = base.join("etc/multihome/multihome.conf");
+        create_new(&file, b"[Policy]\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "[Policy]\n");
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o644);
+        let e = create_new(&file, b"other").unwrap_err().to_string();
+        assert!(e.contains("exists") && e.contains("nothing was written"), "{e}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "[Policy]\n");
+        // A directory in the path that is a symlink is not followed.
+        std::os::unix::fs::symlink(base.join("etc/multihome"), base.join("linked")).unwrap();
+        let e = create_new(&base.join("linked/new.conf"), b"x").unwrap_err().to_string();
+        assert!(e.contains("a symlink in the path"), "{e}");
+        assert!(!base.join("etc/multihome/new.conf").exists());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 }

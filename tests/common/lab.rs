@@ -135,6 +135,21 @@ pub fn nmcli(lab: &Lab, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Writes `text` to `path` inside the lab host (its private /run, or /etc/systemd/network,
+/// which is the lab's directory). The text is an argument, never shell syntax.
+pub fn write_in_host(lab: &Lab, path: &str, text: &str) -> anyhow::Result<()> {
+    let out = lab.run_in_host("sh", &["-c", "mkdir -p \"${2%/*}\" && printf %s \"$1\" >\"$2\"", "sh", text, path])?;
+    anyhow::ensure!(out.status.success(), "cannot write {path} in the lab host: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(())
+}
+
+/// `PROGRAM ARGS` in the lab host; its stdout, or an error with its stderr unless it succeeds.
+pub fn host_ok(lab: &Lab, program: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = lab.run_in_host(program, args)?;
+    anyhow::ensure!(out.status.success(), "{program} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// The rest of the seed's failover story, once eth0 has lost carrier and new connections leave
 /// via wlan1: wlan1 loses carrier too (wlan0 takes over), then wlan1 and eth0 return and take
 /// over again in order, and every address answers from outside again.
