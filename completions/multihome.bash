@@ -37,6 +37,9 @@ _multihome() {
             multihome,import)
                 cmd="multihome__subcmd__import"
                 ;;
+            multihome,init)
+                cmd="multihome__subcmd__init"
+                ;;
             multihome,lab)
                 cmd="multihome__subcmd__lab"
                 ;;
@@ -78,6 +81,9 @@ _multihome() {
                 ;;
             multihome__subcmd__help,import)
                 cmd="multihome__subcmd__help__subcmd__import"
+                ;;
+            multihome__subcmd__help,init)
+                cmd="multihome__subcmd__help__subcmd__init"
                 ;;
             multihome__subcmd__help,lab)
                 cmd="multihome__subcmd__help__subcmd__lab"
@@ -122,7 +128,7 @@ _multihome() {
 
     case "${cmd}" in
         multihome)
-            opts="-c -v -q -h -V --config --verbose --quiet --help --version check render plan apply try reset dispatch daemon status force reload lab import help"
+            opts="-c -v -q -h -V --config --verbose --quiet --help --version check render plan apply try reset dispatch daemon status force reload lab init import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -262,7 +268,7 @@ _multihome() {
             return 0
             ;;
         multihome__subcmd__help)
-            opts="check render plan apply try reset dispatch daemon status force reload lab import help"
+            opts="check render plan apply try reset dispatch daemon status force reload lab init import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -376,6 +382,20 @@ _multihome() {
         multihome__subcmd__help__subcmd__import__subcmd__ifupdown)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        multihome__subcmd__help__subcmd__init)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -552,6 +572,28 @@ _multihome() {
         multihome__subcmd__import__subcmd__ifupdown)
             opts="-c -v -q -h --config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        multihome__subcmd__init)
+            opts="-c -v -q -h --write --config --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
