@@ -10,8 +10,11 @@ pub const NETWORKD_CONF_FILE: &str = "etc/systemd/networkd.conf.d/60-multihome.c
 
 /// `10-`: networkd uses the first .network file (in lexical order over all its directories)
 /// whose [Match] fits a link, so ours must sort before the usual 20-/50-/80- files.
+pub const FILE_PREFIX: &str = "10-multihome-";
+
+/// The .network file of an uplink that no administrator's file takes.
 pub fn network_file_name(interface: &str) -> String {
-    format!("10-multihome-{interface}.network")
+    format!("{FILE_PREFIX}{interface}.network")
 }
 
 /// The name of multihome's drop-in in `<file>.network.d/`: after the usual 10-/50- drop-ins, so
@@ -22,8 +25,8 @@ pub const DROPIN_NAME: &str = "60-multihome.conf";
 /// Everything multihome owns under a root for this backend, so stale files can be found.
 pub fn owned_patterns() -> Vec<Owned> {
     vec![
-        (NETWORK_DIR, "10-multihome-", ".network"),
-        (NETWORK_DIR, "10-multihome-", ".netdev"),
+        (NETWORK_DIR, FILE_PREFIX, ".network"),
+        (NETWORK_DIR, FILE_PREFIX, ".netdev"),
         ("etc/systemd/network/*.network.d", "60-multihome", ".conf"),
         sysctl::OWNED,
         ("etc/systemd/networkd.conf.d", "60-multihome", ".conf"),

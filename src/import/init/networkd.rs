@@ -76,7 +76,7 @@ fn fact(f: &Fact) -> &str {
 
 /// Whether multihome wrote it: its marker, or one of its names (a file of an earlier apply).
 fn ours(file: &NetworkFile) -> bool {
-    file.ours || file.name.starts_with("10-multihome-")
+    file.ours || file.name.starts_with(names::FILE_PREFIX)
 }
 
 /// The file networkd gives the link: the first one whose [Match] takes it, multihome's aside.

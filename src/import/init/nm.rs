@@ -23,6 +23,8 @@ pub struct Device {
     pub device_type: u32,
     /// Its place in GetDevices' answer.
     pub order: u32,
+    /// NetworkManager manages it (its state is not "unmanaged").
+    pub managed: bool,
     /// The profile active on it.
     pub active: Option<Profile>,
     /// Other profiles it could take: its available connections and those bound to its name.
@@ -98,6 +100,9 @@ fn candidate(d: &Device) -> Result<Candidate, Option<String>> {
     let Some((medium, medium_why)) = medium(d.device_type) else {
         return Err(Some(format!("NetworkManager device type {}: `multihome init` takes wired and Wi-Fi devices", d.device_type)));
     };
+    if !d.managed {
+        return Err(Some("NetworkManager does not manage it; not an uplink".into()));
+    }
     let (profile, how) = choose(d)?;
     let name = text(profile, "id").unwrap_or_default();
     let mut explain = vec![format!("{}: profile {name:?} ({how}).", d.interface)];
@@ -265,7 +270,7 @@ mod tests {
     }
 
     fn device(interface: &str, device_type: u32, order: u32, active: Profile) -> Device {
-        Device { interface: interface.into(), device_type, order, active: Some(active), ..Default::default() }
+        Device { interface: interface.into(), device_type, order, managed: true, active: Some(active), ..Default::default() }
     }
 
     fn order(found: &Found) -> Vec<String> {
@@ -338,7 +343,8 @@ mod tests {
             device("eth1", 1, 2, profile("lan", "802-3-ethernet", &no_gateway, &ignore6(), 0)),
             device("eth2", 1, 3, profile("vpn-ish", "802-3-ethernet", &never, &ignore6(), 0)),
             device("br0", 13, 4, profile("bridge", "bridge", &auto(-1), &ignore6(), 0)),
-            Device { interface: "wlan0".into(), device_type: 2, order: 5, ..Default::default() },
+            Device { interface: "wlan0".into(), device_type: 2, order: 5, managed: true, ..Default::default() },
+            Device { managed: false, ..device("veth9", 20, 6, profile("docker", "802-3-ethernet", &auto(-1), &ignore6(), 0)) },
             device("lo", 32, 0, profile("lo", "loopback", &auto(-1), &ignore6(), 0)),
         ];
         let found = found("1.42.4", &devices);
@@ -348,6 +354,7 @@ mod tests {
         assert!(notes.contains("eth2: profile \"vpn-ish\" gives no default route (IPv4: method auto with never-default"), "{notes}");
         assert!(notes.contains("br0: NetworkManager device type 13"), "{notes}");
         assert!(notes.contains("wlan0: no profile NetworkManager would bring up"), "{notes}");
+        assert!(notes.contains("veth9: NetworkManager does not manage it"), "{notes}");
         assert!(!notes.contains("lo:"), "{notes}");
     }
 
@@ -359,7 +366,8 @@ mod tests {
         off.get_mut("connection").unwrap().insert("autoconnect".into(), v(false));
         let low = profile("low", "802-3-ethernet", &auto(300), &ignore6(), -5);
         let high = profile("high", "802-3-ethernet", &auto(200), &ignore6(), 5);
-        let d = Device { interface: "eth0".into(), device_type: 1, order: 1, active: None, others: vec![ours, off, low, high], router_now: None };
+        let d =
+            Device { interface: "eth0".into(), device_type: 1, order: 1, managed: true, active: None, others: vec![ours, off, low, high], router_now: None };
         let found = found("1.42.4", &[d]);
         let c = &found.candidates[0];
         assert_eq!((c.metric, c.autoconnect_priority), (200, 5));

@@ -13,7 +13,7 @@ use anyhow::Context;
 use super::{Found, networkd, nm};
 use crate::backend::networkd::{live, survey};
 use crate::backend::nm::connection;
-use crate::backend::nm::proxies::{ActiveProxy, DeviceProxy, NetworkManagerProxy};
+use crate::backend::nm::proxies::{ActiveProxy, DeviceProxy, DeviceState, NetworkManagerProxy};
 use crate::backend::nm::survey::{all_profiles, interface_name};
 use crate::backend::{Backend, Root};
 use crate::netlink::Netlink;
@@ -70,6 +70,7 @@ async fn read_networkmanager() -> anyhow::Result<Found> {
             router_now: routers.get(&interface).copied(),
             interface,
             device_type: dev.device_type().await?,
+            managed: DeviceState::from_number(dev.state().await?) != DeviceState::Unmanaged,
             order: u32::try_from(order).unwrap_or(u32::MAX),
             active,
             others,
