@@ -44,7 +44,8 @@ pub fn lab(
     };
     let title = plot_title(manager, &steps, no_daemon);
     let timeline = scenario::run(scenario::Options { manager, steps, tail: std::time::Duration::from_secs(3), daemon: !no_daemon })?;
-    if let Some(path) = plot {
+    // Interrupted before the timeline started: nothing to draw.
+    if let Some(path) = plot.filter(|_| !timeline.events.is_empty()) {
         let svg = multihome::plot::timeline::svg(&timeline, &lab::UPLINKS, &title);
         std::fs::write(&path, svg).with_context(|| format!("--plot: cannot write {}", path.display()))?;
         println!("Plotted the timeline into {}.", path.display());
