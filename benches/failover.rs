@@ -3,7 +3,8 @@
 //! multihome in the same run. Needs root. Each group's table is printed and written into
 //! docs/BENCHMARKS.md between its `<!-- bench:GROUP -->` markers, with the date, the machine and
 //! the command, so the document holds what a run measured and nothing typed by hand
-//! (`--no-write` leaves the document alone).
+//! (`--no-write` leaves the document alone). The figures of a group are drawn as SVG into
+//! docs/bench/ (`multihome::plot::bars`) and linked under its table.
 //!
 //!     cargo bench --bench failover                       # everything, default runs
 //!     cargo bench --bench failover -- --runs 5 --only carrier
@@ -24,6 +25,7 @@ use multihome::lab::policies::SEED;
 use multihome::lab::probe::{Outage, Prober, Target, outage};
 use multihome::lab::stream::Stream;
 use multihome::lab::{self, INTERNET, Lab, LabOptions, Manager, seed_address};
+use multihome::plot::bars::{self, Figure, Value};
 
 /// The `ipv6` group, in a file of its own.
 #[path = "failover/ipv6.rs"]
@@ -84,10 +86,22 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The tables of one run, by group, as they go into docs/BENCHMARKS.md.
+/// The tables of one run, by group, as they go into docs/BENCHMARKS.md, and their figures.
 #[derive(Default)]
 struct Report {
     groups: Vec<(&'static str, String)>,
+    /// (group, file name without .svg, figure).
+    figures: Vec<(&'static str, String, Figure)>,
+}
+
+/// A duration as a figure's value in milliseconds; `Duration::MAX` is what never happened.
+fn ms_value(d: Duration) -> Value {
+    if d == Duration::MAX { Value::Never } else { Value::Measured(d.as_secs_f64() * 1e3) }
+}
+
+/// A figure's file name: the group's, or the group's and the table's when the group has several.
+fn figure_name(group: &str, table: &str) -> String {
+    if group == table { group.to_string() } else { format!("{group}-{table}") }
 }
 
 impl Report {
@@ -104,15 +118,29 @@ impl Report {
         }
     }
 
+    /// Keeps `figure` of `group`, drawn into docs/bench/NAME.svg when the document is written.
+    fn figure(&mut self, group: &'static str, name: String, figure: Figure) {
+        self.figures.push((group, name, figure));
+    }
+
     /// Replaces what is between `<!-- bench:GROUP -->` and `<!-- /bench:GROUP -->` in `doc` with
     /// this run's table for that group, headed by when, where and how it was measured.
     fn write_into(&self, doc: &Path, command: &str) -> anyhow::Result<()> {
         let mut text = std::fs::read_to_string(doc)?;
         let stamp = format!("Measured on {} on {}, release build, with `{command}`.", today()?, machine());
+        let dir = doc.parent().context("docs/BENCHMARKS.md has no directory")?.join("bench");
         for (group, body) in &self.groups {
             let (begin, end) = (format!("<!-- bench:{group} -->"), format!("<!-- /bench:{group} -->"));
             let (Some(b), Some(e)) = (text.find(&begin), text.find(&end)) else { bail!("{} has no {begin} ... {end} markers", doc.display()) };
-            text.replace_range(b + begin.len()..e, &format!("\n{stamp}\n\n{body}"));
+            let mut links = String::new();
+            for (_, name, figure) in self.figures.iter().filter(|(g, ..)| g == group) {
+                std::fs::create_dir_all(&dir).with_context(|| format!("cannot make {}", dir.display()))?;
+                let path = dir.join(format!("{name}.svg"));
+                std::fs::write(&path, bars::svg(figure)).with_context(|| format!("cannot write {}", path.display()))?;
+                println!("wrote {}", path.display());
+                links.push_str(&format!("\n![{}](bench/{name}.svg)\n", figure.title));
+            }
+            text.replace_range(b + begin.len()..e, &format!("\n{stamp}\n\n{body}{links}"));
         }
         std::fs::write(doc, text)?;
         Ok(())
@@ -246,6 +274,12 @@ fn carrier_rows(runs: usize, report: &mut Report) -> anyhow::Result<()> {
 fn carrier_table<A: Target>(runs: usize, report: &mut Report, group: &'static str, family: &Family<A>, setups: &[(&str, Manager, bool)]) -> anyhow::Result<()> {
     report.line(group, format!("| {:<40} | {:>14} | {:>14} | {:>11} | {:>10} |", "setup", "restore median", "restore worst", "lost median", "lost worst"));
     report.line(group, format!("|{:-<42}|{:->16}|{:->16}|{:->13}|{:->12}|", "", "", "", "", ""));
+    let mut figure = Figure {
+        title: format!("Carrier loss on eth0 ({group}): from the fault until new connections work again"),
+        unit: "ms after the fault".into(),
+        measures: vec!["restore median".into(), "restore worst".into()],
+        rows: Vec::new(),
+    };
     for &(name, manager, multihome) in setups {
         if lab::prerequisites(&(family.options)(manager)).is_err() {
             report.line(group, format!("| {name:<40} | not installed |"));
@@ -257,7 +291,10 @@ fn carrier_table<A: Target>(runs: usize, report: &mut Report, group: &'static st
             outcomes.push(carrier_loss_once(&lab, family)?);
         }
         report.line(group, row(name, &outcomes));
+        let restore: Vec<Duration> = outcomes.iter().map(|o| o.restore).collect();
+        figure.rows.push((name.to_string(), vec![ms_value(median(restore.clone())), ms_value(worst(&restore))]));
     }
+    report.figure(group, figure_name(group, "carrier"), figure);
     Ok(())
 }
 
@@ -316,6 +353,12 @@ fn silent_table<A: Target>(runs: usize, report: &mut Report, group: &'static str
         ),
     );
     report.line(group, format!("|{:-<42}|{:->18}|{:->16}|{:->16}|{:->13}|{:->17}|", "", "", "", "", "", ""));
+    let mut figure = Figure {
+        title: format!("Silent failure of eth0 ({group}): detection, restore, and failback after the repair"),
+        unit: "ms (detection and restore: after the fault; failback: after the repair)".into(),
+        measures: vec!["detection median".into(), "restore median".into(), "restore worst".into(), "failback median".into()],
+        rows: Vec::new(),
+    };
     for &(name, manager, daemon) in setups {
         if lab::prerequisites(&(family.options)(manager)).is_err() {
             report.line(group, format!("| {name:<40} | not installed |"));
@@ -344,7 +387,11 @@ fn silent_table<A: Target>(runs: usize, report: &mut Report, group: &'static str
             if daemon { ms(median(rows.iter().map(|r| r.failback).collect())) } else { "n/a".to_string() }
         );
         report.line(group, line);
+        let failback = if daemon { ms_value(median(rows.iter().map(|r| r.failback).collect())) } else { Value::Missing };
+        let detection = ms_value(median(rows.iter().map(|r| r.detection).collect()));
+        figure.rows.push((name.to_string(), vec![detection, ms_value(median(restore.clone())), ms_value(worst(&restore)), failback]));
     }
+    report.figure(group, figure_name(group, "silent"), figure);
     Ok(())
 }
 
@@ -408,6 +455,12 @@ fn mptcp_rows(runs: usize, report: &mut Report) -> anyhow::Result<()> {
         ),
     );
     report.line("mptcp", format!("|{:-<42}|{:->10}|{:->15}|{:->14}|{:->12}|{:->14}|{:->14}|{:->15}|{:->14}|", "", "", "", "", "", "", "", "", ""));
+    let mut figure = Figure {
+        title: "Open connections across a failover of eth0: the longest stall, MPTCP beside plain TCP".into(),
+        unit: "ms without an echo (eth0 broken for 4 s)".into(),
+        measures: vec!["MPTCP median".into(), "MPTCP worst".into(), "plain TCP median".into()],
+        rows: Vec::new(),
+    };
     for (name, manager) in [("systemd-networkd + multihome daemon", Manager::Networkd), ("NetworkManager + multihome daemon", Manager::NetworkManager)] {
         if lab::prerequisites(&options(manager, None)).is_err() {
             report.line("mptcp", format!("| {name:<40} | not installed |"));
@@ -452,8 +505,12 @@ fn mptcp_rows(runs: usize, report: &mut Report) -> anyhow::Result<()> {
                 noticed(|r| r.after_notice),
             );
             report.line("mptcp", line);
+            let tcp = median(runs_seen.iter().map(|r| r.tcp_stall).collect());
+            let label = format!("{name}, {}", if silent { "silent" } else { "carrier" });
+            figure.rows.push((label, vec![ms_value(median(mptcp.clone())), ms_value(*mptcp.iter().max().expect("runs > 0")), ms_value(tcp)]));
         }
     }
+    report.figure("mptcp", "mptcp".into(), figure);
     Ok(())
 }
 
@@ -546,24 +603,34 @@ fn quality_rows(report: &mut Report) -> anyhow::Result<()> {
     );
     report.line("quality", "| loss on eth0's probes | new connections left eth0 after | samples on eth0 | poor verdicts / state machine downs |");
     report.line("quality", "|---|---|---|---|");
+    let mut figure = Figure {
+        title: format!("Path quality: when new connections left a lossy or slow eth0 (watched {} s)", QUALITY_WATCH.as_secs()),
+        unit: "s after the loss or latency began".into(),
+        measures: vec!["new connections left eth0 after".into()],
+        rows: Vec::new(),
+    };
+    let seconds = |left: Option<Duration>| left.map_or(Value::Never, |d| Value::Measured(d.as_secs_f64()));
     for loss in [0.2, 0.4, 0.6, 0.8] {
-        let row = quality_once(HashMap::from([(seed_address("eth0"), loss)]), HashMap::new())?;
+        let (row, left) = quality_once(HashMap::from([(seed_address("eth0"), loss)]), HashMap::new())?;
         report.line("quality", format!("| {:.0}% | {row} |", loss * 100.0));
+        figure.rows.push((format!("{:.0}% of eth0's probes lost", loss * 100.0), vec![seconds(left)]));
     }
     // Late answers: every one past the default Timeout (200 ms) counts as lost, so the state
     // machine demotes eth0 as on a silent failure (MaxLatency= is for slow answers within it).
     for added in [300, 600, 1500] {
-        let row = quality_once(HashMap::new(), HashMap::from([(seed_address("eth0"), Duration::from_millis(added))]))?;
+        let (row, left) = quality_once(HashMap::new(), HashMap::from([(seed_address("eth0"), Duration::from_millis(added))]))?;
         report.line("quality", format!("| +{added} ms latency | {row} |"));
+        figure.rows.push((format!("+{added} ms latency"), vec![seconds(left)]));
     }
+    report.figure("quality", "quality".into(), figure);
     Ok(())
 }
 
 const QUALITY_WATCH: Duration = Duration::from_secs(30);
 
 /// One quality row after the label: when new connections left eth0, how many still took it,
-/// and the verdicts that moved them.
-fn quality_once(loss: HashMap<std::net::Ipv4Addr, f64>, delay: HashMap<std::net::Ipv4Addr, Duration>) -> anyhow::Result<String> {
+/// and the verdicts that moved them; and when they left, for the figure.
+fn quality_once(loss: HashMap<std::net::Ipv4Addr, f64>, delay: HashMap<std::net::Ipv4Addr, Duration>) -> anyhow::Result<(String, Option<Duration>)> {
     const EVERY: Duration = Duration::from_millis(100);
     let policy = SEED.replace("Target=192.168.178.1\n", "").replace("[Probe]\n", "[Probe]\nArpGateway=no\n");
     let mut lab = with_multihome(Manager::Networkd, &policy)?;
@@ -585,12 +652,13 @@ fn quality_once(loss: HashMap<std::net::Ipv4Addr, f64>, delay: HashMap<std::net:
     // Verdicts, not every state change shown while poor: "-> poor (loss ..." is the quality
     // verdict, "-> down" the state machine's.
     let count = |what: &str| text.lines().filter(|l| l.starts_with("eth0:") && l.contains(what)).count();
-    Ok(format!(
+    let row = format!(
         "{} | {on_eth0} of {samples} | {} / {}",
         left.map_or("never".to_string(), ms),
         count("-> poor (loss") + count("-> poor (latency"),
         count("-> down ")
-    ))
+    );
+    Ok((row, left))
 }
 
 // ---- the daemon's footprint ----------------------------------------------------------------
@@ -631,6 +699,18 @@ fn scale_rows(sizes: &[usize], report: &mut Report) -> anyhow::Result<()> {
     report.line("resources", "");
     report.line("resources", "| uplinks | every uplink judged after | CPU s per hour | CPU s per hour per uplink | resident memory (VmRSS) |");
     report.line("resources", "|---|---|---|---|---|");
+    let mut cpu_figure = Figure {
+        title: format!("The daemon's CPU time with N uplinks (defaults, sampled over {} s)", SAMPLE.as_secs()),
+        unit: "CPU seconds per hour".into(),
+        measures: vec!["whole daemon".into(), "per uplink".into()],
+        rows: Vec::new(),
+    };
+    let mut judged_figure = Figure {
+        title: "The daemon with N uplinks: from its start until every uplink has a verdict".into(),
+        unit: "ms after the daemon started".into(),
+        measures: vec!["every uplink judged after".into()],
+        rows: Vec::new(),
+    };
     for &n in sizes {
         let mut lab = Lab::start(options(Manager::None, None))?;
         lab::scale::add_uplinks(&lab, n)?;
@@ -656,7 +736,11 @@ fn scale_rows(sizes: &[usize], report: &mut Report) -> anyhow::Result<()> {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
         let rss = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches(" kB").parse::<f64>().ok()).unwrap_or(f64::NAN);
         report.line("resources", format!("| {n} | {} | {cpu:.0} | {:.2} | {:.1} MiB |", ms(verdicts), cpu / n as f64, rss / 1024.0));
+        cpu_figure.rows.push((format!("{n} uplinks"), vec![Value::Measured(cpu), Value::Measured(cpu / n as f64)]));
+        judged_figure.rows.push((format!("{n} uplinks"), vec![ms_value(verdicts)]));
     }
+    report.figure("resources", "resources-cpu".into(), cpu_figure);
+    report.figure("resources", "resources-judged".into(), judged_figure);
     Ok(())
 }
 

@@ -614,7 +614,7 @@ _multihome() {
             return 0
             ;;
         multihome__subcmd__lab)
-            opts="-c -v -q -h --backend --fault --uplink --script --no-daemon --mode --config --verbose --quiet --help"
+            opts="-c -v -q -h --backend --fault --uplink --script --no-daemon --mode --plot --config --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -638,6 +638,10 @@ _multihome() {
                     ;;
                 --mode)
                     COMPREPLY=($(compgen -W "routes bond" -- "${cur}"))
+                    return 0
+                    ;;
+                --plot)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --config)

@@ -119,6 +119,7 @@ complete -c multihome -n "__fish_multihome_using_subcommand lab" -l uplink -r
 complete -c multihome -n "__fish_multihome_using_subcommand lab" -l script -d 'A scripted sequence instead, e.g. "eth0:silent@2s, wlan1:link@4s, wlan1:repair@6s, eth0:repair@8s" (faults: link, silent, silent6)' -r
 complete -c multihome -n "__fish_multihome_using_subcommand lab" -l mode -d 'routes: a table per uplink (the default). bond: one active-backup bond over the uplinks, an open TCP connection through the carrier loss and return of the primary; on a kernel without bonding it explains what it would do and exits with 6' -r -f -a "routes\t''
 bond\t''"
+complete -c multihome -n "__fish_multihome_using_subcommand lab" -l plot -d 'Also draw the run\'s timeline as an SVG picture into FILE: a lane per uplink with the new IPv4 and IPv6 connections and the open streams it carried, outages shaded, faults and the daemon\'s verdicts marked (--mode routes)' -r -F
 complete -c multihome -n "__fish_multihome_using_subcommand lab" -s c -l config -d 'The policy file' -r -F
 complete -c multihome -n "__fish_multihome_using_subcommand lab" -l no-daemon -d 'Without the failover daemon: what the network manager alone does'
 complete -c multihome -n "__fish_multihome_using_subcommand lab" -s v -l verbose -d 'More log detail (the daemon and the hook): -v debug, -vv trace'

@@ -15,4 +15,5 @@ pub mod log;
 pub mod netlink;
 pub mod numbers;
 pub mod plan;
+pub mod plot;
 pub mod policy;

@@ -219,3 +219,40 @@ fn the_bond_lab_explains_a_silent_failure_where_the_kernel_cannot_bond() {
     );
     assert!(stdout.lines().last().unwrap_or("").starts_with("Not run here: this kernel"), "{stdout}");
 }
+
+/// `--plot` (issue 26): the picture is of the run the timeline printed — a lane per uplink, a
+/// shaded rectangle per outage the timeline reported, a mark per state change the daemon
+/// logged, eth0's broken time hatched — and valid SVG.
+#[test]
+fn the_plot_draws_the_run_the_timeline_printed() {
+    if !require(Manager::Networkd) {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("multihome-plot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("run.svg");
+    let (pid, out) = lab_run(&["--backend", "networkd", "--plot", file.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains(&format!("Plotted the timeline into {}.", file.display())), "{stdout}");
+    let svg = std::fs::read_to_string(&file).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("not XML: {e}\n{svg}"));
+    let count = |class: &str| doc.descendants().filter(|n| n.attribute("class") == Some(class)).count();
+    assert_eq!(count("lane"), 3);
+    let outages = lines(&stdout, "OUTAGE").len() + lines(&stdout, "OUTAGE6").len();
+    assert!(outages >= 1, "a silent failure of eth0 without an outage?\n{stdout}");
+    assert_eq!(count("outage"), outages, "{stdout}");
+    // The daemon's state changes: `eth0: up -> degraded (...)`, `eth0 IPv6: ...`.
+    let verdicts = lines(&stdout, "DAEMON")
+        .iter()
+        .filter_map(|l| l.split_once("DAEMON  ")?.1.split_once(": "))
+        .filter(|(who, rest)| !who.trim_end_matches(" IPv6").contains(' ') && rest.contains(" -> "))
+        .count();
+    assert!(verdicts >= 6, "{stdout}");
+    assert_eq!(count("verdict"), verdicts, "{stdout}");
+    assert_eq!(count("broken"), 1, "eth0's fault and repair");
+    assert!(count("carried") >= 6, "{svg}");
+    assert!(svg.contains("multihome lab: eth0:silent@3s, eth0:repair@9s, systemd-networkd with the daemon"));
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

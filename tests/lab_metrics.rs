@@ -3,7 +3,8 @@
 //! root namespace). The families and their values follow a silent failure of eth0 within
 //! seconds (up 0, one more transition, wlan1 active) and its repair; the textfile has the same
 //! families; `promtool check metrics` accepts a real scrape. And the real Prometheus, run inside
-//! the lab host, sees the same failure and the repair.
+//! the lab host, sees the same failure and the repair, and answers every query of the shipped
+//! Grafana dashboard (grafana/multihome-dashboard.json), whose metrics the scrape has.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -300,5 +301,93 @@ fn a_real_prometheus_sees_eth0_go_down_and_come_back() -> anyhow::Result<()> {
     lab.wait_for(Duration::from_secs(10), || prometheus_value(&lab, eth0_up) == Some(1.0))
         .map_err(|e| anyhow::anyhow!("Prometheus did not see eth0 back: {e}\n{}", logs(&lab)))?;
     eprintln!("Prometheus saw eth0 back {:?} after the fault", t0.elapsed());
+    dashboard_queries_answer(&lab)
+}
+
+/// Metrics of `Mode=bond` only: the lab's kernel cannot bond (its scrape has none), so for them
+/// the dashboard's queries must succeed but may be empty; tests/metrics_rules.rs checks that
+/// docs/metrics.md names them.
+const BOND_ONLY: [&str; 2] = ["multihome_bond_active_slave", "multihome_bond_slave_mii"];
+
+/// The PromQL of every panel of the shipped dashboard and of its template variables, with the
+/// variables as "All" gives them (`.*`) and Grafana's rate interval as a minute.
+fn dashboard_expressions() -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/grafana/multihome-dashboard.json");
+    let dashboard: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut exprs = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            exprs.push(target["expr"].as_str().unwrap_or_else(|| panic!("a target without expr in {}", panel["title"])).to_string());
+        }
+    }
+    for variable in dashboard["templating"]["list"].as_array().unwrap() {
+        // label_values(SELECTOR, LABEL): the selector is the PromQL Grafana runs.
+        if let Some(q) = variable["query"]["query"].as_str().and_then(|q| q.strip_prefix("label_values(")) {
+            exprs.push(q.rsplit_once(',').unwrap().0.to_string());
+        }
+    }
+    assert!(exprs.len() >= 15, "the dashboard lost its queries: {exprs:?}");
+    exprs.iter().map(|e| e.replace("$instance", ".*").replace("$uplink", ".*").replace("$family", ".*").replace("$__rate_interval", "1m")).collect()
+}
+
+/// The metric names an expression mentions (`multihome_...`).
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("multihome_") {
+        let name: String = rest[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        rest = &rest[at + name.len()..];
+        names.push(name);
+    }
+    names
+}
+
+/// The sample names of a scrape in the classic format.
+fn sample_names(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).filter_map(|l| l.split(['{', ' ']).next()).map(str::to_string).collect()
+}
+
+/// A body sent with `Transfer-Encoding: chunked`, joined.
+fn unchunk(head: &str, body: &str) -> String {
+    if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        return body.to_string();
+    }
+    let (mut out, mut rest) = (String::new(), body);
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Every query of the dashboard, run by the real Prometheus that scraped the lab's daemon: it
+/// succeeds, each metric it names is in the daemon's exposition (a panel naming a metric that does
+/// not exist fails here), and it has data when its metrics do.
+fn dashboard_queries_answer(lab: &Lab) -> anyhow::Result<()> {
+    let exposed = sample_names(&scrape(lab, false)?.1);
+    for expr in dashboard_expressions() {
+        let names = metric_names(&expr);
+        assert!(!names.is_empty(), "{expr:?} names no multihome metric");
+        for name in &names {
+            assert!(
+                exposed.contains(name) || BOND_ONLY.contains(&name.as_str()),
+                "the dashboard's query {expr:?} names {name}, which the daemon does not expose; it exposes:\n{exposed:#?}"
+            );
+        }
+        let encoded: String =
+            expr.bytes().map(|b| if b.is_ascii_alphanumeric() || b == b'_' { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
+        let (head, body) = http_get(lab, PROMETHEUS_PORT, &format!("/api/v1/query?query={encoded}"), "")?;
+        let answer: serde_json::Value = serde_json::from_str(&unchunk(&head, &body)).map_err(|e| anyhow::anyhow!("{expr:?}: {e}\n{head}\n{body}"))?;
+        assert_eq!(answer["status"], "success", "Prometheus refused the dashboard's query {expr:?}: {answer}");
+        let series = answer["data"]["result"].as_array().map_or(0, Vec::len);
+        if names.iter().all(|n| exposed.contains(n)) {
+            assert!(series > 0, "the dashboard's query {expr:?} has no data although its metrics are scraped: {answer}");
+        }
+        eprintln!("dashboard: {series} series for {expr}");
+    }
     Ok(())
 }

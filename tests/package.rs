@@ -80,6 +80,7 @@ fn newest_source() -> (SystemTime, PathBuf) {
         "networkd-units",
         "polkit",
         "prometheus",
+        "grafana",
     ] {
         walk(&repo(p), &mut newest);
     }
@@ -120,6 +121,11 @@ fn layout() -> Vec<Shipped> {
             path: "usr/share/multihome/prometheus/multihome-rules.yml".to_string(),
             mode: 0o644,
             source: Some(("prometheus/multihome-rules.yml".into(), false)),
+        },
+        Shipped {
+            path: "usr/share/multihome/grafana/multihome-dashboard.json".to_string(),
+            mode: 0o644,
+            source: Some(("grafana/multihome-dashboard.json".into(), false)),
         },
         Shipped { path: "usr/share/doc/multihome/examples/seed.conf".to_string(), mode: 0o644, source: Some(("examples/seed.conf".into(), false)) },
         Shipped { path: "usr/share/doc/multihome/README.md".to_string(), mode: 0o644, source: Some(("README.md".into(), false)) },

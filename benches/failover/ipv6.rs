@@ -12,7 +12,9 @@ use multihome::lab::policies::seed_dual_stack;
 use multihome::lab::probe::{Outage, ProbeRecord, Prober, outage};
 use multihome::lab::{INTERNET, Lab, LabOptions, Manager};
 
-use super::{Family, PROBE_INTERVAL, QUIET, Report, SILENT_WATCH, carrier_table, median, ms, silent_table, start_daemon, stop_daemon, worst};
+use multihome::plot::bars::Figure;
+
+use super::{Family, PROBE_INTERVAL, QUIET, Report, SILENT_WATCH, carrier_table, median, ms, ms_value, silent_table, start_daemon, stop_daemon, worst};
 
 /// What a dual-stack client waits for its IPv6 attempt before it starts the IPv4 one (RFC
 /// 8305's recommended Connection Attempt Delay).
@@ -141,5 +143,13 @@ fn dual_stack(runs: usize, report: &mut Report) -> anyhow::Result<()> {
             ms(worst(&c))
         ),
     );
+    let values = [&a, &b, &c].into_iter().flat_map(|v| [ms_value(median(v.clone())), ms_value(worst(v))]).collect();
+    let figure = Figure {
+        title: "A dual-stack client across a silent failure of eth0 (systemd-networkd + daemon)".into(),
+        unit: "ms from the fault until new connections work again".into(),
+        measures: ["IPv4 median", "IPv4 worst", "IPv6 median", "IPv6 worst", "client median", "client worst"].map(String::from).to_vec(),
+        rows: vec![("dual-stack, both families fail".into(), values)],
+    };
+    report.figure("ipv6", "ipv6-dual-stack".into(), figure);
     Ok(())
 }

@@ -163,6 +163,11 @@ pub enum Command {
         /// kernel without bonding it explains what it would do and exits with 6.
         #[arg(long, value_enum, default_value = "routes")]
         mode: LabMode,
+        /// Also draw the run's timeline as an SVG picture into FILE: a lane per uplink with the
+        /// new IPv4 and IPv6 connections and the open streams it carried, outages shaded, faults
+        /// and the daemon's verdicts marked (--mode routes).
+        #[arg(long, value_name = "FILE")]
+        plot: Option<std::path::PathBuf>,
     },
     /// Print a first policy made from the running network manager (NetworkManager's profiles
     /// over D-Bus, or systemd-networkd's .network files): an uplink per wired or Wi-Fi device

@@ -3,6 +3,8 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
+
 use super::args::{LabBackend, LabFault, LabMode};
 use super::exit;
 
@@ -13,6 +15,7 @@ pub fn lab(
     script: Option<String>,
     no_daemon: bool,
     mode: LabMode,
+    plot: Option<std::path::PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     use multihome::lab::{self, scenario};
     let can_run = |manager| lab::prerequisites(&lab::LabOptions { manager, ..Default::default() }).is_ok();
@@ -23,6 +26,7 @@ pub fn lab(
         None => lab::Manager::Networkd,
     };
     if mode == LabMode::Bond {
+        anyhow::ensure!(plot.is_none(), "--plot draws the timeline of --mode routes");
         return bond(manager, fault, &uplink, script.is_some());
     }
     lab::prerequisites(&lab::LabOptions { manager, ipv6: true, ..Default::default() }).map_err(anyhow::Error::msg)?;
@@ -38,8 +42,34 @@ pub fn lab(
             scenario::default_script(&uplink, kind)
         }
     };
-    scenario::run(scenario::Options { manager, steps, tail: std::time::Duration::from_secs(3), daemon: !no_daemon })?;
+    let title = plot_title(manager, &steps, no_daemon);
+    let timeline = scenario::run(scenario::Options { manager, steps, tail: std::time::Duration::from_secs(3), daemon: !no_daemon })?;
+    // Interrupted before the timeline started: nothing to draw.
+    if let Some(path) = plot.filter(|_| !timeline.events.is_empty()) {
+        let svg = multihome::plot::timeline::svg(&timeline, &lab::UPLINKS, &title);
+        std::fs::write(&path, svg).with_context(|| format!("--plot: cannot write {}", path.display()))?;
+        println!("Plotted the timeline into {}.", path.display());
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The picture's title: the manager, the faults and whether the daemon ran.
+fn plot_title(manager: multihome::lab::Manager, steps: &[multihome::lab::scenario::Step], no_daemon: bool) -> String {
+    let manager = if manager == multihome::lab::Manager::Networkd { "systemd-networkd" } else { "NetworkManager" };
+    let steps: Vec<String> = steps
+        .iter()
+        .map(|s| {
+            let what = match (s.kind, s.fail) {
+                (_, false) => "repair",
+                (multihome::lab::scenario::FaultKind::Link, true) => "link",
+                (multihome::lab::scenario::FaultKind::Silent, true) => "silent",
+                (multihome::lab::scenario::FaultKind::Silent6, true) => "silent6",
+            };
+            format!("{}:{what}@{}s", s.uplink, s.at.as_secs_f64())
+        })
+        .collect();
+    let daemon = if no_daemon { "without the daemon" } else { "with the daemon" };
+    format!("multihome lab: {}, {manager} {daemon}", steps.join(", "))
 }
 
 /// `--mode bond`: the primary's cable pulled at 3 s and back at 9 s, where the kernel can bond;

@@ -45,7 +45,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status { json } => return service::status(json),
         Command::Force { order, interface } => service::force(order, &interface)?,
         Command::Reload => service::reload()?,
-        Command::Lab { backend, fault, uplink, script, no_daemon, mode } => return lab::lab(backend, fault, uplink, script, no_daemon, mode),
+        Command::Lab { backend, fault, uplink, script, no_daemon, mode, plot } => return lab::lab(backend, fault, uplink, script, no_daemon, mode, plot),
         Command::Init { write } => import::init(config, write)?,
         Command::Import { from: args::ImportFrom::Ifupdown { file } } => import::ifupdown(&file)?,
         Command::GenerateDocs { out } => drop(multihome::docs::generate(<Cli as clap::CommandFactory>::command(), &out)?),

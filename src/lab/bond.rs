@@ -224,6 +224,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             let mut lines = Vec::new();
             daemon_pos = super::scenario::read_new_lines(log, daemon_pos, stream.now(), &mut lines);
             for (at, line) in lines {
+                let line = line.to_string();
                 kept |= repaired && line.contains(&kept_line);
                 println!("{}  {line}", t(at));
             }

@@ -19,6 +19,7 @@ pub mod scale;
 pub mod scenario;
 mod services;
 pub mod stream;
+pub mod timeline;
 pub mod timeline_mptcp;
 pub mod topology;
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::ipv6::{INTERNET6, STATIC_ADDRESSES6};
 use super::probe::{ProbeRecord, Prober};
+use super::timeline::{Event, Family};
 
 /// The uplink whose static IPv6 address `addr` is (the lab's dual-stack seed has no SLAAC).
 fn uplink_of6(addr: Ipv6Addr) -> &'static str {
@@ -37,7 +38,7 @@ impl Track6 {
     }
 
     /// Adds the lines of the probes sent before `settled_before` (IPv4 clock), in sending order.
-    pub fn drain(&mut self, settled_before: Duration, lines: &mut Vec<(Duration, String)>) {
+    pub fn drain(&mut self, settled_before: Duration, lines: &mut Vec<(Duration, Event)>) {
         self.pending.extend(self.rx.try_iter());
         self.pending.sort_by_key(|r| r.sent);
         let offset = self.offset;
@@ -48,19 +49,18 @@ impl Track6 {
         }
     }
 
-    fn probe(&mut self, r: ProbeRecord<Ipv6Addr>, lines: &mut Vec<(Duration, String)>) {
+    fn probe(&mut self, r: ProbeRecord<Ipv6Addr>, lines: &mut Vec<(Duration, Event)>) {
         let at = r.sent + self.offset;
         match (r.source, &mut self.outage_from) {
             (None, None) => self.outage_from = Some((at, 1)),
             (None, Some((_, n))) => *n += 1,
             (Some(src), from) => {
                 if let Some((since, lost)) = from.take() {
-                    let ms = (at - since).as_secs_f64() * 1e3;
-                    lines.push((at, format!("OUTAGE6 over: {lost} new IPv6 connection(s) failed in {ms:.0} ms since {:.3}s", since.as_secs_f64())));
+                    lines.push((at, Event::OutageOver { family: Family::V6, lost, since, until: at }));
                 }
                 let via = uplink_of6(src);
                 if self.carrier != Some(via) {
-                    lines.push((at, format!("TRAFFIC6 new IPv6 connections leave via {via} ({src})")));
+                    lines.push((at, Event::Traffic { family: Family::V6, uplink: via.to_string(), source: src.into() }));
                     self.carrier = Some(via);
                 }
             }
@@ -68,11 +68,11 @@ impl Track6 {
     }
 
     /// Stops probing, adds the remaining lines; (tried, failed).
-    pub fn finish(mut self, lines: &mut Vec<(Duration, String)>) -> anyhow::Result<(usize, usize)> {
+    pub fn finish(mut self, lines: &mut Vec<(Duration, Event)>) -> anyhow::Result<(usize, usize)> {
         let records = self.prober.take().map_or(Ok(Vec::new()), Prober::stop)?;
         self.drain(Duration::MAX, lines);
         if let Some((since, lost)) = self.outage_from {
-            lines.push((since, format!("OUTAGE6 {lost} new IPv6 connection(s) failed, still failing at the end")));
+            lines.push((since, Event::OutageOpen { family: Family::V6, lost }));
         }
         Ok((records.len(), records.iter().filter(|r| r.source.is_none()).count()))
     }

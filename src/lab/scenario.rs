@@ -13,20 +13,12 @@ use anyhow::{Context, bail};
 use super::ipv6::INTERNET6;
 use super::probe::{ProbeRecord, Prober};
 use super::probe6::Track6;
+pub use super::timeline::FaultKind;
+use super::timeline::{Event, Family, Timeline};
 use super::{INTERNET, Lab, LabOptions, Manager, SEED_ADDRESSES, UPLINKS, policies};
 
 /// Probe spacing of the timeline: a new connection every 10 ms.
 const PROBE_INTERVAL: Duration = Duration::from_millis(10);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultKind {
-    /// The cable is pulled / the Wi-Fi drops: the uplink loses carrier.
-    Link,
-    /// The link stays up but nothing behind its switch answers (dead gateway or provider).
-    Silent,
-    /// Only its IPv6 dies silently (a provider's IPv6 outage); IPv4 goes on.
-    Silent6,
-}
 
 /// One scheduled change: at `at` after the start, `uplink` fails (`fail`) or is repaired.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +88,8 @@ fn uplink_of(addr: Ipv4Addr) -> &'static str {
     SEED_ADDRESSES.iter().find(|(_, a)| *a == addr).map_or("?", |(i, _)| i)
 }
 
-pub fn run(opts: Options) -> anyhow::Result<()> {
+/// Runs the lab, printing its timeline as it goes; the timeline it printed.
+pub fn run(opts: Options) -> anyhow::Result<Timeline> {
     // SAFETY: the handler only stores to an atomic.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
@@ -121,7 +114,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     // A Ctrl-C while the lab started (up to a minute with NetworkManager) ends it here.
     if STOP.load(Ordering::Relaxed) {
         println!("Interrupted. Cleaning up the lab...");
-        return Ok(());
+        return Ok(Timeline::default());
     }
 
     let daemon_log = if opts.daemon {
@@ -142,7 +135,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     );
     let end = opts.steps.last().map_or(Duration::ZERO, |s| s.at) + opts.tail;
     let mut steps = opts.steps.iter().peekable();
-    let mut timeline = Timeline::default();
+    let mut timeline = Live::default();
     let mut streams = super::timeline_mptcp::Connections::start(&mut lab, prober.now(), &mut timeline.lines)?;
     let mut pending: Vec<ProbeRecord> = Vec::new();
     let mut daemon_pos = 0u64;
@@ -154,15 +147,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
                 (FaultKind::Silent, fail) => lab.set_upstream(&step.uplink, !fail)?,
                 (FaultKind::Silent6, fail) => lab.set_upstream6(&step.uplink, !fail)?,
             }
-            let what = match (step.kind, step.fail) {
-                (FaultKind::Link, true) => "loses carrier",
-                (FaultKind::Link, false) => "gets its carrier back",
-                (FaultKind::Silent, true) => "fails silently (link up, nothing answers behind it)",
-                (FaultKind::Silent, false) => "is repaired upstream",
-                (FaultKind::Silent6, true) => "loses its IPv6 silently (link and IPv4 up, nothing answers its IPv6)",
-                (FaultKind::Silent6, false) => "gets its IPv6 back upstream",
-            };
-            timeline.lines.push((now, format!("FAULT   {} {what}", step.uplink)));
+            timeline.lines.push((now, Event::Fault { uplink: step.uplink.clone(), kind: step.kind, fail: step.fail }));
         }
         // Probes settle out of order (a lost one only after the answer window), so they are
         // shown in the order they were sent, once everything sent before them has settled.
@@ -181,7 +166,8 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         streams.poll(&lab, prober.now(), &mut timeline.lines);
         std::thread::sleep(Duration::from_millis(20));
     }
-    streams.finish(prober.now(), &mut timeline.lines);
+    let prober_end = prober.now();
+    streams.finish(prober_end, &mut timeline.lines);
     let records = prober.stop()?;
     pending.extend(rx.try_iter());
     pending.sort_by_key(|r| r.sent);
@@ -190,29 +176,31 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     }
     let (tried6, lost6) = track6.finish(&mut timeline.lines)?;
     if let Some((since, lost)) = timeline.outage_from {
-        timeline.lines.push((since, format!("OUTAGE  {lost} new connection(s) failed, still failing at the end")));
+        timeline.lines.push((since, Event::OutageOpen { family: Family::V4, lost }));
     }
     timeline.print_until(Duration::MAX, &t);
     let lost = records.iter().filter(|r| r.source.is_none()).count();
     println!("\n{} connections tried, {lost} failed; over IPv6 {tried6} tried, {lost6} failed. Cleaning up the lab...", records.len());
     drop(lab);
     println!("Done: namespaces and processes removed, the machine's network untouched.");
-    Ok(())
+    Ok(Timeline { events: timeline.printed, end: prober_end })
 }
 
 /// A probe is settled (answered or given up) this long after it was sent.
 const SETTLE: Duration = Duration::from_millis(520);
 
-/// The timeline: lines waiting to be shown in time order, and what probes showed so far.
+/// The timeline as it runs: lines waiting to be shown in time order, those shown, and what
+/// probes showed so far.
 #[derive(Default)]
-struct Timeline {
-    lines: Vec<(Duration, String)>,
+struct Live {
+    lines: Vec<(Duration, Event)>,
+    printed: Vec<(Duration, Event)>,
     carrier: Option<&'static str>,
     /// Start of the current run of failed connections, and how many failed.
     outage_from: Option<(Duration, usize)>,
 }
 
-impl Timeline {
+impl Live {
     fn probe(&mut self, r: ProbeRecord) {
         match (r.source, &mut self.outage_from) {
             (None, None) => self.outage_from = Some((r.sent, 1)),
@@ -220,12 +208,11 @@ impl Timeline {
             (Some(src), from) => {
                 if let Some((since, lost)) = from.take() {
                     // Shown where it ends: only then is it known.
-                    let ms = (r.sent - since).as_secs_f64() * 1e3;
-                    self.lines.push((r.sent, format!("OUTAGE  over: {lost} new connection(s) failed in {ms:.0} ms since {:.3}s", since.as_secs_f64())));
+                    self.lines.push((r.sent, Event::OutageOver { family: Family::V4, lost, since, until: r.sent }));
                 }
                 let via = uplink_of(src);
                 if self.carrier != Some(via) {
-                    self.lines.push((r.sent, format!("TRAFFIC new connections leave via {via} ({src})")));
+                    self.lines.push((r.sent, Event::Traffic { family: Family::V4, uplink: via.to_string(), source: src.into() }));
                     self.carrier = Some(via);
                 }
             }
@@ -236,14 +223,15 @@ impl Timeline {
     fn print_until(&mut self, until: Duration, t: &dyn Fn(Duration) -> String) {
         self.lines.sort_by_key(|(at, _)| *at);
         let n = self.lines.iter().take_while(|(at, _)| *at < until).count();
-        for (at, line) in self.lines.drain(..n) {
-            println!("{}  {line}", t(at));
+        for (at, event) in self.lines.drain(..n) {
+            println!("{}  {event}", t(at));
+            self.printed.push((at, event));
         }
     }
 }
 
 /// Adds the daemon's log lines written since `pos` at time `now`; returns the new position.
-pub(super) fn read_new_lines(log: &std::path::Path, pos: u64, now: Duration, lines: &mut Vec<(Duration, String)>) -> u64 {
+pub(super) fn read_new_lines(log: &std::path::Path, pos: u64, now: Duration, lines: &mut Vec<(Duration, Event)>) -> u64 {
     let Ok(mut f) = std::fs::File::open(log) else { return pos };
     if f.seek(SeekFrom::Start(pos)).is_err() {
         return pos;
@@ -256,7 +244,7 @@ pub(super) fn read_new_lines(log: &std::path::Path, pos: u64, now: Duration, lin
             break;
         }
         consumed += n as u64;
-        lines.push((now, format!("DAEMON  {}", line.trim_end())));
+        lines.push((now, Event::Daemon(line.trim_end().to_string())));
         line.clear();
     }
     consumed

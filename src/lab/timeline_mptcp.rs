@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use super::stream::{Stream, StreamRecord};
+use super::timeline::{Event, StreamEvent};
 use super::{INTERNET, Lab, UPLINKS};
 
 /// A gap without an echo this long is shown as a stall (the echoes come every 10 ms).
@@ -39,33 +40,33 @@ impl Connections {
     /// Starts the stream echo on the internet host and both connections; `now` is the
     /// timeline's clock. A connection that cannot start (a kernel without MPTCP) is said in
     /// the timeline and left out.
-    pub fn start(lab: &mut Lab, now: Duration, lines: &mut Vec<(Duration, String)>) -> anyhow::Result<Connections> {
+    pub fn start(lab: &mut Lab, now: Duration, lines: &mut Vec<(Duration, Event)>) -> anyhow::Result<Connections> {
         lab.start_stream_echo()?;
         let mut watched = Vec::new();
         for (name, mptcp) in [("plain TCP", false), ("MPTCP", true)] {
             match Stream::start(&lab.host(), INTERNET, mptcp, Duration::from_millis(10)) {
                 Ok(stream) => {
-                    lines.push((now, format!("STREAM  {name}: connection open to {INTERNET}, 100 bytes echoed every 10 ms")));
+                    lines.push((now, Event::Stream(StreamEvent::Open { name, to: INTERNET.into() })));
                     watched.push(Watched { name, stream, offset: now, stalled_since: None });
                 }
-                Err(e) => lines.push((now, format!("STREAM  {name}: cannot connect ({e:#})"))),
+                Err(e) => lines.push((now, Event::Stream(StreamEvent::CannotConnect { name, error: format!("{e:#}") }))),
             }
         }
         Ok(Connections { watched, window: None, via: None })
     }
 
     /// Adds what changed since the last call at `now` (the timeline's clock).
-    pub fn poll(&mut self, lab: &Lab, now: Duration, lines: &mut Vec<(Duration, String)>) {
+    pub fn poll(&mut self, lab: &Lab, now: Duration, lines: &mut Vec<(Duration, Event)>) {
         for w in &mut self.watched {
             let last = w.stream.last_echo().map_or(w.offset, |t| t + w.offset);
             match w.stalled_since {
                 None if now.saturating_sub(last) > STALL && !w.stream.ended() => {
-                    lines.push((last + STALL, format!("STREAM  {}: no echo since {:.3}s", w.name, last.as_secs_f64())));
+                    lines.push((last + STALL, Event::Stream(StreamEvent::Stall { name: w.name, since: last })));
                     w.stalled_since = Some(last);
                 }
                 Some(since) if last > since => {
                     let gap = last - since;
-                    lines.push((last, format!("STREAM  {}: echoes again, after a stall of {} ms", w.name, gap.as_millis())));
+                    lines.push((last, Event::Stream(StreamEvent::Echoes { name: w.name, gap })));
                     w.stalled_since = None;
                 }
                 _ => {}
@@ -76,7 +77,7 @@ impl Connections {
 
     /// Which uplink sent most in the last window, once a window is over: the MPTCP
     /// connection's (the plain one sends through eth0 only, and nothing while eth0 is broken).
-    fn watch_uplinks(&mut self, lab: &Lab, now: Duration, lines: &mut Vec<(Duration, String)>) {
+    fn watch_uplinks(&mut self, lab: &Lab, now: Duration, lines: &mut Vec<(Duration, Event)>) {
         if !self.watched.iter().any(|w| w.name == "MPTCP") {
             return;
         }
@@ -89,27 +90,19 @@ impl Connections {
             let busiest = (0..UPLINKS.len()).max_by_key(|i| sent[*i]).filter(|i| sent[*i] >= CARRYING).map(|i| UPLINKS[i]);
             if busiest.is_some() && busiest != self.via {
                 self.via = busiest;
-                lines.push((from, format!("STREAM  MPTCP: its data leaves via {}", busiest.unwrap_or("?"))));
+                lines.push((from, Event::Stream(StreamEvent::Via { uplink: busiest.unwrap_or("?").to_string() })));
             }
         }
     }
 
     /// Stops both connections and adds their summary at `now`.
-    pub fn finish(self, now: Duration, lines: &mut Vec<(Duration, String)>) {
+    pub fn finish(self, now: Duration, lines: &mut Vec<(Duration, Event)>) {
         for w in self.watched {
             let record: StreamRecord = w.stream.stop();
             let worst = record.worst_stall(Duration::ZERO, now.saturating_sub(w.offset));
             let end = record.error.as_deref().map_or_else(|| "still open".to_string(), |e| format!("ended: {e}"));
-            lines.push((
-                now,
-                format!(
-                    "STREAM  {}: {} echoes, longest stall {} ms, {} bytes lost, {end}",
-                    w.name,
-                    record.echoes.len(),
-                    worst.as_millis(),
-                    record.bytes_lost()
-                ),
-            ));
+            let summary = StreamEvent::Summary { name: w.name, echoes: record.echoes.len(), worst, bytes_lost: record.bytes_lost(), end };
+            lines.push((now, Event::Stream(summary)));
         }
     }
 }
