@@ -1,7 +1,9 @@
 //! Where the daemon's (and the hook's) log lines go: to the journal with a priority and
-//! structured fields (`IFACE=eth0` on an uplink's events, so `journalctl IFACE=eth0` shows one
-//! uplink's history) when systemd started us with the journal as stderr, else to stderr as plain
-//! lines — the lab and the tests read those, and a terminal wants no timestamps or field dumps.
+//! structured fields (`IFACE=eth0` on an uplink's lines, so `journalctl IFACE=eth0` shows one
+//! uplink's history; each event's `MESSAGE_ID=` and fields, see `daemon::events`), over
+//! journald's native protocol, when systemd started us with the journal as stderr, else to stderr
+//! as plain lines — the lab and the tests read those, and a terminal wants no timestamps or field
+//! dumps.
 
 use std::fmt;
 
