@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::sync::mpsc;
 
 use super::events::Change;
@@ -29,6 +29,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// Events waiting for the hooks: beyond this many (hooks far slower than the events) an event
 /// is dropped, logged and counted rather than holding memory without bound.
 const QUEUE: usize = 1024;
+/// The longest line of a hook's output logged as one.
+const MAX_LINE: u64 = 4096;
 /// The PATH hooks get: the standard one, the daemon's own environment stays out.
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -142,10 +144,21 @@ async fn run_one(hook: &Path, change: &Change, timeout: Duration) {
     }
 }
 
+/// Logs what a hook writes, line by line: bytes that are not UTF-8 replaced (a hook's output
+/// must not stop being read, which would block the hook), a line longer than [`MAX_LINE`] cut
+/// into several (no unbounded buffer for a hook that never writes a newline).
 async fn log_lines(name: String, stream: impl AsyncRead + Unpin) {
-    let mut lines = BufReader::new(stream).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        tracing::info!(hook = name.as_str(), "{name}: {line}");
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(&line));
+                tracing::info!(hook = name.as_str(), "{name}: {text}");
+            }
+        }
     }
 }
 
