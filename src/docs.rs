@@ -282,6 +282,18 @@ The dispatcher hooks; each runs \fI/usr/sbin/multihome\fR \fBdispatch\fR. A scri
 same name under \fI/etc/NetworkManager/dispatcher.d\fR or \fI/etc/networkd\-dispatcher\fR
 overrides it.
 .TP
+.I /etc/multihome/events.d/
+Event hooks: every executable file here runs on every change of an uplink's state and of the
+active uplink, one at a time in lexical order, with a timeout of 10 s, the event in its
+environment (\fBMULTIHOME_EVENT\fR, \fBMULTIHOME_UPLINK\fR, \fBMULTIHOME_FAMILY\fR,
+\fBMULTIHOME_OLD_STATE\fR, \fBMULTIHOME_NEW_STATE\fR, \fBMULTIHOME_ACTIVE\fR,
+\fBMULTIHOME_REASON\fR, ...) and its output in the journal. Dotfiles, \fI*.dpkg\-*\fR and files
+without an execute bit are skipped. See \fI/usr/share/doc/multihome/docs/events.md\fR.
+.TP
+.I /usr/lib/systemd/catalog/multihome.catalog
+The journal catalog of the daemon's events: each has its own \fBMESSAGE_ID\fR and the fields
+\fBUPLINK\fR, \fBFAMILY\fR, \fBSTATE\fR; \fBjournalctl \-x\fR shows what it means and what to do.
+.TP
 .I /usr/share/dbus\-1/system.d/org.multihome1.conf
 The daemon's bus policy: anyone may read the uplinks' state, only root may change it. The
 interface is described in \fI/usr/share/dbus\-1/interfaces/org.multihome1.Daemon.xml\fR.

@@ -1,17 +1,24 @@
 //! Where the daemon's (and the hook's) log lines go: to the journal with a priority and
-//! structured fields (`IFACE=eth0` on an uplink's events, so `journalctl IFACE=eth0` shows one
-//! uplink's history) when systemd started us with the journal as stderr, else to stderr as plain
-//! lines — the lab and the tests read those, and a terminal wants no timestamps or field dumps.
+//! structured fields (`IFACE=eth0` on an uplink's lines, so `journalctl IFACE=eth0` shows one
+//! uplink's history; each event's `MESSAGE_ID=` and fields, see `daemon::events`), over
+//! journald's native protocol, when systemd started us with the journal as stderr, else to stderr
+//! as plain lines — the lab and the tests read those, and a terminal wants no timestamps or field
+//! dumps.
 
 use std::fmt;
 
 use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{LevelFilter, filter_fn};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{Layer, filter::LevelFilter};
+
+/// The target of entries for the journal alone (an event whose words stderr already showed on
+/// another line); plain stderr leaves them out.
+pub const JOURNAL_ONLY: &str = "multihome::journal";
 
 /// `-v`/`-q` counted: 0 is info (every state change), 1 debug, 2 trace, -1 warnings, -2 errors.
 pub fn level(verbose: u8, quiet: u8) -> LevelFilter {
@@ -29,8 +36,12 @@ pub fn init(level: LevelFilter) {
     let journal = stderr_is_the_journal().then(tracing_journald::layer).and_then(Result::ok);
     let registry = tracing_subscriber::registry();
     let result = match journal {
-        Some(layer) => registry.with(layer.with_syslog_identifier("multihome".into()).with_filter(level)).try_init(),
-        None => registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).event_format(Plain).with_filter(level)).try_init(),
+        // No prefix: the fields are the journal's own (`MESSAGE_ID=`, `UPLINK=`), not `F_UPLINK=`.
+        Some(layer) => registry.with(layer.with_syslog_identifier("multihome".into()).with_field_prefix(None).with_filter(level)).try_init(),
+        None => {
+            let stderr = filter_fn(move |m| m.target() != JOURNAL_ONLY && *m.level() <= level);
+            registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).event_format(Plain).with_filter(stderr)).try_init()
+        }
     };
     // Only a second init (tests that call it twice) fails; the first subscriber stays.
     let _ = result;

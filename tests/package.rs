@@ -6,7 +6,7 @@
 //!   nothing else; the shipped files are the repository's (man pages gzipped);
 //! - the binary is this version, built from this command line, and checks the example policy;
 //! - the unit, both kinds of hooks and the man page run /usr/sbin/multihome;
-//! - the control fields, no conffile (the package puts nothing in /etc);
+//! - the control fields, one conffile (the event hooks' README, the only thing in /etc);
 //! - the maintainer scripts, run against stand-ins for deb-systemd-helper, deb-systemd-invoke
 //!   and systemctl: install enables the unit and starts nothing, an upgrade restarts only a
 //!   running daemon, remove stops it, purge forgets the enablement and removes nothing else;
@@ -34,6 +34,8 @@ mod common;
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 const BINARY: &str = "usr/sbin/multihome";
 const UNIT: &str = "usr/lib/systemd/system/multihome.service";
+/// The event hooks' directory comes with the package, holding its README (the one conffile).
+const EVENTS_README: &str = "etc/multihome/events.d/README";
 
 fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -127,6 +129,8 @@ fn layout() -> Vec<Shipped> {
             mode: 0o644,
             source: Some(("grafana/multihome-dashboard.json".into(), false)),
         },
+        Shipped { path: EVENTS_README.to_string(), mode: 0o644, source: Some(("packaging/events.d/README".into(), false)) },
+        Shipped { path: "usr/lib/systemd/catalog/multihome.catalog".to_string(), mode: 0o644, source: Some(("packaging/multihome.catalog".into(), false)) },
         Shipped { path: "usr/share/doc/multihome/examples/seed.conf".to_string(), mode: 0o644, source: Some(("examples/seed.conf".into(), false)) },
         Shipped { path: "usr/share/doc/multihome/README.md".to_string(), mode: 0o644, source: Some(("README.md".into(), false)) },
         Shipped { path: "usr/share/doc/multihome/copyright".to_string(), mode: 0o644, source: Some(("packaging/copyright".into(), false)) },
@@ -203,7 +207,8 @@ fn the_deb_holds_the_layout_and_its_scripts_enable_but_never_start_the_daemon() 
         let fields: Vec<&str> = line.split_whitespace().collect();
         let (perms, owner, path) = (fields[0], fields[1], fields[5].trim_start_matches("./").trim_end_matches('/'));
         assert_eq!(owner, "0/0", "{line}: every file of the package belongs to root");
-        assert!(!path.starts_with("etc"), "{line}: the package puts nothing in /etc (no conffile; the policy is the administrator's)");
+        // In /etc only the event hooks' directory and its README (the policy is the administrator's).
+        assert!(!path.starts_with("etc") || "etc/multihome/events.d/README".starts_with(path), "{line}: the package puts nothing else in /etc");
         match perms.chars().next() {
             Some('d') => assert_eq!(mode_of(perms), 0o755, "{line}"),
             Some('-') => {
@@ -270,7 +275,9 @@ fn the_deb_holds_the_layout_and_its_scripts_enable_but_never_start_the_daemon() 
     assert_eq!(field("Suggests"), "networkd-dispatcher");
     let mut control_files: Vec<String> = fs::read_dir(&info).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     control_files.sort();
-    assert_eq!(control_files, ["control", "postinst", "postrm", "prerm"], "no preinst, no config, no conffiles");
+    assert_eq!(control_files, ["conffiles", "control", "postinst", "postrm", "prerm"], "no preinst, no config");
+    let conffiles = fs::read_to_string(info.join("conffiles")).unwrap();
+    assert_eq!(conffiles.lines().collect::<Vec<_>>(), ["/etc/multihome/events.d/README"], "the one conffile: the event hooks' README");
 
     maintainer_scripts(&info, tmp.path());
     lintian(&deb);

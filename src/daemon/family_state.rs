@@ -23,8 +23,8 @@ pub(super) struct FamilyState<N: Prefix> {
     pub(super) carriers: Vec<bool>,
     /// The uplink new connections of the family leave through; "" when none is healthy.
     pub(super) active: String,
-    /// A change of `active` not yet logged.
-    pub(super) announce: Option<String>,
+    /// A change of `active` not yet logged: the previous active uplink and the log's phrase.
+    pub(super) announce: Option<(String, String)>,
 }
 
 impl<N: Prefix> FamilyState<N> {

@@ -15,6 +15,8 @@ mod bond_order;
 pub mod bpf;
 pub mod bus;
 mod counters;
+mod event_hooks;
+pub mod events;
 mod families;
 mod family;
 mod family_state;
@@ -121,6 +123,8 @@ struct Daemon {
     textfile_changed: Option<Arc<tokio::sync::Notify>>,
     /// `[Metrics]` as the daemon started with it: a reload does not rebind the listener.
     metrics: policy::Metrics,
+    /// The queue to the event hooks of /etc/multihome/events.d (see [`event_hooks`]).
+    hooks: event_hooks::Hooks,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT; then removes its rule and table.
@@ -165,6 +169,7 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
         hook: hook_work::HookWork::new(router),
         textfile_changed: None,
         metrics: policy.metrics.clone(),
+        hooks: event_hooks::Hooks::start(event_hooks::EVENTS_DIR.into()),
     };
     // The bus name first: a second daemon must stop before it touches a route.
     match start_bus(snapshot, commands_tx).await {
@@ -584,33 +589,70 @@ impl Daemon {
         let active = self.first_carrier::<Ipv6Net>();
         if active != self.fam.v6.active && self.links.iter().any(|l| l.v6.is_some()) {
             self.verdicts_dirty = true;
-            self.fam.v6.announce = Some(if active.is_empty() {
+            let phrase = if active.is_empty() {
                 "no uplink's IPv6 is healthy: the IPv6 main table decides".to_string()
             } else {
                 format!("new IPv6 connections leave via {active}")
-            });
+            };
+            self.fam.v6.announce = Some((self.fam.v6.active.clone(), phrase));
         }
         self.fam.v6.active = active;
     }
 
-    /// Logs the pending transitions, the new active uplink after the last of them.
+    /// Logs the pending transitions, the new active uplink after the last of them, each with its
+    /// journal id, and hands them to the event hooks in the same order.
     fn log_transitions(&mut self, active: String) {
-        let active_changed = active != self.active;
-        self.active = active;
+        let previous = std::mem::replace(&mut self.active, active);
+        let active_changed = previous != self.active;
         let n = self.pending.len();
         for (k, t) in self.pending.iter().enumerate() {
             let tail = if active_changed && k + 1 == n { format!("; {}", self.active_phrase()) } else { String::new() };
             let name = &t.interface;
-            let ipv6 = t.family == Family::V6;
-            let family = if ipv6 { " IPv6" } else { "" };
-            tracing::info!(iface = %name, state = t.to.as_str(), ipv6, "{name}{family}: {} -> {} ({}){tail}", t.from, t.to, t.reason);
+            let family = if t.family == Family::V6 { " IPv6" } else { "" };
+            let line = format!("{name}{family}: {} -> {} ({}){tail}", t.from, t.to, t.reason);
+            let family_active = if t.family == Family::V6 { &self.fam.v6.active } else { &self.active };
+            let change = events::Change {
+                kind: events::Kind::of_state(&t.to),
+                family: t.family,
+                uplink: name.clone(),
+                old: t.from.clone(),
+                new: t.to.clone(),
+                reason: t.reason.clone(),
+                active: family_active.clone(),
+            };
+            change.log(&line);
+            self.hooks.send(change);
         }
-        if active_changed && n == 0 {
-            tracing::info!("{}", self.active_phrase());
+        if active_changed {
+            let bond = matches!(self.plan.failover, plan::Failover::Bond(_));
+            let reason = self.pending.last().map(|t| format!("{}: {}", t.interface, t.reason)).unwrap_or_default();
+            self.announce_active(Family::V4, previous, self.active.clone(), bond, reason, n == 0);
         }
-        if let Some(phrase) = self.fam.v6.announce.take() {
-            tracing::info!("{phrase}");
+        if let Some((previous, phrase)) = self.fam.v6.announce.take() {
+            let reason = self.pending.iter().rfind(|t| t.family == Family::V6).map(|t| format!("{}: {}", t.interface, t.reason)).unwrap_or_default();
+            let change = self.active_change(Family::V6, previous, self.fam.v6.active.clone(), false, reason);
+            change.log(&phrase);
+            self.hooks.send(change);
         }
+    }
+
+    /// The active uplink of `family` changed from `old` to `new`: logged on a line of its own
+    /// when no transition's line carried it (`line`), always to the hooks.
+    fn announce_active(&mut self, family: Family, old: String, new: String, bond: bool, reason: String, line: bool) {
+        let change = self.active_change(family, old, new, bond, reason);
+        if line {
+            change.log(&self.active_phrase());
+        } else {
+            // The phrase went out with the last transition's line on stderr; the journal gets
+            // the change as an entry of its own, with its id.
+            change.log_journal_only(&self.active_phrase());
+        }
+        self.hooks.send(change);
+    }
+
+    fn active_change(&self, family: Family, old: String, new: String, bond: bool, reason: String) -> events::Change {
+        let kind = if bond { events::Kind::BondSlaveChanged } else { events::Kind::ActiveChanged };
+        events::Change { kind, family, uplink: new.clone(), old, new: new.clone(), reason, active: new }
     }
 
     /// The uplinks' MPTCP endpoints as `carriers` says (see [`mptcp`]): on every converge that

@@ -346,6 +346,29 @@ impl Lab {
         self.spawn_in_host(&bin, args)
     }
 
+    /// `multihome ARGS` in the background with the journal as its stderr, as systemd starts
+    /// the unit: `JOURNAL_STREAM` names its log file, so it sends its entries over the native
+    /// protocol to the lab host's /run/systemd/journal/socket (a test binds it there, see
+    /// [`Lab::host_path`]) instead of writing lines.
+    pub fn spawn_multihome_under_journal(&mut self, args: &[&str]) -> anyhow::Result<&mut Spawned> {
+        use std::os::unix::fs::MetadataExt;
+        let log = self.dir.join(format!("log/spawned-{}.log", self.spawned.len()));
+        fs::create_dir_all(self.dir.join("log"))?;
+        // The same inode spawn_command opens again (File::create truncates, it does not replace).
+        let meta = fs::File::create(&log)?.metadata()?;
+        let mut cmd = self.host_command(&self.multihome.display().to_string(), args);
+        cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+        let s = spawn_command(&mut cmd, &log)?;
+        self.spawned.push(s);
+        Ok(self.spawned.last_mut().expect("just pushed"))
+    }
+
+    /// `path` of the lab host's own mount namespace (its private /run) as this process reaches
+    /// it: through the root of the host's first process.
+    pub fn host_path(&self, path: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root{path}", self.init_pid))
+    }
+
     /// Waits until a spawned process's `log` holds `text`; the error shows the log.
     pub fn wait_for_log(&self, log: &Path, text: &str, within: Duration) -> anyhow::Result<()> {
         let read = || fs::read_to_string(log).unwrap_or_default();

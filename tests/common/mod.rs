@@ -4,6 +4,7 @@
 //! what it needs; tests/layout.rs fails when a helper is defined again in more than two crates.
 
 pub mod files;
+pub mod journal;
 pub mod lab;
 pub mod policy;
 pub mod status;
