@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
+use multihome::daemon::events::Kind;
+
 use super::image;
+use super::machine::Machine;
 use super::network::{self, Network};
 use super::policy::{DAEMON_LEFTOVERS, SEED_ROUTES, assert_seed_holds};
 use super::seeded::{self, ENDPOINTS};
@@ -14,6 +17,42 @@ const SHOW: &str = "systemctl show -p ActiveState -p SubState -p MainPID -p NRes
 
 fn property(show: &str, key: &str) -> String {
     show.lines().find_map(|l| l.strip_prefix(&format!("{key}="))).unwrap_or_default().to_string()
+}
+
+/// An event hook: one journal line per event, with what systemd says of networkd (a hook's
+/// systemctl works from inside the daemon's sandbox).
+const HOOK: &str = "#!/bin/sh\necho \"event $MULTIHOME_EVENT $MULTIHOME_UPLINK $MULTIHOME_FAMILY ${MULTIHOME_NEW_STATE:-} active=$MULTIHOME_ACTIVE networkd=$(systemctl is-active systemd-networkd)\"\n";
+
+/// eth0 was demoted: the hook ran for it, the journal holds the event with its MESSAGE_ID and
+/// fields and explains it from the package's catalog, and the metrics say so on loopback.
+fn events_and_metrics_in_the_sandbox(vm: &mut Machine) -> anyhow::Result<()> {
+    vm.wait_for(
+        "the event hook's line for eth0 down",
+        "journalctl -b -u multihome --no-pager | grep -q '50-record: event state eth0 ipv4 down .*networkd=active'",
+        Duration::from_secs(30),
+    )?;
+    vm.wait_for(
+        "the event hook's line for the active uplink",
+        "journalctl -b -u multihome --no-pager | grep -q '50-record: event active wlan1 ipv4 .*networkd=active'",
+        Duration::from_secs(30),
+    )?;
+    let down = Kind::Down.message_id();
+    let entry = vm.ok(&format!("journalctl -b MESSAGE_ID={down} UPLINK=eth0 -o verbose --no-pager"))?;
+    for field in ["FAMILY=ipv4", "STATE=down", "_SYSTEMD_UNIT=multihome.service"] {
+        assert!(entry.lines().any(|l| l.trim() == field), "the journal's eth0-down entry has no {field}:\n{entry}");
+    }
+    // The package's catalog, compiled by systemd's dpkg trigger, explains the entry (`-x`).
+    let catalog = vm.ok("journalctl --list-catalog --no-pager")?;
+    assert!(catalog.contains(down), "the journal's catalog has no {down}:\n{catalog}");
+    let explained = vm.ok(&format!("journalctl -b -x MESSAGE_ID={down} --no-pager"))?;
+    let entry_only = vm.ok(&format!("journalctl -b MESSAGE_ID={down} --no-pager"))?;
+    assert!(explained.lines().count() > entry_only.lines().count(), "journalctl -x shows no catalog text:\n{explained}");
+    // The metrics, served from inside the sandbox, read over loopback with bash alone.
+    let metrics = vm.ok("exec 3<>/dev/tcp/127.0.0.1/9469 && printf 'GET /metrics HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && cat <&3")?;
+    for series in ["multihome_uplink_up{uplink=\"eth0\",family=\"ipv4\"} 0", "multihome_uplink_active{uplink=\"wlan1\",family=\"ipv4\"} 1"] {
+        assert!(metrics.lines().any(|l| l == series), "the metrics have no `{series}`:\n{metrics}");
+    }
+    Ok(())
 }
 
 #[test]
@@ -53,6 +92,11 @@ fn networkd_machine_from_install_to_purge() -> anyhow::Result<()> {
     // drop-in needs, over the real system bus.
     seeded::apply_seed(&mut vm)?;
 
+    // Issue 26 under the shipped unit's sandbox: an event hook (which asks systemd, as a hook
+    // that restarts a VPN would) and the metrics on loopback.
+    vm.ok(&format!("printf '%s' '{HOOK}' > /etc/multihome/events.d/50-record && chmod 0755 /etc/multihome/events.d/50-record"))?;
+    vm.ok("printf '\\n[Metrics]\\nListen=127.0.0.1:9469\\n' >> /etc/multihome/multihome.conf && multihome check")?;
+
     // The unit: Type=notify returns once READY=1 came; STATUS= is the daemon's summary.
     vm.ok("systemctl start multihome")?;
     let show = vm.ok(SHOW)?;
@@ -71,6 +115,7 @@ fn networkd_machine_from_install_to_purge() -> anyhow::Result<()> {
     vm.wait_for("the internet host answering", "ping -n -c1 -W2 198.51.100.10", Duration::from_secs(30))?;
     let denied = vm.sh("journalctl -b -u multihome --no-pager | grep -iE 'permission denied|operation not permitted|seccomp'")?;
     assert_ne!(denied.code, 0, "the sandbox refused the daemon something:\n{}", denied.output);
+    events_and_metrics_in_the_sandbox(&mut vm)?;
 
     // reload: the same process reads the policy again.
     let pid = property(&vm.ok(SHOW)?, "MainPID");
