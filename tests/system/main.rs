@@ -29,3 +29,6 @@ mod policy;
 mod seeded;
 mod suspend;
 mod upgrade;
+mod wifi;
+mod wifi_bond;
+mod wifi_routes;
