@@ -122,8 +122,8 @@ pub fn deauthenticate(vm: &mut Machine, uplink: &str, station: &str) -> anyhow::
 
 /// An echo client in the machine (python3, which networkd-dispatcher brings): one TCP connection
 /// to the lab's echo server, a line every 20 ms, each answer awaited (60 s at most); it logs
-/// each answer's gap since the previous one to /run/mh-echo.log ("N SECONDS"), and "broken N"
-/// when the connection ended or timed out. Started as the transient unit mh-echo.
+/// each answer's gap since the previous one to /run/mh-echo.log ("N SECONDS"), and "broken N
+/// WHY" when the connection ended or timed out. Started as the transient unit mh-echo.
 pub fn start_echo(vm: &mut Machine, server: &str, port: u16) -> anyhow::Result<()> {
     let client = format!(
         "import socket, sys, time
@@ -136,9 +136,11 @@ while True:
         f.write('line %d\\n' % i); f.flush()
         answer = f.readline()
     except OSError as e:
-        answer = ''
+        answer, why = '', repr(e)
+    else:
+        why = 'closed by the server'
     if not answer:
-        log.write('broken %d\\n' % i); sys.exit(1)
+        log.write('broken %d %s\\n' % (i, why)); sys.exit(1)
     now = time.monotonic()
     log.write('%d %.4f\\n' % (i, now - last))
     i, last = i + 1, now
@@ -155,15 +157,18 @@ while True:
 pub struct Echoes {
     pub gaps: Vec<f64>,
     pub broken: bool,
+    /// Why it broke, as the client saw it.
+    pub why: String,
 }
 
 impl Echoes {
     pub fn read(vm: &mut Machine) -> anyhow::Result<Echoes> {
         let log = vm.ok("cat /run/mh-echo.log 2>/dev/null; true")?;
-        let mut e = Echoes { gaps: Vec::new(), broken: false };
+        let mut e = Echoes { gaps: Vec::new(), broken: false, why: String::new() };
         for line in log.lines() {
-            if line.starts_with("broken") {
+            if let Some(rest) = line.strip_prefix("broken ") {
                 e.broken = true;
+                e.why = rest.split_once(' ').map_or("", |(_, why)| why).to_string();
             } else if let Some(gap) = line.split_whitespace().nth(1).and_then(|g| g.parse().ok()) {
                 e.gaps.push(gap);
             }
