@@ -31,4 +31,5 @@ mod suspend;
 mod upgrade;
 mod wifi;
 mod wifi_bond;
+mod wifi_networkmanager;
 mod wifi_routes;
