@@ -49,8 +49,8 @@ Interface=eth5
 Priority=3
 ";
 
-const INTERNET: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
-const ECHO_PORT: u16 = 7777;
+pub(super) const INTERNET: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
+pub(super) const ECHO_PORT: u16 = 7777;
 const SINK_PORT: u16 = 7778;
 /// The bulk transfer: 200 chunks of 20 kB, 50 ms apart, so it is still open when the cable goes.
 const TRANSFER_BYTES: u64 = 4_000_000;
@@ -58,10 +58,10 @@ const TRANSFER_BYTES: u64 = 4_000_000;
 /// Servers in the lab's internet namespace: a line echo that counts the lines it answered and
 /// the connections it took, and a sink that records how many bytes each finished transfer
 /// brought. They stop with the test.
-struct Servers {
+pub(super) struct Servers {
     stop: Arc<AtomicBool>,
-    echoed: Arc<AtomicU64>,
-    echo_connections: Arc<AtomicU64>,
+    pub(super) echoed: Arc<AtomicU64>,
+    pub(super) echo_connections: Arc<AtomicU64>,
     /// Bytes of the last transfer that ended (the client closed it), or 0.
     transferred: Arc<AtomicU64>,
 }
@@ -89,7 +89,7 @@ fn serve(listener: TcpListener, stop: Arc<AtomicBool>, handle: impl Fn(std::net:
     });
 }
 
-fn start_servers(ns: &str) -> anyhow::Result<Servers> {
+pub(super) fn start_servers(ns: &str) -> anyhow::Result<Servers> {
     let echo = in_netns(ns, || TcpListener::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, ECHO_PORT)))?;
     let sink = in_netns(ns, || TcpListener::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, SINK_PORT)))?;
     let s = Servers { stop: Arc::new(AtomicBool::new(false)), echoed: Arc::default(), echo_connections: Arc::default(), transferred: Arc::default() };

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds (once) the Debian machine the system tests boot: Debian's cloud kernel, a busybox
-# initramfs and a bookworm root with systemd, networkd, NetworkManager and networkd-dispatcher,
+# Builds (once) the Debian machine the system tests boot: Debian's standard kernel (not the cloud
+# one: it has mac80211_hwsim, software 802.11 radios), a busybox initramfs and a bookworm root with
+# systemd, networkd, NetworkManager, networkd-dispatcher, and hostapd, wpa_supplicant and iw for
+# the Wi-Fi tests (tests/system/wifi.rs),
 # cached under $MULTIHOME_SYSTEM_CACHE (/var/cache/multihome-system-tests) in a directory named
 # after this script's hash and the kernel's package and version, so that a change here or a new
 # kernel in Debian's archive builds a fresh machine. multihome itself is
@@ -12,11 +14,12 @@ mkdir -p "$cache"
 exec 9>"$cache/lock"
 flock 9
 
-# The kernel: the package linux-image-cloud-amd64 points at today, unpacked, never installed
+# The kernel: the package linux-image-amd64 points at today, unpacked, never installed
 # here. The machine is named after this script and that kernel (package and version), so a new
 # kernel in the archive builds a new machine even when this script did not change.
+meta=linux-image-amd64
 kernel() {
-  kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[^ ]*\)$/\1/p' | head -n1)
+  kpkg=$(apt-cache depends $meta 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[^ ]*\)$/\1/p' | head -n1)
   kversion=$(apt-cache policy "$kpkg" 2>/dev/null | sed -n 's/^ *Candidate: //p')
   [ -n "$kpkg" ] && [ -n "$kversion" ] && [ "$kversion" != "(none)" ]
 }
@@ -24,7 +27,7 @@ named() {
   key=$( (cat "$0"; echo "$kpkg $kversion") | sha256sum | cut -c1-16)
   out=$cache/bookworm-$key
 }
-kernel || { echo "no linux-image-cloud-amd64 in this machine's apt lists (apt-get update?)" >&2; exit 1; }
+kernel || { echo "no $meta in this machine's apt lists (apt-get update?)" >&2; exit 1; }
 named
 if [ -e "$out/root.img" ]; then
   echo "$out"
@@ -35,7 +38,7 @@ trap 'rm -rf "$work"' EXIT
 # Lists older than the archive name a kernel it no longer serves: refresh them once.
 if ! (cd "$work" && apt-get download -q -o APT::Sandbox::User=root "$kpkg" >/dev/null 2>&1); then
   apt-get update -qq
-  kernel || { echo "no linux-image-cloud-amd64 in Debian's archive" >&2; exit 1; }
+  kernel || { echo "no $meta in Debian's archive" >&2; exit 1; }
   named
   if [ -e "$out/root.img" ]; then
     echo "$out"
@@ -50,10 +53,14 @@ mirror=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p; s/^deb \(\[[^]]*\] \)\{0,1\}\([^ ]*
 mirror=${mirror:-http://deb.debian.org/debian}
 dpkg-deb -x "$work"/linux-image-*.deb "$work/kernel"
 kver=$(ls "$work/kernel/lib/modules")
+# What the Wi-Fi tests need of this kernel: fail here, not in a test.
+for m in mac80211_hwsim bonding; do
+  find "$work/kernel/lib/modules/$kver" -name "$m.ko*" | grep -q . || { echo "$kpkg has no module $m" >&2; exit 1; }
+done
 
 root=$work/root
 debootstrap --variant=minbase \
-  --include=systemd,systemd-sysv,dbus,iproute2,udev,kmod,procps,iputils-ping,adduser,xml-core,libpam-systemd,network-manager,networkd-dispatcher,dnsmasq-base \
+  --include=systemd,systemd-sysv,dbus,iproute2,udev,kmod,procps,iputils-ping,adduser,xml-core,libpam-systemd,network-manager,networkd-dispatcher,dnsmasq-base,hostapd,wpasupplicant,iw,wireless-regdb \
   bookworm "$root" "$mirror" >"$work/debootstrap.log" 2>&1 || {
   tail -n 40 "$root/debootstrap/debootstrap.log" "$work/debootstrap.log" >&2 || true
   exit 1
@@ -106,13 +113,20 @@ chroot "$root" systemctl enable system-test-agent.service >/dev/null 2>&1
 rm -f "$root/etc/machine-id" && touch "$root/etc/machine-id"
 chroot "$root" apt-get clean
 
+# hostapd and wpa_supplicant run only where a Wi-Fi test starts them (its own access points in a
+# network namespace, wpa_supplicant@wlanN for the stations), never at boot on their own.
+chroot "$root" systemctl disable hostapd.service wpa_supplicant.service >/dev/null 2>&1 || true
+chroot "$root" systemctl mask hostapd.service >/dev/null 2>&1
+
 # initramfs: busybox, the virtio block stack, switch_root to systemd.
 ird=$work/initramfs
 mkdir -p "$ird/bin" "$ird/dev" "$ird/proc" "$ird/sys" "$ird/newroot" "$ird/modules"
 cp /bin/busybox "$ird/bin/busybox"
 # The modules that give /dev/vda and its file system, each after what it depends on, in the
 # order this kernel's own modules.dep gives (no fixed list: Debian's kernel updates change the
-# dependencies, as virtio -> virtio_ring in 6.1.0-57). Built-in ones need nothing.
+# dependencies, as virtio -> virtio_ring in 6.1.0-57). Built-in ones need nothing (the cloud
+# kernel had all of them built in; the standard one has virtio_pci, virtio_blk and ext4 as
+# modules). crc32c_generic is ext4's soft dependency (its checksums), which modules.dep omits.
 mods=$root/lib/modules/$kver
 declare -A loaded=()
 load() {
@@ -136,7 +150,7 @@ load() {
   esac
   basename "${path%.ko*}.ko" >>"$ird/modules/order"
 }
-for m in virtio_pci virtio_blk ext4; do load "$m"; done
+for m in virtio_pci virtio_blk crc32c_generic ext4; do load "$m"; done
 cat >"$ird/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin

@@ -29,3 +29,7 @@ mod policy;
 mod seeded;
 mod suspend;
 mod upgrade;
+mod wifi;
+mod wifi_bond;
+mod wifi_networkmanager;
+mod wifi_routes;

@@ -147,9 +147,12 @@ pub fn bond(c: &mut Checker, section: Option<&Section>, slaves: Vec<Located>, po
     if fail_over_mac != FailOverMac::Active
         && let Some(wifi) = ranked.iter().find(|s| is_wifi(&s.interface))
     {
-        // none gives every slave the bond's MAC, follow gives it to the active one: either way the
-        // Wi-Fi NIC would have to send with a MAC it did not associate with, and the access
-        // point drops its frames. With active, no slave's MAC changes; the bond's follows.
+        // follow moves the bond's MAC to the new active slave at the failover, while it is
+        // associated: the kernel refuses (EBUSY), the bond sends with a MAC the station did not
+        // associate with, and the access point drops its frames (tests/system/wifi_bond.rs).
+        // none sets the bond's MAC at the enslavement, which works only where the manager
+        // enslaves the station before it associates (networkd does); an associated station
+        // refuses it. With active, no slave's MAC changes; the bond's follows.
         let line = first(&map, "FailOverMACPolicy").map_or(section.line, |e| e.line);
         notes.push(format!(
             "{}:{line}: FailOverMACPolicy=active instead of {}: {} is Wi-Fi, which cannot take another MAC while associated; with active the bond takes the active slave's MAC",

@@ -1,0 +1,149 @@
+//! NetworkManager's own Wi-Fi profiles on real stations (tests/system/wifi.rs): the
+//! administrator's profiles for wlan1 and wlan0 (SSID, WPA2-PSK secret, DHCP), which NetworkManager
+//! associates through wpa_supplicant; multihome amends them (`apply`: route metric, MPTCP flags,
+//! its routes and rules), `try` changes them and reverts when nobody confirms, and `reset` takes
+//! its routes and rules away. After each, each
+//! profile still has its SSID and its secret (read back with `nmcli -s`, and in its keyfile),
+//! and its station associates with them.
+
+use std::time::Duration;
+
+use super::image;
+use super::machine::Machine;
+use super::network::Network;
+use super::wifi;
+
+/// The seed with its Wi-Fi uplinks by DHCP, through NetworkManager.
+const POLICY: &str = "\
+[Policy]
+Backend=networkmanager
+Mode=routes
+
+[Uplink]
+Interface=eth0
+Priority=1
+Address=192.168.178.99/24
+Gateway=192.168.178.1
+
+[Uplink]
+Interface=wlan1
+Priority=2
+DHCP=ipv4
+
+[Uplink]
+Interface=wlan0
+Priority=3
+DHCP=ipv4
+";
+
+/// Fails unless each Wi-Fi profile still has its SSID and secret, for NetworkManager and on
+/// disk, and its station is connected with it.
+fn profiles_keep_their_secrets(vm: &mut Machine, after: &str) -> anyhow::Result<()> {
+    for s in ["wlan1", "wlan0"] {
+        let got =
+            vm.ok(&format!("nmcli -s -g 802-11-wireless.ssid,802-11-wireless-security.key-mgmt,802-11-wireless-security.psk connection show home-{s}"))?;
+        let keyfile = vm.ok(&format!("cat /etc/NetworkManager/system-connections/home-{s}.nmconnection"))?;
+        assert_eq!(got.trim(), format!("mh-{s}\nwpa-psk\nsecret-of-mh-{s}"), "home-{s}'s SSID and secret after {after}; its keyfile:\n{keyfile}");
+        assert!(
+            keyfile.contains(&format!("ssid=mh-{s}")) && keyfile.contains(&format!("psk=secret-of-mh-{s}")),
+            "home-{s}'s keyfile after {after}:\n{keyfile}"
+        );
+        vm.wait_for(
+            &format!("{s} connected with home-{s} after {after}"),
+            &format!("nmcli -t -f GENERAL.STATE,GENERAL.CONNECTION device show {s} | tr '\\n' ' ' | grep -q '100 (connected) GENERAL.CONNECTION:home-{s}'"),
+            Duration::from_secs(90),
+        )?;
+        vm.wait_for(&format!("{s} associated after {after}"), &format!("iw dev {s} link | grep -q 'SSID: mh-{s}'"), Duration::from_secs(30))?;
+    }
+    Ok(())
+}
+
+/// Ignored: it fails at "reset after apply" on multihome's reset, not on the test. Seen in the
+/// machine (NetworkManager 1.42): after `apply` each profile still has its PSK (nmcli -s and
+/// `psk=` in its keyfile); after `reset` the keyfile's [wifi-security] has only key-mgmt=wpa-psk
+/// and nmcli -s shows no PSK: the station stays associated until it must authenticate again, and
+/// then cannot. Run it with `--ignored` once reset keeps the secret.
+#[test]
+#[ignore = "multihome reset drops a NetworkManager Wi-Fi profile's PSK (issue 25); run with --ignored"]
+fn networkmanagers_wifi_profiles_keep_ssid_and_secret_through_apply_try_and_reset() -> anyhow::Result<()> {
+    let _one = crate::one_machine_at_a_time();
+    if !image::require() {
+        return Ok(());
+    }
+    let image = image::machine()?;
+    let nics = wifi::nics();
+    let mut net = Network::build(&nics)?;
+    net.start_dhcp()?;
+    let dir = std::env::temp_dir().join(format!("multihome-system-wifi-nm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let policy = dir.join("wifi-nm.conf");
+    std::fs::write(&policy, POLICY)?;
+    let deb = image::deb();
+    let booted = Machine::boot(&image, &net, &nics, &[("multihome.deb", &deb), ("wifi-nm.conf", &policy)]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut vm = booted?;
+    vm.ok("mount -o ro /dev/vdb /mnt")?;
+    vm.ok("DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends /mnt/multihome.deb")?;
+    // The access points take eth4 and eth5 into their namespace before NetworkManager starts.
+    wifi::start_access_points(&mut vm)?;
+
+    vm.ok("systemctl disable --now systemd-networkd.socket systemd-networkd.service networkd-dispatcher.service 2>&1")?;
+    vm.ok("printf '[main]\\nno-auto-default=*\\n' >/etc/NetworkManager/conf.d/90-uplinks.conf && systemctl enable --now NetworkManager 2>&1")?;
+    vm.wait_for(
+        "NetworkManager's settings on the bus",
+        "nm-online -s -q -t 5; busctl call org.freedesktop.NetworkManager /org/freedesktop/NetworkManager/Settings \
+         org.freedesktop.NetworkManager.Settings ListConnections >/dev/null",
+        Duration::from_secs(90),
+    )?;
+    // The administrator's Wi-Fi profiles, as `nmcli device wifi connect` would make them.
+    for s in ["wlan1", "wlan0"] {
+        vm.ok(&format!(
+            "nmcli connection add type wifi ifname {s} con-name home-{s} ssid mh-{s} wifi-sec.key-mgmt wpa-psk wifi-sec.psk secret-of-mh-{s} ipv4.method auto ipv6.method disabled"
+        ))?;
+    }
+    profiles_keep_their_secrets(&mut vm, "the administrator made them")?;
+
+    vm.ok("mkdir -p /etc/multihome && cp /mnt/wifi-nm.conf /etc/multihome/multihome.conf")?;
+    let applied = vm.ok("multihome apply 2>&1")?;
+    assert!(applied.contains("NetworkManager's checkpoint committed"), "{applied}");
+    println!("apply:\n{applied}");
+    let metric = vm.ok("nmcli -g ipv4.route-metric connection show home-wlan1")?;
+    assert_eq!(metric.trim(), "101", "apply did not amend home-wlan1:\n{applied}");
+    profiles_keep_their_secrets(&mut vm, "apply")?;
+    vm.wait_for("wlan1's lease's rules", "ip -4 rule show | grep -qE 'from 192\\.168\\.178\\.1[5-9][0-9] lookup 102'", Duration::from_secs(90))?;
+
+    // reset right after apply: multihome's routes and rules go, the profiles stay with their
+    // SSID and secret; then apply again.
+    let reset = vm.ok("multihome reset 2>&1")?;
+    assert!(reset.contains("home-wlan1"), "{reset}");
+    profiles_keep_their_secrets(&mut vm, "reset after apply")?;
+    let applied = vm.ok("multihome apply 2>&1")?;
+    assert!(applied.contains("NetworkManager's checkpoint committed"), "{applied}");
+    profiles_keep_their_secrets(&mut vm, "apply after reset")?;
+
+    // try, not confirmed: the order of the Wi-Fi uplinks swapped, then NetworkManager's
+    // checkpoint rolls back.
+    vm.ok("sed -i 's/^Priority=2$/Priority=X/; s/^Priority=3$/Priority=2/; s/^Priority=X$/Priority=3/' /etc/multihome/multihome.conf")?;
+    // (stdin open and silent: nobody answers.)
+    let tried = vm.sh("sleep 30 | multihome try --timeout 10s 2>&1")?;
+    assert_eq!(tried.code, 3, "try, not confirmed:\n{}", tried.output);
+    assert_eq!(vm.ok("nmcli -g ipv4.route-metric connection show home-wlan1")?.trim(), "101", "try's rollback");
+    profiles_keep_their_secrets(&mut vm, "try's rollback")?;
+
+    // reset: multihome's amendments go, the profiles stay with their SSID and secret.
+    vm.ok("cp /mnt/wifi-nm.conf /etc/multihome/multihome.conf")?;
+    let reset = vm.ok("multihome reset 2>&1")?;
+    println!("reset:\n{reset}");
+    for s in ["wlan1", "wlan0"] {
+        assert!(
+            reset.contains(&format!("# profile \"home-{s}\" on {s}: the policy no longer has {s}; the routes and rules multihome wrote there are removed")),
+            "{reset}"
+        );
+    }
+    // (reset leaves the route metric apply gave the profile: printed, not asserted.)
+    println!("home-wlan1's ipv4.route-metric after reset: {}", vm.ok("nmcli -g ipv4.route-metric connection show home-wlan1")?.trim());
+    profiles_keep_their_secrets(&mut vm, "reset")?;
+    vm.journal()?;
+    vm.passed();
+    Ok(())
+}
