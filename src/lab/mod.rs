@@ -14,6 +14,7 @@ pub mod notice;
 pub mod policies;
 pub mod probe;
 pub mod probe6;
+pub mod radio;
 pub mod root_guard;
 pub mod scale;
 pub mod scenario;

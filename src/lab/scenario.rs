@@ -102,6 +102,7 @@ pub fn run(opts: Options) -> anyhow::Result<Timeline> {
     }
     let networkd = opts.manager == Manager::Networkd;
     println!("Building the seed's network in namespaces (host with eth0, wlan1, wlan0; a switch per uplink; router; internet)...");
+    println!("{}", super::radio::wifi_note(super::radio::kernel_has_hwsim()));
     let mut lab = Lab::start(LabOptions { manager: opts.manager, policy: Some(policies::seed_dual_stack()), ipv6: true, ..Default::default() })?;
     let manager_name = if networkd { "systemd-networkd" } else { "NetworkManager" };
     if !networkd {

@@ -91,6 +91,9 @@ fn networkd_machine_from_install_to_purge() -> anyhow::Result<()> {
     // apply with the running networkd: files, a reload and the restart its networkd.conf.d
     // drop-in needs, over the real system bus.
     seeded::apply_seed(&mut vm)?;
+    // networkd-dispatcher skipped its start at boot (no hook existed; installing starts nothing);
+    // apply starts it, so a DHCP lease's rules come from its hooks from now on, not at the next boot.
+    vm.wait_for("networkd-dispatcher started by apply", "systemctl is-active networkd-dispatcher", Duration::from_secs(30))?;
 
     // Issue 26 under the shipped unit's sandbox: an event hook (which asks systemd, as a hook
     // that restarts a VPN would) and the metrics on loopback.

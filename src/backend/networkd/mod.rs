@@ -9,6 +9,7 @@
 pub mod address_metrics;
 pub mod conflicts;
 pub mod dbus;
+pub mod dispatcher_unit;
 pub mod findings;
 pub mod live;
 pub mod matcher;
@@ -148,6 +149,13 @@ pub async fn apply(plan: &Plan, root: &Root, target: Target) -> anyhow::Result<A
              restart systemd-networkd (could not ask systemd: {e:#})",
             names::NETWORKD_CONF_FILE
         );
+    }
+    if target == Target::Live {
+        match dispatcher_unit::start_if_skipped().await {
+            Ok(Some(said)) => eprintln!("multihome: {said}"),
+            Ok(None) => {}
+            Err(e) => eprintln!("multihome: warning: could not check {}: {e:#}", dispatcher_unit::UNIT),
+        }
     }
     Ok(applied)
 }
