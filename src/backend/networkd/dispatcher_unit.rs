@@ -9,8 +9,8 @@
 //! administrator has it enabled and it is inactive (a failed or masked unit is theirs to look at).
 
 use anyhow::Context;
-use zbus::proxy;
 use zbus::OwnedObjectPath;
+use zbus::proxy;
 
 pub const UNIT: &str = "networkd-dispatcher.service";
 
