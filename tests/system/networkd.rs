@@ -13,6 +13,9 @@ use super::network::{self, Network};
 use super::policy::{DAEMON_LEFTOVERS, SEED_ROUTES, assert_seed_holds};
 use super::seeded::{self, ENDPOINTS};
 
+/// The package's one conffile (tests/package.rs).
+const CONFFILE: &str = "/etc/multihome/events.d/README";
+
 const SHOW: &str = "systemctl show -p ActiveState -p SubState -p MainPID -p NRestarts -p StatusText multihome";
 
 fn property(show: &str, key: &str) -> String {
@@ -195,8 +198,10 @@ fn networkd_machine_from_install_to_purge() -> anyhow::Result<()> {
     assert_eq!(vm.sh("systemctl is-active multihome")?.output.trim(), "inactive");
     assert_eq!(vm.ok(DAEMON_LEFTOVERS)?.trim(), "", "remove left routes of the daemon");
     let left = vm.ok(&format!("for f in {}; do [ -e \"$f\" ] && echo \"$f\"; done; true", shipped.split_whitespace().collect::<Vec<_>>().join(" ")))?;
-    assert_eq!(left.trim(), "", "remove left the package's files");
+    // A conffile stays until the purge, as dpkg keeps every conffile on remove.
+    assert_eq!(left.trim(), CONFFILE, "remove left the package's files other than its conffile");
     vm.ok("DEBIAN_FRONTEND=noninteractive apt-get purge -y multihome")?;
+    assert_ne!(vm.sh(&format!("test -e {CONFFILE}"))?.code, 0, "purge left the conffile {CONFFILE}");
     assert_ne!(vm.sh("dpkg -s multihome")?.code, 0, "purged, dpkg still knows multihome");
     let enablement = vm.ok("find /etc/systemd /var/lib/systemd -name 'multihome.service*'; true")?;
     assert_eq!(enablement.trim(), "", "purge left the unit's enablement");
