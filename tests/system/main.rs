@@ -32,4 +32,6 @@ mod upgrade;
 mod wifi;
 mod wifi_bond;
 mod wifi_networkmanager;
+mod wifi_nm_routes;
+mod wifi_roam;
 mod wifi_routes;

@@ -28,14 +28,15 @@ pub fn nics() -> Vec<Nic> {
 pub const APS: &str = "aps";
 
 /// The radios, the access points' namespace and bridges, and hostapd on each access point.
-/// hwsim names its radios wlan0..wlan3 (kernel names: the image boots with net.ifnames=0);
+/// hwsim names its radios wlan0..wlanN (kernel names: the image boots with net.ifnames=0);
 /// radios 2 and 3 go to the access points' namespace with `iw phy set netns`, and their
 /// interfaces are renamed there. Each hostapd runs detached with its pid file, config and log
 /// in /run/mh-wifi, and its control socket in /run/mh-wifi/hostapd (hostapd_cli -p).
+/// RADIOS is replaced by how many radios the test needs (4, or 5 with [`ROAM_AP`]).
 const SETUP: &str = r#"set -e
 mkdir -p /run/mh-wifi
-modprobe mac80211_hwsim radios=4
-for i in 0 1 2 3; do
+modprobe mac80211_hwsim radios=RADIOS
+for i in $(seq 0 $((RADIOS - 1))); do
   test "$(cat /sys/class/net/wlan$i/address)" = "02:00:00:00:0$i:00" || { echo "wlan$i is not hwsim's radio $i"; ip -br link; exit 1; }
 done
 ip netns add aps
@@ -72,10 +73,39 @@ for s in wlan1 wlan0; do
 done
 "#;
 
+/// The second access point of wlan1's SSID, for roaming: hwsim's fifth radio, in the access
+/// points' namespace, in the same bridge as ap-wlan1 (so behind it the same switch, router and
+/// DHCP server: a lease stays valid across a roam), on another channel. Its BSSID is the radio's
+/// address.
+pub const ROAM_AP: &str = "ap2-wlan1";
+/// [`ROAM_AP`]'s BSSID (hwsim's radio 4); ap-wlan1's is radio 2's.
+pub const ROAM_BSSID: &str = "02:00:00:00:04:00";
+pub const FIRST_BSSID: &str = "02:00:00:00:02:00";
+
+/// [`ROAM_AP`]'s radio and configuration (ap-wlan1's with another interface and channel); its
+/// hostapd starts with [`start_ap`].
+const SECOND_AP: &str = r#"set -e
+phy=$(basename "$(readlink -f /sys/class/net/wlan4/phy80211)")
+iw phy "$phy" set netns name aps
+ip -n aps link set wlan4 name ap2-wlan1
+sed 's/^interface=ap-wlan1$/interface=ap2-wlan1/; s/^channel=1$/channel=11/' /run/mh-wifi/ap-wlan1.conf >/run/mh-wifi/ap2-wlan1.conf
+"#;
+
 /// Makes the radios and starts both access points; the stations are configured
 /// (/etc/wpa_supplicant/wpa_supplicant-wlanN.conf: their SSID and passphrase) but not started.
 pub fn start_access_points(vm: &mut Machine) -> anyhow::Result<()> {
-    vm.ok(SETUP)?;
+    vm.ok(&SETUP.replace("RADIOS", "4"))?;
+    for ap in ["ap-wlan1", "ap-wlan0"] {
+        vm.wait_for(&format!("{ap} enabled"), &enabled(ap), Duration::from_secs(30))?;
+    }
+    Ok(())
+}
+
+/// [`start_access_points`] with a fifth radio made ready as [`ROAM_AP`], not started: the other
+/// tests' stations must find one access point per SSID.
+pub fn start_access_points_for_roaming(vm: &mut Machine) -> anyhow::Result<()> {
+    vm.ok(&SETUP.replace("RADIOS", "5"))?;
+    vm.ok(SECOND_AP)?;
     for ap in ["ap-wlan1", "ap-wlan0"] {
         vm.wait_for(&format!("{ap} enabled"), &enabled(ap), Duration::from_secs(30))?;
     }
@@ -101,15 +131,24 @@ pub fn associated(station: &str) -> String {
 /// The access point of `uplink`'s SSID stops (its hostapd killed): its stations are
 /// disassociated, as when an access point loses power.
 pub fn stop_access_point(vm: &mut Machine, uplink: &str) -> anyhow::Result<()> {
-    vm.ok(&format!("kill $(cat /run/mh-wifi/ap-{uplink}.pid) && while kill -0 $(cat /run/mh-wifi/ap-{uplink}.pid) 2>/dev/null; do sleep 0.1; done"))?;
-    Ok(())
+    stop_ap(vm, &format!("ap-{uplink}"))
 }
 
 /// The access point of `uplink`'s SSID starts again.
 pub fn start_access_point(vm: &mut Machine, uplink: &str) -> anyhow::Result<()> {
-    let ap = format!("ap-{uplink}");
+    start_ap(vm, &format!("ap-{uplink}"))
+}
+
+/// Access point `ap` (its interface's name in [`APS`]) stops: hostapd killed.
+pub fn stop_ap(vm: &mut Machine, ap: &str) -> anyhow::Result<()> {
+    vm.ok(&format!("kill $(cat /run/mh-wifi/{ap}.pid) && while kill -0 $(cat /run/mh-wifi/{ap}.pid) 2>/dev/null; do sleep 0.1; done"))?;
+    Ok(())
+}
+
+/// Access point `ap` starts (again): hostapd with its configuration from the setup.
+pub fn start_ap(vm: &mut Machine, ap: &str) -> anyhow::Result<()> {
     vm.ok(&format!(": >/run/mh-wifi/{ap}.log && ip netns exec {APS} hostapd -B -P /run/mh-wifi/{ap}.pid -f /run/mh-wifi/{ap}.log /run/mh-wifi/{ap}.conf"))?;
-    vm.wait_for(&format!("{ap} enabled"), &enabled(&ap), Duration::from_secs(30))?;
+    vm.wait_for(&format!("{ap} enabled"), &enabled(ap), Duration::from_secs(30))?;
     Ok(())
 }
 

@@ -19,7 +19,7 @@ use super::network::Network;
 use super::wifi;
 
 /// The seed (examples/seed.conf) with its Wi-Fi uplinks by DHCP, as a station usually is.
-const SEED_WITH_DHCP_WIFI: &str = "\
+pub const SEED_WITH_DHCP_WIFI: &str = "\
 [Policy]
 Backend=networkd
 Mode=routes
@@ -49,12 +49,12 @@ DHCP=ipv4
 /// The guest's clock the prober stamps its lines with (CLOCK_BOOTTIME, as /proc/uptime).
 const NOW: &str = "cut -d' ' -f1 /proc/uptime";
 
-fn now(vm: &mut Machine) -> anyhow::Result<f64> {
+pub fn now(vm: &mut Machine) -> anyhow::Result<f64> {
     Ok(vm.ok(NOW)?.trim().parse()?)
 }
 
 /// `station`'s DHCP address, once it has one.
-fn lease(vm: &mut Machine, station: &str) -> anyhow::Result<String> {
+pub fn lease(vm: &mut Machine, station: &str) -> anyhow::Result<String> {
     let addr = vm.wait_for(
         &format!("{station}'s DHCP lease"),
         &format!("ip -4 -o addr show dev {station} | awk '/ dynamic /{{sub(\"/.*\", \"\", $4); print $4; f=1}} END{{exit !f}}'"),
@@ -64,7 +64,7 @@ fn lease(vm: &mut Machine, station: &str) -> anyhow::Result<String> {
 }
 
 /// The rules that make `addr` answer through `table`, as multihome's hook writes them.
-fn rules_for(vm: &mut Machine, addr: &str, table: u32) -> anyhow::Result<()> {
+pub fn rules_for(vm: &mut Machine, addr: &str, table: u32) -> anyhow::Result<()> {
     vm.wait_for(
         &format!("the rules of {addr} (table {table})"),
         &format!("ip -4 rule show | grep -q 'from {addr} lookup {table}' && ip -4 rule show | grep -q 'to {addr} lookup {table}' && ip -4 route show table {table} | grep -q default"),
@@ -75,7 +75,7 @@ fn rules_for(vm: &mut Machine, addr: &str, table: u32) -> anyhow::Result<()> {
 
 /// The prober: a new TCP connection to the lab's echo server every 100 ms (1 s to connect and
 /// be answered), each logged to /run/mh-probe.log as "TIME ok SOURCE" or "TIME fail WHY".
-fn start_prober(vm: &mut Machine) -> anyhow::Result<()> {
+pub fn start_prober(vm: &mut Machine) -> anyhow::Result<()> {
     let prober = format!(
         "import socket, time
 log = open('/run/mh-probe.log', 'w', buffering=1)
@@ -100,12 +100,12 @@ while True:
 }
 
 /// One probe: when, and the source address it left from (None: it failed).
-struct Probe {
-    at: f64,
-    source: Option<String>,
+pub struct Probe {
+    pub at: f64,
+    pub source: Option<String>,
 }
 
-fn probes(vm: &mut Machine) -> anyhow::Result<Vec<Probe>> {
+pub fn probes(vm: &mut Machine) -> anyhow::Result<Vec<Probe>> {
     let log = vm.ok("cat /run/mh-probe.log")?;
     Ok(log
         .lines()
@@ -121,14 +121,14 @@ fn probes(vm: &mut Machine) -> anyhow::Result<Vec<Probe>> {
 /// What a fault cost, from the prober's log between `from` and `to`: the new connections that
 /// failed, the first one through `fallback` after `from`, and the first one through `home`
 /// after `back` (the repair).
-struct Cost {
-    attempts: usize,
-    failed: usize,
-    to_fallback: Option<f64>,
-    restored: Option<f64>,
+pub struct Cost {
+    pub attempts: usize,
+    pub failed: usize,
+    pub to_fallback: Option<f64>,
+    pub restored: Option<f64>,
 }
 
-fn cost(all: &[Probe], from: f64, back: f64, to: f64, home: &str, fallback: &str) -> Cost {
+pub fn cost(all: &[Probe], from: f64, back: f64, to: f64, home: &str, fallback: &str) -> Cost {
     let window: Vec<&Probe> = all.iter().filter(|p| p.at >= from && p.at <= to).collect();
     let fell_back = window.iter().find(|p| p.source.as_deref() == Some(fallback)).map(|p| p.at);
     // Home again: after the repair, and after new connections had left it (a probe through
@@ -143,7 +143,7 @@ fn cost(all: &[Probe], from: f64, back: f64, to: f64, home: &str, fallback: &str
 }
 
 /// Waits until new connections leave via wlan1 again from `addr` (the prober's log says so).
-fn wlan1_carries(vm: &mut Machine, addr: &str, since: f64) -> anyhow::Result<()> {
+pub fn wlan1_carries(vm: &mut Machine, addr: &str, since: f64) -> anyhow::Result<()> {
     vm.wait_for(
         "new connections through wlan1 again",
         &format!("awk -v s={since} '$1 >= s && $2 == \"ok\" && $3 == \"{addr}\" {{f=1}} END{{exit !f}}' /run/mh-probe.log"),

@@ -1,0 +1,185 @@
+//! Routes mode over real Wi-Fi with NetworkManager (issue 25, item 2): NetworkManager runs the
+//! machine, with the administrator's profiles: eth0 wired (static), wlan1 and wlan0 Wi-Fi
+//! (SSID, WPA2-PSK, DHCP) on the hwsim stations of tests/system/wifi.rs, associated by
+//! NetworkManager through wpa_supplicant. First `multihome init` on that host (issue 27): the
+//! policy it prints puts wired eth0 before the Wi-Fi uplinks and passes `multihome check`. Then
+//! the seed with its Wi-Fi uplinks by DHCP (Backend=networkmanager) is applied, which amends
+//! those profiles, and the shipped unit's daemon runs. eth0's cable is pulled, so new connections
+//! leave via wlan1; wlan1's access point stops (disassociation): new connections move to wlan0;
+//! the access point returns: NetworkManager's own retry associates wlan1 again, the new lease
+//! gets its rules, and wlan1 carries new connections again. A new connection every 100 ms
+//! (tests/system/wifi_routes.rs' prober) counts what that costs; the figures are printed.
+
+use std::time::Duration;
+
+use super::bond::{INTERNET, start_servers};
+use super::image;
+use super::machine::Machine;
+use super::network::Network;
+use super::wifi;
+use super::wifi_routes::{cost, lease, now, probes, rules_for, start_prober, wlan1_carries};
+
+/// The seed (examples/seed.conf) with its Wi-Fi uplinks by DHCP, through NetworkManager.
+const SEED_WITH_DHCP_WIFI_NM: &str = "\
+[Policy]
+Backend=networkmanager
+Mode=routes
+
+[Probe]
+Target=192.168.178.1
+Target=198.51.100.10
+Require=all
+
+[Uplink]
+Interface=eth0
+Priority=1
+Address=192.168.178.99/24
+Gateway=192.168.178.1
+
+[Uplink]
+Interface=wlan1
+Priority=2
+DHCP=ipv4
+
+[Uplink]
+Interface=wlan0
+Priority=3
+DHCP=ipv4
+";
+
+/// A shell test that holds while NetworkManager has `device` connected with `profile`.
+fn connected(device: &str, profile: &str) -> String {
+    format!("nmcli -t -f GENERAL.STATE,GENERAL.CONNECTION device show {device} | tr '\\n' ' ' | grep -q '100 (connected) GENERAL.CONNECTION:{profile}'")
+}
+
+/// The first line of `policy` that is `line`, by its place: where an `[Uplink]` stands.
+fn place(policy: &str, line: &str) -> Option<usize> {
+    policy.lines().position(|l| l.trim() == line)
+}
+
+#[test]
+fn networkmanager_routes_mode_follows_real_wifi_through_an_access_points_loss() -> anyhow::Result<()> {
+    let _one = crate::one_machine_at_a_time();
+    if !image::require() {
+        return Ok(());
+    }
+    let image = image::machine()?;
+    let nics = wifi::nics();
+    let mut net = Network::build(&nics)?;
+    net.start_dhcp()?;
+    let _servers = start_servers(&net.names.internet())?;
+    let dir = std::env::temp_dir().join(format!("multihome-system-wifi-nm-routes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let policy = dir.join("seed-wifi-nm.conf");
+    std::fs::write(&policy, SEED_WITH_DHCP_WIFI_NM)?;
+    let deb = image::deb();
+    let booted = Machine::boot(&image, &net, &nics, &[("multihome.deb", &deb), ("seed-wifi-nm.conf", &policy)]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut vm = booted?;
+    vm.ok("mount -o ro /dev/vdb /mnt")?;
+    vm.ok("DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends /mnt/multihome.deb")?;
+    // The access points take eth4 and eth5 into their namespace before NetworkManager starts.
+    wifi::start_access_points(&mut vm)?;
+
+    // The machine moves to NetworkManager (tests/system/wifi_networkmanager.rs), and the
+    // administrator's profiles: eth0 wired and static, each station with its SSID and PSK.
+    vm.ok("systemctl disable --now systemd-networkd.socket systemd-networkd.service networkd-dispatcher.service 2>&1")?;
+    vm.ok("printf '[main]\\nno-auto-default=*\\n' >/etc/NetworkManager/conf.d/90-uplinks.conf && systemctl enable --now NetworkManager 2>&1")?;
+    vm.wait_for(
+        "NetworkManager's settings on the bus",
+        "nm-online -s -q -t 5; busctl call org.freedesktop.NetworkManager /org/freedesktop/NetworkManager/Settings \
+         org.freedesktop.NetworkManager.Settings ListConnections >/dev/null",
+        Duration::from_secs(90),
+    )?;
+    vm.ok("nmcli connection add type ethernet ifname eth0 con-name home-eth0 ipv4.method manual ipv4.addresses 192.168.178.99/24 ipv4.gateway 192.168.178.1 ipv6.method disabled")?;
+    for s in ["wlan1", "wlan0"] {
+        vm.ok(&format!(
+            "nmcli connection add type wifi ifname {s} con-name home-{s} ssid mh-{s} wifi-sec.key-mgmt wpa-psk wifi-sec.psk secret-of-mh-{s} ipv4.method auto ipv6.method disabled"
+        ))?;
+    }
+    for d in ["eth0", "wlan1", "wlan0"] {
+        vm.wait_for(&format!("{d} connected"), &connected(d, &format!("home-{d}")), Duration::from_secs(90))?;
+    }
+
+    // init on this host: wired eth0 first, then the Wi-Fi uplinks, and the policy passes check.
+    let init = vm.sh("multihome init 2>/run/mh-init.notes >/run/mh-init.conf; echo exit=$?; cat /run/mh-init.notes")?;
+    let printed = vm.ok("cat /run/mh-init.conf")?;
+    println!("multihome init printed:\n{printed}\nand said: {}", init.output);
+    assert!(init.output.starts_with("exit=0"), "init failed: {}", init.output);
+    assert!(place(&printed, "Backend=networkmanager").is_some(), "init's policy names another manager:\n{printed}");
+    let (eth0, wlan1, wlan0) = (place(&printed, "Interface=eth0"), place(&printed, "Interface=wlan1"), place(&printed, "Interface=wlan0"));
+    assert!(
+        matches!((eth0, wlan1, wlan0), (Some(e), Some(w1), Some(w0)) if e < w1 && e < w0),
+        "init's policy does not have wired eth0 before both Wi-Fi uplinks:\n{printed}"
+    );
+    let checked = vm.sh("multihome -c /run/mh-init.conf check 2>&1")?;
+    assert_eq!(checked.code, 0, "init's policy does not pass check:\n{}", checked.output);
+
+    // The seed, applied to NetworkManager's profiles, and the daemon.
+    vm.ok("mkdir -p /etc/multihome && cp /mnt/seed-wifi-nm.conf /etc/multihome/multihome.conf && multihome check")?;
+    let applied = vm.ok("multihome apply 2>&1")?;
+    assert!(applied.contains("NetworkManager's checkpoint committed"), "{applied}");
+    // apply amends the administrator's profiles: each device stays on its own.
+    for d in ["eth0", "wlan1", "wlan0"] {
+        vm.wait_for(&format!("{d} connected after apply"), &connected(d, &format!("home-{d}")), Duration::from_secs(90))?;
+    }
+    assert_eq!(vm.ok("nmcli -g ipv4.route-metric connection show home-wlan1")?.trim(), "101", "apply did not amend home-wlan1:\n{applied}");
+    let wlan1 = lease(&mut vm, "wlan1")?;
+    let wlan0 = lease(&mut vm, "wlan0")?;
+    vm.ok("systemctl start multihome")?;
+    rules_for(&mut vm, &wlan1, 102)?;
+    rules_for(&mut vm, &wlan0, 103)?;
+    vm.wait_for("eth0's rules", "ip -4 rule show | grep -q 'from 192.168.178.99 lookup 101'", Duration::from_secs(60))?;
+    vm.wait_for("the daemon: eth0 first", "multihome status | grep -q 'New connections leave via eth0'", Duration::from_secs(60))?;
+    for addr in ["192.168.178.99", wlan1.as_str(), wlan0.as_str()] {
+        vm.wait_for("the internet host answering", &format!("ping -n -c1 -W2 -I {addr} {INTERNET}"), Duration::from_secs(30))?;
+    }
+
+    // eth0's cable pulled: new connections leave via wlan1.
+    vm.set_link("eth0", false)?;
+    vm.wait_for("new connections via wlan1", &format!("ip -4 route get {INTERNET} | grep -q 'dev wlan1 '"), Duration::from_secs(30))?;
+    start_prober(&mut vm)?;
+    let started = now(&mut vm)?;
+    wlan1_carries(&mut vm, &wlan1, started)?;
+
+    // wlan1's access point stops: disassociated, new connections go to wlan0.
+    let fault = now(&mut vm)?;
+    wifi::stop_access_point(&mut vm, "wlan1")?;
+    vm.wait_for("wlan1 disassociated", "iw dev wlan1 link | grep -q 'Not connected'", Duration::from_secs(30))?;
+    vm.wait_for("new connections via wlan0", &format!("ip -4 route get {INTERNET} | grep -q 'dev wlan0 '"), Duration::from_secs(30))?;
+    std::thread::sleep(Duration::from_secs(5));
+    // The access point returns: NetworkManager associates wlan1 again by itself (its own
+    // autoconnect and scans), takes a lease, and wlan1 carries new connections again.
+    let back = now(&mut vm)?;
+    wifi::start_access_point(&mut vm, "wlan1")?;
+    vm.wait_for("NetworkManager's wlan1 connected again", &connected("wlan1", "home-wlan1"), Duration::from_secs(120))?;
+    let associated = now(&mut vm)? - back;
+    let wlan1_again = lease(&mut vm, "wlan1")?;
+    rules_for(&mut vm, &wlan1_again, 102)?;
+    wlan1_carries(&mut vm, &wlan1_again, back)?;
+    std::thread::sleep(Duration::from_secs(2));
+    let end = now(&mut vm)?;
+    vm.ok("systemctl stop mh-probe")?;
+    let stopped = cost(&probes(&mut vm)?, fault, back, end, &wlan1_again, &wlan0);
+
+    let secs = |t: Option<f64>| t.map_or("never".to_string(), |t| format!("{t:.2} s"));
+    println!(
+        "NetworkManager: wlan1's access point stopped for {:.1} s: {} of {} new connections failed; first through wlan0 {} after the stop; \
+         NetworkManager had wlan1 connected again within {associated:.1} s of hostapd's restart; wlan1 ({wlan1} -> {wlan1_again}) carried again {} after it",
+        back - fault,
+        stopped.failed,
+        stopped.attempts,
+        secs(stopped.to_fallback),
+        secs(stopped.restored)
+    );
+    assert!(stopped.to_fallback.is_some(), "no new connection left via wlan0 while wlan1's access point was down");
+    assert!(stopped.restored.is_some(), "wlan1 did not carry new connections again");
+    assert!(stopped.failed <= 3, "{} new connections failed when wlan1's access point stopped", stopped.failed);
+    let status = vm.ok("multihome status")?;
+    assert!(status.contains("New connections leave via wlan1"), "{status}");
+    vm.set_link("eth0", true)?;
+    vm.wait_for("eth0 first again", &format!("ip -4 route get {INTERNET} | grep -q 'dev eth0 '"), Duration::from_secs(60))?;
+    vm.journal()?;
+    vm.passed();
+    Ok(())
+}
