@@ -1,0 +1,129 @@
+//! A user's profile keeps its secrets (a Wi-Fi PSK, 802.1X passwords, a WireGuard key, ...)
+//! through every update multihome sends: the update carries the secrets NetworkManager stores,
+//! read just before with GetSecrets.
+//!
+//! Why it must: GetSettings gives a profile without its secrets, and multihome sends it back
+//! with its changes through Update2. NetworkManager (1.42 and later: `update_auth_cb` in
+//! nm-settings-connection.c) merges the stored secrets into an update that carries none, but
+//! that merge (`nm_connection_update_secrets` with the whole stored profile) does nothing at all
+//! when the stored profile has a setting the update lacks; the update then replaces the profile
+//! without its secrets, in memory and in its keyfile. multihome's updates do drop settings:
+//! `reset`, and an uplink leaving the policy, drop the `user` setting that held only multihome's
+//! record; enslaving a profile to the bond drops `ipv4`, `ipv6` and `proxy`; freeing it drops
+//! `user` again. (Seen: `reset` took the PSK out of a Wi-Fi profile, `apply`, which only adds
+//! `user`, kept it.) Sending the secrets makes NetworkManager store exactly these and merge
+//! nothing.
+//!
+//! The secrets live only in the settings sent: never in a [`Profile`] that `plan`, the diffs,
+//! the messages or the errors show, nor in a file multihome writes.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use zbus::{Connection, OwnedObjectPath};
+
+use super::connection::to_wire;
+use super::proxies::{self, ConnectionProxy};
+use super::settings::Profile;
+use super::survey::to_profile;
+
+/// NetworkManager's settings with secret properties (as of 1.42, and `wifi-p2p` since).
+pub const SECRET_SETTINGS: [&str; 10] = ["802-11-wireless-security", "802-1x", "wireguard", "vpn", "gsm", "cdma", "pppoe", "adsl", "macsec", "wifi-p2p"];
+
+/// Sends `wanted` as the profile at `path` (read as `current`), written to disk, with the
+/// secrets NetworkManager stores for the secret settings both have. `label` names the profile
+/// in errors. When the secrets cannot be read, nothing is sent: an update without them could
+/// drop them.
+pub async fn update(bus: &Connection, path: &OwnedObjectPath, current: &Profile, wanted: &Profile, label: &str) -> anyhow::Result<()> {
+    let conn = ConnectionProxy::builder(bus).path(path.clone()).build().await?;
+    let mut stored = Profile::new();
+    for setting in SECRET_SETTINGS.into_iter().filter(|s| current.contains_key(*s) && wanted.contains_key(*s)) {
+        let answer = conn
+            .get_secrets(setting)
+            .await
+            .with_context(|| format!("cannot read the secrets of {label} ({setting}), which its update must carry to keep them; nothing was sent"))?;
+        if let Some(values) = to_profile(answer).remove(setting) {
+            stored.insert(setting.to_string(), values);
+        }
+    }
+    let sent = with_secrets(current, wanted, &stored);
+    conn.update2(to_wire(&sent), proxies::UPDATE2_TO_DISK, HashMap::new()).await.with_context(|| format!("NetworkManager refused the update of {label}"))?;
+    Ok(())
+}
+
+/// `wanted` with the `stored` settings' secrets. A setting multihome left as it found it is sent
+/// as stored (which is the same plus its secrets, nested ones such as a WireGuard peer's
+/// preshared key included); in one it changed, the stored values it lacks are added.
+pub fn with_secrets(current: &Profile, wanted: &Profile, stored: &Profile) -> Profile {
+    let mut out = wanted.clone();
+    for (name, values) in stored {
+        let Some(setting) = out.get_mut(name) else { continue };
+        if current.get(name) == Some(setting) {
+            *setting = values.clone();
+        } else {
+            for (key, value) in values {
+                setting.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use zbus::{OwnedVariant, Variant};
+
+    use super::*;
+    use crate::backend::nm::settings::{self, Dict};
+
+    fn v(x: impl Into<Variant<'static>>) -> OwnedVariant {
+        OwnedVariant::try_from(x.into()).unwrap()
+    }
+
+    fn dict(entries: &[(&str, &str)]) -> Dict {
+        entries.iter().map(|(k, x)| (k.to_string(), v(x.to_string()))).collect()
+    }
+
+    /// A Wi-Fi profile as GetSettings gives it after an apply: no PSK, multihome's record in
+    /// `user`.
+    fn applied_wifi() -> Profile {
+        let mut p = Profile::new();
+        p.insert("connection".into(), dict(&[("id", "home"), ("type", "802-11-wireless"), ("interface-name", "wlan1")]));
+        p.insert("802-11-wireless-security".into(), dict(&[("key-mgmt", "wpa-psk")]));
+        p.insert("ipv4".into(), dict(&[("method", "auto")]));
+        let data: HashMap<String, String> = HashMap::from([("multihome.routes".to_string(), String::new()), ("multihome.rules".to_string(), String::new())]);
+        p.insert("user".into(), Dict::from([("data".to_string(), v(data))]));
+        p
+    }
+
+    /// What `reset` sends: the record's `user` setting goes, so NetworkManager's own merge of
+    /// the stored secrets would do nothing; the PSK is in the update itself.
+    #[test]
+    fn a_released_profile_is_sent_with_its_stored_psk() {
+        let current = applied_wifi();
+        let released = settings::release(&current).expect("the profile has multihome's record");
+        assert!(!released.contains_key("user"), "the case this is about: the update lacks a setting the profile has");
+        let stored = Profile::from([("802-11-wireless-security".to_string(), dict(&[("key-mgmt", "wpa-psk"), ("psk", "secret-of-home")]))]);
+        let sent = with_secrets(&current, &released, &stored);
+        assert_eq!(sent["802-11-wireless-security"], dict(&[("key-mgmt", "wpa-psk"), ("psk", "secret-of-home")]));
+        assert!(!sent.contains_key("user"));
+        assert_eq!(sent["ipv4"], released["ipv4"]);
+        // What `plan` and the messages are made from stays without the secret.
+        assert!(!format!("{released:?}").contains("secret-of-home"));
+    }
+
+    /// A setting multihome changed keeps the change and gains only the values it lacks; a
+    /// stored setting the update dropped is not sent again.
+    #[test]
+    fn changed_settings_keep_the_change_and_dropped_ones_stay_dropped() {
+        let current = Profile::from([("802-1x".to_string(), dict(&[("eap", "peap"), ("identity", "alice")]))]);
+        let wanted = Profile::from([("802-1x".to_string(), dict(&[("eap", "peap"), ("identity", "bob")]))]);
+        let stored = Profile::from([
+            ("802-1x".to_string(), dict(&[("eap", "peap"), ("identity", "alice"), ("password", "pw")])),
+            ("vpn".to_string(), dict(&[("service-type", "x")])),
+        ]);
+        let sent = with_secrets(&current, &wanted, &stored);
+        assert_eq!(sent["802-1x"], dict(&[("eap", "peap"), ("identity", "bob"), ("password", "pw")]));
+        assert!(!sent.contains_key("vpn"));
+    }
+}
