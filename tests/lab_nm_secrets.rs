@@ -136,6 +136,8 @@ fn a_users_profile_keeps_its_stored_secret_through_apply_try_and_reset() -> anyh
     // (Printed once the checkpoint is rolled back.)
     lab.wait_for_log(&log, "Not confirmed", Duration::from_secs(15))?;
     keeps_its_secret(&lab, "try's rollback");
+    // Printed, not asserted: NetworkManager's rollback restores only the profiles active on the
+    // checkpoint's devices, so this inactive one keeps try's address (seen: 192.168.178.95/24).
     eprintln!("{PROFILE}'s ipv4.addresses after the unconfirmed try: {}", nmcli(&lab, &["-g", "ipv4.addresses", "connection", "show", PROFILE]).trim());
 
     // reset: multihome's record and entries go (the `user` setting with them), the secret stays.
@@ -146,7 +148,8 @@ fn a_users_profile_keeps_its_stored_secret_through_apply_try_and_reset() -> anyh
     assert!(dry.contains(&format!("profile \"{PROFILE}\" on eth0")), "{dry}");
     let reset = multihome_ok(&lab, &["reset"])?;
     assert!(reset.contains(&format!("profile \"{PROFILE}\" on eth0")), "{reset}");
-    assert!(nmcli(&lab, &["-g", "user.data", "connection", "show", PROFILE]).trim().is_empty(), "reset left multihome's record in {PROFILE}");
+    let keyfile = std::fs::read_to_string(keyfile_path(&lab))?;
+    assert!(!keyfile.contains("multihome."), "reset left multihome's record in {PROFILE}:\n{keyfile}");
     keeps_its_secret(&lab, "reset");
 
     // Nothing multihome printed (above) or wrote holds the secret: of every file of the lab

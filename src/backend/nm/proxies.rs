@@ -131,9 +131,9 @@ pub trait Connection {
     /// Without secrets. An update sent from these must carry the stored secrets too
     /// ([`super::secrets`] says why).
     fn get_settings(&self) -> zbus::Result<SettingsIn>;
-    /// The profile with the secrets NetworkManager stores for `setting` (and those a secret
-    /// agent of the caller's session holds), never asking anyone for them. NetworkManager 1.42
-    /// answers with the whole profile; only `setting` is taken from the answer.
+    /// The secrets NetworkManager stores for `setting` (and those a secret agent of the
+    /// caller's session holds), never asking anyone for them. 1.42.4 answers with the secrets
+    /// alone; only `setting` is taken from the answer.
     fn get_secrets(&self, setting: &str) -> zbus::Result<SettingsIn>;
     fn update2(&self, settings: SettingsOut<'_>, flags: u32, args: HashMap<&str, Variant<'_>>) -> zbus::Result<HashMap<String, OwnedVariant>>;
     fn delete(&self) -> zbus::Result<()>;

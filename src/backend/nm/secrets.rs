@@ -20,11 +20,11 @@
 use std::collections::HashMap;
 
 use anyhow::Context;
-use zbus::{Connection, OwnedObjectPath};
+use zbus::{Connection, OwnedObjectPath, OwnedVariant};
 
 use super::connection::to_wire;
 use super::proxies::{self, ConnectionProxy};
-use super::settings::Profile;
+use super::settings::{Dict, Profile, owned};
 use super::survey::to_profile;
 
 /// NetworkManager's settings with secret properties (as of 1.42, and `wifi-p2p` since).
@@ -46,28 +46,59 @@ pub async fn update(bus: &Connection, path: &OwnedObjectPath, current: &Profile,
             stored.insert(setting.to_string(), values);
         }
     }
-    let sent = with_secrets(current, wanted, &stored);
+    let sent = with_secrets(wanted, &stored);
     conn.update2(to_wire(&sent), proxies::UPDATE2_TO_DISK, HashMap::new()).await.with_context(|| format!("NetworkManager refused the update of {label}"))?;
     Ok(())
 }
 
-/// `wanted` with the `stored` settings' secrets. A setting multihome left as it found it is sent
-/// as stored (which is the same plus its secrets, nested ones such as a WireGuard peer's
-/// preshared key included); in one it changed, the stored values it lacks are added.
-pub fn with_secrets(current: &Profile, wanted: &Profile, stored: &Profile) -> Profile {
+/// `wanted` with the `stored` settings' secrets: every stored value the update lacks is added,
+/// and nothing it has is replaced. GetSecrets answers with the secrets alone (1.42.4) or with
+/// the whole setting (the source of later versions); either way, only what GetSettings left
+/// out is added: a key (`psk`, `password`), an entry of `vpn.secrets`, a key of a WireGuard peer
+/// (`preshared-key`, matched by `public-key`).
+pub fn with_secrets(wanted: &Profile, stored: &Profile) -> Profile {
     let mut out = wanted.clone();
     for (name, values) in stored {
         let Some(setting) = out.get_mut(name) else { continue };
-        if current.get(name) == Some(setting) {
-            *setting = values.clone();
-        } else {
-            for (key, value) in values {
-                setting.entry(key.clone()).or_insert_with(|| value.clone());
+        for (key, value) in values {
+            match setting.get_mut(key) {
+                None => {
+                    setting.insert(key.clone(), value.clone());
+                }
+                Some(have) => {
+                    if let Some(merged) = merged(have, value) {
+                        *have = merged;
+                    }
+                }
             }
         }
     }
     out
 }
+
+/// A value of the update with what the stored one adds: the missing entries of a string map
+/// (`vpn.secrets`), the missing keys of each dictionary of a list, matched by `public-key`
+/// (`wireguard.peers`); `None` for any other value, which stays as it is.
+fn merged(have: &OwnedVariant, stored: &OwnedVariant) -> Option<OwnedVariant> {
+    if let (Ok(mut have), Ok(stored)) = (HashMap::<String, String>::try_from(have.clone()), HashMap::<String, String>::try_from(stored.clone())) {
+        for (k, v) in stored {
+            have.entry(k).or_insert(v);
+        }
+        return Some(owned(have));
+    }
+    let (Ok(mut have), Ok(stored)) = (Vec::<Dict>::try_from(have.clone()), Vec::<Dict>::try_from(stored.clone())) else { return None };
+    for entry in &mut have {
+        let Some(key) = entry.get(PEER_KEY).cloned() else { continue };
+        let Some(found) = stored.iter().find(|s| s.get(PEER_KEY) == Some(&key)) else { continue };
+        for (k, v) in found {
+            entry.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    Some(owned(have))
+}
+
+/// What names a WireGuard peer in `wireguard.peers`.
+const PEER_KEY: &str = "public-key";
 
 #[cfg(test)]
 mod tests {
@@ -97,14 +128,15 @@ mod tests {
     }
 
     /// What `reset` sends: the record's `user` setting goes, so NetworkManager's own merge of
-    /// the stored secrets would do nothing; the PSK is in the update itself.
+    /// the stored secrets would do nothing; the PSK is in the update itself. GetSecrets as
+    /// NetworkManager 1.42.4 answers: the secrets alone.
     #[test]
     fn a_released_profile_is_sent_with_its_stored_psk() {
         let current = applied_wifi();
         let released = settings::release(&current).expect("the profile has multihome's record");
         assert!(!released.contains_key("user"), "the case this is about: the update lacks a setting the profile has");
-        let stored = Profile::from([("802-11-wireless-security".to_string(), dict(&[("key-mgmt", "wpa-psk"), ("psk", "secret-of-home")]))]);
-        let sent = with_secrets(&current, &released, &stored);
+        let stored = Profile::from([("802-11-wireless-security".to_string(), dict(&[("psk", "secret-of-home")]))]);
+        let sent = with_secrets(&released, &stored);
         assert_eq!(sent["802-11-wireless-security"], dict(&[("key-mgmt", "wpa-psk"), ("psk", "secret-of-home")]));
         assert!(!sent.contains_key("user"));
         assert_eq!(sent["ipv4"], released["ipv4"]);
@@ -112,18 +144,53 @@ mod tests {
         assert!(!format!("{released:?}").contains("secret-of-home"));
     }
 
-    /// A setting multihome changed keeps the change and gains only the values it lacks; a
+    /// An answer with the whole setting adds only the secrets: what the update changed stays; a
     /// stored setting the update dropped is not sent again.
     #[test]
-    fn changed_settings_keep_the_change_and_dropped_ones_stay_dropped() {
-        let current = Profile::from([("802-1x".to_string(), dict(&[("eap", "peap"), ("identity", "alice")]))]);
+    fn only_what_the_update_lacks_is_added() {
         let wanted = Profile::from([("802-1x".to_string(), dict(&[("eap", "peap"), ("identity", "bob")]))]);
         let stored = Profile::from([
             ("802-1x".to_string(), dict(&[("eap", "peap"), ("identity", "alice"), ("password", "pw")])),
             ("vpn".to_string(), dict(&[("service-type", "x")])),
         ]);
-        let sent = with_secrets(&current, &wanted, &stored);
+        let sent = with_secrets(&wanted, &stored);
         assert_eq!(sent["802-1x"], dict(&[("eap", "peap"), ("identity", "bob"), ("password", "pw")]));
         assert!(!sent.contains_key("vpn"));
+    }
+
+    /// Secrets inside a value: a VPN's `secrets` map and a WireGuard peer's preshared key.
+    #[test]
+    fn nested_secrets_are_added_too() {
+        let map = |entries: &[(&str, &str)]| v(entries.iter().map(|(k, x)| (k.to_string(), x.to_string())).collect::<HashMap<String, String>>());
+        let peer = |entries: &[(&str, &str)]| dict(entries);
+        let mut wanted = Profile::new();
+        wanted.insert("vpn".into(), Dict::from([("service-type".to_string(), v("org.freedesktop.NetworkManager.openvpn")), ("secrets".to_string(), map(&[]))]));
+        wanted.insert(
+            "wireguard".into(),
+            Dict::from([("peers".to_string(), v(vec![peer(&[("public-key", "A"), ("endpoint", "198.51.100.1:51820")]), peer(&[("public-key", "B")])]))]),
+        );
+        let mut stored = Profile::new();
+        stored.insert("vpn".into(), Dict::from([("secrets".to_string(), map(&[("password", "vpn-pw")]))]));
+        stored.insert(
+            "wireguard".into(),
+            Dict::from([
+                ("private-key".to_string(), v("priv")),
+                (
+                    "peers".to_string(),
+                    v(vec![peer(&[("public-key", "B"), ("preshared-key", "psk-b")]), peer(&[("public-key", "A"), ("preshared-key", "psk-a")])]),
+                ),
+            ]),
+        );
+        let sent = with_secrets(&wanted, &stored);
+        assert_eq!(sent["vpn"]["secrets"], map(&[("password", "vpn-pw")]));
+        assert_eq!(sent["wireguard"]["private-key"], v("priv"));
+        let peers = Vec::<Dict>::try_from(sent["wireguard"]["peers"].clone()).unwrap();
+        assert_eq!(
+            peers,
+            vec![
+                peer(&[("public-key", "A"), ("endpoint", "198.51.100.1:51820"), ("preshared-key", "psk-a")]),
+                peer(&[("public-key", "B"), ("preshared-key", "psk-b")])
+            ]
+        );
     }
 }
