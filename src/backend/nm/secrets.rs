@@ -11,8 +11,9 @@
 //! `reset`, and an uplink leaving the policy, drop the `user` setting that held only multihome's
 //! record; enslaving a profile to the bond drops `ipv4`, `ipv6` and `proxy`; freeing it drops
 //! `user` again. (Seen: `reset` took the PSK out of a Wi-Fi profile, `apply`, which only adds
-//! `user`, kept it.) Sending the secrets makes NetworkManager store exactly these and merge
-//! nothing.
+//! `user`, kept it.) Such an update carries the stored secrets itself, so NetworkManager stores
+//! exactly these and merges nothing; an update with every setting of the profile is left to
+//! NetworkManager's merge, which keeps them.
 //!
 //! The secrets live only in the settings sent: never in a [`Profile`] that `plan`, the diffs,
 //! the messages or the errors show, nor in a file multihome writes.
@@ -30,14 +31,20 @@ use super::survey::to_profile;
 /// NetworkManager's settings with secret properties (as of 1.42, and `wifi-p2p` since).
 pub const SECRET_SETTINGS: [&str; 10] = ["802-11-wireless-security", "802-1x", "wireguard", "vpn", "gsm", "cdma", "pppoe", "adsl", "macsec", "wifi-p2p"];
 
-/// Sends `wanted` as the profile at `path` (read as `current`), written to disk, with the
-/// secrets NetworkManager stores for the secret settings both have. `label` names the profile
+/// Sends `wanted` as the profile at `path` (read as `current`), written to disk; when it lacks
+/// a setting `current` has, with the secrets NetworkManager stores for the secret settings both
+/// have. `label` names the profile
 /// in errors. When the secrets cannot be read, nothing is sent: an update without them could
 /// drop them.
 pub async fn update(bus: &Connection, path: &OwnedObjectPath, current: &Profile, wanted: &Profile, label: &str) -> anyhow::Result<()> {
     let conn = ConnectionProxy::builder(bus).path(path.clone()).build().await?;
     let mut stored = Profile::new();
-    for setting in SECRET_SETTINGS.into_iter().filter(|s| current.contains_key(*s) && wanted.contains_key(*s)) {
+    // An update with every setting the profile has: NetworkManager's own merge keeps the
+    // secrets (seen on active Wi-Fi profiles, where an update carrying the PSK left it on disk
+    // but not in NetworkManager's answer to `nmcli -s`), so only an update that drops a setting
+    // carries them.
+    let drops_a_setting = current.keys().any(|k| !wanted.contains_key(k));
+    for setting in SECRET_SETTINGS.into_iter().filter(|s| drops_a_setting && current.contains_key(*s) && wanted.contains_key(*s)) {
         let answer = conn
             .get_secrets(setting)
             .await
