@@ -58,13 +58,11 @@ fn profiles_keep_their_secrets(vm: &mut Machine, after: &str) -> anyhow::Result<
     Ok(())
 }
 
-/// Ignored: it fails at "reset after apply" on multihome's reset, not on the test. Seen in the
-/// machine (NetworkManager 1.42): after `apply` each profile still has its PSK (nmcli -s and
-/// `psk=` in its keyfile); after `reset` the keyfile's [wifi-security] has only key-mgmt=wpa-psk
-/// and nmcli -s shows no PSK: the station stays associated until it must authenticate again, and
-/// then cannot. Run it with `--ignored` once reset keeps the secret.
+/// Each Update2 carries the secrets NetworkManager stores (src/backend/nm/secrets.rs): before, `reset`
+/// took its routes and rules out of a profile by an update without the `user` setting that held
+/// multihome's record, NetworkManager then merged none of the stored secrets into it, and the
+/// keyfile's [wifi-security] kept only key-mgmt=wpa-psk (issue 25).
 #[test]
-#[ignore = "multihome reset drops a NetworkManager Wi-Fi profile's PSK (issue 25); run with --ignored"]
 fn networkmanagers_wifi_profiles_keep_ssid_and_secret_through_apply_try_and_reset() -> anyhow::Result<()> {
     let _one = crate::one_machine_at_a_time();
     if !image::require() {

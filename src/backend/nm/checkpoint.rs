@@ -12,6 +12,7 @@ use zbus::{Connection, ObjectPath, OwnedObjectPath};
 
 use super::connection::{system_bus, to_wire};
 use super::proxies::{self, ConnectionProxy, NetworkManagerProxy, SettingsProxy};
+use super::secrets;
 use super::settings::Profile;
 use crate::backend::files::{self, Change};
 use crate::backend::sysctl::{self, SysctlChange};
@@ -69,8 +70,8 @@ pub async fn settle(result: anyhow::Result<()>, mut applied: Applied, root: &Roo
     })
 }
 
-/// Sends `wanted` when it `differs` from the profile `found` (updated on disk) or when there is
-/// none (added); returns the profile's path.
+/// Sends `wanted` when it `differs` from the profile `found` (updated on disk, with the secrets
+/// it stores: [`secrets`]) or when there is none (added); returns the profile's path.
 pub async fn put(
     bus: &Connection,
     found: Option<&(OwnedObjectPath, Profile)>,
@@ -80,12 +81,9 @@ pub async fn put(
     applied: &mut Applied,
 ) -> anyhow::Result<OwnedObjectPath> {
     match found {
-        Some((path, _)) => {
+        Some((path, current)) => {
             if differs {
-                let conn = ConnectionProxy::builder(bus).path(path.clone()).build().await?;
-                conn.update2(to_wire(wanted), proxies::UPDATE2_TO_DISK, HashMap::new())
-                    .await
-                    .with_context(|| format!("NetworkManager refused the update of {label}"))?;
+                secrets::update(bus, path, current, wanted, label).await?;
                 applied.changes.push(format!("updated {label}"));
             }
             Ok(path.clone())

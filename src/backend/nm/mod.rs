@@ -15,6 +15,7 @@ mod keyfile_names;
 mod leftovers;
 pub mod proxies;
 mod routes_apply;
+pub mod secrets;
 pub mod settings;
 pub mod survey;
 mod verify;

@@ -128,8 +128,13 @@ pub trait Settings {
 
 #[proxy(interface = "org.freedesktop.NetworkManager.Settings.Connection", default_service = "org.freedesktop.NetworkManager")]
 pub trait Connection {
-    /// Without secrets; NetworkManager keeps the stored ones when an update carries none.
+    /// Without secrets. An update sent from these must carry the stored secrets too
+    /// ([`super::secrets`] says why).
     fn get_settings(&self) -> zbus::Result<SettingsIn>;
+    /// The secrets NetworkManager stores for `setting` (and those a secret agent of the
+    /// caller's session holds), never asking anyone for them. 1.42.4 answers with the secrets
+    /// alone; only `setting` is taken from the answer.
+    fn get_secrets(&self, setting: &str) -> zbus::Result<SettingsIn>;
     fn update2(&self, settings: SettingsOut<'_>, flags: u32, args: HashMap<&str, Variant<'_>>) -> zbus::Result<HashMap<String, OwnedVariant>>;
     fn delete(&self) -> zbus::Result<()>;
 }

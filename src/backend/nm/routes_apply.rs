@@ -5,16 +5,16 @@
 //! at all, so a second apply changes nothing.
 
 use crate::backend::Root;
-use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
 use zbus::{Connection, ObjectPath};
 
 use super::checkpoint::{self, Applied, sysctl_file_changes};
-use super::connection::{system_bus, to_wire};
+use super::connection::system_bus;
 use super::leftovers;
-use super::proxies::{self, ConnectionProxy, DeviceProxy, NetworkManagerProxy, SettingsOut};
+use super::proxies::{DeviceProxy, NetworkManagerProxy, SettingsOut};
+use super::secrets;
 use super::settings;
 use super::survey::{Released, Stale, Survey, Target, survey};
 use super::verify::verify;
@@ -145,10 +145,7 @@ async fn change_and_verify(
 /// Takes multihome's routes and rules out of a user's profile whose interface left the policy,
 /// reapplies it where it is active, and removes the routes NetworkManager leaves of them.
 async fn release(bus: &Connection, r: &Released, applied: &mut Applied) -> anyhow::Result<()> {
-    let conn = ConnectionProxy::builder(bus).path(r.path.clone()).build().await?;
-    conn.update2(to_wire(&r.released), proxies::UPDATE2_TO_DISK, HashMap::new())
-        .await
-        .with_context(|| format!("NetworkManager refused the update of {}", r.label()))?;
+    secrets::update(bus, &r.path, &r.profile, &r.released, &r.label()).await?;
     applied.changes.push(format!("removed multihome's routes and rules from {}: the policy no longer has {}", r.label(), r.interface));
     let Some(device) = &r.active_on else { return Ok(()) };
     let dev = DeviceProxy::builder(bus).path(device.clone()).build().await?;
