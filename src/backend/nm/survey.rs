@@ -106,7 +106,12 @@ pub(super) async fn survey(bus: &Connection, plan: &Plan) -> anyhow::Result<Surv
         let merged = settings::merge(&base, &want);
         let applied_matches = if active_with_profile {
             let (applied, _) = dev.get_applied_connection(0).await?;
-            settings::ip_lines(&to_profile(applied)) == settings::ip_lines(&merged)
+            // All that multihome owns, its record in `user` too: an applied connection that
+            // lacks the record differs from its profile, and NetworkManager then refuses the
+            // profile's secrets to a reactivation with that applied connection ("modified since
+            // activation"), which a checkpoint's rollback is: a Wi-Fi station stayed
+            // disconnected after `try`, its PSK stored but not given.
+            settings::owned_lines(&to_profile(applied)) == settings::owned_lines(&merged)
         } else {
             false
         };
