@@ -58,6 +58,32 @@ fn profiles_keep_their_secrets(vm: &mut Machine, after: &str) -> anyhow::Result<
     Ok(())
 }
 
+/// The seed's bond over the same uplinks, through NetworkManager.
+const BOND: &str = "\
+[Policy]
+Backend=networkmanager
+Mode=bond
+
+[Bond]
+Name=bond0
+Address=192.168.178.60/24
+Gateway=192.168.178.1
+MIIMonitorSec=100ms
+UpDelaySec=1s
+
+[Uplink]
+Interface=eth0
+Priority=1
+
+[Uplink]
+Interface=wlan1
+Priority=2
+
+[Uplink]
+Interface=wlan0
+Priority=3
+";
+
 /// Each Update2 carries the secrets NetworkManager stores (src/backend/nm/secrets.rs): before, `reset`
 /// took its routes and rules out of a profile by an update without the `user` setting that held
 /// multihome's record, NetworkManager then merged none of the stored secrets into it, and the
@@ -141,6 +167,39 @@ fn networkmanagers_wifi_profiles_keep_ssid_and_secret_through_apply_try_and_rese
     // (reset leaves the route metric apply gave the profile: printed, not asserted.)
     println!("home-wlan1's ipv4.route-metric after reset: {}", vm.ok("nmcli -g ipv4.route-metric connection show home-wlan1")?.trim());
     profiles_keep_their_secrets(&mut vm, "reset")?;
+
+    // The bond: apply makes both Wi-Fi profiles the bond's slaves (their SSID and secret stay,
+    // the stations associate as slaves, FailOverMACPolicy=active), reset frees them again.
+    vm.ok(&format!("cat >/etc/multihome/multihome.conf <<'EOF'\n{BOND}EOF"))?;
+    let applied = vm.ok("multihome apply 2>&1")?;
+    println!("apply, bond:\n{applied}");
+    assert!(applied.contains("NetworkManager's checkpoint committed"), "{applied}");
+    vm.wait_for("bond0 with eth0 active", "grep -qx 'Currently Active Slave: eth0' /proc/net/bonding/bond0", Duration::from_secs(90))?;
+    for s in ["wlan1", "wlan0"] {
+        assert_eq!(
+            vm.ok(&format!("nmcli -g connection.master,connection.slave-type connection show home-{s}"))?.trim(),
+            "bond0\nbond",
+            "home-{s} is not bond0's slave"
+        );
+        vm.wait_for(&format!("{s} associated in the bond"), &wifi::associated(s), Duration::from_secs(90))?;
+        vm.wait_for(
+            &format!("{s}'s MII up in the bond"),
+            &format!("grep -A1 -x 'Slave Interface: {s}' /proc/net/bonding/bond0 | grep -qx 'MII Status: up'"),
+            Duration::from_secs(60),
+        )?;
+    }
+    assert!(vm.ok("cat /sys/class/net/bond0/bonding/fail_over_mac")?.starts_with("active"), "bond0's fail_over_mac");
+    profiles_keep_their_secrets(&mut vm, "apply with the bond")?;
+    let reset = vm.ok("multihome reset 2>&1")?;
+    println!("reset, bond:\n{reset}");
+    for s in ["wlan1", "wlan0"] {
+        assert!(
+            reset.contains(&format!("# profile \"home-{s}\" on {s}: the policy no longer has {s}; it is no longer a slave of multihome's bond")),
+            "{reset}"
+        );
+        assert_eq!(vm.ok(&format!("nmcli -g connection.master connection show home-{s}"))?.trim(), "", "reset left home-{s} a slave");
+    }
+    profiles_keep_their_secrets(&mut vm, "reset of the bond")?;
     vm.journal()?;
     vm.passed();
     Ok(())

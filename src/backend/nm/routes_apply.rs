@@ -41,8 +41,12 @@ pub async fn plan_diff(plan: &Plan, root: &Root) -> anyhow::Result<Vec<diff::Cha
         out.push(diff::Change {
             subject: r.label(),
             action: Action::Release,
-            note: Some(format!("{}: the policy no longer has {}; the routes and rules multihome wrote there are removed", r.label(), r.interface)),
-            diff: settings::diff(&r.label(), Some(&r.profile), &r.released),
+            note: Some(format!("{}: the policy no longer has {}; {}", r.label(), r.interface, r.what())),
+            diff: if r.was_slave {
+                settings::bond::diff(&r.label(), Some(&r.profile), &r.released)
+            } else {
+                settings::diff(&r.label(), Some(&r.profile), &r.released)
+            },
         });
     }
     for t in &targets {
@@ -146,8 +150,21 @@ async fn change_and_verify(
 /// reapplies it where it is active, and removes the routes NetworkManager leaves of them.
 async fn release(bus: &Connection, r: &Released, applied: &mut Applied) -> anyhow::Result<()> {
     secrets::update(bus, &r.path, &r.profile, &r.released, &r.label()).await?;
-    applied.changes.push(format!("removed multihome's routes and rules from {}: the policy no longer has {}", r.label(), r.interface));
+    applied.changes.push(if r.was_slave {
+        format!("freed {} from multihome's bond: the policy no longer has {}", r.label(), r.interface)
+    } else {
+        format!("removed multihome's routes and rules from {}: the policy no longer has {}", r.label(), r.interface)
+    });
     let Some(device) = &r.active_on else { return Ok(()) };
+    if r.was_slave {
+        // Out of the bond is a new activation: no reapply makes a slave a plain profile.
+        let nm = NetworkManagerProxy::new(bus).await?;
+        nm.activate_connection(&r.path.as_ref(), &device.as_ref(), &ObjectPath::from_static_str_unchecked("/"))
+            .await
+            .with_context(|| format!("NetworkManager could not activate {}", r.label()))?;
+        applied.changes.push(format!("activated {}", r.label()));
+        return Ok(());
+    }
     let dev = DeviceProxy::builder(bus).path(device.clone()).build().await?;
     dev.reapply(SettingsOut::new(), 0, 0).await.with_context(|| format!("NetworkManager could not reapply {}", r.label()))?;
     applied.changes.push(format!("reapplied {} in place", r.label()));

@@ -1,6 +1,7 @@
 //! A user's profile keeps its secrets (a Wi-Fi PSK, 802.1X passwords, a WireGuard key, ...)
-//! through every update multihome sends: the update carries the secrets NetworkManager stores,
-//! read just before with GetSecrets.
+//! through every update multihome sends: an update that drops one of the profile's settings
+//! carries the secrets NetworkManager stores, read just before with GetSecrets; any other is
+//! left to NetworkManager's own merge.
 //!
 //! Why it must: GetSettings gives a profile without its secrets, and multihome sends it back
 //! with its changes through Update2. NetworkManager (1.42 and later: `update_auth_cb` in

@@ -337,23 +337,32 @@ fn route_of(e: &RouteEntry) -> Option<Route> {
     Some(Route { destination, gateway, table, metric: e.metric, preferred_source })
 }
 
-/// `p` without what multihome wrote into its routes and rules and without its record, for a
-/// user's profile whose interface left the policy; `None` when multihome never wrote there.
-/// The other `ipv4` values stay as they are: multihome does not know what they were before.
+/// `p` without what multihome wrote into its routes and rules and without its record, and no
+/// longer a slave of multihome's bond, for a user's profile whose interface left the policy;
+/// `None` when multihome never wrote there. The other `ipv4` values stay as they are: multihome
+/// does not know what they were before. A freed slave has no IP settings (enslaving took them):
+/// NetworkManager gives it its defaults (`auto`).
 pub fn release(p: &Profile) -> Option<Profile> {
-    let record = Record::of(p)?;
-    let mut out = p.clone();
-    for family in [IPV4, IPV6] {
-        // IPv6 entries are multihome's only where its record says it owned IPv6.
-        if out.contains_key(family) && (family == IPV4 || record.ipv6) {
-            let mut ip = IpSetting::of(p, family);
-            ip.routes.retain(|e| !record.routes.contains(&e.text()));
-            ip.rules.retain(|e| !record.rules.contains(&e.text()));
-            ip.write(&mut out, family);
-        }
+    let record = Record::of(p);
+    let slave = bond::is_ours(p);
+    if record.is_none() && !slave {
+        return None;
     }
-    drop_deprecated_v6(&mut out);
-    Record::erase(&mut out);
+    let mut out = p.clone();
+    if let Some(record) = record {
+        for family in [IPV4, IPV6] {
+            // IPv6 entries are multihome's only where its record says it owned IPv6.
+            if out.contains_key(family) && (family == IPV4 || record.ipv6) {
+                let mut ip = IpSetting::of(p, family);
+                ip.routes.retain(|e| !record.routes.contains(&e.text()));
+                ip.rules.retain(|e| !record.rules.contains(&e.text()));
+                ip.write(&mut out, family);
+            }
+        }
+        drop_deprecated_v6(&mut out);
+        Record::erase(&mut out);
+    }
+    bond::unslave(&mut out);
     Some(out)
 }
 

@@ -72,13 +72,21 @@ pub(super) struct Released {
     pub(super) interface: String,
     pub(super) profile: Profile,
     pub(super) released: Profile,
-    /// Its device, when the profile is active on it (then it is reapplied).
+    /// Its device, when the profile is active on it (then it is reapplied, or activated again
+    /// when it was a slave of multihome's bond).
     pub(super) active_on: Option<OwnedObjectPath>,
+    /// It was a slave of multihome's bond, and is a plain profile again.
+    pub(super) was_slave: bool,
 }
 
 impl Released {
     pub(super) fn label(&self) -> String {
         format!("profile {:?} on {}", profile_name(&self.profile), self.interface)
+    }
+
+    /// What releasing takes out of the profile, for the user.
+    pub(super) fn what(&self) -> &'static str {
+        if self.was_slave { "it is no longer a slave of multihome's bond" } else { "the routes and rules multihome wrote there are removed" }
     }
 }
 
@@ -151,7 +159,8 @@ pub(super) async fn survey(bus: &Connection, plan: &Plan) -> anyhow::Result<Surv
                 active_on = Some(device);
             }
         }
-        released.push(Released { path: path.clone(), interface, profile: p.clone(), released: without, active_on });
+        let was_slave = settings::bond::is_ours(p);
+        released.push(Released { path: path.clone(), interface, profile: p.clone(), released: without, active_on, was_slave });
     }
     Ok(Survey { targets, stale, released })
 }

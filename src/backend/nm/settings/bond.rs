@@ -59,9 +59,14 @@ pub fn enslave(current: &Profile, b: &BondPlan) -> Profile {
     p
 }
 
+/// Whether `p` is a slave multihome made ([`enslave`]).
+pub fn is_ours(p: &Profile) -> bool {
+    user_data(p).contains_key(SLAVE_KEY)
+}
+
 /// Frees a profile multihome enslaved (back to Mode=routes); others are left as they are.
 pub fn unslave(p: &mut Profile) {
-    if !user_data(p).contains_key(SLAVE_KEY) {
+    if !is_ours(p) {
         return;
     }
     if let Some(c) = p.get_mut("connection") {
@@ -177,6 +182,20 @@ mod tests {
         let kept = foreign.clone();
         unslave(&mut foreign);
         assert_eq!(foreign, kept);
+    }
+
+    /// `reset`, or the policy without the interface: the slave multihome made is released, a
+    /// plain profile with its SSID and security again; one someone else made is not.
+    #[test]
+    fn a_slave_of_ours_is_released_and_no_other() {
+        let slave = enslave(&wifi_profile(), &seed_bond());
+        let freed = crate::backend::nm::settings::release(&slave).expect("multihome's slave is released");
+        assert!(!is_ours(&freed) && !lines(&freed).iter().any(|l| l.contains("master") || l.contains("slave")), "{:?}", lines(&freed));
+        assert_eq!(freed["802-11-wireless-security"], slave["802-11-wireless-security"]);
+        assert!(!freed.contains_key("user"), "the user setting held only the slave's marker");
+        let mut foreign = slave;
+        set_user(&mut foreign, SLAVE_KEY, None);
+        assert!(crate::backend::nm::settings::release(&foreign).is_none());
     }
 
     #[test]
