@@ -43,7 +43,11 @@ pub(super) struct Hooks {
 impl Hooks {
     /// Starts the runner on the daemon's runtime, reading `dir` at every event.
     pub(super) fn start(dir: PathBuf) -> Hooks {
-        let (queue, rx) = mpsc::channel(QUEUE);
+        Hooks::with_queue(dir, QUEUE)
+    }
+
+    fn with_queue(dir: PathBuf, capacity: usize) -> Hooks {
+        let (queue, rx) = mpsc::channel(capacity);
         tokio::spawn(run_queue(dir, rx));
         Hooks { queue, dropped: Arc::new(AtomicU64::new(0)) }
     }
@@ -56,11 +60,12 @@ impl Hooks {
                 mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c) => c,
             };
             tracing::warn!(
-                "event hooks: dropped the event {} {} {} -> {} ({n} dropped since start): {QUEUE} events already wait for the hooks",
+                "event hooks: dropped the event {} {} {} -> {} ({n} dropped since start): {} events already wait for the hooks",
                 c.kind.word(),
                 c.uplink,
                 c.old,
-                c.new
+                c.new,
+                self.queue.max_capacity()
             );
         }
     }
@@ -165,6 +170,44 @@ async fn log_lines(name: String, stream: impl AsyncRead + Unpin) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hooks far slower than the events: `send` never waits, the queue holds what it can, and
+    /// each event beyond it is dropped and counted; the ones queued still reach the hook.
+    #[tokio::test]
+    async fn events_beyond_the_queue_are_dropped_and_counted_without_waiting() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("multihome-events-queue-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let seen = dir.join("seen");
+        let hook = dir.join("10-slow");
+        std::fs::write(&hook, format!("#!/bin/sh\necho \"$MULTIHOME_UPLINK\" >>{}\nsleep 0.2\n", seen.display())).unwrap();
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let hooks = Hooks::with_queue(dir.clone(), 2);
+        let change = |n: usize| Change {
+            kind: super::super::events::Kind::Down,
+            family: super::super::probe::Family::V4,
+            uplink: format!("eth{n}"),
+            old: "up".into(),
+            new: "down".into(),
+            reason: "test".into(),
+            active: String::new(),
+        };
+        let start = std::time::Instant::now();
+        // The test's runtime has one thread: the runner takes nothing before the first await,
+        // so exactly two of the ten fit.
+        for n in 0..10 {
+            hooks.send(change(n));
+        }
+        assert!(start.elapsed() < Duration::from_millis(100), "send waited {:?}", start.elapsed());
+        assert_eq!(hooks.dropped.load(Ordering::Relaxed), 8);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::read_to_string(&seen).unwrap_or_default().lines().count() < 2 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(std::fs::read_to_string(&seen).unwrap_or_default(), "eth0\neth1\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn dotfiles_backups_and_dpkg_leftovers_are_not_hooks() {
