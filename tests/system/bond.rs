@@ -158,7 +158,8 @@ fn a_bond_keeps_established_connections_through_the_primarys_carrier_loss() -> a
 
     // apply with the running networkd: the .netdev makes bond0, the slaves' files enslave
     // eth3 (the primary) and eth4.
-    vm.ok("mkdir -p /etc/multihome && cp /mnt/bond.conf /etc/multihome/multihome.conf && multihome check")?;
+    // With the daemon's metrics on loopback, to read its bond families from the real bond.
+    vm.ok("mkdir -p /etc/multihome && cp /mnt/bond.conf /etc/multihome/multihome.conf && printf '\\n[Metrics]\\nListen=127.0.0.1:9469\\n' >>/etc/multihome/multihome.conf && multihome check")?;
     let applied = vm.ok("multihome apply 2>&1")?;
     assert!(applied.contains("Applied"), "{applied}");
     vm.wait_for("bond0 with eth3 active", &format!("{ACTIVE_SLAVE} | grep -qx eth3"), Duration::from_secs(60))?;
@@ -181,6 +182,7 @@ fn a_bond_keeps_established_connections_through_the_primarys_carrier_loss() -> a
     daemon_shows(&mut vm, "eth3", &[("eth3", "up", true), ("eth4", "up", false), ("eth5", "up", false)])?;
     let text = vm.ok("multihome status")?;
     assert!(text.contains("The bond's active slave is eth3 (*)"), "{text}");
+    metrics_show(&mut vm, "eth3", &[("eth3", "up"), ("eth4", "up"), ("eth5", "up")])?;
 
     // eth4 enslaved again, as an administrator's or a manager's reactivation does: the kernel's
     // list of slaves then ends with it, and its priority is back at 0.
@@ -330,6 +332,33 @@ fn kernel_prio(vm: &mut Machine, slave: &str) -> anyhow::Result<Option<i64>> {
 /// opened before the primary's cable is pulled, still going after the failover to eth4 (the
 /// policy's Priority=2, enslaved last: the kernel's own order would take eth5) and after eth3's
 /// return; the client gives up if an answer takes 10 s.
+/// The daemon's bond families (`[Metrics] Listen=127.0.0.1:9469`, served from inside the unit's
+/// sandbox, read with bash alone) say `active` is the active slave and each slave's MII state is
+/// the one given, within 10 s (the daemon reads the bond on its own schedule).
+fn metrics_show(vm: &mut Machine, active: &str, mii: &[(&str, &str)]) -> anyhow::Result<()> {
+    let wanted: Vec<String> = mii
+        .iter()
+        .flat_map(|(slave, state)| {
+            [
+                format!("multihome_bond_active_slave{{uplink=\"{slave}\"}} {}", u8::from(*slave == active)),
+                format!("multihome_bond_slave_mii{{uplink=\"{slave}\",state=\"{state}\"}} 1"),
+            ]
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = vm.ok("exec 3<>/dev/tcp/127.0.0.1/9469 && printf 'GET /metrics HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && cat <&3")?;
+        let missing: Vec<&String> = wanted.iter().filter(|w| !text.lines().any(|l| l == w.as_str())).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("the daemon's metrics lack {missing:?}:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 fn connections_survive_the_primarys_carrier_loss(vm: &mut Machine, servers: &Servers) -> anyhow::Result<()> {
     // The test is only worth something where the kernel's list would choose wrong.
     let order = vm.ok("sed -n 's/^Slave Interface: //p' /proc/net/bonding/bond0")?;
@@ -363,6 +392,7 @@ fn connections_survive_the_primarys_carrier_loss(vm: &mut Machine, servers: &Ser
     let moved = vm.wait_for("a failover after eth3's carrier loss", &format!("{ACTIVE_SLAVE} | grep -x 'eth[45]'"), Duration::from_secs(60))?;
     assert_eq!(moved.trim(), "eth4", "the bond took {} instead of eth4 (Priority=2):\n{}", moved.trim(), vm.ok("cat /proc/net/bonding/bond0")?);
     daemon_shows(vm, "eth4", &[("eth3", "down", false), ("eth4", "up", true), ("eth5", "up", false)])?;
+    metrics_show(vm, "eth4", &[("eth3", "down"), ("eth4", "up"), ("eth5", "up")])?;
     let prios = (kernel_prio(vm, "eth3")?, kernel_prio(vm, "eth4")?, kernel_prio(vm, "eth5")?);
     assert_eq!(prios, (Some(3), Some(2), Some(1)), "the slaves' priorities in the kernel (eth3, eth4, eth5)");
     let text = vm.ok("multihome status")?;
