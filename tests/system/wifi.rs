@@ -11,7 +11,8 @@
 use std::time::Duration;
 
 use super::machine::Machine;
-use super::network::Nic;
+use super::network::{Network, Nic};
+use super::{image, seeded};
 
 /// The machine's NICs in a Wi-Fi test: wired eth0, and the access points' wired uplinks (the
 /// image's .link files name 52:54:00:00:00:05 eth4 and :06 eth5; no virtio NIC is named wlan1
@@ -90,6 +91,38 @@ iw phy "$phy" set netns name aps
 ip -n aps link set wlan4 name ap2-wlan1
 sed 's/^interface=ap-wlan1$/interface=ap2-wlan1/; s/^channel=1$/channel=11/' /run/mh-wifi/ap-wlan1.conf >/run/mh-wifi/ap2-wlan1.conf
 "#;
+
+/// The Wi-Fi machine booted on `net` with the package installed as the README says and
+/// `policy` on /mnt as `name`; no radio made yet.
+pub fn boot_installed(net: &Network, name: &str, policy: &str) -> anyhow::Result<Machine> {
+    let image = image::machine()?;
+    let dir = std::env::temp_dir().join(format!("multihome-system-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join(name);
+    std::fs::write(&file, policy)?;
+    let booted = Machine::boot(&image, net, &nics(), &[("multihome.deb", &image::deb()), (name, &file)]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut vm = booted?;
+    vm.ok("mount -o ro /dev/vdb /mnt")?;
+    seeded::install(&mut vm, "multihome.deb")?;
+    Ok(vm)
+}
+
+/// The machine moves from networkd to NetworkManager, which makes no profile of its own
+/// (`no-auto-default`): the stations are associated by the administrator's profiles only.
+/// Returns once its settings answer on the bus.
+pub fn use_networkmanager(vm: &mut Machine) -> anyhow::Result<()> {
+    vm.ok("systemctl disable --now systemd-networkd.socket systemd-networkd.service networkd-dispatcher.service 2>&1")?;
+    vm.ok("printf '[main]\\nno-auto-default=*\\n' >/etc/NetworkManager/conf.d/90-uplinks.conf && systemctl enable --now NetworkManager 2>&1")?;
+    // Its name on the bus comes before its Settings object: ask the object itself.
+    vm.wait_for(
+        "NetworkManager's settings on the bus",
+        "nm-online -s -q -t 5; busctl call org.freedesktop.NetworkManager /org/freedesktop/NetworkManager/Settings \
+         org.freedesktop.NetworkManager.Settings ListConnections >/dev/null",
+        Duration::from_secs(90),
+    )?;
+    Ok(())
+}
 
 /// Makes the radios and starts both access points; the stations are configured
 /// (/etc/wpa_supplicant/wpa_supplicant-wlanN.conf: their SSID and passphrase) but not started.

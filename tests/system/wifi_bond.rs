@@ -164,17 +164,7 @@ fn wlan1_access_point_lost(vm: &mut Machine, servers: &super::bond::Servers) -> 
 /// (with `before_apply` run just before `multihome apply`); returns once the bond is on eth0
 /// with both stations associated as its backups, in the policy's order.
 fn bond_over_wifi(net: &Network, before_apply: &str) -> anyhow::Result<Machine> {
-    let image = image::machine()?;
-    let dir = std::env::temp_dir().join(format!("multihome-system-wifi-bond-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let policy = dir.join("bond.conf");
-    std::fs::write(&policy, BOND)?;
-    let deb = image::deb();
-    let booted = Machine::boot(&image, net, &wifi::nics(), &[("multihome.deb", &deb), ("bond.conf", &policy)]);
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut vm = booted?;
-    vm.ok("mount -o ro /dev/vdb /mnt")?;
-    vm.ok("DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends /mnt/multihome.deb")?;
+    let mut vm = wifi::boot_installed(net, "bond.conf", BOND)?;
     wifi::start_access_points(&mut vm)?;
     for s in ["wlan1", "wlan0"] {
         wifi::start_station(&mut vm, s)?;

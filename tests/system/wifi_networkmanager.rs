@@ -94,31 +94,13 @@ fn networkmanagers_wifi_profiles_keep_ssid_and_secret_through_apply_try_and_rese
     if !image::require() {
         return Ok(());
     }
-    let image = image::machine()?;
-    let nics = wifi::nics();
-    let mut net = Network::build(&nics)?;
+    let mut net = Network::build(&wifi::nics())?;
     net.start_dhcp()?;
-    let dir = std::env::temp_dir().join(format!("multihome-system-wifi-nm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let policy = dir.join("wifi-nm.conf");
-    std::fs::write(&policy, POLICY)?;
-    let deb = image::deb();
-    let booted = Machine::boot(&image, &net, &nics, &[("multihome.deb", &deb), ("wifi-nm.conf", &policy)]);
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut vm = booted?;
-    vm.ok("mount -o ro /dev/vdb /mnt")?;
-    vm.ok("DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends /mnt/multihome.deb")?;
+    let mut vm = wifi::boot_installed(&net, "wifi-nm.conf", POLICY)?;
     // The access points take eth4 and eth5 into their namespace before NetworkManager starts.
     wifi::start_access_points(&mut vm)?;
 
-    vm.ok("systemctl disable --now systemd-networkd.socket systemd-networkd.service networkd-dispatcher.service 2>&1")?;
-    vm.ok("printf '[main]\\nno-auto-default=*\\n' >/etc/NetworkManager/conf.d/90-uplinks.conf && systemctl enable --now NetworkManager 2>&1")?;
-    vm.wait_for(
-        "NetworkManager's settings on the bus",
-        "nm-online -s -q -t 5; busctl call org.freedesktop.NetworkManager /org/freedesktop/NetworkManager/Settings \
-         org.freedesktop.NetworkManager.Settings ListConnections >/dev/null",
-        Duration::from_secs(90),
-    )?;
+    wifi::use_networkmanager(&mut vm)?;
     // The administrator's Wi-Fi profiles, as `nmcli device wifi connect` would make them.
     for s in ["wlan1", "wlan0"] {
         vm.ok(&format!(

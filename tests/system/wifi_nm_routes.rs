@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use super::bond::{INTERNET, start_servers};
 use super::image;
-use super::machine::Machine;
 use super::network::Network;
 use super::wifi;
 use super::wifi_routes::{cost, lease, now, probes, rules_for, start_prober, wlan1_carries};
@@ -63,34 +62,16 @@ fn networkmanager_routes_mode_follows_real_wifi_through_an_access_points_loss() 
     if !image::require() {
         return Ok(());
     }
-    let image = image::machine()?;
-    let nics = wifi::nics();
-    let mut net = Network::build(&nics)?;
+    let mut net = Network::build(&wifi::nics())?;
     net.start_dhcp()?;
     let _servers = start_servers(&net.names.internet())?;
-    let dir = std::env::temp_dir().join(format!("multihome-system-wifi-nm-routes-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let policy = dir.join("seed-wifi-nm.conf");
-    std::fs::write(&policy, SEED_WITH_DHCP_WIFI_NM)?;
-    let deb = image::deb();
-    let booted = Machine::boot(&image, &net, &nics, &[("multihome.deb", &deb), ("seed-wifi-nm.conf", &policy)]);
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut vm = booted?;
-    vm.ok("mount -o ro /dev/vdb /mnt")?;
-    vm.ok("DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends /mnt/multihome.deb")?;
+    let mut vm = wifi::boot_installed(&net, "seed-wifi-nm.conf", SEED_WITH_DHCP_WIFI_NM)?;
     // The access points take eth4 and eth5 into their namespace before NetworkManager starts.
     wifi::start_access_points(&mut vm)?;
 
     // The machine moves to NetworkManager (tests/system/wifi_networkmanager.rs), and the
     // administrator's profiles: eth0 wired and static, each station with its SSID and PSK.
-    vm.ok("systemctl disable --now systemd-networkd.socket systemd-networkd.service networkd-dispatcher.service 2>&1")?;
-    vm.ok("printf '[main]\\nno-auto-default=*\\n' >/etc/NetworkManager/conf.d/90-uplinks.conf && systemctl enable --now NetworkManager 2>&1")?;
-    vm.wait_for(
-        "NetworkManager's settings on the bus",
-        "nm-online -s -q -t 5; busctl call org.freedesktop.NetworkManager /org/freedesktop/NetworkManager/Settings \
-         org.freedesktop.NetworkManager.Settings ListConnections >/dev/null",
-        Duration::from_secs(90),
-    )?;
+    wifi::use_networkmanager(&mut vm)?;
     vm.ok("nmcli connection add type ethernet ifname eth0 con-name home-eth0 ipv4.method manual ipv4.addresses 192.168.178.99/24 ipv4.gateway 192.168.178.1 ipv6.method disabled")?;
     for s in ["wlan1", "wlan0"] {
         vm.ok(&format!(

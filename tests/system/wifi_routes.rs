@@ -158,21 +158,10 @@ fn routes_mode_follows_real_wifi_through_disassociation_and_deauthentication() -
     if !image::require() {
         return Ok(());
     }
-    let image = image::machine()?;
-    let nics = wifi::nics();
-    let mut net = Network::build(&nics)?;
+    let mut net = Network::build(&wifi::nics())?;
     net.start_dhcp()?;
     let _servers = start_servers(&net.names.internet())?;
-    let dir = std::env::temp_dir().join(format!("multihome-system-wifi-routes-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let policy = dir.join("seed-wifi.conf");
-    std::fs::write(&policy, SEED_WITH_DHCP_WIFI)?;
-    let deb = image::deb();
-    let booted = Machine::boot(&image, &net, &nics, &[("multihome.deb", &deb), ("seed-wifi.conf", &policy)]);
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut vm = booted?;
-    vm.ok("mount -o ro /dev/vdb /mnt")?;
-    vm.ok("DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends /mnt/multihome.deb")?;
+    let mut vm = wifi::boot_installed(&net, "seed-wifi.conf", SEED_WITH_DHCP_WIFI)?;
 
     wifi::start_access_points(&mut vm)?;
     for s in ["wlan1", "wlan0"] {
