@@ -25,7 +25,12 @@ use multihome::lab::policies::SEED;
 use multihome::lab::probe::{Outage, Prober, Target, outage};
 use multihome::lab::stream::Stream;
 use multihome::lab::{self, INTERNET, Lab, LabOptions, Manager, seed_address};
-use multihome::plot::bars::{self, Figure, Value};
+use multihome::plot::bars::{Figure, Value};
+
+/// The report and statistics both benchmarks share.
+#[path = "common/report.rs"]
+mod report;
+use report::{Report, flag, machine, median, worst};
 
 /// The `ipv6` group, in a file of its own.
 #[path = "failover/ipv6.rs"]
@@ -80,18 +85,10 @@ fn main() -> anyhow::Result<()> {
     }
     if !args.iter().any(|a| a == "--no-write") {
         let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/BENCHMARKS.md");
-        report.write_into(&doc, &command)?;
+        report.write_into(&doc, &command, &machine())?;
         println!("\nwrote {}", doc.display());
     }
     Ok(())
-}
-
-/// The tables of one run, by group, as they go into docs/BENCHMARKS.md, and their figures.
-#[derive(Default)]
-struct Report {
-    groups: Vec<(&'static str, String)>,
-    /// (group, file name without .svg, figure).
-    figures: Vec<(&'static str, String, Figure)>,
 }
 
 /// A duration as a figure's value in milliseconds; `Duration::MAX` is what never happened.
@@ -102,75 +99,6 @@ fn ms_value(d: Duration) -> Value {
 /// A figure's file name: the group's, or the group's and the table's when the group has several.
 fn figure_name(group: &str, table: &str) -> String {
     if group == table { group.to_string() } else { format!("{group}-{table}") }
-}
-
-impl Report {
-    /// A line of `group`'s table: printed at once (a long run shows progress) and kept.
-    fn line(&mut self, group: &'static str, text: impl Into<String>) {
-        let text = text.into();
-        println!("{text}");
-        match self.groups.iter_mut().find(|(g, _)| *g == group) {
-            Some((_, body)) => {
-                body.push_str(&text);
-                body.push('\n');
-            }
-            None => self.groups.push((group, format!("{text}\n"))),
-        }
-    }
-
-    /// Keeps `figure` of `group`, drawn into docs/bench/NAME.svg when the document is written.
-    fn figure(&mut self, group: &'static str, name: String, figure: Figure) {
-        self.figures.push((group, name, figure));
-    }
-
-    /// Replaces what is between `<!-- bench:GROUP -->` and `<!-- /bench:GROUP -->` in `doc` with
-    /// this run's table for that group, headed by when, where and how it was measured.
-    fn write_into(&self, doc: &Path, command: &str) -> anyhow::Result<()> {
-        let mut text = std::fs::read_to_string(doc)?;
-        let stamp = format!("Measured on {} on {}, release build, with `{command}`.", today()?, machine());
-        let dir = doc.parent().context("docs/BENCHMARKS.md has no directory")?.join("bench");
-        for (group, body) in &self.groups {
-            let (begin, end) = (format!("<!-- bench:{group} -->"), format!("<!-- /bench:{group} -->"));
-            let (Some(b), Some(e)) = (text.find(&begin), text.find(&end)) else { bail!("{} has no {begin} ... {end} markers", doc.display()) };
-            let mut links = String::new();
-            for (_, name, figure) in self.figures.iter().filter(|(g, ..)| g == group) {
-                std::fs::create_dir_all(&dir).with_context(|| format!("cannot make {}", dir.display()))?;
-                let path = dir.join(format!("{name}.svg"));
-                std::fs::write(&path, bars::svg(figure)).with_context(|| format!("cannot write {}", path.display()))?;
-                println!("wrote {}", path.display());
-                links.push_str(&format!("\n![{}](bench/{name}.svg)\n", figure.title));
-            }
-            text.replace_range(b + begin.len()..e, &format!("\n{stamp}\n\n{body}{links}"));
-        }
-        std::fs::write(doc, text)?;
-        Ok(())
-    }
-}
-
-fn today() -> anyhow::Result<String> {
-    let out = std::process::Command::new("date").args(["-u", "+%Y-%m-%d"]).output()?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// Cores, kernel, and the managers' versions: what the figures depend on.
-fn machine() -> String {
-    let first_line = |program: &str, arg: &str| {
-        std::process::Command::new(program)
-            .arg(arg)
-            .output()
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").trim().to_string())
-            .unwrap_or_default()
-    };
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = first_line("uname", "-r");
-    let systemd = first_line("/lib/systemd/systemd", "--version");
-    let nm = first_line("NetworkManager", "--version");
-    format!("{cores} cores, Linux {kernel}, {systemd}, NetworkManager {nm}")
-}
-
-fn flag(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
 }
 
 // ---- labs ----------------------------------------------------------------------------------
@@ -246,17 +174,6 @@ const IPV4: Family<Ipv4Addr> = Family {
     set_upstream: Lab::set_upstream,
     verdict: "eth0:",
 };
-
-fn median<T: Ord + Copy>(mut v: Vec<T>) -> T {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn worst<T: Ord + Copy>(v: &[T]) -> T {
-    *v.iter().max().expect("runs > 0")
-}
-
-// ---- carrier loss --------------------------------------------------------------------------
 
 fn carrier_rows(runs: usize, report: &mut Report) -> anyhow::Result<()> {
     println!("\n## Carrier loss on eth0 (the preferred uplink)\n");
