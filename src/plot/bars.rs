@@ -61,7 +61,7 @@ pub fn svg(figure: &Figure) -> String {
         "<defs><pattern id=\"never\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(45)\">\
          <line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#d62728\" stroke-width=\"2\"/></pattern></defs>\n",
     );
-    text(&mut s, 10.0, 22.0, 14.0, "start", "font-weight=\"bold\"", &figure.title);
+    text(&mut s, 10.0, 22.0, title_size(&figure.title), "start", "font-weight=\"bold\"", &figure.title);
     for (k, (m, &(x, y))) in figure.measures.iter().zip(&keys).enumerate() {
         let _ = writeln!(s, "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"14\" height=\"10\" fill=\"{}\"/>", y - 9.0, COLOURS[k % COLOURS.len()]);
         text(&mut s, x + 18.0, y, 10.0, "start", "", m);
@@ -93,6 +93,13 @@ pub fn svg(figure: &Figure) -> String {
     s
 }
 
+/// The title's font size: 14 px, smaller for a title that would not fit the figure's width
+/// (a bold glyph is wider than [`text_width`]'s estimate, hence the margin).
+fn title_size(title: &str) -> f64 {
+    let room = WIDTH - 20.0;
+    (room / (text_width(title, 1.0) * 1.1)).clamp(8.0, 14.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +115,16 @@ mod tests {
                 ("systemd-networkd alone".into(), vec![Value::Never, Value::Missing]),
             ],
         }
+    }
+
+    /// A long title is drawn smaller, to fit; a short one keeps its size.
+    #[test]
+    fn a_long_title_is_made_to_fit() {
+        let long = "wlan1's access point lost for 6 s, eth0 unplugged: until new connections leave by wlan0, and by wlan1 after the return";
+        assert!(title_size(long) < 14.0 && text_width(long, title_size(long)) * 1.1 <= WIDTH - 20.0);
+        assert_eq!(title_size(&carrier().title), 14.0);
+        let text = svg(&Figure { title: long.into(), ..carrier() });
+        assert!(text.contains(&format!("font-size=\"{}\"", title_size(long))), "{text}");
     }
 
     #[test]
