@@ -140,15 +140,15 @@ fn networkmanager_routes_mode_follows_real_wifi_through_an_access_points_loss() 
 
     let (wlan1, wlan0) = apply_the_seed_without_eth0(&mut vm)?;
 
-    // wlan1's access point stops for 6 s: disassociated, new connections go to wlan0. When it
+    // wlan1's access point stops for 5 s: disassociated, new connections go to wlan0. When it
     // returns, NetworkManager associates wlan1 again by itself (its own autoconnect and scans),
     // takes a lease, and wlan1 carries new connections again.
-    let (stopped, wlan1_again, associated) = access_point_lost(&mut vm, &connected("wlan1", "home-wlan1"), &wlan0, Duration::from_secs(6))?;
+    let (stopped, wlan1_again, associated) = access_point_lost(&mut vm, &connected("wlan1", "home-wlan1"), &wlan0, Duration::from_secs(5))?;
     vm.ok("systemctl stop mh-probe")?;
 
     let secs = |t: Option<f64>| t.map_or("never".to_string(), |t| format!("{t:.2} s"));
     println!(
-        "NetworkManager: wlan1's access point stopped for 6 s: {} of {} new connections failed; first through wlan0 {} after the stop; \
+        "NetworkManager: wlan1's access point stopped for 5 s: {} of {} new connections failed; first through wlan0 {} after the stop; \
          NetworkManager had wlan1 connected again within {associated:.1} s of hostapd's restart; wlan1 ({wlan1} -> {wlan1_again}) carried again {} after it",
         stopped.failed,
         stopped.attempts,
