@@ -35,3 +35,4 @@ mod wifi_networkmanager;
 mod wifi_nm_routes;
 mod wifi_roam;
 mod wifi_routes;
+mod wifi_silent;

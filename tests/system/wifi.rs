@@ -185,6 +185,23 @@ pub fn start_ap(vm: &mut Machine, ap: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The wired port of `uplink`'s access point: its bridge's way to the lab's switch (SETUP).
+fn wired_port(uplink: &str) -> &'static str {
+    if uplink == "wlan1" { "eth4" } else { "eth5" }
+}
+
+/// A silent upstream behind `uplink`'s access point (or its repair): the wired port leaves (or
+/// rejoins) the access point's bridge, as [`Network::set_upstream`] does to a switch. The access
+/// point and its stations carry on (associated, carrier up): only what goes beyond the air is
+/// lost. Returns the machine's clock (CLOCK_BOOTTIME, the prober's) just before the change,
+/// read in the same command so that no round trip of the agent lies between.
+pub fn set_upstream(vm: &mut Machine, uplink: &str, up: bool) -> anyhow::Result<f64> {
+    let port = wired_port(uplink);
+    let change = if up { format!("master br-{uplink}") } else { "nomaster".to_string() };
+    let at = vm.ok(&format!("cut -d' ' -f1 /proc/uptime && ip -n {APS} link set {port} {change}"))?;
+    Ok(at.trim().parse()?)
+}
+
 /// The access point of `uplink`'s SSID deauthenticates `station` (hostapd_cli deauthenticate).
 pub fn deauthenticate(vm: &mut Machine, uplink: &str, station: &str) -> anyhow::Result<()> {
     let mac = vm.ok(&format!("cat /sys/class/net/{station}/address"))?;
@@ -197,9 +214,20 @@ pub fn deauthenticate(vm: &mut Machine, uplink: &str, station: &str) -> anyhow::
 /// each answer's gap since the previous one to /run/mh-echo.log ("N SECONDS"), and "broken N
 /// WHY" when the connection ended or timed out. Started as the transient unit mh-echo.
 pub fn start_echo(vm: &mut Machine, server: &str, port: u16) -> anyhow::Result<()> {
+    run_echo(vm, &format!("s = socket.create_connection(('{server}', {port}), timeout=60)"))
+}
+
+/// [`start_echo`] over one MPTCP connection (IPPROTO_MPTCP, 262: python3 has no name for it);
+/// the server must accept MPTCP (multihome::lab::stream::mptcp_echo).
+pub fn start_mptcp_echo(vm: &mut Machine, server: &str, port: u16) -> anyhow::Result<()> {
+    run_echo(vm, &format!("s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262)\ns.settimeout(60)\ns.connect(('{server}', {port}))"))
+}
+
+/// The echo client with `connect`, python that leaves the connected socket in `s`.
+fn run_echo(vm: &mut Machine, connect: &str) -> anyhow::Result<()> {
     let client = format!(
         "import socket, sys, time
-s = socket.create_connection(('{server}', {port}), timeout=60)
+{connect}
 f = s.makefile('rw')
 log = open('/run/mh-echo.log', 'w', buffering=1)
 i, last = 0, time.monotonic()

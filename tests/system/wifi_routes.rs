@@ -75,24 +75,48 @@ pub fn rules_for(vm: &mut Machine, addr: &str, table: u32) -> anyhow::Result<()>
 
 /// The prober: a new TCP connection to the lab's echo server every 100 ms (1 s to connect and
 /// be answered), each logged to /run/mh-probe.log as "TIME ok SOURCE" or "TIME fail WHY".
+/// One at a time: a connection that hangs delays the next (a fault that fails fast costs one
+/// attempt per 100 ms).
 pub fn start_prober(vm: &mut Machine) -> anyhow::Result<()> {
+    run_prober(vm, false)
+}
+
+/// [`start_prober`] with every connection on a thread of its own, started every 100 ms whatever
+/// the earlier ones do: a silent path makes each attempt wait its whole second, and one at a
+/// time would then measure that second, not when new connections moved. Replaces a prober that
+/// runs.
+pub fn start_concurrent_prober(vm: &mut Machine) -> anyhow::Result<()> {
+    vm.ok("systemctl stop mh-probe 2>/dev/null; systemctl reset-failed mh-probe 2>/dev/null; rm -f /run/mh-probe.log; true")?;
+    run_prober(vm, true)
+}
+
+fn run_prober(vm: &mut Machine, concurrent: bool) -> anyhow::Result<()> {
     let prober = format!(
-        "import socket, time
+        "import socket, threading, time
 log = open('/run/mh-probe.log', 'w', buffering=1)
+lock = threading.Lock()
 clock = lambda: time.clock_gettime(time.CLOCK_BOOTTIME)
-while True:
-    t = clock()
+def attempt(t):
     try:
         s = socket.create_connection(('{INTERNET}', {ECHO_PORT}), timeout=1)
         s.sendall(b'x\\n')
         answer = s.recv(16)
         src = s.getsockname()[0]
         s.close()
-        log.write('%.3f ok %s\\n' % (t, src) if answer else '%.3f fail closed\\n' % t)
+        line = '%.3f ok %s\\n' % (t, src) if answer else '%.3f fail closed\\n' % t
     except OSError as e:
-        log.write('%.3f fail %s\\n' % (t, type(e).__name__))
+        line = '%.3f fail %s\\n' % (t, type(e).__name__)
+    with lock:
+        log.write(line)
+while True:
+    t = clock()
+    if {concurrent}:
+        threading.Thread(target=attempt, args=(t,), daemon=True).start()
+    else:
+        attempt(t)
     time.sleep(max(0, t + 0.1 - clock()))
-"
+",
+        concurrent = if concurrent { "True" } else { "False" }
     );
     vm.ok(&format!("cat >/run/mh-probe.py <<'PY'\n{prober}PY\nsystemd-run --unit=mh-probe python3 /run/mh-probe.py"))?;
     vm.wait_for("the prober's first connection", "grep -q ' ok ' /run/mh-probe.log", Duration::from_secs(60))?;
@@ -107,7 +131,8 @@ pub struct Probe {
 
 pub fn probes(vm: &mut Machine) -> anyhow::Result<Vec<Probe>> {
     let log = vm.ok("cat /run/mh-probe.log")?;
-    Ok(log
+    // In time order: the concurrent prober logs each attempt when it ends.
+    let mut all: Vec<Probe> = log
         .lines()
         .filter_map(|l| {
             let mut w = l.split_whitespace();
@@ -115,7 +140,9 @@ pub fn probes(vm: &mut Machine) -> anyhow::Result<Vec<Probe>> {
             let ok = w.next()? == "ok";
             Some(Probe { at, source: if ok { w.next().map(str::to_string) } else { None } })
         })
-        .collect())
+        .collect();
+    all.sort_by(|a, b| a.at.total_cmp(&b.at));
+    Ok(all)
 }
 
 /// What a fault cost, from the prober's log between `from` and `to`: the new connections that
