@@ -52,12 +52,6 @@ const GROUP: &str = "wifi";
 /// How long each access point loss lasts: hostapd killed, then started again.
 const DOWN: Duration = Duration::from_secs(6);
 
-/// The system tests' lock: one machine at a time (tests/system/main.rs says why).
-pub fn one_machine_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 #[derive(Clone, Copy, PartialEq)]
 enum Manager {
     Networkd,

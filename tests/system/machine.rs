@@ -346,3 +346,11 @@ impl Drop for Machine {
         }
     }
 }
+
+/// One machine at a time. Under software emulation on a two-core host, two or three guests
+/// starve each other: a CI run saw RCU stalls in the guest and networkd giving up on eth0 ("Failed
+/// to wait for the interface to be initialized") after a reboot. Every test that boots holds this.
+pub fn one_machine_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -10,14 +10,6 @@
 //! without them a test skips, with CI=true it fails.
 //! `MULTIHOME_KEEP_LAB=1` keeps the machine's directory (console, journals, overlay disk).
 
-/// One machine at a time. Under software emulation on a two-core host, two or three guests
-/// starve each other: a CI run saw RCU stalls in the guest and networkd giving up on eth0 ("Failed
-/// to wait for the interface to be initialized") after a reboot. Every test that boots holds this.
-pub fn one_machine_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 mod base64;
 mod bond;
 mod image;
@@ -36,3 +28,5 @@ mod wifi_nm_routes;
 mod wifi_roam;
 mod wifi_routes;
 mod wifi_silent;
+
+pub use machine::one_machine_at_a_time;

@@ -84,10 +84,12 @@ Interface=wlan0
 Priority=3
 ";
 
-/// Each Update2 carries the secrets NetworkManager stores (src/backend/nm/secrets.rs): before, `reset`
-/// took its routes and rules out of a profile by an update without the `user` setting that held
-/// multihome's record, NetworkManager then merged none of the stored secrets into it, and the
-/// keyfile's [wifi-security] kept only key-mgmt=wpa-psk (issue 25).
+/// An update that drops one of a profile's settings carries the secrets NetworkManager stores
+/// (src/backend/nm/secrets.rs): before, `reset` took its routes and rules out of a profile by an
+/// update without the `user` setting that held multihome's record, NetworkManager then merged
+/// none of the stored secrets into it, and the keyfile's [wifi-security] kept only
+/// key-mgmt=wpa-psk (issue 25). The `try` and the bond steps found two more ways to lose a
+/// station (a stale applied connection; slaves of a removed bond), both fixed.
 #[test]
 fn networkmanagers_wifi_profiles_keep_ssid_and_secret_through_apply_try_and_reset() -> anyhow::Result<()> {
     let _one = crate::one_machine_at_a_time();

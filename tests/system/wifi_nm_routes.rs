@@ -17,35 +17,12 @@ use super::image;
 use super::machine::Machine;
 use super::network::Network;
 use super::wifi;
-use super::wifi_routes::{access_point_lost, lease, now, rules_for, start_prober, wlan1_carries};
+use super::wifi_routes::{SEED_WITH_DHCP_WIFI, access_point_lost, lease, now, rules_for, start_prober, wlan1_carries};
 
-/// The seed (examples/seed.conf) with its Wi-Fi uplinks by DHCP, through NetworkManager.
-const SEED_WITH_DHCP_WIFI_NM: &str = "\
-[Policy]
-Backend=networkmanager
-Mode=routes
-
-[Probe]
-Target=192.168.178.1
-Target=198.51.100.10
-Require=all
-
-[Uplink]
-Interface=eth0
-Priority=1
-Address=192.168.178.99/24
-Gateway=192.168.178.1
-
-[Uplink]
-Interface=wlan1
-Priority=2
-DHCP=ipv4
-
-[Uplink]
-Interface=wlan0
-Priority=3
-DHCP=ipv4
-";
+/// The seed with its Wi-Fi uplinks by DHCP ([`SEED_WITH_DHCP_WIFI`]), through NetworkManager.
+fn seed_with_dhcp_wifi_nm() -> String {
+    SEED_WITH_DHCP_WIFI.replace("Backend=networkd", "Backend=networkmanager")
+}
 
 /// A shell test that holds while NetworkManager has `device` connected with `profile`.
 pub fn connected(device: &str, profile: &str) -> String {
@@ -61,7 +38,7 @@ fn place(policy: &str, line: &str) -> Option<usize> {
 /// instead of networkd, eth0 wired and static, each station with its SSID and PSK, all three
 /// connected.
 pub fn networkmanager_host(net: &Network) -> anyhow::Result<Machine> {
-    let mut vm = wifi::boot_installed(net, "seed-wifi-nm.conf", SEED_WITH_DHCP_WIFI_NM)?;
+    let mut vm = wifi::boot_installed(net, "seed-wifi-nm.conf", &seed_with_dhcp_wifi_nm())?;
     // The access points take eth4 and eth5 into their namespace before NetworkManager starts.
     wifi::start_access_points(&mut vm)?;
 
