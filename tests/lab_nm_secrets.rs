@@ -5,14 +5,14 @@
 //! The profile is eth0's, an ethernet profile with 802.1X (PEAP, MSCHAPv2) whose password
 //! NetworkManager stores itself. The lab has no wpa_supplicant and no authenticator, so the
 //! profile could not be activated: eth0's carrier stays down, and multihome updates the profile
-//! without activating it ("no carrier"). What is checked is the stored secret: `nmcli -s` (which
-//! reads it over D-Bus with GetSecrets) and the profile's keyfile. tests/system/wifi_networkmanager.rs
+//! without activating it ("no carrier"). What is checked is the stored secret: NetworkManager's
+//! answer to GetSecrets over D-Bus (what multihome and `nmcli -s` ask) and the profile's keyfile. tests/system/wifi_networkmanager.rs
 //! checks the same for active Wi-Fi profiles with a PSK.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::lab::{nmcli, require};
+use common::lab::{nm_secret, nmcli, require};
 use common::policy::Policy;
 use common::serial;
 use multihome::lab::policies::SEED;
@@ -26,9 +26,9 @@ mod common;
 const SECRET: &str = "8021x-pass-of-user-eth0-5b1e9c";
 const PROFILE: &str = "user-eth0";
 
-/// The secret NetworkManager gives `nmcli -s` (its GetSecrets), and whether the keyfile holds it.
+/// The secret NetworkManager answers GetSecrets with, and whether the keyfile holds it.
 fn stored_secret(lab: &Lab) -> (String, bool) {
-    let shown = nmcli(lab, &["-s", "-g", "802-1x.password", "connection", "show", PROFILE]).trim().to_string();
+    let shown = nm_secret(lab, PROFILE, "802-1x", "password").expect("NetworkManager answers GetSecrets");
     let keyfile = std::fs::read_to_string(keyfile_path(lab)).unwrap_or_default();
     (shown, keyfile.lines().any(|l| l == format!("password={SECRET}")))
 }
@@ -40,7 +40,7 @@ fn keyfile_path(lab: &Lab) -> PathBuf {
 fn keeps_its_secret(lab: &Lab, after: &str) {
     let (shown, in_keyfile) = stored_secret(lab);
     let keyfile = std::fs::read_to_string(keyfile_path(lab)).unwrap_or_default();
-    assert_eq!(shown, SECRET, "{PROFILE}'s 802-1x.password after {after} (nmcli -s); its keyfile:\n{keyfile}");
+    assert_eq!(shown, SECRET, "{PROFILE}'s 802-1x.password after {after} (GetSecrets); its keyfile:\n{keyfile}");
     assert!(in_keyfile, "{PROFILE}'s keyfile after {after} has no password={SECRET}:\n{keyfile}");
     // The rest of its 802.1X setting too.
     let eap = nmcli(lab, &["-g", "802-1x.eap,802-1x.identity,802-1x.phase2-auth", "connection", "show", PROFILE]);

@@ -135,6 +135,32 @@ pub fn nmcli(lab: &Lab, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The secret `key` of `setting` that NetworkManager stores for `profile`, as it answers
+/// GetSecrets on the bus (busctl); "" when it has none. Not `nmcli -s`, which asks the same but
+/// merges the answer into its own copy of the profile: NetworkManager updates the profile in
+/// memory while it answers GetSecrets ("get-new-secrets"), and on Debian 12's NetworkManager
+/// 1.42.4 about one `nmcli -s` in sixty printed the profile without its PSK while GetSecrets,
+/// asked 360 times alongside, always answered with it.
+pub fn nm_secret(lab: &Lab, profile: &str, setting: &str, key: &str) -> anyhow::Result<String> {
+    let uuid = host_ok(lab, "nmcli", &["-g", "connection.uuid", "connection", "show", profile])?;
+    let nm = "org.freedesktop.NetworkManager";
+    let found = host_ok(
+        lab,
+        "busctl",
+        &["call", nm, "/org/freedesktop/NetworkManager/Settings", "org.freedesktop.NetworkManager.Settings", "GetConnectionByUuid", "s", uuid.trim()],
+    )?;
+    // `o "/org/freedesktop/NetworkManager/Settings/N"`
+    let path = found.split('"').nth(1).ok_or_else(|| anyhow::anyhow!("GetConnectionByUuid answered {found:?}"))?;
+    let answer = host_ok(lab, "busctl", &["call", nm, path, "org.freedesktop.NetworkManager.Settings.Connection", "GetSecrets", "s", setting])?;
+    Ok(busctl_string(&answer, key).unwrap_or_default())
+}
+
+/// The string value of `key` in busctl's printing of a dictionary (`"key" s "value"`).
+fn busctl_string(printed: &str, key: &str) -> Option<String> {
+    let rest = printed.split_once(&format!("\"{key}\" s \""))?.1;
+    Some(rest.split('"').next()?.to_string())
+}
+
 /// Writes `text` to `path` inside the lab host (its private /run, or /etc/systemd/network,
 /// which is the lab's directory). The text is an argument, never shell syntax.
 pub fn write_in_host(lab: &Lab, path: &str, text: &str) -> anyhow::Result<()> {

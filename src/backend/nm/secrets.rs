@@ -40,10 +40,10 @@ pub const SECRET_SETTINGS: [&str; 10] = ["802-11-wireless-security", "802-1x", "
 pub async fn update(bus: &Connection, path: &OwnedObjectPath, current: &Profile, wanted: &Profile, label: &str) -> anyhow::Result<()> {
     let conn = ConnectionProxy::builder(bus).path(path.clone()).build().await?;
     let mut stored = Profile::new();
-    // An update with every setting the profile has: NetworkManager's own merge keeps the
-    // secrets (seen on active Wi-Fi profiles, where an update carrying the PSK left it on disk
-    // but not in NetworkManager's answer to `nmcli -s`), so only an update that drops a setting
-    // carries them.
+    // An update with every setting the profile has is left to NetworkManager's own merge,
+    // which keeps the secrets (tests/system/wifi_networkmanager.rs asks GetSecrets after each
+    // apply); reading them costs a call that NetworkManager authorizes and answers by updating
+    // the profile in memory, so only an update that drops a setting carries them.
     let drops_a_setting = current.keys().any(|k| !wanted.contains_key(k));
     for setting in SECRET_SETTINGS.into_iter().filter(|s| drops_a_setting && current.contains_key(*s) && wanted.contains_key(*s)) {
         let answer = conn
