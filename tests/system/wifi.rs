@@ -161,6 +161,18 @@ pub fn associated(station: &str) -> String {
     format!("wpa_cli -i {station} status | grep -qx wpa_state=COMPLETED && wpa_cli -i {station} status | grep -qx ssid=mh-{station}")
 }
 
+/// A shell line printing how many times the wpa_supplicant of `unit` has seen `station`
+/// disconnected (deauthenticated, disassociated, or its access point gone).
+pub fn disconnects(unit: &str, station: &str) -> String {
+    format!("journalctl -b -u {unit} --no-pager | grep -c '{station}: CTRL-EVENT-DISCONNECTED' || true")
+}
+
+/// A shell test that holds while the kernel has `station` associated with its SSID (`iw`: under
+/// either manager, whoever drives wpa_supplicant).
+pub fn linked(station: &str) -> String {
+    format!("iw dev {station} link | grep -q 'SSID: mh-{station}'")
+}
+
 /// The access point of `uplink`'s SSID stops (its hostapd killed): its stations are
 /// disassociated, as when an access point loses power.
 pub fn stop_access_point(vm: &mut Machine, uplink: &str) -> anyhow::Result<()> {

@@ -17,7 +17,7 @@ use super::image;
 use super::machine::Machine;
 use super::network::Network;
 use super::wifi;
-use super::wifi_routes::{SEED_WITH_DHCP_WIFI, access_point_lost, lease, now, rules_for, start_prober, wlan1_carries};
+use super::wifi_routes::{SEED_WITH_DHCP_WIFI, access_point_lost, cost, lease, now, probes, rules_for, start_prober, wlan1_carries};
 
 /// The seed with its Wi-Fi uplinks by DHCP ([`SEED_WITH_DHCP_WIFI`]), through NetworkManager.
 fn seed_with_dhcp_wifi_nm() -> String {
@@ -121,6 +121,22 @@ fn networkmanager_routes_mode_follows_real_wifi_through_an_access_points_loss() 
     // returns, NetworkManager associates wlan1 again by itself (its own autoconnect and scans),
     // takes a lease, and wlan1 carries new connections again.
     let (stopped, wlan1_again, associated) = access_point_lost(&mut vm, &connected("wlan1", "home-wlan1"), &wlan0, Duration::from_secs(5))?;
+
+    // wlan1's access point deauthenticates it: the wpa_supplicant NetworkManager drives
+    // associates it again, NetworkManager keeps or renews its lease, the rules follow.
+    let disconnects_now = wifi::disconnects("wpa_supplicant", "wlan1");
+    let disconnects = vm.ok(&disconnects_now)?.trim().parse::<u32>()?;
+    let deauth = now(&mut vm)?;
+    wifi::deauthenticate(&mut vm, "wlan1", "wlan1")?;
+    vm.wait_for("wlan1's deauthentication", &format!("test $({disconnects_now}) -gt {disconnects}"), Duration::from_secs(30))?;
+    vm.wait_for("wlan1 associated again", &wifi::linked("wlan1"), Duration::from_secs(90))?;
+    vm.wait_for("NetworkManager: wlan1 connected again", &connected("wlan1", "home-wlan1"), Duration::from_secs(90))?;
+    let wlan1_third = lease(&mut vm, "wlan1")?;
+    rules_for(&mut vm, &wlan1_third, 102)?;
+    wlan1_carries(&mut vm, &wlan1_third, deauth)?;
+    std::thread::sleep(Duration::from_secs(2));
+    let end = now(&mut vm)?;
+    let deauthenticated = cost(&probes(&mut vm)?, deauth, deauth, end, &wlan1_third, &wlan0);
     vm.ok("systemctl stop mh-probe")?;
 
     let secs = |t: Option<f64>| t.map_or("never".to_string(), |t| format!("{t:.2} s"));
@@ -135,6 +151,16 @@ fn networkmanager_routes_mode_follows_real_wifi_through_an_access_points_loss() 
     assert!(stopped.to_fallback.is_some(), "no new connection left via wlan0 while wlan1's access point was down");
     assert!(stopped.restored.is_some(), "wlan1 did not carry new connections again");
     assert!(stopped.failed <= 3, "{} new connections failed when wlan1's access point stopped", stopped.failed);
+    println!(
+        "NetworkManager: wlan1 deauthenticated: {} of {} new connections failed; first through wlan0 {}; wlan1 ({}) carried again {} after the deauthentication",
+        deauthenticated.failed,
+        deauthenticated.attempts,
+        secs(deauthenticated.to_fallback),
+        wlan1_third,
+        secs(deauthenticated.restored)
+    );
+    assert!(deauthenticated.restored.is_some(), "wlan1 did not carry new connections again after its deauthentication");
+    assert!(deauthenticated.failed <= 3, "{} new connections failed when wlan1 was deauthenticated", deauthenticated.failed);
     let status = vm.ok("multihome status")?;
     assert!(status.contains("New connections leave via wlan1"), "{status}");
     vm.set_link("eth0", true)?;

@@ -255,11 +255,11 @@ fn routes_mode_follows_real_wifi_through_disassociation_and_deauthentication() -
     assert!(leases_after > leases_before, "no new DHCP lease on wlan1 after the reassociation ({leases_before} before, {leases_after} after)");
 
     // The access point deauthenticates the station: it associates again at once.
-    const DISCONNECTS: &str = "journalctl -b -u wpa_supplicant@wlan1 --no-pager | grep -c CTRL-EVENT-DISCONNECTED";
-    let disconnects = vm.ok(DISCONNECTS)?.trim().parse::<u32>()?;
+    let disconnects_now = wifi::disconnects("wpa_supplicant@wlan1", "wlan1");
+    let disconnects = vm.ok(&disconnects_now)?.trim().parse::<u32>()?;
     let deauth = now(&mut vm)?;
     wifi::deauthenticate(&mut vm, "wlan1", "wlan1")?;
-    vm.wait_for("wlan1's deauthentication", &format!("test $({DISCONNECTS}) -gt {disconnects}"), Duration::from_secs(30))?;
+    vm.wait_for("wlan1's deauthentication", &format!("test $({disconnects_now}) -gt {disconnects}"), Duration::from_secs(30))?;
     vm.wait_for("wlan1 associated again", &wifi::associated("wlan1"), Duration::from_secs(90))?;
     let wlan1_third = lease(&mut vm, "wlan1")?;
     rules_for(&mut vm, &wlan1_third, 102)?;

@@ -1,8 +1,9 @@
-//! What only the daemon sees on real Wi-Fi (issue 25, items 2 and 5), routes mode with
-//! systemd-networkd and the package's daemon under its unit, on the host of
+//! What only the daemon sees on real Wi-Fi (issue 25, items 2 and 5), routes mode with the
+//! package's daemon under its unit, with each manager: systemd-networkd on the host of
 //! tests/system/wifi_routes.rs (`networkd_host_without_eth0`: hwsim stations wlan1 and wlan0
-//! associated by wpa_supplicant, DHCP leases through their access points), eth0's cable pulled
-//! so that wlan1 carries new connections:
+//! associated by wpa_supplicant@wlanN, DHCP leases through their access points), and
+//! NetworkManager on the host of tests/system/wifi_nm_routes.rs (the administrator's Wi-Fi
+//! profiles, which multihome amends); eth0's cable pulled so that wlan1 carries new connections:
 //!
 //! 1. a silent upstream behind wlan1's access point: its bridge loses its wired port
 //!    (tests/system/wifi.rs' `set_upstream`), while wlan1 stays associated with its carrier up,
@@ -15,7 +16,8 @@
 //!    disassociation (its access point stopped): it must go on over wlan0, and get a subflow
 //!    through wlan1 again when wlan1 is back.
 //!
-//! The figures are printed, one line per fault.
+//! The figures are printed, one line per fault. The faults are the same under both managers;
+//! what differs is who associates the stations again and how long that takes.
 
 use std::time::Duration;
 
@@ -28,6 +30,7 @@ use super::image;
 use super::machine::Machine;
 use super::network::Network;
 use super::wifi::{self, Echoes};
+use super::wifi_nm_routes::{apply_the_seed_without_eth0, connected, networkmanager_host};
 use super::wifi_routes::{cost, lease, networkd_host_without_eth0, now, probes, rules_for, start_concurrent_prober, wlan1_carries};
 
 /// How long each fault lasts: longer than the daemon's hold (HoldTime=2s), so that the repair
@@ -95,8 +98,48 @@ fn kept(e: &Echoes) -> String {
     if e.broken { format!("broken ({})", e.why) } else { "kept".to_string() }
 }
 
+/// Who runs the stations.
+#[derive(Clone, Copy, Debug)]
+enum Manager {
+    Networkd,
+    NetworkManager,
+}
+
+impl Manager {
+    /// The unit whose wpa_supplicant drives wlan1.
+    fn supplicant(self) -> &'static str {
+        match self {
+            Manager::Networkd => "wpa_supplicant@wlan1",
+            Manager::NetworkManager => "wpa_supplicant",
+        }
+    }
+
+    /// A shell line printing how many times wpa_supplicant has seen wlan1 disconnected.
+    fn disconnects(self) -> String {
+        wifi::disconnects(self.supplicant(), "wlan1")
+    }
+
+    /// A shell test that holds once the manager has wlan1 associated (and, for NetworkManager,
+    /// its profile activated) again.
+    fn reassociated(self) -> String {
+        match self {
+            Manager::Networkd => wifi::associated("wlan1"),
+            Manager::NetworkManager => connected("wlan1", "home-wlan1"),
+        }
+    }
+}
+
 #[test]
 fn the_daemon_sees_a_silent_upstream_behind_an_access_point_and_mptcp_rides_out_a_disassociation() -> anyhow::Result<()> {
+    silent_upstream_and_disassociation(Manager::Networkd)
+}
+
+#[test]
+fn with_networkmanager_the_daemon_sees_a_silent_upstream_and_mptcp_rides_out_a_disassociation() -> anyhow::Result<()> {
+    silent_upstream_and_disassociation(Manager::NetworkManager)
+}
+
+fn silent_upstream_and_disassociation(manager: Manager) -> anyhow::Result<()> {
     let _one = crate::one_machine_at_a_time();
     if !image::require() {
         return Ok(());
@@ -109,7 +152,14 @@ fn the_daemon_sees_a_silent_upstream_behind_an_access_point_and_mptcp_rides_out_
     let _mptcp_echo = stream::mptcp_echo(&net.names.internet(), INTERNET)?;
     // eth0's cable pulled: new connections, and the MPTCP connection's first subflow, leave via
     // wlan1; the path manager adds a subflow through wlan0 (its endpoint: backup).
-    let (mut vm, wlan1, wlan0) = networkd_host_without_eth0(&net)?;
+    let (mut vm, wlan1, wlan0) = match manager {
+        Manager::Networkd => networkd_host_without_eth0(&net)?,
+        Manager::NetworkManager => {
+            let mut vm = networkmanager_host(&net)?;
+            let (wlan1, wlan0) = apply_the_seed_without_eth0(&mut vm)?;
+            (vm, wlan1, wlan0)
+        }
+    };
     let vm = &mut vm;
     assert_eq!(vm.ok("sysctl -n net.mptcp.enabled")?.trim(), "1", "Debian's kernel has MPTCP on");
     vm.wait_for("the daemon: wlan1 first", &status_holds("s[\"active\"] == \"wlan1\""), Duration::from_secs(30))?;
@@ -126,8 +176,7 @@ fn the_daemon_sees_a_silent_upstream_behind_an_access_point_and_mptcp_rides_out_
     let endpoints_before = vm.ok("ip mptcp endpoint show")?;
 
     // 1. The silent upstream: the station stays associated, its carrier up.
-    const DISCONNECTS: &str = "journalctl -b -u wpa_supplicant@wlan1 --no-pager | grep -c CTRL-EVENT-DISCONNECTED || true";
-    let disconnects = vm.ok(DISCONNECTS)?.trim().to_string();
+    let disconnects = vm.ok(&manager.disconnects())?.trim().to_string();
     let echoed_before = Echoes::read(vm)?.answered();
     let fault = wifi::set_upstream(vm, "wlan1", false)?;
     let demoted = vm.wait_for(
@@ -143,9 +192,9 @@ fn the_daemon_sees_a_silent_upstream_behind_an_access_point_and_mptcp_rides_out_
     let during = status(vm)?;
     let endpoints_during = vm.ok("ip mptcp endpoint show")?;
     // Nothing below the daemon saw it: still associated, carrier up, no disconnection.
-    let associated = vm.sh(&wifi::associated("wlan1"))?.code == 0;
+    let associated = vm.sh(&wifi::linked("wlan1"))?.code == 0;
     let carrier = vm.ok("cat /sys/class/net/wlan1/carrier")?.trim() == "1";
-    let disconnects_during = vm.ok(DISCONNECTS)?.trim().to_string();
+    let disconnects_during = vm.ok(&manager.disconnects())?.trim().to_string();
     let since_fault = now(vm)? - fault;
     std::thread::sleep(FAULT.saturating_sub(Duration::from_secs_f64(since_fault.max(0.0))));
     let back = wifi::set_upstream(vm, "wlan1", true)?;
@@ -170,13 +219,13 @@ fn the_daemon_sees_a_silent_upstream_behind_an_access_point_and_mptcp_rides_out_
     let echoed_before_stop = Echoes::read(vm)?.answered();
     let stop = now(vm)?;
     wifi::stop_access_point(vm, "wlan1")?;
-    vm.wait_for("wlan1 disassociated", "! wpa_cli -i wlan1 status | grep -qx wpa_state=COMPLETED", Duration::from_secs(30))?;
+    vm.wait_for("wlan1 disassociated", &format!("! {}", wifi::linked("wlan1")), Duration::from_secs(30))?;
     std::thread::sleep(FAULT);
     let stopped = status(vm)?;
     let during_stop = Echoes::read(vm)?;
     let restart = now(vm)?;
     wifi::start_access_point(vm, "wlan1")?;
-    vm.wait_for("wlan1 associated again", &wifi::associated("wlan1"), Duration::from_secs(90))?;
+    vm.wait_for("wlan1 associated again", &manager.reassociated(), Duration::from_secs(90))?;
     let reassociated = now(vm)? - restart;
     let wlan1_again = lease(vm, "wlan1")?;
     rules_for(vm, &wlan1_again, 102)?;
@@ -195,7 +244,7 @@ fn the_daemon_sees_a_silent_upstream_behind_an_access_point_and_mptcp_rides_out_
     vm.ok("systemctl stop mh-probe mh-echo; true")?;
 
     println!(
-        "silent upstream behind wlan1's access point for {:.1} s (wlan1 associated: {associated}, carrier: {carrier}, wpa_supplicant disconnections {disconnects} -> {disconnects_during}): \
+        "{manager:?}: silent upstream behind wlan1's access point for {:.1} s (wlan1 associated: {associated}, carrier: {carrier}, wpa_supplicant disconnections {disconnects} -> {disconnects_during}): \
          the daemon demoted wlan1 {} after the fault; {} of {} new connections failed; first through wlan0 {} after the fault; \
          wlan1 up again {} and carried new connections again {} after the repair",
         back - fault,
@@ -207,13 +256,13 @@ fn the_daemon_sees_a_silent_upstream_behind_an_access_point_and_mptcp_rides_out_
         secs(silent.restored)
     );
     println!(
-        "MPTCP echo (every 20 ms) across the silent upstream: longest wait for an answer {:.3} s, {} 20 ms ticks missed; connection {}",
+        "{manager:?}: MPTCP echo (every 20 ms) across the silent upstream: longest wait for an answer {:.3} s, {} 20 ms ticks missed; connection {}",
         silent_echoes.max_gap_after(echoed_before),
         silent_echoes.ticks_missed_after(echoed_before),
         kept(&silent_echoes)
     );
     println!(
-        "MPTCP echo (every 20 ms) across wlan1's disassociation (access point stopped for {:.1} s): longest wait for an answer {:.3} s, {} 20 ms ticks missed, {} answers while wlan1 was gone; connection {}; \
+        "{manager:?}: MPTCP echo (every 20 ms) across wlan1's disassociation (access point stopped for {:.1} s): longest wait for an answer {:.3} s, {} 20 ms ticks missed, {} answers while wlan1 was gone; connection {}; \
          after the access point's restart wlan1 associated within {reassociated:.1} s, up again {} (the daemon's journal) and the connection had a subflow through it again {} (lease {wlan1} -> {wlan1_again})",
         restart - stop,
         after.max_gap_after(echoed_before_stop),
@@ -225,7 +274,7 @@ fn the_daemon_sees_a_silent_upstream_behind_an_access_point_and_mptcp_rides_out_
     );
     eprintln!("{}", vm.ok("journalctl -b -u multihome --no-pager -o short-monotonic | grep -E ' wlan1: |MPTCP' | tail -n 20")?);
     // What the reassociation's time went on, wpa_supplicant's side.
-    eprintln!("{}", vm.ok("journalctl -b -u wpa_supplicant@wlan1 --no-pager -o short-monotonic | tail -n 25")?);
+    eprintln!("{}", vm.ok(&format!("journalctl -b -u {} --no-pager -o short-monotonic | grep wlan1 | tail -n 25", manager.supplicant()))?);
     eprintln!("MPTCP endpoints before:\n{endpoints_before}during the silent fault:\n{endpoints_during}after:\n{endpoints_after}");
 
     // 1: only the daemon could see the fault, and it did, in its probes' time.
