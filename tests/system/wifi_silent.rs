@@ -30,7 +30,7 @@ use super::image;
 use super::machine::Machine;
 use super::network::Network;
 use super::wifi::{self, Echoes};
-use super::wifi_nm_routes::{apply_the_seed_without_eth0, connected, networkmanager_host};
+use super::wifi_nm_routes::{apply_the_seed_without_eth0, networkmanager_host, reassociated};
 use super::wifi_routes::{cost, lease, networkd_host_without_eth0, now, probes, rules_for, start_concurrent_prober, wlan1_carries};
 
 /// How long each fault lasts: longer than the daemon's hold (HoldTime=2s), so that the repair
@@ -124,7 +124,7 @@ impl Manager {
     fn reassociated(self) -> String {
         match self {
             Manager::Networkd => wifi::associated("wlan1"),
-            Manager::NetworkManager => connected("wlan1", "home-wlan1"),
+            Manager::NetworkManager => reassociated("wlan1"),
         }
     }
 }
