@@ -2,9 +2,11 @@
 //! associated by WPA2-PSK with hostapd access points, DHCP through them) in the Debian machine of
 //! tests/system, eth0's cable pulled so that new connections leave by wlan1, and then wlan1's
 //! access point lost for 6 s, many times: what new connections (one every 100 ms, each a fresh
-//! TCP connection) see until wlan0 carries them and until wlan1 carries them again. Both
-//! managers, each with multihome and alone (the same files or profiles without multihome's
-//! sysctls and daemon) in the same machine, in the same run. Needs root, qemu and the machine's
+//! TCP connection) see until wlan0 carries them and until wlan1 carries them again, and what
+//! two open connections through wlan1 see meanwhile (an echo every 20 ms, one plain TCP, one
+//! MPTCP): the longest wait for an answer, or that the connection broke. Both managers, each
+//! with multihome and alone (the same files or profiles without multihome's sysctls and daemon)
+//! in the same machine, in the same run. Needs root, qemu and the machine's
 //! prerequisites (tests/system/main.rs); writes docs/BENCHMARKS.md between its
 //! `<!-- bench:wifi -->` markers unless `--no-write`.
 //!
@@ -17,6 +19,8 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use multihome::lab::netns::ip;
+use multihome::lab::stream::{self, STREAM_PORT};
 use multihome::plot::bars::{Figure, Value};
 
 #[path = "../tests/system/base64.rs"]
@@ -39,18 +43,25 @@ mod wifi;
 mod wifi_nm_routes;
 #[path = "../tests/system/wifi_routes.rs"]
 mod wifi_routes;
+#[path = "../tests/system/wifi_silent.rs"]
+mod wifi_silent;
 
 #[path = "common/report.rs"]
 mod report;
 
+use bond::{ECHO_PORT, INTERNET};
 use machine::Machine;
 use network::Network;
 use report::{Report, flag, median, worst};
+use wifi::Echoes;
 use wifi_routes::Cost;
 
 const GROUP: &str = "wifi";
 /// How long each access point loss lasts: hostapd killed, then started again.
 const DOWN: Duration = Duration::from_secs(6);
+/// The open connections' echo clients (tests/system/wifi.rs' `start_named_echo`).
+const TCP: &str = "mh-echo-tcp";
+const MPTCP: &str = "mh-echo-mptcp";
 
 #[derive(Clone, Copy, PartialEq)]
 enum Manager {
@@ -80,6 +91,13 @@ fn main() -> anyhow::Result<()> {
         measures: vec!["to wlan0 median".into(), "to wlan0 worst".into(), "wlan1 again median".into()],
         rows: Vec::new(),
     };
+    let mut open_figure = Figure {
+        title: "wlan1's access point lost for 6 s: the longest an open connection through wlan1 waited for an echo".into(),
+        unit: "ms".into(),
+        measures: vec!["TCP median".into(), "MPTCP median".into()],
+        rows: Vec::new(),
+    };
+    let mut open_rows = Vec::new();
     let mut versions = String::new();
     for manager in [Manager::Networkd, Manager::NetworkManager] {
         let name = match manager {
@@ -89,6 +107,9 @@ fn main() -> anyhow::Result<()> {
         let mut net = Network::build(&wifi::nics())?;
         net.start_dhcp()?;
         let _servers = bond::start_servers(&net.names.internet())?;
+        // The server's path manager accepts a joining subflow from each of the machine's uplinks.
+        ip(&net.names.internet(), &["mptcp", "limits", "set", "subflows", "8", "add_addr_accepted", "8"])?;
+        let _mptcp_server = stream::mptcp_echo(&net.names.internet(), INTERNET)?;
         let (mut vm, wlan0, reassociated) = match manager {
             Manager::Networkd => {
                 let (vm, _, wlan0) = wifi_routes::networkd_host_without_eth0(&net)?;
@@ -97,7 +118,7 @@ fn main() -> anyhow::Result<()> {
             Manager::NetworkManager => {
                 let mut vm = wifi_nm_routes::networkmanager_host(&net)?;
                 let (_, wlan0) = wifi_nm_routes::apply_the_seed_without_eth0(&mut vm)?;
-                (vm, wlan0, wifi_nm_routes::connected("wlan1", "home-wlan1"))
+                (vm, wlan0, wifi_nm_routes::reassociated("wlan1"))
             }
         };
         if versions.is_empty() {
@@ -108,21 +129,51 @@ fn main() -> anyhow::Result<()> {
             if !multihome {
                 alone(&mut vm)?;
             }
+            start_echoes(&mut vm, multihome)?;
             let mut costs = Vec::new();
+            let (mut tcp, mut mptcp) = (Vec::new(), Vec::new());
             for run in 0..runs {
+                let before = (Echoes::read_named(&mut vm, TCP)?.answered(), Echoes::read_named(&mut vm, MPTCP)?.answered());
                 let (cost, _, _) = wifi_routes::access_point_lost(&mut vm, &reassociated, &wlan0, DOWN)?;
-                println!("{name} {} run {}: {}", if multihome { "+ multihome" } else { "alone" }, run + 1, describe(&cost));
+                tcp.push(longest_wait(&mut vm, TCP, before.0)?);
+                mptcp.push(longest_wait(&mut vm, MPTCP, before.1)?);
+                println!(
+                    "{name} {} run {}: {}; open TCP {}, open MPTCP {}",
+                    if multihome { "+ multihome" } else { "alone" },
+                    run + 1,
+                    describe(&cost),
+                    waited(tcp[run]),
+                    waited(mptcp[run])
+                );
                 costs.push(cost);
             }
+            vm.ok(&format!("systemctl stop {TCP} {MPTCP}; true"))?;
             let setup = if multihome { format!("{name} + multihome") } else { format!("{name} alone (same files)") };
             report.line(GROUP, row(&setup, &costs));
+            open_rows.push(open_row(&setup, &tcp, &mptcp));
+            open_figure.rows.push((setup.clone(), vec![value(median(tcp.clone())), value(median(mptcp.clone()))]));
             let to_wlan0: Vec<u64> = costs.iter().map(|c| millis(c.to_fallback)).collect();
             let again: Vec<u64> = costs.iter().map(|c| millis(c.restored)).collect();
             figure.rows.push((setup, vec![value(median(to_wlan0.clone())), value(worst(&to_wlan0)), value(median(again))]));
         }
         vm.passed();
     }
+    report.line(GROUP, "");
+    report.line(GROUP, "Meanwhile, two connections opened through wlan1 before the runs, an echo every 20 ms each: the longest wait for an answer in each run (broken: the connection ended).");
+    report.line(GROUP, "");
+    report.line(
+        GROUP,
+        format!(
+            "| {:<36} | {:>15} | {:>14} | {:>10} | {:>17} | {:>16} | {:>12} |",
+            "setup", "TCP wait median", "TCP wait worst", "TCP broken", "MPTCP wait median", "MPTCP wait worst", "MPTCP broken"
+        ),
+    );
+    report.line(GROUP, format!("|{:-<38}|{:-<17}|{:-<16}|{:-<12}|{:-<19}|{:-<18}|{:-<14}|", "", "", "", "", "", "", ""));
+    for r in open_rows {
+        report.line(GROUP, r);
+    }
     report.figure(GROUP, GROUP.to_string(), figure);
+    report.figure(GROUP, format!("{GROUP}-open"), open_figure);
     if !args.iter().any(|a| a == "--no-write") {
         let doc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/BENCHMARKS.md");
         let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -142,6 +193,63 @@ fn alone(vm: &mut Machine) -> anyhow::Result<()> {
     vm.ok("rm -f /etc/sysctl.d/60-multihome.conf; for key in ignore_routes_with_linkdown arp_ignore arp_announce rp_filter; do \
          for dev in all default eth0 wlan1 wlan0; do sysctl -qw net.ipv4.conf.$dev.$key=0; done; done")?;
     Ok(())
+}
+
+/// Starts the open connections through wlan1 (new connections leave by it): a plain TCP echo
+/// and an MPTCP one, and waits until both answer; with multihome, until the MPTCP connection
+/// also has its subflow through wlan0 (the daemon's endpoints). Replaces earlier ones.
+fn start_echoes(vm: &mut Machine, multihome: bool) -> anyhow::Result<()> {
+    wifi::start_named_echo(vm, TCP, &INTERNET.to_string(), ECHO_PORT, false)?;
+    wifi::start_named_echo(vm, MPTCP, &INTERNET.to_string(), STREAM_PORT, true)?;
+    for name in [TCP, MPTCP] {
+        vm.wait_for(&format!("{name} answering"), &format!("test $(grep -c '^[0-9]' /run/{name}.log) -ge 50"), Duration::from_secs(60))?;
+    }
+    if multihome {
+        vm.wait_for(
+            "the MPTCP connection's subflows through wlan1 and wlan0",
+            &wifi_silent::status_holds("u[\"wlan1\"][\"mptcp_connections\"] >= 1 and u[\"wlan0\"][\"mptcp_connections\"] >= 1"),
+            Duration::from_secs(30),
+        )?;
+    }
+    Ok(())
+}
+
+/// The longest wait for an answer of the echo client `name` since its first `before` answers,
+/// in milliseconds, once it answers again; `u64::MAX` when the connection broke (or did not
+/// answer within TCP's 60 s timeout), and the client is started again for the next run.
+fn longest_wait(vm: &mut Machine, name: &str, before: usize) -> anyhow::Result<u64> {
+    let now = Echoes::read_named(vm, name)?.answered();
+    let answered = vm.wait_for(
+        &format!("{name} answering after the run"),
+        &format!("test $(grep -c '^[0-9]' /run/{name}.log) -gt {now} || grep -q '^broken' /run/{name}.log"),
+        Duration::from_secs(70),
+    );
+    let echoes = Echoes::read_named(vm, name)?;
+    if answered.is_ok() && !echoes.broken {
+        return Ok(millis(Some(echoes.max_gap_after(before))));
+    }
+    println!("{name}: broken ({})", if echoes.broken { echoes.why.as_str() } else { "no answer within 70 s" });
+    wifi::start_named_echo(vm, name, &INTERNET.to_string(), if name == TCP { ECHO_PORT } else { STREAM_PORT }, name == MPTCP)?;
+    vm.wait_for(&format!("{name} answering again"), &format!("test $(grep -c '^[0-9]' /run/{name}.log) -ge 50"), Duration::from_secs(60))?;
+    Ok(u64::MAX)
+}
+
+fn waited(ms: u64) -> String {
+    if ms == u64::MAX { "broken".into() } else { format!("waited {ms} ms at most") }
+}
+
+fn open_row(setup: &str, tcp: &[u64], mptcp: &[u64]) -> String {
+    let shown = |ms: u64| if ms == u64::MAX { "broken".to_string() } else { format!("{ms} ms") };
+    let broken = |v: &[u64]| v.iter().filter(|m| **m == u64::MAX).count();
+    format!(
+        "| {setup:<36} | {:>15} | {:>14} | {:>10} | {:>17} | {:>16} | {:>12} |",
+        shown(median(tcp.to_vec())),
+        shown(worst(tcp)),
+        format!("{} of {}", broken(tcp), tcp.len()),
+        shown(median(mptcp.to_vec())),
+        shown(worst(mptcp)),
+        format!("{} of {}", broken(mptcp), mptcp.len())
+    )
 }
 
 /// Milliseconds, or `u64::MAX` for what never happened.

@@ -226,22 +226,36 @@ pub fn deauthenticate(vm: &mut Machine, uplink: &str, station: &str) -> anyhow::
 /// each answer's gap since the previous one to /run/mh-echo.log ("N SECONDS"), and "broken N
 /// WHY" when the connection ended or timed out. Started as the transient unit mh-echo.
 pub fn start_echo(vm: &mut Machine, server: &str, port: u16) -> anyhow::Result<()> {
-    run_echo(vm, &format!("s = socket.create_connection(('{server}', {port}), timeout=60)"))
+    start_named_echo(vm, ECHO, server, port, false)
 }
 
 /// [`start_echo`] over one MPTCP connection (IPPROTO_MPTCP, 262: python3 has no name for it);
 /// the server must accept MPTCP (multihome::lab::stream::mptcp_echo).
 pub fn start_mptcp_echo(vm: &mut Machine, server: &str, port: u16) -> anyhow::Result<()> {
-    run_echo(vm, &format!("s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262)\ns.settimeout(60)\ns.connect(('{server}', {port}))"))
+    start_named_echo(vm, ECHO, server, port, true)
 }
 
-/// The echo client with `connect`, python that leaves the connected socket in `s`.
-fn run_echo(vm: &mut Machine, connect: &str) -> anyhow::Result<()> {
+/// The echo client's unit, and its log's name in /run, unless named otherwise.
+pub const ECHO: &str = "mh-echo";
+
+/// [`start_echo`] (or over MPTCP) as the unit `name`, logging to /run/`name`.log, so that
+/// several can run side by side; [`Echoes::read_named`] reads it.
+pub fn start_named_echo(vm: &mut Machine, name: &str, server: &str, port: u16, mptcp: bool) -> anyhow::Result<()> {
+    let connect = if mptcp {
+        format!("s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262)\ns.settimeout(60)\ns.connect(('{server}', {port}))")
+    } else {
+        format!("s = socket.create_connection(('{server}', {port}), timeout=60)")
+    };
+    run_echo(vm, name, &connect)
+}
+
+/// The echo client `name` with `connect`, python that leaves the connected socket in `s`.
+fn run_echo(vm: &mut Machine, name: &str, connect: &str) -> anyhow::Result<()> {
     let client = format!(
         "import socket, sys, time
 {connect}
 f = s.makefile('rw')
-log = open('/run/mh-echo.log', 'w', buffering=1)
+log = open('/run/{name}.log', 'w', buffering=1)
 i, last = 0, time.monotonic()
 while True:
     try:
@@ -259,8 +273,8 @@ while True:
     time.sleep(0.02)
 "
     );
-    vm.ok("rm -f /run/mh-echo.log /run/mh-echo.py; systemctl reset-failed mh-echo 2>/dev/null; true")?;
-    vm.ok(&format!("cat >/run/mh-echo.py <<'PY'\n{client}PY\nsystemd-run --unit=mh-echo python3 /run/mh-echo.py"))?;
+    vm.ok(&format!("rm -f /run/{name}.log /run/{name}.py; systemctl reset-failed {name} 2>/dev/null; true"))?;
+    vm.ok(&format!("cat >/run/{name}.py <<'PY'\n{client}PY\nsystemd-run --unit={name} python3 /run/{name}.py"))?;
     Ok(())
 }
 
@@ -275,7 +289,12 @@ pub struct Echoes {
 
 impl Echoes {
     pub fn read(vm: &mut Machine) -> anyhow::Result<Echoes> {
-        let log = vm.ok("cat /run/mh-echo.log 2>/dev/null; true")?;
+        Echoes::read_named(vm, ECHO)
+    }
+
+    /// What the echo client `name` ([`start_named_echo`]) logged so far.
+    pub fn read_named(vm: &mut Machine, name: &str) -> anyhow::Result<Echoes> {
+        let log = vm.ok(&format!("cat /run/{name}.log 2>/dev/null; true"))?;
         let mut e = Echoes { gaps: Vec::new(), broken: false, why: String::new() };
         for line in log.lines() {
             if let Some(rest) = line.strip_prefix("broken ") {

@@ -69,7 +69,7 @@ fn mptcp_connections(status: &Value, name: &str) -> u64 {
 
 /// A shell test that holds while `status --json` satisfies the python expression `cond` over
 /// `s` (the status) and `u` (the uplinks by name); it prints the status when it does not.
-fn status_holds(cond: &str) -> String {
+pub fn status_holds(cond: &str) -> String {
     format!(
         "multihome status --json | python3 -c 'import json,sys
 s=json.load(sys.stdin); u={{x[\"interface\"]: x for x in s[\"uplinks\"]}}
