@@ -51,6 +51,8 @@ mod report;
 
 use bond::{ECHO_PORT, INTERNET};
 use machine::Machine;
+// What the system tests' bodies call (`crate::one_machine_at_a_time`); the bench boots one machine at a time itself.
+use machine::one_machine_at_a_time;
 use network::Network;
 use report::{Report, flag, median, worst};
 use wifi::Echoes;
