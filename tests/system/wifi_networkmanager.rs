@@ -72,31 +72,10 @@ fn profiles_keep_their_secrets(vm: &mut Machine, after: &str) -> anyhow::Result<
     Ok(())
 }
 
-/// The seed's bond over the same uplinks, through NetworkManager.
-const BOND: &str = "\
-[Policy]
-Backend=networkmanager
-Mode=bond
-
-[Bond]
-Name=bond0
-Address=192.168.178.60/24
-Gateway=192.168.178.1
-MIIMonitorSec=100ms
-UpDelaySec=1s
-
-[Uplink]
-Interface=eth0
-Priority=1
-
-[Uplink]
-Interface=wlan1
-Priority=2
-
-[Uplink]
-Interface=wlan0
-Priority=3
-";
+/// The seed's bond over the same uplinks (tests/system/wifi_bond.rs), through NetworkManager.
+fn bond_policy() -> String {
+    super::wifi_bond::BOND.replace("Backend=networkd", "Backend=networkmanager")
+}
 
 /// An update that drops one of a profile's settings carries the secrets NetworkManager stores
 /// (src/backend/nm/secrets.rs): before, `reset` took its routes and rules out of a profile by an
@@ -168,7 +147,7 @@ fn networkmanagers_wifi_profiles_keep_ssid_and_secret_through_apply_try_and_rese
 
     // The bond: apply makes both Wi-Fi profiles the bond's slaves (their SSID and secret stay,
     // the stations associate as slaves, FailOverMACPolicy=active), reset frees them again.
-    vm.ok(&format!("cat >/etc/multihome/multihome.conf <<'EOF'\n{BOND}EOF"))?;
+    vm.ok(&format!("cat >/etc/multihome/multihome.conf <<'EOF'\n{}EOF", bond_policy()))?;
     let applied = vm.ok("multihome apply 2>&1")?;
     println!("apply, bond:\n{applied}");
     assert!(applied.contains("NetworkManager's checkpoint committed"), "{applied}");
