@@ -273,7 +273,8 @@ while True:
     time.sleep(0.02)
 "
     );
-    vm.ok(&format!("rm -f /run/{name}.log /run/{name}.py; systemctl reset-failed {name} 2>/dev/null; true"))?;
+    // (A client that still runs, silent, is stopped: its unit's name is taken again.)
+    vm.ok(&format!("systemctl stop {name} 2>/dev/null; rm -f /run/{name}.log /run/{name}.py; systemctl reset-failed {name} 2>/dev/null; true"))?;
     vm.ok(&format!("cat >/run/{name}.py <<'PY'\n{client}PY\nsystemd-run --unit={name} python3 /run/{name}.py"))?;
     Ok(())
 }

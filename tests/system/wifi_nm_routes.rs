@@ -17,7 +17,7 @@ use super::image;
 use super::machine::Machine;
 use super::network::Network;
 use super::wifi;
-use super::wifi_routes::{SEED_WITH_DHCP_WIFI, access_point_lost, cost, lease, now, probes, rules_for, start_prober, wlan1_carries};
+use super::wifi_routes::{SEED_WITH_DHCP_WIFI, access_point_lost, deauthenticated, lease, now, rules_for, start_prober, wlan1_carries};
 
 /// The seed with its Wi-Fi uplinks by DHCP ([`SEED_WITH_DHCP_WIFI`]), through NetworkManager.
 fn seed_with_dhcp_wifi_nm() -> String {
@@ -132,19 +132,7 @@ fn networkmanager_routes_mode_follows_real_wifi_through_an_access_points_loss() 
 
     // wlan1's access point deauthenticates it: the wpa_supplicant NetworkManager drives
     // associates it again, NetworkManager keeps or renews its lease, the rules follow.
-    let disconnects_now = wifi::disconnects("wpa_supplicant", "wlan1");
-    let disconnects = vm.ok(&disconnects_now)?.trim().parse::<u32>()?;
-    let deauth = now(&mut vm)?;
-    wifi::deauthenticate(&mut vm, "wlan1", "wlan1")?;
-    vm.wait_for("wlan1's deauthentication", &format!("test $({disconnects_now}) -gt {disconnects}"), Duration::from_secs(30))?;
-    vm.wait_for("wlan1 associated again", &wifi::linked("wlan1"), Duration::from_secs(90))?;
-    vm.wait_for("NetworkManager: wlan1 connected again", &connected("wlan1", "home-wlan1"), Duration::from_secs(90))?;
-    let wlan1_third = lease(&mut vm, "wlan1")?;
-    rules_for(&mut vm, &wlan1_third, 102)?;
-    wlan1_carries(&mut vm, &wlan1_third, deauth)?;
-    std::thread::sleep(Duration::from_secs(2));
-    let end = now(&mut vm)?;
-    let deauthenticated = cost(&probes(&mut vm)?, deauth, deauth, end, &wlan1_third, &wlan0);
+    let (deauthenticated, wlan1_third) = deauthenticated(&mut vm, "wpa_supplicant", &reassociated("wlan1"), &wlan0)?;
     vm.ok("systemctl stop mh-probe")?;
 
     let secs = |t: Option<f64>| t.map_or("never".to_string(), |t| format!("{t:.2} s"));

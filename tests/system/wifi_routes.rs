@@ -202,6 +202,25 @@ pub fn access_point_lost(vm: &mut Machine, reassociated: &str, wlan0: &str, down
     Ok((cost(&probes(vm)?, fault, back, end, &wlan1, wlan0), wlan1, associated))
 }
 
+/// wlan1's access point deauthenticates it, as seen by the wpa_supplicant of `supplicant` (its
+/// unit); returns once `reassociated` (the manager's word that wlan1 is associated again) holds
+/// and wlan1 carries new connections again, with what that cost and wlan1's lease. The prober
+/// must run with new connections via wlan1.
+pub fn deauthenticated(vm: &mut Machine, supplicant: &str, reassociated: &str, wlan0: &str) -> anyhow::Result<(Cost, String)> {
+    let disconnects_now = wifi::disconnects(supplicant, "wlan1");
+    let disconnects = vm.ok(&disconnects_now)?.trim().parse::<u32>()?;
+    let deauth = now(vm)?;
+    wifi::deauthenticate(vm, "wlan1", "wlan1")?;
+    vm.wait_for("wlan1's deauthentication", &format!("test $({disconnects_now}) -gt {disconnects}"), Duration::from_secs(30))?;
+    vm.wait_for("wlan1 associated again", reassociated, Duration::from_secs(90))?;
+    let wlan1 = lease(vm, "wlan1")?;
+    rules_for(vm, &wlan1, 102)?;
+    wlan1_carries(vm, &wlan1, deauth)?;
+    std::thread::sleep(Duration::from_secs(2));
+    let end = now(vm)?;
+    Ok((cost(&probes(vm)?, deauth, deauth, end, &wlan1, wlan0), wlan1))
+}
+
 /// The seed's host on networkd with real Wi-Fi (stations by wpa_supplicant@wlanN, leases by
 /// DHCP through their access points), the policy applied and the daemon running; returns with
 /// eth0's cable pulled, new connections via wlan1, the prober running, and wlan1's and wlan0's
@@ -255,18 +274,7 @@ fn routes_mode_follows_real_wifi_through_disassociation_and_deauthentication() -
     assert!(leases_after > leases_before, "no new DHCP lease on wlan1 after the reassociation ({leases_before} before, {leases_after} after)");
 
     // The access point deauthenticates the station: it associates again at once.
-    let disconnects_now = wifi::disconnects("wpa_supplicant@wlan1", "wlan1");
-    let disconnects = vm.ok(&disconnects_now)?.trim().parse::<u32>()?;
-    let deauth = now(&mut vm)?;
-    wifi::deauthenticate(&mut vm, "wlan1", "wlan1")?;
-    vm.wait_for("wlan1's deauthentication", &format!("test $({disconnects_now}) -gt {disconnects}"), Duration::from_secs(30))?;
-    vm.wait_for("wlan1 associated again", &wifi::associated("wlan1"), Duration::from_secs(90))?;
-    let wlan1_third = lease(&mut vm, "wlan1")?;
-    rules_for(&mut vm, &wlan1_third, 102)?;
-    wlan1_carries(&mut vm, &wlan1_third, deauth)?;
-    std::thread::sleep(Duration::from_secs(2));
-    let end2 = now(&mut vm)?;
-    let deauthenticated = cost(&probes(&mut vm)?, deauth, deauth, end2, &wlan1_third, &wlan0);
+    let (deauthenticated, wlan1_third) = deauthenticated(&mut vm, "wpa_supplicant@wlan1", &wifi::associated("wlan1"), &wlan0)?;
     vm.ok("systemctl stop mh-probe")?;
 
     let secs = |t: Option<f64>| t.map_or("never".to_string(), |t| format!("{t:.2} s"));
