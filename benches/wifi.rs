@@ -106,9 +106,7 @@ fn main() -> anyhow::Result<()> {
             Manager::Networkd => "systemd-networkd",
             Manager::NetworkManager => "NetworkManager",
         };
-        let mut net = Network::build(&wifi::nics())?;
-        net.start_dhcp()?;
-        let _servers = bond::start_servers(&net.names.internet())?;
+        let (net, _servers) = wifi::network_with_servers()?;
         // The server's path manager accepts a joining subflow from each of the machine's uplinks.
         ip(&net.names.internet(), &["mptcp", "limits", "set", "subflows", "8", "add_addr_accepted", "8"])?;
         let _mptcp_server = stream::mptcp_echo(&net.names.internet(), INTERNET)?;

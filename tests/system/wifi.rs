@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use super::bond::{Servers, start_servers};
 use super::machine::Machine;
 use super::network::{Network, Nic};
 use super::{image, seeded};
@@ -23,6 +24,16 @@ pub fn nics() -> Vec<Nic> {
         Nic { guest_name: "eth4", switch: "wlan1", mac_index: 5 },
         Nic { guest_name: "eth5", switch: "wlan0", mac_index: 6 },
     ]
+}
+
+/// The lab the routes-mode Wi-Fi machines boot into: the network of [`nics`] with its DHCP
+/// server (the access points bridge the stations to it), and the internet host's echo and sink
+/// servers.
+pub fn network_with_servers() -> anyhow::Result<(Network, Servers)> {
+    let mut net = Network::build(&nics())?;
+    net.start_dhcp()?;
+    let servers = start_servers(&net.names.internet())?;
+    Ok((net, servers))
 }
 
 /// The namespace of the access points, inside the machine.

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use super::bond::{INTERNET, start_servers};
+use super::bond::INTERNET;
 use super::image;
 use super::machine::Machine;
 use super::network::Network;
@@ -105,9 +105,7 @@ fn networkmanager_routes_mode_follows_real_wifi_through_an_access_points_loss() 
     if !image::require() {
         return Ok(());
     }
-    let mut net = Network::build(&wifi::nics())?;
-    net.start_dhcp()?;
-    let _servers = start_servers(&net.names.internet())?;
+    let (net, _servers) = wifi::network_with_servers()?;
     let mut vm = networkmanager_host(&net)?;
     // init on this host: wired eth0 first, then the Wi-Fi uplinks, and the policy passes check.
     let init = vm.sh("multihome init 2>/run/mh-init.notes >/run/mh-init.conf; echo exit=$?; cat /run/mh-init.notes")?;

@@ -10,10 +10,9 @@
 
 use std::time::Duration;
 
-use super::bond::{INTERNET, start_servers};
+use super::bond::INTERNET;
 use super::image;
 use super::machine::Machine;
-use super::network::Network;
 use super::wifi::{self, FIRST_BSSID, ROAM_AP, ROAM_BSSID};
 use super::wifi_routes::{Cost, Probe, SEED_WITH_DHCP_WIFI, cost, lease, now, probes, rules_for, start_prober, wlan1_carries};
 
@@ -95,9 +94,7 @@ fn wlan1_roams_between_two_access_points_of_its_ssid_and_its_rules_follow() -> a
     if !image::require() {
         return Ok(());
     }
-    let mut net = Network::build(&wifi::nics())?;
-    net.start_dhcp()?;
-    let _servers = start_servers(&net.names.internet())?;
+    let (net, _servers) = wifi::network_with_servers()?;
     let mut vm = wifi::boot_installed(&net, "seed-wifi.conf", SEED_WITH_DHCP_WIFI)?;
 
     wifi::start_access_points_for_roaming(&mut vm)?;

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use super::bond::{ECHO_PORT, INTERNET, start_servers};
+use super::bond::{ECHO_PORT, INTERNET};
 use super::image;
 use super::machine::Machine;
 use super::network::Network;
@@ -261,9 +261,7 @@ fn routes_mode_follows_real_wifi_through_disassociation_and_deauthentication() -
     if !image::require() {
         return Ok(());
     }
-    let mut net = Network::build(&wifi::nics())?;
-    net.start_dhcp()?;
-    let _servers = start_servers(&net.names.internet())?;
+    let (net, _servers) = wifi::network_with_servers()?;
     let (mut vm, wlan1, wlan0) = networkd_host_without_eth0(&net)?;
     let leases_before = vm.ok("journalctl -b -u systemd-networkd --no-pager | grep -c 'wlan1: DHCPv4 address'")?.trim().parse::<u32>()?;
 

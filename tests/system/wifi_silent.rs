@@ -25,10 +25,9 @@ use multihome::lab::netns::ip;
 use multihome::lab::stream::{self, STREAM_PORT};
 use serde_json::Value;
 
-use super::bond::{INTERNET, start_servers};
+use super::bond::INTERNET;
 use super::image;
 use super::machine::Machine;
-use super::network::Network;
 use super::wifi::{self, Echoes};
 use super::wifi_nm_routes::{apply_the_seed_without_eth0, networkmanager_host, reassociated};
 use super::wifi_routes::{cost, lease, networkd_host_without_eth0, now, probes, rules_for, start_concurrent_prober, wlan1_carries};
@@ -144,9 +143,7 @@ fn silent_upstream_and_disassociation(manager: Manager) -> anyhow::Result<()> {
     if !image::require() {
         return Ok(());
     }
-    let mut net = Network::build(&wifi::nics())?;
-    net.start_dhcp()?;
-    let _servers = start_servers(&net.names.internet())?;
+    let (net, _servers) = wifi::network_with_servers()?;
     // The server's path manager accepts a joining subflow from each of the machine's uplinks.
     ip(&net.names.internet(), &["mptcp", "limits", "set", "subflows", "8", "add_addr_accepted", "8"])?;
     let _mptcp_echo = stream::mptcp_echo(&net.names.internet(), INTERNET)?;
